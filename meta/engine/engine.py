@@ -1,0 +1,432 @@
+"""One engine for every pattern: it walks a plan lazily and runs steps through a `Driver`.
+
+Each section runs its frontier with at most `maxActive` live units; a section inside a visit is
+itself one live unit of the enclosing section. A failure anywhere raises through every section
+above it, and each section cancels its running units on the way out, so nothing new starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from meta.engine.driver import Driver, Exit, StepTask
+from meta.engine.frontiers import (
+    Context,
+    CycleFrontier,
+    DagFrontier,
+    Done,
+    Frontier,
+    GatherFrontier,
+    ItemsFrontier,
+    SequenceFrontier,
+    Work,
+    tree_frontier,
+)
+from meta.engine.records import (
+    Journal,
+    NullJournal,
+    NullObserver,
+    Observer,
+    SectionRecord,
+    UnitRecord,
+)
+from meta.errors import Fault, RunFailed, TemplateFault
+from meta.flow.checks import NAME
+from meta.flow.model import Cases, FlowRef, Origin, Scope, Section, Step, Unit, max_active
+from meta.flow.templates import TemplateProblem, evaluate, is_template, render
+from meta.plan.plan import Plan
+
+MAX_BACKOFF_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """The flow in force (the root flow, or one reached through a flowRef) and its variables."""
+
+    plan: Plan
+    variables: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Parent:
+    """The section a unit runs in."""
+
+    id: str
+    scope: Scope
+    pod: str | None
+
+
+class Engine:
+    def __init__(
+        self,
+        plan: Plan,
+        driver: Driver,
+        *,
+        observer: Observer | None = None,
+        journal: Journal | None = None,
+    ) -> None:
+        self._plan = plan
+        self._driver = driver
+        self._observer = observer or NullObserver()
+        self._journal = journal or NullJournal()
+        self._finished = dict(self._journal.finished())
+        self._templated: dict[int, bool] = {}
+
+    async def run(self) -> Done:
+        """Run the plan's flow to its end; its root's `Done` names where its outputs are."""
+        plan = self._plan
+        scope = self._scope(plan)
+        parent = _Parent(plan.flow.name, "macro", None)
+        return await self._unit(
+            scope, plan.flow.root, parent, "", Context(plan.template_inputs()), ()
+        )
+
+    @staticmethod
+    def _scope(plan: Plan) -> _Scope:
+        flow = {
+            "name": plan.flow.name,
+            "file": str(plan.flow.source),
+            "dir": str(plan.flow.source.parent),
+        }
+        return _Scope(plan, {"inputs": plan.template_inputs(), "flow": flow})
+
+    def _variables(self, scope: _Scope, context: Context) -> dict[str, Any]:
+        variables = dict(scope.variables)
+        if context.iteration is not None:
+            variables.update(context.iteration)
+        return variables
+
+    def _render(self, scope: _Scope, context: Context, text: str, origin: Origin) -> str:
+        if not is_template(text):
+            return text
+        try:
+            return render(text, self._variables(scope, context))
+        except TemplateProblem as problem:
+            raise TemplateFault(_at(origin, context, str(problem))) from None
+
+    async def _unit(
+        self,
+        scope: _Scope,
+        unit: Unit | Cases,
+        parent: _Parent,
+        key: str,
+        context: Context,
+        upstream: tuple[Done, ...],
+    ) -> Done:
+        if isinstance(unit, Cases):
+            unit = self._choose(scope, unit, context)
+        name = unit.name
+        if is_template(name):
+            name = self._render(scope, context, name, unit.origin.at("name"))
+            if not NAME.match(name):
+                raise TemplateFault(
+                    _at(
+                        unit.origin.at("name"),
+                        context,
+                        f"rendered unit name {name!r} is not a valid name",
+                    )
+                )
+        uid = f"{parent.id}/{key}/{name}" if key else f"{parent.id}/{name}"
+        if isinstance(unit, Step):
+            return await self._step(scope, unit, name, uid, parent, context, upstream)
+        if isinstance(unit, FlowRef):
+            subplan = scope.plan.subplan(unit)
+            inner = _Parent(uid, parent.scope, parent.pod)
+            child = Context(subplan.template_inputs())
+            done = await self._unit(
+                self._scope(subplan), subplan.flow.root, inner, "", child, upstream
+            )
+            return Done(name, done.output)
+        return await self._section(scope, unit, name, uid, parent, context, upstream)
+
+    def _choose(self, scope: _Scope, cases: Cases, context: Context) -> Unit:
+        variables = self._variables(scope, context)
+        for case in cases.cases:
+            try:
+                if evaluate(case.when, variables):
+                    return case.unit
+            except TemplateProblem as problem:
+                raise TemplateFault(_at(case.origin.at("when"), context, str(problem))) from None
+        path = context.iteration.get("path", "") if context.iteration else ""
+        raise TemplateFault(
+            Fault(
+                context.source,
+                path,
+                f"no case of the visit matches this node (cases at {cases.cases[0].origin.file}: "
+                f"{cases.cases[0].origin.pointer.rsplit('/', 1)[0]})",
+            )
+        )
+
+    async def _section(
+        self,
+        scope: _Scope,
+        section: Section,
+        name: str,
+        uid: str,
+        parent: _Parent,
+        context: Context,
+        upstream: tuple[Done, ...],
+    ) -> Done:
+        pod = parent.pod if parent.pod is not None else (uid if section.scope == "micro" else None)
+        opens_pod = pod is not None and parent.pod is None
+        limit = max_active(section)
+        here = _Parent(uid, section.scope, pod)
+        if opens_pod:
+            await self._driver.open_pod(uid)
+        try:
+            frontier = self._frontier(scope, section, context, upstream)
+            peak, count = await self._drive(scope, frontier, limit, here)
+        finally:
+            if opens_pod:
+                await self._driver.close_pod(uid)
+        self._observer.section_finished(
+            SectionRecord(uid, name, section.pattern, section.scope, limit, peak, count)
+        )
+        parts = frontier.result()
+        if len(parts) == 1:
+            return Done(name, parts[0].output)
+        self._driver.combine(uid, _named(parts))
+        return Done(name, uid)
+
+    def _frontier(
+        self, scope: _Scope, section: Section, context: Context, upstream: tuple[Done, ...]
+    ) -> Frontier:
+        plan = scope.plan
+        over = section.over
+        frontier: Frontier
+        if section.pattern == "sequence":
+            return SequenceFrontier(section.units, context, upstream)
+        if section.pattern in ("dag", "fanin"):
+            frontier = DagFrontier(section.units, context, upstream)
+        elif section.pattern == "fanout":
+            assert over is not None and section.visit is not None
+            frontier = ItemsFrontier(
+                section.visit, plan.over(over), over, plan.input_file(over.input), upstream
+            )
+        elif section.pattern == "cycle":
+            assert over is not None
+            frontier = CycleFrontier(
+                section.ring,
+                section.rounds,
+                plan.records(over),
+                over,
+                plan.input_file(over.input),
+                upstream,
+            )
+        else:
+            assert over is not None
+            frontier = tree_frontier(
+                section, plan.over(over), plan.input_file(over.input), upstream
+            )
+        if section.gather is not None:
+            frontier = GatherFrontier(frontier, section.gather, context)
+        return frontier
+
+    async def _drive(
+        self, scope: _Scope, frontier: Frontier, limit: int, here: _Parent
+    ) -> tuple[int, int]:
+        """Run a frontier to its end with at most `limit` live units; (peak live, units run)."""
+        count = 0
+        if limit == 1:
+            while (work := frontier.next()) is not None:
+                done = await self._unit(
+                    scope, work.unit, here, work.key, work.context, work.upstream
+                )
+                frontier.complete(work, done)
+                count += 1
+            return min(count, 1), count
+        loop = asyncio.get_running_loop()
+        running: dict[asyncio.Task[Done], Work] = {}
+        finished: deque[asyncio.Task[Done]] = deque()
+        wake = asyncio.Event()
+
+        def on_done(task: asyncio.Task[Done]) -> None:
+            finished.append(task)
+            wake.set()
+
+        peak = 0
+        try:
+            while True:
+                while len(running) < limit and (work := frontier.next()) is not None:
+                    task = loop.create_task(
+                        self._unit(scope, work.unit, here, work.key, work.context, work.upstream)
+                    )
+                    task.add_done_callback(on_done)
+                    running[task] = work
+                peak = max(peak, len(running))
+                if not running:
+                    return peak, count
+                while not finished:
+                    wake.clear()
+                    await wake.wait()
+                while finished:
+                    task = finished.popleft()
+                    work = running.pop(task)
+                    frontier.complete(work, task.result())
+                    count += 1
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+    async def _step(
+        self,
+        scope: _Scope,
+        step: Step,
+        name: str,
+        uid: str,
+        parent: _Parent,
+        context: Context,
+        upstream: tuple[Done, ...],
+    ) -> Done:
+        previous = self._finished.get(uid)
+        if previous is not None:
+            self._observer.unit_finished(previous)
+            return Done(name, uid)
+        defaults = scope.plan.flow.defaults
+        retries = defaults.retries if step.retries is None else step.retries
+        timeout = defaults.timeout_seconds if step.timeout_seconds is None else step.timeout_seconds
+        task = self._task(scope, step, name, uid, parent, context, upstream)
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.time()
+            record = UnitRecord(uid, name, parent.id, parent.scope, "running", attempt, started)
+            self._observer.unit_started(record)
+            self._journal.record_started(record)
+            exit_, reason = await self._attempt(task, attempt, timeout, record)
+            if exit_.code == 0:
+                record = _ended(record, "succeeded", exit_)
+                self._journal.record_finished(record)
+                self._observer.unit_finished(record)
+                return Done(name, uid)
+            if attempt > retries:
+                record = _ended(record, "failed", exit_, reason)
+                self._journal.record_finished(record)
+                self._observer.unit_finished(record)
+                raise RunFailed(uid, reason, exit_.stderr_tail)
+            self._observer.unit_finished(_ended(record, "failed", exit_, reason))
+            await asyncio.sleep(
+                min(defaults.retry_backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+            )
+
+    async def _attempt(
+        self, task: StepTask, attempt: int, timeout: float, record: UnitRecord
+    ) -> tuple[Exit, str]:
+        running = await self._driver.start(_with_attempt(task, attempt))
+        try:
+            async with asyncio.timeout(timeout):
+                exit_ = await running.wait()
+        except TimeoutError:
+            await running.stop()
+            return Exit(-1, ""), f"timed out after {timeout:g} s"
+        except BaseException:
+            await asyncio.shield(running.stop())
+            self._observer.unit_finished(_ended(record, "cancelled", Exit(-1), "cancelled"))
+            raise
+        reason = (
+            f"exited with code {exit_.code}"
+            if exit_.code >= 0
+            else f"killed by signal {-exit_.code}"
+        )
+        return exit_, reason
+
+    def _task(
+        self,
+        scope: _Scope,
+        step: Step,
+        name: str,
+        uid: str,
+        parent: _Parent,
+        context: Context,
+        upstream: tuple[Done, ...],
+    ) -> StepTask:
+        run = step.run
+        origin = step.origin.at("run")
+        if self._has_templates(step):
+            command = tuple(
+                self._render(scope, context, arg, origin.at("command", i))
+                for i, arg in enumerate(run.command)
+            )
+            env: Mapping[str, str] = {
+                k: self._render(scope, context, v, origin.at("env", k)) for k, v in run.env.items()
+            }
+            image = (
+                None
+                if run.image is None
+                else self._render(scope, context, run.image, origin.at("image"))
+            )
+        else:
+            command, env, image = run.command, run.env, run.image
+        value = context.input
+        if context.hidden and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in context.hidden}
+        return StepTask(
+            id=uid,
+            name=name,
+            section=parent.id,
+            scope=parent.scope,
+            command=command,
+            env=env,
+            image=image,
+            input=value,
+            upstream=_named(upstream),
+            pod=parent.pod,
+            workdir=str(scope.plan.flow.source.parent),
+            attempt=1,
+        )
+
+    def _has_templates(self, step: Step) -> bool:
+        known = self._templated.get(id(step))
+        if known is None:
+            run = step.run
+            texts = [*run.command, *run.env.values(), run.image or ""]
+            known = self._templated[id(step)] = any(is_template(t) for t in texts)
+        return known
+
+
+def _named(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, str]]:
+    """(subdirectory name, unit id) per part; a name several parts share gets `.0`, `.1`..."""
+    counts: dict[str, int] = {}
+    for part in parts:
+        counts[part.name] = counts.get(part.name, 0) + 1
+    seen: dict[str, int] = {}
+    named = []
+    for part in parts:
+        if counts[part.name] == 1:
+            named.append((part.name, part.output))
+        else:
+            index = seen.get(part.name, 0)
+            seen[part.name] = index + 1
+            named.append((f"{part.name}.{index}", part.output))
+    return named
+
+
+def _with_attempt(task: StepTask, attempt: int) -> StepTask:
+    if attempt == task.attempt:
+        return task
+    return replace(task, attempt=attempt)
+
+
+def _ended(record: UnitRecord, state: Any, exit_: Exit, reason: str = "") -> UnitRecord:
+    return replace(
+        record,
+        state=state,
+        finished_at=time.time(),
+        exit_code=exit_.code,
+        reason=reason,
+        stderr_tail=exit_.stderr_tail,
+    )
+
+
+def _at(origin: Origin, context: Context, reason: str) -> Fault:
+    where = ""
+    if context.iteration is not None:
+        where = f" (for the node at {context.source}: {context.iteration.get('path') or '/'})"
+    return Fault(origin.file, origin.pointer, reason + where)

@@ -1,0 +1,536 @@
+"""The patterns, as frontiers: pure bookkeeping of what may start next and what it receives.
+
+A frontier never runs anything. The engine asks it for the next ready `Work` while a section is
+below its `maxActive`, and tells it when a piece of work is `complete`. Frontiers pull data lazily
+(a depth-first walk holds the siblings along the current path, never the whole tree), so the
+graph is materialised only as the walk reaches it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Protocol
+
+from meta.flow.model import Cases, Over, Section, Unit
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A finished unit, as its consumers see it: its name and whose outputs it stands for."""
+
+    name: str
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a unit runs with: the value META_INPUT holds, the iteration's template variables."""
+
+    input: Any
+    iteration: Mapping[str, Any] | None = None
+    source: str = ""
+    """The data file the iteration walks, to name it in errors."""
+    hidden: tuple[str, ...] = ()
+    """Fields left out of META_INPUT (a tree node's children, which are walked on their own)."""
+
+
+@dataclass(slots=True)
+class Work:
+    unit: Unit | Cases
+    key: str
+    """The id segment of this instance ('' outside iterations): an item index, a node path."""
+    context: Context
+    upstream: tuple[Done, ...]
+    tag: Any = None
+
+
+class Frontier(Protocol):
+    def next(self) -> Work | None: ...
+
+    def complete(self, work: Work, done: Done) -> None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    def result(self) -> list[Done]:
+        """The units whose outputs are the section's outputs."""
+        ...
+
+
+class SequenceFrontier:
+    def __init__(self, units: Sequence[Unit], context: Context, upstream: tuple[Done, ...]) -> None:
+        self._units = units
+        self._context = context
+        self._upstream = upstream
+        self._position = 0
+        self._waiting = False
+        self._last: Done | None = None
+
+    def next(self) -> Work | None:
+        if self._waiting or self._position >= len(self._units):
+            return None
+        self._waiting = True
+        upstream = (self._last,) if self._last is not None else self._upstream
+        return Work(self._units[self._position], "", self._context, upstream)
+
+    def complete(self, work: Work, done: Done) -> None:
+        self._last = done
+        self._position += 1
+        self._waiting = False
+
+    @property
+    def finished(self) -> bool:
+        return self._position >= len(self._units)
+
+    def result(self) -> list[Done]:
+        return [self._last] if self._last is not None else []
+
+
+class DagFrontier:
+    """Units start once every unit they depend on has finished; without dependsOn, all at once."""
+
+    def __init__(self, units: Sequence[Unit], context: Context, upstream: tuple[Done, ...]) -> None:
+        self._units = {unit.name: unit for unit in units}
+        self._context = context
+        self._upstream = upstream
+        self._waiting_on = {unit.name: len(unit.depends_on) for unit in units}
+        self._dependents: dict[str, list[str]] = {unit.name: [] for unit in units}
+        for unit in units:
+            for dependency in unit.depends_on:
+                self._dependents[dependency].append(unit.name)
+        self._ready = deque(name for name, count in self._waiting_on.items() if count == 0)
+        self._done: dict[str, Done] = {}
+
+    def next(self) -> Work | None:
+        if not self._ready:
+            return None
+        unit = self._units[self._ready.popleft()]
+        upstream = tuple(self._done[name] for name in unit.depends_on) or self._upstream
+        return Work(unit, "", self._context, upstream, tag=unit.name)
+
+    def complete(self, work: Work, done: Done) -> None:
+        self._done[work.tag] = done
+        for dependent in self._dependents[work.tag]:
+            self._waiting_on[dependent] -= 1
+            if self._waiting_on[dependent] == 0:
+                self._ready.append(dependent)
+
+    @property
+    def finished(self) -> bool:
+        return len(self._done) == len(self._units)
+
+    def result(self) -> list[Done]:
+        return [self._done[name] for name, after in self._dependents.items() if not after]
+
+
+class ItemsFrontier:
+    """One instance of `visit` per item of a collection, pulled as slots free up."""
+
+    def __init__(
+        self,
+        visit: Unit | Cases,
+        collection: Any,
+        over: Over,
+        source: str,
+        upstream: tuple[Done, ...],
+    ) -> None:
+        pairs = collection.items() if isinstance(collection, dict) else enumerate(collection)
+        self._items: Iterator[tuple[int, tuple[Any, Any]]] = enumerate(pairs)
+        self._visit = visit
+        self._path = over.path
+        self._source = source
+        self._upstream = upstream
+        self._active = 0
+        self._exhausted = False
+        self._done: list[Done] = []
+
+    def next(self) -> Work | None:
+        if self._exhausted:
+            return None
+        try:
+            position, (index, item) = next(self._items)
+        except StopIteration:
+            self._exhausted = True
+            return None
+        self._active += 1
+        # An object's keys may hold any character; ids use the position, templates get the key.
+        key = str(position)
+        where = str(index).replace("~", "~0").replace("/", "~1")
+        iteration = {
+            "item": item,
+            "node": item,
+            "chunk": item,
+            "index": index,
+            "depth": 0,
+            "path": f"{self._path}/{where}",
+            "round": 0,
+        }
+        return Work(self._visit, key, Context(item, iteration, self._source), self._upstream)
+
+    def complete(self, work: Work, done: Done) -> None:
+        self._active -= 1
+        self._done.append(done)
+
+    @property
+    def finished(self) -> bool:
+        return self._exhausted and self._active == 0
+
+    def result(self) -> list[Done]:
+        return self._done
+
+
+class GatherFrontier:
+    """Runs an inner frontier to its end, then one `gather` unit that receives all its results."""
+
+    def __init__(self, inner: Frontier, gather: Unit, context: Context) -> None:
+        self._inner = inner
+        self._gather = gather
+        self._context = context
+        self._started = False
+        self._done: Done | None = None
+
+    def next(self) -> Work | None:
+        work = self._inner.next()
+        if work is not None or self._started or not self._inner.finished:
+            return work
+        self._started = True
+        return Work(self._gather, "", self._context, tuple(self._inner.result()), tag=self)
+
+    def complete(self, work: Work, done: Done) -> None:
+        if work.tag is self:
+            self._done = done
+        else:
+            self._inner.complete(work, done)
+
+    @property
+    def finished(self) -> bool:
+        return self._done is not None
+
+    def result(self) -> list[Done]:
+        return [self._done] if self._done is not None else []
+
+
+@dataclass(slots=True)
+class _Node:
+    """One tree node on the walk: the data, where it is, and (post-order) its children's results."""
+
+    data: dict[str, Any]
+    key: str
+    path: str
+    depth: int
+    index: int
+    parent: _Node | None
+    upstream: tuple[Done, ...] = ()
+    waiting: int = 0
+    results: list[Done | None] | None = None
+
+
+class _TreeWalk:
+    def __init__(
+        self, visit: Unit | Cases, root: Any, over: Over, source: str, upstream: tuple[Done, ...]
+    ) -> None:
+        self._visit = visit
+        self._fields = over.children
+        self._source = source
+        self._upstream = upstream
+        self._root = _Node(root, "root", over.path, 0, 0, None, upstream)
+        self._root_done: Done | None = None
+        self._active = 0
+
+    def _children(self, node: _Node) -> list[_Node]:
+        found: list[_Node] = []
+        for name in self._fields:
+            value = node.data.get(name)
+            if value is None:
+                continue
+            if isinstance(value, dict):
+                found.append(_Node(value, "", f"{node.path}/{name}", node.depth + 1, 0, node))
+            else:
+                found.extend(
+                    _Node(child, "", f"{node.path}/{name}/{i}", node.depth + 1, 0, node)
+                    for i, child in enumerate(value)
+                )
+        for index, child in enumerate(found):
+            child.index = index
+            child.key = f"{node.key}.{index}"
+        return found
+
+    def _work(self, node: _Node) -> Work:
+        self._active += 1
+        iteration = {
+            "node": node.data,
+            "item": node.data,
+            "chunk": node.data,
+            "index": node.index,
+            "depth": node.depth,
+            "path": node.path,
+            "round": 0,
+        }
+        context = Context(node.data, iteration, self._source, self._fields)
+        return Work(self._visit, node.key, context, node.upstream, tag=node)
+
+    def _finish(self, node: _Node, done: Done) -> None:
+        self._active -= 1
+        if node.parent is None:
+            self._root_done = done
+
+    def result(self) -> list[Done]:
+        return [self._root_done] if self._root_done is not None else []
+
+
+class DfsPreFrontier(_TreeWalk):
+    """Depth first, parent before children; a parent's output flows down to each child."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._stack = [self._root]
+
+    def next(self) -> Work | None:
+        return self._work(self._stack.pop()) if self._stack else None
+
+    def complete(self, work: Work, done: Done) -> None:
+        node: _Node = work.tag
+        self._finish(node, done)
+        children = self._children(node)
+        for child in children:
+            child.upstream = (done,)
+        self._stack.extend(reversed(children))
+
+    @property
+    def finished(self) -> bool:
+        return not self._stack and self._active == 0
+
+
+class DfsPostFrontier(_TreeWalk):
+    """Depth first, children before parent; the children's outputs flow up into the parent."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._stack = [self._root]
+        self._ready: list[_Node] = []
+
+    def next(self) -> Work | None:
+        if self._ready:
+            return self._work(self._ready.pop())
+        while self._stack:
+            node = self._stack.pop()
+            children = self._children(node)
+            if not children:
+                node.upstream = self._upstream
+                return self._work(node)
+            node.waiting = len(children)
+            node.results = [None] * len(children)
+            self._stack.extend(reversed(children))
+        return None
+
+    def complete(self, work: Work, done: Done) -> None:
+        node: _Node = work.tag
+        self._finish(node, done)
+        parent = node.parent
+        if parent is None or parent.results is None:
+            return
+        parent.results[node.index] = done
+        parent.waiting -= 1
+        if parent.waiting == 0:
+            parent.upstream = tuple(r for r in parent.results if r is not None)
+            parent.results = None
+            self._ready.append(parent)
+
+    @property
+    def finished(self) -> bool:
+        return not self._stack and not self._ready and self._active == 0
+
+
+class BfsPreFrontier(_TreeWalk):
+    """Level by level from the root: a level starts when the one above has finished."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._level = [self._root]
+        self._position = 0
+        self._below: dict[int, list[_Node]] = {}
+
+    def next(self) -> Work | None:
+        if self._position >= len(self._level) and self._active == 0 and self._below:
+            self._level = [child for i in sorted(self._below) for child in self._below[i]]
+            self._below = {}
+            self._position = 0
+        if self._position >= len(self._level):
+            return None
+        node = self._level[self._position]
+        work = self._work(node)
+        work.tag = (node, self._position)
+        self._position += 1
+        return work
+
+    def complete(self, work: Work, done: Done) -> None:
+        node, position = work.tag
+        self._finish(node, done)
+        children = self._children(node)
+        for child in children:
+            child.upstream = (done,)
+        if children:
+            self._below[position] = children
+
+    @property
+    def finished(self) -> bool:
+        return self._position >= len(self._level) and self._active == 0 and not self._below
+
+
+class BfsPostFrontier(_TreeWalk):
+    """Level by level from the deepest: a parent runs after its whole level below has finished."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        levels = [[self._root]]
+        while levels[-1]:
+            below: list[_Node] = []
+            for node in levels[-1]:
+                children = self._children(node)
+                node.results = [None] * len(children) if children else None
+                below.extend(children)
+            levels.append(below)
+        levels.pop()
+        self._levels = levels
+        self._position = 0
+
+    def next(self) -> Work | None:
+        level = self._levels[-1] if self._levels else []
+        if self._position >= len(level) and self._active == 0 and len(self._levels) > 1:
+            self._levels.pop()
+            level = self._levels[-1]
+            self._position = 0
+        if self._position >= len(level):
+            return None
+        node = level[self._position]
+        self._position += 1
+        if node.results is None:
+            node.upstream = self._upstream
+        else:
+            node.upstream = tuple(r for r in node.results if r is not None)
+            node.results = None
+        return self._work(node)
+
+    def complete(self, work: Work, done: Done) -> None:
+        node: _Node = work.tag
+        self._finish(node, done)
+        if node.parent is not None and node.parent.results is not None:
+            node.parent.results[node.index] = done
+
+    @property
+    def finished(self) -> bool:
+        return (
+            len(self._levels) <= 1 and self._active == 0 and self._position >= len(self._levels[-1])
+        )
+
+
+@dataclass(slots=True)
+class _Chunk:
+    number: int
+    records: list[Any]
+    position: int = 0
+    busy: bool = False
+    last: Done | None = None
+
+
+class CycleFrontier:
+    """A circular queue: each chunk of a stream goes round the ring of units, `rounds` times.
+
+    Each ring member works on one chunk at a time, so at most one unit per member is live; older
+    chunks go first, and a new chunk is read from the stream only when the first member is free.
+    """
+
+    def __init__(
+        self,
+        ring: Sequence[Unit],
+        rounds: int,
+        records: Iterator[Any],
+        over: Over,
+        source: str,
+        upstream: tuple[Done, ...],
+    ) -> None:
+        self._ring = ring
+        self._steps = rounds * len(ring)
+        self._records = records
+        self._chunk_size = over.chunk
+        self._path = over.path
+        self._source = source
+        self._upstream = upstream
+        self._busy = [False] * len(ring)
+        self._flight: list[_Chunk] = []
+        self._count = 0
+        self._exhausted = False
+        self._done: list[Done] = []
+
+    def next(self) -> Work | None:
+        for chunk in self._flight:
+            if not chunk.busy and not self._busy[chunk.position % len(self._ring)]:
+                return self._work(chunk)
+        if self._busy[0] or self._exhausted or len(self._flight) >= len(self._ring):
+            return None
+        records = list(islice(self._records, self._chunk_size))
+        if not records:
+            self._exhausted = True
+            return None
+        chunk = _Chunk(self._count, records)
+        self._count += 1
+        self._flight.append(chunk)
+        return self._work(chunk)
+
+    def _work(self, chunk: _Chunk) -> Work:
+        member = chunk.position % len(self._ring)
+        round_ = chunk.position // len(self._ring)
+        chunk.busy = True
+        self._busy[member] = True
+        iteration = {
+            "chunk": chunk.records,
+            "node": chunk.records,
+            "item": chunk.records,
+            "index": chunk.number,
+            "round": round_,
+            "depth": 0,
+            "path": self._path,
+        }
+        upstream = (chunk.last,) if chunk.last is not None else self._upstream
+        return Work(
+            self._ring[member],
+            f"chunk{chunk.number}.round{round_}",
+            Context(chunk.records, iteration, self._source),
+            upstream,
+            tag=chunk,
+        )
+
+    def complete(self, work: Work, done: Done) -> None:
+        chunk: _Chunk = work.tag
+        self._busy[chunk.position % len(self._ring)] = False
+        chunk.busy = False
+        chunk.last = done
+        chunk.position += 1
+        if chunk.position == self._steps:
+            self._flight.remove(chunk)
+            self._done.append(done)
+
+    @property
+    def finished(self) -> bool:
+        return self._exhausted and not self._flight
+
+    def result(self) -> list[Done]:
+        return self._done
+
+
+def tree_frontier(section: Section, root: Any, source: str, upstream: tuple[Done, ...]) -> Frontier:
+    assert section.visit is not None and section.over is not None
+    kinds: dict[tuple[str, str], type[_TreeWalk]] = {
+        ("dfs", "pre"): DfsPreFrontier,
+        ("dfs", "post"): DfsPostFrontier,
+        ("bfs", "pre"): BfsPreFrontier,
+        ("bfs", "post"): BfsPostFrontier,
+    }
+    walk: Any = kinds[(section.pattern, section.order)](
+        section.visit, root, section.over, source, upstream
+    )
+    frontier: Frontier = walk
+    return frontier

@@ -1,0 +1,79 @@
+"""What the engine tells the world as it runs: unit and section records, observers, the journal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from meta.flow.model import Pattern, Scope
+
+UnitState = Literal["running", "succeeded", "failed", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRecord:
+    id: str
+    name: str
+    section: str
+    scope: Scope
+    state: UnitState
+    attempts: int
+    started_at: float
+    finished_at: float | None = None
+    exit_code: int | None = None
+    reason: str = ""
+    stderr_tail: str = ""
+    resumed: bool = False
+    """True when the unit had finished in an earlier run and was not run again."""
+
+
+@dataclass(frozen=True, slots=True)
+class SectionRecord:
+    id: str
+    name: str
+    pattern: Pattern
+    scope: Scope
+    max_active: int
+    peak_active: int
+    units_run: int
+
+
+class Observer(Protocol):
+    def unit_started(self, record: UnitRecord) -> None: ...
+
+    def unit_finished(self, record: UnitRecord) -> None: ...
+
+    def section_finished(self, record: SectionRecord) -> None: ...
+
+
+class NullObserver:
+    def unit_started(self, record: UnitRecord) -> None:
+        pass
+
+    def unit_finished(self, record: UnitRecord) -> None:
+        pass
+
+    def section_finished(self, record: SectionRecord) -> None:
+        pass
+
+
+class Journal(Protocol):
+    """Durable progress: what finished, so that a resumed run does not run it again."""
+
+    def finished(self) -> Mapping[str, UnitRecord]: ...
+
+    def record_started(self, record: UnitRecord) -> None: ...
+
+    def record_finished(self, record: UnitRecord) -> None: ...
+
+
+class NullJournal:
+    def finished(self) -> Mapping[str, UnitRecord]:
+        return {}
+
+    def record_started(self, record: UnitRecord) -> None:
+        pass
+
+    def record_finished(self, record: UnitRecord) -> None:
+        pass

@@ -1,0 +1,68 @@
+"""The one exception family for faults a user can cause.
+
+    MetaError
+     ├── UserError            a fault in something the user wrote or gave: exit 2, nothing run
+     │    ├── FlowInvalid      one or more faults in flow files (schema and semantic checks)
+     │    ├── InputFault       an input file that is missing or holds invalid data
+     │    └── TemplateFault    a template that cannot be rendered for the data at hand
+     └── RunFailed            a unit failed while the flow ran: exit 1
+
+Every `UserError` carries `Fault`s that name the file and the JSON pointer of the fault, so
+the CLI prints one line per fault: ``FILE: /json/pointer: reason``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One located fault: the file, the JSON pointer inside it, and what is wrong."""
+
+    file: str
+    pointer: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.pointer or '/'}: {self.reason}"
+
+
+class MetaError(Exception):
+    """The base of every error meta-orchestrator raises on purpose."""
+
+
+class UserError(MetaError):
+    """Something the user wrote or gave is wrong; the CLI exits 2."""
+
+    def __init__(self, faults: Fault | Iterable[Fault]) -> None:
+        self.faults: tuple[Fault, ...] = (faults,) if isinstance(faults, Fault) else tuple(faults)
+        super().__init__("\n".join(str(fault) for fault in self.faults))
+
+
+class FlowInvalid(UserError):
+    """A flow file fails the schema or a semantic check."""
+
+
+class InputFault(UserError):
+    """An input is missing or holds data that cannot be used."""
+
+
+class TemplateFault(UserError):
+    """A template (or a `when` expression) fails for the data it is rendered with."""
+
+
+class RunFailed(MetaError):
+    """A unit failed while the flow ran; the report says which and why."""
+
+    def __init__(self, unit_id: str, reason: str, stderr_tail: str = "") -> None:
+        self.unit_id = unit_id
+        self.reason = reason
+        self.stderr_tail = stderr_tail
+        super().__init__(f"unit {unit_id} failed: {reason}")
+
+
+def pointer(parts: Sequence[str | int]) -> str:
+    """The RFC 6901 JSON pointer of a path of keys and indexes."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)

@@ -1,0 +1,163 @@
+"""Checks the schema cannot express: names, dependencies, scopes, inputs and templates."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+import networkx as nx
+
+from meta.errors import Fault
+from meta.flow.model import Cases, Flow, FlowRef, Origin, Section, Step, Unit
+from meta.flow.templates import (
+    FLOW_VARIABLES,
+    ITERATION_VARIABLES,
+    TemplateProblem,
+    check_template,
+    is_template,
+)
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+ITERATING = frozenset({"fanout", "dfs", "bfs", "cycle"})
+
+
+def semantic_faults(flow: Flow) -> list[Fault]:
+    """Every semantic fault in one flow (flowRefs are followed by the planner, not here)."""
+    return list(_unit_faults(flow.root, flow, FLOW_VARIABLES, in_micro=False))
+
+
+def _fault(origin: Origin, reason: str) -> Fault:
+    return Fault(origin.file, origin.pointer, reason)
+
+
+def _unit_faults(
+    unit: Unit, flow: Flow, available: frozenset[str], *, in_micro: bool
+) -> Iterator[Fault]:
+    yield from _template_faults(unit.origin.at("name"), unit.name, available)
+    if not is_template(unit.name) and not NAME.match(unit.name):
+        yield _fault(
+            unit.origin.at("name"),
+            f"unit name {unit.name!r} must start with a letter or digit and hold only "
+            "letters, digits, '_', '.' and '-'",
+        )
+    if isinstance(unit, Step):
+        run = unit.origin.at("run")
+        for i, arg in enumerate(unit.run.command):
+            yield from _template_faults(run.at("command", i), arg, available)
+        if unit.run.image is not None:
+            yield from _template_faults(run.at("image"), unit.run.image, available)
+        for key, value in unit.run.env.items():
+            yield from _template_faults(run.at("env", key), value, available)
+        return
+    if isinstance(unit, FlowRef):
+        if in_micro:
+            yield _fault(
+                unit.origin, "a micro section holds steps and micro sections only, not a flowRef"
+            )
+        return
+    yield from _section_faults(unit, flow, available, in_micro=in_micro)
+
+
+def _section_faults(
+    section: Section, flow: Flow, available: frozenset[str], *, in_micro: bool
+) -> Iterator[Fault]:
+    if in_micro and section.scope == "macro":
+        yield _fault(
+            section.origin.at("scope"),
+            f"macro section '{section.name}' cannot sit inside a micro section "
+            "(a micro section holds steps and micro sections only)",
+        )
+    inner_micro = in_micro or section.scope == "micro"
+    if section.pattern == "sequence" and section.max_active not in (None, 1):
+        yield _fault(
+            section.origin.at("maxActive"),
+            "a sequence runs one unit at a time: maxActive must be 1",
+        )
+    if (
+        section.pattern == "cycle"
+        and section.max_active is not None
+        and section.max_active > len(section.ring)
+    ):
+        yield _fault(
+            section.origin.at("maxActive"),
+            "a cycle has at most one live unit per ring member: "
+            f"maxActive must be <= {len(section.ring)}",
+        )
+    if section.over is not None and section.over.input not in flow.inputs:
+        declared = ", ".join(sorted(flow.inputs)) or "none"
+        yield _fault(
+            section.origin.at("over", "input"),
+            f"no input named '{section.over.input}' (declared inputs: {declared})",
+        )
+    iterating = available | ITERATION_VARIABLES
+    yield from _siblings_faults(section.units, section, "units")
+    yield from _siblings_faults(section.ring, section, "ring")
+    for unit in section.units:
+        yield from _unit_faults(unit, flow, available, in_micro=inner_micro)
+    for unit in section.ring:
+        yield from _unit_faults(unit, flow, iterating, in_micro=inner_micro)
+    if section.gather is not None:
+        yield from _unit_faults(section.gather, flow, available, in_micro=inner_micro)
+    if isinstance(section.visit, Cases):
+        for case in section.visit.cases:
+            yield from _template_faults(
+                case.origin.at("when"), case.when, iterating, expression=True
+            )
+            yield from _unit_faults(case.unit, flow, iterating, in_micro=inner_micro)
+    elif section.visit is not None:
+        yield from _unit_faults(section.visit, flow, iterating, in_micro=inner_micro)
+    for loose in (section.gather, section.visit):
+        if isinstance(loose, Step | Section | FlowRef) and loose.depends_on:
+            yield _fault(
+                loose.origin.at("dependsOn"), "dependsOn is only for units of a dag section"
+            )
+
+
+def _siblings_faults(units: Iterable[Unit], section: Section, field: str) -> Iterator[Fault]:
+    units = list(units)
+    seen: set[str] = set()
+    for unit in units:
+        if unit.name in seen:
+            yield _fault(
+                unit.origin.at("name"),
+                f"duplicate unit name '{unit.name}' in {field} of section '{section.name}'",
+            )
+        seen.add(unit.name)
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    for unit in units:
+        if unit.depends_on and section.pattern != "dag":
+            yield _fault(
+                unit.origin.at("dependsOn"),
+                "dependsOn is only for units of a dag section "
+                f"('{section.name}' is a {section.pattern})",
+            )
+            continue
+        graph.add_node(unit.name)
+        for i, dependency in enumerate(unit.depends_on):
+            if dependency not in seen:
+                yield _fault(
+                    unit.origin.at("dependsOn", i),
+                    f"'{dependency}' names no sibling of '{unit.name}' in section '{section.name}'",
+                )
+            else:
+                graph.add_edge(dependency, unit.name)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return
+    names = [edge[0] for edge in cycle] + [cycle[0][0]]
+    yield _fault(
+        section.origin.at(field),
+        f"dependency cycle in section '{section.name}': {' -> '.join(names)}",
+    )
+
+
+def _template_faults(
+    origin: Origin, text: str, available: frozenset[str], *, expression: bool = False
+) -> Iterator[Fault]:
+    if not expression and not is_template(text):
+        return
+    try:
+        check_template(text, available, expression=expression)
+    except TemplateProblem as problem:
+        yield _fault(origin, str(problem))

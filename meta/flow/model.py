@@ -1,0 +1,149 @@
+"""The flow language as typed, frozen data.
+
+The JSON Schema in `schema.json` is the single source of validation; these classes are built
+only from documents that passed it (see `meta.flow.parse`), so they hold no checks of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+API_VERSION = "meta-orchestrator.io/v1alpha1"
+KIND = "MetaFlow"
+
+Scope: TypeAlias = Literal["macro", "micro"]
+Pattern: TypeAlias = Literal["sequence", "dag", "fanout", "fanin", "dfs", "bfs", "cycle"]
+Order: TypeAlias = Literal["pre", "post"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a piece of a flow was written: the file and the JSON pointer inside it."""
+
+    file: str
+    pointer: str
+
+    def at(self, *parts: str | int) -> Origin:
+        suffix = "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+        return Origin(self.file, self.pointer + suffix)
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """An input read from a file; `path` is absolute once the flow is loaded."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class ValueInput:
+    """An input given inline in the flow."""
+
+    value: Any
+
+
+Input: TypeAlias = FileInput | ValueInput
+
+
+@dataclass(frozen=True)
+class Run:
+    command: tuple[str, ...]
+    image: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Run
+    origin: Origin
+    retries: int | None = None
+    timeout_seconds: float | None = None
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Over:
+    """What a data-driven section walks: an input, a place inside it, and how to read it."""
+
+    input: str
+    path: str = ""
+    children: tuple[str, ...] = ()
+    chunk: int = 0
+
+
+@dataclass(frozen=True)
+class Case:
+    when: str
+    unit: Unit
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Cases:
+    """A visit that picks its unit per node: the first case whose `when` holds."""
+
+    cases: tuple[Case, ...]
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    scope: Scope
+    pattern: Pattern
+    origin: Origin
+    max_active: int | None = None
+    units: tuple[Unit, ...] = ()
+    over: Over | None = None
+    visit: Unit | Cases | None = None
+    gather: Unit | None = None
+    order: Order = "pre"
+    ring: tuple[Unit, ...] = ()
+    rounds: int = 1
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FlowRef:
+    name: str
+    path: Path
+    origin: Origin
+    inputs: Mapping[str, Input] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+
+
+Unit: TypeAlias = Step | Section | FlowRef
+
+DEFAULT_MAX_ACTIVE: dict[str, int] = {
+    "sequence": 1,
+    "dfs": 1,
+    "bfs": 1,
+    "dag": 4,
+    "fanout": 4,
+    "fanin": 4,
+}
+
+
+def max_active(section: Section) -> int:
+    """The most units of `section` live at once: its maxActive, or the pattern's default
+    (a cycle's default is its ring size: one live unit per ring member)."""
+    return section.max_active or DEFAULT_MAX_ACTIVE.get(section.pattern, len(section.ring))
+
+
+@dataclass(frozen=True)
+class Defaults:
+    retries: int = 0
+    timeout_seconds: float = 3600.0
+    retry_backoff_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    source: Path
+    root: Unit
+    inputs: Mapping[str, Input] = field(default_factory=dict)
+    defaults: Defaults = Defaults()

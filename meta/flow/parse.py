@@ -1,0 +1,169 @@
+"""Reading one flow file: YAML (safely), the schema, then the typed model and semantic checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meta.errors import Fault, FlowInvalid
+from meta.flow.checks import semantic_faults
+from meta.flow.model import (
+    Case,
+    Cases,
+    Defaults,
+    FileInput,
+    Flow,
+    FlowRef,
+    Input,
+    Origin,
+    Over,
+    Run,
+    Section,
+    Step,
+    Unit,
+    ValueInput,
+)
+from meta.flow.schema import schema_faults
+
+
+def display_path(path: Path) -> str:
+    """A path as a person would type it: relative to the working directory when it is below it."""
+    try:
+        return (
+            os.path.relpath(path)
+            if path.is_absolute() and Path.cwd() in path.parents
+            else str(path)
+        )
+    except ValueError:
+        return str(path)
+
+
+def read_document(path: Path) -> Any:
+    """The YAML (or JSON) document of a flow file; a missing or unparsable file is a fault."""
+    file = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FlowInvalid(Fault(file, "", "no such file")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlowInvalid(Fault(file, "", f"cannot read: {exc}")) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise FlowInvalid(Fault(file, "", f"invalid YAML: {where}{problem}")) from None
+
+
+def load_flow(path: Path) -> Flow:
+    """Load, validate and type one flow file. Raises `FlowInvalid` listing every fault found."""
+    path = path.resolve() if path.is_absolute() else (Path.cwd() / path).resolve()
+    file = display_path(path)
+    document = read_document(path)
+    faults = schema_faults(document, file)
+    if faults:
+        raise FlowInvalid(faults)
+    flow = build_flow(document, path, file)
+    faults = semantic_faults(flow)
+    if faults:
+        raise FlowInvalid(faults)
+    return flow
+
+
+def build_flow(document: dict[str, Any], path: Path, file: str) -> Flow:
+    """The typed flow of a document that passed the schema."""
+    spec = document["spec"]
+    origin = Origin(file, "")
+    defaults = spec.get("defaults", {})
+    return Flow(
+        name=document["metadata"]["name"],
+        source=path,
+        root=_unit(spec["root"], origin.at("spec", "root"), path.parent),
+        inputs=_inputs(spec.get("inputs", {}), path.parent),
+        defaults=Defaults(
+            retries=defaults.get("retries", 0),
+            timeout_seconds=float(defaults.get("timeoutSeconds", 3600)),
+            retry_backoff_seconds=float(defaults.get("retryBackoffSeconds", 1.0)),
+        ),
+    )
+
+
+def _inputs(raw: dict[str, Any], base: Path) -> dict[str, Input]:
+    return {
+        name: FileInput((base / spec["path"]).resolve())
+        if "path" in spec
+        else ValueInput(spec["value"])
+        for name, spec in raw.items()
+    }
+
+
+def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
+    depends_on = tuple(raw.get("dependsOn", ()))
+    if "run" in raw:
+        run = raw["run"]
+        return Step(
+            name=raw["name"],
+            run=Run(tuple(run["command"]), run.get("image"), dict(run.get("env", {}))),
+            origin=origin,
+            retries=raw.get("retries"),
+            timeout_seconds=raw.get("timeoutSeconds"),
+            depends_on=depends_on,
+        )
+    if "flowRef" in raw:
+        ref = raw["flowRef"]
+        return FlowRef(
+            name=raw["name"],
+            path=(base / ref["path"]).resolve(),
+            origin=origin,
+            inputs=_inputs(ref.get("inputs", {}), base),
+            depends_on=depends_on,
+        )
+    over = raw.get("over")
+    children = over.get("children", ()) if over else ()
+    return Section(
+        name=raw["name"],
+        scope=raw["scope"],
+        pattern=raw["pattern"],
+        origin=origin,
+        max_active=raw.get("maxActive"),
+        units=tuple(
+            _unit(child, origin.at("units", i), base)
+            for i, child in enumerate(raw.get("units", ()))
+        ),
+        over=Over(
+            input=over["input"],
+            path=over.get("path", ""),
+            children=(children,) if isinstance(children, str) else tuple(children),
+            chunk=over.get("chunk", 0),
+        )
+        if over
+        else None,
+        visit=_visit(raw["visit"], origin.at("visit"), base) if "visit" in raw else None,
+        gather=_unit(raw["gather"], origin.at("gather"), base) if "gather" in raw else None,
+        order=raw.get("order", "pre"),
+        ring=tuple(
+            _unit(member, origin.at("ring", i), base)
+            for i, member in enumerate(raw.get("ring", ()))
+        ),
+        rounds=raw.get("rounds", 1),
+        depends_on=depends_on,
+    )
+
+
+def _visit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit | Cases:
+    if "cases" not in raw:
+        return _unit(raw, origin, base)
+    return Cases(
+        tuple(
+            Case(
+                when=case["when"],
+                unit=_unit(case["unit"], origin.at("cases", i, "unit"), base),
+                origin=origin.at("cases", i),
+            )
+            for i, case in enumerate(raw["cases"])
+        )
+    )

@@ -1,0 +1,107 @@
+"""Sandboxed Jinja2 templates and `when` expressions: compiled once, checked before anything runs.
+
+Every string field of a step, a visit, a gather or a ring member may be a template. Rendering
+happens in an immutable sandbox with strict undefined, so a template can neither reach Python
+internals nor silently render a missing variable as an empty string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import meta as jinja_meta
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+ITERATION_VARIABLES = frozenset({"node", "item", "chunk", "index", "depth", "path", "round"})
+FLOW_VARIABLES = frozenset({"inputs", "flow"})
+ALL_VARIABLES = ITERATION_VARIABLES | FLOW_VARIABLES
+
+
+class TemplateProblem(Exception):
+    """A template that cannot be compiled or rendered; callers locate it and raise a user error."""
+
+
+@cache
+def environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True}
+    return env
+
+
+def is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+def check_template(text: str, available: Iterable[str], *, expression: bool = False) -> None:
+    """Fail on syntax errors, on variables not available here, and on reaching for internals."""
+    source = "{{ (" + text + ") }}" if expression else text
+    try:
+        tree = environment().parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template syntax error: {exc.message}") from exc
+    known = frozenset(available)
+    for name in sorted(_free_variables(tree)):
+        if name in ALL_VARIABLES and name not in known:
+            raise TemplateProblem(
+                f"template variable '{name}' is not defined here "
+                f"(defined here: {', '.join(sorted(known))})"
+            )
+        if name not in known:
+            raise TemplateProblem(
+                f"undefined template variable '{name}' (defined here: {', '.join(sorted(known))})"
+            )
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        attribute = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg)  # type: ignore[attr-defined]
+        if isinstance(attribute, str) and attribute.startswith("_"):
+            raise TemplateProblem(
+                f"template reaches for the internal attribute '{attribute}', "
+                "which the sandbox forbids"
+            )
+
+
+def _free_variables(tree: nodes.Template) -> set[str]:
+    return set(jinja_meta.find_undeclared_variables(tree))
+
+
+def _constant(node: nodes.Node) -> Any:
+    return node.value if isinstance(node, nodes.Const) else None
+
+
+@cache
+def _compiled(source: str) -> Any:
+    return environment().from_string(source)
+
+
+@cache
+def _compiled_expression(source: str) -> Any:
+    return environment().compile_expression(source, undefined_to_none=False)
+
+
+def render(source: str, context: Mapping[str, Any]) -> str:
+    """Render one template string; a constant string is returned as it is."""
+    if not is_template(source):
+        return source
+    try:
+        return str(_compiled(source).render(context))
+    except UndefinedError as exc:
+        raise TemplateProblem(f"undefined template variable: {exc.message}") from exc
+    except SecurityError as exc:
+        raise TemplateProblem(f"the sandbox refused: {exc}") from exc
+    except Exception as exc:
+        raise TemplateProblem(f"template failed: {type(exc).__name__}: {exc}") from exc
+
+
+def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
+    """Evaluate a `when` expression in the sandbox."""
+    try:
+        return _compiled_expression(expression)(**context)
+    except UndefinedError as exc:
+        raise TemplateProblem(f"undefined template variable: {exc.message}") from exc
+    except SecurityError as exc:
+        raise TemplateProblem(f"the sandbox refused: {exc}") from exc
+    except Exception as exc:
+        raise TemplateProblem(f"expression failed: {type(exc).__name__}: {exc}") from exc

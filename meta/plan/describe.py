@@ -1,0 +1,88 @@
+"""A plan in words: the tree of sections, their patterns and bounds (`meta plan`)."""
+
+from __future__ import annotations
+
+from meta.flow.model import Cases, FileInput, FlowRef, Section, Step, Unit, max_active
+from meta.flow.parse import display_path
+from meta.plan.plan import Plan
+
+
+def describe(plan: Plan) -> list[str]:
+    """The lines of a plan's description, indented two spaces per level."""
+    flow = plan.flow
+    lines = [f"flow {flow.name} ({display_path(flow.source)})"]
+    for name, spec in plan.inputs.items():
+        source = (
+            f"file {display_path(spec.path)}" if isinstance(spec, FileInput) else "inline value"
+        )
+        lines.append(f"  input {name}: {source}")
+    d = flow.defaults
+    lines.append(f"  defaults: {d.retries} retries, timeout {d.timeout_seconds:g} s")
+    lines.extend(_unit(plan, flow.root, 1, ""))
+    return lines
+
+
+def _unit(plan: Plan, unit: Unit, depth: int, role: str) -> list[str]:
+    pad = "  " * depth
+    if isinstance(unit, Step):
+        image = f" in image {unit.run.image}" if unit.run.image else ""
+        return [f"{pad}{role}step {unit.name}: {' '.join(unit.run.command)}{image}"]
+    if isinstance(unit, FlowRef):
+        sub = plan.subplan(unit)
+        lines = [
+            f"{pad}{role}flowRef {unit.name} -> flow {sub.flow.name} "
+            f"({display_path(sub.flow.source)})"
+        ]
+        return lines + _unit(sub, sub.flow.root, depth + 1, "")
+    return _section(plan, unit, depth, role)
+
+
+def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
+    pad = "  " * depth
+    what = {
+        "sequence": "runs its units in order",
+        "dag": "runs its units as their dependencies finish",
+        "fanin": "runs its units side by side, then gathers their outputs",
+    }.get(section.pattern, "")
+    over = section.over
+    if over is not None:
+        where = f" at {over.path}" if over.path else ""
+        source = f"input '{over.input}'{where}"
+        if section.pattern == "fanout":
+            what = f"fans out one visit per item of {source}"
+        elif section.pattern == "cycle":
+            what = (
+                f"cuts {source} into chunks of {over.chunk} and sends each round a ring of "
+                f"{len(section.ring)}, {section.rounds} round(s)"
+            )
+        else:
+            walk = "depth first" if section.pattern == "dfs" else "breadth first"
+            flows = (
+                "parent output flows down"
+                if section.order == "pre"
+                else "children's outputs flow up"
+            )
+            what = (
+                f"walks {source} {walk}, {section.order}-order ({flows}); "
+                f"children in {', '.join(over.children)}"
+            )
+    scope = "one pod, units share a RAM scratch" if section.scope == "micro" else "pods"
+    lines = [
+        f"{pad}{role}{section.scope} section {section.name} [{section.pattern}]: {what}; "
+        f"at most {max_active(section)} live; {scope}"
+    ]
+    for unit in section.units:
+        after = f"after {', '.join(unit.depends_on)}: " if unit.depends_on else ""
+        lines.extend(_unit(plan, unit, depth + 1, after))
+    for i, member in enumerate(section.ring):
+        lines.extend(_unit(plan, member, depth + 1, f"ring {i + 1}: "))
+    if isinstance(section.visit, Cases):
+        lines.append(f"{pad}  visit per node, the first case that holds:")
+        for case in section.visit.cases:
+            lines.extend(_unit(plan, case.unit, depth + 2, f"when {case.when}: "))
+    elif section.visit is not None:
+        per = "item" if section.pattern == "fanout" else "node"
+        lines.extend(_unit(plan, section.visit, depth + 1, f"visit per {per}: "))
+    if section.gather is not None:
+        lines.extend(_unit(plan, section.gather, depth + 1, "gather: "))
+    return lines

@@ -1,0 +1,77 @@
+"""Reading input data: JSON documents, JSON-lines streams, and places inside them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from meta.errors import Fault, InputFault, pointer
+from meta.flow.parse import display_path
+
+JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
+
+
+def is_json_lines(path: Path) -> bool:
+    return path.suffix.lower() in JSON_LINES_SUFFIXES
+
+
+def read_json(path: Path) -> Any:
+    """The JSON document in `path`; a missing file or invalid JSON is an `InputFault`."""
+    file = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFault(Fault(file, "", "input file not found")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFault(Fault(file, "", f"cannot read input: {exc}")) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputFault(
+            Fault(file, "", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+        ) from None
+
+
+def iter_json_lines(path: Path) -> Iterator[Any]:
+    """The records of a JSON-lines file, read lazily; blank lines are skipped."""
+    file = display_path(path)
+    try:
+        handle = path.open(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFault(Fault(file, "", "input file not found")) from None
+    except OSError as exc:
+        raise InputFault(Fault(file, "", f"cannot read input: {exc}")) from None
+    with handle:
+        index = 0
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputFault(
+                    Fault(file, f"/{index}", f"invalid JSON on line {number}: {exc.msg}")
+                ) from None
+            index += 1
+
+
+def resolve(document: Any, where: str, file: str) -> Any:
+    """The value at JSON pointer `where` inside `document`, or an `InputFault` naming it."""
+    if not where:
+        return document
+    value = document
+    walked: list[str | int] = []
+    for raw in where.split("/")[1:]:
+        key = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, dict) and key in value:
+            value = value[key]
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            raise InputFault(
+                Fault(file, pointer([*walked, key]), f"nothing at {where} in the input data")
+            )
+        walked.append(key)
+    return value

@@ -1,0 +1,240 @@
+"""Compiling a flow file into a plan: flowRefs followed, inputs bound and checked, data loaded.
+
+A plan is what the engine runs. Everything a user can get wrong in files is found here, before
+anything runs: faults in any flow file, flowRef cycles, unknown or missing inputs, invalid data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meta.errors import Fault, FlowInvalid, InputFault, UserError
+from meta.flow.model import (
+    Cases,
+    FileInput,
+    Flow,
+    FlowRef,
+    Input,
+    Origin,
+    Over,
+    Section,
+    Unit,
+    ValueInput,
+)
+from meta.flow.parse import display_path, load_flow
+from meta.plan.inputs import is_json_lines, iter_json_lines, read_json, resolve
+
+
+@dataclass
+class Plan:
+    """One flow with its inputs bound, and the plans of the flows it references."""
+
+    flow: Flow
+    inputs: Mapping[str, Input]
+    subplans: dict[Origin, Plan] = field(default_factory=dict)
+    documents: dict[Path, Any] = field(default_factory=dict, repr=False)
+
+    def input_file(self, name: str) -> str:
+        spec = self.inputs[name]
+        return display_path(spec.path) if isinstance(spec, FileInput) else f"input '{name}'"
+
+    def data(self, name: str) -> Any:
+        """The JSON value of an input: the file's document (read once) or the inline value."""
+        spec = self.inputs[name]
+        if isinstance(spec, ValueInput):
+            return spec.value
+        if spec.path not in self.documents:
+            self.documents[spec.path] = read_json(spec.path)
+        return self.documents[spec.path]
+
+    def over(self, over: Over) -> Any:
+        """The value a section walks: its input, at its JSON pointer."""
+        return resolve(self.data(over.input), over.path, self.input_file(over.input))
+
+    def records(self, over: Over) -> Iterator[Any]:
+        """The records of a stream: a JSON-lines file read lazily, or a JSON array."""
+        spec = self.inputs[over.input]
+        if isinstance(spec, FileInput) and is_json_lines(spec.path):
+            return iter_json_lines(spec.path)
+        return iter(self.over(over))
+
+    def template_inputs(self) -> dict[str, Any]:
+        """What `inputs` means in templates and META_INPUT: file inputs by path, inline by value."""
+        return {
+            name: str(spec.path) if isinstance(spec, FileInput) else spec.value
+            for name, spec in self.inputs.items()
+        }
+
+    def subplan(self, ref: FlowRef) -> Plan:
+        return self.subplans[ref.origin]
+
+
+def compile_plan(path: Path, overrides: Mapping[str, Path] | None = None) -> Plan:
+    """Load `path` and everything it references; raise one `UserError` listing every fault."""
+    flow = load_flow(path)
+    faults: list[Fault] = []
+    inputs = dict(flow.inputs)
+    for name, file in (overrides or {}).items():
+        if name not in inputs:
+            declared = ", ".join(sorted(inputs)) or "none"
+            faults.append(
+                Fault("--set", name, f"the flow declares no input '{name}' (declared: {declared})")
+            )
+        else:
+            inputs[name] = FileInput(file.resolve())
+    documents: dict[Path, Any] = {}
+    plan = Plan(flow, inputs, documents=documents)
+    _link(plan, [flow.source], {flow.source: flow}, faults)
+    if faults:
+        raise FlowInvalid(faults)
+    _check_data(plan, faults)
+    if faults:
+        raise InputFault(faults)
+    return plan
+
+
+def _link(plan: Plan, chain: list[Path], loaded: dict[Path, Flow], faults: list[Fault]) -> None:
+    for ref in _flow_refs(plan.flow.root):
+        where = ref.origin
+        if ref.path in chain:
+            names = " -> ".join(
+                display_path(p) for p in [*chain[chain.index(ref.path) :], ref.path]
+            )
+            faults.append(
+                Fault(where.file, where.pointer + "/flowRef/path", f"flowRef cycle: {names}")
+            )
+            continue
+        if ref.path not in loaded:
+            try:
+                loaded[ref.path] = load_flow(ref.path)
+            except UserError as exc:
+                faults.extend(exc.faults)
+                continue
+        child = loaded[ref.path]
+        inputs = dict(child.inputs)
+        for name, spec in ref.inputs.items():
+            if name not in inputs:
+                declared = ", ".join(sorted(inputs)) or "none"
+                faults.append(
+                    Fault(
+                        where.file,
+                        f"{where.pointer}/flowRef/inputs/{name}",
+                        f"flow '{child.name}' declares no input '{name}' (declared: {declared})",
+                    )
+                )
+            inputs[name] = spec
+        subplan = Plan(child, inputs, documents=plan.documents)
+        plan.subplans[ref.origin] = subplan
+        _link(subplan, [*chain, ref.path], loaded, faults)
+
+
+def _flow_refs(unit: Unit) -> Iterator[FlowRef]:
+    if isinstance(unit, FlowRef):
+        yield unit
+    elif isinstance(unit, Section):
+        yield from _units_of(unit, _flow_refs)
+
+
+def _sections(unit: Unit) -> Iterator[Section]:
+    if isinstance(unit, Section):
+        yield unit
+        yield from _units_of(unit, _sections)
+
+
+def _units_of(section: Section, walk: Any) -> Iterator[Any]:
+    visits = section.visit.cases if isinstance(section.visit, Cases) else ()
+    nested = [*section.units, *section.ring, *(case.unit for case in visits)]
+    if section.visit is not None and not isinstance(section.visit, Cases):
+        nested.append(section.visit)
+    if section.gather is not None:
+        nested.append(section.gather)
+    for unit in nested:
+        yield from walk(unit)
+
+
+def _check_data(plan: Plan, faults: list[Fault]) -> None:
+    """Every input file exists and parses; every section's data has the shape it walks."""
+    for name, spec in plan.inputs.items():
+        try:
+            if isinstance(spec, FileInput) and is_json_lines(spec.path):
+                for _ in iter_json_lines(spec.path):
+                    pass
+            elif isinstance(spec, FileInput) and spec.path.suffix.lower() == ".json":
+                plan.data(name)
+            elif isinstance(spec, FileInput) and not spec.path.exists():
+                faults.append(Fault(display_path(spec.path), "", "input file not found"))
+        except UserError as exc:
+            faults.extend(exc.faults)
+    if faults:
+        return
+    for section in _sections(plan.flow.root):
+        if section.over is not None:
+            try:
+                _check_shape(plan, section, section.over)
+            except UserError as exc:
+                faults.extend(exc.faults)
+    for subplan in plan.subplans.values():
+        _check_data(subplan, faults)
+
+
+def _check_shape(plan: Plan, section: Section, over: Over) -> None:
+    spec = plan.inputs[over.input]
+    file = plan.input_file(over.input)
+    if section.pattern == "cycle" and isinstance(spec, FileInput) and is_json_lines(spec.path):
+        if over.path:
+            raise InputFault(Fault(file, over.path, "a JSON-lines stream takes no 'path'"))
+        return
+    value = plan.over(over)
+    if section.pattern == "cycle" and not isinstance(value, list):
+        raise InputFault(
+            Fault(
+                file,
+                over.path,
+                f"section '{section.name}' needs a JSON array or a JSON-lines file here",
+            )
+        )
+    if section.pattern == "fanout" and not isinstance(value, list | dict):
+        raise InputFault(
+            Fault(
+                file,
+                over.path,
+                f"section '{section.name}' needs an array or an object to fan out over",
+            )
+        )
+    if section.pattern in ("dfs", "bfs"):
+        _check_tree(value, over, file, section.name)
+
+
+def _check_tree(root: Any, over: Over, file: str, section: str) -> None:
+    stack: list[tuple[Any, str]] = [(root, over.path)]
+    while stack:
+        node, where = stack.pop()
+        if not isinstance(node, dict):
+            raise InputFault(
+                Fault(
+                    file,
+                    where,
+                    f"section '{section}' walks a tree of JSON objects; this is not an object",
+                )
+            )
+        for child_field in over.children:
+            children = node.get(child_field)
+            if children is None:
+                continue
+            if isinstance(children, dict):
+                stack.append((children, f"{where}/{child_field}"))
+            elif isinstance(children, list):
+                stack.extend(
+                    (child, f"{where}/{child_field}/{i}") for i, child in enumerate(children)
+                )
+            else:
+                raise InputFault(
+                    Fault(
+                        file,
+                        f"{where}/{child_field}",
+                        "children must be an array of objects or one object",
+                    )
+                )

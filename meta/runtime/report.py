@@ -1,0 +1,115 @@
+"""The run report: every unit's last record and every section's bounds, as one JSON document."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from meta.engine.records import Observer, SectionRecord, UnitRecord
+
+
+class ReportBuilder:
+    """An observer that keeps the last record of every unit and every section's figures."""
+
+    def __init__(self) -> None:
+        self.units: dict[str, UnitRecord] = {}
+        self.sections: list[SectionRecord] = []
+
+    def unit_started(self, record: UnitRecord) -> None:
+        self.units[record.id] = record
+
+    def unit_finished(self, record: UnitRecord) -> None:
+        self.units[record.id] = record
+
+    def section_finished(self, record: SectionRecord) -> None:
+        self.sections.append(record)
+
+    def build(
+        self,
+        *,
+        flow: str,
+        state: str,
+        started_at: float,
+        finished_at: float,
+        outputs: str | None,
+        outputs_of: Callable[[str], str],
+        bytes_persisted: int,
+        bytes_staged: int,
+        error: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "flow": flow,
+            "state": state,
+            "startedAt": started_at,
+            "finishedAt": finished_at,
+            "outputs": outputs,
+            "units": [_unit(record, outputs_of) for record in self.units.values()],
+            "sections": [
+                {
+                    "id": s.id,
+                    "name": s.name,
+                    "pattern": s.pattern,
+                    "scope": s.scope,
+                    "maxActive": s.max_active,
+                    "peakActive": s.peak_active,
+                    "unitsRun": s.units_run,
+                }
+                for s in self.sections
+            ],
+            "bytesPersisted": bytes_persisted,
+            "bytesStaged": bytes_staged,
+        }
+        if error is not None:
+            report["error"] = error
+        return report
+
+
+def _unit(record: UnitRecord, outputs_of: Callable[[str], str]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": record.id,
+        "name": record.name,
+        "section": record.section,
+        "scope": record.scope,
+        "state": record.state,
+        "attempts": record.attempts,
+        "startedAt": record.started_at,
+        "finishedAt": record.finished_at,
+        "exitCode": record.exit_code,
+        "outputs": outputs_of(record.id) if record.state == "succeeded" else None,
+    }
+    if record.resumed:
+        entry["resumed"] = True
+    if record.state != "succeeded" and record.reason:
+        entry["reason"] = record.reason
+        entry["stderrTail"] = record.stderr_tail
+    return entry
+
+
+class Observers:
+    """Tells every observer in turn."""
+
+    def __init__(self, observers: Sequence[Observer]) -> None:
+        self._observers = tuple(observers)
+
+    def unit_started(self, record: UnitRecord) -> None:
+        for observer in self._observers:
+            observer.unit_started(record)
+
+    def unit_finished(self, record: UnitRecord) -> None:
+        for observer in self._observers:
+            observer.unit_finished(record)
+
+    def section_finished(self, record: SectionRecord) -> None:
+        for observer in self._observers:
+            observer.section_finished(record)
+
+
+def write_json(path: Path, document: Any) -> None:
+    """Write a JSON file whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)

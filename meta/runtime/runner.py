@@ -1,0 +1,169 @@
+"""Running a flow locally into a workdir, and resuming a run that was interrupted.
+
+`run.json` in the workdir says what was run (the flow file, its fingerprint, the input overrides);
+the journal says how far it got. `meta resume` needs nothing but the workdir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meta.engine.engine import Engine
+from meta.engine.records import Observer
+from meta.errors import Fault, MetaError, RunFailed, UserError
+from meta.flow.parse import display_path
+from meta.plan.plan import Plan, compile_plan
+from meta.runtime.journal import FileJournal
+from meta.runtime.local import LocalDriver
+from meta.runtime.report import Observers, ReportBuilder, write_json
+
+RUN_FILE = "run.json"
+REPORT_FILE = "report.json"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str
+    report: dict[str, Any]
+    report_path: Path
+    error: MetaError | None = None
+
+
+def default_workdir(flow_name: str) -> Path:
+    return Path("runs") / f"{flow_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def start_run(
+    flow: Path,
+    workdir: Path | None,
+    overrides: Mapping[str, Path],
+    observers: Sequence[Observer] = (),
+    report: Path | None = None,
+) -> Outcome:
+    """Compile and run `flow`; nothing is written before the flow and its inputs are valid."""
+    plan = compile_plan(flow, overrides)
+    workdir = workdir or default_workdir(plan.flow.name)
+    if (workdir / RUN_FILE).exists():
+        raise UserError(
+            Fault(
+                display_path(workdir),
+                "",
+                "this workdir holds a run already: `meta resume` it, or give another --workdir",
+            )
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    info = {
+        "flow": str(plan.flow.source),
+        "inputs": {name: str(path.resolve()) for name, path in overrides.items()},
+        "fingerprint": _fingerprint(plan),
+        "startedAt": time.time(),
+    }
+    write_json(workdir / RUN_FILE, info)
+    return _execute(plan, workdir, info, observers, report)
+
+
+def resume_run(
+    workdir: Path, observers: Sequence[Observer] = (), report: Path | None = None
+) -> Outcome:
+    """Finish the run in `workdir`: units that finished before are not run again."""
+    info_path = workdir / RUN_FILE
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(Fault(display_path(workdir), "", "no run here (no run.json)")) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(Fault(display_path(info_path), "", f"unreadable: {exc}")) from None
+    overrides = {name: Path(path) for name, path in info.get("inputs", {}).items()}
+    plan = compile_plan(Path(info["flow"]), overrides)
+    if _fingerprint(plan) != info.get("fingerprint"):
+        raise UserError(
+            Fault(
+                display_path(Path(info["flow"])),
+                "",
+                "the flow changed since this run started; start a new run to use the new flow",
+            )
+        )
+    return _execute(plan, workdir, info, observers, report)
+
+
+def _fingerprint(plan: Plan) -> str:
+    digest = hashlib.sha256()
+    pending = [plan]
+    while pending:
+        current = pending.pop()
+        digest.update(current.flow.source.read_bytes())
+        pending.extend(current.subplans.values())
+    return digest.hexdigest()
+
+
+def _execute(
+    plan: Plan,
+    workdir: Path,
+    info: Mapping[str, Any],
+    observers: Sequence[Observer],
+    report_path: Path | None,
+) -> Outcome:
+    journal = FileJournal(workdir)
+    driver = LocalDriver(workdir)
+    builder = ReportBuilder()
+    engine = Engine(plan, driver, observer=Observers([builder, *observers]), journal=journal)
+    journal.record_session(at=time.time(), pid=os.getpid())
+    outputs: str | None = None
+    error: MetaError | None = None
+    try:
+        done = asyncio.run(_main(engine))
+        outputs = driver.outputs(done.output)
+        state = "succeeded"
+    except RunFailed as exc:
+        state, error = "failed", exc
+    except UserError as exc:
+        state, error = "failed", exc
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        state = "cancelled"
+    finally:
+        driver.close()
+        journal.close()
+    report = builder.build(
+        flow=plan.flow.name,
+        state=state,
+        started_at=float(info["startedAt"]),
+        finished_at=time.time(),
+        outputs=outputs,
+        outputs_of=driver.outputs,
+        bytes_persisted=driver.traffic.persisted,
+        bytes_staged=driver.traffic.staged,
+        error=_error(error),
+    )
+    write_json(workdir / REPORT_FILE, report)
+    target = report_path or workdir / REPORT_FILE
+    if report_path is not None:
+        write_json(report_path, report)
+    return Outcome(state, report, target, error)
+
+
+async def _main(engine: Engine) -> Any:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await engine.run()
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _error(error: MetaError | None) -> dict[str, Any] | None:
+    if isinstance(error, RunFailed):
+        return {"unit": error.unit_id, "reason": error.reason, "stderrTail": error.stderr_tail}
+    if isinstance(error, UserError):
+        return {"faults": [str(fault) for fault in error.faults]}
+    return None
