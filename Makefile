@@ -10,17 +10,20 @@ STAMP  := $(VENV)/.installed
 DEMO   := .demo-run
 
 # Lint only the source folders that exist (benchmarks/ may not be there yet).
-LINT_PATHS := $(wildcard meta tests benchmarks)
+LINT_PATHS := $(wildcard meta generators tests benchmarks plugins)
+# Outside plugin distributions kept in this repository: installed into the venv, tested by make test.
+PLUGINS := plugins/meta-tableschema
 
 .PHONY: venv .venv demo lint test bench clean
 
 venv .venv: $(STAMP)
 
 # The stamp depends on pyproject.toml, so editing it reinstalls into the venv.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(PLUGINS)/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install -e $(PLUGINS)
 	touch $@
 
 demo: $(STAMP)
@@ -36,6 +39,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -43,7 +47,7 @@ lint: $(STAMP)
 # failure, so an empty test run fails this target. Do not add `|| true`, `-` or
 # anything else that would swallow that exit code.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests $(PLUGINS)/tests
 
 bench: $(STAMP)
 	shopt -s nullglob; \

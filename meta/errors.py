@@ -4,7 +4,8 @@
      ├── UserError            a fault in something the user wrote or gave: exit 2, nothing run
      │    ├── FlowInvalid      one or more faults in flow files (schema and semantic checks)
      │    ├── InputFault       an input file that is missing or holds invalid data
-     │    └── TemplateFault    a template that cannot be rendered for the data at hand
+     │    ├── TemplateFault    a template that cannot be rendered for the data at hand
+     │    └── LimitExceeded    generated flows nest deeper, or start more units, than allowed
      └── RunFailed            a unit failed while the flow ran: exit 1
 
 Every `UserError` carries `Fault`s that name the file and the JSON pointer of the fault, so
@@ -51,6 +52,10 @@ class InputFault(UserError):
 
 class TemplateFault(UserError):
     """A template (or a `when` expression) fails for the data it is rendered with."""
+
+
+class LimitExceeded(UserError):
+    """A run went past its spec.limits (generated flows nested too deep, too many units)."""
 
 
 class RunFailed(MetaError):

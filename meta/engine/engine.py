@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from meta.engine.driver import Driver, Exit, StepTask
@@ -35,10 +36,24 @@ from meta.engine.records import (
     SectionRecord,
     UnitRecord,
 )
-from meta.errors import Fault, RunFailed, TemplateFault
+from meta.errors import Fault, LimitExceeded, RunFailed, TemplateFault, UserError
 from meta.flow.checks import NAME
-from meta.flow.model import Cases, FlowRef, Origin, Scope, Section, Step, Unit, max_active
+from meta.flow.model import (
+    Cases,
+    FileInput,
+    FlowRef,
+    Generate,
+    Origin,
+    Scope,
+    Section,
+    Step,
+    Unit,
+    UnitSource,
+    max_active,
+)
 from meta.flow.templates import TemplateProblem, evaluate, is_template, render
+from meta.generate.plugins import Plugins, load_plugins
+from meta.plan.generated import generate_plan
 from meta.plan.plan import Plan
 
 MAX_BACKOFF_SECONDS = 60.0
@@ -50,6 +65,8 @@ class _Scope:
 
     plan: Plan
     variables: Mapping[str, Any]
+    chain: tuple[str, ...] = ()
+    """The generate units this flow was generated under, outermost first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +92,8 @@ class Engine:
         self._observer = observer or NullObserver()
         self._journal = journal or NullJournal()
         self._finished = dict(self._journal.finished())
+        self._plugins: Plugins | None = None
+        self._steps_reached = 0
         self._templated: dict[int, bool] = {}
 
     async def run(self) -> Done:
@@ -87,13 +106,13 @@ class Engine:
         )
 
     @staticmethod
-    def _scope(plan: Plan) -> _Scope:
+    def _scope(plan: Plan, chain: tuple[str, ...] = ()) -> _Scope:
         flow = {
             "name": plan.flow.name,
             "file": str(plan.flow.source),
             "dir": str(plan.flow.source.parent),
         }
-        return _Scope(plan, {"inputs": plan.template_inputs(), "flow": flow})
+        return _Scope(plan, {"inputs": plan.template_inputs(), "flow": flow}, chain)
 
     def _variables(self, scope: _Scope, context: Context) -> dict[str, Any]:
         variables = dict(scope.variables)
@@ -134,15 +153,103 @@ class Engine:
         uid = f"{parent.id}/{key}/{name}" if key else f"{parent.id}/{name}"
         if isinstance(unit, Step):
             return await self._step(scope, unit, name, uid, parent, context, upstream)
+        if isinstance(unit, Generate):
+            return await self._generate(scope, unit, name, uid, parent, upstream)
         if isinstance(unit, FlowRef):
             subplan = scope.plan.subplan(unit)
             inner = _Parent(uid, parent.scope, parent.pod)
             child = Context(subplan.template_inputs())
             done = await self._unit(
-                self._scope(subplan), subplan.flow.root, inner, "", child, upstream
+                self._scope(subplan, scope.chain), subplan.flow.root, inner, "", child, upstream
             )
             return Done(name, done.output)
         return await self._section(scope, unit, name, uid, parent, context, upstream)
+
+    async def _generate(
+        self,
+        scope: _Scope,
+        unit: Generate,
+        name: str,
+        uid: str,
+        parent: _Parent,
+        upstream: tuple[Done, ...],
+    ) -> Done:
+        """Generate a flow from a description found at run time and run it as a nested unit."""
+        chain = (*scope.chain, uid)
+        limits = self._plan.flow.limits
+        if len(chain) > limits.max_depth:
+            raise LimitExceeded(
+                Fault(
+                    unit.origin.file,
+                    unit.origin.pointer,
+                    f"generated flows nest deeper than spec.limits.maxDepth "
+                    f"({limits.max_depth}): {' -> '.join(chain)}",
+                )
+            )
+        description = self._source_file(scope, unit, "description", unit.description, upstream)
+        data = None
+        if unit.data is not None:
+            data = self._source_file(scope, unit, "data", unit.data, upstream)
+        plan = await asyncio.to_thread(
+            generate_plan, description, data, unit.generator, self._load_plugins
+        )
+        inner = _Parent(uid, parent.scope, parent.pod)
+        done = await self._unit(
+            self._scope(plan, chain),
+            plan.flow.root,
+            inner,
+            "",
+            Context(plan.template_inputs()),
+            upstream,
+        )
+        return Done(name, done.output)
+
+    def _load_plugins(self) -> Plugins:
+        if self._plugins is None:
+            self._plugins = load_plugins()
+        return self._plugins
+
+    def _source_file(
+        self,
+        scope: _Scope,
+        unit: Generate,
+        role: str,
+        source: UnitSource,
+        upstream: tuple[Done, ...],
+    ) -> Path:
+        if source.input is not None:
+            spec = scope.plan.inputs[source.input]
+            if not isinstance(spec, FileInput):
+                raise UserError(
+                    Fault(
+                        unit.origin.file,
+                        unit.origin.pointer + f"/generate/{role}/input",
+                        f"input '{source.input}' must be a file to be read as a {role}",
+                    )
+                )
+            return spec.path
+        producers = {done.name: done for done in upstream}
+        producer = producers.get(source.from_unit or "")
+        if producer is None:
+            feeding = ", ".join(sorted(producers)) or "none"
+            raise UserError(
+                Fault(
+                    unit.origin.file,
+                    unit.origin.pointer + f"/generate/{role}/fromUnit",
+                    f"'{source.from_unit}' is not among the units whose outputs flow into "
+                    f"'{unit.name}' (those are: {feeding})",
+                )
+            )
+        path = Path(self._driver.outputs(producer.output)) / (source.file or "")
+        if not path.is_file():
+            raise UserError(
+                Fault(
+                    unit.origin.file,
+                    unit.origin.pointer + f"/generate/{role}/file",
+                    f"unit '{source.from_unit}' left no file '{source.file}' in its outputs",
+                )
+            )
+        return path
 
     def _choose(self, scope: _Scope, cases: Cases, context: Context) -> Unit:
         variables = self._variables(scope, context)
@@ -285,6 +392,18 @@ class Engine:
         context: Context,
         upstream: tuple[Done, ...],
     ) -> Done:
+        self._steps_reached += 1
+        limit = self._plan.flow.limits.max_units
+        if self._steps_reached > limit:
+            chain = " -> ".join(scope.chain) or "the root flow"
+            raise LimitExceeded(
+                Fault(
+                    step.origin.file,
+                    step.origin.pointer,
+                    f"the run reached more than spec.limits.maxUnits ({limit}) steps "
+                    f"at {uid} (generated under: {chain})",
+                )
+            )
         previous = self._finished.get(uid)
         if previous is not None:
             self._observer.unit_finished(previous)

@@ -145,7 +145,8 @@ class ItemsFrontier:
         self._upstream = upstream
         self._active = 0
         self._exhausted = False
-        self._done: list[Done] = []
+        self._done: dict[int, Done] = {}
+        """Finished visits by item position: results keep item order, whatever the finish order."""
 
     def next(self) -> Work | None:
         if self._exhausted:
@@ -172,14 +173,14 @@ class ItemsFrontier:
 
     def complete(self, work: Work, done: Done) -> None:
         self._active -= 1
-        self._done.append(done)
+        self._done[int(work.key)] = done
 
     @property
     def finished(self) -> bool:
         return self._exhausted and self._active == 0
 
     def result(self) -> list[Done]:
-        return self._done
+        return [self._done[position] for position in sorted(self._done)]
 
 
 class GatherFrontier:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 import networkx as nx
 
 from meta.errors import Fault
-from meta.flow.model import Cases, Flow, FlowRef, Origin, Section, Step, Unit
+from meta.flow.model import Cases, Flow, FlowRef, Generate, Origin, Section, Step, Unit
 from meta.flow.templates import (
     FLOW_VARIABLES,
     ITERATION_VARIABLES,
@@ -49,13 +49,48 @@ def _unit_faults(
         for key, value in unit.run.env.items():
             yield from _template_faults(run.at("env", key), value, available)
         return
-    if isinstance(unit, FlowRef):
+    if isinstance(unit, FlowRef | Generate):
         if in_micro:
+            kind = "a flowRef" if isinstance(unit, FlowRef) else "a generate unit"
             yield _fault(
-                unit.origin, "a micro section holds steps and micro sections only, not a flowRef"
+                unit.origin, f"a micro section holds steps and micro sections only, not {kind}"
             )
+        if isinstance(unit, Generate):
+            yield from _generate_faults(unit, flow)
         return
     yield from _section_faults(unit, flow, available, in_micro=in_micro)
+
+
+def _generate_faults(unit: Generate, flow: Flow) -> Iterator[Fault]:
+    for role, source in (("description", unit.description), ("data", unit.data)):
+        if source is not None and source.input is not None and source.input not in flow.inputs:
+            declared = ", ".join(sorted(flow.inputs)) or "none"
+            yield _fault(
+                unit.origin.at("generate", role, "input"),
+                f"no input named '{source.input}' (declared inputs: {declared})",
+            )
+
+
+def _generate_sources_faults(units: list[Unit], section: Section) -> Iterator[Fault]:
+    """A `fromUnit` must name a sibling whose outputs flow into the generate unit."""
+    for position, unit in enumerate(units):
+        if not isinstance(unit, Generate):
+            continue
+        for role, source in (("description", unit.description), ("data", unit.data)):
+            if source is None or source.from_unit is None:
+                continue
+            if section.pattern == "dag":
+                feeds, needs = set(unit.depends_on), "list it in dependsOn"
+            elif section.pattern == "sequence":
+                feeds = {units[position - 1].name} if position else set()
+                needs = "it must come just before"
+            else:
+                continue
+            if source.from_unit not in feeds:
+                yield _fault(
+                    unit.origin.at("generate", role, "fromUnit"),
+                    f"'{source.from_unit}' does not feed '{unit.name}' ({needs})",
+                )
 
 
 def _section_faults(
@@ -91,6 +126,7 @@ def _section_faults(
         )
     iterating = available | ITERATION_VARIABLES
     yield from _siblings_faults(section.units, section, "units")
+    yield from _generate_sources_faults(list(section.units), section)
     yield from _siblings_faults(section.ring, section, "ring")
     for unit in section.units:
         yield from _unit_faults(unit, flow, available, in_micro=inner_micro)
@@ -107,7 +143,7 @@ def _section_faults(
     elif section.visit is not None:
         yield from _unit_faults(section.visit, flow, iterating, in_micro=inner_micro)
     for loose in (section.gather, section.visit):
-        if isinstance(loose, Step | Section | FlowRef) and loose.depends_on:
+        if loose is not None and not isinstance(loose, Cases) and loose.depends_on:
             yield _fault(
                 loose.origin.at("dependsOn"), "dependsOn is only for units of a dag section"
             )

@@ -115,7 +115,28 @@ class FlowRef:
     depends_on: tuple[str, ...] = ()
 
 
-Unit: TypeAlias = Step | Section | FlowRef
+@dataclass(frozen=True)
+class UnitSource:
+    """A file a unit reads: one produced upstream (`from_unit`, `file`) or an input by name."""
+
+    from_unit: str | None = None
+    file: str | None = None
+    input: str | None = None
+
+
+@dataclass(frozen=True)
+class Generate:
+    """Run the generators at run time on a description, and the flow they return as a unit."""
+
+    name: str
+    description: UnitSource
+    origin: Origin
+    data: UnitSource | None = None
+    generator: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+
+Unit: TypeAlias = Step | Section | FlowRef | Generate
 
 DEFAULT_MAX_ACTIVE: dict[str, int] = {
     "sequence": 1,
@@ -141,9 +162,18 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Bounds on flows generated at run time; the root flow's limits hold for the whole run."""
+
+    max_depth: int = 8
+    max_units: int = 100_000
+
+
+@dataclass(frozen=True)
 class Flow:
     name: str
     source: Path
     root: Unit
     inputs: Mapping[str, Input] = field(default_factory=dict)
     defaults: Defaults = Defaults()
+    limits: Limits = Limits()

@@ -17,13 +17,16 @@ from meta.flow.model import (
     FileInput,
     Flow,
     FlowRef,
+    Generate,
     Input,
+    Limits,
     Origin,
     Over,
     Run,
     Section,
     Step,
     Unit,
+    UnitSource,
     ValueInput,
 )
 from meta.flow.schema import schema_faults
@@ -62,8 +65,12 @@ def read_document(path: Path) -> Any:
 def load_flow(path: Path) -> Flow:
     """Load, validate and type one flow file. Raises `FlowInvalid` listing every fault found."""
     path = path.resolve() if path.is_absolute() else (Path.cwd() / path).resolve()
+    return flow_from_document(read_document(path), path)
+
+
+def flow_from_document(document: Any, path: Path) -> Flow:
+    """Validate a flow document said to live at `path` and type it; `FlowInvalid` on faults."""
     file = display_path(path)
-    document = read_document(path)
     faults = schema_faults(document, file)
     if faults:
         raise FlowInvalid(faults)
@@ -84,6 +91,10 @@ def build_flow(document: dict[str, Any], path: Path, file: str) -> Flow:
         source=path,
         root=_unit(spec["root"], origin.at("spec", "root"), path.parent),
         inputs=_inputs(spec.get("inputs", {}), path.parent),
+        limits=Limits(
+            max_depth=spec.get("limits", {}).get("maxDepth", 8),
+            max_units=spec.get("limits", {}).get("maxUnits", 100_000),
+        ),
         defaults=Defaults(
             retries=defaults.get("retries", 0),
             timeout_seconds=float(defaults.get("timeoutSeconds", 3600)),
@@ -111,6 +122,16 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             origin=origin,
             retries=raw.get("retries"),
             timeout_seconds=raw.get("timeoutSeconds"),
+            depends_on=depends_on,
+        )
+    if "generate" in raw:
+        generate = raw["generate"]
+        return Generate(
+            name=raw["name"],
+            description=_source(generate["description"]),
+            origin=origin,
+            data=_source(generate["data"]) if "data" in generate else None,
+            generator=generate.get("generator"),
             depends_on=depends_on,
         )
     if "flowRef" in raw:
@@ -152,6 +173,10 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
         rounds=raw.get("rounds", 1),
         depends_on=depends_on,
     )
+
+
+def _source(raw: dict[str, Any]) -> UnitSource:
+    return UnitSource(from_unit=raw.get("fromUnit"), file=raw.get("file"), input=raw.get("input"))
 
 
 def _visit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit | Cases:

@@ -39,9 +39,26 @@ def schema_faults(document: Any, file: str) -> list[Fault]:
 def _leaf_errors(errors: Iterator[ValidationError]) -> Iterator[ValidationError]:
     for error in errors:
         if error.context:
-            yield from _leaf_errors(iter(error.context))
+            yield from _leaf_errors(iter(_fitting_branches(error)))
         else:
             yield error
+
+
+def _fitting_branches(error: ValidationError) -> list[ValidationError]:
+    """The errors of the oneOf/anyOf branches whose type fits the value; when none fits, one
+    type error naming every type allowed (not one confusing error per branch)."""
+    context = list(error.context or ())
+    misfits = [e for e in context if e.validator == "type" and not e.relative_path]
+    missed = {e.relative_schema_path[0] for e in misfits}
+    fitting = [e for e in context if e.relative_schema_path[0] not in missed]
+    if fitting or not misfits:
+        return fitting or context
+    types: list[str] = []
+    for misfit in misfits:
+        value: Any = misfit.validator_value
+        types.extend(t for t in (value if isinstance(value, list) else [value]) if t not in types)
+    misfits[0].validator_value = types
+    return misfits[:1]
 
 
 def _explain(error: ValidationError, document: Any, file: str) -> list[Fault]:
@@ -58,10 +75,7 @@ def _explain(error: ValidationError, document: Any, file: str) -> list[Fault]:
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
         return [Fault(file, where, f"missing required field '{missing}'")]
     if error.schema is False and path:
-        parent = _at(document, path[:-1])
-        pattern = parent.get("pattern") if isinstance(parent, dict) else None
-        owner = f"a '{pattern}' section" if pattern else "this object"
-        return [Fault(file, where, f"'{path[-1]}' is not a field of {owner}")]
+        return _not_taken(error, document, file)
     if kind == "enum":
         choices = ", ".join(str(choice) for choice in error.schema["enum"])  # type: ignore[index]
         return [Fault(file, where, f"{error.instance!r} is not one of: {choices}")]
@@ -74,13 +88,54 @@ def _explain(error: ValidationError, document: Any, file: str) -> list[Fault]:
     if kind in ("minimum", "exclusiveMinimum"):
         sign = ">=" if kind == "minimum" else ">"
         return [Fault(file, where, f"must be {sign} {error.validator_value}, got {error.instance}")]
+    if kind == "minLength" and error.validator_value == 1:
+        return [Fault(file, where, "must not be empty")]
     if kind == "minItems":
         return [Fault(file, where, f"needs at least {error.validator_value} item(s)")]
     if kind == "pattern":
-        return [Fault(file, where, f"{error.instance!r} does not match {error.validator_value}")]
+        meaning = _PATTERNS.get(str(error.validator_value), f"match {error.validator_value}")
+        if "propertyNames" in error.absolute_schema_path:
+            where = pointer([*path, str(error.instance)])
+            return [Fault(file, where, f"the name {error.instance!r} must be {meaning}")]
+        return [Fault(file, where, f"{error.instance!r} must be {meaning}")]
+    if kind == "uniqueItems" and isinstance(error.instance, list):
+        repeated = sorted({str(x) for x in error.instance if error.instance.count(x) > 1})
+        return [Fault(file, where, f"lists {', '.join(map(repr, repeated))} more than once")]
     if kind in ("minProperties", "maxProperties"):
         return [Fault(file, where, "an input is exactly one of {path: FILE} or {value: JSON}")]
     return [Fault(file, where, error.message)]
+
+
+_PATTERNS = {
+    "^[A-Za-z_][A-Za-z0-9_]*$": "letters, digits and '_', not starting with a digit",
+    "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$": "lower case letters, digits and '-', starting and "
+    "ending with a letter or digit, at most 63 characters",
+    "^(/([^~]|~[01])*)*$": "a JSON pointer such as /items/0 (empty for the whole document)",
+}
+
+
+def _not_taken(error: ValidationError, document: Any, file: str) -> list[Fault]:
+    """A field a section's pattern does not take (a `false` subschema). jsonschema leaves the
+    field's name out of the error's path, so find it in the object the path points at."""
+    path = list(error.absolute_path)
+    owner = _at(document, path)
+    if owner is error.instance or not isinstance(owner, dict):
+        path, owner = path[:-1], _at(document, path[:-1])
+        keys = [str(error.absolute_path[-1])]
+    else:
+        keys = [k for k, v in owner.items() if v is error.instance and _forbidden(owner, k)]
+        if not keys:
+            return [Fault(file, pointer(path), error.message)]
+    pattern = owner.get("pattern") if isinstance(owner, dict) else None
+    kind = f"a '{pattern}' section" if pattern else "this object"
+    return [Fault(file, pointer([*path, k]), f"'{k}' is not a field of {kind}") for k in keys]
+
+
+def _forbidden(section: dict[str, Any], key: str) -> bool:
+    for clause in flow_schema()["$defs"]["section"]["allOf"]:
+        if Draft202012Validator(clause["if"]).is_valid(section):
+            return clause["then"].get("properties", {}).get(key) is False
+    return False
 
 
 def _at(document: Any, path: list[str | int]) -> Any:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2 import meta as jinja_meta
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -54,8 +54,11 @@ def check_template(text: str, available: Iterable[str], *, expression: bool = Fa
             raise TemplateProblem(
                 f"undefined template variable '{name}' (defined here: {', '.join(sorted(known))})"
             )
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        attribute = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg)  # type: ignore[attr-defined]
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        if isinstance(node, nodes.Filter):
+            attribute = _constant(node.args[0]) if node.name == "attr" and node.args else None
+        else:
+            attribute = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg)  # type: ignore[attr-defined]
         if isinstance(attribute, str) and attribute.startswith("_"):
             raise TemplateProblem(
                 f"template reaches for the internal attribute '{attribute}', "
@@ -98,7 +101,10 @@ def render(source: str, context: Mapping[str, Any]) -> str:
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a `when` expression in the sandbox."""
     try:
-        return _compiled_expression(expression)(**context)
+        value = _compiled_expression(expression)(**context)
+        if isinstance(value, Undefined):
+            str(value)  # a bare missing (or forbidden) attribute: make it raise here, not later
+        return value
     except UndefinedError as exc:
         raise TemplateProblem(f"undefined template variable: {exc.message}") from exc
     except SecurityError as exc:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from meta.flow.model import Cases, FileInput, FlowRef, Section, Step, Unit, max_active
+from meta.flow.model import (
+    Cases,
+    FileInput,
+    FlowRef,
+    Generate,
+    Section,
+    Step,
+    Unit,
+    UnitSource,
+    max_active,
+)
 from meta.flow.parse import display_path
 from meta.plan.plan import Plan
 
@@ -27,6 +37,8 @@ def _unit(plan: Plan, unit: Unit, depth: int, role: str) -> list[str]:
     if isinstance(unit, Step):
         image = f" in image {unit.run.image}" if unit.run.image else ""
         return [f"{pad}{role}step {unit.name}: {' '.join(unit.run.command)}{image}"]
+    if isinstance(unit, Generate):
+        return [f"{pad}{role}generate {unit.name}: {_generated(unit)}"]
     if isinstance(unit, FlowRef):
         sub = plan.subplan(unit)
         lines = [
@@ -52,7 +64,7 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
             what = f"fans out one visit per item of {source}"
         elif section.pattern == "cycle":
             what = (
-                f"cuts {source} into chunks of {over.chunk} and sends each round a ring of "
+                f"cuts {source} into chunks of {over.chunk} and sends each chunk round a ring of "
                 f"{len(section.ring)}, {section.rounds} round(s)"
             )
         else:
@@ -86,3 +98,18 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
     if section.gather is not None:
         lines.extend(_unit(plan, section.gather, depth + 1, "gather: "))
     return lines
+
+
+def generated_from(source: UnitSource) -> str:
+    if source.input is not None:
+        return f"input '{source.input}'"
+    return f"{source.file} from unit '{source.from_unit}'"
+
+
+def _generated(unit: Generate) -> str:
+    by = f"generator '{unit.generator}'" if unit.generator else "the best-scoring generator"
+    data = f" over {generated_from(unit.data)}" if unit.data is not None else ""
+    return (
+        f"at run time, {by} turns {generated_from(unit.description)}{data} into a flow, "
+        "which runs here as a nested unit"
+    )

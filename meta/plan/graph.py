@@ -11,7 +11,8 @@ from itertools import pairwise
 
 import networkx as nx
 
-from meta.flow.model import Cases, FlowRef, Section, Step, Unit, max_active
+from meta.flow.model import Cases, FlowRef, Generate, Section, Step, Unit, max_active
+from meta.plan.describe import generated_from
 from meta.plan.plan import Plan
 
 
@@ -48,6 +49,15 @@ def _add(
     node_id = f"{prefix}/{unit.name}"
     if isinstance(unit, Step):
         _node(built, node_id, unit.name, "box", cluster)
+        return [node_id], [node_id]
+    if isinstance(unit, Generate):
+        _node(
+            built,
+            node_id,
+            f"generate {unit.name}: from {generated_from(unit.description)}",
+            "hexagon",
+            cluster,
+        )
         return [node_id], [node_id]
     if isinstance(unit, FlowRef):
         sub = plan.subplan(unit)
@@ -98,7 +108,7 @@ def _section(
             for x in exits_before:
                 for y in entries_after:
                     edges(x, y)
-        if section.rounds > 1 or len(members) > 1:
+        if section.rounds > 1:
             for x in members[-1][1]:
                 for y in members[0][0]:
                     edges(x, y, label=f"next round ({section.rounds} in all)")
@@ -156,7 +166,7 @@ def _quote(text: str) -> str:
 def to_mermaid(built: FlowGraph) -> str:
     ids = _ids(built)
     lines = ["flowchart TD"]
-    shapes = {"box": ('["', '"]'), "diamond": ('{"', '"}')}
+    shapes = {"box": ('["', '"]'), "diamond": ('{"', '"}'), "hexagon": ('{{"', '"}}')}
 
     def emit(cluster: str | None, depth: int) -> None:
         pad = "  " * depth

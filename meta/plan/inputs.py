@@ -57,8 +57,9 @@ def iter_json_lines(path: Path) -> Iterator[Any]:
             index += 1
 
 
-def resolve(document: Any, where: str, file: str) -> Any:
-    """The value at JSON pointer `where` inside `document`, or an `InputFault` naming it."""
+def resolve(document: Any, where: str, file: str, prefix: str = "") -> Any:
+    """The value at JSON pointer `where` inside `document`, or an `InputFault` naming it
+    (`prefix` is the pointer of `document` itself inside `file`, for an inline value)."""
     if not where:
         return document
     value = document
@@ -71,7 +72,9 @@ def resolve(document: Any, where: str, file: str) -> Any:
             value = value[int(key)]
         else:
             raise InputFault(
-                Fault(file, pointer([*walked, key]), f"nothing at {where} in the input data")
+                Fault(
+                    file, prefix + pointer([*walked, key]), f"nothing at {where} in the input data"
+                )
             )
         walked.append(key)
     return value

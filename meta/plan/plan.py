@@ -36,10 +36,20 @@ class Plan:
     inputs: Mapping[str, Input]
     subplans: dict[Origin, Plan] = field(default_factory=dict)
     documents: dict[Path, Any] = field(default_factory=dict, repr=False)
+    declared: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Where each input was given: (file, JSON pointer), or ("--set", "/NAME")."""
 
     def input_file(self, name: str) -> str:
+        return self.located(name)[0]
+
+    def located(self, name: str) -> tuple[str, str]:
+        """Where an input's data is, for faults: the data file and "", or for an inline value
+        the flow file and the pointer of that value."""
         spec = self.inputs[name]
-        return display_path(spec.path) if isinstance(spec, FileInput) else f"input '{name}'"
+        if isinstance(spec, FileInput):
+            return display_path(spec.path), ""
+        file, where = self.declared.get(name, (display_path(self.flow.source), ""))
+        return file, f"{where}/value"
 
     def data(self, name: str) -> Any:
         """The JSON value of an input: the file's document (read once) or the inline value."""
@@ -52,7 +62,7 @@ class Plan:
 
     def over(self, over: Over) -> Any:
         """The value a section walks: its input, at its JSON pointer."""
-        return resolve(self.data(over.input), over.path, self.input_file(over.input))
+        return resolve(self.data(over.input), over.path, *self.located(over.input))
 
     def records(self, over: Over) -> Iterator[Any]:
         """The records of a stream: a JSON-lines file read lazily, or a JSON array."""
@@ -74,19 +84,27 @@ class Plan:
 
 def compile_plan(path: Path, overrides: Mapping[str, Path] | None = None) -> Plan:
     """Load `path` and everything it references; raise one `UserError` listing every fault."""
-    flow = load_flow(path)
+    return plan_flow(load_flow(path), overrides)
+
+
+def plan_flow(flow: Flow, overrides: Mapping[str, Path] | None = None) -> Plan:
+    """The plan of a loaded flow: flowRefs followed, inputs bound, data checked."""
     faults: list[Fault] = []
     inputs = dict(flow.inputs)
+    declared = _declared_in(flow)
     for name, file in (overrides or {}).items():
         if name not in inputs:
-            declared = ", ".join(sorted(inputs)) or "none"
+            names = ", ".join(sorted(inputs)) or "none"
             faults.append(
-                Fault("--set", name, f"the flow declares no input '{name}' (declared: {declared})")
+                Fault(
+                    "--set", f"/{name}", f"the flow declares no input '{name}' (declared: {names})"
+                )
             )
         else:
             inputs[name] = FileInput(file.resolve())
+            declared[name] = ("--set", f"/{name}")
     documents: dict[Path, Any] = {}
-    plan = Plan(flow, inputs, documents=documents)
+    plan = Plan(flow, inputs, documents=documents, declared=declared)
     _link(plan, [flow.source], {flow.source: flow}, faults)
     if faults:
         raise FlowInvalid(faults)
@@ -108,6 +126,10 @@ def _link(plan: Plan, chain: list[Path], loaded: dict[Path, Flow], faults: list[
             )
             continue
         if ref.path not in loaded:
+            if not ref.path.exists():
+                missing = f"flowRef to a file that does not exist: {display_path(ref.path)}"
+                faults.append(Fault(where.file, where.pointer + "/flowRef/path", missing))
+                continue
             try:
                 loaded[ref.path] = load_flow(ref.path)
             except UserError as exc:
@@ -115,7 +137,9 @@ def _link(plan: Plan, chain: list[Path], loaded: dict[Path, Flow], faults: list[
                 continue
         child = loaded[ref.path]
         inputs = dict(child.inputs)
+        given = _declared_in(child)
         for name, spec in ref.inputs.items():
+            given[name] = (where.file, f"{where.pointer}/flowRef/inputs/{name}")
             if name not in inputs:
                 declared = ", ".join(sorted(inputs)) or "none"
                 faults.append(
@@ -126,9 +150,14 @@ def _link(plan: Plan, chain: list[Path], loaded: dict[Path, Flow], faults: list[
                     )
                 )
             inputs[name] = spec
-        subplan = Plan(child, inputs, documents=plan.documents)
+        subplan = Plan(child, inputs, documents=plan.documents, declared=given)
         plan.subplans[ref.origin] = subplan
         _link(subplan, [*chain, ref.path], loaded, faults)
+
+
+def _declared_in(flow: Flow) -> dict[str, tuple[str, str]]:
+    file = display_path(flow.source)
+    return {name: (file, f"/spec/inputs/{name}") for name in flow.inputs}
 
 
 def _flow_refs(unit: Unit) -> Iterator[FlowRef]:
@@ -158,14 +187,19 @@ def _units_of(section: Section, walk: Any) -> Iterator[Any]:
 def _check_data(plan: Plan, faults: list[Fault]) -> None:
     """Every input file exists and parses; every section's data has the shape it walks."""
     for name, spec in plan.inputs.items():
+        if not isinstance(spec, FileInput):
+            continue
+        if not spec.path.is_file():
+            file, where = plan.declared[name]
+            where = where if file == "--set" else f"{where}/path"
+            faults.append(Fault(file, where, f"input file not found: {display_path(spec.path)}"))
+            continue
         try:
-            if isinstance(spec, FileInput) and is_json_lines(spec.path):
+            if is_json_lines(spec.path):
                 for _ in iter_json_lines(spec.path):
                     pass
-            elif isinstance(spec, FileInput) and spec.path.suffix.lower() == ".json":
+            elif spec.path.suffix.lower() == ".json":
                 plan.data(name)
-            elif isinstance(spec, FileInput) and not spec.path.exists():
-                faults.append(Fault(display_path(spec.path), "", "input file not found"))
         except UserError as exc:
             faults.extend(exc.faults)
     if faults:
@@ -182,17 +216,23 @@ def _check_data(plan: Plan, faults: list[Fault]) -> None:
 
 def _check_shape(plan: Plan, section: Section, over: Over) -> None:
     spec = plan.inputs[over.input]
-    file = plan.input_file(over.input)
+    file, prefix = plan.located(over.input)
     if section.pattern == "cycle" and isinstance(spec, FileInput) and is_json_lines(spec.path):
         if over.path:
-            raise InputFault(Fault(file, over.path, "a JSON-lines stream takes no 'path'"))
+            raise InputFault(
+                Fault(
+                    section.origin.file,
+                    section.origin.pointer + "/over/path",
+                    "a JSON-lines stream takes no 'path'",
+                )
+            )
         return
     value = plan.over(over)
     if section.pattern == "cycle" and not isinstance(value, list):
         raise InputFault(
             Fault(
                 file,
-                over.path,
+                prefix + over.path,
                 f"section '{section.name}' needs a JSON array or a JSON-lines file here",
             )
         )
@@ -200,16 +240,16 @@ def _check_shape(plan: Plan, section: Section, over: Over) -> None:
         raise InputFault(
             Fault(
                 file,
-                over.path,
+                prefix + over.path,
                 f"section '{section.name}' needs an array or an object to fan out over",
             )
         )
     if section.pattern in ("dfs", "bfs"):
-        _check_tree(value, over, file, section.name)
+        _check_tree(value, over, file, prefix, section.name)
 
 
-def _check_tree(root: Any, over: Over, file: str, section: str) -> None:
-    stack: list[tuple[Any, str]] = [(root, over.path)]
+def _check_tree(root: Any, over: Over, file: str, prefix: str, section: str) -> None:
+    stack: list[tuple[Any, str]] = [(root, prefix + over.path)]
     while stack:
         node, where = stack.pop()
         if not isinstance(node, dict):

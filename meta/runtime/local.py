@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from pathlib import Path
 from meta.engine.driver import Exit, StepTask
 
 OUTPUTS = "@outputs"
+RUN_TOKEN = "META_RUN_TOKEN"
 STOP_GRACE_SECONDS = 2.0
 STDERR_TAIL_BYTES = 2000
 
@@ -66,8 +68,14 @@ class LocalDriver:
         self.scratch = scratch_root(workdir)
         self.traffic = Traffic()
         self._environ = dict(os.environ if environ is None else environ)
+        # Steps find `meta` (built-in steps) and the Python it runs on first, as in an image
+        # that has meta-orchestrator installed.
+        tools = os.path.dirname(sys.executable)
+        self._environ["PATH"] = os.pathsep.join([tools, self._environ.get("PATH", os.defpath)])
         self._pods: dict[str, _Pod] = {}
         self._groups: set[int] = set()
+        self.token = self.scratch.name
+        kill_leftovers(self.token)
         shutil.rmtree(self.scratch, ignore_errors=True)
         for directory in (
             self.store / ".partial",
@@ -103,7 +111,8 @@ class LocalDriver:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         for name, part in parts:
-            os.symlink(os.path.relpath(self._stored(part), partial), partial / name)
+            # Relative to where the links end up (`target`), not to `partial`, one level deeper.
+            os.symlink(os.path.relpath(self._stored(part), target), partial / name)
         _replace(partial, target)
 
     async def start(self, task: StepTask) -> LocalProcess:
@@ -116,7 +125,8 @@ class LocalDriver:
             output = self._partial(task.id)
             scratch = unit_dir / "scratch"
         upstream = unit_dir / "upstream"
-        for directory in (output, scratch):
+        # A micro step's scratch is its pod's, shared with its siblings: never cleared here.
+        for directory in (output,) if pod is not None else (output, scratch):
             shutil.rmtree(directory, ignore_errors=True)
         shutil.rmtree(upstream, ignore_errors=True)
         for directory in (output, scratch, upstream):
@@ -134,6 +144,7 @@ class LocalDriver:
             "META_UPSTREAM": str(upstream),
             "META_SCRATCH": str(scratch),
             "META_ATTEMPT": str(task.attempt),
+            RUN_TOKEN: self.token,
         }
         log_dir = self.logs / task.id
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -253,6 +264,29 @@ class LocalProcess:
         if self._process is not None:
             _kill_group(self._process.pid, signal.SIGKILL)
             self._driver.forget(self._process.pid)
+
+
+def kill_leftovers(token: str) -> None:
+    """Kill the process groups a killed earlier session of this workdir left running.
+
+    Every step runs with the workdir's token in its environment; a process still holding it
+    when a new session starts belongs to a run that died (say by `kill -9`) and would race the
+    resumed run for the same outputs.
+    """
+    marker = f"{RUN_TOKEN}={token}".encode()
+    processes = Path("/proc")
+    if not processes.is_dir():
+        return
+    for entry in processes.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(os.getpgid(int(entry.name)), signal.SIGKILL)
 
 
 def _kill_group(pid: int, sig: signal.Signals) -> None:

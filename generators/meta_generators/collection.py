@@ -1,0 +1,74 @@
+"""The collection generator: a top-level array becomes a `fanout` over the data's elements, one
+visit per element (the element type's `x-meta.run`, else the built-in validator), and, when the
+root's `x-meta.gather` asks, one gathering unit after them all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meta.errors import UserError
+from meta.hookspecs import Description
+
+from . import flows
+from .schema_model import DEF_POINTER, child, is_array_type, load
+
+PATTERN = "fanout"
+SCORE = 10.0
+
+
+class CollectionGenerator:
+    """A top-level array -> fanout (+ gather)."""
+
+    name = "collection"
+
+    def score(self, description: Description) -> float:
+        schema = load(description)
+        if schema is None:
+            return 0.0
+        pattern = schema.root_meta.get("pattern")
+        if pattern is not None:
+            return flows.EXPLICIT if pattern == PATTERN else 0.0
+        root = schema.deref("")
+        return SCORE if root is not None and is_array_type(schema.at(root)) else 0.0
+
+    def generate(self, description: Description) -> dict[str, Any]:
+        schema = load(description)
+        if schema is None:
+            raise UserError(flows.not_a_schema(description, "a draft 2020-12 JSON Schema"))
+        flows.check_root_keys(schema, PATTERN, self.name)
+        root = schema.deref("")
+        if root is None or not is_array_type(schema.at(root)):
+            raise schema.error("", "a collection needs an array at the root (type: array)")
+        items = child(root, "items")
+        if items not in schema.nodes:
+            raise schema.error(root, "a collection needs items: the schema of each element")
+        element = schema.deref(items) or items
+        used: set[tuple[str, str]] = set()
+        run = None
+        for where in dict.fromkeys((items, element)):
+            run = flows.user_run(schema, where, flows.ITERATING)
+            if run is not None:
+                used.add((where, "run"))
+                break
+        is_def = DEF_POINTER.match(element) is not None
+        name = flows.unit_slug(flows.type_name(schema, element), "item") if is_def else "item"
+        if run is None:
+            extra = ["--path", "{{ path }}", "--no-subtree"]
+            if not is_def:
+                extra[:0] = ["--type", "item"]
+            run = flows.validator_run(schema, description, element, extra)
+        flows.check_runs_used(schema, used, self.name, "it runs the elements' type")
+        section = flows.section_frame(schema, "each", PATTERN)
+        flows.max_active(section, schema)
+        section["over"] = {"input": flows.DATA}
+        section["visit"] = {"name": name, "run": run}
+        gather = schema.root_meta.get("gather", False)
+        if gather is True:
+            summary = {"command": [*flows.VALIDATE_NODE, "--summary"]}
+            section["gather"] = {"name": "summary", "run": summary}
+        elif isinstance(gather, dict):
+            at = child("", "x-meta", "gather", "run")
+            own = flows.copy_run(schema, at, gather["run"], flows.TOP_LEVEL)
+            section["gather"] = {"name": "gather", "run": own}
+        return flows.flow_document(schema, description, self.name, section)

@@ -1,0 +1,236 @@
+"""What the JSON Schema generators share: the flow's frame, names, the data input, the steps of
+a node type (its own `x-meta.run`, or the built-in validator), and the checks of `x-meta` that
+depend on the generator at work.
+
+Flows are built as dicts in a fixed key order, so the same description gives the same YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from meta.errors import Fault, UserError
+from meta.flow.parse import display_path
+from meta.flow.templates import (
+    FLOW_VARIABLES,
+    ITERATION_VARIABLES,
+    TemplateProblem,
+    check_template,
+    is_template,
+)
+from meta.hookspecs import Description
+
+from .schema_model import DEF_POINTER, Schema, child, unescape
+
+API_VERSION = "meta-orchestrator.io/v1alpha1"
+DATA = "data"
+"""The name of the generated flow's one input: the data the description describes."""
+VALIDATE_NODE = ("meta", "step", "validate-node")
+ITERATING = ITERATION_VARIABLES | FLOW_VARIABLES
+TOP_LEVEL = FLOW_VARIABLES
+
+EXPLICIT = 100.0
+"""The score of the generator that the root's `x-meta.pattern` names."""
+
+# Which generated patterns each root x-meta key applies to (pattern, scope, maxActive and name
+# apply to all; `run` is checked where it is used).
+ROOT_KEYS: dict[str, frozenset[str]] = {
+    "order": frozenset({"dfs", "bfs"}),
+    "gather": frozenset({"fanout"}),
+    "stream": frozenset({"cycle"}),
+    "chunk": frozenset({"cycle"}),
+    "rounds": frozenset({"cycle"}),
+    "ring": frozenset({"cycle"}),
+}
+
+
+def not_a_schema(description: Description, wanted: str) -> Fault:
+    return Fault(display_path(description.path), "", f"not {wanted}")
+
+
+def flow_slug(text: str) -> str:
+    """`text` as a flow name: lower-case letters, digits and '-', at most 63 characters."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:63].rstrip("-")
+
+
+def unit_slug(text: str, fallback: str = "unit") -> str:
+    """`text` as a unit name: letters, digits, '_', '.', '-', starting with a letter or digit."""
+    slug = re.sub(r"[^a-z0-9_.-]+", "-", text.lower())
+    slug = re.sub(r"^[^a-z0-9]+|[-_.]+$", "", slug[:253])
+    return slug or fallback
+
+
+def unique_names(names: Iterable[str]) -> list[str]:
+    """The names, with `-2`, `-3`... added to repeats so that no two are the same."""
+    seen: set[str] = set()
+    result: list[str] = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}-{n}"
+        seen.add(candidate)
+        result.append(candidate)
+    return result
+
+
+def type_name(schema: Schema, where: str) -> str:
+    """A node type's name: its `$defs` key, the root's title (or 'root'), or its last segment."""
+    found = DEF_POINTER.match(where)
+    if found:
+        return unescape(found.group(2))
+    if where == "":
+        return schema.title() or "root"
+    return unescape(where.rsplit("/", 1)[-1])
+
+
+def flow_name(schema: Schema) -> str:
+    named = schema.root_meta.get("name")
+    if isinstance(named, str):
+        return named
+    return flow_slug(schema.title()) or flow_slug(schema.stem()) or "flow"
+
+
+def data_path(schema: Schema, description: Description, suffix: str = ".data.json") -> str:
+    """The data input: the file given with the description, else `<stem><suffix>` beside it."""
+    data = description.data
+    if data is None:
+        data = description.path.parent / f"{schema.stem()}{suffix}"
+    return description.relative(data)
+
+
+def flow_document(
+    schema: Schema,
+    description: Description,
+    generator: str,
+    root: dict[str, Any],
+    *,
+    data_suffix: str = ".data.json",
+) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "MetaFlow",
+        "metadata": {
+            "name": flow_name(schema),
+            "annotations": {
+                "meta-orchestrator.io/generator": generator,
+                "meta-orchestrator.io/description": description.relative(description.path),
+            },
+        },
+        "spec": {
+            "inputs": {DATA: {"path": data_path(schema, description, data_suffix)}},
+            "root": root,
+        },
+    }
+
+
+def section_frame(schema: Schema, name: str, pattern: str, scope: str = "macro") -> dict[str, Any]:
+    """The first keys of the generated section: name, scope, pattern (root x-meta may set scope)."""
+    meta = schema.root_meta
+    return {"name": name, "scope": meta.get("scope", scope), "pattern": pattern}
+
+
+def max_active(section: dict[str, Any], schema: Schema) -> None:
+    if "maxActive" in schema.root_meta:
+        section["maxActive"] = schema.root_meta["maxActive"]
+
+
+def validator_run(
+    schema: Schema, description: Description, where: str, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The run of the built-in step that checks a node against the subschema at `where`."""
+    command = [
+        *VALIDATE_NODE,
+        "--schema",
+        description.relative(description.path),
+        "--pointer",
+        where,
+        *extra,
+    ]
+    return {"command": command}
+
+
+def user_run(
+    schema: Schema, where: str, available: frozenset[str], *, key: str = "run"
+) -> dict[str, Any] | None:
+    """A copy of the `x-meta.run` written at `where` (None when there is none), its templates
+    checked against the variables `available` where it will run."""
+    run = schema.x_meta.get(where, {}).get(key)
+    if not isinstance(run, dict):
+        return None
+    return copy_run(schema, child(where, "x-meta", key), run, available)
+
+
+def copy_run(
+    schema: Schema, at: str, run: Mapping[str, Any], available: frozenset[str]
+) -> dict[str, Any]:
+    """A fresh copy of a run (command, image, env in that order), its templates checked."""
+    faults: list[Fault] = []
+    command = [str(arg) for arg in run["command"]]
+    for i, arg in enumerate(command):
+        faults.extend(_template_faults(schema, child(at, "command", i), arg, available))
+    copied: dict[str, Any] = {"command": command}
+    if "image" in run:
+        copied["image"] = run["image"]
+        faults.extend(_template_faults(schema, child(at, "image"), run["image"], available))
+    if "env" in run:
+        copied["env"] = dict(run["env"])
+        for name, value in run["env"].items():
+            faults.extend(_template_faults(schema, child(at, "env", name), value, available))
+    if faults:
+        raise UserError(faults)
+    return copied
+
+
+def _template_faults(
+    schema: Schema, at: str, text: str, available: frozenset[str]
+) -> Iterable[Fault]:
+    if not is_template(text):
+        return []
+    try:
+        check_template(text, available)
+    except TemplateProblem as problem:
+        return [schema.fault(at, str(problem))]
+    return []
+
+
+def check_root_keys(schema: Schema, pattern: str, generator: str) -> None:
+    """Root x-meta keys that do not apply to the pattern being generated are faults."""
+    faults = []
+    for key, patterns in ROOT_KEYS.items():
+        value = schema.root_meta.get(key)
+        if value is None or pattern in patterns or (key == "stream" and value is False):
+            continue
+        faults.append(
+            schema.fault(
+                child("", "x-meta", key),
+                f"x-meta.{key} applies to {'/'.join(sorted(patterns))} flows; generator "
+                f"'{generator}' makes a {pattern}",
+            )
+        )
+    if faults:
+        raise UserError(faults)
+
+
+def check_runs_used(
+    schema: Schema, used: Iterable[tuple[str, str]], generator: str, what: str
+) -> None:
+    """Every `x-meta.run` (and `dependsOn`) the generator did not use is a fault: it would be
+    silently ignored otherwise. `used` holds (subschema pointer, key) pairs; `what` says where
+    this generator reads them from."""
+    taken = set(used)
+    faults = []
+    for where, meta in schema.x_meta.items():
+        for key in ("run", "dependsOn"):
+            if key in meta and (where, key) not in taken:
+                faults.append(
+                    schema.fault(
+                        child(where, "x-meta", key),
+                        f"x-meta.{key} here is not used by generator '{generator}' ({what})",
+                    )
+                )
+    if faults:
+        raise UserError(faults)

@@ -1,0 +1,123 @@
+"""The stream generator: a root with `x-meta.stream: true` describes a JSON-lines stream of
+records; it becomes a `cycle` whose chunks of records go round a ring of units.
+
+The record type is the root schema itself, or its `items` when the root is an array. The ring is
+`x-meta.ring` (a member without `run` is the built-in validator, checking every record of its
+chunk), by default one unit: the record type's `x-meta.run`, else the validator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meta.errors import Fault, UserError
+from meta.hookspecs import Description
+
+from . import flows
+from .schema_model import DEF_POINTER, Schema, child, is_array_type, load
+
+PATTERN = "cycle"
+SCORE = 40.0
+CHUNK = 100
+
+
+class StreamGenerator:
+    """`x-meta.stream: true` -> a cycle over chunks of a JSON-lines file."""
+
+    name = "stream"
+
+    def score(self, description: Description) -> float:
+        schema = load(description)
+        if schema is None:
+            return 0.0
+        pattern = schema.root_meta.get("pattern")
+        if pattern is not None:
+            return flows.EXPLICIT if pattern == PATTERN else 0.0
+        return SCORE if schema.root_meta.get("stream") is True else 0.0
+
+    def generate(self, description: Description) -> dict[str, Any]:
+        schema = load(description)
+        if schema is None:
+            raise UserError(flows.not_a_schema(description, "a draft 2020-12 JSON Schema"))
+        flows.check_root_keys(schema, PATTERN, self.name)
+        meta = schema.root_meta
+        chunk = meta.get("chunk", CHUNK)
+        places = _record_places(schema)
+        record = places[-1]
+        validator_extra = ["--each", "--offset", f"{{{{ index * {chunk} }}}}", "--no-subtree"]
+        used: set[tuple[str, str]] = set()
+        ring: list[dict[str, Any]] = []
+        if "ring" in meta:
+            faults: list[Fault] = []
+            seen: set[str] = set()
+            for i, member in enumerate(meta["ring"]):
+                at = child("", "x-meta", "ring", i)
+                if member["name"] in seen:
+                    faults.append(
+                        schema.fault(
+                            child(at, "name"), f"ring member name '{member['name']}' is repeated"
+                        )
+                    )
+                seen.add(member["name"])
+                if "run" in member:
+                    run = flows.copy_run(schema, child(at, "run"), member["run"], flows.ITERATING)
+                else:
+                    run = flows.validator_run(schema, description, record, validator_extra)
+                ring.append({"name": member["name"], "run": run})
+            if faults:
+                raise UserError(faults)
+        else:
+            run = None
+            for where in places:
+                run = flows.user_run(schema, where, flows.ITERATING)
+                if run is not None:
+                    used.add((where, "run"))
+                    break
+            if run is None:
+                ring.append(
+                    {
+                        "name": "validate",
+                        "run": flows.validator_run(schema, description, record, validator_extra),
+                    }
+                )
+            else:
+                ring.append({"name": _record_name(schema, record), "run": run})
+        flows.check_runs_used(
+            schema, used, self.name, "it runs x-meta.ring, else the record type's run"
+        )
+        if meta.get("maxActive", 1) > len(ring):
+            raise schema.error(
+                child("", "x-meta", "maxActive"),
+                f"a cycle runs at most one unit per ring member: maxActive must be <= {len(ring)}",
+            )
+        section = flows.section_frame(schema, "stream", PATTERN, scope="micro")
+        flows.max_active(section, schema)
+        section["over"] = {"input": flows.DATA, "chunk": chunk}
+        if "rounds" in meta:
+            section["rounds"] = meta["rounds"]
+        section["ring"] = ring
+        return flows.flow_document(
+            schema, description, self.name, section, data_suffix=".data.jsonl"
+        )
+
+
+def _record_places(schema: Schema) -> list[str]:
+    """Where the record type is written, outermost first: the root (or what its $ref names),
+    or, for an array root, its items (and what they name). The last is the record's schema."""
+    root = schema.deref("")
+    if root is None:
+        return [""]
+    places = list(dict.fromkeys(("", root)))
+    items = child(root, "items")
+    if is_array_type(schema.at(root)) and items in schema.nodes:
+        places = [items]
+        element = schema.deref(items)
+        if element is not None and element != items:
+            places.append(element)
+    return places
+
+
+def _record_name(schema: Schema, record: str) -> str:
+    if record == "" or DEF_POINTER.match(record):
+        return flows.unit_slug(flows.type_name(schema, record), "record")
+    return "record"

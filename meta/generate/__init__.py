@@ -1,0 +1,1 @@
+"""Generators: data descriptions become flows, through pluggy plugins."""

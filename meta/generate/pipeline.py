@@ -1,0 +1,128 @@
+"""From a description to a written flow: choose a generator, generate, transform, validate, dump."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meta.errors import Fault, FlowInvalid, UserError
+from meta.flow.model import Flow
+from meta.flow.parse import display_path, flow_from_document
+from meta.generate.plugins import Plugins, Registered
+from meta.hookspecs import Description
+
+
+@dataclass(frozen=True)
+class Generated:
+    document: dict[str, Any]
+    generator: str
+    flow: Flow
+
+    def yaml(self) -> str:
+        return dump_flow(self.document)
+
+
+def read_description(
+    path: Path, *, data: Path | None = None, flow_dir: Path | None = None
+) -> Description:
+    """Read a description; JSON and YAML are parsed, other formats are left to the plugins."""
+    file = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(Fault(file, "", "no such file")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(Fault(file, "", f"cannot read: {exc}")) from None
+    document: Any = None
+    if path.suffix.lower() == ".json":
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(
+                Fault(file, "", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+            ) from None
+    elif path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UserError(Fault(file, "", f"invalid YAML: {exc}")) from None
+    return Description(
+        path=path.resolve(), document=document, data=data, flow_dir=flow_dir or path.parent
+    )
+
+
+def choose(plugins: Plugins, description: Description, name: str | None = None) -> Registered:
+    """The generator named `name`, or the one that scores `description` highest."""
+    file = display_path(description.path)
+    if name is not None:
+        chosen = plugins.catalogue.get(name)
+        if chosen is None:
+            known = ", ".join(plugins.catalogue.names()) or "none"
+            raise UserError(Fault(file, "", f"no generator named '{name}' (known: {known})"))
+        if chosen.generator.score(description) <= 0:
+            raise UserError(
+                Fault(file, "", f"generator '{name}' does not understand this description")
+            )
+        return chosen
+    scored = [
+        (registered.generator.score(description), registered) for registered in plugins.catalogue
+    ]
+    best = max((score for score, _ in scored), default=0.0)
+    if best <= 0:
+        known = ", ".join(plugins.catalogue.names()) or "none"
+        raise UserError(
+            Fault(file, "", f"no generator understands this description (generators: {known})")
+        )
+    top = [registered for score, registered in scored if score == best]
+    if len(top) > 1:
+        names = ", ".join(r.generator.name for r in top)
+        raise UserError(
+            Fault(
+                file, "", f"generators tie at score {best:g}: {names}; choose one with --generator"
+            )
+        )
+    winner: Registered = top[0]
+    return winner
+
+
+def generate(
+    plugins: Plugins, description: Description, *, flow_path: Path, generator: str | None = None
+) -> Generated:
+    """Generate, transform and validate the flow for `description`, said to live at `flow_path`."""
+    chosen = choose(plugins, description, generator)
+    name = chosen.generator.name
+    document = chosen.generator.generate(description)
+    for impl in _in_order(plugins.manager.hook.meta_transform_flow.get_hookimpls()):
+        # As pluggy does: an implementation takes any subset of the spec's arguments.
+        offered = {"flow": document, "description": description, "generator": name}
+        changed = impl.function(*(offered[arg] for arg in impl.argnames))
+        if changed is not None:
+            document = changed
+    try:
+        flow = flow_from_document(document, flow_path.resolve())
+    except FlowInvalid as exc:
+        faults = [
+            Fault(f.file, f.pointer, f"generator '{name}' produced an invalid flow: {f.reason}")
+            for f in exc.faults
+        ]
+        raise FlowInvalid(faults) from None
+    return Generated(document, name, flow)
+
+
+def _in_order(impls: list[Any]) -> list[Any]:
+    first = [impl for impl in impls if impl.tryfirst]
+    # pluggy keeps trylast impls newest first; reverse them back into registration order.
+    last = [impl for impl in reversed(impls) if impl.trylast]
+    middle = [impl for impl in impls if not impl.tryfirst and not impl.trylast]
+    return [*first, *middle, *last]
+
+
+def dump_flow(document: dict[str, Any]) -> str:
+    """YAML for a flow document, the same bytes for the same document."""
+    return yaml.safe_dump(
+        document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
+    )

@@ -1,0 +1,444 @@
+"""The CLI's error handling beyond the issue's list: one line per fault, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from .conftest import FAULT_LINE, Result
+
+MARK = "{name: mark, run: {command: [touch, ran.marker]}}"
+
+
+def assert_user_error(result: Result) -> list[str]:
+    """Exit 2, no traceback, and every stderr line is `FILE: /pointer: reason`."""
+    assert result.code == 2, result
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.fault_lines()
+    assert lines
+    for line in lines:
+        assert FAULT_LINE.match(line), line
+    return lines
+
+
+def assert_nothing_ran(tmp_path: Path) -> None:
+    assert not (tmp_path / "wd").exists()
+    assert not (tmp_path / "ran.marker").exists()
+
+
+def test_yaml_syntax_error_names_line_and_column(
+    meta: Callable[..., Result], write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    write(
+        "flow.yaml",
+        """\
+        apiVersion: meta-orchestrator.io/v1alpha1
+        kind: MetaFlow
+        metadata: {name: t}
+        spec:
+          root: {name: a, run: {command: [touch, ran.marker]}
+        """,
+    )
+    for args in (["validate"], ["run", "--workdir", "wd"], ["plan"], ["graph"]):
+        result = meta(*args, "flow.yaml")
+        (line,) = assert_user_error(result)
+        assert line.startswith("flow.yaml: /: invalid YAML: line 6, column 1: "), line
+    assert_nothing_ran(tmp_path)
+
+
+def test_missing_flow_file(meta: Callable[..., Result], tmp_path: Path) -> None:
+    (line,) = assert_user_error(meta("run", "nope.flow.yaml", "--workdir", "wd"))
+    assert line == "nope.flow.yaml: /: no such file"
+    assert_nothing_ran(tmp_path)
+
+
+def test_a_document_that_is_not_an_object(
+    meta: Callable[..., Result], write: Callable[[str, str], Path]
+) -> None:
+    write("flow.yaml", "- just\n- a list\n")
+    (line,) = assert_user_error(meta("validate", "flow.yaml"))
+    assert line == "flow.yaml: /: must be of type object, got array"
+
+
+def test_several_faults_in_one_file_are_all_listed(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_flow(
+        "flow.yaml",
+        """
+        root:
+          name: s
+          scope: macro
+          pattern: dag
+          maxActive: 0
+          colour: red
+          units:
+            - {name: mark, run: {command: touch}}
+            - {name: b, retries: -1, run: {command: [touch, ran.marker]}}
+        """,
+    )
+    for args in (["validate"], ["run", "--workdir", "wd"]):
+        lines = assert_user_error(meta(*args, "flow.yaml"))
+        assert len(lines) == 4, lines
+        assert lines[0].startswith(
+            "flow.yaml: /spec/root/colour: unknown field 'colour' (allowed here: dependsOn, "
+        )
+        assert lines[1:] == [
+            "flow.yaml: /spec/root/maxActive: must be >= 1, got 0",
+            "flow.yaml: /spec/root/units/0/run/command: must be of type array, got string",
+            "flow.yaml: /spec/root/units/1/retries: must be >= 0, got -1",
+        ]
+    assert_nothing_ran(tmp_path)
+
+
+def test_several_semantic_faults_are_all_listed(
+    meta: Callable[..., Result], write_flow: Callable[..., Path]
+) -> None:
+    write_flow(
+        "flow.yaml",
+        f"""
+        root:
+          name: s
+          scope: macro
+          pattern: dag
+          units:
+            - {MARK}
+            - {{name: mark, run: {{command: [touch, ran.marker]}}, dependsOn: [ghost]}}
+            - {{name: c, run: {{command: [echo, "{{{{ node }}}}"]}}}}
+        """,
+    )
+    lines = assert_user_error(meta("validate", "flow.yaml"))
+    assert len(lines) == 3, lines
+    assert any(
+        line.startswith("flow.yaml: /spec/root/units/1/name: duplicate unit name 'mark'")
+        for line in lines
+    )
+    assert any(
+        line.startswith("flow.yaml: /spec/root/units/1/dependsOn/0: 'ghost' names no sibling")
+        for line in lines
+    )
+    assert any(
+        line.startswith("flow.yaml: /spec/root/units/2/run/command/1: template variable 'node'")
+        for line in lines
+    )
+
+
+def test_validate_several_files(
+    meta: Callable[..., Result], write_flow: Callable[..., Path]
+) -> None:
+    write_flow("good.yaml", f"root: {MARK}")
+    write_flow("also-good.yaml", f"root: {MARK}")
+    write_flow("bad.yaml", f"root: {{name: s, scope: mezzo, pattern: sequence, units: [{MARK}]}}")
+    write_flow("worse.yaml", "root: {name: a, run: {command: []}}")
+    result = meta("validate", "good.yaml", "bad.yaml", "also-good.yaml", "worse.yaml")
+    lines = assert_user_error(result)
+    assert lines == [
+        "bad.yaml: /spec/root/scope: 'mezzo' is not one of: macro, micro",
+        "worse.yaml: /spec/root/run/command: needs at least 1 item(s)",
+    ]
+    assert result.stdout.splitlines() == ["good.yaml: valid", "also-good.yaml: valid"]
+
+    result = meta("validate", "good.yaml", "also-good.yaml")
+    assert result.code == 0, result
+    assert result.stdout.splitlines() == ["good.yaml: valid", "also-good.yaml: valid"]
+    assert result.stderr == ""
+
+
+def test_set_naming_an_unknown_input(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_flow("flow.yaml", f"inputs: {{tree: {{value: 1}}}}\nroot: {MARK}")
+    (tmp_path / "other.json").write_text("{}")
+    (line,) = assert_user_error(meta("run", "flow.yaml", "--workdir", "wd", "--set", "nope=x"))
+    assert line == "--set: /nope: the flow declares no input 'nope' (declared: tree)"
+    assert_nothing_ran(tmp_path)
+
+
+def test_set_without_a_path_is_a_usage_error(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_flow("flow.yaml", f"inputs: {{tree: {{value: 1}}}}\nroot: {MARK}")
+    result = meta("run", "flow.yaml", "--workdir", "wd", "--set", "tree")
+    assert result.code == 2
+    assert "expected INPUT=PATH" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert_nothing_ran(tmp_path)
+
+
+def test_set_pointing_at_invalid_data(
+    meta: Callable[..., Result],
+    write: Callable[[str, str], Path],
+    write_flow: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    write("data/good.json", "[1, 2]")
+    write("data/bad.json", "[1, 2")
+    write_flow(
+        "flow.yaml",
+        f"""
+        inputs: {{xs: {{path: data/good.json}}}}
+        root: {{name: fan, scope: macro, pattern: fanout, over: {{input: xs}}, visit: {MARK}}}
+        """,
+    )
+    (line,) = assert_user_error(
+        meta("run", "flow.yaml", "--workdir", "wd", "--set", "xs=data/bad.json")
+    )
+    assert line.startswith("data/bad.json: /: invalid JSON at line 1"), line
+    assert_nothing_ran(tmp_path)
+
+
+def test_flowref_to_a_missing_file(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_flow(
+        "flow.yaml",
+        f"""
+        root:
+          name: s
+          scope: macro
+          pattern: sequence
+          units:
+            - {MARK}
+            - {{name: sub, flowRef: {{path: sub/gone.flow.yaml}}}}
+        """,
+    )
+    for args in (["validate"], ["run", "--workdir", "wd"]):
+        (line,) = assert_user_error(meta(*args, "flow.yaml"))
+        assert line == (
+            "flow.yaml: /spec/root/units/1/flowRef/path: "
+            "flowRef to a file that does not exist: sub/gone.flow.yaml"
+        )
+    assert_nothing_ran(tmp_path)
+
+
+def test_fault_inside_a_referenced_flow_names_that_file(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_flow("flow.yaml", "root: {name: sub, flowRef: {path: sub/child.flow.yaml}}")
+    write_flow("sub/child.flow.yaml", "root: {name: a, run: {command: [touch, x]}, bogus: 1}")
+    (line,) = assert_user_error(meta("run", "flow.yaml", "--workdir", "wd"))
+    assert line.startswith("sub/child.flow.yaml: /spec/root/bogus: unknown field 'bogus'"), line
+    assert_nothing_ran(tmp_path)
+
+
+def test_over_input_naming_no_input(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_flow(
+        "flow.yaml",
+        f"""
+        inputs: {{xs: {{value: [1]}}, ys: {{value: [2]}}}}
+        root: {{name: fan, scope: macro, pattern: fanout, over: {{input: zs}}, visit: {MARK}}}
+        """,
+    )
+    (line,) = assert_user_error(meta("run", "flow.yaml", "--workdir", "wd"))
+    assert line == "flow.yaml: /spec/root/over/input: no input named 'zs' (declared inputs: xs, ys)"
+    assert_nothing_ran(tmp_path)
+
+
+def test_fanout_path_not_found_in_data(
+    meta: Callable[..., Result],
+    write: Callable[[str, str], Path],
+    write_flow: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    write("data/orders.json", '{"batch": {"orders": [1, 2]}}')
+    spec = """
+        inputs: {{orders: {{path: data/orders.json}}}}
+        root:
+          name: fan
+          scope: macro
+          pattern: fanout
+          over: {{input: orders, path: {path}}}
+          visit: {mark}
+        """
+    write_flow("flow.yaml", spec.format(path="/batch/lines", mark=MARK))
+    (line,) = assert_user_error(meta("run", "flow.yaml", "--workdir", "wd"))
+    assert line == "data/orders.json: /batch/lines: nothing at /batch/lines in the input data"
+    write_flow("flow.yaml", spec.format(path="/bunch/orders", mark=MARK))
+    (line,) = assert_user_error(meta("validate", "flow.yaml"))
+    assert line == "data/orders.json: /bunch: nothing at /bunch/orders in the input data"
+    assert_nothing_ran(tmp_path)
+
+
+def test_fanout_over_a_scalar(
+    meta: Callable[..., Result],
+    write: Callable[[str, str], Path],
+    write_flow: Callable[..., Path],
+) -> None:
+    write("data/n.json", '{"n": 3}')
+    write_flow(
+        "flow.yaml",
+        f"""
+        inputs: {{n: {{path: data/n.json}}}}
+        root: {{name: fan, scope: macro, pattern: fanout, over: {{input: n, path: /n}},
+               visit: {MARK}}}
+        """,
+    )
+    (line,) = assert_user_error(meta("validate", "flow.yaml"))
+    assert line == "data/n.json: /n: section 'fan' needs an array or an object to fan out over"
+
+
+def test_tree_node_that_is_not_an_object(
+    meta: Callable[..., Result],
+    write: Callable[[str, str], Path],
+    write_flow: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    tree = {"value": 1, "children": [{"value": 2}, {"children": [{"value": 3}, 7]}]}
+    write("data/tree.json", json.dumps(tree))
+    write_flow(
+        "flow.yaml",
+        f"""
+        inputs: {{tree: {{path: data/tree.json}}}}
+        root:
+          name: walk
+          scope: micro
+          pattern: dfs
+          over: {{input: tree, children: children}}
+          visit: {MARK}
+        """,
+    )
+    (line,) = assert_user_error(meta("run", "flow.yaml", "--workdir", "wd"))
+    assert line == (
+        "data/tree.json: /children/1/children/1: "
+        "section 'walk' walks a tree of JSON objects; this is not an object"
+    )
+    assert_nothing_ran(tmp_path)
+
+
+def test_children_field_that_is_not_a_list(
+    meta: Callable[..., Result],
+    write: Callable[[str, str], Path],
+    write_flow: Callable[..., Path],
+) -> None:
+    write("data/tree.json", json.dumps({"kids": [{"kids": "none"}]}))
+    write_flow(
+        "flow.yaml",
+        f"""
+        inputs: {{tree: {{path: data/tree.json}}}}
+        root: {{name: walk, scope: macro, pattern: bfs, over: {{input: tree, children: kids}},
+               visit: {MARK}}}
+        """,
+    )
+    (line,) = assert_user_error(meta("validate", "flow.yaml"))
+    assert (
+        line == "data/tree.json: /kids/0/kids: children must be an array of objects or one object"
+    )
+
+
+def test_runtime_template_failure_names_the_field(
+    meta: Callable[..., Result],
+    write: Callable[[str, str], Path],
+    write_flow: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    write("data/items.json", json.dumps([{"id": 1, "size": 2}, {"id": 2}]))
+    write_flow(
+        "flow.yaml",
+        """
+        inputs: {items: {path: data/items.json}}
+        root:
+          name: fan
+          scope: macro
+          pattern: fanout
+          maxActive: 1
+          over: {input: items}
+          visit: {name: "v-{{ node.id }}", run: {command: [echo, "{{ node.size }}"]}}
+        """,
+    )
+    assert meta("validate", "flow.yaml").code == 0  # only the data tells
+    result = meta("run", "flow.yaml", "--workdir", "wd")
+    (line,) = assert_user_error(result)
+    assert line.startswith("flow.yaml: /spec/root/visit/run/command/1: "), line
+    assert "undefined template variable" in line
+    assert "'size'" in line
+    assert "data/items.json: /1" in line  # the node it failed for
+    report = json.loads((tmp_path / "wd" / "report.json").read_text())
+    assert report["state"] == "failed"
+
+
+def test_when_expression_on_a_missing_field_is_a_user_error(
+    meta: Callable[..., Result], write_flow: Callable[..., Path]
+) -> None:
+    write_flow(
+        "flow.yaml",
+        """
+        inputs: {tree: {value: {kind: root, kids: [{name: x}]}}}
+        root:
+          name: walk
+          scope: macro
+          pattern: dfs
+          over: {input: tree, children: kids}
+          visit:
+            cases:
+              - when: node.kind
+                unit: {name: a, run: {command: ["true"]}}
+        """,
+    )
+    result = meta("run", "flow.yaml", "--workdir", "wd")
+    (line,) = assert_user_error(result)
+    assert line.startswith("flow.yaml: /spec/root/visit/cases/0/when: "), line
+    assert "'kind'" in line
+
+
+def test_no_case_matching_a_node_names_its_path(
+    meta: Callable[..., Result],
+    write: Callable[[str, str], Path],
+    write_flow: Callable[..., Path],
+) -> None:
+    tree = {"kind": "root", "kids": [{"kind": "leaf"}, {"kind": "odd"}]}
+    write("data/tree.json", json.dumps(tree))
+    write_flow(
+        "flow.yaml",
+        """
+        inputs: {tree: {path: data/tree.json}}
+        root:
+          name: walk
+          scope: macro
+          pattern: dfs
+          maxActive: 1
+          over: {input: tree, children: kids}
+          visit:
+            cases:
+              - when: "node.kind == 'root'"
+                unit: {name: r, run: {command: ["true"]}}
+              - when: "node.kind == 'leaf'"
+                unit: {name: l, run: {command: ["true"]}}
+        """,
+    )
+    result = meta("run", "flow.yaml", "--workdir", "wd")
+    (line,) = assert_user_error(result)
+    assert line.startswith("data/tree.json: /kids/1: no case of the visit matches this node"), line
+    assert "flow.yaml: /spec/root/visit/cases" in line
+
+
+def test_workdir_holding_a_run_already(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_flow("flow.yaml", f"root: {MARK}")
+    (tmp_path / "wd").mkdir()
+    (tmp_path / "wd" / "run.json").write_text("{}")
+    (line,) = assert_user_error(meta("run", "flow.yaml", "--workdir", "wd"))
+    assert line.startswith("wd: /: this workdir holds a run already"), line
+    assert not (tmp_path / "ran.marker").exists()
+    assert sorted(p.name for p in (tmp_path / "wd").iterdir()) == ["run.json"]
+
+
+def test_resume_a_directory_with_no_run(meta: Callable[..., Result], tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (line,) = assert_user_error(meta("resume", "empty"))
+    assert line == "empty: /: no run here (no run.json)"
+
+
+def test_plan_and_graph_report_faults_too(
+    meta: Callable[..., Result], write_flow: Callable[..., Path]
+) -> None:
+    write_flow("flow.yaml", "root: {name: s, scope: macro, pattern: dag, maxActive: 0, units: []}")
+    for args in (["plan"], ["graph", "--format", "dot"], ["graph", "--format", "mermaid"]):
+        lines = assert_user_error(meta(*args, "flow.yaml"))
+        assert lines == [
+            "flow.yaml: /spec/root/maxActive: must be >= 1, got 0",
+            "flow.yaml: /spec/root/units: needs at least 1 item(s)",
+        ]

@@ -1,0 +1,181 @@
+"""meta.flow.templates: checking before running, and the sandbox at render time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from meta.flow.templates import (
+    ALL_VARIABLES,
+    FLOW_VARIABLES,
+    ITERATION_VARIABLES,
+    TemplateProblem,
+    check_template,
+    evaluate,
+    is_template,
+    render,
+)
+
+NODE = {"id": 7, "kind": "team", "name": "core", "_secret": 1, "tags": ["a", "b"]}
+CONTEXT: dict[str, Any] = {
+    "node": NODE,
+    "item": NODE,
+    "index": 3,
+    "depth": 2,
+    "path": "/kids/3",
+    "inputs": {"tree": "/abs/tree.json", "n": 5},
+    "flow": {"name": "f", "file": "/abs/f.yaml", "dir": "/abs"},
+}
+
+
+def test_variable_sets() -> None:
+    assert {"inputs", "flow"} == FLOW_VARIABLES
+    assert {"node", "item", "chunk", "index", "depth", "path", "round"} == ITERATION_VARIABLES
+    assert ALL_VARIABLES == FLOW_VARIABLES | ITERATION_VARIABLES
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("plain", False), ("{{ x }}", True), ("{% if x %}y{% endif %}", True), ("{# c #}", True)],
+)
+def test_is_template(text: str, expected: bool) -> None:
+    assert is_template(text) is expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ node.name }}-{{ index }}",
+        "{{ inputs.tree }}",
+        "{{ flow.dir }}/{{ path }}",
+        "{% for t in node.tags %}{{ t }}{% endfor %}",
+        "{% set n = node.id + 1 %}{{ n }}",
+        "{{ node | tojson }}",
+        "{% for i in range(depth) %}.{% endfor %}",
+    ],
+)
+def test_check_accepts_ordinary_templates(text: str) -> None:
+    check_template(text, ALL_VARIABLES)
+
+
+def test_check_names_an_undefined_variable() -> None:
+    with pytest.raises(TemplateProblem) as caught:
+        check_template("{{ node.id }} {{ bogus }}", ALL_VARIABLES)
+    assert "undefined template variable 'bogus'" in str(caught.value)
+
+
+def test_check_names_an_iteration_variable_used_outside_an_iteration() -> None:
+    with pytest.raises(TemplateProblem) as caught:
+        check_template("{{ inputs.tree }} {{ node.id }}", FLOW_VARIABLES)
+    assert str(caught.value) == (
+        "template variable 'node' is not defined here (defined here: flow, inputs)"
+    )
+
+
+def test_check_reports_syntax_errors() -> None:
+    with pytest.raises(TemplateProblem) as caught:
+        check_template("{{ node.id ", ALL_VARIABLES)
+    assert str(caught.value).startswith("template syntax error: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "attribute"),
+    [
+        ("{{ node.__class__ }}", "__class__"),
+        ("{{ ''.__class__.__mro__ }}", "__"),
+        ("{{ node['__class__'] }}", "__class__"),
+        ("{{ node._secret }}", "_secret"),
+        ("{{ node|attr('__class__') }}", "__class__"),
+        ("{% set x = node %}{{ x.__dict__ }}", "__dict__"),
+        ("{{ lipsum.__globals__ }}", "__globals__"),
+    ],
+)
+def test_check_rejects_reaching_for_internals(text: str, attribute: str) -> None:
+    with pytest.raises(TemplateProblem) as caught:
+        check_template(text, ALL_VARIABLES)
+    assert f"internal attribute '{attribute}" in str(caught.value)
+    assert "sandbox forbids" in str(caught.value)
+
+
+def test_check_expressions() -> None:
+    check_template("node.kind == 'team' and depth > 1", ALL_VARIABLES, expression=True)
+    with pytest.raises(TemplateProblem, match="'depht'"):
+        check_template("depht > 1", ALL_VARIABLES, expression=True)
+    with pytest.raises(TemplateProblem, match="internal attribute '__class__'"):
+        check_template("node.__class__", ALL_VARIABLES, expression=True)
+    with pytest.raises(TemplateProblem, match="syntax error"):
+        check_template("node.kind ==", ALL_VARIABLES, expression=True)
+
+
+def test_render() -> None:
+    assert render("plain {text", {}) == "plain {text"
+    assert render("{{ node.name }}-{{ index }}", CONTEXT) == "core-3"
+    assert render("{{ inputs.tree }} {{ inputs.n * 2 }}", CONTEXT) == "/abs/tree.json 10"
+    assert render("{{ node.tags | join(',') }}", CONTEXT) == "a,b"
+
+
+def test_render_tojson_sorts_keys() -> None:
+    assert render("{{ {'b': 1, 'a': 2} | tojson }}", {}) == '{"a": 2, "b": 1}'
+
+
+def test_render_is_strict_about_undefined_names_and_fields() -> None:
+    with pytest.raises(TemplateProblem) as caught:
+        render("{{ node.missing }}", CONTEXT)
+    assert "undefined template variable" in str(caught.value)
+    assert "'missing'" in str(caught.value)
+    with pytest.raises(TemplateProblem, match="'nothing' is undefined"):
+        render("{{ nothing }}", CONTEXT)
+    with pytest.raises(TemplateProblem):
+        render("{% if node.missing %}x{% endif %}", CONTEXT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ node.__class__ }}",
+        "{{ ''.__class__.__mro__ }}",
+        "{{ node|attr('__class__') }}",
+        "{{ lipsum.__globals__ }}",
+        "{{ node.pop('id') }}",  # the sandbox is immutable: no mutating the data
+        "{{ node.tags.append(1) }}",
+    ],
+)
+def test_the_sandbox_refuses_at_render_time_too(text: str) -> None:
+    node = {"id": 1, "tags": []}
+    with pytest.raises(TemplateProblem) as caught:
+        render(text, {"node": node})
+    assert "sandbox refused" in str(caught.value)
+    assert node == {"id": 1, "tags": []}
+
+
+def test_render_wraps_other_failures() -> None:
+    with pytest.raises(TemplateProblem, match="template failed: ZeroDivisionError"):
+        render("{{ 1 // 0 }}", {})
+
+
+def test_evaluate() -> None:
+    assert evaluate("node.kind == 'team'", CONTEXT) is True
+    assert evaluate("node.kind == 'person'", CONTEXT) is False
+    assert evaluate("depth > 1 and path.startswith('/kids')", CONTEXT) is True
+    assert evaluate("node.tags", CONTEXT) == ["a", "b"]
+    assert evaluate("'name' in node", CONTEXT) is True
+
+
+@pytest.mark.parametrize("expression", ["node.missing", "node.kind == nothing", "nothing"])
+def test_evaluate_undefined_raises_a_template_problem(expression: str) -> None:
+    with pytest.raises(TemplateProblem, match="undefined template variable"):
+        evaluate(expression, CONTEXT)
+
+
+@pytest.mark.parametrize(
+    "expression", ["node.__class__", "node|attr('__class__')", "''.__class__.__mro__"]
+)
+def test_evaluate_refuses_internals(expression: str) -> None:
+    with pytest.raises(TemplateProblem, match="sandbox refused"):
+        evaluate(expression, CONTEXT)
+
+
+def test_evaluate_wraps_other_failures() -> None:
+    with pytest.raises(TemplateProblem, match="expression failed: ZeroDivisionError"):
+        evaluate("index // 0", CONTEXT)

@@ -1,0 +1,106 @@
+"""`meta plugins` and `meta generate` with plugins installed as distributions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from plugin_fakes import generator_plugin
+
+from meta.cli import main
+from meta.flow.parse import load_flow
+from meta.generate.plugins import load_plugins
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    monkeypatch.delenv("META_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+
+    def invoke(*args: str | Path) -> Result:
+        return CliRunner().invoke(main, [str(arg) for arg in args])
+
+    return invoke
+
+
+def test_plugins_lists_each_generator_with_where_it_comes_from(
+    install_dist: Callable[..., str], cli: Callable[..., Result]
+) -> None:
+    install_dist("meta-fake", "1.2.3", generator_plugin("fake-gen"))
+
+    result = cli("plugins")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "fake-gen\tmeta-fake 1.2.3" in lines
+    for name in load_plugins(autoload=False).catalogue.names():
+        assert f"{name}\tbuilt-in" in lines
+    names = [line.split("\t")[0] for line in lines]
+    assert names == sorted(names)
+
+
+def test_plugins_without_autoload_lists_only_the_built_ins(
+    install_dist: Callable[..., str], cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_dist("meta-fake", "1.2.3", generator_plugin("fake-gen"))
+    monkeypatch.setenv("META_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+    result = cli("plugins")
+
+    assert result.exit_code == 0, result.output
+    assert "fake-gen" not in result.stdout
+    built_in = load_plugins(autoload=False).catalogue.names()
+    assert result.stdout.splitlines() == [f"{name}\tbuilt-in" for name in built_in]
+
+
+def test_generate_writes_the_flow_of_an_installed_generator(
+    install_dist: Callable[..., str], cli: Callable[..., Result], demo: Path, tmp_path: Path
+) -> None:
+    install_dist("meta-fake", "1.2.3", generator_plugin("fake-gen"))
+    output = tmp_path / "flows" / "sample.flow.yaml"
+
+    result = cli("generate", demo, "-o", output)
+
+    assert result.exit_code == 0, result.output
+    assert "by generator 'fake-gen'" in result.stderr
+    assert load_flow(output).name == "fake-gen"
+
+
+def test_generate_prints_the_flow_without_an_output_file(
+    install_dist: Callable[..., str], cli: Callable[..., Result], demo: Path
+) -> None:
+    install_dist("meta-fake", "1.2.3", generator_plugin("fake-gen"))
+
+    result = cli("generate", demo)
+
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["metadata"] == {"name": "fake-gen"}
+
+
+def test_generate_with_a_tie_exits_2_naming_the_candidates(
+    install_dist: Callable[..., str], cli: Callable[..., Result], demo: Path
+) -> None:
+    install_dist("meta-one", "1.0", generator_plugin("one", 2.0))
+    install_dist("meta-two", "1.0", generator_plugin("two", 2.0))
+
+    tie = cli("generate", demo)
+    chosen = cli("generate", demo, "--generator", "two")
+
+    assert tie.exit_code == 2
+    assert "generators tie at score 2: one, two; choose one with --generator" in tie.stderr
+    assert chosen.exit_code == 0, chosen.output
+    assert yaml.safe_load(chosen.stdout)["metadata"] == {"name": "two"}
+
+
+def test_generate_with_an_unknown_generator_exits_2(
+    install_dist: Callable[..., str], cli: Callable[..., Result], demo: Path
+) -> None:
+    install_dist("meta-fake", "1.2.3", generator_plugin("fake-gen"))
+
+    result = cli("generate", demo, "--generator", "nope")
+
+    assert result.exit_code == 2
+    assert "no generator named 'nope'" in result.stderr
+    assert "fake-gen" in result.stderr

@@ -1,0 +1,252 @@
+"""The dag, collection and stream generators: units, fan-outs and rings from $defs, arrays and
+`x-meta.stream`, and the faults each names in the description."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from schema_helpers import SAMPLES, Schemas, command, schema
+
+VALIDATE = ["meta", "step", "validate-node", "--schema", "doc.schema.json"]
+
+
+def stage(*depends: str, run: list[str] | None = None, **node: Any) -> dict[str, Any]:
+    x_meta: dict[str, Any] = {}
+    if depends:
+        x_meta["dependsOn"] = list(depends)
+    if run is not None:
+        x_meta["run"] = {"command": run}
+    return {**node, "x-meta": x_meta}
+
+
+# --- dag ------------------------------------------------------------------------------------
+
+
+def test_the_shop_sample_becomes_a_dag(schemas: Schemas) -> None:
+    flow = schemas.flow(json.loads((SAMPLES / "shop.schema.json").read_text()))
+    root = flow["spec"]["root"]
+    assert (root["name"], root["pattern"], root["scope"]) == ("stages", "dag", "macro")
+    assert [(u["name"], u.get("dependsOn", [])) for u in root["units"]] == [
+        ("customer", []),
+        ("product", []),
+        ("order", ["customer", "product"]),
+        ("revenue", ["order"]),
+    ]
+    customer = command(root["units"][0])
+    assert customer == [
+        *VALIDATE,
+        "--pointer",
+        "/$defs/customer",
+        "--each",
+        "--data",
+        "{{ inputs.data }}",
+        "--at",
+        "/customers",
+        "--no-subtree",
+    ]
+
+
+def test_a_def_held_by_one_nested_property_is_validated_there(schemas: Schemas) -> None:
+    document = schema(
+        type="object",
+        properties={
+            "meta": {"type": "object", "properties": {"owner": {"$ref": "#/$defs/person"}}}
+        },
+        **{
+            "$defs": {
+                "person": {"type": "object", "required": ["email"]},
+                "notify": stage("person", run=["notify", "{{ inputs.data }}"]),
+            }
+        },
+    )
+    units = schemas.flow(document)["spec"]["root"]["units"]
+    assert [u["name"] for u in units] == ["person", "notify"]
+    assert command(units[0])[5:] == [
+        "--pointer",
+        "/$defs/person",
+        "--data",
+        "{{ inputs.data }}",
+        "--at",
+        "/meta/owner",
+        "--no-subtree",
+    ]
+
+
+def test_a_depends_on_naming_no_def_is_an_error(schemas: Schemas) -> None:
+    document = schema(**{"$defs": {"a": stage(run=["a"]), "b": stage("a", "c", run=["b"])}})
+    assert schemas.faults(document) == [
+        "doc.schema.json: /$defs/b/x-meta/dependsOn/1: 'c' names no $defs entry (entries: a, b)"
+    ]
+
+
+def test_a_dependency_cycle_is_an_error(schemas: Schemas) -> None:
+    document = schema(
+        **{
+            "$defs": {
+                "a": stage("c", run=["a"]),
+                "b": stage("a", run=["b"]),
+                "c": stage("b", run=["c"]),
+            }
+        }
+    )
+    assert schemas.faults(document) == [
+        "doc.schema.json: /$defs/a/x-meta/dependsOn: dependency cycle: a -> c -> b -> a"
+    ]
+
+
+def test_a_def_without_run_or_data_is_an_error(schemas: Schemas) -> None:
+    document = schema(**{"$defs": {"a": stage(), "b": stage("a", run=["b"])}})
+    assert schemas.faults(document) == [
+        "doc.schema.json: /$defs/a/x-meta: $defs entry 'a' has no x-meta.run, and no property "
+        "from the root holds its data for the built-in validator to check: give it a run"
+    ]
+
+
+def test_dag_runs_cannot_use_node_variables(schemas: Schemas) -> None:
+    document = schema(**{"$defs": {"a": stage(run=["a"]), "b": stage("a", run=["{{ node }}"])}})
+    faults = schemas.faults(document)
+    assert len(faults) == 1
+    assert faults[0].startswith(
+        "doc.schema.json: /$defs/b/x-meta/run/command/0: template variable 'node' is not "
+        "defined here"
+    )
+
+
+# --- collection -----------------------------------------------------------------------------
+
+
+def test_a_top_level_array_fans_out_and_gathers_when_asked(schemas: Schemas) -> None:
+    flow = schemas.flow(json.loads((SAMPLES / "tasks.schema.json").read_text()))
+    root = flow["spec"]["root"]
+    assert (root["pattern"], root["maxActive"], root["over"]) == ("fanout", 3, {"input": "data"})
+    assert root["visit"]["name"] == "task"
+    assert command(root["visit"]) == [
+        *VALIDATE,
+        "--pointer",
+        "/$defs/task",
+        "--path",
+        "{{ path }}",
+        "--no-subtree",
+    ]
+    assert root["gather"] == {
+        "name": "summary",
+        "run": {"command": ["meta", "step", "validate-node", "--summary"]},
+    }
+
+
+def test_a_collection_with_an_inline_item_run_and_an_own_gather(schemas: Schemas) -> None:
+    document = schema(
+        type="array",
+        items={"type": "object", "x-meta": {"run": {"command": ["one", "{{ item.id }}"]}}},
+        **{"x-meta": {"gather": {"run": {"command": ["all", "{{ inputs.data }}"]}}}},
+    )
+    root = schemas.flow(document)["spec"]["root"]
+    assert root["visit"] == {"name": "item", "run": {"command": ["one", "{{ item.id }}"]}}
+    assert root["gather"] == {"name": "gather", "run": {"command": ["all", "{{ inputs.data }}"]}}
+    assert "gather" not in schemas.flow(schema(type="array", items={}))["spec"]["root"]
+
+
+def test_a_collection_needs_items(schemas: Schemas) -> None:
+    assert schemas.faults(schema(type="array")) == [
+        "doc.schema.json: /: a collection needs items: the schema of each element"
+    ]
+
+
+# --- stream ---------------------------------------------------------------------------------
+
+
+def test_the_readings_sample_becomes_a_cycle(schemas: Schemas) -> None:
+    flow = schemas.flow(json.loads((SAMPLES / "readings.schema.json").read_text()))
+    assert flow["metadata"]["name"] == "readings"
+    assert flow["spec"]["inputs"] == {"data": {"path": "doc.data.jsonl"}}
+    root = flow["spec"]["root"]
+    assert (root["pattern"], root["scope"], root["over"]) == (
+        "cycle",
+        "micro",
+        {"input": "data", "chunk": 3},
+    )
+    assert [member["name"] for member in root["ring"]] == ["check", "tally"]
+    assert command(root["ring"][0]) == [
+        *VALIDATE,
+        "--pointer",
+        "",
+        "--each",
+        "--offset",
+        "{{ index * 3 }}",
+        "--no-subtree",
+    ]
+
+
+def test_a_stream_defaults_to_chunks_of_100_and_one_validating_member(schemas: Schemas) -> None:
+    document = schema(
+        type="array", items={"$ref": "#/$defs/rec"}, **{"x-meta": {"stream": True, "rounds": 2}}
+    )
+    document["$defs"] = {"rec": {"type": "object"}}
+    root = schemas.flow(document)["spec"]["root"]
+    assert root["over"] == {"input": "data", "chunk": 100}
+    assert root["rounds"] == 2
+    assert [m["name"] for m in root["ring"]] == ["validate"]
+    assert command(root["ring"][0])[5:7] == ["--pointer", "/$defs/rec"]
+
+
+def test_a_stream_record_run_is_the_ring(schemas: Schemas) -> None:
+    document = schema(
+        type="object",
+        title="Clicks",
+        **{"x-meta": {"stream": True, "run": {"command": ["count", "{{ index }}"]}}},
+    )
+    root = schemas.flow(document)["spec"]["root"]
+    assert root["ring"] == [{"name": "clicks", "run": {"command": ["count", "{{ index }}"]}}]
+
+
+def test_ring_names_repeat_and_max_active_above_the_ring_are_errors(schemas: Schemas) -> None:
+    repeated = schema(**{"x-meta": {"stream": True, "ring": [{"name": "a"}, {"name": "a"}]}})
+    assert schemas.faults(repeated) == [
+        "doc.schema.json: /x-meta/ring/1/name: ring member name 'a' is repeated"
+    ]
+    busy = schema(**{"x-meta": {"stream": True, "maxActive": 2}})
+    assert schemas.faults(busy) == [
+        "doc.schema.json: /x-meta/maxActive: a cycle runs at most one unit per ring member: "
+        "maxActive must be <= 1"
+    ]
+
+
+# --- shared ---------------------------------------------------------------------------------
+
+
+def test_the_data_input_defaults_to_a_file_beside_the_schema(schemas: Schemas) -> None:
+    flow = schemas.flow(schema(type="array", items={}), name="todo.schema.json")
+    assert flow["metadata"]["name"] == "todo"
+    assert flow["spec"]["inputs"] == {"data": {"path": "todo.data.json"}}
+
+
+def test_the_data_input_is_the_given_file_relative_to_the_flow(
+    schemas: Schemas, tmp_path: Path
+) -> None:
+    (tmp_path / "in").mkdir()
+    data = tmp_path / "in" / "list.json"
+    flow = schemas.flow(schema(type="array", items={}), data=data)
+    assert flow["spec"]["inputs"] == {"data": {"path": "in/list.json"}}
+    assert flow["metadata"]["annotations"] == {
+        "meta-orchestrator.io/generator": "collection",
+        "meta-orchestrator.io/description": "doc.schema.json",
+    }
+
+
+@pytest.mark.parametrize(
+    ("document", "generator"),
+    [
+        (schema(type="array", items={}), "dag"),
+        (schema(type="array", items={}), "stream"),
+    ],
+)
+def test_generators_that_do_not_understand_decline(
+    schemas: Schemas, document: dict[str, Any], generator: str
+) -> None:
+    faults = schemas.faults(document, generator=generator)
+    assert faults == [
+        f"doc.schema.json: /: generator '{generator}' does not understand this description"
+    ]

@@ -1,0 +1,207 @@
+"""Loading a JSON Schema description: the metaschema, local-only `$ref`s, and x-meta checks.
+Each bad input is a user error naming the file and the JSON pointer of the fault."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from meta_generators.schema_model import x_meta_schema
+from schema_helpers import Schemas, run_meta, schema
+
+HIERARCHY: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string"},
+        "children": {"type": "array", "items": {"$ref": "#"}},
+    },
+}
+
+
+def test_an_invalid_json_schema_names_each_fault(schemas: Schemas) -> None:
+    faults = schemas.faults(
+        schema(type="objekt", properties={"a": {"minLength": -1}}),
+    )
+    assert faults == [
+        "doc.schema.json: /properties/a/minLength: not a valid JSON Schema: "
+        "-1 is less than the minimum of 0",
+        "doc.schema.json: /type: not a valid JSON Schema: "
+        "'objekt' is not valid under any of the given schemas",
+    ]
+
+
+def test_an_unresolvable_ref_names_its_pointer(schemas: Schemas) -> None:
+    faults = schemas.faults(
+        schema(
+            type="object",
+            properties={"a": {"$ref": "#/$defs/missing"}, "b": {"$ref": "#nowhere"}},
+        )
+    )
+    assert faults == [
+        "doc.schema.json: /properties/a/$ref: $ref '#/$defs/missing' does not resolve: "
+        "nothing at '/$defs/missing' in this file",
+        "doc.schema.json: /properties/b/$ref: $ref '#nowhere' does not resolve: "
+        "no $anchor 'nowhere' in this file",
+    ]
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every attempt to open a connection is recorded and refused."""
+    attempts: list[str] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(repr(args[:2]))
+        raise AssertionError("no network look-ups of $refs")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    return attempts
+
+
+def test_a_remote_ref_is_an_error_and_never_fetched(
+    schemas: Schemas, no_network: list[str]
+) -> None:
+    faults = schemas.faults(
+        schema(
+            type="object",
+            properties={
+                "web": {"$ref": "https://example.com/schemas/a.json#/$defs/x"},
+                "file": {"$ref": "other.schema.json#/$defs/y"},
+            },
+        )
+    )
+    other = (schemas.root / "other.schema.json").resolve().as_uri()
+    assert faults == [
+        "doc.schema.json: /properties/web/$ref: $ref 'https://example.com/schemas/a.json#/$defs/x'"
+        " is not local (it names https://example.com/schemas/a.json): only references inside "
+        "this file are resolved, never fetched",
+        f"doc.schema.json: /properties/file/$ref: $ref 'other.schema.json#/$defs/y' is not local "
+        f"(it names {other}): only references inside this file are resolved, never fetched",
+    ]
+    assert no_network == []
+
+
+def test_refs_resolve_against_the_documents_own_id(schemas: Schemas) -> None:
+    own = "https://example.com/org.schema.json"
+    document = schema(**{"$id": own}, **HIERARCHY)
+    document["properties"] = {
+        "name": {"type": "string"},
+        "children": {"type": "array", "items": {"$ref": own}},
+        "lead": {"$ref": f"{own}#/$defs/person"},
+    }
+    document["$defs"] = {"person": {"type": "object", "required": ["email"]}}
+    flow = schemas.flow(document)
+    assert flow["spec"]["root"]["over"] == {"input": "data", "children": ["children", "lead"]}
+
+
+def test_an_unknown_x_meta_key_is_named_with_its_pointer(schemas: Schemas) -> None:
+    document = schema(
+        **HIERARCHY,
+        **{"x-meta": {"patern": "dfs"}, "$defs": {"a": {"x-meta": {"command": ["x"]}}}},
+    )
+    assert schemas.faults(document) == [
+        "doc.schema.json: /x-meta/patern: unknown x-meta key 'patern' (known on the root: "
+        "pattern, order, scope, maxActive, name, stream, chunk, rounds, ring, gather, run)",
+        "doc.schema.json: /$defs/a/x-meta/command: unknown x-meta key 'command' "
+        "(known here: run, dependsOn)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("x_meta", "fault"),
+    [
+        ({"maxActive": "two"}, "/x-meta/maxActive: bad x-meta: 'two' is not of type 'integer'"),
+        ({"maxActive": 0}, "/x-meta/maxActive: bad x-meta: 0 is less than the minimum of 1"),
+        ({"pattern": "zigzag"}, "/x-meta/pattern: bad x-meta: 'zigzag' is not one of"),
+        ({"order": "in"}, "/x-meta/order: bad x-meta: 'in' is not one of ['pre', 'post']"),
+        ({"name": "Not A Name"}, "/x-meta/name: bad x-meta: 'Not A Name' does not match"),
+        ({"run": {"command": "echo hi"}}, "/x-meta/run/command: bad x-meta: 'echo hi' is not"),
+        ({"ring": [{"run": {"command": ["x"]}}]}, "/x-meta/ring/0: bad x-meta: 'name' is a"),
+        ({"gather": "yes"}, "/x-meta/gather: bad x-meta: 'yes' is not valid under any"),
+    ],
+)
+def test_an_x_meta_of_the_wrong_type_is_named_with_its_pointer(
+    schemas: Schemas, x_meta: dict[str, Any], fault: str
+) -> None:
+    faults = schemas.faults(schema(**HIERARCHY, **{"x-meta": x_meta}))
+    assert len(faults) == 1
+    assert faults[0].startswith(f"doc.schema.json: {fault}")
+
+
+def test_x_meta_on_a_node_type_is_checked_too(schemas: Schemas) -> None:
+    document = schema(
+        **HIERARCHY,
+        **{"$defs": {"leaf": {"type": "object", "x-meta": {"run": {"command": []}}}}},
+    )
+    assert schemas.faults(document) == [
+        "doc.schema.json: /$defs/leaf/x-meta/run/command: bad x-meta: [] should be non-empty"
+    ]
+
+
+def test_depends_on_belongs_on_a_defs_entry(schemas: Schemas) -> None:
+    document = schema(
+        type="object",
+        properties={"a": {"type": "string", "x-meta": {"dependsOn": ["b"]}}},
+    )
+    assert schemas.faults(document) == [
+        "doc.schema.json: /properties/a/x-meta/dependsOn: x-meta.dependsOn belongs on a $defs "
+        "entry (it names other $defs entries)"
+    ]
+
+
+def test_a_property_named_x_meta_is_data_not_an_annotation(schemas: Schemas) -> None:
+    document = schema(**HIERARCHY)
+    document["properties"] = {**HIERARCHY["properties"], "x-meta": {"type": "string"}}
+    flow = schemas.flow(document)
+    assert flow["spec"]["root"]["pattern"] == "dfs"
+
+
+def test_another_draft_is_not_claimed(schemas: Schemas) -> None:
+    document = {"$schema": "http://json-schema.org/draft-07/schema#", **HIERARCHY}
+    assert set(schemas.scores(document).values()) == {0.0}
+
+
+def test_a_file_named_schema_json_is_claimed_without_dollar_schema(schemas: Schemas) -> None:
+    assert schemas.scores(dict(HIERARCHY))["tree"] > 0
+    assert set(schemas.scores(dict(HIERARCHY), name="plain.json").values()) == {0.0}
+
+
+def test_the_cli_prints_one_line_per_fault_and_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "bad.schema.json").write_text(
+        '{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",'
+        ' "properties": {"a": {"$ref": "https://example.com/a.json"}},'
+        ' "x-meta": {"maxActive": -1}}'
+    )
+    result = run_meta("generate", "bad.schema.json", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "bad.schema.json: /properties/a/$ref: $ref 'https://example.com/a.json' is not local: "
+        "only references inside this file are resolved, never fetched"
+    ]
+
+
+def test_the_x_meta_vocabulary_is_a_draft_2020_12_schema() -> None:
+    from jsonschema import Draft202012Validator
+
+    document = x_meta_schema()
+    Draft202012Validator.check_schema(document)
+    assert set(document["$defs"]["root"]["properties"]) >= {
+        "pattern",
+        "order",
+        "scope",
+        "maxActive",
+        "name",
+        "gather",
+        "chunk",
+        "rounds",
+        "ring",
+        "stream",
+    }
+    assert set(document["$defs"]["node"]["properties"]) == {"run", "dependsOn"}

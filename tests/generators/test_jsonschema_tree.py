@@ -1,0 +1,233 @@
+"""The tree generator: hierarchies become dfs/bfs walks with one visit case per node type, whose
+`when` expressions tell the types apart at run time."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from schema_helpers import SAMPLES, Schemas, command, schema, visit_cases
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def many(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": ref(name)}
+
+
+def node_type(*required: str, run: list[str] | None = None, **properties: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {"type": "object", "required": list(required), "properties": properties}
+    if run is not None:
+        found["x-meta"] = {"run": {"command": run}}
+    return found
+
+
+def org(**x_meta: Any) -> dict[str, Any]:
+    """Company -> departments -> teams, no discriminator: each type sits at one depth."""
+    return schema(
+        **{"$ref": "#/$defs/company", "x-meta": x_meta} if x_meta else {"$ref": "#/$defs/company"},
+        **{
+            "$defs": {
+                "company": node_type("name", name={"type": "string"}, departments=many("dept")),
+                "dept": node_type("name", name={"type": "string"}, teams=many("team")),
+                "team": node_type("name", name={"type": "string"}, size={"type": "integer"}),
+            }
+        },
+    )
+
+
+def test_the_company_sample_gets_a_different_operation_per_level(schemas: Schemas) -> None:
+    document = json.loads((SAMPLES / "company.schema.json").read_text())
+    flow = schemas.flow(document)
+    root = flow["spec"]["root"]
+    assert (root["pattern"], root["order"], root["scope"], root["maxActive"]) == (
+        "dfs",
+        "post",
+        "macro",
+        2,
+    )
+    assert root["over"] == {"input": "data", "children": ["departments", "teams", "members"]}
+    assert visit_cases(flow) == [
+        ("node.kind == 'company'", "company"),
+        ("node.kind == 'department'", "department"),
+        ("node.kind == 'team'", "team"),
+        ("node.kind == 'person'", "person"),
+    ]
+    runs = [command(case["unit"]) for case in root["visit"]["cases"]]
+    assert runs[:3] == [
+        ["python3", "company.py", "{{ node.name }}"],
+        ["python3", "department.py", "{{ node.name }}", "{{ node.budgetPerHead }}"],
+        ["python3", "team.py", "{{ node.name }}"],
+    ]
+    assert runs[3] == [
+        "meta",
+        "step",
+        "validate-node",
+        "--schema",
+        "doc.schema.json",
+        "--pointer",
+        "/$defs/person",
+        "--children",
+        "departments,teams,members",
+        "--path",
+        "{{ path }}",
+    ]
+
+
+def test_types_at_one_depth_each_are_told_apart_by_depth(schemas: Schemas) -> None:
+    assert visit_cases(schemas.flow(org())) == [
+        ("depth == 0", "company"),
+        ("depth == 1", "dept"),
+        ("depth == 2", "team"),
+    ]
+
+
+def test_otherwise_a_required_property_of_its_own_tells_a_type(schemas: Schemas) -> None:
+    document = schema(
+        **{
+            "$ref": "#/$defs/folder",
+            "$defs": {
+                "folder": node_type(
+                    "entries",
+                    entries={"type": "array", "items": {"oneOf": [ref("folder"), ref("file")]}},
+                ),
+                "file": node_type("size", size={"type": "integer"}),
+            },
+        }
+    )
+    flow = schemas.flow(document)
+    assert flow["spec"]["root"]["over"]["children"] == ["entries"]
+    assert visit_cases(flow) == [("'entries' in node", "folder"), ("'size' in node", "file")]
+
+
+def test_a_discriminator_beats_depth_and_quotes_safely(schemas: Schemas) -> None:
+    document = org()
+    for name, value in (("company", "co'op"), ("dept", "dept"), ("team", 7)):
+        document["$defs"][name]["properties"]["items"] = {"const": value}
+        document["$defs"][name]["required"].append("items")
+    assert visit_cases(schemas.flow(document)) == [
+        ("node['items'] == 'co\\'op'", "company"),
+        ("node['items'] == 'dept'", "dept"),
+        ("node['items'] == 7", "team"),
+    ]
+
+
+def test_types_that_cannot_be_told_apart_are_an_error(schemas: Schemas) -> None:
+    document = schema(
+        **{
+            "$ref": "#/$defs/a",
+            "$defs": {
+                "a": node_type("x", x={"type": "string"}, kids=many("b")),
+                "b": node_type("x", x={"type": "string"}, kids=many("a")),
+            },
+        }
+    )
+    assert schemas.faults(document) == [
+        "doc.schema.json: /$defs/a: the node types (a, b) cannot be told apart at run time: "
+        "give each a required property with a const value (e.g. kind), or a required property "
+        "no other type has, or keep each type at a depth of its own"
+    ]
+
+
+def test_a_recursive_single_type_gets_a_plain_visit(schemas: Schemas) -> None:
+    document = schema(
+        title="Tree Sum!",
+        type="object",
+        properties={"value": {"type": "number"}, "kids": many("node").copy()},
+        **{"$defs": {"node": {"$ref": "#"}}},
+    )
+    flow = schemas.flow(document)
+    assert flow["metadata"]["name"] == "tree-sum"
+    visit = flow["spec"]["root"]["visit"]
+    assert visit["name"] == "tree-sum"
+    assert command(visit)[5:] == ["--pointer", "", "--children", "kids", "--path", "{{ path }}"]
+
+
+def test_bfs_pre_order_and_micro_scope_come_from_x_meta(schemas: Schemas) -> None:
+    flow = schemas.flow(org(pattern="bfs", order="pre", scope="micro", name="walk-org"))
+    root = flow["spec"]["root"]
+    assert flow["metadata"]["name"] == "walk-org"
+    assert (root["pattern"], root["order"], root["scope"]) == ("bfs", "pre", "micro")
+    # Pre-order: the parent's report is upstream, so the validator does not add it up.
+    for case in root["visit"]["cases"]:
+        assert command(case["unit"])[-1] == "--no-subtree"
+
+
+def test_one_object_children_and_templated_runs(schemas: Schemas) -> None:
+    document = org()
+    document["$defs"]["team"]["properties"]["lead"] = ref("person")
+    document["$defs"]["person"] = node_type(
+        "email",
+        email={"type": "string"},
+        run=["python3", "p.py", "{{ node.email }}", "{{ depth }}"],
+    )
+    flow = schemas.flow(document)
+    assert flow["spec"]["root"]["over"]["children"] == ["departments", "teams", "lead"]
+    assert visit_cases(flow)[-1] == ("depth == 3", "person")
+    last = flow["spec"]["root"]["visit"]["cases"][-1]["unit"]
+    assert last["run"] == {"command": ["python3", "p.py", "{{ node.email }}", "{{ depth }}"]}
+
+
+def test_children_in_a_map_are_an_error(schemas: Schemas) -> None:
+    document = org()
+    document["$defs"]["company"]["properties"]["departments"] = {
+        "type": "object",
+        "additionalProperties": ref("dept"),
+    }
+    assert schemas.faults(document) == [
+        "doc.schema.json: /$defs/company/properties/departments: 'departments' holds child nodes "
+        "in an object keyed by name; a tree walk reads children from an array or one object"
+    ]
+
+
+def test_a_children_field_that_is_data_elsewhere_is_an_error(schemas: Schemas) -> None:
+    document = org()
+    document["$defs"]["team"]["properties"]["departments"] = {"type": "string"}
+    assert schemas.faults(document) == [
+        "doc.schema.json: /$defs/team/properties/departments: 'departments' holds child nodes in "
+        "other node types but plain data here; the walk descends into the same fields at every node"
+    ]
+
+
+def test_a_run_the_tree_does_not_use_is_an_error(schemas: Schemas) -> None:
+    document = org()
+    document["$defs"]["unused"] = node_type(run=["echo"])
+    assert schemas.faults(document) == [
+        "doc.schema.json: /$defs/unused/x-meta/run: x-meta.run here is not used by generator "
+        "'tree' (it runs the node types of the hierarchy)"
+    ]
+
+
+def test_a_template_with_an_unknown_variable_is_named_where_it_is_written(
+    schemas: Schemas,
+) -> None:
+    document = org()
+    document["$defs"]["team"]["x-meta"] = {"run": {"command": ["x", "{{ nod.name }}"]}}
+    faults = schemas.faults(document)
+    assert len(faults) == 1
+    assert faults[0].startswith(
+        "doc.schema.json: /$defs/team/x-meta/run/command/1: undefined template variable 'nod'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("chunk", 10), ("gather", True), ("ring", [{"name": "a"}]), ("rounds", 2)]
+)
+def test_root_keys_for_other_patterns_are_errors(schemas: Schemas, key: str, value: Any) -> None:
+    faults = schemas.faults(org(**{key: value}))
+    assert len(faults) == 1
+    assert faults[0].startswith(f"doc.schema.json: /x-meta/{key}: x-meta.{key} applies to ")
+    assert faults[0].endswith("generator 'tree' makes a dfs")
+
+
+def test_an_explicit_tree_pattern_without_a_hierarchy_says_so(schemas: Schemas) -> None:
+    document = schema(
+        type="object", properties={"a": {"type": "string"}}, **{"x-meta": {"pattern": "dfs"}}
+    )
+    assert schemas.faults(document) == [
+        "doc.schema.json: /: not a hierarchy: no property of the root type names a node type "
+        "through $ref"
+    ]

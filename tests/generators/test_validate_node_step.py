@@ -1,0 +1,207 @@
+"""The built-in step `validate-node` (meta.steps.validate_node.main): one report per node."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meta.steps.validate_node import main
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$ref": "#/$defs/team",
+    "$defs": {
+        "team": {
+            "type": "object",
+            "required": ["name", "members"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"$ref": "#/$defs/name"},
+                "members": {"type": "array", "items": {"$ref": "#/$defs/person"}},
+            },
+        },
+        "person": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"$ref": "#/$defs/name"}, "age": {"minimum": 0}},
+        },
+        "name": {"type": "string", "minLength": 2},
+    },
+}
+
+
+class Step:
+    """A step's world in tmp_path: META_INPUT, META_OUTPUT, META_UPSTREAM, the schema."""
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root = root
+        self.output = root / "out"
+        self.upstream = root / "up"
+        self.output.mkdir()
+        self.upstream.mkdir()
+        (root / "team.schema.json").write_text(json.dumps(SCHEMA))
+        monkeypatch.chdir(root)
+        monkeypatch.setenv("META_OUTPUT", str(self.output))
+        monkeypatch.setenv("META_UPSTREAM", str(self.upstream))
+        monkeypatch.setenv("META_UNIT_ID", "flow/walk/root.0/team")
+
+    def input(self, value: Any) -> None:
+        path = self.root / "input.json"
+        path.write_text(json.dumps(value))
+        os.environ["META_INPUT"] = str(path)
+
+    def producer(self, name: str, nodes: int, invalid: int) -> None:
+        (self.upstream / name).mkdir(parents=True)
+        report = {"subtree": {"nodes": nodes, "invalid": invalid}}
+        (self.upstream / name / "report.json").write_text(json.dumps(report))
+
+    def run(self, *args: str) -> dict[str, Any]:
+        assert main(["--schema", "team.schema.json", *args]) == 0
+        report: dict[str, Any] = json.loads((self.output / "report.json").read_text())
+        return report
+
+
+@pytest.fixture
+def step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Step:
+    monkeypatch.delenv("META_INPUT", raising=False)
+    return Step(tmp_path, monkeypatch)
+
+
+def test_a_valid_node_whose_children_were_stripped(step: Step) -> None:
+    step.input({"name": "platform"})
+    report = step.run("--pointer", "/$defs/team", "--children", "departments,members")
+    assert report == {
+        "unit": "flow/walk/root.0/team",
+        "type": "team",
+        "path": "",
+        "valid": True,
+        "errors": [],
+        "subtree": {"nodes": 1, "invalid": 0},
+    }
+
+
+def test_without_children_the_missing_field_is_an_error(step: Step) -> None:
+    step.input({"name": "platform"})
+    report = step.run("--pointer", "/$defs/team", "--path", "/departments/0/teams/1")
+    assert report["valid"] is False
+    assert report["errors"] == [
+        {"pointer": "/departments/0/teams/1", "message": "'members' is a required property"}
+    ]
+
+
+def test_an_invalid_node_is_reported_with_pointers_into_the_data_and_exit_0(step: Step) -> None:
+    step.input({"name": "x", "extra": 1})
+    report = step.run("--pointer", "/$defs/team", "--children", "members", "--path", "/teams/3")
+    assert report["valid"] is False
+    assert report["errors"] == [
+        {
+            "pointer": "/teams/3",
+            "message": "Additional properties are not allowed ('extra' was unexpected)",
+        },
+        {"pointer": "/teams/3/name", "message": "'x' is too short"},
+    ]
+    assert report["subtree"] == {"nodes": 1, "invalid": 1}
+
+
+def test_the_subtree_adds_up_the_upstream_reports(step: Step) -> None:
+    step.producer("person", 1, 0)
+    step.producer("person.1", 1, 1)
+    step.producer("team", 5, 2)
+    (step.upstream / "user-step").mkdir()
+    (step.upstream / "user-step" / "report.json").write_text('"not a report"')
+    step.input({"name": "platform"})
+    report = step.run("--pointer", "/$defs/team", "--children", "members")
+    assert report["subtree"] == {"nodes": 8, "invalid": 3}
+    assert step.run("--pointer", "/$defs/team", "--children", "members", "--no-subtree")[
+        "subtree"
+    ] == {"nodes": 1, "invalid": 0}
+
+
+def test_each_element_of_a_chunk_is_checked(step: Step) -> None:
+    step.input([{"name": "ann"}, {"name": "b", "age": -1}, {"age": 3}])
+    report = step.run("--pointer", "/$defs/person", "--each", "--offset", "200", "--no-subtree")
+    assert report["type"] == "person"
+    assert report["errors"] == [
+        {"pointer": "/201/age", "message": "-1 is less than the minimum of 0"},
+        {"pointer": "/201/name", "message": "'b' is too short"},
+        {"pointer": "/202", "message": "'name' is a required property"},
+    ]
+    assert report["subtree"] == {"nodes": 3, "invalid": 2}
+
+
+def test_the_node_may_come_from_a_place_in_a_data_file(step: Step) -> None:
+    (step.root / "shop.json").write_text(json.dumps({"staff": [{"name": "al"}, {"name": ""}]}))
+    report = step.run(
+        "--pointer", "/$defs/person", "--each", "--data", "shop.json", "--at", "/staff"
+    )
+    assert report["path"] == "/staff"
+    assert report["errors"] == [{"pointer": "/staff/1/name", "message": "'' is too short"}]
+    absent = step.run("--pointer", "/$defs/person", "--data", "shop.json", "--at", "/boss")
+    assert (absent["valid"], absent["subtree"]) == (True, {"nodes": 0, "invalid": 0})
+
+
+def test_the_root_type_is_named_by_the_title(step: Step) -> None:
+    step.input({"name": "platform", "members": []})
+    assert step.run("--pointer", "")["type"] == "root"
+    assert step.run("--pointer", "/$defs/name", "--type", "label")["type"] == "label"
+
+
+def test_summary_only_adds_up(step: Step) -> None:
+    step.producer("0", 3, 1)
+    step.producer("1", 2, 0)
+    assert main(["--summary"]) == 0
+    report = json.loads((step.output / "report.json").read_text())
+    assert report == {
+        "unit": "flow/walk/root.0/team",
+        "type": "summary",
+        "path": "",
+        "valid": False,
+        "errors": [],
+        "subtree": {"nodes": 5, "invalid": 1},
+    }
+
+
+def test_misuse_exits_2_with_a_message(step: Step, capsys: pytest.CaptureFixture[str]) -> None:
+    step.input({})
+    assert main(["--schema", "team.schema.json", "--pointer", "/$defs/nope"]) == 2
+    assert main(["--schema", "missing.json"]) == 2
+    assert main([]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0] == "validate-node: nothing at /$defs/nope in the schema file team.schema.json"
+    assert errors[1].startswith("validate-node: cannot read the schema file missing.json")
+    assert errors[2] == "validate-node: --schema is required (or --summary)"
+    assert not (step.output / "report.json").exists()
+
+
+def test_a_remote_ref_in_the_schema_is_not_fetched(
+    step: Step, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote = {"$ref": "#/$defs/x", "$defs": {"x": {"$ref": "https://example.com/x.json"}}}
+    (step.root / "team.schema.json").write_text(json.dumps(remote))
+    step.input({})
+    assert main(["--schema", "team.schema.json", "--pointer", "/$defs/x"]) == 2
+    assert capsys.readouterr().err == (
+        "validate-node: a $ref in team.schema.json does not resolve (Unresolvable: "
+        "https://example.com/x.json); only references inside the schema file are followed\n"
+    )
+
+
+def test_it_runs_as_a_process(step: Step) -> None:
+    step.input({"name": "platform"})
+    code = "import sys; from meta.steps.validate_node import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "--schema", "team.schema.json", "--pointer", "/$defs/team"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "team /: invalid (1 error)\n"
+    report = json.loads((step.output / "report.json").read_text())
+    assert report["errors"] == [{"pointer": "", "message": "'members' is a required property"}]

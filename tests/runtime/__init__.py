@@ -1,0 +1,1 @@
+"""Tests of the local runtime and of the run/resume lifecycle, through real processes."""
