@@ -86,13 +86,15 @@ class Engine:
         *,
         observer: Observer | None = None,
         journal: Journal | None = None,
+        plugins: Plugins | None = None,
     ) -> None:
         self._plan = plan
         self._driver = driver
         self._observer = observer or NullObserver()
         self._journal = journal or NullJournal()
         self._finished = dict(self._journal.finished())
-        self._plugins: Plugins | None = None
+        self._plugins = plugins
+        """The generators for `generate` units; loaded from entry points when first needed."""
         self._steps_reached = 0
         self._templated: dict[int, bool] = {}
 
@@ -262,8 +264,8 @@ class Engine:
         path = context.iteration.get("path", "") if context.iteration else ""
         raise TemplateFault(
             Fault(
-                context.source,
-                path,
+                context.source[0],
+                context.source[1] + path,
                 f"no case of the visit matches this node (cases at {cases.cases[0].origin.file}: "
                 f"{cases.cases[0].origin.pointer.rsplit('/', 1)[0]})",
             )
@@ -313,7 +315,7 @@ class Engine:
         elif section.pattern == "fanout":
             assert over is not None and section.visit is not None
             frontier = ItemsFrontier(
-                section.visit, plan.over(over), over, plan.input_file(over.input), upstream
+                section.visit, plan.over(over), over, plan.located(over.input), upstream
             )
         elif section.pattern == "cycle":
             assert over is not None
@@ -322,14 +324,12 @@ class Engine:
                 section.rounds,
                 plan.records(over),
                 over,
-                plan.input_file(over.input),
+                plan.located(over.input),
                 upstream,
             )
         else:
             assert over is not None
-            frontier = tree_frontier(
-                section, plan.over(over), plan.input_file(over.input), upstream
-            )
+            frontier = tree_frontier(section, plan.over(over), plan.located(over.input), upstream)
         if section.gather is not None:
             frontier = GatherFrontier(frontier, section.gather, context)
         return frontier
@@ -547,5 +547,6 @@ def _ended(record: UnitRecord, state: Any, exit_: Exit, reason: str = "") -> Uni
 def _at(origin: Origin, context: Context, reason: str) -> Fault:
     where = ""
     if context.iteration is not None:
-        where = f" (for the node at {context.source}: {context.iteration.get('path') or '/'})"
+        file, prefix = context.source
+        where = f" (for the node at {file}: {prefix + context.iteration.get('path', '') or '/'})"
     return Fault(origin.file, origin.pointer, reason + where)

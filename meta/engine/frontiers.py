@@ -31,8 +31,9 @@ class Context:
 
     input: Any
     iteration: Mapping[str, Any] | None = None
-    source: str = ""
-    """The data file the iteration walks, to name it in errors."""
+    source: tuple[str, str] = ("", "")
+    """Where the walked data is, to name it in errors: its file, and the JSON pointer of the
+    input inside that file ("" for a data file, the value's pointer for an inline input)."""
     hidden: tuple[str, ...] = ()
     """Fields left out of META_INPUT (a tree node's children, which are walked on their own)."""
 
@@ -134,7 +135,7 @@ class ItemsFrontier:
         visit: Unit | Cases,
         collection: Any,
         over: Over,
-        source: str,
+        source: tuple[str, str],
         upstream: tuple[Done, ...],
     ) -> None:
         pairs = collection.items() if isinstance(collection, dict) else enumerate(collection)
@@ -231,7 +232,12 @@ class _Node:
 
 class _TreeWalk:
     def __init__(
-        self, visit: Unit | Cases, root: Any, over: Over, source: str, upstream: tuple[Done, ...]
+        self,
+        visit: Unit | Cases,
+        root: Any,
+        over: Over,
+        source: tuple[str, str],
+        upstream: tuple[Done, ...],
     ) -> None:
         self._visit = visit
         self._fields = over.children
@@ -450,7 +456,7 @@ class CycleFrontier:
         rounds: int,
         records: Iterator[Any],
         over: Over,
-        source: str,
+        source: tuple[str, str],
         upstream: tuple[Done, ...],
     ) -> None:
         self._ring = ring
@@ -522,7 +528,9 @@ class CycleFrontier:
         return self._done
 
 
-def tree_frontier(section: Section, root: Any, source: str, upstream: tuple[Done, ...]) -> Frontier:
+def tree_frontier(
+    section: Section, root: Any, source: tuple[str, str], upstream: tuple[Done, ...]
+) -> Frontier:
     assert section.visit is not None and section.over is not None
     kinds: dict[tuple[str, str], type[_TreeWalk]] = {
         ("dfs", "pre"): DfsPreFrontier,

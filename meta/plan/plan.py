@@ -39,9 +39,6 @@ class Plan:
     declared: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Where each input was given: (file, JSON pointer), or ("--set", "/NAME")."""
 
-    def input_file(self, name: str) -> str:
-        return self.located(name)[0]
-
     def located(self, name: str) -> tuple[str, str]:
         """Where an input's data is, for faults: the data file and "", or for an inline value
         the flow file and the pointer of that value."""

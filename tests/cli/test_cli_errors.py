@@ -414,6 +414,31 @@ def test_no_case_matching_a_node_names_its_path(
     assert "flow.yaml: /spec/root/visit/cases" in line
 
 
+def test_a_node_of_an_inline_input_is_named_inside_the_flow_file(
+    meta: Callable[..., Result], write_flow: Callable[..., Path]
+) -> None:
+    write_flow(
+        "flow.yaml",
+        """
+        inputs:
+          tree: {value: {kind: root, kids: [{kind: odd}]}}
+        root:
+          name: walk
+          scope: macro
+          pattern: dfs
+          over: {input: tree, children: kids}
+          visit:
+            cases:
+              - when: "node.kind == 'root'"
+                unit: {name: r, run: {command: ["true"]}}
+        """,
+    )
+    (line,) = assert_user_error(meta("run", "flow.yaml", "--workdir", "wd"))
+    assert line.startswith(
+        "flow.yaml: /spec/inputs/tree/value/kids/0: no case of the visit matches this node"
+    ), line
+
+
 def test_workdir_holding_a_run_already(
     meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
 ) -> None:
