@@ -192,9 +192,15 @@ class Engine:
         data = None
         if unit.data is not None:
             data = self._source_file(scope, unit, "data", unit.data, upstream)
-        plan = await asyncio.to_thread(
-            generate_plan, description, data, unit.generator, self._load_plugins
-        )
+        try:
+            plan = await asyncio.to_thread(
+                generate_plan, description, data, unit.generator, self._load_plugins
+            )
+        except UserError as exc:
+            # The faults name the description (or the flow made of it); say which unit asked.
+            raise type(exc)(
+                Fault(f.file, f.pointer, f"{f.reason} (generate unit {uid})") for f in exc.faults
+            ) from None
         inner = _Parent(uid, parent.scope, parent.pod)
         done = await self._unit(
             self._scope(plan, chain),

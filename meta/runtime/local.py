@@ -9,9 +9,10 @@ Layout (the workdir is durable; scratch lives on RAM where the machine has /dev/
     SCRATCH/units/<unit id>/             a macro step's input.json, upstream/, scratch/
 
 A micro section's units write their outputs into the section's RAM scratch and the next unit
-reads them there through a symlink: no copy. A macro step writes straight into the store (a
-rename makes it final). A consumer outside the producer's pod gets the outputs staged (copied)
-from the store into its own scratch.
+reads them there through a symlink: no copy; each is persisted (copied) to the store when it
+succeeds. A macro step writes straight into the store; the journal, not the folder, says whether
+it finished. A consumer outside the producer's pod gets the outputs staged (copied) from the
+store into its own scratch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +62,17 @@ class _Pod:
     """Outputs of this pod's finished units, still in its RAM scratch, by unit id."""
 
 
+@dataclass(frozen=True)
+class _Launch:
+    """What starting a step produced: its process (or why it could not start) and its files."""
+
+    process: subprocess.Popen[bytes] | None
+    failed: Exit | None
+    stderr: Path
+    output: Path
+    staged: int
+
+
 class LocalDriver:
     def __init__(self, workdir: Path, environ: Mapping[str, str] | None = None) -> None:
         self.workdir = workdir
@@ -77,12 +90,7 @@ class LocalDriver:
         self.token = self.scratch.name
         kill_leftovers(self.token)
         shutil.rmtree(self.scratch, ignore_errors=True)
-        for directory in (
-            self.store / ".partial",
-            self.logs,
-            self.scratch / "units",
-            self.scratch / "pods",
-        ):
+        for directory in (self.store, self.logs, self.scratch / "units", self.scratch / "pods"):
             directory.mkdir(parents=True, exist_ok=True)
 
     def outputs(self, unit_id: str) -> str:
@@ -91,9 +99,6 @@ class LocalDriver:
     def _stored(self, unit_id: str) -> Path:
         # '@' is in no unit name, so a section's outputs never collide with its units' folders.
         return self.store / unit_id / OUTPUTS
-
-    def _partial(self, unit_id: str) -> Path:
-        return self.store / ".partial" / unit_id / OUTPUTS
 
     async def open_pod(self, pod: str) -> None:
         root = self.scratch / "pods" / pod
@@ -106,102 +111,89 @@ class LocalDriver:
             await asyncio.to_thread(shutil.rmtree, closed.root, True)
 
     def combine(self, unit_id: str, parts: Sequence[tuple[str, str]]) -> None:
-        target = self._stored(unit_id)
-        partial = self._partial(unit_id)
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        target = _emptied(self._stored(unit_id))
         for name, part in parts:
-            # Relative to where the links end up (`target`), not to `partial`, one level deeper.
-            os.symlink(os.path.relpath(self._stored(part), target), partial / name)
-        _replace(partial, target)
+            os.symlink(os.path.relpath(self._stored(part), target), target / name)
 
     async def start(self, task: StepTask) -> LocalProcess:
+        # The files and the fork happen on a worker thread: the event loop keeps scheduling
+        # while a step is being set up, and steps start side by side as their slots allow.
         pod = self._pods.get(task.pod) if task.pod is not None else None
+        launch = await asyncio.to_thread(self._launch, task, pod)
+        self.traffic.staged += launch.staged
+        if launch.process is not None:
+            self._groups.add(launch.process.pid)
+        return LocalProcess(self, task, launch, pod)
+
+    def _launch(self, task: StepTask, pod: _Pod | None) -> _Launch:
         unit_dir = (pod.root / "units" if pod is not None else self.scratch / "units") / task.id
+        upstream = _emptied(unit_dir / "upstream")
         if pod is not None:
-            output = unit_dir / "out"
+            # A micro step writes into its pod's RAM scratch, shared with its siblings.
+            output = _emptied(unit_dir / "out")
             scratch = pod.root / "scratch"
         else:
-            output = self._partial(task.id)
-            scratch = unit_dir / "scratch"
-        upstream = unit_dir / "upstream"
-        # A micro step's scratch is its pod's, shared with its siblings: never cleared here.
-        for directory in (output,) if pod is not None else (output, scratch):
-            shutil.rmtree(directory, ignore_errors=True)
-        shutil.rmtree(upstream, ignore_errors=True)
-        for directory in (output, scratch, upstream):
-            directory.mkdir(parents=True, exist_ok=True)
-        staged = await self._gather_upstream(task, pod, upstream)
-        self.traffic.staged += staged
-        input_file = unit_dir / "input.json"
-        input_file.write_text(json.dumps(task.input, sort_keys=True), encoding="utf-8")
-        env = {
-            **self._environ,
-            **task.env,
-            "META_UNIT_ID": task.id,
-            "META_INPUT": str(input_file),
-            "META_OUTPUT": str(output),
-            "META_UPSTREAM": str(upstream),
-            "META_SCRATCH": str(scratch),
-            "META_ATTEMPT": str(task.attempt),
-            RUN_TOKEN: self.token,
-        }
-        log_dir = self.logs / task.id
-        log_dir.mkdir(parents=True, exist_ok=True)
-        stdout_path = log_dir / f"{task.attempt}.out"
-        stderr_path = log_dir / f"{task.attempt}.err"
-        with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-            try:
-                process = await asyncio.create_subprocess_exec(
-                    *task.command,
-                    cwd=task.workdir,
-                    env=env,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=stdout,
-                    stderr=stderr,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                code = 127 if isinstance(exc, FileNotFoundError) else 126
-                return LocalProcess(
-                    self,
-                    task,
-                    None,
-                    stderr_path,
-                    output,
-                    pod,
-                    Exit(code, f"cannot start {task.command[0]!r}: {exc.strerror}"),
-                )
-        self._groups.add(process.pid)
-        return LocalProcess(self, task, process, stderr_path, output, pod)
-
-    async def _gather_upstream(self, task: StepTask, pod: _Pod | None, upstream: Path) -> int:
+            # A macro step writes straight into the store; the journal, not the folder, says
+            # whether it finished, and a new attempt starts from an empty folder.
+            output = _emptied(self._stored(task.id))
+            scratch = _emptied(unit_dir / "scratch")
         staged = 0
         for name, producer in task.upstream:
             live = pod.live.get(producer) if pod is not None else None
             if live is not None:
                 os.symlink(live, upstream / name)
             else:
-                staged += await asyncio.to_thread(
-                    _copy_tree, self._stored(producer), upstream / name
+                staged += _copy_tree(self._stored(producer), upstream / name)
+        input_file = unit_dir / "input.json"
+        input_file.write_text(json.dumps(task.input, sort_keys=True), encoding="utf-8")
+        env = {
+            **self._environ,
+            **task.env,
+            "META_UNIT_ID": task.id,
+            # Absolute: the step runs in its flow's directory, not where `meta` was started.
+            "META_INPUT": os.path.abspath(input_file),
+            "META_OUTPUT": os.path.abspath(output),
+            "META_UPSTREAM": os.path.abspath(upstream),
+            "META_SCRATCH": os.path.abspath(scratch),
+            "META_ATTEMPT": str(task.attempt),
+            RUN_TOKEN: self.token,
+        }
+        log_dir = self.logs / task.id
+        log_dir.mkdir(parents=True, exist_ok=True)
+        stderr_path = log_dir / f"{task.attempt}.err"
+        with (
+            (log_dir / f"{task.attempt}.out").open("wb") as stdout,
+            stderr_path.open("wb") as stderr,
+        ):
+            try:
+                process = subprocess.Popen(
+                    task.command,
+                    cwd=task.workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=stdout,
+                    stderr=stderr,
+                    start_new_session=True,
                 )
-        return staged
+            except OSError as exc:
+                code = 127 if isinstance(exc, FileNotFoundError) else 126
+                failed = Exit(code, f"cannot start {task.command[0]!r}: {exc.strerror}")
+                return _Launch(None, failed, stderr_path, output, staged)
+        return _Launch(process, None, stderr_path, output, staged)
 
-    async def persist(self, task: StepTask, output: Path, pod: _Pod | None) -> None:
-        target = self._stored(task.id)
-        if pod is None:
-            self.traffic.persisted += await asyncio.to_thread(_finalise, output, target)
-            return
-        partial = self._partial(task.id)
-        shutil.rmtree(partial, ignore_errors=True)
-        self.traffic.persisted += await asyncio.to_thread(_copy_tree, output, partial)
-        _replace(partial, target)
-        pod.live[task.id] = output
-
-    def release(self, task: StepTask, pod: _Pod | None) -> None:
-        """A macro step's scratch goes when it ends; a micro step's stays until its pod closes."""
+    def _finish(self, task: StepTask, launch: _Launch, pod: _Pod | None, code: int) -> int:
+        """After a step ended: persist its outputs when it succeeded, free its scratch; the
+        bytes persisted."""
+        persisted = 0
+        if code == 0:
+            target = self._stored(task.id)
+            if pod is None:
+                persisted = _size(target)
+            else:
+                persisted = _copy_tree(launch.output, _emptied(target))
         if pod is None:
             shutil.rmtree(self.scratch / "units" / task.id, ignore_errors=True)
+        return persisted
 
     def forget(self, pid: int) -> None:
         self._groups.discard(pid)
@@ -219,51 +211,71 @@ class LocalDriver:
 
 class LocalProcess:
     def __init__(
-        self,
-        driver: LocalDriver,
-        task: StepTask,
-        process: asyncio.subprocess.Process | None,
-        stderr_path: Path,
-        output: Path,
-        pod: _Pod | None,
-        failed: Exit | None = None,
+        self, driver: LocalDriver, task: StepTask, launch: _Launch, pod: _Pod | None
     ) -> None:
         self._driver = driver
         self._task = task
-        self._process = process
-        self._stderr_path = stderr_path
-        self._output = output
+        self._launch = launch
         self._pod = pod
-        self._failed = failed
 
     async def wait(self) -> Exit:
-        if self._process is None:
-            assert self._failed is not None
-            return self._failed
-        code = await self._process.wait()
+        process = self._launch.process
+        if process is None:
+            assert self._launch.failed is not None
+            return self._launch.failed
+        code = await _exited(process)
         self._end_group()
-        if code == 0:
-            await self._driver.persist(self._task, self._output, self._pod)
-        self._driver.release(self._task, self._pod)
-        return Exit(code, "" if code == 0 else _tail(self._stderr_path))
+        persisted = await asyncio.to_thread(
+            self._driver._finish, self._task, self._launch, self._pod, code
+        )
+        self._driver.traffic.persisted += persisted
+        if code == 0 and self._pod is not None:
+            self._pod.live[self._task.id] = self._launch.output
+        return Exit(code, "" if code == 0 else _tail(self._launch.stderr))
 
     async def stop(self) -> None:
-        process = self._process
+        process = self._launch.process
         if process is None or process.returncode is not None:
             self._end_group()
             return
         _kill_group(process.pid, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
+            await asyncio.wait_for(_exited(process), STOP_GRACE_SECONDS)
         self._end_group()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
+            await asyncio.wait_for(_exited(process), STOP_GRACE_SECONDS)
 
     def _end_group(self) -> None:
         """The step's main process ended: whatever it left behind in its group goes too."""
-        if self._process is not None:
-            _kill_group(self._process.pid, signal.SIGKILL)
-            self._driver.forget(self._process.pid)
+        process = self._launch.process
+        if process is not None:
+            _kill_group(process.pid, signal.SIGKILL)
+            self._driver.forget(process.pid)
+
+
+async def _exited(process: subprocess.Popen[bytes]) -> int:
+    """The exit code of `process`, awaited on a pidfd where the kernel has them (no thread, no
+    polling), else on a worker thread."""
+    if process.returncode is not None:
+        return process.returncode
+    try:
+        descriptor = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        return await asyncio.to_thread(process.wait)
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(descriptor, readable)
+    try:
+        await ended
+    finally:
+        loop.remove_reader(descriptor)
+        os.close(descriptor)
+    return process.wait()
 
 
 def kill_leftovers(token: str) -> None:
@@ -320,15 +332,8 @@ def _copy_tree(source: Path, target: Path) -> int:
     return _size(target)
 
 
-def _finalise(partial: Path, target: Path) -> int:
-    _replace(partial, target)
-    return _size(target)
-
-
-def _replace(partial: Path, target: Path) -> None:
-    if target.is_symlink() or target.is_file():
-        target.unlink()
-    elif target.exists():
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(partial, target)
+def _emptied(directory: Path) -> Path:
+    """`directory`, created empty (whatever an earlier attempt left there is gone)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return directory

@@ -9,6 +9,7 @@ one at a time on the caller's thread, so runs keep their signal handling.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import shutil
 import time
@@ -92,10 +93,18 @@ class Watcher:
         return WatchEvent(name, flow=flow, generator=generated.generator, run=outcome)
 
     def _run(self, name: str, flow: Path) -> Outcome:
-        workdir = self.folder / "runs" / name
-        if workdir.exists():
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(workdir.stat().st_mtime))
-            shutil.move(workdir, _free(workdir.with_name(f"{name}.{stamp}")))
+        """Run into a folder of its own, `runs/NAME.<time>`, and point `runs/NAME` at it: an
+        earlier run stays where it ran, so its report still names its own outputs."""
+        runs = self.folder / "runs"
+        workdir = _free(runs / f"{name}.{time.strftime('%Y%m%d-%H%M%S')}")
+        latest = runs / name
+        if latest.exists() and not latest.is_symlink():
+            shutil.move(latest, _free(runs / f"{name}.earlier"))
+        link = runs / f".{name}.link"
+        link.unlink(missing_ok=True)
+        workdir.mkdir(parents=True)
+        link.symlink_to(workdir.name)
+        os.replace(link, latest)
         return start_run(flow, workdir, {})
 
     def watch(self, tell: Callable[[WatchEvent], None]) -> None:
@@ -108,7 +117,11 @@ class Watcher:
                 self._names.put(schema.name[: -len(SCHEMA_SUFFIX)])
             while True:
                 for name in self._settled():
-                    tell(self.handle(name))
+                    event = self.handle(name)
+                    tell(event)
+                    if event.run is not None and event.run.state == "cancelled":
+                        # Ctrl-C (or SIGTERM) during a run cancels the run; it stops us too.
+                        raise KeyboardInterrupt
         finally:
             observer.stop()
             observer.join()
