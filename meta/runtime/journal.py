@@ -12,13 +12,15 @@ import json
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict, replace
+from dataclasses import fields as dataclass_fields
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from meta.engine.records import UnitRecord
 
 JOURNAL = "journal.jsonl"
+RECORD_FIELDS = tuple(field.name for field in dataclass_fields(UnitRecord))
 
 
 class FileJournal:
@@ -50,7 +52,9 @@ class FileJournal:
         )
 
     def record_finished(self, record: UnitRecord) -> None:
-        self._append({"event": "finished", **asdict(record)})
+        # Field by field: dataclasses.asdict deep-copies, and this runs once per unit.
+        fields = {name: getattr(record, name) for name in RECORD_FIELDS}
+        self._append({"event": "finished", **fields})
 
     def _append(self, entry: dict[str, Any]) -> None:
         os.write(self._fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())

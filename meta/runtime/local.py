@@ -26,13 +26,17 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from meta.engine.driver import Exit, StepTask
 
 OUTPUTS = "@outputs"
+MAX_RUNNING_STEPS = 512
+"""Steps running at once beyond this wait for a thread (sections' maxActive bound them first)."""
 RUN_TOKEN = "META_RUN_TOKEN"
 STOP_GRACE_SECONDS = 2.0
 STDERR_TAIL_BYTES = 2000
@@ -51,14 +55,22 @@ def scratch_root(workdir: Path) -> Path:
 
 @dataclass
 class Traffic:
+    """Bytes copied into the store (persisted) and out of it into scratch (staged)."""
+
     persisted: int = 0
     staged: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, *, persisted: int = 0, staged: int = 0) -> None:
+        with self._lock:
+            self.persisted += persisted
+            self.staged += staged
 
 
 @dataclass
 class _Pod:
-    root: Path
-    live: dict[str, Path] = field(default_factory=dict)
+    root: str
+    live: dict[str, str] = field(default_factory=dict)
     """Outputs of this pod's finished units, still in its RAM scratch, by unit id."""
 
 
@@ -68,8 +80,8 @@ class _Launch:
 
     process: subprocess.Popen[bytes] | None
     failed: Exit | None
-    stderr: Path
-    output: Path
+    stderr: str
+    output: str
     staged: int
 
 
@@ -80,29 +92,36 @@ class LocalDriver:
         self.logs = workdir / "logs"
         self.scratch = scratch_root(workdir)
         self.traffic = Traffic()
-        self._environ = dict(os.environ if environ is None else environ)
+        environ = dict(os.environ if environ is None else environ)
         # Steps find `meta` (built-in steps) and the Python it runs on first, as in an image
         # that has meta-orchestrator installed.
         tools = os.path.dirname(sys.executable)
-        self._environ["PATH"] = os.pathsep.join([tools, self._environ.get("PATH", os.defpath)])
+        environ["PATH"] = os.pathsep.join([tools, environ.get("PATH", os.defpath)])
+        self.token = self.scratch.name
+        environ[RUN_TOKEN] = self.token
+        # Encoded once: subprocess would encode every variable again for every step.
+        self._environ = {os.fsencode(k): os.fsencode(v) for k, v in environ.items()}
         self._pods: dict[str, _Pod] = {}
         self._groups: set[int] = set()
-        self.token = self.scratch.name
+        self._programs: dict[str, str] = {}
+        # One thread per running step, as a thread-pool runner has; idle ones are reused.
+        self.threads = ThreadPoolExecutor(MAX_RUNNING_STEPS, thread_name_prefix="step")
         kill_leftovers(self.token)
         shutil.rmtree(self.scratch, ignore_errors=True)
         for directory in (self.store, self.logs, self.scratch / "units", self.scratch / "pods"):
             directory.mkdir(parents=True, exist_ok=True)
+        # Absolute: steps run in their flow's directory, not where `meta` was started.
+        self._store = os.path.abspath(self.store)
+        self._logs = os.path.abspath(self.logs)
+        self._units = os.path.abspath(self.scratch / "units")
 
     def outputs(self, unit_id: str) -> str:
-        return str(self._stored(unit_id))
-
-    def _stored(self, unit_id: str) -> Path:
         # '@' is in no unit name, so a section's outputs never collide with its units' folders.
-        return self.store / unit_id / OUTPUTS
+        return os.path.join(self._store, unit_id, OUTPUTS)
 
     async def open_pod(self, pod: str) -> None:
-        root = self.scratch / "pods" / pod
-        (root / "scratch").mkdir(parents=True, exist_ok=True)
+        root = os.path.abspath(self.scratch / "pods" / pod)
+        os.makedirs(os.path.join(root, "scratch"), exist_ok=True)
         self._pods[pod] = _Pod(root)
 
     async def close_pod(self, pod: str) -> None:
@@ -111,63 +130,60 @@ class LocalDriver:
             await asyncio.to_thread(shutil.rmtree, closed.root, True)
 
     def combine(self, unit_id: str, parts: Sequence[tuple[str, str]]) -> None:
-        target = _emptied(self._stored(unit_id))
+        target = _emptied(self.outputs(unit_id))
         for name, part in parts:
-            os.symlink(os.path.relpath(self._stored(part), target), target / name)
+            os.symlink(os.path.relpath(self.outputs(part), target), os.path.join(target, name))
 
     async def start(self, task: StepTask) -> LocalProcess:
-        # The files and the fork happen on a worker thread: the event loop keeps scheduling
-        # while a step is being set up, and steps start side by side as their slots allow.
         pod = self._pods.get(task.pod) if task.pod is not None else None
-        launch = await asyncio.to_thread(self._launch, task, pod)
-        self.traffic.staged += launch.staged
-        if launch.process is not None:
-            self._groups.add(launch.process.pid)
-        return LocalProcess(self, task, launch, pod)
+        return LocalProcess(self, task, pod)
 
     def _launch(self, task: StepTask, pod: _Pod | None) -> _Launch:
-        unit_dir = (pod.root / "units" if pod is not None else self.scratch / "units") / task.id
-        upstream = _emptied(unit_dir / "upstream")
+        # Plain strings and os.path on this path: it runs once per step, on a worker thread
+        # that shares the interpreter lock with the event loop.
+        units = os.path.join(pod.root, "units") if pod is not None else self._units
+        unit_dir = os.path.join(units, task.id)
+        upstream = _emptied(os.path.join(unit_dir, "upstream"))
         if pod is not None:
             # A micro step writes into its pod's RAM scratch, shared with its siblings.
-            output = _emptied(unit_dir / "out")
-            scratch = pod.root / "scratch"
+            output = _emptied(os.path.join(unit_dir, "out"))
+            scratch = os.path.join(pod.root, "scratch")
         else:
             # A macro step writes straight into the store; the journal, not the folder, says
             # whether it finished, and a new attempt starts from an empty folder.
-            output = _emptied(self._stored(task.id))
-            scratch = _emptied(unit_dir / "scratch")
+            output = _emptied(self.outputs(task.id))
+            scratch = _emptied(os.path.join(unit_dir, "scratch"))
         staged = 0
         for name, producer in task.upstream:
             live = pod.live.get(producer) if pod is not None else None
             if live is not None:
-                os.symlink(live, upstream / name)
+                os.symlink(live, os.path.join(upstream, name))
             else:
-                staged += _copy_tree(self._stored(producer), upstream / name)
-        input_file = unit_dir / "input.json"
-        input_file.write_text(json.dumps(task.input, sort_keys=True), encoding="utf-8")
+                staged += _copy_tree(self.outputs(producer), os.path.join(upstream, name))
+        input_file = os.path.join(unit_dir, "input.json")
+        with open(input_file, "w", encoding="utf-8") as handle:
+            json.dump(task.input, handle, sort_keys=True)
         env = {
             **self._environ,
-            **task.env,
-            "META_UNIT_ID": task.id,
-            # Absolute: the step runs in its flow's directory, not where `meta` was started.
-            "META_INPUT": os.path.abspath(input_file),
-            "META_OUTPUT": os.path.abspath(output),
-            "META_UPSTREAM": os.path.abspath(upstream),
-            "META_SCRATCH": os.path.abspath(scratch),
-            "META_ATTEMPT": str(task.attempt),
-            RUN_TOKEN: self.token,
+            **{key.encode(): value.encode() for key, value in task.env.items()},
+            b"META_UNIT_ID": task.id.encode(),
+            b"META_INPUT": input_file.encode(),
+            b"META_OUTPUT": output.encode(),
+            b"META_UPSTREAM": upstream.encode(),
+            b"META_SCRATCH": scratch.encode(),
+            b"META_ATTEMPT": str(task.attempt).encode(),
         }
-        log_dir = self.logs / task.id
-        log_dir.mkdir(parents=True, exist_ok=True)
-        stderr_path = log_dir / f"{task.attempt}.err"
+        log_dir = os.path.join(self._logs, task.id)
+        if not os.path.isdir(log_dir):
+            os.makedirs(log_dir, exist_ok=True)
+        stderr_path = os.path.join(log_dir, f"{task.attempt}.err")
         with (
-            (log_dir / f"{task.attempt}.out").open("wb") as stdout,
-            stderr_path.open("wb") as stderr,
+            open(os.path.join(log_dir, f"{task.attempt}.out"), "wb") as stdout,
+            open(stderr_path, "wb") as stderr,
         ):
             try:
                 process = subprocess.Popen(
-                    task.command,
+                    self._resolved(task.command),
                     cwd=task.workdir,
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -181,18 +197,29 @@ class LocalDriver:
                 return _Launch(None, failed, stderr_path, output, staged)
         return _Launch(process, None, stderr_path, output, staged)
 
+    def _resolved(self, command: Sequence[str]) -> list[str]:
+        """The command with its program found on the steps' PATH once, not at every start."""
+        program = command[0]
+        if os.sep in program:
+            return list(command)
+        found = self._programs.get(program)
+        if found is None:
+            found = shutil.which(program, path=self._environ[b"PATH"].decode()) or program
+            self._programs[program] = found
+        return [found, *command[1:]]
+
     def _finish(self, task: StepTask, launch: _Launch, pod: _Pod | None, code: int) -> int:
         """After a step ended: persist its outputs when it succeeded, free its scratch; the
         bytes persisted."""
         persisted = 0
         if code == 0:
-            target = self._stored(task.id)
+            target = self.outputs(task.id)
             if pod is None:
                 persisted = _size(target)
             else:
                 persisted = _copy_tree(launch.output, _emptied(target))
         if pod is None:
-            shutil.rmtree(self.scratch / "units" / task.id, ignore_errors=True)
+            _remove_unit_dir(os.path.join(self._units, task.id))
         return persisted
 
     def forget(self, pid: int) -> None:
@@ -206,76 +233,56 @@ class LocalDriver:
 
     def close(self) -> None:
         self.kill_all()
+        self.threads.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class LocalProcess:
-    def __init__(
-        self, driver: LocalDriver, task: StepTask, launch: _Launch, pod: _Pod | None
-    ) -> None:
+    """One attempt at a step, carried by a worker thread from its set-up to its persisted
+    outputs, as a thread-pool runner would: the event loop only schedules."""
+
+    def __init__(self, driver: LocalDriver, task: StepTask, pod: _Pod | None) -> None:
         self._driver = driver
         self._task = task
-        self._launch = launch
         self._pod = pod
+        self._pid: int | None = None
+        self._stopping = False
+        self._ended = asyncio.get_running_loop().run_in_executor(driver.threads, self._run)
+
+    def _run(self) -> Exit:
+        driver = self._driver
+        launch = driver._launch(self._task, self._pod)
+        driver.traffic.add(staged=launch.staged)
+        process = launch.process
+        if process is None:
+            assert launch.failed is not None
+            return launch.failed
+        self._pid = process.pid
+        driver._groups.add(process.pid)
+        if self._stopping:
+            _kill_group(process.pid, signal.SIGKILL)
+        code = process.wait()
+        # The step's main process ended: whatever it left behind in its group goes too.
+        _kill_group(process.pid, signal.SIGKILL)
+        driver.forget(process.pid)
+        driver.traffic.add(persisted=driver._finish(self._task, launch, self._pod, code))
+        if code == 0 and self._pod is not None:
+            self._pod.live[self._task.id] = launch.output
+        return Exit(code, "" if code == 0 else _tail(launch.stderr))
 
     async def wait(self) -> Exit:
-        process = self._launch.process
-        if process is None:
-            assert self._launch.failed is not None
-            return self._launch.failed
-        code = await _exited(process)
-        self._end_group()
-        persisted = await asyncio.to_thread(
-            self._driver._finish, self._task, self._launch, self._pod, code
-        )
-        self._driver.traffic.persisted += persisted
-        if code == 0 and self._pod is not None:
-            self._pod.live[self._task.id] = self._launch.output
-        return Exit(code, "" if code == 0 else _tail(self._launch.stderr))
+        return await asyncio.shield(self._ended)
 
     async def stop(self) -> None:
-        process = self._launch.process
-        if process is None or process.returncode is not None:
-            self._end_group()
-            return
-        _kill_group(process.pid, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_exited(process), STOP_GRACE_SECONDS)
-        self._end_group()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_exited(process), STOP_GRACE_SECONDS)
-
-    def _end_group(self) -> None:
-        """The step's main process ended: whatever it left behind in its group goes too."""
-        process = self._launch.process
-        if process is not None:
-            _kill_group(process.pid, signal.SIGKILL)
-            self._driver.forget(process.pid)
-
-
-async def _exited(process: subprocess.Popen[bytes]) -> int:
-    """The exit code of `process`, awaited on a pidfd where the kernel has them (no thread, no
-    polling), else on a worker thread."""
-    if process.returncode is not None:
-        return process.returncode
-    try:
-        descriptor = os.pidfd_open(process.pid)
-    except (AttributeError, OSError):
-        return await asyncio.to_thread(process.wait)
-    loop = asyncio.get_running_loop()
-    ended: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        if not ended.done():
-            ended.set_result(None)
-
-    loop.add_reader(descriptor, readable)
-    try:
-        await ended
-    finally:
-        loop.remove_reader(descriptor)
-        os.close(descriptor)
-    return process.wait()
+        self._stopping = True
+        if self._pid is not None and not self._ended.done():
+            _kill_group(self._pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._ended), STOP_GRACE_SECONDS)
+        if self._pid is not None:
+            _kill_group(self._pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError, Exception):
+            await asyncio.wait_for(asyncio.shield(self._ended), STOP_GRACE_SECONDS)
 
 
 def kill_leftovers(token: str) -> None:
@@ -306,9 +313,9 @@ def _kill_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def _tail(path: Path) -> str:
+def _tail(path: str) -> str:
     try:
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
             handle.seek(max(0, size - STDERR_TAIL_BYTES))
@@ -317,23 +324,49 @@ def _tail(path: Path) -> str:
         return ""
 
 
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+def _size(path: str) -> int:
+    """The bytes of the files under `path` (links followed, as a copy would)."""
+    total = 0
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                total += _size(entry.path)
+            elif entry.is_file():
+                total += entry.stat().st_size
+    return total
 
 
-def _copy_tree(source: Path, target: Path) -> int:
+def _copy_tree(source: str, target: str) -> int:
     """Copy a unit's outputs (following the links of combined outputs); the bytes copied."""
-    if not source.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        return 0
-    shutil.copytree(source, target, symlinks=False, dirs_exist_ok=True)
-    return _size(target)
+    os.makedirs(target, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError), os.scandir(source) as entries:
+        if next(entries, None) is None:
+            return 0
+        shutil.copytree(source, target, symlinks=False, dirs_exist_ok=True)
+        return _size(target)
+    return 0
 
 
-def _emptied(directory: Path) -> Path:
+def _emptied(directory: str) -> str:
     """`directory`, created empty (whatever an earlier attempt left there is gone)."""
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
+    try:
+        os.mkdir(directory)
+    except FileNotFoundError:
+        os.makedirs(directory)
+    except FileExistsError:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory)
     return directory
+
+
+def _remove_unit_dir(unit_dir: str) -> None:
+    """Remove a macro step's scratch folder: cheap when the step left its folders empty."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(unit_dir, "input.json"))
+    for inner in ("upstream", "scratch", ""):
+        try:
+            os.rmdir(os.path.join(unit_dir, inner))
+        except FileNotFoundError:
+            pass
+        except OSError:
+            shutil.rmtree(os.path.join(unit_dir, inner), ignore_errors=True)

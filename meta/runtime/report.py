@@ -109,7 +109,8 @@ class Observers:
 
 def write_json(path: Path, document: Any) -> None:
     """Write a JSON file whole or not at all."""
-    write_text(path, json.dumps(document, indent=2) + "\n")
+    # Compact: json's indenting encoder is pure Python, and a report may list 100,000 units.
+    write_text(path, json.dumps(document, separators=(",", ":")) + "\n")
 
 
 def write_text(path: Path, text: str) -> None:
