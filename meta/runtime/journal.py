@@ -1,9 +1,11 @@
 """The journal: an append-only record of a run's progress in its workdir.
 
-Each record is one JSON line, written with a single `write` on an O_APPEND descriptor before the
-engine goes on, so a `kill -9` at any moment loses nothing already recorded. A background thread
-fsyncs the file as records arrive (group commit): durability against a machine crash follows
-within one fsync, without making every unit wait for the disk.
+Each record is one JSON line on an O_APPEND descriptor. A writer thread appends the records as
+they arrive and fsyncs them (group commit: what arrives while the disk is busy goes out in the
+next append), so no unit waits for the disk. A unit counts as finished once its record is in
+the file: a `kill -9` may lose the last few records, and those units run again on resume, but a
+unit on record is never run again. Records are written in the order they were made, so a
+consumer is never on record before the producer it read from.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ class FileJournal:
         self.path = workdir / JOURNAL
         self._finished = _replay(self.path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._dirty = threading.Condition()
-        self._pending = False
+        self._ready = threading.Condition()
+        self._lines: list[bytes] = []
+        self._durable = False
         self._closing = False
-        self._syncer = threading.Thread(target=self._sync_loop, name="journal-fsync", daemon=True)
-        self._syncer.start()
+        self._writer = threading.Thread(target=self._write_loop, name="journal", daemon=True)
+        self._writer.start()
 
     def finished(self) -> Mapping[str, UnitRecord]:
         """Units that succeeded in earlier sessions of this run, by id."""
@@ -42,41 +45,42 @@ class FileJournal:
         self._append({"event": "session", **fields})
 
     def record_started(self, record: UnitRecord) -> None:
-        self._append(
-            {
-                "event": "started",
-                "id": record.id,
-                "attempt": record.attempts,
-                "at": record.started_at,
-            }
-        )
+        # Not waited on for the disk: a start lost in a crash changes nothing on resume.
+        entry = {"event": "started", "id": record.id, "attempt": record.attempts}
+        self._append({**entry, "at": record.started_at}, durable=False)
 
     def record_finished(self, record: UnitRecord) -> None:
         # Field by field: dataclasses.asdict deep-copies, and this runs once per unit.
         fields = {name: getattr(record, name) for name in RECORD_FIELDS}
         self._append({"event": "finished", **fields})
 
-    def _append(self, entry: dict[str, Any]) -> None:
-        os.write(self._fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
-        with self._dirty:
-            self._pending = True
-            self._dirty.notify()
+    def _append(self, entry: dict[str, Any], *, durable: bool = True) -> None:
+        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        with self._ready:
+            self._lines.append(line)
+            self._durable = self._durable or durable
+            self._ready.notify()
 
-    def _sync_loop(self) -> None:
+    def _write_loop(self) -> None:
+        """Write what has arrived in one append, then fsync it: records that arrive while the
+        disk is busy go out together at the next turn (group commit)."""
         while True:
-            with self._dirty:
-                while not self._pending and not self._closing:
-                    self._dirty.wait()
-                if not self._pending and self._closing:
+            with self._ready:
+                while not self._lines and not self._closing:
+                    self._ready.wait()
+                if not self._lines:
                     return
-                self._pending = False
-            os.fsync(self._fd)
+                lines, self._lines = self._lines, []
+                durable, self._durable = self._durable, False
+            os.write(self._fd, b"".join(lines))
+            if durable:
+                os.fsync(self._fd)
 
     def close(self) -> None:
-        with self._dirty:
+        with self._ready:
             self._closing = True
-            self._dirty.notify()
-        self._syncer.join()
+            self._ready.notify()
+        self._writer.join()
         os.fsync(self._fd)
         os.close(self._fd)
 

@@ -2,17 +2,18 @@
 
 Layout (the workdir is durable; scratch lives on RAM where the machine has /dev/shm):
 
-    WORKDIR/store/<unit id>/@outputs  persisted outputs of every finished unit (and section)
-    WORKDIR/logs/<unit id>/<n>.out  stdout and stderr of attempt n
+    WORKDIR/store/<unit id>/@outputs     the outputs of every finished unit (and section) that
+                                         wrote any; a unit that wrote nothing has no folder
+    WORKDIR/logs/<unit id>/<n>.out|.err  stdout and stderr of attempt n, when not empty
     SCRATCH/pods/<section id>/scratch    META_SCRATCH shared by one micro section's units
-    SCRATCH/pods/<section id>/units/<unit id>/   a micro step's input.json, upstream/, out/
-    SCRATCH/units/<unit id>/             a macro step's input.json, upstream/, scratch/
+    SCRATCH/pods/<section id>/units/<unit id>/   a micro step's input.json, upstream/, out/, logs
+    SCRATCH/units/<unit id>/             a macro step's input.json, upstream/, scratch/, out/, logs
 
-A micro section's units write their outputs into the section's RAM scratch and the next unit
-reads them there through a symlink: no copy; each is persisted (copied) to the store when it
-succeeds. A macro step writes straight into the store; the journal, not the folder, says whether
-it finished. A consumer outside the producer's pod gets the outputs staged (copied) from the
-store into its own scratch.
+A running step touches only RAM. A micro section's units write their outputs into the section's
+scratch and the next unit reads them there through a symlink: no copy. A macro unit has its own
+scratch. When a step succeeds its outputs are persisted (copied) to the store; a consumer
+outside the producer's pod gets them staged (copied) from the store into its own scratch. The
+journal, not the store, says which units finished.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class _Launch:
 
     process: subprocess.Popen[bytes] | None
     failed: Exit | None
-    stderr: str
+    unit_dir: str
     output: str
     staged: int
 
@@ -103,7 +104,7 @@ class LocalDriver:
         self._environ = {os.fsencode(k): os.fsencode(v) for k, v in environ.items()}
         self._pods: dict[str, _Pod] = {}
         self._groups: set[int] = set()
-        self._programs: dict[str, str] = {}
+        self._programs: dict[tuple[str, str], str] = {}
         # One thread per running step, as a thread-pool runner has; idle ones are reused.
         self.threads = ThreadPoolExecutor(MAX_RUNNING_STEPS, thread_name_prefix="step")
         kill_leftovers(self.token)
@@ -132,6 +133,8 @@ class LocalDriver:
     def combine(self, unit_id: str, parts: Sequence[tuple[str, str]]) -> None:
         target = _emptied(self.outputs(unit_id))
         for name, part in parts:
+            # A part that wrote nothing has no folder in the store: link an empty one.
+            os.makedirs(self.outputs(part), exist_ok=True)
             os.symlink(os.path.relpath(self.outputs(part), target), os.path.join(target, name))
 
     async def start(self, task: StepTask) -> LocalProcess:
@@ -140,19 +143,20 @@ class LocalDriver:
 
     def _launch(self, task: StepTask, pod: _Pod | None) -> _Launch:
         # Plain strings and os.path on this path: it runs once per step, on a worker thread
-        # that shares the interpreter lock with the event loop.
+        # that shares the interpreter lock with the event loop. Everything a running step
+        # touches is on RAM; the workdir's disk sees only what is kept (see `_finish`).
         units = os.path.join(pod.root, "units") if pod is not None else self._units
         unit_dir = os.path.join(units, task.id)
         upstream = _emptied(os.path.join(unit_dir, "upstream"))
+        output = _emptied(os.path.join(unit_dir, "out"))
         if pod is not None:
-            # A micro step writes into its pod's RAM scratch, shared with its siblings.
-            output = _emptied(os.path.join(unit_dir, "out"))
             scratch = os.path.join(pod.root, "scratch")
         else:
-            # A macro step writes straight into the store; the journal, not the folder, says
-            # whether it finished, and a new attempt starts from an empty folder.
-            output = _emptied(self.outputs(task.id))
             scratch = _emptied(os.path.join(unit_dir, "scratch"))
+        stored = self.outputs(task.id)
+        if os.path.lexists(stored):
+            # Left by an attempt that did not finish (a kill, a failure): not this one's.
+            shutil.rmtree(stored, ignore_errors=True)
         staged = 0
         for name, producer in task.upstream:
             live = pod.live.get(producer) if pod is not None else None
@@ -173,17 +177,12 @@ class LocalDriver:
             b"META_SCRATCH": scratch.encode(),
             b"META_ATTEMPT": str(task.attempt).encode(),
         }
-        log_dir = os.path.join(self._logs, task.id)
-        if not os.path.isdir(log_dir):
-            os.makedirs(log_dir, exist_ok=True)
-        stderr_path = os.path.join(log_dir, f"{task.attempt}.err")
-        with (
-            open(os.path.join(log_dir, f"{task.attempt}.out"), "wb") as stdout,
-            open(stderr_path, "wb") as stderr,
-        ):
+        stdout_path = os.path.join(unit_dir, f"{task.attempt}.out")
+        stderr_path = os.path.join(unit_dir, f"{task.attempt}.err")
+        with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
             try:
                 process = subprocess.Popen(
-                    self._resolved(task.command),
+                    self._resolved(task.command, env),
                     cwd=task.workdir,
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -194,33 +193,41 @@ class LocalDriver:
             except OSError as exc:
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
                 failed = Exit(code, f"cannot start {task.command[0]!r}: {exc.strerror}")
-                return _Launch(None, failed, stderr_path, output, staged)
-        return _Launch(process, None, stderr_path, output, staged)
+                return _Launch(None, failed, unit_dir, output, staged)
+        return _Launch(process, None, unit_dir, output, staged)
 
-    def _resolved(self, command: Sequence[str]) -> list[str]:
-        """The command with its program found on the steps' PATH once, not at every start."""
+    def _resolved(self, command: Sequence[str], env: Mapping[bytes, bytes]) -> list[str]:
+        """The command with its program found on the step's PATH once, not at every start."""
         program = command[0]
         if os.sep in program:
             return list(command)
-        found = self._programs.get(program)
+        path = env[b"PATH"].decode()
+        found = self._programs.get((program, path))
         if found is None:
-            found = shutil.which(program, path=self._environ[b"PATH"].decode()) or program
-            self._programs[program] = found
+            found = shutil.which(program, path=path) or program
+            self._programs[(program, path)] = found
         return [found, *command[1:]]
 
-    def _finish(self, task: StepTask, launch: _Launch, pod: _Pod | None, code: int) -> int:
-        """After a step ended: persist its outputs when it succeeded, free its scratch; the
-        bytes persisted."""
-        persisted = 0
+    def _finish(self, task: StepTask, launch: _Launch, pod: _Pod | None, code: int) -> Exit:
+        """After a step ended: keep its logs (those with anything in them) and, when it
+        succeeded, persist its outputs (when it wrote any) to the workdir; free a macro
+        step's scratch (a micro step's stays with its pod, for its siblings to read)."""
+        unit_dir = launch.unit_dir
+        stderr_tail = "" if code == 0 else _tail(os.path.join(unit_dir, f"{task.attempt}.err"))
+        for stream in ("out", "err"):
+            log = os.path.join(unit_dir, f"{task.attempt}.{stream}")
+            if os.path.getsize(log):
+                kept = os.path.join(self._logs, task.id)
+                os.makedirs(kept, exist_ok=True)
+                shutil.copyfile(log, os.path.join(kept, f"{task.attempt}.{stream}"))
         if code == 0:
-            target = self.outputs(task.id)
-            if pod is None:
-                persisted = _size(target)
-            else:
-                persisted = _copy_tree(launch.output, _emptied(target))
+            persisted = _copy_tree(launch.output, self.outputs(task.id), keep_empty=False)
+            self.traffic.add(persisted=persisted)
+            if pod is not None:
+                pod.live[task.id] = launch.output
         if pod is None:
-            _remove_unit_dir(os.path.join(self._units, task.id))
-        return persisted
+            _remove_unit_dir(unit_dir, task.attempt)
+        return Exit(code, stderr_tail)
 
     def forget(self, pid: int) -> None:
         self._groups.discard(pid)
@@ -265,10 +272,7 @@ class LocalProcess:
         # The step's main process ended: whatever it left behind in its group goes too.
         _kill_group(process.pid, signal.SIGKILL)
         driver.forget(process.pid)
-        driver.traffic.add(persisted=driver._finish(self._task, launch, self._pod, code))
-        if code == 0 and self._pod is not None:
-            self._pod.live[self._task.id] = launch.output
-        return Exit(code, "" if code == 0 else _tail(launch.stderr))
+        return driver._finish(self._task, launch, self._pod, code)
 
     async def wait(self) -> Exit:
         return await asyncio.shield(self._ended)
@@ -336,14 +340,15 @@ def _size(path: str) -> int:
     return total
 
 
-def _copy_tree(source: str, target: str) -> int:
-    """Copy a unit's outputs (following the links of combined outputs); the bytes copied."""
-    os.makedirs(target, exist_ok=True)
+def _copy_tree(source: str, target: str, *, keep_empty: bool = True) -> int:
+    """Copy a unit's outputs (following the links of combined outputs); the bytes copied.
+    Empty outputs make an empty `target`, or with `keep_empty=False` none at all."""
     with contextlib.suppress(FileNotFoundError), os.scandir(source) as entries:
-        if next(entries, None) is None:
-            return 0
-        shutil.copytree(source, target, symlinks=False, dirs_exist_ok=True)
-        return _size(target)
+        if next(entries, None) is not None:
+            shutil.copytree(source, target, symlinks=False, dirs_exist_ok=True)
+            return _size(target)
+    if keep_empty:
+        os.makedirs(target, exist_ok=True)
     return 0
 
 
@@ -359,14 +364,17 @@ def _emptied(directory: str) -> str:
     return directory
 
 
-def _remove_unit_dir(unit_dir: str) -> None:
-    """Remove a macro step's scratch folder: cheap when the step left its folders empty."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(unit_dir, "input.json"))
-    for inner in ("upstream", "scratch", ""):
+def _remove_unit_dir(unit_dir: str, attempt: int) -> None:
+    """Remove a macro step's scratch: the files and folders `_launch` made, one call each when
+    the step left them empty (the common case), a tree walk only for what holds more."""
+    for name in ("input.json", f"{attempt}.out", f"{attempt}.err"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(unit_dir, name))
+    for name in ("upstream", "scratch", "out", ""):
+        folder = os.path.join(unit_dir, name)
         try:
-            os.rmdir(os.path.join(unit_dir, inner))
+            os.rmdir(folder)
         except FileNotFoundError:
             pass
         except OSError:
-            shutil.rmtree(os.path.join(unit_dir, inner), ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)

@@ -78,7 +78,7 @@ def _unit(record: UnitRecord, outputs_of: Callable[[str], str]) -> dict[str, Any
         "startedAt": record.started_at,
         "finishedAt": record.finished_at,
         "exitCode": record.exit_code,
-        "outputs": outputs_of(record.id) if record.state == "succeeded" else None,
+        "outputs": _kept(outputs_of(record.id)) if record.state == "succeeded" else None,
     }
     if record.resumed:
         entry["resumed"] = True
@@ -86,6 +86,11 @@ def _unit(record: UnitRecord, outputs_of: Callable[[str], str]) -> dict[str, Any
         entry["reason"] = record.reason
         entry["stderrTail"] = record.stderr_tail
     return entry
+
+
+def _kept(outputs: str) -> str | None:
+    """The outputs folder, or None for a unit that wrote no outputs (it has no folder)."""
+    return outputs if os.path.isdir(outputs) else None
 
 
 class Observers:

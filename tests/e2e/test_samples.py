@@ -140,8 +140,10 @@ def test_sample_runs_and_report_holds(runs: dict[str, Run], sample: str) -> None
         assert unit["exitCode"] == 0 and unit["attempts"] == 1, unit
         assert unit["id"].startswith(f"{sample}/"), unit
         assert unit["startedAt"] <= unit["finishedAt"], unit
-        assert Path(unit["outputs"]).is_dir(), unit
-        assert (run.workdir / "logs" / unit["id"] / "1.out").is_file(), unit
+        # A unit that wrote nothing has no outputs folder, and an empty log is not kept.
+        assert unit["outputs"] is None or any(Path(unit["outputs"]).iterdir()), unit
+        logs = run.workdir / "logs" / unit["id"]
+        assert all(log.stat().st_size > 0 for log in logs.glob("*")), unit
     assert report["sections"], "every sample has at least one section"
     for section in report["sections"]:
         assert 1 <= section["peakActive"] <= section["maxActive"], section
