@@ -11,7 +11,7 @@ from meta.errors import UserError
 from meta.hookspecs import Description
 
 from . import flows
-from .schema_model import DEF_POINTER, child, is_array_type, load
+from .schema_model import DEF_POINTER, Schema, child, is_array_type, load
 
 PATTERN = "fanout"
 SCORE = 10.0
@@ -23,14 +23,7 @@ class CollectionGenerator:
     name = "collection"
 
     def score(self, description: Description) -> float:
-        schema = load(description)
-        if schema is None:
-            return 0.0
-        pattern = schema.root_meta.get("pattern")
-        if pattern is not None:
-            return flows.EXPLICIT if pattern == PATTERN else 0.0
-        root = schema.deref("")
-        return SCORE if root is not None and is_array_type(schema.at(root)) else 0.0
+        return flows.score(description, (PATTERN,), SCORE, _is_array)
 
     def generate(self, description: Description) -> dict[str, Any]:
         schema = load(description)
@@ -72,3 +65,8 @@ class CollectionGenerator:
             own = flows.copy_run(schema, at, gather["run"], flows.TOP_LEVEL)
             section["gather"] = {"name": "gather", "run": own}
         return flows.flow_document(schema, description, self.name, section)
+
+
+def _is_array(schema: Schema) -> bool:
+    root = schema.deref("")
+    return root is not None and is_array_type(schema.at(root))

@@ -28,16 +28,7 @@ class DagGenerator:
     name = "dag"
 
     def score(self, description: Description) -> float:
-        schema = load(description)
-        if schema is None:
-            return 0.0
-        pattern = schema.root_meta.get("pattern")
-        if pattern is not None:
-            return flows.EXPLICIT if pattern == PATTERN else 0.0
-        has_dependencies = any(
-            schema.x_meta.get(where, {}).get("dependsOn") for _, where in schema.defs()
-        )
-        return SCORE if has_dependencies else 0.0
+        return flows.score(description, (PATTERN,), SCORE, _has_dependencies)
 
     def generate(self, description: Description) -> dict[str, Any]:
         schema = load(description)
@@ -179,3 +170,7 @@ def _place(schema: Schema, target: str) -> tuple[str, bool] | None:
                 seen.add(resolved)
                 queue.append((resolved, child(data, name)))
     return None
+
+
+def _has_dependencies(schema: Schema) -> bool:
+    return any(schema.x_meta.get(where, {}).get("dependsOn") for _, where in schema.defs())

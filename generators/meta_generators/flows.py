@@ -8,7 +8,7 @@ Flows are built as dicts in a fixed key order, so the same description gives the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from meta.errors import Fault, UserError
@@ -22,7 +22,7 @@ from meta.flow.templates import (
 )
 from meta.hookspecs import Description
 
-from .schema_model import DEF_POINTER, Schema, child, unescape
+from .schema_model import DEF_POINTER, Schema, child, load, unescape
 
 API_VERSION = "meta-orchestrator.io/v1alpha1"
 DATA = "data"
@@ -44,6 +44,23 @@ ROOT_KEYS: dict[str, frozenset[str]] = {
     "rounds": frozenset({"cycle"}),
     "ring": frozenset({"cycle"}),
 }
+
+
+def score(
+    description: Description,
+    patterns: Collection[str],
+    implicit: float,
+    understands: Callable[[Schema], bool],
+) -> float:
+    """A generator's score: EXPLICIT when the root's `x-meta.pattern` names one of its
+    `patterns`, 0 when it names another, else `implicit` if the schema is of its kind."""
+    schema = load(description)
+    if schema is None:
+        return 0.0
+    pattern = schema.root_meta.get("pattern")
+    if pattern is not None:
+        return EXPLICIT if pattern in patterns else 0.0
+    return implicit if understands(schema) else 0.0
 
 
 def not_a_schema(description: Description, wanted: str) -> Fault:

@@ -27,13 +27,9 @@ class StreamGenerator:
     name = "stream"
 
     def score(self, description: Description) -> float:
-        schema = load(description)
-        if schema is None:
-            return 0.0
-        pattern = schema.root_meta.get("pattern")
-        if pattern is not None:
-            return flows.EXPLICIT if pattern == PATTERN else 0.0
-        return SCORE if schema.root_meta.get("stream") is True else 0.0
+        return flows.score(
+            description, (PATTERN,), SCORE, lambda schema: schema.root_meta.get("stream") is True
+        )
 
     def generate(self, description: Description) -> dict[str, Any]:
         schema = load(description)

@@ -64,13 +64,7 @@ class TreeGenerator:
     name = "tree"
 
     def score(self, description: Description) -> float:
-        schema = load(description)
-        if schema is None:
-            return 0.0
-        pattern = schema.root_meta.get("pattern")
-        if pattern is not None:
-            return flows.EXPLICIT if pattern in PATTERNS else 0.0
-        return SCORE if is_hierarchy(schema) else 0.0
+        return flows.score(description, PATTERNS, SCORE, is_hierarchy)
 
     def generate(self, description: Description) -> dict[str, Any]:
         schema = load(description)
