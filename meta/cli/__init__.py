@@ -244,7 +244,7 @@ def _summarise(outcome: Outcome) -> None:
     again = f", {resumed} finished before" if resumed else ""
     click.echo(f"{report['flow']}: {outcome.state} ({ran} units run{again})")
     if outcome.state == "succeeded":
-        click.echo(f"outputs: {report['outputs']}")
+        click.echo(f"outputs: {report['outputs'] or '(none written)'}")
     click.echo(f"report: {outcome.report_path}")
     if outcome.error is not None:
         if isinstance(outcome.error, UserError):

@@ -133,9 +133,11 @@ class LocalDriver:
     def combine(self, unit_id: str, parts: Sequence[tuple[str, str]]) -> None:
         target = _emptied(self.outputs(unit_id))
         for name, part in parts:
-            # A part that wrote nothing has no folder in the store: link an empty one.
-            os.makedirs(self.outputs(part), exist_ok=True)
-            os.symlink(os.path.relpath(self.outputs(part), target), os.path.join(target, name))
+            if os.path.isdir(self.outputs(part)):
+                os.symlink(os.path.relpath(self.outputs(part), target), os.path.join(target, name))
+            else:
+                # A part that wrote nothing has no folder in the store: an empty one here.
+                os.mkdir(os.path.join(target, name))
 
     async def start(self, task: StepTask) -> LocalProcess:
         pod = self._pods.get(task.pod) if task.pod is not None else None

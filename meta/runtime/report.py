@@ -78,7 +78,7 @@ def _unit(record: UnitRecord, outputs_of: Callable[[str], str]) -> dict[str, Any
         "startedAt": record.started_at,
         "finishedAt": record.finished_at,
         "exitCode": record.exit_code,
-        "outputs": _kept(outputs_of(record.id)) if record.state == "succeeded" else None,
+        "outputs": kept(outputs_of(record.id)) if record.state == "succeeded" else None,
     }
     if record.resumed:
         entry["resumed"] = True
@@ -88,7 +88,7 @@ def _unit(record: UnitRecord, outputs_of: Callable[[str], str]) -> dict[str, Any
     return entry
 
 
-def _kept(outputs: str) -> str | None:
+def kept(outputs: str) -> str | None:
     """The outputs folder, or None for a unit that wrote no outputs (it has no folder)."""
     return outputs if os.path.isdir(outputs) else None
 

@@ -24,7 +24,7 @@ from meta.flow.parse import display_path
 from meta.plan.plan import Plan, compile_plan
 from meta.runtime.journal import FileJournal
 from meta.runtime.local import LocalDriver
-from meta.runtime.report import Observers, ReportBuilder, write_json
+from meta.runtime.report import Observers, ReportBuilder, kept, write_json
 
 RUN_FILE = "run.json"
 REPORT_FILE = "report.json"
@@ -121,7 +121,7 @@ def _execute(
     error: MetaError | None = None
     try:
         done = asyncio.run(_main(engine))
-        outputs = driver.outputs(done.output)
+        outputs = kept(driver.outputs(done.output))
         state = "succeeded"
     except RunFailed as exc:
         state, error = "failed", exc
