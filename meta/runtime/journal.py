@@ -1,8 +1,8 @@
 """The journal: an append-only record of a run's progress in its workdir.
 
 Each record is one JSON line on an O_APPEND descriptor. A writer thread appends the records as
-they arrive and fsyncs them (group commit: what arrives while the disk is busy goes out in the
-next append), so no unit waits for the disk. A unit counts as finished once its record is in
+they arrive and fsyncs them within SYNC_WINDOW (group commit: one flush of the disk for a burst
+of records), so no unit waits for the disk. A unit counts as finished once its record is in
 the file: a `kill -9` may lose the last few records, and those units run again on resume, but a
 unit on record is never run again. Records are written in the order they were made, so a
 consumer is never on record before the producer it read from.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
@@ -22,6 +23,8 @@ from typing import Any
 from meta.engine.records import UnitRecord
 
 JOURNAL = "journal.jsonl"
+SYNC_WINDOW = 0.01
+"""The most a record waits for its fsync; the write itself is never held back."""
 RECORD_FIELDS = tuple(field.name for field in dataclass_fields(UnitRecord))
 
 
@@ -62,19 +65,31 @@ class FileJournal:
             self._ready.notify()
 
     def _write_loop(self) -> None:
-        """Write what has arrived in one append, then fsync it: records that arrive while the
-        disk is busy go out together at the next turn (group commit)."""
+        """Append records as they arrive; fsync them at most once per SYNC_WINDOW (group
+        commit): a burst of records costs one flush of the disk, not one each."""
+        unsynced = False
+        last_sync = 0.0
         while True:
             with self._ready:
                 while not self._lines and not self._closing:
-                    self._ready.wait()
-                if not self._lines:
-                    return
+                    wait = last_sync + SYNC_WINDOW - time.monotonic() if unsynced else None
+                    if wait is not None and wait <= 0:
+                        break
+                    self._ready.wait(wait)
                 lines, self._lines = self._lines, []
-                durable, self._durable = self._durable, False
-            os.write(self._fd, b"".join(lines))
-            if durable:
+                unsynced = unsynced or self._durable
+                self._durable = False
+                closing = self._closing
+            if lines:
+                os.write(self._fd, b"".join(lines))
+            if unsynced and (closing or time.monotonic() - last_sync >= SYNC_WINDOW):
                 os.fsync(self._fd)
+                last_sync = time.monotonic()
+                unsynced = False
+            if closing and not unsynced:
+                with self._ready:
+                    if not self._lines:
+                        return
 
     def close(self) -> None:
         with self._ready:

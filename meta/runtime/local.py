@@ -6,8 +6,9 @@ Layout (the workdir is durable; scratch lives on RAM where the machine has /dev/
                                          wrote any; a unit that wrote nothing has no folder
     WORKDIR/logs/<unit id>/<n>.out|.err  stdout and stderr of attempt n, when not empty
     SCRATCH/pods/<section id>/scratch    META_SCRATCH shared by one micro section's units
-    SCRATCH/pods/<section id>/units/<unit id>/   a micro step's input.json, upstream/, out/, logs
-    SCRATCH/units/<unit id>/             a macro step's input.json, upstream/, scratch/, out/, logs
+    SCRATCH/pods/<section id>/units/<n>/ a micro step attempt's input.json, upstream/, out/, logs
+    SCRATCH/units/<n>/                   a macro step attempt's input.json, upstream/, scratch/,
+                                         out/, logs (n counts the session's attempts)
 
 A running step touches only RAM. A micro section's units write their outputs into the section's
 scratch and the next unit reads them there through a symlink: no copy. A macro unit has its own
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -105,6 +107,9 @@ class LocalDriver:
         self._pods: dict[str, _Pod] = {}
         self._groups: set[int] = set()
         self._programs: dict[tuple[str, str], str] = {}
+        self._attempts = itertools.count(1)
+        self._devnull = os.open(os.devnull, os.O_RDONLY)
+        """Every step's standard input, opened once rather than at every start."""
         # One thread per running step, as a thread-pool runner has; idle ones are reused.
         self.threads = ThreadPoolExecutor(MAX_RUNNING_STEPS, thread_name_prefix="step")
         kill_leftovers(self.token)
@@ -123,6 +128,7 @@ class LocalDriver:
     async def open_pod(self, pod: str) -> None:
         root = os.path.abspath(self.scratch / "pods" / pod)
         os.makedirs(os.path.join(root, "scratch"), exist_ok=True)
+        os.makedirs(os.path.join(root, "units"), exist_ok=True)
         self._pods[pod] = _Pod(root)
 
     async def close_pod(self, pod: str) -> None:
@@ -148,13 +154,19 @@ class LocalDriver:
         # that shares the interpreter lock with the event loop. Everything a running step
         # touches is on RAM; the workdir's disk sees only what is kept (see `_finish`).
         units = os.path.join(pod.root, "units") if pod is not None else self._units
-        unit_dir = os.path.join(units, task.id)
-        upstream = _emptied(os.path.join(unit_dir, "upstream"))
-        output = _emptied(os.path.join(unit_dir, "out"))
+        # One new folder per attempt, named by a counter: no nesting to create, nothing an
+        # earlier attempt left to clear (the whole scratch is new each session).
+        unit_dir = os.path.join(units, str(next(self._attempts)))
+        os.mkdir(unit_dir)
+        upstream = os.path.join(unit_dir, "upstream")
+        output = os.path.join(unit_dir, "out")
+        os.mkdir(upstream)
+        os.mkdir(output)
         if pod is not None:
             scratch = os.path.join(pod.root, "scratch")
         else:
-            scratch = _emptied(os.path.join(unit_dir, "scratch"))
+            scratch = os.path.join(unit_dir, "scratch")
+            os.mkdir(scratch)
         stored = self.outputs(task.id)
         if os.path.lexists(stored):
             # Left by an attempt that did not finish (a kill, a failure): not this one's.
@@ -187,7 +199,7 @@ class LocalDriver:
                     self._resolved(task.command, env),
                     cwd=task.workdir,
                     env=env,
-                    stdin=subprocess.DEVNULL,
+                    stdin=self._devnull,
                     stdout=stdout,
                     stderr=stderr,
                     start_new_session=True,
@@ -243,6 +255,7 @@ class LocalDriver:
     def close(self) -> None:
         self.kill_all()
         self.threads.shutdown(wait=True, cancel_futures=True)
+        os.close(self._devnull)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
