@@ -125,7 +125,10 @@ def generate(
     if output is None:
         click.echo(text, nl=False)
     else:
-        write_text(output, text)
+        try:
+            write_text(output, text)
+        except OSError as exc:
+            raise UserError(Fault(display_path(output), "", f"cannot write: {exc}")) from None
         click.echo(
             f"{display_path(output)}: flow '{generated.flow.name}' by generator "
             f"'{generated.generator}'",
@@ -173,6 +176,7 @@ def validate_node_step(args: Sequence[str]) -> None:
 
 
 @main.command()
+@user_errors
 def plugins() -> None:
     """List the generators and where each comes from."""
     loaded = load_plugins()

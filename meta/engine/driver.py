@@ -38,6 +38,9 @@ class StepTask:
 class Exit:
     code: int
     stderr_tail: str = ""
+    reason: str = ""
+    """Why the attempt failed when the driver knows better than the exit code (it could not
+    start the program, or keep what it wrote)."""
 
 
 class Running(Protocol):

@@ -96,7 +96,6 @@ class Engine:
         self._plugins = plugins
         """The generators for `generate` units; loaded from entry points when first needed."""
         self._steps_reached = 0
-        self._templated: dict[int, bool] = {}
 
     async def run(self) -> Done:
         """Run the plan's flow to its end; its root's `Done` names where its outputs are."""
@@ -451,10 +450,15 @@ class Engine:
         except TimeoutError:
             await running.stop()
             return Exit(-1, ""), f"timed out after {timeout:g} s"
-        except BaseException:
+        except asyncio.CancelledError:
             await asyncio.shield(running.stop())
             self._observer.unit_finished(_ended(record, "cancelled", Exit(-1), "cancelled"))
             raise
+        except BaseException:
+            await asyncio.shield(running.stop())
+            raise
+        if exit_.reason:
+            return exit_, exit_.reason
         reason = (
             f"exited with code {exit_.code}"
             if exit_.code >= 0
@@ -507,13 +511,11 @@ class Engine:
             attempt=1,
         )
 
-    def _has_templates(self, step: Step) -> bool:
-        known = self._templated.get(id(step))
-        if known is None:
-            run = step.run
-            texts = [*run.command, *run.env.values(), run.image or ""]
-            known = self._templated[id(step)] = any(is_template(t) for t in texts)
-        return known
+    @staticmethod
+    def _has_templates(step: Step) -> bool:
+        run = step.run
+        texts = [*run.command, *run.env.values(), run.image or ""]
+        return any(is_template(text) for text in texts)
 
 
 def _named(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, str]]:

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from meta.engine.records import UnitRecord
+from meta.errors import Fault, UserError
+from meta.flow.parse import display_path
 
 JOURNAL = "journal.jsonl"
 SYNC_WINDOW = 0.01
@@ -37,6 +39,7 @@ class FileJournal:
         self._lines: list[bytes] = []
         self._durable = False
         self._closing = False
+        self._failure: OSError | None = None
         self._writer = threading.Thread(target=self._write_loop, name="journal", daemon=True)
         self._writer.start()
 
@@ -58,6 +61,8 @@ class FileJournal:
         self._append({"event": "finished", **fields})
 
     def _append(self, entry: dict[str, Any], *, durable: bool = True) -> None:
+        if self._failure is not None:
+            raise self._failure
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
         with self._ready:
             self._lines.append(line)
@@ -65,6 +70,14 @@ class FileJournal:
             self._ready.notify()
 
     def _write_loop(self) -> None:
+        try:
+            self._write_records()
+        except OSError as exc:
+            # Kept for the engine's next record and for close(): a journal that cannot be
+            # written must stop the run, not let it go on unrecorded.
+            self._failure = exc
+
+    def _write_records(self) -> None:
         """Append records as they arrive; fsync them at most once per SYNC_WINDOW (group
         commit): a burst of records costs one flush of the disk, not one each."""
         unsynced = False
@@ -81,7 +94,9 @@ class FileJournal:
                 self._durable = False
                 closing = self._closing
             if lines:
-                os.write(self._fd, b"".join(lines))
+                data = memoryview(b"".join(lines))
+                while data:
+                    data = data[os.write(self._fd, data) :]
             if unsynced and (closing or time.monotonic() - last_sync >= SYNC_WINDOW):
                 os.fsync(self._fd)
                 last_sync = time.monotonic()
@@ -96,8 +111,9 @@ class FileJournal:
             self._closing = True
             self._ready.notify()
         self._writer.join()
-        os.fsync(self._fd)
         os.close(self._fd)
+        if self._failure is not None:
+            raise self._failure
 
 
 def _replay(path: Path) -> dict[str, UnitRecord]:
@@ -110,12 +126,17 @@ def _replay(path: Path) -> dict[str, UnitRecord]:
         with path.open("r+b") as handle:
             handle.truncate(len(whole))
     finished: dict[str, UnitRecord] = {}
-    for line in whole.splitlines():
-        entry = json.loads(line)
-        if entry.get("event") != "finished":
-            continue
-        entry.pop("event")
-        record = UnitRecord(**entry)
+    for number, line in enumerate(whole.splitlines(), start=1):
+        try:
+            entry = json.loads(line)
+            if entry.get("event") != "finished":
+                continue
+            entry.pop("event")
+            record = UnitRecord(**entry)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise UserError(
+                Fault(display_path(path), f"/{number - 1}", f"line {number} is not a record: {exc}")
+            ) from None
         if record.state == "succeeded":
             finished[record.id] = record
         else:

@@ -38,6 +38,9 @@ from pathlib import Path
 from meta.engine.driver import Exit, StepTask
 
 OUTPUTS = "@outputs"
+CANNOT_KEEP = 125
+"""The exit code of an attempt whose scratch could not be set up or whose outputs or logs
+could not be kept (a full disk, an output that is a dangling link...)."""
 MAX_RUNNING_STEPS = 512
 """Steps running at once beyond this wait for a thread (sections' maxActive bound them first)."""
 RUN_TOKEN = "META_RUN_TOKEN"
@@ -273,11 +276,16 @@ class LocalProcess:
 
     def _run(self) -> Exit:
         driver = self._driver
-        launch = driver._launch(self._task, self._pod)
+        try:
+            launch = driver._launch(self._task, self._pod)
+        except (OSError, shutil.Error) as exc:
+            return Exit(CANNOT_KEEP, reason=f"its scratch could not be set up: {exc}")
         driver.traffic.add(staged=launch.staged)
         process = launch.process
         if process is None:
             assert launch.failed is not None
+            if self._pod is None:
+                _remove_unit_dir(launch.unit_dir, self._task.attempt)
             return launch.failed
         self._pid = process.pid
         driver._groups.add(process.pid)
@@ -287,7 +295,13 @@ class LocalProcess:
         # The step's main process ended: whatever it left behind in its group goes too.
         _kill_group(process.pid, signal.SIGKILL)
         driver.forget(process.pid)
-        return driver._finish(self._task, launch, self._pod, code)
+        try:
+            return driver._finish(self._task, launch, self._pod, code)
+        except (OSError, shutil.Error) as exc:
+            return Exit(
+                CANNOT_KEEP,
+                reason=f"exited with code {code}, but its outputs or logs could not be kept: {exc}",
+            )
 
     async def wait(self) -> Exit:
         return await asyncio.shield(self._ended)

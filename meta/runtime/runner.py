@@ -84,6 +84,12 @@ def resume_run(
         raise UserError(Fault(display_path(workdir), "", "no run here (no run.json)")) from None
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(Fault(display_path(info_path), "", f"unreadable: {exc}")) from None
+    needed = ("flow", "startedAt", "fingerprint")
+    missing = [key for key in needed if not isinstance(info, dict) or key not in info]
+    if missing or not isinstance(info.get("inputs", {}), dict):
+        raise UserError(
+            Fault(display_path(info_path), "", f"not a run record (missing: {missing or 'inputs'})")
+        )
     overrides = {name: Path(path) for name, path in info.get("inputs", {}).items()}
     plan = compile_plan(Path(info["flow"]), overrides)
     if _fingerprint(plan) != info.get("fingerprint"):
@@ -115,10 +121,13 @@ def _execute(
     report_path: Path | None,
 ) -> Outcome:
     journal = FileJournal(workdir)
-    driver = LocalDriver(workdir)
+    try:
+        driver = LocalDriver(workdir)
+    except BaseException:
+        journal.close()
+        raise
     builder = ReportBuilder()
     engine = Engine(plan, driver, observer=Observers([builder, *observers]), journal=journal)
-    journal.record_session(at=time.time(), pid=os.getpid())
     outputs: str | None = None
     error: MetaError | None = None
     # Step threads give up the interpreter lock at every system call and then wait to get it
@@ -126,19 +135,23 @@ def _execute(
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(STEP_SWITCH_INTERVAL)
     try:
+        journal.record_session(at=time.time(), pid=os.getpid())
         done = asyncio.run(_main(engine))
         outputs = kept(driver.outputs(done.output))
         state = "succeeded"
-    except RunFailed as exc:
+    except (RunFailed, UserError) as exc:
         state, error = "failed", exc
-    except UserError as exc:
-        state, error = "failed", exc
+    except OSError as exc:
+        state, error = "failed", MetaError(f"the run's workdir could not be written: {exc}")
     except (KeyboardInterrupt, asyncio.CancelledError):
         state = "cancelled"
     finally:
         sys.setswitchinterval(switch_interval)
         driver.close()
-        journal.close()
+        try:
+            journal.close()
+        except OSError as exc:
+            state, error = "failed", MetaError(f"the journal could not be written: {exc}")
     report = builder.build(
         flow=plan.flow.name,
         state=state,
@@ -173,4 +186,6 @@ def _error(error: MetaError | None) -> dict[str, Any] | None:
         return {"unit": error.unit_id, "reason": error.reason, "stderrTail": error.stderr_tail}
     if isinstance(error, UserError):
         return {"faults": [str(fault) for fault in error.faults]}
+    if error is not None:
+        return {"reason": str(error)}
     return None

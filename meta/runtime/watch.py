@@ -87,8 +87,10 @@ class Watcher:
             write_text(flow, generated.yaml())
             error.unlink(missing_ok=True)
             outcome = self._run(name, flow) if self.run else None
-        except UserError as exc:
-            write_text(error, "".join(f"{fault}\n" for fault in exc.faults))
+        except (UserError, OSError) as exc:
+            faults = exc.faults if isinstance(exc, UserError) else (f"{name}: {exc}",)
+            with contextlib.suppress(OSError):
+                write_text(error, "".join(f"{fault}\n" for fault in faults))
             return WatchEvent(name, error=error)
         return WatchEvent(name, flow=flow, generator=generated.generator, run=outcome)
 
