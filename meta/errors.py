@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,25 @@ class RunFailed(MetaError):
 def pointer(parts: Sequence[str | int]) -> str:
     """The RFC 6901 JSON pointer of a path of keys and indexes."""
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def unescape(segment: str) -> str:
+    """One key of a JSON pointer, with RFC 6901's `~1` and `~0` decoded."""
+    return segment.replace("~1", "/").replace("~0", "~")
+
+
+def lookup(document: Any, where: str) -> Any:
+    """The value at JSON pointer `where` in `document`; `LookupError` carrying the pointer of
+    the first key that is not there."""
+    value = document
+    walked: list[str] = []
+    for raw in where.split("/")[1:] if where else []:
+        key = unescape(raw)
+        walked.append(key)
+        if isinstance(value, dict) and key in value:
+            value = value[key]
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            raise LookupError(pointer(walked))
+    return value

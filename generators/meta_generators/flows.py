@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from meta.errors import Fault, UserError
+from meta.errors import Fault, UserError, unescape
 from meta.flow.parse import display_path
 from meta.flow.templates import (
     FLOW_VARIABLES,
@@ -22,7 +22,7 @@ from meta.flow.templates import (
 )
 from meta.hookspecs import Description
 
-from .schema_model import DEF_POINTER, Schema, child, load, unescape
+from .schema_model import DEF_POINTER, Schema, child, load
 
 API_VERSION = "meta-orchestrator.io/v1alpha1"
 DATA = "data"

@@ -24,7 +24,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchAnchor, Unresolvable, Unretrievable
 from referencing.jsonschema import DRAFT202012
 
-from meta.errors import Fault, UserError, pointer
+from meta.errors import Fault, UserError, pointer, unescape
 from meta.flow.parse import display_path
 from meta.hookspecs import Description
 
@@ -121,10 +121,6 @@ class Schema:
             if name.lower().endswith(suffix):
                 return name[: -len(suffix)]
         return name
-
-
-def unescape(segment: str) -> str:
-    return segment.replace("~1", "/").replace("~0", "~")
 
 
 def child(where: str, *parts: str | int) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from meta.errors import Fault, InputFault, pointer
+from meta.errors import Fault, InputFault, lookup
 from meta.flow.parse import display_path
 
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
@@ -60,21 +60,9 @@ def iter_json_lines(path: Path) -> Iterator[Any]:
 def resolve(document: Any, where: str, file: str, prefix: str = "") -> Any:
     """The value at JSON pointer `where` inside `document`, or an `InputFault` naming it
     (`prefix` is the pointer of `document` itself inside `file`, for an inline value)."""
-    if not where:
-        return document
-    value = document
-    walked: list[str | int] = []
-    for raw in where.split("/")[1:]:
-        key = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(value, dict) and key in value:
-            value = value[key]
-        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
-            value = value[int(key)]
-        else:
-            raise InputFault(
-                Fault(
-                    file, prefix + pointer([*walked, key]), f"nothing at {where} in the input data"
-                )
-            )
-        walked.append(key)
-    return value
+    try:
+        return lookup(document, where)
+    except LookupError as missing:
+        raise InputFault(
+            Fault(file, prefix + str(missing.args[0]), f"nothing at {where} in the input data")
+        ) from None

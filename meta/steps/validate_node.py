@@ -41,7 +41,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from meta.errors import pointer
+from meta.errors import lookup, pointer, unescape
 
 REPORT = "report.json"
 POINTER_SAFE = "/~!$&'()*+,;=:@"
@@ -191,16 +191,10 @@ _ABSENT = object()
 
 
 def _at(document: Any, where: str, file: Path) -> Any:
-    value = document
-    for raw in where.split("/")[1:] if where else []:
-        key = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(value, dict) and key in value:
-            value = value[key]
-        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
-            value = value[int(key)]
-        else:
-            return _ABSENT
-    return value
+    try:
+        return lookup(document, where)
+    except LookupError:
+        return _ABSENT
 
 
 def _refuse(uri: str) -> Resource[Any]:
@@ -209,7 +203,7 @@ def _refuse(uri: str) -> Resource[Any]:
 
 def _type_name(where: str, document: Any) -> str:
     if where:
-        return where.rsplit("/", 1)[-1].replace("~1", "/").replace("~0", "~")
+        return unescape(where.rsplit("/", 1)[-1])
     title = document.get("title") if isinstance(document, dict) else None
     return title if isinstance(title, str) else "root"
 
