@@ -50,7 +50,7 @@ class CollectionGenerator:
             extra = ["--path", "{{ path }}", "--no-subtree"]
             if not is_def:
                 extra[:0] = ["--type", "item"]
-            run = flows.validator_run(schema, description, element, extra)
+            run = flows.validator_run(description, element, extra)
         flows.check_runs_used(schema, used, self.name, "it runs the elements' type")
         section = flows.section_frame(schema, "each", PATTERN)
         flows.max_active(section, schema)

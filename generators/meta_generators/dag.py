@@ -138,7 +138,7 @@ def _validator(schema: Schema, description: Description, name: str, where: str) 
     extra = ["--data", "{{ inputs.data }}", "--at", at, "--no-subtree"]
     if many:
         extra.insert(0, "--each")
-    return flows.validator_run(schema, description, where, extra)
+    return flows.validator_run(description, where, extra)
 
 
 def _place(schema: Schema, target: str) -> tuple[str, bool] | None:

@@ -156,7 +156,7 @@ def max_active(section: dict[str, Any], schema: Schema) -> None:
 
 
 def validator_run(
-    schema: Schema, description: Description, where: str, extra: Sequence[str] = ()
+    description: Description, where: str, extra: Sequence[str] = ()
 ) -> dict[str, Any]:
     """The run of the built-in step that checks a node against the subschema at `where`."""
     command = [
@@ -170,15 +170,13 @@ def validator_run(
     return {"command": command}
 
 
-def user_run(
-    schema: Schema, where: str, available: frozenset[str], *, key: str = "run"
-) -> dict[str, Any] | None:
+def user_run(schema: Schema, where: str, available: frozenset[str]) -> dict[str, Any] | None:
     """A copy of the `x-meta.run` written at `where` (None when there is none), its templates
     checked against the variables `available` where it will run."""
-    run = schema.x_meta.get(where, {}).get(key)
+    run = schema.x_meta.get(where, {}).get("run")
     if not isinstance(run, dict):
         return None
-    return copy_run(schema, child(where, "x-meta", key), run, available)
+    return copy_run(schema, child(where, "x-meta", "run"), run, available)
 
 
 def copy_run(

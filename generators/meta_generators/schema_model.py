@@ -100,10 +100,6 @@ class Schema:
             current = self.refs[current]
         return current
 
-    def run_of(self, where: str) -> dict[str, Any] | None:
-        run = self.x_meta.get(where, {}).get("run")
-        return run if isinstance(run, dict) else None
-
     def defs(self) -> Iterator[tuple[str, str]]:
         """(name, pointer) of every top-level `$defs` (or `definitions`) entry, in order."""
         for where in self.nodes:

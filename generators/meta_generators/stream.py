@@ -58,7 +58,7 @@ class StreamGenerator:
                 if "run" in member:
                     run = flows.copy_run(schema, child(at, "run"), member["run"], flows.ITERATING)
                 else:
-                    run = flows.validator_run(schema, description, record, validator_extra)
+                    run = flows.validator_run(description, record, validator_extra)
                 ring.append({"name": member["name"], "run": run})
             if faults:
                 raise UserError(faults)
@@ -73,7 +73,7 @@ class StreamGenerator:
                 ring.append(
                     {
                         "name": "validate",
-                        "run": flows.validator_run(schema, description, record, validator_extra),
+                        "run": flows.validator_run(description, record, validator_extra),
                     }
                 )
             else:

@@ -89,7 +89,7 @@ class TreeGenerator:
                 extra = ["--children", ",".join(hierarchy.fields), "--path", "{{ path }}"]
                 if order == "pre":
                     extra.append("--no-subtree")
-                run = flows.validator_run(schema, description, where, extra)
+                run = flows.validator_run(description, where, extra)
             units.append({"name": name, "run": run})
         flows.check_runs_used(schema, used, self.name, "it runs the node types of the hierarchy")
         visit: dict[str, Any]

@@ -102,9 +102,8 @@ class Engine:
         plan = self._plan
         scope = self._scope(plan)
         parent = _Parent(plan.flow.name, "macro", None)
-        return await self._unit(
-            scope, plan.flow.root, parent, "", Context(plan.template_inputs()), ()
-        )
+        context = Context(scope.variables["inputs"])
+        return await self._unit(scope, plan.flow.root, parent, "", context, ())
 
     @staticmethod
     def _scope(plan: Plan, chain: tuple[str, ...] = ()) -> _Scope:
@@ -158,13 +157,25 @@ class Engine:
             return await self._generate(scope, unit, name, uid, parent, upstream)
         if isinstance(unit, FlowRef):
             subplan = scope.plan.subplan(unit)
-            inner = _Parent(uid, parent.scope, parent.pod)
-            child = Context(subplan.template_inputs())
-            done = await self._unit(
-                self._scope(subplan, scope.chain), subplan.flow.root, inner, "", child, upstream
-            )
-            return Done(name, done.output)
+            return await self._nested(subplan, scope.chain, name, uid, parent, upstream)
         return await self._section(scope, unit, name, uid, parent, context, upstream)
+
+    async def _nested(
+        self,
+        plan: Plan,
+        chain: tuple[str, ...],
+        name: str,
+        uid: str,
+        parent: _Parent,
+        upstream: tuple[Done, ...],
+    ) -> Done:
+        """Run another flow's root as the unit `uid` (a flowRef, or a generated flow): with its
+        own inputs, in the caller's section and pod, fed by the caller's upstream."""
+        scope = self._scope(plan, chain)
+        inner = _Parent(uid, parent.scope, parent.pod)
+        context = Context(scope.variables["inputs"])
+        done = await self._unit(scope, plan.flow.root, inner, "", context, upstream)
+        return Done(name, done.output)
 
     async def _generate(
         self,
@@ -200,16 +211,7 @@ class Engine:
             raise type(exc)(
                 Fault(f.file, f.pointer, f"{f.reason} (generate unit {uid})") for f in exc.faults
             ) from None
-        inner = _Parent(uid, parent.scope, parent.pod)
-        done = await self._unit(
-            self._scope(plan, chain),
-            plan.flow.root,
-            inner,
-            "",
-            Context(plan.template_inputs()),
-            upstream,
-        )
-        return Done(name, done.output)
+        return await self._nested(plan, chain, name, uid, parent, upstream)
 
     def _load_plugins(self) -> Plugins:
         if self._plugins is None:

@@ -62,8 +62,8 @@ def _unit_faults(
 
 
 def _generate_faults(unit: Generate, flow: Flow) -> Iterator[Fault]:
-    for role, source in (("description", unit.description), ("data", unit.data)):
-        if source is not None and source.input is not None and source.input not in flow.inputs:
+    for role, source in unit.sources():
+        if source.input is not None and source.input not in flow.inputs:
             declared = ", ".join(sorted(flow.inputs)) or "none"
             yield _fault(
                 unit.origin.at("generate", role, "input"),
@@ -76,8 +76,8 @@ def _generate_sources_faults(units: list[Unit], section: Section) -> Iterator[Fa
     for position, unit in enumerate(units):
         if not isinstance(unit, Generate):
             continue
-        for role, source in (("description", unit.description), ("data", unit.data)):
-            if source is None or source.from_unit is None:
+        for role, source in unit.sources():
+            if source.from_unit is None:
                 continue
             if section.pattern == "dag":
                 feeds, needs = set(unit.depends_on), "list it in dependsOn"

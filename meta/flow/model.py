@@ -6,7 +6,7 @@ only from documents that passed it (see `meta.flow.parse`), so they hold no chec
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -134,6 +134,12 @@ class Generate:
     data: UnitSource | None = None
     generator: str | None = None
     depends_on: tuple[str, ...] = ()
+
+    def sources(self) -> Iterator[tuple[str, UnitSource]]:
+        """(role, source) for the description and, when given, the data."""
+        yield "description", self.description
+        if self.data is not None:
+            yield "data", self.data
 
 
 Unit: TypeAlias = Step | Section | FlowRef | Generate
