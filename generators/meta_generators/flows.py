@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from meta.errors import Fault, UserError, unescape
-from meta.flow.parse import display_path
+from meta.flow.files import display_path
 from meta.flow.templates import (
     FLOW_VARIABLES,
     ITERATION_VARIABLES,

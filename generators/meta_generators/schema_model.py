@@ -25,7 +25,7 @@ from referencing.exceptions import NoSuchAnchor, Unresolvable, Unretrievable
 from referencing.jsonschema import DRAFT202012
 
 from meta.errors import Fault, UserError, pointer, unescape
-from meta.flow.parse import display_path
+from meta.flow.files import display_path
 from meta.hookspecs import Description
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"

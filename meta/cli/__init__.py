@@ -17,7 +17,7 @@ from rich.console import Console
 
 from meta.engine.records import Observer
 from meta.errors import Fault, MetaError, UserError
-from meta.flow.parse import display_path
+from meta.flow.files import display_path
 from meta.generate.pipeline import generate as generate_flow
 from meta.generate.pipeline import read_description
 from meta.generate.plugins import load_plugins

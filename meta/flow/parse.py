@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from meta.errors import Fault, FlowInvalid
+from meta.errors import FlowInvalid
 from meta.flow.checks import semantic_faults
+from meta.flow.files import display_path, parse_yaml, read_text
 from meta.flow.model import (
     Case,
     Cases,
@@ -32,34 +30,9 @@ from meta.flow.model import (
 from meta.flow.schema import schema_faults
 
 
-def display_path(path: Path) -> str:
-    """A path as a person would type it: relative to the working directory when it is below it."""
-    try:
-        return (
-            os.path.relpath(path)
-            if path.is_absolute() and Path.cwd() in path.parents
-            else str(path)
-        )
-    except ValueError:
-        return str(path)
-
-
 def read_document(path: Path) -> Any:
     """The YAML (or JSON) document of a flow file; a missing or unparsable file is a fault."""
-    file = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FlowInvalid(Fault(file, "", "no such file")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FlowInvalid(Fault(file, "", f"cannot read: {exc}")) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise FlowInvalid(Fault(file, "", f"invalid YAML: {where}{problem}")) from None
+    return parse_yaml(read_text(path, FlowInvalid), display_path(path), FlowInvalid)
 
 
 def load_flow(path: Path) -> Flow:

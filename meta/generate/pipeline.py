@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,9 @@ from typing import Any
 import yaml
 
 from meta.errors import Fault, FlowInvalid, UserError
+from meta.flow.files import display_path, parse_json, parse_yaml, read_text
 from meta.flow.model import Flow
-from meta.flow.parse import display_path, flow_from_document
+from meta.flow.parse import flow_from_document
 from meta.generate.plugins import Plugins, Registered
 from meta.hookspecs import Description
 
@@ -31,25 +31,12 @@ def read_description(
 ) -> Description:
     """Read a description; JSON and YAML are parsed, other formats are left to the plugins."""
     file = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(Fault(file, "", "no such file")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(Fault(file, "", f"cannot read: {exc}")) from None
+    text = read_text(path)
     document: Any = None
     if path.suffix.lower() == ".json":
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserError(
-                Fault(file, "", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
-            ) from None
+        document = parse_json(text, file)
     elif path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise UserError(Fault(file, "", f"invalid YAML: {exc}")) from None
+        document = parse_yaml(text, file)
     return Description(
         path=path.resolve(), document=document, data=data, flow_dir=flow_dir or path.parent
     )

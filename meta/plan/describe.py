@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from meta.flow.files import display_path
 from meta.flow.model import (
     Cases,
     FileInput,
@@ -13,7 +14,6 @@ from meta.flow.model import (
     UnitSource,
     max_active,
 )
-from meta.flow.parse import display_path
 from meta.plan.plan import Plan
 
 

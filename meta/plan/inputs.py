@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, InputFault, lookup
-from meta.flow.parse import display_path
+from meta.flow.files import display_path, parse_json, read_text
 
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
 
@@ -19,19 +19,8 @@ def is_json_lines(path: Path) -> bool:
 
 def read_json(path: Path) -> Any:
     """The JSON document in `path`; a missing file or invalid JSON is an `InputFault`."""
-    file = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFault(Fault(file, "", "input file not found")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFault(Fault(file, "", f"cannot read input: {exc}")) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputFault(
-            Fault(file, "", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
-        ) from None
+    text = read_text(path, InputFault, missing="input file not found")
+    return parse_json(text, display_path(path), InputFault)
 
 
 def iter_json_lines(path: Path) -> Iterator[Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, FlowInvalid, InputFault, UserError
+from meta.flow.files import display_path
 from meta.flow.model import (
     Cases,
     FileInput,
@@ -24,7 +25,7 @@ from meta.flow.model import (
     Unit,
     ValueInput,
 )
-from meta.flow.parse import display_path, load_flow
+from meta.flow.parse import load_flow
 from meta.plan.inputs import is_json_lines, iter_json_lines, read_json, resolve
 
 

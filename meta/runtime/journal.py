@@ -22,7 +22,7 @@ from typing import Any
 
 from meta.engine.records import UnitRecord
 from meta.errors import Fault, UserError
-from meta.flow.parse import display_path
+from meta.flow.files import display_path
 
 JOURNAL = "journal.jsonl"
 SYNC_WINDOW = 0.01

@@ -21,7 +21,7 @@ from typing import Any
 from meta.engine.engine import Engine
 from meta.engine.records import Observer
 from meta.errors import Fault, MetaError, RunFailed, UserError
-from meta.flow.parse import display_path
+from meta.flow.files import display_path
 from meta.plan.plan import Plan, compile_plan
 from meta.runtime.journal import FileJournal
 from meta.runtime.local import LocalDriver

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from meta.errors import FlowInvalid
+from meta.flow.files import display_path
 from meta.flow.model import (
     Case,
     Cases,
@@ -24,7 +25,7 @@ from meta.flow.model import (
     ValueInput,
     max_active,
 )
-from meta.flow.parse import display_path, load_flow, read_document
+from meta.flow.parse import load_flow, read_document
 
 HEADER = "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {name: NAME}\n"
 

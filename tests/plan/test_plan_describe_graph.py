@@ -9,7 +9,7 @@ from pathlib import Path
 import pydot
 import pytest
 
-from meta.flow.parse import display_path
+from meta.flow.files import display_path
 from meta.plan.describe import describe
 from meta.plan.graph import flow_graph, to_dot, to_mermaid
 from meta.plan.plan import Plan, compile_plan

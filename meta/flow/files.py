@@ -1,0 +1,55 @@
+"""Reading the files a user gives (flows, inputs, descriptions), with faults that name them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meta.errors import Fault, UserError
+
+
+def display_path(path: Path) -> str:
+    """A path as a person would type it: relative to the working directory when it is below it."""
+    try:
+        return (
+            os.path.relpath(path)
+            if path.is_absolute() and Path.cwd() in path.parents
+            else str(path)
+        )
+    except ValueError:
+        return str(path)
+
+
+def read_text(
+    path: Path, fault: type[UserError] = UserError, *, missing: str = "no such file"
+) -> str:
+    """The text of `path`; a missing or unreadable file is a `fault` naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise fault(Fault(display_path(path), "", missing)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fault(Fault(display_path(path), "", f"cannot read: {exc}")) from None
+
+
+def parse_json(text: str, file: str, fault: type[UserError] = UserError) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        reason = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        raise fault(Fault(file, "", reason)) from None
+
+
+def parse_yaml(text: str, file: str, fault: type[UserError] = UserError) -> Any:
+    """Safe YAML only: no tags that build Python objects."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise fault(Fault(file, "", f"invalid YAML: {where}{problem}")) from None
