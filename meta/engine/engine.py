@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from meta.engine.driver import Driver, Exit, StepTask
+from meta.engine.driver import Driver, Exit, Running, StepTask
 from meta.engine.frontiers import (
     Context,
     CycleFrontier,
@@ -57,6 +57,7 @@ from meta.plan.generated import generate_plan
 from meta.plan.plan import Plan
 
 MAX_BACKOFF_SECONDS = 60.0
+TAIL_AFTER_STOP_SECONDS = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,7 +452,7 @@ class Engine:
                 exit_ = await running.wait()
         except TimeoutError:
             await running.stop()
-            return Exit(-1, ""), f"timed out after {timeout:g} s"
+            return Exit(-1, await _tail_after_stop(running)), f"timed out after {timeout:g} s"
         except asyncio.CancelledError:
             await asyncio.shield(running.stop())
             self._observer.unit_finished(_ended(record, "cancelled", Exit(-1), "cancelled"))
@@ -560,3 +561,13 @@ def _at(origin: Origin, context: Context, reason: str) -> Fault:
         file, prefix = context.source
         where = f" (for the node at {file}: {prefix + context.iteration.get('path', '') or '/'})"
     return Fault(origin.file, origin.pointer, reason + where)
+
+
+async def _tail_after_stop(running: Running) -> str:
+    """The stderr tail of a stopped attempt, when its driver has it at hand (a timed-out step's
+    last words are what a person needs); a driver that has not is not waited for long."""
+    try:
+        ended = await asyncio.wait_for(running.wait(), TAIL_AFTER_STOP_SECONDS)
+    except Exception:
+        return ""
+    return ended.stderr_tail

@@ -45,3 +45,18 @@ def test_a_run_record_missing_its_fields_is_named_on_resume(env: Env) -> None:
     assert line.startswith(
         "w/run.json: /: not a run record (missing: ['startedAt', 'fingerprint'])"
     )
+
+
+def test_a_timed_out_step_keeps_its_last_words(env: Env) -> None:
+    env.script(
+        "stuck.py",
+        "import sys, time\nprint('stuck on item 7', file=sys.stderr)\n"
+        "sys.stderr.flush()\ntime.sleep(60)\n",
+    )
+    flow = env.flow("late", step("stuck", "stuck.py", timeoutSeconds=0.5))
+    result = env.meta("run", str(flow), "--workdir", "w")
+    assert result.returncode == 1
+    unit = units_by_id(report(env.root / "w"))["late/stuck"]
+    assert unit["reason"] == "timed out after 0.5 s"
+    assert "stuck on item 7" in unit["stderrTail"]
+    assert "stuck on item 7" in result.stderr
