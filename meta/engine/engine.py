@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,9 @@ class _Parent:
     id: str
     scope: Scope
     pod: str | None
+    named: set[str] = field(default_factory=set, compare=False)
+    """The ids its units took outside iterations: two templated names that render alike
+    would otherwise share one id, one journal entry and one outputs folder."""
 
 
 class Engine:
@@ -152,6 +155,12 @@ class Engine:
                     )
                 )
         uid = f"{parent.id}/{key}/{name}" if key else f"{parent.id}/{name}"
+        if not key:
+            if uid in parent.named:
+                raise TemplateFault(
+                    _at(unit.origin.at("name"), context, f"another unit here is named {name!r} too")
+                )
+            parent.named.add(uid)
         if isinstance(unit, Step):
             return await self._step(scope, unit, name, uid, parent, context, upstream)
         if isinstance(unit, Generate):

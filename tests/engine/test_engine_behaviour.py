@@ -444,3 +444,18 @@ def test_limits_max_units_stops_a_run_reaching_too_many_steps(tmp_path: Path) ->
     with pytest.raises(LimitExceeded, match="maxUnits"):
         run(plan, driver)
     assert driver.start_ids() == ["t/seq/s0", "t/seq/s1", "t/seq/s2"]
+
+
+def test_two_sibling_names_that_render_alike_are_refused(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        section("both", "sequence", units=[step("{{ inputs.who }}"), step("same")]),
+        inputs={"who": {"value": "same"}},
+    )
+    driver = FakeDriver()
+    with pytest.raises(TemplateFault) as fault:
+        run(plan, driver)
+    (only,) = fault.value.faults
+    assert only.pointer == "/spec/root/units/1/name"
+    assert "another unit here is named 'same' too" in only.reason
+    assert driver.start_ids() == ["t/both/same"]
