@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from meta.errors import UserError
 from meta.hookspecs import Description
 
 from . import flows
-from .schema_model import DEF_POINTER, Schema, child, is_array_type, load
+from .schema_model import DEF_POINTER, Schema, child, is_array_type
 
 PATTERN = "fanout"
 SCORE = 10.0
@@ -26,9 +25,7 @@ class CollectionGenerator:
         return flows.score(description, (PATTERN,), SCORE, _is_array)
 
     def generate(self, description: Description) -> dict[str, Any]:
-        schema = load(description)
-        if schema is None:
-            raise UserError(flows.not_a_schema(description, "a draft 2020-12 JSON Schema"))
+        schema = flows.schema_of(description)
         flows.check_root_keys(schema, PATTERN, self.name)
         root = schema.deref("")
         if root is None or not is_array_type(schema.at(root)):

@@ -15,7 +15,7 @@ from meta.errors import Fault, UserError
 from meta.hookspecs import Description
 
 from . import flows
-from .schema_model import Schema, child, is_array_type, is_object_type, load
+from .schema_model import Schema, child, is_array_type, is_object_type
 
 PATTERN = "dag"
 SCORE = 31.0
@@ -31,9 +31,7 @@ class DagGenerator:
         return flows.score(description, (PATTERN,), SCORE, _has_dependencies)
 
     def generate(self, description: Description) -> dict[str, Any]:
-        schema = load(description)
-        if schema is None:
-            raise UserError(flows.not_a_schema(description, "a draft 2020-12 JSON Schema"))
+        schema = flows.schema_of(description)
         flows.check_root_keys(schema, PATTERN, self.name)
         defs = dict(schema.defs())
         depends = _dependencies(schema, defs)

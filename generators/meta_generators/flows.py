@@ -63,8 +63,12 @@ def score(
     return implicit if understands(schema) else 0.0
 
 
-def not_a_schema(description: Description, wanted: str) -> Fault:
-    return Fault(display_path(description.path), "", f"not {wanted}")
+def schema_of(description: Description, wanted: str = "a draft 2020-12 JSON Schema") -> Schema:
+    """The description as a loaded schema, or a fault saying it is not `wanted`."""
+    schema = load(description)
+    if schema is None:
+        raise UserError(Fault(display_path(description.path), "", f"not {wanted}"))
+    return schema
 
 
 def flow_slug(text: str) -> str:

@@ -14,7 +14,7 @@ from meta.errors import Fault, UserError
 from meta.hookspecs import Description
 
 from . import flows
-from .schema_model import DEF_POINTER, Schema, child, is_array_type, load
+from .schema_model import DEF_POINTER, Schema, child, is_array_type
 
 PATTERN = "cycle"
 SCORE = 40.0
@@ -32,9 +32,7 @@ class StreamGenerator:
         )
 
     def generate(self, description: Description) -> dict[str, Any]:
-        schema = load(description)
-        if schema is None:
-            raise UserError(flows.not_a_schema(description, "a draft 2020-12 JSON Schema"))
+        schema = flows.schema_of(description)
         flows.check_root_keys(schema, PATTERN, self.name)
         meta = schema.root_meta
         chunk = meta.get("chunk", CHUNK)

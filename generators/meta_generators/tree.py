@@ -19,7 +19,7 @@ from meta.errors import UserError
 from meta.hookspecs import Description
 
 from . import flows
-from .schema_model import Schema, child, is_array_type, is_object_type, load
+from .schema_model import Schema, child, is_array_type, is_object_type
 
 PATTERNS = ("dfs", "bfs")
 SCORE = 30.0
@@ -67,11 +67,7 @@ class TreeGenerator:
         return flows.score(description, PATTERNS, SCORE, is_hierarchy)
 
     def generate(self, description: Description) -> dict[str, Any]:
-        schema = load(description)
-        if schema is None:
-            raise UserError(
-                flows.not_a_schema(description, "a draft 2020-12 JSON Schema of a hierarchy")
-            )
+        schema = flows.schema_of(description, "a draft 2020-12 JSON Schema of a hierarchy")
         pattern = schema.root_meta.get("pattern", "dfs")
         flows.check_root_keys(schema, pattern, self.name)
         hierarchy = analyse(schema)
