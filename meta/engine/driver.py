@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from meta.flow.model import Scope
 
@@ -35,6 +35,28 @@ class StepTask:
 
 
 @dataclass(frozen=True, slots=True)
+class PodTask:
+    """One attempt at a micro section that runs as one pod, whose units a quarterback drives
+    inside it. It names the section by where it is written, so the quarterback, given the same
+    flow, finds the same section and gives its units the same ids."""
+
+    id: str
+    name: str
+    section: str
+    """The id of the section it runs in."""
+    file: str
+    pointer: str
+    """Where the section is written: its flow's file (as faults name it) and JSON pointer."""
+    input: Any
+    iteration: Mapping[str, Any] | None
+    """The template variables of the iteration it runs in (node, item, path...), or None."""
+    hidden: tuple[str, ...]
+    upstream: Sequence[tuple[str, str]]
+    attempt: int
+    max_active: int
+
+
+@dataclass(frozen=True, slots=True)
 class Exit:
     code: int
     stderr_tail: str = ""
@@ -53,6 +75,19 @@ class Running(Protocol):
         ...
 
 
+class Refused:
+    """An attempt that never got started (its driver could not place it): it ends at once."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    async def wait(self) -> Exit:
+        return Exit(-1, "", self._reason)
+
+    async def stop(self) -> None:
+        pass
+
+
 class Driver(Protocol):
     async def start(self, task: StepTask) -> Running: ...
 
@@ -69,3 +104,11 @@ class Driver(Protocol):
     def outputs(self, unit_id: str) -> str:
         """Where a finished unit's outputs are kept (for the report)."""
         ...
+
+
+@runtime_checkable
+class PodDriver(Driver, Protocol):
+    """A driver that runs each outermost micro section as one unit of its own (a pod), rather
+    than having the engine drive the section's units through `open_pod`."""
+
+    async def start_pod(self, task: PodTask) -> Running: ...

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from meta.engine.driver import Driver, Exit, Running, StepTask
+from meta.engine.driver import Driver, Exit, PodDriver, PodTask, Running, StepTask
 from meta.engine.frontiers import (
     Context,
     CycleFrontier,
@@ -301,6 +301,8 @@ class Engine:
         pod = parent.pod if parent.pod is not None else (uid if section.scope == "micro" else None)
         opens_pod = pod is not None and parent.pod is None
         limit = max_active(section)
+        if opens_pod and isinstance(self._driver, PodDriver):
+            return await self._pod(scope, section, name, uid, parent, context, upstream, limit)
         here = _Parent(uid, section.scope, pod)
         if opens_pod:
             await self._driver.open_pod(uid)
@@ -318,6 +320,59 @@ class Engine:
             return Done(name, parts[0].output)
         self._driver.combine(uid, _named(parts))
         return Done(name, uid)
+
+    async def _pod(
+        self,
+        scope: _Scope,
+        section: Section,
+        name: str,
+        uid: str,
+        parent: _Parent,
+        context: Context,
+        upstream: tuple[Done, ...],
+        limit: int,
+    ) -> Done:
+        """A micro section run as one unit by a `PodDriver`: a quarterback runs its units."""
+        driver = self._driver
+        assert isinstance(driver, PodDriver)
+        previous = self._finished.get(uid)
+        if previous is not None:
+            self._observer.unit_finished(previous)
+            return Done(name, uid)
+        task = PodTask(
+            id=uid,
+            name=name,
+            section=parent.id,
+            file=section.origin.file,
+            pointer=section.origin.pointer,
+            input=context.input,
+            iteration=context.iteration,
+            hidden=context.hidden,
+            upstream=_named(upstream),
+            attempt=1,
+            max_active=limit,
+        )
+        defaults = scope.plan.flow.defaults
+        await self._attempts(
+            scope,
+            name,
+            uid,
+            parent,
+            defaults.retries,
+            defaults.timeout_seconds,
+            lambda n: driver.start_pod(replace(task, attempt=n)),
+        )
+        return Done(name, uid)
+
+    async def run_pod(self, task: PodTask) -> Done:
+        """Run the micro section a `PodTask` names, inside its pod (the quarterback's side): the
+        same ids, inputs and upstream the engine that made the task would have given it."""
+        plan, section = self._plan.section_at(task.file, task.pointer)
+        scope = self._scope(plan)
+        parent = _Parent(task.section, "macro", None)
+        context = Context(task.input, task.iteration, hidden=task.hidden)
+        upstream = tuple(Done(subdir, unit_id) for subdir, unit_id in task.upstream)
+        return await self._section(scope, section, task.name, task.id, parent, context, upstream)
 
     def _frontier(
         self, scope: _Scope, section: Section, context: Context, upstream: tuple[Done, ...]
@@ -429,6 +484,24 @@ class Engine:
         retries = defaults.retries if step.retries is None else step.retries
         timeout = defaults.timeout_seconds if step.timeout_seconds is None else step.timeout_seconds
         task = self._task(scope, step, name, uid, parent, context, upstream)
+        start = self._driver.start
+        await self._attempts(
+            scope, name, uid, parent, retries, timeout, lambda n: start(_with_attempt(task, n))
+        )
+        return Done(name, uid)
+
+    async def _attempts(
+        self,
+        scope: _Scope,
+        name: str,
+        uid: str,
+        parent: _Parent,
+        retries: int,
+        timeout: float,
+        start: Callable[[int], Awaitable[Running]],
+    ) -> None:
+        """Run attempts of one unit until one succeeds; `RunFailed` when the last one fails."""
+        backoff = scope.plan.flow.defaults.retry_backoff_seconds
         attempt = 0
         while True:
             attempt += 1
@@ -436,26 +509,24 @@ class Engine:
             record = UnitRecord(uid, name, parent.id, parent.scope, "running", attempt, started)
             self._observer.unit_started(record)
             self._journal.record_started(record)
-            exit_, reason = await self._attempt(task, attempt, timeout, record)
+            exit_, reason = await self._attempt(start(attempt), timeout, record)
             if exit_.code == 0:
                 record = _ended(record, "succeeded", exit_)
                 self._journal.record_finished(record)
                 self._observer.unit_finished(record)
-                return Done(name, uid)
+                return
             if attempt > retries:
                 record = _ended(record, "failed", exit_, reason)
                 self._journal.record_finished(record)
                 self._observer.unit_finished(record)
                 raise RunFailed(uid, reason, exit_.stderr_tail)
             self._observer.unit_finished(_ended(record, "failed", exit_, reason))
-            await asyncio.sleep(
-                min(defaults.retry_backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
-            )
+            await asyncio.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
 
     async def _attempt(
-        self, task: StepTask, attempt: int, timeout: float, record: UnitRecord
+        self, starting: Awaitable[Running], timeout: float, record: UnitRecord
     ) -> tuple[Exit, str]:
-        running = await self._driver.start(_with_attempt(task, attempt))
+        running = await starting
         try:
             async with asyncio.timeout(timeout):
                 exit_ = await running.wait()

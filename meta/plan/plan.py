@@ -79,6 +79,36 @@ class Plan:
     def subplan(self, ref: FlowRef) -> Plan:
         return self.subplans[ref.origin]
 
+    def section_at(self, file: str, pointer: str) -> tuple[Plan, Section]:
+        """The section written at `pointer` of `file`, in this plan or one it references, and
+        the plan it belongs to."""
+        plans: list[Plan] = [self]
+        while plans:
+            current = plans.pop()
+            for unit in walk_units(current.flow.root):
+                if (
+                    isinstance(unit, Section)
+                    and unit.origin.pointer == pointer
+                    and unit.origin.file == file
+                ):
+                    return current, unit
+            plans.extend(current.subplans.values())
+        raise UserError(Fault(file, pointer, "no section is written here in this flow"))
+
+
+def walk_units(unit: Unit | Cases | None) -> Iterator[Unit]:
+    """Every unit written in a unit tree, parents first (a visit's cases included)."""
+    if unit is None:
+        return
+    if isinstance(unit, Cases):
+        for case in unit.cases:
+            yield from walk_units(case.unit)
+        return
+    yield unit
+    if isinstance(unit, Section):
+        for child in (*unit.units, *unit.ring, unit.visit, unit.gather):
+            yield from walk_units(child)
+
 
 def compile_plan(path: Path, overrides: Mapping[str, Path] | None = None) -> Plan:
     """Load `path` and everything it references; raise one `UserError` listing every fault."""
@@ -113,7 +143,7 @@ def plan_flow(flow: Flow, overrides: Mapping[str, Path] | None = None) -> Plan:
 
 
 def _link(plan: Plan, chain: list[Path], loaded: dict[Path, Flow], faults: list[Fault]) -> None:
-    for ref in _flow_refs(plan.flow.root):
+    for ref in (u for u in walk_units(plan.flow.root) if isinstance(u, FlowRef)):
         where = ref.origin
         if ref.path in chain:
             names = " -> ".join(
@@ -158,30 +188,6 @@ def _declared_in(flow: Flow) -> dict[str, tuple[str, str]]:
     return {name: (file, f"/spec/inputs/{name}") for name in flow.inputs}
 
 
-def _flow_refs(unit: Unit) -> Iterator[FlowRef]:
-    if isinstance(unit, FlowRef):
-        yield unit
-    elif isinstance(unit, Section):
-        yield from _units_of(unit, _flow_refs)
-
-
-def _sections(unit: Unit) -> Iterator[Section]:
-    if isinstance(unit, Section):
-        yield unit
-        yield from _units_of(unit, _sections)
-
-
-def _units_of(section: Section, walk: Any) -> Iterator[Any]:
-    visits = section.visit.cases if isinstance(section.visit, Cases) else ()
-    nested = [*section.units, *section.ring, *(case.unit for case in visits)]
-    if section.visit is not None and not isinstance(section.visit, Cases):
-        nested.append(section.visit)
-    if section.gather is not None:
-        nested.append(section.gather)
-    for unit in nested:
-        yield from walk(unit)
-
-
 def _check_data(plan: Plan, faults: list[Fault]) -> None:
     """Every input file exists and parses; every section's data has the shape it walks."""
     for name, spec in plan.inputs.items():
@@ -202,7 +208,7 @@ def _check_data(plan: Plan, faults: list[Fault]) -> None:
             faults.extend(exc.faults)
     if faults:
         return
-    for section in _sections(plan.flow.root):
+    for section in (u for u in walk_units(plan.flow.root) if isinstance(u, Section)):
         if section.over is not None:
             try:
                 _check_shape(plan, section, section.over)
