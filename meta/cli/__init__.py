@@ -5,6 +5,8 @@ Exit codes: 0 success, 1 a unit failed, 2 a user error (nothing run), 130 interr
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -17,6 +19,7 @@ from rich.console import Console
 
 from meta.engine.records import Observer
 from meta.errors import Fault, MetaError, UserError
+from meta.flow.crd import crd_yaml
 from meta.flow.files import display_path
 from meta.generate.pipeline import generate as generate_flow
 from meta.generate.pipeline import read_description
@@ -24,6 +27,8 @@ from meta.generate.plugins import load_plugins
 from meta.plan.describe import describe
 from meta.plan.graph import flow_graph, to_dot, to_mermaid
 from meta.plan.plan import compile_plan
+from meta.runtime.kube.pods import DEFAULT_IMAGE
+from meta.runtime.kube.ratelimit import DEFAULT_BURST, DEFAULT_QPS
 from meta.runtime.report import write_text
 from meta.runtime.runner import Outcome, resume_run, start_run
 from meta.runtime.watch import Watcher, WatchEvent
@@ -157,6 +162,200 @@ def _tell(event: WatchEvent) -> None:
         click.echo(f"{event.name}: wrote {display_path(event.flow)} (generator {event.generator})")
     if event.run is not None:
         click.echo(f"{event.name}: run {event.run.state}, report {event.run.report_path}")
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Write the CRD here [default: standard output].",
+)
+@user_errors
+def crd(output: Path | None) -> None:
+    """Print the MetaFlow CustomResourceDefinition, derived from the flow language's schema."""
+    text = crd_yaml()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        write_text(output, text)
+    except OSError as exc:
+        raise UserError(Fault(display_path(output), "", f"cannot write: {exc}")) from None
+
+
+def _kube(kubeconfig: Path | None, qps: float = DEFAULT_QPS, burst: int = DEFAULT_BURST) -> Any:
+    from meta.runtime.kube.api import KubeApi
+    from meta.runtime.kube.ratelimit import RateLimit
+
+    return KubeApi.from_environment(str(kubeconfig) if kubeconfig else None, RateLimit(qps, burst))
+
+
+KUBECONFIG = click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The cluster to use [default: in-cluster, else $KUBECONFIG or ~/.kube/config].",
+)
+NAMESPACE = click.option("-n", "--namespace", default="default", show_default=True)
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@NAMESPACE
+@KUBECONFIG
+@user_errors
+def apply(file: Path, namespace: str, kubeconfig: Path | None) -> None:
+    """Validate a flow file and create (or update) it as a MetaFlow in the cluster."""
+    from meta.runtime.kube.resources import apply_flow, flow_resource
+
+    body = flow_resource(compile_plan(file), namespace)
+    api = _kube(kubeconfig)
+    try:
+        outcome = asyncio.run(apply_flow(api, body))
+    finally:
+        api.close()
+    click.echo(f"metaflow {namespace}/{body['metadata']['name']} {outcome}")
+
+
+@main.command()
+@click.argument("name")
+@NAMESPACE
+@KUBECONFIG
+@user_errors
+def status(name: str, namespace: str, kubeconfig: Path | None) -> None:
+    """Show a MetaFlow's phase, progress, conditions and sections."""
+    from meta.runtime.kube.api import NotFound
+    from meta.runtime.kube.resources import describe_status
+
+    api = _kube(kubeconfig)
+    try:
+        resource = asyncio.run(api.get_flow(namespace, name))
+    except NotFound:
+        raise UserError(Fault(f"metaflow {namespace}/{name}", "", "no such MetaFlow")) from None
+    finally:
+        api.close()
+    for line in describe_status(resource):
+        click.echo(line)
+
+
+@main.command()
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Watch this namespace (repeatable) [default: all namespaces].",
+)
+@KUBECONFIG
+@click.option(
+    "--qps",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_QPS,
+    show_default=True,
+    help="Client-side rate limit on API calls, per second.",
+)
+@click.option("--burst", type=click.IntRange(min=1), default=DEFAULT_BURST, show_default=True)
+@click.option(
+    "--image", default=DEFAULT_IMAGE, show_default=True, help="The image of steps that name none."
+)
+@click.option(
+    "--image-pull-policy",
+    type=click.Choice(["Always", "IfNotPresent", "Never"]),
+    default="IfNotPresent",
+    show_default=True,
+)
+@click.option(
+    "--store-claim",
+    metavar="PVC",
+    help="The PersistentVolumeClaim holding the store [default: none, outputs stay in each pod].",
+)
+@click.option(
+    "--store-dir",
+    default="/store",
+    show_default=True,
+    help="Where this process sees the store volume.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=".",
+    show_default=True,
+    help="File inputs of MetaFlows are read relative to this.",
+)
+@click.option("--node-name", metavar="NODE", help="Place every pod on this node (no scheduler).")
+@click.option(
+    "--toleration",
+    "tolerations",
+    multiple=True,
+    metavar="KEY[=VALUE]:EFFECT",
+    help="Add this toleration to every pod (repeatable).",
+)
+@user_errors
+def operator(
+    namespaces: Sequence[str],
+    kubeconfig: Path | None,
+    qps: float,
+    burst: int,
+    image: str,
+    image_pull_policy: str,
+    store_claim: str | None,
+    store_dir: str,
+    data_dir: Path,
+    node_name: str | None,
+    tolerations: Sequence[str],
+) -> None:
+    """Run the MetaFlow operator: reconcile MetaFlows in the cluster until stopped."""
+    from meta.operator import run_operator
+    from meta.runtime.kube.pods import PodSettings
+    from meta.runtime.kube.runner import OperatorSettings
+
+    if kubeconfig is not None:
+        # kopf logs in on its own, from the same place the client does.
+        os.environ["KUBECONFIG"] = str(kubeconfig)
+    pods = PodSettings(
+        default_image=image,
+        image_pull_policy=image_pull_policy,
+        store_claim=store_claim,
+        node_name=node_name,
+        tolerations=[_toleration(t) for t in tolerations],
+    )
+    settings = OperatorSettings(pods=pods, store_dir=store_dir, data_dir=data_dir.resolve())
+    run_operator(_kube(kubeconfig, qps, burst), settings, namespaces)
+
+
+def _toleration(text: str) -> dict[str, str]:
+    spec, sep, effect = text.rpartition(":")
+    key, has_value, value = spec.partition("=")
+    if not sep or not key or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+        raise click.BadParameter(
+            f"{text!r}: expected KEY[=VALUE]:EFFECT", param_hint="--toleration"
+        )
+    if has_value:
+        return {"key": key, "operator": "Equal", "value": value, "effect": effect}
+    return {"key": key, "operator": "Exists", "effect": effect}
+
+
+@main.group("quarterback")
+def quarterback_group() -> None:
+    """The sidecar of micro pods (it runs inside the cluster, started by the operator)."""
+
+
+@quarterback_group.command("run")
+@click.option("--work", "work_dir", required=True, type=click.Path(file_okay=False))
+def quarterback_run(work_dir: str) -> None:
+    """Run the micro section handed over in WORK (its pod's work ConfigMap)."""
+    from meta.quarterback import quarterback
+
+    sys.exit(quarterback(work_dir))
+
+
+@quarterback_group.command("install-launcher")
+@click.argument("directory", type=click.Path(file_okay=False))
+def quarterback_install_launcher(directory: str) -> None:
+    """Copy the slot launcher into DIRECTORY (the micro pod's init container does this)."""
+    from meta.quarterback import install_launcher
+
+    click.echo(install_launcher(directory))
 
 
 @main.group()

@@ -41,9 +41,10 @@ def load_flow(path: Path) -> Flow:
     return flow_from_document(read_document(path), path)
 
 
-def flow_from_document(document: Any, path: Path) -> Flow:
-    """Validate a flow document said to live at `path` and type it; `FlowInvalid` on faults."""
-    file = display_path(path)
+def flow_from_document(document: Any, path: Path, file: str | None = None) -> Flow:
+    """Validate a flow document said to live at `path` and type it; `FlowInvalid` on faults.
+    Faults name `file`, or the path when none is given."""
+    file = file or display_path(path)
     faults = schema_faults(document, file)
     if faults:
         raise FlowInvalid(faults)

@@ -1,0 +1,68 @@
+"""The kopf handlers: a daemon per MetaFlow runs it; pod events feed the broker.
+
+kopf is imported here and nowhere else. Each MetaFlow gets one daemon for as long as the
+operator runs; after a restart kopf starts the daemons again and each resumes its flow. Pod
+phases arrive through kopf's watch of the pods the operator labelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+
+from meta.flow.crd import GROUP, PLURAL, VERSION
+from meta.runtime.kube.api import KubeApi
+from meta.runtime.kube.broker import PodBroker
+from meta.runtime.kube.pods import LABEL_FLOW
+from meta.runtime.kube.runner import OperatorSettings, run_flow
+
+registry = kopf.OperatorRegistry()
+
+
+class Memo(kopf.Memo):
+    api: KubeApi
+    broker: PodBroker
+    settings: OperatorSettings
+
+
+@kopf.on.startup(registry=registry)
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.posting.enabled = False
+    """Events are posted by the runner through the rate-limited client."""
+    settings.persistence.finalizer = f"{GROUP}/operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=30.0)
+async def drive(
+    body: kopf.Body, memo: Any, stopped: kopf.DaemonStopped, logger: Any, **_: Any
+) -> None:
+    stop = asyncio.Event()
+
+    async def watch_stop() -> None:
+        await stopped.wait()
+        stop.set()
+
+    watcher = asyncio.ensure_future(watch_stop())
+    try:
+        phase = await run_flow(memo.api, memo.broker, dict(body), memo.settings, stop)
+    finally:
+        watcher.cancel()
+    logger.info("flow %s", phase.lower())
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_FLOW: kopf.PRESENT}, registry=registry)
+def pod_event(event: kopf.RawEvent, memo: Memo, **_: Any) -> None:
+    pod = event["object"]
+    if event["type"] == "DELETED":
+        meta = pod["metadata"]
+        memo.broker.forget(meta["namespace"], meta["name"])
+    else:
+        memo.broker.observe(pod)

@@ -1,0 +1,144 @@
+"""The launcher: what runs in each step slot of a micro pod, waiting for work orders.
+
+It is copied into the pod (an init container puts it on a shared volume) and run by the slot
+image's own `python3`, so it uses the standard library only and imports nothing of meta's. It
+connects to the quarterback's Unix socket on the shared scratch volume, says which slot it is,
+then runs one order at a time: a JSON line `{"id", "argv", "env", "cwd", "stderr"}` starts a
+process group; `{"stop": id}` ends it; `{"exit": true}` ends the launcher (and so the slot
+container). For each order it answers `{"ended": id, "code", "stderrTail"}`. When the slot's
+image is swapped, the kubelet restarts the container and a new launcher connects again.
+
+    python3 launcher.py SOCKET SLOT
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+CONNECT_SECONDS = 120.0
+CLOSED = ".closed"
+STDERR_TAIL_BYTES = 2000
+STOP_GRACE_SECONDS = 2.0
+
+
+def connect(path: str) -> socket.socket | None:
+    """The quarterback may start after this slot: wait for its socket, backing off. None when
+    the quarterback has finished (it leaves CLOSED beside its socket) before this slot came."""
+    deadline = time.monotonic() + CONNECT_SECONDS
+    delay = 0.005
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+            return sock
+        except OSError:
+            sock.close()
+            if os.path.exists(path + CLOSED):
+                return None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def tail(path: str) -> str:
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(0, os.SEEK_END)
+            size = stream.tell()
+            stream.seek(max(0, size - STDERR_TAIL_BYTES))
+            return stream.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class Launcher:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.lock = threading.Lock()
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def send(self, message: dict[str, object]) -> None:
+        data = (json.dumps(message) + "\n").encode()
+        with self.lock:
+            self.sock.sendall(data)
+
+    def start(self, order: dict[str, Any]) -> None:
+        unit = str(order["id"])
+        stderr_path = str(order["stderr"])
+        try:
+            with open(stderr_path, "wb") as err, open(str(order["stdout"]), "wb") as out:
+                process = subprocess.Popen(
+                    [str(a) for a in order["argv"]],
+                    env={**os.environ, **{str(k): str(v) for k, v in order["env"].items()}},
+                    cwd=str(order["cwd"]) or None,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            self.send({"ended": unit, "code": 127, "stderrTail": f"cannot start: {exc}\n"})
+            return
+        self.running[unit] = process
+        threading.Thread(target=self.wait, args=(unit, process, stderr_path), daemon=True).start()
+
+    def wait(self, unit: str, process: subprocess.Popen[bytes], stderr_path: str) -> None:
+        code = process.wait()
+        self.running.pop(unit, None)
+        self.send({"ended": unit, "code": code, "stderrTail": tail(stderr_path)})
+
+    def stop(self, unit: str) -> None:
+        process = self.running.get(unit)
+        if process is None:
+            return
+        for sig, grace in ((signal.SIGTERM, STOP_GRACE_SECONDS), (signal.SIGKILL, 0.0)):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                process.wait(timeout=grace or None)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def serve(self, slot: str) -> int:
+        self.send({"slot": slot, "pid": os.getpid()})
+        buffer = b""
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return 0
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                order = json.loads(line)
+                if order.get("exit"):
+                    for unit in list(self.running):
+                        self.stop(unit)
+                    return 0
+                if "stop" in order:
+                    self.stop(str(order["stop"]))
+                else:
+                    self.start(order)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: launcher.py SOCKET SLOT", file=sys.stderr)
+        return 2
+    sock = connect(argv[0])
+    return 0 if sock is None else Launcher(sock).serve(argv[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

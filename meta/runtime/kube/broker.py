@@ -1,0 +1,121 @@
+"""Pod phases from watch events, handed to the attempts waiting on them.
+
+The operator feeds every event of its pods in (`observe`, `forget`); an attempt awaits
+`ended(name)`. A pod that ended before anyone waited (an operator that restarted mid-flow finds
+pods that finished while it was away) is kept until it is asked for, so no end is missed and
+nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+STUCK_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+"""Waiting reasons a step's container does not come back from by itself."""
+
+
+@dataclass(frozen=True)
+class PodEnd:
+    """How a pod ended: the step container's exit code and what it said."""
+
+    code: int
+    message: str = ""
+    reason: str = ""
+
+
+def pod_end(pod: Mapping[str, Any]) -> PodEnd | None:
+    """The end of a pod that has ended (or that cannot start), else None."""
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    containers = status.get("containerStatuses") or []
+    # A micro pod's end is its quarterback's: the slots only ever run the launcher.
+    reporting = [c for c in containers if c.get("name") == "quarterback"] or containers
+    terminated = next(
+        (
+            (c.get("state") or {}).get("terminated")
+            for c in reporting
+            if (c.get("state") or {}).get("terminated")
+        ),
+        None,
+    )
+    if phase in ("Succeeded", "Failed"):
+        if terminated is not None:
+            code = int(terminated.get("exitCode", 0 if phase == "Succeeded" else 1))
+            return PodEnd(code, terminated.get("message", "") or "", _why(terminated, code))
+        if phase == "Succeeded":
+            return PodEnd(0)
+        return PodEnd(-1, "", status.get("reason") or status.get("message") or "pod failed")
+    for container in containers:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in STUCK_REASONS:
+            message = waiting.get("message", "")
+            return PodEnd(-1, message, f"container cannot start: {waiting['reason']} {message}")
+    return None
+
+
+def _why(terminated: Mapping[str, Any], code: int) -> str:
+    reason = terminated.get("reason", "")
+    if code == 0 or reason in ("", "Completed", "Error"):
+        return ""
+    return f"container {reason} (exit code {code})"
+
+
+class PodBroker:
+    def __init__(self) -> None:
+        self._ended: dict[tuple[str, str], PodEnd] = {}
+        self._waiting: dict[tuple[str, str], asyncio.Future[PodEnd]] = {}
+
+    def observe(self, pod: Mapping[str, Any]) -> None:
+        """A pod was added or changed."""
+        end = pod_end(pod)
+        if end is None:
+            return
+        meta = pod["metadata"]
+        self._settle((meta["namespace"], meta["name"]), end)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """A pod was deleted; an attempt still waiting on it has lost its pod."""
+        self._settle((namespace, name), PodEnd(-1, "", "the pod was deleted before it ended"))
+        self._ended.pop((namespace, name), None)
+
+    def _settle(self, key: tuple[str, str], end: PodEnd) -> None:
+        waiter = self._waiting.pop(key, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(end)
+        elif waiter is None and key not in self._ended:
+            self._ended[key] = end
+
+    async def ended(self, namespace: str, name: str) -> PodEnd:
+        key = (namespace, name)
+        end = self._ended.pop(key, None)
+        if end is not None:
+            return end
+        waiter = self._waiting.get(key)
+        if waiter is None:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting[key] = waiter
+        try:
+            return await asyncio.shield(waiter)
+        finally:
+            if waiter.done() or waiter.cancelled():
+                self._waiting.pop(key, None)
+
+    def cancel(self, namespace: str, name: str) -> None:
+        """Nobody waits on this pod any more (its attempt was stopped)."""
+        waiter = self._waiting.pop((namespace, name), None)
+        if waiter is not None and not waiter.done():
+            waiter.cancel()
+        self._ended.pop((namespace, name), None)

@@ -1,0 +1,178 @@
+"""The Kubernetes driver: every macro step is a pod, created when the walk reaches it, and
+every outermost micro section is one pod whose quarterback runs the section's units.
+
+A pod's end comes from watch events (through the `PodBroker`), never from polling. Creating a
+pod that exists already (a restarted operator reaching a unit it had started) adopts it: a pod
+that finished while the operator was away counts as that attempt's end, so finished work is
+never done again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any
+
+from meta.engine.driver import Exit, PodTask, Refused, Running, StepTask
+from meta.flow.model import Cases, Section, Step, Unit, max_active
+from meta.flow.templates import is_template
+from meta.plan.plan import Plan, walk_units
+from meta.runtime.kube.api import ApiFailed, Conflict, KubeApi
+from meta.runtime.kube.broker import PodBroker
+from meta.runtime.kube.pods import (
+    MAX_SLOTS,
+    FlowOwner,
+    InputTooLarge,
+    PodSettings,
+    micro_pod,
+    quarterback_access,
+    step_pod,
+    store_path,
+    work_config_map,
+)
+from meta.runtime.kube.work import Work
+
+
+class KubeRunning:
+    def __init__(self, driver: KubeDriver, name: str) -> None:
+        self._driver = driver
+        self.name = name
+
+    async def wait(self) -> Exit:
+        driver = self._driver
+        end = await driver.broker.ended(driver.owner.namespace, self.name)
+        return Exit(end.code, end.message[-2048:], end.reason)
+
+    async def stop(self) -> None:
+        driver = self._driver
+        driver.broker.cancel(driver.owner.namespace, self.name)
+        if driver.detached:
+            return
+        await driver.api.delete_pod(
+            driver.owner.namespace, self.name, driver.settings.grace_seconds
+        )
+
+
+class KubeDriver:
+    def __init__(
+        self,
+        api: KubeApi,
+        broker: PodBroker,
+        owner: FlowOwner,
+        settings: PodSettings,
+        plan: Plan,
+        document: Mapping[str, Any],
+        store_dir: str = "/store",
+    ) -> None:
+        """`document` is the flow as the quarterbacks of micro pods get it to plan again."""
+        self.api = api
+        self._plan = plan
+        self._document = document
+        self.broker = broker
+        self.owner = owner
+        self.settings = settings
+        self._store_dir = store_dir.rstrip("/")
+        self._combined: dict[str, list[tuple[str, str]]] = {}
+        self.pods_created = 0
+        self.pods_adopted = 0
+        self.detached = False
+
+    def detach(self) -> None:
+        """The operator is going away: attempts stopped from now on keep their pods running,
+        for the next operator session to adopt."""
+        self.detached = True
+
+    async def start(self, task: StepTask) -> Running:
+        try:
+            pod = step_pod(task, self.owner, self.settings, self._expanded(task.upstream))
+        except InputTooLarge as exc:
+            return Refused(str(exc))
+        return await self._create(pod)
+
+    async def _create(self, pod: dict[str, Any]) -> Running:
+        name = pod["metadata"]["name"]
+        try:
+            await self.api.create_pod(self.owner.namespace, pod)
+            self.pods_created += 1
+        except Conflict:
+            # Made by an earlier operator session: its watch events say how it stands.
+            self.broker.observe(await self.api.get_pod(self.owner.namespace, name))
+            self.pods_adopted += 1
+        return KubeRunning(self, name)
+
+    def _expanded(
+        self, upstream: Sequence[tuple[str, str]], prefix: str = ""
+    ) -> list[tuple[str, str]]:
+        """Combined sections become one mount per part, nested as the local runtime nests them."""
+        mounts: list[tuple[str, str]] = []
+        for subdir, unit_id in upstream:
+            parts = self._combined.get(unit_id)
+            if parts is None:
+                mounts.append((f"{prefix}{subdir}", unit_id))
+            else:
+                mounts.extend(self._expanded(parts, f"{prefix}{subdir}/"))
+        return mounts
+
+    async def start_pod(self, task: PodTask) -> Running:
+        """A micro section: its quarterback's access, its work, then its pod."""
+        _, section = self._plan.section_at(task.file, task.pointer)
+        slots = slot_images(section, task.max_active, self.settings.default_image)
+        pod = micro_pod(task, self.owner, self.settings, self._expanded(task.upstream), slots)
+        name = pod["metadata"]["name"]
+        work = Work(task, self._document, task.file, slots, self.settings.default_image)
+        namespace = self.owner.namespace
+        try:
+            for body in quarterback_access(self.owner, name):
+                await _created(self.api.create_namespaced(namespace, body))
+            config = work_config_map(self.owner, name, work.document())
+            await _created(self.api.create_config_map(namespace, config))
+        except ApiFailed as exc:
+            return Refused(f"cannot prepare the micro pod: {exc}")
+        return await self._create(pod)
+
+    async def open_pod(self, pod: str) -> None:
+        """Not called: micro sections run in their pods (`start_pod`)."""
+
+    async def close_pod(self, pod: str) -> None:
+        """Not called: micro sections run in their pods (`start_pod`)."""
+
+    def combine(self, unit_id: str, parts: Sequence[tuple[str, str]]) -> None:
+        self._combined[unit_id] = list(parts)
+
+    def outputs(self, unit_id: str) -> str:
+        return f"{self._store_dir}/{store_path(self.owner, unit_id)}"
+
+
+async def _created(creating: Awaitable[Any]) -> None:
+    """Create, taking an object an earlier session made as made."""
+    with contextlib.suppress(Conflict):
+        await creating
+
+
+def slot_images(section: Section, max_active: int, default_image: str) -> list[str]:
+    """One image per slot: as many slots as units may run at once in the section (at most
+    MAX_SLOTS), starting with the images its steps name, in the order they are written, so the
+    first steps of each image find a slot running it. Templated images are known only at run
+    time: a slot takes them by an in-place swap."""
+    images: list[str] = []
+    for unit in walk_units(section):
+        if isinstance(unit, Step):
+            image = unit.run.image or default_image
+            if not is_template(image) and image not in images:
+                images.append(image)
+    count = max(1, min(MAX_SLOTS, max_live(section, max_active)))
+    images = images or [default_image]
+    return [images[i % len(images)] for i in range(count)]
+
+
+def max_live(unit: Unit | Cases | None, limit: int | None = None) -> int:
+    """The most steps of a unit that may run at once."""
+    if unit is None:
+        return 0
+    if isinstance(unit, Cases):
+        return max(max_live(case.unit) for case in unit.cases)
+    if not isinstance(unit, Section):
+        return 1
+    children = [*unit.units, *unit.ring, unit.visit, unit.gather]
+    widest = max((max_live(child) for child in children), default=1)
+    return (limit or max_active(unit)) * widest

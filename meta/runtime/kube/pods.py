@@ -1,0 +1,375 @@
+"""The one place that lays out pods: what a step's container sees is the same as locally.
+
+A macro step is one pod with one container running the step's argv (no shell, no launcher):
+- `META_INPUT` is a file projected from the pod's own annotation by the downward API, so the
+  input costs no extra API object;
+- `META_OUTPUT` and every `META_UPSTREAM/<name>` are sub-paths of the store volume (a
+  PersistentVolumeClaim in production, an emptyDir when none is configured), mounted by the
+  kubelet: outputs are persisted where they are written, and upstream outputs are mounted
+  read-only, without copies;
+- `META_SCRATCH` is an emptyDir on RAM (medium Memory).
+Names are deterministic (flow, a hash of the unit id, the attempt), so a restarted operator finds
+the pod it made before instead of making another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from meta.engine.driver import PodTask, StepTask
+from meta.flow.crd import GROUP, KIND, VERSION
+
+LABEL_FLOW = f"{GROUP}/flow"
+LABEL_UNIT = f"{GROUP}/unit"
+LABEL_ATTEMPT = f"{GROUP}/attempt"
+LABEL_NAME = f"{GROUP}/unit-name"
+ANNOTATION_UNIT_ID = f"{GROUP}/unit-id"
+ANNOTATION_INPUT = f"{GROUP}/input"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "meta-orchestrator"}
+
+INPUT_DIR = "/meta/task"
+OUTPUT_DIR = "/meta/output"
+UPSTREAM_DIR = "/meta/upstream"
+SCRATCH_DIR = "/scratch"
+STORE_VOLUME = "store"
+MAX_INPUT_BYTES = 200 * 1024
+"""Annotations hold at most 256 KiB in all; a larger input belongs in an input file."""
+DEFAULT_IMAGE = "meta-orchestrator:0.1.0"
+
+
+class InputTooLarge(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FlowOwner:
+    """The MetaFlow whose pods these are."""
+
+    namespace: str
+    name: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True)
+class PodSettings:
+    """How the operator's pods are placed and what they mount."""
+
+    default_image: str = DEFAULT_IMAGE
+    image_pull_policy: str = "IfNotPresent"
+    store_claim: str | None = None
+    """The PersistentVolumeClaim holding the store; None keeps outputs in the pod (emptyDir)."""
+    node_name: str | None = None
+    """Place pods on this node without a scheduler (test clusters)."""
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, Any]] = ()
+    service_account: str | None = None
+    grace_seconds: int = 5
+
+
+def pod_name(owner: FlowOwner, unit_id: str, attempt: int) -> str:
+    digest = hashlib.sha256(unit_id.encode()).hexdigest()[:10]
+    return f"{owner.name[:40].rstrip('-')}-{digest}-{attempt}"
+
+
+def unit_label(unit_id: str) -> str:
+    return hashlib.sha256(unit_id.encode()).hexdigest()[:16]
+
+
+def store_path(owner: FlowOwner, unit_id: str) -> str:
+    """Where a unit's outputs live inside the store volume."""
+    return f"{owner.uid}/{unit_id}/outputs"
+
+
+def step_pod(
+    task: StepTask,
+    owner: FlowOwner,
+    settings: PodSettings,
+    upstream: Sequence[tuple[str, str]],
+) -> dict[str, Any]:
+    """The pod of one attempt at a macro step. `upstream` is (subdirectory, unit id) per
+    producer, with combined sections already expanded into their parts."""
+    text = json.dumps(task.input, separators=(",", ":"))
+    if len(text.encode()) > MAX_INPUT_BYTES:
+        raise InputTooLarge(
+            f"the unit's input is {len(text.encode())} bytes; a pod annotation holds at most "
+            f"{MAX_INPUT_BYTES} (give large data as an input file and pass its path)"
+        )
+    name = pod_name(owner, task.id, task.attempt)
+    env = [
+        {"name": "META_UNIT_ID", "value": task.id},
+        {"name": "META_INPUT", "value": f"{INPUT_DIR}/input.json"},
+        {"name": "META_OUTPUT", "value": OUTPUT_DIR},
+        {"name": "META_UPSTREAM", "value": UPSTREAM_DIR},
+        {"name": "META_SCRATCH", "value": SCRATCH_DIR},
+        {"name": "META_ATTEMPT", "value": str(task.attempt)},
+        *({"name": k, "value": v} for k, v in task.env.items()),
+    ]
+    mounts = [
+        {"name": "task", "mountPath": INPUT_DIR, "readOnly": True},
+        {"name": "scratch", "mountPath": SCRATCH_DIR},
+        {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
+        *_upstream_mounts(owner, upstream),
+    ]
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": settings.grace_seconds,
+        "containers": [
+            {
+                "name": "step",
+                "image": task.image or settings.default_image,
+                "imagePullPolicy": settings.image_pull_policy,
+                "command": list(task.command),
+                "env": env,
+                "volumeMounts": mounts,
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+            }
+        ],
+        "volumes": [
+            {
+                "name": "task",
+                "downwardAPI": {
+                    "items": [
+                        {
+                            "path": "input.json",
+                            "fieldRef": {
+                                "fieldPath": f"metadata.annotations['{ANNOTATION_INPUT}']"
+                            },
+                        }
+                    ]
+                },
+            },
+            {"name": "scratch", "emptyDir": {"medium": "Memory"}},
+            _store_volume(settings),
+        ],
+    }
+    _place(spec, settings)
+    if settings.service_account:
+        spec["serviceAccountName"] = settings.service_account
+    else:
+        spec["automountServiceAccountToken"] = False
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": {
+                **MANAGED_BY,
+                LABEL_FLOW: owner.name,
+                LABEL_UNIT: unit_label(task.id),
+                LABEL_ATTEMPT: str(task.attempt),
+                LABEL_NAME: label_value(task.name),
+            },
+            "annotations": {ANNOTATION_UNIT_ID: task.id, ANNOTATION_INPUT: text},
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": spec,
+    }
+
+
+def label_value(text: str) -> str:
+    """`text` as a valid label value: at most 63 of [A-Za-z0-9_.-], alphanumeric at both ends."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
+    return cleaned.strip("_.-")
+
+
+QUARTERBACK_SUFFIX = "qb"
+WORK_DIR = "/meta/work"
+LAUNCHER_DIR = "/meta/bin"
+SOCKET = f"{SCRATCH_DIR}/.meta/quarterback.sock"
+MAX_SLOTS = 16
+"""A micro pod's step containers: its section's maxActive, at most this many."""
+
+
+def quarterback_name(pod: str) -> str:
+    """The ServiceAccount, Role and RoleBinding of one micro pod's quarterback."""
+    return f"{pod}-{QUARTERBACK_SUFFIX}"
+
+
+def work_name(pod: str) -> str:
+    return f"{pod}-work"
+
+
+def quarterback_access(owner: FlowOwner, pod: str) -> list[dict[str, Any]]:
+    """A ServiceAccount whose Role names one pod alone: the quarterback may read, watch and
+    patch its own pod (to swap a slot's image) and do nothing else."""
+    name = quarterback_name(pod)
+    meta = {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": {**MANAGED_BY, LABEL_FLOW: owner.name},
+        "ownerReferences": [owner.reference()],
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta,
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["pods"],
+                    "resourceNames": [pod],
+                    "verbs": ["get", "watch", "patch"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": owner.namespace}],
+        },
+    ]
+
+
+def work_config_map(owner: FlowOwner, pod: str, document: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": work_name(pod),
+            "namespace": owner.namespace,
+            "labels": {**MANAGED_BY, LABEL_FLOW: owner.name},
+            "ownerReferences": [owner.reference()],
+        },
+        "data": {"task.json": document},
+    }
+
+
+def micro_pod(
+    task: PodTask,
+    owner: FlowOwner,
+    settings: PodSettings,
+    upstream: Sequence[tuple[str, str]],
+    slot_images: Sequence[str],
+) -> dict[str, Any]:
+    """The pod of one attempt at a micro section: the quarterback, and one slot container per
+    unit that may run at once, each running the launcher (put on a shared volume by an init
+    container) until the quarterback gives it work. All of them share /scratch (RAM),
+    localhost and IPC; only the quarterback mounts the section's output folder."""
+    name = pod_name(owner, task.id, task.attempt)
+    framework = settings.default_image
+    pull = settings.image_pull_policy
+    shared = [
+        {"name": "scratch", "mountPath": SCRATCH_DIR},
+        {"name": "launcher", "mountPath": LAUNCHER_DIR, "readOnly": True},
+        *_upstream_mounts(owner, upstream),
+    ]
+    quarterback = {
+        "name": "quarterback",
+        "image": framework,
+        "imagePullPolicy": pull,
+        "command": ["meta", "quarterback", "run", "--work", WORK_DIR],
+        "env": [
+            {"name": "META_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {
+                "name": "META_POD_NAMESPACE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            },
+        ],
+        "volumeMounts": [
+            *shared,
+            {"name": "work", "mountPath": WORK_DIR, "readOnly": True},
+            {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
+        ],
+        "terminationMessagePolicy": "File",
+    }
+    slots = [
+        {
+            "name": f"slot-{index}",
+            "image": image,
+            "imagePullPolicy": pull,
+            "command": ["python3", f"{LAUNCHER_DIR}/launcher.py", SOCKET, str(index)],
+            "volumeMounts": shared,
+        }
+        for index, image in enumerate(slot_images)
+    ]
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": settings.grace_seconds,
+        "serviceAccountName": quarterback_name(name),
+        "initContainers": [
+            {
+                "name": "install-launcher",
+                "image": framework,
+                "imagePullPolicy": pull,
+                "command": ["meta", "quarterback", "install-launcher", LAUNCHER_DIR],
+                "volumeMounts": [{"name": "launcher", "mountPath": LAUNCHER_DIR}],
+            }
+        ],
+        "containers": [quarterback, *slots],
+        "volumes": [
+            {"name": "scratch", "emptyDir": {"medium": "Memory"}},
+            {"name": "launcher", "emptyDir": {}},
+            {"name": "work", "configMap": {"name": work_name(name)}},
+            _store_volume(settings),
+        ],
+    }
+    _place(spec, settings)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": {
+                **MANAGED_BY,
+                LABEL_FLOW: owner.name,
+                LABEL_UNIT: unit_label(task.id),
+                LABEL_ATTEMPT: str(task.attempt),
+                LABEL_NAME: label_value(task.name),
+                f"{GROUP}/scope": "micro",
+            },
+            "annotations": {ANNOTATION_UNIT_ID: task.id},
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": spec,
+    }
+
+
+def _upstream_mounts(owner: FlowOwner, upstream: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Each producer's outputs, read-only at META_UPSTREAM/<name>: a sub-path of the store."""
+    return [
+        {
+            "name": STORE_VOLUME,
+            "mountPath": f"{UPSTREAM_DIR}/{subdir}",
+            "subPath": store_path(owner, unit_id),
+            "readOnly": True,
+        }
+        for subdir, unit_id in upstream
+    ]
+
+
+def _store_volume(settings: PodSettings) -> dict[str, Any]:
+    if settings.store_claim:
+        return {"name": STORE_VOLUME, "persistentVolumeClaim": {"claimName": settings.store_claim}}
+    return {"name": STORE_VOLUME, "emptyDir": {}}
+
+
+def _place(spec: dict[str, Any], settings: PodSettings) -> None:
+    if settings.node_name:
+        spec["nodeName"] = settings.node_name
+    if settings.node_selector:
+        spec["nodeSelector"] = dict(settings.node_selector)
+    if settings.tolerations:
+        spec["tolerations"] = [dict(t) for t in settings.tolerations]

@@ -1,0 +1,172 @@
+"""Running one MetaFlow resource to its end with the Macro engine and the Kubernetes driver.
+
+The operator calls `run_flow` for every MetaFlow it sees, and again for each after a restart:
+a flow that has ended returns at once; a flow mid-way resumes from its journal and adopts the
+pods it had made. The spec is validated against the flow language first: an invalid spec gets
+phase Invalid, condition `Valid=False` naming the JSON path, a Warning Event, and no pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meta.engine.engine import Engine
+from meta.errors import RunFailed, UserError
+from meta.flow.crd import GROUP, KIND, VERSION
+from meta.flow.parse import flow_from_document
+from meta.plan.plan import Plan, plan_flow
+from meta.runtime.kube.api import KubeApi
+from meta.runtime.kube.broker import PodBroker
+from meta.runtime.kube.driver import KubeDriver
+from meta.runtime.kube.journal import ConfigMapJournal
+from meta.runtime.kube.pods import FlowOwner, PodSettings
+from meta.runtime.kube.status import StatusReporter, condition, now
+
+ENDED = ("Succeeded", "Failed", "Invalid")
+
+
+@dataclass
+class OperatorSettings:
+    pods: PodSettings = field(default_factory=PodSettings)
+    store_dir: str = "/store"
+    """Where the operator sees the store volume (for `generate` units reading outputs)."""
+    data_dir: Path = field(default_factory=Path.cwd)
+    """File inputs of MetaFlows are read relative to this directory."""
+
+
+def flow_file(namespace: str, name: str) -> str:
+    """How faults name a MetaFlow resource (there is no file)."""
+    return f"metaflow {namespace}/{name}"
+
+
+def flow_document(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The flow document of a MetaFlow resource: what a flow file would hold."""
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {"name": body["metadata"]["name"]},
+        "spec": body.get("spec"),
+    }
+
+
+def plan_resource(body: Mapping[str, Any], data_dir: Path) -> Plan:
+    """Validate a MetaFlow resource against the flow language and plan it."""
+    meta = body["metadata"]
+    document = flow_document(body)
+    file = flow_file(meta["namespace"], meta["name"])
+    flow = flow_from_document(document, data_dir / f"{meta['name']}.flow.yaml", file=file)
+    return plan_flow(flow)
+
+
+async def event(api: KubeApi, owner: FlowOwner, kind: str, reason: str, message: str) -> None:
+    stamp = now()
+    await api.create_event(
+        owner.namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": owner.name,
+                "namespace": owner.namespace,
+                "uid": owner.uid,
+            },
+            "type": kind,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "source": {"component": "meta-operator"},
+            "reportingComponent": "meta-operator",
+        },
+    )
+
+
+async def run_flow(
+    api: KubeApi,
+    broker: PodBroker,
+    body: Mapping[str, Any],
+    settings: OperatorSettings,
+    stopped: asyncio.Event | None = None,
+) -> str:
+    """Run (or resume) one MetaFlow to its end; its final phase. Returns early, leaving its
+    pods running for the next operator session, when `stopped` is set."""
+    meta = body["metadata"]
+    owner = FlowOwner(meta["namespace"], meta["name"], meta["uid"])
+    generation = int(meta.get("generation", 1))
+    status: Mapping[str, Any] = body.get("status") or {}
+    if status.get("phase") in ENDED:
+        return str(status["phase"])
+    reporter = StatusReporter(api, owner, generation)
+    try:
+        plan = plan_resource(body, settings.data_dir)
+    except UserError as exc:
+        message = "; ".join(f"{f.pointer or '/'}: {f.reason}" for f in exc.faults)
+        valid = condition("Valid", False, "Invalid", message, generation)
+        await reporter.write(phase="Invalid", reason=message, conditions=[valid])
+        await event(api, owner, "Warning", "Invalid", message)
+        return "Invalid"
+    journal = ConfigMapJournal(api, owner)
+    await journal.load()
+    driver = KubeDriver(
+        api, broker, owner, settings.pods, plan, flow_document(body), settings.store_dir
+    )
+    conditions = [condition("Valid", True, "Valid", "the spec is a valid flow", generation)]
+    if not status.get("startedAt"):
+        await event(api, owner, "Normal", "Started", "running the flow")
+    reporter.extra.update(startedAt=status.get("startedAt") or now(), conditions=conditions)
+    await reporter.write(phase="Running", journal=journal.chunks)
+    engine = Engine(plan, driver, observer=reporter, journal=journal)
+    run = asyncio.ensure_future(engine.run())
+    stop = asyncio.ensure_future(stopped.wait()) if stopped is not None else None
+    try:
+        waited = {run} if stop is None else {run, stop}
+        await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+        if not run.done():
+            driver.detach()
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+            await journal.close()
+            return "Running"
+        done = run.result()
+    except RunFailed as exc:
+        await journal.close()
+        await reporter.close()
+        reason = exc.reason + (f"\n{exc.stderr_tail[-1024:]}" if exc.stderr_tail else "")
+        await reporter.write(
+            phase="Failed",
+            failedUnit=exc.unit_id,
+            reason=reason,
+            finishedAt=now(),
+            journal=journal.chunks,
+        )
+        await event(api, owner, "Warning", "UnitFailed", f"unit {exc.unit_id} {exc.reason}")
+        return "Failed"
+    except UserError as exc:
+        await journal.close()
+        await reporter.close()
+        message = "; ".join(str(f) for f in exc.faults)
+        await reporter.write(phase="Failed", reason=message, finishedAt=now())
+        await event(api, owner, "Warning", "FlowFault", message)
+        return "Failed"
+    finally:
+        if stop is not None:
+            stop.cancel()
+        await reporter.close()
+    await journal.close()
+    await reporter.write(
+        phase="Succeeded",
+        finishedAt=now(),
+        outputs=driver.outputs(done.output),
+        journal=journal.chunks,
+        apiWrites=api.calls.writes,
+    )
+    await event(api, owner, "Normal", "Succeeded", f"{reporter.succeeded} units succeeded")
+    return "Succeeded"
