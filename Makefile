@@ -13,8 +13,20 @@ DEMO   := .demo-run
 LINT_PATHS := $(wildcard meta generators tests benchmarks plugins)
 # Outside plugin distributions kept in this repository: installed into the venv, tested by make test.
 PLUGINS := plugins/meta-tableschema
+# The local Kubernetes control plane of the tests in tests/kube (tests/e2e/cluster/up.sh).
+CLUSTER        := .cluster
+CLUSTER_DIR    := tests/e2e/cluster
+KIND           ?= kind
+KIND_DIR       := .kind
+KIND_NAME      := meta-e2e
+# build.sh one at a time per cache; tests/kube/conftest.py takes the same lock.
+CLUSTER_CACHE  := $${META_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/meta-orchestrator}
+# crds/ is created before the controller manager starts: its garbage collector then knows MetaFlows.
+space          := $() $()
+CLUSTER_CRDS   := $(subst $(space),:,$(abspath $(wildcard crds/*.yaml)))
+CLUSTER_BUILD  := mkdir -p "$(CLUSTER_CACHE)" && flock "$(CLUSTER_CACHE)/build.lock" $(CLUSTER_DIR)/build.sh | tail -n 1
 
-.PHONY: venv .venv demo lint test bench clean
+.PHONY: venv .venv demo lint test bench clean cluster-up cluster-down kind-e2e
 
 venv .venv: $(STAMP)
 
@@ -55,6 +67,32 @@ bench: $(STAMP)
 	  echo "== $$f"; \
 	  $(BIN)/python "$$f"; \
 	done
+
+# etcd, kube-apiserver, kube-controller-manager and kwok (one fake node, kwok-node-0) on
+# 127.0.0.1, state in .cluster/. The first build of the binaries takes 10-25 minutes.
+cluster-up:
+	bin="$$($(CLUSTER_BUILD))"; \
+	META_CLUSTER_BIN="$$bin" META_CLUSTER_CRDS="$(CLUSTER_CRDS)" $(CLUSTER_DIR)/up.sh $(CLUSTER) >/dev/null
+	@echo "export KUBECONFIG=$(CURDIR)/$(CLUSTER)/kubeconfig"
+
+cluster-down:
+	$(CLUSTER_DIR)/down.sh $(CLUSTER)
+
+# tests/kube against a kind cluster (Docker and kind needed; not run in CI), with kwok and its
+# fake node added by up.sh. The cluster is deleted afterwards, whatever the result.
+kind-e2e: $(STAMP)
+	bin="$$($(CLUSTER_BUILD))"; \
+	mkdir -p $(KIND_DIR); \
+	$(KIND) create cluster --name $(KIND_NAME) --config tests/e2e/kind.yaml --kubeconfig $(KIND_DIR)/kubeconfig; \
+	rc=0; \
+	META_CLUSTER_BIN="$$bin" META_CLUSTER_KUBECONFIG=$(KIND_DIR)/kubeconfig META_CLUSTER_PYTHON=$(BIN)/python \
+	  $(CLUSTER_DIR)/up.sh $(KIND_DIR)/kwok >/dev/null || rc=$$?; \
+	if [ $$rc -eq 0 ]; then \
+	  KUBECONFIG=$(CURDIR)/$(KIND_DIR)/kubeconfig META_E2E=required $(BIN)/python -m pytest tests/kube || rc=$$?; \
+	fi; \
+	$(CLUSTER_DIR)/down.sh $(KIND_DIR)/kwok || true; \
+	$(KIND) delete cluster --name $(KIND_NAME) || true; \
+	exit $$rc
 
 clean:
 	rm -rf $(VENV) $(DEMO) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

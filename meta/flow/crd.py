@@ -272,7 +272,9 @@ class _Translator:
                     elif properties.get(name) in (None, False):
                         properties[name] = sub
                     elif properties[name] != sub:
-                        properties[name] = {"allOf": [properties[name], sub]}
+                        # Shapes of one field that differ by branch (a section's `over`):
+                        # every field of each, none of their requireds.
+                        properties[name] = {"anyOf": [properties[name], sub]}
             elif key == "required":
                 if not conditional:
                     out["required"] = sorted({*out.get("required", []), *value})
@@ -290,6 +292,9 @@ class _Translator:
         if len(types) > 1:
             # Alternatives of different types (a name or a list of names): not structural.
             out["type"] = sorted(types)
+        elif "anyOf" in schema:
+            for branch in schema["anyOf"]:
+                self._merge_into(out, branch, conditional=True)
 
 
 def _type_of(values: list[Any]) -> str:

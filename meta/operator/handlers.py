@@ -40,6 +40,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = 60
 
 
+@kopf.on.login(registry=registry)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's own connection, from the same place the client's comes from (in-cluster, or
+    $KUBECONFIG), so the operator needs one set of credentials."""
+    return kopf.login_via_client(**kwargs)
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=30.0)
 async def drive(
     body: kopf.Body, memo: Any, stopped: kopf.DaemonStopped, logger: Any, **_: Any

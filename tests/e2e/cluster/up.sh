@@ -1,0 +1,348 @@
+#!/usr/bin/env bash
+# Starts a local Kubernetes control plane for the test suite, on 127.0.0.1 only:
+#   etcd, kube-apiserver (v1.36.3, RBAC + Node authorization, TokenRequest), kube-controller-manager
+#   (garbage collector, namespace, serviceaccount and token controllers, ...) and kwok, which plays
+#   the kubelet of one fake node, kwok-node-0.
+#
+#   usage: up.sh STATE_DIR          (stop it with down.sh STATE_DIR)
+#
+# STATE_DIR gets: kubeconfig (admin, system:masters), pki/, etcd/, logs/*.log, pids, ports.
+# Every port is picked free at start, so this runs beside any other cluster.
+#
+# There is no kube-scheduler and no kubelet. A pod runs only if it is created bound to the node:
+#     spec:
+#       nodeName: kwok-node-0
+#       tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
+# (the node is labelled type=kwok and tainted kwok.x-k8s.io/node=fake:NoSchedule, so a pod meant for
+# a real scheduler says so with a nodeSelector and the toleration). kwok then moves the pod to
+# Running at once and, after 1 s (annotation meta-orchestrator.io/kwok-delay: a Go duration,
+# "0s", "300ms"), to the end set by the annotation meta-orchestrator.io/kwok-result:
+#   absent / succeeded  -> Succeeded (exit code 0)
+#   failed              -> Failed, containers terminated with exit code 3, reason Error
+#                          (meta-orchestrator.io/kwok-exit-code: N for another code)
+#   hang                -> stays Running until deleted
+# The stages are in kwok-stages.yaml beside this script.
+#
+# Environment:
+#   META_CLUSTER_BIN         bin directory with etcd, kube-apiserver, kube-controller-manager, kwok
+#                            (default: the one build.sh prints, building first if needed)
+#   META_CLUSTER_TIMEOUT     seconds to wait for the plane to be ready (default 120)
+#   META_CLUSTER_OWNER_PID   if set, a watchdog runs down.sh once that process is gone
+#   META_CLUSTER_CRDS        YAML files (':'-separated) whose CustomResourceDefinitions are created
+#                            before the controller manager starts, so that its garbage collector
+#                            knows them at once (it discovers new resource types only every 30 s)
+#   META_CLUSTER_KUBECONFIG  start only kwok and the fake node, against this existing cluster
+#                            (a kind cluster, say) instead of a plane of our own
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+[[ $# -eq 1 ]] || { echo "usage: $0 STATE_DIR" >&2; exit 2; }
+node=kwok-node-0
+timeout="${META_CLUSTER_TIMEOUT:-120}"
+external="${META_CLUSTER_KUBECONFIG:-}"
+[[ -z "$external" || -r "$external" ]] || { echo "up.sh: cannot read $external" >&2; exit 2; }
+external="${external:+$(cd "$(dirname "$external")" && pwd -P)/$(basename "$external")}"
+
+for tool in openssl curl python3 setsid base64; do
+  command -v "$tool" >/dev/null || { echo "up.sh: $tool is needed and not on PATH" >&2; exit 1; }
+done
+
+mkdir -p "$1"
+state="$(cd "$1" && pwd -P)"
+if [[ -s "$state/pids" ]]; then
+  while read -r _ pid; do
+    if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$state"; then
+      echo "up.sh: a plane already runs in $state (pid $pid); stop it with down.sh $state" >&2
+      exit 1
+    fi
+  done <"$state/pids"
+fi
+if [[ -n "$(ls -A "$state")" && ! -e "$state/.meta-e2e-cluster" ]]; then
+  echo "up.sh: $state is not empty and not a plane's state directory; refusing to use it" >&2
+  exit 1
+fi
+find "$state" -mindepth 1 -delete
+touch "$state/.meta-e2e-cluster"
+mkdir -p "$state"/{pki,logs,etcd,apiserver,kcm,kwok}
+: >"$state/pids"
+
+bin="${META_CLUSTER_BIN:-}"
+if [[ -z "$bin" ]]; then
+  bin="$("$here/build.sh" | tail -n 1)"
+fi
+need=(kwok)
+[[ -n "$external" ]] || need+=(etcd kube-apiserver kube-controller-manager)
+for b in "${need[@]}"; do
+  [[ -x "$bin/$b" ]] || { echo "up.sh: $bin/$b is missing (run build.sh)" >&2; exit 1; }
+done
+
+started=0
+fail() {  # message [log-name]: print the message and the tail of that log, then exit (trap stops all)
+  echo "up.sh: $1" >&2
+  if [[ -n "${2:-}" && -f "$state/logs/$2.log" ]]; then
+    echo "---- last lines of $state/logs/$2.log" >&2
+    tail -n 40 "$state/logs/$2.log" >&2
+    echo "----" >&2
+  fi
+  exit 1
+}
+cleanup() {
+  if [[ $started -ne 1 ]]; then
+    echo "up.sh: stopping what was started; logs stay in $state/logs" >&2
+    local pid
+    while read -r _ pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$state/pids"
+    sleep 0.5
+    while read -r _ pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$state/pids"
+  fi
+}
+trap cleanup EXIT
+
+start() {  # name command...: run detached, log to logs/NAME.log, record the pid
+  local name="$1"
+  shift
+  setsid "$@" >"$state/logs/$name.log" 2>&1 </dev/null &
+  echo "$name $!" >>"$state/pids"
+}
+
+alive() {  # name: fail with its log if the process recorded under that name is gone
+  local pid
+  pid="$(awk -v n="$1" '$1 == n {print $2}' "$state/pids")"
+  kill -0 "$pid" 2>/dev/null || fail "$1 exited" "$1"
+}
+
+deadline=$((SECONDS + timeout))
+wait_for() {  # description log-name command...: poll the command until it succeeds
+  local what="$1" log="$2"
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    [[ -z "$log" ]] || alive "$log"
+    ((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what" "$log"
+    sleep 0.2
+  done
+}
+
+if [[ -z "$external" ]]; then
+  # ---- ports -------------------------------------------------------------------------------------
+  read -r etcd_port peer_port api_port kcm_port < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(4)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
+  printf 'etcd %s\netcd-peer %s\napiserver %s\nkube-controller-manager %s\n' \
+    "$etcd_port" "$peer_port" "$api_port" "$kcm_port" >"$state/ports"
+
+  # ---- certificates ------------------------------------------------------------------------------
+  pki="$state/pki"
+  key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$pki/$1.key" 2>/dev/null; }
+  ca() {  # name common-name: a self-signed CA
+    key "$1"
+    printf '%s\n' 'basicConstraints=critical,CA:TRUE' 'subjectKeyIdentifier=hash' \
+      'keyUsage=critical,keyCertSign,cRLSign,digitalSignature' >"$pki/$1.ext"
+    openssl req -new -key "$pki/$1.key" -subj "/CN=$2" -out "$pki/$1.csr" 2>/dev/null
+    openssl x509 -req -in "$pki/$1.csr" -signkey "$pki/$1.key" -days 3650 -sha256 \
+      -extfile "$pki/$1.ext" -out "$pki/$1.crt" 2>/dev/null
+  }
+  cert() {  # name subject extensions [ca]: a certificate signed by that CA (default: ca)
+    local name="$1" subj="$2" ext="$3" ca="${4:-ca}"
+    key "$name"
+    printf '%b\n' "$ext" >"$pki/$name.ext"
+    openssl req -new -key "$pki/$name.key" -subj "$subj" -out "$pki/$name.csr" 2>/dev/null
+    openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.crt" -CAkey "$pki/$ca.key" -CAcreateserial \
+      -days 3650 -sha256 -extfile "$pki/$name.ext" -out "$pki/$name.crt" 2>/dev/null
+  }
+  ca ca meta-orchestrator-e2e-ca
+  # The front proxy's CA: the apiserver publishes it (extension-apiserver-authentication), and the
+  # controller manager's delegated authentication wants it there.
+  ca front-proxy-ca meta-orchestrator-e2e-front-proxy-ca
+  leaf='basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment'
+  cert apiserver "/CN=kube-apiserver" "$leaf\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  cert admin "/O=system:masters/CN=meta-e2e-admin" "$leaf\nextendedKeyUsage=clientAuth"
+  cert kube-controller-manager "/CN=system:kube-controller-manager" "$leaf\nextendedKeyUsage=clientAuth"
+  cert front-proxy-client "/CN=front-proxy-client" "$leaf\nextendedKeyUsage=clientAuth" front-proxy-ca
+  key sa
+  openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+
+  kubeconfig() {  # file client-cert-name
+    cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: meta-e2e
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority-data: $(base64 -w0 <"$pki/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $(base64 -w0 <"$pki/$2.crt")
+    client-key-data: $(base64 -w0 <"$pki/$2.key")
+contexts:
+- name: meta-e2e
+  context: {cluster: meta-e2e, user: $2}
+current-context: meta-e2e
+EOF
+    chmod 600 "$1"
+  }
+  kubeconfig "$state/kubeconfig" admin
+  kubeconfig "$state/kcm/kubeconfig" kube-controller-manager
+
+  # ---- etcd and kube-apiserver -------------------------------------------------------------------
+  start etcd "$bin/etcd" --name meta-e2e --data-dir "$state/etcd/data" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "meta-e2e=http://127.0.0.1:$peer_port" --initial-cluster-state new \
+    --unsafe-no-fsync --log-level warn
+  # The endpoint reconciler is off: it would publish 127.0.0.1 as the kubernetes service's endpoint,
+  # which validation refuses (a loopback address); nothing in a kwok pod can reach it anyway.
+  start kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --cert-dir "$state/apiserver" \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" \
+    --requestheader-client-ca-file "$pki/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$pki/front-proxy-client.crt" --proxy-client-key-file "$pki/front-proxy-client.key" \
+    --authorization-mode Node,RBAC \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --endpoint-reconciler-type none \
+    --allow-privileged=true --profiling=false --v=1
+  api() { curl -sf --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$@"; }
+  apiserver="https://127.0.0.1:$api_port"
+  wait_for "etcd (http://127.0.0.1:$etcd_port/health)" etcd curl -sf --max-time 2 "http://127.0.0.1:$etcd_port/health"
+  ready() { [[ "$(api "$apiserver/readyz")" == ok ]]; }
+  wait_for "kube-apiserver $apiserver/readyz" kube-apiserver ready
+
+  # ---- CRDs (before the controller manager, whose garbage collector discovers resource types at
+  # its start and then only every 30 s) --------------------------------------------------------
+  if [[ -n "${META_CLUSTER_CRDS:-}" ]]; then
+    mkdir -p "$state/crds"
+    crds=()
+    IFS=: read -r -a crd_files <<<"$META_CLUSTER_CRDS"
+    for i in "${!crd_files[@]}"; do  # one file per YAML document
+      awk -v out="$state/crds/$i" 'BEGIN { n = 0 } /^---/ { n++; next } { print > (out "-" n ".yaml") }' \
+        "${crd_files[$i]}"
+    done
+    for doc in "$state"/crds/*.yaml; do
+      grep -q '^kind: *CustomResourceDefinition' "$doc" || continue
+      code="$(curl -s --max-time 10 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+        -H 'Content-Type: application/yaml' -X POST --data-binary "@$doc" -o "$doc.reply" \
+        -w '%{http_code}' "$apiserver/apis/apiextensions.k8s.io/v1/customresourcedefinitions")"
+      if [[ "$code" != 201 ]]; then  # not fatal: the tests that create it will say why
+        echo "up.sh: warning: cannot create the CRD of $doc ($code): $(python3 -c '
+import json, sys
+print(json.load(sys.stdin)["message"])' <"$doc.reply" 2>/dev/null || head -c 500 "$doc.reply")" >&2
+        continue
+      fi
+      crds+=("$(python3 -c 'import json, sys; print(json.load(sys.stdin)["metadata"]["name"])' \
+        <"$doc.reply")")
+    done
+    established() {
+      local crd
+      for crd in "${crds[@]}"; do
+        api "$apiserver/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$crd" | python3 -c '
+import json, sys
+crd = json.load(sys.stdin)
+sys.exit(0 if any(c["type"] == "Established" and c["status"] == "True"
+                  for c in crd.get("status", {}).get("conditions", [])) else 1)' || return 1
+      done
+    }
+    ((${#crds[@]} == 0)) || wait_for "the CRDs ${crds[*]} to be Established" kube-apiserver established
+  fi
+
+  # ---- kube-controller-manager -------------------------------------------------------------------
+  # node-lifecycle-controller lifts the not-ready taint the apiserver puts on a new node; the long
+  # grace periods keep it from tainting the fake node unreachable when kwok's heartbeat is late.
+  start kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig "$state/kcm/kubeconfig" \
+    --authentication-kubeconfig "$state/kcm/kubeconfig" --authorization-kubeconfig "$state/kcm/kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$kcm_port" --cert-dir "$state/kcm" \
+    --leader-elect=false \
+    --controllers '*' --node-monitor-grace-period 10m --node-startup-grace-period 10m \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+    --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --profiling=false --v=1
+else
+  cp "$external" "$state/kubeconfig"
+  chmod 600 "$state/kubeconfig"
+  py_api() {  # METHOD PATH [JSON-BODY]: a request with the kubeconfig's credentials (any auth kind)
+    "${META_CLUSTER_PYTHON:-python3}" - "$state/kubeconfig" "$@" <<'EOF'
+import sys
+from kubernetes import config
+api = config.new_client_from_config(config_file=sys.argv[1])
+conf = api.configuration
+headers = {s["key"]: s["value"] for s in conf.auth_settings().values() if s.get("value")}
+headers |= {"Content-Type": "application/json", "Accept": "application/json"}
+body = sys.argv[4].encode() if len(sys.argv) > 4 else None
+r = api.rest_client.pool_manager.request(sys.argv[2], conf.host + sys.argv[3], body=body,
+                                         headers=headers, timeout=10, retries=False)
+sys.stdout.write(r.data.decode())
+sys.exit(0 if r.status < 300 else 1)
+EOF
+  }
+fi
+
+# ---- kwok and its node -----------------------------------------------------------------------------
+# KWOK_WORKDIR keeps kwok away from a user's ~/.kwok/kwok.yaml.
+start kwok env KWOK_WORKDIR="$state/kwok" "$bin/kwok" \
+  --kubeconfig "$state/kubeconfig" \
+  --config "$here/kwok-stages.yaml" \
+  --manage-all-nodes=false \
+  --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+  --cidr 10.244.0.0/16 --node-ip 10.240.0.1
+node_json="$(cat <<EOF
+{"apiVersion": "v1", "kind": "Node",
+ "metadata": {"name": "$node",
+   "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+   "labels": {"type": "kwok", "kubernetes.io/hostname": "$node", "kubernetes.io/os": "linux",
+              "kubernetes.io/arch": "amd64", "kubernetes.io/role": "agent",
+              "node-role.kubernetes.io/agent": ""}},
+ "spec": {"taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]}}
+EOF
+)"
+node_ready() {  # node JSON on stdin: Ready, and without the not-ready taint of a new node
+  python3 -c '
+import json, sys
+node = json.load(sys.stdin)
+ready = any(c["type"] == "Ready" and c["status"] == "True"
+            for c in node.get("status", {}).get("conditions", []))
+tainted = any(t["key"] == "node.kubernetes.io/not-ready" for t in node["spec"].get("taints", []))
+sys.exit(0 if ready and not tainted else 1)'
+}
+if [[ -z "$external" ]]; then
+  create_node() {
+    local code
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$pki/ca.crt" \
+      --cert "$pki/admin.crt" --key "$pki/admin.key" -H 'Content-Type: application/json' \
+      -X POST --data "$node_json" "$apiserver/api/v1/nodes")"
+    [[ "$code" == 201 || "$code" == 409 ]]
+  }
+  wait_for "the node $node to be created" kube-apiserver create_node
+  default_sa() { api "$apiserver/api/v1/namespaces/default/serviceaccounts/default"; }
+  wait_for "the default ServiceAccount (serviceaccount controller)" kube-controller-manager default_sa
+  is_node_ready() { api "$apiserver/api/v1/nodes/$node" | node_ready; }
+  wait_for "the node $node to be Ready (kwok)" kwok is_node_ready
+  kcm_healthy() { [[ "$(curl -sk --max-time 2 "https://127.0.0.1:$kcm_port/healthz")" == ok ]]; }
+  wait_for "kube-controller-manager /healthz" kube-controller-manager kcm_healthy
+else
+  create_node() { py_api POST /api/v1/nodes "$node_json" || py_api GET "/api/v1/nodes/$node"; }
+  wait_for "the node $node to be created" "" create_node
+  is_node_ready() { py_api GET "/api/v1/nodes/$node" | node_ready; }
+  wait_for "the node $node to be Ready (kwok)" kwok is_node_ready
+fi
+
+# ---- watchdog --------------------------------------------------------------------------------------
+if [[ -n "${META_CLUSTER_OWNER_PID:-}" ]]; then
+  start watchdog bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done; exec "$2" "$3"' \
+    watchdog "$META_CLUSTER_OWNER_PID" "$here/down.sh" "$state"
+fi
+
+started=1
+echo "plane up in ${SECONDS}s: kubeconfig $state/kubeconfig" >&2
+echo "$state/kubeconfig"

@@ -1,0 +1,343 @@
+"""The operator against a real API server: the CRD it accepts, lazy pods within bounds, failures,
+invalid flows, a kill and restart mid-flow that recreates no finished pod, and deletion.
+
+The operator runs as a real `meta operator` process. Pods land on the kwok node, whose stages
+end each pod by its image: `kwok.meta-orchestrator.io/fail` fails (exit code 3),
+`kwok.meta-orchestrator.io/slow` runs for 3 s, anything else succeeds after 1 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+from urllib3.exceptions import ProtocolError
+
+from tests.kube.conftest import Cluster
+
+REPO = Path(__file__).resolve().parents[2]
+META = Path(sys.executable).with_name("meta")
+GROUP, VERSION, PLURAL = "meta-orchestrator.io", "v1alpha1", "metaflows"
+FLOW_LABEL = "meta-orchestrator.io/flow"
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster) -> None:
+    """crds/metaflow.yaml, applied to the real API server and Established."""
+    extensions = client.ApiextensionsV1Api(cluster.api_client)
+    body = yaml.safe_load((REPO / "crds" / "metaflow.yaml").read_text())
+    name = body["metadata"]["name"]
+    try:
+        extensions.create_custom_resource_definition(body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        current = extensions.read_custom_resource_definition(name)
+        body["metadata"]["resourceVersion"] = current.metadata.resource_version
+        extensions.replace_custom_resource_definition(name, body)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = extensions.read_custom_resource_definition(name)
+        conditions = {c.type: c.status for c in (found.status.conditions or [])}
+        if conditions.get("Established") == "True":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the CRD was not Established: {conditions}")
+
+
+@dataclass
+class Operator:
+    cluster: Cluster
+    namespace: str
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    sessions: int = 0
+
+    def start(self) -> None:
+        self.sessions += 1
+        command = [
+            str(META), "operator", "-n", self.namespace,
+            "--kubeconfig", str(self.cluster.kubeconfig),
+            "--node-name", self.cluster.node_name,
+            "--toleration", f"{self.cluster.toleration['key']}:NoSchedule",
+        ]  # fmt: skip
+        with self.log.open("ab") as out:
+            out.write(f"---- session {self.sessions}\n".encode())
+            out.flush()
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env=self.cluster.env()
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def operator(cluster: Cluster, namespace: str, crd: None, tmp_path: Path) -> Iterator[Operator]:
+    running = Operator(cluster, namespace, tmp_path / "operator.log")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        sys.stderr.write(running.log.read_text(errors="replace")[-4000:])
+
+
+@dataclass
+class PodLog:
+    """Every pod event of a namespace, from a watch on a thread: creations by uid, peak live."""
+
+    created: dict[str, str] = field(default_factory=dict)
+    """pod uid -> pod name, for every pod ever added."""
+    live: set[str] = field(default_factory=set)
+    peak: int = 0
+    ended: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@contextlib.contextmanager
+def pod_log(cluster: Cluster, namespace: str) -> Iterator[PodLog]:
+    core = client.CoreV1Api(cluster.api_client)
+    seen = PodLog()
+    stopping = threading.Event()
+    watcher = watch.Watch()
+
+    def record(event: dict[str, Any]) -> None:
+        pod = event["object"]
+        name, uid, phase = pod.metadata.name, pod.metadata.uid, pod.status.phase
+        with seen.lock:
+            seen.created.setdefault(uid, name)
+            if event["type"] == "DELETED" or phase in ("Succeeded", "Failed"):
+                seen.live.discard(uid)
+                if phase:
+                    seen.ended[uid] = phase
+            else:
+                seen.live.add(uid)
+            seen.peak = max(seen.peak, len(seen.live))
+
+    def follow() -> None:
+        while not stopping.is_set():
+            try:
+                for event in watcher.stream(
+                    core.list_namespaced_pod,
+                    namespace,
+                    label_selector=FLOW_LABEL,
+                    timeout_seconds=5,
+                ):
+                    record(event)
+                    if stopping.is_set():
+                        return
+            except (ProtocolError, ApiException):
+                continue  # the stream ended early: watch again (replays are idempotent)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stopping.set()
+        watcher.stop()
+        thread.join(timeout=10)
+
+
+def apply(cluster: Cluster, namespace: str, flow: dict[str, Any]) -> dict[str, Any]:
+    custom = client.CustomObjectsApi(cluster.api_client)
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MetaFlow", **flow}
+    created: dict[str, Any] = custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, body
+    )
+    return created
+
+
+def wait_phase(
+    cluster: Cluster, namespace: str, name: str, phases: tuple[str, ...], timeout: float = TIMEOUT
+) -> dict[str, Any]:
+    custom = client.CustomObjectsApi(cluster.api_client)
+    deadline = time.monotonic() + timeout
+    found: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        stream = watch.Watch().stream(
+            custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
+            field_selector=f"metadata.name={name}", timeout_seconds=5,
+        )  # fmt: skip
+        for event in stream:
+            found = event["object"]
+            if (found.get("status") or {}).get("phase") in phases:
+                return found
+    raise AssertionError(f"{name} did not reach {phases}: status {found.get('status')}")
+
+
+def step(name: str, image: str = "busybox") -> dict[str, Any]:
+    return {"name": name, "run": {"image": image, "command": ["sh", "-c", "true"]}}
+
+
+def fanout(name: str, items: int, max_active: int, image: str = "busybox") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "inputs": {"items": {"value": list(range(items))}},
+            "root": {
+                "name": "each",
+                "scope": "macro",
+                "pattern": "fanout",
+                "maxActive": max_active,
+                "over": {"input": "items"},
+                "visit": step("item-{{ item }}", image),
+            },
+        },
+    }
+
+
+def test_the_api_server_refuses_what_it_can_check_itself(
+    cluster: Cluster, namespace: str, crd: None
+) -> None:
+    flow = fanout("bad-bound", 3, 1)
+    flow["spec"]["root"]["maxActive"] = 0
+    with pytest.raises(ApiException) as refused:
+        apply(cluster, namespace, flow)
+    assert refused.value.status == 422
+    assert "spec.root.maxActive" in refused.value.body
+    flow = fanout("bad-pattern", 3, 1)
+    flow["spec"]["root"]["pattern"] = "zigzag"
+    with pytest.raises(ApiException) as refused:
+        apply(cluster, namespace, flow)
+    assert "spec.root.pattern" in refused.value.body and "zigzag" in refused.value.body
+
+
+def test_an_invalid_flow_the_server_accepts_is_marked_invalid_and_runs_nothing(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    flow = {
+        "metadata": {"name": "dangling"},
+        "spec": {
+            "root": {
+                "name": "graph",
+                "scope": "macro",
+                "pattern": "dag",
+                "units": [step("a"), {**step("b"), "dependsOn": ["nowhere"]}],
+            }
+        },
+    }
+    apply(cluster, namespace, flow)
+    found = wait_phase(cluster, namespace, "dangling", ("Invalid",))
+    valid = found["status"]["conditions"][0]
+    assert (valid["type"], valid["status"]) == ("Valid", "False")
+    assert "/spec/root/units/1/dependsOn" in valid["message"] and "nowhere" in valid["message"]
+    core = client.CoreV1Api(cluster.api_client)
+    assert core.list_namespaced_pod(namespace).items == []
+    events = core.list_namespaced_event(namespace).items
+    assert any(e.reason == "Invalid" and e.type == "Warning" for e in events)
+
+
+def test_pods_are_made_lazily_within_max_active_and_the_flow_succeeds(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    with pod_log(cluster, namespace) as pods:
+        apply(cluster, namespace, fanout("wide", 8, 3))
+        found = wait_phase(cluster, namespace, "wide", ("Succeeded", "Failed"))
+    status = found["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["progress"] == "8/8"
+    assert len(pods.created) == 8
+    assert 1 <= pods.peak <= 3
+    assert status["sections"][0]["peakActive"] <= 3
+    pod = client.CoreV1Api(cluster.api_client).list_namespaced_pod(namespace).items[0]
+    owner = pod.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.controller) == ("MetaFlow", "wide", True)
+
+
+def test_a_failing_unit_fails_the_flow_with_its_reason(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    flow = {
+        "metadata": {"name": "breaks"},
+        "spec": {
+            "root": {
+                "name": "seq",
+                "scope": "macro",
+                "pattern": "sequence",
+                "units": [
+                    step("ok"),
+                    step("boom", "kwok.meta-orchestrator.io/fail"),
+                    step("never"),
+                ],
+            }
+        },
+    }
+    apply(cluster, namespace, flow)
+    status = wait_phase(cluster, namespace, "breaks", ("Succeeded", "Failed"))["status"]
+    assert status["phase"] == "Failed"
+    assert status["failedUnit"] == "breaks/seq/boom"
+    assert "exited with code 3" in status["reason"]
+    core = client.CoreV1Api(cluster.api_client)
+    names = {
+        p.metadata.labels["meta-orchestrator.io/unit-name"]
+        for p in core.list_namespaced_pod(namespace).items
+    }
+    assert names == {"ok", "boom"}, "nothing starts after the failure"
+    events = core.list_namespaced_event(namespace).items
+    assert any(e.reason == "UnitFailed" and "breaks/seq/boom" in e.message for e in events)
+
+
+def test_a_killed_operator_restarts_and_finishes_without_recreating_a_finished_pod(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    with pod_log(cluster, namespace) as pods:
+        apply(cluster, namespace, fanout("survivor", 9, 2, "kwok.meta-orchestrator.io/slow"))
+        deadline = time.monotonic() + TIMEOUT
+        while len(pods.ended) < 3:
+            assert time.monotonic() < deadline, "no pod finished"
+            time.sleep(0.1)
+        operator.kill()
+        ended_before = dict(pods.ended)
+        time.sleep(1)
+        operator.start()
+        found = wait_phase(cluster, namespace, "survivor", ("Succeeded", "Failed"))
+    assert found["status"]["phase"] == "Succeeded", found["status"]
+    names = list(pods.created.values())
+    assert len(names) == len(set(names)) == 9, "every unit had exactly one pod"
+    assert set(ended_before) <= set(pods.created), "the pods finished before the kill are kept"
+    assert pods.peak <= 2
+
+
+def test_deleting_a_metaflow_removes_its_pods(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    apply(cluster, namespace, fanout("doomed", 4, 2))
+    wait_phase(cluster, namespace, "doomed", ("Succeeded",))
+    core = client.CoreV1Api(cluster.api_client)
+    assert core.list_namespaced_pod(namespace, label_selector=f"{FLOW_LABEL}=doomed").items
+    client.CustomObjectsApi(cluster.api_client).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "doomed"
+    )
+    deadline = time.monotonic() + 60
+    while core.list_namespaced_pod(namespace, label_selector=f"{FLOW_LABEL}=doomed").items:
+        assert time.monotonic() < deadline, "the garbage collector left pods behind"
+        time.sleep(0.5)
+    assert not core.list_namespaced_config_map(
+        namespace, label_selector="meta-orchestrator.io/journal-of=doomed"
+    ).items
