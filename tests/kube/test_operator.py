@@ -9,6 +9,8 @@ end each pod by its image: `kwok.meta-orchestrator.io/fail` fails (exit code 3),
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -23,6 +25,7 @@ import pytest
 import yaml
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
+from kubernetes.utils import FailToCreateError, create_from_yaml
 from urllib3.exceptions import ProtocolError
 
 from tests.kube.conftest import Cluster
@@ -65,12 +68,14 @@ class Operator:
     log: Path
     process: subprocess.Popen[bytes] | None = None
     sessions: int = 0
+    kubeconfig: Path | None = None
+    """Who the operator is, when not the cluster's admin."""
 
     def start(self) -> None:
         self.sessions += 1
         command = [
             str(META), "operator", "-n", self.namespace,
-            "--kubeconfig", str(self.cluster.kubeconfig),
+            "--kubeconfig", str(self.kubeconfig or self.cluster.kubeconfig),
             "--node-name", self.cluster.node_name,
             "--toleration", f"{self.cluster.toleration['key']}:NoSchedule",
         ]  # fmt: skip
@@ -341,3 +346,169 @@ def test_deleting_a_metaflow_removes_its_pods(
     assert not core.list_namespaced_config_map(
         namespace, label_selector="meta-orchestrator.io/journal-of=doomed"
     ).items
+
+
+PROBE = """
+import asyncio, json, os, sys
+from meta.runtime.kube.api import ApiFailed, KubeApi
+
+async def probe():
+    token = open(os.environ["TOKEN_FILE"]).read()
+    api = KubeApi.with_token(os.environ["HOST"], token, os.environ["CA_FILE"])
+    ns, own, other = os.environ["NS"], os.environ["OWN"], os.environ["OTHER"]
+    results = {}
+    attempts = {
+        "patch own": api.patch_pod(ns, own, {"metadata": {"annotations": {"probe": "1"}}}),
+        "get own": api.get_pod(ns, own),
+        "patch other": api.patch_pod(ns, other, {"metadata": {"annotations": {"probe": "1"}}}),
+        "get other": api.get_pod(ns, other),
+        "list pods": api.list_pods(ns, ""),
+        "get flow": api.get_flow(ns, "mixed"),
+    }
+    for what, call in attempts.items():
+        try:
+            await call
+            results[what] = 200
+        except ApiFailed as failed:
+            results[what] = failed.status
+    print(json.dumps(results))
+
+asyncio.run(probe())
+"""
+
+
+def test_a_micro_section_is_one_pod_whose_quarterback_may_patch_that_pod_alone(
+    cluster: Cluster, namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    micro = {
+        "name": "pod",
+        "scope": "micro",
+        "pattern": "fanout",
+        "maxActive": 2,
+        "over": {"input": "items"},
+        "visit": step("item-{{ item }}", "python:3.11-slim"),
+    }
+    flow = {
+        "metadata": {"name": "mixed"},
+        "spec": {
+            "inputs": {"items": {"value": [1, 2, 3]}},
+            "root": {
+                "name": "seq",
+                "scope": "macro",
+                "pattern": "sequence",
+                "units": [step("before"), micro, step("after")],
+            },
+        },
+    }
+    apply(cluster, namespace, flow)
+    status = wait_phase(cluster, namespace, "mixed", ("Succeeded", "Failed"))["status"]
+    assert status["phase"] == "Succeeded", status
+    core = client.CoreV1Api(cluster.api_client)
+    pods = {
+        p.metadata.labels["meta-orchestrator.io/unit-name"]: p
+        for p in core.list_namespaced_pod(namespace).items
+    }
+    assert set(pods) == {"before", "pod", "after"}, "the micro section is one pod"
+    pod = pods["pod"]
+    names = [c.name for c in pod.spec.containers]
+    assert names == ["quarterback", "slot-0", "slot-1"]
+    scratch = next(v for v in pod.spec.volumes if v.name == "scratch")
+    assert scratch.empty_dir.medium == "Memory"
+    account = pod.spec.service_account_name
+    assert account == f"{pod.metadata.name}-qb"
+
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    token = core.create_namespaced_service_account_token(account, namespace, request).status.token
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    configuration = cluster.api_client.configuration
+    env = {
+        **os.environ,
+        "TOKEN_FILE": str(token_file),
+        "HOST": configuration.host,
+        "CA_FILE": configuration.ssl_ca_cert,
+        "NS": namespace,
+        "OWN": pod.metadata.name,
+        "OTHER": pods["before"].metadata.name,
+    }
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert probe.returncode == 0, probe.stderr
+    results = json.loads(probe.stdout)
+    assert results == {
+        "patch own": 200,
+        "get own": 200,
+        "patch other": 403,
+        "get other": 403,
+        "list pods": 403,
+        "get flow": 403,
+    }
+
+
+def test_the_deployed_rbac_is_all_the_operator_needs(
+    cluster: Cluster, namespace: str, crd: None, tmp_path: Path
+) -> None:
+    """deploy/rbac.yaml applied as it is, and the operator run as its ServiceAccount: macro
+    pods, a micro pod with its quarterback's access, events and status all go through."""
+    with contextlib.suppress(FailToCreateError):
+        for manifest in ("namespace.yaml", "rbac.yaml"):
+            create_from_yaml(cluster.api_client, str(REPO / "deploy" / manifest))
+    core = client.CoreV1Api(cluster.api_client)
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    token = core.create_namespaced_service_account_token(
+        "meta-operator", "meta-system", request
+    ).status.token
+    configuration = cluster.api_client.configuration
+    kubeconfig = tmp_path / "operator.kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "e2e",
+                        "cluster": {
+                            "server": configuration.host,
+                            "certificate-authority": configuration.ssl_ca_cert,
+                        },
+                    }
+                ],
+                "users": [{"name": "meta-operator", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "e2e", "context": {"cluster": "e2e", "user": "meta-operator"}}
+                ],
+                "current-context": "e2e",
+            }
+        )
+    )
+    running = Operator(cluster, namespace, tmp_path / "operator.log", kubeconfig=kubeconfig)
+    running.start()
+    try:
+        micro = {
+            "name": "pod",
+            "scope": "micro",
+            "pattern": "sequence",
+            "units": [step("inner")],
+        }
+        flow = {
+            "metadata": {"name": "least"},
+            "spec": {
+                "root": {
+                    "name": "seq",
+                    "scope": "macro",
+                    "pattern": "sequence",
+                    "units": [step("first"), micro],
+                }
+            },
+        }
+        apply(cluster, namespace, flow)
+        status = wait_phase(cluster, namespace, "least", ("Succeeded", "Failed", "Invalid"))
+    finally:
+        running.stop()
+    log = running.log.read_text(errors="replace")
+    assert status["status"]["phase"] == "Succeeded", log[-3000:]
+    assert "403" not in log and "Forbidden" not in log, log[-3000:]
+    events = core.list_namespaced_event(namespace).items
+    assert {"Started", "Succeeded"} <= {e.reason for e in events}
