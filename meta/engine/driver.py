@@ -57,6 +57,20 @@ class PodTask:
 
 
 @dataclass(frozen=True, slots=True)
+class FlowTask:
+    """One attempt at a flowRef run as a flow of its own (a child resource), rather than in
+    place: its plan, where it is called from, and what flows into it."""
+
+    id: str
+    name: str
+    section: str
+    plan: Any
+    """The referenced flow's `Plan`, its inputs bound by the flowRef."""
+    upstream: Sequence[tuple[str, str]]
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
 class Exit:
     code: int
     stderr_tail: str = ""
@@ -112,3 +126,11 @@ class PodDriver(Driver, Protocol):
     than having the engine drive the section's units through `open_pod`."""
 
     async def start_pod(self, task: PodTask) -> Running: ...
+
+
+@runtime_checkable
+class FlowDriver(Driver, Protocol):
+    """A driver that runs each flowRef as a flow of its own (a child MetaFlow), which records
+    its own progress, rather than having the engine run the referenced flow in place."""
+
+    async def start_flow(self, task: FlowTask) -> Running: ...

@@ -15,7 +15,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from meta.engine.driver import Driver, Exit, PodDriver, PodTask, Running, StepTask
+from meta.engine.driver import (
+    Driver,
+    Exit,
+    FlowDriver,
+    FlowTask,
+    PodDriver,
+    PodTask,
+    Running,
+    StepTask,
+)
 from meta.engine.frontiers import (
     Context,
     CycleFrontier,
@@ -101,13 +110,15 @@ class Engine:
         """The generators for `generate` units; loaded from entry points when first needed."""
         self._steps_reached = 0
 
-    async def run(self) -> Done:
-        """Run the plan's flow to its end; its root's `Done` names where its outputs are."""
+    async def run(self, within: str | None = None, upstream: tuple[Done, ...] = ()) -> Done:
+        """Run the plan's flow to its end; its root's `Done` names where its outputs are.
+        `within` and `upstream` run it as the flowRef of that id would run in place (a child
+        flow): its units get the ids they would have there, and its root that upstream."""
         plan = self._plan
         scope = self._scope(plan)
-        parent = _Parent(plan.flow.name, "macro", None)
+        parent = _Parent(within or plan.flow.name, "macro", None)
         context = Context(scope.variables["inputs"])
-        return await self._unit(scope, plan.flow.root, parent, "", context, ())
+        return await self._unit(scope, plan.flow.root, parent, "", context, upstream)
 
     @staticmethod
     def _scope(plan: Plan, chain: tuple[str, ...] = ()) -> _Scope:
@@ -167,6 +178,8 @@ class Engine:
             return await self._generate(scope, unit, name, uid, parent, upstream)
         if isinstance(unit, FlowRef):
             subplan = scope.plan.subplan(unit)
+            if isinstance(self._driver, FlowDriver):
+                return await self._flow(scope, subplan, name, uid, parent, upstream)
             return await self._nested(subplan, scope.chain, name, uid, parent, upstream)
         return await self._section(scope, unit, name, uid, parent, context, upstream)
 
@@ -361,6 +374,32 @@ class Engine:
             defaults.retries,
             defaults.timeout_seconds,
             lambda n: driver.start_pod(replace(task, attempt=n)),
+        )
+        return Done(name, uid)
+
+    async def _flow(
+        self,
+        scope: _Scope,
+        plan: Plan,
+        name: str,
+        uid: str,
+        parent: _Parent,
+        upstream: tuple[Done, ...],
+    ) -> Done:
+        """A flowRef run by a `FlowDriver` as a flow of its own. The journal is not asked: the
+        child flow is its own record, and the driver finds it ended if it has."""
+        driver = self._driver
+        assert isinstance(driver, FlowDriver)
+        task = FlowTask(uid, name, parent.id, plan, _named(upstream), 1)
+        defaults = scope.plan.flow.defaults
+        await self._attempts(
+            scope,
+            name,
+            uid,
+            parent,
+            defaults.retries,
+            defaults.timeout_seconds,
+            lambda n: driver.start_flow(replace(task, attempt=n)),
         )
         return Done(name, uid)
 

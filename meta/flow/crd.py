@@ -151,6 +151,12 @@ def status_schema() -> dict[str, Any]:
                 "type": "string",
                 "description": "Where the root's outputs are in the store.",
             },
+            "outputParts": {
+                "type": "array",
+                "description": "The units whose outputs are the root's: [subfolder, unit id].",
+                "items": {"type": "array", "items": {"type": "string"}},
+            },
+            "outputPartsConfigMap": {"type": "string"},
             "apiWrites": {**counts, "description": "API writes the operator made for this flow."},
             "journal": {
                 "type": "array",

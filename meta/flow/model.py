@@ -183,3 +183,5 @@ class Flow:
     inputs: Mapping[str, Input] = field(default_factory=dict)
     defaults: Defaults = Defaults()
     limits: Limits = Limits()
+    embedded: Mapping[Path, Any] = field(default_factory=dict)
+    """Flow documents carried in `spec.flows`, by the absolute path a flowRef resolves to."""

@@ -65,6 +65,10 @@ def build_flow(document: dict[str, Any], path: Path, file: str) -> Flow:
         source=path,
         root=_unit(spec["root"], origin.at("spec", "root"), path.parent),
         inputs=_inputs(spec.get("inputs", {}), path.parent),
+        embedded={
+            (path.parent / key).resolve(): document
+            for key, document in spec.get("flows", {}).items()
+        },
         limits=Limits(
             max_depth=spec.get("limits", {}).get("maxDepth", 8),
             max_units=spec.get("limits", {}).get("maxUnits", 100_000),

@@ -15,7 +15,7 @@ import kopf
 
 from meta.operator.handlers import Memo, registry
 from meta.runtime.kube.api import KubeApi
-from meta.runtime.kube.broker import PodBroker
+from meta.runtime.kube.broker import Watches
 from meta.runtime.kube.runner import OperatorSettings
 
 
@@ -27,7 +27,7 @@ def run_operator(
     ready_flag: threading.Event | None = None,
 ) -> None:
     """Reconcile MetaFlows in `namespaces` (all namespaces when empty) until stopped."""
-    memo = Memo(api=api, broker=PodBroker(), settings=settings)
+    memo = Memo(api=api, watches=Watches(), settings=settings)
     asyncio.run(
         kopf.operator(
             registry=registry,

@@ -1,4 +1,4 @@
-"""The kopf handlers: a daemon per MetaFlow runs it; pod events feed the broker.
+"""The kopf handlers: a daemon per MetaFlow runs it; pod and MetaFlow events feed the watches.
 
 kopf is imported here and nowhere else. Each MetaFlow gets one daemon for as long as the
 operator runs; after a restart kopf starts the daemons again and each resumes its flow. Pod
@@ -14,7 +14,7 @@ import kopf
 
 from meta.flow.crd import GROUP, PLURAL, VERSION
 from meta.runtime.kube.api import KubeApi
-from meta.runtime.kube.broker import PodBroker
+from meta.runtime.kube.broker import Watches
 from meta.runtime.kube.pods import LABEL_FLOW
 from meta.runtime.kube.runner import OperatorSettings, run_flow
 
@@ -23,7 +23,7 @@ registry = kopf.OperatorRegistry()
 
 class Memo(kopf.Memo):
     api: KubeApi
-    broker: PodBroker
+    watches: Watches
     settings: OperatorSettings
 
 
@@ -59,17 +59,28 @@ async def drive(
 
     watcher = asyncio.ensure_future(watch_stop())
     try:
-        phase = await run_flow(memo.api, memo.broker, dict(body), memo.settings, stop)
+        phase = await run_flow(memo.api, memo.watches, dict(body), memo.settings, stop)
     finally:
         watcher.cancel()
     logger.info("flow %s", phase.lower())
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_FLOW: kopf.PRESENT}, registry=registry)
-def pod_event(event: kopf.RawEvent, memo: Memo, **_: Any) -> None:
+def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     pod = event["object"]
     if event["type"] == "DELETED":
         meta = pod["metadata"]
-        memo.broker.forget(meta["namespace"], meta["name"])
+        memo.watches.pods.forget(meta["namespace"], meta["name"])
     else:
-        memo.broker.observe(pod)
+        memo.watches.pods.observe(pod)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+def flow_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    """Child flows end through their status; the flowRef unit waiting on one learns it here."""
+    flow = event["object"]
+    if event["type"] == "DELETED":
+        meta = flow["metadata"]
+        memo.watches.flows.forget(meta["namespace"], meta["name"])
+    else:
+        memo.watches.flows.observe(flow)

@@ -6,12 +6,13 @@ anything runs: faults in any flow file, flowRef cycles, unknown or missing input
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meta.errors import Fault, FlowInvalid, InputFault, UserError
+from meta.errors import Fault, FlowInvalid, InputFault, UserError, pointer
 from meta.flow.files import display_path
 from meta.flow.model import (
     Cases,
@@ -25,7 +26,7 @@ from meta.flow.model import (
     Unit,
     ValueInput,
 )
-from meta.flow.parse import load_flow
+from meta.flow.parse import flow_from_document, load_flow
 from meta.plan.inputs import is_json_lines, iter_json_lines, read_json, resolve
 
 
@@ -133,7 +134,7 @@ def plan_flow(flow: Flow, overrides: Mapping[str, Path] | None = None) -> Plan:
             declared[name] = ("--set", f"/{name}")
     documents: dict[Path, Any] = {}
     plan = Plan(flow, inputs, documents=documents, declared=declared)
-    _link(plan, [flow.source], {flow.source: flow}, faults)
+    _link(plan, [flow.source], {flow.source: flow}, faults, flow)
     if faults:
         raise FlowInvalid(faults)
     _check_data(plan, faults)
@@ -142,7 +143,9 @@ def plan_flow(flow: Flow, overrides: Mapping[str, Path] | None = None) -> Plan:
     return plan
 
 
-def _link(plan: Plan, chain: list[Path], loaded: dict[Path, Flow], faults: list[Fault]) -> None:
+def _link(
+    plan: Plan, chain: list[Path], loaded: dict[Path, Flow], faults: list[Fault], root: Flow
+) -> None:
     for ref in (u for u in walk_units(plan.flow.root) if isinstance(u, FlowRef)):
         where = ref.origin
         if ref.path in chain:
@@ -153,6 +156,12 @@ def _link(plan: Plan, chain: list[Path], loaded: dict[Path, Flow], faults: list[
                 Fault(where.file, where.pointer + "/flowRef/path", f"flowRef cycle: {names}")
             )
             continue
+        if ref.path not in loaded and ref.path in root.embedded:
+            try:
+                loaded[ref.path] = _embedded(root, ref.path)
+            except UserError as exc:
+                faults.extend(exc.faults)
+                continue
         if ref.path not in loaded:
             if not ref.path.exists():
                 missing = f"flowRef to a file that does not exist: {display_path(ref.path)}"
@@ -180,7 +189,15 @@ def _link(plan: Plan, chain: list[Path], loaded: dict[Path, Flow], faults: list[
             inputs[name] = spec
         subplan = Plan(child, inputs, documents=plan.documents, declared=given)
         plan.subplans[ref.origin] = subplan
-        _link(subplan, [*chain, ref.path], loaded, faults)
+        _link(subplan, [*chain, ref.path], loaded, faults, root)
+
+
+def _embedded(root: Flow, path: Path) -> Flow:
+    """A flow carried in the root flow's `spec.flows`, validated like a file; faults name it by
+    its key there."""
+    key = os.path.relpath(path, root.source.parent)
+    file = f"{display_path(root.source)} /spec/flows/{pointer([key])[1:]}"
+    return flow_from_document(root.embedded[path], path, file=file)
 
 
 def _declared_in(flow: Flow) -> dict[str, tuple[str, str]]:

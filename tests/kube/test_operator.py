@@ -512,3 +512,50 @@ def test_the_deployed_rbac_is_all_the_operator_needs(
     assert "403" not in log and "Forbidden" not in log, log[-3000:]
     events = core.list_namespaced_event(namespace).items
     assert {"Started", "Succeeded"} <= {e.reason for e in events}
+
+
+def test_meta_apply_of_a_flow_with_a_flow_ref_runs_the_reference_as_a_child_metaflow(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    """samples/macro-of-micro through `meta apply`: a macro dag of micro pods and a flowRef,
+    which becomes a child MetaFlow owned by its parent; `meta status` tells how it went;
+    deleting the parent removes the child and every pod."""
+    sample = REPO / "samples" / "macro-of-micro" / "macro-of-micro.flow.yaml"
+    env = cluster.env()
+    applied = subprocess.run(
+        [str(META), "apply", str(sample), "-n", namespace],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.strip() == f"metaflow {namespace}/macro-of-micro created"
+    found = wait_phase(cluster, namespace, "macro-of-micro", ("Succeeded", "Failed", "Invalid"))
+    assert found["status"]["phase"] == "Succeeded", found["status"]
+    custom = client.CustomObjectsApi(cluster.api_client)
+    flows = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    children = [f for f in flows if f["metadata"]["name"] != "macro-of-micro"]
+    assert len(children) == 1
+    child = children[0]
+    assert child["metadata"]["ownerReferences"][0]["name"] == "macro-of-micro"
+    assert child["metadata"]["annotations"]["meta-orchestrator.io/within"] == (
+        "macro-of-micro/describe-numbers/middle"
+    )
+    assert child["status"]["phase"] == "Succeeded"
+    assert child["spec"]["inputs"]["numbers"]["value"] == [2, 4, 4, 4, 5, 5, 7, 9]
+    core = client.CoreV1Api(cluster.api_client)
+    pods = core.list_namespaced_pod(namespace).items
+    scopes = sorted(p.metadata.labels.get("meta-orchestrator.io/scope", "macro") for p in pods)
+    assert scopes == ["macro", "macro", "micro", "micro"], "report, median, stats, squares"
+    told = subprocess.run(
+        [str(META), "status", "macro-of-micro", "-n", namespace],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert told.returncode == 0, told.stderr
+    assert told.stdout.startswith(f"{namespace}/macro-of-micro: Succeeded\n")
+    assert "condition Valid=True" in told.stdout
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "macro-of-micro")
+    deadline = time.monotonic() + 60
+    while core.list_namespaced_pod(namespace).items or len(
+        custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    ):
+        assert time.monotonic() < deadline, "the child flow or its pods outlived the parent"
+        time.sleep(0.5)

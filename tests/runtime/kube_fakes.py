@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from meta.runtime.kube.api import Calls, Conflict, NotFound
-from meta.runtime.kube.broker import PodBroker
+from meta.runtime.kube.broker import Watches
 from meta.runtime.kube.pods import ANNOTATION_UNIT_ID
 
 
@@ -111,14 +111,14 @@ class FakeKubelet:
     def __init__(
         self,
         api: FakeApi,
-        broker: PodBroker,
+        watches: Watches,
         *,
         delay: float = 0.001,
         exit_codes: Mapping[str, int] | None = None,
         hold: Callable[[str], bool] | None = None,
     ) -> None:
         self.api = api
-        self.broker = broker
+        self.broker = watches.pods
         self.delay = delay
         self.exit_codes = dict(exit_codes or {})
         self.hold = hold or (lambda unit: False)

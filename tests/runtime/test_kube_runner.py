@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from meta.runtime.kube.broker import PodBroker
+from meta.runtime.kube.broker import Watches
 from meta.runtime.kube.journal import chunk_name
 from meta.runtime.kube.pods import ANNOTATION_UNIT_ID, FlowOwner, PodSettings
 from meta.runtime.kube.runner import OperatorSettings, run_flow
@@ -65,7 +65,7 @@ def settings(tmp_path: Path) -> OperatorSettings:
     )
 
 
-def run(api: FakeApi, broker: PodBroker, body: dict[str, Any], tmp_path: Path, **kw: Any) -> str:
+def run(api: FakeApi, broker: Watches, body: dict[str, Any], tmp_path: Path, **kw: Any) -> str:
     async def go() -> str:
         return await run_flow(api, broker, body, settings(tmp_path), **kw)  # type: ignore[arg-type]
 
@@ -73,7 +73,7 @@ def run(api: FakeApi, broker: PodBroker, body: dict[str, Any], tmp_path: Path, *
 
 
 def test_a_valid_flow_runs_one_pod_per_unit_within_max_active(tmp_path: Path) -> None:
-    api, broker = FakeApi(), PodBroker()
+    api, broker = FakeApi(), Watches()
     kubelet = FakeKubelet(api, broker, delay=0.005)
     assert run(api, broker, resource(dfs_spec(max_active=2)), tmp_path) == "Succeeded"
     assert len(kubelet.order) == 6 and len(set(kubelet.order)) == 6
@@ -93,7 +93,7 @@ def test_a_valid_flow_runs_one_pod_per_unit_within_max_active(tmp_path: Path) ->
 
 
 def test_post_order_pods_see_their_childrens_outputs_mounted(tmp_path: Path) -> None:
-    api, broker = FakeApi(), PodBroker()
+    api, broker = FakeApi(), Watches()
     FakeKubelet(api, broker)
     run(api, broker, resource(dfs_spec(max_active=1)), tmp_path)
     pods = {p["metadata"]["annotations"][ANNOTATION_UNIT_ID]: p for p in api.pods.values()}
@@ -106,7 +106,7 @@ def test_post_order_pods_see_their_childrens_outputs_mounted(tmp_path: Path) -> 
 
 
 def test_an_invalid_spec_is_marked_and_no_pod_is_made(tmp_path: Path) -> None:
-    api, broker = FakeApi(), PodBroker()
+    api, broker = FakeApi(), Watches()
     spec = dfs_spec()
     spec["root"]["maxActive"] = 0
     spec["root"]["visitt"] = {}
@@ -122,7 +122,7 @@ def test_an_invalid_spec_is_marked_and_no_pod_is_made(tmp_path: Path) -> None:
 def test_a_micro_section_is_one_pod_with_a_quarterback_allowed_to_touch_that_pod_alone(
     tmp_path: Path,
 ) -> None:
-    api, broker = FakeApi(), PodBroker()
+    api, broker = FakeApi(), Watches()
     FakeKubelet(api, broker)
     spec = {
         "root": {
@@ -182,7 +182,7 @@ def test_a_micro_section_is_one_pod_with_a_quarterback_allowed_to_touch_that_pod
 
 
 def test_a_failing_unit_fails_the_flow_with_its_reason_after_its_retries(tmp_path: Path) -> None:
-    api, broker = FakeApi(), PodBroker()
+    api, broker = FakeApi(), Watches()
     spec = {
         "defaults": {"retries": 1, "retryBackoffSeconds": 0.01},
         "root": {
@@ -209,7 +209,7 @@ def test_a_restarted_operator_adopts_pods_and_never_recreates_a_finished_one(
     body = resource(dfs_spec(max_active=2, order="pre"))
 
     async def first_session() -> None:
-        broker = PodBroker()
+        broker = Watches()
         started = asyncio.Event()
         kubelet = FakeKubelet(api, broker, hold=lambda unit: unit.endswith("node-a"))
         stopped = asyncio.Event()
@@ -233,7 +233,7 @@ def test_a_restarted_operator_adopts_pods_and_never_recreates_a_finished_one(
     assert held, "some unit was mid-way when the operator stopped"
 
     async def second_session() -> str:
-        broker = PodBroker()
+        broker = Watches()
         kubelet = FakeKubelet(api, broker)
         for pod in held:  # the pod that was running ends while the new session starts
             asyncio.get_running_loop().call_later(0.02, kubelet.end, pod, 0)
@@ -246,7 +246,7 @@ def test_a_restarted_operator_adopts_pods_and_never_recreates_a_finished_one(
 
 
 def test_an_ended_flow_is_left_alone(tmp_path: Path) -> None:
-    api, broker = FakeApi(), PodBroker()
+    api, broker = FakeApi(), Watches()
     assert (
         run(api, broker, resource(dfs_spec(), status={"phase": "Succeeded"}), tmp_path)
         == "Succeeded"
@@ -256,7 +256,7 @@ def test_an_ended_flow_is_left_alone(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_status_stays_small_and_writes_stay_few_for_ten_thousand_units(tmp_path: Path) -> None:
-    api, broker = FakeApi(), PodBroker()
+    api, broker = FakeApi(), Watches()
     FakeKubelet(api, broker, delay=0)
     spec = {
         "inputs": {"items": {"value": list(range(10_000))}},

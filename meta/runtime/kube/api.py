@@ -261,6 +261,19 @@ class KubeApi:
         )
         return replaced
 
+    async def delete_flow(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call(
+                "delete",
+                f"metaflow {namespace}/{name}",
+                self._custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+            )
+
     async def patch_flow_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         await self._call(
             "patch",

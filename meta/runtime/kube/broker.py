@@ -1,16 +1,16 @@
-"""Pod phases from watch events, handed to the attempts waiting on them.
+"""Ends of pods (and of child MetaFlows) from watch events, handed to whoever waits on them.
 
 The operator feeds every event of its pods in (`observe`, `forget`); an attempt awaits
-`ended(name)`. A pod that ended before anyone waited (an operator that restarted mid-flow finds
-pods that finished while it was away) is kept until it is asked for, so no end is missed and
-nothing polls.
+`ended(namespace, name)`. An object that ended before anyone waited (an operator that restarted
+mid-flow finds pods that finished while it was away) is kept until it is asked for, so no end is
+missed and nothing polls. `Broker(pod_end)` follows pods, `Broker(flow_end)` child flows.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 STUCK_REASONS = frozenset(
@@ -29,11 +29,15 @@ STUCK_REASONS = frozenset(
 
 @dataclass(frozen=True)
 class PodEnd:
-    """How a pod ended: the step container's exit code and what it said."""
+    """How a pod (or a child flow) ended: the exit code, what it said, why it failed, and for a
+    flow where its outputs are."""
 
     code: int
     message: str = ""
     reason: str = ""
+    outputs: tuple[tuple[str, str], ...] = ()
+    outputs_config_map: str = ""
+    """A child flow whose result has many parts names the ConfigMap that lists them."""
 
 
 def pod_end(pod: Mapping[str, Any]) -> PodEnd | None:
@@ -73,14 +77,29 @@ def _why(terminated: Mapping[str, Any], code: int) -> str:
     return f"container {reason} (exit code {code})"
 
 
-class PodBroker:
-    def __init__(self) -> None:
+def flow_end(flow: Mapping[str, Any]) -> PodEnd | None:
+    """The end of a child MetaFlow that has ended, else None."""
+    status = flow.get("status") or {}
+    phase = status.get("phase")
+    if phase == "Succeeded":
+        parts = tuple((str(s), str(u)) for s, u in status.get("outputParts", []))
+        return PodEnd(0, "", "", parts, str(status.get("outputPartsConfigMap", "")))
+    if phase in ("Failed", "Invalid"):
+        unit = status.get("failedUnit")
+        why = f"unit {unit} failed" if unit else f"the flow is {phase.lower()}"
+        return PodEnd(1, str(status.get("reason", "")), f"child flow: {why}")
+    return None
+
+
+class Broker:
+    def __init__(self, end_of: Callable[[Mapping[str, Any]], PodEnd | None] = pod_end) -> None:
+        self._end_of = end_of
         self._ended: dict[tuple[str, str], PodEnd] = {}
         self._waiting: dict[tuple[str, str], asyncio.Future[PodEnd]] = {}
 
     def observe(self, pod: Mapping[str, Any]) -> None:
-        """A pod was added or changed."""
-        end = pod_end(pod)
+        """An object was added or changed."""
+        end = self._end_of(pod)
         if end is None:
             return
         meta = pod["metadata"]
@@ -88,7 +107,7 @@ class PodBroker:
 
     def forget(self, namespace: str, name: str) -> None:
         """A pod was deleted; an attempt still waiting on it has lost its pod."""
-        self._settle((namespace, name), PodEnd(-1, "", "the pod was deleted before it ended"))
+        self._settle((namespace, name), PodEnd(-1, "", "deleted before it ended"))
         self._ended.pop((namespace, name), None)
 
     def _settle(self, key: tuple[str, str], end: PodEnd) -> None:
@@ -119,3 +138,11 @@ class PodBroker:
         if waiter is not None and not waiter.done():
             waiter.cancel()
         self._ended.pop((namespace, name), None)
+
+
+@dataclass
+class Watches:
+    """What the operator's watches feed: its pods, and its MetaFlows (child flows)."""
+
+    pods: Broker = field(default_factory=lambda: Broker(pod_end))
+    flows: Broker = field(default_factory=lambda: Broker(flow_end))

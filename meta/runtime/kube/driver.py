@@ -1,7 +1,7 @@
 """The Kubernetes driver: every macro step is a pod, created when the walk reaches it, and
 every outermost micro section is one pod whose quarterback runs the section's units.
 
-A pod's end comes from watch events (through the `PodBroker`), never from polling. Creating a
+A pod's end comes from watch events (through the pods' `Broker`), never from polling. Creating a
 pod that exists already (a restarted operator reaching a unit it had started) adopts it: a pod
 that finished while the operator was away counts as that attempt's end, so finished work is
 never done again.
@@ -10,16 +10,26 @@ never done again.
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
+import json
+import os
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
-from meta.engine.driver import Exit, PodTask, Refused, Running, StepTask
-from meta.flow.model import Cases, Section, Step, Unit, max_active
+from meta.engine.driver import Exit, FlowTask, PodTask, Refused, Running, StepTask
+from meta.flow.model import Cases, Input, Section, Step, Unit, ValueInput, max_active
 from meta.flow.templates import is_template
 from meta.plan.plan import Plan, walk_units
 from meta.runtime.kube.api import ApiFailed, Conflict, KubeApi
-from meta.runtime.kube.broker import PodBroker
+from meta.runtime.kube.broker import Watches
 from meta.runtime.kube.pods import (
+    ANNOTATION_FLOW_NAME,
+    ANNOTATION_STORE,
+    ANNOTATION_UPSTREAM,
+    ANNOTATION_WITHIN,
+    LABEL_PARENT,
+    MANAGED_BY,
     MAX_SLOTS,
     FlowOwner,
     InputTooLarge,
@@ -40,12 +50,12 @@ class KubeRunning:
 
     async def wait(self) -> Exit:
         driver = self._driver
-        end = await driver.broker.ended(driver.owner.namespace, self.name)
+        end = await driver.watches.pods.ended(driver.owner.namespace, self.name)
         return Exit(end.code, end.message[-2048:], end.reason)
 
     async def stop(self) -> None:
         driver = self._driver
-        driver.broker.cancel(driver.owner.namespace, self.name)
+        driver.watches.pods.cancel(driver.owner.namespace, self.name)
         if driver.detached:
             return
         await driver.api.delete_pod(
@@ -53,11 +63,36 @@ class KubeRunning:
         )
 
 
+class ChildFlow:
+    def __init__(self, driver: KubeDriver, unit_id: str, name: str) -> None:
+        self._driver = driver
+        self._unit_id = unit_id
+        self.name = name
+
+    async def wait(self) -> Exit:
+        driver = self._driver
+        namespace = driver.owner.namespace
+        end = await driver.watches.flows.ended(namespace, self.name)
+        if end.code == 0:
+            parts: Sequence[tuple[str, str]] = end.outputs
+            if end.outputs_config_map:
+                found = await driver.api.get_config_map(namespace, end.outputs_config_map)
+                parts = [tuple(p) for p in json.loads(found["data"]["parts.json"])]
+            driver.combine(self._unit_id, parts)
+        return Exit(end.code, end.message[-2048:], end.reason)
+
+    async def stop(self) -> None:
+        driver = self._driver
+        driver.watches.flows.cancel(driver.owner.namespace, self.name)
+        if not driver.detached:
+            await driver.api.delete_flow(driver.owner.namespace, self.name)
+
+
 class KubeDriver:
     def __init__(
         self,
         api: KubeApi,
-        broker: PodBroker,
+        watches: Watches,
         owner: FlowOwner,
         settings: PodSettings,
         plan: Plan,
@@ -68,7 +103,7 @@ class KubeDriver:
         self.api = api
         self._plan = plan
         self._document = document
-        self.broker = broker
+        self.watches = watches
         self.owner = owner
         self.settings = settings
         self._store_dir = store_dir.rstrip("/")
@@ -84,7 +119,7 @@ class KubeDriver:
 
     async def start(self, task: StepTask) -> Running:
         try:
-            pod = step_pod(task, self.owner, self.settings, self._expanded(task.upstream))
+            pod = step_pod(task, self.owner, self.settings, self.expanded(task.upstream))
         except InputTooLarge as exc:
             return Refused(str(exc))
         return await self._create(pod)
@@ -96,28 +131,43 @@ class KubeDriver:
             self.pods_created += 1
         except Conflict:
             # Made by an earlier operator session: its watch events say how it stands.
-            self.broker.observe(await self.api.get_pod(self.owner.namespace, name))
+            self.watches.pods.observe(await self.api.get_pod(self.owner.namespace, name))
             self.pods_adopted += 1
         return KubeRunning(self, name)
 
-    def _expanded(
+    def expanded(
         self, upstream: Sequence[tuple[str, str]], prefix: str = ""
     ) -> list[tuple[str, str]]:
-        """Combined sections become one mount per part, nested as the local runtime nests them."""
+        """Combined sections (and child flows) become one mount per part, nested as the local
+        runtime nests them; a part named "" is its whole."""
         mounts: list[tuple[str, str]] = []
         for subdir, unit_id in upstream:
+            path = "/".join(part for part in (prefix, subdir) if part)
             parts = self._combined.get(unit_id)
             if parts is None:
-                mounts.append((f"{prefix}{subdir}", unit_id))
+                mounts.append((path, unit_id))
             else:
-                mounts.extend(self._expanded(parts, f"{prefix}{subdir}/"))
+                mounts.extend(self.expanded(parts, path))
         return mounts
+
+    async def start_flow(self, task: FlowTask) -> Running:
+        """A flowRef: a child MetaFlow owned by this one, run by the operator like any other,
+        its units' outputs in this flow's store folder."""
+        child = child_flow(
+            self.owner, self._plan, self._document, task, self.expanded(task.upstream)
+        )
+        name = child["metadata"]["name"]
+        try:
+            await self.api.create_flow(self.owner.namespace, child)
+        except Conflict:
+            self.watches.flows.observe(await self.api.get_flow(self.owner.namespace, name))
+        return ChildFlow(self, task.id, name)
 
     async def start_pod(self, task: PodTask) -> Running:
         """A micro section: its quarterback's access, its work, then its pod."""
         _, section = self._plan.section_at(task.file, task.pointer)
         slots = slot_images(section, task.max_active, self.settings.default_image)
-        pod = micro_pod(task, self.owner, self.settings, self._expanded(task.upstream), slots)
+        pod = micro_pod(task, self.owner, self.settings, self.expanded(task.upstream), slots)
         name = pod["metadata"]["name"]
         work = Work(task, self._document, task.file, slots, self.settings.default_image)
         namespace = self.owner.namespace
@@ -176,3 +226,50 @@ def max_live(unit: Unit | Cases | None, limit: int | None = None) -> int:
     children = [*unit.units, *unit.ring, unit.visit, unit.gather]
     widest = max((max_live(child) for child in children), default=1)
     return (limit or max_active(unit)) * widest
+
+
+def child_flow(
+    owner: FlowOwner,
+    plan: Plan,
+    document: Mapping[str, Any],
+    task: FlowTask,
+    upstream: Sequence[tuple[str, str]],
+) -> dict[str, Any]:
+    """The child MetaFlow of a flowRef: the referenced flow's document (from the parent's
+    `spec.flows`), its inputs as the flowRef binds them, the parent's embedded flows rebased
+    to where the child's own references resolve, and what it runs within."""
+    base = plan.flow.source.parent
+    sub: Plan = task.plan
+    key = os.path.relpath(sub.flow.source, base)
+    flows: Mapping[str, Any] = document["spec"].get("flows", {})
+    written = copy.deepcopy(flows[key])
+    spec = written["spec"]
+    spec["inputs"] = {name: _given(given) for name, given in sub.inputs.items()}
+    here = os.path.dirname(key)
+    rebased = {os.path.relpath(other, here or "."): doc for other, doc in flows.items()}
+    if rebased:
+        spec["flows"] = rebased
+    digest = hashlib.sha256(task.id.encode()).hexdigest()[:8]
+    return {
+        "apiVersion": document["apiVersion"],
+        "kind": document["kind"],
+        "metadata": {
+            "name": f"{owner.name[:40].rstrip('-')}-{digest}-{task.attempt}",
+            "namespace": owner.namespace,
+            "labels": {**MANAGED_BY, LABEL_PARENT: owner.name},
+            "annotations": {
+                ANNOTATION_WITHIN: task.id,
+                ANNOTATION_STORE: owner.store_root,
+                ANNOTATION_UPSTREAM: json.dumps([list(u) for u in upstream]),
+                ANNOTATION_FLOW_NAME: written.get("metadata", {}).get("name", sub.flow.name),
+            },
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": spec,
+    }
+
+
+def _given(given: Input) -> dict[str, Any]:
+    if isinstance(given, ValueInput):
+        return {"value": given.value}
+    return {"path": str(given.path)}

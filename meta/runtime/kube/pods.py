@@ -30,6 +30,12 @@ LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_NAME = f"{GROUP}/unit-name"
 ANNOTATION_UNIT_ID = f"{GROUP}/unit-id"
 ANNOTATION_INPUT = f"{GROUP}/input"
+ANNOTATION_WITHIN = f"{GROUP}/within"
+"""On a child flow: the id of the flowRef it runs for (its units' ids start with it)."""
+ANNOTATION_STORE = f"{GROUP}/store"
+ANNOTATION_UPSTREAM = f"{GROUP}/upstream"
+ANNOTATION_FLOW_NAME = f"{GROUP}/flow-name"
+LABEL_PARENT = f"{GROUP}/parent"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meta-orchestrator"}
 
 INPUT_DIR = "/meta/task"
@@ -53,6 +59,13 @@ class FlowOwner:
     namespace: str
     name: str
     uid: str
+    store: str = ""
+    """The folder of the store its units' outputs go to: the uid of the flow at the top of the
+    flowRef chain, shared by the child flows it made, so outputs cross flows without copies."""
+
+    @property
+    def store_root(self) -> str:
+        return self.store or self.uid
 
     def reference(self) -> dict[str, Any]:
         return {
@@ -92,7 +105,7 @@ def unit_label(unit_id: str) -> str:
 
 def store_path(owner: FlowOwner, unit_id: str) -> str:
     """Where a unit's outputs live inside the store volume."""
-    return f"{owner.uid}/{unit_id}/outputs"
+    return f"{owner.store_root}/{unit_id}/outputs"
 
 
 def step_pod(

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from meta.errors import Fault, InputFault
+from meta.errors import Fault, InputFault, lookup
 from meta.flow.crd import GROUP, KIND, VERSION
 from meta.flow.files import display_path
-from meta.flow.model import FileInput
+from meta.flow.model import Flow, FlowRef, Input, ValueInput
 from meta.flow.parse import read_document
 from meta.plan.inputs import is_json_lines, iter_json_lines, read_json
-from meta.plan.plan import Plan
+from meta.plan.plan import Plan, walk_units
 from meta.runtime.kube.api import Conflict, KubeApi
 
 MAX_INLINE_BYTES = 1024 * 1024
@@ -20,44 +21,59 @@ MAX_INLINE_BYTES = 1024 * 1024
 
 
 def flow_resource(plan: Plan, namespace: str) -> dict[str, Any]:
-    """The MetaFlow resource of a planned flow file, with its file inputs inlined as values,
-    so the resource carries everything it reads."""
+    """The MetaFlow resource of a planned flow file, self-contained: every file input (of the
+    flow, of its flowRefs, of the flows they reference) inlined as a value, and every
+    referenced flow embedded in `spec.flows` by its path relative to the flow's file."""
     flow = plan.flow
-    document = read_document(flow.source)
-    spec = dict(document["spec"])
-    inputs: dict[str, Any] = {}
-    for name, given in plan.inputs.items():
-        if isinstance(given, FileInput):
-            value = (
-                list(iter_json_lines(given.path))
-                if is_json_lines(given.path)
-                else read_json(given.path)
-            )
-            inputs[name] = {"value": value}
-        else:
-            inputs[name] = {"value": given.value}
-    if inputs:
-        spec["inputs"] = inputs
-    size = len(json.dumps(inputs))
+    document = _inlined(read_document(flow.source), flow, plan.inputs)
+    spec = document["spec"]
+    base = flow.source.parent
+    flows: dict[str, Any] = {}
+    pending = list(plan.subplans.values())
+    while pending:
+        sub = pending.pop(0)
+        key = os.path.relpath(sub.flow.source, base)
+        if key not in flows:
+            flows[key] = _inlined(read_document(sub.flow.source), sub.flow, sub.flow.inputs)
+        pending.extend(sub.subplans.values())
+    if flows:
+        spec["flows"] = flows
+    size = len(json.dumps(spec))
     if size > MAX_INLINE_BYTES:
         raise InputFault(
             Fault(
                 display_path(flow.source),
-                "/spec/inputs",
-                f"the inputs hold {size} bytes; a MetaFlow resource carries at most "
-                f"{MAX_INLINE_BYTES} (put large data on the operator's data volume)",
+                "/spec",
+                f"with its inputs and referenced flows inlined the spec holds {size} bytes; a "
+                f"MetaFlow resource carries at most {MAX_INLINE_BYTES} (put large data on the "
+                "operator's data volume)",
             )
         )
     metadata: dict[str, Any] = {"name": flow.name, "namespace": namespace}
     for key in ("labels", "annotations"):
         if key in document["metadata"]:
             metadata[key] = document["metadata"][key]
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": metadata,
-        "spec": spec,
-    }
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata, "spec": spec}
+
+
+def _inlined(document: dict[str, Any], flow: Flow, inputs: Mapping[str, Input]) -> dict[str, Any]:
+    """A flow document with its inputs, and the inputs its flowRefs bind, given as values."""
+    spec = document["spec"]
+    if inputs:
+        spec["inputs"] = {name: {"value": _value(given)} for name, given in inputs.items()}
+    for ref in (u for u in walk_units(flow.root) if isinstance(u, FlowRef)):
+        written = lookup(document, ref.origin.pointer)["flowRef"]
+        if ref.inputs:
+            written["inputs"] = {name: {"value": _value(g)} for name, g in ref.inputs.items()}
+    return document
+
+
+def _value(given: Input) -> Any:
+    if isinstance(given, ValueInput):
+        return given.value
+    if is_json_lines(given.path):
+        return list(iter_json_lines(given.path))
+    return read_json(given.path)
 
 
 async def apply_flow(api: KubeApi, body: Mapping[str, Any]) -> str:

@@ -9,24 +9,36 @@ phase Invalid, condition `Valid=False` naming the JSON path, a Warning Event, an
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from meta.engine.engine import Engine
+from meta.engine.frontiers import Done
 from meta.errors import RunFailed, UserError
 from meta.flow.crd import GROUP, KIND, VERSION
 from meta.flow.parse import flow_from_document
 from meta.plan.plan import Plan, plan_flow
-from meta.runtime.kube.api import KubeApi
-from meta.runtime.kube.broker import PodBroker
+from meta.runtime.kube.api import Conflict, KubeApi
+from meta.runtime.kube.broker import Watches
 from meta.runtime.kube.driver import KubeDriver
 from meta.runtime.kube.journal import ConfigMapJournal
-from meta.runtime.kube.pods import FlowOwner, PodSettings
+from meta.runtime.kube.pods import (
+    ANNOTATION_FLOW_NAME,
+    ANNOTATION_STORE,
+    ANNOTATION_UPSTREAM,
+    ANNOTATION_WITHIN,
+    MANAGED_BY,
+    FlowOwner,
+    PodSettings,
+)
 from meta.runtime.kube.status import StatusReporter, condition, now
 
 ENDED = ("Succeeded", "Failed", "Invalid")
+MAX_PARTS_IN_STATUS = 100
 
 
 @dataclass
@@ -44,11 +56,14 @@ def flow_file(namespace: str, name: str) -> str:
 
 
 def flow_document(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The flow document of a MetaFlow resource: what a flow file would hold."""
+    """The flow document of a MetaFlow resource: what a flow file would hold (a child flow
+    keeps the name of the flow it was made from)."""
+    meta = body["metadata"]
+    name = (meta.get("annotations") or {}).get(ANNOTATION_FLOW_NAME, meta["name"])
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": {"name": body["metadata"]["name"]},
+        "metadata": {"name": name},
         "spec": body.get("spec"),
     }
 
@@ -91,7 +106,7 @@ async def event(api: KubeApi, owner: FlowOwner, kind: str, reason: str, message:
 
 async def run_flow(
     api: KubeApi,
-    broker: PodBroker,
+    watches: Watches,
     body: Mapping[str, Any],
     settings: OperatorSettings,
     stopped: asyncio.Event | None = None,
@@ -99,7 +114,15 @@ async def run_flow(
     """Run (or resume) one MetaFlow to its end; its final phase. Returns early, leaving its
     pods running for the next operator session, when `stopped` is set."""
     meta = body["metadata"]
-    owner = FlowOwner(meta["namespace"], meta["name"], meta["uid"])
+    annotations: Mapping[str, str] = meta.get("annotations") or {}
+    owner = FlowOwner(
+        meta["namespace"], meta["name"], meta["uid"], annotations.get(ANNOTATION_STORE, "")
+    )
+    within = annotations.get(ANNOTATION_WITHIN)
+    upstream = tuple(
+        Done(subdir, unit_id)
+        for subdir, unit_id in json.loads(annotations.get(ANNOTATION_UPSTREAM, "[]"))
+    )
     generation = int(meta.get("generation", 1))
     status: Mapping[str, Any] = body.get("status") or {}
     if status.get("phase") in ENDED:
@@ -116,7 +139,7 @@ async def run_flow(
     journal = ConfigMapJournal(api, owner)
     await journal.load()
     driver = KubeDriver(
-        api, broker, owner, settings.pods, plan, flow_document(body), settings.store_dir
+        api, watches, owner, settings.pods, plan, flow_document(body), settings.store_dir
     )
     conditions = [condition("Valid", True, "Valid", "the spec is a valid flow", generation)]
     if not status.get("startedAt"):
@@ -124,7 +147,7 @@ async def run_flow(
     reporter.extra.update(startedAt=status.get("startedAt") or now(), conditions=conditions)
     await reporter.write(phase="Running", journal=journal.chunks)
     engine = Engine(plan, driver, observer=reporter, journal=journal)
-    run = asyncio.ensure_future(engine.run())
+    run = asyncio.ensure_future(engine.run(within, upstream))
     stop = asyncio.ensure_future(stopped.wait()) if stopped is not None else None
     try:
         waited = {run} if stop is None else {run, stop}
@@ -161,12 +184,42 @@ async def run_flow(
             stop.cancel()
         await reporter.close()
     await journal.close()
+    handed: dict[str, Any] = {}
+    if within is not None:
+        handed = await _hand_over(api, owner, driver.expanded([("", done.output)]))
     await reporter.write(
         phase="Succeeded",
         finishedAt=now(),
         outputs=driver.outputs(done.output),
+        **handed,
         journal=journal.chunks,
         apiWrites=api.calls.writes,
     )
     await event(api, owner, "Normal", "Succeeded", f"{reporter.succeeded} units succeeded")
     return "Succeeded"
+
+
+async def _hand_over(
+    api: KubeApi, owner: FlowOwner, parts: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """A child flow's result for its parent: the units whose outputs are its root's, in the
+    status when they are few, else in a ConfigMap the status names (a fan-out's thousands of
+    results must not grow the status)."""
+    listed = [list(part) for part in parts]
+    if len(listed) <= MAX_PARTS_IN_STATUS:
+        return {"outputParts": listed}
+    name = f"{owner.name[:40].rstrip('-')}-outputs"
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": dict(MANAGED_BY),
+            "ownerReferences": [owner.reference()],
+        },
+        "data": {"parts.json": json.dumps(listed)},
+    }
+    with contextlib.suppress(Conflict):
+        await api.create_config_map(owner.namespace, body)
+    return {"outputPartsConfigMap": name}
