@@ -7,7 +7,7 @@ a container in a pod. Outputs are named by unit id; the driver alone knows where
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from meta.flow.model import Scope
@@ -32,6 +32,8 @@ class StepTask:
     workdir: str
     """Where the step's program starts (locally: the flow file's directory)."""
     attempt: int
+    resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """What its container asks of its node (`requests`, `limits`); locally unused."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -631,6 +631,7 @@ class Engine:
             pod=parent.pod,
             workdir=str(scope.plan.flow.source.parent),
             attempt=1,
+            resources=run.resources,
         )
 
     @staticmethod

@@ -53,6 +53,8 @@ class Run:
     command: tuple[str, ...]
     image: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """`requests` and `limits`, each resource name -> Kubernetes quantity."""
 
 
 @dataclass(frozen=True)

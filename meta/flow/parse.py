@@ -96,7 +96,12 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
         run = raw["run"]
         return Step(
             name=raw["name"],
-            run=Run(tuple(run["command"]), run.get("image"), dict(run.get("env", {}))),
+            run=Run(
+                tuple(run["command"]),
+                run.get("image"),
+                dict(run.get("env", {})),
+                {kind: dict(amounts) for kind, amounts in run.get("resources", {}).items()},
+            ),
             origin=origin,
             retries=raw.get("retries"),
             timeout_seconds=raw.get("timeoutSeconds"),

@@ -271,7 +271,7 @@ def test_a_fault_deep_in_a_nested_section_has_the_full_pointer() -> None:
     assert faults(doc(root)) == [
         (
             "/spec/root/visit/units/0/units/1/run/img",
-            "unknown field 'img' (allowed here: command, env, image)",
+            "unknown field 'img' (allowed here: command, env, image, resources)",
         )
     ]
 

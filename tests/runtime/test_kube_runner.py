@@ -273,3 +273,41 @@ def test_status_stays_small_and_writes_stay_few_for_ten_thousand_units(tmp_path:
     assert len(json.dumps(api.status)) <= 64 * 1024
     writes = api.calls.writes - len(api.events)
     assert writes / 10_000 <= 3
+
+
+def test_pods_ask_for_the_most_of_what_runs_at_once_not_the_sum(tmp_path: Path) -> None:
+    api, broker = FakeApi(), Watches()
+    FakeKubelet(api, broker)
+
+    def asking(name: str, cpu: str, memory: str) -> dict[str, Any]:
+        unit = step(name)
+        unit["run"]["resources"] = {"requests": {"cpu": cpu, "memory": memory}}
+        return unit
+
+    spec = {
+        "root": {
+            "name": "outer",
+            "scope": "macro",
+            "pattern": "sequence",
+            "units": [
+                asking("alone", "250m", "64Mi"),
+                {
+                    "name": "pod",
+                    "scope": "micro",
+                    "pattern": "sequence",
+                    "units": [
+                        asking("small", "500m", "1Gi"),
+                        asking("big", "2", "256Mi"),
+                        asking("tiny", "100m", "512Mi"),
+                    ],
+                },
+            ],
+        }
+    }
+    assert run(api, broker, resource(spec), tmp_path) == "Succeeded"
+    pods = {p["metadata"]["labels"]["meta-orchestrator.io/unit-name"]: p for p in api.pods.values()}
+    alone = pods["alone"]["spec"]["containers"][0]
+    assert alone["resources"] == {"requests": {"cpu": "250m", "memory": "64Mi"}}
+    slots = [c for c in pods["pod"]["spec"]["containers"] if c["name"].startswith("slot-")]
+    assert len(slots) == 1, "a sequence runs one step at a time: one slot"
+    assert slots[0]["resources"] == {"requests": {"cpu": "2", "memory": "1Gi"}}

@@ -14,14 +14,22 @@ import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
+from kubernetes.utils.quantity import parse_quantity
 
 from meta.errors import MetaError
 from meta.flow.crd import GROUP, PLURAL, VERSION
 from meta.runtime.kube.ratelimit import RateLimit
+
+
+def quantity(text: str) -> Decimal:
+    """A Kubernetes quantity ("500m", "2", "256Mi") as a number, to compare two of them."""
+    value: Decimal = parse_quantity(text)
+    return value
 
 
 class ApiFailed(MetaError):

@@ -21,7 +21,7 @@ from meta.engine.driver import Exit, FlowTask, PodTask, Refused, Running, StepTa
 from meta.flow.model import Cases, Input, Section, Step, Unit, ValueInput, max_active
 from meta.flow.templates import is_template
 from meta.plan.plan import Plan, walk_units
-from meta.runtime.kube.api import ApiFailed, Conflict, KubeApi
+from meta.runtime.kube.api import ApiFailed, Conflict, KubeApi, quantity
 from meta.runtime.kube.broker import Watches
 from meta.runtime.kube.pods import (
     ANNOTATION_FLOW_NAME,
@@ -167,7 +167,9 @@ class KubeDriver:
         """A micro section: its quarterback's access, its work, then its pod."""
         _, section = self._plan.section_at(task.file, task.pointer)
         slots = slot_images(section, task.max_active, self.settings.default_image)
-        pod = micro_pod(task, self.owner, self.settings, self.expanded(task.upstream), slots)
+        upstream = self.expanded(task.upstream)
+        asks = slot_resources(section)
+        pod = micro_pod(task, self.owner, self.settings, upstream, slots, asks)
         name = pod["metadata"]["name"]
         work = Work(task, self._document, task.file, slots, self.settings.default_image)
         namespace = self.owner.namespace
@@ -213,6 +215,21 @@ def slot_images(section: Section, max_active: int, default_image: str) -> list[s
     count = max(1, min(MAX_SLOTS, max_live(section, max_active)))
     images = images or [default_image]
     return [images[i % len(images)] for i in range(count)]
+
+
+def slot_resources(section: Section) -> dict[str, dict[str, str]]:
+    """What each slot asks: per resource, the most any step of the section asks. A slot runs
+    one step at a time, so the pod asks the most of what may run at once, not the sum of all."""
+    most: dict[str, dict[str, str]] = {}
+    for unit in walk_units(section):
+        if not isinstance(unit, Step):
+            continue
+        for kind, amounts in unit.run.resources.items():
+            kept = most.setdefault(kind, {})
+            for name, amount in amounts.items():
+                if name not in kept or quantity(amount) > quantity(kept[name]):
+                    kept[name] = amount
+    return most
 
 
 def max_live(unit: Unit | Cases | None, limit: int | None = None) -> int:

@@ -151,6 +151,7 @@ def step_pod(
                 "env": env,
                 "volumeMounts": mounts,
                 "terminationMessagePolicy": "FallbackToLogsOnError",
+                **_resources(task.resources),
             }
         ],
         "volumes": [
@@ -274,6 +275,7 @@ def micro_pod(
     settings: PodSettings,
     upstream: Sequence[tuple[str, str]],
     slot_images: Sequence[str],
+    slot_resources: Mapping[str, Mapping[str, str]],
 ) -> dict[str, Any]:
     """The pod of one attempt at a micro section: the quarterback, and one slot container per
     unit that may run at once, each running the launcher (put on a shared volume by an init
@@ -313,6 +315,7 @@ def micro_pod(
             "imagePullPolicy": pull,
             "command": ["python3", f"{LAUNCHER_DIR}/launcher.py", SOCKET, str(index)],
             "volumeMounts": shared,
+            **_resources(slot_resources),
         }
         for index, image in enumerate(slot_images)
     ]
@@ -358,6 +361,11 @@ def micro_pod(
         },
         "spec": spec,
     }
+
+
+def _resources(resources: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    kept = {kind: dict(amounts) for kind, amounts in resources.items() if amounts}
+    return {"resources": kept} if kept else {}
 
 
 def _upstream_mounts(owner: FlowOwner, upstream: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
