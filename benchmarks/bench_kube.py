@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "tests" / "e2e" / "cluster"
 META = Path(sys.executable).with_name("meta")
 GROUP, VERSION, PLURAL = "meta-orchestrator.io", "v1alpha1", "metaflows"
+WAIT_SECONDS = 600
 
 
 def start_plane(state: Path) -> Path:
@@ -72,13 +73,15 @@ def fanout(name: str, units: int, max_active: int) -> dict[str, Any]:
 
 
 def wait_ended(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
-    while True:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
         found: dict[str, Any] = custom.get_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, name
         )
         if (found.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Invalid"):
             return found
         time.sleep(0.2)
+    raise SystemExit(f"{name} did not end within {WAIT_SECONDS} s")
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 a unit failed, 2 a user error (nothing run), 130 interr
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -309,9 +308,6 @@ def operator(
     from meta.runtime.kube.pods import PodSettings
     from meta.runtime.kube.runner import OperatorSettings
 
-    if kubeconfig is not None:
-        # kopf logs in on its own, from the same place the client does.
-        os.environ["KUBECONFIG"] = str(kubeconfig)
     pods = PodSettings(
         default_image=image,
         image_pull_policy=image_pull_policy,

@@ -41,10 +41,19 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 @kopf.on.login(registry=registry)
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """kopf's own connection, from the same place the client's comes from (in-cluster, or
-    $KUBECONFIG), so the operator needs one set of credentials."""
-    return kopf.login_via_client(**kwargs)
+def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's own connection: the very credentials of the operator's client (in-cluster, or the
+    kubeconfig it was given), so the operator has one set of them."""
+    given = memo.api.connection()
+    return kopf.ConnectionInfo(
+        server=given.host,
+        ca_path=given.ca_file,
+        insecure=not given.verify,
+        scheme="Bearer" if given.token else None,
+        token=given.token,
+        certificate_path=given.cert_file,
+        private_key_path=given.key_file,
+    )
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, cancellation_timeout=30.0)

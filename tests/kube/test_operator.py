@@ -82,9 +82,9 @@ class Operator:
         with self.log.open("ab") as out:
             out.write(f"---- session {self.sessions}\n".encode())
             out.flush()
-            self.process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=self.cluster.env()
-            )
+            # --kubeconfig alone says who the operator is: kopf and the client alike.
+            env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
     def kill(self) -> None:
         assert self.process is not None

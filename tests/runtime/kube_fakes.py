@@ -116,12 +116,15 @@ class FakeKubelet:
         delay: float = 0.001,
         exit_codes: Mapping[str, int] | None = None,
         hold: Callable[[str], bool] | None = None,
+        messages: Mapping[str, str] | None = None,
     ) -> None:
         self.api = api
         self.broker = watches.pods
         self.delay = delay
         self.exit_codes = dict(exit_codes or {})
         self.hold = hold or (lambda unit: False)
+        self.messages = dict(messages or {})
+        """The termination message of a pod that succeeds, by unit id (a quarterback's report)."""
         self.live = 0
         self.peak = 0
         self.order: list[str] = []
@@ -139,6 +142,7 @@ class FakeKubelet:
 
     def end(self, pod: dict[str, Any], code: int) -> None:
         self.live -= 1
+        unit = pod["metadata"]["annotations"][ANNOTATION_UNIT_ID]
         pod["status"] = {
             "phase": "Succeeded" if code == 0 else "Failed",
             "containerStatuses": [
@@ -148,7 +152,9 @@ class FakeKubelet:
                         "terminated": {
                             "exitCode": code,
                             "reason": "Completed" if code == 0 else "Error",
-                            "message": "" if code == 0 else "boom: the last words\n",
+                            "message": self.messages.get(unit, "")
+                            if code == 0
+                            else "boom: the last words\n",
                         }
                     },
                 }

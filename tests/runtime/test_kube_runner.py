@@ -123,7 +123,8 @@ def test_a_micro_section_is_one_pod_with_a_quarterback_allowed_to_touch_that_pod
     tmp_path: Path,
 ) -> None:
     api, broker = FakeApi(), Watches()
-    FakeKubelet(api, broker)
+    report = '{"unitsRun": 6, "peakActive": 3, "imageSwaps": 0}'
+    FakeKubelet(api, broker, messages={"tree/outer/pod": report})
     spec = {
         "root": {
             "name": "outer",
@@ -179,6 +180,15 @@ def test_a_micro_section_is_one_pod_with_a_quarterback_allowed_to_touch_that_pod
     )
     mounts = {m["mountPath"]: m for m in after["spec"]["containers"][0]["volumeMounts"]}
     assert mounts["/meta/upstream/pod"]["subPath"] == "uid-tree/tree/outer/pod/outputs"
+    sections = {s["id"]: s for s in api.status["sections"]}
+    assert sections["tree/outer/pod"] == {
+        "id": "tree/outer/pod",
+        "pattern": "fanout",
+        "scope": "micro",
+        "maxActive": 3,
+        "peakActive": 3,
+        "unitsRun": 6,
+    }, "the quarterback's report is merged into the flow's status"
 
 
 def test_a_failing_unit_fails_the_flow_with_its_reason_after_its_retries(tmp_path: Path) -> None:

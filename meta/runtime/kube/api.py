@@ -48,6 +48,16 @@ class NotFound(ApiFailed):
     """No such object (404)."""
 
 
+@dataclass(frozen=True)
+class Connection:
+    host: str
+    ca_file: str | None
+    verify: bool
+    token: str | None
+    cert_file: str | None
+    key_file: str | None
+
+
 @dataclass
 class Calls:
     """What this process asked of the API server, by verb."""
@@ -94,6 +104,23 @@ class KubeApi:
         configuration.api_key_prefix = {"authorization": "Bearer"}
         configuration.ssl_ca_cert = ca_file
         return cls(client.ApiClient(configuration), limit)
+
+    def connection(self) -> Connection:
+        """Where and how this client connects, for another library to connect alike (kopf).
+        A rotating ServiceAccount token is read afresh at each call."""
+        c = self._client.configuration
+        header = c.get_api_key_with_prefix("BearerToken") or c.get_api_key_with_prefix(
+            "authorization"
+        )
+        token = header.split(" ", 1)[-1] if header else None
+        return Connection(
+            host=c.host,
+            ca_file=c.ssl_ca_cert,
+            verify=bool(c.verify_ssl),
+            token=token,
+            cert_file=c.cert_file,
+            key_file=c.key_file,
+        )
 
     @property
     def host(self) -> str:

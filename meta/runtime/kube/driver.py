@@ -15,9 +15,11 @@ import hashlib
 import json
 import os
 from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from meta.engine.driver import Exit, FlowTask, PodTask, Refused, Running, StepTask
+from meta.engine.records import Observer, SectionRecord
 from meta.flow.model import Cases, Input, Section, Step, Unit, ValueInput, max_active
 from meta.flow.templates import is_template
 from meta.plan.plan import Plan, walk_units
@@ -44,13 +46,17 @@ from meta.runtime.kube.work import Work
 
 
 class KubeRunning:
-    def __init__(self, driver: KubeDriver, name: str) -> None:
+    def __init__(self, driver: KubeDriver, name: str, section: SectionRecord | None = None) -> None:
         self._driver = driver
         self.name = name
+        self._section = section
+        """For a micro pod: its section, whose peak and count its quarterback reports."""
 
     async def wait(self) -> Exit:
         driver = self._driver
         end = await driver.watches.pods.ended(driver.owner.namespace, self.name)
+        if end.code == 0 and self._section is not None:
+            driver.report_section(self._section, end.message)
         return Exit(end.code, end.message[-2048:], end.reason)
 
     async def stop(self) -> None:
@@ -111,6 +117,8 @@ class KubeDriver:
         self.pods_created = 0
         self.pods_adopted = 0
         self.detached = False
+        self.sections: Observer | None = None
+        """Told of the micro sections that ran in pods, as the engine tells of its own."""
 
     def detach(self) -> None:
         """The operator is going away: attempts stopped from now on keep their pods running,
@@ -124,7 +132,18 @@ class KubeDriver:
             return Refused(str(exc))
         return await self._create(pod)
 
-    async def _create(self, pod: dict[str, Any]) -> Running:
+    def report_section(self, section: SectionRecord, message: str) -> None:
+        """Merge what a micro pod's quarterback reported (its termination message) into the
+        flow's section records."""
+        try:
+            report = json.loads(message)
+            peak, units = int(report["peakActive"]), int(report["unitsRun"])
+        except (ValueError, KeyError, TypeError):
+            return
+        if self.sections is not None:
+            self.sections.section_finished(replace(section, peak_active=peak, units_run=units))
+
+    async def _create(self, pod: dict[str, Any], section: SectionRecord | None = None) -> Running:
         name = pod["metadata"]["name"]
         try:
             await self.api.create_pod(self.owner.namespace, pod)
@@ -133,7 +152,7 @@ class KubeDriver:
             # Made by an earlier operator session: its watch events say how it stands.
             self.watches.pods.observe(await self.api.get_pod(self.owner.namespace, name))
             self.pods_adopted += 1
-        return KubeRunning(self, name)
+        return KubeRunning(self, name, section)
 
     def expanded(
         self, upstream: Sequence[tuple[str, str]], prefix: str = ""
@@ -180,7 +199,8 @@ class KubeDriver:
             await _created(self.api.create_config_map(namespace, config))
         except ApiFailed as exc:
             return Refused(f"cannot prepare the micro pod: {exc}")
-        return await self._create(pod)
+        record = SectionRecord(task.id, task.name, section.pattern, "micro", task.max_active, 0, 0)
+        return await self._create(pod, record)
 
     async def open_pod(self, pod: str) -> None:
         """Not called: micro sections run in their pods (`start_pod`)."""

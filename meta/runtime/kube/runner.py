@@ -146,6 +146,7 @@ async def run_flow(
         await event(api, owner, "Normal", "Started", "running the flow")
     reporter.extra.update(startedAt=status.get("startedAt") or now(), conditions=conditions)
     await reporter.write(phase="Running", journal=journal.chunks)
+    driver.sections = reporter
     engine = Engine(plan, driver, observer=reporter, journal=journal)
     run = asyncio.ensure_future(engine.run(within, upstream))
     stop = asyncio.ensure_future(stopped.wait()) if stopped is not None else None
