@@ -365,15 +365,10 @@ class Engine:
             attempt=1,
             max_active=limit,
         )
-        defaults = scope.plan.flow.defaults
+        # One attempt, no time limit of its own: the steps inside keep their retries and
+        # timeouts (a pod-level retry would multiply them, a step's timeout would cut it short).
         await self._attempts(
-            scope,
-            name,
-            uid,
-            parent,
-            defaults.retries,
-            defaults.timeout_seconds,
-            lambda n: driver.start_pod(replace(task, attempt=n)),
+            scope, name, uid, parent, 0, None, lambda n: driver.start_pod(replace(task, attempt=n))
         )
         return Done(name, uid)
 
@@ -391,15 +386,9 @@ class Engine:
         driver = self._driver
         assert isinstance(driver, FlowDriver)
         task = FlowTask(uid, name, parent.id, plan, _named(upstream), 1)
-        defaults = scope.plan.flow.defaults
+        # Like a micro pod: the child's steps keep their own retries and timeouts.
         await self._attempts(
-            scope,
-            name,
-            uid,
-            parent,
-            defaults.retries,
-            defaults.timeout_seconds,
-            lambda n: driver.start_flow(replace(task, attempt=n)),
+            scope, name, uid, parent, 0, None, lambda n: driver.start_flow(replace(task, attempt=n))
         )
         return Done(name, uid)
 
@@ -536,7 +525,7 @@ class Engine:
         uid: str,
         parent: _Parent,
         retries: int,
-        timeout: float,
+        timeout: float | None,
         start: Callable[[int], Awaitable[Running]],
     ) -> None:
         """Run attempts of one unit until one succeeds; `RunFailed` when the last one fails."""
@@ -563,7 +552,7 @@ class Engine:
             await asyncio.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
 
     async def _attempt(
-        self, starting: Awaitable[Running], timeout: float, record: UnitRecord
+        self, starting: Awaitable[Running], timeout: float | None, record: UnitRecord
     ) -> tuple[Exit, str]:
         running = await starting
         try:

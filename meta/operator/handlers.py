@@ -29,8 +29,8 @@ class Memo(kopf.Memo):
 
 @kopf.on.startup(registry=registry)
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Events are posted by the runner, through the rate-limited client.
     settings.posting.enabled = False
-    """Events are posted by the runner through the rate-limited client."""
     settings.persistence.finalizer = f"{GROUP}/operator"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -75,7 +75,8 @@ async def drive(
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_FLOW: kopf.PRESENT}, registry=registry)
-def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    """On the event loop (an async handler), where the waiting attempts are."""
     pod = event["object"]
     if event["type"] == "DELETED":
         meta = pod["metadata"]
@@ -85,7 +86,7 @@ def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-def flow_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+async def flow_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """Child flows end through their status; the flowRef unit waiting on one learns it here."""
     flow = event["object"]
     if event["type"] == "DELETED":

@@ -134,6 +134,10 @@ class MicroDriver:
         output = os.path.join(unit_dir, "out")
         os.makedirs(upstream)
         os.mkdir(output)
+        # The slot's image may run as another user than the quarterback: its program must
+        # write its outputs and logs here.
+        for folder in (unit_dir, output):
+            os.chmod(folder, 0o777)
         for name, producer in task.upstream:
             os.symlink(self.outputs(producer), os.path.join(upstream, name))
         input_file = os.path.join(unit_dir, "input.json")

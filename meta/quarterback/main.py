@@ -22,6 +22,7 @@ from meta.errors import RunFailed, UserError
 from meta.flow.parse import flow_from_document
 from meta.plan.plan import plan_flow
 from meta.quarterback.driver import MicroDriver, PodPaths
+from meta.quarterback.launcher import CLOSED
 from meta.quarterback.slots import Slots, Swap
 from meta.runtime.kube.work import Work
 
@@ -39,14 +40,16 @@ class _Count(NullObserver):
 
 async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
     """Run the section of the work in `paths.work`; the exit code the container ends with."""
+    os.makedirs(os.path.dirname(paths.socket), exist_ok=True)
     work = Work.read(paths.work)
     try:
         flow = flow_from_document(dict(work.flow), Path(paths.work) / "flow.yaml", file=work.file)
         plan = plan_flow(flow)
     except UserError as exc:
         _report(termination, "\n".join(str(f) for f in exc.faults))
+        # The slots wait for a quarterback that will not come: let them go at once.
+        Path(paths.socket + CLOSED).touch()
         return 2
-    os.makedirs(os.path.dirname(paths.socket), exist_ok=True)
     slots = Slots(work.slots, swap)
     await slots.serve(paths.socket)
     driver = MicroDriver(paths, slots, work.default_image, work.task.upstream)

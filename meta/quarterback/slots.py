@@ -37,7 +37,9 @@ class Slot:
     image: str
     writer: asyncio.StreamWriter | None = None
     busy: bool = False
-    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at each connection of a launcher."""
+    connections: int = 0
     waiting: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     swaps: int = 0
 
@@ -57,7 +59,8 @@ class Slots:
         hello = json.loads(await reader.readline())
         slot = self.slots[int(hello["slot"])]
         slot.writer = writer
-        slot.connected.set()
+        slot.connections += 1
+        slot.arrived.set()
         try:
             while line := await reader.readline():
                 message = json.loads(line)
@@ -67,7 +70,6 @@ class Slots:
         finally:
             if slot.writer is writer:
                 slot.writer = None
-                slot.connected.clear()
             for waiter in slot.waiting.values():
                 if not waiter.done():
                     waiter.set_exception(SlotLost(f"slot {slot.index}'s launcher went away"))
@@ -87,13 +89,19 @@ class Slots:
                 await self._free.wait()
         self.peak = max(self.peak, sum(s.busy for s in self.slots))
         try:
+            seen = chosen.connections
             if chosen.image != image:
-                chosen.connected.clear()
+                await self._swap(chosen.index, image)
+                # Only once the pod says so: a refused swap leaves the slot as it was.
                 chosen.swaps += 1
                 chosen.image = image
-                await self._swap(chosen.index, image)
+            else:
+                seen = 0
             async with asyncio.timeout(SWAP_SECONDS):
-                await chosen.connected.wait()
+                # After a swap, the launcher of the new image: one that connected after it.
+                while chosen.connections <= seen or chosen.writer is None:
+                    chosen.arrived.clear()
+                    await chosen.arrived.wait()
         except BaseException:
             await self.release(chosen)
             raise

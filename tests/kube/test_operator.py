@@ -438,7 +438,7 @@ def test_a_micro_section_is_one_pod_whose_quarterback_may_patch_that_pod_alone(
     results = json.loads(probe.stdout)
     assert results == {
         "patch own": 200,
-        "get own": 200,
+        "get own": 403,
         "patch other": 403,
         "get other": 403,
         "list pods": 403,

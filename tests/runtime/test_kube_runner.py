@@ -162,11 +162,18 @@ def test_a_micro_section_is_one_pod_with_a_quarterback_allowed_to_touch_that_pod
             "apiGroups": [""],
             "resources": ["pods"],
             "resourceNames": [name],
-            "verbs": ["get", "watch", "patch"],
+            "verbs": ["patch"],
         }
     ]
     binding = api.objects[("RoleBinding", NS, f"{name}-qb")]
     assert binding["subjects"][0]["name"] == f"{name}-qb"
+    assert micro["spec"]["automountServiceAccountToken"] is False
+    with_token = [
+        c["name"]
+        for c in micro["spec"]["containers"]
+        if any(m["name"] == "token" for m in c["volumeMounts"])
+    ]
+    assert with_token == ["quarterback"], "steps in the slots never see the token"
     scratch = next(v for v in micro["spec"]["volumes"] if v["name"] == "scratch")
     assert scratch["emptyDir"] == {"medium": "Memory"}
     work = json.loads(api.config_maps[(NS, f"{name}-work")]["data"]["task.json"])

@@ -1,7 +1,9 @@
 """The one module that talks to the Kubernetes API (through the official `kubernetes` client).
 
-Everything above it sees plain dicts and two errors, `Conflict` and `NotFound`. Every call goes
-through one client-side rate limit (a token bucket: `qps` tokens a second, at most `burst` saved
+Everything above it sees plain dicts and two errors, `Conflict` and `NotFound`. Every call made
+through it (every create, patch, delete and read of the operator and the quarterback; kopf's
+own watches and its few writes of its annotations go their own way) goes through one
+client-side rate limit (a token bucket: `qps` tokens a second, at most `burst` saved
 up; kopf and the client have none of their own) and is counted, so a run can report how many API
 writes each unit cost. The client is synchronous; calls run on worker threads.
 """
@@ -12,12 +14,13 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from kubernetes import client, config, watch
+import urllib3
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils.quantity import parse_quantity
 
@@ -30,6 +33,11 @@ def quantity(text: str) -> Decimal:
     """A Kubernetes quantity ("500m", "2", "256Mi") as a number, to compare two of them."""
     value: Decimal = parse_quantity(text)
     return value
+
+
+REQUEST_SECONDS = 60
+ATTEMPTS = 5
+RETRY_SECONDS = 0.5
 
 
 class ApiFailed(MetaError):
@@ -128,12 +136,24 @@ class KubeApi:
         return host
 
     async def _call(self, verb: str, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
-        await self.limit.take()
-        self.calls.by_verb[verb] += 1
-        try:
-            return await asyncio.to_thread(method, *args, **kwargs)
-        except ApiException as exc:
-            raise _translated(verb, what, exc) from None
+        """One call, rate limited, counted, bounded in time; a busy or failing server (429,
+        5xx, no answer) is asked again with backoff, a few times, before its error is raised."""
+        kwargs.setdefault("_request_timeout", REQUEST_SECONDS)
+        delay = RETRY_SECONDS
+        for attempt in range(1, ATTEMPTS + 1):
+            await self.limit.take()
+            self.calls.by_verb[verb] += 1
+            try:
+                return await asyncio.to_thread(method, *args, **kwargs)
+            except ApiException as exc:
+                failed = _translated(verb, what, exc)
+            except (OSError, urllib3.exceptions.HTTPError) as exc:
+                failed = ApiFailed(verb, what, 0, f"no answer: {exc}")
+            if attempt == ATTEMPTS or not (failed.status in (0, 429) or failed.status >= 500):
+                raise failed
+            await asyncio.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
 
     def _plain(self, obj: Any) -> dict[str, Any]:
         plain: dict[str, Any] = self._client.sanitize_for_serialization(obj)
@@ -186,20 +206,6 @@ class KubeApi:
             label_selector=selector,
         )
         return [self._plain(p) for p in pods.items]
-
-    def watch_pods(
-        self, namespace: str, selector: str = "", field_selector: str = "", timeout: int = 300
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(event type, pod) as the API server reports them; a blocking generator."""
-        stream = watch.Watch().stream(
-            self._core.list_namespaced_pod,
-            namespace,
-            label_selector=selector,
-            field_selector=field_selector,
-            timeout_seconds=timeout,
-        )
-        for event in stream:
-            yield event["type"], self._plain(event["object"])
 
     # ConfigMaps
     async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]:

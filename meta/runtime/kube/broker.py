@@ -25,6 +25,7 @@ STUCK_REASONS = frozenset(
     }
 )
 """Waiting reasons a step's container does not come back from by itself."""
+MAIN_CONTAINERS = frozenset({"step", "quarterback"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class PodEnd:
     outputs: tuple[tuple[str, str], ...] = ()
     outputs_config_map: str = ""
     """A child flow whose result has many parts names the ConfigMap that lists them."""
+    stuck: bool = False
+    """The pod has not ended and will not by itself (an image that cannot be pulled)."""
 
 
 def pod_end(pod: Mapping[str, Any]) -> PodEnd | None:
@@ -62,11 +65,15 @@ def pod_end(pod: Mapping[str, Any]) -> PodEnd | None:
         if phase == "Succeeded":
             return PodEnd(0)
         return PodEnd(-1, "", status.get("reason") or status.get("message") or "pod failed")
-    for container in containers:
+    # Slots are the quarterback's to look after (a swap it asked for may be pulling); the pod
+    # cannot go on when its step, its quarterback or an init container cannot start.
+    inits = status.get("initContainerStatuses") or []
+    for container in [*inits, *(c for c in containers if c.get("name") in MAIN_CONTAINERS)]:
         waiting = (container.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in STUCK_REASONS:
             message = waiting.get("message", "")
-            return PodEnd(-1, message, f"container cannot start: {waiting['reason']} {message}")
+            why = f"container {container.get('name')} cannot start: {waiting['reason']} {message}"
+            return PodEnd(-1, message, why.rstrip(), stuck=True)
     return None
 
 
@@ -129,7 +136,7 @@ class Broker:
         try:
             return await asyncio.shield(waiter)
         finally:
-            if waiter.done() or waiter.cancelled():
+            if waiter.done():
                 self._waiting.pop(key, None)
 
     def cancel(self, namespace: str, name: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from meta.engine.driver import Exit, FlowTask, PodTask, Refused, Running, StepTask
 from meta.engine.records import Observer, SectionRecord
 from meta.flow.model import Cases, Input, Section, Step, Unit, ValueInput, max_active
+from meta.flow.parse import read_document
 from meta.flow.templates import is_template
 from meta.plan.plan import Plan, walk_units
 from meta.runtime.kube.api import ApiFailed, Conflict, KubeApi, quantity
@@ -38,6 +39,7 @@ from meta.runtime.kube.pods import (
     PodSettings,
     micro_pod,
     quarterback_access,
+    short_name,
     step_pod,
     store_path,
     work_config_map,
@@ -55,6 +57,10 @@ class KubeRunning:
     async def wait(self) -> Exit:
         driver = self._driver
         end = await driver.watches.pods.ended(driver.owner.namespace, self.name)
+        if end.stuck:
+            # It would wait for ever, and a retry must not run beside it.
+            with contextlib.suppress(ApiFailed):
+                await driver.api.delete_pod(driver.owner.namespace, self.name, 0)
         if end.code == 0 and self._section is not None:
             driver.report_section(self._section, end.message)
         return Exit(end.code, end.message[-2048:], end.reason)
@@ -64,9 +70,10 @@ class KubeRunning:
         driver.watches.pods.cancel(driver.owner.namespace, self.name)
         if driver.detached:
             return
-        await driver.api.delete_pod(
-            driver.owner.namespace, self.name, driver.settings.grace_seconds
-        )
+        with contextlib.suppress(ApiFailed):
+            await driver.api.delete_pod(
+                driver.owner.namespace, self.name, driver.settings.grace_seconds
+            )
 
 
 class ChildFlow:
@@ -82,7 +89,10 @@ class ChildFlow:
         if end.code == 0:
             parts: Sequence[tuple[str, str]] = end.outputs
             if end.outputs_config_map:
-                found = await driver.api.get_config_map(namespace, end.outputs_config_map)
+                try:
+                    found = await driver.api.get_config_map(namespace, end.outputs_config_map)
+                except ApiFailed as exc:
+                    return Exit(-1, "", f"cannot read the child flow's outputs: {exc}")
                 parts = [tuple(p) for p in json.loads(found["data"]["parts.json"])]
             driver.combine(self._unit_id, parts)
         return Exit(end.code, end.message[-2048:], end.reason)
@@ -91,7 +101,8 @@ class ChildFlow:
         driver = self._driver
         driver.watches.flows.cancel(driver.owner.namespace, self.name)
         if not driver.detached:
-            await driver.api.delete_flow(driver.owner.namespace, self.name)
+            with contextlib.suppress(ApiFailed):
+                await driver.api.delete_flow(driver.owner.namespace, self.name)
 
 
 class KubeDriver:
@@ -114,8 +125,6 @@ class KubeDriver:
         self.settings = settings
         self._store_dir = store_dir.rstrip("/")
         self._combined: dict[str, list[tuple[str, str]]] = {}
-        self.pods_created = 0
-        self.pods_adopted = 0
         self.detached = False
         self.sections: Observer | None = None
         """Told of the micro sections that ran in pods, as the engine tells of its own."""
@@ -147,11 +156,16 @@ class KubeDriver:
         name = pod["metadata"]["name"]
         try:
             await self.api.create_pod(self.owner.namespace, pod)
-            self.pods_created += 1
         except Conflict:
             # Made by an earlier operator session: its watch events say how it stands.
-            self.watches.pods.observe(await self.api.get_pod(self.owner.namespace, name))
-            self.pods_adopted += 1
+            try:
+                self.watches.pods.observe(await self.api.get_pod(self.owner.namespace, name))
+            except ApiFailed as exc:
+                return Refused(f"cannot read pod {name}: {exc}")
+        except ApiFailed as exc:
+            # Refused for good (quota, admission, a bad field): this attempt fails, like a
+            # program that cannot start; the engine's retries and failure rules take over.
+            return Refused(f"cannot create pod {name}: {exc}")
         return KubeRunning(self, name, section)
 
     def expanded(
@@ -179,7 +193,12 @@ class KubeDriver:
         try:
             await self.api.create_flow(self.owner.namespace, child)
         except Conflict:
-            self.watches.flows.observe(await self.api.get_flow(self.owner.namespace, name))
+            try:
+                self.watches.flows.observe(await self.api.get_flow(self.owner.namespace, name))
+            except ApiFailed as exc:
+                return Refused(f"cannot read child flow {name}: {exc}")
+        except ApiFailed as exc:
+            return Refused(f"cannot create child flow {name}: {exc}")
         return ChildFlow(self, task.id, name)
 
     async def start_pod(self, task: PodTask) -> Running:
@@ -249,6 +268,11 @@ def slot_resources(section: Section) -> dict[str, dict[str, str]]:
             for name, amount in amounts.items():
                 if name not in kept or quantity(amount) > quantity(kept[name]):
                     kept[name] = amount
+    # A limit below the most that a step requests would make the pod invalid.
+    requests, limits = most.get("requests", {}), most.get("limits", {})
+    for name, limit in limits.items():
+        if name in requests and quantity(requests[name]) > quantity(limit):
+            limits[name] = requests[name]
     return most
 
 
@@ -279,7 +303,8 @@ def child_flow(
     sub: Plan = task.plan
     key = os.path.relpath(sub.flow.source, base)
     flows: Mapping[str, Any] = document["spec"].get("flows", {})
-    written = copy.deepcopy(flows[key])
+    # Embedded by `meta apply`, or a file on the operator's data volume.
+    written = copy.deepcopy(flows[key]) if key in flows else read_document(sub.flow.source)
     spec = written["spec"]
     spec["inputs"] = {name: _given(given) for name, given in sub.inputs.items()}
     here = os.path.dirname(key)
@@ -291,7 +316,7 @@ def child_flow(
         "apiVersion": document["apiVersion"],
         "kind": document["kind"],
         "metadata": {
-            "name": f"{owner.name[:40].rstrip('-')}-{digest}-{task.attempt}",
+            "name": f"{short_name(owner.name)}-{digest}-{task.attempt}",
             "namespace": owner.namespace,
             "labels": {**MANAGED_BY, LABEL_PARENT: owner.name},
             "annotations": {

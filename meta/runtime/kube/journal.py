@@ -12,23 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
 
 from meta.engine.records import UnitRecord
 from meta.flow.crd import GROUP
-from meta.runtime.kube.api import Conflict, KubeApi, NotFound
-from meta.runtime.kube.pods import MANAGED_BY, FlowOwner
+from meta.runtime.kube.api import ApiFailed, Conflict, KubeApi, NotFound
+from meta.runtime.kube.pods import MANAGED_BY, FlowOwner, short_name
 
 LABEL_JOURNAL = f"{GROUP}/journal-of"
 CHUNK_BYTES = 700 * 1024
 """A ConfigMap holds at most 1 MiB."""
 FLUSH_SECONDS = 0.5
+MAX_RETRY_SECONDS = 30.0
+log = logging.getLogger(__name__)
 RECORD_FIELDS = tuple(field.name for field in dataclass_fields(UnitRecord))
 
 
 def chunk_name(owner: FlowOwner, index: int) -> str:
-    return f"{owner.name[:40].rstrip('-')}-journal-{index}"
+    return f"{short_name(owner.name)}-journal-{index}"
 
 
 class ConfigMapJournal:
@@ -45,7 +48,8 @@ class ConfigMapJournal:
         self.chunks: list[str] = []
 
     async def load(self) -> None:
-        """Read the chunks an earlier session wrote (they are numbered from 0, in order)."""
+        """Read the chunks earlier sessions wrote: numbered from 0, each probed until one is
+        not there (a chunk may have been closed before it was full)."""
         while True:
             name = chunk_name(self._owner, self._chunk)
             try:
@@ -61,9 +65,11 @@ class ConfigMapJournal:
                     record = UnitRecord(**json.loads(line))
                     if record.state == "succeeded":
                         self._finished[record.id] = record
-            if self._chunk_bytes < CHUNK_BYTES:
-                break
             self._chunk += 1
+        if self.chunks:
+            # Go on writing into the last chunk there is.
+            self._chunk -= 1
+        else:
             self._chunk_bytes = self._keys = 0
 
     def finished(self) -> Mapping[str, UnitRecord]:
@@ -80,11 +86,20 @@ class ConfigMapJournal:
         self._wake.set()
 
     async def _flush_loop(self) -> None:
+        """Flush batches; a write the API server refuses is kept and tried again later (the
+        pods are the record meanwhile), it never stops the journal."""
+        delay = FLUSH_SECONDS
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self.flush()
-            await asyncio.sleep(FLUSH_SECONDS)
+            try:
+                await self.flush()
+                delay = FLUSH_SECONDS
+            except ApiFailed as failed:
+                log.warning("journal of %s: %s; trying again", self._owner.name, failed)
+                delay = min(delay * 2, MAX_RETRY_SECONDS)
+                self._wake.set()
+            await asyncio.sleep(delay)
 
     async def flush(self) -> None:
         if not self._pending:
@@ -117,6 +132,11 @@ class ConfigMapJournal:
             try:
                 await self._api.create_config_map(self._owner.namespace, body)
             except Conflict:
+                # Made by a session that did not load it: add after what it holds.
+                found = await self._api.get_config_map(self._owner.namespace, name)
+                data = found.get("data") or {}
+                self._keys, self._chunk_bytes = len(data), sum(len(v) for v in data.values())
+                key = f"{self._keys:06d}"
                 await self._api.patch_config_map(self._owner.namespace, name, {"data": {key: text}})
             self.chunks.append(name)
         else:
@@ -125,10 +145,14 @@ class ConfigMapJournal:
         self._chunk_bytes += len(text)
 
     async def close(self) -> None:
-        """Write what is pending and stop the flusher."""
+        """Stop the flusher and write what is pending, once; what cannot be written now is
+        left (its units' pods still say they ended)."""
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
-        await self.flush()
+        try:
+            await self.flush()
+        except ApiFailed as failed:
+            log.warning("journal of %s: %s; left unwritten", self._owner.name, failed)

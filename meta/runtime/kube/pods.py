@@ -94,9 +94,17 @@ class PodSettings:
     grace_seconds: int = 5
 
 
+def short_name(name: str) -> str:
+    """A name kept to 40 characters, still telling names apart: a long one keeps its first 31
+    characters and gains a hash of the whole (names of objects made from it add up to 22)."""
+    if len(name) <= 40:
+        return name
+    return f"{name[:31].rstrip('-')}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def pod_name(owner: FlowOwner, unit_id: str, attempt: int) -> str:
     digest = hashlib.sha256(unit_id.encode()).hexdigest()[:10]
-    return f"{owner.name[:40].rstrip('-')}-{digest}-{attempt}"
+    return f"{short_name(owner.name)}-{digest}-{attempt}"
 
 
 def unit_label(unit_id: str) -> str:
@@ -205,6 +213,8 @@ def label_value(text: str) -> str:
 
 QUARTERBACK_SUFFIX = "qb"
 WORK_DIR = "/meta/work"
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+"""Where the in-cluster configuration of the client looks for the token."""
 LAUNCHER_DIR = "/meta/bin"
 SOCKET = f"{SCRATCH_DIR}/.meta/quarterback.sock"
 MAX_SLOTS = 16
@@ -221,8 +231,8 @@ def work_name(pod: str) -> str:
 
 
 def quarterback_access(owner: FlowOwner, pod: str) -> list[dict[str, Any]]:
-    """A ServiceAccount whose Role names one pod alone: the quarterback may read, watch and
-    patch its own pod (to swap a slot's image) and do nothing else."""
+    """A ServiceAccount whose Role names one pod alone: the quarterback may patch its own pod
+    (to swap a slot's image) and do nothing else."""
     name = quarterback_name(pod)
     meta = {
         "name": name,
@@ -241,7 +251,7 @@ def quarterback_access(owner: FlowOwner, pod: str) -> list[dict[str, Any]]:
                     "apiGroups": [""],
                     "resources": ["pods"],
                     "resourceNames": [pod],
-                    "verbs": ["get", "watch", "patch"],
+                    "verbs": ["patch"],
                 }
             ],
         },
@@ -303,6 +313,7 @@ def micro_pod(
         ],
         "volumeMounts": [
             *shared,
+            {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
             {"name": "work", "mountPath": WORK_DIR, "readOnly": True},
             {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
         ],
@@ -324,6 +335,8 @@ def micro_pod(
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": settings.grace_seconds,
         "serviceAccountName": quarterback_name(name),
+        # The token goes to the quarterback alone (below), never to the slots running steps.
+        "automountServiceAccountToken": False,
         "initContainers": [
             {
                 "name": "install-launcher",
@@ -338,6 +351,30 @@ def micro_pod(
             {"name": "scratch", "emptyDir": {"medium": "Memory"}},
             {"name": "launcher", "emptyDir": {}},
             {"name": "work", "configMap": {"name": work_name(name)}},
+            {
+                "name": "token",
+                "projected": {
+                    "sources": [
+                        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                        {
+                            "configMap": {
+                                "name": "kube-root-ca.crt",
+                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                            }
+                        },
+                        {
+                            "downwardAPI": {
+                                "items": [
+                                    {
+                                        "path": "namespace",
+                                        "fieldRef": {"fieldPath": "metadata.namespace"},
+                                    }
+                                ]
+                            }
+                        },
+                    ]
+                },
+            },
             _store_volume(settings),
         ],
     }

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, InputFault, lookup
 from meta.flow.crd import GROUP, KIND, VERSION
 from meta.flow.files import display_path
-from meta.flow.model import Flow, FlowRef, Input, ValueInput
+from meta.flow.model import Flow, FlowRef, Generate, Input, ValueInput
 from meta.flow.parse import read_document
 from meta.plan.inputs import is_json_lines, iter_json_lines, read_json
 from meta.plan.plan import Plan, walk_units
@@ -57,23 +58,42 @@ def flow_resource(plan: Plan, namespace: str) -> dict[str, Any]:
 
 
 def _inlined(document: dict[str, Any], flow: Flow, inputs: Mapping[str, Input]) -> dict[str, Any]:
-    """A flow document with its inputs, and the inputs its flowRefs bind, given as values."""
+    """A flow document with its inputs, and the inputs its flowRefs bind, given as values
+    where they can be (see `_given`)."""
     spec = document["spec"]
+    base = flow.source.parent
+    as_files = {
+        source.input
+        for unit in walk_units(flow.root)
+        if isinstance(unit, Generate)
+        for _, source in unit.sources()
+        if source.input is not None
+    }
     if inputs:
-        spec["inputs"] = {name: {"value": _value(given)} for name, given in inputs.items()}
+        spec["inputs"] = {
+            name: _given(given, base, name in as_files) for name, given in inputs.items()
+        }
     for ref in (u for u in walk_units(flow.root) if isinstance(u, FlowRef)):
         written = lookup(document, ref.origin.pointer)["flowRef"]
         if ref.inputs:
-            written["inputs"] = {name: {"value": _value(g)} for name, g in ref.inputs.items()}
+            written["inputs"] = {name: _given(g, base, False) for name, g in ref.inputs.items()}
     return document
 
 
-def _value(given: Input) -> Any:
+def _given(given: Input, base: Path, as_file: bool) -> dict[str, Any]:
+    """An input as the resource carries it: a JSON (or JSON-lines) file as its value; a file
+    that is not JSON, or that a generate unit reads as a file, stays a path, which the operator
+    resolves on its data volume (`--data-dir`)."""
     if isinstance(given, ValueInput):
-        return given.value
-    if is_json_lines(given.path):
-        return list(iter_json_lines(given.path))
-    return read_json(given.path)
+        return {"value": given.value}
+    if not as_file:
+        try:
+            if is_json_lines(given.path):
+                return {"value": list(iter_json_lines(given.path))}
+            return {"value": read_json(given.path)}
+        except InputFault:
+            pass
+    return {"path": os.path.relpath(given.path, base)}
 
 
 async def apply_flow(api: KubeApi, body: Mapping[str, Any]) -> str:

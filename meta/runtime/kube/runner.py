@@ -34,6 +34,7 @@ from meta.runtime.kube.pods import (
     MANAGED_BY,
     FlowOwner,
     PodSettings,
+    short_name,
 )
 from meta.runtime.kube.status import StatusReporter, condition, now
 
@@ -180,6 +181,14 @@ async def run_flow(
         await reporter.write(phase="Failed", reason=message, finishedAt=now())
         await event(api, owner, "Warning", "FlowFault", message)
         return "Failed"
+    except (asyncio.CancelledError, Exception):
+        # The daemon is cancelled, or something no rule covers broke: leave every pod as it
+        # is for the next session (or kopf's retry of the daemon) to adopt.
+        driver.detach()
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        await journal.close()
+        raise
     finally:
         if stop is not None:
             stop.cancel()
@@ -209,7 +218,7 @@ async def _hand_over(
     listed = [list(part) for part in parts]
     if len(listed) <= MAX_PARTS_IN_STATUS:
         return {"outputParts": listed}
-    name = f"{owner.name[:40].rstrip('-')}-outputs"
+    name = f"{short_name(owner.name)}-outputs"
     body = {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 from typing import Any
 
 from meta.engine.records import SectionRecord, UnitRecord
-from meta.runtime.kube.api import KubeApi
+from meta.runtime.kube.api import ApiFailed, KubeApi
 from meta.runtime.kube.pods import FlowOwner
 
 MAX_SECTIONS = 200
 UPDATE_SECONDS = 1.0
+MAX_REASON = 4096
+"""As the CRD bounds status.reason."""
+log = logging.getLogger(__name__)
 
 
 def now() -> str:
@@ -50,6 +54,7 @@ class StatusReporter:
         self.extra: dict[str, Any] = {}
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._inflight: asyncio.Future[None] | None = None
 
     def unit_started(self, record: UnitRecord) -> None:
         self.active.add(record.id)
@@ -100,16 +105,34 @@ class StatusReporter:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            await self.write()
+            self._inflight = asyncio.ensure_future(self._patch())
+            try:
+                # Shielded: a write already sent must land before any later one is sent.
+                await asyncio.shield(self._inflight)
+            except ApiFailed as failed:
+                log.warning("status of %s: %s; trying again", self._owner.name, failed)
+                self._dirty.set()
             await asyncio.sleep(UPDATE_SECONDS)
 
     async def write(self, **fields: Any) -> None:
+        """Write the status now (with these fields set from now on)."""
         self.extra.update(fields)
-        await self._api.patch_flow_status(self._owner.namespace, self._owner.name, self.snapshot())
+        await self._patch()
+
+    async def _patch(self) -> None:
+        status = self.snapshot()
+        if isinstance(status.get("reason"), str):
+            status["reason"] = status["reason"][:MAX_REASON]
+        await self._api.patch_flow_status(self._owner.namespace, self._owner.name, status)
 
     async def close(self) -> None:
+        """Stop the coalescing writer, after the write it has under way (so that no earlier
+        status lands after the final one)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._inflight is not None:
+            await asyncio.gather(self._inflight, return_exceptions=True)
+            self._inflight = None
