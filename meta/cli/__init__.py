@@ -283,6 +283,13 @@ def status(name: str, namespace: str, kubeconfig: Path | None) -> None:
 )
 @click.option("--node-name", metavar="NODE", help="Place every pod on this node (no scheduler).")
 @click.option(
+    "--node-selector",
+    "node_selectors",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Schedule pods only on nodes with this label (repeatable).",
+)
+@click.option(
     "--toleration",
     "tolerations",
     multiple=True,
@@ -301,6 +308,7 @@ def operator(
     store_dir: str,
     data_dir: Path,
     node_name: str | None,
+    node_selectors: Sequence[str],
     tolerations: Sequence[str],
 ) -> None:
     """Run the MetaFlow operator: reconcile MetaFlows in the cluster until stopped."""
@@ -313,10 +321,18 @@ def operator(
         image_pull_policy=image_pull_policy,
         store_claim=store_claim,
         node_name=node_name,
+        node_selector=dict(_label(s) for s in node_selectors),
         tolerations=[_toleration(t) for t in tolerations],
     )
     settings = OperatorSettings(pods=pods, store_dir=store_dir, data_dir=data_dir.resolve())
     run_operator(_kube(kubeconfig, qps, burst), settings, namespaces)
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{text!r}: expected KEY=VALUE", param_hint="--node-selector")
+    return key, value
 
 
 def _toleration(text: str) -> dict[str, str]:

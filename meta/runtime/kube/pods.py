@@ -90,7 +90,6 @@ class PodSettings:
     """Place pods on this node without a scheduler (test clusters)."""
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, Any]] = ()
-    service_account: str | None = None
     grace_seconds: int = 5
 
 
@@ -181,10 +180,8 @@ def step_pod(
         ],
     }
     _place(spec, settings)
-    if settings.service_account:
-        spec["serviceAccountName"] = settings.service_account
-    else:
-        spec["automountServiceAccountToken"] = False
+    # A step needs no API access: its pod holds no token.
+    spec["automountServiceAccountToken"] = False
     return {
         "apiVersion": "v1",
         "kind": "Pod",
