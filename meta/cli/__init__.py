@@ -129,10 +129,7 @@ def generate(
     if output is None:
         click.echo(text, nl=False)
     else:
-        try:
-            write_text(output, text)
-        except OSError as exc:
-            raise UserError(Fault(display_path(output), "", f"cannot write: {exc}")) from None
+        _write(output, text)
         click.echo(
             f"{display_path(output)}: flow '{generated.flow.name}' by generator "
             f"'{generated.generator}'",
@@ -163,6 +160,13 @@ def _tell(event: WatchEvent) -> None:
         click.echo(f"{event.name}: run {event.run.state}, report {event.run.report_path}")
 
 
+def _write(output: Path, text: str) -> None:
+    try:
+        write_text(output, text)
+    except OSError as exc:
+        raise UserError(Fault(display_path(output), "", f"cannot write: {exc}")) from None
+
+
 @main.command()
 @click.option(
     "-o",
@@ -177,10 +181,7 @@ def crd(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    try:
-        write_text(output, text)
-    except OSError as exc:
-        raise UserError(Fault(display_path(output), "", f"cannot write: {exc}")) from None
+    _write(output, text)
 
 
 def _kube(kubeconfig: Path | None, qps: float = DEFAULT_QPS, burst: int = DEFAULT_BURST) -> Any:

@@ -185,19 +185,9 @@ def step_pod(
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": owner.namespace,
-            "labels": {
-                **MANAGED_BY,
-                LABEL_FLOW: owner.name,
-                LABEL_UNIT: unit_label(task.id),
-                LABEL_ATTEMPT: str(task.attempt),
-                LABEL_NAME: label_value(task.name),
-            },
-            "annotations": {ANNOTATION_UNIT_ID: task.id, ANNOTATION_INPUT: text},
-            "ownerReferences": [owner.reference()],
-        },
+        "metadata": _pod_metadata(
+            name, owner, task.id, task.name, task.attempt, {ANNOTATION_INPUT: text}
+        ),
         "spec": spec,
     }
 
@@ -376,24 +366,36 @@ def micro_pod(
         ],
     }
     _place(spec, settings)
+    metadata = _pod_metadata(name, owner, task.id, task.name, task.attempt, {})
+    metadata["labels"][f"{GROUP}/scope"] = "micro"
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": owner.namespace,
-            "labels": {
-                **MANAGED_BY,
-                LABEL_FLOW: owner.name,
-                LABEL_UNIT: unit_label(task.id),
-                LABEL_ATTEMPT: str(task.attempt),
-                LABEL_NAME: label_value(task.name),
-                f"{GROUP}/scope": "micro",
-            },
-            "annotations": {ANNOTATION_UNIT_ID: task.id},
-            "ownerReferences": [owner.reference()],
-        },
+        "metadata": metadata,
         "spec": spec,
+    }
+
+
+def _pod_metadata(
+    name: str,
+    owner: FlowOwner,
+    unit_id: str,
+    unit_name: str,
+    attempt: int,
+    annotations: Mapping[str, str],
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": {
+            **MANAGED_BY,
+            LABEL_FLOW: owner.name,
+            LABEL_UNIT: unit_label(unit_id),
+            LABEL_ATTEMPT: str(attempt),
+            LABEL_NAME: label_value(unit_name),
+        },
+        "annotations": {ANNOTATION_UNIT_ID: unit_id, **annotations},
+        "ownerReferences": [owner.reference()],
     }
 
 
