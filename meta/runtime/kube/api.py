@@ -140,7 +140,9 @@ class KubeApi:
         5xx, no answer) is asked again with backoff, a few times, before its error is raised."""
         kwargs.setdefault("_request_timeout", REQUEST_SECONDS)
         delay = RETRY_SECONDS
-        for attempt in range(1, ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             await self.limit.take()
             self.calls.by_verb[verb] += 1
             try:
@@ -153,7 +155,6 @@ class KubeApi:
                 raise failed
             await asyncio.sleep(delay)
             delay *= 2
-        raise AssertionError("unreachable")
 
     def _plain(self, obj: Any) -> dict[str, Any]:
         plain: dict[str, Any] = self._client.sanitize_for_serialization(obj)
