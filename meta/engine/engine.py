@@ -365,12 +365,9 @@ class Engine:
             attempt=1,
             max_active=limit,
         )
-        # One attempt, no time limit of its own: the steps inside keep their retries and
-        # timeouts (a pod-level retry would multiply them, a step's timeout would cut it short).
-        await self._attempts(
-            scope, name, uid, parent, 0, None, lambda n: driver.start_pod(replace(task, attempt=n))
+        return await self._whole(
+            scope, name, uid, parent, lambda n: driver.start_pod(replace(task, attempt=n))
         )
-        return Done(name, uid)
 
     async def _flow(
         self,
@@ -386,10 +383,22 @@ class Engine:
         driver = self._driver
         assert isinstance(driver, FlowDriver)
         task = FlowTask(uid, name, parent.id, plan, _named(upstream), 1)
-        # Like a micro pod: the child's steps keep their own retries and timeouts.
-        await self._attempts(
-            scope, name, uid, parent, 0, None, lambda n: driver.start_flow(replace(task, attempt=n))
+        return await self._whole(
+            scope, name, uid, parent, lambda n: driver.start_flow(replace(task, attempt=n))
         )
+
+    async def _whole(
+        self,
+        scope: _Scope,
+        name: str,
+        uid: str,
+        parent: _Parent,
+        start: Callable[[int], Awaitable[Running]],
+    ) -> Done:
+        """A micro pod or a child flow, run as one unit: one attempt, no time limit of its own;
+        the steps inside keep their retries and timeouts (retrying the whole would multiply
+        them, a step's timeout would cut it short)."""
+        await self._attempts(scope, name, uid, parent, 0, None, start)
         return Done(name, uid)
 
     async def run_pod(self, task: PodTask) -> Done:

@@ -7,7 +7,6 @@ phases arrive through kopf's watch of the pods the operator labelled.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import kopf
@@ -60,37 +59,17 @@ def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
 async def drive(
     body: kopf.Body, memo: Any, stopped: kopf.DaemonStopped, logger: Any, **_: Any
 ) -> None:
-    stop = asyncio.Event()
-
-    async def watch_stop() -> None:
-        await stopped.wait()
-        stop.set()
-
-    watcher = asyncio.ensure_future(watch_stop())
-    try:
-        phase = await run_flow(memo.api, memo.watches, dict(body), memo.settings, stop)
-    finally:
-        watcher.cancel()
+    phase = await run_flow(memo.api, memo.watches, dict(body), memo.settings, stopped.wait())
     logger.info("flow %s", phase.lower())
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_FLOW: kopf.PRESENT}, registry=registry)
 async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """On the event loop (an async handler), where the waiting attempts are."""
-    pod = event["object"]
-    if event["type"] == "DELETED":
-        meta = pod["metadata"]
-        memo.watches.pods.forget(meta["namespace"], meta["name"])
-    else:
-        memo.watches.pods.observe(pod)
+    memo.watches.pods.follow(event["type"], event["object"])
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
 async def flow_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """Child flows end through their status; the flowRef unit waiting on one learns it here."""
-    flow = event["object"]
-    if event["type"] == "DELETED":
-        meta = flow["metadata"]
-        memo.watches.flows.forget(meta["namespace"], meta["name"])
-    else:
-        memo.watches.flows.observe(flow)
+    memo.watches.flows.follow(event["type"], event["object"])

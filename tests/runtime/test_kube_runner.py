@@ -239,7 +239,7 @@ def test_a_restarted_operator_adopts_pods_and_never_recreates_a_finished_one(
             stopped.set()
 
         stopper = asyncio.ensure_future(stop_when_held())
-        phase = await run_flow(api, broker, body, settings(tmp_path), stopped)  # type: ignore[arg-type]
+        phase = await run_flow(api, broker, body, settings(tmp_path), stopped.wait())  # type: ignore[arg-type]
         await stopper
         assert phase == "Running"
 

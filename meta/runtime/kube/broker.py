@@ -104,6 +104,14 @@ class Broker:
         self._ended: dict[tuple[str, str], PodEnd] = {}
         self._waiting: dict[tuple[str, str], asyncio.Future[PodEnd]] = {}
 
+    def follow(self, kind: str | None, obj: Mapping[str, Any]) -> None:
+        """One watch event of this kind (ADDED, MODIFIED, DELETED, or None when listed)."""
+        if kind == "DELETED":
+            meta = obj["metadata"]
+            self.forget(meta["namespace"], meta["name"])
+        else:
+            self.observe(obj)
+
     def observe(self, pod: Mapping[str, Any]) -> None:
         """An object was added or changed."""
         end = self._end_of(pod)

@@ -20,7 +20,7 @@ from typing import Any
 
 from meta.engine.driver import Exit, FlowTask, PodTask, Refused, Running, StepTask
 from meta.engine.records import Observer, SectionRecord
-from meta.flow.model import Cases, Input, Section, Step, Unit, ValueInput, max_active
+from meta.flow.model import Cases, Section, Step, Unit, max_active
 from meta.flow.parse import read_document
 from meta.flow.templates import is_template
 from meta.plan.plan import Plan, walk_units
@@ -44,6 +44,7 @@ from meta.runtime.kube.pods import (
     store_path,
     work_config_map,
 )
+from meta.runtime.kube.resources import input_entry
 from meta.runtime.kube.work import Work
 
 
@@ -306,7 +307,10 @@ def child_flow(
     # Embedded by `meta apply`, or a file on the operator's data volume.
     written = copy.deepcopy(flows[key]) if key in flows else read_document(sub.flow.source)
     spec = written["spec"]
-    spec["inputs"] = {name: _given(given) for name, given in sub.inputs.items()}
+    # As bound by the flowRef: values stay values, files stay files (on the data volume).
+    spec["inputs"] = {
+        name: input_entry(given, base, as_file=True) for name, given in sub.inputs.items()
+    }
     here = os.path.dirname(key)
     rebased = {os.path.relpath(other, here or "."): doc for other, doc in flows.items()}
     if rebased:
@@ -329,9 +333,3 @@ def child_flow(
         },
         "spec": spec,
     }
-
-
-def _given(given: Input) -> dict[str, Any]:
-    if isinstance(given, ValueInput):
-        return {"value": given.value}
-    return {"path": str(given.path)}

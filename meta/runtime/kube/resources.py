@@ -59,7 +59,7 @@ def flow_resource(plan: Plan, namespace: str) -> dict[str, Any]:
 
 def _inlined(document: dict[str, Any], flow: Flow, inputs: Mapping[str, Input]) -> dict[str, Any]:
     """A flow document with its inputs, and the inputs its flowRefs bind, given as values
-    where they can be (see `_given`)."""
+    where they can be (see `input_entry`)."""
     spec = document["spec"]
     base = flow.source.parent
     as_files = {
@@ -71,16 +71,18 @@ def _inlined(document: dict[str, Any], flow: Flow, inputs: Mapping[str, Input]) 
     }
     if inputs:
         spec["inputs"] = {
-            name: _given(given, base, name in as_files) for name, given in inputs.items()
+            name: input_entry(given, base, name in as_files) for name, given in inputs.items()
         }
     for ref in (u for u in walk_units(flow.root) if isinstance(u, FlowRef)):
         written = lookup(document, ref.origin.pointer)["flowRef"]
         if ref.inputs:
-            written["inputs"] = {name: _given(g, base, False) for name, g in ref.inputs.items()}
+            written["inputs"] = {
+                name: input_entry(g, base, False) for name, g in ref.inputs.items()
+            }
     return document
 
 
-def _given(given: Input, base: Path, as_file: bool) -> dict[str, Any]:
+def input_entry(given: Input, base: Path, as_file: bool) -> dict[str, Any]:
     """An input as the resource carries it: a JSON (or JSON-lines) file as its value; a file
     that is not JSON, or that a generate unit reads as a file, stays a path, which the operator
     resolves on its data volume (`--data-dir`)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,10 +110,10 @@ async def run_flow(
     watches: Watches,
     body: Mapping[str, Any],
     settings: OperatorSettings,
-    stopped: asyncio.Event | None = None,
+    stopped: Awaitable[object] | None = None,
 ) -> str:
     """Run (or resume) one MetaFlow to its end; its final phase. Returns early, leaving its
-    pods running for the next operator session, when `stopped` is set."""
+    pods running for the next operator session, when `stopped` is done first."""
     meta = body["metadata"]
     annotations: Mapping[str, str] = meta.get("annotations") or {}
     owner = FlowOwner(
@@ -150,15 +150,12 @@ async def run_flow(
     driver.sections = reporter
     engine = Engine(plan, driver, observer=reporter, journal=journal)
     run = asyncio.ensure_future(engine.run(within, upstream))
-    stop = asyncio.ensure_future(stopped.wait()) if stopped is not None else None
+    stop = asyncio.ensure_future(stopped) if stopped is not None else None
     try:
         waited = {run} if stop is None else {run, stop}
         await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
         if not run.done():
-            driver.detach()
-            run.cancel()
-            await asyncio.gather(run, return_exceptions=True)
-            await journal.close()
+            await _leave(driver, run, journal)
             return "Running"
         done = run.result()
     except RunFailed as exc:
@@ -182,12 +179,8 @@ async def run_flow(
         await event(api, owner, "Warning", "FlowFault", message)
         return "Failed"
     except (asyncio.CancelledError, Exception):
-        # The daemon is cancelled, or something no rule covers broke: leave every pod as it
-        # is for the next session (or kopf's retry of the daemon) to adopt.
-        driver.detach()
-        run.cancel()
-        await asyncio.gather(run, return_exceptions=True)
-        await journal.close()
+        # The daemon is cancelled, or something no rule covers broke.
+        await _leave(driver, run, journal)
         raise
     finally:
         if stop is not None:
@@ -207,6 +200,15 @@ async def run_flow(
     )
     await event(api, owner, "Normal", "Succeeded", f"{reporter.succeeded} units succeeded")
     return "Succeeded"
+
+
+async def _leave(driver: KubeDriver, run: asyncio.Future[Done], journal: ConfigMapJournal) -> None:
+    """Stop the walk, leaving every pod as it is for the next session (or kopf's retry of the
+    daemon) to adopt, and keep what the journal has."""
+    driver.detach()
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+    await journal.close()
 
 
 async def _hand_over(
