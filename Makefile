@@ -25,8 +25,9 @@ CLUSTER_CACHE  := $${META_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/meta-orch
 space          := $() $()
 CLUSTER_CRDS   := $(subst $(space),:,$(abspath $(wildcard crds/*.yaml)))
 CLUSTER_BUILD  := mkdir -p "$(CLUSTER_CACHE)" && flock "$(CLUSTER_CACHE)/build.lock" $(CLUSTER_DIR)/build.sh | tail -n 1
+IMAGES_BUILD   := tests/e2e/images/build.sh | tail -n 1
 
-.PHONY: venv .venv demo lint test bench clean cluster-up cluster-down kind-e2e
+.PHONY: venv .venv demo lint test bench clean cluster-up cluster-down kind-e2e images
 
 venv .venv: $(STAMP)
 
@@ -69,10 +70,17 @@ bench: $(STAMP)
 	done
 
 # etcd, kube-apiserver, kube-controller-manager and kwok (one fake node, kwok-node-0) on
-# 127.0.0.1, state in .cluster/. The first build of the binaries takes 10-25 minutes.
-cluster-up:
+# 127.0.0.1, and a real node (meta-node-0: kubelet, containerd, a CNI bridge; root needed) with
+# the images of `make images` loaded; then the API server listens on the bridge's address. State
+# in .cluster/. The first build takes 10-25 minutes. `make cluster-up NODE=kwok` leaves out the
+# real node.
+NODE ?= real
+cluster-up: $(STAMP)
+	export META_CLUSTER_NODE=$(NODE); \
 	bin="$$($(CLUSTER_BUILD))"; \
-	META_CLUSTER_BIN="$$bin" META_CLUSTER_CRDS="$(CLUSTER_CRDS)" $(CLUSTER_DIR)/up.sh $(CLUSTER) >/dev/null
+	images="$$(if [ "$(NODE)" = real ]; then $(IMAGES_BUILD); fi)"; \
+	META_CLUSTER_BIN="$$bin" META_CLUSTER_IMAGES="$$images" META_CLUSTER_CRDS="$(CLUSTER_CRDS)" \
+	  $(CLUSTER_DIR)/up.sh $(CLUSTER) >/dev/null
 	@echo "export KUBECONFIG=$(CURDIR)/$(CLUSTER)/kubeconfig"
 
 cluster-down:
@@ -93,6 +101,11 @@ kind-e2e: $(STAMP)
 	$(CLUSTER_DIR)/down.sh $(KIND_DIR)/kwok || true; \
 	$(KIND) delete cluster --name $(KIND_NAME) || true; \
 	exit $$rc
+
+# The e2e container images, built without Docker (as root; the first build takes about three
+# minutes): prints the path of their archive, for tests/e2e/images/load.sh SOCKET ARCHIVE.
+images: $(STAMP)
+	$(IMAGES_BUILD)
 
 clean:
 	rm -rf $(VENV) $(DEMO) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
