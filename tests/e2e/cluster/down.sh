@@ -2,10 +2,13 @@
 # Stops the control plane that up.sh started in STATE_DIR and removes STATE_DIR. Idempotent: a
 # missing directory, or one whose processes are already gone, is fine.
 #
-#   usage: down.sh STATE_DIR
+#   usage: down.sh STATE_DIR        (META_CLUSTER_KEEP_STATE=1 keeps STATE_DIR, for its logs)
 #
 # Processes are stopped by the pids file, newest first (TERM, then KILL after 5 s), then any etcd,
-# kube-apiserver, kube-controller-manager or kwok whose command line names STATE_DIR is stopped too.
+# kube-apiserver, kube-controller-manager, kwok, kubelet, containerd or containerd shim whose
+# command line names STATE_DIR is stopped too. A real node's leftovers go next: the processes of
+# its containers (found by their cgroups), the pods' network namespaces, every mount under
+# STATE_DIR, the cgroups, the bridge, and the iptables chains the kubelet made.
 set -euo pipefail
 
 [[ $# -eq 1 ]] || { echo "usage: $0 STATE_DIR" >&2; exit 2; }
@@ -19,7 +22,7 @@ fi
 ours() {  # pid: true if it is alive and its command line names the state directory
   [[ "$1" != "$$" && "$1" != "$PPID" ]] || return 1
   [[ -r "/proc/$1/cmdline" ]] || return 1
-  tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$state"
+  { tr '\0' '\n' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$state"
 }
 
 pids=()
@@ -34,7 +37,7 @@ for dir in /proc/[0-9]*; do
   pid="${dir#/proc/}"
   exe="$(readlink "$dir/exe" 2>/dev/null || true)"
   case "${exe##*/}" in
-    etcd | kube-apiserver | kube-controller-manager | kwok) ;;
+    etcd | kube-apiserver | kube-controller-manager | kwok | kubelet | containerd | containerd-shim*) ;;
     *) continue ;;
   esac
   if ours "$pid" && [[ " ${pids[*]} " != *" $pid "* ]]; then pids+=("$pid"); fi
@@ -47,6 +50,30 @@ stop() {  # pid: TERM, KILL after 5 s; one at a time, so the apiserver still has
   kill -KILL "$pid" 2>/dev/null || return 0
   for ((i = 0; i < 50; i++)); do ours "$pid" || return 0; sleep 0.1; done
 }
+# The kubelet first, so it starts nothing more; then the pods' containers, then containerd.
+network="$state/network"
+setting() { [[ -f "$network" ]] && awk -v k="$1" '$1 == k {print $2}' "$network"; }
+cgroup_root="$(setting cgroup || true)"
+kubelet_pid="$(awk '$1 == "kubelet" {print $2}' "$state/pids" 2>/dev/null || true)"
+if [[ -n "$kubelet_pid" ]] && ours "$kubelet_pid"; then stop "$kubelet_pid"; fi
+netns=()
+socket="$state/containerd/containerd.sock"
+if [[ -S "$socket" ]] && command -v ctr >/dev/null; then
+  for id in $(ctr --address "$socket" -n k8s.io containers ls -q 2>/dev/null); do
+    path="$(ctr --address "$socket" -n k8s.io containers info "$id" 2>/dev/null | python3 -c '
+import json, sys
+spec = json.load(sys.stdin).get("Spec") or {}
+for ns in spec.get("linux", {}).get("namespaces", []):
+    if ns.get("type") == "network" and ns.get("path", "").startswith("/var/run/netns/"):
+        print(ns["path"])' || true)"
+    [[ -z "$path" ]] || netns+=("$path")
+  done
+fi
+if [[ -n "$cgroup_root" ]]; then
+  for proc in /proc/[0-9]*; do
+    if grep -qF ":$cgroup_root/" "$proc/cgroup" 2>/dev/null; then kill -KILL "${proc#/proc/}" 2>/dev/null || true; fi
+  done
+fi
 for pid in "${pids[@]}"; do stop "$pid"; done
 left=()
 for pid in "${pids[@]}"; do if ours "$pid"; then left+=("$pid"); fi; done
@@ -54,4 +81,45 @@ if ((${#left[@]})); then
   echo "down.sh: could not stop: ${left[*]}" >&2
   exit 1
 fi
-rm -rf "$state"
+
+# Mounts: the pods' volumes and rootfs under STATE_DIR (deepest first), and their netns files.
+mapfile -t mounts < <(findmnt -rn -o TARGET | grep -F -- "$state/" | sort -r || true)
+for target in "${mounts[@]}"; do umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || true; done
+for path in "${netns[@]}"; do
+  umount "$path" 2>/dev/null || umount -l "$path" 2>/dev/null || true
+  rm -f "$path"
+done
+if [[ -n "$cgroup_root" ]]; then
+  for controller in /sys/fs/cgroup/*/; do
+    dir="$controller${cgroup_root#/}"
+    [[ -d "$dir" ]] && find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+fi
+bridge="$(setting bridge || true)"
+if [[ -n "$bridge" ]] && ip link show "$bridge" >/dev/null 2>&1; then ip link delete "$bridge"; fi
+# The kubelet's chains (it makes them at start and keeps them there), when no other kubelet on
+# this machine may still use them (a zombie, not yet reaped by its new parent, uses none).
+other_kubelet() {
+  local pid
+  for pid in $(pgrep -x kubelet); do
+    [[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" == Z ]] || return 0
+  done
+  return 1
+}
+if [[ -f "$network" ]] && ! other_kubelet; then
+  for hook in INPUT OUTPUT; do
+    while iptables -t filter -D "$hook" -j KUBE-FIREWALL 2>/dev/null; do :; done
+  done
+  for table in mangle nat filter; do
+    for chain in KUBE-KUBELET-CANARY KUBE-FIREWALL KUBE-IPTABLES-HINT; do
+      if iptables -t "$table" -F "$chain" 2>/dev/null; then iptables -t "$table" -X "$chain"; fi
+    done
+  done
+fi
+find /var/log/containers -maxdepth 1 -type l -lname "$state/*" -delete 2>/dev/null || true
+left_mounts="$(findmnt -rn -o TARGET | grep -cF -- "$state/" || true)"
+if ((left_mounts)); then
+  echo "down.sh: $left_mounts mounts under $state are still there" >&2
+  exit 1
+fi
+[[ "${META_CLUSTER_KEEP_STATE:-}" == 1 ]] || rm -rf "$state"

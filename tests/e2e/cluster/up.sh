@@ -33,17 +33,34 @@
 #                            knows them at once (it discovers new resource types only every 30 s)
 #   META_CLUSTER_KUBECONFIG  start only kwok and the fake node, against this existing cluster
 #                            (a kind cluster, say) instead of a plane of our own
+#   META_CLUSTER_NODE        "real" adds a real node, meta-node-0 (see below); needs root
+#   META_CLUSTER_IMAGES      with a real node: image archives (':'-separated) loaded into its
+#                            containerd before it registers (tests/e2e/images/build.sh makes them)
+#
+# The real node (META_CLUSTER_NODE=real): kubelet (same k8s.io/kubernetes module as the plane)
+# over CRI to Debian's containerd 1.6 (overlayfs, runc, cgroupfs), CNI bridge networking on a
+# bridge of its own (mbr-N, 10.N.0.0/24, no NAT and no port maps, so CNI adds no iptables rules)
+# and client-certificate auth. The API server then listens on the bridge's address 10.N.0.1, which
+# pods reach too, and the kubeconfig names that address. The node is labelled type=real; it has
+# no taint, so a pod meant for it sets `nodeName: meta-node-0` and no toleration. Everything it
+# makes is recorded in STATE_DIR (network, pids) for down.sh to remove.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 STATE_DIR" >&2; exit 2; }
 node=kwok-node-0
+real_node=meta-node-0
+node_kind="${META_CLUSTER_NODE:-kwok}"
+[[ "$node_kind" == kwok || "$node_kind" == real ]] || {
+  echo "up.sh: META_CLUSTER_NODE must be kwok or real, not $node_kind" >&2; exit 2; }
 timeout="${META_CLUSTER_TIMEOUT:-120}"
 external="${META_CLUSTER_KUBECONFIG:-}"
 [[ -z "$external" || -r "$external" ]] || { echo "up.sh: cannot read $external" >&2; exit 2; }
 external="${external:+$(cd "$(dirname "$external")" && pwd -P)/$(basename "$external")}"
 
-for tool in openssl curl python3 setsid base64; do
+tools=(openssl curl python3 setsid base64)
+[[ "$node_kind" != real ]] || tools+=(containerd containerd-shim-runc-v2 runc ctr ip iptables flock mount)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "up.sh: $tool is needed and not on PATH" >&2; exit 1; }
 done
 
@@ -64,6 +81,7 @@ fi
 find "$state" -mindepth 1 -delete
 touch "$state/.meta-e2e-cluster"
 mkdir -p "$state"/{pki,logs,etcd,apiserver,kcm,kwok}
+[[ "$node_kind" != real ]] || mkdir -p "$state"/{containerd,cni/net.d,kubelet}
 : >"$state/pids"
 
 bin="${META_CLUSTER_BIN:-}"
@@ -72,6 +90,9 @@ if [[ -z "$bin" ]]; then
 fi
 need=(kwok)
 [[ -n "$external" ]] || need+=(etcd kube-apiserver kube-controller-manager)
+[[ "$node_kind" != real ]] || need+=(kubelet)
+[[ "$node_kind" != real || -z "$external" ]] || {
+  echo "up.sh: a real node joins only a plane of our own (not META_CLUSTER_KUBECONFIG)" >&2; exit 2; }
 for b in "${need[@]}"; do
   [[ -x "$bin/$b" ]] || { echo "up.sh: $bin/$b is missing (run build.sh)" >&2; exit 1; }
 done
@@ -89,10 +110,7 @@ fail() {  # message [log-name]: print the message and the tail of that log, then
 cleanup() {
   if [[ $started -ne 1 ]]; then
     echo "up.sh: stopping what was started; logs stay in $state/logs" >&2
-    local pid
-    while read -r _ pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$state/pids"
-    sleep 0.5
-    while read -r _ pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$state/pids"
+    META_CLUSTER_KEEP_STATE=1 "$here/down.sh" "$state" || true
   fi
 }
 trap cleanup EXIT
@@ -121,16 +139,43 @@ wait_for() {  # description log-name command...: poll the command until it succe
   done
 }
 
+# ---- the real node's network: a bridge of its own, made before the API server binds to it ------
+listen=127.0.0.1
+if [[ "$node_kind" == real ]]; then
+  sysctl -qw net.ipv4.ip_forward=1
+  # Pod volumes are mounted by the kubelet and must reach the containers' mount namespaces.
+  [[ "$(findmnt -no PROPAGATION /)" == shared ]] || mount --make-rshared /
+  exec {net_lock}>/run/lock/meta-e2e-network.lock
+  flock "$net_lock"
+  for n in $(seq 200 254); do
+    if ! ip -o link show "mbr-$n" >/dev/null 2>&1 && ! ip -4 -o addr | grep -q " 10\.$n\."; then
+      subnet_index=$n
+      break
+    fi
+  done
+  [[ -n "${subnet_index:-}" ]] || fail "no free 10.N.0.0/24 (N in 200-254) for the node's bridge"
+  bridge="mbr-$subnet_index"
+  listen="10.$subnet_index.0.1"
+  ip link add "$bridge" type bridge
+  printf 'bridge %s\nsubnet 10.%s.0.0/24\naddress %s\n' "$bridge" "$subnet_index" "$listen" \
+    >"$state/network"
+  ip addr add "$listen/24" dev "$bridge"
+  ip link set "$bridge" up
+  exec {net_lock}>&-
+fi
+
 if [[ -z "$external" ]]; then
   # ---- ports -------------------------------------------------------------------------------------
-  read -r etcd_port peer_port api_port kcm_port < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(4)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))')
+  read -r etcd_port peer_port api_port kcm_port kubelet_port kubelet_health_port < <(python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(6)]
+for i, s in enumerate(socks):
+    s.bind((sys.argv[1] if i in (2, 4) else "127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))' "$listen")
   printf 'etcd %s\netcd-peer %s\napiserver %s\nkube-controller-manager %s\n' \
     "$etcd_port" "$peer_port" "$api_port" "$kcm_port" >"$state/ports"
+  [[ "$node_kind" != real ]] || printf 'kubelet %s\nkubelet-healthz %s\n' \
+    "$kubelet_port" "$kubelet_health_port" >>"$state/ports"
 
   # ---- certificates ------------------------------------------------------------------------------
   pki="$state/pki"
@@ -156,10 +201,17 @@ print(*(s.getsockname()[1] for s in socks))')
   # controller manager's delegated authentication wants it there.
   ca front-proxy-ca meta-orchestrator-e2e-front-proxy-ca
   leaf='basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment'
-  cert apiserver "/CN=kube-apiserver" "$leaf\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  cert apiserver "/CN=kube-apiserver" "$leaf\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:$listen,IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   cert admin "/O=system:masters/CN=meta-e2e-admin" "$leaf\nextendedKeyUsage=clientAuth"
   cert kube-controller-manager "/CN=system:kube-controller-manager" "$leaf\nextendedKeyUsage=clientAuth"
   cert front-proxy-client "/CN=front-proxy-client" "$leaf\nextendedKeyUsage=clientAuth" front-proxy-ca
+  if [[ "$node_kind" == real ]]; then
+    # The Node authorizer knows a kubelet by this name and group; the API server reads logs from
+    # the kubelet with a cert of its own, and checks the kubelet's serving cert against the CA.
+    cert kubelet "/O=system:nodes/CN=system:node:$real_node" "$leaf\nextendedKeyUsage=clientAuth"
+    cert kubelet-serving "/CN=$real_node" "$leaf\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:$listen,DNS:$real_node"
+    cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$leaf\nextendedKeyUsage=clientAuth"
+  fi
   key sa
   openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 
@@ -170,7 +222,7 @@ kind: Config
 clusters:
 - name: meta-e2e
   cluster:
-    server: https://127.0.0.1:$api_port
+    server: https://$listen:$api_port
     certificate-authority-data: $(base64 -w0 <"$pki/ca.crt")
 users:
 - name: $2
@@ -186,6 +238,7 @@ EOF
   }
   kubeconfig "$state/kubeconfig" admin
   kubeconfig "$state/kcm/kubeconfig" kube-controller-manager
+  [[ "$node_kind" != real ]] || kubeconfig "$state/kubelet/kubeconfig" kubelet
 
   # ---- etcd and kube-apiserver -------------------------------------------------------------------
   start etcd "$bin/etcd" --name meta-e2e --data-dir "$state/etcd/data" \
@@ -194,10 +247,18 @@ EOF
     --initial-cluster "meta-e2e=http://127.0.0.1:$peer_port" --initial-cluster-state new \
     --unsafe-no-fsync --log-level warn
   # The endpoint reconciler is off: it would publish 127.0.0.1 as the kubernetes service's endpoint,
-  # which validation refuses (a loopback address); nothing in a kwok pod can reach it anyway.
+  # which validation refuses (a loopback address); nothing in a kwok pod can reach it anyway. With
+  # a real node there is no kube-proxy either: pods reach the API server at $listen directly.
+  kubelet_client=()
+  [[ "$node_kind" != real ]] || kubelet_client=(
+    --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt"
+    --kubelet-client-key "$pki/apiserver-kubelet-client.key"
+    --kubelet-certificate-authority "$pki/ca.crt"
+    --kubelet-preferred-address-types InternalIP)
   start kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --bind-address "$listen" --advertise-address "$listen" --secure-port "$api_port" \
+    "${kubelet_client[@]}" \
     --cert-dir "$state/apiserver" \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --client-ca-file "$pki/ca.crt" \
@@ -212,7 +273,7 @@ EOF
     --endpoint-reconciler-type none \
     --allow-privileged=true --profiling=false --v=1
   api() { curl -sf --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$@"; }
-  apiserver="https://127.0.0.1:$api_port"
+  apiserver="https://$listen:$api_port"
   wait_for "etcd (http://127.0.0.1:$etcd_port/health)" etcd curl -sf --max-time 2 "http://127.0.0.1:$etcd_port/health"
   ready() { [[ "$(api "$apiserver/readyz")" == ok ]]; }
   wait_for "kube-apiserver $apiserver/readyz" kube-apiserver ready
@@ -335,6 +396,105 @@ else
   wait_for "the node $node to be created" "" create_node
   is_node_ready() { py_api GET "/api/v1/nodes/$node" | node_ready; }
   wait_for "the node $node to be Ready (kwok)" kwok is_node_ready
+fi
+
+# ---- the real node: containerd (CRI) and kubelet ---------------------------------------------------
+if [[ "$node_kind" == real ]]; then
+  ctrd="$state/containerd"
+  socket="$ctrd/containerd.sock"
+  cat >"$ctrd/config.toml" <<EOF
+version = 2
+root = "$ctrd/root"
+state = "$ctrd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$socket"
+[ttrpc]
+  address = "$socket.ttrpc"
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$ctrd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "docker.io/library/meta-pause:0.1.0"
+  # These VMs withhold CAP_SYS_RESOURCE: no process may lower its oom_score_adj, so the pause
+  # process and the kubelet's negative scores are kept to this process's own.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$state/cni/net.d"
+EOF
+  # No ipMasq and no portmap: pods talk to each other and to the host over the bridge only, and
+  # CNI writes no iptables rules.
+  cat >"$state/cni/net.d/10-meta-e2e.conflist" <<EOF
+{"cniVersion": "0.4.0", "name": "meta-e2e-$subnet_index",
+ "plugins": [{"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false,
+              "hairpinMode": true,
+              "ipam": {"type": "host-local", "dataDir": "$state/cni/ipam",
+                       "ranges": [[{"subnet": "10.$subnet_index.0.0/24", "gateway": "$listen"}]],
+                       "routes": [{"dst": "0.0.0.0/0"}]}}]}
+EOF
+  start containerd containerd --config "$ctrd/config.toml"
+  ctr_ready() { ctr --address "$socket" version; }
+  wait_for "containerd ($socket)" containerd ctr_ready
+  if [[ -n "${META_CLUSTER_IMAGES:-}" ]]; then
+    IFS=: read -r -a archives <<<"$META_CLUSTER_IMAGES"
+    "$here/../images/load.sh" "$socket" "${archives[@]}" >"$state/logs/images.log" 2>&1 ||
+      fail "cannot load the images ${archives[*]} into containerd" images
+  fi
+
+  # Every pod's cgroups go under a root of this node's own, which down.sh removes.
+  cgroup_root="/meta-e2e-$subnet_index"
+  for controller in /sys/fs/cgroup/*/; do
+    [[ "$controller" == */unified/ ]] || mkdir -p "$controller${cgroup_root#/}"
+  done
+  echo "cgroup $cgroup_root" >>"$state/network"
+  cat >"$state/kubelet/config.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $listen
+port: $kubelet_port
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: $kubelet_health_port
+tlsCertFile: $pki/kubelet-serving.crt
+tlsPrivateKeyFile: $pki/kubelet-serving.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $pki/ca.crt}
+authorization: {mode: Webhook}
+containerRuntimeEndpoint: unix://$socket
+cgroupDriver: cgroupfs
+cgroupRoot: $cgroup_root
+failCgroupV1: false
+failSwapOn: false
+podLogsDir: $state/kubelet/logs
+staticPodPath: ""
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: 1Gi, nodefs.available: 2Gi, imagefs.available: 2Gi}
+syncFrequency: 10s
+nodeStatusUpdateFrequency: 10s
+maxPods: 60
+clusterDomain: cluster.local
+resolvConf: /etc/resolv.conf
+EOF
+  start kubelet "$bin/kubelet" --config "$state/kubelet/config.yaml" \
+    --kubeconfig "$state/kubelet/kubeconfig" --root-dir "$state/kubelet/root" \
+    --hostname-override "$real_node" --node-ip "$listen" \
+    --node-labels "type=real" --v=1
+  is_real_ready() { api "$apiserver/api/v1/nodes/$real_node" | node_ready; }
+  wait_for "the node $real_node to be Ready (kubelet)" kubelet is_real_ready
 fi
 
 # ---- watchdog --------------------------------------------------------------------------------------
