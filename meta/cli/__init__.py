@@ -297,6 +297,12 @@ def status(name: str, namespace: str, kubeconfig: Path | None) -> None:
     metavar="KEY[=VALUE]:EFFECT",
     help="Add this toleration to every pod (repeatable).",
 )
+@click.option(
+    "--pod-api-server",
+    metavar="HOST:PORT",
+    help="Where micro pods' quarterbacks reach the API server, when the cluster's `kubernetes` "
+    "service does not lead there (no kube-proxy) [default: that service].",
+)
 @user_errors
 def operator(
     namespaces: Sequence[str],
@@ -311,6 +317,7 @@ def operator(
     node_name: str | None,
     node_selectors: Sequence[str],
     tolerations: Sequence[str],
+    pod_api_server: str | None,
 ) -> None:
     """Run the MetaFlow operator: reconcile MetaFlows in the cluster until stopped."""
     from meta.operator import run_operator
@@ -324,6 +331,7 @@ def operator(
         node_name=node_name,
         node_selector=dict(_label(s) for s in node_selectors),
         tolerations=[_toleration(t) for t in tolerations],
+        api_server=_host_port(pod_api_server) if pod_api_server else None,
     )
     settings = OperatorSettings(pods=pods, store_dir=store_dir, data_dir=data_dir.resolve())
     run_operator(_kube(kubeconfig, qps, burst), settings, namespaces)
@@ -334,6 +342,13 @@ def _label(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise click.BadParameter(f"{text!r}: expected KEY=VALUE", param_hint="--node-selector")
     return key, value
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{text!r}: expected HOST:PORT", param_hint="--pod-api-server")
+    return host.strip("[]"), int(port)
 
 
 def _toleration(text: str) -> dict[str, str]:

@@ -2,32 +2,66 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from meta.flow.model import FlowRef, ValueInput
+import pytest
+
+from meta.errors import FlowInvalid
+from meta.flow.model import FileInput, FlowRef
 from meta.plan.plan import compile_plan
+from meta.runtime.kube.files import place_files
 from meta.runtime.kube.resources import describe_status, flow_resource
 from meta.runtime.kube.runner import plan_resource
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "macro-of-micro"
 
 
-def test_file_inputs_are_inlined_and_referenced_flows_embedded(tmp_path: Path) -> None:
+def test_file_inputs_are_embedded_as_files_and_referenced_flows_as_documents(
+    tmp_path: Path,
+) -> None:
     resource = flow_resource(compile_plan(SAMPLE / "macro-of-micro.flow.yaml"), "team")
-    numbers = json.loads((SAMPLE / "data" / "numbers.json").read_text())
     spec = resource["spec"]
     assert resource["metadata"] == {"name": "macro-of-micro", "namespace": "team"}
-    assert spec["inputs"] == {"numbers": {"value": numbers}}
+    assert spec["inputs"] == {"numbers": {"path": "data/numbers.json"}}, "a file stays a file"
+    raw = (SAMPLE / "data" / "numbers.json").read_bytes()
+    assert spec["files"] == {"data/numbers.json": raw.decode()}
     assert list(spec["flows"]) == ["median.flow.yaml"]
     middle = spec["root"]["units"][2]["flowRef"]
-    assert middle["inputs"] == {"numbers": {"value": numbers}}, "the flowRef's file input too"
+    assert middle["inputs"] == {"numbers": {"path": "data/numbers.json"}}, "the flowRef's too"
 
     resource["metadata"]["uid"] = "uid-1"
-    plan = plan_resource(resource, tmp_path / "nowhere")
+    store = tmp_path / "store" / "files"
+    placed = place_files(resource, store, "team/macro-of-micro")
+    assert "files" not in placed["spec"]
+    assert (store / "data" / "numbers.json").read_bytes() == raw, "the very bytes"
+    plan = plan_resource(placed, tmp_path / "nowhere")
+    assert plan.flow.inputs["numbers"] == FileInput(store / "data" / "numbers.json")
     ref = plan.flow.root.units[2]  # type: ignore[union-attr]
     assert isinstance(ref, FlowRef)
-    assert plan.subplan(ref).inputs["numbers"] == ValueInput(numbers)
+    assert plan.subplan(ref).inputs["numbers"] == FileInput(store / "data" / "numbers.json")
+
+
+def test_a_file_outside_the_flows_folder_is_inlined_as_its_value(tmp_path: Path) -> None:
+    (tmp_path / "shared.json").write_text("[1, 2]")
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    (folder / "f.flow.yaml").write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {name: f}\n"
+        "spec:\n  inputs: {xs: {path: ../shared.json}}\n"
+        "  root: {name: s, run: {command: [cat, '{{ inputs.xs }}']}}\n"
+    )
+    spec = flow_resource(compile_plan(folder / "f.flow.yaml"), "team")["spec"]
+    assert spec["inputs"] == {"xs": {"value": [1, 2]}}
+    assert "files" not in spec
+
+
+def test_a_file_key_leaving_the_folder_is_refused_with_its_path(tmp_path: Path) -> None:
+    resource = {"metadata": {"name": "f"}, "spec": {"files": {"../etc/passwd": "x"}}}
+    with pytest.raises(FlowInvalid) as refused:
+        place_files(resource, tmp_path, "team/f")
+    (fault,) = refused.value.faults
+    assert (fault.file, fault.pointer) == ("team/f", "/spec/files/..~1etc~1passwd")
+    assert list(tmp_path.iterdir()) == [], "nothing written"
 
 
 def test_status_in_words() -> None:

@@ -328,3 +328,27 @@ def test_pods_ask_for_the_most_of_what_runs_at_once_not_the_sum(tmp_path: Path) 
     slots = [c for c in pods["pod"]["spec"]["containers"] if c["name"].startswith("slot-")]
     assert len(slots) == 1, "a sequence runs one step at a time: one slot"
     assert slots[0]["resources"] == {"requests": {"cpu": "2", "memory": "1Gi"}}
+
+
+def test_quarterbacks_reach_the_api_server_where_the_operator_says(tmp_path: Path) -> None:
+    api, broker = FakeApi(), Watches()
+    FakeKubelet(api, broker, messages={"tree/pod": '{"unitsRun": 1, "peakActive": 1}'})
+    spec = {"root": {"name": "pod", "scope": "micro", "pattern": "sequence", "units": [step("a")]}}
+    chosen = OperatorSettings(
+        pods=PodSettings(api_server=("10.200.0.1", 6443)),
+        store_dir=str(tmp_path / "store"),
+        data_dir=tmp_path,
+    )
+
+    async def go() -> str:
+        return await run_flow(api, broker, resource(spec), chosen)  # type: ignore[arg-type]
+
+    assert asyncio.run(go()) == "Succeeded"
+    (pod,) = api.pods.values()
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == (
+        "10.200.0.1",
+        "6443",
+    )
+    slots = pod["spec"]["containers"][1:]
+    assert all("env" not in c for c in slots), "only the quarterback talks to the API server"

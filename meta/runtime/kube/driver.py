@@ -20,7 +20,7 @@ from typing import Any
 
 from meta.engine.driver import Exit, FlowTask, PodTask, Refused, Running, StepTask
 from meta.engine.records import Observer, SectionRecord
-from meta.flow.model import Cases, Section, Step, Unit, max_active
+from meta.flow.model import Cases, Section, Step, Unit, ValueInput, max_active
 from meta.flow.parse import read_document
 from meta.flow.templates import is_template
 from meta.plan.plan import Plan, walk_units
@@ -44,7 +44,6 @@ from meta.runtime.kube.pods import (
     store_path,
     work_config_map,
 )
-from meta.runtime.kube.resources import input_entry
 from meta.runtime.kube.work import Work
 
 
@@ -137,7 +136,9 @@ class KubeDriver:
 
     async def start(self, task: StepTask) -> Running:
         try:
-            pod = step_pod(task, self.owner, self.settings, self.expanded(task.upstream))
+            pod = step_pod(
+                task, self.owner, self.settings, self.expanded(task.upstream), self._store_dir
+            )
         except InputTooLarge as exc:
             return Refused(str(exc))
         return await self._create(pod)
@@ -208,7 +209,7 @@ class KubeDriver:
         slots = slot_images(section, task.max_active, self.settings.default_image)
         upstream = self.expanded(task.upstream)
         asks = slot_resources(section)
-        pod = micro_pod(task, self.owner, self.settings, upstream, slots, asks)
+        pod = micro_pod(task, self.owner, self.settings, upstream, slots, asks, self._store_dir)
         name = pod["metadata"]["name"]
         work = Work(task, self._document, task.file, slots, self.settings.default_image)
         namespace = self.owner.namespace
@@ -307,9 +308,11 @@ def child_flow(
     # Embedded by `meta apply`, or a file on the operator's data volume.
     written = copy.deepcopy(flows[key]) if key in flows else read_document(sub.flow.source)
     spec = written["spec"]
-    # As bound by the flowRef: values stay values, files stay files (on the data volume).
+    # As bound by the flowRef: values stay values; files stay files, by their absolute paths
+    # (the parent's embedded files in the store, or files on the operator's data volume).
     spec["inputs"] = {
-        name: input_entry(given, base, as_file=True) for name, given in sub.inputs.items()
+        name: {"value": given.value} if isinstance(given, ValueInput) else {"path": str(given.path)}
+        for name, given in sub.inputs.items()
     }
     here = os.path.dirname(key)
     rebased = {os.path.relpath(other, here or "."): doc for other, doc in flows.items()}

@@ -7,7 +7,10 @@ A macro step is one pod with one container running the step's argv (no shell, no
   PersistentVolumeClaim in production, an emptyDir when none is configured), mounted by the
   kubelet: outputs are persisted where they are written, and upstream outputs are mounted
   read-only, without copies;
-- `META_SCRATCH` is an emptyDir on RAM (medium Memory).
+- `META_SCRATCH` is an emptyDir on RAM (medium Memory);
+- the flow's files (`spec.files`, see `meta.runtime.kube.files`) are the store's `files` folder,
+  mounted read-only at the path the operator sees it at, so an input's path opens the same file
+  in the operator and in every pod.
 Names are deterministic (flow, a hash of the unit id, the attempt), so a restarted operator finds
 the pod it made before instead of making another.
 """
@@ -91,6 +94,9 @@ class PodSettings:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, Any]] = ()
     grace_seconds: int = 5
+    api_server: tuple[str, int] | None = None
+    """Where quarterbacks reach the API server (host, port), for a cluster whose service network
+    does not lead there (no kube-proxy); None keeps the in-cluster `kubernetes` service."""
 
 
 def short_name(name: str) -> str:
@@ -115,14 +121,21 @@ def store_path(owner: FlowOwner, unit_id: str) -> str:
     return f"{owner.store_root}/{unit_id}/outputs"
 
 
+def files_path(owner: FlowOwner) -> str:
+    """Where the flow's embedded files live inside the store volume (its child flows' too)."""
+    return f"{owner.store_root}/files"
+
+
 def step_pod(
     task: StepTask,
     owner: FlowOwner,
     settings: PodSettings,
     upstream: Sequence[tuple[str, str]],
+    store_dir: str,
 ) -> dict[str, Any]:
     """The pod of one attempt at a macro step. `upstream` is (subdirectory, unit id) per
-    producer, with combined sections already expanded into their parts."""
+    producer, with combined sections already expanded into their parts; `store_dir` is where
+    the operator sees the store (the flow's files are mounted at the same path)."""
     text = json.dumps(task.input, separators=(",", ":"))
     if len(text.encode()) > MAX_INPUT_BYTES:
         raise InputTooLarge(
@@ -143,7 +156,10 @@ def step_pod(
         {"name": "task", "mountPath": INPUT_DIR, "readOnly": True},
         {"name": "scratch", "mountPath": SCRATCH_DIR},
         {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
+        # META_UPSTREAM is a folder even for a unit nothing flows into, as it is locally.
+        {"name": "upstream", "mountPath": UPSTREAM_DIR},
         *_upstream_mounts(owner, upstream),
+        _files_mount(owner, store_dir),
     ]
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -176,6 +192,7 @@ def step_pod(
                 },
             },
             {"name": "scratch", "emptyDir": {"medium": "Memory"}},
+            {"name": "upstream", "emptyDir": {}},
             _store_volume(settings),
         ],
     }
@@ -273,6 +290,7 @@ def micro_pod(
     upstream: Sequence[tuple[str, str]],
     slot_images: Sequence[str],
     slot_resources: Mapping[str, Mapping[str, str]],
+    store_dir: str,
 ) -> dict[str, Any]:
     """The pod of one attempt at a micro section: the quarterback, and one slot container per
     unit that may run at once, each running the launcher (put on a shared volume by an init
@@ -285,6 +303,7 @@ def micro_pod(
         {"name": "scratch", "mountPath": SCRATCH_DIR},
         {"name": "launcher", "mountPath": LAUNCHER_DIR, "readOnly": True},
         *_upstream_mounts(owner, upstream),
+        _files_mount(owner, store_dir),
     ]
     quarterback = {
         "name": "quarterback",
@@ -297,6 +316,7 @@ def micro_pod(
                 "name": "META_POD_NAMESPACE",
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
             },
+            *_api_server(settings),
         ],
         "volumeMounts": [
             *shared,
@@ -415,6 +435,28 @@ def _upstream_mounts(owner: FlowOwner, upstream: Sequence[tuple[str, str]]) -> l
         }
         for subdir, unit_id in upstream
     ]
+
+
+def _api_server(settings: PodSettings) -> list[dict[str, str]]:
+    """The in-cluster client finds the API server by these variables; a container's own value
+    takes the place of the one the kubelet derives from the `kubernetes` service."""
+    if settings.api_server is None:
+        return []
+    host, port = settings.api_server
+    return [
+        {"name": "KUBERNETES_SERVICE_HOST", "value": host},
+        {"name": "KUBERNETES_SERVICE_PORT", "value": str(port)},
+    ]
+
+
+def _files_mount(owner: FlowOwner, store_dir: str) -> dict[str, Any]:
+    path = files_path(owner)
+    return {
+        "name": STORE_VOLUME,
+        "mountPath": f"{store_dir.rstrip('/')}/{path}",
+        "subPath": path,
+        "readOnly": True,
+    }
 
 
 def _store_volume(settings: PodSettings) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 from meta.errors import Fault, InputFault, lookup
 from meta.flow.crd import GROUP, KIND, VERSION
 from meta.flow.files import display_path
-from meta.flow.model import Flow, FlowRef, Generate, Input, ValueInput
+from meta.flow.model import FileInput, Flow, FlowRef, Generate, Input, ValueInput
 from meta.flow.parse import read_document
 from meta.plan.inputs import is_json_lines, iter_json_lines, read_json
 from meta.plan.plan import Plan, walk_units
@@ -23,20 +23,26 @@ MAX_INLINE_BYTES = 1024 * 1024
 
 def flow_resource(plan: Plan, namespace: str) -> dict[str, Any]:
     """The MetaFlow resource of a planned flow file, self-contained: every file input (of the
-    flow, of its flowRefs, of the flows they reference) inlined as a value, and every
-    referenced flow embedded in `spec.flows` by its path relative to the flow's file."""
+    flow, of its flowRefs, of the flows they reference) embedded in `spec.files` (see
+    `_inlined`), and every referenced flow embedded in `spec.flows` by its path relative to the
+    flow's file."""
     flow = plan.flow
-    document = _inlined(read_document(flow.source), flow, plan.inputs)
-    spec = document["spec"]
     base = flow.source.parent
+    files: dict[str, str] = {}
+    document = _inlined(read_document(flow.source), flow, plan.inputs, base, files)
+    spec = document["spec"]
     flows: dict[str, Any] = {}
     pending = list(plan.subplans.values())
     while pending:
         sub = pending.pop(0)
         key = os.path.relpath(sub.flow.source, base)
         if key not in flows:
-            flows[key] = _inlined(read_document(sub.flow.source), sub.flow, sub.flow.inputs)
+            flows[key] = _inlined(
+                read_document(sub.flow.source), sub.flow, sub.flow.inputs, base, files
+            )
         pending.extend(sub.subplans.values())
+    if files:
+        spec["files"] = dict(sorted(files.items()))
     if flows:
         spec["flows"] = flows
     size = len(json.dumps(spec))
@@ -57,9 +63,17 @@ def flow_resource(plan: Plan, namespace: str) -> dict[str, Any]:
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata, "spec": spec}
 
 
-def _inlined(document: dict[str, Any], flow: Flow, inputs: Mapping[str, Input]) -> dict[str, Any]:
-    """A flow document with its inputs, and the inputs its flowRefs bind, given as values
-    where they can be (see `input_entry`)."""
+def _inlined(
+    document: dict[str, Any],
+    flow: Flow,
+    inputs: Mapping[str, Input],
+    root: Path,
+    files: dict[str, str],
+) -> dict[str, Any]:
+    """A flow document whose file inputs (its own, and those its flowRefs bind) stay paths,
+    their text embedded in `files` by the path relative to `root`, the folder of the flow being
+    applied. A file that cannot be embedded (outside that folder, or not UTF-8 text) is given
+    as described at `_input_entry`."""
     spec = document["spec"]
     base = flow.source.parent
     as_files = {
@@ -69,20 +83,34 @@ def _inlined(document: dict[str, Any], flow: Flow, inputs: Mapping[str, Input]) 
         for _, source in unit.sources()
         if source.input is not None
     }
+
+    def entry(given: Input, as_file: bool) -> dict[str, Any]:
+        if isinstance(given, FileInput) and _embedded(given.path, root, files):
+            return {"path": os.path.relpath(given.path, base)}
+        return _input_entry(given, base, as_file)
+
     if inputs:
-        spec["inputs"] = {
-            name: input_entry(given, base, name in as_files) for name, given in inputs.items()
-        }
+        spec["inputs"] = {name: entry(given, name in as_files) for name, given in inputs.items()}
     for ref in (u for u in walk_units(flow.root) if isinstance(u, FlowRef)):
         written = lookup(document, ref.origin.pointer)["flowRef"]
         if ref.inputs:
-            written["inputs"] = {
-                name: input_entry(g, base, False) for name, g in ref.inputs.items()
-            }
+            written["inputs"] = {name: entry(g, False) for name, g in ref.inputs.items()}
     return document
 
 
-def input_entry(given: Input, base: Path, as_file: bool) -> dict[str, Any]:
+def _embedded(path: Path, root: Path, files: dict[str, str]) -> bool:
+    key = Path(os.path.relpath(path, root)).as_posix()
+    if key.split("/")[0] == "..":
+        return False
+    try:
+        # Bytes decoded, not text read: line ends stay as they are.
+        files[key] = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _input_entry(given: Input, base: Path, as_file: bool) -> dict[str, Any]:
     """An input as the resource carries it: a JSON (or JSON-lines) file as its value; a file
     that is not JSON, or that a generate unit reads as a file, stays a path, which the operator
     resolves on its data volume (`--data-dir`)."""

@@ -25,6 +25,7 @@ from meta.plan.plan import Plan, plan_flow
 from meta.runtime.kube.api import Conflict, KubeApi
 from meta.runtime.kube.broker import Watches
 from meta.runtime.kube.driver import KubeDriver
+from meta.runtime.kube.files import place_files
 from meta.runtime.kube.journal import ConfigMapJournal
 from meta.runtime.kube.pods import (
     ANNOTATION_FLOW_NAME,
@@ -34,6 +35,7 @@ from meta.runtime.kube.pods import (
     MANAGED_BY,
     FlowOwner,
     PodSettings,
+    files_path,
     short_name,
 )
 from meta.runtime.kube.status import StatusReporter, condition, now
@@ -130,6 +132,9 @@ async def run_flow(
         return str(status["phase"])
     reporter = StatusReporter(api, owner, generation)
     try:
+        files = Path(settings.store_dir) / files_path(owner)
+        file = flow_file(owner.namespace, owner.name)
+        body = await asyncio.to_thread(place_files, body, files, file)
         plan = plan_resource(body, settings.data_dir)
     except UserError as exc:
         message = "; ".join(f"{f.pointer or '/'}: {f.reason}" for f in exc.faults)
