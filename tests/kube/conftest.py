@@ -13,11 +13,17 @@ The garbage collector of kube-controller-manager discovers resource types at its
 every 30 s: ownerReferences to or from a CRD created later (not in crds/ at session start) may take
 up to ~40 s to be honoured. On an outside cluster (KUBECONFIG) nothing is pre-created.
 
-There is no scheduler and no kubelet: kwok plays the kubelet of one fake node, `cluster.node_name`
+There is no scheduler. kwok plays the kubelet of one fake node, `cluster.node_name`
 (kwok-node-0). A pod runs only if it is created with `spec.nodeName` set to it and tolerates
 `cluster.toleration`; kwok moves it to Running, then after 1 s to Succeeded, or to Failed (exit
 code 3) with the annotation `meta-orchestrator.io/kwok-result: failed`, or leaves it Running with
 `hang` (`meta-orchestrator.io/kwok-delay: 0s` for no wait; see tests/e2e/cluster/up.sh).
+
+Beside it runs one real node, `cluster.real_node` (meta-node-0: kubelet and containerd, pods on a
+CNI bridge), when this process is root and containerd is installed; the images of
+tests/e2e/images (built and cached by its build.sh) are loaded into it, and pods there use them
+with `imagePullPolicy: Never`. Tests that need it take the `real_node` fixture, which skips (or,
+under META_E2E=required, fails) when there is none. `META_CLUSTER_NODE=kwok` leaves it out.
 
 Environment: `META_E2E=required` turns "cannot build or start the plane" into a failure instead of
 a skip; `META_E2E=skip` skips these tests without trying.
@@ -46,11 +52,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPTS = REPO / "tests" / "e2e" / "cluster"
+IMAGE_SCRIPTS = REPO / "tests" / "e2e" / "images"
+REAL_NODE = "meta-node-0"
 KWOK_NODE = "kwok-node-0"
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
 BUILD_TIMEOUT = 3600
@@ -67,6 +76,10 @@ class Cluster:
     state_dir: Path | None = None  # the plane's STATE_DIR (logs/ in it) when owned
     node_name: str = KWOK_NODE
     toleration: dict[str, str] = field(default_factory=lambda: dict(KWOK_TOLERATION))
+    real_node: str | None = None
+    """The real node's name, when it runs (see `RealNode`)."""
+    no_real_node: str = "the cluster comes from KUBECONFIG"
+    """Why there is no real node, when there is none."""
 
     def env(self) -> dict[str, str]:
         """os.environ with KUBECONFIG pointing at this cluster, for a subprocess (an operator)."""
@@ -123,8 +136,12 @@ def _external() -> Cluster | None:
         api.close()
         _say(f"KUBECONFIG={kubeconfig}: no answer to /readyz; starting a local plane")
         return None
-    first = next(p for p in kubeconfig.split(os.pathsep) if p)
-    return Cluster(kubeconfig=Path(first).expanduser(), api_client=api, owned=False)
+    first = Path(next(p for p in kubeconfig.split(os.pathsep) if p)).expanduser()
+    plane = first.resolve().parent
+    if (plane / ".meta-e2e-cluster").exists() and (plane / "network").exists():
+        # A plane of up.sh with a real node (`make cluster-up`): its state directory is beside.
+        return Cluster(first, api, owned=False, state_dir=plane, real_node=REAL_NODE)
+    return Cluster(kubeconfig=first, api_client=api, owned=False)
 
 
 def _cache_root() -> Path:
@@ -134,24 +151,26 @@ def _cache_root() -> Path:
     return Path(xdg) / "meta-orchestrator"
 
 
-def _build() -> Path:
-    """Run build.sh (one at a time per cache, across processes) and return its bin directory."""
+def _build(script: Path, what: str, env: dict[str, str] | None = None) -> str:
+    """Run a build script (one at a time per cache, across processes); its last line of output."""
     root = _cache_root()
     root.mkdir(parents=True, exist_ok=True)
     tail: collections.deque[str] = collections.deque(maxlen=40)
+    name = script.relative_to(REPO)
     with open(root / "build.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            _say(f"waiting for another build of the control plane ({root / 'build.lock'})")
+            _say(f"waiting for another build ({root / 'build.lock'})")
             fcntl.flock(lock, fcntl.LOCK_EX)
         started = time.monotonic()
         announced = False
         proc = subprocess.Popen(
-            [str(CLUSTER_SCRIPTS / "build.sh")],
+            [str(script)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -159,25 +178,35 @@ def _build() -> Path:
             tail.append(line)
             if line.startswith("building ") and not announced:
                 announced = True
-                _say(
-                    "building the control plane binaries (tests/e2e/cluster/build.sh); "
-                    "a cold build takes 10-25 minutes"
-                )
+                _say(f"building {what} ({name}); a cold build takes minutes")
             if announced:
-                _say(f"build.sh: {line}")
+                _say(f"{script.name}: {line}")
         rc = proc.wait(timeout=BUILD_TIMEOUT)
     if rc != 0:
         detail = "\n".join(tail)
         if shutil.which("go") is None:
-            _unavailable("no `go` on PATH to build the control plane (tests/e2e/cluster/build.sh)")
-        _unavailable(f"tests/e2e/cluster/build.sh exited {rc}:\n{detail}")
+            _unavailable(f"no `go` on PATH to build {what} ({name})")
+        _unavailable(f"{name} exited {rc}:\n{detail}")
     if announced:
         _say(f"built in {time.monotonic() - started:.0f} s")
-    return Path(tail[-1])
+    return tail[-1]
 
 
-def _start(bin_dir: Path) -> tuple[Path, Path]:
-    """Start the plane into a new temporary directory: (state dir, kubeconfig)."""
+def _real_node() -> str | None:
+    """Why this machine can run no real node, or None when it can."""
+    if os.environ.get("META_CLUSTER_NODE") == "kwok":
+        return "META_CLUSTER_NODE=kwok"
+    if os.geteuid() != 0:
+        return "a real node needs root (kubelet, containerd, mounts, a bridge)"
+    missing = [t for t in ("containerd", "runc", "podman", "debootstrap") if not shutil.which(t)]
+    if missing:
+        return f"{', '.join(missing)} not installed (.ci/run installs them)"
+    return None
+
+
+def _start(bin_dir: Path, images: str | None) -> tuple[Path, Path]:
+    """Start the plane into a new temporary directory: (state dir, kubeconfig); with a real
+    node, loaded with the image archive `images`, when that is given."""
     state = Path(tempfile.mkdtemp(prefix="meta-kube-"))
     # The CRDs of crds/ exist before the controller manager starts, so that its garbage collector
     # collects a MetaFlow's children at once (it discovers new resource types only every 30 s).
@@ -187,6 +216,8 @@ def _start(bin_dir: Path) -> tuple[Path, Path]:
         "META_CLUSTER_BIN": str(bin_dir),
         "META_CLUSTER_OWNER_PID": str(os.getpid()),
         "META_CLUSTER_CRDS": os.pathsep.join(crds),
+        "META_CLUSTER_NODE": "kwok" if images is None else "real",
+        "META_CLUSTER_IMAGES": images or "",
     }
     started = time.monotonic()
     try:
@@ -225,13 +256,26 @@ def cluster() -> Iterator[Cluster]:
         finally:
             external.api_client.close()
         return
-    state, kubeconfig = _start(_build())
+    no_real_node = _real_node()
+    real = {"META_CLUSTER_NODE": "real"} if no_real_node is None else {}
+    bin_dir = Path(_build(CLUSTER_SCRIPTS / "build.sh", "the control plane", real))
+    images = None
+    if no_real_node is None:
+        images = _build(IMAGE_SCRIPTS / "build.sh", "the images")
+    state, kubeconfig = _start(bin_dir, images)
     saved = os.environ.get("KUBECONFIG")
     try:
         api = _client(str(kubeconfig))
         os.environ["KUBECONFIG"] = str(kubeconfig)
         try:
-            yield Cluster(kubeconfig=kubeconfig, api_client=api, owned=True, state_dir=state)
+            yield Cluster(
+                kubeconfig=kubeconfig,
+                api_client=api,
+                owned=True,
+                state_dir=state,
+                real_node=REAL_NODE if no_real_node is None else None,
+                no_real_node=no_real_node or "",
+            )
         finally:
             api.close()
     finally:
@@ -277,3 +321,92 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     finally:
         with contextlib.suppress(ApiException):
             core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster) -> None:
+    """crds/metaflow.yaml, applied to the real API server and Established."""
+    extensions = client.ApiextensionsV1Api(cluster.api_client)
+    body = yaml.safe_load((REPO / "crds" / "metaflow.yaml").read_text())
+    name = body["metadata"]["name"]
+    try:
+        extensions.create_custom_resource_definition(body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        current = extensions.read_custom_resource_definition(name)
+        body["metadata"]["resourceVersion"] = current.metadata.resource_version
+        extensions.replace_custom_resource_definition(name, body)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = extensions.read_custom_resource_definition(name)
+        conditions = {c.type: c.status for c in (found.status.conditions or [])}
+        if conditions.get("Established") == "True":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the CRD was not Established: {conditions}")
+
+
+@dataclass(frozen=True)
+class RealNode:
+    """The real node, as one test uses it: where its pods go, how they reach the API server, and
+    a store of the test's own (a hostPath PersistentVolume, standing in for an RWX volume)."""
+
+    name: str
+    api_server: str
+    """HOST:PORT: the API server as pods reach it (there is no kube-proxy)."""
+    claim: str
+    """The PersistentVolumeClaim of the store, in the test's namespace."""
+    store: Path
+    """The store's folder, as this process sees it."""
+
+
+@pytest.fixture
+def real_node(cluster: Cluster, namespace: str) -> Iterator[RealNode]:
+    if cluster.real_node is None or cluster.state_dir is None:
+        _unavailable(f"no real node: {cluster.no_real_node}")
+        raise AssertionError("unreachable")
+    core = client.CoreV1Api(cluster.api_client)
+    store = cluster.state_dir / "store" / namespace
+    store.mkdir(parents=True)
+    volume, claim = f"store-{namespace}", "store"
+    core.create_persistent_volume(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": volume},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteMany"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": str(store), "type": "Directory"},
+                "claimRef": {"namespace": namespace, "name": claim},
+            },
+        }
+    )
+    try:
+        core.create_namespaced_persistent_volume_claim(
+            namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "",
+                    "volumeName": volume,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        )
+        deadline = time.monotonic() + 60
+        read = core.read_namespaced_persistent_volume_claim
+        while read(claim, namespace).status.phase != "Bound":
+            assert time.monotonic() < deadline, f"the claim {namespace}/{claim} is not Bound"
+            time.sleep(0.2)
+        server = cluster.api_client.configuration.host
+        yield RealNode(cluster.real_node, server.removeprefix("https://"), claim, store)
+    finally:
+        with contextlib.suppress(ApiException):
+            core.delete_persistent_volume(volume)

@@ -11,94 +11,34 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import FailToCreateError, create_from_yaml
-from urllib3.exceptions import ProtocolError
 
 from tests.kube.conftest import Cluster
+from tests.kube.operating import (
+    FLOW_LABEL,
+    GROUP,
+    META,
+    PLURAL,
+    TIMEOUT,
+    VERSION,
+    Operator,
+    apply,
+    pod_log,
+    wait_phase,
+)
 
 REPO = Path(__file__).resolve().parents[2]
-META = Path(sys.executable).with_name("meta")
-GROUP, VERSION, PLURAL = "meta-orchestrator.io", "v1alpha1", "metaflows"
-FLOW_LABEL = "meta-orchestrator.io/flow"
-TIMEOUT = 120
-
-
-@pytest.fixture(scope="session")
-def crd(cluster: Cluster) -> None:
-    """crds/metaflow.yaml, applied to the real API server and Established."""
-    extensions = client.ApiextensionsV1Api(cluster.api_client)
-    body = yaml.safe_load((REPO / "crds" / "metaflow.yaml").read_text())
-    name = body["metadata"]["name"]
-    try:
-        extensions.create_custom_resource_definition(body)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-        current = extensions.read_custom_resource_definition(name)
-        body["metadata"]["resourceVersion"] = current.metadata.resource_version
-        extensions.replace_custom_resource_definition(name, body)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        found = extensions.read_custom_resource_definition(name)
-        conditions = {c.type: c.status for c in (found.status.conditions or [])}
-        if conditions.get("Established") == "True":
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"the CRD was not Established: {conditions}")
-
-
-@dataclass
-class Operator:
-    cluster: Cluster
-    namespace: str
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-    sessions: int = 0
-    kubeconfig: Path | None = None
-    """Who the operator is, when not the cluster's admin."""
-
-    def start(self) -> None:
-        self.sessions += 1
-        command = [
-            str(META), "operator", "-n", self.namespace,
-            "--kubeconfig", str(self.kubeconfig or self.cluster.kubeconfig),
-            "--node-name", self.cluster.node_name,
-            "--toleration", f"{self.cluster.toleration['key']}:NoSchedule",
-        ]  # fmt: skip
-        with self.log.open("ab") as out:
-            out.write(f"---- session {self.sessions}\n".encode())
-            out.flush()
-            # --kubeconfig alone says who the operator is: kopf and the client alike.
-            env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @pytest.fixture
@@ -110,90 +50,6 @@ def operator(cluster: Cluster, namespace: str, crd: None, tmp_path: Path) -> Ite
     finally:
         running.stop()
         sys.stderr.write(running.log.read_text(errors="replace")[-4000:])
-
-
-@dataclass
-class PodLog:
-    """Every pod event of a namespace, from a watch on a thread: creations by uid, peak live."""
-
-    created: dict[str, str] = field(default_factory=dict)
-    """pod uid -> pod name, for every pod ever added."""
-    live: set[str] = field(default_factory=set)
-    peak: int = 0
-    ended: dict[str, str] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@contextlib.contextmanager
-def pod_log(cluster: Cluster, namespace: str) -> Iterator[PodLog]:
-    core = client.CoreV1Api(cluster.api_client)
-    seen = PodLog()
-    stopping = threading.Event()
-    watcher = watch.Watch()
-
-    def record(event: dict[str, Any]) -> None:
-        pod = event["object"]
-        name, uid, phase = pod.metadata.name, pod.metadata.uid, pod.status.phase
-        with seen.lock:
-            seen.created.setdefault(uid, name)
-            if event["type"] == "DELETED" or phase in ("Succeeded", "Failed"):
-                seen.live.discard(uid)
-                if phase:
-                    seen.ended[uid] = phase
-            else:
-                seen.live.add(uid)
-            seen.peak = max(seen.peak, len(seen.live))
-
-    def follow() -> None:
-        while not stopping.is_set():
-            try:
-                for event in watcher.stream(
-                    core.list_namespaced_pod,
-                    namespace,
-                    label_selector=FLOW_LABEL,
-                    timeout_seconds=5,
-                ):
-                    record(event)
-                    if stopping.is_set():
-                        return
-            except (ProtocolError, ApiException):
-                continue  # the stream ended early: watch again (replays are idempotent)
-
-    thread = threading.Thread(target=follow, daemon=True)
-    thread.start()
-    try:
-        yield seen
-    finally:
-        stopping.set()
-        watcher.stop()
-        thread.join(timeout=10)
-
-
-def apply(cluster: Cluster, namespace: str, flow: dict[str, Any]) -> dict[str, Any]:
-    custom = client.CustomObjectsApi(cluster.api_client)
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MetaFlow", **flow}
-    created: dict[str, Any] = custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, body
-    )
-    return created
-
-
-def wait_phase(
-    cluster: Cluster, namespace: str, name: str, phases: tuple[str, ...], timeout: float = TIMEOUT
-) -> dict[str, Any]:
-    custom = client.CustomObjectsApi(cluster.api_client)
-    deadline = time.monotonic() + timeout
-    found: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        stream = watch.Watch().stream(
-            custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
-            field_selector=f"metadata.name={name}", timeout_seconds=5,
-        )  # fmt: skip
-        for event in stream:
-            found = event["object"]
-            if (found.get("status") or {}).get("phase") in phases:
-                return found
-    raise AssertionError(f"{name} did not reach {phases}: status {found.get('status')}")
 
 
 def step(name: str, image: str = "busybox") -> dict[str, Any]:
@@ -540,7 +396,8 @@ def test_meta_apply_of_a_flow_with_a_flow_ref_runs_the_reference_as_a_child_meta
         "macro-of-micro/describe-numbers/middle"
     )
     assert child["status"]["phase"] == "Succeeded"
-    assert child["spec"]["inputs"]["numbers"]["value"] == [2, 4, 4, 4, 5, 5, 7, 9]
+    given = child["spec"]["inputs"]["numbers"]["path"]
+    assert given.endswith("/files/data/numbers.json"), "the parent's embedded file, by its path"
     core = client.CoreV1Api(cluster.api_client)
     pods = core.list_namespaced_pod(namespace).items
     scopes = sorted(p.metadata.labels.get("meta-orchestrator.io/scope", "macro") for p in pods)
