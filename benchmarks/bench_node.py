@@ -18,6 +18,7 @@ Without --kubeconfig it builds what it needs and starts a plane with a real node
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -67,6 +68,8 @@ def start_plane(state: Path) -> Path:
         "META_CLUSTER_IMAGES": last_line(str(IMAGES / "build.sh")),
         "META_CLUSTER_CRDS": str(REPO / "crds" / "metaflow.yaml"),
     }
+    # The plane goes down with this process, however it ends.
+    env["META_CLUSTER_OWNER_PID"] = str(os.getpid())
     subprocess.run([str(CLUSTER / "up.sh"), str(state)], env=env, check=True, capture_output=True)
     return state / "kubeconfig"
 
@@ -79,11 +82,14 @@ def ensure_crd(api: client.ApiClient) -> None:
     except ApiException as exc:
         if exc.status != 409:
             raise
-    while True:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         found = extensions.read_custom_resource_definition(body["metadata"]["name"])
-        if any(c.type == "Established" and c.status == "True" for c in found.status.conditions):
+        conditions = found.status.conditions or []
+        if any(c.type == "Established" and c.status == "True" for c in conditions):
             return
         time.sleep(0.1)
+    raise SystemExit("the MetaFlow CRD was not Established within 60 s")
 
 
 def store(api: client.ApiClient, namespace: str, folder: Path) -> str:
@@ -213,9 +219,10 @@ def main() -> None:
         if operator is not None:
             operator.terminate()
             operator.wait()
-        core.delete_namespace(namespace)
-        if volume is not None:
-            core.delete_persistent_volume(volume)
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(namespace)
+            if volume is not None:
+                core.delete_persistent_volume(volume)
         if state is not None:
             subprocess.run([str(CLUSTER / "down.sh"), str(state)], check=False)
 

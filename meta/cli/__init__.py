@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a unit failed, 2 a user error (nothing run), 130 interr
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -333,7 +334,10 @@ def operator(
         tolerations=[_toleration(t) for t in tolerations],
         api_server=_host_port(pod_api_server) if pod_api_server else None,
     )
-    settings = OperatorSettings(pods=pods, store_dir=store_dir, data_dir=data_dir.resolve())
+    # Absolute: pods mount the flow's files at the very path the operator reads them from.
+    settings = OperatorSettings(
+        pods=pods, store_dir=os.path.abspath(store_dir), data_dir=data_dir.resolve()
+    )
     run_operator(_kube(kubeconfig, qps, burst), settings, namespaces)
 
 

@@ -184,7 +184,7 @@ def _build(script: Path, what: str, env: dict[str, str] | None = None) -> str:
         rc = proc.wait(timeout=BUILD_TIMEOUT)
     if rc != 0:
         detail = "\n".join(tail)
-        if shutil.which("go") is None:
+        if script.parent == CLUSTER_SCRIPTS and shutil.which("go") is None:
             _unavailable(f"no `go` on PATH to build {what} ({name})")
         _unavailable(f"{name} exited {rc}:\n{detail}")
     if announced:
@@ -410,3 +410,4 @@ def real_node(cluster: Cluster, namespace: str) -> Iterator[RealNode]:
     finally:
         with contextlib.suppress(ApiException):
             core.delete_persistent_volume(volume)
+        shutil.rmtree(store, ignore_errors=True)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ class Operator:
             *(self.placement or (
                 "--node-name", self.cluster.node_name,
                 "--toleration", f"{self.cluster.toleration['key']}:NoSchedule",
+                "--store-dir", str(self.log.parent / "store"),
             )),
         ]  # fmt: skip
         with self.log.open("ab") as out:
@@ -85,11 +86,43 @@ class PodLog:
 
 
 @contextlib.contextmanager
-def pod_log(cluster: Cluster, namespace: str) -> Iterator[PodLog]:
+def watching_pods(
+    cluster: Cluster, namespace: str, record: Callable[[dict[str, Any]], None], selector: str = ""
+) -> Iterator[None]:
+    """Hand every pod event of the namespace to `record`, from a watch on a thread, until the
+    block ends."""
     core = client.CoreV1Api(cluster.api_client)
-    seen = PodLog()
     stopping = threading.Event()
     watcher = watch.Watch()
+
+    def follow() -> None:
+        while not stopping.is_set():
+            try:
+                for event in watcher.stream(
+                    core.list_namespaced_pod,
+                    namespace,
+                    label_selector=selector,
+                    timeout_seconds=5,
+                ):
+                    record(event)
+                    if stopping.is_set():
+                        return
+            except (ProtocolError, ApiException):
+                continue  # the stream ended early: watch again (replays are idempotent)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stopping.set()
+        watcher.stop()
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def pod_log(cluster: Cluster, namespace: str) -> Iterator[PodLog]:
+    seen = PodLog()
 
     def record(event: dict[str, Any]) -> None:
         pod = event["object"]
@@ -104,29 +137,8 @@ def pod_log(cluster: Cluster, namespace: str) -> Iterator[PodLog]:
                 seen.live.add(uid)
             seen.peak = max(seen.peak, len(seen.live))
 
-    def follow() -> None:
-        while not stopping.is_set():
-            try:
-                for event in watcher.stream(
-                    core.list_namespaced_pod,
-                    namespace,
-                    label_selector=FLOW_LABEL,
-                    timeout_seconds=5,
-                ):
-                    record(event)
-                    if stopping.is_set():
-                        return
-            except (ProtocolError, ApiException):
-                continue  # the stream ended early: watch again (replays are idempotent)
-
-    thread = threading.Thread(target=follow, daemon=True)
-    thread.start()
-    try:
+    with watching_pods(cluster, namespace, record, FLOW_LABEL):
         yield seen
-    finally:
-        stopping.set()
-        watcher.stop()
-        thread.join(timeout=10)
 
 
 def apply(cluster: Cluster, namespace: str, flow: dict[str, Any]) -> dict[str, Any]:

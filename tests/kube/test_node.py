@@ -14,7 +14,6 @@ import filecmp
 import json
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,13 +22,11 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, watch
-from kubernetes.client.rest import ApiException
+from kubernetes import client
 from kubernetes.stream import stream
-from urllib3.exceptions import ProtocolError
 
 from tests.kube.conftest import Cluster, RealNode
-from tests.kube.operating import META, Operator, apply, wait_phase
+from tests.kube.operating import META, Operator, apply, wait_phase, watching_pods
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
@@ -275,12 +272,10 @@ class SlotHistory:
 
 @contextlib.contextmanager
 def slot_history(cluster: Cluster, namespace: str) -> Iterator[SlotHistory]:
-    core = client.CoreV1Api(cluster.api_client)
     seen = SlotHistory()
-    stopping = threading.Event()
-    watcher = watch.Watch()
 
-    def record(pod: client.V1Pod) -> None:
+    def record(event: dict[str, Any]) -> None:
+        pod = event["object"]
         seen.uids.add(pod.metadata.uid)
         if pod.status.pod_ip:
             seen.ips.add(pod.status.pod_ip)
@@ -292,24 +287,8 @@ def slot_history(cluster: Cluster, namespace: str) -> Iterator[SlotHistory]:
             if not states or states[-1] != now:
                 states.append(now)
 
-    def follow() -> None:
-        while not stopping.is_set():
-            try:
-                for event in watcher.stream(core.list_namespaced_pod, namespace, timeout_seconds=5):
-                    record(event["object"])
-                    if stopping.is_set():
-                        return
-            except (ProtocolError, ApiException):
-                continue
-
-    thread = threading.Thread(target=follow, daemon=True)
-    thread.start()
-    try:
+    with watching_pods(cluster, namespace, record):
         yield seen
-    finally:
-        stopping.set()
-        watcher.stop()
-        thread.join(timeout=10)
 
 
 SWAP_STEP = """

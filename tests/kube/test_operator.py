@@ -397,7 +397,7 @@ def test_meta_apply_of_a_flow_with_a_flow_ref_runs_the_reference_as_a_child_meta
     )
     assert child["status"]["phase"] == "Succeeded"
     given = child["spec"]["inputs"]["numbers"]["path"]
-    assert given.endswith("/files/data/numbers.json"), "the parent's embedded file, by its path"
+    assert given.endswith("/.files/data/numbers.json"), "the parent's embedded file, by its path"
     core = client.CoreV1Api(cluster.api_client)
     pods = core.list_namespaced_pod(namespace).items
     scopes = sorted(p.metadata.labels.get("meta-orchestrator.io/scope", "macro") for p in pods)

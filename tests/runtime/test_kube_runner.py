@@ -352,3 +352,32 @@ def test_quarterbacks_reach_the_api_server_where_the_operator_says(tmp_path: Pat
     )
     slots = pod["spec"]["containers"][1:]
     assert all("env" not in c for c in slots), "only the quarterback talks to the API server"
+
+
+def test_files_no_pod_can_read_are_told_of_and_the_operator_still_reads_them(
+    tmp_path: Path,
+) -> None:
+    api, broker = FakeApi(), Watches()
+    FakeKubelet(api, broker)
+    spec = {
+        "inputs": {"items": {"path": "data/items.json"}},
+        "files": {"data/items.json": "[1, 2, 3]"},
+        "root": {
+            "name": "each",
+            "scope": "macro",
+            "pattern": "fanout",
+            "over": {"input": "items"},
+            "visit": step("item-{{ item }}"),
+        },
+    }
+    assert run(api, broker, resource(spec), tmp_path) == "Succeeded"
+    assert len(api.created) == 3, "the operator walked the file it wrote"
+    (told,) = [e for e in api.events if e["reason"] == "NoStore"]
+    assert "--store-claim" in told["message"]
+    stored = tmp_path / "store" / "uid-tree" / ".files" / "data" / "items.json"
+    assert stored.read_text() == "[1, 2, 3]"
+    mounts = {
+        m["mountPath"]
+        for m in next(iter(api.pods.values()))["spec"]["containers"][0]["volumeMounts"]
+    }
+    assert str(stored.parent.parent) in mounts, "pods mount the files where the operator reads them"

@@ -9,9 +9,11 @@ input, its templates) opens the same bytes in the operator, the quarterback and 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import posixpath
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,22 +24,38 @@ from meta.errors import Fault, FlowInvalid
 def place_files(body: Mapping[str, Any], directory: Path, file: str) -> dict[str, Any]:
     """The resource with its `spec.files` written under `directory` and each input path naming
     one of them made absolute there (in its own inputs, its flowRefs' inputs and its embedded
-    flows'). Faults name `file` and the key's JSON path."""
+    flows'). Faults name `file` and the key's JSON path; a fault writes nothing."""
     placed = copy.deepcopy(dict(body))
     spec = placed.get("spec") or {}
-    files: Mapping[str, str] = spec.pop("files", None) or {}
-    if not files:
+    given: Mapping[str, str] = spec.pop("files", None) or {}
+    if not given:
         return placed
-    reason = "a file's key must be a relative path inside the flow's folder"
-    faults = [Fault(file, f"/spec/files/{_escaped(k)}", reason) for k in files if _outside(k)]
+    files = {posixpath.normpath(key): text for key, text in given.items()}
+    faults = [
+        Fault(file, f"/spec/files/{_escaped(key)}", reason)
+        for key in given
+        if (reason := _refused(posixpath.normpath(key), files))
+    ]
     if faults:
         raise FlowInvalid(faults)
     for key, text in files.items():
-        _write(directory / key, text)
+        _write(directory, key, text)
     _rebase(spec, "", files, directory)
     for key, embedded in (spec.get("flows") or {}).items():
         _rebase(embedded.get("spec") or {}, posixpath.dirname(key), files, directory)
     return placed
+
+
+def _refused(key: str, files: Mapping[str, str]) -> str:
+    """Why a (normalised) key cannot be a file here, or "" when it can."""
+    if posixpath.isabs(key) or key == "." or key.split("/")[0] == "..":
+        return "a file's key must be a relative path inside the flow's folder"
+    if "\0" in key:
+        return "a file's key holds a NUL character"
+    parents = {"/".join(key.split("/")[:i]) for i in range(1, key.count("/") + 1)}
+    if clash := sorted(parents & files.keys()):
+        return f"a file's key lies inside another file's, {clash[0]!r}"
+    return ""
 
 
 def _rebase(spec: dict[str, Any], folder: str, files: Mapping[str, str], directory: Path) -> None:
@@ -64,24 +82,28 @@ def _flow_ref_inputs(node: Any) -> Iterator[Any]:
             yield from _flow_ref_inputs(value)
 
 
-def _outside(key: str) -> bool:
-    normal = posixpath.normpath(key)
-    return posixpath.isabs(key) or normal == "." or normal.split("/")[0] == ".."
-
-
 def _escaped(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def _write(target: Path, text: str) -> None:
-    """Write once: a resumed flow finds its files in place and rewrites none."""
+def _write(directory: Path, key: str, text: str) -> None:
+    """Write once (a resumed flow finds its files in place and rewrites none), through a
+    temporary file of its own, never through a link that leads out of `directory`."""
+    target = directory / key
     data = text.encode()
-    try:
-        if target.read_bytes() == data:
-            return
-    except OSError:
-        pass
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, target)
+    root = os.path.realpath(directory)
+    if os.path.commonpath([root, os.path.realpath(target.parent)]) != root:
+        raise OSError(f"{target.parent} leads out of {directory}")
+    with contextlib.suppress(OSError):
+        if not target.is_symlink() and target.read_bytes() == data:
+            return
+    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise

@@ -8,7 +8,7 @@ A macro step is one pod with one container running the step's argv (no shell, no
   kubelet: outputs are persisted where they are written, and upstream outputs are mounted
   read-only, without copies;
 - `META_SCRATCH` is an emptyDir on RAM (medium Memory);
-- the flow's files (`spec.files`, see `meta.runtime.kube.files`) are the store's `files` folder,
+- the flow's files (`spec.files`, see `meta.runtime.kube.files`) are the store's `.files` folder,
   mounted read-only at the path the operator sees it at, so an input's path opens the same file
   in the operator and in every pod.
 Names are deterministic (flow, a hash of the unit id, the attempt), so a restarted operator finds
@@ -122,8 +122,10 @@ def store_path(owner: FlowOwner, unit_id: str) -> str:
 
 
 def files_path(owner: FlowOwner) -> str:
-    """Where the flow's embedded files live inside the store volume (its child flows' too)."""
-    return f"{owner.store_root}/files"
+    """Where the flow's embedded files live inside the store volume (its child flows' too): a
+    name no unit id can take (they start with a flow's name, which starts with a letter or a
+    digit)."""
+    return f"{owner.store_root}/.files"
 
 
 def step_pod(

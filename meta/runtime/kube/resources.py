@@ -17,19 +17,19 @@ from meta.plan.inputs import is_json_lines, iter_json_lines, read_json
 from meta.plan.plan import Plan, walk_units
 from meta.runtime.kube.api import Conflict, KubeApi
 
-MAX_INLINE_BYTES = 1024 * 1024
+MAX_SPEC_BYTES = 1024 * 1024
 """etcd keeps objects of at most 1.5 MiB; inputs beyond this belong on a volume."""
 
 
 def flow_resource(plan: Plan, namespace: str) -> dict[str, Any]:
     """The MetaFlow resource of a planned flow file, self-contained: every file input (of the
     flow, of its flowRefs, of the flows they reference) embedded in `spec.files` (see
-    `_inlined`), and every referenced flow embedded in `spec.flows` by its path relative to the
+    `_carried`), and every referenced flow embedded in `spec.flows` by its path relative to the
     flow's file."""
     flow = plan.flow
     base = flow.source.parent
     files: dict[str, str] = {}
-    document = _inlined(read_document(flow.source), flow, plan.inputs, base, files)
+    document = _carried(read_document(flow.source), flow, plan.inputs, base, files)
     spec = document["spec"]
     flows: dict[str, Any] = {}
     pending = list(plan.subplans.values())
@@ -37,23 +37,27 @@ def flow_resource(plan: Plan, namespace: str) -> dict[str, Any]:
         sub = pending.pop(0)
         key = os.path.relpath(sub.flow.source, base)
         if key not in flows:
-            flows[key] = _inlined(
-                read_document(sub.flow.source), sub.flow, sub.flow.inputs, base, files
-            )
+            # The operator finds an embedded file by the path relative to the flows' folders
+            # within the root's; a flow outside it keeps its inputs as `_input_entry` says.
+            outside = key.split(os.sep)[0] == os.pardir
+            flows[key] = _carried(
+                read_document(sub.flow.source), sub.flow, sub.flow.inputs, base,
+                {} if outside else files,
+            )  # fmt: skip
         pending.extend(sub.subplans.values())
     if files:
         spec["files"] = dict(sorted(files.items()))
     if flows:
         spec["flows"] = flows
     size = len(json.dumps(spec))
-    if size > MAX_INLINE_BYTES:
+    if size > MAX_SPEC_BYTES:
         raise InputFault(
             Fault(
                 display_path(flow.source),
                 "/spec",
-                f"with its inputs and referenced flows inlined the spec holds {size} bytes; a "
-                f"MetaFlow resource carries at most {MAX_INLINE_BYTES} (put large data on the "
-                "operator's data volume)",
+                f"with its input files and referenced flows embedded the spec holds {size} "
+                f"bytes; a MetaFlow resource carries at most {MAX_SPEC_BYTES} (put large data "
+                "on the operator's data volume)",
             )
         )
     metadata: dict[str, Any] = {"name": flow.name, "namespace": namespace}
@@ -63,7 +67,7 @@ def flow_resource(plan: Plan, namespace: str) -> dict[str, Any]:
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata, "spec": spec}
 
 
-def _inlined(
+def _carried(
     document: dict[str, Any],
     flow: Flow,
     inputs: Mapping[str, Input],
@@ -75,6 +79,8 @@ def _inlined(
     applied. A file that cannot be embedded (outside that folder, or not UTF-8 text) is given
     as described at `_input_entry`."""
     spec = document["spec"]
+    # `meta apply` alone writes what the resource carries.
+    spec.pop("files", None)
     base = flow.source.parent
     as_files = {
         source.input
@@ -85,7 +91,7 @@ def _inlined(
     }
 
     def entry(given: Input, as_file: bool) -> dict[str, Any]:
-        if isinstance(given, FileInput) and _embedded(given.path, root, files):
+        if isinstance(given, FileInput) and _embed(given.path, root, files):
             return {"path": os.path.relpath(given.path, base)}
         return _input_entry(given, base, as_file)
 
@@ -98,7 +104,9 @@ def _inlined(
     return document
 
 
-def _embedded(path: Path, root: Path, files: dict[str, str]) -> bool:
+def _embed(path: Path, root: Path, files: dict[str, str]) -> bool:
+    """Add the file's text to `files` under its path relative to `root`; False when it cannot
+    be embedded (outside `root`, or not UTF-8 text)."""
     key = Path(os.path.relpath(path, root)).as_posix()
     if key.split("/")[0] == "..":
         return False

@@ -131,6 +131,7 @@ async def run_flow(
     if status.get("phase") in ENDED:
         return str(status["phase"])
     reporter = StatusReporter(api, owner, generation)
+    carries_files = bool((body.get("spec") or {}).get("files"))
     try:
         files = Path(settings.store_dir) / files_path(owner)
         file = flow_file(owner.namespace, owner.name)
@@ -142,6 +143,18 @@ async def run_flow(
         await reporter.write(phase="Invalid", reason=message, conditions=[valid])
         await event(api, owner, "Warning", "Invalid", message)
         return "Invalid"
+    except OSError as exc:
+        message = f"cannot write the flow's files into the store ({settings.store_dir}): {exc}"
+        await reporter.write(phase="Failed", reason=message, finishedAt=now())
+        await event(api, owner, "Warning", "StoreFault", message)
+        return "Failed"
+    if carries_files and settings.pods.store_claim is None:
+        # The operator reads them (a section may walk one), but no pod can: say so at once.
+        await event(
+            api, owner, "Warning", "NoStore",
+            "spec.files reach no pod: the operator runs without --store-claim, so a step that "
+            "opens a file input will not find it",
+        )  # fmt: skip
     journal = ConfigMapJournal(api, owner)
     await journal.load()
     driver = KubeDriver(

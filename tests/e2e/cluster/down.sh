@@ -19,10 +19,17 @@ if [[ ! -e "$state/.meta-e2e-cluster" && -n "$(ls -A "$state")" ]]; then
   exit 1
 fi
 
-ours() {  # pid: true if it is alive and its command line names the state directory
+ours() {  # pid: true if it is alive and an argument of its command line is the state directory
+  # or a path in it (alone or after "="): another plane's STATE_DIR sharing a prefix is not ours
   [[ "$1" != "$$" && "$1" != "$PPID" ]] || return 1
   [[ -r "/proc/$1/cmdline" ]] || return 1
-  { tr '\0' '\n' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$state"
+  { tr '\0' '\n' <"/proc/$1/cmdline"; } 2>/dev/null | awk -v s="$state" '
+    { sub(/^[^\/]*=/, "") }
+    $0 == s || index($0, s "/") == 1 { found = 1 }
+    END { exit !found }'
+}
+under_state() {  # the mount targets under STATE_DIR, deepest first
+  findmnt -rn -o TARGET | awk -v s="$state/" 'index($0, s) == 1' | sort -r
 }
 
 pids=()
@@ -83,7 +90,7 @@ if ((${#left[@]})); then
 fi
 
 # Mounts: the pods' volumes and rootfs under STATE_DIR (deepest first), and their netns files.
-mapfile -t mounts < <(findmnt -rn -o TARGET | grep -F -- "$state/" | sort -r || true)
+mapfile -t mounts < <(under_state)
 for target in "${mounts[@]}"; do umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || true; done
 for path in "${netns[@]}"; do
   umount "$path" 2>/dev/null || umount -l "$path" 2>/dev/null || true
@@ -99,27 +106,55 @@ bridge="$(setting bridge || true)"
 if [[ -n "$bridge" ]] && ip link show "$bridge" >/dev/null 2>&1; then ip link delete "$bridge"; fi
 # The kubelet's chains (it makes them at start and keeps them there), when no other kubelet on
 # this machine may still use them (a zombie, not yet reaped by its new parent, uses none).
-other_kubelet() {
+running() {  # name: true if a process of that name runs
   local pid
-  for pid in $(pgrep -x kubelet); do
+  for pid in $(pgrep -x "$1"); do
     [[ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" == Z ]] || return 0
   done
   return 1
 }
-if [[ -f "$network" ]] && ! other_kubelet; then
-  for hook in INPUT OUTPUT; do
-    while iptables -t filter -D "$hook" -j KUBE-FIREWALL 2>/dev/null; do :; done
-  done
-  for table in mangle nat filter; do
-    for chain in KUBE-KUBELET-CANARY KUBE-FIREWALL KUBE-IPTABLES-HINT; do
-      if iptables -t "$table" -F "$chain" 2>/dev/null; then iptables -t "$table" -X "$chain"; fi
+if [[ -f "$network" ]] && ! running kubelet; then
+  for tables in iptables ip6tables; do
+    command -v "$tables" >/dev/null || continue
+    for hook in INPUT OUTPUT; do
+      while "$tables" -t filter -D "$hook" -j KUBE-FIREWALL 2>/dev/null; do :; done
+    done
+    for table in mangle nat filter; do
+      for chain in KUBE-KUBELET-CANARY KUBE-FIREWALL KUBE-IPTABLES-HINT; do
+        if "$tables" -t "$table" -F "$chain" 2>/dev/null; then "$tables" -t "$table" -X "$chain" || true; fi
+      done
     done
   done
+  # The kubelet's device-plugin socket has a fixed path, whatever its --root-dir.
+  rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+  find /var/lib/kubelet -depth -type d -empty -delete 2>/dev/null || true
 fi
 find /var/log/containers -maxdepth 1 -type l -lname "$state/*" -delete 2>/dev/null || true
-left_mounts="$(findmnt -rn -o TARGET | grep -cF -- "$state/" || true)"
-if ((left_mounts)); then
-  echo "down.sh: $left_mounts mounts under $state are still there" >&2
+# libcni caches each sandbox's result under a fixed folder (a sandbox that containerd had no time
+# to tear down leaves its own); containerd keeps shim sockets, fifos and runc state under another.
+# Ours go, and the folders once empty, unless another containerd may be using them.
+if [[ -f "$network" ]]; then
+  subnet="$(setting subnet || true)"
+  index="${subnet#10.}"
+  index="${index%%.*}"
+  for result in /var/lib/cni/results/meta-e2e-"$index"-*-eth0; do
+    [[ -e "$result" ]] || continue
+    sandbox="${result#/var/lib/cni/results/meta-e2e-"$index"-}"
+    rm -f "$result" "/var/lib/cni/results/cni-loopback-${sandbox%-eth0}-lo"
+  done
+  if ! running containerd; then
+    find /run/containerd /var/lib/cni -depth -type d -empty -delete 2>/dev/null || true
+  fi
+fi
+# What the node changed on the host goes back as it was, once no node of ours is left.
+if [[ -f "$network" && -z "$(ip -o link show type bridge | awk '/ mbr-[0-9]+:/')" ]]; then
+  forward="$(setting ip_forward || true)"
+  [[ -z "$forward" ]] || sysctl -qw "net.ipv4.ip_forward=$forward"
+  [[ "$(setting propagation || true)" != private ]] || mount --make-rprivate /
+fi
+mapfile -t mounts < <(under_state)
+if ((${#mounts[@]})); then
+  echo "down.sh: ${#mounts[@]} mounts under $state are still there: ${mounts[*]}" >&2
   exit 1
 fi
-[[ "${META_CLUSTER_KEEP_STATE:-}" == 1 ]] || rm -rf "$state"
+[[ "${META_CLUSTER_KEEP_STATE:-}" == 1 ]] || rm -rf --one-file-system "$state"

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Starts a local Kubernetes control plane for the test suite, on 127.0.0.1 only:
+# Starts a local Kubernetes control plane for the test suite, on 127.0.0.1 (or, with a real node,
+# on that node's bridge address only):
 #   etcd, kube-apiserver (v1.36.3, RBAC + Node authorization, TokenRequest), kube-controller-manager
 #   (garbage collector, namespace, serviceaccount and token controllers, ...) and kwok, which plays
-#   the kubelet of one fake node, kwok-node-0.
+#   the kubelet of one fake node, kwok-node-0; with META_CLUSTER_NODE=real, a real node too.
 #
 #   usage: up.sh STATE_DIR          (stop it with down.sh STATE_DIR)
 #
 # STATE_DIR gets: kubeconfig (admin, system:masters), pki/, etcd/, logs/*.log, pids, ports.
 # Every port is picked free at start, so this runs beside any other cluster.
 #
-# There is no kube-scheduler and no kubelet. A pod runs only if it is created bound to the node:
+# There is no kube-scheduler (and no kube-proxy). A pod runs only if it is created bound to a node:
 #     spec:
 #       nodeName: kwok-node-0
 #       tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
@@ -63,9 +64,20 @@ tools=(openssl curl python3 setsid base64)
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "up.sh: $tool is needed and not on PATH" >&2; exit 1; }
 done
+if [[ "$node_kind" == real ]]; then
+  [[ $EUID -eq 0 ]] || { echo "up.sh: a real node needs root (META_CLUSTER_NODE=kwok: none)" >&2; exit 1; }
+  # The kubelet's cgroup root is made per v1 controller below; a unified (v2) host is not handled.
+  [[ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]] || {
+    echo "up.sh: this host mounts cgroup v2 only; the real node is set up for v1 or hybrid" >&2; exit 1; }
+fi
 
 mkdir -p "$1"
 state="$(cd "$1" && pwd -P)"
+# The deepest Unix socket (the kubelet's pod-resources one) must fit in 108 bytes.
+if [[ "$node_kind" == real ]] && ((${#state} > 60)); then
+  echo "up.sh: $state is too long a path for the node's Unix sockets (at most 60 characters)" >&2
+  exit 1
+fi
 if [[ -s "$state/pids" ]]; then
   while read -r _ pid; do
     if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$state"; then
@@ -77,6 +89,10 @@ fi
 if [[ -n "$(ls -A "$state")" && ! -e "$state/.meta-e2e-cluster" ]]; then
   echo "up.sh: $state is not empty and not a plane's state directory; refusing to use it" >&2
   exit 1
+fi
+if [[ -e "$state/network" ]]; then
+  # A node that did not stop cleanly: its bridge, mounts and cgroups go before its record does.
+  META_CLUSTER_KEEP_STATE=1 "$here/down.sh" "$state" || exit 1
 fi
 find "$state" -mindepth 1 -delete
 touch "$state/.meta-e2e-cluster"
@@ -142,13 +158,11 @@ wait_for() {  # description log-name command...: poll the command until it succe
 # ---- the real node's network: a bridge of its own, made before the API server binds to it ------
 listen=127.0.0.1
 if [[ "$node_kind" == real ]]; then
-  sysctl -qw net.ipv4.ip_forward=1
-  # Pod volumes are mounted by the kubelet and must reach the containers' mount namespaces.
-  [[ "$(findmnt -no PROPAGATION /)" == shared ]] || mount --make-rshared /
   exec {net_lock}>/run/lock/meta-e2e-network.lock
   flock "$net_lock"
   for n in $(seq 200 254); do
-    if ! ip -o link show "mbr-$n" >/dev/null 2>&1 && ! ip -4 -o addr | grep -q " 10\.$n\."; then
+    if ! ip -o link show "mbr-$n" >/dev/null 2>&1 && [[ -z "$(ip -4 -o addr show to "10.$n.0.0/16")" ]] &&
+      [[ -z "$(ip -4 route show root "10.$n.0.0/16")" ]]; then
       subnet_index=$n
       break
     fi
@@ -156,9 +170,14 @@ if [[ "$node_kind" == real ]]; then
   [[ -n "${subnet_index:-}" ]] || fail "no free 10.N.0.0/24 (N in 200-254) for the node's bridge"
   bridge="mbr-$subnet_index"
   listen="10.$subnet_index.0.1"
+  # What the node changes on the host, so that down.sh puts it back once no node of ours is left:
+  # the CNI bridge plugin turns IP forwarding on, and pod volumes mounted by the kubelet must
+  # reach the containers' mount namespaces.
+  printf 'bridge %s\nsubnet 10.%s.0.0/24\naddress %s\nip_forward %s\npropagation %s\n' \
+    "$bridge" "$subnet_index" "$listen" "$(sysctl -n net.ipv4.ip_forward)" \
+    "$(findmnt -no PROPAGATION /)" >"$state/network"
+  [[ "$(findmnt -no PROPAGATION /)" == shared ]] || mount --make-rshared /
   ip link add "$bridge" type bridge
-  printf 'bridge %s\nsubnet 10.%s.0.0/24\naddress %s\n' "$bridge" "$subnet_index" "$listen" \
-    >"$state/network"
   ip addr add "$listen/24" dev "$bridge"
   ip link set "$bridge" up
   exec {net_lock}>&-
@@ -428,6 +447,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = "$ctrd/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$state/cni/net.d"
