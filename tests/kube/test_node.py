@@ -110,7 +110,8 @@ def run_sample_in_cluster(
 
 
 @pytest.mark.parametrize(
-    "sample", ["org-bfs", "dag-fanout", "company-cases", "stream-cycle", "macro-of-micro"]
+    "sample",
+    ["org-bfs", "dag-fanout", "company-cases", "stream-cycle", "macro-of-micro", "bootstrap"],
 )
 def test_a_sample_gives_the_local_runtimes_outputs_byte_for_byte(
     cluster: Cluster, namespace: str, real_node: RealNode, crd: None, tmp_path: Path, sample: str

@@ -163,12 +163,16 @@ def step_pod(
         *_upstream_mounts(owner, upstream),
         _files_mount(owner, store_dir),
     ]
+    working = _working_dir(task.workdir, store_dir)
+    if working:
+        mounts.append({**working, "readOnly": True})
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": settings.grace_seconds,
         "containers": [
             {
+                **({"workingDir": task.workdir} if working else {}),
                 "name": "step",
                 "image": task.image or settings.default_image,
                 "imagePullPolicy": settings.image_pull_policy,
@@ -449,6 +453,16 @@ def _api_server(settings: PodSettings) -> list[dict[str, str]]:
         {"name": "KUBERNETES_SERVICE_HOST", "value": host},
         {"name": "KUBERNETES_SERVICE_PORT", "value": str(port)},
     ]
+
+
+def _working_dir(workdir: str, store_dir: str) -> dict[str, Any] | None:
+    """A step of a generated flow runs where its flow was written, in a producer's outputs in
+    the store: that folder, mounted at the same path (any other step keeps its image's working
+    directory: its flow's folder is the operator's, not the pod's)."""
+    root = store_dir.rstrip("/")
+    if not workdir.startswith(root + "/"):
+        return None
+    return {"name": STORE_VOLUME, "mountPath": workdir, "subPath": workdir[len(root) + 1 :]}
 
 
 def _files_mount(owner: FlowOwner, store_dir: str) -> dict[str, Any]:
