@@ -109,3 +109,12 @@ def test_a_file_key_inside_another_file_is_refused_before_anything_is_written(
     (fault,) = refused.value.faults
     assert fault.pointer == "/spec/files/a~1b" and "'a'" in fault.reason
     assert list(tmp_path.iterdir()) == []
+
+
+def test_malformed_inputs_are_left_for_the_flow_language_to_report(tmp_path: Path) -> None:
+    resource = {
+        "metadata": {"name": "f"},
+        "spec": {"files": {"x.json": "[]"}, "inputs": ["x.json"], "root": {"flowRef": "no"}},
+    }
+    placed = place_files(resource, tmp_path, "team/f")
+    assert placed["spec"]["inputs"] == ["x.json"]

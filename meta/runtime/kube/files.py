@@ -62,7 +62,10 @@ def _rebase(spec: dict[str, Any], folder: str, files: Mapping[str, str], directo
     """Make absolute, under `directory`, each input path of this flow document (relative to
     `folder`, its place among the files) that names an embedded file."""
     for entries in (spec.get("inputs"), *_flow_ref_inputs(spec.get("root"))):
-        for entry in (entries or {}).values():
+        # Not yet validated: what is not a map of inputs is the flow language's to report.
+        if not isinstance(entries, dict):
+            continue
+        for entry in entries.values():
             path = entry.get("path") if isinstance(entry, dict) else None
             if isinstance(path, str) and not os.path.isabs(path):
                 key = posixpath.normpath(posixpath.join(folder, path))
