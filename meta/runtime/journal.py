@@ -1,11 +1,12 @@
 """The journal: an append-only record of a run's progress in its workdir.
 
-Each record is one JSON line on an O_APPEND descriptor. A writer thread appends the records as
-they arrive and fsyncs them within SYNC_WINDOW (group commit: one flush of the disk for a burst
-of records), so no unit waits for the disk. A unit counts as finished once its record is in
-the file: a `kill -9` may lose the last few records, and those units run again on resume, but a
-unit on record is never run again. Records are written in the order they were made, so a
-consumer is never on record before the producer it read from.
+Each record is one JSON line on an O_APPEND descriptor, written as it is made (one small write
+to the page cache, which a `kill -9` of the process does not lose); a thread fsyncs them within
+SYNC_WINDOW (group commit: one flush of the disk for a burst of records), so no unit waits for
+the disk, and no record waits for a thread. A unit counts as finished once its record is in the
+file: a crash of the machine may lose the records of the last SYNC_WINDOW, and those units run
+again on resume, but a unit on record is never run again. Records are written in the order
+they were made, so a consumer is never on record before the producer it read from.
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ class FileJournal:
         self._finished = _replay(self.path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._ready = threading.Condition()
-        self._lines: list[bytes] = []
         self._durable = False
+        """Records were written that no fsync has covered yet."""
         self._closing = False
         self._failure: OSError | None = None
-        self._writer = threading.Thread(target=self._write_loop, name="journal", daemon=True)
+        self._writer = threading.Thread(target=self._sync_loop, name="journal", daemon=True)
         self._writer.start()
 
     def finished(self) -> Mapping[str, UnitRecord]:
@@ -63,48 +64,42 @@ class FileJournal:
     def _append(self, entry: dict[str, Any], *, durable: bool = True) -> None:
         if self._failure is not None:
             raise self._failure
-        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
-        with self._ready:
-            self._lines.append(line)
-            self._durable = self._durable or durable
-            self._ready.notify()
-
-    def _write_loop(self) -> None:
+        data = memoryview((json.dumps(entry, separators=(",", ":")) + "\n").encode())
         try:
-            self._write_records()
+            while data:
+                data = data[os.write(self._fd, data) :]
         except OSError as exc:
-            # Kept for the engine's next record and for close(): a journal that cannot be
-            # written must stop the run, not let it go on unrecorded.
+            # A journal that cannot be written must stop the run, not let it go on unrecorded.
             self._failure = exc
+            raise
+        if durable:
+            with self._ready:
+                if not self._durable:
+                    self._durable = True
+                    self._ready.notify()
 
-    def _write_records(self) -> None:
-        """Append records as they arrive; fsync them at most once per SYNC_WINDOW (group
-        commit): a burst of records costs one flush of the disk, not one each."""
-        unsynced = False
+    def _sync_loop(self) -> None:
+        """fsync what was written, at most once per SYNC_WINDOW: the records made while one
+        window passes share one flush of the disk."""
         last_sync = 0.0
         while True:
             with self._ready:
-                while not self._lines and not self._closing:
-                    wait = last_sync + SYNC_WINDOW - time.monotonic() if unsynced else None
-                    if wait is not None and wait <= 0:
-                        break
-                    self._ready.wait(wait)
-                lines, self._lines = self._lines, []
-                unsynced = unsynced or self._durable
-                self._durable = False
+                while not self._durable and not self._closing:
+                    self._ready.wait()
                 closing = self._closing
-            if lines:
-                data = memoryview(b"".join(lines))
-                while data:
-                    data = data[os.write(self._fd, data) :]
-            if unsynced and (closing or time.monotonic() - last_sync >= SYNC_WINDOW):
+            wait = last_sync + SYNC_WINDOW - time.monotonic()
+            if wait > 0 and not closing:
+                time.sleep(wait)
+            with self._ready:
+                self._durable = False
+            try:
                 os.fsync(self._fd)
-                last_sync = time.monotonic()
-                unsynced = False
-            if closing and not unsynced:
-                with self._ready:
-                    if not self._lines:
-                        return
+            except OSError as exc:
+                self._failure = exc
+                return
+            last_sync = time.monotonic()
+            if closing:
+                return
 
     def close(self) -> None:
         with self._ready:
