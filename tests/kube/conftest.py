@@ -176,7 +176,9 @@ def _build(script: Path, what: str, env: dict[str, str] | None = None) -> str:
         for line in proc.stdout:
             line = line.rstrip("\n")
             tail.append(line)
-            if line.startswith("building ") and not announced:
+            # The cluster's build.sh says "building X", the images' "build.sh: X", when they
+            # build anything at all.
+            if line.startswith(("building ", "build.sh: ")) and not announced:
                 announced = True
                 _say(f"building {what} ({name}); a cold build takes minutes")
             if announced:
