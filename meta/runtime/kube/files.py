@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, FlowInvalid
+from meta.flow.model import Origin
 
 
 def place_files(body: Mapping[str, Any], directory: Path, file: str) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def place_files(body: Mapping[str, Any], directory: Path, file: str) -> dict[str
         return placed
     files = {posixpath.normpath(key): text for key, text in given.items()}
     faults = [
-        Fault(file, f"/spec/files/{_escaped(key)}", reason)
+        Fault(file, Origin(file, "/spec/files").at(key).pointer, reason)
         for key in given
         if (reason := _refused(posixpath.normpath(key), files))
     ]
@@ -83,10 +84,6 @@ def _flow_ref_inputs(node: Any) -> Iterator[Any]:
     elif isinstance(node, list):
         for value in node:
             yield from _flow_ref_inputs(value)
-
-
-def _escaped(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 def _write(directory: Path, key: str, text: str) -> None:

@@ -165,7 +165,7 @@ def step_pod(
     ]
     working = _working_dir(task.workdir, store_dir)
     if working:
-        mounts.append({**working, "readOnly": True})
+        mounts.append(_store_mount(working, store_dir))
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "enableServiceLinks": False,
@@ -455,18 +455,20 @@ def _api_server(settings: PodSettings) -> list[dict[str, str]]:
     ]
 
 
-def _working_dir(workdir: str, store_dir: str) -> dict[str, Any] | None:
+def _working_dir(workdir: str, store_dir: str) -> str | None:
     """A step of a generated flow runs where its flow was written, in a producer's outputs in
-    the store: that folder, mounted at the same path (any other step keeps its image's working
+    the store: that folder's path inside the store (any other step keeps its image's working
     directory: its flow's folder is the operator's, not the pod's)."""
     root = store_dir.rstrip("/")
-    if not workdir.startswith(root + "/"):
-        return None
-    return {"name": STORE_VOLUME, "mountPath": workdir, "subPath": workdir[len(root) + 1 :]}
+    return workdir[len(root) + 1 :] if workdir.startswith(root + "/") else None
 
 
 def _files_mount(owner: FlowOwner, store_dir: str) -> dict[str, Any]:
-    path = files_path(owner)
+    return _store_mount(files_path(owner), store_dir)
+
+
+def _store_mount(path: str, store_dir: str) -> dict[str, Any]:
+    """A folder of the store, read-only, at the path the operator sees it at."""
     return {
         "name": STORE_VOLUME,
         "mountPath": f"{store_dir.rstrip('/')}/{path}",
