@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,34 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
+from cluster import ensure_crd, start_plane, stop_plane
 from kubernetes import client, config
 
-REPO = Path(__file__).resolve().parents[1]
-CLUSTER = REPO / "tests" / "e2e" / "cluster"
 META = Path(sys.executable).with_name("meta")
 GROUP, VERSION, PLURAL = "meta-orchestrator.io", "v1alpha1", "metaflows"
 WAIT_SECONDS = 600
-
-
-def start_plane(state: Path) -> Path:
-    built = subprocess.run([str(CLUSTER / "build.sh")], capture_output=True, text=True, check=True)
-    env = {**os.environ, "META_CLUSTER_BIN": built.stdout.strip().splitlines()[-1]}
-    subprocess.run([str(CLUSTER / "up.sh"), str(state)], env=env, check=True, capture_output=True)
-    return state / "kubeconfig"
-
-
-def install_crd(api: client.ApiClient) -> None:
-    body = yaml.safe_load((REPO / "crds" / "metaflow.yaml").read_text())
-    extensions = client.ApiextensionsV1Api(api)
-    extensions.create_custom_resource_definition(body)
-    while True:
-        found = extensions.read_custom_resource_definition(body["metadata"]["name"])
-        if any(
-            c.type == "Established" and c.status == "True" for c in found.status.conditions or []
-        ):
-            return
-        time.sleep(0.1)
 
 
 def fanout(name: str, units: int, max_active: int) -> dict[str, Any]:
@@ -96,7 +73,7 @@ def main() -> None:
     operator = None
     try:
         api = config.new_client_from_config(config_file=str(kubeconfig))
-        install_crd(api)
+        ensure_crd(api)
         namespace = "bench"
         client.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
         operator = subprocess.Popen(
@@ -124,7 +101,7 @@ def main() -> None:
         if operator is not None:
             operator.terminate()
             operator.wait()
-        subprocess.run([str(CLUSTER / "down.sh"), str(state)], check=False, capture_output=True)
+        stop_plane(state)
 
 
 if __name__ == "__main__":

@@ -29,13 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
+from cluster import ensure_crd, start_plane, stop_plane
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-REPO = Path(__file__).resolve().parents[1]
-CLUSTER = REPO / "tests" / "e2e" / "cluster"
-IMAGES = REPO / "tests" / "e2e" / "images"
 META = Path(sys.executable).with_name("meta")
 GROUP, VERSION, PLURAL = "meta-orchestrator.io", "v1alpha1", "metaflows"
 NODE = "meta-node-0"
@@ -53,43 +50,6 @@ times.append([started, 0.0])
 times[-1][1] = time.time()
 Path(os.environ["META_OUTPUT"], "times.json").write_text(json.dumps(times))
 """
-
-
-def last_line(*command: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
-    return done.stdout.strip().splitlines()[-1]
-
-
-def start_plane(state: Path) -> Path:
-    real = {**os.environ, "META_CLUSTER_NODE": "real"}
-    env = {
-        **real,
-        "META_CLUSTER_BIN": last_line(str(CLUSTER / "build.sh"), env=real),
-        "META_CLUSTER_IMAGES": last_line(str(IMAGES / "build.sh")),
-        "META_CLUSTER_CRDS": str(REPO / "crds" / "metaflow.yaml"),
-    }
-    # The plane goes down with this process, however it ends.
-    env["META_CLUSTER_OWNER_PID"] = str(os.getpid())
-    subprocess.run([str(CLUSTER / "up.sh"), str(state)], env=env, check=True, capture_output=True)
-    return state / "kubeconfig"
-
-
-def ensure_crd(api: client.ApiClient) -> None:
-    body = yaml.safe_load((REPO / "crds" / "metaflow.yaml").read_text())
-    extensions = client.ApiextensionsV1Api(api)
-    try:
-        extensions.create_custom_resource_definition(body)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        found = extensions.read_custom_resource_definition(body["metadata"]["name"])
-        conditions = found.status.conditions or []
-        if any(c.type == "Established" and c.status == "True" for c in conditions):
-            return
-        time.sleep(0.1)
-    raise SystemExit("the MetaFlow CRD was not Established within 60 s")
 
 
 def store(api: client.ApiClient, namespace: str, folder: Path) -> str:
@@ -179,7 +139,7 @@ def main() -> None:
     if kubeconfig is None:
         state = Path(tempfile.mkdtemp(prefix="meta-bench-node-"))
         started = time.monotonic()
-        kubeconfig = start_plane(state)
+        kubeconfig = start_plane(state, real_node=True)
         print(f"plane and real node up in {time.monotonic() - started:.1f} s")
     plane = kubeconfig.resolve().parent
     api = config.new_client_from_config(config_file=str(kubeconfig))
@@ -224,7 +184,7 @@ def main() -> None:
             if volume is not None:
                 core.delete_persistent_volume(volume)
         if state is not None:
-            subprocess.run([str(CLUSTER / "down.sh"), str(state)], check=False)
+            stop_plane(state)
 
 
 if __name__ == "__main__":

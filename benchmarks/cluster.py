@@ -1,0 +1,61 @@
+"""What the cluster benchmarks share: a plane of tests/e2e/cluster started for them, and the
+MetaFlow CRD in it. Not a benchmark itself (the Makefile runs bench_*.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER = REPO / "tests" / "e2e" / "cluster"
+IMAGES = REPO / "tests" / "e2e" / "images"
+CRD = REPO / "crds" / "metaflow.yaml"
+
+
+def last_line(*command: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def start_plane(state: Path, real_node: bool = False) -> Path:
+    """Build what is needed and start a plane in `state` (with the real node and its images
+    when asked), gone with this process however it ends; its kubeconfig."""
+    node = {**os.environ, "META_CLUSTER_NODE": "real" if real_node else "kwok"}
+    env = {
+        **node,
+        "META_CLUSTER_BIN": last_line(str(CLUSTER / "build.sh"), env=node),
+        "META_CLUSTER_IMAGES": last_line(str(IMAGES / "build.sh")) if real_node else "",
+        "META_CLUSTER_CRDS": str(CRD),
+        "META_CLUSTER_OWNER_PID": str(os.getpid()),
+    }
+    subprocess.run([str(CLUSTER / "up.sh"), str(state)], env=env, check=True, capture_output=True)
+    return state / "kubeconfig"
+
+
+def stop_plane(state: Path) -> None:
+    subprocess.run([str(CLUSTER / "down.sh"), str(state)], check=False, capture_output=True)
+
+
+def ensure_crd(api: client.ApiClient) -> None:
+    """The MetaFlow CRD, created unless it is there, and Established."""
+    body = yaml.safe_load(CRD.read_text())
+    extensions = client.ApiextensionsV1Api(api)
+    try:
+        extensions.create_custom_resource_definition(body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = extensions.read_custom_resource_definition(body["metadata"]["name"])
+        conditions = found.status.conditions or []
+        if any(c.type == "Established" and c.status == "True" for c in conditions):
+            return
+        time.sleep(0.1)
+    raise SystemExit("the MetaFlow CRD was not Established within 60 s")
