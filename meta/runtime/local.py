@@ -81,14 +81,16 @@ class _Pod:
 
 
 @dataclass(frozen=True)
-class _Launch:
-    """What starting a step produced: its process (or why it could not start) and its files."""
+class _Scratch:
+    """The folders and files of one attempt, made on RAM before its program starts."""
 
-    process: subprocess.Popen[bytes] | None
-    failed: Exit | None
     unit_dir: str
+    input_file: str
+    upstream: str
     output: str
-    staged: int
+    scratch: str
+    copies: tuple[tuple[str, str], ...]
+    """(stored outputs, upstream folder) still to be staged: producers outside its pod."""
 
 
 class LocalDriver:
@@ -152,10 +154,11 @@ class LocalDriver:
         pod = self._pods.get(task.pod) if task.pod is not None else None
         return LocalProcess(self, task, pod)
 
-    def _launch(self, task: StepTask, pod: _Pod | None) -> _Launch:
-        # Plain strings and os.path on this path: it runs once per step, on a worker thread
-        # that shares the interpreter lock with the event loop. Everything a running step
-        # touches is on RAM; the workdir's disk sees only what is kept (see `_finish`).
+    def _prepare(self, task: StepTask, pod: _Pod | None) -> _Scratch:
+        """Make an attempt's folders, link what its pod has live and write its input; the
+        outputs to copy in from the store are left to `_stage`."""
+        # Plain strings and os.path on this path: it runs once per step, on the event loop.
+        # Everything it touches is on RAM; the workdir's disk sees only what is kept.
         units = os.path.join(pod.root, "units") if pod is not None else self._units
         # One new folder per attempt, named by a counter: no nesting to create, nothing an
         # earlier attempt left to clear (the whole scratch is new each session).
@@ -174,31 +177,39 @@ class LocalDriver:
         if os.path.lexists(stored):
             # Left by an attempt that did not finish (a kill, a failure): not this one's.
             shutil.rmtree(stored, ignore_errors=True)
-        staged = 0
+        copies = []
         for name, producer in task.upstream:
+            target = os.path.join(upstream, name)
             live = pod.live.get(producer) if pod is not None else None
             if live is not None:
-                os.symlink(live, os.path.join(upstream, name))
+                os.symlink(live, target)
+            elif os.path.isdir(self.outputs(producer)):
+                copies.append((self.outputs(producer), target))
             else:
-                staged += _copy_tree(self.outputs(producer), os.path.join(upstream, name))
+                # A producer that wrote nothing has no folder in the store: an empty one here.
+                os.mkdir(target)
         input_file = os.path.join(unit_dir, "input.json")
-        with open(input_file, "w", encoding="utf-8") as handle:
-            json.dump(task.input, handle, sort_keys=True)
+        _write(input_file, json.dumps(task.input, sort_keys=True).encode())
+        return _Scratch(unit_dir, input_file, upstream, output, scratch, tuple(copies))
+
+    def _spawn(self, task: StepTask, scratch: _Scratch) -> subprocess.Popen[bytes] | Exit:
+        """Start the attempt's program in a process group of its own, its output streams
+        going to log files in its scratch; the Exit when the program cannot be started."""
         env = {
             **self._environ,
             **{key.encode(): value.encode() for key, value in task.env.items()},
             b"META_UNIT_ID": task.id.encode(),
-            b"META_INPUT": input_file.encode(),
-            b"META_OUTPUT": output.encode(),
-            b"META_UPSTREAM": upstream.encode(),
-            b"META_SCRATCH": scratch.encode(),
+            b"META_INPUT": scratch.input_file.encode(),
+            b"META_OUTPUT": scratch.output.encode(),
+            b"META_UPSTREAM": scratch.upstream.encode(),
+            b"META_SCRATCH": scratch.scratch.encode(),
             b"META_ATTEMPT": str(task.attempt).encode(),
         }
-        stdout_path = os.path.join(unit_dir, f"{task.attempt}.out")
-        stderr_path = os.path.join(unit_dir, f"{task.attempt}.err")
-        with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+        stdout = _create(_log(scratch, task, "out"))
+        try:
+            stderr = _create(_log(scratch, task, "err"))
             try:
-                process = subprocess.Popen(
+                return subprocess.Popen(
                     self._resolved(task.command, env),
                     cwd=task.workdir,
                     env=env,
@@ -209,9 +220,11 @@ class LocalDriver:
                 )
             except OSError as exc:
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
-                failed = Exit(code, f"cannot start {task.command[0]!r}: {exc.strerror}")
-                return _Launch(None, failed, unit_dir, output, staged)
-        return _Launch(process, None, unit_dir, output, staged)
+                return Exit(code, f"cannot start {task.command[0]!r}: {exc.strerror}")
+            finally:
+                os.close(stderr)
+        finally:
+            os.close(stdout)
 
     def _resolved(self, command: Sequence[str], env: Mapping[bytes, bytes]) -> list[str]:
         """The command with its program found on the step's PATH once, not at every start."""
@@ -225,26 +238,55 @@ class LocalDriver:
             self._programs[(program, path)] = found
         return [found, *command[1:]]
 
-    def _finish(self, task: StepTask, launch: _Launch, pod: _Pod | None, code: int) -> Exit:
-        """After a step ended: keep its logs (those with anything in them) and, when it
-        succeeded, persist its outputs (when it wrote any) to the workdir; free a macro
-        step's scratch (a micro step's stays with its pod, for its siblings to read)."""
-        unit_dir = launch.unit_dir
-        stderr_tail = "" if code == 0 else _tail(os.path.join(unit_dir, f"{task.attempt}.err"))
-        for stream in ("out", "err"):
-            log = os.path.join(unit_dir, f"{task.attempt}.{stream}")
-            if os.path.getsize(log):
-                kept = os.path.join(self._logs, task.id)
-                os.makedirs(kept, exist_ok=True)
-                shutil.copyfile(log, os.path.join(kept, f"{task.attempt}.{stream}"))
-        if code == 0:
-            persisted = _copy_tree(launch.output, self.outputs(task.id), keep_empty=False)
+    async def _exit_code(self, process: subprocess.Popen[bytes]) -> int:
+        """Wait for `process` to end, without a thread where the system has pidfds: the
+        event loop hears of the end as it hears of any file that becomes readable."""
+        loop = asyncio.get_running_loop()
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except (AttributeError, OSError):
+            # Not Linux, or a kernel before 5.3: a thread waits instead.
+            return await loop.run_in_executor(self.threads, process.wait)
+        ended: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            loop.remove_reader(pidfd)
+            if not ended.done():
+                ended.set_result(None)
+
+        loop.add_reader(pidfd, readable)
+        try:
+            await ended
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+        # It has ended: this reaps it without blocking.
+        return process.wait()
+
+    def _to_keep(self, task: StepTask, scratch: _Scratch, code: int) -> tuple[list[str], bool]:
+        """The logs with anything in them, and whether the attempt's outputs are to be
+        persisted (it succeeded and wrote some)."""
+        logs = [_log(scratch, task, stream) for stream in ("out", "err")]
+        return [log for log in logs if os.path.getsize(log)], code == 0 and _holds(scratch.output)
+
+    def _keep(self, task: StepTask, scratch: _Scratch, logs: Sequence[str], persist: bool) -> None:
+        """Copy an ended attempt's logs, and its outputs when `persist`, to the workdir."""
+        if logs:
+            kept = os.path.join(self._logs, task.id)
+            os.makedirs(kept, exist_ok=True)
+            for log in logs:
+                shutil.copyfile(log, os.path.join(kept, os.path.basename(log)))
+        if persist:
+            persisted = _copy_tree(scratch.output, self.outputs(task.id), keep_empty=False)
             self.traffic.add(persisted=persisted)
-            if pod is not None:
-                pod.live[task.id] = launch.output
+
+    def _release(self, task: StepTask, scratch: _Scratch, pod: _Pod | None, code: int) -> None:
+        """A macro attempt's scratch goes; a micro step's outputs stay with its pod, for its
+        siblings to read where it wrote them."""
         if pod is None:
-            _remove_unit_dir(unit_dir, task.attempt)
-        return Exit(code, stderr_tail)
+            _remove_scratch(scratch, task)
+        elif code == 0:
+            pod.live[task.id] = scratch.output
 
     def forget(self, pid: int) -> None:
         self._groups.discard(pid)
@@ -263,8 +305,10 @@ class LocalDriver:
 
 
 class LocalProcess:
-    """One attempt at a step, carried by a worker thread from its set-up to its persisted
-    outputs, as a thread-pool runner would: the event loop only schedules."""
+    """One attempt at a step, from its scratch to its persisted outputs. The event loop makes
+    its folders, starts its program and hears of its end; only copies (staging, persisting,
+    keeping logs), whose cost grows with the data, go to a worker thread. A step that moves no
+    data so costs no handoff of the interpreter lock between threads."""
 
     def __init__(self, driver: LocalDriver, task: StepTask, pod: _Pod | None) -> None:
         self._driver = driver
@@ -272,36 +316,48 @@ class LocalProcess:
         self._pod = pod
         self._pid: int | None = None
         self._stopping = False
-        self._ended = asyncio.get_running_loop().run_in_executor(driver.threads, self._run)
+        self._ended = asyncio.get_running_loop().create_task(self._run())
 
-    def _run(self) -> Exit:
-        driver = self._driver
+    async def _run(self) -> Exit:
+        driver, task, pod = self._driver, self._task, self._pod
+        loop = asyncio.get_running_loop()
         try:
-            launch = driver._launch(self._task, self._pod)
+            scratch = driver._prepare(task, pod)
+            if scratch.copies:
+                staged = await loop.run_in_executor(driver.threads, _stage, scratch.copies)
+                driver.traffic.add(staged=staged)
+            started = driver._spawn(task, scratch)
         except (OSError, shutil.Error) as exc:
             return Exit(CANNOT_KEEP, reason=f"its scratch could not be set up: {exc}")
-        driver.traffic.add(staged=launch.staged)
-        process = launch.process
-        if process is None:
-            assert launch.failed is not None
-            if self._pod is None:
-                _remove_unit_dir(launch.unit_dir, self._task.attempt)
-            return launch.failed
-        self._pid = process.pid
-        driver._groups.add(process.pid)
+        if isinstance(started, Exit):
+            if pod is None:
+                _remove_scratch(scratch, task)
+            return started
+        self._pid = started.pid
+        driver._groups.add(started.pid)
         if self._stopping:
-            _kill_group(process.pid, signal.SIGKILL)
-        code = process.wait()
-        # The step's main process ended: whatever it left behind in its group goes too.
-        _kill_group(process.pid, signal.SIGKILL)
-        driver.forget(process.pid)
+            _kill_group(started.pid, signal.SIGKILL)
         try:
-            return driver._finish(self._task, launch, self._pod, code)
+            code = await driver._exit_code(started)
+        finally:
+            # The step's main process ended (or the run is going): what it left in its group
+            # goes too.
+            _kill_group(started.pid, signal.SIGKILL)
+            driver.forget(started.pid)
+        try:
+            stderr_tail = "" if code == 0 else _tail(_log(scratch, task, "err"))
+            logs, persist = driver._to_keep(task, scratch, code)
+            if logs or persist:
+                await loop.run_in_executor(
+                    driver.threads, driver._keep, task, scratch, logs, persist
+                )
+            driver._release(task, scratch, pod, code)
         except (OSError, shutil.Error) as exc:
             return Exit(
                 CANNOT_KEEP,
                 reason=f"exited with code {code}, but its outputs or logs could not be kept: {exc}",
             )
+        return Exit(code, stderr_tail)
 
     async def wait(self) -> Exit:
         return await asyncio.shield(self._ended)
@@ -393,14 +449,45 @@ def _emptied(directory: str) -> str:
     return directory
 
 
-def _remove_unit_dir(unit_dir: str, attempt: int) -> None:
-    """Remove a macro step's scratch: the files and folders `_launch` made, one call each when
-    the step left them empty (the common case), a tree walk only for what holds more."""
-    for name in ("input.json", f"{attempt}.out", f"{attempt}.err"):
+def _stage(copies: Sequence[tuple[str, str]]) -> int:
+    """Copy producers' stored outputs into a consumer's upstream folders; the bytes copied."""
+    return sum(_copy_tree(source, target) for source, target in copies)
+
+
+def _log(scratch: _Scratch, task: StepTask, stream: str) -> str:
+    return os.path.join(scratch.unit_dir, f"{task.attempt}.{stream}")
+
+
+def _create(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+
+
+def _write(path: str, data: bytes) -> None:
+    descriptor = _create(path)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
+    finally:
+        os.close(descriptor)
+
+
+def _holds(folder: str) -> bool:
+    """Whether `folder` has any entry (a step that removed its outputs folder wrote nothing)."""
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+        return next(entries, None) is not None
+    return False
+
+
+def _remove_scratch(scratch: _Scratch, task: StepTask) -> None:
+    """Remove a macro attempt's scratch: the files and folders `_prepare` and `_spawn` made,
+    one call each when the step left them as they were (the common case), a tree walk only
+    for what holds more."""
+    for path in (scratch.input_file, _log(scratch, task, "out"), _log(scratch, task, "err")):
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(unit_dir, name))
-    for name in ("upstream", "scratch", "out", ""):
-        folder = os.path.join(unit_dir, name)
+            os.unlink(path)
+    folders = [os.path.join(scratch.upstream, name) for name, _ in task.upstream]
+    for folder in (*folders, scratch.upstream, scratch.scratch, scratch.output, scratch.unit_dir):
         try:
             os.rmdir(folder)
         except FileNotFoundError:

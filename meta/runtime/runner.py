@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import signal
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from meta.runtime.report import Observers, ReportBuilder, kept, write_json
 
 RUN_FILE = "run.json"
 REPORT_FILE = "report.json"
-STEP_SWITCH_INTERVAL = 0.00001
 
 
 @dataclass(frozen=True)
@@ -130,10 +128,6 @@ def _execute(
     engine = Engine(plan, driver, observer=Observers([builder, *observers]), journal=journal)
     outputs: str | None = None
     error: MetaError | None = None
-    # Step threads give up the interpreter lock at every system call and then wait to get it
-    # back; the default 5 ms switch interval makes that wait the bulk of a short step's cost.
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(STEP_SWITCH_INTERVAL)
     try:
         journal.record_session(at=time.time(), pid=os.getpid())
         done = asyncio.run(_main(engine))
@@ -146,7 +140,6 @@ def _execute(
     except (KeyboardInterrupt, asyncio.CancelledError):
         state = "cancelled"
     finally:
-        sys.setswitchinterval(switch_interval)
         driver.close()
         try:
             journal.close()
