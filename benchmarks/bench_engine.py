@@ -261,11 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{'pass' if cpu_ok else 'FAIL':<5}{traced:>10.1f}{rss:>8.1f}  {mem}"
             )
         print(
-            "\n* the driver's wait() yields to the event loop once, as a real driver's does. "
-            "Without\n  that, a maxActive-1 walk never lets the loop run, so asyncio never purges "
-            "the cancelled\n  timer of each step's `asyncio.timeout` (one ~200-byte TimerHandle "
-            "per step stays in\n  loop._scheduled): that, not the walk, is the growth of the "
-            "maxActive-1 rows above."
+            "\n* the driver's wait() yields to the event loop once, as a real driver's does; "
+            "the other\n  rows never let the loop run between a step's start and its end."
         )
         print(f"\n{'all targets met' if not failures else f'{failures} target(s) missed'}")
     return 0

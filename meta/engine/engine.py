@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from meta.engine.deadlines import Deadlines
 from meta.engine.driver import (
     Driver,
     Exit,
@@ -109,6 +110,7 @@ class Engine:
         self._plugins = plugins
         """The generators for `generate` units; loaded from entry points when first needed."""
         self._steps_reached = 0
+        self._deadlines = Deadlines()
 
     async def run(self, within: str | None = None, upstream: tuple[Done, ...] = ()) -> Done:
         """Run the plan's flow to its end; its root's `Done` names where its outputs are.
@@ -564,19 +566,22 @@ class Engine:
         self, starting: Awaitable[Running], timeout: float | None, record: UnitRecord
     ) -> tuple[Exit, str]:
         running = await starting
+        limit = None if timeout is None else self._deadlines.start(timeout)
         try:
-            async with asyncio.timeout(timeout):
-                exit_ = await running.wait()
-        except TimeoutError:
-            await running.stop()
-            return Exit(-1, await _tail_after_stop(running)), f"timed out after {timeout:g} s"
+            exit_ = await running.wait()
         except asyncio.CancelledError:
+            if limit is not None and limit.expired and limit.task.uncancel() <= limit.cancelling:
+                await running.stop()
+                return Exit(-1, await _tail_after_stop(running)), f"timed out after {timeout:g} s"
             await asyncio.shield(running.stop())
             self._observer.unit_finished(_ended(record, "cancelled", Exit(-1), "cancelled"))
             raise
         except BaseException:
             await asyncio.shield(running.stop())
             raise
+        finally:
+            if limit is not None:
+                self._deadlines.end(limit)
         if exit_.reason:
             return exit_, exit_.reason
         reason = (
@@ -597,8 +602,8 @@ class Engine:
         upstream: tuple[Done, ...],
     ) -> StepTask:
         run = step.run
-        origin = step.origin.at("run")
-        if self._has_templates(step):
+        if run.templated:
+            origin = step.origin.at("run")
             command = tuple(
                 self._render(scope, context, arg, origin.at("command", i))
                 for i, arg in enumerate(run.command)
@@ -627,16 +632,10 @@ class Engine:
             input=value,
             upstream=_named(upstream),
             pod=parent.pod,
-            workdir=str(scope.plan.flow.source.parent),
+            workdir=scope.variables["flow"]["dir"],
             attempt=1,
             resources=run.resources,
         )
-
-    @staticmethod
-    def _has_templates(step: Step) -> bool:
-        run = step.run
-        texts = [*run.command, *run.env.values(), run.image or ""]
-        return any(is_template(text) for text in texts)
 
 
 def _named(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, str]]:
@@ -663,13 +662,20 @@ def _with_attempt(task: StepTask, attempt: int) -> StepTask:
 
 
 def _ended(record: UnitRecord, state: Any, exit_: Exit, reason: str = "") -> UnitRecord:
-    return replace(
-        record,
+    # Built whole: dataclasses.replace costs several times more, and this runs once per unit.
+    return UnitRecord(
+        id=record.id,
+        name=record.name,
+        section=record.section,
+        scope=record.scope,
         state=state,
+        attempts=record.attempts,
+        started_at=record.started_at,
         finished_at=time.time(),
         exit_code=exit_.code,
         reason=reason,
         stderr_tail=exit_.stderr_tail,
+        resumed=record.resumed,
     )
 
 

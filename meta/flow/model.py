@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
+
+from meta.flow.templates import is_template
 
 API_VERSION = "meta-orchestrator.io/v1alpha1"
 KIND = "MetaFlow"
@@ -55,6 +58,12 @@ class Run:
     env: Mapping[str, str] = field(default_factory=dict)
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """`requests` and `limits`, each resource name -> Kubernetes quantity."""
+
+    @cached_property
+    def templated(self) -> bool:
+        """Whether a string the engine renders for each attempt is a template."""
+        texts = (*self.command, *self.env.values(), self.image or "")
+        return any(is_template(text) for text in texts)
 
 
 @dataclass(frozen=True)
