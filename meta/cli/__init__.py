@@ -429,10 +429,14 @@ def _parse_sets(values: Sequence[str]) -> dict[str, Path]:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option(
     "--workdir",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, file_okay=False),
     help="Where the run keeps its journal, outputs and logs [default: runs/FLOW-TIME].",
 )
-@click.option("--report", type=click.Path(path_type=Path), help="Also write the JSON report here.")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the JSON report here.",
+)
 @click.option(
     "--set",
     "sets",
@@ -449,7 +453,11 @@ def run(file: Path, workdir: Path | None, report: Path | None, sets: Sequence[st
 
 @main.command()
 @click.argument("workdir", type=click.Path(path_type=Path))
-@click.option("--report", type=click.Path(path_type=Path), help="Also write the JSON report here.")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the JSON report here.",
+)
 @user_errors
 def resume(workdir: Path, report: Path | None) -> None:
     """Finish an interrupted run; units that finished are not run again."""

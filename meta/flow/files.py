@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,25 @@ def read_text(
 
 def parse_json(text: str, file: str, fault: type[UserError] = UserError) -> Any:
     try:
-        return json.loads(text)
+        return loads_strict_json(text)
     except json.JSONDecodeError as exc:
         reason = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         raise fault(Fault(file, "", reason)) from None
+    except ValueError as exc:
+        raise fault(Fault(file, "", f"invalid JSON: {exc}")) from None
+
+
+def loads_strict_json(text: str) -> Any:
+    """JSON as the standard has it: `NaN` and `Infinity` (which Python's json reads, and
+    other readers refuse) are refused, and so is data nested too deeply to be walked."""
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except RecursionError:
+        raise ValueError(f"nested more than {sys.getrecursionlimit()} levels deep") from None
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 def parse_yaml(text: str, file: str, fault: type[UserError] = UserError) -> Any:

@@ -30,9 +30,12 @@ def _validator() -> Draft202012Validator:
 def schema_faults(document: Any, file: str) -> list[Fault]:
     """Every place where `document` breaks the schema, most specific first, one fault each."""
     faults: dict[tuple[str, str], Fault] = {}
-    for error in _leaf_errors(_validator().iter_errors(document)):
-        for fault in _explain(error, document, file):
-            faults.setdefault((fault.pointer, fault.reason), fault)
+    try:
+        for error in _leaf_errors(_validator().iter_errors(document)):
+            for fault in _explain(error, document, file):
+                faults.setdefault((fault.pointer, fault.reason), fault)
+    except RecursionError:
+        return [Fault(file, "", "units are nested too deeply to be checked")]
     return sorted(faults.values(), key=lambda f: f.pointer)
 
 

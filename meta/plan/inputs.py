@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, InputFault, lookup
-from meta.flow.files import display_path, parse_json, read_text
+from meta.flow.files import display_path, loads_strict_json, parse_json, read_text
 
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
 
@@ -38,11 +38,14 @@ def iter_json_lines(path: Path) -> Iterator[Any]:
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
+                record = loads_strict_json(line)
             except json.JSONDecodeError as exc:
                 raise InputFault(
                     Fault(file, f"/{index}", f"invalid JSON on line {number}: {exc.msg}")
                 ) from None
+            except ValueError as exc:
+                raise InputFault(Fault(file, f"/{index}", f"line {number}: {exc}")) from None
+            yield record
             index += 1
 
 

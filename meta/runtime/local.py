@@ -130,6 +130,10 @@ class LocalDriver:
         # '@' is in no unit name, so a section's outputs never collide with its units' folders.
         return os.path.join(self._store, unit_id, OUTPUTS)
 
+    def shown_outputs(self, unit_id: str) -> str:
+        """`outputs` as the report and the summary show it: under the workdir as given."""
+        return os.path.join(self.store, unit_id, OUTPUTS)
+
     async def open_pod(self, pod: str) -> None:
         root = os.path.abspath(self.scratch / "pods" / pod)
         os.makedirs(os.path.join(root, "scratch"), exist_ok=True)
@@ -277,6 +281,7 @@ class LocalDriver:
             for log in logs:
                 shutil.copyfile(log, os.path.join(kept, os.path.basename(log)))
         if persist:
+            _check_outputs(scratch.output)
             persisted = _copy_tree(scratch.output, self.outputs(task.id), keep_empty=False)
             self.traffic.add(persisted=persisted)
 
@@ -423,6 +428,30 @@ def _size(path: str) -> int:
             elif entry.is_file():
                 total += entry.stat().st_size
     return total
+
+
+def _check_outputs(folder: str) -> None:
+    """Refuse outputs that are not plain files and folders inside `folder`: a link is followed
+    when outputs are kept, so one to `/`, to `/proc/kmsg` or to a secret would copy what it
+    points at (or block on it) into the store."""
+    inside = os.path.realpath(folder)
+    pending = [folder]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                shown = os.path.relpath(entry.path, folder)
+                if entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    if os.path.commonpath([inside, target]) != inside:
+                        raise OSError(f"the output {shown!r} links outside META_OUTPUT")
+                    if os.path.isdir(target):
+                        raise OSError(f"the output {shown!r} links to a folder")
+                    if not os.path.isfile(target):
+                        raise OSError(f"the output {shown!r} links to no regular file")
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif not entry.is_file(follow_symlinks=False):
+                    raise OSError(f"the output {shown!r} is not a regular file or folder")
 
 
 def _copy_tree(source: str, target: str, *, keep_empty: bool = True) -> int:

@@ -60,7 +60,13 @@ def start_run(
                 "this workdir holds a run already: `meta resume` it, or give another --workdir",
             )
         )
-    workdir.mkdir(parents=True, exist_ok=True)
+    _writable(report)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            Fault(display_path(workdir), "", f"the workdir cannot be made: {exc.strerror}")
+        ) from None
     info = {
         "flow": str(plan.flow.source),
         "inputs": {name: str(path.resolve()) for name, path in overrides.items()},
@@ -88,6 +94,7 @@ def resume_run(
         raise UserError(
             Fault(display_path(info_path), "", f"not a run record (missing: {missing or 'inputs'})")
         )
+    _writable(report)
     overrides = {name: Path(path) for name, path in info.get("inputs", {}).items()}
     plan = compile_plan(Path(info["flow"]), overrides)
     if _fingerprint(plan) != info.get("fingerprint"):
@@ -99,6 +106,27 @@ def resume_run(
             )
         )
     return _execute(plan, workdir, info, observers, report)
+
+
+def _writable(report: Path | None) -> None:
+    """Refuse, before anything runs, a report path that could not be written at the end."""
+    if report is None:
+        return
+    problem = None
+    if report.is_dir():
+        problem = "is a folder"
+    elif report.parent.exists() and not report.parent.is_dir():
+        problem = f"cannot be written: {display_path(report.parent)} is not a folder"
+    else:
+        try:
+            report.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = f"cannot be written: {exc.strerror}"
+        else:
+            if not os.access(report.parent, os.W_OK):
+                problem = "cannot be written: its folder is not writable"
+    if problem is not None:
+        raise UserError(Fault(display_path(report), "", f"the report {problem}"))
 
 
 def _fingerprint(plan: Plan) -> str:
@@ -131,7 +159,7 @@ def _execute(
     try:
         journal.record_session(at=time.time(), pid=os.getpid())
         done = asyncio.run(_main(engine))
-        outputs = kept(driver.outputs(done.output))
+        outputs = kept(driver.shown_outputs(done.output))
         state = "succeeded"
     except (RunFailed, UserError) as exc:
         state, error = "failed", exc
@@ -151,7 +179,7 @@ def _execute(
         started_at=float(info["startedAt"]),
         finished_at=time.time(),
         outputs=outputs,
-        outputs_of=driver.outputs,
+        outputs_of=driver.shown_outputs,
         bytes_persisted=driver.traffic.persisted,
         bytes_staged=driver.traffic.staged,
         error=_error(error),

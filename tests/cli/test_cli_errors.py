@@ -467,3 +467,44 @@ def test_plan_and_graph_report_faults_too(
             "flow.yaml: /spec/root/maxActive: must be >= 1, got 0",
             "flow.yaml: /spec/root/units: needs at least 1 item(s)",
         ]
+
+
+def test_a_workdir_or_report_that_cannot_be_written_is_refused_before_anything_runs(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_flow("flow.yaml", f"root: {MARK}")
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "a-folder").mkdir()
+    refused = [
+        ("--workdir", "a-file"),
+        ("--workdir", "a-file/below"),
+        ("--report", "a-folder"),
+        ("--report", "a-file/report.json"),
+    ]
+    for option, value in refused:
+        result = meta("run", "flow.yaml", "--workdir", "wd", option, value)
+        assert result.code == 2, (option, value, result)
+        assert "Traceback" not in result.stderr + result.stdout
+        assert not (tmp_path / "ran.marker").exists()
+    lines = assert_user_error(meta("run", "flow.yaml", "--report", "a-file/report.json"))
+    assert lines == ["a-file/report.json: /: the report cannot be written: a-file is not a folder"]
+    assert_nothing_ran(tmp_path)
+
+
+def test_units_nested_too_deeply_to_check_are_a_fault_not_a_crash(
+    meta: Callable[..., Result], tmp_path: Path
+) -> None:
+    unit: dict[str, object] = {"name": "s", "run": {"command": ["touch", "ran.marker"]}}
+    for level in range(200):
+        unit = {"name": f"q{level}", "scope": "macro", "pattern": "sequence", "units": [unit]}
+    flow = {
+        "apiVersion": "meta-orchestrator.io/v1alpha1",
+        "kind": "MetaFlow",
+        "metadata": {"name": "deep"},
+        "spec": {"root": unit},
+    }
+    (tmp_path / "deep.flow.yaml").write_text(json.dumps(flow))
+    for arguments in (["validate"], ["run", "--workdir", "wd"]):
+        lines = assert_user_error(meta(*arguments, "deep.flow.yaml"))
+        assert lines == ["deep.flow.yaml: /: units are nested too deeply to be checked"]
+    assert_nothing_ran(tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -257,7 +258,14 @@ def test_a_flow_referencing_itself(write_flow: Callable[..., Path]) -> None:
     [
         ('{"a": [1,,]}', "invalid JSON at line 1, column 10: Expecting value"),
         ("", "invalid JSON at line 1, column 1: Expecting value"),
+        ('{"a": [1, NaN]}', "invalid JSON: NaN is not a JSON value"),
+        ("[-Infinity]", "invalid JSON: -Infinity is not a JSON value"),
+        (
+            '{"k": [' * 5000 + "]}" * 5000,
+            f"invalid JSON: nested more than {sys.getrecursionlimit()} levels deep",
+        ),
     ],
+    ids=["syntax", "empty", "nan", "infinity", "deep"],
 )
 def test_invalid_json_data(
     write_flow: Callable[..., Path], write: Callable[[str, str], Path], text: str, reason: str
@@ -448,3 +456,14 @@ def test_data_in_a_referenced_flow_is_checked(
     ((fault),) = caught.value.faults
     assert fault.file.endswith("bad.json")
     assert fault.reason.startswith("invalid JSON")
+
+
+def test_a_json_lines_record_with_a_value_json_has_not(
+    write_flow: Callable[..., Path], write: Callable[[str, str], Path]
+) -> None:
+    write("s.jsonl", '{"a": 1}\n{"a": Infinity}\n')
+    path = write_flow("f.yaml", spec(cycle({"input": "s", "chunk": 1}), s={"path": "s.jsonl"}))
+    with pytest.raises(InputFault) as caught:
+        compile_plan(path)
+    ((fault),) = caught.value.faults
+    assert (fault.pointer, fault.reason) == ("/1", "line 2: Infinity is not a JSON value")

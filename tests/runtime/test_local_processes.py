@@ -3,6 +3,7 @@ them, a thread where it has not; the same results either way, and nothing left o
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -110,3 +111,40 @@ def test_a_failed_run_stops_its_running_steps_and_closes_what_it_opened(
     assert states["failing/d/slow"] == "cancelled"
     assert not Path("/proc", pid_file.read_text().strip()).exists()
     assert _descriptors() == before
+
+
+@pytest.mark.parametrize(
+    ("making", "reason"),
+    [
+        ('ln -s / "$META_OUTPUT/root"', "the output 'root' links outside META_OUTPUT"),
+        ('ln -s /proc/kmsg "$META_OUTPUT/log"', "the output 'log' links outside META_OUTPUT"),
+        ('mkfifo "$META_OUTPUT/pipe"', "the output 'pipe' is not a regular file or folder"),
+        ('mkdir "$META_OUTPUT/d"; ln -s .. "$META_OUTPUT/d/up"', "'d/up' links to a folder"),
+    ],
+    ids=["root", "kmsg", "fifo", "loop"],
+)
+def test_outputs_that_are_not_plain_files_inside_the_outputs_folder_fail_the_step(
+    tmp_path: Path, making: str, reason: str
+) -> None:
+    flow = tmp_path / "links.flow.yaml"
+    flow.write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {name: links}\n"
+        f"spec:\n  root: {{name: p, run: {{command: [sh, -c, {json.dumps(making)}]}}}}\n"
+    )
+    outcome = start_run(flow, tmp_path / "w", {})
+    assert outcome.state == "failed"
+    assert reason in outcome.report["error"]["reason"]
+    assert not (tmp_path / "w" / "store" / "links" / "p").exists()
+
+
+def test_a_link_to_a_file_inside_the_outputs_folder_is_kept_as_a_copy(tmp_path: Path) -> None:
+    flow = tmp_path / "inside.flow.yaml"
+    making = 'echo hi > "$META_OUTPUT/a"; ln -s a "$META_OUTPUT/b"'
+    flow.write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {name: inside}\n"
+        f"spec:\n  root: {{name: p, run: {{command: [sh, -c, {json.dumps(making)}]}}}}\n"
+    )
+    outcome = start_run(flow, tmp_path / "w", {})
+    assert outcome.state == "succeeded"
+    kept = Path(outcome.report["outputs"])
+    assert (kept / "b").read_text() == "hi\n" and not (kept / "b").is_symlink()
