@@ -29,6 +29,10 @@ class TemplateProblem(Exception):
 def environment() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
     env.policies["json.dumps_kwargs"] = {"sort_keys": True}
+    # Jinja's helpers for pages (lorem ipsum, cycler, joiner, namespace) render as Python
+    # objects in a command; `range` and `dict` stay.
+    for helper in ("lipsum", "cycler", "joiner", "namespace"):
+        env.globals.pop(helper, None)
     return env
 
 

@@ -508,3 +508,24 @@ def test_units_nested_too_deeply_to_check_are_a_fault_not_a_crash(
         lines = assert_user_error(meta(*arguments, "deep.flow.yaml"))
         assert lines == ["deep.flow.yaml: /: units are nested too deeply to be checked"]
     assert_nothing_ran(tmp_path)
+
+
+def test_a_key_written_twice_is_a_fault_naming_where(
+    meta: Callable[..., Result], write: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    write(
+        "flow.yaml",
+        """\
+        apiVersion: meta-orchestrator.io/v1alpha1
+        kind: MetaFlow
+        metadata: {name: t}
+        spec:
+          root: {name: a, name: b, run: {command: [touch, ran.marker]}}
+        """,
+    )
+    for arguments in (["validate"], ["run", "--workdir", "wd"]):
+        lines = assert_user_error(meta(*arguments, "flow.yaml"))
+        assert lines == [
+            "flow.yaml: /: invalid YAML: line 5, column 19: the key 'name' appears twice"
+        ]
+    assert_nothing_ran(tmp_path)

@@ -88,7 +88,7 @@ def test_check_reports_syntax_errors() -> None:
         ("{{ node._secret }}", "_secret"),
         ("{{ node|attr('__class__') }}", "__class__"),
         ("{% set x = node %}{{ x.__dict__ }}", "__dict__"),
-        ("{{ lipsum.__globals__ }}", "__globals__"),
+        ("{{ range.__globals__ }}", "__globals__"),
     ],
 )
 def test_check_rejects_reaching_for_internals(text: str, attribute: str) -> None:
@@ -136,7 +136,7 @@ def test_render_is_strict_about_undefined_names_and_fields() -> None:
         "{{ node.__class__ }}",
         "{{ ''.__class__.__mro__ }}",
         "{{ node|attr('__class__') }}",
-        "{{ lipsum.__globals__ }}",
+        "{{ range.__globals__ }}",
         "{{ node.pop('id') }}",  # the sandbox is immutable: no mutating the data
         "{{ node.tags.append(1) }}",
     ],
@@ -179,3 +179,10 @@ def test_evaluate_refuses_internals(expression: str) -> None:
 def test_evaluate_wraps_other_failures() -> None:
     with pytest.raises(TemplateProblem, match="expression failed: ZeroDivisionError"):
         evaluate("index // 0", CONTEXT)
+
+
+@pytest.mark.parametrize("helper", ["lipsum", "cycler", "joiner", "namespace"])
+def test_jinjas_page_helpers_are_not_there_to_print_python_objects(helper: str) -> None:
+    with pytest.raises(TemplateProblem) as caught:
+        check_template("{{ " + helper + " }}", ALL_VARIABLES)
+    assert f"undefined template variable '{helper}'" in str(caught.value)
