@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from meta.flow.files import display_path
 from meta.flow.model import (
     Cases,
@@ -36,14 +38,21 @@ def _unit(plan: Plan, unit: Unit, depth: int, role: str) -> list[str]:
     pad = "  " * depth
     if isinstance(unit, Step):
         image = f" in image {unit.run.image}" if unit.run.image else ""
-        return [f"{pad}{role}step {unit.name}: {' '.join(unit.run.command)}{image}"]
+        bounds = []
+        if unit.retries is not None:
+            bounds.append(f"{unit.retries} retries")
+        if unit.timeout_seconds is not None:
+            bounds.append(f"timeout {unit.timeout_seconds:g} s")
+        own = f" ({', '.join(bounds)})" if bounds else ""
+        return [f"{pad}{role}step {unit.name}{own}: {_command(unit.run.command)}{image}"]
     if isinstance(unit, Generate):
         return [f"{pad}{role}generate {unit.name}: {_generated(unit)}"]
     if isinstance(unit, FlowRef):
         sub = plan.subplan(unit)
+        bound = f", inputs {', '.join(sorted(unit.inputs))} bound here" if unit.inputs else ""
         lines = [
             f"{pad}{role}flowRef {unit.name} -> flow {sub.flow.name} "
-            f"({display_path(sub.flow.source)})"
+            f"({display_path(sub.flow.source)}{bound})"
         ]
         return lines + _unit(sub, sub.flow.root, depth + 1, "")
     return _section(plan, unit, depth, role)
@@ -98,6 +107,12 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
     if section.gather is not None:
         lines.extend(_unit(plan, section.gather, depth + 1, "gather: "))
     return lines
+
+
+def _command(command: tuple[str, ...]) -> str:
+    """The argv on one line, each argument quoted as a shell would need it (newlines shown as
+    `\\n`, so a multi-line script keeps to its line of the tree)."""
+    return " ".join(shlex.quote(argument).replace("\n", "\\n") for argument in command)
 
 
 def generated_from(source: UnitSource) -> str:

@@ -113,8 +113,8 @@ def test_describe(plan: Plan) -> None:
         assert ("one pod, units share a RAM scratch" in line) == (scope == "micro")
     for step in STEPS:
         assert f"step {step}: " in text
-    assert "    step prep: echo {{ inputs.xs }}" in lines
-    assert "      visit per item: step sq-{{ index }}: echo {{ item }}" in lines
+    assert "    step prep: echo '{{ inputs.xs }}'" in lines
+    assert "      visit per item: step sq-{{ index }}: echo '{{ item }}'" in lines
     assert "      gather: step total: true" in lines
     assert "      ring 2: step r2: true" in lines
     assert "      visit per node, the first case that holds:" in lines
@@ -147,7 +147,7 @@ def test_describe_follows_flowrefs_one_level_deeper(plan: Plan) -> None:
     (at,) = [i for i, x in enumerate(lines) if "flowRef sub -> flow child" in x]
     ref = lines[at]
     assert ref.startswith("    after fan, walk, spin: flowRef sub -> flow child (")
-    assert ref.endswith("child.flow.yaml)")
+    assert ref.endswith("child.flow.yaml, inputs n bound here)")
     assert lines[at + 1].startswith("      micro section inner [sequence]")
     assert lines[at + 2] == "        step load: cat x"
 
@@ -264,3 +264,14 @@ def test_dot_parses_as_graphviz_dot(plan: Plan) -> None:
     clusters = [sub.get_name() for sub in graph.get_subgraphs()]
     assert clusters
     assert all(name.startswith("cluster_") for name in clusters)
+
+
+def test_describe_shows_a_steps_own_bounds_and_keeps_a_script_on_its_line(tmp_path: Path) -> None:
+    flow = tmp_path / "own.flow.yaml"
+    flow.write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {name: own}\n"
+        "spec:\n  root: {name: a, retries: 3, timeoutSeconds: 1.5,"
+        ' run: {command: [python3, -c, "import sys\\nprint(1)"]}}\n'
+    )
+    lines = describe(compile_plan(flow))
+    assert lines[-1] == "  step a (3 retries, timeout 1.5 s): python3 -c 'import sys\\nprint(1)'"
