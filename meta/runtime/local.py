@@ -281,8 +281,8 @@ class LocalDriver:
             for log in logs:
                 shutil.copyfile(log, os.path.join(kept, os.path.basename(log)))
         if persist:
-            _check_outputs(scratch.output)
-            persisted = _copy_tree(scratch.output, self.outputs(task.id), keep_empty=False)
+            persisted = _checked_size(scratch.output)
+            shutil.copytree(scratch.output, self.outputs(task.id), dirs_exist_ok=True)
             self.traffic.add(persisted=persisted)
 
     def _release(self, task: StepTask, scratch: _Scratch, pod: _Pod | None, code: int) -> None:
@@ -430,11 +430,12 @@ def _size(path: str) -> int:
     return total
 
 
-def _check_outputs(folder: str) -> None:
-    """Refuse outputs that are not plain files and folders inside `folder`: a link is followed
-    when outputs are kept, so one to `/`, to `/proc/kmsg` or to a secret would copy what it
-    points at (or block on it) into the store."""
+def _checked_size(folder: str) -> int:
+    """The bytes a copy of the outputs in `folder` holds, after refusing any that are not
+    plain files and folders inside it: a link is followed when outputs are kept, so one to
+    `/`, to `/proc/kmsg` or to a secret would copy what it points at (or block on it)."""
     inside = os.path.realpath(folder)
+    total = 0
     pending = [folder]
     while pending:
         with os.scandir(pending.pop()) as entries:
@@ -448,21 +449,24 @@ def _check_outputs(folder: str) -> None:
                         raise OSError(f"the output {shown!r} links to a folder")
                     if not os.path.isfile(target):
                         raise OSError(f"the output {shown!r} links to no regular file")
+                    total += os.stat(target).st_size
                 elif entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
-                elif not entry.is_file(follow_symlinks=False):
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+                else:
                     raise OSError(f"the output {shown!r} is not a regular file or folder")
+    return total
 
 
-def _copy_tree(source: str, target: str, *, keep_empty: bool = True) -> int:
-    """Copy a unit's outputs (following the links of combined outputs); the bytes copied.
-    Empty outputs make an empty `target`, or with `keep_empty=False` none at all."""
+def _copy_tree(source: str, target: str) -> int:
+    """Copy a unit's stored outputs (following the links of combined outputs); the bytes
+    copied. Empty outputs make an empty `target`."""
     with contextlib.suppress(FileNotFoundError), os.scandir(source) as entries:
         if next(entries, None) is not None:
             shutil.copytree(source, target, symlinks=False, dirs_exist_ok=True)
             return _size(target)
-    if keep_empty:
-        os.makedirs(target, exist_ok=True)
+    os.makedirs(target, exist_ok=True)
     return 0
 
 

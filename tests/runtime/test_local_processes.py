@@ -56,6 +56,16 @@ spec:
 """
 
 
+def _one_step(tmp_path: Path, name: str, script: str) -> Path:
+    """A flow `name` whose root is one step `p` running `script` in sh."""
+    flow = tmp_path / f"{name}.flow.yaml"
+    flow.write_text(
+        f"apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {{name: {name}}}\n"
+        f"spec:\n  root: {{name: p, run: {{command: [sh, -c, {json.dumps(script)}]}}}}\n"
+    )
+    return flow
+
+
 def _descriptors() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
@@ -126,25 +136,16 @@ def test_a_failed_run_stops_its_running_steps_and_closes_what_it_opened(
 def test_outputs_that_are_not_plain_files_inside_the_outputs_folder_fail_the_step(
     tmp_path: Path, making: str, reason: str
 ) -> None:
-    flow = tmp_path / "links.flow.yaml"
-    flow.write_text(
-        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {name: links}\n"
-        f"spec:\n  root: {{name: p, run: {{command: [sh, -c, {json.dumps(making)}]}}}}\n"
-    )
-    outcome = start_run(flow, tmp_path / "w", {})
+    outcome = start_run(_one_step(tmp_path, "links", making), tmp_path / "w", {})
     assert outcome.state == "failed"
     assert reason in outcome.report["error"]["reason"]
     assert not (tmp_path / "w" / "store" / "links" / "p").exists()
 
 
 def test_a_link_to_a_file_inside_the_outputs_folder_is_kept_as_a_copy(tmp_path: Path) -> None:
-    flow = tmp_path / "inside.flow.yaml"
     making = 'echo hi > "$META_OUTPUT/a"; ln -s a "$META_OUTPUT/b"'
-    flow.write_text(
-        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {name: inside}\n"
-        f"spec:\n  root: {{name: p, run: {{command: [sh, -c, {json.dumps(making)}]}}}}\n"
-    )
-    outcome = start_run(flow, tmp_path / "w", {})
+    outcome = start_run(_one_step(tmp_path, "inside", making), tmp_path / "w", {})
     assert outcome.state == "succeeded"
     kept = Path(outcome.report["outputs"])
     assert (kept / "b").read_text() == "hi\n" and not (kept / "b").is_symlink()
+    assert outcome.report["bytesPersisted"] == 2 * len("hi\n")
