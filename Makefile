@@ -13,13 +13,13 @@ DEMO   := .demo-run
 LINT_PATHS := $(wildcard meta generators tests benchmarks plugins)
 # Outside plugin distributions kept in this repository: installed into the venv, tested by make test.
 PLUGINS := plugins/meta-tableschema
-# The local Kubernetes control plane of the tests in tests/kube (tests/e2e/cluster/up.sh).
+# The local Kubernetes control plane of the tests in tests/kube/cluster (tests/e2e/cluster/up.sh).
 CLUSTER        := .cluster
 CLUSTER_DIR    := tests/e2e/cluster
 KIND           ?= kind
 KIND_DIR       := .kind
 KIND_NAME      := meta-e2e
-# build.sh one at a time per cache; tests/kube/conftest.py takes the same lock.
+# build.sh one at a time per cache; tests/kube/cluster/conftest.py takes the same lock.
 CLUSTER_CACHE  := $${META_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/meta-orchestrator}
 # crds/ is created before the controller manager starts: its garbage collector then knows MetaFlows.
 space          := $() $()
@@ -86,7 +86,7 @@ cluster-up: $(STAMP)
 cluster-down:
 	$(CLUSTER_DIR)/down.sh $(CLUSTER)
 
-# tests/kube against a kind cluster (Docker and kind needed; not run in CI), with kwok and its
+# tests/kube/cluster against a kind cluster (Docker and kind needed; not run in CI), with kwok and its
 # fake node added by up.sh. The cluster is deleted afterwards, whatever the result.
 kind-e2e: $(STAMP)
 	bin="$$($(CLUSTER_BUILD))"; \
@@ -96,7 +96,7 @@ kind-e2e: $(STAMP)
 	META_CLUSTER_BIN="$$bin" META_CLUSTER_KUBECONFIG=$(KIND_DIR)/kubeconfig META_CLUSTER_PYTHON=$(BIN)/python \
 	  $(CLUSTER_DIR)/up.sh $(KIND_DIR)/kwok >/dev/null || rc=$$?; \
 	if [ $$rc -eq 0 ]; then \
-	  KUBECONFIG=$(CURDIR)/$(KIND_DIR)/kubeconfig META_E2E=required $(BIN)/python -m pytest tests/kube || rc=$$?; \
+	  KUBECONFIG=$(CURDIR)/$(KIND_DIR)/kubeconfig META_E2E=required $(BIN)/python -m pytest tests/kube/cluster || rc=$$?; \
 	fi; \
 	$(CLUSTER_DIR)/down.sh $(KIND_DIR)/kwok || true; \
 	$(KIND) delete cluster --name $(KIND_NAME) || true; \

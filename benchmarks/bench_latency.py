@@ -1,7 +1,7 @@
 """Parent finish to child start: how long a ready child waits, from a real run's report.
 
 A depth-first, pre-order walk with maxActive 1 over a complete binary tree (1,023 nodes) runs
-through the local runtime (`meta.runtime.runner.start_run`). With one slot, a node's first child
+through the local runtime (`meta.local.runner.start_run`). With one slot, a node's first child
 is the very next unit to start once the node finishes, so for each of the 511 parent -> first
 child edges, `child.startedAt - parent.finishedAt` in the report is the time the engine, journal
 and driver take to hand over. (Later children wait for their elder siblings' subtrees by design;
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meta.runtime.runner import start_run
+from meta.local.runner import start_run
 
 TARGET_P99_MS = 10.0
 

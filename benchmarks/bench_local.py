@@ -1,6 +1,6 @@
 """The local runtime against a floor: 1,000 `true` steps on a 10-ary tree, maxActive 2.
 
-`meta.runtime.runner.start_run` runs a depth-first walk (`visit: {name: t, run: {command:
+`meta.local.runner.start_run` runs a depth-first walk (`visit: {name: t, run: {command:
 [true]}}`) into a fresh workdir: journal, store, logs, report and all. The floor is the least a
 runner of the same tree must do: a ThreadPoolExecutor(2) running `subprocess.run(["true"])` per
 node, each node after its parent (pre-order) or after its children (post-order), as the flow
@@ -28,7 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from meta.runtime.runner import start_run
+from meta.local.runner import start_run
 
 RATIO_TARGET = 1.3
 WORKERS = 2

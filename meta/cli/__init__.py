@@ -17,21 +17,21 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from meta.cli.watch import Watcher, WatchEvent
 from meta.engine.records import Observer
 from meta.errors import Fault, MetaError, UserError
-from meta.flow.crd import crd_yaml
 from meta.flow.files import display_path
 from meta.generate.pipeline import generate as generate_flow
 from meta.generate.pipeline import read_description
 from meta.generate.plugins import load_plugins
+from meta.kube.crd import crd_yaml
+from meta.kube.ratelimit import DEFAULT_BURST, DEFAULT_QPS
+from meta.kube.types import DEFAULT_IMAGE
+from meta.local.report import write_text
+from meta.local.runner import Outcome, resume_run, start_run
 from meta.plan.describe import describe
 from meta.plan.graph import flow_graph, to_dot, to_mermaid
 from meta.plan.plan import compile_plan
-from meta.runtime.kube.pods import DEFAULT_IMAGE
-from meta.runtime.kube.ratelimit import DEFAULT_BURST, DEFAULT_QPS
-from meta.runtime.report import write_text
-from meta.runtime.runner import Outcome, resume_run, start_run
-from meta.runtime.watch import Watcher, WatchEvent
 from meta.steps import validate_node
 
 EXIT_FAILED = 1
@@ -186,8 +186,8 @@ def crd(output: Path | None) -> None:
 
 
 def _kube(kubeconfig: Path | None, qps: float = DEFAULT_QPS, burst: int = DEFAULT_BURST) -> Any:
-    from meta.runtime.kube.api import KubeApi
-    from meta.runtime.kube.ratelimit import RateLimit
+    from meta.kube.api import KubeApi
+    from meta.kube.ratelimit import RateLimit
 
     return KubeApi.from_environment(str(kubeconfig) if kubeconfig else None, RateLimit(qps, burst))
 
@@ -207,7 +207,7 @@ NAMESPACE = click.option("-n", "--namespace", default="default", show_default=Tr
 @user_errors
 def apply(file: Path, namespace: str, kubeconfig: Path | None) -> None:
     """Validate a flow file and create (or update) it as a MetaFlow in the cluster."""
-    from meta.runtime.kube.resources import apply_flow, flow_resource
+    from meta.kube.apply import apply_flow, flow_resource
 
     body = flow_resource(compile_plan(file), namespace)
     api = _kube(kubeconfig)
@@ -225,8 +225,8 @@ def apply(file: Path, namespace: str, kubeconfig: Path | None) -> None:
 @user_errors
 def status(name: str, namespace: str, kubeconfig: Path | None) -> None:
     """Show a MetaFlow's phase, progress, conditions and sections."""
-    from meta.runtime.kube.api import NotFound
-    from meta.runtime.kube.resources import describe_status
+    from meta.kube.api import NotFound
+    from meta.kube.apply import describe_status
 
     api = _kube(kubeconfig)
     try:
@@ -321,9 +321,8 @@ def operator(
     pod_api_server: str | None,
 ) -> None:
     """Run the MetaFlow operator: reconcile MetaFlows in the cluster until stopped."""
-    from meta.operator import run_operator
-    from meta.runtime.kube.pods import PodSettings
-    from meta.runtime.kube.runner import OperatorSettings
+    from meta.kube.operator import run_operator
+    from meta.kube.types import OperatorSettings, PodSettings
 
     pods = PodSettings(
         default_image=image,
@@ -376,7 +375,7 @@ def quarterback_group() -> None:
 @click.option("--work", "work_dir", required=True, type=click.Path(file_okay=False))
 def quarterback_run(work_dir: str) -> None:
     """Run the micro section handed over in WORK (its pod's work ConfigMap)."""
-    from meta.quarterback import quarterback
+    from meta.kube.quarterback import quarterback
 
     sys.exit(quarterback(work_dir))
 
@@ -385,7 +384,7 @@ def quarterback_run(work_dir: str) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 def quarterback_install_launcher(directory: str) -> None:
     """Copy the slot launcher into DIRECTORY (the micro pod's init container does this)."""
-    from meta.quarterback import install_launcher
+    from meta.kube.quarterback import install_launcher
 
     click.echo(install_launcher(directory))
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.local.runs import env  # noqa: F401  (the local-run fixture, for `meta watch`)
+
 META = Path(sys.executable).with_name("meta")
 HEADER = """\
 apiVersion: meta-orchestrator.io/v1alpha1
@@ -39,14 +41,14 @@ def meta(tmp_path: Path) -> Callable[..., Result]:
     """Run `meta ARGS...` in `tmp_path` (so files display relative to it), never on a terminal."""
 
     def run(*args: str | Path, cwd: Path = tmp_path) -> Result:
-        env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+        environ = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
         proc = subprocess.run(
             [str(META), *map(str, args)],
             cwd=cwd,
             capture_output=True,
             text=True,
             timeout=120,
-            env=env,
+            env=environ,
             stdin=subprocess.DEVNULL,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)

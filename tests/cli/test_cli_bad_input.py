@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FAULT_LINE, Result
+from tests.cli.conftest import FAULT_LINE, Result
 
 MARK = "{name: mark, run: {command: [touch, ran.marker]}}"
 

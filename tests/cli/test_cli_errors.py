@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from .conftest import FAULT_LINE, Result
+from tests.cli.conftest import FAULT_LINE, Result
 
 MARK = "{name: mark, run: {command: [touch, ran.marker]}}"
 

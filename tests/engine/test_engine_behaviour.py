@@ -8,7 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from engine_fakes import (
+
+from meta.engine.engine import Engine
+from meta.engine.records import UnitRecord
+from meta.errors import LimitExceeded, RunFailed, TemplateFault, UserError
+from meta.plan.plan import compile_plan
+from tests.engine.fakes import (
     ALWAYS,
     FAIL_CODE,
     FakeDriver,
@@ -20,11 +25,6 @@ from engine_fakes import (
     step,
     write_flow,
 )
-
-from meta.engine.engine import Engine
-from meta.engine.records import UnitRecord
-from meta.errors import LimitExceeded, RunFailed, TemplateFault, UserError
-from meta.plan.plan import compile_plan
 
 # Retries and timeouts.
 

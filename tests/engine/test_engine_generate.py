@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_fakes import FakeJournal, RecordingObserver, section, write_flow
 
 from meta.engine.engine import Engine
 from meta.engine.frontiers import Done
 from meta.errors import LimitExceeded, UserError
 from meta.generate.plugins import Plugins
 from meta.hookspecs import Description
+from meta.local.driver import LocalDriver
 from meta.plan.plan import Plan, compile_plan
-from meta.runtime.local import LocalDriver
 from meta.testing import PluginLoader
+from tests.engine.fakes import FakeJournal, RecordingObserver, section, write_flow
 
 FLOW = {"apiVersion": "meta-orchestrator.io/v1alpha1", "kind": "MetaFlow"}
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine_fakes import FakeDriver, RecordingObserver, plan_of, run, section, step
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.engine.fakes import FakeDriver, RecordingObserver, plan_of, run, section, step
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WALK = "t/top/walk"

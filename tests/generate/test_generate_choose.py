@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from plugin_fakes import FixedGenerator
 
 from meta.errors import UserError
 from meta.generate.pipeline import choose
 from meta.hookspecs import Description
 from meta.testing import PluginLoader
+from tests.generate.fakes import FixedGenerator
 
 
 def test_the_best_score_wins(meta_plugins: PluginLoader, describe: Description) -> None:

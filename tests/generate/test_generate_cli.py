@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from plugin_fakes import generator_plugin
 
 from meta.cli import main
 from meta.flow.parse import load_flow
 from meta.generate.plugins import load_plugins
+from tests.generate.fakes import generator_plugin
 
 
 @pytest.fixture

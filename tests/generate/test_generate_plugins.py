@@ -8,13 +8,13 @@ from typing import Any
 
 import pluggy
 import pytest
-from plugin_fakes import FixedGenerator, generator_plugin
 
 from meta import hookimpl
 from meta.errors import UserError
 from meta.generate.plugins import BUILT_IN, IN_CODE, Source, load_plugins
 from meta.hookspecs import GeneratorRegistry
 from meta.testing import PluginLoader
+from tests.generate.fakes import FixedGenerator, generator_plugin
 
 
 def test_built_in_generators_load_from_meta_orchestrators_own_entry_point() -> None:

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plugin_fakes import FixedGenerator
 
 from meta import hookimpl
 from meta.errors import FlowInvalid
 from meta.generate.pipeline import generate
 from meta.hookspecs import Description
 from meta.testing import PluginLoader
+from tests.generate.fakes import FixedGenerator
 
 
 class Recorder:

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plugin_fakes import FixedGenerator, flow_document
 
 from meta import hookimpl
 from meta.generate.plugins import IN_CODE
 from meta.hookspecs import Description, GeneratorRegistry
 from meta.testing import GeneratorPlugin, PluginLoader, check_generator
+from tests.generate.fakes import FixedGenerator, flow_document
 
 
 @pytest.fixture

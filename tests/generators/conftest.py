@@ -1,13 +1,13 @@
-"""Fixtures for the JSON Schema generators' tests (helpers live in schema_helpers.py)."""
+"""Fixtures for the JSON Schema generators' tests (helpers live in helpers.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from schema_helpers import Schemas
 
 from meta.generate.plugins import Plugins, load_plugins
+from tests.generators.helpers import Schemas
 
 
 @pytest.fixture

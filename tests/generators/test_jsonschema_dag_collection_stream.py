@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from schema_helpers import SAMPLES, Schemas, command, schema
+
+from tests.generators.helpers import SAMPLES, Schemas, command, schema
 
 VALIDATE = ["meta", "step", "validate-node", "--schema", "doc.schema.json"]
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from meta_generators.schema_model import x_meta_schema
-from schema_helpers import GOLDEN, REPO
+
+from tests.generators.helpers import GOLDEN, REPO
 
 DOC = REPO / "docs" / "x-meta.md"
 

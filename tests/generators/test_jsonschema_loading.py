@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from meta_generators.schema_model import x_meta_schema
-from schema_helpers import Schemas, run_meta, schema
+
+from tests.generators.helpers import Schemas, run_meta, schema
 
 HIERARCHY: dict[str, Any] = {
     "type": "object",

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from schema_helpers import GOLDEN, SAMPLES, run_meta
 
 from meta.testing import check_generator
+from tests.generators.helpers import GOLDEN, SAMPLES, run_meta
 
 DATA = {
     "company": "company.data.json",

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from schema_helpers import SAMPLES, Schemas, run_meta, schema
 
 from meta.errors import UserError
 from meta.generate.pipeline import choose, read_description
 from meta.generate.plugins import load_plugins
 from meta.hookspecs import Description, GeneratorRegistry, hookimpl
+from tests.generators.helpers import SAMPLES, Schemas, run_meta, schema
 
 TREE = schema(
     type="object",

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 import pytest
-from schema_helpers import SAMPLES, Schemas, command, schema, visit_cases
+
+from tests.generators.helpers import SAMPLES, Schemas, command, schema, visit_cases
 
 
 def ref(name: str) -> dict[str, str]:

@@ -1,0 +1,345 @@
+"""The one module that talks to the Kubernetes API (through the official `kubernetes` client).
+
+Everything above it sees plain dicts and two errors, `Conflict` and `NotFound`. Every call made
+through it (every create, patch, delete and read of the operator and the quarterback; kopf's
+own watches and its few writes of its annotations go their own way) goes through one
+client-side rate limit (a token bucket: `qps` tokens a second, at most `burst` saved
+up; kopf and the client have none of their own) and is counted, so a run can report how many API
+writes each unit cost. The client is synchronous; calls run on worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.utils.quantity import parse_quantity
+
+from meta.errors import MetaError
+from meta.kube.ratelimit import RateLimit
+from meta.kube.types import GROUP, PLURAL, VERSION
+
+
+def quantity(text: str) -> Decimal:
+    """A Kubernetes quantity ("500m", "2", "256Mi") as a number, to compare two of them."""
+    value: Decimal = parse_quantity(text)
+    return value
+
+
+REQUEST_SECONDS = 60
+ATTEMPTS = 5
+RETRY_SECONDS = 0.5
+
+
+class ApiFailed(MetaError):
+    """The API server refused a request for a reason the caller cannot act on."""
+
+    def __init__(self, verb: str, what: str, status: int, reason: str) -> None:
+        self.status = status
+        super().__init__(f"{verb} {what}: {status} {reason}")
+
+
+class Conflict(ApiFailed):
+    """The object exists already (409), or changed since it was read."""
+
+
+class NotFound(ApiFailed):
+    """No such object (404)."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    host: str
+    ca_file: str | None
+    verify: bool
+    token: str | None
+    cert_file: str | None
+    key_file: str | None
+
+
+@dataclass
+class Calls:
+    """What this process asked of the API server, by verb."""
+
+    by_verb: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def writes(self) -> int:
+        return sum(n for verb, n in self.by_verb.items() if verb != "get" and verb != "list")
+
+
+class KubeApi:
+    """Pods, ConfigMaps, Events and MetaFlows of one cluster, rate limited and counted."""
+
+    def __init__(self, api_client: client.ApiClient, limit: RateLimit | None = None) -> None:
+        self._client = api_client
+        self._core = client.CoreV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
+        self._rbac = client.RbacAuthorizationV1Api(api_client)
+        self.limit = limit or RateLimit()
+        self.calls = Calls()
+
+    @classmethod
+    def from_environment(
+        cls, kubeconfig: str | None = None, limit: RateLimit | None = None
+    ) -> KubeApi:
+        """In a pod, its ServiceAccount; elsewhere `kubeconfig` or $KUBECONFIG / ~/.kube/config."""
+        if kubeconfig is None:
+            try:
+                config.load_incluster_config()
+                return cls(client.ApiClient(), limit)
+            except config.ConfigException:
+                pass
+        return cls(config.new_client_from_config(config_file=kubeconfig), limit)
+
+    @classmethod
+    def with_token(
+        cls, host: str, token: str, ca_file: str, limit: RateLimit | None = None
+    ) -> KubeApi:
+        """A client that authenticates with a bearer token (a ServiceAccount's)."""
+        configuration = client.Configuration()
+        configuration.host = host
+        configuration.api_key = {"authorization": token}
+        configuration.api_key_prefix = {"authorization": "Bearer"}
+        configuration.ssl_ca_cert = ca_file
+        return cls(client.ApiClient(configuration), limit)
+
+    def connection(self) -> Connection:
+        """Where and how this client connects, for another library to connect alike (kopf).
+        A rotating ServiceAccount token is read afresh at each call."""
+        c = self._client.configuration
+        header = c.get_api_key_with_prefix("BearerToken") or c.get_api_key_with_prefix(
+            "authorization"
+        )
+        token = header.split(" ", 1)[-1] if header else None
+        return Connection(
+            host=c.host,
+            ca_file=c.ssl_ca_cert,
+            verify=bool(c.verify_ssl),
+            token=token,
+            cert_file=c.cert_file,
+            key_file=c.key_file,
+        )
+
+    @property
+    def host(self) -> str:
+        host: str = self._client.configuration.host
+        return host
+
+    async def _call(self, verb: str, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        """One call, rate limited, counted, bounded in time; a busy or failing server (429,
+        5xx, no answer) is asked again with backoff, a few times, before its error is raised."""
+        kwargs.setdefault("_request_timeout", REQUEST_SECONDS)
+        delay = RETRY_SECONDS
+        attempt = 0
+        while True:
+            attempt += 1
+            await self.limit.take()
+            self.calls.by_verb[verb] += 1
+            try:
+                return await asyncio.to_thread(method, *args, **kwargs)
+            except ApiException as exc:
+                failed = _translated(verb, what, exc)
+            except (OSError, urllib3.exceptions.HTTPError) as exc:
+                failed = ApiFailed(verb, what, 0, f"no answer: {exc}")
+            if attempt == ATTEMPTS or not (failed.status in (0, 429) or failed.status >= 500):
+                raise failed
+            await asyncio.sleep(delay)
+            delay *= 2
+
+    def _plain(self, obj: Any) -> dict[str, Any]:
+        plain: dict[str, Any] = self._client.sanitize_for_serialization(obj)
+        return plain
+
+    # Pods
+    async def create_pod(self, namespace: str, pod: Mapping[str, Any]) -> dict[str, Any]:
+        name = pod["metadata"]["name"]
+        created = await self._call(
+            "create", f"pod {namespace}/{name}", self._core.create_namespaced_pod, namespace, pod
+        )
+        return self._plain(created)
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        pod = await self._call(
+            "get", f"pod {namespace}/{name}", self._core.read_namespaced_pod, name, namespace
+        )
+        return self._plain(pod)
+
+    async def patch_pod(
+        self, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        patched = await self._call(
+            "patch",
+            f"pod {namespace}/{name}",
+            self._core.patch_namespaced_pod,
+            name,
+            namespace,
+            patch,
+        )
+        return self._plain(patched)
+
+    async def delete_pod(self, namespace: str, name: str, grace_seconds: int = 5) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call(
+                "delete",
+                f"pod {namespace}/{name}",
+                self._core.delete_namespaced_pod,
+                name,
+                namespace,
+                grace_period_seconds=grace_seconds,
+            )
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        pods = await self._call(
+            "list",
+            f"pods in {namespace}",
+            self._core.list_namespaced_pod,
+            namespace,
+            label_selector=selector,
+        )
+        return [self._plain(p) for p in pods.items]
+
+    # ConfigMaps
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]:
+        found = await self._call(
+            "get",
+            f"configmap {namespace}/{name}",
+            self._core.read_namespaced_config_map,
+            name,
+            namespace,
+        )
+        return self._plain(found)
+
+    async def create_config_map(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        created = await self._call(
+            "create",
+            f"configmap {namespace}/{name}",
+            self._core.create_namespaced_config_map,
+            namespace,
+            body,
+        )
+        return self._plain(created)
+
+    async def patch_config_map(
+        self, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        patched = await self._call(
+            "patch",
+            f"configmap {namespace}/{name}",
+            self._core.patch_namespaced_config_map,
+            name,
+            namespace,
+            patch,
+        )
+        return self._plain(patched)
+
+    # A quarterback's access: its ServiceAccount, Role and RoleBinding
+    async def create_namespaced(self, namespace: str, body: Mapping[str, Any]) -> None:
+        """Create a ServiceAccount, Role or RoleBinding."""
+        creators = {
+            "ServiceAccount": self._core.create_namespaced_service_account,
+            "Role": self._rbac.create_namespaced_role,
+            "RoleBinding": self._rbac.create_namespaced_role_binding,
+        }
+        kind = body["kind"]
+        what = f"{kind.lower()} {namespace}/{body['metadata']['name']}"
+        await self._call("create", what, creators[kind], namespace, body)
+
+    # Events
+    async def create_event(self, namespace: str, body: Mapping[str, Any]) -> None:
+        await self._call(
+            "create", f"event in {namespace}", self._core.create_namespaced_event, namespace, body
+        )
+
+    # MetaFlows
+    async def get_flow(self, namespace: str, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self._call(
+            "get",
+            f"metaflow {namespace}/{name}",
+            self._custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+        )
+        return found
+
+    async def create_flow(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = await self._call(
+            "create",
+            f"metaflow {namespace}/{body['metadata']['name']}",
+            self._custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            body,
+        )
+        return created
+
+    async def replace_flow(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        replaced: dict[str, Any] = await self._call(
+            "update",
+            f"metaflow {namespace}/{name}",
+            self._custom.replace_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            body,
+        )
+        return replaced
+
+    async def delete_flow(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call(
+                "delete",
+                f"metaflow {namespace}/{name}",
+                self._custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+            )
+
+    async def patch_flow_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        await self._call(
+            "patch",
+            f"metaflow {namespace}/{name} status",
+            self._custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": status},
+            _content_type="application/merge-patch+json",
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _translated(verb: str, what: str, exc: ApiException) -> ApiFailed:
+    status = int(exc.status or 0)
+    reason = str(exc.reason or "")
+    body = exc.body if isinstance(exc.body, str) else ""
+    if '"message"' in body:
+        with contextlib.suppress(ValueError):
+            reason = json.loads(body).get("message", reason)
+    kind = {409: Conflict, 404: NotFound}.get(status, ApiFailed)
+    return kind(verb, what, status, reason)

@@ -1,0 +1,246 @@
+"""Running one MetaFlow resource to its end with the Macro engine and the Kubernetes driver.
+
+The operator calls `run_flow` for every MetaFlow it sees, and again for each after a restart:
+a flow that has ended returns at once; a flow mid-way resumes from its journal and adopts the
+pods it had made. The spec is validated against the flow language first: an invalid spec gets
+phase Invalid, condition `Valid=False` naming the JSON path, a Warning Event, and no pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Mapping
+from pathlib import Path
+from typing import Any
+
+from meta.engine.engine import Engine
+from meta.engine.frontiers import Done
+from meta.errors import RunFailed, UserError
+from meta.flow.parse import flow_from_document
+from meta.kube.api import Conflict, KubeApi
+from meta.kube.broker import Watches
+from meta.kube.controller.files import place_files
+from meta.kube.controller.journal import ConfigMapJournal
+from meta.kube.controller.status import StatusReporter, condition, now
+from meta.kube.driver import KubeDriver
+from meta.kube.layout import files_path, short_name
+from meta.kube.types import (
+    ANNOTATION_FLOW_NAME,
+    ANNOTATION_STORE,
+    ANNOTATION_UPSTREAM,
+    ANNOTATION_WITHIN,
+    GROUP,
+    KIND,
+    MANAGED_BY,
+    VERSION,
+    FlowOwner,
+    OperatorSettings,
+)
+from meta.plan.plan import Plan, plan_flow
+
+ENDED = ("Succeeded", "Failed", "Invalid")
+MAX_PARTS_IN_STATUS = 100
+
+
+def flow_file(namespace: str, name: str) -> str:
+    """How faults name a MetaFlow resource (there is no file)."""
+    return f"metaflow {namespace}/{name}"
+
+
+def flow_document(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The flow document of a MetaFlow resource: what a flow file would hold (a child flow
+    keeps the name of the flow it was made from)."""
+    meta = body["metadata"]
+    name = (meta.get("annotations") or {}).get(ANNOTATION_FLOW_NAME, meta["name"])
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {"name": name},
+        "spec": body.get("spec"),
+    }
+
+
+def plan_resource(body: Mapping[str, Any], data_dir: Path) -> Plan:
+    """Validate a MetaFlow resource against the flow language and plan it."""
+    meta = body["metadata"]
+    document = flow_document(body)
+    file = flow_file(meta["namespace"], meta["name"])
+    flow = flow_from_document(document, data_dir / f"{meta['name']}.flow.yaml", file=file)
+    return plan_flow(flow)
+
+
+async def event(api: KubeApi, owner: FlowOwner, kind: str, reason: str, message: str) -> None:
+    stamp = now()
+    await api.create_event(
+        owner.namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": owner.name,
+                "namespace": owner.namespace,
+                "uid": owner.uid,
+            },
+            "type": kind,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "source": {"component": "meta-operator"},
+            "reportingComponent": "meta-operator",
+        },
+    )
+
+
+async def run_flow(
+    api: KubeApi,
+    watches: Watches,
+    body: Mapping[str, Any],
+    settings: OperatorSettings,
+    stopped: Awaitable[object] | None = None,
+) -> str:
+    """Run (or resume) one MetaFlow to its end; its final phase. Returns early, leaving its
+    pods running for the next operator session, when `stopped` is done first."""
+    meta = body["metadata"]
+    annotations: Mapping[str, str] = meta.get("annotations") or {}
+    owner = FlowOwner(
+        meta["namespace"], meta["name"], meta["uid"], annotations.get(ANNOTATION_STORE, "")
+    )
+    within = annotations.get(ANNOTATION_WITHIN)
+    upstream = tuple(
+        Done(subdir, unit_id)
+        for subdir, unit_id in json.loads(annotations.get(ANNOTATION_UPSTREAM, "[]"))
+    )
+    generation = int(meta.get("generation", 1))
+    status: Mapping[str, Any] = body.get("status") or {}
+    if status.get("phase") in ENDED:
+        return str(status["phase"])
+    reporter = StatusReporter(api, owner, generation)
+    carries_files = bool((body.get("spec") or {}).get("files"))
+    try:
+        files = Path(settings.store_dir) / files_path(owner)
+        file = flow_file(owner.namespace, owner.name)
+        body = await asyncio.to_thread(place_files, body, files, file)
+        plan = plan_resource(body, settings.data_dir)
+    except UserError as exc:
+        message = "; ".join(f"{f.pointer or '/'}: {f.reason}" for f in exc.faults)
+        valid = condition("Valid", False, "Invalid", message, generation)
+        await reporter.write(phase="Invalid", reason=message, conditions=[valid])
+        await event(api, owner, "Warning", "Invalid", message)
+        return "Invalid"
+    except OSError as exc:
+        message = f"cannot write the flow's files into the store ({settings.store_dir}): {exc}"
+        await reporter.write(phase="Failed", reason=message, finishedAt=now())
+        await event(api, owner, "Warning", "StoreFault", message)
+        return "Failed"
+    if carries_files and settings.pods.store_claim is None:
+        # The operator reads them (a section may walk one), but no pod can: say so at once.
+        await event(
+            api, owner, "Warning", "NoStore",
+            "spec.files reach no pod: the operator runs without --store-claim, so a step that "
+            "opens a file input will not find it",
+        )  # fmt: skip
+    journal = ConfigMapJournal(api, owner)
+    await journal.load()
+    driver = KubeDriver(
+        api, watches, owner, settings.pods, plan, flow_document(body), settings.store_dir
+    )
+    conditions = [condition("Valid", True, "Valid", "the spec is a valid flow", generation)]
+    if not status.get("startedAt"):
+        await event(api, owner, "Normal", "Started", "running the flow")
+    reporter.extra.update(startedAt=status.get("startedAt") or now(), conditions=conditions)
+    await reporter.write(phase="Running", journal=journal.chunks)
+    driver.sections = reporter
+    engine = Engine(plan, driver, observer=reporter, journal=journal)
+    run = asyncio.ensure_future(engine.run(within, upstream))
+    stop = asyncio.ensure_future(stopped) if stopped is not None else None
+    try:
+        waited = {run} if stop is None else {run, stop}
+        await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+        if not run.done():
+            await _leave(driver, run, journal)
+            return "Running"
+        done = run.result()
+    except RunFailed as exc:
+        await journal.close()
+        await reporter.close()
+        reason = exc.reason + (f"\n{exc.stderr_tail[-1024:]}" if exc.stderr_tail else "")
+        await reporter.write(
+            phase="Failed",
+            failedUnit=exc.unit_id,
+            reason=reason,
+            finishedAt=now(),
+            journal=journal.chunks,
+        )
+        await event(api, owner, "Warning", "UnitFailed", f"unit {exc.unit_id} {exc.reason}")
+        return "Failed"
+    except UserError as exc:
+        await journal.close()
+        await reporter.close()
+        message = "; ".join(str(f) for f in exc.faults)
+        await reporter.write(phase="Failed", reason=message, finishedAt=now())
+        await event(api, owner, "Warning", "FlowFault", message)
+        return "Failed"
+    except (asyncio.CancelledError, Exception):
+        # The daemon is cancelled, or something no rule covers broke.
+        await _leave(driver, run, journal)
+        raise
+    finally:
+        if stop is not None:
+            stop.cancel()
+        await reporter.close()
+    await journal.close()
+    handed: dict[str, Any] = {}
+    if within is not None:
+        handed = await _hand_over(api, owner, driver.expanded([("", done.output)]))
+    await reporter.write(
+        phase="Succeeded",
+        finishedAt=now(),
+        outputs=driver.outputs(done.output),
+        **handed,
+        journal=journal.chunks,
+        apiWrites=api.calls.writes,
+    )
+    await event(api, owner, "Normal", "Succeeded", f"{reporter.succeeded} units succeeded")
+    return "Succeeded"
+
+
+async def _leave(driver: KubeDriver, run: asyncio.Future[Done], journal: ConfigMapJournal) -> None:
+    """Stop the walk, leaving every pod as it is for the next session (or kopf's retry of the
+    daemon) to adopt, and keep what the journal has."""
+    driver.detach()
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+    await journal.close()
+
+
+async def _hand_over(
+    api: KubeApi, owner: FlowOwner, parts: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """A child flow's result for its parent: the units whose outputs are its root's, in the
+    status when they are few, else in a ConfigMap the status names (a fan-out's thousands of
+    results must not grow the status)."""
+    listed = [list(part) for part in parts]
+    if len(listed) <= MAX_PARTS_IN_STATUS:
+        return {"outputParts": listed}
+    name = f"{short_name(owner.name)}-outputs"
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": dict(MANAGED_BY),
+            "ownerReferences": [owner.reference()],
+        },
+        "data": {"parts.json": json.dumps(listed)},
+    }
+    with contextlib.suppress(Conflict):
+        await api.create_config_map(owner.namespace, body)
+    return {"outputPartsConfigMap": name}

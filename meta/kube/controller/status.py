@@ -1,0 +1,138 @@
+"""A MetaFlow's status while the operator runs it: small whatever the flow's size.
+
+Counts, the phase, per-section bounds and peaks (the first MAX_SECTIONS), conditions and the
+names of the journal chunks; the per-unit detail lives in the journal. Updates are coalesced:
+at most one status write per UPDATE_SECONDS, whatever the number of units that changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from typing import Any
+
+from meta.engine.records import SectionRecord, UnitRecord
+from meta.kube.api import ApiFailed, KubeApi
+from meta.kube.types import FlowOwner
+
+MAX_SECTIONS = 200
+UPDATE_SECONDS = 1.0
+MAX_REASON = 4096
+"""As the CRD bounds status.reason."""
+log = logging.getLogger(__name__)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(kind: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "status": "True" if ok else "False",
+        "reason": reason,
+        "message": message[:4096],
+        "lastTransitionTime": now(),
+        "observedGeneration": generation,
+    }
+
+
+class StatusReporter:
+    """An engine Observer that keeps the MetaFlow's status up to date."""
+
+    def __init__(self, api: KubeApi, owner: FlowOwner, generation: int) -> None:
+        self._api = api
+        self._owner = owner
+        self._generation = generation
+        self.active: set[str] = set()
+        self.reached: set[str] = set()
+        self.succeeded = 0
+        self.failed = 0
+        self.sections: list[dict[str, Any]] = []
+        self.extra: dict[str, Any] = {}
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: asyncio.Future[None] | None = None
+
+    def unit_started(self, record: UnitRecord) -> None:
+        self.active.add(record.id)
+        self.reached.add(record.id)
+        self._changed()
+
+    def unit_finished(self, record: UnitRecord) -> None:
+        self.active.discard(record.id)
+        self.reached.add(record.id)
+        if record.state == "succeeded":
+            self.succeeded += 1
+        elif record.state == "failed" and record.finished_at is not None:
+            self.failed += 1
+        self._changed()
+
+    def section_finished(self, record: SectionRecord) -> None:
+        if len(self.sections) < MAX_SECTIONS:
+            self.sections.append(
+                {
+                    "id": record.id,
+                    "pattern": record.pattern,
+                    "scope": record.scope,
+                    "maxActive": record.max_active,
+                    "peakActive": record.peak_active,
+                    "unitsRun": record.units_run,
+                }
+            )
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._dirty.set()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "progress": f"{self.succeeded}/{len(self.reached)}",
+            "active": len(self.active),
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "reached": len(self.reached),
+            "sections": self.sections,
+            "observedGeneration": self._generation,
+            **self.extra,
+        }
+
+    async def _loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            self._inflight = asyncio.ensure_future(self._patch())
+            try:
+                # Shielded: a write already sent must land before any later one is sent.
+                await asyncio.shield(self._inflight)
+            except ApiFailed as failed:
+                log.warning("status of %s: %s; trying again", self._owner.name, failed)
+                self._dirty.set()
+            await asyncio.sleep(UPDATE_SECONDS)
+
+    async def write(self, **fields: Any) -> None:
+        """Write the status now (with these fields set from now on)."""
+        self.extra.update(fields)
+        await self._patch()
+
+    async def _patch(self) -> None:
+        status = self.snapshot()
+        if isinstance(status.get("reason"), str):
+            status["reason"] = status["reason"][:MAX_REASON]
+        await self._api.patch_flow_status(self._owner.namespace, self._owner.name, status)
+
+    async def close(self) -> None:
+        """Stop the coalescing writer, after the write it has under way (so that no earlier
+        status lands after the final one)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._inflight is not None:
+            await asyncio.gather(self._inflight, return_exceptions=True)
+            self._inflight = None

@@ -1,0 +1,173 @@
+"""The Micro driver: the steps of one micro pod, run in its slots by the quarterback.
+
+Layout inside the pod (every container mounts the same volumes at the same paths, so a link
+made by the quarterback resolves in every slot):
+
+    /scratch                          META_SCRATCH of every unit of the section (RAM)
+    /scratch/.meta/units/<n>/         one step attempt: input.json, upstream/, out/, n.out/.err
+    /scratch/.meta/quarterback.sock   where the slots' launchers connect
+    /meta/upstream/<name>             outputs of macro units feeding the section (read-only)
+    /meta/output                      where the section's result is persisted (the store)
+
+A step's outputs stay in RAM and the next step reads them through a link: no copy. Only the
+section's result is copied, once, to /meta/output when the section ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from meta.engine.driver import Exit, Refused, Running, StepTask
+from meta.errors import MetaError
+from meta.kube.quarterback.slots import Slot, SlotLost, Slots
+
+STOP_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class PodPaths:
+    scratch: str = "/scratch"
+    upstream: str = "/meta/upstream"
+    output: str = "/meta/output"
+    work: str = "/meta/work"
+
+    @property
+    def socket(self) -> str:
+        return os.path.join(self.scratch, ".meta", "quarterback.sock")
+
+    @property
+    def units(self) -> str:
+        return os.path.join(self.scratch, ".meta", "units")
+
+
+class MicroRunning:
+    def __init__(
+        self,
+        driver: MicroDriver,
+        slot: Slot,
+        task: StepTask,
+        answer: asyncio.Future[dict[str, object]],
+        output: str,
+    ) -> None:
+        self._driver = driver
+        self._slot = slot
+        self._task = task
+        self._answer = answer
+        self._output = output
+        self._released = False
+
+    async def wait(self) -> Exit:
+        try:
+            answer = await asyncio.shield(self._answer)
+        except SlotLost as lost:
+            await self._release()
+            return Exit(-1, "", str(lost))
+        await self._release()
+        code = int(str(answer["code"]))
+        if code == 0:
+            self._driver.live[self._task.id] = self._output
+        return Exit(code, str(answer.get("stderrTail", "")))
+
+    async def stop(self) -> None:
+        driver = self._driver
+        if not self._answer.done():
+            driver.slots.stop(self._slot, self._task.id)
+            try:
+                async with asyncio.timeout(STOP_SECONDS):
+                    await asyncio.shield(self._answer)
+            except (TimeoutError, SlotLost):
+                pass
+        await self._release()
+
+    async def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            await self._driver.slots.release(self._slot)
+
+
+class MicroDriver:
+    def __init__(
+        self,
+        paths: PodPaths,
+        slots: Slots,
+        default_image: str,
+        upstream: Sequence[tuple[str, str]],
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.paths = paths
+        self.slots = slots
+        self.default_image = default_image
+        self.live: dict[str, str] = {}
+        """Outputs of the pod's finished units, in its scratch, by unit id."""
+        self._outside = {unit_id: os.path.join(paths.upstream, name) for name, unit_id in upstream}
+        self._combined: dict[str, str] = {}
+        self._attempts = itertools.count(1)
+        self._environ = dict(environ or {})
+
+    async def open_pod(self, pod: str) -> None:
+        os.makedirs(self.paths.units, exist_ok=True)
+
+    async def close_pod(self, pod: str) -> None:
+        pass
+
+    def outputs(self, unit_id: str) -> str:
+        for known in (self.live, self._combined, self._outside):
+            if unit_id in known:
+                return known[unit_id]
+        return os.path.join(self.paths.upstream, "missing", unit_id)
+
+    def combine(self, unit_id: str, parts: Sequence[tuple[str, str]]) -> None:
+        target = os.path.join(self.paths.units, f"combined-{next(self._attempts)}")
+        os.makedirs(target)
+        for name, part in parts:
+            os.symlink(self.outputs(part), os.path.join(target, name))
+        self._combined[unit_id] = target
+
+    async def start(self, task: StepTask) -> Running:
+        unit_dir = os.path.join(self.paths.units, str(next(self._attempts)))
+        upstream = os.path.join(unit_dir, "upstream")
+        output = os.path.join(unit_dir, "out")
+        os.makedirs(upstream)
+        os.mkdir(output)
+        # The slot's image may run as another user than the quarterback: its program must
+        # write its outputs and logs here.
+        for folder in (unit_dir, output):
+            os.chmod(folder, 0o777)
+        for name, producer in task.upstream:
+            os.symlink(self.outputs(producer), os.path.join(upstream, name))
+        input_file = os.path.join(unit_dir, "input.json")
+        with open(input_file, "w", encoding="utf-8") as handle:
+            json.dump(task.input, handle, sort_keys=True)
+        env = {
+            **self._environ,
+            **task.env,
+            "META_UNIT_ID": task.id,
+            "META_INPUT": input_file,
+            "META_OUTPUT": output,
+            "META_UPSTREAM": upstream,
+            "META_SCRATCH": self.paths.scratch,
+            "META_ATTEMPT": str(task.attempt),
+        }
+        try:
+            slot = await self.slots.acquire(task.image or self.default_image)
+        except (MetaError, TimeoutError) as exc:
+            return Refused(f"no slot could take the step's image: {exc}")
+        order = {
+            "id": task.id,
+            "argv": list(task.command),
+            "env": env,
+            "cwd": "",
+            "stdout": os.path.join(unit_dir, f"{task.attempt}.out"),
+            "stderr": os.path.join(unit_dir, f"{task.attempt}.err"),
+        }
+        try:
+            answer = self.slots.order(slot, order)
+        except SlotLost as lost:
+            await self.slots.release(slot)
+            return Refused(str(lost))
+        return MicroRunning(self, slot, task, answer, output)

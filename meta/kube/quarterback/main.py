@@ -1,0 +1,86 @@
+"""The quarterback: the container in every micro pod that runs the Micro engine over its
+section, with the pod's step slots as its driver.
+
+The operator hands it its work in a ConfigMap mounted at /meta/work: the flow (the MetaFlow's
+spec, so the quarterback validates and plans the very same flow) and the `PodTask` naming the
+section, its input, iteration and upstream. It never writes the MetaFlow: it reports through its
+own pod, in the termination message the operator reads when the pod ends, and in its exit code
+(0 the section succeeded, 1 a unit failed, 2 the work it was given is wrong).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from pathlib import Path
+
+from meta.engine.engine import Engine
+from meta.engine.records import NullObserver, UnitRecord
+from meta.errors import RunFailed, UserError
+from meta.flow.parse import flow_from_document
+from meta.kube.quarterback.driver import MicroDriver, PodPaths
+from meta.kube.quarterback.launcher import CLOSED
+from meta.kube.quarterback.slots import Slots, Swap
+from meta.kube.types import PodBrief
+from meta.plan.plan import plan_flow
+
+TERMINATION_BYTES = 4096
+
+
+class _Count(NullObserver):
+    def __init__(self) -> None:
+        self.units = 0
+
+    def unit_finished(self, record: UnitRecord) -> None:
+        if record.state == "succeeded":
+            self.units += 1
+
+
+async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
+    """Run the section of the work in `paths.work`; the exit code the container ends with."""
+    os.makedirs(os.path.dirname(paths.socket), exist_ok=True)
+    work = PodBrief.read(paths.work)
+    try:
+        flow = flow_from_document(dict(work.flow), Path(paths.work) / "flow.yaml", file=work.file)
+        plan = plan_flow(flow)
+    except UserError as exc:
+        _report(termination, "\n".join(str(f) for f in exc.faults))
+        # The slots wait for a quarterback that will not come: let them go at once.
+        Path(paths.socket + CLOSED).touch()
+        return 2
+    slots = Slots(work.slots, swap)
+    await slots.serve(paths.socket)
+    driver = MicroDriver(paths, slots, work.default_image, work.task.upstream)
+    counted = _Count()
+    try:
+        done = await Engine(plan, driver, observer=counted).run_pod(work.task)
+        result = driver.outputs(done.output)
+        if os.path.isdir(result):
+            await asyncio.to_thread(
+                shutil.copytree, result, paths.output, symlinks=False, dirs_exist_ok=True
+            )
+    except RunFailed as exc:
+        _report(termination, f"unit {exc.unit_id} {exc.reason}\n{exc.stderr_tail}")
+        return 1
+    except UserError as exc:
+        _report(termination, "\n".join(str(f) for f in exc.faults))
+        return 2
+    finally:
+        await slots.close(paths.socket)
+    swaps = sum(slot.swaps for slot in slots.slots)
+    _report(
+        termination,
+        json.dumps({"unitsRun": counted.units, "peakActive": slots.peak, "imageSwaps": swaps}),
+    )
+    return 0
+
+
+def _report(termination: str, message: str) -> None:
+    data = message.encode()[-TERMINATION_BYTES:]
+    try:
+        with open(termination, "wb") as handle:
+            handle.write(data)
+    except OSError:
+        pass

@@ -1,0 +1,146 @@
+"""What the cluster side shares: the MetaFlow's identity (group, version, kind), the labels and
+annotations on the objects the operator makes, the operator's settings, the MetaFlow whose
+objects they are, and the brief a micro pod's quarterback reads (its wire format).
+
+Every other module of `meta.kube` may import this one; it imports nothing of `meta.kube`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meta.engine.driver import PodTask
+
+GROUP = "meta-orchestrator.io"
+VERSION = "v1alpha1"
+KIND = "MetaFlow"
+PLURAL = "metaflows"
+SINGULAR = "metaflow"
+SHORT_NAMES = ("mf",)
+API_VERSION = f"{GROUP}/{VERSION}"
+PHASES = ("Pending", "Running", "Succeeded", "Failed", "Invalid")
+
+LABEL_FLOW = f"{GROUP}/flow"
+LABEL_UNIT = f"{GROUP}/unit"
+LABEL_ATTEMPT = f"{GROUP}/attempt"
+LABEL_NAME = f"{GROUP}/unit-name"
+ANNOTATION_UNIT_ID = f"{GROUP}/unit-id"
+ANNOTATION_INPUT = f"{GROUP}/input"
+ANNOTATION_WITHIN = f"{GROUP}/within"
+"""On a child flow: the id of the flowRef it runs for (its units' ids start with it)."""
+ANNOTATION_STORE = f"{GROUP}/store"
+ANNOTATION_UPSTREAM = f"{GROUP}/upstream"
+ANNOTATION_FLOW_NAME = f"{GROUP}/flow-name"
+LABEL_PARENT = f"{GROUP}/parent"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "meta-orchestrator"}
+
+INPUT_DIR = "/meta/task"
+OUTPUT_DIR = "/meta/output"
+UPSTREAM_DIR = "/meta/upstream"
+SCRATCH_DIR = "/scratch"
+STORE_VOLUME = "store"
+MAX_INPUT_BYTES = 200 * 1024
+"""Annotations hold at most 256 KiB in all; a larger input belongs in an input file."""
+DEFAULT_IMAGE = "meta-orchestrator:0.1.0"
+
+
+class InputTooLarge(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FlowOwner:
+    """The MetaFlow whose pods these are."""
+
+    namespace: str
+    name: str
+    uid: str
+    store: str = ""
+    """The folder of the store its units' outputs go to: the uid of the flow at the top of the
+    flowRef chain, shared by the child flows it made, so outputs cross flows without copies."""
+
+    @property
+    def store_root(self) -> str:
+        return self.store or self.uid
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True)
+class PodSettings:
+    """How the operator's pods are placed and what they mount."""
+
+    default_image: str = DEFAULT_IMAGE
+    image_pull_policy: str = "IfNotPresent"
+    store_claim: str | None = None
+    """The PersistentVolumeClaim holding the store; None keeps outputs in the pod (emptyDir)."""
+    node_name: str | None = None
+    """Place pods on this node without a scheduler (test clusters)."""
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, Any]] = ()
+    grace_seconds: int = 5
+    api_server: tuple[str, int] | None = None
+    """Where quarterbacks reach the API server (host, port), for a cluster whose service network
+    does not lead there (no kube-proxy); None keeps the in-cluster `kubernetes` service."""
+
+
+@dataclass
+class OperatorSettings:
+    pods: PodSettings = field(default_factory=PodSettings)
+    store_dir: str = "/store"
+    """Where the operator sees the store volume (for `generate` units reading outputs)."""
+    data_dir: Path = field(default_factory=Path.cwd)
+    """File inputs of MetaFlows are read relative to this directory."""
+
+
+TASK = "task.json"
+
+
+@dataclass(frozen=True)
+class PodBrief:
+    task: PodTask
+    flow: Mapping[str, Any]
+    """The flow document (apiVersion, kind, metadata.name, spec)."""
+    file: str
+    """How faults name the flow: the same name the operator's plan gave it."""
+    slots: list[str]
+    """The image each slot container starts with."""
+    default_image: str
+
+    def document(self) -> str:
+        """The brief as the ConfigMap's one file holds it."""
+        body = {
+            "task": {**asdict(self.task), "upstream": [list(u) for u in self.task.upstream]},
+            "flow": self.flow,
+            "file": self.file,
+            "slots": self.slots,
+            "defaultImage": self.default_image,
+        }
+        return json.dumps(body, separators=(",", ":"))
+
+    @classmethod
+    def read(cls, work_dir: str) -> PodBrief:
+        with open(os.path.join(work_dir, TASK), encoding="utf-8") as handle:
+            body = json.load(handle)
+        raw = body["task"]
+        task = PodTask(
+            **{
+                **raw,
+                "hidden": tuple(raw["hidden"]),
+                "upstream": [tuple(u) for u in raw["upstream"]],
+            }
+        )
+        return cls(task, body["flow"], body["file"], list(body["slots"]), body["defaultImage"])

@@ -1,0 +1,212 @@
+"""Running a flow locally into a workdir, and resuming a run that was interrupted.
+
+`run.json` in the workdir says what was run (the flow file, its fingerprint, the input overrides);
+the journal says how far it got. `meta resume` needs nothing but the workdir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meta.engine.engine import Engine
+from meta.engine.records import Observer
+from meta.errors import Fault, MetaError, RunFailed, UserError
+from meta.flow.files import display_path
+from meta.local.driver import LocalDriver
+from meta.local.journal import FileJournal
+from meta.local.report import Observers, ReportBuilder, kept, write_json
+from meta.plan.plan import Plan, compile_plan
+
+RUN_FILE = "run.json"
+REPORT_FILE = "report.json"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str
+    report: dict[str, Any]
+    report_path: Path
+    error: MetaError | None = None
+
+
+def default_workdir(flow_name: str) -> Path:
+    return Path("runs") / f"{flow_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def start_run(
+    flow: Path,
+    workdir: Path | None,
+    overrides: Mapping[str, Path],
+    observers: Sequence[Observer] = (),
+    report: Path | None = None,
+) -> Outcome:
+    """Compile and run `flow`; nothing is written before the flow and its inputs are valid."""
+    plan = compile_plan(flow, overrides)
+    workdir = workdir or default_workdir(plan.flow.name)
+    if (workdir / RUN_FILE).exists():
+        raise UserError(
+            Fault(
+                display_path(workdir),
+                "",
+                "this workdir holds a run already: `meta resume` it, or give another --workdir",
+            )
+        )
+    _writable(report)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            Fault(display_path(workdir), "", f"the workdir cannot be made: {exc.strerror}")
+        ) from None
+    info = {
+        "flow": str(plan.flow.source),
+        "inputs": {name: str(path.resolve()) for name, path in overrides.items()},
+        "fingerprint": _fingerprint(plan),
+        "startedAt": time.time(),
+    }
+    write_json(workdir / RUN_FILE, info)
+    return _execute(plan, workdir, info, observers, report)
+
+
+def resume_run(
+    workdir: Path, observers: Sequence[Observer] = (), report: Path | None = None
+) -> Outcome:
+    """Finish the run in `workdir`: units that finished before are not run again."""
+    info_path = workdir / RUN_FILE
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(Fault(display_path(workdir), "", "no run here (no run.json)")) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(Fault(display_path(info_path), "", f"unreadable: {exc}")) from None
+    needed = ("flow", "startedAt", "fingerprint")
+    missing = [key for key in needed if not isinstance(info, dict) or key not in info]
+    if missing or not isinstance(info.get("inputs", {}), dict):
+        raise UserError(
+            Fault(display_path(info_path), "", f"not a run record (missing: {missing or 'inputs'})")
+        )
+    _writable(report)
+    overrides = {name: Path(path) for name, path in info.get("inputs", {}).items()}
+    plan = compile_plan(Path(info["flow"]), overrides)
+    if _fingerprint(plan) != info.get("fingerprint"):
+        raise UserError(
+            Fault(
+                display_path(Path(info["flow"])),
+                "",
+                "the flow changed since this run started; start a new run to use the new flow",
+            )
+        )
+    return _execute(plan, workdir, info, observers, report)
+
+
+def _writable(report: Path | None) -> None:
+    """Refuse, before anything runs, a report path that could not be written at the end."""
+    if report is None:
+        return
+    problem = None
+    if report.is_dir():
+        problem = "is a folder"
+    elif report.parent.exists() and not report.parent.is_dir():
+        problem = f"cannot be written: {display_path(report.parent)} is not a folder"
+    else:
+        try:
+            report.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = f"cannot be written: {exc.strerror}"
+        else:
+            if not os.access(report.parent, os.W_OK):
+                problem = "cannot be written: its folder is not writable"
+    if problem is not None:
+        raise UserError(Fault(display_path(report), "", f"the report {problem}"))
+
+
+def _fingerprint(plan: Plan) -> str:
+    digest = hashlib.sha256()
+    pending = [plan]
+    while pending:
+        current = pending.pop()
+        digest.update(current.flow.source.read_bytes())
+        pending.extend(current.subplans.values())
+    return digest.hexdigest()
+
+
+def _execute(
+    plan: Plan,
+    workdir: Path,
+    info: Mapping[str, Any],
+    observers: Sequence[Observer],
+    report_path: Path | None,
+) -> Outcome:
+    journal = FileJournal(workdir)
+    try:
+        driver = LocalDriver(workdir)
+    except BaseException:
+        journal.close()
+        raise
+    builder = ReportBuilder()
+    engine = Engine(plan, driver, observer=Observers([builder, *observers]), journal=journal)
+    outputs: str | None = None
+    error: MetaError | None = None
+    try:
+        journal.record_session(at=time.time(), pid=os.getpid())
+        done = asyncio.run(_main(engine))
+        outputs = kept(driver.shown_outputs(done.output))
+        state = "succeeded"
+    except (RunFailed, UserError) as exc:
+        state, error = "failed", exc
+    except OSError as exc:
+        state, error = "failed", MetaError(f"the run's workdir could not be written: {exc}")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        state = "cancelled"
+    finally:
+        driver.close()
+        try:
+            journal.close()
+        except OSError as exc:
+            state, error = "failed", MetaError(f"the journal could not be written: {exc}")
+    report = builder.build(
+        flow=plan.flow.name,
+        state=state,
+        started_at=float(info["startedAt"]),
+        finished_at=time.time(),
+        outputs=outputs,
+        outputs_of=driver.shown_outputs,
+        bytes_persisted=driver.traffic.persisted,
+        bytes_staged=driver.traffic.staged,
+        error=_error(error),
+    )
+    write_json(workdir / REPORT_FILE, report)
+    target = report_path or workdir / REPORT_FILE
+    if report_path is not None:
+        write_json(report_path, report)
+    return Outcome(state, report, target, error)
+
+
+async def _main(engine: Engine) -> Any:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await engine.run()
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _error(error: MetaError | None) -> dict[str, Any] | None:
+    if isinstance(error, RunFailed):
+        return {"unit": error.unit_id, "reason": error.reason, "stderrTail": error.stderr_tail}
+    if isinstance(error, UserError):
+        return {"faults": [str(fault) for fault in error.faults]}
+    if error is not None:
+        return {"reason": str(error)}
+    return None

@@ -1,0 +1,418 @@
+"""The operator against a real API server: the CRD it accepts, lazy pods within bounds, failures,
+invalid flows, a kill and restart mid-flow that recreates no finished pod, and deletion.
+
+The operator runs as a real `meta operator` process. Pods land on the kwok node, whose stages
+end each pod by its image: `kwok.meta-orchestrator.io/fail` fails (exit code 3),
+`kwok.meta-orchestrator.io/slow` runs for 3 s, anything else succeeds after 1 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.utils import FailToCreateError, create_from_yaml
+
+from tests.kube.cluster.conftest import Cluster
+from tests.kube.cluster.operating import (
+    FLOW_LABEL,
+    GROUP,
+    META,
+    PLURAL,
+    TIMEOUT,
+    VERSION,
+    Operator,
+    apply,
+    pod_log,
+    wait_phase,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def operator(cluster: Cluster, namespace: str, crd: None, tmp_path: Path) -> Iterator[Operator]:
+    running = Operator(cluster, namespace, tmp_path / "operator.log")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        sys.stderr.write(running.log.read_text(errors="replace")[-4000:])
+
+
+def step(name: str, image: str = "busybox") -> dict[str, Any]:
+    return {"name": name, "run": {"image": image, "command": ["sh", "-c", "true"]}}
+
+
+def fanout(name: str, items: int, max_active: int, image: str = "busybox") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "inputs": {"items": {"value": list(range(items))}},
+            "root": {
+                "name": "each",
+                "scope": "macro",
+                "pattern": "fanout",
+                "maxActive": max_active,
+                "over": {"input": "items"},
+                "visit": step("item-{{ item }}", image),
+            },
+        },
+    }
+
+
+def test_the_api_server_refuses_what_it_can_check_itself(
+    cluster: Cluster, namespace: str, crd: None
+) -> None:
+    flow = fanout("bad-bound", 3, 1)
+    flow["spec"]["root"]["maxActive"] = 0
+    with pytest.raises(ApiException) as refused:
+        apply(cluster, namespace, flow)
+    assert refused.value.status == 422
+    assert "spec.root.maxActive" in refused.value.body
+    flow = fanout("bad-pattern", 3, 1)
+    flow["spec"]["root"]["pattern"] = "zigzag"
+    with pytest.raises(ApiException) as refused:
+        apply(cluster, namespace, flow)
+    assert "spec.root.pattern" in refused.value.body and "zigzag" in refused.value.body
+
+
+def test_an_invalid_flow_the_server_accepts_is_marked_invalid_and_runs_nothing(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    flow = {
+        "metadata": {"name": "dangling"},
+        "spec": {
+            "root": {
+                "name": "graph",
+                "scope": "macro",
+                "pattern": "dag",
+                "units": [step("a"), {**step("b"), "dependsOn": ["nowhere"]}],
+            }
+        },
+    }
+    apply(cluster, namespace, flow)
+    found = wait_phase(cluster, namespace, "dangling", ("Invalid",))
+    valid = found["status"]["conditions"][0]
+    assert (valid["type"], valid["status"]) == ("Valid", "False")
+    assert "/spec/root/units/1/dependsOn" in valid["message"] and "nowhere" in valid["message"]
+    core = client.CoreV1Api(cluster.api_client)
+    assert core.list_namespaced_pod(namespace).items == []
+    events = core.list_namespaced_event(namespace).items
+    assert any(e.reason == "Invalid" and e.type == "Warning" for e in events)
+
+
+def test_pods_are_made_lazily_within_max_active_and_the_flow_succeeds(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    with pod_log(cluster, namespace) as pods:
+        apply(cluster, namespace, fanout("wide", 8, 3))
+        found = wait_phase(cluster, namespace, "wide", ("Succeeded", "Failed"))
+    status = found["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["progress"] == "8/8"
+    assert len(pods.created) == 8
+    assert 1 <= pods.peak <= 3
+    assert status["sections"][0]["peakActive"] <= 3
+    pod = client.CoreV1Api(cluster.api_client).list_namespaced_pod(namespace).items[0]
+    owner = pod.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.controller) == ("MetaFlow", "wide", True)
+
+
+def test_a_failing_unit_fails_the_flow_with_its_reason(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    flow = {
+        "metadata": {"name": "breaks"},
+        "spec": {
+            "root": {
+                "name": "seq",
+                "scope": "macro",
+                "pattern": "sequence",
+                "units": [
+                    step("ok"),
+                    step("boom", "kwok.meta-orchestrator.io/fail"),
+                    step("never"),
+                ],
+            }
+        },
+    }
+    apply(cluster, namespace, flow)
+    status = wait_phase(cluster, namespace, "breaks", ("Succeeded", "Failed"))["status"]
+    assert status["phase"] == "Failed"
+    assert status["failedUnit"] == "breaks/seq/boom"
+    assert "exited with code 3" in status["reason"]
+    core = client.CoreV1Api(cluster.api_client)
+    names = {
+        p.metadata.labels["meta-orchestrator.io/unit-name"]
+        for p in core.list_namespaced_pod(namespace).items
+    }
+    assert names == {"ok", "boom"}, "nothing starts after the failure"
+    events = core.list_namespaced_event(namespace).items
+    assert any(e.reason == "UnitFailed" and "breaks/seq/boom" in e.message for e in events)
+
+
+def test_a_killed_operator_restarts_and_finishes_without_recreating_a_finished_pod(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    with pod_log(cluster, namespace) as pods:
+        apply(cluster, namespace, fanout("survivor", 9, 2, "kwok.meta-orchestrator.io/slow"))
+        deadline = time.monotonic() + TIMEOUT
+        while len(pods.ended) < 3:
+            assert time.monotonic() < deadline, "no pod finished"
+            time.sleep(0.1)
+        operator.kill()
+        ended_before = dict(pods.ended)
+        time.sleep(1)
+        operator.start()
+        found = wait_phase(cluster, namespace, "survivor", ("Succeeded", "Failed"))
+    assert found["status"]["phase"] == "Succeeded", found["status"]
+    names = list(pods.created.values())
+    assert len(names) == len(set(names)) == 9, "every unit had exactly one pod"
+    assert set(ended_before) <= set(pods.created), "the pods finished before the kill are kept"
+    assert pods.peak <= 2
+
+
+def test_deleting_a_metaflow_removes_its_pods(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    apply(cluster, namespace, fanout("doomed", 4, 2))
+    wait_phase(cluster, namespace, "doomed", ("Succeeded",))
+    core = client.CoreV1Api(cluster.api_client)
+    assert core.list_namespaced_pod(namespace, label_selector=f"{FLOW_LABEL}=doomed").items
+    client.CustomObjectsApi(cluster.api_client).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "doomed"
+    )
+    deadline = time.monotonic() + 60
+    while core.list_namespaced_pod(namespace, label_selector=f"{FLOW_LABEL}=doomed").items:
+        assert time.monotonic() < deadline, "the garbage collector left pods behind"
+        time.sleep(0.5)
+    assert not core.list_namespaced_config_map(
+        namespace, label_selector="meta-orchestrator.io/journal-of=doomed"
+    ).items
+
+
+PROBE = """
+import asyncio, json, os, sys
+from meta.kube.api import ApiFailed, KubeApi
+
+async def probe():
+    token = open(os.environ["TOKEN_FILE"]).read()
+    api = KubeApi.with_token(os.environ["HOST"], token, os.environ["CA_FILE"])
+    ns, own, other = os.environ["NS"], os.environ["OWN"], os.environ["OTHER"]
+    results = {}
+    attempts = {
+        "patch own": api.patch_pod(ns, own, {"metadata": {"annotations": {"probe": "1"}}}),
+        "get own": api.get_pod(ns, own),
+        "patch other": api.patch_pod(ns, other, {"metadata": {"annotations": {"probe": "1"}}}),
+        "get other": api.get_pod(ns, other),
+        "list pods": api.list_pods(ns, ""),
+        "get flow": api.get_flow(ns, "mixed"),
+    }
+    for what, call in attempts.items():
+        try:
+            await call
+            results[what] = 200
+        except ApiFailed as failed:
+            results[what] = failed.status
+    print(json.dumps(results))
+
+asyncio.run(probe())
+"""
+
+
+def test_a_micro_section_is_one_pod_whose_quarterback_may_patch_that_pod_alone(
+    cluster: Cluster, namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    micro = {
+        "name": "pod",
+        "scope": "micro",
+        "pattern": "fanout",
+        "maxActive": 2,
+        "over": {"input": "items"},
+        "visit": step("item-{{ item }}", "python:3.11-slim"),
+    }
+    flow = {
+        "metadata": {"name": "mixed"},
+        "spec": {
+            "inputs": {"items": {"value": [1, 2, 3]}},
+            "root": {
+                "name": "seq",
+                "scope": "macro",
+                "pattern": "sequence",
+                "units": [step("before"), micro, step("after")],
+            },
+        },
+    }
+    apply(cluster, namespace, flow)
+    status = wait_phase(cluster, namespace, "mixed", ("Succeeded", "Failed"))["status"]
+    assert status["phase"] == "Succeeded", status
+    core = client.CoreV1Api(cluster.api_client)
+    pods = {
+        p.metadata.labels["meta-orchestrator.io/unit-name"]: p
+        for p in core.list_namespaced_pod(namespace).items
+    }
+    assert set(pods) == {"before", "pod", "after"}, "the micro section is one pod"
+    pod = pods["pod"]
+    names = [c.name for c in pod.spec.containers]
+    assert names == ["quarterback", "slot-0", "slot-1"]
+    scratch = next(v for v in pod.spec.volumes if v.name == "scratch")
+    assert scratch.empty_dir.medium == "Memory"
+    account = pod.spec.service_account_name
+    assert account == f"{pod.metadata.name}-qb"
+
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    token = core.create_namespaced_service_account_token(account, namespace, request).status.token
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    configuration = cluster.api_client.configuration
+    env = {
+        **os.environ,
+        "TOKEN_FILE": str(token_file),
+        "HOST": configuration.host,
+        "CA_FILE": configuration.ssl_ca_cert,
+        "NS": namespace,
+        "OWN": pod.metadata.name,
+        "OTHER": pods["before"].metadata.name,
+    }
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert probe.returncode == 0, probe.stderr
+    results = json.loads(probe.stdout)
+    assert results == {
+        "patch own": 200,
+        "get own": 403,
+        "patch other": 403,
+        "get other": 403,
+        "list pods": 403,
+        "get flow": 403,
+    }
+
+
+def test_the_deployed_rbac_is_all_the_operator_needs(
+    cluster: Cluster, namespace: str, crd: None, tmp_path: Path
+) -> None:
+    """deploy/rbac.yaml applied as it is, and the operator run as its ServiceAccount: macro
+    pods, a micro pod with its quarterback's access, events and status all go through."""
+    with contextlib.suppress(FailToCreateError):
+        for manifest in ("namespace.yaml", "rbac.yaml"):
+            create_from_yaml(cluster.api_client, str(REPO / "deploy" / manifest))
+    core = client.CoreV1Api(cluster.api_client)
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    token = core.create_namespaced_service_account_token(
+        "meta-operator", "meta-system", request
+    ).status.token
+    configuration = cluster.api_client.configuration
+    kubeconfig = tmp_path / "operator.kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "e2e",
+                        "cluster": {
+                            "server": configuration.host,
+                            "certificate-authority": configuration.ssl_ca_cert,
+                        },
+                    }
+                ],
+                "users": [{"name": "meta-operator", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "e2e", "context": {"cluster": "e2e", "user": "meta-operator"}}
+                ],
+                "current-context": "e2e",
+            }
+        )
+    )
+    running = Operator(cluster, namespace, tmp_path / "operator.log", kubeconfig=kubeconfig)
+    running.start()
+    try:
+        micro = {
+            "name": "pod",
+            "scope": "micro",
+            "pattern": "sequence",
+            "units": [step("inner")],
+        }
+        flow = {
+            "metadata": {"name": "least"},
+            "spec": {
+                "root": {
+                    "name": "seq",
+                    "scope": "macro",
+                    "pattern": "sequence",
+                    "units": [step("first"), micro],
+                }
+            },
+        }
+        apply(cluster, namespace, flow)
+        status = wait_phase(cluster, namespace, "least", ("Succeeded", "Failed", "Invalid"))
+    finally:
+        running.stop()
+    log = running.log.read_text(errors="replace")
+    assert status["status"]["phase"] == "Succeeded", log[-3000:]
+    assert "403" not in log and "Forbidden" not in log, log[-3000:]
+    events = core.list_namespaced_event(namespace).items
+    assert {"Started", "Succeeded"} <= {e.reason for e in events}
+
+
+def test_meta_apply_of_a_flow_with_a_flow_ref_runs_the_reference_as_a_child_metaflow(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    """samples/macro-of-micro through `meta apply`: a macro dag of micro pods and a flowRef,
+    which becomes a child MetaFlow owned by its parent; `meta status` tells how it went;
+    deleting the parent removes the child and every pod."""
+    sample = REPO / "samples" / "macro-of-micro" / "macro-of-micro.flow.yaml"
+    env = cluster.env()
+    applied = subprocess.run(
+        [str(META), "apply", str(sample), "-n", namespace],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.strip() == f"metaflow {namespace}/macro-of-micro created"
+    found = wait_phase(cluster, namespace, "macro-of-micro", ("Succeeded", "Failed", "Invalid"))
+    assert found["status"]["phase"] == "Succeeded", found["status"]
+    custom = client.CustomObjectsApi(cluster.api_client)
+    flows = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    children = [f for f in flows if f["metadata"]["name"] != "macro-of-micro"]
+    assert len(children) == 1
+    child = children[0]
+    assert child["metadata"]["ownerReferences"][0]["name"] == "macro-of-micro"
+    assert child["metadata"]["annotations"]["meta-orchestrator.io/within"] == (
+        "macro-of-micro/describe-numbers/middle"
+    )
+    assert child["status"]["phase"] == "Succeeded"
+    given = child["spec"]["inputs"]["numbers"]["path"]
+    assert given.endswith("/.files/data/numbers.json"), "the parent's embedded file, by its path"
+    core = client.CoreV1Api(cluster.api_client)
+    pods = core.list_namespaced_pod(namespace).items
+    scopes = sorted(p.metadata.labels.get("meta-orchestrator.io/scope", "macro") for p in pods)
+    assert scopes == ["macro", "macro", "micro", "micro"], "report, median, stats, squares"
+    told = subprocess.run(
+        [str(META), "status", "macro-of-micro", "-n", namespace],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert told.returncode == 0, told.stderr
+    assert told.stdout.startswith(f"{namespace}/macro-of-micro: Succeeded\n")
+    assert "condition Valid=True" in told.stdout
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "macro-of-micro")
+    deadline = time.monotonic() + 60
+    while core.list_namespaced_pod(namespace).items or len(
+        custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    ):
+        assert time.monotonic() < deadline, "the child flow or its pods outlived the parent"
+        time.sleep(0.5)

@@ -1,0 +1,163 @@
+"""An in-memory stand-in for `KubeApi`, and a fake kubelet, for the Kubernetes runtime's unit
+tests. The real API server is exercised by tests/kube; these pin down the runtime's own logic
+(laziness, bounds, adoption after a restart, the journal) quickly and exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from meta.kube.api import Calls, Conflict, NotFound
+from meta.kube.broker import Watches
+from meta.kube.types import ANNOTATION_UNIT_ID
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self.config_maps: dict[tuple[str, str], dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        """ServiceAccounts, Roles and RoleBindings, by (kind, namespace, name)."""
+        self.statuses: list[dict[str, Any]] = []
+        self.created: list[str] = []
+        self.deleted: list[str] = []
+        self.calls = Calls(Counter())
+        self.on_create: Callable[[dict[str, Any]], None] | None = None
+
+    def _count(self, verb: str) -> None:
+        self.calls.by_verb[verb] += 1
+
+    async def create_pod(self, namespace: str, pod: Mapping[str, Any]) -> dict[str, Any]:
+        self._count("create")
+        key = (namespace, pod["metadata"]["name"])
+        if key in self.pods:
+            raise Conflict("create", f"pod {key}", 409, "exists")
+        body = copy.deepcopy(dict(pod))
+        body["status"] = {"phase": "Pending"}
+        self.pods[key] = body
+        self.created.append(key[1])
+        if self.on_create is not None:
+            self.on_create(body)
+        return body
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        self._count("get")
+        try:
+            return copy.deepcopy(self.pods[(namespace, name)])
+        except KeyError:
+            raise NotFound("get", name, 404, "not found") from None
+
+    async def delete_pod(self, namespace: str, name: str, grace_seconds: int = 5) -> None:
+        self._count("delete")
+        if self.pods.pop((namespace, name), None) is not None:
+            self.deleted.append(name)
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]:
+        self._count("get")
+        try:
+            return copy.deepcopy(self.config_maps[(namespace, name)])
+        except KeyError:
+            raise NotFound("get", name, 404, "not found") from None
+
+    async def create_config_map(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._count("create")
+        key = (namespace, body["metadata"]["name"])
+        if key in self.config_maps:
+            raise Conflict("create", name_of(body), 409, "exists")
+        self.config_maps[key] = copy.deepcopy(dict(body))
+        return self.config_maps[key]
+
+    async def patch_config_map(
+        self, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        self._count("patch")
+        found = self.config_maps[(namespace, name)]
+        found.setdefault("data", {}).update(patch.get("data", {}))
+        return found
+
+    async def create_namespaced(self, namespace: str, body: Mapping[str, Any]) -> None:
+        self._count("create")
+        key = (body["kind"], namespace, body["metadata"]["name"])
+        if key in self.objects:
+            raise Conflict("create", str(key), 409, "exists")
+        self.objects[key] = copy.deepcopy(dict(body))
+
+    async def create_event(self, namespace: str, body: Mapping[str, Any]) -> None:
+        self._count("create")
+        self.events.append(dict(body))
+
+    async def patch_flow_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        self._count("patch")
+        merged = {**(self.statuses[-1] if self.statuses else {}), **copy.deepcopy(dict(status))}
+        self.statuses.append(merged)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.statuses[-1] if self.statuses else {}
+
+
+def name_of(body: Mapping[str, Any]) -> str:
+    return str(body["metadata"]["name"])
+
+
+class FakeKubelet:
+    """Ends each pod as the test says (by unit id), after `delay` seconds, through the broker,
+    as watch events would; tracks how many pods run at once."""
+
+    def __init__(
+        self,
+        api: FakeApi,
+        watches: Watches,
+        *,
+        delay: float = 0.001,
+        exit_codes: Mapping[str, int] | None = None,
+        hold: Callable[[str], bool] | None = None,
+        messages: Mapping[str, str] | None = None,
+    ) -> None:
+        self.api = api
+        self.broker = watches.pods
+        self.delay = delay
+        self.exit_codes = dict(exit_codes or {})
+        self.hold = hold or (lambda unit: False)
+        self.messages = dict(messages or {})
+        """The termination message of a pod that succeeds, by unit id (a quarterback's report)."""
+        self.live = 0
+        self.peak = 0
+        self.order: list[str] = []
+        api.on_create = self._created
+
+    def _created(self, pod: dict[str, Any]) -> None:
+        unit = pod["metadata"]["annotations"][ANNOTATION_UNIT_ID]
+        self.order.append(unit)
+        self.live += 1
+        self.peak = max(self.peak, self.live)
+        if not self.hold(unit):
+            asyncio.get_running_loop().call_later(
+                self.delay, self.end, pod, self.exit_codes.get(unit, 0)
+            )
+
+    def end(self, pod: dict[str, Any], code: int) -> None:
+        self.live -= 1
+        unit = pod["metadata"]["annotations"][ANNOTATION_UNIT_ID]
+        pod["status"] = {
+            "phase": "Succeeded" if code == 0 else "Failed",
+            "containerStatuses": [
+                {
+                    "name": "step",
+                    "state": {
+                        "terminated": {
+                            "exitCode": code,
+                            "reason": "Completed" if code == 0 else "Error",
+                            "message": self.messages.get(unit, "")
+                            if code == 0
+                            else "boom: the last words\n",
+                        }
+                    },
+                }
+            ],
+        }
+        self.broker.observe(copy.deepcopy(pod))

@@ -1,0 +1,209 @@
+"""The quarterback with real launchers: each slot container is played by a launcher process on
+this machine, and an image swap by restarting that process (as the kubelet restarts a container
+whose image was patched). The steps are real processes; data moves through the shared scratch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meta.engine.driver import PodTask
+from meta.kube.quarterback import install_launcher
+from meta.kube.quarterback.driver import PodPaths
+from meta.kube.quarterback.main import run_quarterback
+from meta.kube.types import PodBrief
+
+FILE = "metaflow team/pipe"
+PY = sys.executable
+
+
+class FakePod:
+    """Slot containers as launcher processes; `swap` restarts one with another 'image'."""
+
+    def __init__(self, paths: PodPaths, images: list[str]) -> None:
+        self.paths = paths
+        self.launcher = install_launcher(os.path.join(paths.scratch, "..", "bin"))
+        self.images = list(images)
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.swaps: list[tuple[int, str]] = []
+        for index in range(len(images)):
+            self.processes.append(self._start(index))
+
+    def _start(self, index: int) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "FAKE_IMAGE": self.images[index]}
+        return subprocess.Popen([PY, self.launcher, self.paths.socket, str(index)], env=env)
+
+    async def swap(self, index: int, image: str) -> None:
+        self.swaps.append((index, image))
+        self.processes[index].kill()
+        self.processes[index].wait()
+        self.images[index] = image
+        self.processes[index] = self._start(index)
+
+    def close(self) -> list[int | None]:
+        codes = []
+        for process in self.processes:
+            try:
+                codes.append(process.wait(timeout=10))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes.append(None)
+        return codes
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> PodPaths:
+    layout = PodPaths(
+        scratch=str(tmp_path / "scratch"),
+        upstream=str(tmp_path / "upstream"),
+        output=str(tmp_path / "output"),
+        work=str(tmp_path / "work"),
+    )
+    for folder in (layout.scratch, layout.upstream, layout.work):
+        os.makedirs(folder)
+    return layout
+
+
+def py_step(name: str, image: str, code: str) -> dict[str, Any]:
+    return {"name": name, "run": {"image": image, "command": [PY, "-c", code]}}
+
+
+WRITE_IMAGE = (
+    "import os, pathlib, json\n"
+    "out = pathlib.Path(os.environ['META_OUTPUT'])\n"
+    "up = pathlib.Path(os.environ['META_UPSTREAM'])\n"
+    "seen = sorted(p.name for p in up.iterdir())\n"
+    "prior = [json.loads((up / n / 'trail.json').read_text()) for n in seen]\n"
+    "trail = (prior[0] if prior else []) + [os.environ['FAKE_IMAGE']]\n"
+    "(out / 'trail.json').write_text(json.dumps(trail))\n"
+    "mark = os.environ['META_UNIT_ID'].replace('/', '_')\n"
+    "pathlib.Path(os.environ['META_SCRATCH'], mark).touch()\n"
+)
+
+
+def write_work(
+    paths: PodPaths, section: dict[str, Any], slots: list[str], inputs: dict[str, Any] | None = None
+) -> PodTask:
+    flow = {
+        "apiVersion": "meta-orchestrator.io/v1alpha1",
+        "kind": "MetaFlow",
+        "metadata": {"name": "pipe"},
+        "spec": {"root": section, **({"inputs": inputs} if inputs else {})},
+    }
+    task = PodTask(
+        id=f"pipe/{section['name']}",
+        name=section["name"],
+        section="pipe",
+        file=FILE,
+        pointer="/spec/root",
+        input={},
+        iteration=None,
+        hidden=(),
+        upstream=[],
+        attempt=1,
+        max_active=section.get("maxActive", 1),
+    )
+    document = PodBrief(task, flow, FILE, slots, "framework").document()
+    Path(paths.work, "task.json").write_text(document)
+    return task
+
+
+@pytest.fixture
+def run_pod(paths: PodPaths, tmp_path: Path) -> Iterator[Any]:
+    pods: list[FakePod] = []
+
+    def go(slots: list[str]) -> tuple[int, str, FakePod]:
+        pod = FakePod(paths, slots)
+        pods.append(pod)
+        termination = str(tmp_path / "termination-log")
+        code = asyncio.run(run_quarterback(paths, pod.swap, termination))
+        return code, Path(termination).read_text(), pod
+
+    yield go
+    for pod in pods:
+        pod.close()
+
+
+def test_a_sequence_hands_data_over_in_scratch_and_swaps_images_in_place(
+    paths: PodPaths, run_pod: Any
+) -> None:
+    section = {
+        "name": "steps",
+        "scope": "micro",
+        "pattern": "sequence",
+        "units": [
+            py_step("one", "img-a", WRITE_IMAGE),
+            py_step("two", "img-b", WRITE_IMAGE),
+            py_step("three", "img-a", WRITE_IMAGE),
+        ],
+    }
+    write_work(paths, section, ["img-a"])
+    code, message, pod = run_pod(["img-a"])
+    assert code == 0, message
+    assert json.loads(Path(paths.output, "trail.json").read_text()) == ["img-a", "img-b", "img-a"]
+    assert pod.swaps == [(0, "img-b"), (0, "img-a")], "one slot, swapped in place twice"
+    report = json.loads(message)
+    assert report == {"unitsRun": 3, "peakActive": 1, "imageSwaps": 2}
+    shared = sorted(p.name for p in Path(paths.scratch).iterdir() if not p.name.startswith("."))
+    assert shared == ["pipe_steps_one", "pipe_steps_three", "pipe_steps_two"], "one META_SCRATCH"
+    assert pod.close() == [0], "the launchers exit when the section ends"
+
+
+def test_a_fanout_runs_no_more_units_than_slots_and_gathers(paths: PodPaths, run_pod: Any) -> None:
+    gather = (
+        "import os, pathlib\n"
+        "up = pathlib.Path(os.environ['META_UPSTREAM'])\n"
+        "count = len(list(up.iterdir()))\n"
+        "pathlib.Path(os.environ['META_OUTPUT'], 'count').write_text(str(count))\n"
+    )
+    section = {
+        "name": "wide",
+        "scope": "micro",
+        "pattern": "fanout",
+        "maxActive": 2,
+        "over": {"input": "items"},
+        "visit": py_step("item-{{ item }}", "img", "import time; time.sleep(0.05)"),
+        "gather": py_step("count", "img", gather),
+    }
+    write_work(paths, section, ["img", "img"], inputs={"items": {"value": list(range(6))}})
+    code, message, _pod = run_pod(["img", "img"])
+    assert code == 0, message
+    assert Path(paths.output, "count").read_text() == "6"
+    report = json.loads(message)
+    assert report["peakActive"] == 2 and report["imageSwaps"] == 0 and report["unitsRun"] == 7
+
+
+def test_a_failing_step_fails_the_pod_with_its_unit_and_stderr(
+    paths: PodPaths, run_pod: Any
+) -> None:
+    section = {
+        "name": "steps",
+        "scope": "micro",
+        "pattern": "sequence",
+        "units": [
+            py_step("fine", "img", "pass"),
+            py_step("boom", "img", "import sys; sys.stderr.write('the last words'); sys.exit(4)"),
+            py_step("never", "img", "raise SystemExit(9)"),
+        ],
+    }
+    write_work(paths, section, ["img"])
+    code, message, _ = run_pod(["img"])
+    assert code == 1
+    assert message.startswith("unit pipe/steps/boom exited with code 4")
+    assert "the last words" in message
+
+
+def test_work_the_flow_language_refuses_ends_with_code_2(paths: PodPaths, run_pod: Any) -> None:
+    section = {"name": "steps", "scope": "micro", "pattern": "sequence", "units": []}
+    write_work(paths, section, ["img"])
+    code, message, _ = run_pod(["img"])
+    assert code == 2
+    assert message.startswith(f"{FILE}: /spec/root/units")

@@ -1,0 +1,145 @@
+"""Ctrl-C and SIGTERM: exit 130, no process left behind, and `meta resume` finishes the run."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+from tests.local.runs import Env, report, step, units_by_id, wait_for, wait_gone
+
+pytestmark = pytest.mark.e2e
+
+# Runs long (with a grandchild) while the HOLD file exists; quick once it is gone.
+LONG = r"""
+import os
+from pathlib import Path
+import steplib
+
+steplib.log_run()
+if Path(os.environ["T_LOG"]).with_name("hold").exists():
+    steplib.spawn_grandchild_and_sleep()
+Path(os.environ["META_OUTPUT"], "long.txt").write_text(steplib.UNIT)
+"""
+
+GATHER = r"""
+import json, os
+from pathlib import Path
+import steplib
+
+steplib.log_run()
+up = Path(os.environ["META_UPSTREAM"])
+listing = {e.name: sorted(p.name for p in e.iterdir()) for e in sorted(up.iterdir())}
+Path(os.environ["META_OUTPUT"], "listing.json").write_text(json.dumps(listing, sort_keys=True))
+"""
+
+QUICK = r"""
+import os
+from pathlib import Path
+import steplib
+
+steplib.log_run()
+Path(os.environ["META_OUTPUT"], "quick.txt").write_text(steplib.UNIT)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_leaves_no_process_and_resume_finishes(env: Env, sig: signal.Signals) -> None:
+    env.script("long.py", LONG)
+    env.script("quick.py", QUICK)
+    flow = env.flow(
+        "stop",
+        {
+            "name": "top",
+            "scope": "macro",
+            "pattern": "sequence",
+            "units": [
+                step("prep", "quick.py"),
+                {
+                    "name": "work",
+                    "scope": "macro",
+                    "pattern": "dag",
+                    "units": [step("longA", "long.py"), step("longB", "long.py")],
+                },
+                {
+                    "name": "pod",
+                    "scope": "micro",
+                    "pattern": "fanin",
+                    "units": [step("longC", "long.py"), step("quickD", "quick.py")],
+                    "gather": step("sum", "quick.py"),
+                },
+                step("final", "quick.py"),
+            ],
+        },
+    )
+    workdir = env.root / "wd"
+    hold = env.root / "hold"
+    hold.touch()
+
+    process = env.start("run", str(flow), "--workdir", str(workdir))
+    wait_for(lambda: len(env.recorded_pids()) == 2, 15, "longA and longB to run")
+    process.send_signal(sig)
+    assert process.wait(timeout=15) == 130, (env.root / "meta.err").read_text()
+    assert "interrupted" in (env.root / "meta.err").read_text()
+    pids = env.all_pids()
+    assert len(pids) == 4
+    assert wait_gone(pids) == []
+    document = report(workdir)
+    assert document["state"] == "cancelled"
+    units = units_by_id(document)
+    assert units["stop/top/prep"]["state"] == "succeeded"
+    assert units["stop/top/work/longA"]["state"] == "cancelled"
+    assert units["stop/top/work/longB"]["state"] == "cancelled"
+    assert "stop/top/final" not in units
+
+    hold.unlink()
+    done = env.meta("resume", str(workdir))
+    assert done.returncode == 0, done.stderr
+
+    document = report(workdir)
+    assert document["state"] == "succeeded"
+    units = units_by_id(document)
+    assert units["stop/top/prep"].get("resumed") is True
+    for uid in ("work/longA", "work/longB", "pod/longC", "pod/quickD", "pod/sum", "final"):
+        unit = units[f"stop/top/{uid}"]
+        assert unit["state"] == "succeeded"
+        assert "resumed" not in unit
+    runs = env.runs()
+    assert runs.count("stop/top/prep") == 1
+    assert runs.count("stop/top/final") == 1
+    assert (workdir / "store/stop/top/final/@outputs/quick.txt").read_text() == "stop/top/final"
+
+
+def test_interrupt_inside_a_micro_section(env: Env) -> None:
+    env.script("long.py", LONG)
+    env.script("quick.py", QUICK)
+    env.script("gather.py", GATHER)
+    flow = env.flow(
+        "pod",
+        {
+            "name": "pod",
+            "scope": "micro",
+            "pattern": "fanin",
+            "units": [step("longA", "long.py"), step("longB", "long.py"), step("q", "quick.py")],
+            "gather": step("sum", "gather.py"),
+        },
+    )
+    workdir = env.root / "wd"
+    (env.root / "hold").touch()
+    process = env.start("run", str(flow), "--workdir", str(workdir))
+    wait_for(lambda: len(env.recorded_pids()) == 2, 15, "longA and longB to run")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=15) == 130
+    assert wait_gone(env.all_pids()) == []
+    assert report(workdir)["state"] == "cancelled"
+
+    (env.root / "hold").unlink()
+    done = env.meta("resume", str(workdir))
+    assert done.returncode == 0, done.stderr
+    units = units_by_id(report(workdir))
+    assert units["pod/pod/sum"]["state"] == "succeeded"
+    # The gather sees every unit's outputs, those finished before the interrupt included.
+    listing = json.loads((workdir / "store/pod/pod/sum/@outputs/listing.json").read_text())
+    assert listing == {"longA": ["long.txt"], "longB": ["long.txt"], "q": ["quick.txt"]}
+    assert env.runs().count("pod/pod/sum") == 1
