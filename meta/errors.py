@@ -6,7 +6,17 @@
      │    ├── InputFault       an input file that is missing or holds invalid data
      │    ├── TemplateFault    a template that cannot be rendered for the data at hand
      │    └── LimitExceeded    generated flows nest deeper, or start more units, than allowed
-     └── RunFailed            a unit failed while the flow ran: exit 1
+     ├── RunFailed            a unit failed while the flow ran: exit 1
+     │
+     │   raised inside one layer, and turned into one of the above (or a failed attempt) there:
+     ├── TemplateProblem      meta.flow.templates: a template that cannot compile or render
+     ├── OutputRefused        meta.local.driver: an output that is a link out, or a special file
+     ├── ApiFailed            meta.kube.api: the API server refused or did not answer
+     │    ├── Conflict         (.retryable says whether asking again may help;
+     │    └── NotFound          the client's own exception is the cause)
+     ├── InputTooLarge        meta.kube.layout: an input too large for a pod annotation
+     ├── StoreEscape          meta.kube.controller.files: a store folder leading out of it
+     └── SlotLost             meta.kube.quarterback.slots: a slot container that went away
 
 Every `UserError` carries `Fault`s that name the file and the JSON pointer of the fault, so
 the CLI prints one line per fault: ``FILE: /json/pointer: reason``.

@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 
 from meta.cli.watch import Watcher, WatchEvent
-from meta.engine.records import Observer
+from meta.engine.records import Listener
 from meta.errors import Fault, MetaError, UserError
 from meta.flow.files import display_path
 from meta.generate.pipeline import generate as generate_flow
@@ -186,10 +186,12 @@ def crd(output: Path | None) -> None:
 
 
 def _kube(kubeconfig: Path | None, qps: float = DEFAULT_QPS, burst: int = DEFAULT_BURST) -> Any:
-    from meta.kube.api import KubeApi
+    from meta.kube.api import ClientApi
     from meta.kube.ratelimit import RateLimit
 
-    return KubeApi.from_environment(str(kubeconfig) if kubeconfig else None, RateLimit(qps, burst))
+    return ClientApi.from_environment(
+        str(kubeconfig) if kubeconfig else None, RateLimit(qps, burst)
+    )
 
 
 KUBECONFIG = click.option(
@@ -447,7 +449,7 @@ def _parse_sets(values: Sequence[str]) -> dict[str, Path]:
 def run(file: Path, workdir: Path | None, report: Path | None, sets: Sequence[str]) -> None:
     """Run a flow locally, as real processes."""
     overrides = _parse_sets(sets)
-    _finish(lambda observers: start_run(file, workdir, overrides, observers, report), file.name)
+    _finish(lambda listeners: start_run(file, workdir, overrides, listeners, report), file.name)
 
 
 @main.command()
@@ -460,21 +462,21 @@ def run(file: Path, workdir: Path | None, report: Path | None, sets: Sequence[st
 @user_errors
 def resume(workdir: Path, report: Path | None) -> None:
     """Finish an interrupted run; units that finished are not run again."""
-    _finish(lambda observers: resume_run(workdir, observers, report), str(workdir))
+    _finish(lambda listeners: resume_run(workdir, listeners, report), str(workdir))
 
 
-def _finish(execute: Callable[[Sequence[Observer]], Outcome], title: str) -> None:
+def _finish(execute: Callable[[Sequence[Listener]], Outcome], title: str) -> None:
     console = Console(stderr=True)
-    observers: list[Observer] = []
+    listeners: list[Listener] = []
     display: AbstractContextManager[Any] = nullcontext()
     if console.is_terminal:
         from meta.cli.progress import LiveProgress
 
         live = LiveProgress(console, title)
-        observers.append(live)
+        listeners.append(live)
         display = live
     with display:
-        outcome = execute(observers)
+        outcome = execute(listeners)
     _summarise(outcome)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from meta.flow.model import Scope
 
@@ -122,17 +122,17 @@ class Driver(Protocol):
         ...
 
 
-@runtime_checkable
 class PodDriver(Driver, Protocol):
     """A driver that runs each outermost micro section as one unit of its own (a pod), rather
-    than having the engine drive the section's units through `open_pod`."""
+    than having the engine drive the section's units through `open_pod`. Given to the engine
+    as `pods` when it is built."""
 
     async def start_pod(self, task: PodTask) -> Running: ...
 
 
-@runtime_checkable
 class FlowDriver(Driver, Protocol):
     """A driver that runs each flowRef as a flow of its own (a child MetaFlow), which records
-    its own progress, rather than having the engine run the referenced flow in place."""
+    its own progress, rather than having the engine run the referenced flow in place. Given to
+    the engine as `flows` when it is built."""
 
     async def start_flow(self, task: FlowTask) -> Running: ...

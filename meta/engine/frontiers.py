@@ -1,7 +1,7 @@
 """The patterns, as frontiers: pure bookkeeping of what may start next and what it receives.
 
-A frontier never runs anything. The engine asks it for the next ready `Work` while a section is
-below its `maxActive`, and tells it when a piece of work is `complete`. Frontiers pull data lazily
+A frontier never runs anything. The engine asks it for the next `Ready` unit while a section is
+below its `maxActive`, and tells it when one is `complete`. Frontiers pull data lazily
 (a depth-first walk holds the siblings along the current path, never the whole tree), so the
 graph is materialised only as the walk reaches it.
 """
@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Any, Protocol
 
 from meta.flow.model import Cases, Over, Section, Unit
+from meta.plan.plan import Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,8 @@ class Done:
     """A finished unit, as its consumers see it: its name and whose outputs it stands for."""
 
     name: str
-    output: str
+    unit_id: str
+    """The unit whose outputs these are (a section stands for the part, or parts, it ends with)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,9 @@ class Context:
 
 
 @dataclass(slots=True)
-class Work:
+class Ready:
+    """A unit that may start now: which one, the instance, what it runs with and receives."""
+
     unit: Unit | Cases
     key: str
     """The id segment of this instance ('' outside iterations): an item index, a node path."""
@@ -49,9 +53,9 @@ class Work:
 
 
 class Frontier(Protocol):
-    def next(self) -> Work | None: ...
+    def next(self) -> Ready | None: ...
 
-    def complete(self, work: Work, done: Done) -> None: ...
+    def complete(self, ready: Ready, done: Done) -> None: ...
 
     @property
     def finished(self) -> bool: ...
@@ -70,14 +74,14 @@ class SequenceFrontier:
         self._waiting = False
         self._last: Done | None = None
 
-    def next(self) -> Work | None:
+    def next(self) -> Ready | None:
         if self._waiting or self._position >= len(self._units):
             return None
         self._waiting = True
         upstream = (self._last,) if self._last is not None else self._upstream
-        return Work(self._units[self._position], "", self._context, upstream)
+        return Ready(self._units[self._position], "", self._context, upstream)
 
-    def complete(self, work: Work, done: Done) -> None:
+    def complete(self, ready: Ready, done: Done) -> None:
         self._last = done
         self._position += 1
         self._waiting = False
@@ -105,16 +109,16 @@ class DagFrontier:
         self._ready = deque(name for name, count in self._waiting_on.items() if count == 0)
         self._done: dict[str, Done] = {}
 
-    def next(self) -> Work | None:
+    def next(self) -> Ready | None:
         if not self._ready:
             return None
         unit = self._units[self._ready.popleft()]
         upstream = tuple(self._done[name] for name in unit.depends_on) or self._upstream
-        return Work(unit, "", self._context, upstream, tag=unit.name)
+        return Ready(unit, "", self._context, upstream, tag=unit.name)
 
-    def complete(self, work: Work, done: Done) -> None:
-        self._done[work.tag] = done
-        for dependent in self._dependents[work.tag]:
+    def complete(self, ready: Ready, done: Done) -> None:
+        self._done[ready.tag] = done
+        for dependent in self._dependents[ready.tag]:
             self._waiting_on[dependent] -= 1
             if self._waiting_on[dependent] == 0:
                 self._ready.append(dependent)
@@ -149,7 +153,7 @@ class ItemsFrontier:
         self._done: dict[int, Done] = {}
         """Finished visits by item position: results keep item order, whatever the finish order."""
 
-    def next(self) -> Work | None:
+    def next(self) -> Ready | None:
         if self._exhausted:
             return None
         try:
@@ -170,11 +174,11 @@ class ItemsFrontier:
             "path": f"{self._path}/{where}",
             "round": 0,
         }
-        return Work(self._visit, key, Context(item, iteration, self._source), self._upstream)
+        return Ready(self._visit, key, Context(item, iteration, self._source), self._upstream)
 
-    def complete(self, work: Work, done: Done) -> None:
+    def complete(self, ready: Ready, done: Done) -> None:
         self._active -= 1
-        self._done[int(work.key)] = done
+        self._done[int(ready.key)] = done
 
     @property
     def finished(self) -> bool:
@@ -194,18 +198,18 @@ class GatherFrontier:
         self._started = False
         self._done: Done | None = None
 
-    def next(self) -> Work | None:
-        work = self._inner.next()
-        if work is not None or self._started or not self._inner.finished:
-            return work
+    def next(self) -> Ready | None:
+        ready = self._inner.next()
+        if ready is not None or self._started or not self._inner.finished:
+            return ready
         self._started = True
-        return Work(self._gather, "", self._context, tuple(self._inner.result()), tag=self)
+        return Ready(self._gather, "", self._context, tuple(self._inner.result()), tag=self)
 
-    def complete(self, work: Work, done: Done) -> None:
-        if work.tag is self:
+    def complete(self, ready: Ready, done: Done) -> None:
+        if ready.tag is self:
             self._done = done
         else:
-            self._inner.complete(work, done)
+            self._inner.complete(ready, done)
 
     @property
     def finished(self) -> bool:
@@ -265,7 +269,7 @@ class _TreeWalk:
             child.key = f"{node.key}.{index}"
         return found
 
-    def _work(self, node: _Node) -> Work:
+    def _work(self, node: _Node) -> Ready:
         self._active += 1
         iteration = {
             "node": node.data,
@@ -277,7 +281,7 @@ class _TreeWalk:
             "round": 0,
         }
         context = Context(node.data, iteration, self._source, self._fields)
-        return Work(self._visit, node.key, context, node.upstream, tag=node)
+        return Ready(self._visit, node.key, context, node.upstream, tag=node)
 
     def _finish(self, node: _Node, done: Done) -> None:
         self._active -= 1
@@ -295,11 +299,11 @@ class DfsPreFrontier(_TreeWalk):
         super().__init__(*args)
         self._stack = [self._root]
 
-    def next(self) -> Work | None:
+    def next(self) -> Ready | None:
         return self._work(self._stack.pop()) if self._stack else None
 
-    def complete(self, work: Work, done: Done) -> None:
-        node: _Node = work.tag
+    def complete(self, ready: Ready, done: Done) -> None:
+        node: _Node = ready.tag
         self._finish(node, done)
         children = self._children(node)
         for child in children:
@@ -319,7 +323,7 @@ class DfsPostFrontier(_TreeWalk):
         self._stack = [self._root]
         self._ready: list[_Node] = []
 
-    def next(self) -> Work | None:
+    def next(self) -> Ready | None:
         if self._ready:
             return self._work(self._ready.pop())
         while self._stack:
@@ -333,8 +337,8 @@ class DfsPostFrontier(_TreeWalk):
             self._stack.extend(reversed(children))
         return None
 
-    def complete(self, work: Work, done: Done) -> None:
-        node: _Node = work.tag
+    def complete(self, ready: Ready, done: Done) -> None:
+        node: _Node = ready.tag
         self._finish(node, done)
         parent = node.parent
         if parent is None or parent.results is None:
@@ -360,7 +364,7 @@ class BfsPreFrontier(_TreeWalk):
         self._position = 0
         self._below: dict[int, list[_Node]] = {}
 
-    def next(self) -> Work | None:
+    def next(self) -> Ready | None:
         if self._position >= len(self._level) and self._active == 0 and self._below:
             self._level = [child for i in sorted(self._below) for child in self._below[i]]
             self._below = {}
@@ -368,13 +372,13 @@ class BfsPreFrontier(_TreeWalk):
         if self._position >= len(self._level):
             return None
         node = self._level[self._position]
-        work = self._work(node)
-        work.tag = (node, self._position)
+        ready = self._work(node)
+        ready.tag = (node, self._position)
         self._position += 1
-        return work
+        return ready
 
-    def complete(self, work: Work, done: Done) -> None:
-        node, position = work.tag
+    def complete(self, ready: Ready, done: Done) -> None:
+        node, position = ready.tag
         self._finish(node, done)
         children = self._children(node)
         for child in children:
@@ -404,7 +408,7 @@ class BfsPostFrontier(_TreeWalk):
         self._levels = levels
         self._position = 0
 
-    def next(self) -> Work | None:
+    def next(self) -> Ready | None:
         level = self._levels[-1] if self._levels else []
         if self._position >= len(level) and self._active == 0 and len(self._levels) > 1:
             self._levels.pop()
@@ -421,8 +425,8 @@ class BfsPostFrontier(_TreeWalk):
             node.results = None
         return self._work(node)
 
-    def complete(self, work: Work, done: Done) -> None:
-        node: _Node = work.tag
+    def complete(self, ready: Ready, done: Done) -> None:
+        node: _Node = ready.tag
         self._finish(node, done)
         if node.parent is not None and node.parent.results is not None:
             node.parent.results[node.index] = done
@@ -472,7 +476,7 @@ class CycleFrontier:
         self._exhausted = False
         self._done: list[Done] = []
 
-    def next(self) -> Work | None:
+    def next(self) -> Ready | None:
         for chunk in self._flight:
             if not chunk.busy and not self._busy[chunk.position % len(self._ring)]:
                 return self._work(chunk)
@@ -487,7 +491,7 @@ class CycleFrontier:
         self._flight.append(chunk)
         return self._work(chunk)
 
-    def _work(self, chunk: _Chunk) -> Work:
+    def _work(self, chunk: _Chunk) -> Ready:
         member = chunk.position % len(self._ring)
         round_ = chunk.position // len(self._ring)
         chunk.busy = True
@@ -502,7 +506,7 @@ class CycleFrontier:
             "path": self._path,
         }
         upstream = (chunk.last,) if chunk.last is not None else self._upstream
-        return Work(
+        return Ready(
             self._ring[member],
             f"chunk{chunk.number}.round{round_}",
             Context(chunk.records, iteration, self._source),
@@ -510,8 +514,8 @@ class CycleFrontier:
             tag=chunk,
         )
 
-    def complete(self, work: Work, done: Done) -> None:
-        chunk: _Chunk = work.tag
+    def complete(self, ready: Ready, done: Done) -> None:
+        chunk: _Chunk = ready.tag
         self._busy[chunk.position % len(self._ring)] = False
         chunk.busy = False
         chunk.last = done
@@ -542,4 +546,37 @@ def tree_frontier(
         section.visit, root, section.over, source, upstream
     )
     frontier: Frontier = walk
+    return frontier
+
+
+def frontier_for(
+    plan: Plan, section: Section, context: Context, upstream: tuple[Done, ...]
+) -> Frontier:
+    """The frontier of `section`'s pattern, over the data its plan holds."""
+    over = section.over
+    frontier: Frontier
+    if section.pattern == "sequence":
+        return SequenceFrontier(section.units, context, upstream)
+    if section.pattern in ("dag", "fanin"):
+        frontier = DagFrontier(section.units, context, upstream)
+    elif section.pattern == "fanout":
+        assert over is not None and section.visit is not None
+        frontier = ItemsFrontier(
+            section.visit, plan.over(over), over, plan.located(over.input), upstream
+        )
+    elif section.pattern == "cycle":
+        assert over is not None
+        frontier = CycleFrontier(
+            section.ring,
+            section.rounds,
+            plan.records(over),
+            over,
+            plan.located(over.input),
+            upstream,
+        )
+    else:
+        assert over is not None
+        frontier = tree_frontier(section, plan.over(over), plan.located(over.input), upstream)
+    if section.gather is not None:
+        frontier = GatherFrontier(frontier, section.gather, context)
     return frontier

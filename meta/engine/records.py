@@ -1,4 +1,4 @@
-"""What the engine tells the world as it runs: unit and section records, observers, the journal."""
+"""What the engine tells the world as it runs: unit and section records, listeners, the journal."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class SectionRecord:
     units_run: int
 
 
-class Observer(Protocol):
+class Listener(Protocol):
     def unit_started(self, record: UnitRecord) -> None: ...
 
     def unit_finished(self, record: UnitRecord) -> None: ...
@@ -47,7 +47,7 @@ class Observer(Protocol):
     def section_finished(self, record: SectionRecord) -> None: ...
 
 
-class NullObserver:
+class NullListener:
     def unit_started(self, record: UnitRecord) -> None:
         pass
 

@@ -16,13 +16,16 @@ from jinja2 import meta as jinja_meta
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from meta.errors import MetaError
+
 ITERATION_VARIABLES = frozenset({"node", "item", "chunk", "index", "depth", "path", "round"})
 FLOW_VARIABLES = frozenset({"inputs", "flow"})
 ALL_VARIABLES = ITERATION_VARIABLES | FLOW_VARIABLES
 
 
-class TemplateProblem(Exception):
-    """A template that cannot be compiled or rendered; callers locate it and raise a user error."""
+class TemplateProblem(MetaError):
+    """A template that cannot be compiled or rendered; callers locate it and raise a user error
+    (`TemplateFault`, `FlowInvalid`) naming the file and the JSON pointer."""
 
 
 @cache

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import urllib3
 from kubernetes import client, config
@@ -41,11 +41,18 @@ RETRY_SECONDS = 0.5
 
 
 class ApiFailed(MetaError):
-    """The API server refused a request for a reason the caller cannot act on."""
+    """The API server refused a request, or gave no answer (status 0). Raised from the client's
+    own exception, which stays its cause."""
 
     def __init__(self, verb: str, what: str, status: int, reason: str) -> None:
         self.status = status
         super().__init__(f"{verb} {what}: {status} {reason}")
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed later: the server was busy (429), failing
+        (5xx) or silent; anything else (refused, not found, conflict) will fail again."""
+        return self.status in (0, 429) or self.status >= 500
 
 
 class Conflict(ApiFailed):
@@ -77,8 +84,60 @@ class Calls:
         return sum(n for verb, n in self.by_verb.items() if verb != "get" and verb != "list")
 
 
-class KubeApi:
-    """Pods, ConfigMaps, Events and MetaFlows of one cluster, rate limited and counted."""
+class KubeApi(Protocol):
+    """What the cluster side asks of the API server: pods, ConfigMaps, Events, RBAC objects and
+    MetaFlows of one cluster. `ClientApi` is the real one; tests give a fake of this shape."""
+
+    calls: Calls
+
+    def connection(self) -> Connection: ...
+
+    @property
+    def host(self) -> str: ...
+
+    async def create_pod(self, namespace: str, pod: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+    async def patch_pod(
+        self, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def delete_pod(self, namespace: str, name: str, grace_seconds: int = 5) -> None: ...
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+    async def create_config_map(
+        self, namespace: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def patch_config_map(
+        self, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def create_namespaced(self, namespace: str, body: Mapping[str, Any]) -> None: ...
+
+    async def create_event(self, namespace: str, body: Mapping[str, Any]) -> None: ...
+
+    async def get_flow(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+    async def create_flow(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def replace_flow(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def delete_flow(self, namespace: str, name: str) -> None: ...
+
+    async def patch_flow_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ClientApi:
+    """The `KubeApi` of the official client: rate limited and counted."""
 
     def __init__(self, api_client: client.ApiClient, limit: RateLimit | None = None) -> None:
         self._client = api_client
@@ -91,7 +150,7 @@ class KubeApi:
     @classmethod
     def from_environment(
         cls, kubeconfig: str | None = None, limit: RateLimit | None = None
-    ) -> KubeApi:
+    ) -> ClientApi:
         """In a pod, its ServiceAccount; elsewhere `kubeconfig` or $KUBECONFIG / ~/.kube/config."""
         if kubeconfig is None:
             try:
@@ -104,7 +163,7 @@ class KubeApi:
     @classmethod
     def with_token(
         cls, host: str, token: str, ca_file: str, limit: RateLimit | None = None
-    ) -> KubeApi:
+    ) -> ClientApi:
         """A client that authenticates with a bearer token (a ServiceAccount's)."""
         configuration = client.Configuration()
         configuration.host = host
@@ -145,14 +204,15 @@ class KubeApi:
             attempt += 1
             await self.limit.take()
             self.calls.by_verb[verb] += 1
+            cause: Exception
             try:
                 return await asyncio.to_thread(method, *args, **kwargs)
             except ApiException as exc:
-                failed = _translated(verb, what, exc)
+                cause, failed = exc, _translated(verb, what, exc)
             except (OSError, urllib3.exceptions.HTTPError) as exc:
-                failed = ApiFailed(verb, what, 0, f"no answer: {exc}")
-            if attempt == ATTEMPTS or not (failed.status in (0, 429) or failed.status >= 500):
-                raise failed
+                cause, failed = exc, ApiFailed(verb, what, 0, f"no answer: {exc}")
+            if attempt == ATTEMPTS or not failed.retryable:
+                raise failed from cause
             await asyncio.sleep(delay)
             delay *= 2
 

@@ -10,43 +10,32 @@ never done again.
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
 import json
-import os
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from meta.engine.driver import Exit, FlowTask, PodTask, Refused, Running, StepTask
-from meta.engine.records import Observer, SectionRecord
-from meta.flow.model import Cases, Section, Step, Unit, ValueInput, max_active
-from meta.flow.parse import read_document
-from meta.flow.templates import is_template
-from meta.kube.api import ApiFailed, Conflict, KubeApi, quantity
+from meta.engine.records import Listener, SectionRecord
+from meta.kube.api import ApiFailed, Conflict, KubeApi
 from meta.kube.broker import Watches
 from meta.kube.layout import (
-    MAX_SLOTS,
+    InputTooLarge,
+    child_flow,
     micro_pod,
     quarterback_access,
-    short_name,
+    slot_images,
+    slot_resources,
     step_pod,
     store_path,
     work_config_map,
 )
 from meta.kube.types import (
-    ANNOTATION_FLOW_NAME,
-    ANNOTATION_STORE,
-    ANNOTATION_UPSTREAM,
-    ANNOTATION_WITHIN,
-    LABEL_PARENT,
-    MANAGED_BY,
     FlowOwner,
-    InputTooLarge,
     PodBrief,
     PodSettings,
 )
-from meta.plan.plan import Plan, walk_units
+from meta.plan.plan import Plan
 
 
 class KubeRunning:
@@ -128,7 +117,7 @@ class KubeDriver:
         self._store_dir = store_dir.rstrip("/")
         self._combined: dict[str, list[tuple[str, str]]] = {}
         self.detached = False
-        self.sections: Observer | None = None
+        self.sections: Listener | None = None
         """Told of the micro sections that ran in pods, as the engine tells of its own."""
 
     def detach(self) -> None:
@@ -242,99 +231,3 @@ async def _created(creating: Awaitable[Any]) -> None:
     """Create, taking an object an earlier session made as made."""
     with contextlib.suppress(Conflict):
         await creating
-
-
-def slot_images(section: Section, max_active: int, default_image: str) -> list[str]:
-    """One image per slot: as many slots as units may run at once in the section (at most
-    MAX_SLOTS), starting with the images its steps name, in the order they are written, so the
-    first steps of each image find a slot running it. Templated images are known only at run
-    time: a slot takes them by an in-place swap."""
-    images: list[str] = []
-    for unit in walk_units(section):
-        if isinstance(unit, Step):
-            image = unit.run.image or default_image
-            if not is_template(image) and image not in images:
-                images.append(image)
-    count = max(1, min(MAX_SLOTS, max_live(section, max_active)))
-    images = images or [default_image]
-    return [images[i % len(images)] for i in range(count)]
-
-
-def slot_resources(section: Section) -> dict[str, dict[str, str]]:
-    """What each slot asks: per resource, the most any step of the section asks. A slot runs
-    one step at a time, so the pod asks the most of what may run at once, not the sum of all."""
-    most: dict[str, dict[str, str]] = {}
-    for unit in walk_units(section):
-        if not isinstance(unit, Step):
-            continue
-        for kind, amounts in unit.run.resources.items():
-            kept = most.setdefault(kind, {})
-            for name, amount in amounts.items():
-                if name not in kept or quantity(amount) > quantity(kept[name]):
-                    kept[name] = amount
-    # A limit below the most that a step requests would make the pod invalid.
-    requests, limits = most.get("requests", {}), most.get("limits", {})
-    for name, limit in limits.items():
-        if name in requests and quantity(requests[name]) > quantity(limit):
-            limits[name] = requests[name]
-    return most
-
-
-def max_live(unit: Unit | Cases | None, limit: int | None = None) -> int:
-    """The most steps of a unit that may run at once."""
-    if unit is None:
-        return 0
-    if isinstance(unit, Cases):
-        return max(max_live(case.unit) for case in unit.cases)
-    if not isinstance(unit, Section):
-        return 1
-    children = [*unit.units, *unit.ring, unit.visit, unit.gather]
-    widest = max((max_live(child) for child in children), default=1)
-    return (limit or max_active(unit)) * widest
-
-
-def child_flow(
-    owner: FlowOwner,
-    plan: Plan,
-    document: Mapping[str, Any],
-    task: FlowTask,
-    upstream: Sequence[tuple[str, str]],
-) -> dict[str, Any]:
-    """The child MetaFlow of a flowRef: the referenced flow's document (from the parent's
-    `spec.flows`), its inputs as the flowRef binds them, the parent's embedded flows rebased
-    to where the child's own references resolve, and what it runs within."""
-    base = plan.flow.source.parent
-    sub: Plan = task.plan
-    key = os.path.relpath(sub.flow.source, base)
-    flows: Mapping[str, Any] = document["spec"].get("flows", {})
-    # Embedded by `meta apply`, or a file on the operator's data volume.
-    written = copy.deepcopy(flows[key]) if key in flows else read_document(sub.flow.source)
-    spec = written["spec"]
-    # As bound by the flowRef: values stay values; files stay files, by their absolute paths
-    # (the parent's embedded files in the store, or files on the operator's data volume).
-    spec["inputs"] = {
-        name: {"value": given.value} if isinstance(given, ValueInput) else {"path": str(given.path)}
-        for name, given in sub.inputs.items()
-    }
-    here = os.path.dirname(key)
-    rebased = {os.path.relpath(other, here or "."): doc for other, doc in flows.items()}
-    if rebased:
-        spec["flows"] = rebased
-    digest = hashlib.sha256(task.id.encode()).hexdigest()[:8]
-    return {
-        "apiVersion": document["apiVersion"],
-        "kind": document["kind"],
-        "metadata": {
-            "name": f"{short_name(owner.name)}-{digest}-{task.attempt}",
-            "namespace": owner.namespace,
-            "labels": {**MANAGED_BY, LABEL_PARENT: owner.name},
-            "annotations": {
-                ANNOTATION_WITHIN: task.id,
-                ANNOTATION_STORE: owner.store_root,
-                ANNOTATION_UPSTREAM: json.dumps([list(u) for u in upstream]),
-                ANNOTATION_FLOW_NAME: written.get("metadata", {}).get("name", sub.flow.name),
-            },
-            "ownerReferences": [owner.reference()],
-        },
-        "spec": spec,
-    }

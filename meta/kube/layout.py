@@ -17,21 +17,36 @@ the pod it made before instead of making another.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from meta.engine.driver import PodTask, StepTask
+from meta.engine.driver import FlowTask, PodTask, StepTask
+from meta.errors import MetaError
+from meta.flow.model import Cases, Section, Step, Unit, ValueInput, max_active
+from meta.flow.parse import read_document
+from meta.flow.templates import is_template
+from meta.kube.api import quantity
 from meta.kube.types import (
+    ANNOTATION_FLOW_NAME,
     ANNOTATION_INPUT,
+    ANNOTATION_STORE,
     ANNOTATION_UNIT_ID,
+    ANNOTATION_UPSTREAM,
+    ANNOTATION_WITHIN,
+    API_VERSION,
     GROUP,
     INPUT_DIR,
+    KIND,
     LABEL_ATTEMPT,
     LABEL_FLOW,
+    LABEL_JOURNAL,
     LABEL_NAME,
+    LABEL_PARENT,
     LABEL_UNIT,
     MANAGED_BY,
     MAX_INPUT_BYTES,
@@ -40,9 +55,13 @@ from meta.kube.types import (
     STORE_VOLUME,
     UPSTREAM_DIR,
     FlowOwner,
-    InputTooLarge,
     PodSettings,
 )
+from meta.plan.plan import Plan, walk_units
+
+
+class InputTooLarge(MetaError):
+    """A unit's input too large for the pod annotation that carries it: the attempt is refused."""
 
 
 def short_name(name: str) -> str:
@@ -91,24 +110,7 @@ def step_pod(
             f"{MAX_INPUT_BYTES} (give large data as an input file and pass its path)"
         )
     name = pod_name(owner, task.id, task.attempt)
-    env = [
-        {"name": "META_UNIT_ID", "value": task.id},
-        {"name": "META_INPUT", "value": f"{INPUT_DIR}/input.json"},
-        {"name": "META_OUTPUT", "value": OUTPUT_DIR},
-        {"name": "META_UPSTREAM", "value": UPSTREAM_DIR},
-        {"name": "META_SCRATCH", "value": SCRATCH_DIR},
-        {"name": "META_ATTEMPT", "value": str(task.attempt)},
-        *({"name": k, "value": v} for k, v in task.env.items()),
-    ]
-    mounts = [
-        {"name": "task", "mountPath": INPUT_DIR, "readOnly": True},
-        {"name": "scratch", "mountPath": SCRATCH_DIR},
-        {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
-        # META_UPSTREAM is a folder even for a unit nothing flows into, as it is locally.
-        {"name": "upstream", "mountPath": UPSTREAM_DIR},
-        *_upstream_mounts(owner, upstream),
-        _files_mount(owner, store_dir),
-    ]
+    mounts = _step_mounts(task, owner, upstream, store_dir)
     working = _working_dir(task.workdir, store_dir)
     if working:
         mounts.append(_store_mount(working, store_dir))
@@ -123,26 +125,14 @@ def step_pod(
                 "image": task.image or settings.default_image,
                 "imagePullPolicy": settings.image_pull_policy,
                 "command": list(task.command),
-                "env": env,
+                "env": _step_env(task),
                 "volumeMounts": mounts,
                 "terminationMessagePolicy": "FallbackToLogsOnError",
                 **_resources(task.resources),
             }
         ],
         "volumes": [
-            {
-                "name": "task",
-                "downwardAPI": {
-                    "items": [
-                        {
-                            "path": "input.json",
-                            "fieldRef": {
-                                "fieldPath": f"metadata.annotations['{ANNOTATION_INPUT}']"
-                            },
-                        }
-                    ]
-                },
-            },
+            _INPUT_VOLUME,
             {"name": "scratch", "emptyDir": {"medium": "Memory"}},
             {"name": "upstream", "emptyDir": {}},
             _store_volume(settings),
@@ -159,6 +149,46 @@ def step_pod(
         ),
         "spec": spec,
     }
+
+
+def _step_env(task: StepTask) -> list[dict[str, str]]:
+    return [
+        {"name": "META_UNIT_ID", "value": task.id},
+        {"name": "META_INPUT", "value": f"{INPUT_DIR}/input.json"},
+        {"name": "META_OUTPUT", "value": OUTPUT_DIR},
+        {"name": "META_UPSTREAM", "value": UPSTREAM_DIR},
+        {"name": "META_SCRATCH", "value": SCRATCH_DIR},
+        {"name": "META_ATTEMPT", "value": str(task.attempt)},
+        *({"name": k, "value": v} for k, v in task.env.items()),
+    ]
+
+
+def _step_mounts(
+    task: StepTask, owner: FlowOwner, upstream: Sequence[tuple[str, str]], store_dir: str
+) -> list[dict[str, Any]]:
+    return [
+        {"name": "task", "mountPath": INPUT_DIR, "readOnly": True},
+        {"name": "scratch", "mountPath": SCRATCH_DIR},
+        {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
+        # META_UPSTREAM is a folder even for a unit nothing flows into, as it is locally.
+        {"name": "upstream", "mountPath": UPSTREAM_DIR},
+        *_upstream_mounts(owner, upstream),
+        _files_mount(owner, store_dir),
+    ]
+
+
+_INPUT_VOLUME = {
+    "name": "task",
+    "downwardAPI": {
+        "items": [
+            {
+                "path": "input.json",
+                "fieldRef": {"fieldPath": f"metadata.annotations['{ANNOTATION_INPUT}']"},
+            }
+        ]
+    },
+}
+"""META_INPUT: the pod's own input annotation, projected as a file."""
 
 
 def label_value(text: str) -> str:
@@ -251,33 +281,13 @@ def micro_pod(
     name = pod_name(owner, task.id, task.attempt)
     framework = settings.default_image
     pull = settings.image_pull_policy
-    shared = [
+    shared: list[dict[str, Any]] = [
         {"name": "scratch", "mountPath": SCRATCH_DIR},
         {"name": "launcher", "mountPath": LAUNCHER_DIR, "readOnly": True},
         *_upstream_mounts(owner, upstream),
         _files_mount(owner, store_dir),
     ]
-    quarterback = {
-        "name": "quarterback",
-        "image": framework,
-        "imagePullPolicy": pull,
-        "command": ["meta", "quarterback", "run", "--work", WORK_DIR],
-        "env": [
-            {"name": "META_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {
-                "name": "META_POD_NAMESPACE",
-                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-            },
-            *_api_server(settings),
-        ],
-        "volumeMounts": [
-            *shared,
-            {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
-            {"name": "work", "mountPath": WORK_DIR, "readOnly": True},
-            {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
-        ],
-        "terminationMessagePolicy": "File",
-    }
+    quarterback = _quarterback_container(task, owner, settings, shared)
     slots = [
         {
             "name": f"slot-{index}",
@@ -310,30 +320,7 @@ def micro_pod(
             {"name": "scratch", "emptyDir": {"medium": "Memory"}},
             {"name": "launcher", "emptyDir": {}},
             {"name": "work", "configMap": {"name": work_name(name)}},
-            {
-                "name": "token",
-                "projected": {
-                    "sources": [
-                        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
-                        {
-                            "configMap": {
-                                "name": "kube-root-ca.crt",
-                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                            }
-                        },
-                        {
-                            "downwardAPI": {
-                                "items": [
-                                    {
-                                        "path": "namespace",
-                                        "fieldRef": {"fieldPath": "metadata.namespace"},
-                                    }
-                                ]
-                            }
-                        },
-                    ]
-                },
-            },
+            _TOKEN_VOLUME,
             _store_volume(settings),
         ],
     }
@@ -346,6 +333,60 @@ def micro_pod(
         "metadata": metadata,
         "spec": spec,
     }
+
+
+def _quarterback_container(
+    task: PodTask, owner: FlowOwner, settings: PodSettings, shared: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The quarterback: the only container of a micro pod that holds a token and mounts the
+    section's output folder."""
+    framework = settings.default_image
+    pull = settings.image_pull_policy
+    return {
+        "name": "quarterback",
+        "image": framework,
+        "imagePullPolicy": pull,
+        "command": ["meta", "quarterback", "run", "--work", WORK_DIR],
+        "env": [
+            {"name": "META_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {
+                "name": "META_POD_NAMESPACE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            },
+            *_api_server(settings),
+        ],
+        "volumeMounts": [
+            *shared,
+            {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
+            {"name": "work", "mountPath": WORK_DIR, "readOnly": True},
+            {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
+        ],
+        "terminationMessagePolicy": "File",
+    }
+
+
+_TOKEN_VOLUME = {
+    "name": "token",
+    "projected": {
+        "sources": [
+            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+            {
+                "configMap": {
+                    "name": "kube-root-ca.crt",
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                }
+            },
+            {
+                "downwardAPI": {
+                    "items": [
+                        {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}
+                    ]
+                }
+            },
+        ]
+    },
+}
+"""The quarterback's own projected token (with the CA and namespace the client looks for)."""
 
 
 def _pod_metadata(
@@ -436,3 +477,155 @@ def _place(spec: dict[str, Any], settings: PodSettings) -> None:
         spec["nodeSelector"] = dict(settings.node_selector)
     if settings.tolerations:
         spec["tolerations"] = [dict(t) for t in settings.tolerations]
+
+
+def slot_images(section: Section, max_active: int, default_image: str) -> list[str]:
+    """One image per slot: as many slots as units may run at once in the section (at most
+    MAX_SLOTS), starting with the images its steps name, in the order they are written, so the
+    first steps of each image find a slot running it. Templated images are known only at run
+    time: a slot takes them by an in-place swap."""
+    images: list[str] = []
+    for unit in walk_units(section):
+        if isinstance(unit, Step):
+            image = unit.run.image or default_image
+            if not is_template(image) and image not in images:
+                images.append(image)
+    count = max(1, min(MAX_SLOTS, max_live(section, max_active)))
+    images = images or [default_image]
+    return [images[i % len(images)] for i in range(count)]
+
+
+def slot_resources(section: Section) -> dict[str, dict[str, str]]:
+    """What each slot asks: per resource, the most any step of the section asks. A slot runs
+    one step at a time, so the pod asks the most of what may run at once, not the sum of all."""
+    most: dict[str, dict[str, str]] = {}
+    for unit in walk_units(section):
+        if not isinstance(unit, Step):
+            continue
+        for kind, amounts in unit.run.resources.items():
+            kept = most.setdefault(kind, {})
+            for name, amount in amounts.items():
+                if name not in kept or quantity(amount) > quantity(kept[name]):
+                    kept[name] = amount
+    # A limit below the most that a step requests would make the pod invalid.
+    requests, limits = most.get("requests", {}), most.get("limits", {})
+    for name, limit in limits.items():
+        if name in requests and quantity(requests[name]) > quantity(limit):
+            limits[name] = requests[name]
+    return most
+
+
+def max_live(unit: Unit | Cases | None, limit: int | None = None) -> int:
+    """The most steps of a unit that may run at once."""
+    if unit is None:
+        return 0
+    if isinstance(unit, Cases):
+        return max(max_live(case.unit) for case in unit.cases)
+    if not isinstance(unit, Section):
+        return 1
+    children = [*unit.units, *unit.ring, unit.visit, unit.gather]
+    widest = max((max_live(child) for child in children), default=1)
+    return (limit or max_active(unit)) * widest
+
+
+def child_flow(
+    owner: FlowOwner,
+    plan: Plan,
+    document: Mapping[str, Any],
+    task: FlowTask,
+    upstream: Sequence[tuple[str, str]],
+) -> dict[str, Any]:
+    """The child MetaFlow of a flowRef: the referenced flow's document (from the parent's
+    `spec.flows`), its inputs as the flowRef binds them, the parent's embedded flows rebased
+    to where the child's own references resolve, and what it runs within."""
+    base = plan.flow.source.parent
+    sub: Plan = task.plan
+    key = os.path.relpath(sub.flow.source, base)
+    flows: Mapping[str, Any] = document["spec"].get("flows", {})
+    # Embedded by `meta apply`, or a file on the operator's data volume.
+    written = copy.deepcopy(flows[key]) if key in flows else read_document(sub.flow.source)
+    spec = written["spec"]
+    # As bound by the flowRef: values stay values; files stay files, by their absolute paths
+    # (the parent's embedded files in the store, or files on the operator's data volume).
+    spec["inputs"] = {
+        name: {"value": given.value} if isinstance(given, ValueInput) else {"path": str(given.path)}
+        for name, given in sub.inputs.items()
+    }
+    here = os.path.dirname(key)
+    rebased = {os.path.relpath(other, here or "."): doc for other, doc in flows.items()}
+    if rebased:
+        spec["flows"] = rebased
+    digest = hashlib.sha256(task.id.encode()).hexdigest()[:8]
+    return {
+        "apiVersion": document["apiVersion"],
+        "kind": document["kind"],
+        "metadata": {
+            "name": f"{short_name(owner.name)}-{digest}-{task.attempt}",
+            "namespace": owner.namespace,
+            "labels": {**MANAGED_BY, LABEL_PARENT: owner.name},
+            "annotations": {
+                ANNOTATION_WITHIN: task.id,
+                ANNOTATION_STORE: owner.store_root,
+                ANNOTATION_UPSTREAM: json.dumps([list(u) for u in upstream]),
+                ANNOTATION_FLOW_NAME: written.get("metadata", {}).get("name", sub.flow.name),
+            },
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": spec,
+    }
+
+
+def event_body(
+    owner: FlowOwner, kind: str, reason: str, message: str, stamp: str
+) -> dict[str, Any]:
+    """An Event about the MetaFlow (`kind` Normal or Warning), as `kubectl describe` shows it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
+        "involvedObject": {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": owner.name,
+            "namespace": owner.namespace,
+            "uid": owner.uid,
+        },
+        "type": kind,
+        "reason": reason,
+        "message": message[:1024],
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+        "source": {"component": "meta-operator"},
+        "reportingComponent": "meta-operator",
+    }
+
+
+def outputs_config_map(owner: FlowOwner, name: str, parts: list[list[str]]) -> dict[str, Any]:
+    """The ConfigMap holding a child flow's result parts when they are too many for its status."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": dict(MANAGED_BY),
+            "ownerReferences": [owner.reference()],
+        },
+        "data": {"parts.json": json.dumps(parts)},
+    }
+
+
+def journal_config_map(owner: FlowOwner, name: str, key: str, text: str) -> dict[str, Any]:
+    """A chunk of a MetaFlow's journal, made with its first record."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": {**MANAGED_BY, LABEL_JOURNAL: owner.name},
+            "ownerReferences": [owner.reference()],
+        },
+        "data": {key: text},
+    }

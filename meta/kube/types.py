@@ -37,6 +37,7 @@ ANNOTATION_STORE = f"{GROUP}/store"
 ANNOTATION_UPSTREAM = f"{GROUP}/upstream"
 ANNOTATION_FLOW_NAME = f"{GROUP}/flow-name"
 LABEL_PARENT = f"{GROUP}/parent"
+LABEL_JOURNAL = f"{GROUP}/journal-of"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meta-orchestrator"}
 
 INPUT_DIR = "/meta/task"
@@ -47,10 +48,6 @@ STORE_VOLUME = "store"
 MAX_INPUT_BYTES = 200 * 1024
 """Annotations hold at most 256 KiB in all; a larger input belongs in an input file."""
 DEFAULT_IMAGE = "meta-orchestrator:0.1.0"
-
-
-class InputTooLarge(ValueError):
-    pass
 
 
 @dataclass(frozen=True)

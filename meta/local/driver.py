@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meta.engine.driver import Exit, StepTask
+from meta.errors import MetaError
 
 OUTPUTS = "@outputs"
 CANNOT_KEEP = 125
@@ -46,6 +47,11 @@ MAX_RUNNING_STEPS = 512
 RUN_TOKEN = "META_RUN_TOKEN"
 STOP_GRACE_SECONDS = 2.0
 STDERR_TAIL_BYTES = 2000
+
+
+class OutputRefused(MetaError):
+    """An output a step left that is not kept: a link out of META_OUTPUT or to a folder, or a
+    special file. The attempt fails (its exit code 125), naming the output."""
 
 
 def scratch_root(workdir: Path) -> Path:
@@ -357,7 +363,7 @@ class LocalProcess:
                     driver.threads, driver._keep, task, scratch, logs, persist
                 )
             driver._release(task, scratch, pod, code)
-        except (OSError, shutil.Error) as exc:
+        except (OSError, shutil.Error, OutputRefused) as exc:
             return Exit(
                 CANNOT_KEEP,
                 reason=f"exited with code {code}, but its outputs or logs could not be kept: {exc}",
@@ -444,18 +450,18 @@ def _checked_size(folder: str) -> int:
                 if entry.is_symlink():
                     target = os.path.realpath(entry.path)
                     if os.path.commonpath([inside, target]) != inside:
-                        raise OSError(f"the output {shown!r} links outside META_OUTPUT")
+                        raise OutputRefused(f"the output {shown!r} links outside META_OUTPUT")
                     if os.path.isdir(target):
-                        raise OSError(f"the output {shown!r} links to a folder")
+                        raise OutputRefused(f"the output {shown!r} links to a folder")
                     if not os.path.isfile(target):
-                        raise OSError(f"the output {shown!r} links to no regular file")
+                        raise OutputRefused(f"the output {shown!r} links to no regular file")
                     total += os.stat(target).st_size
                 elif entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
                     total += entry.stat(follow_symlinks=False).st_size
                 else:
-                    raise OSError(f"the output {shown!r} is not a regular file or folder")
+                    raise OutputRefused(f"the output {shown!r} is not a regular file or folder")
     return total
 
 

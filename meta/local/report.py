@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from meta.engine.records import Observer, SectionRecord, UnitRecord
+from meta.engine.records import Listener, SectionRecord, UnitRecord
 
 
 class ReportBuilder:
-    """An observer that keeps the last record of every unit and every section's figures."""
+    """An listener that keeps the last record of every unit and every section's figures."""
 
     def __init__(self) -> None:
         self.units: dict[str, UnitRecord] = {}
@@ -93,23 +93,23 @@ def kept(outputs: str) -> str | None:
     return outputs if os.path.isdir(outputs) else None
 
 
-class Observers:
-    """Tells every observer in turn."""
+class Listeners:
+    """Tells every listener in turn."""
 
-    def __init__(self, observers: Sequence[Observer]) -> None:
-        self._observers = tuple(observers)
+    def __init__(self, listeners: Sequence[Listener]) -> None:
+        self._listeners = tuple(listeners)
 
     def unit_started(self, record: UnitRecord) -> None:
-        for observer in self._observers:
-            observer.unit_started(record)
+        for listener in self._listeners:
+            listener.unit_started(record)
 
     def unit_finished(self, record: UnitRecord) -> None:
-        for observer in self._observers:
-            observer.unit_finished(record)
+        for listener in self._listeners:
+            listener.unit_finished(record)
 
     def section_finished(self, record: SectionRecord) -> None:
-        for observer in self._observers:
-            observer.section_finished(record)
+        for listener in self._listeners:
+            listener.section_finished(record)
 
 
 def write_json(path: Path, document: Any) -> None:

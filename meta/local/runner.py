@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from meta.engine.engine import Engine
-from meta.engine.records import Observer
+from meta.engine.records import Listener
 from meta.errors import Fault, MetaError, RunFailed, UserError
 from meta.flow.files import display_path
 from meta.local.driver import LocalDriver
 from meta.local.journal import FileJournal
-from meta.local.report import Observers, ReportBuilder, kept, write_json
+from meta.local.report import Listeners, ReportBuilder, kept, write_json
 from meta.plan.plan import Plan, compile_plan
 
 RUN_FILE = "run.json"
@@ -46,7 +46,7 @@ def start_run(
     flow: Path,
     workdir: Path | None,
     overrides: Mapping[str, Path],
-    observers: Sequence[Observer] = (),
+    listeners: Sequence[Listener] = (),
     report: Path | None = None,
 ) -> Outcome:
     """Compile and run `flow`; nothing is written before the flow and its inputs are valid."""
@@ -74,11 +74,11 @@ def start_run(
         "startedAt": time.time(),
     }
     write_json(workdir / RUN_FILE, info)
-    return _execute(plan, workdir, info, observers, report)
+    return _execute(plan, workdir, info, listeners, report)
 
 
 def resume_run(
-    workdir: Path, observers: Sequence[Observer] = (), report: Path | None = None
+    workdir: Path, listeners: Sequence[Listener] = (), report: Path | None = None
 ) -> Outcome:
     """Finish the run in `workdir`: units that finished before are not run again."""
     info_path = workdir / RUN_FILE
@@ -105,7 +105,7 @@ def resume_run(
                 "the flow changed since this run started; start a new run to use the new flow",
             )
         )
-    return _execute(plan, workdir, info, observers, report)
+    return _execute(plan, workdir, info, listeners, report)
 
 
 def _writable(report: Path | None) -> None:
@@ -143,7 +143,7 @@ def _execute(
     plan: Plan,
     workdir: Path,
     info: Mapping[str, Any],
-    observers: Sequence[Observer],
+    listeners: Sequence[Listener],
     report_path: Path | None,
 ) -> Outcome:
     journal = FileJournal(workdir)
@@ -153,13 +153,13 @@ def _execute(
         journal.close()
         raise
     builder = ReportBuilder()
-    engine = Engine(plan, driver, observer=Observers([builder, *observers]), journal=journal)
+    engine = Engine(plan, driver, listener=Listeners([builder, *listeners]), journal=journal)
     outputs: str | None = None
     error: MetaError | None = None
     try:
         journal.record_session(at=time.time(), pid=os.getpid())
         done = asyncio.run(_main(engine))
-        outputs = kept(driver.shown_outputs(done.output))
+        outputs = kept(driver.shown_outputs(done.unit_id))
         state = "succeeded"
     except (RunFailed, UserError) as exc:
         state, error = "failed", exc

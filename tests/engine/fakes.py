@@ -178,7 +178,7 @@ def max_overlap(intervals: Iterable[tuple[int, int]]) -> int:
     return peak
 
 
-class RecordingObserver:
+class RecordingListener:
     def __init__(self) -> None:
         self.started: list[UnitRecord] = []
         self.finished: list[UnitRecord] = []

@@ -18,7 +18,7 @@ from tests.engine.fakes import (
     FAIL_CODE,
     FakeDriver,
     FakeJournal,
-    RecordingObserver,
+    RecordingListener,
     plan_of,
     run,
     section,
@@ -36,9 +36,9 @@ def test_a_unit_failing_twice_succeeds_on_its_third_attempt(tmp_path: Path) -> N
         defaults={"retryBackoffSeconds": 0.02},
     )
     driver = FakeDriver(fail={"t/seq/flaky": 2})
-    observer = RecordingObserver()
+    listener = RecordingListener()
     journal = FakeJournal()
-    done = run(plan, driver, observer=observer, journal=journal)
+    done = run(plan, driver, listener=listener, journal=journal)
 
     attempts = [e for e in driver.starts() if e.id == "t/seq/flaky"]
     assert [e.task.attempt for e in attempts] == [1, 2, 3]
@@ -47,7 +47,7 @@ def test_a_unit_failing_twice_succeeds_on_its_third_attempt(tmp_path: Path) -> N
     # Backoff doubles: 0.02 s before the second attempt, 0.04 s before the third.
     assert attempts[1].at - ends[0].at >= 0.019
     assert attempts[2].at - ends[1].at >= 0.039
-    states = [(r.state, r.attempts) for r in observer.finished if r.id == "t/seq/flaky"]
+    states = [(r.state, r.attempts) for r in listener.finished if r.id == "t/seq/flaky"]
     assert states == [("failed", 1), ("failed", 2), ("succeeded", 3)]
     # Only the final outcome is journalled; the next unit then runs on the third attempt's output.
     assert [(r.id, r.state, r.attempts) for r in journal.ended] == [
@@ -55,7 +55,7 @@ def test_a_unit_failing_twice_succeeds_on_its_third_attempt(tmp_path: Path) -> N
         ("t/seq/after", "succeeded", 1),
     ]
     assert driver.tasks()["t/seq/after"].upstream == [("flaky", "t/seq/flaky")]
-    assert done.output == "t/seq/after"
+    assert done.unit_id == "t/seq/after"
 
 
 def test_retries_run_out(tmp_path: Path) -> None:
@@ -65,14 +65,14 @@ def test_retries_run_out(tmp_path: Path) -> None:
         defaults={"retries": 1, "retryBackoffSeconds": 0},
     )
     driver = FakeDriver(fail={"t/seq/bad": ALWAYS})
-    observer = RecordingObserver()
+    listener = RecordingListener()
     with pytest.raises(RunFailed) as failed:
-        run(plan, driver, observer=observer)
+        run(plan, driver, listener=listener)
     assert failed.value.unit_id == "t/seq/bad"
     assert failed.value.reason == f"exited with code {FAIL_CODE}"
     assert failed.value.stderr_tail == "boom from t/seq/bad attempt 2"
     assert driver.start_ids() == ["t/seq/bad", "t/seq/bad"]
-    last = observer.finished[-1]
+    last = listener.finished[-1]
     assert (last.id, last.state, last.attempts, last.exit_code) == ("t/seq/bad", "failed", 2, 3)
 
 
@@ -129,15 +129,15 @@ def test_a_failure_stops_the_flow(tmp_path: Path) -> None:
         fail={"t/seq/fan/1/v": ALWAYS},
         hang={"t/seq/fan/0/v", "t/seq/fan/2/v"},
     )
-    observer = RecordingObserver()
+    listener = RecordingListener()
     with pytest.raises(RunFailed) as failed:
-        run(plan, driver, observer=observer)
+        run(plan, driver, listener=listener)
     assert failed.value.unit_id == "t/seq/fan/1/v"
     assert failed.value.stderr_tail == "boom from t/seq/fan/1/v attempt 1"
     # Nothing new starts after the failure; the running siblings are stopped.
     assert sorted(driver.start_ids()) == ["t/seq/fan/0/v", "t/seq/fan/1/v", "t/seq/fan/2/v"]
     assert sorted(driver.stopped) == ["t/seq/fan/0/v", "t/seq/fan/2/v"]
-    states = {r.id: r.state for r in observer.finished}
+    states = {r.id: r.state for r in listener.finished}
     assert states == {
         "t/seq/fan/0/v": "cancelled",
         "t/seq/fan/1/v": "failed",
@@ -184,10 +184,10 @@ def test_maxactive_slots_are_filled(tmp_path: Path) -> None:
     fan = section("fan", "fanout", maxActive=3, over={"input": "n"}, visit=step("v"))
     plan = plan_of(tmp_path, fan, inputs={"n": {"value": list(range(10))}})
     driver = FakeDriver(sleep={f"t/fan/{i}/v": 0.01 for i in range(10)})
-    observer = RecordingObserver()
-    run(plan, driver, observer=observer)
+    listener = RecordingListener()
+    run(plan, driver, listener=listener)
     assert driver.peak["t/fan"] == 3
-    record = observer.section("t/fan")
+    record = listener.section("t/fan")
     assert (record.pattern, record.max_active, record.peak_active, record.units_run) == (
         "fanout",
         3,
@@ -215,9 +215,9 @@ def test_units_the_journal_holds_are_not_started_again(tmp_path: Path) -> None:
         for uid in done_before
     ]
     journal = FakeJournal({r.id: r for r in records})
-    observer = RecordingObserver()
+    listener = RecordingListener()
     driver = FakeDriver()
-    done = run(plan, driver, observer=observer, journal=journal)
+    done = run(plan, driver, listener=listener, journal=journal)
 
     assert driver.start_ids() == ["t/walk/root.0/visit", "t/walk/root/visit"]
     tasks = driver.tasks()
@@ -228,8 +228,8 @@ def test_units_the_journal_holds_are_not_started_again(tmp_path: Path) -> None:
         ("visit.1", "t/walk/root.1/visit"),
     ]
     assert [r.id for r in journal.started] == ["t/walk/root.0/visit", "t/walk/root/visit"]
-    assert [r for r in observer.finished if r.id in done_before] == records
-    assert done.output == "t/walk/root/visit"
+    assert [r for r in listener.finished if r.id in done_before] == records
+    assert done.unit_id == "t/walk/root/visit"
 
 
 # flowRef.

@@ -24,7 +24,7 @@ from meta.hookspecs import Description
 from meta.local.driver import LocalDriver
 from meta.plan.plan import Plan, compile_plan
 from meta.testing import PluginLoader
-from tests.engine.fakes import FakeJournal, RecordingObserver, section, write_flow
+from tests.engine.fakes import FakeJournal, RecordingListener, section, write_flow
 
 FLOW = {"apiVersion": "meta-orchestrator.io/v1alpha1", "kind": "MetaFlow"}
 
@@ -47,7 +47,7 @@ def generate(name: str, description: dict[str, str], **extra: Any) -> dict[str, 
     return {"name": name, "generate": {"description": description, **extra}}
 
 
-def flow_document(name: str, root: dict[str, Any], **spec: Any) -> dict[str, Any]:
+def generated_flow(name: str, root: dict[str, Any], **spec: Any) -> dict[str, Any]:
     return {**FLOW, "metadata": {"name": name}, "spec": {**spec, "root": root}}
 
 
@@ -63,7 +63,7 @@ class Nest:
 
     def generate(self, description: Description) -> dict[str, Any]:
         level = int(description.document["level"])
-        return flow_document(
+        return generated_flow(
             f"nest-{level}",
             section(
                 "seq",
@@ -88,7 +88,7 @@ class Wide:
     def generate(self, description: Description) -> dict[str, Any]:
         count = int(description.document["steps"])
         steps = [writes(f"s{i}", "done.json", i) for i in range(count)]
-        return flow_document("wide", section("steps", "sequence", units=steps))
+        return generated_flow("wide", section("steps", "sequence", units=steps))
 
 
 SEE_UPSTREAM = """
@@ -130,7 +130,7 @@ class Wire:
 
     def generate(self, description: Description) -> dict[str, Any]:
         assert description.data is not None
-        return flow_document(
+        return generated_flow(
             "wired",
             section("pair", "sequence", units=[py("first", SEE_UPSTREAM), py("second", PASS_ON)]),
             inputs={"data": {"path": description.relative(description.data)}},
@@ -172,9 +172,9 @@ def test_generated_flows_past_max_depth_fail_naming_the_chain(
         ),
         limits={"maxDepth": 3},
     )
-    observer = RecordingObserver()
+    listener = RecordingListener()
     with pytest.raises(LimitExceeded) as caught:
-        run(plan, driver, meta_plugins(Nest()), observer=observer)
+        run(plan, driver, meta_plugins(Nest()), listener=listener)
     chain = [
         "t/top/g",
         "t/top/g/seq/deeper",
@@ -185,7 +185,7 @@ def test_generated_flows_past_max_depth_fail_naming_the_chain(
     assert "spec.limits.maxDepth (3)" in fault.reason
     assert fault.reason.endswith(": " + " -> ".join(chain))
     # The three allowed levels ran their steps; the fourth was refused before it generated.
-    ran = [r.id for r in observer.finished if r.state == "succeeded"]
+    ran = [r.id for r in listener.finished if r.state == "succeeded"]
     assert ran == [
         "t/top/seed",
         "t/top/g/seq/describe",
@@ -229,14 +229,14 @@ def test_max_units_counts_generated_steps_and_names_the_unit_and_its_chain(
         ),
         limits={"maxUnits": 4},
     )
-    observer = RecordingObserver()
+    listener = RecordingListener()
     with pytest.raises(LimitExceeded) as caught:
-        run(plan, driver, meta_plugins(Wide()), observer=observer)
+        run(plan, driver, meta_plugins(Wide()), listener=listener)
     (fault,) = caught.value.faults
     assert "spec.limits.maxUnits (4)" in fault.reason
     assert "at t/top/g/steps/s3 " in fault.reason
     assert fault.reason.endswith("(generated under: t/top/g)")
-    started = [r.id for r in observer.started]
+    started = [r.id for r in listener.started]
     assert started == ["t/top/seed", "t/top/g/steps/s0", "t/top/g/steps/s1", "t/top/g/steps/s2"]
 
 
@@ -257,7 +257,7 @@ def test_within_the_limits_a_generated_flow_runs_to_its_end(
     )
     done = run(plan, driver, meta_plugins(Wide()))
     assert done == Done("top", "t/top/g/steps/s2")
-    assert json.loads(Path(driver.outputs(done.output), "done.json").read_text()) == 2
+    assert json.loads(Path(driver.outputs(done.unit_id), "done.json").read_text()) == 2
 
 
 def test_a_generated_flow_gets_the_generate_units_upstream_and_passes_its_outputs_on(
@@ -286,9 +286,9 @@ def test_a_generated_flow_gets_the_generate_units_upstream_and_passes_its_output
             ],
         ),
     )
-    observer = RecordingObserver()
+    listener = RecordingListener()
     journal = FakeJournal()
-    done = run(plan, driver, meta_plugins(Wire()), observer=observer, journal=journal)
+    done = run(plan, driver, meta_plugins(Wire()), listener=listener, journal=journal)
 
     seen = json.loads(Path(driver.outputs("t/top/g/pair/first"), "seen.json").read_text())
     produced = Path(driver.outputs("t/top/seed"))
@@ -304,9 +304,9 @@ def test_a_generated_flow_gets_the_generate_units_upstream_and_passes_its_output
     assert after == ["g/result.json"]
     # Generated units are reported and journalled like any other, under the generate unit's id.
     order = ["t/top/seed", "t/top/g/pair/first", "t/top/g/pair/second", "t/top/after"]
-    assert [r.id for r in observer.finished] == order
+    assert [r.id for r in listener.finished] == order
     assert [r.id for r in journal.ended] == order
-    assert [s.id for s in observer.sections] == ["t/top/g/pair", "t/top"]
+    assert [s.id for s in listener.sections] == ["t/top/g/pair", "t/top"]
 
 
 def test_a_description_given_as_an_input_and_a_named_generator(
@@ -316,7 +316,7 @@ def test_a_description_given_as_an_input_and_a_named_generator(
         name = "other"
 
         def generate(self, description: Description) -> dict[str, Any]:
-            return flow_document("other", section("steps", "sequence", units=[py("o", "pass")]))
+            return generated_flow("other", section("steps", "sequence", units=[py("o", "pass")]))
 
     root = section("top", "sequence", units=[generate("g", {"input": "spec"}, generator="other")])
     plan = flow_plan(
@@ -325,11 +325,11 @@ def test_a_description_given_as_an_input_and_a_named_generator(
         inputs={"spec": {"path": "wide.json"}},
         files={"wide.json": {"steps": 2}},
     )
-    observer = RecordingObserver()
+    listener = RecordingListener()
     # Wide and Other both score 50: without `generator: other` the two would tie.
-    done = run(plan, driver, meta_plugins(Wide(), Other()), observer=observer)
+    done = run(plan, driver, meta_plugins(Wide(), Other()), listener=listener)
     assert done == Done("top", "t/top/g/steps/o")
-    assert [r.id for r in observer.finished] == ["t/top/g/steps/o"]
+    assert [r.id for r in listener.finished] == ["t/top/g/steps/o"]
 
 
 def test_a_tie_between_generators_is_a_user_error_naming_both(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.engine.fakes import (
     FakeDriver,
-    RecordingObserver,
+    RecordingListener,
     max_overlap,
     plan_of,
     run,
@@ -32,15 +32,15 @@ def _yields(seed: int) -> Any:
 
 def _run(
     root: dict[str, Any], seed: int, **options: Any
-) -> tuple[FakeDriver, RecordingObserver, Any]:
+) -> tuple[FakeDriver, RecordingListener, Any]:
     driver = FakeDriver(yields=_yields(seed))
-    observer = RecordingObserver()
+    listener = RecordingListener()
     with tempfile.TemporaryDirectory() as tmp:
-        done = run(plan_of(Path(tmp), root, **options), driver, observer=observer)
+        done = run(plan_of(Path(tmp), root, **options), driver, listener=listener)
     assert driver.problems == []
     assert all(live == 0 for live in driver.live.values())
     assert sorted(driver.opened) == sorted(driver.closed)
-    return driver, observer, done
+    return driver, listener, done
 
 
 # dag
@@ -76,7 +76,7 @@ def test_dag(
                 section(f"u{i}", "sequence", kinds[i], units=[step("a"), step("b")], **extra)
             )
     options = {"maxActive": limit} if limit else {}
-    driver, observer, done = _run(section("d", "dag", units=units, **options), seed)
+    driver, listener, done = _run(section("d", "dag", units=units, **options), seed)
     bound = limit or 4
 
     def steps(i: int) -> list[str]:
@@ -92,7 +92,7 @@ def test_dag(
         for d in deps[i]:
             assert intervals[i][0] > intervals[d][1]
     assert max_overlap(intervals.values()) <= bound
-    record = observer.section("t/d")
+    record = listener.section("t/d")
     assert (record.max_active, record.units_run) == (bound, n)
     assert record.peak_active <= bound
 
@@ -108,9 +108,9 @@ def test_dag(
     needed = {d for i in range(n) for d in deps[i]}
     sinks = [i for i in order if i not in needed]
     if len(sinks) == 1:
-        assert (done.name, done.output) == ("d", output(sinks[0]))
+        assert (done.name, done.unit_id) == ("d", output(sinks[0]))
     else:
-        assert done.output == "t/d"
+        assert done.unit_id == "t/d"
         assert driver.combined["t/d"] == [(f"u{i}", output(i)) for i in sinks]
 
 
@@ -144,7 +144,7 @@ def test_fanout(
     visit = step("v", "v", "{{ index }}", "{{ path }}", "{{ depth }}")
     fan = section("fan", "fanout", scope, over=over, visit=visit, **extra)
     document = {"items": collection} if pointer else collection
-    driver, observer, done = _run(
+    driver, listener, done = _run(
         fan, seed, inputs={"data": {"path": "data.json"}}, files={"data.json": document}
     )
     bound = limit or 4
@@ -163,7 +163,7 @@ def test_fanout(
         assert tasks[uid].upstream == []
         assert tasks[uid].pod == ("t/fan" if scope == "micro" else None)
     assert driver.peak["t/fan"] <= bound
-    record = observer.section("t/fan")
+    record = listener.section("t/fan")
     assert record.units_run == len(items) + gather
     assert driver.peak["t/fan"] <= record.peak_active <= bound
     assert driver.opened == (["t/fan"] if scope == "micro" else [])
@@ -176,11 +176,11 @@ def test_fanout(
         assert ids[-1] == "t/fan/g"
         assert all(driver.start_of("t/fan/g") > driver.end_of(uid) for uid in visits)
         assert list(tasks["t/fan/g"].upstream) == named
-        assert (done.name, done.output) == ("fan", "t/fan/g")
+        assert (done.name, done.unit_id) == ("fan", "t/fan/g")
     elif len(visits) == 1:
-        assert (done.name, done.output) == ("fan", visits[0])
+        assert (done.name, done.unit_id) == ("fan", visits[0])
     else:
-        assert done.output == "t/fan"
+        assert done.unit_id == "t/fan"
         assert driver.combined["t/fan"] == named
 
 
@@ -193,7 +193,7 @@ def test_fanin(n: int, limit: int | None, seed: int) -> None:
     extra = {"maxActive": limit} if limit else {}
     units = [step(f"s{i}") for i in range(n)]
     root = section("fi", "fanin", units=units, gather=step("g", "g", "{{ flow.name }}"), **extra)
-    driver, observer, done = _run(root, seed)
+    driver, listener, done = _run(root, seed)
     bound = limit or 4
     parts = [f"t/fi/s{i}" for i in range(n)]
     ids = driver.start_ids()
@@ -204,8 +204,8 @@ def test_fanin(n: int, limit: int | None, seed: int) -> None:
     assert list(gather.upstream) == [(f"s{i}", uid) for i, uid in enumerate(parts)]
     assert gather.command == ("g", "t")
     assert driver.peak["t/fi"] <= bound
-    assert observer.section("t/fi").peak_active <= bound
-    assert (done.name, done.output) == ("fi", "t/fi/g")
+    assert listener.section("t/fi").peak_active <= bound
+    assert (done.name, done.unit_id) == ("fi", "t/fi/g")
 
 
 # cycle
@@ -248,7 +248,7 @@ def test_cycle(
     ]
     extra = {"maxActive": limit} if limit else {}
     root = section("cyc", "cycle", scope, over=over, ring=members, rounds=rounds, **extra)
-    driver, observer, done = _run(root, seed, inputs=inputs, files=files)
+    driver, listener, done = _run(root, seed, inputs=inputs, files=files)
     bound = limit or ring
     chunks = math.ceil(length / chunk)
 
@@ -276,13 +276,13 @@ def test_cycle(
         member = [driver.interval([uid(c, r, k)]) for c in range(chunks) for r in range(rounds)]
         assert max_overlap(member) <= 1
     assert driver.peak["t/cyc"] <= bound
-    record = observer.section("t/cyc")
+    record = listener.section("t/cyc")
     assert (record.max_active, record.units_run) == (bound, len(expected))
     assert record.peak_active <= bound
 
     last = [uid(c, rounds - 1, ring - 1) for c in range(chunks)]
     if chunks == 1:
-        assert (done.name, done.output) == ("cyc", last[0])
+        assert (done.name, done.unit_id) == ("cyc", last[0])
     else:
-        assert done.output == "t/cyc"
+        assert done.unit_id == "t/cyc"
         assert driver.combined["t/cyc"] == [(f"m{ring - 1}.{c}", u) for c, u in enumerate(last)]

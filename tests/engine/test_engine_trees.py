@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.engine.fakes import FakeDriver, RecordingObserver, plan_of, run, section, step
+from tests.engine.fakes import FakeDriver, RecordingListener, plan_of, run, section, step
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WALK = "t/top/walk"
@@ -117,10 +117,10 @@ def _walk_flow(tree: Tree, pattern: str, order: str, scope: str, limit: int) -> 
 
 def _run_tree(
     tree: Tree, pattern: str, order: str, scope: str, limit: int, seed: int
-) -> tuple[FakeDriver, RecordingObserver, Any]:
+) -> tuple[FakeDriver, RecordingListener, Any]:
     rng = random.Random(seed)
     driver = FakeDriver(yields=lambda task: rng.randint(0, 4))
-    observer = RecordingObserver()
+    listener = RecordingListener()
     with tempfile.TemporaryDirectory() as tmp:
         plan = plan_of(
             Path(tmp),
@@ -128,12 +128,12 @@ def _run_tree(
             inputs={"tree": {"path": "tree.json"}},
             files={"tree.json": tree.document},
         )
-        done = run(plan, driver, observer=observer)
-    return driver, observer, done
+        done = run(plan, driver, listener=listener)
+    return driver, listener, done
 
 
 def _check_walk(tree: Tree, pattern: str, order: str, scope: str, limit: int, seed: int) -> None:
-    driver, observer, done = _run_tree(tree, pattern, order, scope, limit, seed)
+    driver, listener, done = _run_tree(tree, pattern, order, scope, limit, seed)
     n = len(tree.children)
     keys = tree.keys
     uid = [f"{WALK}/{key}/visit" for key in keys]
@@ -182,7 +182,7 @@ def _check_walk(tree: Tree, pattern: str, order: str, scope: str, limit: int, se
 
     # Never more than maxActive live, as the driver saw it and as the engine reports it.
     assert driver.peak[WALK] <= limit
-    record = observer.section(WALK)
+    record = listener.section(WALK)
     assert (record.max_active, record.units_run) == (limit, n)
     assert driver.peak[WALK] <= record.peak_active <= limit
 
@@ -204,7 +204,7 @@ def _check_walk(tree: Tree, pattern: str, order: str, scope: str, limit: int, se
         assert upstream == expected_up, tree.keys[node]
 
     # The walk's output is the root's visit; a micro walk has one pod, opened and closed.
-    assert (done.name, done.output) == ("top", uid[0])
+    assert (done.name, done.unit_id) == ("top", uid[0])
     assert driver.combined == {}
     assert driver.opened == driver.closed == ([WALK] if scope == "micro" else [])
     assert driver.problems == []

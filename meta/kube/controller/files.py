@@ -18,8 +18,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from meta.errors import Fault, FlowInvalid
+from meta.errors import Fault, FlowInvalid, MetaError
 from meta.flow.model import Origin
+
+
+class StoreEscape(MetaError):
+    """A folder of the store that leads out of it (through a link): nothing is written there."""
 
 
 def place_files(body: Mapping[str, Any], directory: Path, file: str) -> dict[str, Any]:
@@ -94,7 +98,7 @@ def _write(directory: Path, key: str, text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     root = os.path.realpath(directory)
     if os.path.commonpath([root, os.path.realpath(target.parent)]) != root:
-        raise OSError(f"{target.parent} leads out of {directory}")
+        raise StoreEscape(f"{target.parent} leads out of {directory}")
     with contextlib.suppress(OSError):
         if not target.is_symlink() and target.read_bytes() == data:
             return

@@ -18,10 +18,9 @@ from dataclasses import fields as dataclass_fields
 
 from meta.engine.records import UnitRecord
 from meta.kube.api import ApiFailed, Conflict, KubeApi, NotFound
-from meta.kube.layout import short_name
-from meta.kube.types import GROUP, MANAGED_BY, FlowOwner
+from meta.kube.layout import journal_config_map, short_name
+from meta.kube.types import FlowOwner
 
-LABEL_JOURNAL = f"{GROUP}/journal-of"
 CHUNK_BYTES = 700 * 1024
 """A ConfigMap holds at most 1 MiB."""
 FLUSH_SECONDS = 0.5
@@ -118,17 +117,7 @@ class ConfigMapJournal:
         name = chunk_name(self._owner, self._chunk)
         key = f"{self._keys:06d}"
         if self._keys == 0 and name not in self.chunks:
-            body = {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {
-                    "name": name,
-                    "namespace": self._owner.namespace,
-                    "labels": {**MANAGED_BY, LABEL_JOURNAL: self._owner.name},
-                    "ownerReferences": [self._owner.reference()],
-                },
-                "data": {key: text},
-            }
+            body = journal_config_map(self._owner, name, key, text)
             try:
                 await self._api.create_config_map(self._owner.namespace, body)
             except Conflict:

@@ -21,20 +21,16 @@ from meta.errors import RunFailed, UserError
 from meta.flow.parse import flow_from_document
 from meta.kube.api import Conflict, KubeApi
 from meta.kube.broker import Watches
-from meta.kube.controller.files import place_files
+from meta.kube.controller.files import StoreEscape, place_files
 from meta.kube.controller.journal import ConfigMapJournal
 from meta.kube.controller.status import StatusReporter, condition, now
 from meta.kube.driver import KubeDriver
-from meta.kube.layout import files_path, short_name
+from meta.kube.layout import event_body, files_path, outputs_config_map, short_name
 from meta.kube.types import (
     ANNOTATION_FLOW_NAME,
     ANNOTATION_STORE,
     ANNOTATION_UPSTREAM,
     ANNOTATION_WITHIN,
-    GROUP,
-    KIND,
-    MANAGED_BY,
-    VERSION,
     FlowOwner,
     OperatorSettings,
 )
@@ -49,7 +45,7 @@ def flow_file(namespace: str, name: str) -> str:
     return f"metaflow {namespace}/{name}"
 
 
-def flow_document(body: Mapping[str, Any]) -> dict[str, Any]:
+def resource_flow_document(body: Mapping[str, Any]) -> dict[str, Any]:
     """The flow document of a MetaFlow resource: what a flow file would hold (a child flow
     keeps the name of the flow it was made from)."""
     meta = body["metadata"]
@@ -65,37 +61,14 @@ def flow_document(body: Mapping[str, Any]) -> dict[str, Any]:
 def plan_resource(body: Mapping[str, Any], data_dir: Path) -> Plan:
     """Validate a MetaFlow resource against the flow language and plan it."""
     meta = body["metadata"]
-    document = flow_document(body)
+    document = resource_flow_document(body)
     file = flow_file(meta["namespace"], meta["name"])
     flow = flow_from_document(document, data_dir / f"{meta['name']}.flow.yaml", file=file)
     return plan_flow(flow)
 
 
 async def event(api: KubeApi, owner: FlowOwner, kind: str, reason: str, message: str) -> None:
-    stamp = now()
-    await api.create_event(
-        owner.namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
-            "involvedObject": {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": KIND,
-                "name": owner.name,
-                "namespace": owner.namespace,
-                "uid": owner.uid,
-            },
-            "type": kind,
-            "reason": reason,
-            "message": message[:1024],
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-            "source": {"component": "meta-operator"},
-            "reportingComponent": "meta-operator",
-        },
-    )
+    await api.create_event(owner.namespace, event_body(owner, kind, reason, message, now()))
 
 
 async def run_flow(
@@ -106,22 +79,72 @@ async def run_flow(
     stopped: Awaitable[object] | None = None,
 ) -> str:
     """Run (or resume) one MetaFlow to its end; its final phase. Returns early, leaving its
-    pods running for the next operator session, when `stopped` is done first."""
+    pods running for the next operator session, when `stopped` is done first.
+
+    Each ending posts its Event before it writes the final status, so whoever sees the phase
+    change finds the Event that says why."""
     meta = body["metadata"]
     annotations: Mapping[str, str] = meta.get("annotations") or {}
     owner = FlowOwner(
         meta["namespace"], meta["name"], meta["uid"], annotations.get(ANNOTATION_STORE, "")
-    )
-    within = annotations.get(ANNOTATION_WITHIN)
-    upstream = tuple(
-        Done(subdir, unit_id)
-        for subdir, unit_id in json.loads(annotations.get(ANNOTATION_UPSTREAM, "[]"))
     )
     generation = int(meta.get("generation", 1))
     status: Mapping[str, Any] = body.get("status") or {}
     if status.get("phase") in ENDED:
         return str(status["phase"])
     reporter = StatusReporter(api, owner, generation)
+    planned = await _planned(api, owner, body, settings, reporter, generation)
+    if isinstance(planned, str):
+        return planned
+    body, plan = planned
+    journal = ConfigMapJournal(api, owner)
+    await journal.load()
+    driver = KubeDriver(
+        api, watches, owner, settings.pods, plan, resource_flow_document(body), settings.store_dir
+    )
+    conditions = [condition("Valid", True, "Valid", "the spec is a valid flow", generation)]
+    if not status.get("startedAt"):
+        await event(api, owner, "Normal", "Started", "running the flow")
+    reporter.extra.update(startedAt=status.get("startedAt") or now(), conditions=conditions)
+    await reporter.write(phase="Running", journal=journal.chunks)
+    driver.sections = reporter
+    engine = Engine(plan, driver, pods=driver, flows=driver, listener=reporter, journal=journal)
+    within = annotations.get(ANNOTATION_WITHIN)
+    upstream = tuple(
+        Done(subdir, unit_id)
+        for subdir, unit_id in json.loads(annotations.get(ANNOTATION_UPSTREAM, "[]"))
+    )
+    run = asyncio.ensure_future(engine.run(within, upstream))
+    ended = await _ended(api, owner, driver, run, journal, reporter, stopped)
+    if ended is not None:
+        return ended
+    done = run.result()
+    await journal.close()
+    handed: dict[str, Any] = {}
+    if within is not None:
+        handed = await _hand_over(api, owner, driver.expanded([("", done.unit_id)]))
+    await event(api, owner, "Normal", "Succeeded", f"{reporter.succeeded} units succeeded")
+    await reporter.write(
+        phase="Succeeded",
+        finishedAt=now(),
+        outputs=driver.outputs(done.unit_id),
+        **handed,
+        journal=journal.chunks,
+        apiWrites=api.calls.writes,
+    )
+    return "Succeeded"
+
+
+async def _planned(
+    api: KubeApi,
+    owner: FlowOwner,
+    body: Mapping[str, Any],
+    settings: OperatorSettings,
+    reporter: StatusReporter,
+    generation: int,
+) -> tuple[Mapping[str, Any], Plan] | str:
+    """The resource with its files placed in the store, and its plan; or, when the spec is
+    invalid or its files cannot be written, the phase it ended in."""
     carries_files = bool((body.get("spec") or {}).get("files"))
     try:
         files = Path(settings.store_dir) / files_path(owner)
@@ -131,13 +154,13 @@ async def run_flow(
     except UserError as exc:
         message = "; ".join(f"{f.pointer or '/'}: {f.reason}" for f in exc.faults)
         valid = condition("Valid", False, "Invalid", message, generation)
-        await reporter.write(phase="Invalid", reason=message, conditions=[valid])
         await event(api, owner, "Warning", "Invalid", message)
+        await reporter.write(phase="Invalid", reason=message, conditions=[valid])
         return "Invalid"
-    except OSError as exc:
+    except (OSError, StoreEscape) as exc:
         message = f"cannot write the flow's files into the store ({settings.store_dir}): {exc}"
-        await reporter.write(phase="Failed", reason=message, finishedAt=now())
         await event(api, owner, "Warning", "StoreFault", message)
+        await reporter.write(phase="Failed", reason=message, finishedAt=now())
         return "Failed"
     if carries_files and settings.pods.store_claim is None:
         # The operator reads them (a section may walk one), but no pod can: say so at once.
@@ -146,31 +169,34 @@ async def run_flow(
             "spec.files reach no pod: the operator runs without --store-claim, so a step that "
             "opens a file input will not find it",
         )  # fmt: skip
-    journal = ConfigMapJournal(api, owner)
-    await journal.load()
-    driver = KubeDriver(
-        api, watches, owner, settings.pods, plan, flow_document(body), settings.store_dir
-    )
-    conditions = [condition("Valid", True, "Valid", "the spec is a valid flow", generation)]
-    if not status.get("startedAt"):
-        await event(api, owner, "Normal", "Started", "running the flow")
-    reporter.extra.update(startedAt=status.get("startedAt") or now(), conditions=conditions)
-    await reporter.write(phase="Running", journal=journal.chunks)
-    driver.sections = reporter
-    engine = Engine(plan, driver, observer=reporter, journal=journal)
-    run = asyncio.ensure_future(engine.run(within, upstream))
+    return body, plan
+
+
+async def _ended(
+    api: KubeApi,
+    owner: FlowOwner,
+    driver: KubeDriver,
+    run: asyncio.Future[Done],
+    journal: ConfigMapJournal,
+    reporter: StatusReporter,
+    stopped: Awaitable[object] | None,
+) -> str | None:
+    """Wait for the walk: None when it succeeded; else the phase it left the flow in (Running
+    when the operator stops first)."""
     stop = asyncio.ensure_future(stopped) if stopped is not None else None
     try:
-        waited = {run} if stop is None else {run, stop}
+        waited: set[asyncio.Future[Any]] = {run} if stop is None else {run, stop}
         await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
         if not run.done():
             await _leave(driver, run, journal)
             return "Running"
-        done = run.result()
+        run.result()
+        return None
     except RunFailed as exc:
         await journal.close()
         await reporter.close()
         reason = exc.reason + (f"\n{exc.stderr_tail[-1024:]}" if exc.stderr_tail else "")
+        await event(api, owner, "Warning", "UnitFailed", f"unit {exc.unit_id} {exc.reason}")
         await reporter.write(
             phase="Failed",
             failedUnit=exc.unit_id,
@@ -178,14 +204,13 @@ async def run_flow(
             finishedAt=now(),
             journal=journal.chunks,
         )
-        await event(api, owner, "Warning", "UnitFailed", f"unit {exc.unit_id} {exc.reason}")
         return "Failed"
     except UserError as exc:
         await journal.close()
         await reporter.close()
         message = "; ".join(str(f) for f in exc.faults)
-        await reporter.write(phase="Failed", reason=message, finishedAt=now())
         await event(api, owner, "Warning", "FlowFault", message)
+        await reporter.write(phase="Failed", reason=message, finishedAt=now())
         return "Failed"
     except (asyncio.CancelledError, Exception):
         # The daemon is cancelled, or something no rule covers broke.
@@ -195,20 +220,6 @@ async def run_flow(
         if stop is not None:
             stop.cancel()
         await reporter.close()
-    await journal.close()
-    handed: dict[str, Any] = {}
-    if within is not None:
-        handed = await _hand_over(api, owner, driver.expanded([("", done.output)]))
-    await reporter.write(
-        phase="Succeeded",
-        finishedAt=now(),
-        outputs=driver.outputs(done.output),
-        **handed,
-        journal=journal.chunks,
-        apiWrites=api.calls.writes,
-    )
-    await event(api, owner, "Normal", "Succeeded", f"{reporter.succeeded} units succeeded")
-    return "Succeeded"
 
 
 async def _leave(driver: KubeDriver, run: asyncio.Future[Done], journal: ConfigMapJournal) -> None:
@@ -230,17 +241,6 @@ async def _hand_over(
     if len(listed) <= MAX_PARTS_IN_STATUS:
         return {"outputParts": listed}
     name = f"{short_name(owner.name)}-outputs"
-    body = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "namespace": owner.namespace,
-            "labels": dict(MANAGED_BY),
-            "ownerReferences": [owner.reference()],
-        },
-        "data": {"parts.json": json.dumps(listed)},
-    }
     with contextlib.suppress(Conflict):
-        await api.create_config_map(owner.namespace, body)
+        await api.create_config_map(owner.namespace, outputs_config_map(owner, name, listed))
     return {"outputPartsConfigMap": name}

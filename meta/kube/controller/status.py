@@ -40,7 +40,7 @@ def condition(kind: str, ok: bool, reason: str, message: str, generation: int) -
 
 
 class StatusReporter:
-    """An engine Observer that keeps the MetaFlow's status up to date."""
+    """An engine Listener that keeps the MetaFlow's status up to date."""
 
     def __init__(self, api: KubeApi, owner: FlowOwner, generation: int) -> None:
         self._api = api

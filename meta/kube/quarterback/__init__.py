@@ -13,7 +13,7 @@ import os
 import shutil
 from importlib import resources
 
-from meta.kube.api import KubeApi
+from meta.kube.api import ClientApi
 from meta.kube.quarterback.driver import PodPaths
 from meta.kube.quarterback.main import run_quarterback
 
@@ -22,7 +22,7 @@ TERMINATION_LOG = "/dev/termination-log"
 
 def quarterback(work_dir: str, termination: str = TERMINATION_LOG) -> int:
     """Run the section of a micro pod; the exit code the container ends with."""
-    api = KubeApi.from_environment()
+    api = ClientApi.from_environment()
     pod, namespace = os.environ["META_POD_NAME"], os.environ["META_POD_NAMESPACE"]
 
     async def swap(slot: int, image: str) -> None:

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from meta.engine.engine import Engine
-from meta.engine.records import NullObserver, UnitRecord
+from meta.engine.records import NullListener, UnitRecord
 from meta.errors import RunFailed, UserError
 from meta.flow.parse import flow_from_document
 from meta.kube.quarterback.driver import MicroDriver, PodPaths
@@ -29,7 +29,7 @@ from meta.plan.plan import plan_flow
 TERMINATION_BYTES = 4096
 
 
-class _Count(NullObserver):
+class _Count(NullListener):
     def __init__(self) -> None:
         self.units = 0
 
@@ -55,8 +55,8 @@ async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
     driver = MicroDriver(paths, slots, work.default_image, work.task.upstream)
     counted = _Count()
     try:
-        done = await Engine(plan, driver, observer=counted).run_pod(work.task)
-        result = driver.outputs(done.output)
+        done = await Engine(plan, driver, listener=counted).run_pod(work.task)
+        result = driver.outputs(done.unit_id)
         if os.path.isdir(result):
             await asyncio.to_thread(
                 shutil.copytree, result, paths.output, symlinks=False, dirs_exist_ok=True

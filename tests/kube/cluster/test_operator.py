@@ -206,11 +206,11 @@ def test_deleting_a_metaflow_removes_its_pods(
 
 PROBE = """
 import asyncio, json, os, sys
-from meta.kube.api import ApiFailed, KubeApi
+from meta.kube.api import ApiFailed, ClientApi
 
 async def probe():
     token = open(os.environ["TOKEN_FILE"]).read()
-    api = KubeApi.with_token(os.environ["HOST"], token, os.environ["CA_FILE"])
+    api = ClientApi.with_token(os.environ["HOST"], token, os.environ["CA_FILE"])
     ns, own, other = os.environ["NS"], os.environ["OWN"], os.environ["OTHER"]
     results = {}
     attempts = {

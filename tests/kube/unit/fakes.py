@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from meta.kube.api import Calls, Conflict, NotFound
+from meta.kube.api import Calls, Conflict, Connection, KubeApi, NotFound
 from meta.kube.broker import Watches
 from meta.kube.types import ANNOTATION_UNIT_ID
 
@@ -21,6 +21,7 @@ class FakeApi:
         self.config_maps: dict[tuple[str, str], dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.flows: dict[tuple[str, str], dict[str, Any]] = {}
         """ServiceAccounts, Roles and RoleBindings, by (kind, namespace, name)."""
         self.statuses: list[dict[str, Any]] = []
         self.created: list[str] = []
@@ -99,6 +100,72 @@ class FakeApi:
     def status(self) -> dict[str, Any]:
         return self.statuses[-1] if self.statuses else {}
 
+    def connection(self) -> Connection:
+        return Connection(self.host, None, False, None, None, None)
+
+    @property
+    def host(self) -> str:
+        return "https://fake.invalid"
+
+    async def patch_pod(
+        self, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        self._count("patch")
+        pod = await self.get_pod(namespace, name)
+        self.pods[(namespace, name)] = _merged(pod, patch)
+        return copy.deepcopy(self.pods[(namespace, name)])
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self._count("list")
+        wanted = dict(part.split("=", 1) for part in selector.split(",") if part)
+        return [
+            copy.deepcopy(pod)
+            for (where, _), pod in self.pods.items()
+            if where == namespace
+            and all(pod["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+        ]
+
+    async def get_flow(self, namespace: str, name: str) -> dict[str, Any]:
+        self._count("get")
+        try:
+            return copy.deepcopy(self.flows[(namespace, name)])
+        except KeyError:
+            raise NotFound("get", f"metaflow {namespace}/{name}", 404, "not found") from None
+
+    async def create_flow(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._count("create")
+        key = (namespace, name_of(body))
+        if key in self.flows:
+            raise Conflict("create", f"metaflow {key}", 409, "exists")
+        self.flows[key] = copy.deepcopy(dict(body))
+        return copy.deepcopy(self.flows[key])
+
+    async def replace_flow(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._count("update")
+        await self.get_flow(namespace, name_of(body))
+        self.flows[(namespace, name_of(body))] = copy.deepcopy(dict(body))
+        return copy.deepcopy(dict(body))
+
+    async def delete_flow(self, namespace: str, name: str) -> None:
+        self._count("delete")
+        self.flows.pop((namespace, name), None)
+
+    def close(self) -> None:
+        pass
+
+
+def _merged(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) applied to a copy of `target`."""
+    merged = copy.deepcopy(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
 
 def name_of(body: Mapping[str, Any]) -> str:
     return str(body["metadata"]["name"])
@@ -161,3 +228,7 @@ class FakeKubelet:
             ],
         }
         self.broker.observe(copy.deepcopy(pod))
+
+
+_CONFORMS: type[KubeApi] = FakeApi
+"""mypy (in `make lint`) holds the fake to the protocol the cluster side is typed against."""

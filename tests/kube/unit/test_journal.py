@@ -23,7 +23,7 @@ def record(n: int) -> UnitRecord:
 
 def session(api: FakeApi, numbers: range) -> set[str]:
     async def go() -> set[str]:
-        journal = ConfigMapJournal(api, OWNER)  # type: ignore[arg-type]
+        journal = ConfigMapJournal(api, OWNER)
         await journal.load()
         known = set(journal.finished())
         for n in numbers:

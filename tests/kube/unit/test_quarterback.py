@@ -49,7 +49,7 @@ class FakePod:
         self.processes[index] = self._start(index)
 
     def close(self) -> list[int | None]:
-        codes = []
+        codes: list[int | None] = []
         for process in self.processes:
             try:
                 codes.append(process.wait(timeout=10))

@@ -67,7 +67,7 @@ def settings(tmp_path: Path) -> OperatorSettings:
 
 def run(api: FakeApi, broker: Watches, body: dict[str, Any], tmp_path: Path, **kw: Any) -> str:
     async def go() -> str:
-        return await run_flow(api, broker, body, settings(tmp_path), **kw)  # type: ignore[arg-type]
+        return await run_flow(api, broker, body, settings(tmp_path), **kw)
 
     return asyncio.run(go())
 
@@ -239,7 +239,7 @@ def test_a_restarted_operator_adopts_pods_and_never_recreates_a_finished_one(
             stopped.set()
 
         stopper = asyncio.ensure_future(stop_when_held())
-        phase = await run_flow(api, broker, body, settings(tmp_path), stopped.wait())  # type: ignore[arg-type]
+        phase = await run_flow(api, broker, body, settings(tmp_path), stopped.wait())
         await stopper
         assert phase == "Running"
 
@@ -254,7 +254,7 @@ def test_a_restarted_operator_adopts_pods_and_never_recreates_a_finished_one(
         kubelet = FakeKubelet(api, broker)
         for pod in held:  # the pod that was running ends while the new session starts
             asyncio.get_running_loop().call_later(0.02, kubelet.end, pod, 0)
-        return await run_flow(api, broker, body | {"status": api.status}, settings(tmp_path))  # type: ignore[arg-type]
+        return await run_flow(api, broker, body | {"status": api.status}, settings(tmp_path))
 
     assert asyncio.run(second_session()) == "Succeeded"
     assert len(api.created) == len(set(api.created)) == 6, "no pod was made twice"
@@ -341,7 +341,7 @@ def test_quarterbacks_reach_the_api_server_where_the_operator_says(tmp_path: Pat
     )
 
     async def go() -> str:
-        return await run_flow(api, broker, resource(spec), chosen)  # type: ignore[arg-type]
+        return await run_flow(api, broker, resource(spec), chosen)
 
     assert asyncio.run(go()) == "Succeeded"
     (pod,) = api.pods.values()

@@ -1,0 +1,122 @@
+"""Attempts at one unit: the journal's word that it finished before (then it is not run again),
+retries with backoff, each attempt's time limit, and the records every attempt leaves with the
+listener and the journal."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from meta.engine.deadlines import Deadlines
+from meta.engine.driver import Exit, Running
+from meta.engine.records import Journal, Listener, UnitRecord
+from meta.engine.visit import Visit
+from meta.errors import RunFailed
+
+MAX_BACKOFF_SECONDS = 60.0
+TAIL_AFTER_STOP_SECONDS = 0.1
+
+Start = Callable[[int], Awaitable[Running]]
+"""Starts attempt N (from 1) of a unit."""
+
+
+class Attempts:
+    def __init__(self, listener: Listener, journal: Journal) -> None:
+        self._listener = listener
+        self._journal = journal
+        self._finished = dict(journal.finished())
+        self._deadlines = Deadlines()
+
+    def finished_before(self, uid: str) -> bool:
+        """Whether the journal says `uid` finished in an earlier run; if so, its record is
+        reported again (as resumed) and the unit is not to run."""
+        previous = self._finished.get(uid)
+        if previous is None:
+            return False
+        self._listener.unit_finished(previous)
+        return True
+
+    async def run(self, visit: Visit, retries: int, timeout: float | None, start: Start) -> None:
+        """Run attempts of one unit until one succeeds; `RunFailed` when the last one fails."""
+        backoff = visit.frame.plan.flow.defaults.retry_backoff_seconds
+        parent = visit.parent
+        attempt = 0
+        while True:
+            attempt += 1
+            record = UnitRecord(
+                visit.uid, visit.name, parent.id, parent.scope, "running", attempt, time.time()
+            )
+            self._listener.unit_started(record)
+            self._journal.record_started(record)
+            exit_, reason = await self._attempt(start(attempt), timeout, record)
+            if exit_.code == 0:
+                record = _ended(record, "succeeded", exit_)
+                self._journal.record_finished(record)
+                self._listener.unit_finished(record)
+                return
+            if attempt > retries:
+                record = _ended(record, "failed", exit_, reason)
+                self._journal.record_finished(record)
+                self._listener.unit_finished(record)
+                raise RunFailed(visit.uid, reason, exit_.stderr_tail)
+            self._listener.unit_finished(_ended(record, "failed", exit_, reason))
+            await asyncio.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+
+    async def _attempt(
+        self, starting: Awaitable[Running], timeout: float | None, record: UnitRecord
+    ) -> tuple[Exit, str]:
+        running = await starting
+        limit = None if timeout is None else self._deadlines.start(timeout)
+        try:
+            exit_ = await running.wait()
+        except asyncio.CancelledError:
+            if limit is not None and limit.expired and limit.task.uncancel() <= limit.cancelling:
+                await running.stop()
+                return Exit(-1, await _tail_after_stop(running)), f"timed out after {timeout:g} s"
+            await asyncio.shield(running.stop())
+            self._listener.unit_finished(_ended(record, "cancelled", Exit(-1), "cancelled"))
+            raise
+        except BaseException:
+            await asyncio.shield(running.stop())
+            raise
+        finally:
+            if limit is not None:
+                self._deadlines.end(limit)
+        if exit_.reason:
+            return exit_, exit_.reason
+        reason = (
+            f"exited with code {exit_.code}"
+            if exit_.code >= 0
+            else f"killed by signal {-exit_.code}"
+        )
+        return exit_, reason
+
+
+def _ended(record: UnitRecord, state: Any, exit_: Exit, reason: str = "") -> UnitRecord:
+    # Built whole: dataclasses.replace costs several times more, and this runs once per unit.
+    return UnitRecord(
+        id=record.id,
+        name=record.name,
+        section=record.section,
+        scope=record.scope,
+        state=state,
+        attempts=record.attempts,
+        started_at=record.started_at,
+        finished_at=time.time(),
+        exit_code=exit_.code,
+        reason=reason,
+        stderr_tail=exit_.stderr_tail,
+        resumed=record.resumed,
+    )
+
+
+async def _tail_after_stop(running: Running) -> str:
+    """The stderr tail of a stopped attempt, when its driver has it at hand (a timed-out step's
+    last words are what a person needs); a driver that has not is not waited for long."""
+    try:
+        ended = await asyncio.wait_for(running.wait(), TAIL_AFTER_STOP_SECONDS)
+    except Exception:
+        return ""
+    return ended.stderr_tail

@@ -1,0 +1,52 @@
+"""A step's visit rendered into the `StepTask` a driver runs: command, env and image templated
+for the visit's data, META_INPUT's value, and what flows into it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from meta.engine.driver import StepTask
+from meta.engine.visit import Visit, named
+from meta.flow.model import Step
+
+
+def step_task(visit: Visit, step: Step) -> StepTask:
+    """The first attempt at `step` in `visit`."""
+    frame, context = visit.frame, visit.context
+    run = step.run
+    if run.templated:
+        origin = step.origin.at("run")
+        command = tuple(
+            frame.render(context, arg, origin.at("command", i)) for i, arg in enumerate(run.command)
+        )
+        env: Mapping[str, str] = {
+            k: frame.render(context, v, origin.at("env", k)) for k, v in run.env.items()
+        }
+        image = None if run.image is None else frame.render(context, run.image, origin.at("image"))
+    else:
+        command, env, image = run.command, run.env, run.image
+    value = context.input
+    if context.hidden and isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k not in context.hidden}
+    return StepTask(
+        id=visit.uid,
+        name=visit.name,
+        section=visit.parent.id,
+        scope=visit.parent.scope,
+        command=command,
+        env=env,
+        image=image,
+        input=value,
+        upstream=named(visit.upstream),
+        pod=visit.parent.pod,
+        workdir=frame.directory,
+        attempt=1,
+        resources=run.resources,
+    )
+
+
+def with_attempt(task: StepTask, attempt: int) -> StepTask:
+    if attempt == task.attempt:
+        return task
+    return replace(task, attempt=attempt)

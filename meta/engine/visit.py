@@ -1,0 +1,163 @@
+"""What one visit of a unit carries: the flow in force, the section it runs in, its name and id,
+what it runs with and the units whose outputs flow into it; and how a visit is begun (a case
+chosen, a templated name rendered, the id checked for a clash)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from meta.engine.frontiers import Context, Done
+from meta.errors import Fault, TemplateFault
+from meta.flow.checks import NAME
+from meta.flow.model import Cases, Origin, Scope, Unit
+from meta.flow.templates import TemplateProblem, evaluate, is_template, render
+from meta.plan.plan import Plan
+
+
+@dataclass(frozen=True, slots=True)
+class FlowFrame:
+    """The flow in force (the root flow, or one reached through a flowRef or generated) and the
+    template variables it gives every unit."""
+
+    plan: Plan
+    variables: Mapping[str, Any]
+    chain: tuple[str, ...] = ()
+    """The generate units this flow was generated under, outermost first."""
+
+    @classmethod
+    def of(cls, plan: Plan, chain: tuple[str, ...] = ()) -> FlowFrame:
+        flow = {
+            "name": plan.flow.name,
+            "file": str(plan.flow.source),
+            "dir": str(plan.flow.source.parent),
+        }
+        return cls(plan, {"inputs": plan.template_inputs(), "flow": flow}, chain)
+
+    def root_context(self) -> Context:
+        """What the flow's root unit runs with: the flow's inputs."""
+        return Context(self.variables["inputs"])
+
+    @property
+    def directory(self) -> str:
+        """Where the flow's steps start (the flow file's folder)."""
+        directory: str = self.variables["flow"]["dir"]
+        return directory
+
+    def variables_for(self, context: Context) -> dict[str, Any]:
+        variables = dict(self.variables)
+        if context.iteration is not None:
+            variables.update(context.iteration)
+        return variables
+
+    def render(self, context: Context, text: str, origin: Origin) -> str:
+        if not is_template(text):
+            return text
+        try:
+            return render(text, self.variables_for(context))
+        except TemplateProblem as problem:
+            raise TemplateFault(located(origin, context, str(problem))) from None
+
+
+@dataclass(frozen=True, slots=True)
+class SectionFrame:
+    """The section a unit runs in."""
+
+    id: str
+    scope: Scope
+    pod: str | None
+    """The micro section (pod) its units share, or None in a macro section."""
+    named: set[str] = field(default_factory=set, compare=False)
+    """The ids its units took outside iterations: two templated names that render alike
+    would otherwise share one id, one journal entry and one outputs folder."""
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """One visit of one unit: everything the engine needs to run it."""
+
+    frame: FlowFrame
+    parent: SectionFrame
+    name: str
+    uid: str
+    context: Context
+    upstream: tuple[Done, ...]
+
+
+def begin(
+    frame: FlowFrame,
+    unit: Unit | Cases,
+    parent: SectionFrame,
+    key: str,
+    context: Context,
+    upstream: tuple[Done, ...],
+) -> tuple[Unit, Visit]:
+    """The unit to run (the case that matches, for `cases`) and its visit, named and given its
+    id: the parent's id, the instance key inside iterations, and the rendered name."""
+    if isinstance(unit, Cases):
+        unit = _choose(frame, unit, context)
+    name = unit.name
+    if is_template(name):
+        name = frame.render(context, name, unit.origin.at("name"))
+        if not NAME.match(name):
+            raise TemplateFault(
+                located(
+                    unit.origin.at("name"),
+                    context,
+                    f"rendered unit name {name!r} is not a valid name",
+                )
+            )
+    uid = f"{parent.id}/{key}/{name}" if key else f"{parent.id}/{name}"
+    if not key:
+        if uid in parent.named:
+            raise TemplateFault(
+                located(unit.origin.at("name"), context, f"another unit here is named {name!r} too")
+            )
+        parent.named.add(uid)
+    return unit, Visit(frame, parent, name, uid, context, upstream)
+
+
+def _choose(frame: FlowFrame, cases: Cases, context: Context) -> Unit:
+    variables = frame.variables_for(context)
+    for case in cases.cases:
+        try:
+            if evaluate(case.when, variables):
+                return case.unit
+        except TemplateProblem as problem:
+            raise TemplateFault(located(case.origin.at("when"), context, str(problem))) from None
+    path = context.iteration.get("path", "") if context.iteration else ""
+    raise TemplateFault(
+        Fault(
+            context.source[0],
+            context.source[1] + path,
+            f"no case of the visit matches this node (cases at {cases.cases[0].origin.file}: "
+            f"{cases.cases[0].origin.pointer.rsplit('/', 1)[0]})",
+        )
+    )
+
+
+def located(origin: Origin, context: Context, reason: str) -> Fault:
+    """A fault at `origin`, naming the data node it was met at inside an iteration."""
+    where = ""
+    if context.iteration is not None:
+        file, prefix = context.source
+        where = f" (for the node at {file}: {prefix + context.iteration.get('path', '') or '/'})"
+    return Fault(origin.file, origin.pointer, reason + where)
+
+
+def named(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, str]]:
+    """(subdirectory name, unit id) per part; a name several parts share gets `.0`, `.1`..."""
+    counts: dict[str, int] = {}
+    for part in parts:
+        counts[part.name] = counts.get(part.name, 0) + 1
+    seen: dict[str, int] = {}
+    result = []
+    for part in parts:
+        if counts[part.name] == 1:
+            result.append((part.name, part.unit_id))
+        else:
+            index = seen.get(part.name, 0)
+            seen[part.name] = index + 1
+            result.append((f"{part.name}.{index}", part.unit_id))
+    return result
