@@ -1,0 +1,101 @@
+"""The commands that turn descriptions into flows: generate, watch, plugins, and the built-in
+step programs generated flows run."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from meta.cli.common import user_errors, write_output
+from meta.cli.watch import Watcher, WatchEvent
+from meta.flow.files import display_path
+from meta.generate.pipeline import generate as generate_flow
+from meta.generate.pipeline import read_description
+from meta.generate.plugins import load_plugins
+from meta.steps import validate_node
+
+
+@click.command()
+@click.argument("description", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), help="The data file the flow reads.")
+@click.option("--generator", "generator", metavar="NAME", help="Use this generator.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Write the flow here [default: standard output].",
+)
+@user_errors
+def generate(
+    description: Path, data: Path | None, generator: str | None, output: Path | None
+) -> None:
+    """Turn a data description (a JSON Schema, or any format a plugin reads) into a flow."""
+    flow_dir = output.parent if output is not None else Path.cwd()
+    described = read_description(description, data=data, flow_dir=flow_dir)
+    generated = generate_flow(
+        load_plugins(),
+        described,
+        generator=generator,
+        flow_path=output or Path.cwd() / "generated.flow.yaml",
+    )
+    text = generated.yaml()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_output(output, text)
+        click.echo(
+            f"{display_path(output)}: flow '{generated.flow.name}' by generator "
+            f"'{generated.generator}'",
+            err=True,
+        )
+
+
+@click.command()
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--run", "run_flows", is_flag=True, help="Also run each flow into FOLDER/runs/NAME/.")
+@user_errors
+def watch(folder: Path, run_flows: bool) -> None:
+    """Watch FOLDER: dropping NAME.schema.json (and NAME.data.json) writes NAME.flow.yaml."""
+    watcher = Watcher(folder, run=run_flows)
+    click.echo(f"watching {display_path(watcher.folder)} (Ctrl-C to stop)", err=True)
+    try:
+        watcher.watch(_tell)
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+
+
+def _tell(event: WatchEvent) -> None:
+    if event.error is not None:
+        click.echo(f"{event.name}: refused, see {display_path(event.error)}")
+    elif event.flow is not None:
+        click.echo(f"{event.name}: wrote {display_path(event.flow)} (generator {event.generator})")
+    if event.run is not None:
+        click.echo(f"{event.name}: run {event.run.state}, report {event.run.report_path}")
+
+
+@click.command()
+@user_errors
+def plugins() -> None:
+    """List the generators and where each comes from."""
+    loaded = load_plugins()
+    for registered in loaded.catalogue:
+        click.echo(f"{registered.generator.name}\t{registered.source}")
+
+
+@click.group()
+def step() -> None:
+    """Built-in step programs, for generated flows (they run inside steps)."""
+
+
+@step.command(
+    "validate-node",
+    add_help_option=False,
+    context_settings={"ignore_unknown_options": True},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def validate_node_step(args: Sequence[str]) -> None:
+    """Validate META_INPUT against its type's schema; write META_OUTPUT/report.json."""
+    sys.exit(validate_node.main(list(args)))

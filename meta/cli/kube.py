@@ -1,0 +1,243 @@
+"""The cluster's commands: crd, apply, status, operator and the quarterback's own. The
+Kubernetes layer is imported inside each command, so the local commands start without it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from meta.cli.common import user_errors, write_output
+from meta.errors import Fault, UserError
+from meta.kube.crd import crd_yaml
+from meta.kube.ratelimit import DEFAULT_BURST, DEFAULT_QPS
+from meta.kube.types import DEFAULT_IMAGE
+from meta.plan.plan import compile_plan
+
+
+@click.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Write the CRD here [default: standard output].",
+)
+@user_errors
+def crd(output: Path | None) -> None:
+    """Print the MetaFlow CustomResourceDefinition, derived from the flow language's schema."""
+    text = crd_yaml()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    write_output(output, text)
+
+
+def _kube(kubeconfig: Path | None, qps: float = DEFAULT_QPS, burst: int = DEFAULT_BURST) -> Any:
+    from meta.kube.api import ClientApi
+    from meta.kube.ratelimit import RateLimit
+
+    return ClientApi.from_environment(
+        str(kubeconfig) if kubeconfig else None, RateLimit(qps, burst)
+    )
+
+
+KUBECONFIG = click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The cluster to use [default: in-cluster, else $KUBECONFIG or ~/.kube/config].",
+)
+NAMESPACE = click.option("-n", "--namespace", default="default", show_default=True)
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@NAMESPACE
+@KUBECONFIG
+@user_errors
+def apply(file: Path, namespace: str, kubeconfig: Path | None) -> None:
+    """Validate a flow file and create (or update) it as a MetaFlow in the cluster."""
+    from meta.kube.apply import apply_flow, flow_resource
+
+    body = flow_resource(compile_plan(file), namespace)
+    api = _kube(kubeconfig)
+    try:
+        outcome = asyncio.run(apply_flow(api, body))
+    finally:
+        api.close()
+    click.echo(f"metaflow {namespace}/{body['metadata']['name']} {outcome}")
+
+
+@click.command()
+@click.argument("name")
+@NAMESPACE
+@KUBECONFIG
+@user_errors
+def status(name: str, namespace: str, kubeconfig: Path | None) -> None:
+    """Show a MetaFlow's phase, progress, conditions and sections."""
+    from meta.kube.api import NotFound
+    from meta.kube.apply import describe_status
+
+    api = _kube(kubeconfig)
+    try:
+        resource = asyncio.run(api.get_flow(namespace, name))
+    except NotFound:
+        raise UserError(Fault(f"metaflow {namespace}/{name}", "", "no such MetaFlow")) from None
+    finally:
+        api.close()
+    for line in describe_status(resource):
+        click.echo(line)
+
+
+@click.command()
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Watch this namespace (repeatable) [default: all namespaces].",
+)
+@KUBECONFIG
+@click.option(
+    "--qps",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_QPS,
+    show_default=True,
+    help="Client-side rate limit on API calls, per second.",
+)
+@click.option("--burst", type=click.IntRange(min=1), default=DEFAULT_BURST, show_default=True)
+@click.option(
+    "--image", default=DEFAULT_IMAGE, show_default=True, help="The image of steps that name none."
+)
+@click.option(
+    "--image-pull-policy",
+    type=click.Choice(["Always", "IfNotPresent", "Never"]),
+    default="IfNotPresent",
+    show_default=True,
+)
+@click.option(
+    "--store-claim",
+    metavar="PVC",
+    help="The PersistentVolumeClaim holding the store [default: none, outputs stay in each pod].",
+)
+@click.option(
+    "--store-dir",
+    default="/store",
+    show_default=True,
+    help="Where this process sees the store volume.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=".",
+    show_default=True,
+    help="File inputs of MetaFlows are read relative to this.",
+)
+@click.option("--node-name", metavar="NODE", help="Place every pod on this node (no scheduler).")
+@click.option(
+    "--node-selector",
+    "node_selectors",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Schedule pods only on nodes with this label (repeatable).",
+)
+@click.option(
+    "--toleration",
+    "tolerations",
+    multiple=True,
+    metavar="KEY[=VALUE]:EFFECT",
+    help="Add this toleration to every pod (repeatable).",
+)
+@click.option(
+    "--pod-api-server",
+    metavar="HOST:PORT",
+    help="Where micro pods' quarterbacks reach the API server, when the cluster's `kubernetes` "
+    "service does not lead there (no kube-proxy) [default: that service].",
+)
+@user_errors
+def operator(
+    namespaces: Sequence[str],
+    kubeconfig: Path | None,
+    qps: float,
+    burst: int,
+    image: str,
+    image_pull_policy: str,
+    store_claim: str | None,
+    store_dir: str,
+    data_dir: Path,
+    node_name: str | None,
+    node_selectors: Sequence[str],
+    tolerations: Sequence[str],
+    pod_api_server: str | None,
+) -> None:
+    """Run the MetaFlow operator: reconcile MetaFlows in the cluster until stopped."""
+    from meta.kube.operator import run_operator
+    from meta.kube.types import OperatorSettings, PodSettings
+
+    pods = PodSettings(
+        default_image=image,
+        image_pull_policy=image_pull_policy,
+        store_claim=store_claim,
+        node_name=node_name,
+        node_selector=dict(_label(s) for s in node_selectors),
+        tolerations=[_toleration(t) for t in tolerations],
+        api_server=_host_port(pod_api_server) if pod_api_server else None,
+    )
+    # Absolute: pods mount the flow's files at the very path the operator reads them from.
+    settings = OperatorSettings(
+        pods=pods, store_dir=os.path.abspath(store_dir), data_dir=data_dir.resolve()
+    )
+    run_operator(_kube(kubeconfig, qps, burst), settings, namespaces)
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{text!r}: expected KEY=VALUE", param_hint="--node-selector")
+    return key, value
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{text!r}: expected HOST:PORT", param_hint="--pod-api-server")
+    return host.strip("[]"), int(port)
+
+
+def _toleration(text: str) -> dict[str, str]:
+    spec, sep, effect = text.rpartition(":")
+    key, has_value, value = spec.partition("=")
+    if not sep or not key or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+        raise click.BadParameter(
+            f"{text!r}: expected KEY[=VALUE]:EFFECT", param_hint="--toleration"
+        )
+    if has_value:
+        return {"key": key, "operator": "Equal", "value": value, "effect": effect}
+    return {"key": key, "operator": "Exists", "effect": effect}
+
+
+@click.group("quarterback")
+def quarterback_group() -> None:
+    """The sidecar of micro pods (it runs inside the cluster, started by the operator)."""
+
+
+@quarterback_group.command("run")
+@click.option("--work", "work_dir", required=True, type=click.Path(file_okay=False))
+def quarterback_run(work_dir: str) -> None:
+    """Run the micro section handed over in WORK (its pod's work ConfigMap)."""
+    from meta.kube.quarterback import quarterback
+
+    sys.exit(quarterback(work_dir))
+
+
+@quarterback_group.command("install-launcher")
+@click.argument("directory", type=click.Path(file_okay=False))
+def quarterback_install_launcher(directory: str) -> None:
+    """Copy the slot launcher into DIRECTORY (the micro pod's init container does this)."""
+    from meta.kube.quarterback import install_launcher
+
+    click.echo(install_launcher(directory))

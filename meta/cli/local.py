@@ -1,0 +1,149 @@
+"""The commands that run on this machine: validate, plan, graph, run and resume."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from meta.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER_ERROR, user_errors
+from meta.engine.records import Listener
+from meta.errors import Fault, UserError
+from meta.flow.files import display_path
+from meta.local.runner import Outcome, resume_run, start_run
+from meta.plan.describe import describe
+from meta.plan.graph import flow_graph, to_dot, to_mermaid
+from meta.plan.plan import compile_plan
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@user_errors
+def validate(files: Sequence[Path]) -> None:
+    """Check flow files (and the flows and inputs they name); exit 2 listing every fault."""
+    faults: list[Fault] = []
+    for file in files:
+        try:
+            compile_plan(file)
+        except UserError as exc:
+            faults.extend(exc.faults)
+        else:
+            click.echo(f"{display_path(file)}: valid")
+    if faults:
+        raise UserError(faults)
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@user_errors
+def plan(file: Path) -> None:
+    """Describe a flow: its sections, patterns and bounds, in words."""
+    for line in describe(compile_plan(file)):
+        click.echo(line)
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+)
+@user_errors
+def graph(file: Path, fmt: str) -> None:
+    """Print the flow's structure as Mermaid or Graphviz DOT source."""
+    built = flow_graph(compile_plan(file))
+    click.echo(to_mermaid(built) if fmt == "mermaid" else to_dot(built), nl=False)
+
+
+def _parse_sets(values: Sequence[str]) -> dict[str, Path]:
+    overrides: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"{value!r}: expected INPUT=PATH", param_hint="--set")
+        overrides[name] = Path(path)
+    return overrides
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the run keeps its journal, outputs and logs [default: runs/FLOW-TIME].",
+)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the JSON report here.",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="INPUT=PATH",
+    help="Read an input from another file (repeatable).",
+)
+@user_errors
+def run(file: Path, workdir: Path | None, report: Path | None, sets: Sequence[str]) -> None:
+    """Run a flow locally, as real processes."""
+    overrides = _parse_sets(sets)
+    _finish(lambda listeners: start_run(file, workdir, overrides, listeners, report), file.name)
+
+
+@click.command()
+@click.argument("workdir", type=click.Path(path_type=Path))
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the JSON report here.",
+)
+@user_errors
+def resume(workdir: Path, report: Path | None) -> None:
+    """Finish an interrupted run; units that finished are not run again."""
+    _finish(lambda listeners: resume_run(workdir, listeners, report), str(workdir))
+
+
+def _finish(execute: Callable[[Sequence[Listener]], Outcome], title: str) -> None:
+    console = Console(stderr=True)
+    listeners: list[Listener] = []
+    display: AbstractContextManager[Any] = nullcontext()
+    if console.is_terminal:
+        from meta.cli.progress import LiveProgress
+
+        live = LiveProgress(console, title)
+        listeners.append(live)
+        display = live
+    with display:
+        outcome = execute(listeners)
+    _summarise(outcome)
+
+
+def _summarise(outcome: Outcome) -> None:
+    report = outcome.report
+    units = report["units"]
+    ran = sum(1 for u in units if u["state"] == "succeeded" and not u.get("resumed"))
+    resumed = sum(1 for u in units if u.get("resumed"))
+    again = f", {resumed} finished before" if resumed else ""
+    click.echo(f"{report['flow']}: {outcome.state} ({ran} units run{again})")
+    if outcome.state == "succeeded":
+        click.echo(f"outputs: {report['outputs'] or '(none written)'}")
+    click.echo(f"report: {outcome.report_path}")
+    if outcome.error is not None:
+        if isinstance(outcome.error, UserError):
+            for fault in outcome.error.faults:
+                click.echo(str(fault), err=True)
+            sys.exit(EXIT_USER_ERROR)
+        click.echo(f"error: {outcome.error}", err=True)
+        tail = report.get("error", {}).get("stderrTail")
+        if tail:
+            click.echo("stderr (tail):", err=True)
+            click.echo("\n".join("  " + line for line in tail.splitlines()[-20:]), err=True)
+        sys.exit(EXIT_FAILED)
+    if outcome.state == "cancelled":
+        click.echo("interrupted: `meta resume` the workdir to finish", err=True)
+        sys.exit(EXIT_INTERRUPTED)
