@@ -220,12 +220,7 @@ def quarterback_access(owner: FlowOwner, pod: str) -> list[dict[str, Any]]:
     """A ServiceAccount whose Role names one pod alone: the quarterback may patch its own pod
     (to swap a slot's image) and do nothing else."""
     name = quarterback_name(pod)
-    meta = {
-        "name": name,
-        "namespace": owner.namespace,
-        "labels": {**MANAGED_BY, LABEL_FLOW: owner.name},
-        "ownerReferences": [owner.reference()],
-    }
+    meta = owned(owner, name, {LABEL_FLOW: owner.name})
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
         {
@@ -255,12 +250,7 @@ def work_config_map(owner: FlowOwner, pod: str, document: str) -> dict[str, Any]
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": work_name(pod),
-            "namespace": owner.namespace,
-            "labels": {**MANAGED_BY, LABEL_FLOW: owner.name},
-            "ownerReferences": [owner.reference()],
-        },
+        "metadata": owned(owner, work_name(pod), {LABEL_FLOW: owner.name}),
         "data": {"task.json": document},
     }
 
@@ -606,12 +596,7 @@ def outputs_config_map(owner: FlowOwner, name: str, parts: list[list[str]]) -> d
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "namespace": owner.namespace,
-            "labels": dict(MANAGED_BY),
-            "ownerReferences": [owner.reference()],
-        },
+        "metadata": owned(owner, name),
         "data": {"parts.json": json.dumps(parts)},
     }
 
@@ -621,11 +606,16 @@ def journal_config_map(owner: FlowOwner, name: str, key: str, text: str) -> dict
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "namespace": owner.namespace,
-            "labels": {**MANAGED_BY, LABEL_JOURNAL: owner.name},
-            "ownerReferences": [owner.reference()],
-        },
+        "metadata": owned(owner, name, {LABEL_JOURNAL: owner.name}),
         "data": {key: text},
+    }
+
+
+def owned(owner: FlowOwner, name: str, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The metadata of an object the MetaFlow owns: deleted with it, labelled as ours."""
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": {**MANAGED_BY, **(labels or {})},
+        "ownerReferences": [owner.reference()],
     }
