@@ -2,36 +2,50 @@
 
 Exit codes: 0 success, 1 a unit failed, 2 a user error (nothing run), 130 interrupted. One
 module per group of commands: `local` (validate, plan, graph, run, resume), `generate`
-(generate, watch, plugins, step) and `kube` (crd, apply, status, operator, quarterback).
+(generate, watch, plugins, step) and `kube` (crd, apply, status, operator, quarterback). A
+command's module is imported only when that command runs (or help lists it), so `meta run`
+never loads the Kubernetes client and `meta --version` loads none of them.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+
 import click
 
-from meta.cli import generate, kube, local
+COMMANDS = {
+    "validate": "local:validate",
+    "plan": "local:plan",
+    "graph": "local:graph",
+    "run": "local:run",
+    "resume": "local:resume",
+    "generate": "generate:generate",
+    "watch": "generate:watch",
+    "plugins": "generate:plugins",
+    "step": "generate:step",
+    "crd": "kube:crd",
+    "apply": "kube:apply",
+    "status": "kube:status",
+    "operator": "kube:operator",
+    "quarterback": "kube:quarterback_group",
+}
+"""Each command's name, and where it is defined: `MODULE:ATTRIBUTE` under meta.cli."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, attribute = where.split(":")
+        command: click.Command = getattr(import_module(f"meta.cli.{module}"), attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="meta-orchestrator")
 def main() -> None:
     """meta-orchestrator: data describes the pipeline."""
-
-
-for command in (
-    local.validate,
-    local.plan,
-    local.graph,
-    generate.generate,
-    generate.watch,
-    kube.crd,
-    kube.apply,
-    kube.status,
-    kube.operator,
-    kube.quarterback_group,
-    generate.step,
-    generate.plugins,
-    local.run,
-    local.resume,
-):
-    main.add_command(command)
