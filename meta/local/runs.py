@@ -440,21 +440,10 @@ def _running_step(
     return None
 
 
-def read_logs(logs: Logs) -> tuple[bytes, bytes]:
-    """The attempt's standard output and error as written so far."""
-    out, err = (b"", b"")
-    for stream, data in follow_logs(Logs(logs.unit, logs.attempt, logs.stdout, logs.stderr)):
-        if stream == "out":
-            out += data
-        else:
-            err += data
-    return out, err
-
-
-def follow_logs(logs: Logs) -> Iterator[tuple[str, bytes]]:
-    """("out" | "err", bytes) as the attempt writes them, until it ends; at once, what it
-    wrote, when it is not running. The files are held open, so the copy the attempt's end
-    makes and the removal of its scratch lose nothing."""
+def log_chunks(logs: Logs, *, follow: bool) -> Iterator[tuple[str, bytes]]:
+    """("out" | "err", bytes): what the attempt wrote so far, and with `follow`, while it
+    runs, what it writes next, until it ends. The files are held open, so the copy the
+    attempt's end makes and the removal of its scratch lose nothing."""
     handles = []
     for stream, path in (("out", logs.stdout), ("err", logs.stderr)):
         if path is not None:
@@ -462,7 +451,7 @@ def follow_logs(logs: Logs) -> Iterator[tuple[str, bytes]]:
                 handles.append((stream, path.open("rb")))
     try:
         while True:
-            ended = logs.pid is None or not Path(f"/proc/{logs.pid}").exists()
+            ended = not follow or logs.pid is None or not Path(f"/proc/{logs.pid}").exists()
             for stream, handle in handles:
                 while chunk := handle.read(65536):
                     yield stream, chunk
