@@ -199,7 +199,7 @@ async def _cluster_logs(
         if fmt == "json":
             _print_logs(header, [item async for item in _encoded(found.chunks)], fmt)
         else:
-            await _print_async(found.chunks)
+            await _print_async(header, found.chunks)
     finally:
         api.close()
 
@@ -209,17 +209,21 @@ async def _encoded(chunks: AsyncIterator[tuple[str, str]]) -> AsyncIterator[tupl
         yield stream, text.encode()
 
 
-async def _print_async(chunks: AsyncIterator[tuple[str, str]]) -> None:
+async def _print_async(header: Mapping[str, Any], chunks: AsyncIterator[tuple[str, str]]) -> None:
+    wrote = False
     async for stream, text in chunks:
-        _write(stream, text.encode())
+        wrote = _write(stream, text.encode()) or wrote
+    _nothing(header, wrote)
 
 
 def _print_logs(header: Mapping[str, Any], chunks: Iterable[tuple[str, bytes]], fmt: str) -> None:
     """Standard output to standard output and standard error to standard error, as the step
     wrote them; or one JSON document holding both."""
     if fmt != "json":
+        wrote = False
         for stream, data in chunks:
-            _write(stream, data)
+            wrote = _write(stream, data) or wrote
+        _nothing(header, wrote)
         return
     texts = {"out": b"", "err": b""}
     for stream, data in chunks:
@@ -236,10 +240,18 @@ def _print_logs(header: Mapping[str, Any], chunks: Iterable[tuple[str, bytes]], 
     )
 
 
-def _write(stream: str, data: bytes) -> None:
+def _nothing(header: Mapping[str, Any], wrote: bool) -> None:
+    """Say so when there was nothing to print: an empty answer could be mistaken for a fault."""
+    if not wrote:
+        click.echo(f"({header['unit']} attempt {header['attempt']} wrote no output)", err=True)
+
+
+def _write(stream: str, data: bytes) -> bool:
+    """Write `data` where the step wrote it; whether there was any."""
     target = sys.stdout if stream == "out" else sys.stderr
     target.buffer.write(data)
     target.flush()
+    return bool(data)
 
 
 @click.command()

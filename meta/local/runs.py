@@ -43,6 +43,10 @@ journal and scratch are set up."""
 MAX_DEPTH = 4
 """How deep under a folder runs are looked for (`runs/<flow>-<time>` is one level)."""
 FOLLOW_SECONDS = 0.2
+TIMESTAMP_SLACK = 0.05
+"""File times may be a few milliseconds coarse: a log copied just after its attempt started
+must not look older than the attempt. (An earlier session's log is older by at least the time
+`meta` takes to start.)"""
 MAX_LISTED = 10
 """Candidates named in an error at most."""
 
@@ -66,6 +70,8 @@ class Unit:
     state: str
     attempt: int
     """Its last attempt started (attempts count from 1 again in each session)."""
+    started_at: float
+    """When that attempt started."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +111,8 @@ class _Seen:
     name: str
     state: str
     attempt: int
+    started_at: float
     session: int
-    reason: str = ""
 
 
 @dataclass
@@ -262,14 +268,15 @@ def _read_journal(path: Path) -> _Journal:
             seen = journal.units.get(uid)
             name = seen.name if seen is not None else uid.rsplit("/", 1)[-1]
             if event == "started":
-                journal.units[uid] = _Seen(name, "running", int(entry["attempt"]), session)
+                attempt, at = int(entry["attempt"]), float(entry["at"])
+                journal.units[uid] = _Seen(name, "running", attempt, at, session)
             elif event == "finished":
                 journal.units[uid] = _Seen(
                     str(entry["name"]),
                     str(entry["state"]),
                     int(entry["attempts"]),
+                    float(entry["started_at"]),
                     session,
-                    str(entry.get("reason") or ""),
                 )
         except (ValueError, KeyError, TypeError) as exc:
             raise UserError(
@@ -306,13 +313,15 @@ def _mtime(path: Path) -> float:
 
 def _units(journal: _Journal, report: Mapping[str, Any] | None) -> dict[str, Unit]:
     units = {
-        uid: Unit(uid, seen.name, seen.state, seen.attempt) for uid, seen in journal.units.items()
+        uid: Unit(uid, seen.name, seen.state, seen.attempt, seen.started_at)
+        for uid, seen in journal.units.items()
     }
     for entry in report.get("units", []) if report is not None else ():
         uid = str(entry["id"])
         # The report has the last session's cancelled units, which the journal does not.
         state = "cached" if entry.get("resumed") else str(entry["state"])
-        units[uid] = Unit(uid, str(entry["name"]), state, int(entry["attempts"]))
+        attempt, at = int(entry["attempts"]), float(entry["startedAt"])
+        units[uid] = Unit(uid, str(entry["name"]), state, attempt, at)
     return units
 
 
@@ -406,8 +415,20 @@ def unit_logs(run: Run, unit: Unit, attempt: int | None = None) -> Logs:
         if found is not None:
             pid, stdout, stderr = found
             return Logs(unit, chosen, stdout, stderr, pid)
-    out, err = kept / f"{chosen}.out", kept / f"{chosen}.err"
-    return Logs(unit, chosen, out if out.exists() else None, err if err.exists() else None)
+    out, err = (_kept(kept / f"{chosen}.{s}", unit, chosen) for s in ("out", "err"))
+    return Logs(unit, chosen, out, err)
+
+
+def _kept(log: Path, unit: Unit, attempt: int) -> Path | None:
+    """A kept log of this attempt; None when there is none, or when the one there is older
+    than the attempt: an attempt that writes nothing leaves no file, so one of the same
+    number from an earlier session (attempts count from 1 in each) would stay."""
+    try:
+        written = log.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    earlier = written < unit.started_at - TIMESTAMP_SLACK
+    return None if earlier and attempt == unit.attempt and unit.state != "cached" else log
 
 
 def _running_step(

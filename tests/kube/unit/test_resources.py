@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from meta.cli.runs import describe
 from meta.errors import FlowInvalid
 from meta.flow.model import FileInput, FlowRef
-from meta.cli.runs import describe
 from meta.kube.apply import flow_resource, status_view
 from meta.kube.controller.files import place_files
 from meta.kube.controller.reconcile import plan_resource
