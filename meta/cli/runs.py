@@ -23,15 +23,13 @@ from meta.flow.files import display_path
 from meta.local.runner import RUNS_DIR
 from meta.local.runs import (
     Run,
+    clean_up,
     find_runs,
     find_unit,
     log_chunks,
     parse_age,
     read_run,
     unit_logs,
-)
-from meta.local.runs import (
-    clean as clean_runs,
 )
 
 OUTPUT = click.option(
@@ -274,7 +272,7 @@ def clean(folder: Path | None, age: str, dry_run: bool, fmt: str) -> None:
         seconds = parse_age(age)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
-    done, faults = clean_runs(folder or RUNS_DIR, seconds, dry_run=dry_run)
+    done, faults = clean_up(folder or RUNS_DIR, seconds, dry_run=dry_run)
     for fault in faults:
         for line in fault.faults:
             click.echo(f"skipped: {line}", err=True)

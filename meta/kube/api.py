@@ -40,7 +40,8 @@ def quantity(text: str) -> Decimal:
 REQUEST_SECONDS = 60
 ATTEMPTS = 5
 RETRY_SECONDS = 0.5
-LOG_CHUNK_BYTES = 65536
+FOLLOW_SILENCE_SECONDS = 86400
+"""A followed log ends with an error after a container stays silent this long."""
 
 
 class ApiFailed(MetaError):
@@ -305,17 +306,20 @@ class ClientApi:
             )
             yield text
             return
-        # Streamed: no time limit on reading, which waits as long as the container is silent.
+        # Streamed: each read waits as long as the container may stay silent.
         response = await self._call(
             "get", what, read, name, namespace, container=container, follow=True,
-            _preload_content=False, _request_timeout=(REQUEST_SECONDS, None),
+            _preload_content=False, _request_timeout=(REQUEST_SECONDS, FOLLOW_SILENCE_SECONDS),
         )  # fmt: skip
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         try:
-            chunks = response.stream(LOG_CHUNK_BYTES)
+            # As the client's watches read: each HTTP chunk the server sends, as it comes.
+            chunks = response.stream(amt=None, decode_content=False)
             while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
                 yield decoder.decode(chunk)
             yield decoder.decode(b"", final=True)
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise ApiFailed("get", what, 0, f"the log stream broke off: {exc}") from exc
         finally:
             response.release_conn()
 

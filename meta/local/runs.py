@@ -504,7 +504,7 @@ def parse_age(text: str) -> float:
     return int(match[1]) * units[match[2]]
 
 
-def clean(
+def clean_up(
     root: Path, older_than: float, *, dry_run: bool, scratch_base: Path = SCRATCH_BASE
 ) -> tuple[Cleanup, list[UserError]]:
     """Remove the runs under `root` not running and unchanged for `older_than` seconds, and

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from meta.local.driver import OWNER_FILE, scratch_root
-from meta.local.runs import clean, parse_age, session_alive
+from meta.local.runs import clean_up, parse_age, session_alive
 
 
 def test_a_session_is_alive_while_its_process_is_the_one_that_recorded_it() -> None:
@@ -40,10 +40,10 @@ def test_clean_takes_only_scratch_whose_session_is_dead(tmp_path: Path) -> None:
     unowned.mkdir()
     other = owned(base, "meta-not-ours", ended.pid, time.time())
 
-    planned, faults = clean(runs, 0, dry_run=True, scratch_base=base)
+    planned, faults = clean_up(runs, 0, dry_run=True, scratch_base=base)
     assert (planned.runs, planned.scratch, faults) == ([], [dead], [])
     assert dead.exists(), "a dry run removes nothing"
-    done, _ = clean(runs, 0, dry_run=False, scratch_base=base)
+    done, _ = clean_up(runs, 0, dry_run=False, scratch_base=base)
     assert done.scratch == [dead] and not dead.exists()
     assert live.exists() and unowned.exists() and other.exists()
 
@@ -61,7 +61,7 @@ def test_scratch_of_an_earlier_meta_goes_with_its_ended_run(tmp_path: Path) -> N
     young.mkdir()
     os.utime(left, (1.0, 1.0))
 
-    done, _ = clean(runs, 10**9, dry_run=False, scratch_base=base)
+    done, _ = clean_up(runs, 10**9, dry_run=False, scratch_base=base)
     assert (done.runs, done.scratch) == ([], [left])
     assert workdir.exists() and young.exists()
 
