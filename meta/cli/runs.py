@@ -20,7 +20,7 @@ from meta.cli.common import user_errors
 from meta.cli.kube import KUBECONFIG, NAMESPACE, kube_api
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
-from meta.local.runner import RUNS_DIR
+from meta.local.runner import RUN_FILE, RUNS_DIR
 from meta.local.runs import (
     Run,
     clean_up,
@@ -45,9 +45,9 @@ COUNTS = ("succeeded", "failed", "cancelled", "cached", "running")
 
 
 def _is_local(target: str) -> bool:
-    """A folder that exists, or anything that looks like a path, is a workdir; anything else
+    """A folder holding a run, or anything that looks like a path, is a workdir; anything else
     is the name of a MetaFlow (whose names hold no '/')."""
-    return os.sep in target or Path(target).is_dir()
+    return os.sep in target or (Path(target) / RUN_FILE).exists()
 
 
 @click.command()

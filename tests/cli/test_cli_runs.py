@@ -251,7 +251,8 @@ def test_faults_are_one_line_and_exit_2(env: Env, tmp_path: Path) -> None:
         assert line.startswith("my-flow: /: no run folder here, and no cluster to look it up in")
 
     (env.root / "empty").mkdir()
-    assert one_line_fault(env.meta("status", "empty")) == "empty: /: no run here (no run.json)"
+    # A path (it has a '/') is a workdir, never a MetaFlow's name.
+    assert one_line_fault(env.meta("status", "empty/")) == "empty: /: no run here (no run.json)"
     (env.root / "broken").mkdir()
     (env.root / "broken/run.json").write_text("{")
     line = one_line_fault(env.meta("logs", "broken", "x"))
