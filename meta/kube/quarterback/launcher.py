@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -114,16 +115,19 @@ class Launcher:
         scratch goes with the pod, the container's log stays readable."""
         for stream in ("stdout", "stderr"):
             try:
-                with open(str(order[stream]), "rb") as source:
-                    data = source.read()
+                source = open(str(order[stream]), "rb")  # noqa: SIM115 (closed below)
             except OSError:
                 continue
-            if not data:
-                continue
-            begin = LOG_BEGIN.format(id=order["id"], attempt=order["attempt"], stream=stream)
-            with self.log_lock:
-                sys.stdout.buffer.write(f"{begin}\n".encode() + data + f"\n{LOG_END}\n".encode())
-                sys.stdout.buffer.flush()
+            with source, self.log_lock:
+                if not os.fstat(source.fileno()).st_size:
+                    continue
+                begin = LOG_BEGIN.format(id=order["id"], attempt=order["attempt"], stream=stream)
+                log = sys.stdout.buffer
+                log.write(f"{begin}\n".encode())
+                # Copied in pieces: a step's output may be larger than the memory to spare.
+                shutil.copyfileobj(source, log)
+                log.write(f"\n{LOG_END}\n".encode())
+                log.flush()
 
     def stop(self, unit: str) -> None:
         process = self.running.get(unit)
