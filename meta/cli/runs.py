@@ -24,6 +24,7 @@ from meta.local.runner import RUN_FILE, RUNS_DIR
 from meta.local.runs import (
     Run,
     clean_up,
+    default_unit,
     find_runs,
     find_unit,
     log_chunks,
@@ -156,21 +157,12 @@ def logs(
         raise click.UsageError("--follow prints as the unit writes: it takes no -o json")
     if _is_local(target):
         run = read_run(Path(target))
-        chosen = find_unit(run, unit or _failed_unit(run))
+        chosen = find_unit(run, unit) if unit else default_unit(run)
         found = unit_logs(run, chosen, attempt)
         header = {"run": display_path(run.workdir), "unit": chosen.id, "attempt": found.attempt}
         _print_logs(header, log_chunks(found, follow=follow), fmt)
         return
     asyncio.run(_cluster_logs(target, unit, attempt, follow, namespace, kubeconfig, fmt))
-
-
-def _failed_unit(run: Run) -> str:
-    if run.failed_unit is not None:
-        return run.failed_unit
-    if len(run.units) == 1:
-        return next(iter(run.units))
-    listed = ", ".join(list(run.units)[:10]) or "(none has started)"
-    raise UserError(Fault(display_path(run.workdir), "", f"name a unit; its units: {listed}"))
 
 
 async def _cluster_logs(

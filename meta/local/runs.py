@@ -90,8 +90,6 @@ class Run:
     failed_unit: str | None = None
     reason: str | None = None
     outputs: str | None = None
-    pid: int | None = None
-    """The pid of its live session."""
 
     @property
     def duration(self) -> float:
@@ -136,9 +134,8 @@ def read_run(workdir: Path) -> Run:
     journal = _read_journal(workdir / JOURNAL)
     report = _read_report(workdir / REPORT_FILE)
     last = journal.sessions[-1] if journal.sessions else None
-    pid: int | None = None
     if last is not None and session_alive(*last):
-        state, pid = "running", last[0]
+        state = "running"
     elif last is None and report is None:
         starting = time.time() - _mtime(info_path) < STARTING_SECONDS
         state = "running" if starting else "interrupted"
@@ -168,7 +165,6 @@ def read_run(workdir: Path) -> Run:
             finished_at=None,
             counts=_journal_counts(journal, alive=state == "running"),
             reason=reason,
-            pid=pid,
         )
     assert report is not None
     error = report.get("error") or {}
@@ -371,6 +367,16 @@ def find_unit(run: Run, given: str) -> Unit:
     else:
         reason = f"no unit {given!r}: no unit has started"
     raise UserError(Fault(where, "", reason))
+
+
+def default_unit(run: Run) -> Unit:
+    """The unit to show when none is named: the one that failed the run, or its only one."""
+    if run.failed_unit is not None and run.failed_unit in run.units:
+        return run.units[run.failed_unit]
+    if len(run.units) == 1:
+        return next(iter(run.units.values()))
+    listed = _listed(list(run.units.values())) or "none has started"
+    raise UserError(Fault(display_path(run.workdir), "", f"name a unit; its units: {listed}"))
 
 
 def _listed(units: Sequence[Unit]) -> str:
