@@ -12,11 +12,11 @@ import os
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from meta.cli.common import user_errors
+from meta.cli.common import EXIT_INTERRUPTED, user_errors
 from meta.cli.kube import KUBECONFIG, NAMESPACE, kube_api
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
@@ -32,6 +32,9 @@ from meta.local.runs import (
     read_run,
     unit_logs,
 )
+
+if TYPE_CHECKING:
+    from meta.kube.api import KubeApi
 
 OUTPUT = click.option(
     "-o",
@@ -120,16 +123,17 @@ async def _cluster_status(name: str, namespace: str, kubeconfig: Path | None) ->
         api.close()
 
 
-def _cluster(name: str, kubeconfig: Path | None) -> Any:
+def _cluster(name: str, kubeconfig: Path | None) -> KubeApi:
     """The cluster's API; a UserError saying why NAME was looked for there when none is set."""
     try:
-        return kube_api(kubeconfig)
+        api: KubeApi = kube_api(kubeconfig)
     except UserError as exc:
         (fault,) = exc.faults
         reason = (
             f"no run folder here, and no cluster to look it up in ({fault.file}: {fault.reason})"
         )
         raise UserError(Fault(name, "", reason)) from None
+    return api
 
 
 @click.command()
@@ -155,14 +159,18 @@ def logs(
     or end of one (`root.0/sum`) that only one unit has."""
     if follow and fmt == "json":
         raise click.UsageError("--follow prints as the unit writes: it takes no -o json")
-    if _is_local(target):
-        run = read_run(Path(target))
-        chosen = find_unit(run, unit) if unit else default_unit(run)
-        found = unit_logs(run, chosen, attempt)
-        header = {"run": display_path(run.workdir), "unit": chosen.id, "attempt": found.attempt}
-        _print_logs(header, log_chunks(found, follow=follow), fmt)
-        return
-    asyncio.run(_cluster_logs(target, unit, attempt, follow, namespace, kubeconfig, fmt))
+    try:
+        if _is_local(target):
+            run = read_run(Path(target))
+            chosen = find_unit(run, unit) if unit else default_unit(run)
+            found = unit_logs(run, chosen, attempt)
+            header = {"run": display_path(run.workdir), "unit": chosen.id, "attempt": found.attempt}
+            _print_logs(header, log_chunks(found, follow=follow), fmt)
+            return
+        asyncio.run(_cluster_logs(target, unit, attempt, follow, namespace, kubeconfig, fmt))
+    except KeyboardInterrupt:
+        # Ctrl-C is how a person stops following: no traceback for it.
+        sys.exit(EXIT_INTERRUPTED)
 
 
 async def _cluster_logs(

@@ -195,8 +195,13 @@ def test_a_running_run_its_live_log_and_follow(env: Env) -> None:
     wait_for(lambda: env.meta("logs", "runs/slow", "wait").stdout == "before\n", 10, "before")
 
     follow = env.start("logs", "runs/slow", "wait", "--follow", tag="follow")
+    stopped = env.start("logs", "runs/slow", "wait", "--follow", tag="stopped")
     time.sleep(0.3)
     assert follow.poll() is None, "it follows while the step runs"
+    wait_for(lambda: (env.root / "stopped.out").read_text() == "before\n", 10, "the follower")
+    stopped.send_signal(signal.SIGINT)
+    assert stopped.wait(timeout=10) == 130, "Ctrl-C stops following"
+    assert (env.root / "stopped.err").read_text() == "", "with no traceback"
     cleaned = meta_json(env, "clean", "--older-than", "0s")
     assert cleaned["runs"] == [], "a running run is never removed"
     assert str(scratch_root(env.root / "runs/slow")) not in cleaned["scratch"]
