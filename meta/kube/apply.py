@@ -161,8 +161,8 @@ async def apply_flow(api: KubeApi, body: Mapping[str, Any]) -> str:
 
 def status_view(resource: Mapping[str, Any]) -> dict[str, Any]:
     """A MetaFlow's status in the shape `meta status` shows a local run in: state, times,
-    counts by state, the failed unit, sections, outputs. The cluster keeps no count of
-    cancelled or cached (resumed) units: those are None."""
+    counts by state, the failed unit, sections, outputs. A count the operator did not write
+    (an older one kept no count of cancelled and cached units) is None."""
     meta = resource["metadata"]
     status: Mapping[str, Any] = resource.get("status") or {}
     started, finished = status.get("startedAt"), status.get("finishedAt")
@@ -176,8 +176,8 @@ def status_view(resource: Mapping[str, Any]) -> dict[str, Any]:
         "units": {
             "succeeded": status.get("succeeded", 0),
             "failed": status.get("failed", 0),
-            "cancelled": None,
-            "cached": None,
+            "cancelled": status.get("cancelled"),
+            "cached": status.get("cached"),
             "running": status.get("active", 0),
         },
         "failedUnit": status.get("failedUnit"),
