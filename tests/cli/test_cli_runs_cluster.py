@@ -72,7 +72,7 @@ def test_status_of_a_metaflow_has_the_shape_of_a_local_runs(
     remote = json.loads(invoke("status", "hello", "-n", "team", "-o", "json").stdout)
     assert list(local) == list(remote) and list(local["units"]) == list(remote["units"])
     assert (remote["run"], remote["state"], remote["finishedAt"]) == ("team/hello", "running", None)
-    assert remote["units"]["cached"] is None, "the cluster does not count them"
+    assert remote["units"]["cached"] is None, "a count the status lacks (an older operator's)"
 
 
 def test_logs_of_a_metaflows_unit_come_from_its_pod(cluster: FakeApi) -> None:
