@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 a unit failed, 2 a user error (nothing run), 130 interrupted. One
 module per group of commands: `local` (validate, plan, graph, run, resume), `generate`
-(generate, watch, plugins, step) and `kube` (crd, apply, status, operator, quarterback). A
+(generate, watch, plugins, step), `kube` (crd, apply, operator, quarterback) and `runs` (runs,
+status, logs, clean: seeing runs, local and in a cluster). A
 command's module is imported only when that command runs (or help lists it), so `meta run`
 never loads the Kubernetes client and `meta --version` loads none of them.
 """
@@ -25,9 +26,12 @@ COMMANDS = {
     "step": "generate:step",
     "crd": "kube:crd",
     "apply": "kube:apply",
-    "status": "kube:status",
     "operator": "kube:operator",
     "quarterback": "kube:quarterback_group",
+    "runs": "runs:runs",
+    "status": "runs:status",
+    "logs": "runs:logs",
+    "clean": "runs:clean",
 }
 """Each command's name, and where it is defined: `MODULE:ATTRIBUTE` under meta.cli."""
 

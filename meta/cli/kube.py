@@ -1,5 +1,6 @@
-"""The cluster's commands: crd, apply, status, operator and the quarterback's own. The
-Kubernetes layer is imported inside each command, so the local commands start without it."""
+"""The cluster's commands: crd, apply, operator and the quarterback's own. The
+Kubernetes layer is imported inside each command, so the local commands start without it.
+(`meta status` and `meta logs`, which read local runs too, are in `runs`.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Any
 import click
 
 from meta.cli.common import user_errors, write_output
-from meta.errors import Fault, UserError
 from meta.kube.crd import crd_yaml
 from meta.kube.ratelimit import DEFAULT_BURST, DEFAULT_QPS
 from meta.kube.types import DEFAULT_IMAGE
@@ -37,7 +37,7 @@ def crd(output: Path | None) -> None:
     write_output(output, text)
 
 
-def _kube(kubeconfig: Path | None, qps: float = DEFAULT_QPS, burst: int = DEFAULT_BURST) -> Any:
+def kube_api(kubeconfig: Path | None, qps: float = DEFAULT_QPS, burst: int = DEFAULT_BURST) -> Any:
     from meta.kube.api import ClientApi
     from meta.kube.ratelimit import RateLimit
 
@@ -64,33 +64,12 @@ def apply(file: Path, namespace: str, kubeconfig: Path | None) -> None:
     from meta.kube.apply import apply_flow, flow_resource
 
     body = flow_resource(compile_plan(file), namespace)
-    api = _kube(kubeconfig)
+    api = kube_api(kubeconfig)
     try:
         outcome = asyncio.run(apply_flow(api, body))
     finally:
         api.close()
     click.echo(f"metaflow {namespace}/{body['metadata']['name']} {outcome}")
-
-
-@click.command()
-@click.argument("name")
-@NAMESPACE
-@KUBECONFIG
-@user_errors
-def status(name: str, namespace: str, kubeconfig: Path | None) -> None:
-    """Show a MetaFlow's phase, progress, conditions and sections."""
-    from meta.kube.api import NotFound
-    from meta.kube.apply import describe_status
-
-    api = _kube(kubeconfig)
-    try:
-        resource = asyncio.run(api.get_flow(namespace, name))
-    except NotFound:
-        raise UserError(Fault(f"metaflow {namespace}/{name}", "", "no such MetaFlow")) from None
-    finally:
-        api.close()
-    for line in describe_status(resource):
-        click.echo(line)
 
 
 @click.command()
@@ -191,7 +170,7 @@ def operator(
     settings = OperatorSettings(
         pods=pods, store_dir=os.path.abspath(store_dir), data_dir=data_dir.resolve()
     )
-    run_operator(_kube(kubeconfig, qps, burst), settings, namespaces)
+    run_operator(kube_api(kubeconfig, qps, burst), settings, namespaces)
 
 
 def _label(text: str) -> tuple[str, str]:

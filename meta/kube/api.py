@@ -11,10 +11,12 @@ writes each unit cost. The client is synchronous; calls run on worker threads.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import json
+import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -24,7 +26,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils.quantity import parse_quantity
 
-from meta.errors import MetaError
+from meta.errors import Fault, MetaError, UserError
 from meta.kube.ratelimit import RateLimit
 from meta.kube.types import GROUP, PLURAL, VERSION
 
@@ -38,6 +40,8 @@ def quantity(text: str) -> Decimal:
 REQUEST_SECONDS = 60
 ATTEMPTS = 5
 RETRY_SECONDS = 0.5
+FOLLOW_SILENCE_SECONDS = 86400
+"""A followed log ends with an error after a container stays silent this long."""
 
 
 class ApiFailed(MetaError):
@@ -107,6 +111,19 @@ class KubeApi(Protocol):
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
 
+    def read_log(
+        self,
+        namespace: str,
+        name: str,
+        container: str,
+        *,
+        follow: bool = False,
+        previous: bool = False,
+    ) -> AsyncIterator[str]:
+        """A container's log: at once, or (`follow`) as it is written, until it ends; with
+        `previous`, that of the container it replaced (a slot restarted with a new image)."""
+        ...
+
     async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]: ...
 
     async def create_config_map(
@@ -158,7 +175,11 @@ class ClientApi:
                 return cls(client.ApiClient(), limit)
             except config.ConfigException:
                 pass
-        return cls(config.new_client_from_config(config_file=kubeconfig), limit)
+        try:
+            return cls(config.new_client_from_config(config_file=kubeconfig), limit)
+        except (config.ConfigException, OSError) as exc:
+            given = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            raise UserError(Fault(given, "", f"no cluster to reach: {exc}")) from None
 
     @classmethod
     def with_token(
@@ -267,6 +288,40 @@ class ClientApi:
             label_selector=selector,
         )
         return [self._plain(p) for p in pods.items]
+
+    async def read_log(
+        self,
+        namespace: str,
+        name: str,
+        container: str,
+        *,
+        follow: bool = False,
+        previous: bool = False,
+    ) -> AsyncIterator[str]:
+        what = f"log of pod {namespace}/{name} ({container})"
+        read = self._core.read_namespaced_pod_log
+        if not follow:
+            text: str = await self._call(
+                "get", what, read, name, namespace, container=container, previous=previous
+            )
+            yield text
+            return
+        # Streamed: each read waits as long as the container may stay silent.
+        response = await self._call(
+            "get", what, read, name, namespace, container=container, follow=True,
+            _preload_content=False, _request_timeout=(REQUEST_SECONDS, FOLLOW_SILENCE_SECONDS),
+        )  # fmt: skip
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        try:
+            # As the client's watches read: each HTTP chunk the server sends, as it comes.
+            chunks = response.stream(amt=None, decode_content=False)
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                yield decoder.decode(chunk)
+            yield decoder.decode(b"", final=True)
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise ApiFailed("get", what, 0, f"the log stream broke off: {exc}") from exc
+        finally:
+            response.release_conn()
 
     # ConfigMaps
     async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]:

@@ -1,19 +1,31 @@
-"""MetaFlow resources from flow files (`meta apply`) and their status in words (`meta status`)."""
+"""MetaFlow resources from flow files (`meta apply`), their status as `meta status` shows it, and
+their units' logs (`meta logs`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meta.errors import Fault, InputFault, lookup
+from meta.errors import Fault, InputFault, UserError, lookup
 from meta.flow.files import display_path
 from meta.flow.model import FileInput, Flow, FlowRef, Generate, Input, ValueInput
 from meta.flow.parse import read_document
-from meta.kube.api import Conflict, KubeApi
-from meta.kube.types import GROUP, KIND, VERSION
+from meta.kube.api import ApiFailed, Conflict, KubeApi, NotFound
+from meta.kube.types import (
+    ANNOTATION_UNIT_ID,
+    GROUP,
+    KIND,
+    LABEL_ATTEMPT,
+    LABEL_FLOW,
+    LABEL_SCOPE,
+    VERSION,
+)
 from meta.plan.inputs import is_json_lines, iter_json_lines, read_json
 from meta.plan.plan import Plan, walk_units
 
@@ -147,25 +159,213 @@ async def apply_flow(api: KubeApi, body: Mapping[str, Any]) -> str:
         return "configured"
 
 
-def describe_status(resource: Mapping[str, Any]) -> Iterator[str]:
+def status_view(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A MetaFlow's status in the shape `meta status` shows a local run in: state, times,
+    counts by state, the failed unit, sections, outputs. A count the operator did not write
+    (an older one kept no count of cancelled and cached units) is None."""
     meta = resource["metadata"]
     status: Mapping[str, Any] = resource.get("status") or {}
-    yield f"{meta['namespace']}/{meta['name']}: {status.get('phase', 'Pending')}"
-    if "progress" in status:
-        yield (
-            f"  progress {status['progress']} (succeeded/reached), active {status.get('active', 0)}"
+    started, finished = status.get("startedAt"), status.get("finishedAt")
+    return {
+        "run": f"{meta['namespace']}/{meta['name']}",
+        "flow": meta["name"],
+        "state": str(status.get("phase", "Pending")).lower(),
+        "startedAt": started,
+        "finishedAt": finished,
+        "durationSeconds": _seconds_between(started, finished),
+        "units": {
+            "succeeded": status.get("succeeded", 0),
+            "failed": status.get("failed", 0),
+            "cancelled": status.get("cancelled"),
+            "cached": status.get("cached"),
+            "running": status.get("active", 0),
+        },
+        "failedUnit": status.get("failedUnit"),
+        "reason": status.get("reason"),
+        "conditions": [
+            {"type": c["type"], "status": c["status"], "message": c.get("message", "")}
+            for c in status.get("conditions", [])
+        ],
+        "sections": [
+            {key: section.get(key) for key in SECTION_KEYS}
+            for section in status.get("sections", [])
+        ],
+        "outputs": status.get("outputs"),
+    }
+
+
+SECTION_KEYS = ("id", "pattern", "scope", "maxActive", "peakActive", "unitsRun")
+
+
+def _seconds_between(started: str | None, finished: str | None) -> float | None:
+    """Seconds from `started` to `finished` (or now, for a flow still running)."""
+    if not started:
+        return None
+    begin = dt.datetime.fromisoformat(started)
+    end = dt.datetime.fromisoformat(finished) if finished else dt.datetime.now(dt.UTC)
+    return max(0.0, (end - begin).total_seconds())
+
+
+LOG_FRAME = re.compile(
+    r"^=== meta-orchestrator: unit (?P<id>\S+) attempt (?P<attempt>\d+) (?P<stream>stdout|stderr)"
+    r" ===\n(?P<text>.*?)\n=== meta-orchestrator: end ===$",
+    re.MULTILINE | re.DOTALL,
+)
+"""A micro step's output as its slot's launcher copies it into the container's log."""
+MAX_LISTED = 10
+
+
+@dataclass(frozen=True)
+class UnitLog:
+    unit: str
+    attempt: int
+    pod: str
+    container: str
+    chunks: AsyncIterator[tuple[str, str]]
+    """("out" | "err", text) as the log gives them; a pod's log merges both into "out"."""
+
+
+@dataclass(frozen=True)
+class _Echoed:
+    pod: str
+    container: str
+    streams: dict[str, str] = field(default_factory=dict)
+
+
+async def unit_log(
+    api: KubeApi,
+    namespace: str,
+    name: str,
+    unit: str | None,
+    attempt: int | None,
+    *,
+    follow: bool,
+) -> UnitLog:
+    """The log of one attempt of a unit of MetaFlow `name` (by default its failed unit, and
+    its last attempt): a macro step's from its pod, a micro step's from the slot container of
+    the micro pod that ran it (where its launcher copied it when it ended)."""
+    where = f"metaflow {namespace}/{name}"
+    try:
+        resource = await api.get_flow(namespace, name)
+    except NotFound:
+        raise UserError(Fault(where, "", "no such MetaFlow")) from None
+    pods = await api.list_pods(namespace, f"{LABEL_FLOW}={name}")
+    steps: dict[str, dict[int, str]] = {}
+    micro: list[Mapping[str, Any]] = []
+    for pod in pods:
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        uid = (meta.get("annotations") or {}).get(ANNOTATION_UNIT_ID)
+        if labels.get(LABEL_SCOPE) == "micro":
+            micro.append(pod)
+        elif uid is not None:
+            steps.setdefault(uid, {})[int(labels.get(LABEL_ATTEMPT, 1))] = meta["name"]
+    given = unit or (resource.get("status") or {}).get("failedUnit")
+    if given in steps:
+        return _step_log(api, namespace, where, given, steps[given], attempt, follow=follow)
+    echoed = await _echoed(api, namespace, micro)
+    known = sorted({*steps, *echoed})
+    if given is None:
+        raise UserError(Fault(where, "", f"name a unit; its units: {_listed(known)}"))
+    matches = [uid for uid in known if uid == given or uid.endswith("/" + given)]
+    if len(matches) > 1:
+        reason = f"{given!r} names {len(matches)} units; give one of: {_listed(matches)}"
+        raise UserError(Fault(where, "", reason))
+    if not matches:
+        for section_pod in micro:
+            section = section_pod["metadata"]["annotations"][ANNOTATION_UNIT_ID]
+            if given.startswith(section + "/"):
+                pod_name = section_pod["metadata"]["name"]
+                reason = (
+                    f"unit {given} ran, or runs, in micro pod {pod_name}, and "
+                    "its output is not in a slot's log yet (it goes there when the step ends)"
+                )
+                raise UserError(Fault(where, "", reason))
+        reason = f"no unit {given!r} has a pod or a log; its units: {_listed(known)}"
+        raise UserError(Fault(where, "", reason))
+    (uid,) = matches
+    if uid in steps:
+        return _step_log(api, namespace, where, uid, steps[uid], attempt, follow=follow)
+    attempts = echoed[uid]
+    chosen = _attempt(where, uid, attempts, attempt)
+    found = attempts[chosen]
+    return UnitLog(uid, chosen, found.pod, found.container, _texts(found.streams))
+
+
+def _step_log(
+    api: KubeApi,
+    namespace: str,
+    where: str,
+    uid: str,
+    pods: Mapping[int, str],
+    attempt: int | None,
+    *,
+    follow: bool,
+) -> UnitLog:
+    chosen = _attempt(where, uid, pods, attempt)
+    pod = pods[chosen]
+    return UnitLog(
+        uid, chosen, pod, "step", _merged(api.read_log(namespace, pod, "step", follow=follow))
+    )
+
+
+def _attempt(where: str, uid: str, attempts: Mapping[int, Any], attempt: int | None) -> int:
+    chosen = max(attempts) if attempt is None else attempt
+    if chosen not in attempts:
+        listed = ", ".join(str(n) for n in sorted(attempts))
+        raise UserError(
+            Fault(where, "", f"unit {uid} has no attempt {chosen}; its attempts: {listed}")
         )
-    for item in status.get("conditions", []):
-        yield f"  condition {item['type']}={item['status']}: {item.get('message', '')}"
-    if status.get("failedUnit"):
-        yield f"  failed unit: {status['failedUnit']}"
-    if status.get("reason"):
-        for line in str(status["reason"]).splitlines():
-            yield f"  {line}"
-    for section in status.get("sections", []):
-        yield (
-            f"  section {section['id']}: {section['pattern']} ({section['scope']}), "
-            f"peak {section['peakActive']}/{section['maxActive']}, {section['unitsRun']} units"
-        )
-    if status.get("outputs"):
-        yield f"  outputs: {status['outputs']}"
+    return chosen
+
+
+async def _echoed(
+    api: KubeApi, namespace: str, pods: list[Mapping[str, Any]]
+) -> dict[str, dict[int, _Echoed]]:
+    """The micro steps' outputs found in the slot containers' logs of these pods, by unit and
+    attempt; a later attempt of a micro pod replaces what an earlier one ran."""
+    found: dict[str, dict[int, _Echoed]] = {}
+    pods = sorted(pods, key=lambda pod: int(pod["metadata"]["labels"].get(LABEL_ATTEMPT, 1)))
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        restarted = {
+            status["name"]
+            for status in (pod.get("status") or {}).get("containerStatuses") or []
+            if status.get("restartCount")
+        }
+        for container in (pod.get("spec") or {}).get("containers", []):
+            slot = container["name"]
+            if not slot.startswith("slot-"):
+                continue
+            # A slot whose image was swapped was restarted: what it ran before is in the log
+            # of the container it replaced.
+            for previous in (True, False) if slot in restarted else (False,):
+                try:
+                    text = "".join(
+                        [c async for c in api.read_log(namespace, name, slot, previous=previous)]
+                    )
+                except ApiFailed:
+                    # Not started yet, or gone: it holds no step's output.
+                    continue
+                for frame in LOG_FRAME.finditer(text):
+                    by_attempt = found.setdefault(frame["id"], {})
+                    echoed = by_attempt.setdefault(int(frame["attempt"]), _Echoed(name, slot))
+                    echoed.streams[frame["stream"]] = frame["text"]
+    return found
+
+
+def _listed(units: list[str]) -> str:
+    shown = ", ".join(units[:MAX_LISTED]) or "(none)"
+    more = len(units) - MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+async def _merged(chunks: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+    async for chunk in chunks:
+        yield "out", chunk
+
+
+async def _texts(streams: Mapping[str, str]) -> AsyncIterator[tuple[str, str]]:
+    for stream in ("stdout", "stderr"):
+        if streams.get(stream):
+            yield stream[3:], streams[stream]

@@ -133,8 +133,17 @@ def status_schema() -> dict[str, Any]:
             "phase": {"type": "string", "enum": list(PHASES)},
             "progress": {"type": "string", "description": "Units finished / units reached."},
             "active": {**counts, "description": "Units running now."},
-            "succeeded": counts,
+            "succeeded": {
+                **counts,
+                "description": "Units that succeeded since the operator last took the flow up.",
+            },
             "failed": counts,
+            "cancelled": {**counts, "description": "Units stopped before they ended."},
+            "cached": {
+                **counts,
+                "description": "Units finished before the operator last took the flow up, "
+                "not run again.",
+            },
             "reached": {**counts, "description": "Units the walk has reached so far."},
             "startedAt": {"type": "string", "format": "date-time"},
             "finishedAt": {"type": "string", "format": "date-time"},

@@ -39,7 +39,6 @@ from meta.kube.types import (
     ANNOTATION_UPSTREAM,
     ANNOTATION_WITHIN,
     API_VERSION,
-    GROUP,
     INPUT_DIR,
     KIND,
     LABEL_ATTEMPT,
@@ -47,6 +46,7 @@ from meta.kube.types import (
     LABEL_JOURNAL,
     LABEL_NAME,
     LABEL_PARENT,
+    LABEL_SCOPE,
     LABEL_UNIT,
     MANAGED_BY,
     MAX_INPUT_BYTES,
@@ -316,7 +316,7 @@ def micro_pod(
     }
     _place(spec, settings)
     metadata = _pod_metadata(name, owner, task.id, task.name, task.attempt, {})
-    metadata["labels"][f"{GROUP}/scope"] = "micro"
+    metadata["labels"][LABEL_SCOPE] = "micro"
     return {
         "apiVersion": "v1",
         "kind": "Pod",

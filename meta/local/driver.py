@@ -9,6 +9,8 @@ Layout (the workdir is durable; scratch lives on RAM where the machine has /dev/
     SCRATCH/pods/<section id>/units/<n>/ a micro step attempt's input.json, upstream/, out/, logs
     SCRATCH/units/<n>/                   a macro step attempt's input.json, upstream/, scratch/,
                                          out/, logs (n counts the session's attempts)
+    SCRATCH/owner.json                   the session using it (pid, start, workdir), so that
+                                         `meta clean` can tell scratch a killed session left
 
 A running step touches only RAM. A micro section's units write their outputs into the section's
 scratch and the next unit reads them there through a symlink: no copy. A macro unit has its own
@@ -30,6 +32,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +48,7 @@ could not be kept (a full disk, an output that is a dangling link...)."""
 MAX_RUNNING_STEPS = 512
 """Steps running at once beyond this wait for a thread (sections' maxActive bound them first)."""
 RUN_TOKEN = "META_RUN_TOKEN"
+OWNER_FILE = "owner.json"
 STOP_GRACE_SECONDS = 2.0
 STDERR_TAIL_BYTES = 2000
 
@@ -127,6 +131,8 @@ class LocalDriver:
         shutil.rmtree(self.scratch, ignore_errors=True)
         for directory in (self.store, self.logs, self.scratch / "units", self.scratch / "pods"):
             directory.mkdir(parents=True, exist_ok=True)
+        owner = {"pid": os.getpid(), "at": time.time(), "workdir": str(workdir.resolve())}
+        (self.scratch / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
         # Absolute: steps run in their flow's directory, not where `meta` was started.
         self._store = os.path.abspath(self.store)
         self._logs = os.path.abspath(self.logs)

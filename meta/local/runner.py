@@ -28,6 +28,8 @@ from meta.plan.plan import Plan, compile_plan
 
 RUN_FILE = "run.json"
 REPORT_FILE = "report.json"
+RUNS_DIR = Path("runs")
+"""Where `meta run` puts a workdir when given none (relative to where it runs)."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Outcome:
 
 
 def default_workdir(flow_name: str) -> Path:
-    return Path("runs") / f"{flow_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return RUNS_DIR / f"{flow_name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def start_run(
@@ -68,6 +70,7 @@ def start_run(
             Fault(display_path(workdir), "", f"the workdir cannot be made: {exc.strerror}")
         ) from None
     info = {
+        "name": plan.flow.name,
         "flow": str(plan.flow.source),
         "inputs": {name: str(path.resolve()) for name, path in overrides.items()},
         "fingerprint": _fingerprint(plan),

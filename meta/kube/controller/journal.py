@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
+from dataclasses import replace
 
 from meta.engine.records import UnitRecord
 from meta.kube.api import ApiFailed, Conflict, KubeApi, NotFound
@@ -63,7 +64,8 @@ class ConfigMapJournal:
                 for line in data[key].splitlines():
                     record = UnitRecord(**json.loads(line))
                     if record.state == "succeeded":
-                        self._finished[record.id] = record
+                        # Reported again as resumed: the status counts it as cached.
+                        self._finished[record.id] = replace(record, resumed=True)
             self._chunk += 1
         if self.chunks:
             # Go on writing into the last chunk there is.

@@ -123,7 +123,8 @@ async def run_flow(
     handed: dict[str, Any] = {}
     if within is not None:
         handed = await _hand_over(api, owner, driver.expanded([("", done.unit_id)]))
-    await event(api, owner, "Normal", "Succeeded", f"{reporter.succeeded} units succeeded")
+    before = f", {reporter.cached} finished before" if reporter.cached else ""
+    await event(api, owner, "Normal", "Succeeded", f"{reporter.succeeded} units succeeded{before}")
     await reporter.write(
         phase="Succeeded",
         finishedAt=now(),

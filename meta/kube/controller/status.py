@@ -50,6 +50,9 @@ class StatusReporter:
         self.reached: set[str] = set()
         self.succeeded = 0
         self.failed = 0
+        self.cancelled = 0
+        self.cached = 0
+        """Units an earlier session finished, not run again."""
         self.sections: list[dict[str, Any]] = []
         self.extra: dict[str, Any] = {}
         self._dirty = asyncio.Event()
@@ -64,10 +67,14 @@ class StatusReporter:
     def unit_finished(self, record: UnitRecord) -> None:
         self.active.discard(record.id)
         self.reached.add(record.id)
-        if record.state == "succeeded":
+        if record.resumed:
+            self.cached += 1
+        elif record.state == "succeeded":
             self.succeeded += 1
         elif record.state == "failed" and record.finished_at is not None:
             self.failed += 1
+        elif record.state == "cancelled":
+            self.cancelled += 1
         self._changed()
 
     def section_finished(self, record: SectionRecord) -> None:
@@ -91,10 +98,12 @@ class StatusReporter:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "progress": f"{self.succeeded}/{len(self.reached)}",
+            "progress": f"{self.succeeded + self.cached}/{len(self.reached)}",
             "active": len(self.active),
             "succeeded": self.succeeded,
             "failed": self.failed,
+            "cancelled": self.cancelled,
+            "cached": self.cached,
             "reached": len(self.reached),
             "sections": self.sections,
             "observedGeneration": self._generation,

@@ -159,6 +159,7 @@ class MicroDriver:
             return Refused(f"no slot could take the step's image: {exc}")
         order = {
             "id": task.id,
+            "attempt": task.attempt,
             "argv": list(task.command),
             "env": env,
             "cwd": "",

@@ -8,6 +8,14 @@ process group; `{"stop": id}` ends it; `{"exit": true}` ends the launcher (and s
 container). For each order it answers `{"ended": id, "code", "stderrTail"}`. When the slot's
 image is swapped, the kubelet restarts the container and a new launcher connects again.
 
+A step writes its output to files in the pod's scratch; when it ends, the launcher copies them
+to its own standard output, which is the slot container's log (`meta logs` reads them there),
+each framed by a LOG_BEGIN line and a LOG_END line:
+
+    === meta-orchestrator: unit <id> attempt <n> stdout ===
+    <the step's standard output, and a newline>
+    === meta-orchestrator: end ===
+
     python3 launcher.py SOCKET SLOT
 """
 
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +36,8 @@ CONNECT_SECONDS = 120.0
 CLOSED = ".closed"
 STDERR_TAIL_BYTES = 2000
 STOP_GRACE_SECONDS = 2.0
+LOG_BEGIN = "=== meta-orchestrator: unit {id} attempt {attempt} {stream} ==="
+LOG_END = "=== meta-orchestrator: end ==="
 
 
 def connect(path: str) -> socket.socket | None:
@@ -65,6 +76,7 @@ class Launcher:
         self.sock = sock
         self.lock = threading.Lock()
         self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.log_lock = threading.Lock()
 
     def send(self, message: dict[str, object]) -> None:
         data = (json.dumps(message) + "\n").encode()
@@ -89,12 +101,33 @@ class Launcher:
             self.send({"ended": unit, "code": 127, "stderrTail": f"cannot start: {exc}\n"})
             return
         self.running[unit] = process
-        threading.Thread(target=self.wait, args=(unit, process, stderr_path), daemon=True).start()
+        threading.Thread(target=self.wait, args=(order, process), daemon=True).start()
 
-    def wait(self, unit: str, process: subprocess.Popen[bytes], stderr_path: str) -> None:
+    def wait(self, order: dict[str, Any], process: subprocess.Popen[bytes]) -> None:
+        unit = str(order["id"])
         code = process.wait()
         self.running.pop(unit, None)
-        self.send({"ended": unit, "code": code, "stderrTail": tail(stderr_path)})
+        self.echo(order)
+        self.send({"ended": unit, "code": code, "stderrTail": tail(str(order["stderr"]))})
+
+    def echo(self, order: dict[str, Any]) -> None:
+        """Copy the ended step's output files into this container's log, framed; the pod's
+        scratch goes with the pod, the container's log stays readable."""
+        for stream in ("stdout", "stderr"):
+            try:
+                source = open(str(order[stream]), "rb")  # noqa: SIM115 (closed below)
+            except OSError:
+                continue
+            with source, self.log_lock:
+                if not os.fstat(source.fileno()).st_size:
+                    continue
+                begin = LOG_BEGIN.format(id=order["id"], attempt=order["attempt"], stream=stream)
+                log = sys.stdout.buffer
+                log.write(f"{begin}\n".encode())
+                # Copied in pieces: a step's output may be larger than the memory to spare.
+                shutil.copyfileobj(source, log)
+                log.write(f"\n{LOG_END}\n".encode())
+                log.flush()
 
     def stop(self, unit: str) -> None:
         process = self.running.get(unit)

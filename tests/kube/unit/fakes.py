@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from meta.kube.api import Calls, Conflict, Connection, KubeApi, NotFound
+from meta.kube.api import ApiFailed, Calls, Conflict, Connection, KubeApi, NotFound
 from meta.kube.broker import Watches
 from meta.kube.types import ANNOTATION_UNIT_ID
 
@@ -28,6 +28,8 @@ class FakeApi:
         self.deleted: list[str] = []
         self.calls = Calls(Counter())
         self.on_create: Callable[[dict[str, Any]], None] | None = None
+        self.logs: dict[tuple[str, str, str, bool], str] = {}
+        """Container logs, by (namespace, pod, container, previous)."""
 
     def _count(self, verb: str) -> None:
         self.calls.by_verb[verb] += 1
@@ -124,6 +126,30 @@ class FakeApi:
             if where == namespace
             and all(pod["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
         ]
+
+    async def read_log(
+        self,
+        namespace: str,
+        name: str,
+        container: str,
+        *,
+        follow: bool = False,
+        previous: bool = False,
+    ) -> AsyncIterator[str]:
+        self._count("get")
+        if (namespace, name) not in self.pods:
+            raise NotFound("get", f"pod {namespace}/{name}", 404, "not found")
+        text = self.logs.get((namespace, name, container, previous))
+        if text is None:
+            raise ApiFailed("get", f"log of {name}", 400, f"container {container} is waiting")
+        if not follow:
+            yield text
+            return
+        # A followed log arrives in pieces, as the container writes it.
+        half = len(text) // 2
+        for piece in (text[:half], text[half:]):
+            await asyncio.sleep(0)
+            yield piece
 
     async def get_flow(self, namespace: str, name: str) -> dict[str, Any]:
         self._count("get")

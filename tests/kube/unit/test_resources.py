@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from meta.cli.runs import describe
 from meta.errors import FlowInvalid
 from meta.flow.model import FileInput, FlowRef
-from meta.kube.apply import describe_status, flow_resource
+from meta.kube.apply import flow_resource, status_view
 from meta.kube.controller.files import place_files
 from meta.kube.controller.reconcile import plan_resource
 from meta.plan.plan import compile_plan
@@ -71,6 +72,10 @@ def test_status_in_words() -> None:
             "phase": "Failed",
             "progress": "3/4",
             "active": 0,
+            "succeeded": 3,
+            "failed": 1,
+            "startedAt": "2026-12-06T07:00:00Z",
+            "finishedAt": "2026-12-06T07:01:05Z",
             "failedUnit": "wide/each/2/item",
             "reason": "exited with code 3\nboom",
             "conditions": [{"type": "Valid", "status": "True", "message": "ok"}],
@@ -80,9 +85,16 @@ def test_status_in_words() -> None:
             ],
         },
     }  # fmt: skip
-    assert list(describe_status(resource)) == [
-        "team/wide: Failed",
-        "  progress 3/4 (succeeded/reached), active 0",
+    view = status_view(resource)
+    assert view["durationSeconds"] == 65.0
+    assert view["units"] == {
+        "succeeded": 3, "failed": 1, "cancelled": None, "cached": None, "running": 0
+    }  # fmt: skip
+    lines = list(describe(view))
+    assert lines[1].startswith("  flow wide, started ") and lines[1].endswith(", took 1m05s")
+    assert lines[:1] + lines[2:] == [
+        "team/wide: failed",
+        "  units: 3 succeeded, 1 failed, 0 running",
         "  condition Valid=True: ok",
         "  failed unit: wide/each/2/item",
         "  exited with code 3",

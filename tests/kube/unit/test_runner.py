@@ -260,6 +260,9 @@ def test_a_restarted_operator_adopts_pods_and_never_recreates_a_finished_one(
     assert len(api.created) == len(set(api.created)) == 6, "no pod was made twice"
     assert set(first_created) <= set(api.created)
     assert api.status["progress"] == "6/6"
+    status = api.status
+    assert status["cached"] > 0, "what the first session finished is counted as cached"
+    assert status["succeeded"] + status["cached"] == 6 and status["cancelled"] == 0
 
 
 def test_an_ended_flow_is_left_alone(tmp_path: Path) -> None:

@@ -1,0 +1,362 @@
+"""Seeing runs: runs, status, logs and clean, on local workdirs and (status, logs) on MetaFlows
+in a cluster. A local run and a MetaFlow are shown in one shape (`status_view`'s), as text or,
+with `-o json`, as JSON for scripts. The Kubernetes layer is imported only when a cluster is
+asked."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from meta.cli.common import EXIT_INTERRUPTED, user_errors
+from meta.cli.kube import KUBECONFIG, NAMESPACE, kube_api
+from meta.errors import Fault, UserError
+from meta.flow.files import display_path
+from meta.local.runner import RUN_FILE, RUNS_DIR
+from meta.local.runs import (
+    Run,
+    clean_up,
+    default_unit,
+    find_runs,
+    find_unit,
+    log_chunks,
+    parse_age,
+    read_run,
+    unit_logs,
+)
+
+if TYPE_CHECKING:
+    from meta.kube.api import KubeApi
+
+OUTPUT = click.option(
+    "-o",
+    "--output",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Lines for people, or JSON for scripts.",
+)
+COUNTS = ("succeeded", "failed", "cancelled", "cached", "running")
+
+
+def _is_local(target: str) -> bool:
+    """A folder holding a run, or anything that looks like a path, is a workdir; anything else
+    is the name of a MetaFlow (whose names hold no '/')."""
+    return os.sep in target or (Path(target) / RUN_FILE).exists()
+
+
+@click.command()
+@click.argument("folder", required=False, type=click.Path(path_type=Path))
+@OUTPUT
+@user_errors
+def runs(folder: Path | None, fmt: str) -> None:
+    """List the local runs under FOLDER, past and running [default: runs, where `meta run`
+    puts them]."""
+    runs_found, faults = find_runs(folder or RUNS_DIR)
+    for fault in faults:
+        for line in fault.faults:
+            click.echo(f"skipped: {line}", err=True)
+    views = [local_view(run) for run in runs_found]
+    if fmt == "json":
+        click.echo(json.dumps(views, indent=2))
+        return
+    if not views:
+        click.echo(f"no runs under {display_path(folder or RUNS_DIR)}")
+        return
+    header = ("WORKDIR", "FLOW", "STATE", "STARTED", "DURATION", *(c.upper() for c in COUNTS))
+    rows = [
+        (
+            view["run"],
+            view["flow"],
+            view["state"],
+            _when(view["startedAt"]),
+            _duration(view["durationSeconds"]),
+            *(str(view["units"][c]) for c in COUNTS),
+        )
+        for view in views
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+@click.command()
+@click.argument("target", metavar="WORKDIR|NAME")
+@NAMESPACE
+@KUBECONFIG
+@OUTPUT
+@user_errors
+def status(target: str, namespace: str, kubeconfig: Path | None, fmt: str) -> None:
+    """Show a run's state, times, unit counts and sections: a local WORKDIR, or the MetaFlow
+    NAME in the cluster."""
+    if _is_local(target):
+        view = local_view(read_run(Path(target)))
+    else:
+        view = asyncio.run(_cluster_status(target, namespace, kubeconfig))
+    if fmt == "json":
+        click.echo(json.dumps(view, indent=2))
+        return
+    for line in describe(view):
+        click.echo(line)
+
+
+async def _cluster_status(name: str, namespace: str, kubeconfig: Path | None) -> dict[str, Any]:
+    from meta.kube.api import NotFound
+    from meta.kube.apply import status_view
+
+    api = _cluster(name, kubeconfig)
+    try:
+        return status_view(await api.get_flow(namespace, name))
+    except NotFound:
+        raise UserError(Fault(f"metaflow {namespace}/{name}", "", "no such MetaFlow")) from None
+    finally:
+        api.close()
+
+
+def _cluster(name: str, kubeconfig: Path | None) -> KubeApi:
+    """The cluster's API; a UserError saying why NAME was looked for there when none is set."""
+    try:
+        api: KubeApi = kube_api(kubeconfig)
+    except UserError as exc:
+        (fault,) = exc.faults
+        reason = (
+            f"no run folder here, and no cluster to look it up in ({fault.file}: {fault.reason})"
+        )
+        raise UserError(Fault(name, "", reason)) from None
+    return api
+
+
+@click.command()
+@click.argument("target", metavar="WORKDIR|NAME")
+@click.argument("unit", required=False)
+@click.option("--attempt", type=click.IntRange(min=1), help="This attempt [default: the last one].")
+@click.option("-f", "--follow", is_flag=True, help="Go on printing while the attempt runs.")
+@NAMESPACE
+@KUBECONFIG
+@OUTPUT
+@user_errors
+def logs(
+    target: str,
+    unit: str | None,
+    attempt: int | None,
+    follow: bool,
+    namespace: str,
+    kubeconfig: Path | None,
+    fmt: str,
+) -> None:
+    """Print a unit's standard output and error (by default the failed unit's, last attempt):
+    from a local WORKDIR, or from the pods of the MetaFlow NAME. UNIT is a unit id, or a name
+    or end of one (`root.0/sum`) that only one unit has."""
+    if follow and fmt == "json":
+        raise click.UsageError("--follow prints as the unit writes: it takes no -o json")
+    try:
+        if _is_local(target):
+            run = read_run(Path(target))
+            chosen = find_unit(run, unit) if unit else default_unit(run)
+            found = unit_logs(run, chosen, attempt)
+            header = {"run": display_path(run.workdir), "unit": chosen.id, "attempt": found.attempt}
+            _print_logs(header, log_chunks(found, follow=follow), fmt)
+            return
+        asyncio.run(_cluster_logs(target, unit, attempt, follow, namespace, kubeconfig, fmt))
+    except KeyboardInterrupt:
+        # Ctrl-C is how a person stops following: no traceback for it.
+        sys.exit(EXIT_INTERRUPTED)
+
+
+async def _cluster_logs(
+    name: str,
+    unit: str | None,
+    attempt: int | None,
+    follow: bool,
+    namespace: str,
+    kubeconfig: Path | None,
+    fmt: str,
+) -> None:
+    from meta.kube.apply import unit_log
+
+    api = _cluster(name, kubeconfig)
+    try:
+        found = await unit_log(api, namespace, name, unit, attempt, follow=follow)
+        header = {
+            "run": f"{namespace}/{name}",
+            "unit": found.unit,
+            "attempt": found.attempt,
+            "pod": found.pod,
+            "container": found.container,
+        }
+        if fmt == "json":
+            _print_logs(header, [item async for item in _encoded(found.chunks)], fmt)
+        else:
+            await _print_async(header, found.chunks)
+    finally:
+        api.close()
+
+
+async def _encoded(chunks: AsyncIterator[tuple[str, str]]) -> AsyncIterator[tuple[str, bytes]]:
+    async for stream, text in chunks:
+        yield stream, text.encode()
+
+
+async def _print_async(header: Mapping[str, Any], chunks: AsyncIterator[tuple[str, str]]) -> None:
+    wrote = False
+    async for stream, text in chunks:
+        wrote = _write(stream, text.encode()) or wrote
+    _nothing(header, wrote)
+
+
+def _print_logs(header: Mapping[str, Any], chunks: Iterable[tuple[str, bytes]], fmt: str) -> None:
+    """Standard output to standard output and standard error to standard error, as the step
+    wrote them; or one JSON document holding both."""
+    if fmt != "json":
+        wrote = False
+        for stream, data in chunks:
+            wrote = _write(stream, data) or wrote
+        _nothing(header, wrote)
+        return
+    texts = {"out": b"", "err": b""}
+    for stream, data in chunks:
+        texts[stream] += data
+    click.echo(
+        json.dumps(
+            {
+                **header,
+                "stdout": texts["out"].decode("utf-8", "replace"),
+                "stderr": texts["err"].decode("utf-8", "replace"),
+            },
+            indent=2,
+        )
+    )
+
+
+def _nothing(header: Mapping[str, Any], wrote: bool) -> None:
+    """Say so when there was nothing to print: an empty answer could be mistaken for a fault."""
+    if not wrote:
+        click.echo(f"({header['unit']} attempt {header['attempt']} wrote no output)", err=True)
+
+
+def _write(stream: str, data: bytes) -> bool:
+    """Write `data` where the step wrote it; whether there was any."""
+    target = sys.stdout if stream == "out" else sys.stderr
+    target.buffer.write(data)
+    target.flush()
+    return bool(data)
+
+
+@click.command()
+@click.argument("folder", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--older-than",
+    "age",
+    default="7d",
+    show_default=True,
+    metavar="AGE",
+    help="Remove runs unchanged for this long (30m, 12h, 7d, 2w).",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@OUTPUT
+@user_errors
+def clean(folder: Path | None, age: str, dry_run: bool, fmt: str) -> None:
+    """Remove old runs under FOLDER [default: runs], and the RAM scratch (/dev/shm/meta-*)
+    that sessions killed before their end left behind. A running run is never removed."""
+    try:
+        seconds = parse_age(age)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    done, faults = clean_up(folder or RUNS_DIR, seconds, dry_run=dry_run)
+    for fault in faults:
+        for line in fault.faults:
+            click.echo(f"skipped: {line}", err=True)
+    if fmt == "json":
+        removed = {
+            "dryRun": dry_run,
+            "runs": [display_path(run.workdir) for run in done.runs],
+            "scratch": [str(folder) for folder in done.scratch],
+        }
+        click.echo(json.dumps(removed, indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    for run in done.runs:
+        click.echo(f"{verb} {display_path(run.workdir)} ({run.flow}, {run.state})")
+    for scratch in done.scratch:
+        click.echo(f"{verb} {scratch} (scratch of a dead session)")
+    if not done.runs and not done.scratch:
+        click.echo("nothing to remove")
+
+
+def local_view(run: Run) -> dict[str, Any]:
+    """A local run in the shape of `meta.kube.apply.status_view`."""
+    return {
+        "run": display_path(run.workdir),
+        "flow": run.flow,
+        "state": run.state,
+        "startedAt": _iso(run.started_at),
+        "finishedAt": _iso(run.finished_at),
+        "durationSeconds": round(run.duration, 3),
+        "units": {name: getattr(run.counts, name) for name in COUNTS},
+        "failedUnit": run.failed_unit,
+        "reason": run.reason,
+        "conditions": [],
+        "sections": [dict(section) for section in run.sections],
+        "outputs": run.outputs,
+    }
+
+
+def describe(view: Mapping[str, Any]) -> Iterator[str]:
+    """A status view in words, the same for a local run and a MetaFlow."""
+    yield f"{view['run']}: {view['state']}"
+    took = _duration(view["durationSeconds"])
+    yield f"  flow {view['flow']}, started {_when(view['startedAt'])}, took {took}"
+    counts = [f"{n} {state}" for state, n in view["units"].items() if n is not None]
+    yield f"  units: {', '.join(counts)}"
+    for item in view["conditions"]:
+        yield f"  condition {item['type']}={item['status']}: {item['message']}"
+    if view["failedUnit"]:
+        yield f"  failed unit: {view['failedUnit']}"
+    for line in str(view["reason"] or "").splitlines():
+        yield f"  {line}"
+    for section in view["sections"]:
+        yield (
+            f"  section {section['id']}: {section['pattern']} ({section['scope']}), "
+            f"peak {section['peakActive']}/{section['maxActive']}, {section['unitsRun']} units"
+        )
+    if view["outputs"]:
+        yield f"  outputs: {view['outputs']}"
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _when(iso: str | None) -> str:
+    """An ISO time (UTC) in this machine's local time, to the second."""
+    if not iso:
+        return "-"
+    return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    for size, unit, small, small_unit in (
+        (86400, "d", 3600, "h"),
+        (3600, "h", 60, "m"),
+        (60, "m", 1, "s"),
+    ):
+        if whole >= size:
+            return f"{whole // size}{unit}{(whole % size) // small:02d}{small_unit}"
+    return f"{whole}s"

@@ -1,0 +1,269 @@
+"""meta runs, status, logs and clean on real local runs: what a person and a script see of runs
+that succeeded, failed, were resumed, are running now, or were killed with `kill -9`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meta.local.driver import scratch_root
+from tests.local.runs import META, Env, alive, step, wait_for, wait_gone
+
+pytestmark = pytest.mark.e2e
+
+# Writes to both streams; fails its first attempt when told to.
+TALK = r"""
+import os, sys
+import steplib
+
+attempt = os.environ["META_ATTEMPT"]
+print(f"out of {steplib.UNIT} attempt {attempt}")
+print(f"err of {steplib.UNIT} attempt {attempt}", file=sys.stderr)
+if "fail-first" in sys.argv and attempt == "1":
+    sys.exit(3)
+if "fail" in sys.argv:
+    sys.exit(4)
+"""
+
+# Says "before", then waits for the file `release` beside the flow, then says "after".
+HOLD = r"""
+import os, sys, time
+from pathlib import Path
+import steplib
+
+steplib.note_pids(os.getpid())
+print("before", flush=True)
+while not Path("release").exists():
+    time.sleep(0.02)
+print("after", flush=True)
+print("done", file=sys.stderr)
+"""
+
+
+def meta_json(env: Env, *args: str) -> Any:
+    done = env.meta(*args, "-o", "json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def one_line_fault(done: Any) -> str:
+    """The one line a user error prints, with no traceback, and exit code 2."""
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return str(lines[0])
+
+
+def seq(*units: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "top", "scope": "macro", "pattern": "sequence", "units": list(units)}
+
+
+def test_runs_lists_past_runs_with_their_counts(env: Env) -> None:
+    env.script("talk.py", TALK)
+    good = env.flow("good", seq(step("a", "talk.py"), step("b", "talk.py")))
+    bad = env.flow("bad", seq(step("a", "talk.py"), step("b", "talk.py", "fail")))
+    assert env.meta("run", str(good)).returncode == 0
+    assert env.meta("run", str(bad)).returncode == 1
+
+    listed = env.meta("runs")
+    assert listed.returncode == 0, listed.stderr
+    header, *lines = listed.stdout.splitlines()
+    assert header.split() == [
+        "WORKDIR", "FLOW", "STATE", "STARTED", "DURATION",
+        "SUCCEEDED", "FAILED", "CANCELLED", "CACHED", "RUNNING",
+    ]  # fmt: skip
+    rows = [line.split() for line in lines]
+    assert [(row[1], row[2], row[-5:]) for row in rows] == [
+        ("good", "succeeded", ["2", "0", "0", "0", "0"]),
+        ("bad", "failed", ["1", "1", "0", "0", "0"]),
+    ]
+    assert all(row[0].startswith("runs/") for row in rows)
+
+    views = meta_json(env, "runs", "runs")
+    assert [(v["flow"], v["state"], v["units"]["succeeded"]) for v in views] == [
+        ("good", "succeeded", 2),
+        ("bad", "failed", 1),
+    ]
+    failed = views[1]
+    assert failed["failedUnit"] == "bad/top/b" and "exited with code 4" in failed["reason"]
+    assert failed["durationSeconds"] >= 0 and failed["startedAt"].endswith("Z")
+
+    status = env.meta("status", failed["run"])
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[0] == f"{failed['run']}: failed"
+    assert "  units: 1 succeeded, 1 failed, 0 cancelled, 0 cached, 0 running" in status.stdout
+    assert "  failed unit: bad/top/b" in status.stdout
+    assert meta_json(env, "status", failed["run"]) == failed
+
+
+def test_a_resumed_run_counts_what_it_did_not_run_again_as_cached(env: Env) -> None:
+    env.script("talk.py", TALK)
+    env.script("gate.py", "from pathlib import Path\nassert Path('fixed').exists()\n")
+    flow = env.flow("fix", seq(step("a", "talk.py"), step("b", "talk.py"), step("c", "gate.py")))
+    assert env.meta("run", str(flow), "--workdir", "w").returncode == 1
+    (env.root / "fixed").write_text("")
+    assert env.meta("resume", "w").returncode == 0
+    view = meta_json(env, "status", "w")
+    assert view["state"] == "succeeded"
+    assert view["units"] == {
+        "succeeded": 1, "failed": 0, "cancelled": 0, "cached": 2, "running": 0
+    }  # fmt: skip
+    # c failed at first, with a traceback on stderr; its attempt 1 of the resumed session wrote
+    # nothing, and the earlier session's log is not shown as if it were this attempt's.
+    assert (env.root / "w/logs/fix/top/c/1.err").exists()
+    shown = env.meta("logs", "w", "c")
+    assert (shown.returncode, shown.stdout) == (0, "")
+    assert shown.stderr == "(fix/top/c attempt 1 wrote no output)\n"
+
+
+def test_logs_by_id_or_name_and_attempt(env: Env) -> None:
+    env.script("talk.py", TALK)
+    fanout = {
+        "name": "each",
+        "scope": "macro",
+        "pattern": "fanout",
+        "over": {"input": "items"},
+        "visit": step("say", "talk.py"),
+    }
+    flow = env.flow(
+        "talky",
+        seq(step("flaky", "talk.py", "fail-first", retries=1), fanout),
+        inputs={"items": {"value": [1, 2]}},
+        defaults={"retryBackoffSeconds": 0.01},
+    )
+    done = env.meta("run", str(flow), "--workdir", "w")
+    assert done.returncode == 0, done.stderr
+
+    last = env.meta("logs", "w", "flaky")
+    assert (last.returncode, last.stdout, last.stderr) == (
+        0,
+        "out of talky/top/flaky attempt 2\n",
+        "err of talky/top/flaky attempt 2\n",
+    )
+    first = env.meta("logs", "w", "talky/top/flaky", "--attempt", "1")
+    assert first.stdout == "out of talky/top/flaky attempt 1\n"
+    as_json = meta_json(env, "logs", "w", "flaky", "--attempt", "1")
+    assert as_json == {
+        "run": "w",
+        "unit": "talky/top/flaky",
+        "attempt": 1,
+        "stdout": "out of talky/top/flaky attempt 1\n",
+        "stderr": "err of talky/top/flaky attempt 1\n",
+    }
+
+    line = one_line_fault(env.meta("logs", "w", "flaky", "--attempt", "3"))
+    assert line == "w: /: unit talky/top/flaky has no attempt 3; its attempts: 1, 2"
+    line = one_line_fault(env.meta("logs", "w", "say"))
+    assert line.startswith("w: /: 'say' names 2 units; give one of: talky/top/each/")
+    line = one_line_fault(env.meta("logs", "w", "nobody"))
+    assert line.startswith("w: /: no unit 'nobody'; its units: talky/top/flaky, ")
+    # With no unit named, a run that did not fail has no obvious one to show.
+    assert one_line_fault(env.meta("logs", "w")).startswith("w: /: name a unit; its units: ")
+    # A workdir given with --workdir outside runs/ is not where `meta runs` looks by default.
+    assert one_line_fault(env.meta("runs")) == "runs: /: no such folder"
+
+
+def test_the_failed_unit_is_the_default_for_logs(env: Env) -> None:
+    env.script("talk.py", TALK)
+    flow = env.flow("sad", seq(step("ok", "talk.py"), step("boom", "talk.py", "fail")))
+    assert env.meta("run", str(flow), "--workdir", "w").returncode == 1
+    shown = env.meta("logs", "w")
+    assert (shown.stdout, shown.stderr) == (
+        "out of sad/top/boom attempt 1\n",
+        "err of sad/top/boom attempt 1\n",
+    )
+
+
+def test_a_running_run_its_live_log_and_follow(env: Env) -> None:
+    env.script("hold.py", HOLD)
+    flow = env.flow("slow", seq(step("wait", "hold.py")))
+    run = env.start("run", str(flow), "--workdir", "runs/slow")
+    wait_for(lambda: bool(env.recorded_pids()), 20, "the step to start")
+
+    view = meta_json(env, "status", "runs/slow")
+    assert view["state"] == "running" and view["units"]["running"] == 1
+    assert view["finishedAt"] is None
+    assert [v["state"] for v in meta_json(env, "runs")] == ["running"]
+    # What the step wrote so far, read from its scratch while it runs.
+    wait_for(lambda: env.meta("logs", "runs/slow", "wait").stdout == "before\n", 10, "before")
+
+    follow = env.start("logs", "runs/slow", "wait", "--follow", tag="follow")
+    stopped = env.start("logs", "runs/slow", "wait", "--follow", tag="stopped")
+    time.sleep(0.3)
+    assert follow.poll() is None, "it follows while the step runs"
+    wait_for(lambda: (env.root / "stopped.out").read_text() == "before\n", 10, "the follower")
+    stopped.send_signal(signal.SIGINT)
+    assert stopped.wait(timeout=10) == 130, "Ctrl-C stops following"
+    assert (env.root / "stopped.err").read_text() == "", "with no traceback"
+    cleaned = meta_json(env, "clean", "--older-than", "0s")
+    assert cleaned["runs"] == [], "a running run is never removed"
+    assert str(scratch_root(env.root / "runs/slow")) not in cleaned["scratch"]
+
+    (env.root / "release").write_text("")
+    assert follow.wait(timeout=20) == 0
+    assert (env.root / "follow.out").read_text() == "before\nafter\n"
+    assert (env.root / "follow.err").read_text() == "done\n"
+    assert run.wait(timeout=20) == 0
+    assert meta_json(env, "status", "runs/slow")["state"] == "succeeded"
+
+
+def test_a_killed_session_is_interrupted_and_clean_removes_its_leftovers(env: Env) -> None:
+    env.script("hold.py", HOLD)
+    flow = env.flow("doomed", seq(step("wait", "hold.py")))
+    run = env.start("run", str(flow), "--workdir", "runs/doomed")
+    wait_for(lambda: bool(env.recorded_pids()), 20, "the step to start")
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    scratch = scratch_root(env.root / "runs/doomed")
+    assert scratch.is_dir(), "a kill -9 leaves the session's scratch"
+
+    view = meta_json(env, "status", "runs/doomed")
+    assert view["state"] == "interrupted"
+    assert view["units"]["cancelled"] == 1 and view["units"]["running"] == 0
+    assert f"pid {run.pid}" in view["reason"] and "meta resume" in view["reason"]
+    status = env.meta("status", "runs/doomed")
+    assert status.stdout.splitlines()[0] == "runs/doomed: interrupted"
+
+    planned = env.meta("clean", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert f"would remove {scratch} (scratch of a dead session)" in planned.stdout
+    assert "would remove runs/doomed" not in planned.stdout, "it is not 7 days old"
+    assert scratch.is_dir(), "a dry run removes nothing"
+
+    step_pids = env.all_pids()
+    assert step_pids and all(alive(pid) for pid in step_pids), "its step outlived it"
+    cleaned = meta_json(env, "clean", "--older-than", "0s")
+    assert cleaned == {"dryRun": False, "runs": ["runs/doomed"], "scratch": [str(scratch)]}
+    assert not scratch.exists() and not (env.root / "runs/doomed").exists()
+    assert wait_gone(step_pids) == [], "the step the dead session left is stopped"
+
+
+def test_faults_are_one_line_and_exit_2(env: Env, tmp_path: Path) -> None:
+    no_cluster = {**os.environ, "HOME": str(tmp_path / "home")}
+    no_cluster.pop("KUBECONFIG", None)
+    for command in (["status", "my-flow"], ["logs", "my-flow"]):
+        done = subprocess.run(
+            [*META, *command], env=no_cluster, capture_output=True, text=True, cwd=tmp_path
+        )
+        line = one_line_fault(done)
+        assert line.startswith("my-flow: /: no run folder here, and no cluster to look it up in")
+
+    (env.root / "empty").mkdir()
+    # A path (it has a '/') is a workdir, never a MetaFlow's name.
+    assert one_line_fault(env.meta("status", "empty/")) == "empty: /: no run here (no run.json)"
+    (env.root / "broken").mkdir()
+    (env.root / "broken/run.json").write_text("{")
+    line = one_line_fault(env.meta("logs", "broken", "x"))
+    assert line.startswith("broken/run.json: /: unreadable")
+    assert one_line_fault(env.meta("runs", "nowhere")) == "nowhere: /: no such folder"
+    listed = env.meta("runs", ".")
+    assert listed.returncode == 0 and listed.stderr.startswith("skipped: broken/run.json: /:")
+    bad_age = env.meta("clean", "--older-than", "soon")
+    assert bad_age.returncode == 2 and "expected a number and a unit" in bad_age.stderr

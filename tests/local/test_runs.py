@@ -1,0 +1,72 @@
+"""meta.local.runs' own rules: which session is alive, and which scratch `meta clean` may take."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from meta.local.driver import OWNER_FILE, scratch_root
+from meta.local.runs import clean_up, parse_age, session_alive
+
+
+def test_a_session_is_alive_while_its_process_is_the_one_that_recorded_it() -> None:
+    assert session_alive(os.getpid(), time.time())
+    # A record made long before this process started names another program that had its pid.
+    assert not session_alive(os.getpid(), time.time() - 10**9)
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    assert not session_alive(ended.pid, time.time())
+
+
+def owned(base: Path, name: str, pid: int, at: float) -> Path:
+    folder = base / name
+    folder.mkdir()
+    (folder / OWNER_FILE).write_text(json.dumps({"pid": pid, "at": at, "workdir": "/w"}))
+    return folder
+
+
+def test_clean_takes_only_scratch_whose_session_is_dead(tmp_path: Path) -> None:
+    base, runs = tmp_path / "shm", tmp_path / "runs"
+    base.mkdir()
+    runs.mkdir()
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    dead = owned(base, "meta-0123456789ab", ended.pid, time.time())
+    live = owned(base, "meta-ba9876543210", os.getpid(), time.time())
+    unowned = base / "meta-aaaaaaaaaaaa"
+    unowned.mkdir()
+    other = owned(base, "meta-not-ours", ended.pid, time.time())
+
+    planned, faults = clean_up(runs, 0, dry_run=True, scratch_base=base)
+    assert (planned.runs, planned.scratch, faults) == ([], [dead], [])
+    assert dead.exists(), "a dry run removes nothing"
+    done, _ = clean_up(runs, 0, dry_run=False, scratch_base=base)
+    assert done.scratch == [dead] and not dead.exists()
+    assert live.exists() and unowned.exists() and other.exists()
+
+
+def test_scratch_of_an_earlier_meta_goes_with_its_ended_run(tmp_path: Path) -> None:
+    """Scratch with no owner file (made before sessions wrote one) is known by its run."""
+    base, runs = tmp_path / "shm", tmp_path / "runs"
+    workdir = runs / "old"
+    workdir.mkdir(parents=True)
+    (workdir / "run.json").write_text(json.dumps({"flow": "/f.yaml", "startedAt": 1.0}))
+    (workdir / "report.json").write_text(json.dumps({"flow": "f", "state": "failed", "units": []}))
+    left = base / scratch_root(workdir).name
+    left.mkdir(parents=True)
+    young = base / "meta-aaaaaaaaaaaa"
+    young.mkdir()
+    os.utime(left, (1.0, 1.0))
+
+    done, _ = clean_up(runs, 10**9, dry_run=False, scratch_base=base)
+    assert (done.runs, done.scratch) == ([], [left])
+    assert workdir.exists() and young.exists()
+
+
+def test_ages() -> None:
+    assert [parse_age(t) for t in ("45s", "30m", "12h", "7d", "2w")] == [
+        45, 1800, 43200, 604800, 1209600
+    ]  # fmt: skip
