@@ -29,23 +29,28 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, unquote, urldefrag, urljoin
 
 import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
+from jsonschema.protocols import Validator
+from referencing import Registry, Resource, Specification
 from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT202012
+from referencing.jsonschema import DRAFT202012, specification_with
 
 from meta.errors import lookup, pointer, unescape
 
 REPORT = "report.json"
 POINTER_SAFE = "/~!$&'()*+,;=:@"
 """Characters a JSON pointer keeps as they are when it becomes a URI fragment."""
+NEWEST = "https://json-schema.org/draft/2020-12/schema"
+LATEST_ALIAS = "http://json-schema.org/schema"
+"""An old way to say "the newest draft", still found in published schemas."""
 
 
 class StepMisused(Exception):
@@ -75,7 +80,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Check a data node against its type in a JSON Schema; write report.json.",
     )
     parser.add_argument("--schema", type=Path, help="the JSON Schema file")
-    parser.add_argument("--pointer", default="", help="the node type's JSON pointer in it")
+    parser.add_argument(
+        "--pointer",
+        action="append",
+        help="the node type's JSON pointer in it (repeat: the node may be any of these types)",
+    )
     parser.add_argument("--type", dest="type_name", help="the type's name in the report")
     parser.add_argument("--children", default="", help="comma-separated children fields")
     parser.add_argument("--path", default="", help="the node's JSON pointer in the data")
@@ -112,7 +121,8 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     if args.schema is None:
         raise StepMisused("--schema is required (or --summary)")
     document = _read(args.schema, "schema")
-    check = _checker(args.schema, document, args.pointer)
+    places = args.pointer or [""]
+    check = _checker(args.schema, document, places)
     if args.data is not None:
         path = args.at
         node = _at(_read(args.data, "data"), args.at, args.data)
@@ -137,7 +147,7 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
         nodes, invalid = 1, int(bool(errors))
     return {
         "unit": unit,
-        "type": args.type_name or _type_name(args.pointer, document),
+        "type": args.type_name or _type_name(places[0], document),
         "path": path,
         "valid": not errors,
         "errors": errors,
@@ -197,8 +207,110 @@ def _at(document: Any, where: str, file: Path) -> Any:
         return _ABSENT
 
 
-def _refuse(uri: str) -> Resource[Any]:
-    raise LookupError(f"{uri}: only references inside the schema file are resolved")
+@dataclass(frozen=True)
+class Dialect:
+    """The draft a schema is written in: jsonschema's validator for it and the matching
+    `referencing` specification (how `$id`, `$anchor` and subschemas are read)."""
+
+    validator: type[Validator]
+    specification: Specification[Any]
+    declared: bool
+    """False when the schema has no `$schema` (or the old "latest" alias): read as the newest."""
+
+    @property
+    def name(self) -> str:
+        """As people write it: draft-04, draft-06, draft-07, draft 2019-09, draft 2020-12."""
+        number = self.specification.name.removeprefix("draft")
+        return f"draft {number}" if "-" in number else f"draft-{int(number):02d}"
+
+
+def dialect_of(document: Any) -> Dialect | None:
+    """The schema's own draft (from `$schema`); the newest draft when it names none; None when
+    it names a dialect jsonschema does not know."""
+    declared = document.get("$schema") if isinstance(document, dict) else None
+    if declared is None or (isinstance(declared, str) and declared.rstrip("#") == LATEST_ALIAS):
+        return Dialect(Draft202012Validator, DRAFT202012, declared=False)
+    if not isinstance(declared, str):
+        return None
+    for spelling in dict.fromkeys((declared, declared.rstrip("#"), declared.rstrip("#") + "#")):
+        validator = validators.validator_for({"$schema": spelling}, default=None)
+        if validator is not None:
+            dialect_id = validator.META_SCHEMA.get("$schema", spelling)
+            return Dialect(validator, specification_with(dialect_id), declared=True)
+    return None
+
+
+class RemoteReference(Exception):
+    """A `$ref` names something that is not a file beside the schema: nothing is fetched."""
+
+
+class LocalFiles:
+    """A registry's retrieve function that reads only files in the schema's folder.
+
+    A URI names such a file when it is a `file:` URI below the folder, or when it sits below
+    the directory of the schema's own `$id` (an `https://` `$id` included: a schema split over
+    files refers to its siblings relative to it). Anything else raises `RemoteReference`;
+    each file is read once."""
+
+    def __init__(
+        self,
+        folder: Path,
+        prefixes: Sequence[str],
+        read: Callable[[Path], Any],
+        default: Specification[Any],
+    ) -> None:
+        self._folder = folder
+        self._prefixes = [p for p in dict.fromkeys(prefixes) if p.endswith("/")]
+        self._read = read
+        self._default = default
+        self._cache: dict[Path, Resource[Any]] = {}
+
+    def path_of(self, uri: str, *, existing: bool = True) -> Path | None:
+        """The file beside the schema that `uri` names, if there is one (or, `existing` False,
+        would be)."""
+        for prefix in self._prefixes:
+            if not uri.startswith(prefix):
+                continue
+            rest = unquote(urldefrag(uri).url[len(prefix) :])
+            parts = rest.split("/")
+            if not rest or rest.startswith("/") or ".." in parts:
+                continue
+            candidate = self._folder.joinpath(*parts)
+            if candidate.is_file() or not existing:
+                return candidate
+        return None
+
+    def __call__(self, uri: str) -> Resource[Any]:
+        path = self.path_of(uri)
+        if path is None:
+            raise RemoteReference(uri)
+        if path not in self._cache:
+            contents = self._read(path)
+            declared = contents.get("$schema") if isinstance(contents, dict) else None
+            specification = (
+                specification_with(declared, default=self._default)
+                if isinstance(declared, str)
+                else self._default
+            )
+            self._cache[path] = specification.create_resource(contents)
+        return self._cache[path]
+
+
+def local_registry(
+    schema_file: Path, document: Any, dialect: Dialect, read: Callable[[Path], Any]
+) -> tuple[Registry[Any], str, LocalFiles]:
+    """A crawled registry holding the schema under its file URI and its own `$id`, that reads
+    sibling files from disk and never the network; with the base URI its `$ref`s resolve
+    against. Crawling once up front keeps every later lookup from crawling the document again."""
+    file_uri = schema_file.resolve().as_uri()
+    resource = dialect.specification.create_resource(document)
+    own_id = resource.id()
+    base = urldefrag(urljoin(file_uri, own_id)).url if own_id else file_uri
+    prefixes = [file_uri.rsplit("/", 1)[0] + "/", base.rsplit("/", 1)[0] + "/"]
+    retrieve = LocalFiles(schema_file.resolve().parent, prefixes, read, dialect.specification)
+    registry: Registry[Any] = Registry(retrieve=retrieve)  # type: ignore[call-arg]
+    registry = registry.with_resources([(file_uri, resource), (base, resource)]).crawl()
+    return registry, base, retrieve
 
 
 def _type_name(where: str, document: Any) -> str:
@@ -208,22 +320,28 @@ def _type_name(where: str, document: Any) -> str:
     return title if isinstance(title, str) else "root"
 
 
-def _checker(schema_file: Path, document: Any, where: str) -> Any:
-    """A function (node, children, path) -> errors, for the type at `where` in the schema."""
-    base = schema_file.resolve().as_uri()
-    if isinstance(document, dict) and isinstance(document.get("$id"), str):
-        base = urljoin(base, document["$id"])
-    registry: Registry[Any] = Registry(retrieve=_refuse).with_resource(  # type: ignore[call-arg]
-        base, DRAFT202012.create_resource(document)
+def _checker(schema_file: Path, document: Any, places: Sequence[str]) -> Any:
+    """A function (node, children, path) -> errors, for the type at `places` in the schema:
+    the errors of the first place the node satisfies (none), else of the place with fewest.
+    The node is checked by jsonschema's validator for the schema's own draft."""
+    dialect = dialect_of(document)
+    if dialect is None:
+        declared = document.get("$schema") if isinstance(document, dict) else None
+        raise StepMisused(f"the schema file {schema_file} names an unknown $schema {declared!r}")
+    registry, base, _ = local_registry(
+        schema_file, document, dialect, lambda path: _read(path, "schema")
     )
-    reference = f"{base.split('#')[0]}#{quote(where, safe=POINTER_SAFE)}"
-    try:
-        registry.resolver().lookup(reference)
-    except Unresolvable:
-        raise StepMisused(f"nothing at {where or '/'} in the schema file {schema_file}") from None
+    references = [f"{base}#{quote(where, safe=POINTER_SAFE)}" for where in places]
+    for where, reference in zip(places, references, strict=True):
+        try:
+            registry.resolver().lookup(reference)
+        except Unresolvable:
+            raise StepMisused(
+                f"nothing at {where or '/'} in the schema file {schema_file}"
+            ) from None
     top: list[Any] = [None]
     hidden: list[frozenset[str]] = [frozenset()]
-    required = Draft202012Validator.VALIDATORS["required"]
+    required = dialect.validator.VALIDATORS["required"]
 
     def required_but_children(
         validator: Any, names: Any, instance: Any, schema: Any
@@ -234,23 +352,32 @@ def _checker(schema_file: Path, document: Any, where: str) -> Any:
         yield from required(validator, names, instance, schema)
 
     checker_class = validators.extend(  # type: ignore[no-untyped-call]
-        Draft202012Validator, {"required": required_but_children}
+        dialect.validator, {"required": required_but_children}
     )
-    checker = checker_class({"$ref": reference}, registry=registry)
+    checkers = [checker_class({"$ref": reference}, registry=registry) for reference in references]
 
-    def check(node: Any, children: frozenset[str], path: str) -> Iterator[dict[str, str]]:
-        top[0], hidden[0] = node, children
+    def errors_of(checker: Any, node: Any) -> list[ValidationError]:
         try:
-            found = sorted(
+            return sorted(
                 checker.iter_errors(node),
                 key=lambda e: (pointer(list(e.absolute_path)), e.message),
             )
         except Unresolvable as exc:
             raise StepMisused(
                 f"a $ref in {schema_file} does not resolve ({exc}); only references inside "
-                "the schema file are followed"
+                "the schema file and files beside it are followed"
             ) from None
-        for error in found:
+
+    def check(node: Any, children: frozenset[str], path: str) -> Iterator[dict[str, str]]:
+        top[0], hidden[0] = node, children
+        best: list[ValidationError] | None = None
+        for checker in checkers:
+            found = errors_of(checker, node)
+            if best is None or len(found) < len(best):
+                best = found
+            if not found:
+                break
+        for error in best or []:
             yield {"pointer": path + pointer(list(error.absolute_path)), "message": error.message}
 
     return check
