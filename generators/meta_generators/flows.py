@@ -160,18 +160,15 @@ def max_active(section: dict[str, Any], schema: Schema) -> None:
 
 
 def validator_run(
-    description: Description, where: str, extra: Sequence[str] = ()
+    description: Description, where: str | Sequence[str], extra: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """The run of the built-in step that checks a node against the subschema at `where`."""
-    command = [
-        *VALIDATE_NODE,
-        "--schema",
-        description.relative(description.path),
-        "--pointer",
-        where,
-        *extra,
-    ]
-    return {"command": command}
+    """The run of the built-in step that checks a node against the subschema keyed `where` (or
+    against any of several): a JSON pointer, or `FILE#POINTER` into a file beside the schema."""
+    places = [where] if isinstance(where, str) else list(where)
+    command = [*VALIDATE_NODE, "--schema", description.relative(description.path)]
+    for place in places:
+        command.extend(["--pointer", place])
+    return {"command": [*command, *extra]}
 
 
 def user_run(schema: Schema, where: str, available: frozenset[str]) -> dict[str, Any] | None:

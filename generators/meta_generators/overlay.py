@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meta.errors import Fault, UserError, lookup, pointer
-from meta.flow.files import display_path, parse_json, parse_yaml, read_text
+from meta.flow.files import display_path, parse_json, parse_yaml_data, read_text
 
 if TYPE_CHECKING:
     from .schema_model import Schema
@@ -91,7 +91,7 @@ def read_overlay(schema_path: Path, stem: str) -> Overlay | None:
         return None
     file = display_path(path)
     text = read_text(path)
-    document = parse_json(text, file) if path.suffix == ".json" else parse_yaml(text, file)
+    document = parse_json(text, file) if path.suffix == ".json" else parse_yaml_data(text, file)
     if document is None:
         document = {}
     if not isinstance(document, dict) or not all(isinstance(k, str) for k in document):

@@ -26,11 +26,12 @@ from referencing.exceptions import NoSuchAnchor, Unresolvable, Unretrievable
 from referencing.jsonschema import DRAFT202012
 
 from meta.errors import Fault, UserError, pointer
-from meta.flow.files import display_path, parse_json, parse_yaml, read_text
+from meta.flow.files import display_path, parse_json, parse_yaml_data, read_text
 from meta.hookspecs import Description
 from meta.steps.validate_node import Dialect, LocalFiles, dialect_of, local_registry
 
-from .keywords import DEF_POINTER, REF_KEYWORDS, subschemas
+from .keywords import DEF_POINTER as DEF_POINTER
+from .keywords import REF_KEYWORDS, subschemas
 from .overlay import Overlay, read_overlay
 
 SCHEMA_SUFFIXES = (".schema.json", ".schema.yaml", ".schema.yml")
@@ -55,6 +56,8 @@ class Schema:
     overlay: Overlay | None = None
     files: dict[str, Path] = field(default_factory=dict)
     """The files beside the schema that `$ref`s reach, by the name their keys start with."""
+    memo: dict[str, Any] = field(default_factory=dict)
+    """Analyses of the schema, each made once (score, then generate)."""
 
     @property
     def root_meta(self) -> dict[str, Any]:
@@ -193,7 +196,7 @@ def read_schema_file(path: Path) -> Any:
     """A JSON or YAML file beside the schema (a `$ref` target), read as the schema is."""
     text = read_text(path)
     if path.suffix.lower() in (".yaml", ".yml"):
-        return parse_yaml(text, display_path(path))
+        return parse_yaml_data(text, display_path(path))
     return parse_json(text, display_path(path))
 
 
@@ -252,7 +255,7 @@ class _Resolver:
         self.pending: list[tuple[str, str, str, str]] = []
         self.by_id: dict[int, str] = {}
         self.indexes: dict[str, dict[int, str]] = {}
-        self.resolved: dict[tuple[str, str], str | None | Fault] = {}
+        self.resolved: dict[tuple[str, str], str | Fault | None] = {}
         self.faults: list[Fault] = []
 
     def run(self, base: str) -> None:
@@ -289,7 +292,7 @@ class _Resolver:
             found = list(subschemas(node))
             stack.extend((sub, where + pointer(parts), base) for parts, sub in reversed(found))
 
-    def _resolve(self, where: str, keyword: str, ref: str, base: str) -> str | None | Fault:
+    def _resolve(self, where: str, keyword: str, ref: str, base: str) -> str | Fault | None:
         try:
             resolved = self.registry.resolver(base).lookup(ref)
         except Unresolvable as exc:
@@ -360,10 +363,10 @@ class _Resolver:
                 "files beside it are resolved, never fetched",
             )
         if isinstance(exc, NoSuchAnchor):
-            missing = f"no $anchor '{exc.anchor}'"
+            absent = f"no $anchor '{exc.anchor}'"
         else:
-            missing = f"nothing at '{urldefrag(ref).fragment or ref}'"
-        return Fault("", "", f"$ref '{ref}' does not resolve: {missing} in this file")
+            absent = f"nothing at '{urldefrag(ref).fragment or ref}'"
+        return Fault("", "", f"$ref '{ref}' does not resolve: {absent} in this file")
 
 
 _UNSEEN = object()

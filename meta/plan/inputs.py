@@ -1,4 +1,4 @@
-"""Reading input data: JSON documents, JSON-lines streams, and places inside them."""
+"""Reading input data: JSON or YAML documents, JSON-lines streams, and places inside them."""
 
 from __future__ import annotations
 
@@ -8,9 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, InputFault, lookup
-from meta.flow.files import display_path, loads_strict_json, parse_json, read_text
+from meta.flow.files import (
+    display_path,
+    loads_strict_json,
+    parse_json,
+    parse_yaml_data,
+    read_text,
+)
 
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
+YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 
 
 def is_json_lines(path: Path) -> bool:
@@ -18,8 +25,11 @@ def is_json_lines(path: Path) -> bool:
 
 
 def read_json(path: Path) -> Any:
-    """The JSON document in `path`; a missing file or invalid JSON is an `InputFault`."""
+    """The JSON document in `path` (YAML, for a `.yaml`/`.yml` file: the JSON it stands for);
+    a missing file or one that does not parse is an `InputFault` naming the line."""
     text = read_text(path, InputFault, missing="input file not found")
+    if path.suffix.lower() in YAML_SUFFIXES:
+        return parse_yaml_data(text, display_path(path), InputFault)
     return parse_json(text, display_path(path), InputFault)
 
 

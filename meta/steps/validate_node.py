@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -191,7 +192,7 @@ def _read(path: Path, what: str) -> Any:
         raise StepMisused(f"cannot read the {what} file {path}: {exc}") from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            return yaml.safe_load(text)
+            return load_yaml_data(text)
         return json.loads(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise StepMisused(f"the {what} file {path} does not parse: {exc}") from None
@@ -207,6 +208,72 @@ def _at(document: Any, where: str, file: Path) -> Any:
         return _ABSENT
 
 
+class UniqueKeysLoader(yaml.SafeLoader):
+    """Safe YAML in which a mapping naming one key twice is an error: YAML says keys are
+    unique, and PyYAML would otherwise keep the last value without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # an unhashable key: construct_mapping itself refuses it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep)
+
+
+class JsonYamlLoader(UniqueKeysLoader):
+    """YAML read as the JSON it stands for (data, schemas): a key is the text written (`on:` of a
+    CI workflow stays "on", YAML 1.1 would make it true), only true/false are booleans, and
+    dates stay strings, as a JSON Schema expects them."""
+
+    yaml_implicit_resolvers: dict[Any, list[tuple[str, Any]]] = {  # noqa: RUF012 - as PyYAML declares it
+        first: [
+            (tag, regexp)
+            for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+        ]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key must be a plain value, not a list or mapping",
+                    key_node.start_mark,
+                )
+            key = str(key_node.value)
+            if key in mapping:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice", key_node.start_mark
+                )
+            mapping[key] = self.construct_object(value_node, deep=True)
+        return mapping
+
+
+JsonYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def load_yaml_data(text: str) -> Any:
+    """YAML text as JSON data (see JsonYamlLoader); raises yaml.YAMLError."""
+    return yaml.load(text, Loader=JsonYamlLoader)
+
+
 @dataclass(frozen=True)
 class Dialect:
     """The draft a schema is written in: jsonschema's validator for it and the matching
@@ -220,8 +287,8 @@ class Dialect:
     @property
     def name(self) -> str:
         """As people write it: draft-04, draft-06, draft-07, draft 2019-09, draft 2020-12."""
-        number = self.specification.name.removeprefix("draft")
-        return f"draft {number}" if "-" in number else f"draft-{int(number):02d}"
+        name = self.specification.name  # draft-04 ... draft-07, draft2019-09, draft2020-12
+        return name if name.startswith("draft-") else name.replace("draft", "draft ", 1)
 
 
 def dialect_of(document: Any) -> Dialect | None:
@@ -233,9 +300,10 @@ def dialect_of(document: Any) -> Dialect | None:
     if not isinstance(declared, str):
         return None
     for spelling in dict.fromkeys((declared, declared.rstrip("#"), declared.rstrip("#") + "#")):
-        validator = validators.validator_for({"$schema": spelling}, default=None)
-        if validator is not None:
-            dialect_id = validator.META_SCHEMA.get("$schema", spelling)
+        validator = validators.validator_for({"$schema": spelling}, default=Draft202012Validator)
+        meta = validator.META_SCHEMA
+        dialect_id = str(meta.get("$id", meta.get("id", "")))
+        if dialect_id.rstrip("#") == spelling.rstrip("#"):
             return Dialect(validator, specification_with(dialect_id), declared=True)
     return None
 
@@ -320,6 +388,15 @@ def _type_name(where: str, document: Any) -> str:
     return title if isinstance(title, str) else "root"
 
 
+def _reference(base: str, where: str) -> str:
+    """The URI of a node type: a JSON pointer into the schema, or `FILE#POINTER` into a file
+    beside it."""
+    if "#" in where:
+        file, _, inside = where.partition("#")
+        return f"{urljoin(base, file)}#{quote(inside, safe=POINTER_SAFE)}"
+    return f"{base}#{quote(where, safe=POINTER_SAFE)}"
+
+
 def _checker(schema_file: Path, document: Any, places: Sequence[str]) -> Any:
     """A function (node, children, path) -> errors, for the type at `places` in the schema:
     the errors of the first place the node satisfies (none), else of the place with fewest.
@@ -331,7 +408,7 @@ def _checker(schema_file: Path, document: Any, places: Sequence[str]) -> Any:
     registry, base, _ = local_registry(
         schema_file, document, dialect, lambda path: _read(path, "schema")
     )
-    references = [f"{base}#{quote(where, safe=POINTER_SAFE)}" for where in places]
+    references = [_reference(base, where) for where in places]
     for where, reference in zip(places, references, strict=True):
         try:
             registry.resolver().lookup(reference)

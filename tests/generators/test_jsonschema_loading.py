@@ -94,7 +94,9 @@ def test_refs_resolve_against_the_documents_own_id(schemas: Schemas) -> None:
         "children": {"type": "array", "items": {"$ref": own}},
         "lead": {"$ref": f"{own}#/$defs/person"},
     }
-    document["$defs"] = {"person": {"type": "object", "required": ["email"]}}
+    document["$defs"] = {
+        "person": {"type": "object", "required": ["email"], "properties": {"email": {}}}
+    }
     flow = schemas.flow(document)
     assert flow["spec"]["root"]["over"] == {"input": "data", "children": ["children", "lead"]}
 
