@@ -234,13 +234,13 @@ def check_root_keys(schema: Schema, pattern: str, generator: str) -> None:
 def check_runs_used(
     schema: Schema, used: Iterable[tuple[str, str]], generator: str, what: str
 ) -> None:
-    """Every `x-meta.run` (and `dependsOn`) the generator did not use is a fault: it would be
-    silently ignored otherwise. `used` holds (subschema pointer, key) pairs; `what` says where
+    """Every `x-meta.run` (and `dependsOn`, `entries`) the generator did not use is a fault: it
+    would be silently ignored otherwise. `used` holds (subschema pointer, key) pairs; `what` says where
     this generator reads them from."""
     taken = set(used)
     faults = []
     for where, meta in schema.x_meta.items():
-        for key in ("run", "dependsOn"):
+        for key in ("run", "dependsOn", "entries"):
             if key in meta and (where, key) not in taken:
                 faults.append(
                     schema.fault(

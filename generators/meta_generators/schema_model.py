@@ -21,6 +21,7 @@ from urllib.parse import urldefrag, urljoin
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+from jsonschema_specifications import REGISTRY as METASCHEMAS  # type: ignore[import-untyped]
 from referencing import Registry
 from referencing.exceptions import NoSuchAnchor, Unresolvable, Unretrievable
 from referencing.jsonschema import DRAFT202012
@@ -35,6 +36,12 @@ from .keywords import REF_KEYWORDS, subschemas
 from .overlay import Overlay, read_overlay
 
 SCHEMA_SUFFIXES = (".schema.json", ".schema.yaml", ".schema.yml")
+OLD_DRAFTS = frozenset({"draft3", "draft-04", "draft-06", "draft-07"})
+"""Drafts in which a `$ref` makes its siblings ignored."""
+STRUCTURAL = frozenset(
+    {"type", "properties", "patternProperties", "additionalProperties", "items", "prefixItems"}
+    | {"allOf", "anyOf", "oneOf"}
+)
 SCHEMA_HINTS = frozenset({"$defs", "definitions", "properties", "$ref", "oneOf", "anyOf"})
 """Top-level keywords that make a document without `$schema` read as a schema."""
 
@@ -82,15 +89,25 @@ class Schema:
         return self.nodes[where]
 
     def deref(self, where: str) -> str | None:
-        """Follow `$ref`s from the subschema at `where`; None for a boolean schema or a loop."""
+        """Follow `$ref`s from the subschema at `where`; None for a boolean schema or a loop.
+        From draft 2019-09 on, a `$ref` beside keywords of structure (type, properties...) is
+        one more constraint on that subschema, which stays where it is (`beside` follows it)."""
         seen: set[str] = set()
         current: str | None = where
-        while current is not None and current in self.refs:
+        while current is not None and current in self.refs and not self.beside(current):
             if current in seen:
                 return None
             seen.add(current)
             current = self.refs[current]
         return current
+
+    def beside(self, where: str) -> str | None:
+        """The target of a `$ref` that sits beside keywords of structure at `where` (draft
+        2019-09 on: both apply); None when there is none."""
+        if self.dialect.specification.name in OLD_DRAFTS or where not in self.refs:
+            return None
+        node = self.nodes.get(where, {})
+        return self.refs[where] if STRUCTURAL & node.keys() else None
 
     def locate(self, where: str) -> tuple[Path, str]:
         """The file and the JSON pointer inside it of the subschema keyed `where`."""
@@ -306,6 +323,8 @@ class _Resolver:
         if known is not None:
             return known
         target_uri = urldefrag(urljoin(base, ref)).url
+        if target_uri in METASCHEMAS:
+            return None  # a draft's metaschema: any schema, read as opaque data, not walked
         key = self._place(contents, target_uri)
         if key is None:
             return Fault("", "", f"{keyword} '{ref}' does not point at a schema")

@@ -5,6 +5,7 @@ follows, and what a walk leaves to the parent nodes."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from typing import Any
 
 from meta.hookspecs import Description
 
@@ -36,7 +37,7 @@ def describe(schema: Schema) -> list[str]:
     if found.maps:
         lines.append(
             "entries keyed by name (checked with the node holding them; x-meta.entries makes a "
-            f"unit of each): {', '.join(found.maps[:SHOWN])}{_more(found.maps)}"
+            f"unit of each): {', '.join(m.at for m in found.maps[:SHOWN])}{_more(found.maps)}"
         )
     return lines
 
@@ -45,7 +46,7 @@ def _names(names: list[str]) -> str:
     return f" ({', '.join(names[:SHOWN])}{_more(names)})" if names else ""
 
 
-def _more(names: list[str]) -> str:
+def _more(names: list[Any]) -> str:
     return " ..." if len(names) > SHOWN else ""
 
 

@@ -37,10 +37,26 @@ class Place:
     """The node types a child may be."""
 
 
+@dataclass(frozen=True)
+class MapField:
+    """A property of a node type holding entries keyed by name (a CI workflow's `jobs`)."""
+
+    field: str
+    owner: str
+    at: str
+    """The property's key."""
+    entries: tuple[str, ...]
+    """The keys of the schemas an entry is checked against (`additionalProperties`, or each
+    of `patternProperties`)."""
+
+
 @dataclass
 class Structure:
     roots: list[str]
     """The node types the root may be (several when the root is a `oneOf`/`anyOf` of them)."""
+    only_objects: bool = True
+    """Whether the root is an object whatever the document (False: it may also be a list, a
+    string... as `[object, boolean]` or a `oneOf` with other options allows)."""
     types: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Node types by key, in the order the walk from the root finds them."""
     fields: list[str] = field(default_factory=list)
@@ -49,8 +65,8 @@ class Structure:
     """Where each children field is declared."""
     left_out: dict[str, str] = field(default_factory=dict)
     """Fields that hold nodes somewhere but are not walked -> why."""
-    maps: list[str] = field(default_factory=list)
-    """Keys of properties holding objects keyed by name (entries), checked with their parent."""
+    maps: list[MapField] = field(default_factory=list)
+    """Properties holding entries keyed by name, in the order found."""
 
 
 def structure(schema: Schema) -> Structure:
@@ -62,13 +78,14 @@ def structure(schema: Schema) -> Structure:
     return found
 
 
-def object_types(schema: Schema, where: str) -> list[str]:
+def object_types(schema: Schema, where: str, *, loose: bool = False) -> list[str]:
     """The object types the subschema at `where` stands for: itself (through `$ref`s) when it is
-    one, the options of a `oneOf`/`anyOf` whose every option is one; [] otherwise."""
-    return _object_types(schema, where, set())
+    one, the options of a `oneOf`/`anyOf` whose every option is one; [] otherwise. `loose`
+    (for the root) takes a type that allows objects among other things (`[object, boolean]`)."""
+    return _object_types(schema, where, set(), loose)
 
 
-def _object_types(schema: Schema, where: str, seen: set[str]) -> list[str]:
+def _object_types(schema: Schema, where: str, seen: set[str], loose: bool = False) -> list[str]:
     target = schema.deref(where)
     if target is None or target in seen:
         return []
@@ -76,7 +93,8 @@ def _object_types(schema: Schema, where: str, seen: set[str]) -> list[str]:
     node = schema.at(target)
     kind = node.get("type")
     if kind is not None:
-        return [target] if _only(kind, "object") else []
+        allowed = "object" in kind if loose and isinstance(kind, list) else _only(kind, "object")
+        return [target] if allowed else []
     if "properties" in node or any(k in node for k in MAP_KEYWORDS):
         return [target]
     for keyword in ("oneOf", "anyOf"):
@@ -84,8 +102,8 @@ def _object_types(schema: Schema, where: str, seen: set[str]) -> list[str]:
         if isinstance(options, list) and options:
             found: list[str] = []
             for i in range(len(options)):
-                named = _object_types(schema, child(target, keyword, i), seen)
-                if not named:
+                named = _object_types(schema, child(target, keyword, i), seen, loose)
+                if not named and not loose:
                     return []
                 found.extend(t for t in named if t not in found)
             return found
@@ -125,19 +143,24 @@ def properties_of(schema: Schema, where: str) -> dict[str, list[str]]:
             branches = node.get(keyword)
             if isinstance(branches, list):
                 stack.extend(child(current, keyword, i) for i in range(len(branches)))
+        also = schema.beside(current)
+        if also is not None:
+            stack.append(also)
     return found
 
 
-def _place(schema: Schema, owner: str, name: str, at: str) -> Place | str | None:
-    """How the property at `at` holds nodes: a Place, 'map' (entries keyed by name), or None
-    (plain data)."""
+def _place(schema: Schema, owner: str, name: str, at: str) -> Place | MapField | None:
+    """How the property at `at` holds nodes: a Place, a MapField (entries keyed by name), or
+    None (plain data)."""
     targets = object_types(schema, at)
     target = schema.deref(at)
     if target is None:
         return None
     node = schema.at(target)
-    if targets and "properties" not in node and _holds_map(schema, target):
-        return "map"
+    if targets and "properties" not in node:
+        entries = _entries(schema, target)
+        if entries:
+            return MapField(name, owner, at, entries)
     if targets:
         # An object with no properties of its own (a free-form object, a map of strings) is
         # data, not a node.
@@ -154,15 +177,33 @@ def _place(schema: Schema, owner: str, name: str, at: str) -> Place | str | None
     return None
 
 
-def _holds_map(schema: Schema, target: str) -> bool:
+def _entries(schema: Schema, target: str) -> tuple[str, ...]:
+    """The schemas of the entries of a map (an object whose names are data): those of
+    `additionalProperties` or `patternProperties` that describe more than a scalar."""
     node = schema.at(target)
-    extra = node.get("additionalProperties")
+    found = []
+    if isinstance(node.get("additionalProperties"), dict):
+        found.append(child(target, "additionalProperties"))
     patterns = node.get("patternProperties")
-    if isinstance(extra, dict) and object_types(schema, child(target, "additionalProperties")):
-        return True
     if isinstance(patterns, dict):
-        return any(object_types(schema, child(target, "patternProperties", p)) for p in patterns)
-    return False
+        found.extend(child(target, "patternProperties", p) for p in patterns)
+    entries = [at for at in found if at in schema.nodes and _structured(schema, at)]
+    return tuple(dict.fromkeys(schema.deref(at) or at for at in entries))
+
+
+def _structured(schema: Schema, where: str) -> bool:
+    """Whether values of the schema at `where` may be objects or arrays (not only scalars)."""
+    target = schema.deref(where)
+    if target is None:
+        return False
+    node = schema.at(target)
+    kind = node.get("type")
+    if kind is not None:
+        kinds = kind if isinstance(kind, list) else [kind]
+        return bool({"object", "array"} & set(kinds))
+    return any(
+        key in node for key in ("properties", "items", "oneOf", "anyOf", "allOf", "$ref")
+    ) or bool(object_types(schema, target))
 
 
 def _walkable(name: str) -> str | None:
@@ -175,7 +216,8 @@ def _walkable(name: str) -> str | None:
 
 
 def _analyse(schema: Schema) -> Structure:
-    found = Structure(object_types(schema, ""))
+    found = Structure(object_types(schema, "", loose=True))
+    found.only_objects = found.roots == object_types(schema, "")
     banned: dict[str, str] = {}
     while True:
         types, places, plain, maps = _reach(schema, found.roots, banned)
@@ -197,13 +239,13 @@ def _analyse(schema: Schema) -> Structure:
 
 def _reach(
     schema: Schema, roots: list[str], banned: dict[str, str]
-) -> tuple[dict[str, dict[str, Any]], dict[str, list[Place]], dict[str, list[str]], list[str]]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[Place]], dict[str, list[str]], list[MapField]]:
     """Node types reachable from the roots through fields not `banned`; the places of each
     field; where each field is plain data; the properties holding maps of nodes."""
     types: dict[str, dict[str, Any]] = {}
     places: dict[str, list[Place]] = {}
     plain: dict[str, list[str]] = {}
-    maps: list[str] = []
+    maps: list[MapField] = []
     queue = list(roots)
     while queue:
         where = queue.pop(0)
@@ -213,9 +255,9 @@ def _reach(
         for name, declarations in properties_of(schema, where).items():
             for at in declarations:
                 place = _place(schema, where, name, at)
-                if place == "map":
-                    if at not in maps:
-                        maps.append(at)
+                if isinstance(place, MapField):
+                    if place not in maps:
+                        maps.append(place)
                     plain.setdefault(name, []).append(at)
                 elif isinstance(place, Place):
                     why = _walkable(name)

@@ -69,43 +69,50 @@ class TreeGenerator:
         schema = flows.schema_of(description, "a JSON Schema of a hierarchy")
         pattern = schema.root_meta.get("pattern", "dfs")
         flows.check_root_keys(schema, pattern, self.name)
-        found = analyse(schema)
-        order = schema.root_meta.get("order", "post")
-        cases = _cases(schema, found)
-        names = flows.unique_names(flows.unit_slug(case.name, "node") for case in cases)
-        used: set[tuple[str, str]] = set()
-        units: list[dict[str, Any]] = []
-        for case, name in zip(cases, names, strict=True):
-            run = None
-            if case.owner is not None:
-                run = flows.user_run(schema, case.owner, flows.ITERATING)
-            if run is not None and case.owner is not None:
-                used.add((case.owner, "run"))
-            else:
-                extra = ["--children", ",".join(found.fields), "--path", "{{ path }}"]
-                if order == "pre":
-                    extra.append("--no-subtree")
-                if len(case.checks) > 1 or case.owner is None:
-                    extra[:0] = ["--type", name]
-                run = flows.validator_run(description, case.checks, extra)
-            units.append({"name": name, "run": run})
+        section, used = walk_section(schema, description)
         flows.check_runs_used(schema, used, self.name, "it runs the node types of the hierarchy")
-        visit: dict[str, Any]
-        if len(units) == 1:
-            visit = units[0]
-        else:
-            visit = {
-                "cases": [
-                    {"when": case.when, "unit": unit}
-                    for case, unit in zip(cases, units, strict=True)
-                ]
-            }
-        section = flows.section_frame(schema, "walk", pattern)
-        section["order"] = order
-        flows.max_active(section, schema)
-        section["over"] = {"input": flows.DATA, "children": list(found.fields)}
-        section["visit"] = visit
         return flows.flow_document(schema, description, self.name, section)
+
+
+def walk_section(schema: Schema, description: Description) -> tuple[dict[str, Any], set[Any]]:
+    """The dfs (or bfs) section that walks the hierarchy, and the (pointer, 'run') pairs of the
+    x-meta.run it uses."""
+    pattern = schema.root_meta.get("pattern", "dfs")
+    found = analyse(schema)
+    order = schema.root_meta.get("order", "post")
+    cases = _cases(schema, found)
+    names = flows.unique_names(flows.unit_slug(case.name, "node") for case in cases)
+    used: set[tuple[str, str]] = set()
+    units: list[dict[str, Any]] = []
+    for case, name in zip(cases, names, strict=True):
+        run = None
+        if case.owner is not None:
+            run = flows.user_run(schema, case.owner, flows.ITERATING)
+        if run is not None and case.owner is not None:
+            used.add((case.owner, "run"))
+        else:
+            extra = ["--children", ",".join(found.fields), "--path", "{{ path }}"]
+            if order == "pre":
+                extra.append("--no-subtree")
+            if len(case.checks) > 1 or case.owner is None:
+                extra[:0] = ["--type", name]
+            run = flows.validator_run(description, case.checks, extra)
+        units.append({"name": name, "run": run})
+    visit: dict[str, Any]
+    if len(units) == 1:
+        visit = units[0]
+    else:
+        visit = {
+            "cases": [
+                {"when": case.when, "unit": unit} for case, unit in zip(cases, units, strict=True)
+            ]
+        }
+    section = flows.section_frame(schema, "walk", pattern if pattern in PATTERNS else "dfs")
+    section["order"] = order
+    flows.max_active(section, schema)
+    section["over"] = {"input": flows.DATA, "children": list(found.fields)}
+    section["visit"] = visit
+    return section, used
 
 
 def is_hierarchy(schema: Schema) -> bool:
@@ -117,6 +124,8 @@ def _decline(schema: Schema) -> str | None:
     found = structure(schema)
     if not found.roots:
         return "the root is not an object type"
+    if not found.only_objects:
+        return "the root may be something other than an object, and a walk starts at an object"
     if not found.fields:
         return "no property of the node types holds objects (with properties) or arrays of them"
     return None
@@ -133,7 +142,7 @@ def _plan(schema: Schema) -> str:
 def analyse(schema: Schema) -> Structure:
     """The schema's structure; one without a hierarchy is a `UserError` saying why."""
     found = structure(schema)
-    if not found.roots:
+    if not found.roots or not found.only_objects:
         raise schema.error("", "a tree needs an object type at the root (the top node's type)")
     if not found.fields:
         why = "; ".join(f"'{name}': {reason}" for name, reason in found.left_out.items())

@@ -68,6 +68,11 @@ def explain(plugins: Plugins, description: Description) -> Explanation:
     return found
 
 
+def reason(generator: Generator, description: Description) -> str:
+    """Why `generator` scores `description` as it does, in its own words."""
+    return _ask(generator, description)[1]
+
+
 def _ask(generator: Generator, description: Description) -> tuple[list[str], str]:
     ask = getattr(generator, "explain", None)
     if not callable(ask):

@@ -12,7 +12,7 @@ from meta.errors import Fault, FlowInvalid, UserError
 from meta.flow.files import display_path, parse_json, parse_yaml_data, read_text
 from meta.flow.model import Flow
 from meta.flow.parse import flow_from_document
-from meta.generate.explain import explain
+from meta.generate.explain import explain, reason
 from meta.generate.plugins import Plugins, Registered
 from meta.hookspecs import Description
 
@@ -52,8 +52,9 @@ def choose(plugins: Plugins, description: Description, name: str | None = None) 
             known = ", ".join(plugins.catalogue.names()) or "none"
             raise UserError(Fault(file, "", f"no generator named '{name}' (known: {known})"))
         if chosen.generator.score(description) <= 0:
+            why = reason(chosen.generator, description)
             raise UserError(
-                Fault(file, "", f"generator '{name}' does not understand this description")
+                Fault(file, "", f"generator '{name}' does not understand this description: {why}")
             )
         return chosen
     scored = [

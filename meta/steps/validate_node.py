@@ -40,6 +40,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
+from jsonschema_specifications import REGISTRY as METASCHEMAS  # type: ignore[import-untyped]
 from referencing import Registry, Resource, Specification
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012, specification_with
@@ -49,7 +50,10 @@ from meta.errors import lookup, pointer, unescape
 REPORT = "report.json"
 POINTER_SAFE = "/~!$&'()*+,;=:@"
 """Characters a JSON pointer keeps as they are when it becomes a URI fragment."""
-NEWEST = "https://json-schema.org/draft/2020-12/schema"
+ID_SUFFIXES = (".json", ".yaml", ".yml")
+ID_FILES = 1000
+ID_FILE_LIMIT = 20 * 1024 * 1024
+"""How many files, of at most what size, are looked through for the `$id` a `$ref` names."""
 LATEST_ALIAS = "http://json-schema.org/schema"
 """An old way to say "the newest draft", still found in published schemas."""
 
@@ -315,10 +319,11 @@ class RemoteReference(Exception):
 class LocalFiles:
     """A registry's retrieve function that reads only files in the schema's folder.
 
-    A URI names such a file when it is a `file:` URI below the folder, or when it sits below
-    the directory of the schema's own `$id` (an `https://` `$id` included: a schema split over
-    files refers to its siblings relative to it). Anything else raises `RemoteReference`;
-    each file is read once."""
+    A URI names such a file when it is a `file:` URI below the folder, when it sits below the
+    directory of the schema's own `$id` (an `https://` `$id` included: a schema split over
+    files refers to its siblings relative to it), or when it is the `$id` of a JSON or YAML file
+    in the folder (or below it). Anything else raises `RemoteReference`; each file is read
+    once, and the folder is looked through for `$id`s only when a URI names no file."""
 
     def __init__(
         self,
@@ -332,6 +337,7 @@ class LocalFiles:
         self._read = read
         self._default = default
         self._cache: dict[Path, Resource[Any]] = {}
+        self._ids: dict[str, Path] | None = None
 
     def path_of(self, uri: str, *, existing: bool = True) -> Path | None:
         """The file beside the schema that `uri` names, if there is one (or, `existing` False,
@@ -346,7 +352,29 @@ class LocalFiles:
             candidate = self._folder.joinpath(*parts)
             if candidate.is_file() or not existing:
                 return candidate
-        return None
+        return self._by_id().get(urldefrag(uri).url) if existing else None
+
+    def _by_id(self) -> dict[str, Path]:
+        """The files of the folder (and below) by their `$id` (or draft-04 `id`)."""
+        if self._ids is None:
+            self._ids = {}
+            found = sorted(
+                path
+                for suffix in ID_SUFFIXES
+                for path in self._folder.rglob(f"*{suffix}")
+                if path.is_file() and path.stat().st_size <= ID_FILE_LIMIT
+            )
+            for path in found[:ID_FILES]:
+                try:
+                    contents = self._read(path)
+                except Exception:  # a file that does not parse names no $id: pass it by
+                    continue
+                own = (
+                    contents.get("$id", contents.get("id")) if isinstance(contents, dict) else None
+                )
+                if isinstance(own, str):
+                    self._ids.setdefault(urldefrag(own).url, path)
+        return self._ids
 
     def __call__(self, uri: str) -> Resource[Any]:
         path = self.path_of(uri)
@@ -377,7 +405,9 @@ def local_registry(
     prefixes = [file_uri.rsplit("/", 1)[0] + "/", base.rsplit("/", 1)[0] + "/"]
     retrieve = LocalFiles(schema_file.resolve().parent, prefixes, read, dialect.specification)
     registry: Registry[Any] = Registry(retrieve=retrieve)  # type: ignore[call-arg]
-    registry = registry.with_resources([(file_uri, resource), (base, resource)]).crawl()
+    # The drafts' own metaschemas ship with jsonschema: a schema may refer to them by URL.
+    known = [(uri, METASCHEMAS[uri]) for uri in METASCHEMAS]
+    registry = registry.with_resources([*known, (file_uri, resource), (base, resource)]).crawl()
     return registry, base, retrieve
 
 

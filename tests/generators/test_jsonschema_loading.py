@@ -110,7 +110,7 @@ def test_an_unknown_x_meta_key_is_named_with_its_pointer(schemas: Schemas) -> No
         "doc.schema.json: /x-meta/patern: unknown x-meta key 'patern' (known on the root: "
         "pattern, order, scope, maxActive, name, stream, chunk, rounds, ring, gather, run)",
         "doc.schema.json: /$defs/a/x-meta/command: unknown x-meta key 'command' "
-        "(known here: run, dependsOn)",
+        "(known here: run, dependsOn, entries)",
     ]
 
 
@@ -215,4 +215,4 @@ def test_the_x_meta_vocabulary_is_a_draft_2020_12_schema() -> None:
         "ring",
         "stream",
     }
-    assert set(document["$defs"]["node"]["properties"]) == {"run", "dependsOn"}
+    assert set(document["$defs"]["node"]["properties"]) == {"run", "dependsOn", "entries"}
