@@ -235,8 +235,8 @@ def check_runs_used(
     schema: Schema, used: Iterable[tuple[str, str]], generator: str, what: str
 ) -> None:
     """Every `x-meta.run` (and `dependsOn`, `entries`) the generator did not use is a fault: it
-    would be silently ignored otherwise. `used` holds (subschema pointer, key) pairs; `what` says where
-    this generator reads them from."""
+    would be silently ignored otherwise. `used` holds (subschema pointer, key) pairs; `what`
+    says where this generator reads them from."""
     taken = set(used)
     faults = []
     for where, meta in schema.x_meta.items():
