@@ -58,8 +58,9 @@ class DocumentGenerator:
         schema = flows.schema_of(description, "a JSON Schema of an object")
         flows.check_root_keys(schema, PATTERN, self.name)
         used: set[tuple[str, str]] = set()
-        units: list[dict[str, Any]] = [_top(schema, description, used)]
-        for found in top_maps(schema):
+        maps = _fanned_out(schema, description)
+        units: list[dict[str, Any]] = [_top(schema, description, maps, used)]
+        for found in maps:
             units.append(_entries(schema, description, found, used))
         names = flows.unique_names(unit["name"] for unit in units)
         for unit, name in zip(units, names, strict=True):
@@ -83,6 +84,27 @@ def top_maps(schema: Schema) -> list[MapField]:
     return list(by_field.values())
 
 
+def _fanned_out(schema: Schema, description: Description) -> list[MapField]:
+    """The maps that get a unit per entry: those the data holds when the flow is generated for
+    given data, else those the top node requires (an absent map has no entries to fan out, and
+    a fan-out over a place the data lacks is a fault); with x-meta.entries, always."""
+    data = _given_data(schema, description)
+    required: set[str] = set()
+    for root in structure(schema).roots:
+        listed = schema.at(root).get("required", [])
+        required.update(name for name in listed if isinstance(name, str))
+    chosen = []
+    for found in top_maps(schema):
+        if _hint(schema, found) is not None:
+            chosen.append(found)
+        elif data is not None:
+            if isinstance(data[0], dict) and isinstance(data[0].get(found.field), dict):
+                chosen.append(found)
+        elif found.field in required:
+            chosen.append(found)
+    return chosen
+
+
 def _decline(schema: Schema) -> str | None:
     if not structure(schema).roots:
         return "the root is not an object type"
@@ -96,7 +118,9 @@ def _plan(schema: Schema) -> str:
     return f"a dag: the top node, and a unit per entry of {', '.join(m.field for m in maps)}"
 
 
-def _top(schema: Schema, description: Description, used: set[tuple[str, str]]) -> dict[str, Any]:
+def _top(
+    schema: Schema, description: Description, maps: list[MapField], used: set[tuple[str, str]]
+) -> dict[str, Any]:
     if is_hierarchy(schema):
         section, walked = walk_section(schema, description)
         used.update(walked)
@@ -108,7 +132,7 @@ def _top(schema: Schema, description: Description, used: set[tuple[str, str]]) -
         if run is not None:
             used.add((where, "run"))
             return {"name": "top", "run": run}
-    children = ",".join(m.field for m in top_maps(schema))
+    children = ",".join(m.field for m in maps)
     extra = ["--type", "top", "--data", "{{ inputs.data }}", "--at", "", "--no-subtree"]
     if children:
         extra[2:2] = ["--children", children]
@@ -257,23 +281,33 @@ def _each_section(
     }
 
 
-def _data(schema: Schema, description: Description, at: str) -> tuple[Any, str]:
+def _given_data(schema: Schema, description: Description) -> tuple[Any, str] | None:
     """The data the flow is generated for (`--data`, else NAME.data.json/.yaml beside the
-    schema); a fault at `at` when there is none."""
-    path = description.data
-    if path is None:
-        path = next(
-            (
-                candidate
-                for suffix in DATA_SUFFIXES
-                if (candidate := description.path.parent / f"{schema.stem()}{suffix}").is_file()
-            ),
-            None,
-        )
-    if path is None:
+    schema) and its file's name; None when there is none. Read once."""
+    if "data" not in schema.memo:
+        path = description.data
+        if path is None:
+            path = next(
+                (
+                    candidate
+                    for suffix in DATA_SUFFIXES
+                    if (candidate := description.path.parent / f"{schema.stem()}{suffix}").is_file()
+                ),
+                None,
+            )
+        given = None if path is None else (read_json(Path(path)), display_path(Path(path)))
+        schema.memo["data"] = given
+    found: tuple[Any, str] | None = schema.memo["data"]
+    return found
+
+
+def _data(schema: Schema, description: Description, at: str) -> tuple[Any, str]:
+    """The data the flow is generated for; a fault at `at` when there is none."""
+    given = _given_data(schema, description)
+    if given is None:
         raise schema.error(
             at,
             "x-meta.entries builds the entries' dag from the data: give the data file "
             "(meta generate --data FILE)",
         )
-    return read_json(Path(path)), display_path(Path(path))
+    return given

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, InputFault, lookup
+from meta.steps.validate_node import is_yaml
 from meta.flow.files import (
     display_path,
     loads_strict_json,
@@ -17,7 +18,6 @@ from meta.flow.files import (
 )
 
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
-YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 
 
 def is_json_lines(path: Path) -> bool:
@@ -25,10 +25,11 @@ def is_json_lines(path: Path) -> bool:
 
 
 def read_json(path: Path) -> Any:
-    """The JSON document in `path` (YAML, for a `.yaml`/`.yml` file: the JSON it stands for);
+    """The JSON document in `path` (YAML: the JSON it stands for, for a `.yaml`/`.yml` file
+    or one that does not start as JSON does, such as a `CITATION.cff`);
     a missing file or one that does not parse is an `InputFault` naming the line."""
     text = read_text(path, InputFault, missing="input file not found")
-    if path.suffix.lower() in YAML_SUFFIXES:
+    if is_yaml(path, text):
         return parse_yaml_data(text, display_path(path), InputFault)
     return parse_json(text, display_path(path), InputFault)
 

@@ -128,13 +128,16 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     document = _read(args.schema, "schema")
     places = args.pointer or [""]
     check = _checker(args.schema, document, places)
+    children = frozenset(name for name in args.children.split(",") if name)
     if args.data is not None:
         path = args.at
         node = _at(_read(args.data, "data"), args.at, args.data)
+        if isinstance(node, dict) and children:
+            # As a walk does: the children are other units' nodes, not this one's.
+            node = {key: value for key, value in node.items() if key not in children}
     else:
         path = args.path
         node = _read(Path(_environ("META_INPUT")), "META_INPUT")
-    children = frozenset(name for name in args.children.split(",") if name)
     errors: list[dict[str, str]] = []
     nodes = invalid = 0
     if node is _ABSENT:
@@ -195,7 +198,7 @@ def _read(path: Path, what: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise StepMisused(f"cannot read the {what} file {path}: {exc}") from None
     try:
-        if path.suffix.lower() in (".yaml", ".yml"):
+        if is_yaml(path, text):
             return load_yaml_data(text)
         return json.loads(text)
     except (ValueError, yaml.YAMLError) as exc:
@@ -235,7 +238,8 @@ class UniqueKeysLoader(yaml.SafeLoader):
 class JsonYamlLoader(UniqueKeysLoader):
     """YAML read as the JSON it stands for (data, schemas): a key is the text written (`on:` of a
     CI workflow stays "on", YAML 1.1 would make it true), only true/false are booleans, and
-    dates stay strings, as a JSON Schema expects them."""
+    dates stay strings, as a JSON Schema expects them. A tool's own local tag (`!reference`)
+    is read as the value it tags; tags that build Python objects stay refused."""
 
     yaml_implicit_resolvers: dict[Any, list[tuple[str, Any]]] = {  # noqa: RUF012 - as PyYAML declares it
         first: [
@@ -266,11 +270,32 @@ class JsonYamlLoader(UniqueKeysLoader):
         return mapping
 
 
+def _untagged(loader: JsonYamlLoader, suffix: str, node: yaml.Node) -> Any:
+    # A tool's own tag (GitLab's `!reference [...]`) reads as the value written after it.
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return [loader.construct_object(item, deep=True) for item in node.value]
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+JsonYamlLoader.add_multi_constructor("!", _untagged)
 JsonYamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
 )
+
+
+def is_yaml(path: Path, text: str) -> bool:
+    """Whether a data file is YAML: by its suffix, and for a suffix that says neither (a
+    CITATION.cff), when it does not start as JSON does."""
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return True
+    if suffix in (".json", ".ipynb", ".jsonl", ".ndjson"):
+        return False
+    return not text.lstrip().startswith(("{", "["))
 
 
 def load_yaml_data(text: str) -> Any:
@@ -418,6 +443,12 @@ def _type_name(where: str, document: Any) -> str:
     return title if isinstance(title, str) else "root"
 
 
+def _without_dialect(document: Any) -> Any:
+    if isinstance(document, dict) and "$schema" in document:
+        return {key: value for key, value in document.items() if key != "$schema"}
+    return document
+
+
 def _reference(base: str, where: str) -> str:
     """The URI of a node type: a JSON pointer into the schema, or `FILE#POINTER` into a file
     beside it."""
@@ -435,8 +466,14 @@ def _checker(schema_file: Path, document: Any, places: Sequence[str]) -> Any:
     if dialect is None:
         declared = document.get("$schema") if isinstance(document, dict) else None
         raise StepMisused(f"the schema file {schema_file} names an unknown $schema {declared!r}")
+    # jsonschema checks a subschema that names its `$schema` with that draft's own validator,
+    # which would drop the override of `required` below at the top of each file: the files
+    # are read without `$schema` (their draft is known already).
     registry, base, _ = local_registry(
-        schema_file, document, dialect, lambda path: _read(path, "schema")
+        schema_file,
+        _without_dialect(document),
+        dialect,
+        lambda path: _without_dialect(_read(path, "schema")),
     )
     references = [_reference(base, where) for where in places]
     for where, reference in zip(places, references, strict=True):
@@ -448,19 +485,43 @@ def _checker(schema_file: Path, document: Any, places: Sequence[str]) -> Any:
             ) from None
     top: list[Any] = [None]
     hidden: list[frozenset[str]] = [frozenset()]
-    required = dialect.validator.VALIDATORS["required"]
+    own = dialect.validator.VALIDATORS
 
+    # The walk strips children fields from its nodes: the node itself may miss them, so the
+    # keywords that count or name its properties do not hold that against it.
     def required_but_children(
         validator: Any, names: Any, instance: Any, schema: Any
     ) -> Iterator[ValidationError]:
-        # The walk strips children fields from its nodes: the node itself may miss them.
         if instance is top[0] and isinstance(names, list):
             names = [name for name in names if name not in hidden[0]]
-        yield from required(validator, names, instance, schema)
+        yield from own["required"](validator, names, instance, schema)
 
-    checker_class = validators.extend(  # type: ignore[no-untyped-call]
-        dialect.validator, {"required": required_but_children}
-    )
+    def min_properties_but_children(
+        validator: Any, least: Any, instance: Any, schema: Any
+    ) -> Iterator[ValidationError]:
+        if not (instance is top[0] and hidden[0]):
+            yield from own["minProperties"](validator, least, instance, schema)
+
+    def dependencies_but_children(keyword: str) -> Any:
+        def check(
+            validator: Any, dependencies: Any, instance: Any, schema: Any
+        ) -> Iterator[ValidationError]:
+            if instance is top[0] and isinstance(dependencies, dict):
+                dependencies = {
+                    name: [n for n in need if n not in hidden[0]]
+                    if isinstance(need, list)
+                    else need
+                    for name, need in dependencies.items()
+                }
+            yield from own[keyword](validator, dependencies, instance, schema)
+
+        return check
+
+    overrides = {"required": required_but_children, "minProperties": min_properties_but_children}
+    for keyword in ("dependencies", "dependentRequired"):
+        if keyword in own:
+            overrides[keyword] = dependencies_but_children(keyword)
+    checker_class = validators.extend(dialect.validator, overrides)  # type: ignore[no-untyped-call]
     checkers = [checker_class({"$ref": reference}, registry=registry) for reference in references]
 
     def errors_of(checker: Any, node: Any) -> list[ValidationError]:
