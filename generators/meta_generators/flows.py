@@ -31,6 +31,11 @@ VALIDATE_NODE = ("meta", "step", "validate-node")
 ITERATING = ITERATION_VARIABLES | FLOW_VARIABLES
 TOP_LEVEL = FLOW_VARIABLES
 
+KEYWORD_SEGMENTS = frozenset(
+    {"allOf", "anyOf", "oneOf", "items", "prefixItems", "properties", "patternProperties"}
+    | {"additionalProperties", "$defs", "definitions", "then", "else", "if", "not"}
+)
+"""Pointer segments that are keywords, not names."""
 EXPLICIT = 100.0
 """The score of the generator that the root's `x-meta.pattern` names."""
 
@@ -99,13 +104,22 @@ def unique_names(names: Iterable[str]) -> list[str]:
 
 
 def type_name(schema: Schema, where: str) -> str:
-    """A node type's name: its `$defs` key, the root's title (or 'root'), or its last segment."""
+    """A node type's name: its `$defs` key, the root's title (or 'root'), its own title, or its
+    last segment (with the name it is a branch or the items of, for `anyOf/0` or `items`)."""
     found = DEF_POINTER.match(where)
     if found:
         return unescape(found.group(2))
     if where == "":
         return schema.title() or "root"
-    return unescape(where.rsplit("/", 1)[-1])
+    title = schema.nodes.get(where, {}).get("title")
+    if isinstance(title, str) and title:
+        return title
+    parts = [unescape(part) for part in where.split("#")[-1].split("/")[1:]]
+    last = parts[-1] if parts else "root"
+    if last.isdigit() or last in ("items", "additionalProperties"):
+        named = [p for p in parts[:-1] if not p.isdigit() and p not in KEYWORD_SEGMENTS]
+        return f"{named[-1] if named else type_name(schema, '')}-{last}"
+    return last
 
 
 def flow_name(schema: Schema) -> str:

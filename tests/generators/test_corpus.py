@@ -47,7 +47,9 @@ def builtins() -> Plugins:
     return load_plugins(autoload=False)
 
 
-def _generate(plugins: Plugins, entry: dict[str, Any], folder: Path, data: Path | None) -> Generated:
+def _generate(
+    plugins: Plugins, entry: dict[str, Any], folder: Path, data: Path | None
+) -> Generated:
     description = read_description(CORPUS / entry["schema"], data=data, flow_dir=folder)
     return generate(plugins, description, flow_path=folder / "corpus.flow.yaml")
 
