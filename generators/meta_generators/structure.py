@@ -78,14 +78,20 @@ def structure(schema: Schema) -> Structure:
     return found
 
 
-def object_types(schema: Schema, where: str, *, loose: bool = False) -> list[str]:
+def object_types(
+    schema: Schema, where: str, *, loose: bool = False, strict: bool = False
+) -> list[str]:
     """The object types the subschema at `where` stands for: itself (through `$ref`s) when it is
     one, the options of a `oneOf`/`anyOf` whose every option is one; [] otherwise. `loose`
-    (for the root) takes a type that allows objects among other things (`[object, boolean]`)."""
-    return _object_types(schema, where, set(), loose)
+    (for the root) takes a type that allows objects among other things (`[object, boolean]`);
+    `strict` (for children, which the walk must find to be objects) wants `type: object` said,
+    as `properties` alone allow a string too."""
+    return _object_types(schema, where, set(), loose, strict)
 
 
-def _object_types(schema: Schema, where: str, seen: set[str], loose: bool = False) -> list[str]:
+def _object_types(
+    schema: Schema, where: str, seen: set[str], loose: bool = False, strict: bool = False
+) -> list[str]:
     target = schema.deref(where)
     if target is None or target in seen:
         return []
@@ -95,14 +101,14 @@ def _object_types(schema: Schema, where: str, seen: set[str], loose: bool = Fals
     if kind is not None:
         allowed = "object" in kind if loose and isinstance(kind, list) else _only(kind, "object")
         return [target] if allowed else []
-    if "properties" in node or any(k in node for k in MAP_KEYWORDS):
+    if not strict and ("properties" in node or any(k in node for k in MAP_KEYWORDS)):
         return [target]
     for keyword in ("oneOf", "anyOf"):
         options = node.get(keyword)
         if isinstance(options, list) and options:
             found: list[str] = []
             for i in range(len(options)):
-                named = _object_types(schema, child(target, keyword, i), seen, loose)
+                named = _object_types(schema, child(target, keyword, i), seen, loose, strict)
                 if not named and not loose:
                     return []
                 found.extend(t for t in named if t not in found)
@@ -110,7 +116,7 @@ def _object_types(schema: Schema, where: str, seen: set[str], loose: bool = Fals
     branches = node.get("allOf")
     if isinstance(branches, list):
         for i in range(len(branches)):
-            if _object_types(schema, child(target, "allOf", i), set(seen)):
+            if _object_types(schema, child(target, "allOf", i), set(seen), strict=strict):
                 return [target]
     return []
 
@@ -152,12 +158,12 @@ def properties_of(schema: Schema, where: str) -> dict[str, list[str]]:
 def _place(schema: Schema, owner: str, name: str, at: str) -> Place | MapField | None:
     """How the property at `at` holds nodes: a Place, a MapField (entries keyed by name), or
     None (plain data)."""
-    targets = object_types(schema, at)
+    targets = object_types(schema, at, strict=True)
     target = schema.deref(at)
     if target is None:
         return None
     node = schema.at(target)
-    if targets and "properties" not in node:
+    if object_types(schema, at) and "properties" not in node:
         entries = _entries(schema, target)
         if entries:
             return MapField(name, owner, at, entries)
@@ -170,7 +176,7 @@ def _place(schema: Schema, owner: str, name: str, at: str) -> Place | MapField |
     if _only(node.get("type", "array" if "items" in node else None), "array"):
         items = child(target, "items")
         if isinstance(node.get("items"), dict) and items in schema.nodes:
-            many = object_types(schema, items)
+            many = object_types(schema, items, strict=True)
             if many and all(properties_of(schema, t) for t in many):
                 element = schema.deref(items) or items
                 return Place(name, owner, at, "many", element, tuple(many))

@@ -1,15 +1,19 @@
 """`meta step validate-node`: check one data node against its type in a JSON Schema, and write a
 per-node report. The built-in step of the JSON Schema generators, for types without `x-meta.run`.
 
-    meta step validate-node --schema FILE --pointer /$defs/Team [--children a,b] [--path P]
-                            [--type NAME] [--each [--offset N]] [--data FILE --at P]
-                            [--no-subtree]
+    meta step validate-node --schema FILE --pointer /$defs/Team [--pointer P2 ...]
+                            [--children a,b] [--path P] [--type NAME] [--each [--offset N]]
+                            [--data FILE --at P] [--no-subtree]
     meta step validate-node --summary
 
-The node is META_INPUT (or, with --data, the value at --at in that file). --children names the
-fields a tree walk strips from its nodes: the node's type may require them, and that is not held
-against it. With --each, the node is a list and every element is checked (--offset numbers the
-first). It writes META_OUTPUT/report.json:
+The node is META_INPUT (or, with --data, the value at --at in that file, JSON or YAML). It is
+checked by jsonschema's validator for the schema's own draft; `$ref`s resolve inside the schema,
+to files beside it and to the drafts' metaschemas, never over the network. A --pointer is a JSON
+pointer into the schema or `OTHER.json#/pointer` into a file beside it; given several, the node
+may be of any of those types (the report gives the errors of the closest). --children names the
+fields a tree walk strips from its nodes (and that --data leaves out): the node is not held to
+`required`, `minProperties` or `dependencies` for them. With --each, the node is a list and
+every element is checked (--offset numbers the first). It writes META_OUTPUT/report.json:
 
     {"unit", "type", "path", "valid", "errors": [{"pointer", "message"}],
      "subtree": {"nodes", "invalid"}}
@@ -18,6 +22,11 @@ first). It writes META_OUTPUT/report.json:
 every META_UPSTREAM/*/report.json (post-order tree walks: the children's reports). --summary
 checks nothing and only adds up the upstream reports (a gather). Pointers in `errors` are JSON
 pointers into the data: --path (or --at) followed by the place inside the node.
+
+The module also holds what the generators share with the step, since steps sit below every
+other layer: the draft of a schema (`dialect_of`), the registry that reads files beside a
+schema and nothing remote (`local_registry`), and YAML read as the JSON it stands for
+(`JsonYamlLoader`, used by meta.flow.files for data and schemas).
 
 Exit 0 whether the node is valid or not (the report says); 2 when the step itself is misused
 (no such schema file or pointer, no META_INPUT or META_OUTPUT).
