@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, InputFault, lookup
-from meta.steps.validate_node import is_yaml
 from meta.flow.files import (
     display_path,
     loads_strict_json,
@@ -16,6 +15,7 @@ from meta.flow.files import (
     parse_yaml_data,
     read_text,
 )
+from meta.steps.validate_node import is_yaml
 
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
 

@@ -134,10 +134,6 @@ def _section_nodes(section: dict[str, Any], document: Any) -> int:
     return 1
 
 
-def content_at(document: Any, place: str) -> Any:
-    return lookup(document, place)
-
-
 def _reports(workdir: Path) -> list[dict[str, Any]]:
     found = []
     for path in sorted((workdir / "store").rglob("report.json")):
@@ -159,13 +155,6 @@ def test_each_document_runs_every_node_is_visited_and_the_verdict_is_jsonschemas
     result = run_meta("run", "corpus.flow.yaml", "--workdir", "run", cwd=tmp_path)
     content = _read(data)
     expected = _jsonschema_errors(CORPUS / entry["schema"], content)
-    if result.returncode == 2 and expected:
-        # Invalid data the walk cannot follow (a string where the schema has an object of
-        # children) is refused before anything runs, at a place jsonschema finds wrong too.
-        (line,) = result.stderr.splitlines()
-        place = line.split(": ")[1]
-        assert (place, f"{content_at(content, place)!r} is not of type 'object'") in expected
-        return
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "run" / "report.json").read_text(encoding="utf-8"))
     steps = [unit for unit in report["units"] if unit["state"] == "succeeded"]
