@@ -161,5 +161,23 @@ def test_each_document_runs_every_node_is_visited_and_the_verdict_is_jsonschemas
     assert len(steps) == _nodes(generated.document, content)
     reports = _reports(tmp_path / "run")
     assert len(reports) == len(steps)
-    found = [error for r in reports for error in r["errors"]]
+    found = {(error["pointer"], error["message"]) for r in reports for error in r["errors"]}
     assert all(r["valid"] for r in reports) == (not expected), (found, expected)
+    assert _comparable(found) == _comparable(expected)
+
+
+def _comparable(errors: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Errors with the instance left out of messages that quote it whole: a walk's node is
+    quoted without its children (they are nodes of their own), jsonschema quotes all of it."""
+    quoting = (
+        " is not valid under any of the given schemas",
+        " is valid under each of ",
+        " should not be valid under ",
+    )
+    comparable = set()
+    for where, message in errors:
+        for suffix in quoting:
+            if suffix in message:
+                message = suffix + message.split(suffix, 1)[1]
+        comparable.add((where, message))
+    return comparable
