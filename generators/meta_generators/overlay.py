@@ -30,7 +30,6 @@ SUFFIXES = (".meta.yaml", ".meta.yml", ".meta.json")
 
 @dataclass
 class Overlay:
-    path: Path
     file: str
     entries: dict[str, Any]
     """The overlay's keys (as written) -> x-meta objects."""
@@ -98,4 +97,4 @@ def read_overlay(schema_path: Path, stem: str) -> Overlay | None:
         raise UserError(
             Fault(file, "", "an overlay maps JSON pointers into the schema to x-meta objects")
         )
-    return Overlay(path, file, document)
+    return Overlay(file, document)

@@ -27,8 +27,6 @@ class Place:
     field: str
     owner: str
     """The node type declaring it."""
-    at: str
-    """The property's key."""
     shape: str
     """'one' (an object) or 'many' (an array of objects)."""
     element: str
@@ -172,14 +170,14 @@ def _place(schema: Schema, owner: str, name: str, at: str) -> Place | MapField |
         # data, not a node.
         if not all(properties_of(schema, t) for t in targets):
             return None
-        return Place(name, owner, at, "one", target, tuple(targets))
+        return Place(name, owner, "one", target, tuple(targets))
     if _only(node.get("type", "array" if "items" in node else None), "array"):
         items = child(target, "items")
         if isinstance(node.get("items"), dict) and items in schema.nodes:
             many = object_types(schema, items, strict=True)
             if many and all(properties_of(schema, t) for t in many):
                 element = schema.deref(items) or items
-                return Place(name, owner, at, "many", element, tuple(many))
+                return Place(name, owner, "many", element, tuple(many))
     return None
 
 
