@@ -189,6 +189,11 @@ def unknown_dialect(description: Description) -> str | None:
 _CACHE: list[tuple[Path, Any, Schema]] = []
 
 
+def forget() -> None:
+    """Forget the schemas read so far (a benchmark measures reading them afresh)."""
+    _CACHE.clear()
+
+
 def load(description: Description) -> Schema | None:
     """The description as a checked `Schema`; None when it is not a JSON Schema of a known draft.
 
