@@ -9,7 +9,7 @@ from typing import Any
 
 from meta.hookspecs import Description
 
-from . import flows
+from . import flows, seen
 from .schema_model import DEF_POINTER, Schema, child, is_array_type
 
 PATTERN = "fanout"
@@ -22,7 +22,12 @@ class CollectionGenerator:
     name = "collection"
 
     def score(self, description: Description) -> float:
-        return flows.score(description, (PATTERN,), SCORE, _is_array)
+        return flows.score(description, (PATTERN,), SCORE, lambda schema: _decline(schema) is None)
+
+    def explain(self, description: Description) -> tuple[list[str], str]:
+        return seen.explain(
+            description, (PATTERN,), _decline, lambda _: "a fanout over the items of the array"
+        )
 
     def generate(self, description: Description) -> dict[str, Any]:
         schema = flows.schema_of(description)
@@ -64,6 +69,8 @@ class CollectionGenerator:
         return flows.flow_document(schema, description, self.name, section)
 
 
-def _is_array(schema: Schema) -> bool:
+def _decline(schema: Schema) -> str | None:
     root = schema.deref("")
-    return root is not None and is_array_type(schema.at(root))
+    if root is not None and is_array_type(schema.at(root)):
+        return None
+    return "the root is not an array (type: array)"

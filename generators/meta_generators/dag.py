@@ -14,7 +14,7 @@ from typing import Any
 from meta.errors import Fault, UserError
 from meta.hookspecs import Description
 
-from . import flows
+from . import flows, seen
 from .schema_model import Schema, child, is_array_type, is_object_type
 
 PATTERN = "dag"
@@ -28,7 +28,12 @@ class DagGenerator:
     name = "dag"
 
     def score(self, description: Description) -> float:
-        return flows.score(description, (PATTERN,), SCORE, _has_dependencies)
+        return flows.score(description, (PATTERN,), SCORE, lambda schema: _decline(schema) is None)
+
+    def explain(self, description: Description) -> tuple[list[str], str]:
+        return seen.explain(
+            description, (PATTERN,), _decline, lambda _: "a dag of the $defs entries with x-meta"
+        )
 
     def generate(self, description: Description) -> dict[str, Any]:
         schema = flows.schema_of(description)
@@ -170,5 +175,7 @@ def _place(schema: Schema, target: str) -> tuple[str, bool] | None:
     return None
 
 
-def _has_dependencies(schema: Schema) -> bool:
-    return any(schema.x_meta.get(where, {}).get("dependsOn") for _, where in schema.defs())
+def _decline(schema: Schema) -> str | None:
+    if any(schema.x_meta.get(where, {}).get("dependsOn") for _, where in schema.defs()):
+        return None
+    return "no $defs entry has x-meta.dependsOn"

@@ -31,6 +31,11 @@ VALIDATE_NODE = ("meta", "step", "validate-node")
 ITERATING = ITERATION_VARIABLES | FLOW_VARIABLES
 TOP_LEVEL = FLOW_VARIABLES
 
+KEYWORD_SEGMENTS = frozenset(
+    {"allOf", "anyOf", "oneOf", "items", "prefixItems", "properties", "patternProperties"}
+    | {"additionalProperties", "$defs", "definitions", "then", "else", "if", "not"}
+)
+"""Pointer segments that are keywords, not names."""
 EXPLICIT = 100.0
 """The score of the generator that the root's `x-meta.pattern` names."""
 
@@ -99,13 +104,22 @@ def unique_names(names: Iterable[str]) -> list[str]:
 
 
 def type_name(schema: Schema, where: str) -> str:
-    """A node type's name: its `$defs` key, the root's title (or 'root'), or its last segment."""
+    """A node type's name: its `$defs` key, the root's title (or 'root'), its own title, or its
+    last segment (with the name it is a branch or the items of, for `anyOf/0` or `items`)."""
     found = DEF_POINTER.match(where)
     if found:
         return unescape(found.group(2))
     if where == "":
         return schema.title() or "root"
-    return unescape(where.rsplit("/", 1)[-1])
+    title = schema.nodes.get(where, {}).get("title")
+    if isinstance(title, str) and title:
+        return title
+    parts = [unescape(part) for part in where.split("#")[-1].split("/")[1:]]
+    last = parts[-1] if parts else "root"
+    if last.isdigit() or last in ("items", "additionalProperties"):
+        named = [p for p in parts[:-1] if not p.isdigit() and p not in KEYWORD_SEGMENTS]
+        return f"{named[-1] if named else type_name(schema, '')}-{last}"
+    return last
 
 
 def flow_name(schema: Schema) -> str:
@@ -160,18 +174,15 @@ def max_active(section: dict[str, Any], schema: Schema) -> None:
 
 
 def validator_run(
-    description: Description, where: str, extra: Sequence[str] = ()
+    description: Description, where: str | Sequence[str], extra: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """The run of the built-in step that checks a node against the subschema at `where`."""
-    command = [
-        *VALIDATE_NODE,
-        "--schema",
-        description.relative(description.path),
-        "--pointer",
-        where,
-        *extra,
-    ]
-    return {"command": command}
+    """The run of the built-in step that checks a node against the subschema keyed `where` (or
+    against any of several): a JSON pointer, or `FILE#POINTER` into a file beside the schema."""
+    places = [where] if isinstance(where, str) else list(where)
+    command = [*VALIDATE_NODE, "--schema", description.relative(description.path)]
+    for place in places:
+        command.extend(["--pointer", place])
+    return {"command": [*command, *extra]}
 
 
 def user_run(schema: Schema, where: str, available: frozenset[str]) -> dict[str, Any] | None:
@@ -237,13 +248,13 @@ def check_root_keys(schema: Schema, pattern: str, generator: str) -> None:
 def check_runs_used(
     schema: Schema, used: Iterable[tuple[str, str]], generator: str, what: str
 ) -> None:
-    """Every `x-meta.run` (and `dependsOn`) the generator did not use is a fault: it would be
-    silently ignored otherwise. `used` holds (subschema pointer, key) pairs; `what` says where
-    this generator reads them from."""
+    """Every `x-meta.run` (and `dependsOn`, `entries`) the generator did not use is a fault: it
+    would be silently ignored otherwise. `used` holds (subschema pointer, key) pairs; `what`
+    says where this generator reads them from."""
     taken = set(used)
     faults = []
     for where, meta in schema.x_meta.items():
-        for key in ("run", "dependsOn"):
+        for key in ("run", "dependsOn", "entries"):
             if key in meta and (where, key) not in taken:
                 faults.append(
                     schema.fault(

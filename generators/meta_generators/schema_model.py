@@ -1,15 +1,16 @@
-"""A JSON Schema description, loaded once: checked against draft 2020-12, every `$ref` resolved
-locally (never fetched), and every `x-meta` annotation checked against its own schema.
+"""A JSON Schema description, loaded once: checked against the metaschema of its own draft,
+every `$ref` resolved locally (never fetched) and each target resolved once, and every `x-meta`
+annotation (inline, or from an overlay file beside the schema) checked against its own schema.
 
-Everything downstream works with JSON pointers into the description's document: `nodes` maps the
-pointer of every subschema to it, `refs` maps the pointer of every subschema holding a `$ref` to
-the pointer of the subschema it names.
+Everything downstream works with keys of subschemas: the JSON pointer of a subschema of the
+description's document (`""` is the root), or `FILE#POINTER` for a subschema of a file beside it
+that a `$ref` reaches. `nodes` maps the key of every subschema reached to it, `refs` maps the key
+of every subschema holding a `$ref` (or `$recursiveRef`, `$dynamicRef`) to the key it names.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -20,67 +21,65 @@ from urllib.parse import urldefrag, urljoin
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
+from jsonschema_specifications import REGISTRY as METASCHEMAS  # type: ignore[import-untyped]
+from referencing import Registry
 from referencing.exceptions import NoSuchAnchor, Unresolvable, Unretrievable
 from referencing.jsonschema import DRAFT202012
 
-from meta.errors import Fault, UserError, pointer, unescape
-from meta.flow.files import display_path
+from meta.errors import Fault, UserError, pointer
+from meta.flow.files import display_path, parse_json, parse_yaml_data, read_text
 from meta.hookspecs import Description
+from meta.steps.validate_node import Dialect, LocalFiles, dialect_of, local_registry
 
-DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+from .keywords import DEF_POINTER as DEF_POINTER
+from .keywords import REF_KEYWORDS, subschemas
+from .overlay import Overlay, read_overlay
+
 SCHEMA_SUFFIXES = (".schema.json", ".schema.yaml", ".schema.yml")
-
-# Keywords whose values are subschemas (draft 2020-12), by shape.
-ONE_SCHEMA = frozenset(
-    {
-        "additionalProperties",
-        "contains",
-        "contentSchema",
-        "else",
-        "if",
-        "items",
-        "not",
-        "propertyNames",
-        "then",
-        "unevaluatedItems",
-        "unevaluatedProperties",
-    }
+OLD_DRAFTS = frozenset({"draft3", "draft-04", "draft-06", "draft-07"})
+"""Drafts in which a `$ref` makes its siblings ignored."""
+STRUCTURAL = frozenset(
+    {"type", "properties", "patternProperties", "additionalProperties", "items", "prefixItems"}
+    | {"allOf", "anyOf", "oneOf"}
 )
-LIST_OF_SCHEMAS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
-MAP_OF_SCHEMAS = frozenset(
-    {"$defs", "definitions", "dependentSchemas", "patternProperties", "properties"}
-)
-DEF_POINTER = re.compile(r"^/(\$defs|definitions)/([^/]+)$")
-
-
-class RemoteReference(Exception):
-    """Raised by the registry's retrieve function: nothing outside the description is fetched."""
-
-
-def _refuse(uri: str) -> Resource[Any]:
-    raise RemoteReference(uri)
+SCHEMA_HINTS = frozenset({"$defs", "definitions", "properties", "$ref", "oneOf", "anyOf"})
+"""Top-level keywords that make a document without `$schema` read as a schema."""
 
 
 @dataclass
 class Schema:
-    """A loaded description: its document, its subschemas by pointer, refs and x-meta."""
+    """A loaded description: its document, its subschemas by key, refs and x-meta."""
 
     path: Path
     file: str
     document: dict[str, Any]
+    dialect: Dialect
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Every subschema that is an object, by JSON pointer, in document order."""
+    """Every subschema that is an object, by key, the document's first in document order."""
     refs: dict[str, str | None] = field(default_factory=dict)
-    """Pointer of a subschema with `$ref` -> pointer of its target (None: a boolean schema)."""
+    """Key of a subschema with `$ref` -> key of its target (None: a boolean schema)."""
     x_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Pointer of a subschema -> its `x-meta` object (checked)."""
+    """Key of a subschema -> its `x-meta` object (checked), inline or from the overlay."""
+    overlay: Overlay | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+    """The files beside the schema that `$ref`s reach, by the name their keys start with."""
+    memo: dict[str, Any] = field(default_factory=dict)
+    """Analyses of the schema, each made once (score, then generate)."""
 
     @property
     def root_meta(self) -> dict[str, Any]:
         return self.x_meta.get("", {})
 
     def fault(self, where: str, reason: str) -> Fault:
+        """A fault at `where`: in the overlay when it lies inside x-meta the overlay gave, in
+        a file beside the schema when `where` is a key into one."""
+        if self.overlay is not None:
+            placed = self.overlay.place(where)
+            if placed is not None:
+                return Fault(self.overlay.file, placed, reason)
+        name, hash_, inside = where.partition("#")
+        if hash_ and name in self.files:
+            return Fault(display_path(self.files[name]), inside, reason)
         return Fault(self.file, where, reason)
 
     def error(self, where: str, reason: str) -> UserError:
@@ -90,33 +89,55 @@ class Schema:
         return self.nodes[where]
 
     def deref(self, where: str) -> str | None:
-        """Follow `$ref`s from the subschema at `where`; None for a boolean schema or a loop."""
+        """Follow `$ref`s from the subschema at `where`; None for a boolean schema or a loop.
+        From draft 2019-09 on, a `$ref` beside keywords of structure (type, properties...) is
+        one more constraint on that subschema, which stays where it is (`beside` follows it)."""
         seen: set[str] = set()
         current: str | None = where
-        while current is not None and current in self.refs:
+        while current is not None and current in self.refs and not self.beside(current):
             if current in seen:
                 return None
             seen.add(current)
             current = self.refs[current]
         return current
 
+    def beside(self, where: str) -> str | None:
+        """The target of a `$ref` that sits beside keywords of structure at `where` (draft
+        2019-09 on: both apply); None when there is none."""
+        if self.dialect.specification.name in OLD_DRAFTS or where not in self.refs:
+            return None
+        node = self.nodes.get(where, {})
+        return self.refs[where] if STRUCTURAL & node.keys() else None
+
+    def locate(self, where: str) -> tuple[Path, str]:
+        """The file and the JSON pointer inside it of the subschema keyed `where`."""
+        name, hash_, inside = where.partition("#")
+        if hash_ and name in self.files:
+            return self.files[name], inside
+        return self.path, where
+
     def defs(self) -> Iterator[tuple[str, str]]:
         """(name, pointer) of every top-level `$defs` (or `definitions`) entry, in order."""
         for where in self.nodes:
             found = DEF_POINTER.match(where)
             if found:
-                yield unescape(found.group(2)), where
+                yield found.group(2).replace("~1", "/").replace("~0", "~"), where
 
     def title(self) -> str:
         title = self.document.get("title")
         return title if isinstance(title, str) else ""
 
     def stem(self) -> str:
-        name = self.path.name
-        for suffix in (*SCHEMA_SUFFIXES, ".json", ".yaml", ".yml"):
-            if name.lower().endswith(suffix):
-                return name[: -len(suffix)]
-        return name
+        return stem(self.path)
+
+
+def stem(path: Path) -> str:
+    """The name of a schema file without its schema suffix (`ci.schema.json` -> `ci`)."""
+    name = path.name
+    for suffix in (*SCHEMA_SUFFIXES, ".json", ".yaml", ".yml"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def child(where: str, *parts: str | int) -> str:
@@ -141,53 +162,79 @@ def _is_type(schema: dict[str, Any], name: str, keyword: str) -> bool:
 
 
 def claims_json_schema(description: Description) -> bool:
-    """Whether the description is meant as a draft 2020-12 JSON Schema: it says so in `$schema`,
-    or, saying nothing, its file is named `*.schema.json` (or `.yaml`)."""
+    """Whether the description is meant as a JSON Schema: it names a draft in `$schema` (any
+    string: an unknown one is reported), or, naming none, its file is named `*.schema.json` (or
+    `.yaml`) or its top level holds schema keywords (`$defs`, `properties`...)."""
     document = description.document
     if not isinstance(document, dict):
         return False
     declared = document.get("$schema")
-    if isinstance(declared, str):
-        return declared.rstrip("#") in (DRAFT_2020_12, DRAFT_2020_12.replace("https:", "http:"))
     if declared is not None:
-        return True  # not a string: the metaschema check names the fault
-    return description.path.name.lower().endswith(SCHEMA_SUFFIXES)
+        known = dialect_of(document) is not None
+        return known or not isinstance(declared, str) or "json-schema.org" in declared
+    if description.path.name.lower().endswith(SCHEMA_SUFFIXES):
+        return True
+    return "kind" not in document and bool(SCHEMA_HINTS & document.keys())
+
+
+def unknown_dialect(description: Description) -> str | None:
+    """The `$schema` of a description that claims to be a JSON Schema of a draft jsonschema
+    does not know (None otherwise)."""
+    document = description.document
+    if claims_json_schema(description) and dialect_of(document) is None:
+        return str(document.get("$schema"))
+    return None
 
 
 _CACHE: list[tuple[Path, Any, Schema]] = []
 
 
-def load(description: Description) -> Schema | None:
-    """The description as a checked `Schema`; None when it is not a draft 2020-12 JSON Schema.
+def forget() -> None:
+    """Forget the schemas read so far (a benchmark measures reading them afresh)."""
+    _CACHE.clear()
 
-    A JSON Schema with faults (invalid against the metaschema, a `$ref` that is remote or does not
-    resolve, a bad `x-meta`) raises a `UserError` naming the file and the JSON pointer of each
-    fault. Results are remembered for the last few documents (score, then generate)."""
+
+def load(description: Description) -> Schema | None:
+    """The description as a checked `Schema`; None when it is not a JSON Schema of a known draft.
+
+    A JSON Schema with faults (invalid against its draft's metaschema, a `$ref` that is remote or
+    does not resolve, a bad `x-meta`) raises a `UserError` naming the file and the JSON pointer
+    of each fault. Results are remembered for the last few documents (score, then generate)."""
     if not claims_json_schema(description):
+        return None
+    dialect = dialect_of(description.document)
+    if dialect is None:
         return None
     for path, document, schema in _CACHE:
         if document is description.document and path == description.path:
             return schema
-    schema = _load(description)
+    schema = _load(description, dialect)
     _CACHE.append((description.path, description.document, schema))
     del _CACHE[:-8]
     return schema
 
 
-def _load(description: Description) -> Schema:
+def read_schema_file(path: Path) -> Any:
+    """A JSON or YAML file beside the schema (a `$ref` target), read as the schema is."""
+    text = read_text(path)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return parse_yaml_data(text, display_path(path))
+    return parse_json(text, display_path(path))
+
+
+def _load(description: Description, dialect: Dialect) -> Schema:
     document: dict[str, Any] = description.document
-    schema = Schema(description.path, display_path(description.path), document)
+    schema = Schema(description.path, display_path(description.path), document, dialect)
     _check_metaschema(schema)
-    base = description.path.resolve().as_uri()
-    resource = DRAFT202012.create_resource(document)
-    registry: Registry[Any] = Registry(retrieve=_refuse).with_resource(base, resource)  # type: ignore[call-arg]
-    resolver = registry.resolver(base).in_subresource(resource)
-    pending: list[tuple[str, str, str, Any]] = []
-    by_id: dict[int, str] = {}
-    _walk(schema, document, "", base, resolver, pending, by_id)
-    faults = [f for f in (_resolve(schema, *ref, by_id) for ref in pending) if f is not None]
-    if faults:
-        raise UserError(faults)
+    registry, base, retrieve = local_registry(description.path, document, dialect, read_schema_file)
+    _Resolver(schema, registry, retrieve).run(base)
+    schema.x_meta.update({where: meta for where, meta in _inline_x_meta(schema)})
+    overlay = read_overlay(description.path, stem(description.path))
+    if overlay is not None:
+        schema.overlay = overlay
+        faults = list(overlay.attach(schema))
+        if faults:
+            raise UserError(faults)
     faults = list(_x_meta_faults(schema))
     if faults:
         raise UserError(faults)
@@ -195,14 +242,15 @@ def _load(description: Description) -> Schema:
 
 
 def _check_metaschema(schema: Schema) -> None:
-    checker = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+    validator = schema.dialect.validator
+    checker = validator(validator.META_SCHEMA)
     errors = sorted(
         checker.iter_errors(schema.document), key=lambda e: (_where(e.absolute_path), e.message)
     )
     if errors:
         raise UserError(
             schema.fault(_where(e.absolute_path), f"not a valid JSON Schema: {e.message}")
-            for e in errors
+            for e in errors[:20]
         )
 
 
@@ -210,67 +258,142 @@ def _where(path: Any) -> str:
     return pointer(list(path))
 
 
-def _walk(
-    schema: Schema,
-    node: Any,
-    where: str,
-    base: str,
-    resolver: Any,
-    pending: list[tuple[str, str, str, Any]],
-    by_id: dict[int, str],
-) -> None:
-    """Record every subschema below `node`; `base` is the URI `$ref`s resolve against here."""
-    if not isinstance(node, dict):
-        return
-    if isinstance(node.get("$id"), str):
-        base = urljoin(base, node["$id"])
-        resolver = resolver.in_subresource(DRAFT202012.create_resource(node))
-    schema.nodes[where] = node
-    by_id[id(node)] = where
-    for key, value in node.items():
-        if key == "$ref" and isinstance(value, str):
-            pending.append((where, value, base, resolver))
-        elif key == "x-meta":
-            schema.x_meta[where] = value
-        elif key in ONE_SCHEMA:
-            _walk(schema, value, child(where, key), base, resolver, pending, by_id)
-        elif key in LIST_OF_SCHEMAS and isinstance(value, list):
-            for i, sub in enumerate(value):
-                _walk(schema, sub, child(where, key, i), base, resolver, pending, by_id)
-        elif key in MAP_OF_SCHEMAS and isinstance(value, dict):
-            for name, sub in value.items():
-                _walk(schema, sub, child(where, key, name), base, resolver, pending, by_id)
+def _inline_x_meta(schema: Schema) -> Iterator[tuple[str, dict[str, Any]]]:
+    for where, node in schema.nodes.items():
+        if "x-meta" in node:
+            yield where, node["x-meta"]
 
 
-def _resolve(
-    schema: Schema, where: str, ref: str, base: str, resolver: Any, by_id: dict[int, str]
-) -> Fault | None:
-    at = child(where, "$ref")
-    try:
-        resolved = resolver.lookup(ref)
-    except Unresolvable as exc:
+class _Resolver:
+    """Walks the schema from its root, records every subschema, and resolves every reference,
+    each distinct (base URI, reference) once. A target no walk has recorded (a `$ref` into a
+    place that is not a subschema keyword, or into a file beside the schema) is found by its
+    place in its document and walked from there."""
+
+    def __init__(self, schema: Schema, registry: Registry[Any], retrieve: LocalFiles) -> None:
+        self.schema = schema
+        self.registry = registry
+        self.retrieve = retrieve
+        self.pending: list[tuple[str, str, str, str]] = []
+        self.by_id: dict[int, str] = {}
+        self.indexes: dict[str, dict[int, str]] = {}
+        self.resolved: dict[tuple[str, str], str | Fault | None] = {}
+        self.faults: list[Fault] = []
+
+    def run(self, base: str) -> None:
+        self._walk(self.schema.document, "", base)
+        while self.pending:
+            where, keyword, ref, ref_base = self.pending.pop(0)
+            outcome = self.resolved.get((ref_base, ref), _UNSEEN)
+            if outcome is _UNSEEN:
+                outcome = self._resolve(where, keyword, ref, ref_base)
+                self.resolved[(ref_base, ref)] = outcome
+            if isinstance(outcome, Fault):
+                self.faults.append(self.schema.fault(child(where, keyword), outcome.reason))
+            else:
+                self.schema.refs[where] = outcome  # type: ignore[assignment]
+        if self.faults:
+            raise UserError(self.faults)
+
+    def _walk(self, node: Any, where: str, base: str) -> None:
+        stack = [(node, where, base)]
+        specification = self.schema.dialect.specification
+        while stack:
+            node, where, base = stack.pop()
+            if not isinstance(node, dict) or id(node) in self.by_id:
+                continue
+            own_id = specification.id_of(node)
+            if own_id:
+                base = urldefrag(urljoin(base, own_id)).url
+            self.schema.nodes[where] = node
+            self.by_id[id(node)] = where
+            for keyword in REF_KEYWORDS:
+                if isinstance(node.get(keyword), str):
+                    self.pending.append((where, keyword, node[keyword], base))
+                    break
+            found = list(subschemas(node))
+            stack.extend((sub, where + pointer(parts), base) for parts, sub in reversed(found))
+
+    def _resolve(self, where: str, keyword: str, ref: str, base: str) -> str | Fault | None:
+        try:
+            resolved = self.registry.resolver(base).lookup(ref)
+        except Unresolvable as exc:
+            return self._unresolved(ref, base, exc)
+        contents = resolved.contents
+        if isinstance(contents, bool):
+            return None
+        if not isinstance(contents, dict):
+            return Fault("", "", f"{keyword} '{ref}' does not point at a schema")
+        known = self.by_id.get(id(contents))
+        if known is not None:
+            return known
+        target_uri = urldefrag(urljoin(base, ref)).url
+        if target_uri in METASCHEMAS:
+            return None  # a draft's metaschema: any schema, read as opaque data, not walked
+        key = self._place(contents, target_uri)
+        if key is None:
+            return Fault("", "", f"{keyword} '{ref}' does not point at a schema")
+        self._walk(contents, key, target_uri)
+        return key
+
+    def _place(self, contents: dict[str, Any], uri: str) -> str | None:
+        """The key of `contents`: its pointer in the schema's document, or `FILE#POINTER` in
+        the file beside it that `uri` names."""
+        inside = self._index("", self.schema.document).get(id(contents))
+        if inside is not None:
+            return inside
+        path = self.retrieve.path_of(uri)
+        if path is None:
+            return None
+        name = self.schema.path.parent.resolve().as_posix()
+        name = path.resolve().as_posix()[len(name) + 1 :]
+        self.schema.files[name] = path
+        found = self._index(name, self.retrieve(uri).contents).get(id(contents))
+        return None if found is None else f"{name}#{found}"
+
+    def _index(self, name: str, document: Any) -> dict[int, str]:
+        """Pointer of every object in a document, by identity, built once per document."""
+        if name not in self.indexes:
+            index: dict[int, str] = {}
+            stack: list[tuple[Any, str]] = [(document, "")]
+            while stack:
+                node, where = stack.pop()
+                if isinstance(node, dict):
+                    index.setdefault(id(node), where)
+                    stack.extend((v, child(where, k)) for k, v in node.items())
+                elif isinstance(node, list):
+                    stack.extend((v, child(where, i)) for i, v in enumerate(node))
+            self.indexes[name] = index
+        return self.indexes[name]
+
+    def _unresolved(self, ref: str, base: str, exc: Unresolvable) -> Fault:
         if isinstance(exc.__cause__, Unretrievable):
+            cause = exc.__cause__.__cause__
+            if isinstance(cause, UserError):
+                return Fault("", "", f"$ref '{ref}' names a file that cannot be read: {cause}")
             target = urldefrag(urljoin(base, ref)).url
+            missing = self.retrieve.path_of(target, existing=False)
+            if missing is not None:
+                return Fault(
+                    "",
+                    "",
+                    f"$ref '{ref}' names {display_path(missing)} beside the schema: no such file",
+                )
             names = "" if target == ref else f" (it names {target})"
-            return schema.fault(
-                at,
-                f"$ref '{ref}' is not local{names}: only references inside this file are "
-                "resolved, never fetched",
+            return Fault(
+                "",
+                "",
+                f"$ref '{ref}' is not local{names}: only references inside this file and to "
+                "files beside it are resolved, never fetched",
             )
         if isinstance(exc, NoSuchAnchor):
-            missing = f"no $anchor '{exc.anchor}'"
+            absent = f"no $anchor '{exc.anchor}'"
         else:
-            missing = f"nothing at '{urldefrag(ref).fragment or ref}'"
-        return schema.fault(at, f"$ref '{ref}' does not resolve: {missing} in this file")
-    contents = resolved.contents
-    if isinstance(contents, bool):
-        schema.refs[where] = None
-        return None
-    found = by_id.get(id(contents)) if isinstance(contents, dict) else None
-    if found is None:
-        return schema.fault(at, f"$ref '{ref}' does not point at a schema")
-    schema.refs[where] = found
-    return None
+            absent = f"nothing at '{urldefrag(ref).fragment or ref}'"
+        return Fault("", "", f"$ref '{ref}' does not resolve: {absent} in this file")
+
+
+_UNSEEN = object()
 
 
 def x_meta_schema() -> dict[str, Any]:
@@ -285,9 +408,7 @@ def _x_meta_checkers() -> tuple[Draft202012Validator, Draft202012Validator]:
     """Validators for x-meta on the root and on any other subschema."""
     document = x_meta_schema()
     uri = document["$id"]
-    registry: Registry[Any] = Registry(retrieve=_refuse).with_resource(  # type: ignore[call-arg]
-        uri, DRAFT202012.create_resource(document)
-    )
+    registry: Registry[Any] = Registry().with_resource(uri, DRAFT202012.create_resource(document))
     return (
         Draft202012Validator({"$ref": f"{uri}#/$defs/root"}, registry=registry),
         Draft202012Validator({"$ref": f"{uri}#/$defs/node"}, registry=registry),

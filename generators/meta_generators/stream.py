@@ -13,7 +13,7 @@ from typing import Any
 from meta.errors import Fault, UserError
 from meta.hookspecs import Description
 
-from . import flows
+from . import flows, seen
 from .schema_model import DEF_POINTER, Schema, child, is_array_type
 
 PATTERN = "cycle"
@@ -27,8 +27,11 @@ class StreamGenerator:
     name = "stream"
 
     def score(self, description: Description) -> float:
-        return flows.score(
-            description, (PATTERN,), SCORE, lambda schema: schema.root_meta.get("stream") is True
+        return flows.score(description, (PATTERN,), SCORE, lambda schema: _decline(schema) is None)
+
+    def explain(self, description: Description) -> tuple[list[str], str]:
+        return seen.explain(
+            description, (PATTERN,), _decline, lambda _: "a cycle over chunks of JSON lines"
         )
 
     def generate(self, description: Description) -> dict[str, Any]:
@@ -93,6 +96,12 @@ class StreamGenerator:
         return flows.flow_document(
             schema, description, self.name, section, data_suffix=".data.jsonl"
         )
+
+
+def _decline(schema: Schema) -> str | None:
+    if schema.root_meta.get("stream") is True:
+        return None
+    return "the root has no x-meta.stream: true"
 
 
 def _record_places(schema: Schema) -> list[str]:

@@ -1,11 +1,10 @@
-"""The tree generator: a schema whose node types refer to node types is a hierarchy, walked by a
-`dfs` (or `bfs`) section with one visit case per node type.
+"""The tree generator: a schema whose node types hold node types is a hierarchy, walked by a
+`dfs` (or `bfs`) section over every children field (see structure.py for how they are found).
 
-A node type is an object schema reached through `$ref`: the root type (the root schema, or what
-its `$ref` names) and every type a node type names through a property: `"teams": {"type":
-"array", "items": {"$ref": "#/$defs/Team"}}` (many children), `"lead": {"$ref":
-"#/$defs/Person"}` (one child), or `oneOf`/`anyOf` of such `$ref`s (children of several types).
-Those properties are the walk's children fields.
+The visit tells node types apart at run time: one case per node type when a discriminator, the
+depth or a required property of its own tells them apart; otherwise one case for the root and
+one per children field (a node's type is the schema of the field that holds it: the field is
+the last name in its path), which tells apart any hierarchy.
 """
 
 from __future__ import annotations
@@ -15,11 +14,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from meta.errors import UserError
 from meta.hookspecs import Description
 
-from . import flows
-from .schema_model import Schema, child, is_array_type, is_object_type
+from . import flows, seen
+from .schema_model import Schema, child
+from .structure import Place, Structure, structure
 
 PATTERNS = ("dfs", "bfs")
 SCORE = 30.0
@@ -30,215 +29,209 @@ JINJA_WORDS = frozenset(
 
 
 @dataclass
-class ChildField:
-    """A property of a node type that holds child nodes."""
-
-    field: str
-    at: str
-    """The property's pointer."""
-    targets: list[str]
-    """The node types (pointers) its children may be."""
-    shape: str
-    """'many' (an array of nodes), 'one' (one node) or 'map' (an object of nodes)."""
-
-
-@dataclass
 class NodeType:
     where: str
     schema: dict[str, Any]
-    children: dict[str, ChildField] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+    """Children field -> the node types its children may be."""
 
 
 @dataclass
 class Hierarchy:
     root: str
     types: dict[str, NodeType]
-    """Node types by pointer, in the order the walk from the root finds them."""
     fields: list[str]
-    """The children fields of every node type, in the order they were found."""
+
+
+@dataclass
+class Case:
+    """One visit case: when it applies, the unit's name, the subschemas its nodes are checked
+    against, and the node type whose x-meta.run it runs (if it is one type)."""
+
+    when: str
+    name: str
+    checks: list[str]
+    owner: str | None
 
 
 class TreeGenerator:
-    """dfs/bfs over a hierarchy, one visit case per node type."""
+    """dfs/bfs over a hierarchy, one visit case per node type (or per children field)."""
 
     name = "tree"
 
     def score(self, description: Description) -> float:
         return flows.score(description, PATTERNS, SCORE, is_hierarchy)
 
+    def explain(self, description: Description) -> tuple[list[str], str]:
+        return seen.explain(description, PATTERNS, _decline, _plan)
+
     def generate(self, description: Description) -> dict[str, Any]:
-        schema = flows.schema_of(description, "a draft 2020-12 JSON Schema of a hierarchy")
+        schema = flows.schema_of(description, "a JSON Schema of a hierarchy")
         pattern = schema.root_meta.get("pattern", "dfs")
         flows.check_root_keys(schema, pattern, self.name)
-        hierarchy = analyse(schema)
-        order = schema.root_meta.get("order", "post")
-        names = flows.unique_names(
-            flows.unit_slug(flows.type_name(schema, where), "node") for where in hierarchy.types
-        )
-        used: set[tuple[str, str]] = set()
-        units: list[dict[str, Any]] = []
-        for (where, _), name in zip(hierarchy.types.items(), names, strict=True):
-            run = flows.user_run(schema, where, flows.ITERATING)
-            if run is not None:
-                used.add((where, "run"))
-            else:
-                extra = ["--children", ",".join(hierarchy.fields), "--path", "{{ path }}"]
-                if order == "pre":
-                    extra.append("--no-subtree")
-                run = flows.validator_run(description, where, extra)
-            units.append({"name": name, "run": run})
+        section, used = walk_section(schema, description)
         flows.check_runs_used(schema, used, self.name, "it runs the node types of the hierarchy")
-        visit: dict[str, Any]
-        if len(units) == 1:
-            visit = units[0]
-        else:
-            tests = distinguish(schema, hierarchy)
-            visit = {
-                "cases": [
-                    {"when": tests[where], "unit": unit}
-                    for where, unit in zip(hierarchy.types, units, strict=True)
-                ]
-            }
-        section = flows.section_frame(schema, "walk", pattern)
-        section["order"] = order
-        flows.max_active(section, schema)
-        section["over"] = {"input": flows.DATA, "children": list(hierarchy.fields)}
-        section["visit"] = visit
         return flows.flow_document(schema, description, self.name, section)
 
 
-def root_type(schema: Schema) -> str | None:
-    where = schema.deref("")
-    if where is None or not is_object_type(schema.at(where)):
-        return None
-    return where
+def walk_section(schema: Schema, description: Description) -> tuple[dict[str, Any], set[Any]]:
+    """The dfs (or bfs) section that walks the hierarchy, and the (pointer, 'run') pairs of the
+    x-meta.run it uses."""
+    pattern = schema.root_meta.get("pattern", "dfs")
+    found = analyse(schema)
+    order = schema.root_meta.get("order", "post")
+    cases = _cases(schema, found)
+    names = flows.unique_names(flows.unit_slug(case.name, "node") for case in cases)
+    used: set[tuple[str, str]] = set()
+    units: list[dict[str, Any]] = []
+    for case, name in zip(cases, names, strict=True):
+        run = None
+        if case.owner is not None:
+            run = flows.user_run(schema, case.owner, flows.ITERATING)
+        if run is not None and case.owner is not None:
+            used.add((case.owner, "run"))
+        else:
+            extra = ["--children", ",".join(found.fields), "--path", "{{ path }}"]
+            if order == "pre":
+                extra.append("--no-subtree")
+            if len(case.checks) > 1 or case.owner is None:
+                extra[:0] = ["--type", name]
+            run = flows.validator_run(description, case.checks, extra)
+        units.append({"name": name, "run": run})
+    visit: dict[str, Any]
+    if len(units) == 1:
+        visit = units[0]
+    else:
+        visit = {
+            "cases": [
+                {"when": case.when, "unit": unit} for case, unit in zip(cases, units, strict=True)
+            ]
+        }
+    section = flows.section_frame(schema, "walk", pattern if pattern in PATTERNS else "dfs")
+    section["order"] = order
+    flows.max_active(section, schema)
+    section["over"] = {"input": flows.DATA, "children": list(found.fields)}
+    section["visit"] = visit
+    return section, used
 
 
 def is_hierarchy(schema: Schema) -> bool:
-    """Whether the root type names node types through its properties (a cheap look, no checks)."""
-    root = root_type(schema)
-    return root is not None and bool(children_of(schema, root))
+    """Whether the root's node types hold node types through some children field."""
+    return _decline(schema) is None
 
 
-def children_of(schema: Schema, where: str) -> dict[str, ChildField]:
-    found: dict[str, ChildField] = {}
-    properties = schema.at(where).get("properties")
-    if not isinstance(properties, dict):
-        return found
-    for name in properties:
-        at = child(where, "properties", name)
-        if at in schema.nodes:
-            child_field = _child_field(schema, name, at)
-            if child_field is not None:
-                found[name] = child_field
-    return found
-
-
-def _child_field(schema: Schema, name: str, at: str) -> ChildField | None:
-    direct = _node_types(schema, at)
-    if direct:
-        return ChildField(name, at, direct, "one")
-    resolved = schema.deref(at)
-    if resolved is None:
-        return None
-    sub = schema.at(resolved)
-    if is_array_type(sub) and isinstance(sub.get("items"), dict):
-        many = _node_types(schema, child(resolved, "items"))
-        if many:
-            return ChildField(name, at, many, "many")
-    if isinstance(sub.get("additionalProperties"), dict):
-        mapped = _node_types(schema, child(resolved, "additionalProperties"))
-        if mapped:
-            return ChildField(name, at, mapped, "map")
+def _decline(schema: Schema) -> str | None:
+    found = structure(schema)
+    if not found.roots:
+        return "the root is not an object type"
+    if not found.only_objects:
+        return "the root may be something other than an object, and a walk starts at an object"
+    if not found.fields:
+        return "no property of the node types holds objects (with properties) or arrays of them"
     return None
 
 
-def _node_types(schema: Schema, where: str) -> list[str]:
-    """The node types the subschema at `where` names: a `$ref` to an object type, or a
-    `oneOf`/`anyOf` whose every option is one; [] otherwise."""
-    if where in schema.refs:
-        target = schema.deref(where)
-        if target is not None and is_object_type(schema.at(target)):
-            return [target]
-        return []
-    sub = schema.nodes.get(where, {})
-    for key in ("oneOf", "anyOf"):
-        options = sub.get(key)
-        if isinstance(options, list) and options:
-            found: list[str] = []
-            for i in range(len(options)):
-                named = _node_types(schema, child(where, key, i))
-                if not named:
-                    return []
-                found.extend(t for t in named if t not in found)
-            return found
-    return []
+def _plan(schema: Schema) -> str:
+    found = structure(schema)
+    pattern = schema.root_meta.get("pattern", "dfs")
+    return (
+        f"a {pattern} walk over {len(found.fields)} children fields, {len(found.types)} node types"
+    )
 
 
-def analyse(schema: Schema) -> Hierarchy:
-    """The hierarchy below the root type; a schema that is not one, or whose children fields
-    the walk cannot follow, is a `UserError`."""
-    root = root_type(schema)
-    if root is None:
+def analyse(schema: Schema) -> Structure:
+    """The schema's structure; one without a hierarchy is a `UserError` saying why."""
+    found = structure(schema)
+    if not found.roots or not found.only_objects:
         raise schema.error("", "a tree needs an object type at the root (the top node's type)")
-    types: dict[str, NodeType] = {}
-    queue = [root]
-    while queue:
-        where = queue.pop(0)
-        if where in types:
-            continue
-        node = NodeType(where, schema.at(where), children_of(schema, where))
-        types[where] = node
-        for child_field in node.children.values():
-            queue.extend(t for t in child_field.targets if t not in types)
-    fields: list[str] = []
-    faults = []
-    for node in types.values():
-        for child_field in node.children.values():
-            if child_field.shape == "map":
-                faults.append(
-                    schema.fault(
-                        child_field.at,
-                        f"'{child_field.field}' holds child nodes in an object keyed by name; "
-                        "a tree walk reads children from an array or one object",
-                    )
-                )
-            if child_field.field not in fields:
-                fields.append(child_field.field)
-    if not fields:
+    if not found.fields:
+        why = "; ".join(f"'{name}': {reason}" for name, reason in found.left_out.items())
         raise schema.error(
-            root, "not a hierarchy: no property of the root type names a node type through $ref"
+            found.roots[0],
+            "not a hierarchy: no property of the root type holds objects or arrays of objects"
+            + (f" that a walk can follow ({why})" if why else ""),
         )
-    for node in types.values():
-        properties = node.schema.get("properties", {})
-        for name in fields:
-            if name in properties and name not in node.children:
-                faults.append(
-                    schema.fault(
-                        child(node.where, "properties", name),
-                        f"'{name}' holds child nodes in other node types but plain data here; "
-                        "the walk descends into the same fields at every node",
-                    )
-                )
-    if faults:
-        raise UserError(faults)
-    return Hierarchy(root, types, fields)
+    return found
 
 
-def distinguish(schema: Schema, hierarchy: Hierarchy) -> dict[str, str]:
+def _cases(schema: Schema, found: Structure) -> list[Case]:
+    """One case per node type when the types can be told apart, else one for the root and one
+    per children field."""
+    if len(found.roots) == 1:
+        hierarchy = _hierarchy(found)
+        if len(hierarchy.types) == 1:
+            (where,) = hierarchy.types
+            return [Case("", flows.type_name(schema, where), [where], where)]
+        tests = distinguish(schema, hierarchy)
+        if tests is not None:
+            return [
+                Case(tests[where], flows.type_name(schema, where), [where], where)
+                for where in hierarchy.types
+            ]
+    return _cases_by_field(schema, found)
+
+
+def _hierarchy(found: Structure) -> Hierarchy:
+    types: dict[str, NodeType] = {}
+    for where, node in found.types.items():
+        types[where] = NodeType(where, node)
+    for name, places in found.places.items():
+        for place in places:
+            if place.owner in types:
+                listed = types[place.owner].children.setdefault(name, [])
+                listed.extend(t for t in place.targets if t not in listed)
+    return Hierarchy(found.roots[0], types, list(found.fields))
+
+
+def _cases_by_field(schema: Schema, found: Structure) -> list[Case]:
+    root_owner = found.roots[0] if len(found.roots) == 1 else None
+    root_name = flows.type_name(schema, root_owner) if root_owner is not None else "root"
+    cases = [Case("depth == 0", root_name, [""], root_owner)]
+    for name, places in found.places.items():
+        targets = list(dict.fromkeys(t for place in places for t in place.targets))
+        checks = list(dict.fromkeys(place.element for place in places))
+        owner = targets[0] if len(targets) == 1 else None
+        label = flows.type_name(schema, owner) if owner is not None else name
+        if owner is None:
+            _no_runs(schema, name, targets)
+        cases.append(Case(_field_test(name, places), label, checks, owner))
+    return cases
+
+
+def _no_runs(schema: Schema, name: str, targets: list[str]) -> None:
+    with_run = [t for t in targets if "run" in schema.x_meta.get(t, {})]
+    if with_run:
+        raise schema.error(
+            child(with_run[0], "x-meta", "run"),
+            f"the children in '{name}' may be any of several node types, which the walk cannot "
+            "tell apart: give them a required property with a const value (e.g. kind)",
+        )
+
+
+def _field_test(name: str, places: list[Place]) -> str:
+    """A `when` that holds for the nodes a children field holds: the field is the last name
+    in the node's path (before the index, for arrays)."""
+    shapes = {place.shape for place in places}
+    quoted = _literal(name)
+    tests = []
+    if "one" in shapes:
+        tests.append(f"path.split('/')[-1] == {quoted}")
+    if "many" in shapes:
+        tests.append(f"(path.split('/')[-2] == {quoted} and path.split('/')[-1].isdigit())")
+    return (
+        f"depth > 0 and {tests[0]}" if len(tests) == 1 else f"depth > 0 and ({' or '.join(tests)})"
+    )
+
+
+def distinguish(schema: Schema, hierarchy: Hierarchy) -> dict[str, str] | None:
     """A `when` expression per node type that holds for its nodes only: a discriminator
-    property with a constant value, else the depth, else a required property of its own."""
+    property with a constant value, else the depth, else a required property of its own; None
+    when none of them tells the types apart."""
     for strategy in (_by_discriminator, _by_depth, _by_required):
         tests = strategy(schema, hierarchy)
         if tests is not None:
             return tests
-    names = ", ".join(flows.type_name(schema, where) for where in hierarchy.types)
-    raise schema.error(
-        hierarchy.root,
-        f"the node types ({names}) cannot be told apart at run time: give each a required "
-        "property with a const value (e.g. kind), or a required property no other type has, "
-        "or keep each type at a depth of its own",
-    )
+    return None
 
 
 def _by_discriminator(schema: Schema, hierarchy: Hierarchy) -> dict[str, str] | None:
@@ -290,8 +283,8 @@ def _by_depth(schema: Schema, hierarchy: Hierarchy) -> dict[str, str] | None:
             continue
         seen.add((where, depth))
         depths[where].add(depth)
-        for child_field in hierarchy.types[where].children.values():
-            stack.extend((target, depth + 1) for target in child_field.targets)
+        for targets in hierarchy.types[where].children.values():
+            stack.extend((target, depth + 1) for target in targets)
     if any(len(found) != 1 for found in depths.values()):
         return None
     single = {where: next(iter(found)) for where, found in depths.items()}

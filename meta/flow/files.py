@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from meta.errors import Fault, UserError
+from meta.steps.validate_node import JsonYamlLoader, UniqueKeysLoader
 
 
 def display_path(path: Path) -> str:
@@ -60,30 +61,20 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON value")
 
 
-class _UniqueKeysLoader(yaml.SafeLoader):
-    """Safe YAML in which a mapping naming one key twice is an error: YAML says keys are
-    unique, and PyYAML would otherwise keep the last value without a word."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:
-                continue  # an unhashable key: construct_mapping itself refuses it
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} appears twice", key_node.start_mark
-                )
-        return super().construct_mapping(node, deep)
-
-
 def parse_yaml(text: str, file: str, fault: type[UserError] = UserError) -> Any:
     """Safe YAML only: no tags that build Python objects, no key given twice."""
+    return _parse_yaml(text, file, fault, UniqueKeysLoader)
+
+
+def parse_yaml_data(text: str, file: str, fault: type[UserError] = UserError) -> Any:
+    """YAML data (an input, a schema): safe, no key given twice, and read as the JSON it stands
+    for: keys as written, only true/false as booleans, dates as strings."""
+    return _parse_yaml(text, file, fault, JsonYamlLoader)
+
+
+def _parse_yaml(text: str, file: str, fault: type[UserError], loader: type[Any]) -> Any:
     try:
-        return yaml.load(text, Loader=_UniqueKeysLoader)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

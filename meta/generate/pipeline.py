@@ -9,9 +9,10 @@ from typing import Any
 import yaml
 
 from meta.errors import Fault, FlowInvalid, UserError
-from meta.flow.files import display_path, parse_json, parse_yaml, read_text
+from meta.flow.files import display_path, parse_json, parse_yaml_data, read_text
 from meta.flow.model import Flow
 from meta.flow.parse import flow_from_document
+from meta.generate.explain import explain, reason
 from meta.generate.plugins import Plugins, Registered
 from meta.hookspecs import Description
 
@@ -36,7 +37,7 @@ def read_description(
     if path.suffix.lower() == ".json":
         document = parse_json(text, file)
     elif path.suffix.lower() in (".yaml", ".yml"):
-        document = parse_yaml(text, file)
+        document = parse_yaml_data(text, file)
     return Description(
         path=path.resolve(), document=document, data=data, flow_dir=flow_dir or path.parent
     )
@@ -51,8 +52,9 @@ def choose(plugins: Plugins, description: Description, name: str | None = None) 
             known = ", ".join(plugins.catalogue.names()) or "none"
             raise UserError(Fault(file, "", f"no generator named '{name}' (known: {known})"))
         if chosen.generator.score(description) <= 0:
+            why = reason(chosen.generator, description)
             raise UserError(
-                Fault(file, "", f"generator '{name}' does not understand this description")
+                Fault(file, "", f"generator '{name}' does not understand this description: {why}")
             )
         return chosen
     scored = [
@@ -61,8 +63,11 @@ def choose(plugins: Plugins, description: Description, name: str | None = None) 
     best = max((score for score, _ in scored), default=0.0)
     if best <= 0:
         known = ", ".join(plugins.catalogue.names()) or "none"
+        why = explain(plugins, description).summary()
         raise UserError(
-            Fault(file, "", f"no generator understands this description (generators: {known})")
+            Fault(
+                file, "", f"no generator understands this description (generators: {known}): {why}"
+            )
         )
     top = [registered for score, registered in scored if score == best]
     if len(top) > 1:

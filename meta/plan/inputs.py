@@ -1,4 +1,4 @@
-"""Reading input data: JSON documents, JSON-lines streams, and places inside them."""
+"""Reading input data: JSON or YAML documents, JSON-lines streams, and places inside them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, InputFault, lookup
-from meta.flow.files import display_path, loads_strict_json, parse_json, read_text
+from meta.flow.files import (
+    display_path,
+    loads_strict_json,
+    parse_json,
+    parse_yaml_data,
+    read_text,
+)
+from meta.steps.validate_node import is_yaml
 
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
 
@@ -18,8 +25,12 @@ def is_json_lines(path: Path) -> bool:
 
 
 def read_json(path: Path) -> Any:
-    """The JSON document in `path`; a missing file or invalid JSON is an `InputFault`."""
+    """The JSON document in `path` (YAML: the JSON it stands for, for a `.yaml`/`.yml` file
+    or one that does not start as JSON does, such as a `CITATION.cff`);
+    a missing file or one that does not parse is an `InputFault` naming the line."""
     text = read_text(path, InputFault, missing="input file not found")
+    if is_yaml(path, text):
+        return parse_yaml_data(text, display_path(path), InputFault)
     return parse_json(text, display_path(path), InputFault)
 
 

@@ -1,15 +1,19 @@
 """`meta step validate-node`: check one data node against its type in a JSON Schema, and write a
 per-node report. The built-in step of the JSON Schema generators, for types without `x-meta.run`.
 
-    meta step validate-node --schema FILE --pointer /$defs/Team [--children a,b] [--path P]
-                            [--type NAME] [--each [--offset N]] [--data FILE --at P]
-                            [--no-subtree]
+    meta step validate-node --schema FILE --pointer /$defs/Team [--pointer P2 ...]
+                            [--children a,b] [--path P] [--type NAME] [--each [--offset N]]
+                            [--data FILE --at P] [--no-subtree]
     meta step validate-node --summary
 
-The node is META_INPUT (or, with --data, the value at --at in that file). --children names the
-fields a tree walk strips from its nodes: the node's type may require them, and that is not held
-against it. With --each, the node is a list and every element is checked (--offset numbers the
-first). It writes META_OUTPUT/report.json:
+The node is META_INPUT (or, with --data, the value at --at in that file, JSON or YAML). It is
+checked by jsonschema's validator for the schema's own draft; `$ref`s resolve inside the schema,
+to files beside it and to the drafts' metaschemas, never over the network. A --pointer is a JSON
+pointer into the schema or `OTHER.json#/pointer` into a file beside it; given several, the node
+may be of any of those types (the report gives the errors of the closest). --children names the
+fields a tree walk strips from its nodes (and that --data leaves out): the node is not held to
+`required`, `minProperties` or `dependencies` for them. With --each, the node is a list and
+every element is checked (--offset numbers the first). It writes META_OUTPUT/report.json:
 
     {"unit", "type", "path", "valid", "errors": [{"pointer", "message"}],
      "subtree": {"nodes", "invalid"}}
@@ -18,6 +22,11 @@ first). It writes META_OUTPUT/report.json:
 every META_UPSTREAM/*/report.json (post-order tree walks: the children's reports). --summary
 checks nothing and only adds up the upstream reports (a gather). Pointers in `errors` are JSON
 pointers into the data: --path (or --at) followed by the place inside the node.
+
+The module also holds what the generators share with the step, since steps sit below every
+other layer: the draft of a schema (`dialect_of`), the registry that reads files beside a
+schema and nothing remote (`local_registry`), and YAML read as the JSON it stands for
+(`JsonYamlLoader`, used by meta.flow.files for data and schemas).
 
 Exit 0 whether the node is valid or not (the report says); 2 when the step itself is misused
 (no such schema file or pointer, no META_INPUT or META_OUTPUT).
@@ -28,24 +37,34 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, unquote, urldefrag, urljoin
 
 import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
+from jsonschema.protocols import Validator
+from jsonschema_specifications import REGISTRY as METASCHEMAS  # type: ignore[import-untyped]
+from referencing import Registry, Resource, Specification
 from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT202012
+from referencing.jsonschema import DRAFT202012, specification_with
 
 from meta.errors import lookup, pointer, unescape
 
 REPORT = "report.json"
 POINTER_SAFE = "/~!$&'()*+,;=:@"
 """Characters a JSON pointer keeps as they are when it becomes a URI fragment."""
+ID_SUFFIXES = (".json", ".yaml", ".yml")
+ID_FILES = 1000
+ID_FILE_LIMIT = 20 * 1024 * 1024
+"""How many files, of at most what size, are looked through for the `$id` a `$ref` names."""
+LATEST_ALIAS = "http://json-schema.org/schema"
+"""An old way to say "the newest draft", still found in published schemas."""
 
 
 class StepMisused(Exception):
@@ -75,7 +94,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Check a data node against its type in a JSON Schema; write report.json.",
     )
     parser.add_argument("--schema", type=Path, help="the JSON Schema file")
-    parser.add_argument("--pointer", default="", help="the node type's JSON pointer in it")
+    parser.add_argument(
+        "--pointer",
+        action="append",
+        help="the node type's JSON pointer in it (repeat: the node may be any of these types)",
+    )
     parser.add_argument("--type", dest="type_name", help="the type's name in the report")
     parser.add_argument("--children", default="", help="comma-separated children fields")
     parser.add_argument("--path", default="", help="the node's JSON pointer in the data")
@@ -112,14 +135,18 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     if args.schema is None:
         raise StepMisused("--schema is required (or --summary)")
     document = _read(args.schema, "schema")
-    check = _checker(args.schema, document, args.pointer)
+    places = args.pointer or [""]
+    check = _checker(args.schema, document, places)
+    children = frozenset(name for name in args.children.split(",") if name)
     if args.data is not None:
         path = args.at
         node = _at(_read(args.data, "data"), args.at, args.data)
+        if isinstance(node, dict) and children:
+            # As a walk does: the children are other units' nodes, not this one's.
+            node = {key: value for key, value in node.items() if key not in children}
     else:
         path = args.path
         node = _read(Path(_environ("META_INPUT")), "META_INPUT")
-    children = frozenset(name for name in args.children.split(",") if name)
     errors: list[dict[str, str]] = []
     nodes = invalid = 0
     if node is _ABSENT:
@@ -137,7 +164,7 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
         nodes, invalid = 1, int(bool(errors))
     return {
         "unit": unit,
-        "type": args.type_name or _type_name(args.pointer, document),
+        "type": args.type_name or _type_name(places[0], document),
         "path": path,
         "valid": not errors,
         "errors": errors,
@@ -180,8 +207,8 @@ def _read(path: Path, what: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise StepMisused(f"cannot read the {what} file {path}: {exc}") from None
     try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            return yaml.safe_load(text)
+        if is_yaml(path, text):
+            return load_yaml_data(text)
         return json.loads(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise StepMisused(f"the {what} file {path} does not parse: {exc}") from None
@@ -197,8 +224,225 @@ def _at(document: Any, where: str, file: Path) -> Any:
         return _ABSENT
 
 
-def _refuse(uri: str) -> Resource[Any]:
-    raise LookupError(f"{uri}: only references inside the schema file are resolved")
+class UniqueKeysLoader(yaml.SafeLoader):
+    """Safe YAML in which a mapping naming one key twice is an error: YAML says keys are
+    unique, and PyYAML would otherwise keep the last value without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # an unhashable key: construct_mapping itself refuses it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep)
+
+
+class JsonYamlLoader(UniqueKeysLoader):
+    """YAML read as the JSON it stands for (data, schemas): a key is the text written (`on:` of a
+    CI workflow stays "on", YAML 1.1 would make it true), only true/false are booleans, and
+    dates stay strings, as a JSON Schema expects them. A tool's own local tag (`!reference`)
+    is read as the value it tags; tags that build Python objects stay refused."""
+
+    yaml_implicit_resolvers: dict[Any, list[tuple[str, Any]]] = {  # noqa: RUF012 - as PyYAML declares it
+        first: [
+            (tag, regexp)
+            for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+        ]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key must be a plain value, not a list or mapping",
+                    key_node.start_mark,
+                )
+            key = str(key_node.value)
+            if key in mapping:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice", key_node.start_mark
+                )
+            mapping[key] = self.construct_object(value_node, deep=True)
+        return mapping
+
+
+def _untagged(loader: JsonYamlLoader, suffix: str, node: yaml.Node) -> Any:
+    # A tool's own tag (GitLab's `!reference [...]`) reads as the value written after it.
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return [loader.construct_object(item, deep=True) for item in node.value]
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+JsonYamlLoader.add_multi_constructor("!", _untagged)
+JsonYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def is_yaml(path: Path, text: str) -> bool:
+    """Whether a data file is YAML: by its suffix, and for a suffix that says neither (a
+    CITATION.cff), when it does not start as JSON does."""
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return True
+    if suffix in (".json", ".ipynb", ".jsonl", ".ndjson"):
+        return False
+    return not text.lstrip().startswith(("{", "["))
+
+
+def load_yaml_data(text: str) -> Any:
+    """YAML text as JSON data (see JsonYamlLoader); raises yaml.YAMLError."""
+    return yaml.load(text, Loader=JsonYamlLoader)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The draft a schema is written in: jsonschema's validator for it and the matching
+    `referencing` specification (how `$id`, `$anchor` and subschemas are read)."""
+
+    validator: type[Validator]
+    specification: Specification[Any]
+    declared: bool
+    """False when the schema has no `$schema` (or the old "latest" alias): read as the newest."""
+
+    @property
+    def name(self) -> str:
+        """As people write it: draft-04, draft-06, draft-07, draft 2019-09, draft 2020-12."""
+        name = self.specification.name  # draft-04 ... draft-07, draft2019-09, draft2020-12
+        return name if name.startswith("draft-") else name.replace("draft", "draft ", 1)
+
+
+def dialect_of(document: Any) -> Dialect | None:
+    """The schema's own draft (from `$schema`); the newest draft when it names none; None when
+    it names a dialect jsonschema does not know."""
+    declared = document.get("$schema") if isinstance(document, dict) else None
+    if declared is None or (isinstance(declared, str) and declared.rstrip("#") == LATEST_ALIAS):
+        return Dialect(Draft202012Validator, DRAFT202012, declared=False)
+    if not isinstance(declared, str):
+        return None
+    for spelling in dict.fromkeys((declared, declared.rstrip("#"), declared.rstrip("#") + "#")):
+        validator = validators.validator_for({"$schema": spelling}, default=Draft202012Validator)
+        meta = validator.META_SCHEMA
+        dialect_id = str(meta.get("$id", meta.get("id", "")))
+        if dialect_id.rstrip("#") == spelling.rstrip("#"):
+            return Dialect(validator, specification_with(dialect_id), declared=True)
+    return None
+
+
+class RemoteReference(Exception):
+    """A `$ref` names something that is not a file beside the schema: nothing is fetched."""
+
+
+class LocalFiles:
+    """A registry's retrieve function that reads only files in the schema's folder.
+
+    A URI names such a file when it is a `file:` URI below the folder, when it sits below the
+    directory of the schema's own `$id` (an `https://` `$id` included: a schema split over
+    files refers to its siblings relative to it), or when it is the `$id` of a JSON or YAML file
+    in the folder (or below it). Anything else raises `RemoteReference`; each file is read
+    once, and the folder is looked through for `$id`s only when a URI names no file."""
+
+    def __init__(
+        self,
+        folder: Path,
+        prefixes: Sequence[str],
+        read: Callable[[Path], Any],
+        default: Specification[Any],
+    ) -> None:
+        self._folder = folder
+        self._prefixes = [p for p in dict.fromkeys(prefixes) if p.endswith("/")]
+        self._read = read
+        self._default = default
+        self._cache: dict[Path, Resource[Any]] = {}
+        self._ids: dict[str, Path] | None = None
+
+    def path_of(self, uri: str, *, existing: bool = True) -> Path | None:
+        """The file beside the schema that `uri` names, if there is one (or, `existing` False,
+        would be)."""
+        for prefix in self._prefixes:
+            if not uri.startswith(prefix):
+                continue
+            rest = unquote(urldefrag(uri).url[len(prefix) :])
+            parts = rest.split("/")
+            if not rest or rest.startswith("/") or ".." in parts:
+                continue
+            candidate = self._folder.joinpath(*parts)
+            if candidate.is_file() or not existing:
+                return candidate
+        return self._by_id().get(urldefrag(uri).url) if existing else None
+
+    def _by_id(self) -> dict[str, Path]:
+        """The files of the folder (and below) by their `$id` (or draft-04 `id`)."""
+        if self._ids is None:
+            self._ids = {}
+            found = sorted(
+                path
+                for suffix in ID_SUFFIXES
+                for path in self._folder.rglob(f"*{suffix}")
+                if path.is_file() and path.stat().st_size <= ID_FILE_LIMIT
+            )
+            for path in found[:ID_FILES]:
+                try:
+                    contents = self._read(path)
+                except Exception:  # a file that does not parse names no $id: pass it by
+                    continue
+                own = (
+                    contents.get("$id", contents.get("id")) if isinstance(contents, dict) else None
+                )
+                if isinstance(own, str):
+                    self._ids.setdefault(urldefrag(own).url, path)
+        return self._ids
+
+    def __call__(self, uri: str) -> Resource[Any]:
+        path = self.path_of(uri)
+        if path is None:
+            raise RemoteReference(uri)
+        if path not in self._cache:
+            contents = self._read(path)
+            declared = contents.get("$schema") if isinstance(contents, dict) else None
+            specification = (
+                specification_with(declared, default=self._default)
+                if isinstance(declared, str)
+                else self._default
+            )
+            self._cache[path] = specification.create_resource(contents)
+        return self._cache[path]
+
+
+def local_registry(
+    schema_file: Path, document: Any, dialect: Dialect, read: Callable[[Path], Any]
+) -> tuple[Registry[Any], str, LocalFiles]:
+    """A crawled registry holding the schema under its file URI and its own `$id`, that reads
+    sibling files from disk and never the network; with the base URI its `$ref`s resolve
+    against. Crawling once up front keeps every later lookup from crawling the document again."""
+    file_uri = schema_file.resolve().as_uri()
+    resource = dialect.specification.create_resource(document)
+    own_id = resource.id()
+    base = urldefrag(urljoin(file_uri, own_id)).url if own_id else file_uri
+    prefixes = [file_uri.rsplit("/", 1)[0] + "/", base.rsplit("/", 1)[0] + "/"]
+    retrieve = LocalFiles(schema_file.resolve().parent, prefixes, read, dialect.specification)
+    registry: Registry[Any] = Registry(retrieve=retrieve)  # type: ignore[call-arg]
+    # The drafts' own metaschemas ship with jsonschema: a schema may refer to them by URL.
+    known = [(uri, METASCHEMAS[uri]) for uri in METASCHEMAS]
+    registry = registry.with_resources([*known, (file_uri, resource), (base, resource)]).crawl()
+    return registry, base, retrieve
 
 
 def _type_name(where: str, document: Any) -> str:
@@ -208,49 +452,109 @@ def _type_name(where: str, document: Any) -> str:
     return title if isinstance(title, str) else "root"
 
 
-def _checker(schema_file: Path, document: Any, where: str) -> Any:
-    """A function (node, children, path) -> errors, for the type at `where` in the schema."""
-    base = schema_file.resolve().as_uri()
-    if isinstance(document, dict) and isinstance(document.get("$id"), str):
-        base = urljoin(base, document["$id"])
-    registry: Registry[Any] = Registry(retrieve=_refuse).with_resource(  # type: ignore[call-arg]
-        base, DRAFT202012.create_resource(document)
+def _without_dialect(document: Any) -> Any:
+    if isinstance(document, dict) and "$schema" in document:
+        return {key: value for key, value in document.items() if key != "$schema"}
+    return document
+
+
+def _reference(base: str, where: str) -> str:
+    """The URI of a node type: a JSON pointer into the schema, or `FILE#POINTER` into a file
+    beside it."""
+    if "#" in where:
+        file, _, inside = where.partition("#")
+        return f"{urljoin(base, file)}#{quote(inside, safe=POINTER_SAFE)}"
+    return f"{base}#{quote(where, safe=POINTER_SAFE)}"
+
+
+def _checker(schema_file: Path, document: Any, places: Sequence[str]) -> Any:
+    """A function (node, children, path) -> errors, for the type at `places` in the schema:
+    the errors of the first place the node satisfies (none), else of the place with fewest.
+    The node is checked by jsonschema's validator for the schema's own draft."""
+    dialect = dialect_of(document)
+    if dialect is None:
+        declared = document.get("$schema") if isinstance(document, dict) else None
+        raise StepMisused(f"the schema file {schema_file} names an unknown $schema {declared!r}")
+    # jsonschema checks a subschema that names its `$schema` with that draft's own validator,
+    # which would drop the override of `required` below at the top of each file: the files
+    # are read without `$schema` (their draft is known already).
+    registry, base, _ = local_registry(
+        schema_file,
+        _without_dialect(document),
+        dialect,
+        lambda path: _without_dialect(_read(path, "schema")),
     )
-    reference = f"{base.split('#')[0]}#{quote(where, safe=POINTER_SAFE)}"
-    try:
-        registry.resolver().lookup(reference)
-    except Unresolvable:
-        raise StepMisused(f"nothing at {where or '/'} in the schema file {schema_file}") from None
+    references = [_reference(base, where) for where in places]
+    for where, reference in zip(places, references, strict=True):
+        try:
+            registry.resolver().lookup(reference)
+        except Unresolvable:
+            raise StepMisused(
+                f"nothing at {where or '/'} in the schema file {schema_file}"
+            ) from None
     top: list[Any] = [None]
     hidden: list[frozenset[str]] = [frozenset()]
-    required = Draft202012Validator.VALIDATORS["required"]
+    own = dialect.validator.VALIDATORS
 
+    # The walk strips children fields from its nodes: the node itself may miss them, so the
+    # keywords that count or name its properties do not hold that against it.
     def required_but_children(
         validator: Any, names: Any, instance: Any, schema: Any
     ) -> Iterator[ValidationError]:
-        # The walk strips children fields from its nodes: the node itself may miss them.
         if instance is top[0] and isinstance(names, list):
             names = [name for name in names if name not in hidden[0]]
-        yield from required(validator, names, instance, schema)
+        yield from own["required"](validator, names, instance, schema)
 
-    checker_class = validators.extend(  # type: ignore[no-untyped-call]
-        Draft202012Validator, {"required": required_but_children}
-    )
-    checker = checker_class({"$ref": reference}, registry=registry)
+    def min_properties_but_children(
+        validator: Any, least: Any, instance: Any, schema: Any
+    ) -> Iterator[ValidationError]:
+        if not (instance is top[0] and hidden[0]):
+            yield from own["minProperties"](validator, least, instance, schema)
 
-    def check(node: Any, children: frozenset[str], path: str) -> Iterator[dict[str, str]]:
-        top[0], hidden[0] = node, children
+    def dependencies_but_children(keyword: str) -> Any:
+        def check(
+            validator: Any, dependencies: Any, instance: Any, schema: Any
+        ) -> Iterator[ValidationError]:
+            if instance is top[0] and isinstance(dependencies, dict):
+                dependencies = {
+                    name: [n for n in need if n not in hidden[0]]
+                    if isinstance(need, list)
+                    else need
+                    for name, need in dependencies.items()
+                }
+            yield from own[keyword](validator, dependencies, instance, schema)
+
+        return check
+
+    overrides = {"required": required_but_children, "minProperties": min_properties_but_children}
+    for keyword in ("dependencies", "dependentRequired"):
+        if keyword in own:
+            overrides[keyword] = dependencies_but_children(keyword)
+    checker_class = validators.extend(dialect.validator, overrides)  # type: ignore[no-untyped-call]
+    checkers = [checker_class({"$ref": reference}, registry=registry) for reference in references]
+
+    def errors_of(checker: Any, node: Any) -> list[ValidationError]:
         try:
-            found = sorted(
+            return sorted(
                 checker.iter_errors(node),
                 key=lambda e: (pointer(list(e.absolute_path)), e.message),
             )
         except Unresolvable as exc:
             raise StepMisused(
                 f"a $ref in {schema_file} does not resolve ({exc}); only references inside "
-                "the schema file are followed"
+                "the schema file and files beside it are followed"
             ) from None
-        for error in found:
+
+    def check(node: Any, children: frozenset[str], path: str) -> Iterator[dict[str, str]]:
+        top[0], hidden[0] = node, children
+        best: list[ValidationError] | None = None
+        for checker in checkers:
+            found = errors_of(checker, node)
+            if best is None or len(found) < len(best):
+                best = found
+            if not found:
+                break
+        for error in best or []:
             yield {"pointer": path + pointer(list(error.absolute_path)), "message": error.message}
 
     return check

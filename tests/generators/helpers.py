@@ -56,10 +56,12 @@ class Schemas:
         )
         return generated.document
 
-    def faults(self, document: Any, *, generator: str | None = None) -> list[str]:
+    def faults(
+        self, document: Any, *, generator: str | None = None, data: Path | None = None
+    ) -> list[str]:
         """The fault lines (`FILE: /pointer: reason`) that generating from `document` raises."""
         with pytest.raises(UserError) as caught:
-            self.flow(document, generator=generator)
+            self.flow(document, generator=generator, data=data)
         return [str(fault) for fault in caught.value.faults]
 
     def scores(self, document: Any, name: str = "doc.schema.json") -> dict[str, float]:

@@ -238,16 +238,17 @@ def test_the_data_input_is_the_given_file_relative_to_the_flow(
 
 
 @pytest.mark.parametrize(
-    ("document", "generator"),
+    ("document", "generator", "why"),
     [
-        (schema(type="array", items={}), "dag"),
-        (schema(type="array", items={}), "stream"),
+        (schema(type="array", items={}), "dag", "no $defs entry has x-meta.dependsOn"),
+        (schema(type="array", items={}), "stream", "the root has no x-meta.stream: true"),
+        (schema(type="array", items={}), "document", "the root is not an object type"),
     ],
 )
-def test_generators_that_do_not_understand_decline(
-    schemas: Schemas, document: dict[str, Any], generator: str
+def test_generators_that_do_not_understand_decline_and_say_why(
+    schemas: Schemas, document: dict[str, Any], generator: str, why: str
 ) -> None:
     faults = schemas.faults(document, generator=generator)
     assert faults == [
-        f"doc.schema.json: /: generator '{generator}' does not understand this description"
+        f"doc.schema.json: /: generator '{generator}' does not understand this description: {why}"
     ]

@@ -77,13 +77,12 @@ def test_a_remote_ref_is_an_error_and_never_fetched(
             },
         )
     )
-    other = (schemas.root / "other.schema.json").resolve().as_uri()
     assert faults == [
         "doc.schema.json: /properties/web/$ref: $ref 'https://example.com/schemas/a.json#/$defs/x'"
         " is not local (it names https://example.com/schemas/a.json): only references inside "
-        "this file are resolved, never fetched",
-        f"doc.schema.json: /properties/file/$ref: $ref 'other.schema.json#/$defs/y' is not local "
-        f"(it names {other}): only references inside this file are resolved, never fetched",
+        "this file and to files beside it are resolved, never fetched",
+        "doc.schema.json: /properties/file/$ref: $ref 'other.schema.json#/$defs/y' names "
+        "other.schema.json beside the schema: no such file",
     ]
     assert no_network == []
 
@@ -96,7 +95,9 @@ def test_refs_resolve_against_the_documents_own_id(schemas: Schemas) -> None:
         "children": {"type": "array", "items": {"$ref": own}},
         "lead": {"$ref": f"{own}#/$defs/person"},
     }
-    document["$defs"] = {"person": {"type": "object", "required": ["email"]}}
+    document["$defs"] = {
+        "person": {"type": "object", "required": ["email"], "properties": {"email": {}}}
+    }
     flow = schemas.flow(document)
     assert flow["spec"]["root"]["over"] == {"input": "data", "children": ["children", "lead"]}
 
@@ -110,7 +111,7 @@ def test_an_unknown_x_meta_key_is_named_with_its_pointer(schemas: Schemas) -> No
         "doc.schema.json: /x-meta/patern: unknown x-meta key 'patern' (known on the root: "
         "pattern, order, scope, maxActive, name, stream, chunk, rounds, ring, gather, run)",
         "doc.schema.json: /$defs/a/x-meta/command: unknown x-meta key 'command' "
-        "(known here: run, dependsOn)",
+        "(known here: run, dependsOn, entries)",
     ]
 
 
@@ -163,14 +164,24 @@ def test_a_property_named_x_meta_is_data_not_an_annotation(schemas: Schemas) -> 
     assert flow["spec"]["root"]["pattern"] == "dfs"
 
 
-def test_another_draft_is_not_claimed(schemas: Schemas) -> None:
-    document = {"$schema": "http://json-schema.org/draft-07/schema#", **HIERARCHY}
+@pytest.mark.parametrize("draft", ["draft-04", "draft-06", "draft-07"])
+def test_an_older_draft_is_read_with_its_own_rules(schemas: Schemas, draft: str) -> None:
+    document = {"$schema": f"http://json-schema.org/{draft}/schema#", **HIERARCHY}
+    assert schemas.scores(document)["tree"] == 30.0
+
+
+def test_an_unknown_dialect_is_not_claimed(schemas: Schemas) -> None:
+    document = {"$schema": "https://example.com/my-dialect", **HIERARCHY}
     assert set(schemas.scores(document).values()) == {0.0}
 
 
-def test_a_file_named_schema_json_is_claimed_without_dollar_schema(schemas: Schemas) -> None:
+def test_a_schema_without_dollar_schema_is_claimed_by_its_name_or_keywords(
+    schemas: Schemas,
+) -> None:
     assert schemas.scores(dict(HIERARCHY))["tree"] > 0
-    assert set(schemas.scores(dict(HIERARCHY), name="plain.json").values()) == {0.0}
+    assert schemas.scores(dict(HIERARCHY), name="plain.json")["tree"] > 0
+    data = {"kind": "Thing", "name": "x"}
+    assert set(schemas.scores(data, name="plain.json").values()) == {0.0}
 
 
 def test_the_cli_prints_one_line_per_fault_and_exits_2(tmp_path: Path) -> None:
@@ -184,7 +195,7 @@ def test_the_cli_prints_one_line_per_fault_and_exits_2(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "bad.schema.json: /properties/a/$ref: $ref 'https://example.com/a.json' is not local: "
-        "only references inside this file are resolved, never fetched"
+        "only references inside this file and to files beside it are resolved, never fetched"
     ]
 
 
@@ -205,4 +216,4 @@ def test_the_x_meta_vocabulary_is_a_draft_2020_12_schema() -> None:
         "ring",
         "stream",
     }
-    assert set(document["$defs"]["node"]["properties"]) == {"run", "dependsOn"}
+    assert set(document["$defs"]["node"]["properties"]) == {"run", "dependsOn", "entries"}

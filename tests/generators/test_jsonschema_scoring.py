@@ -82,19 +82,26 @@ def test_an_explicit_pattern_picks_its_generator_decisively(
     assert [name for name, score in scores.items() if score > 0] == [expected]
 
 
+@pytest.mark.parametrize("document", [schema(type="string"), schema(type=["integer", "null"])])
+def test_a_schema_none_understands_scores_0_everywhere(
+    schemas: Schemas, document: dict[str, Any]
+) -> None:
+    assert set(schemas.scores(document).values()) == {0.0}
+
+
 @pytest.mark.parametrize(
     "document",
     [
-        schema(type="string"),
         schema(type="object", properties={"a": {"type": "integer"}}),
         schema(type="object", properties={"a": {"type": "array", "items": {"type": "object"}}}),
         schema(type="object", **{"$defs": {"x": {"type": "object"}}}),
     ],
 )
-def test_a_schema_none_understands_scores_0_everywhere(
+def test_an_object_with_nothing_to_walk_is_left_to_the_document_generator(
     schemas: Schemas, document: dict[str, Any]
 ) -> None:
-    assert set(schemas.scores(document).values()) == {0.0}
+    scores = schemas.scores(document)
+    assert {name: score for name, score in scores.items() if score > 0} == {"document": 5.0}
 
 
 @pytest.mark.parametrize("sample", sorted(SAMPLES.glob("*.schema.json")), ids=lambda p: p.name)
@@ -125,7 +132,8 @@ def test_naming_a_generator_that_does_not_understand_exits_2(tmp_path: Path) -> 
     result = run_meta("generate", "org.schema.json", "--generator", "stream", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr == (
-        "org.schema.json: /: generator 'stream' does not understand this description\n"
+        "org.schema.json: /: generator 'stream' does not understand this description: "
+        "the root has no x-meta.stream: true\n"
     )
     chosen = run_meta("generate", "org.schema.json", "--generator", "tree", cwd=tmp_path)
     assert chosen.returncode == 0, chosen.stderr

@@ -116,20 +116,34 @@ def test_a_discriminator_beats_depth_and_quotes_safely(schemas: Schemas) -> None
     ]
 
 
-def test_types_that_cannot_be_told_apart_are_an_error(schemas: Schemas) -> None:
+def test_types_that_no_property_tells_apart_are_told_by_the_field_holding_them(
+    schemas: Schemas,
+) -> None:
     document = schema(
         **{
             "$ref": "#/$defs/a",
             "$defs": {
-                "a": node_type("x", x={"type": "string"}, kids=many("b")),
+                "a": node_type("x", x={"type": "string"}, kids=many("b"), lead=ref("c")),
                 "b": node_type("x", x={"type": "string"}, kids=many("a")),
+                "c": node_type("x", x={"type": "string"}),
             },
         }
     )
-    assert schemas.faults(document) == [
-        "doc.schema.json: /$defs/a: the node types (a, b) cannot be told apart at run time: "
-        "give each a required property with a const value (e.g. kind), or a required property "
-        "no other type has, or keep each type at a depth of its own"
+    flow = schemas.flow(document)
+    assert visit_cases(flow) == [
+        ("depth == 0", "a"),
+        ("depth > 0 and (path.split('/')[-2] == 'kids' and path.split('/')[-1].isdigit())", "kids"),
+        ("depth > 0 and path.split('/')[-1] == 'lead'", "c"),
+    ]
+    kids = flow["spec"]["root"]["visit"]["cases"][1]["unit"]
+    # Children in 'kids' may be of either type: the node is checked against both.
+    assert command(kids)[3:9] == [
+        "--schema",
+        "doc.schema.json",
+        "--pointer",
+        "/$defs/b",
+        "--pointer",
+        "/$defs/a",
     ]
 
 
@@ -172,25 +186,25 @@ def test_one_object_children_and_templated_runs(schemas: Schemas) -> None:
     assert last["run"] == {"command": ["python3", "p.py", "{{ node.email }}", "{{ depth }}"]}
 
 
-def test_children_in_a_map_are_an_error(schemas: Schemas) -> None:
+def test_children_in_a_map_are_not_walked_and_the_tree_says_why(schemas: Schemas) -> None:
     document = org()
     document["$defs"]["company"]["properties"]["departments"] = {
         "type": "object",
         "additionalProperties": ref("dept"),
     }
-    assert schemas.faults(document) == [
-        "doc.schema.json: /$defs/company/properties/departments: 'departments' holds child nodes "
-        "in an object keyed by name; a tree walk reads children from an array or one object"
-    ]
+    (fault,) = schemas.faults(document, generator="tree")
+    assert fault == (
+        "doc.schema.json: /: generator 'tree' does not understand this description: "
+        "no property of the node types holds objects (with properties) or arrays of them"
+    )
 
 
-def test_a_children_field_that_is_data_elsewhere_is_an_error(schemas: Schemas) -> None:
+def test_a_children_field_that_is_data_elsewhere_is_not_walked(schemas: Schemas) -> None:
     document = org()
+    document["$defs"]["company"]["properties"]["board"] = many("team")
     document["$defs"]["team"]["properties"]["departments"] = {"type": "string"}
-    assert schemas.faults(document) == [
-        "doc.schema.json: /$defs/team/properties/departments: 'departments' holds child nodes in "
-        "other node types but plain data here; the walk descends into the same fields at every node"
-    ]
+    flow = schemas.flow(document)
+    assert flow["spec"]["root"]["over"]["children"] == ["board"]
 
 
 def test_a_run_the_tree_does_not_use_is_an_error(schemas: Schemas) -> None:
@@ -229,6 +243,6 @@ def test_an_explicit_tree_pattern_without_a_hierarchy_says_so(schemas: Schemas) 
         type="object", properties={"a": {"type": "string"}}, **{"x-meta": {"pattern": "dfs"}}
     )
     assert schemas.faults(document) == [
-        "doc.schema.json: /: not a hierarchy: no property of the root type names a node type "
-        "through $ref"
+        "doc.schema.json: /: not a hierarchy: no property of the root type holds objects or arrays "
+        "of objects"
     ]

@@ -188,7 +188,8 @@ def test_a_remote_ref_in_the_schema_is_not_fetched(
     assert main(["--schema", "team.schema.json", "--pointer", "/$defs/x"]) == 2
     assert capsys.readouterr().err == (
         "validate-node: a $ref in team.schema.json does not resolve (Unresolvable: "
-        "https://example.com/x.json); only references inside the schema file are followed\n"
+        "https://example.com/x.json); only references inside the schema file and files beside "
+        "it are followed\n"
     )
 
 
