@@ -9,12 +9,14 @@ from pathlib import Path
 
 import click
 
-from meta.cli.common import user_errors, write_output
-from meta.cli.watch import Watcher, WatchEvent
+from meta.cli.common import EXIT_USER_ERROR, user_errors, write_output
+from meta.cli.watch import DEFAULT_TIME_LIMIT, Watcher, WatchEvent
 from meta.flow.files import display_path
+from meta.generate.explain import explain as explain_description
 from meta.generate.pipeline import generate as generate_flow
 from meta.generate.pipeline import read_description
 from meta.generate.plugins import load_plugins
+from meta.hookspecs import Description
 from meta.steps import validate_node
 
 
@@ -28,13 +30,26 @@ from meta.steps import validate_node
     type=click.Path(path_type=Path),
     help="Write the flow here [default: standard output].",
 )
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Print what the generators saw and why each scores what it does, instead of the flow "
+    "(exit 2 when none fits).",
+)
 @user_errors
 def generate(
-    description: Path, data: Path | None, generator: str | None, output: Path | None
+    description: Path,
+    data: Path | None,
+    generator: str | None,
+    output: Path | None,
+    explain: bool,
 ) -> None:
     """Turn a data description (a JSON Schema, or any format a plugin reads) into a flow."""
     flow_dir = output.parent if output is not None else Path.cwd()
     described = read_description(description, data=data, flow_dir=flow_dir)
+    if explain:
+        _explain(described)
+        return
     generated = generate_flow(
         load_plugins(),
         described,
@@ -53,13 +68,31 @@ def generate(
         )
 
 
+def _explain(described: Description) -> None:
+    explanation = explain_description(load_plugins(), described)
+    for line in explanation.lines():
+        click.echo(line)
+    if explanation.chosen is None:
+        sys.exit(EXIT_USER_ERROR)
+
+
 @click.command()
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option("--run", "run_flows", is_flag=True, help="Also run each flow into FOLDER/runs/NAME/.")
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_TIME_LIMIT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop generating one description after this long (NAME.error.txt says so).",
+)
 @user_errors
-def watch(folder: Path, run_flows: bool) -> None:
-    """Watch FOLDER: dropping NAME.schema.json (and NAME.data.json) writes NAME.flow.yaml."""
-    watcher = Watcher(folder, run=run_flows)
+def watch(folder: Path, run_flows: bool, time_limit: float) -> None:
+    """Watch FOLDER: dropping NAME.schema.json (or .schema.yaml, with an optional NAME.data.json
+    or .data.yaml) writes NAME.flow.yaml. Each description is generated in a worker of its own,
+    so a slow one holds up no other."""
+    watcher = Watcher(folder, run=run_flows, time_limit=time_limit)
     click.echo(f"watching {display_path(watcher.folder)} (Ctrl-C to stop)", err=True)
     try:
         watcher.watch(_tell)

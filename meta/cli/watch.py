@@ -1,9 +1,12 @@
 """`meta watch`: a folder where dropping a schema gives a flow (and, if asked, a run).
 
-Dropping `NAME.schema.json` (with an optional `NAME.data.json` beside it) writes `NAME.flow.yaml`;
-a description the generators refuse writes `NAME.error.txt` instead, and the watcher goes on.
-File events come from watchdog (inotify on Linux), never from a polling loop; they are handled
-one at a time on the caller's thread, so runs keep their signal handling.
+Dropping `NAME.schema.json` (or `.schema.yaml`; with an optional `NAME.data.json` or
+`.data.yaml` beside it) writes `NAME.flow.yaml`; a description the generators refuse, or one
+that takes longer than the time limit, writes `NAME.error.txt` instead, and the watcher goes on.
+Each description is generated in a forked worker of its own (`meta.generate.worker`), several
+at once, so a slow file holds up no other. File events come from watchdog (inotify on Linux),
+never from a polling loop; runs (`--run`) happen one at a time on the caller's thread, so they
+keep their signal handling.
 """
 
 from __future__ import annotations
@@ -12,24 +15,26 @@ import contextlib
 import os
 import queue
 import shutil
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from meta.errors import UserError
-from meta.generate.pipeline import generate, read_description
 from meta.generate.plugins import Plugins, load_plugins
+from meta.generate.worker import SCHEMA_SUFFIXES, described_name, generate_in_worker, pair
 from meta.local.report import write_text
 from meta.local.runner import Outcome, start_run
 
-SCHEMA_SUFFIX = ".schema.json"
-DATA_SUFFIX = ".data.json"
 SETTLE_SECONDS = 0.2
 """Events for one name that arrive this close together are handled once (editors write twice)."""
+DEFAULT_TIME_LIMIT = 60.0
+"""How long one description may take to generate before its worker is stopped."""
+WORKERS = 4
+"""How many descriptions are generated at once."""
 
 
 @dataclass(frozen=True)
@@ -43,17 +48,9 @@ class WatchEvent:
     run: Outcome | None = None
 
 
-def described_name(path: Path) -> str | None:
-    """The NAME of `NAME.schema.json` or `NAME.data.json`; None for any other file."""
-    for suffix in (SCHEMA_SUFFIX, DATA_SUFFIX):
-        if path.name.endswith(suffix) and len(path.name) > len(suffix):
-            return path.name[: -len(suffix)]
-    return None
-
-
 class _Names(FileSystemEventHandler):
-    def __init__(self, names: queue.Queue[str]) -> None:
-        self._names = names
+    def __init__(self, inbox: queue.Queue[str | WatchEvent]) -> None:
+        self._inbox = inbox
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):
@@ -61,38 +58,103 @@ class _Names(FileSystemEventHandler):
         target = getattr(event, "dest_path", "") or event.src_path
         name = described_name(Path(str(target)))
         if name is not None:
-            self._names.put(name)
+            self._inbox.put(name)
 
 
 class Watcher:
-    def __init__(self, folder: Path, *, run: bool = False, plugins: Plugins | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        run: bool = False,
+        plugins: Plugins | None = None,
+        time_limit: float = DEFAULT_TIME_LIMIT,
+        workers: int = WORKERS,
+    ) -> None:
         self.folder = folder.resolve()
         self.run = run
+        self.time_limit = time_limit
         self._plugins = plugins or load_plugins()
-        self._names: queue.Queue[str] = queue.Queue()
+        self._inbox: queue.Queue[str | WatchEvent] = queue.Queue()
+        """Names that changed (from watchdog) and generations that ended (from workers)."""
+        self._slots = threading.Semaphore(workers)
+        self._busy: set[str] = set()
+        self._again: set[str] = set()
+        """Names that changed again while being generated: generated once more after."""
 
     def handle(self, name: str) -> WatchEvent:
-        """Generate (and run) the flow of one name; a refused description writes NAME.error.txt."""
-        schema = self.folder / f"{name}{SCHEMA_SUFFIX}"
-        data = self.folder / f"{name}{DATA_SUFFIX}"
+        """Generate (and run) the flow of one name, here and now."""
+        event = self.generate(name)
+        if self.run and event.flow is not None:
+            event = replace(event, run=self._run(name, event.flow))
+        return event
+
+    def generate(self, name: str) -> WatchEvent:
+        """Generate the flow of one name in a worker process: NAME.flow.yaml, or NAME.error.txt
+        with the faults (a refusal, a generator's crash, or the time limit)."""
+        schema, data = pair(self.folder, name)
+        if schema is None:
+            return WatchEvent(name)
         flow = self.folder / f"{name}.flow.yaml"
         error = self.folder / f"{name}.error.txt"
-        if not schema.is_file():
-            return WatchEvent(name)
+        attempt = generate_in_worker(
+            self._plugins, schema, flow, data=data, seconds=self.time_limit
+        )
         try:
-            described = read_description(
-                schema, data=data if data.is_file() else None, flow_dir=self.folder
-            )
-            generated = generate(self._plugins, described, flow_path=flow)
-            write_text(flow, generated.yaml())
-            error.unlink(missing_ok=True)
-            outcome = self._run(name, flow) if self.run else None
-        except (UserError, OSError) as exc:
-            faults = exc.faults if isinstance(exc, UserError) else (f"{name}: {exc}",)
+            if attempt.yaml is not None:
+                write_text(flow, attempt.yaml)
+                error.unlink(missing_ok=True)
+                return WatchEvent(name, flow=flow, generator=attempt.generator)
+            write_text(error, "".join(f"{fault}\n" for fault in attempt.faults))
+        except OSError as exc:
             with contextlib.suppress(OSError):
-                write_text(error, "".join(f"{fault}\n" for fault in faults))
-            return WatchEvent(name, error=error)
-        return WatchEvent(name, flow=flow, generator=generated.generator, run=outcome)
+                write_text(error, f"{name}: cannot write into {self.folder}: {exc}\n")
+        return WatchEvent(name, error=error)
+
+    def watch(self, tell: Callable[[WatchEvent], None]) -> None:
+        """Handle the names already in the folder, then every change, until interrupted."""
+        observer = Observer()
+        observer.schedule(_Names(self._inbox), str(self.folder), recursive=False)
+        observer.start()
+        try:
+            for suffix in SCHEMA_SUFFIXES:
+                for schema in sorted(self.folder.glob(f"*{suffix}")):
+                    self._inbox.put(schema.name[: -len(suffix)])
+            while True:
+                for item in self._settled():
+                    if isinstance(item, WatchEvent):
+                        self._ended(item, tell)
+                    else:
+                        self._start(item)
+        finally:
+            observer.stop()
+            observer.join()
+
+    def _start(self, name: str) -> None:
+        if name in self._busy:
+            self._again.add(name)
+            return
+        self._busy.add(name)
+        # A daemon thread per generation, waiting on its worker process: an interrupted
+        # watcher exits at once, and multiprocessing stops the daemonic workers.
+        threading.Thread(target=self._generate_in_slot, args=(name,), daemon=True).start()
+
+    def _generate_in_slot(self, name: str) -> None:
+        with self._slots:
+            self._inbox.put(self.generate(name))
+
+    def _ended(self, event: WatchEvent, tell: Callable[[WatchEvent], None]) -> None:
+        self._busy.discard(event.name)
+        if event.name in self._again:
+            self._again.discard(event.name)
+            self._start(event.name)
+            return
+        if self.run and event.flow is not None:
+            event = replace(event, run=self._run(event.name, event.flow))
+        tell(event)
+        if event.run is not None and event.run.state == "cancelled":
+            # Ctrl-C (or SIGTERM) during a run cancels the run; it stops us too.
+            raise KeyboardInterrupt
 
     def _run(self, name: str, flow: Path) -> Outcome:
         """Run into a folder of its own, `runs/NAME.<time>`, and point `runs/NAME` at it: an
@@ -109,32 +171,15 @@ class Watcher:
         os.replace(link, latest)
         return start_run(flow, workdir, {})
 
-    def watch(self, tell: Callable[[WatchEvent], None]) -> None:
-        """Handle the names already in the folder, then every change, until interrupted."""
-        observer = Observer()
-        observer.schedule(_Names(self._names), str(self.folder), recursive=False)
-        observer.start()
-        try:
-            for schema in sorted(self.folder.glob(f"*{SCHEMA_SUFFIX}")):
-                self._names.put(schema.name[: -len(SCHEMA_SUFFIX)])
-            while True:
-                for name in self._settled():
-                    event = self.handle(name)
-                    tell(event)
-                    if event.run is not None and event.run.state == "cancelled":
-                        # Ctrl-C (or SIGTERM) during a run cancels the run; it stops us too.
-                        raise KeyboardInterrupt
-        finally:
-            observer.stop()
-            observer.join()
-
-    def _settled(self) -> list[str]:
-        """The next names to handle: block for one, then gather those that follow it closely."""
-        names = [self._names.get()]
+    def _settled(self) -> list[str | WatchEvent]:
+        """The next items: block for one, then gather those that follow it closely (a name
+        once, ended generations as they come)."""
+        items = [self._inbox.get()]
         with contextlib.suppress(queue.Empty):
             while True:
-                names.append(self._names.get(timeout=SETTLE_SECONDS))
-        return list(dict.fromkeys(names))
+                items.append(self._inbox.get(timeout=SETTLE_SECONDS))
+        names = dict.fromkeys(item for item in items if isinstance(item, str))
+        return [*(item for item in items if isinstance(item, WatchEvent)), *names]
 
 
 def _free(path: Path) -> Path:

@@ -12,12 +12,18 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from meta.cli.watch import Watcher, WatchEvent
+from meta.hookspecs import Description
+from meta.testing import PluginLoader
+from tests.generate.fakes import FixedGenerator
 from tests.local.runs import Env, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -269,3 +275,56 @@ def test_an_earlier_run_still_names_its_own_outputs(env: Env) -> None:
     report = json.loads((kept / "report.json").read_text())
     assert Path(report["outputs"]).is_relative_to(kept)
     assert Path(report["outputs"]).is_dir()
+
+
+class _NamedGenerator(FixedGenerator):
+    """Outscores every built-in generator; stalls on descriptions whose name starts 'slow'."""
+
+    def score(self, description: Description) -> float:
+        return 1000.0
+
+    def generate(self, description: Description) -> dict[str, Any]:
+        if description.path.name.startswith("slow"):
+            time.sleep(60)
+        return super().generate(description)
+
+
+def _watch_in_thread(watcher: Watcher) -> list[WatchEvent]:
+    told: list[WatchEvent] = []
+    threading.Thread(target=watcher.watch, args=(told.append,), daemon=True).start()
+    return told
+
+
+def test_a_slow_description_holds_up_no_other_and_is_stopped_at_the_limit(
+    meta_plugins: PluginLoader, tmp_path: Path
+) -> None:
+    watcher = Watcher(tmp_path, plugins=meta_plugins(_NamedGenerator("named")), time_limit=3)
+    told = _watch_in_thread(watcher)
+    (tmp_path / "slow.schema.json").write_text('{"type": "object"}')
+    time.sleep(0.5)
+    (tmp_path / "quick.schema.json").write_text('{"type": "object"}')
+    took = wait_for_file(tmp_path / "quick.flow.yaml")
+    assert took < 2.5, f"the quick description waited {took:.1f} s behind the slow one"
+    wait_for_file(tmp_path / "slow.error.txt")
+    assert (tmp_path / "slow.error.txt").read_text() == (
+        f"{tmp_path / 'slow.schema.json'}: /: generating took longer than 3 s: stopped "
+        "(other files are not held up)\n"
+    )
+    assert not (tmp_path / "slow.flow.yaml").exists()
+    wait_for(lambda: len(told) == 2, 5, "both to be told")
+    assert [event.name for event in told] == ["quick", "slow"]
+
+
+def test_yaml_descriptions_and_data_pair_by_name(env: Env) -> None:
+    folder = env.root / "drop"
+    watcher = start_watch(env, folder)
+    schema = json.loads((SCHEMAS / "company.schema.json").read_text())
+    data = json.loads((SCHEMAS / "company.data.json").read_text())
+    (folder / "org.data.yaml").write_text(yaml.safe_dump(data))
+    temporary = folder / ".org.tmp"
+    temporary.write_text(yaml.safe_dump(schema))
+    os.replace(temporary, folder / "org.schema.yaml")
+    wait_for_file(folder / "org.flow.yaml")
+    assert "path: org.data.yaml" in (folder / "org.flow.yaml").read_text()
+    assert validate(env, folder / "org.flow.yaml").returncode == 0
+    stop(env, watcher)

@@ -104,3 +104,34 @@ def test_generate_with_an_unknown_generator_exits_2(
     assert result.exit_code == 2
     assert "no generator named 'nope'" in result.stderr
     assert "fake-gen" in result.stderr
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "schemas"
+
+
+def test_explain_says_what_was_seen_and_why_each_generator_scores(
+    cli: Callable[..., Result],
+) -> None:
+    result = cli("generate", SAMPLES / "company.schema.json", "--explain")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "a JSON Schema, draft 2020-12 (from $schema)"
+    assert "node types: 4 (company, department, team, person)" in lines
+    chosen = [line for line in lines if "(chosen)" in line]
+    assert chosen == ["tree: 30 (chosen): a dfs walk over 3 children fields, 4 node types"]
+    assert "apiVersion" not in result.stdout, "--explain prints reasons, not the flow"
+
+
+def test_explain_of_a_description_no_generator_fits_exits_2_with_every_reason(
+    cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    schema = tmp_path / "s.schema.json"
+    schema.write_text('{"type": "string"}')
+
+    result = cli("generate", schema, "--explain")
+
+    assert result.exit_code == 2
+    assert "root: type string, not an object" in result.stdout.splitlines()
+    assert "tree: 0: the root is not an object type" in result.stdout.splitlines()
+    assert "(chosen)" not in result.stdout

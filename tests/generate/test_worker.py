@@ -7,11 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from plugin_fakes import FixedGenerator
-
 from meta.generate.worker import described_name, generate_in_worker, pair
 from meta.hookspecs import Description
 from meta.testing import PluginLoader
+from tests.generate.fakes import FixedGenerator
 
 
 class SlowGenerator(FixedGenerator):

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
-from schema_helpers import run_meta
 
 from meta.errors import UserError, lookup, pointer
 from meta.flow.files import parse_yaml_data
 from meta.generate.pipeline import Generated, generate, read_description
 from meta.generate.plugins import Plugins, load_plugins
 from meta.steps.validate_node import dialect_of, is_yaml, local_registry
+from tests.generators.helpers import run_meta
 
 CORPUS = Path(__file__).parent / "corpus"
 MANIFEST: list[dict[str, Any]] = (

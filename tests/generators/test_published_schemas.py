@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 import yaml
-from schema_helpers import REPO, Schemas, command, run_meta
 
 from meta.errors import InputFault
 from meta.generate.explain import explain
 from meta.generate.pipeline import read_description
 from meta.plan.inputs import read_json
 from meta.steps.validate_node import main as validate_node
+from tests.generators.helpers import REPO, Schemas, command, run_meta
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 SAMPLE = REPO / "samples" / "ci-workflow"
