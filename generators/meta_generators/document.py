@@ -181,10 +181,9 @@ def _entries(
 
 
 def _entry_name(schema: Schema, found: MapField) -> str:
+    """The entries' type name when they have one type (the unit's id carries each entry's key)."""
     if len(found.entries) == 1:
-        name = flows.type_name(schema, found.entries[0])
-        if not name.isdigit() and name not in ("additionalProperties",):
-            return flows.unit_slug(name, "entry")
+        return flows.unit_slug(flows.type_name(schema, found.entries[0]), "entry")
     return "entry"
 
 
@@ -277,7 +276,7 @@ def _each_section(
         "pattern": "fanout",
         "maxActive": 1,
         "over": {"input": flows.DATA, "path": child(base, each)},
-        "visit": {"name": flows.unit_slug("item" if name.isdigit() else name, "item"), "run": run},
+        "visit": {"name": flows.unit_slug(name, "item"), "run": run},
     }
 
 
