@@ -4,6 +4,17 @@ The public surface is small: `hookimpl` to write plugins, `meta.testing` to test
 `meta` command. Everything else is internal and may change.
 """
 
+import os as _os
+import sys as _sys
+
+if _os.path.basename(_sys.argv[0] if _sys.argv else "") == "meta":
+    # The `meta` command's own process: take Ctrl-C and SIGTERM before any slow import, so a
+    # signal while it starts ends it with 130 or 143 and no traceback (meta.local.interrupts).
+    from meta.local.interrupts import INTERRUPTS as _INTERRUPTS
+
+    _INTERRUPTS.owns_process = True
+    _INTERRUPTS.install()
+
 from meta.hookspecs import hookimpl
 
 __all__ = ["hookimpl"]

@@ -10,7 +10,7 @@
      │
      │   raised inside one layer, and turned into one of the above (or a failed attempt) there:
      ├── TemplateProblem      meta.flow.templates: a template that cannot compile or render
-     ├── OutputRefused        meta.local.driver: an output that is a link out, or a special file
+     ├── OutputRefused        meta.trees: an output that is a link out, or a special file
      ├── ApiFailed            meta.kube.api: the API server refused or did not answer
      │    ├── Conflict         (.retryable says whether asking again may help;
      │    └── NotFound          the client's own exception is the cause)
@@ -28,6 +28,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+_ESCAPED = {code: f"\\x{code:02x}" for code in (*range(32), *range(127, 160))} | {
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+    ord("\n"): "\\n",
+    ord("\t"): "\\t",
+    ord("\r"): "\\r",
+    0: "\\0",
+}
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -38,7 +47,9 @@ class Fault:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.pointer or '/'}: {self.reason}"
+        # One line whatever the parts hold: a NUL or a newline in a path or a name is shown
+        # escaped, not printed.
+        return f"{self.file}: {self.pointer or '/'}: {self.reason}".translate(_ESCAPED)
 
 
 class MetaError(Exception):

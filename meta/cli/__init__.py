@@ -14,6 +14,8 @@ from importlib import import_module
 
 import click
 
+from meta.local.interrupts import INTERRUPTS
+
 COMMANDS = {
     "validate": "local:validate",
     "plan": "local:plan",
@@ -35,6 +37,10 @@ COMMANDS = {
 }
 """Each command's name, and where it is defined: `MODULE:ATTRIBUTE` under meta.cli."""
 
+SESSIONS = frozenset({"run", "resume"})
+"""The commands that handle signals themselves (see meta.local.interrupts; `meta/__init__.py`
+takes them first in the `meta` command's process, and the others get the defaults back)."""
+
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -51,5 +57,8 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="meta-orchestrator")
-def main() -> None:
+@click.pass_context
+def main(context: click.Context) -> None:
     """meta-orchestrator: data describes the pipeline."""
+    if context.invoked_subcommand not in SESSIONS and INTERRUPTS.installed:
+        INTERRUPTS.uninstall()

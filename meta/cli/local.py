@@ -15,6 +15,7 @@ from meta.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER_ERROR, user
 from meta.engine.records import Listener
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
+from meta.local.interrupts import INTERRUPTS
 from meta.local.runner import Outcome, resume_run, start_run
 from meta.plan.describe import describe
 from meta.plan.graph import flow_graph, to_dot, to_mermaid
@@ -91,6 +92,7 @@ def _parse_sets(values: Sequence[str]) -> dict[str, Path]:
 @user_errors
 def run(file: Path, workdir: Path | None, report: Path | None, sets: Sequence[str]) -> None:
     """Run a flow locally, as real processes."""
+    INTERRUPTS.install()
     overrides = _parse_sets(sets)
     _finish(lambda listeners: start_run(file, workdir, overrides, listeners, report), file.name)
 
@@ -105,6 +107,7 @@ def run(file: Path, workdir: Path | None, report: Path | None, sets: Sequence[st
 @user_errors
 def resume(workdir: Path, report: Path | None) -> None:
     """Finish an interrupted run; units that finished are not run again."""
+    INTERRUPTS.install()
     _finish(lambda listeners: resume_run(workdir, listeners, report), str(workdir))
 
 
@@ -118,9 +121,17 @@ def _finish(execute: Callable[[Sequence[Listener]], Outcome], title: str) -> Non
         live = LiveProgress(console, title)
         listeners.append(live)
         display = live
-    with display:
-        outcome = execute(listeners)
-    _summarise(outcome)
+    # From the session's start to the last line printed, a signal is only noted: the exit code
+    # follows the report (a signal after the report said `succeeded` changes nothing).
+    with INTERRUPTS.deferred():
+        with display:
+            outcome = execute(listeners)
+        try:
+            _summarise(outcome)
+        finally:
+            # The session is over and its exit code chosen: Python gives signals their default
+            # action back while it shuts down, and one coming then would kill `meta` by signal.
+            INTERRUPTS.block()
 
 
 def _summarise(outcome: Outcome) -> None:
@@ -129,6 +140,8 @@ def _summarise(outcome: Outcome) -> None:
     ran = sum(1 for u in units if u["state"] == "succeeded" and not u.get("resumed"))
     resumed = sum(1 for u in units if u.get("resumed"))
     again = f", {resumed} finished before" if resumed else ""
+    for rerun in report.get("rerun", ()):
+        click.echo(f"note: unit {rerun['id']} ran again: {rerun['reason']}", err=True)
     click.echo(f"{report['flow']}: {outcome.state} ({ran} units run{again})")
     if outcome.state == "succeeded":
         click.echo(f"outputs: {report['outputs'] or '(none written)'}")
@@ -146,4 +159,4 @@ def _summarise(outcome: Outcome) -> None:
         sys.exit(EXIT_FAILED)
     if outcome.state == "cancelled":
         click.echo("interrupted: `meta resume` the workdir to finish", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(INTERRUPTS.exit_code(EXIT_INTERRUPTED))

@@ -41,8 +41,15 @@ class LiveProgress:
 
     def unit_finished(self, record: UnitRecord) -> None:
         self._running.pop(record.id, None)
-        self._counts["resumed" if record.resumed else record.state] += 1
-        if record.state == "failed" and not record.resumed:
+        if record.retrying:
+            # An attempt that failed and is tried again: a retry, not a failed unit.
+            self._counts["retried"] += 1
+            self._console.print(
+                f"[yellow]retrying[/yellow] {record.id}: attempt {record.attempts} {record.reason}"
+            )
+        else:
+            self._counts["resumed" if record.resumed else record.state] += 1
+        if record.state == "failed" and not record.resumed and not record.retrying:
             self._console.print(f"[red]failed[/red] {record.id}: {record.reason}")
         self._live.update(self._render())
 

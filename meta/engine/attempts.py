@@ -26,7 +26,8 @@ class Attempts:
     def __init__(self, listener: Listener, journal: Journal) -> None:
         self._listener = listener
         self._journal = journal
-        self._finished = dict(journal.finished())
+        # Not copied: a journal may check each unit's record only when it is asked for.
+        self._finished = journal.finished()
         self._deadlines = Deadlines()
 
     def finished_before(self, uid: str) -> bool:
@@ -61,7 +62,7 @@ class Attempts:
                 self._journal.record_finished(record)
                 self._listener.unit_finished(record)
                 raise RunFailed(visit.uid, reason, exit_.stderr_tail)
-            self._listener.unit_finished(_ended(record, "failed", exit_, reason))
+            self._listener.unit_finished(_ended(record, "failed", exit_, reason, retrying=True))
             await asyncio.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
 
     async def _attempt(
@@ -94,7 +95,9 @@ class Attempts:
         return exit_, reason
 
 
-def _ended(record: UnitRecord, state: Any, exit_: Exit, reason: str = "") -> UnitRecord:
+def _ended(
+    record: UnitRecord, state: Any, exit_: Exit, reason: str = "", *, retrying: bool = False
+) -> UnitRecord:
     # Built whole: dataclasses.replace costs several times more, and this runs once per unit.
     return UnitRecord(
         id=record.id,
@@ -109,6 +112,7 @@ def _ended(record: UnitRecord, state: Any, exit_: Exit, reason: str = "") -> Uni
         reason=reason,
         stderr_tail=exit_.stderr_tail,
         resumed=record.resumed,
+        retrying=retrying,
     )
 
 

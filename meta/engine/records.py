@@ -26,6 +26,8 @@ class UnitRecord:
     stderr_tail: str = ""
     resumed: bool = False
     """True when the unit had finished in an earlier run and was not run again."""
+    retrying: bool = False
+    """True for a failed attempt that is followed by another (the unit has not failed)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 from meta.engine.frontiers import Context, Done
 from meta.errors import Fault, TemplateFault
-from meta.flow.checks import NAME
+from meta.flow.checks import name_problem
 from meta.flow.model import Cases, Origin, Scope, Unit
 from meta.flow.templates import TemplateProblem, evaluate, is_template, render
 from meta.plan.plan import Plan
@@ -100,14 +100,9 @@ def begin(
     name = unit.name
     if is_template(name):
         name = frame.render(context, name, unit.origin.at("name"))
-        if not NAME.match(name):
-            raise TemplateFault(
-                located(
-                    unit.origin.at("name"),
-                    context,
-                    f"rendered unit name {name!r} is not a valid name",
-                )
-            )
+        problem = name_problem(name)
+        if problem is not None:
+            raise TemplateFault(located(unit.origin.at("name"), context, f"rendered {problem}"))
     uid = f"{parent.id}/{key}/{name}" if key else f"{parent.id}/{name}"
     if not key:
         if uid in parent.named:

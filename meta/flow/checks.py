@@ -17,7 +17,24 @@ from meta.flow.templates import (
     is_template,
 )
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""A unit name, matched whole (`fullmatch`: `$` would let a trailing newline through)."""
+MAX_NAME_LENGTH = 100
+"""A unit name is one name in the store and in every unit id below it."""
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` (written or rendered) is not a unit name, or None."""
+    if len(name) > MAX_NAME_LENGTH:
+        return f"unit name {name[:20]!r}... is longer than {MAX_NAME_LENGTH} characters"
+    if not NAME.fullmatch(name):
+        return (
+            f"unit name {name!r} must start with a letter or digit and hold only "
+            "letters, digits, '_', '.' and '-'"
+        )
+    return None
+
+
 ITERATING = frozenset({"fanout", "dfs", "bfs", "cycle"})
 
 
@@ -34,12 +51,9 @@ def _unit_faults(
     unit: Unit, flow: Flow, available: frozenset[str], *, in_micro: bool
 ) -> Iterator[Fault]:
     yield from _template_faults(unit.origin.at("name"), unit.name, available)
-    if not is_template(unit.name) and not NAME.match(unit.name):
-        yield _fault(
-            unit.origin.at("name"),
-            f"unit name {unit.name!r} must start with a letter or digit and hold only "
-            "letters, digits, '_', '.' and '-'",
-        )
+    problem = None if is_template(unit.name) else name_problem(unit.name)
+    if problem is not None:
+        yield _fault(unit.origin.at("name"), problem)
     if isinstance(unit, Step):
         run = unit.origin.at("run")
         for i, arg in enumerate(unit.run.command):

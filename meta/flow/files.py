@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -11,7 +12,12 @@ from typing import Any
 import yaml
 
 from meta.errors import Fault, UserError
+from meta.flow.reading import read_regular
+from meta.flow.yamlnodes import node_fault
 from meta.steps.validate_node import JsonYamlLoader, UniqueKeysLoader
+
+MAX_YAML_CHARACTERS = 16 << 20
+"""The largest YAML document read (a flow, a description): YAML costs far more than its size."""
 
 
 def display_path(path: Path) -> str:
@@ -29,13 +35,13 @@ def display_path(path: Path) -> str:
 def read_text(
     path: Path, fault: type[UserError] = UserError, *, missing: str = "no such file"
 ) -> str:
-    """The text of `path`; a missing or unreadable file is a `fault` naming it."""
+    """The text of `path`; a missing or unreadable file, a special one (a FIFO, a device, a
+    folder) or one too large is a `fault` naming it."""
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise fault(Fault(display_path(path), "", missing)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise fault(Fault(display_path(path), "", f"cannot read: {exc}")) from None
+        shown = display_path(path)
+    except (OSError, ValueError):
+        shown = str(path)
+    return read_regular(path, shown.replace("\0", "\\0"), fault, missing=missing)
 
 
 def parse_json(text: str, file: str, fault: type[UserError] = UserError) -> Any:
@@ -52,9 +58,17 @@ def loads_strict_json(text: str) -> Any:
     """JSON as the standard has it: `NaN` and `Infinity` (which Python's json reads, and
     other readers refuse) are refused, and so is data nested too deeply to be walked."""
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
     except RecursionError:
         raise ValueError(f"nested more than {sys.getrecursionlimit()} levels deep") from None
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float; one too large for a float (`1e400`) is not read as infinity."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("a number out of range")
+    return value
 
 
 def _not_json(constant: str) -> Any:
@@ -62,21 +76,37 @@ def _not_json(constant: str) -> Any:
 
 
 def parse_yaml(text: str, file: str, fault: type[UserError] = UserError) -> Any:
-    """Safe YAML only: no tags that build Python objects, no key given twice."""
-    return _parse_yaml(text, file, fault, UniqueKeysLoader)
+    """Safe YAML only: no tags that build Python objects, no key given twice, only values JSON
+    has, within the limits of `meta.flow.yamlnodes` (checked before any value is built)."""
+    return _parse_yaml(text, file, fault, UniqueKeysLoader, text_keys=False)
 
 
 def parse_yaml_data(text: str, file: str, fault: type[UserError] = UserError) -> Any:
-    """YAML data (an input, a schema): safe, no key given twice, and read as the JSON it stands
-    for: keys as written, only true/false as booleans, dates as strings."""
-    return _parse_yaml(text, file, fault, JsonYamlLoader)
+    """YAML data (an input, a schema): safe, no key given twice, within the same limits, and
+    read as the JSON it stands for: keys as written, only true/false as booleans, dates as
+    strings."""
+    return _parse_yaml(text, file, fault, JsonYamlLoader, text_keys=True)
 
 
-def _parse_yaml(text: str, file: str, fault: type[UserError], loader: type[Any]) -> Any:
+def _parse_yaml(
+    text: str, file: str, fault: type[UserError], loader_class: type[Any], *, text_keys: bool
+) -> Any:
+    if len(text) > MAX_YAML_CHARACTERS:
+        reason = f"a YAML document of more than {MAX_YAML_CHARACTERS:,} characters"
+        raise fault(Fault(file, "", reason))
+    loader = loader_class(text)
     try:
-        return yaml.load(text, Loader=loader)
+        node = loader.get_single_node()
+        refused = node_fault(node, text_keys=text_keys) if node is not None else None
+        if refused is not None:
+            raise fault(Fault(file, refused.where, refused.reason))
+        return loader.construct_document(node) if node is not None else None
+    except RecursionError:
+        raise fault(Fault(file, "", "nested too deeply to be read")) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise fault(Fault(file, "", f"invalid YAML: {where}{problem}")) from None
+    finally:
+        loader.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from meta.errors import FlowInvalid
+from meta.errors import Fault, FlowInvalid, pointer
 from meta.flow.checks import semantic_faults
 from meta.flow.files import display_path, parse_yaml, read_text
 from meta.flow.model import (
@@ -29,6 +29,13 @@ from meta.flow.model import (
 )
 from meta.flow.schema import schema_faults
 
+API_VERSION = "meta-orchestrator.io/v1alpha1"
+KIND = "MetaFlow"
+NOT_A_FLOW = (
+    f"not a flow: a flow file is a YAML mapping with apiVersion: {API_VERSION} and kind: {KIND}"
+    " (nothing of this file is shown)"
+)
+
 
 def read_document(path: Path) -> Any:
     """The YAML (or JSON) document of a flow file; a missing or unparsable file is a fault."""
@@ -45,6 +52,12 @@ def flow_from_document(document: Any, path: Path, file: str | None = None) -> Fl
     """Validate a flow document said to live at `path` and type it; `FlowInvalid` on faults.
     Faults name `file`, or the path when none is given."""
     file = file or display_path(path)
+    if not _meant_as_flow(document):
+        # Whatever else the file holds (a flowRef may name any file) is not repeated in a fault.
+        raise FlowInvalid(Fault(file, "", NOT_A_FLOW))
+    nul = _nul_at(document)
+    if nul is not None:
+        raise FlowInvalid(Fault(file, nul, "a NUL byte is in no name, path, command or value"))
     faults = schema_faults(document, file)
     if faults:
         raise FlowInvalid(faults)
@@ -53,6 +66,32 @@ def flow_from_document(document: Any, path: Path, file: str | None = None) -> Fl
     if faults:
         raise FlowInvalid(faults)
     return flow
+
+
+def _nul_at(document: Any) -> str | None:
+    """The JSON pointer of the first key or string holding a NUL byte, which no path, command
+    or environment can carry; None when there is none."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(document, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str) and "\0" in value:
+            return pointer(path)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and "\0" in key:
+                    return pointer(path)
+                stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, index)) for index, item in enumerate(value))
+    return None
+
+
+def _meant_as_flow(document: Any) -> bool:
+    """Not a mapping (the schema says so without quoting it), or a mapping that says it is a
+    MetaFlow by its apiVersion or its kind."""
+    return not isinstance(document, dict) or (
+        document.get("apiVersion") == API_VERSION or document.get("kind") == KIND
+    )
 
 
 def build_flow(document: dict[str, Any], path: Path, file: str) -> Flow:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from meta.errors import Fault, pointer
@@ -24,7 +25,22 @@ def flow_schema() -> dict[str, Any]:
 
 @cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(flow_schema())
+    strict = validators.extend(Draft202012Validator, {"pattern": _pattern})  # type: ignore[no-untyped-call]
+    return cast(Draft202012Validator, strict(flow_schema()))
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    """`pattern` as JSON Schema means it: Python's `$` also matches before a final newline,
+    so a name "a\n" would pass `^[a-z]+$`; here `$` at the end means the very end."""
+    if isinstance(instance, str) and not _compiled(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern)
 
 
 def schema_faults(document: Any, file: str) -> list[Fault]:
@@ -88,6 +104,8 @@ def _explain(error: ValidationError, document: Any, file: str) -> list[Fault]:
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
         return [Fault(file, where, f"must be of type {expected}, got {_type_name(error.instance)}")]
+    if kind == "maximum":
+        return [Fault(file, where, f"must be <= {error.validator_value}, got {error.instance}")]
     if kind in ("minimum", "exclusiveMinimum"):
         sign = ">=" if kind == "minimum" else ">"
         return [Fault(file, where, f"must be {sign} {error.validator_value}, got {error.instance}")]

@@ -17,6 +17,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from meta.errors import MetaError
+from meta.flow.sandbox import BoundedSandbox, TemplateTooCostly, bounded_text, start_render
 
 ITERATION_VARIABLES = frozenset({"node", "item", "chunk", "index", "depth", "path", "round"})
 FLOW_VARIABLES = frozenset({"inputs", "flow"})
@@ -30,7 +31,7 @@ class TemplateProblem(MetaError):
 
 @cache
 def environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = BoundedSandbox(undefined=StrictUndefined, autoescape=False)
     env.policies["json.dumps_kwargs"] = {"sort_keys": True}
     # Jinja's helpers for pages (lorem ipsum, cycler, joiner, namespace) render as Python
     # objects in a command; `range` and `dict` stay.
@@ -48,10 +49,14 @@ def check_template(text: str, available: Iterable[str], *, expression: bool = Fa
     source = "{{ (" + text + ") }}" if expression else text
     try:
         tree = environment().parse(source)
+        # Compiled here too (and kept): Jinja folds constants while compiling, and the bounds
+        # must hold for that as for any render.
+        _compiled_expression(text) if expression else _compiled(source)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"template syntax error: {exc.message}") from exc
     known = frozenset(available)
-    for name in sorted(_free_variables(tree)):
+    free = _free_variables(tree)
+    for name in sorted(free):
         if name in ALL_VARIABLES and name not in known:
             raise TemplateProblem(
                 f"template variable '{name}' is not defined here "
@@ -71,6 +76,9 @@ def check_template(text: str, available: Iterable[str], *, expression: bool = Fa
                 f"template reaches for the internal attribute '{attribute}', "
                 "which the sandbox forbids"
             )
+    if not free:
+        # A template of constants renders the same at run time: its faults are found now.
+        evaluate(text, {}) if expression else render(text, {})
 
 
 def _free_variables(tree: nodes.Template) -> set[str]:
@@ -95,8 +103,12 @@ def render(source: str, context: Mapping[str, Any]) -> str:
     """Render one template string; a constant string is returned as it is."""
     if not is_template(source):
         return source
+    start_render()
     try:
-        return str(_compiled(source).render(context))
+        template = _compiled(source)
+        return bounded_text(template.root_render_func(template.new_context(dict(context))))
+    except TemplateTooCostly as exc:
+        raise TemplateProblem(f"the sandbox refused: {exc}") from exc
     except UndefinedError as exc:
         raise TemplateProblem(f"undefined template variable: {exc.message}") from exc
     except SecurityError as exc:
@@ -107,11 +119,14 @@ def render(source: str, context: Mapping[str, Any]) -> str:
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a `when` expression in the sandbox."""
+    start_render()
     try:
         value = _compiled_expression(expression)(**context)
         if isinstance(value, Undefined):
             str(value)  # a bare missing (or forbidden) attribute: make it raise here, not later
         return value
+    except TemplateTooCostly as exc:
+        raise TemplateProblem(f"the sandbox refused: {exc}") from exc
     except UndefinedError as exc:
         raise TemplateProblem(f"undefined template variable: {exc.message}") from exc
     except SecurityError as exc:

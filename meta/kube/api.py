@@ -178,8 +178,10 @@ class ClientApi:
         try:
             return cls(config.new_client_from_config(config_file=kubeconfig), limit)
         except (config.ConfigException, OSError) as exc:
-            given = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-            raise UserError(Fault(given, "", f"no cluster to reach: {exc}")) from None
+            # No cluster to talk to is the user's to fix: one line, not the client's traceback.
+            where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(Fault(where, "", f"no cluster to use: {reason}")) from None
 
     @classmethod
     def with_token(

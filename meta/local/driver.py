@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -39,7 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meta.engine.driver import Exit, StepTask
-from meta.errors import MetaError
+from meta.local.reaper import become_subreaper, stop_orphans
+from meta.trees import Manifest, OutputRefused, copy_tree, remove_tree
 
 OUTPUTS = "@outputs"
 CANNOT_KEEP = 125
@@ -51,11 +53,10 @@ RUN_TOKEN = "META_RUN_TOKEN"
 OWNER_FILE = "owner.json"
 STOP_GRACE_SECONDS = 2.0
 STDERR_TAIL_BYTES = 2000
-
-
-class OutputRefused(MetaError):
-    """An output a step left that is not kept: a link out of META_OUTPUT or to a folder, or a
-    special file. The attempt fails (its exit code 125), naming the output."""
+MAX_NAME = 200
+"""The longest name of a unit id kept as it is on disk (file systems allow 255 bytes)."""
+LOG_PART_BYTES = 1 << 20
+"""Of a longer log, the bytes kept from its start and from its end."""
 
 
 def scratch_root(workdir: Path) -> Path:
@@ -120,6 +121,10 @@ class LocalDriver:
         # Encoded once: subprocess would encode every variable again for every step.
         self._environ = {os.fsencode(k): os.fsencode(v) for k, v in environ.items()}
         self._pods: dict[str, _Pod] = {}
+        self._manifests: dict[str, Manifest] = {}
+        """What each step that succeeded in this session kept, until the journal takes it."""
+        self._combined: set[str] = set()
+        """Store folders of sections with several results: links to their parts' outputs."""
         self._groups: set[int] = set()
         self._programs: dict[tuple[str, str], str] = {}
         self._attempts = itertools.count(1)
@@ -127,8 +132,10 @@ class LocalDriver:
         """Every step's standard input, opened once rather than at every start."""
         # One thread per running step, as a thread-pool runner has; idle ones are reused.
         self.threads = ThreadPoolExecutor(MAX_RUNNING_STEPS, thread_name_prefix="step")
+        self.subreaper = become_subreaper()
+        _more_descriptors()
         kill_leftovers(self.token)
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        remove_tree(str(self.scratch))
         for directory in (self.store, self.logs, self.scratch / "units", self.scratch / "pods"):
             directory.mkdir(parents=True, exist_ok=True)
         owner = {"pid": os.getpid(), "at": time.time(), "workdir": str(workdir.resolve())}
@@ -140,14 +147,14 @@ class LocalDriver:
 
     def outputs(self, unit_id: str) -> str:
         # '@' is in no unit name, so a section's outputs never collide with its units' folders.
-        return os.path.join(self._store, unit_id, OUTPUTS)
+        return os.path.join(self._store, on_disk(unit_id), OUTPUTS)
 
     def shown_outputs(self, unit_id: str) -> str:
         """`outputs` as the report and the summary show it: under the workdir as given."""
-        return os.path.join(self.store, unit_id, OUTPUTS)
+        return os.path.join(self.store, on_disk(unit_id), OUTPUTS)
 
     async def open_pod(self, pod: str) -> None:
-        root = os.path.abspath(self.scratch / "pods" / pod)
+        root = os.path.abspath(self.scratch / "pods" / on_disk(pod))
         os.makedirs(os.path.join(root, "scratch"), exist_ok=True)
         os.makedirs(os.path.join(root, "units"), exist_ok=True)
         self._pods[pod] = _Pod(root)
@@ -155,10 +162,15 @@ class LocalDriver:
     async def close_pod(self, pod: str) -> None:
         closed = self._pods.pop(pod, None)
         if closed is not None:
-            await asyncio.to_thread(shutil.rmtree, closed.root, True)
+            await asyncio.to_thread(remove_tree, closed.root)
+
+    def take_manifest(self, unit_id: str) -> Manifest | None:
+        """What a step that succeeded in this session kept in the store (None: nothing)."""
+        return self._manifests.pop(unit_id, None)
 
     def combine(self, unit_id: str, parts: Sequence[tuple[str, str]]) -> None:
         target = _emptied(self.outputs(unit_id))
+        self._combined.add(os.path.realpath(target))
         for name, part in parts:
             if os.path.isdir(self.outputs(part)):
                 os.symlink(os.path.relpath(self.outputs(part), target), os.path.join(target, name))
@@ -192,7 +204,7 @@ class LocalDriver:
         stored = self.outputs(task.id)
         if os.path.lexists(stored):
             # Left by an attempt that did not finish (a kill, a failure): not this one's.
-            shutil.rmtree(stored, ignore_errors=True)
+            remove_tree(stored)
         copies = []
         for name, producer in task.upstream:
             target = os.path.join(upstream, name)
@@ -237,6 +249,9 @@ class LocalDriver:
             except OSError as exc:
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
                 return Exit(code, f"cannot start {task.command[0]!r}: {exc.strerror}")
+            except ValueError:
+                # A rendered argument or variable holding a NUL byte, which execve cannot pass.
+                return Exit(126, f"cannot start {task.command[0]!r}: a NUL byte in its command")
             finally:
                 os.close(stderr)
         finally:
@@ -288,14 +303,40 @@ class LocalDriver:
     def _keep(self, task: StepTask, scratch: _Scratch, logs: Sequence[str], persist: bool) -> None:
         """Copy an ended attempt's logs, and its outputs when `persist`, to the workdir."""
         if logs:
-            kept = os.path.join(self._logs, task.id)
+            kept = os.path.join(self._logs, on_disk(task.id))
             os.makedirs(kept, exist_ok=True)
             for log in logs:
-                shutil.copyfile(log, os.path.join(kept, os.path.basename(log)))
+                keep_log(log, os.path.join(kept, os.path.basename(log)))
         if persist:
-            persisted = _checked_size(scratch.output)
-            shutil.copytree(scratch.output, self.outputs(task.id), dirs_exist_ok=True)
-            self.traffic.add(persisted=persisted)
+            try:
+                manifest = copy_tree(scratch.output, self.outputs(task.id))
+            except BaseException:
+                # Nothing of a refused or failed copy stays in the store.
+                remove_tree(self.outputs(task.id))
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.dirname(self.outputs(task.id)))
+                raise
+            self._manifests[task.id] = manifest
+            self.traffic.add(persisted=manifest.bytes)
+
+    def _stage(self, copies: Sequence[tuple[str, str]]) -> int:
+        """Copy producers' stored outputs into a consumer's upstream folders; the bytes
+        copied. A section's folder of links is followed link by link (the links are the
+        driver's own); everything else is copied as a step's outputs are kept."""
+        total = 0
+        pending = list(copies)
+        while pending:
+            source, target = pending.pop()
+            if os.path.realpath(source) in self._combined:
+                os.makedirs(target, exist_ok=True)
+                for name in os.listdir(source):
+                    part = os.path.join(source, name)
+                    pending.append((os.path.realpath(part), os.path.join(target, name)))
+            elif os.path.isdir(source):
+                total += copy_tree(source, target).bytes
+            else:
+                os.makedirs(target, exist_ok=True)
+        return total
 
     def _release(self, task: StepTask, scratch: _Scratch, pod: _Pod | None, code: int) -> None:
         """A macro attempt's scratch goes; a micro step's outputs stay with its pod, for its
@@ -316,9 +357,11 @@ class LocalDriver:
 
     def close(self) -> None:
         self.kill_all()
+        if self.subreaper:
+            stop_orphans(None, ())
         self.threads.shutdown(wait=True, cancel_futures=True)
         os.close(self._devnull)
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        remove_tree(str(self.scratch))
 
 
 class LocalProcess:
@@ -341,7 +384,7 @@ class LocalProcess:
         try:
             scratch = driver._prepare(task, pod)
             if scratch.copies:
-                staged = await loop.run_in_executor(driver.threads, _stage, scratch.copies)
+                staged = await loop.run_in_executor(driver.threads, driver._stage, scratch.copies)
                 driver.traffic.add(staged=staged)
             started = driver._spawn(task, scratch)
         except (OSError, shutil.Error) as exc:
@@ -361,6 +404,8 @@ class LocalProcess:
             # goes too.
             _kill_group(started.pid, signal.SIGKILL)
             driver.forget(started.pid)
+            if driver.subreaper:
+                stop_orphans(task.id, driver._groups)
         try:
             stderr_tail = "" if code == 0 else _tail(_log(scratch, task, "err"))
             logs, persist = driver._to_keep(task, scratch, code)
@@ -389,6 +434,47 @@ class LocalProcess:
             _kill_group(self._pid, signal.SIGKILL)
         with contextlib.suppress(TimeoutError, Exception):
             await asyncio.wait_for(asyncio.shield(self._ended), STOP_GRACE_SECONDS)
+
+
+def _more_descriptors() -> None:
+    """Raise the soft limit of open files to the hard one: outputs are walked holding two
+    descriptors per folder level, and many steps may keep theirs at once."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def keep_log(source: str, target: str) -> None:
+    """Copy a log whole when it is small; else its first and last LOG_PART_BYTES with a line
+    between them saying how much was cut (a step writing 100 MB of stderr keeps 2 MiB)."""
+    size = os.path.getsize(source)
+    if size <= 2 * LOG_PART_BYTES:
+        shutil.copyfile(source, target)
+        return
+    cut = size - 2 * LOG_PART_BYTES
+    with open(source, "rb") as log, open(target, "wb") as kept:
+        kept.write(log.read(LOG_PART_BYTES))
+        kept.write(f"\n[... meta cut {cut} bytes of this log here ...]\n".encode())
+        log.seek(size - LOG_PART_BYTES)
+        kept.write(log.read(LOG_PART_BYTES))
+
+
+def on_disk(unit_id: str) -> str:
+    """A unit id as a relative path: each of its names as it is, but a name too long for a
+    file system (the node key of a tree 1,000 levels deep, `root.0.1.0...`) shortened to its
+    start and a digest of the whole, so the store holds trees of any depth."""
+    if len(unit_id.encode()) <= MAX_NAME:
+        return unit_id  # no name in it can be too long (a name is at most MAX_NAME bytes)
+    return "/".join(_short(name) for name in unit_id.split("/"))
+
+
+def _short(name: str) -> str:
+    if len(name.encode()) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:24]
+    return f"{name[:64]}~{digest}"
 
 
 def kill_leftovers(token: str) -> None:
@@ -430,58 +516,6 @@ def _tail(path: str) -> str:
         return ""
 
 
-def _size(path: str) -> int:
-    """The bytes of the files under `path` (links followed, as a copy would)."""
-    total = 0
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(path) as entries:
-        for entry in entries:
-            if entry.is_dir():
-                total += _size(entry.path)
-            elif entry.is_file():
-                total += entry.stat().st_size
-    return total
-
-
-def _checked_size(folder: str) -> int:
-    """The bytes a copy of the outputs in `folder` holds, after refusing any that are not
-    plain files and folders inside it: a link is followed when outputs are kept, so one to
-    `/`, to `/proc/kmsg` or to a secret would copy what it points at (or block on it)."""
-    inside = os.path.realpath(folder)
-    total = 0
-    pending = [folder]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                shown = os.path.relpath(entry.path, folder)
-                if entry.is_symlink():
-                    target = os.path.realpath(entry.path)
-                    if os.path.commonpath([inside, target]) != inside:
-                        raise OutputRefused(f"the output {shown!r} links outside META_OUTPUT")
-                    if os.path.isdir(target):
-                        raise OutputRefused(f"the output {shown!r} links to a folder")
-                    if not os.path.isfile(target):
-                        raise OutputRefused(f"the output {shown!r} links to no regular file")
-                    total += os.stat(target).st_size
-                elif entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_size
-                else:
-                    raise OutputRefused(f"the output {shown!r} is not a regular file or folder")
-    return total
-
-
-def _copy_tree(source: str, target: str) -> int:
-    """Copy a unit's stored outputs (following the links of combined outputs); the bytes
-    copied. Empty outputs make an empty `target`."""
-    with contextlib.suppress(FileNotFoundError), os.scandir(source) as entries:
-        if next(entries, None) is not None:
-            shutil.copytree(source, target, symlinks=False, dirs_exist_ok=True)
-            return _size(target)
-    os.makedirs(target, exist_ok=True)
-    return 0
-
-
 def _emptied(directory: str) -> str:
     """`directory`, created empty (whatever an earlier attempt left there is gone)."""
     try:
@@ -489,14 +523,9 @@ def _emptied(directory: str) -> str:
     except FileNotFoundError:
         os.makedirs(directory)
     except FileExistsError:
-        shutil.rmtree(directory, ignore_errors=True)
+        remove_tree(directory)
         os.makedirs(directory)
     return directory
-
-
-def _stage(copies: Sequence[tuple[str, str]]) -> int:
-    """Copy producers' stored outputs into a consumer's upstream folders; the bytes copied."""
-    return sum(_copy_tree(source, target) for source, target in copies)
 
 
 def _log(scratch: _Scratch, task: StepTask, stream: str) -> str:
@@ -518,10 +547,15 @@ def _write(path: str, data: bytes) -> None:
 
 
 def _holds(folder: str) -> bool:
-    """Whether `folder` has any entry (a step that removed its outputs folder wrote nothing)."""
-    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
-        return next(entries, None) is not None
-    return False
+    """Whether `folder` has any entry (a step that removed its outputs folder wrote nothing).
+    A folder replaced by a link or a file holds something: persisting it refuses it."""
+    try:
+        if os.path.islink(folder) or not os.path.isdir(folder):
+            return os.path.lexists(folder)
+        with os.scandir(folder) as entries:
+            return next(entries, None) is not None
+    except FileNotFoundError:
+        return False
 
 
 def _remove_scratch(scratch: _Scratch, task: StepTask) -> None:
@@ -538,4 +572,4 @@ def _remove_scratch(scratch: _Scratch, task: StepTask) -> None:
         except FileNotFoundError:
             pass
         except OSError:
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder)

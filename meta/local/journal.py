@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from pathlib import Path
@@ -24,17 +24,30 @@ from typing import Any
 from meta.engine.records import UnitRecord
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
+from meta.trees import Manifest, OutputRefused, measure_tree
 
 JOURNAL = "journal.jsonl"
 SYNC_WINDOW = 0.01
 """The most a record waits for its fsync; the write itself is never held back."""
+OUTPUTS = "outputs"
+"""The field of a `finished` line holding the manifest of what the unit kept (null: nothing)."""
 RECORD_FIELDS = tuple(field.name for field in dataclass_fields(UnitRecord))
 
 
 class FileJournal:
-    def __init__(self, workdir: Path) -> None:
+    """The journal of one workdir. `kept(uid)` is what a step that succeeded kept in the
+    store (its manifest, taken once), recorded with it; `stored(uid)` is where the store keeps
+    it, measured again on resume before a unit on record is taken as finished."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        kept: Callable[[str], Manifest | None],
+        stored: Callable[[str], str],
+    ) -> None:
         self.path = workdir / JOURNAL
-        self._finished = _replay(self.path)
+        self._kept = kept
+        self._finished = _Verified(*_replay(self.path), stored)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._ready = threading.Condition()
         self._durable = False
@@ -45,8 +58,13 @@ class FileJournal:
         self._writer.start()
 
     def finished(self) -> Mapping[str, UnitRecord]:
-        """Units that succeeded in earlier sessions of this run, by id."""
+        """Units that succeeded in earlier sessions of this run and whose outputs are in the
+        store as they were kept, by id (checked as each is asked for)."""
         return self._finished
+
+    def rerun(self) -> list[tuple[str, str]]:
+        """Units on record that run again, and why: their outputs went missing or changed."""
+        return list(self._finished.lost.items())
 
     def record_session(self, **fields: Any) -> None:
         self._append({"event": "session", **fields})
@@ -59,6 +77,9 @@ class FileJournal:
     def record_finished(self, record: UnitRecord) -> None:
         # Field by field: dataclasses.asdict deep-copies, and this runs once per unit.
         fields = {name: getattr(record, name) for name in RECORD_FIELDS}
+        if record.state == "succeeded":
+            manifest = self._kept(record.id)
+            fields[OUTPUTS] = manifest.as_json() if manifest is not None else None
         self._append({"event": "finished", **fields})
 
     def _append(self, entry: dict[str, Any], *, durable: bool = True) -> None:
@@ -111,32 +132,91 @@ class FileJournal:
             raise self._failure
 
 
-def _replay(path: Path) -> dict[str, UnitRecord]:
-    """The succeeded units on record; a line torn by a kill is cut off so appends stay whole."""
+class _Verified(Mapping[str, UnitRecord]):
+    """The units on record, each taken as finished only when the store holds what it kept:
+    a unit whose outputs were removed or changed since runs again, and is listed in `lost`."""
+
+    def __init__(
+        self,
+        records: dict[str, UnitRecord],
+        manifests: dict[str, Manifest | None],
+        stored: Callable[[str], str],
+    ) -> None:
+        self._records = records
+        self._manifests = manifests
+        self._stored = stored
+        self.lost: dict[str, str] = {}
+
+    def __getitem__(self, uid: str) -> UnitRecord:
+        record = self._records[uid]
+        if uid in self._manifests:
+            problem = _changed(self._stored(uid), self._manifests.pop(uid))
+            if problem is not None:
+                del self._records[uid]
+                self.lost[uid] = problem
+                raise KeyError(uid)
+        return record
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._records))
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+def _changed(folder: str, manifest: Manifest | None) -> str | None:
+    """What is wrong with a unit's outputs in the store, or None when they are as kept."""
+    try:
+        found: Manifest | None = measure_tree(folder)
+    except FileNotFoundError:
+        found = None
+    except (OSError, OutputRefused):
+        return "its outputs in the store cannot be read"
+    if manifest is None:
+        return None if found is None else "its store folder holds outputs it did not write"
+    if found is None:
+        return "its outputs are missing from the store"
+    if found != manifest:
+        return (
+            f"its outputs in the store changed ({found.files} files, {found.bytes} bytes; "
+            f"kept: {manifest.files} files, {manifest.bytes} bytes)"
+        )
+    return None
+
+
+def _replay(path: Path) -> tuple[dict[str, UnitRecord], dict[str, Manifest | None]]:
+    """The succeeded units on record, and what each kept (when its line says; a line without
+    `outputs` is not checked); a line torn by a kill is cut off so appends stay whole."""
     if not path.exists():
-        return {}
+        return {}, {}
     data = path.read_bytes()
     whole = data[: data.rfind(b"\n") + 1]
     if len(whole) != len(data):
         with path.open("r+b") as handle:
             handle.truncate(len(whole))
     finished: dict[str, UnitRecord] = {}
+    manifests: dict[str, Manifest | None] = {}
     for number, line in enumerate(whole.splitlines(), start=1):
         try:
             entry = json.loads(line)
             if entry.get("event") != "finished":
                 continue
             entry.pop("event")
+            has_manifest = OUTPUTS in entry
+            manifest = Manifest.from_json(entry.pop(OUTPUTS, None))
             record = UnitRecord(**entry)
         except (ValueError, TypeError, AttributeError) as exc:
             raise UserError(
                 Fault(display_path(path), f"/{number - 1}", f"line {number} is not a record: {exc}")
             ) from None
+        manifests.pop(record.id, None)
         if record.state == "succeeded":
             finished[record.id] = record
+            if has_manifest:
+                manifests[record.id] = manifest
         else:
             finished.pop(record.id, None)
-    return {uid: _as_resumed(record) for uid, record in finished.items()}
+    return {uid: _as_resumed(record) for uid, record in finished.items()}, manifests
 
 
 def _as_resumed(record: UnitRecord) -> UnitRecord:

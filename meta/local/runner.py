@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -22,8 +23,11 @@ from meta.engine.records import Listener
 from meta.errors import Fault, MetaError, RunFailed, UserError
 from meta.flow.files import display_path
 from meta.local.driver import LocalDriver
+from meta.local.interrupts import INTERRUPTS
 from meta.local.journal import FileJournal
+from meta.local.lock import session_lock
 from meta.local.report import Listeners, ReportBuilder, kept, write_json
+from meta.local.reportpath import check_report_path, protected_files
 from meta.plan.plan import Plan, compile_plan
 
 RUN_FILE = "run.json"
@@ -44,6 +48,20 @@ def default_workdir(flow_name: str) -> Path:
     return RUNS_DIR / f"{flow_name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _made_unique(workdir: Path) -> Path:
+    """`workdir` made new, or `workdir-2`, `-3`...: two runs started in the same second each
+    get a folder of their own (mkdir is atomic: exactly one of them makes each name)."""
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        candidate = workdir if number == 1 else workdir.with_name(f"{workdir.name}-{number}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise AssertionError("unreachable")
+
+
 def start_run(
     flow: Path,
     workdir: Path | None,
@@ -52,8 +70,36 @@ def start_run(
     report: Path | None = None,
 ) -> Outcome:
     """Compile and run `flow`; nothing is written before the flow and its inputs are valid."""
-    plan = compile_plan(flow, overrides)
+    with INTERRUPTS.allowed():
+        plan = compile_plan(flow, overrides)
+    given = workdir
     workdir = workdir or default_workdir(plan.flow.name)
+    if given is not None:
+        _fresh(workdir)
+    check_report_path(report, workdir, protected_files(plan))
+    try:
+        if given is None:
+            workdir = _made_unique(workdir)
+        else:
+            workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            Fault(display_path(workdir), "", f"the workdir cannot be made: {exc.strerror}")
+        ) from None
+    with INTERRUPTS.deferred(), session_lock(workdir):
+        _fresh(workdir)  # again, holding the lock: another session may have started it since
+        info = {
+            "name": plan.flow.name,
+            "flow": str(plan.flow.source),
+            "inputs": {name: str(path.resolve()) for name, path in overrides.items()},
+            "fingerprint": _fingerprint(plan),
+            "startedAt": time.time(),
+        }
+        write_json(workdir / RUN_FILE, info)
+        return _execute(plan, workdir, info, listeners, report)
+
+
+def _fresh(workdir: Path) -> None:
     if (workdir / RUN_FILE).exists():
         raise UserError(
             Fault(
@@ -62,22 +108,6 @@ def start_run(
                 "this workdir holds a run already: `meta resume` it, or give another --workdir",
             )
         )
-    _writable(report)
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(
-            Fault(display_path(workdir), "", f"the workdir cannot be made: {exc.strerror}")
-        ) from None
-    info = {
-        "name": plan.flow.name,
-        "flow": str(plan.flow.source),
-        "inputs": {name: str(path.resolve()) for name, path in overrides.items()},
-        "fingerprint": _fingerprint(plan),
-        "startedAt": time.time(),
-    }
-    write_json(workdir / RUN_FILE, info)
-    return _execute(plan, workdir, info, listeners, report)
 
 
 def resume_run(
@@ -97,9 +127,10 @@ def resume_run(
         raise UserError(
             Fault(display_path(info_path), "", f"not a run record (missing: {missing or 'inputs'})")
         )
-    _writable(report)
     overrides = {name: Path(path) for name, path in info.get("inputs", {}).items()}
-    plan = compile_plan(Path(info["flow"]), overrides)
+    with INTERRUPTS.allowed():
+        plan = compile_plan(Path(info["flow"]), overrides)
+    check_report_path(report, workdir, protected_files(plan))
     if _fingerprint(plan) != info.get("fingerprint"):
         raise UserError(
             Fault(
@@ -108,28 +139,8 @@ def resume_run(
                 "the flow changed since this run started; start a new run to use the new flow",
             )
         )
-    return _execute(plan, workdir, info, listeners, report)
-
-
-def _writable(report: Path | None) -> None:
-    """Refuse, before anything runs, a report path that could not be written at the end."""
-    if report is None:
-        return
-    problem = None
-    if report.is_dir():
-        problem = "is a folder"
-    elif report.parent.exists() and not report.parent.is_dir():
-        problem = f"cannot be written: {display_path(report.parent)} is not a folder"
-    else:
-        try:
-            report.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            problem = f"cannot be written: {exc.strerror}"
-        else:
-            if not os.access(report.parent, os.W_OK):
-                problem = "cannot be written: its folder is not writable"
-    if problem is not None:
-        raise UserError(Fault(display_path(report), "", f"the report {problem}"))
+    with INTERRUPTS.deferred(), session_lock(workdir):
+        return _execute(plan, workdir, info, listeners, report)
 
 
 def _fingerprint(plan: Plan) -> str:
@@ -149,11 +160,11 @@ def _execute(
     listeners: Sequence[Listener],
     report_path: Path | None,
 ) -> Outcome:
-    journal = FileJournal(workdir)
+    driver = LocalDriver(workdir)
     try:
-        driver = LocalDriver(workdir)
+        journal = FileJournal(workdir, kept=driver.take_manifest, stored=driver.outputs)
     except BaseException:
-        journal.close()
+        driver.close()
         raise
     builder = ReportBuilder()
     engine = Engine(plan, driver, listener=Listeners([builder, *listeners]), journal=journal)
@@ -163,7 +174,7 @@ def _execute(
         journal.record_session(at=time.time(), pid=os.getpid())
         done = asyncio.run(_main(engine))
         outputs = kept(driver.shown_outputs(done.unit_id))
-        state = "succeeded"
+        state = "succeeded" if INTERRUPTS.received is None else "cancelled"
     except (RunFailed, UserError) as exc:
         state, error = "failed", exc
     except OSError as exc:
@@ -187,6 +198,9 @@ def _execute(
         bytes_staged=driver.traffic.staged,
         error=_error(error),
     )
+    rerun = journal.rerun()
+    if rerun:
+        report["rerun"] = [{"id": uid, "reason": reason} for uid, reason in rerun]
     write_json(workdir / REPORT_FILE, report)
     target = report_path or workdir / REPORT_FILE
     if report_path is not None:
@@ -195,9 +209,20 @@ def _execute(
 
 
 async def _main(engine: Engine) -> Any:
+    """Run the engine; SIGINT or SIGTERM (now, or noted before the loop began) cancels it."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
+    if INTERRUPTS.installed:
+        # The handler stays Python's own (never the default, not for an instant); it hands the
+        # cancel to the loop through its self-pipe, safe from inside a signal handler.
+        INTERRUPTS.on_signal = lambda: loop.call_soon_threadsafe(task.cancel)
+        try:
+            if INTERRUPTS.received is not None:
+                raise asyncio.CancelledError
+            return await engine.run()
+        finally:
+            INTERRUPTS.on_signal = None
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
         return await engine.run()

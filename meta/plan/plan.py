@@ -27,6 +27,7 @@ from meta.flow.model import (
     ValueInput,
 )
 from meta.flow.parse import flow_from_document, load_flow
+from meta.flow.reading import kind_problem
 from meta.plan.inputs import is_json_lines, iter_json_lines, read_json, resolve
 
 
@@ -163,7 +164,7 @@ def _link(
                 faults.extend(exc.faults)
                 continue
         if ref.path not in loaded:
-            if not ref.path.exists():
+            if kind_problem(ref.path) == "not found":
                 missing = f"flowRef to a file that does not exist: {display_path(ref.path)}"
                 faults.append(Fault(where.file, where.pointer + "/flowRef/path", missing))
                 continue
@@ -210,10 +211,14 @@ def _check_data(plan: Plan, faults: list[Fault]) -> None:
     for name, spec in plan.inputs.items():
         if not isinstance(spec, FileInput):
             continue
-        if not spec.path.is_file():
+        problem = kind_problem(spec.path)
+        if problem is not None:
             file, where = plan.declared[name]
             where = where if file == "--set" else f"{where}/path"
-            faults.append(Fault(file, where, f"input file not found: {display_path(spec.path)}"))
+            shown = display_path(spec.path)
+            found = problem != "not found"
+            reason = f"input file {shown} {problem}" if found else f"input file not found: {shown}"
+            faults.append(Fault(file, where, reason))
             continue
         try:
             if is_json_lines(spec.path):

@@ -322,7 +322,7 @@ def test_a_rendered_name_that_is_no_name_is_a_user_error(tmp_path: Path) -> None
         run(plan, driver)
     (only,) = fault.value.faults
     assert only.pointer == "/spec/root/visit/name"
-    assert "'n-not ok' is not a valid name" in only.reason
+    assert "rendered unit name 'n-not ok' must start with a letter or digit" in only.reason
     assert "/1" in only.reason
     assert driver.start_ids() == ["t/fan/0/n-ok"]
 

@@ -106,6 +106,8 @@ class MicroDriver:
         """Outputs of the pod's finished units, in its scratch, by unit id."""
         self._outside = {unit_id: os.path.join(paths.upstream, name) for name, unit_id in upstream}
         self._combined: dict[str, str] = {}
+        self.parts: dict[str, list[tuple[str, str]]] = {}
+        """A combined folder's links (its own), by folder: what each result is made of."""
         self._attempts = itertools.count(1)
         self._environ = dict(environ or {})
 
@@ -127,6 +129,7 @@ class MicroDriver:
         for name, part in parts:
             os.symlink(self.outputs(part), os.path.join(target, name))
         self._combined[unit_id] = target
+        self.parts[target] = [(name, self.outputs(part)) for name, part in parts]
 
     async def start(self, task: StepTask) -> Running:
         unit_dir = os.path.join(self.paths.units, str(next(self._attempts)))

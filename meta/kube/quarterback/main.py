@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from meta.engine.engine import Engine
@@ -25,6 +25,7 @@ from meta.kube.quarterback.launcher import CLOSED
 from meta.kube.quarterback.slots import Slots, Swap
 from meta.kube.types import PodBrief
 from meta.plan.plan import plan_flow
+from meta.trees import OutputRefused, copy_tree
 
 TERMINATION_BYTES = 4096
 
@@ -57,12 +58,12 @@ async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
     try:
         done = await Engine(plan, driver, listener=counted).run_pod(work.task)
         result = driver.outputs(done.unit_id)
-        if os.path.isdir(result):
-            await asyncio.to_thread(
-                shutil.copytree, result, paths.output, symlinks=False, dirs_exist_ok=True
-            )
+        await asyncio.to_thread(keep_result, driver.parts, result, paths.output)
     except RunFailed as exc:
         _report(termination, f"unit {exc.unit_id} {exc.reason}\n{exc.stderr_tail}")
+        return 1
+    except OutputRefused as exc:
+        _report(termination, f"the section's outputs could not be kept: {exc}")
         return 1
     except UserError as exc:
         _report(termination, "\n".join(str(f) for f in exc.faults))
@@ -75,6 +76,23 @@ async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
         json.dumps({"unitsRun": counted.units, "peakActive": slots.peak, "imageSwaps": swaps}),
     )
     return 0
+
+
+def keep_result(parts: Mapping[str, Sequence[tuple[str, str]]], result: str, target: str) -> None:
+    """Copy the section's result to the pod's output: a step's outputs as the local runtime
+    keeps them (no link out of them followed, `META_OUTPUT` itself included), and a combined
+    result through the links the driver made, part by part."""
+    pending = [(result, target)]
+    while pending:
+        source, into = pending.pop()
+        made_of = parts.get(source)
+        if made_of is not None:
+            os.makedirs(into, exist_ok=True)
+            pending.extend((part, os.path.join(into, name)) for name, part in made_of)
+        elif os.path.lexists(source):
+            copy_tree(source, into)
+        else:
+            os.makedirs(into, exist_ok=True)  # a result that wrote nothing: an empty folder
 
 
 def _report(termination: str, message: str) -> None:

@@ -77,7 +77,7 @@ def test_the_server_checks_enums_and_bounds_of_the_unit_tree() -> None:
         flow_schema()["$defs"]["section"]["properties"]["pattern"]["enum"]
     )
     assert root["properties"]["scope"]["enum"] == ["macro", "micro"]
-    assert root["properties"]["maxActive"] == {"type": "integer", "minimum": 1}
+    assert root["properties"]["maxActive"] == {"type": "integer", "minimum": 1, "maximum": 100000}
     assert root["properties"]["run"]["properties"]["command"]["minItems"] == 1
     child = root["properties"]["units"]["items"]
     assert child["properties"]["maxActive"]["minimum"] == 1

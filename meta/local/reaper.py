@@ -1,0 +1,72 @@
+"""Processes that leave their step's process group (`setsid`, a double fork) do not outlive it.
+
+Killing a step's process group misses whatever moved to a session of its own. So `meta` makes
+itself a child subreaper (Linux's `PR_SET_CHILD_SUBREAPER`): a process whose parent dies is
+re-parented to `meta`, not to init, and so stays in sight. When a step ends, every child of
+`meta` that is not a step still running and that belongs to that step (its environment names
+the step, or names none because it was emptied) is killed, with its group, and reaped. When a
+session ends, every such child goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+from collections.abc import Collection
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Ask the kernel to give this process its orphaned descendants; False where it cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def stop_orphans(unit_id: str | None, steps: Collection[int]) -> int:
+    """Kill and reap the children of this process that are not the running steps `steps` and
+    belong to the step `unit_id` (to any step when None); how many were stopped."""
+    stopped = 0
+    # Killing one may hand its own children to this process in turn: look again until none.
+    while True:
+        found = [pid for pid in _children() if pid not in steps and _belongs(pid, unit_id)]
+        if not found:
+            return stopped
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            stopped += 1
+
+
+def _children() -> list[int]:
+    """The children of this process: its main thread's list (where re-parented orphans and the
+    steps, started on the event loop, are), read in one go."""
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as listing:
+            return [int(child) for child in listing.read().split()]
+    except OSError:
+        return []
+
+
+def _belongs(pid: int, unit_id: str | None) -> bool:
+    if unit_id is None:
+        return True
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            environ = handle.read().split(b"\0")
+    except OSError:
+        return False  # gone already, or not ours to read
+    named = [
+        entry[len(b"META_UNIT_ID=") :] for entry in environ if entry.startswith(b"META_UNIT_ID=")
+    ]
+    return not named or named[0] == unit_id.encode()

@@ -1,0 +1,63 @@
+"""Issue 13, item 10: a process that leaves its step's group (setsid and a double fork) is
+stopped when its step ends, not left to outlive the run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.local.runs import Env, alive, step, wait_gone
+
+pytestmark = pytest.mark.e2e
+
+DAEMON = r"""
+import os, sys, time
+from pathlib import Path
+
+pid_file = Path(os.environ["T_PIDS"]) / "daemon"
+pid_file.parent.mkdir(parents=True, exist_ok=True)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        if sys.argv[1] == "bare":
+            os.environ.clear()
+        pid_file.write_text(str(os.getpid()))
+        time.sleep(1000)
+    os._exit(0)
+while not pid_file.exists():
+    time.sleep(0.01)
+"""
+
+CHECK = r"""
+import os, sys
+from pathlib import Path
+pid = Path(os.environ["T_PIDS"], "daemon").read_text()
+try:
+    state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+except FileNotFoundError:
+    state = "gone"
+sys.exit(0 if state in ("gone", "Z", "X") else 1)
+"""
+
+
+@pytest.mark.parametrize("environ", ["kept", "bare"])
+def test_a_daemonised_descendant_is_stopped_when_its_step_ends(env: Env, environ: str) -> None:
+    env.script("daemon.py", DAEMON)
+    env.script("check.py", CHECK)
+    flow = env.flow(
+        "reap",
+        {
+            "name": "seq",
+            "scope": "macro",
+            "pattern": "sequence",
+            "units": [step("d", "daemon.py", environ), step("c", "check.py")],
+        },
+    )
+    result = env.meta("run", str(flow), "--workdir", "wd")
+    assert result.returncode == 0, result.stderr
+    pid = int(Path(env.pids, "daemon").read_text())
+    assert wait_gone([pid], timeout=5) == []
+    assert not alive(pid)
+    assert os.path.exists(env.root / "wd" / "report.json")
