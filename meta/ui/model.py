@@ -37,7 +37,7 @@ STATES = ("running", "succeeded", "failed", "cancelled", "cached")
 READ_LIMIT = 8 << 20
 """Journal bytes read at most per update, so one update of a huge journal cannot hold the
 server's loop for long; the next update reads on."""
-ALIVE_CHECK_SECONDS = 1.0
+ALIVE_CHECK_SECONDS = 0.5
 """How often, at most, whether the session lives is asked of /proc."""
 LOG_TAIL_BYTES = 4000
 OUTPUTS_LISTED = 200

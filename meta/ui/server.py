@@ -42,7 +42,7 @@ ROWS_LIMIT = 1000
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
-@dataclass
+@dataclass(eq=False)
 class _Page:
     """One page watching a run: what changed since its last message."""
 

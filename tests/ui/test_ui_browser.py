@@ -1,0 +1,65 @@
+"""The page in a real browser, on flows that run while it is open."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from tests.ui.demo import write_demo
+
+WAIT_MS = 30_000
+
+
+def test_units_appear_and_change_state_live_and_a_retried_unit_shows_its_attempts(
+    tmp_path: Path, serve: Callable[..., tuple[str, str]], run_flow: Callable[..., Any], page: Any
+) -> None:
+    flow = write_demo(tmp_path / "demo", pause=0.6, python=sys.executable)
+    (tmp_path / "runs").mkdir()
+    url, _ = serve("runs")
+    running = run_flow(flow, "demo")
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "runs/demo/run.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    page.goto(url)
+    page.wait_for_selector('tr[data-run="runs/demo"]', timeout=WAIT_MS)
+    page.goto(f"{url}#/run/{quote('runs/demo', safe='')}")
+
+    first = page.wait_for_selector('.row.unit[data-state="running"]', timeout=WAIT_MS)
+    unit = first.get_attribute("data-unit")
+    assert unit is not None
+    # The same row turns succeeded with no reload: pushed by the server.
+    done = f'.row.unit[data-unit="{unit}"][data-state="succeeded"]'
+    page.wait_for_selector(done, timeout=WAIT_MS)
+    # Reaped first: until then the ended `meta run` is a zombie, whose pid still looks alive.
+    assert running.wait(timeout=30) == 0
+    page.wait_for_selector("#run-state.succeeded", timeout=WAIT_MS)
+    regions = page.locator('.row.unit[data-unit*="/regions/"]')
+    assert regions.count() == 12 + 1  # six regions' parse and score, and the merge
+
+    page.click('.row.unit[data-unit$="/flaky"]')
+    page.wait_for_selector('#detail[data-unit$="/flaky"] .attempt[data-attempt="2"]')
+    first_attempt = page.locator('#detail .attempt[data-attempt="1"] .log.stderr')
+    assert "503" in first_attempt.inner_text()
+    assert page.locator("#detail .attempt").count() == 2
+    assert "done.txt" in page.locator("#detail ul.outputs").inner_text()
+
+
+def test_a_failed_unit_shows_its_log_tail(
+    tmp_path: Path, serve: Callable[..., tuple[str, str]], run_flow: Callable[..., Any], page: Any
+) -> None:
+    flow = write_demo(tmp_path / "demo", pause=0.2, fail=True, python=sys.executable)
+    running = run_flow(flow, "broken")
+    assert running.wait(timeout=60) == 1
+    url, _ = serve("runs")
+    page.goto(f"{url}#/run/{quote('runs/broken', safe='')}")
+    page.wait_for_selector("#run-state.failed", timeout=WAIT_MS)
+    assert "publish: exited with code 4" in page.locator("#run-note").inner_text()
+    page.click('.row.unit[data-unit$="/publish"][data-state="failed"]')
+    tail = page.wait_for_selector('#detail[data-unit$="/publish"] .log.stderr')
+    assert "publish: cannot reach the archive: connection refused" in tail.inner_text()
+    assert re.search(r"exit code\s*4", page.locator("#detail dl").inner_text())
