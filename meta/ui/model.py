@@ -34,7 +34,7 @@ from meta.plan.plan import compile_plan
 from meta.ui.structure import Structure, structure
 
 STATES = ("running", "succeeded", "failed", "cancelled", "cached")
-READ_LIMIT = 8 << 20
+READ_LIMIT = 2 << 20
 """Journal bytes read at most per update, so one update of a huge journal cannot hold the
 server's loop for long; the next update reads on."""
 ALIVE_CHECK_SECONDS = 0.5
@@ -65,6 +65,9 @@ class UnitState:
     """Counted as retried (past attempt 1)."""
     attempts: list[tuple[int, float]] = field(default_factory=list)
     """(attempt, when it started) of its last session."""
+    counted: list[dict[str, int]] = field(default_factory=list)
+    """The counts it is part of: its group's, those of the groups around it, its node's
+    (shared by the units of one group and node)."""
 
     def row(self) -> dict[str, Any]:
         return {
@@ -82,7 +85,7 @@ class UnitState:
 
 @dataclass
 class GroupState:
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*STATES, "retried"), 0))
+    counts: dict[str, int] = field(default_factory=lambda: _zero())
     """Units in it and in every group inside it, by state; `retried`: those past attempt 1."""
     members: list[str] = field(default_factory=list)
     """Its own units (not those of groups inside it), in the order reached."""
@@ -118,9 +121,18 @@ class RunModel:
         """Units running now per section instance (for the peaks)."""
         self.state = "running"
         self.report: dict[str, Any] | None = None
+        self._counted: dict[tuple[str, str | None], list[dict[str, int]]] = {}
         self._offset = 0
         self._checked = 0.0
-        self.update()
+
+    def catch_up(self) -> set[str]:
+        """Read the whole journal as it is now (update reads at most READ_LIMIT at a time)."""
+        changed: set[str] = set()
+        while True:
+            offset = self._offset
+            changed |= self.update()
+            if self._offset == offset:
+                return changed
 
     # Reading
 
@@ -130,12 +142,12 @@ class RunModel:
         changed: set[str] = set()
         for line in self._new_lines():
             with contextlib.suppress(ValueError, KeyError, TypeError):
-                self._apply(json.loads(line), changed)
+                self._apply(_decode(line), changed)
         if self.state == "running" and self._ended():
             self._finish(changed)
         return changed
 
-    def _new_lines(self) -> Iterator[bytes]:
+    def _new_lines(self) -> Iterator[str]:
         try:
             with (self.workdir / JOURNAL).open("rb") as journal:
                 journal.seek(self._offset)
@@ -144,7 +156,7 @@ class RunModel:
             return
         whole = data[: data.rfind(b"\n") + 1]
         self._offset += len(whole)
-        yield from whole.splitlines()
+        yield from whole.decode("utf-8", "replace").splitlines()
 
     def _ended(self) -> bool:
         now = time.monotonic()
@@ -206,6 +218,14 @@ class RunModel:
             len(self.sessions) - 1,
             state="",
         )
+        # Units of one group and node count in the same places: one list for all of them.
+        counted = self._counted.get((unit.group, unit.node))
+        if counted is None:
+            counted = [self.groups[g].counts for g in self._groups_of(unit)]
+            if unit.node is not None:
+                counted.append(self.nodes.setdefault(unit.node, _zero()))
+            self._counted[(unit.group, unit.node)] = counted
+        unit.counted = counted
         group.members.append(uid)
         self.units[uid] = unit
         return unit
@@ -213,10 +233,7 @@ class RunModel:
     def _set(self, unit: UnitState, state: str) -> None:
         """Move `unit` to `state` (its attempt already set), keeping every count it is in."""
         old, retried = unit.state, unit.attempt > 1
-        counted = [self.groups[g].counts for g in self._groups_of(unit)]
-        if unit.node is not None:
-            counted.append(self.nodes.setdefault(unit.node, dict.fromkeys((*STATES, "retried"), 0)))
-        for counts in counted:
+        for counts in unit.counted:
             if old:
                 counts[old] -= 1
             counts[state] += 1
@@ -275,7 +292,7 @@ class RunModel:
     def summary(self) -> dict[str, Any]:
         """The run and every group's counts: all the page needs before it expands anything."""
         error = (self.report or {}).get("error") or {}
-        total: dict[str, int] = dict.fromkeys((*STATES, "retried"), 0)
+        total = _zero()
         # The outermost groups hold every unit's counts (those outside the structure, too).
         for name, group in self.groups.items():
             if self.structure.groups.get(name) is None:
@@ -381,6 +398,13 @@ class RunModel:
                 if len(listed) >= OUTPUTS_LISTED:
                     return listed
         return listed
+
+
+_decode = json.JSONDecoder().decode
+
+
+def _zero() -> dict[str, int]:
+    return dict.fromkeys((*STATES, "retried"), 0)
 
 
 def _tail(path: Path | None) -> str | None:

@@ -53,6 +53,9 @@ class _Page:
 @dataclass
 class _Watch:
     model: RunModel
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while the model is read or changed: it is changed in a worker thread (reading a
+    big journal takes seconds, and the loop goes on serving meanwhile)."""
     pages: set[_Page] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
 
@@ -63,7 +66,7 @@ class RunsView:
 
     def __init__(self, folders: Sequence[Path]) -> None:
         self.folders = list(folders)
-        self.watches: dict[str, _Watch] = {}
+        self.watches: dict[str, asyncio.Task[_Watch | None]] = {}
 
     def listing(self) -> tuple[list[dict[str, Any]], list[str]]:
         views: list[dict[str, Any]] = []
@@ -98,18 +101,29 @@ class RunsView:
                 return Path(key)
         return None
 
-    def watch(self, key: str) -> _Watch | None:
-        found = self.watches.get(key)
+    async def watch(self, key: str) -> _Watch | None:
+        """The watch of the run listed as `key`, made once (requests that come while it is
+        being made wait for it), or None when no run is listed as `key`."""
+        if key not in self.watches:
+            self.watches[key] = asyncio.create_task(self._make(key))
+        found = await self.watches[key]
         if found is None:
-            workdir = self.workdir(key)
-            if workdir is None:
-                return None
-            found = self.watches[key] = _Watch(RunModel(workdir))
-        else:
-            # Between pages nobody tails it: catch up now.
-            if found.task is None:
-                found.model.update()
+            del self.watches[key]
+        elif found.task is None:
+            # Nobody tails it between pages: catch up now.
+            async with found.lock:
+                await asyncio.to_thread(found.model.catch_up)
         return found
+
+    async def _make(self, key: str) -> _Watch | None:
+        workdir = await asyncio.to_thread(self.workdir, key)
+        if workdir is None:
+            return None
+        model = await asyncio.to_thread(RunModel, workdir)
+        watch = _Watch(model)
+        async with watch.lock:
+            await asyncio.to_thread(model.catch_up)
+        return watch
 
 
 RUNS = web.AppKey("runs", RunsView)
@@ -148,7 +162,7 @@ def _with_run(handler: _Handler) -> Callable[[web.Request], Awaitable[web.Stream
     async def wrapped(request: web.Request) -> web.StreamResponse:
         key = request.query.get("run", "")
         try:
-            watch = request.app[RUNS].watch(key)
+            watch = await request.app[RUNS].watch(key)
         except UserError as exc:
             raise web.HTTPNotFound(text=str(exc)) from None
         if watch is None:
@@ -159,11 +173,13 @@ def _with_run(handler: _Handler) -> Callable[[web.Request], Awaitable[web.Stream
 
 
 async def _summary(request: web.Request, watch: _Watch) -> web.Response:
-    return web.json_response(watch.model.summary())
+    async with watch.lock:
+        return web.json_response(watch.model.summary())
 
 
 async def _graph(request: web.Request, watch: _Watch) -> web.Response:
-    return web.json_response(watch.model.graph())
+    async with watch.lock:
+        return web.json_response(watch.model.graph())
 
 
 async def _units(request: web.Request, watch: _Watch) -> web.Response:
@@ -173,13 +189,15 @@ async def _units(request: web.Request, watch: _Watch) -> web.Response:
     except ValueError:
         raise web.HTTPBadRequest(text="offset and limit are numbers") from None
     group = request.query.get("group", "")
-    return web.json_response({"rows": watch.model.rows(group, offset, limit)})
+    async with watch.lock:
+        return web.json_response({"rows": watch.model.rows(group, offset, limit)})
 
 
 async def _unit(request: web.Request, watch: _Watch) -> web.Response:
     uid = request.query.get("id", "")
     try:
-        detail = await asyncio.to_thread(watch.model.detail, uid)
+        async with watch.lock:
+            detail = await asyncio.to_thread(watch.model.detail, uid)
     except KeyError:
         raise web.HTTPNotFound(text=f"no unit {uid!r} in this run") from None
     return web.json_response(detail)
@@ -199,7 +217,9 @@ async def _events(request: web.Request, watch: _Watch) -> web.StreamResponse:
     if watch.task is None:
         watch.task = asyncio.create_task(_tail(watch))
     try:
-        await _send(response, "summary", watch.model.summary())
+        async with watch.lock:
+            summary = watch.model.summary()
+        await _send(response, "summary", summary)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(page.wake.wait(), HEARTBEAT_SECONDS)
@@ -208,13 +228,14 @@ async def _events(request: web.Request, watch: _Watch) -> web.StreamResponse:
                 continue
             page.wake.clear()
             changed, page.changed = page.changed, set()
-            units = watch.model.units
-            rows = [units[uid].row() for uid in list(changed)[:ROWS_PER_MESSAGE]]
-            update = {
-                "summary": watch.model.summary(),
-                "rows": rows,
-                "more": len(changed) > ROWS_PER_MESSAGE,
-            }
+            async with watch.lock:
+                units = watch.model.units
+                rows = [units[uid].row() for uid in list(changed)[:ROWS_PER_MESSAGE]]
+                update = {
+                    "summary": watch.model.summary(),
+                    "rows": rows,
+                    "more": len(changed) > ROWS_PER_MESSAGE,
+                }
             await _send(response, "update", update)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
@@ -235,7 +256,8 @@ async def _tail(watch: _Watch) -> None:
     """Read the run's journal as it grows and wake its pages when units change."""
     state = watch.model.state
     while True:
-        changed = watch.model.update()
+        async with watch.lock:
+            changed = await asyncio.to_thread(watch.model.update)
         if changed or watch.model.state != state:
             state = watch.model.state
             for page in watch.pages:
@@ -245,7 +267,12 @@ async def _tail(watch: _Watch) -> None:
 
 
 async def _stop_watches(app: web.Application) -> None:
-    for watch in app[RUNS].watches.values():
+    for made in app[RUNS].watches.values():
+        if not made.done() or made.cancelled() or made.exception() is not None:
+            continue
+        watch = made.result()
+        if watch is None:
+            continue
         if watch.task is not None:
             watch.task.cancel()
         for page in watch.pages:

@@ -43,20 +43,34 @@ class Structure:
     """Each group's step nodes."""
     inner: dict[str, list[str]] = field(default_factory=dict)
     """Each group's groups ("": the outermost)."""
+    # Placing is done for every unit of runs of 100,000: the walks by parent id and the step
+    # each name fits are remembered (siblings share a parent; names repeat across instances).
+    _placed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _named: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     def place(self, unit_id: str) -> Place:
-        parts = unit_id.split("/")
+        parent, _, name = unit_id.rpartition("/")
+        found = self._placed.get(parent)
+        if found is None:
+            found = self._placed[parent] = self._walk(parent.split("/"))
+        path, instance = found
+        if path not in self.groups:
+            # No structure (the flow file is gone) or a unit outside it: its parent id.
+            return Place(parent, None, parent)
+        key = (path, name)
+        if key not in self._named:
+            self._named[key] = self._fit(path, name, self.steps.get(path, []))
+        return Place(path, self._named[key], instance)
+
+    def _walk(self, parts: list[str]) -> tuple[str, str]:
+        """The innermost group a unit whose parent id is `parts` is in, and the id of that
+        group's instance."""
         path, kept = parts[0], 1
-        for index, part in enumerate(parts[1:-1], start=1):
+        for index, part in enumerate(parts[1:], start=1):
             inner = self._fit(path, part, self.inner.get(path if index > 1 else "", []))
             if inner is not None:
                 path, kept = inner, index + 1
-        if path not in self.groups:
-            # No structure (the flow file is gone) or a unit outside it: its parent id.
-            parent = unit_id.rsplit("/", 1)[0]
-            return Place(parent, None, parent)
-        step = self._fit(path, parts[-1], self.steps.get(path, []))
-        return Place(path, step, "/".join(parts[:kept]))
+        return path, "/".join(parts[:kept])
 
     @staticmethod
     def _fit(group: str, name: str, candidates: list[str]) -> str | None:

@@ -31,7 +31,9 @@ def _run(tmp_path: Path, records: list[dict[str, Any]]) -> RunModel:
     (workdir / "run.json").write_text(json.dumps(info))
     lines = "".join(json.dumps(record) + "\n" for record in records)
     (workdir / "journal.jsonl").write_text(lines)
-    return RunModel(workdir)
+    model = RunModel(workdir)
+    model.catch_up()
+    return model
 
 
 def _finished(uid: str, state: str, attempts: int = 1) -> dict[str, Any]:
