@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,8 @@ class UnitState:
     group: str
     node: str | None
     instance: str
+    levels: tuple[tuple[str, str], ...]
+    """(group, its instance's id) of every group it is in, outermost first."""
     index: int
     """Its position among its group's units, in the order they were reached."""
     session: int
@@ -117,8 +120,9 @@ class RunModel:
         self.nodes: dict[str, dict[str, int]] = {}
         self.units: dict[str, UnitState] = {}
         self.sessions: list[tuple[int, float]] = []
-        self.running_in: dict[str, int] = {}
-        """Units running now per section instance (for the peaks)."""
+        self.live: dict[str, Counter[str]] = {}
+        """Per section instance, its units live now (a step running, or a nested section
+        instance with one running inside) and how many running steps each holds: the peaks."""
         self.state = "running"
         self.report: dict[str, Any] | None = None
         self._counted: dict[tuple[str, str | None], list[dict[str, int]]] = {}
@@ -214,6 +218,7 @@ class RunModel:
             place.group,
             place.node,
             place.instance,
+            place.levels,
             len(group.members),
             len(self.sessions) - 1,
             state="",
@@ -241,13 +246,25 @@ class RunModel:
                 counts["retried"] += 1 if retried else -1
         unit.retried = retried
         unit.state = state
-        if old == "running":
-            self.running_in[unit.instance] -= 1
-        if state == "running":
-            live = self.running_in.get(unit.instance, 0) + 1
-            self.running_in[unit.instance] = live
-            group = self.groups[unit.group]
-            group.peak = max(group.peak, live)
+        if old == "running" and state != "running":
+            self._live(unit, -1)
+        elif state == "running" and old != "running":
+            self._live(unit, +1)
+
+    def _live(self, unit: UnitState, change: int) -> None:
+        """A step starts (+1) or stops (-1) running: in each section instance around it, the
+        unit it is in (itself, or a nested section's instance) is live while it holds one."""
+        for level, (group, instance) in enumerate(unit.levels):
+            inside = unit.levels[level + 1][1] if level + 1 < len(unit.levels) else unit.id
+            live = self.live.setdefault(instance, Counter())
+            live[inside] += change
+            if live[inside] <= 0:
+                del live[inside]
+            if change > 0 and group in self.groups:
+                state = self.groups[group]
+                state.peak = max(state.peak, len(live))
+            elif not live:
+                del self.live[instance]
 
     def _groups_of(self, unit: UnitState) -> Iterator[str]:
         known = False

@@ -29,6 +29,8 @@ class Place:
     """The step node it is an instance of, when that is known."""
     instance: str
     """The id of the section instance it runs in (its id up to the group's last name)."""
+    levels: tuple[tuple[str, str], ...] = ()
+    """(group, id of its instance) for every group it is in, outermost first."""
 
 
 @dataclass
@@ -45,32 +47,33 @@ class Structure:
     """Each group's groups ("": the outermost)."""
     # Placing is done for every unit of runs of 100,000: the walks by parent id and the step
     # each name fits are remembered (siblings share a parent; names repeat across instances).
-    _placed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _placed: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     _named: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     def place(self, unit_id: str) -> Place:
         parent, _, name = unit_id.rpartition("/")
-        found = self._placed.get(parent)
-        if found is None:
-            found = self._placed[parent] = self._walk(parent.split("/"))
-        path, instance = found
-        if path not in self.groups:
+        levels = self._placed.get(parent)
+        if levels is None:
+            levels = self._placed[parent] = self._walk(parent.split("/"))
+        if not levels:
             # No structure (the flow file is gone) or a unit outside it: its parent id.
-            return Place(parent, None, parent)
+            return Place(parent, None, parent, ((parent, parent),))
+        path, instance = levels[-1]
         key = (path, name)
         if key not in self._named:
             self._named[key] = self._fit(path, name, self.steps.get(path, []))
-        return Place(path, self._named[key], instance)
+        return Place(path, self._named[key], instance, levels)
 
-    def _walk(self, parts: list[str]) -> tuple[str, str]:
-        """The innermost group a unit whose parent id is `parts` is in, and the id of that
-        group's instance."""
-        path, kept = parts[0], 1
+    def _walk(self, parts: list[str]) -> tuple[tuple[str, str], ...]:
+        """The groups a unit whose parent id is `parts` is in, outermost first, each with the
+        id of its instance."""
+        path, levels = parts[0], []
         for index, part in enumerate(parts[1:], start=1):
             inner = self._fit(path, part, self.inner.get(path if index > 1 else "", []))
             if inner is not None:
-                path, kept = inner, index + 1
-        return path, "/".join(parts[:kept])
+                path = inner
+                levels.append((path, "/".join(parts[: index + 1])))
+        return tuple(levels)
 
     @staticmethod
     def _fit(group: str, name: str, candidates: list[str]) -> str | None:

@@ -274,7 +274,7 @@ function drawRow(run, item, index) {
     const row = el("div", { class: `row group ${g.scope || ""}`, "data-group": g.id },
       el("span", { class: "toggle" }, open ? "▾" : "▸"),
       el("span", { class: "name" }, g.label, " ", el("span", { class: "kind" }, kind)),
-      el("span", { class: "meta" }, `${item.info.size}`), bar(c));
+      el("span", { class: "meta", title: "units reached" }, String(STATES.reduce((n, s) => n + (c[s] || 0), 0))), bar(c));
     row.style.top = top; row.style.paddingLeft = `${10 + g.depth * 14}px`;
     row.onclick = () => { run.expanded.set(g.id, !open); renderList(run); };
     return row;
@@ -347,8 +347,8 @@ async function showUnit(run, id) {
   if (unit.reason) fields.push(["reason", unit.reason]);
   const attempts = unit.attempts.slice().reverse().map((a) => el("div", { class: "attempt", "data-attempt": String(a.attempt) },
     el("div", { class: "head" }, el("b", {}, `attempt ${a.attempt}`), el("span", {}, when(a.startedAt))),
-    a.stderr ? el("pre", { class: "log stderr" }, a.stderr) : null,
-    a.stdout ? el("pre", { class: "log stdout" }, a.stdout) : null,
+    a.stderr ? el("pre", { class: "log stderr", "data-stream": "stderr (tail)" }, a.stderr) : null,
+    a.stdout ? el("pre", { class: "log stdout", "data-stream": "stdout (tail)" }, a.stdout) : null,
     !a.stderr && !a.stdout ? el("div", { class: "muted" }, "no output") : null));
   box.replaceChildren(
     el("h2", {}, unit.name, el("span", { class: `state ${unit.state}`, id: "unit-state" }, unit.state)),
