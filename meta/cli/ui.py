@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import subprocess
 import sys
+import threading
+import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
+from urllib.parse import quote
 
 import click
 
 from meta.cli.common import EXIT_INTERRUPTED
+from meta.engine.records import SectionRecord, UnitRecord
+from meta.flow.files import display_path
 from meta.local.runner import RUNS_DIR
 
 DEFAULT_PORT = 8470
@@ -61,3 +68,58 @@ def ui(folders: Sequence[Path], port: int, host: str) -> None:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
+
+
+class RunPage:
+    """`meta run --ui`: `meta ui` for the run's workdir, as a process of its own (so serving
+    the page takes nothing from the run's process), whose page is opened in a browser once
+    the first unit starts (the run is on disk by then). It stops when the run ends."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.server: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.opened = False
+
+    def __enter__(self) -> RunPage:
+        meta = [sys.executable, "-c", "from meta.cli import main; main()"]
+        self.server = subprocess.Popen(
+            [*meta, "ui", "--port", "0", str(self.workdir)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.server.stdout is not None
+        line = self.server.stdout.readline()
+        if not line.startswith("meta ui: "):
+            self.server.wait()
+            raise click.ClickException("meta ui did not start: the run was not started")
+        base = line.split()[2]
+        self.url = f"{base}#/run/{quote(display_path(self.workdir), safe='')}"
+        click.echo(
+            f"meta ui: {self.url} (read-only; bound to 127.0.0.1: only this machine can reach "
+            "it; it stops when the run ends: `meta ui` the workdir to look again)",
+            err=True,
+        )
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self.server is not None:
+            self.server.terminate()
+            self.server.wait(timeout=10)
+
+    def unit_started(self, record: UnitRecord) -> None:
+        if not self.opened:
+            self.opened = True
+            # A browser may take a while to start: not on the engine's loop.
+            threading.Thread(target=webbrowser.open, args=(self.url,), daemon=True).start()
+
+    def unit_finished(self, record: UnitRecord) -> None:
+        pass
+
+    def section_finished(self, record: SectionRecord) -> None:
+        pass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from tests.ui.conftest import META
 from tests.ui.demo import write_demo
 
 WAIT_MS = 30_000
@@ -63,3 +66,35 @@ def test_a_failed_unit_shows_its_log_tail(
     tail = page.wait_for_selector('#detail[data-unit$="/publish"] .log.stderr')
     assert "publish: cannot reach the archive: connection refused" in tail.inner_text()
     assert re.search(r"exit code\s*4", page.locator("#detail dl").inner_text())
+
+
+def test_meta_run_ui_opens_the_page_of_the_run_it_starts(tmp_path: Path, page: Any) -> None:
+    flow = write_demo(tmp_path / "demo", pause=0.6, python=sys.executable)
+    opened = tmp_path / "opened.txt"
+    # webbrowser runs $BROWSER with the address: here a script that notes it.
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    running = subprocess.Popen(
+        [str(META), "run", str(flow), "--workdir", "runs/mine", "--ui"],
+        cwd=tmp_path,
+        env={**os.environ, "BROWSER": f"{browser} %s"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert running.stderr is not None
+        said = running.stderr.readline()
+        assert said.startswith("meta ui: http://127.0.0.1:") and "#/run/runs%2Fmine" in said
+        deadline = time.monotonic() + 30
+        while not opened.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = opened.read_text().strip()
+        assert url == said.split()[2]
+        page.goto(url)
+        page.wait_for_selector('.row.unit[data-unit$="/fetch"]', timeout=WAIT_MS)
+        assert page.locator(".flow").inner_text() == "orders-demo"
+    finally:
+        running.terminate()
+        running.wait(timeout=30)
