@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from benchmarks.bench_ui import write_run
 from tests.ui.conftest import META
 from tests.ui.demo import write_demo
 
@@ -98,3 +99,20 @@ def test_meta_run_ui_opens_the_page_of_the_run_it_starts(tmp_path: Path, page: A
     finally:
         running.terminate()
         running.wait(timeout=30)
+
+
+def test_a_big_run_starts_collapsed_and_draws_only_the_rows_on_screen(
+    tmp_path: Path, serve: Callable[..., tuple[str, str]], page: Any
+) -> None:
+    write_run(tmp_path, items=2000, done=2000)  # 4,000 units, in runs/big
+    url, _ = serve("runs")
+    page.goto(f"{url}#/run/{quote('runs/big', safe='')}")
+    page.wait_for_selector('.row.group[data-group="big/all"]', timeout=WAIT_MS)
+    assert page.locator(".row.unit").count() == 0
+    assert page.locator('.row.group[data-group="big/all"] .meta').inner_text() == "4000"
+    for group in ("big/all", "big/all/items", "big/all/items/item-{{ index }}"):
+        page.click(f'.row.group[data-group="{group}"]')
+    page.wait_for_selector('.row.unit[data-unit="big/all/items/0/item-0/parse"]')
+    page.evaluate("document.getElementById('list').scrollTop = 26 * 3000")
+    page.wait_for_selector('.row.unit[data-unit*="/items/1499/"]', timeout=WAIT_MS)
+    assert page.locator(".row").count() < 100

@@ -218,7 +218,10 @@ function paintGraph(run) {
 function focusGroup(run, data) {
   const id = data.kind === "step" || data.kind === "choice" ? data.parent : data.id;
   if (!run.expanded.has(id)) return;
-  run.expanded.set(id, true);
+  // Open it and every section around it, so its row is in the list.
+  for (let at = run.groups.find((g) => g.id === id); at; at = run.groups.find((g) => g.id === at.parent)) {
+    run.expanded.set(at.id, true);
+  }
   renderList(run);
   const index = run.flat.findIndex((item) => item.group && item.group.id === id);
   if (index >= 0) $("list").scrollTop = index * ROW;
