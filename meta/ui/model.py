@@ -93,7 +93,8 @@ class GroupState:
     members: list[str] = field(default_factory=list)
     """Its own units (not those of groups inside it), in the order reached."""
     peak: int = 0
-    """The most units of one of its section instances seen running at once."""
+    """The most units of one of its section instances seen live at once (a step running, or
+    a nested section instance with a step running inside)."""
     reported_peak: int | None = None
     """The report's peakActive (the engine's own count), once the run has ended."""
 
@@ -369,11 +370,12 @@ class RunModel:
         }
 
     def _logs(self, unit: UnitState, attempt: int) -> dict[str, str | None]:
+        # `meta logs`' own lookup: kept logs, or a running attempt's from its scratch. It
+        # needs of the run only its workdir and whether it runs.
         run = Run(self.workdir, self.flow, self.state, 0.0, None, 0.0, Counts(), {})
-        state = "cached" if unit.state == "cached" else unit.state
         try:
             found = unit_logs(
-                run, Unit(unit.id, unit.name, state, unit.attempt, unit.started_at), attempt
+                run, Unit(unit.id, unit.name, unit.state, unit.attempt, unit.started_at), attempt
             )
         except UserError:
             return {"stdout": None, "stderr": None}

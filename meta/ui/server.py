@@ -39,7 +39,6 @@ ROWS_PER_MESSAGE = 2000
 the page reloads the windows it shows."""
 ROWS_LIMIT = 1000
 """Rows one /api/units request returns at most."""
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 @dataclass(eq=False)

@@ -104,3 +104,23 @@ def test_a_half_written_line_waits_for_its_end(tmp_path: Path) -> None:
         out.write(line[30:])
     assert model.update() == {FETCH}
     assert model.units[FETCH].state == "failed"
+
+
+def test_units_of_a_run_whose_flow_file_is_gone_are_shown_by_their_ids(tmp_path: Path) -> None:
+    model = _run(
+        tmp_path,
+        [
+            {"event": "session", "at": 1.0, "pid": _dead_pid()},
+            {"event": "started", "id": PARSE, "attempt": 1, "at": 1.0},
+            _finished(PARSE, "succeeded"),
+        ],
+    )
+    (tmp_path / "flow" / "demo.flow.yaml").unlink()
+    model = RunModel(model.workdir)
+    model.catch_up()
+    summary = model.summary()
+    assert summary["structureFault"] is not None and "demo.flow.yaml" in summary["structureFault"]
+    parent = PARSE.rsplit("/", 1)[0]
+    assert summary["groups"][parent]["counts"]["succeeded"] == 1
+    assert summary["units"]["succeeded"] == 1
+    assert [node["id"] for node in model.graph()["nodes"]] == [parent]
