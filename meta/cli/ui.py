@@ -57,23 +57,55 @@ def announce(url: str, host: str) -> None:
     show_default=True,
     help="The address to bind: another one than loopback lets other machines in.",
 )
-def ui(folders: Sequence[Path], port: int, host: str) -> None:
+@click.option(
+    "--until-stdin-closes",
+    "tied",
+    is_flag=True,
+    hidden=True,
+    help="Stop when standard input closes (`meta run --ui`: when the run's process ends, "
+    "however it ends).",
+)
+def ui(folders: Sequence[Path], port: int, host: str, tied: bool) -> None:
     """Serve a live, read-only page of local runs: each WORKDIR (a run, or a folder of runs)
     [default: runs]."""
     from meta.ui.server import serve
 
+    async def main() -> None:
+        until = _stdin_closed() if tied else None
+        await serve(list(folders) or [RUNS_DIR], host, port, lambda url: announce(url, host), until)
+
     try:
-        asyncio.run(serve(list(folders) or [RUNS_DIR], host, port, lambda url: announce(url, host)))
+        asyncio.run(main())
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
 
 
+def _stdin_closed() -> asyncio.Future[None]:
+    """Done when standard input reaches its end: a daemon thread waits for it, so Ctrl-C
+    is not held up by a read that never ends."""
+    loop = asyncio.get_running_loop()
+    closed: asyncio.Future[None] = loop.create_future()
+
+    def close() -> None:
+        if not closed.done():
+            closed.set_result(None)
+
+    def wait() -> None:
+        sys.stdin.buffer.read()
+        loop.call_soon_threadsafe(close)
+
+    threading.Thread(target=wait, daemon=True).start()
+    return closed
+
+
 class RunPage:
     """`meta run --ui`: `meta ui` for the run's workdir, as a process of its own (so serving
     the page takes nothing from the run's process), whose page is opened in a browser once
-    the first unit starts (the run is on disk by then). It stops when the run ends."""
+    the first unit starts (the run is on disk by then). It stops when the run ends: it is
+    told to, or, if the run's process is killed, its standard input (a pipe from that
+    process) closes."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -84,7 +116,8 @@ class RunPage:
     def __enter__(self) -> RunPage:
         meta = [sys.executable, "-c", "from meta.cli import main; main()"]
         self.server = subprocess.Popen(
-            [*meta, "ui", "--port", "0", str(self.workdir)],
+            [*meta, "ui", "--port", "0", "--until-stdin-closes", str(self.workdir)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -283,8 +283,10 @@ async def serve(
     host: str,
     port: int,
     started: Callable[[str], None],
+    until: Awaitable[object] | None = None,
 ) -> None:
-    """Serve until cancelled; `started` gets the page's address once it is listening."""
+    """Serve until `until` is done (or, without one, until cancelled); `started` gets the
+    page's address once it is listening."""
     runner = web.AppRunner(make_app(folders), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -293,6 +295,6 @@ async def serve(
     shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
     started(f"http://{shown}:{bound_port}/")
     try:
-        await asyncio.Event().wait()
+        await (until if until is not None else asyncio.Event().wait())
     finally:
         await runner.cleanup()

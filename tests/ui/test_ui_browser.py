@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,43 @@ def test_a_big_run_starts_collapsed_and_draws_only_the_rows_on_screen(
     page.evaluate("document.getElementById('list').scrollTop = 26 * 3000")
     page.wait_for_selector('.row.unit[data-unit*="/items/1499/"]', timeout=WAIT_MS)
     assert page.locator(".row").count() < 100
+
+
+def test_the_page_of_meta_run_ui_goes_with_the_run_even_when_it_is_killed(
+    tmp_path: Path,
+) -> None:
+    flow = write_demo(tmp_path / "demo", pause=5, python=sys.executable)
+    running = subprocess.Popen(
+        [str(META), "run", str(flow), "--workdir", "runs/killed", "--ui"],
+        cwd=tmp_path,
+        env={**os.environ, "BROWSER": "true"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert running.stderr is not None
+    url = running.stderr.readline().split()[2].split("#")[0]
+    with urllib.request.urlopen(url + "api/runs", timeout=10) as answer:
+        assert answer.status == 200
+    journal = tmp_path / "runs/killed/journal.jsonl"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if journal.exists() and '"started"' in journal.read_text():
+            break
+        time.sleep(0.05)
+    running.kill()
+    running.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "api/runs", timeout=1).close()
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"{url} still answers after its run was killed")
+    # The steps the killed session left running go with its run (as `meta clean` does it).
+    cleaned = subprocess.run(
+        [str(META), "clean", "runs", "--older-than", "0s"], cwd=tmp_path, capture_output=True
+    )
+    assert cleaned.returncode == 0
