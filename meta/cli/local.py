@@ -89,12 +89,33 @@ def _parse_sets(values: Sequence[str]) -> dict[str, Path]:
     metavar="INPUT=PATH",
     help="Read an input from another file (repeatable).",
 )
+@click.option(
+    "--ui",
+    "ui",
+    is_flag=True,
+    help="Serve this run's live page (`meta ui`, on 127.0.0.1) and open it in a browser.",
+)
 @user_errors
-def run(file: Path, workdir: Path | None, report: Path | None, sets: Sequence[str]) -> None:
+def run(
+    file: Path, workdir: Path | None, report: Path | None, sets: Sequence[str], ui: bool
+) -> None:
     """Run a flow locally, as real processes."""
     INTERRUPTS.install()
     overrides = _parse_sets(sets)
-    _finish(lambda listeners: start_run(file, workdir, overrides, listeners, report), file.name)
+    if not ui:
+        _finish(lambda listeners: start_run(file, workdir, overrides, listeners, report), file.name)
+        return
+    from meta.cli.ui import RunPage
+    from meta.flow.parse import load_flow
+    from meta.local.runner import default_workdir
+
+    # The page is served for the workdir, so it is chosen here rather than by start_run.
+    chosen = workdir or default_workdir(load_flow(file).name)
+    with RunPage(chosen) as page:
+        _finish(
+            lambda listeners: start_run(file, chosen, overrides, [*listeners, page], report),
+            file.name,
+        )
 
 
 @click.command()

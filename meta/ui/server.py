@@ -1,0 +1,300 @@
+"""`meta ui`'s server: a read-only aiohttp app over local workdirs.
+
+Every route is a GET. A run is named by the key `/api/runs` lists for it (its workdir as
+given), never by a path the page sends, and a unit by its id in that run's journal, so no
+request can reach a file outside the runs being shown; static files are served without
+following links.
+
+Live updates are server-sent events: one task per watched run tails its journal (the only
+loop that waits on a timer is here, on the server) and wakes every page watching it, which
+then gets the run's counts and the rows of the units that changed. A slow page is not queued
+up: the ids changed since its last message are gathered and sent together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from meta.errors import UserError
+from meta.flow.files import display_path
+from meta.local.runner import RUN_FILE
+from meta.local.runs import find_runs, read_run
+from meta.ui.model import RunModel
+
+TAIL_SECONDS = 0.1
+"""How often a watched run's journal is read for new lines."""
+HEARTBEAT_SECONDS = 15.0
+"""A comment line this often, so a page that went away is noticed."""
+ROWS_PER_MESSAGE = 2000
+"""Changed units sent as rows in one message at most; past this the message says `more`, and
+the page reloads the windows it shows."""
+ROWS_LIMIT = 1000
+"""Rows one /api/units request returns at most."""
+
+
+@dataclass(eq=False)
+class _Page:
+    """One page watching a run: what changed since its last message."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Watch:
+    model: RunModel
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while the model is read or changed: it is changed in a worker thread (reading a
+    big journal takes seconds, and the loop goes on serving meanwhile)."""
+    pages: set[_Page] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
+
+
+class RunsView:
+    """The runs shown: in the folders given (a run folder, or one holding runs) and their
+    models, made when a page first asks for a run."""
+
+    def __init__(self, folders: Sequence[Path]) -> None:
+        self.folders = list(folders)
+        self.watches: dict[str, asyncio.Task[_Watch | None]] = {}
+
+    def listing(self) -> tuple[list[dict[str, Any]], list[str]]:
+        views: list[dict[str, Any]] = []
+        faults: list[str] = []
+        for folder in self.folders:
+            try:
+                found = [read_run(folder)] if (folder / RUN_FILE).exists() else None
+                if found is None:
+                    found, skipped = find_runs(folder)
+                    faults += [str(f) for e in skipped for f in e.faults]
+            except UserError as exc:
+                faults += [str(f) for f in exc.faults]
+                continue
+            for run in found:
+                views.append(
+                    {
+                        "run": display_path(run.workdir),
+                        "flow": run.flow,
+                        "state": run.state,
+                        "startedAt": run.started_at,
+                        "durationSeconds": round(run.duration, 3),
+                        "units": vars(run.counts),
+                    }
+                )
+        views.sort(key=lambda view: view["startedAt"], reverse=True)
+        return views, faults
+
+    def workdir(self, key: str) -> Path | None:
+        """The workdir of the run listed as `key`, or None: only listed runs are reachable."""
+        for view in self.listing()[0]:
+            if view["run"] == key:
+                return Path(key)
+        return None
+
+    async def watch(self, key: str) -> _Watch | None:
+        """The watch of the run listed as `key`, made once (requests that come while it is
+        being made wait for it), or None when no run is listed as `key`."""
+        if key not in self.watches:
+            self.watches[key] = asyncio.create_task(self._make(key))
+        found = await self.watches[key]
+        if found is None:
+            del self.watches[key]
+        elif found.task is None:
+            # Nobody tails it between pages: catch up now.
+            async with found.lock:
+                await asyncio.to_thread(found.model.catch_up)
+        return found
+
+    async def _make(self, key: str) -> _Watch | None:
+        workdir = await asyncio.to_thread(self.workdir, key)
+        if workdir is None:
+            return None
+        model = await asyncio.to_thread(RunModel, workdir)
+        watch = _Watch(model)
+        async with watch.lock:
+            await asyncio.to_thread(model.catch_up)
+        return watch
+
+
+RUNS = web.AppKey("runs", RunsView)
+
+
+def make_app(folders: Sequence[Path]) -> web.Application:
+    app = web.Application()
+    app[RUNS] = RunsView(folders)
+    static = resources.files("meta.ui") / "static"
+    app.router.add_get("/", _index)
+    app.router.add_get("/api/runs", _runs)
+    app.router.add_get("/api/run", _with_run(_summary))
+    app.router.add_get("/api/graph", _with_run(_graph))
+    app.router.add_get("/api/units", _with_run(_units))
+    app.router.add_get("/api/unit", _with_run(_unit))
+    app.router.add_get("/api/events", _with_run(_events))
+    app.router.add_static("/static", Path(str(static)), follow_symlinks=False)
+    app.on_shutdown.append(_stop_watches)
+    return app
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    page = resources.files("meta.ui") / "static" / "index.html"
+    return web.FileResponse(Path(str(page)), headers={"Cache-Control": "no-cache"})
+
+
+async def _runs(request: web.Request) -> web.Response:
+    views, faults = request.app[RUNS].listing()
+    return web.json_response({"runs": views, "skipped": faults})
+
+
+_Handler = Callable[[web.Request, _Watch], Awaitable[web.StreamResponse]]
+
+
+def _with_run(handler: _Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        key = request.query.get("run", "")
+        try:
+            watch = await request.app[RUNS].watch(key)
+        except UserError as exc:
+            raise web.HTTPNotFound(text=str(exc)) from None
+        if watch is None:
+            raise web.HTTPNotFound(text=f"no run {key!r} is shown here")
+        return await handler(request, watch)
+
+    return wrapped
+
+
+async def _summary(request: web.Request, watch: _Watch) -> web.Response:
+    async with watch.lock:
+        return web.json_response(watch.model.summary())
+
+
+async def _graph(request: web.Request, watch: _Watch) -> web.Response:
+    async with watch.lock:
+        return web.json_response(watch.model.graph())
+
+
+async def _units(request: web.Request, watch: _Watch) -> web.Response:
+    try:
+        offset = max(0, int(request.query.get("offset", "0")))
+        limit = min(ROWS_LIMIT, max(0, int(request.query.get("limit", "200"))))
+    except ValueError:
+        raise web.HTTPBadRequest(text="offset and limit are numbers") from None
+    group = request.query.get("group", "")
+    async with watch.lock:
+        return web.json_response({"rows": watch.model.rows(group, offset, limit)})
+
+
+async def _unit(request: web.Request, watch: _Watch) -> web.Response:
+    uid = request.query.get("id", "")
+    try:
+        async with watch.lock:
+            detail = await asyncio.to_thread(watch.model.detail, uid)
+    except KeyError:
+        raise web.HTTPNotFound(text=f"no unit {uid!r} in this run") from None
+    return web.json_response(detail)
+
+
+async def _events(request: web.Request, watch: _Watch) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    page = _Page()
+    watch.pages.add(page)
+    if watch.task is None:
+        watch.task = asyncio.create_task(_tail(watch))
+    try:
+        async with watch.lock:
+            summary = watch.model.summary()
+        await _send(response, "summary", summary)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(page.wake.wait(), HEARTBEAT_SECONDS)
+            if not page.wake.is_set():
+                await response.write(b": still here\n\n")
+                continue
+            page.wake.clear()
+            changed, page.changed = page.changed, set()
+            async with watch.lock:
+                units = watch.model.units
+                rows = [units[uid].row() for uid in list(changed)[:ROWS_PER_MESSAGE]]
+                update = {
+                    "summary": watch.model.summary(),
+                    "rows": rows,
+                    "more": len(changed) > ROWS_PER_MESSAGE,
+                }
+            await _send(response, "update", update)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        watch.pages.discard(page)
+        if not watch.pages and watch.task is not None:
+            watch.task.cancel()
+            watch.task = None
+    return response
+
+
+async def _send(response: web.StreamResponse, event: str, data: Any) -> None:
+    payload = json.dumps(data, separators=(",", ":"))
+    await response.write(f"event: {event}\ndata: {payload}\n\n".encode())
+
+
+async def _tail(watch: _Watch) -> None:
+    """Read the run's journal as it grows and wake its pages when units change."""
+    state = watch.model.state
+    while True:
+        async with watch.lock:
+            changed = await asyncio.to_thread(watch.model.update)
+        if changed or watch.model.state != state:
+            state = watch.model.state
+            for page in watch.pages:
+                page.changed |= changed
+                page.wake.set()
+        await asyncio.sleep(TAIL_SECONDS)
+
+
+async def _stop_watches(app: web.Application) -> None:
+    for made in app[RUNS].watches.values():
+        if not made.done() or made.cancelled() or made.exception() is not None:
+            continue
+        watch = made.result()
+        if watch is None:
+            continue
+        if watch.task is not None:
+            watch.task.cancel()
+        for page in watch.pages:
+            page.wake.set()
+
+
+async def serve(
+    folders: Sequence[Path],
+    host: str,
+    port: int,
+    started: Callable[[str], None],
+    until: Awaitable[object] | None = None,
+) -> None:
+    """Serve until `until` is done (or, without one, until cancelled); `started` gets the
+    page's address once it is listening."""
+    runner = web.AppRunner(make_app(folders), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+    started(f"http://{shown}:{bound_port}/")
+    try:
+        await (until if until is not None else asyncio.Event().wait())
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,126 @@
+"""The run model's states, from journals written as a run's sessions write them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from meta.ui.model import RunModel
+from tests.ui.demo import write_demo
+
+FETCH = "orders-demo/pipeline/fetch"
+FLAKY = "orders-demo/pipeline/flaky"
+PARSE = "orders-demo/pipeline/regions/2/region-us-east/parse"
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _run(tmp_path: Path, records: list[dict[str, Any]]) -> RunModel:
+    flow = write_demo(tmp_path / "flow", python=sys.executable)
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    info = {"name": "orders-demo", "flow": str(flow), "startedAt": time.time()}
+    (workdir / "run.json").write_text(json.dumps(info))
+    lines = "".join(json.dumps(record) + "\n" for record in records)
+    (workdir / "journal.jsonl").write_text(lines)
+    model = RunModel(workdir)
+    model.catch_up()
+    return model
+
+
+def _finished(uid: str, state: str, attempts: int = 1) -> dict[str, Any]:
+    return {
+        "event": "finished",
+        "id": uid,
+        "name": uid.rsplit("/", 1)[-1],
+        "section": uid.rsplit("/", 1)[0],
+        "scope": "macro",
+        "state": state,
+        "attempts": attempts,
+        "started_at": 1.0,
+        "finished_at": 2.0,
+        "exit_code": 0 if state == "succeeded" else 1,
+        "reason": "",
+        "stderr_tail": "",
+        "resumed": False,
+    }
+
+
+def test_a_killed_session_leaves_cached_and_cancelled_units_and_an_interrupted_run(
+    tmp_path: Path,
+) -> None:
+    pid = _dead_pid()
+    model = _run(
+        tmp_path,
+        [
+            {"event": "session", "at": 1.0, "pid": pid},
+            {"event": "started", "id": FETCH, "attempt": 1, "at": 1.0},
+            _finished(FETCH, "succeeded"),
+            {"event": "session", "at": 3.0, "pid": pid},
+            {"event": "started", "id": FLAKY, "attempt": 1, "at": 3.0},
+            {"event": "started", "id": FLAKY, "attempt": 2, "at": 3.5},
+            {"event": "started", "id": PARSE, "attempt": 1, "at": 3.6},
+        ],
+    )
+    summary = model.summary()
+    assert summary["state"] == "interrupted"
+    assert model.units[FETCH].state == "cached"
+    assert model.units[FLAKY].state == "cancelled"
+    assert summary["units"] == {
+        "running": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "cancelled": 2,
+        "cached": 1,
+        "retried": 1,
+    }
+    # Each unit counts in its section and in every section around it.
+    groups = summary["groups"]
+    assert groups["orders-demo/pipeline/regions/region-{{ item }}"]["counts"]["cancelled"] == 1
+    assert groups["orders-demo/pipeline/regions"]["counts"]["cancelled"] == 1
+    assert groups["orders-demo/pipeline"]["counts"]["cancelled"] == 2
+    parse = "orders-demo/pipeline/regions/region-{{ item }}/parse"
+    assert summary["nodes"][parse]["cancelled"] == 1
+    assert [a["attempt"] for a in model.detail(FLAKY)["attempts"]] == [1, 2]
+
+
+def test_a_half_written_line_waits_for_its_end(tmp_path: Path) -> None:
+    model = _run(tmp_path, [{"event": "started", "id": FETCH, "attempt": 1, "at": 1.0}])
+    line = json.dumps(_finished(FETCH, "failed")) + "\n"
+    journal = model.workdir / "journal.jsonl"
+    with journal.open("a") as out:
+        out.write(line[:30])
+    assert model.update() == set()
+    assert model.units[FETCH].state == "running"
+    with journal.open("a") as out:
+        out.write(line[30:])
+    assert model.update() == {FETCH}
+    assert model.units[FETCH].state == "failed"
+
+
+def test_units_of_a_run_whose_flow_file_is_gone_are_shown_by_their_ids(tmp_path: Path) -> None:
+    model = _run(
+        tmp_path,
+        [
+            {"event": "session", "at": 1.0, "pid": _dead_pid()},
+            {"event": "started", "id": PARSE, "attempt": 1, "at": 1.0},
+            _finished(PARSE, "succeeded"),
+        ],
+    )
+    (tmp_path / "flow" / "demo.flow.yaml").unlink()
+    model = RunModel(model.workdir)
+    model.catch_up()
+    summary = model.summary()
+    assert summary["structureFault"] is not None and "demo.flow.yaml" in summary["structureFault"]
+    parent = PARSE.rsplit("/", 1)[0]
+    assert summary["groups"][parent]["counts"]["succeeded"] == 1
+    assert summary["units"]["succeeded"] == 1
+    assert [node["id"] for node in model.graph()["nodes"]] == [parent]

@@ -1,0 +1,151 @@
+"""`meta ui`'s server over HTTP: where it listens, that nothing changes state, that nothing
+outside the runs shown can be read, and the event stream as a journal grows."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+
+from meta.cli.ui import announce
+from meta.ui.server import make_app
+from tests.ui.demo import write_demo
+
+
+def _session(workdir: Path) -> None:
+    """A run whose session is this test's own process: running for as long as the test."""
+    flow = write_demo(workdir.parent / "flow", python=sys.executable)
+    workdir.mkdir(parents=True)
+    now = time.time()
+    (workdir / "run.json").write_text(
+        json.dumps({"name": "orders-demo", "flow": str(flow), "startedAt": now})
+    )
+    _append(workdir, {"event": "session", "at": now, "pid": os.getpid()})
+
+
+def _append(workdir: Path, record: dict[str, Any]) -> None:
+    with (workdir / "journal.jsonl").open("a") as journal:
+        journal.write(json.dumps(record) + "\n")
+
+
+def _request(url: str, method: str, target: str) -> tuple[int, bytes]:
+    """One request with `target` sent as it is (no normalising of `..`)."""
+    where = urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    try:
+        connection.request(method, target)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def shown(tmp_path: Path, serve: Callable[..., tuple[str, str]]) -> str:
+    _session(tmp_path / "runs" / "r")
+    url, _ = serve("runs")
+    return url
+
+
+def test_it_binds_loopback_unless_told_otherwise_and_says_so(
+    serve: Callable[..., tuple[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, line = serve()
+    assert urlsplit(url).hostname == "127.0.0.1"
+    assert "read-only" in line and "only this machine can reach it" in line
+    # Binding elsewhere is said out loud (checked without opening this machine to the network).
+    announce("http://0.0.0.0:8470/", "0.0.0.0")
+    assert "other machines can reach it" in capsys.readouterr().out
+
+
+def test_every_route_only_reads(shown: str) -> None:
+    assert {route.method for route in make_app([]).router.routes()} <= {"GET", "HEAD"}
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        for target in ("/", "/api/runs", "/api/run?run=runs/r", "/api/events?run=runs/r"):
+            status, _ = _request(shown, method, target)
+            assert status == 405, (method, target)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/static/../runs/r/run.json",
+        "/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/static/..%2f..%2fruns/r/run.json",
+        "/api/run?" + urlencode({"run": "/etc"}),
+        "/api/run?" + urlencode({"run": "runs/../runs/r"}),
+        "/api/unit?" + urlencode({"run": "runs/r", "id": "../../../etc/passwd"}),
+        "/api/units?" + urlencode({"run": "runs/r", "group": "../../etc"}),
+    ],
+)
+def test_nothing_outside_the_runs_shown_is_served(shown: str, target: str) -> None:
+    status, body = _request(shown, "GET", target)
+    assert b"root:" not in body and b"startedAt" not in body
+    assert status in (403, 404) or (status == 200 and json.loads(body) == {"rows": []})
+
+
+def _events(url: str, run: str) -> Iterator[tuple[str, Any]]:
+    where = urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    connection.request("GET", "/api/events?" + urlencode({"run": run}))
+    response = connection.getresponse()
+    assert response.getheader("Content-Type") == "text/event-stream"
+    try:
+        event = ""
+        while line := response.fp.readline():
+            text = line.decode().rstrip("\n")
+            if text.startswith("event: "):
+                event = text[len("event: ") :]
+            elif text.startswith("data: "):
+                yield event, json.loads(text[len("data: ") :])
+    finally:
+        connection.close()
+
+
+def test_the_event_stream_follows_the_journal_as_it_grows(tmp_path: Path, shown: str) -> None:
+    workdir = tmp_path / "runs" / "r"
+    stream = _events(shown, "runs/r")
+    event, summary = next(stream)
+    assert event == "summary"
+    assert summary["state"] == "running" and summary["units"]["running"] == 0
+
+    fetch = "orders-demo/pipeline/fetch"
+    _append(workdir, {"event": "started", "id": fetch, "attempt": 1, "at": time.time()})
+    event, update = next(stream)
+    assert event == "update"
+    assert [(row["id"], row["state"]) for row in update["rows"]] == [(fetch, "running")]
+    assert update["summary"]["groups"]["orders-demo/pipeline"]["counts"]["running"] == 1
+
+    record = {
+        "event": "finished",
+        "id": fetch,
+        "name": "fetch",
+        "section": "orders-demo/pipeline",
+        "scope": "macro",
+        "state": "failed",
+        "attempts": 1,
+        "started_at": time.time(),
+        "finished_at": time.time(),
+        "exit_code": 2,
+        "reason": "exited with code 2",
+        "stderr_tail": "",
+        "resumed": False,
+    }
+    # Written in two pieces: the half line waits for the rest.
+    line = json.dumps(record) + "\n"
+    with (workdir / "journal.jsonl").open("a") as journal:
+        journal.write(line[:40])
+        journal.flush()
+        time.sleep(0.3)
+        journal.write(line[40:])
+    event, update = next(stream)
+    assert [(row["id"], row["state"]) for row in update["rows"]] == [(fetch, "failed")]
+    assert update["summary"]["nodes"][fetch]["failed"] == 1
