@@ -407,7 +407,7 @@ def test_meta_apply_of_a_flow_with_a_flow_ref_runs_the_reference_as_a_child_meta
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert told.returncode == 0, told.stderr
-    assert told.stdout.startswith(f"{namespace}/macro-of-micro: Succeeded\n")
+    assert told.stdout.startswith(f"{namespace}/macro-of-micro: succeeded\n")
     assert "condition Valid=True" in told.stdout
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "macro-of-micro")
     deadline = time.monotonic() + 60
