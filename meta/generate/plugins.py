@@ -8,7 +8,7 @@ generators are entry points of meta-orchestrator itself, so they always load;
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
@@ -100,17 +100,40 @@ def load_plugins(extra: Iterable[object] = (), *, autoload: bool | None = None) 
     for entry in _entry_points(autoload):
         if manager.has_plugin(entry.name):
             continue
-        manager.register(entry.load(), name=entry.name)
         if entry.dist is None or _is_built_in(entry):
-            sources[entry.name] = BUILT_IN
+            source = BUILT_IN
         else:
-            sources[entry.name] = Source("distribution", entry.dist.name, entry.dist.version)
+            source = Source("distribution", entry.dist.name, entry.dist.version)
+        _register(manager, entry.load, entry.name, source)
+        sources[entry.name] = source
     for plugin in extra:
-        name = manager.register(plugin)
+        name = _register(manager, _given(plugin), None, IN_CODE)
         if name is not None:
             sources[name] = IN_CODE
-    manager.check_pending()
     return Plugins(manager, sources)
+
+
+def _register(
+    manager: pluggy.PluginManager, load: Callable[[], object], name: str | None, source: Source
+) -> str | None:
+    """Load and register one plugin, and check its hooks against the specs at once, so a fault
+    (a misspelt hook, an argument no hook has, a module that fails to import) names the plugin
+    it is in, in one line, rather than a traceback."""
+    try:
+        registered = manager.register(load(), name=name)
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        shown = name or getattr(exc.plugin, "__name__", type(exc.plugin).__name__)
+        reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise UserError(Fault(f"plugin {shown} ({source})", "", reason)) from exc
+    except Exception as exc:  # the plugin's own import failed: its fault, said in one line
+        reason = f"cannot be loaded: {type(exc).__name__}: {exc}".splitlines()[0]
+        raise UserError(Fault(f"plugin {name} ({source})", "", reason)) from exc
+    return registered
+
+
+def _given(plugin: object) -> Callable[[], object]:
+    return lambda: plugin
 
 
 def _entry_points(autoload: bool) -> list[EntryPoint]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pluggy
 import pytest
 
 from meta import hookimpl
@@ -81,8 +80,11 @@ def test_a_misspelt_hook_fails_at_load() -> None:
         def meta_register_generator(self, registry: GeneratorRegistry) -> None:
             raise AssertionError("never called")
 
-    with pytest.raises(pluggy.PluginValidationError, match="meta_register_generator"):
+    with pytest.raises(UserError, match="meta_register_generator") as raised:
         load_plugins(extra=[Misspelt()], autoload=False)
+    (fault,) = raised.value.faults
+    assert fault.file.startswith("plugin ") and fault.file.endswith("(registered in code)")
+    assert "\n" not in str(fault)
 
 
 def test_a_misspelt_hook_in_an_installed_distribution_fails_at_load(
@@ -99,8 +101,21 @@ def test_a_misspelt_hook_in_an_installed_distribution_fails_at_load(
             return None
         """,
     )
-    with pytest.raises(pluggy.PluginValidationError, match="unknown hook 'meta_transform_flows'"):
+    with pytest.raises(UserError, match="unknown hook 'meta_transform_flows'") as raised:
         load_plugins(autoload=True)
+    (fault,) = raised.value.faults
+    assert fault.file.startswith("plugin ") and fault.file.endswith("(meta-typo 0.1)")
+
+
+def test_a_plugin_whose_module_fails_to_import_is_one_line_naming_it(
+    install_dist: Callable[..., str],
+) -> None:
+    install_dist("meta-broken", "0.2", "raise RuntimeError('no such thing')\n")
+    with pytest.raises(UserError) as raised:
+        load_plugins(autoload=True)
+    (fault,) = raised.value.faults
+    assert fault.file.endswith("(meta-broken 0.2)")
+    assert fault.reason == "cannot be loaded: RuntimeError: no such thing"
 
 
 def test_a_hook_with_an_unknown_argument_fails_at_load() -> None:
@@ -109,7 +124,7 @@ def test_a_hook_with_an_unknown_argument_fails_at_load() -> None:
         def meta_register_generators(self, catalogue: Any) -> None:
             raise AssertionError("never called")
 
-    with pytest.raises(pluggy.PluginValidationError, match="catalogue"):
+    with pytest.raises(UserError, match="catalogue"):
         load_plugins(extra=[WrongArgument()], autoload=False)
 
 
