@@ -5,7 +5,8 @@ Jinja's immutable sandbox keeps templates away from Python's internals, but not 
 `'x' * 300000000` takes a gigabyte, and nested `range(100000)` loops run for ever. Here every
 operator that can grow a value (`*`, `**`, `+`, `%`) is checked before it runs, every call,
 filter, attribute and item access is charged to a per-render budget of work, so is every item
-of a `range`, and a rendered text may not pass `MAX_RENDERED` characters. A render that goes
+of a `range` and every pass of a `for` loop (over any value: nested loops over the data are
+work too), and a rendered text may not pass `MAX_RENDERED` characters. A render that goes
 past a bound raises `TemplateTooCostly`, which its caller turns into a fault naming the place.
 """
 
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Sized
 from typing import Any
 
+from jinja2 import nodes
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
@@ -30,6 +32,8 @@ MAX_STEPS = 1_000_000
 _WIDE_FORMAT = re.compile(r"\d{7,}")
 """A width or precision of a million or more in a format string."""
 _FORMATS = frozenset({"format", "format_map"})
+_PASSES = "meta_loop_passes"
+"""The global every `for` loop's iterable goes through, to charge each pass."""
 
 
 class TemplateTooCostly(Exception):
@@ -76,6 +80,15 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         super().__init__(**options)
         self.filters = {name: _bounded(f) for name, f in self.filters.items()}
         self.globals["range"] = _range
+        self.globals[_PASSES] = _passes
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """The parsed template, each `for` loop iterating through `_passes`: Jinja compiles a
+        loop to a plain Python loop, which no other hook of the sandbox sees."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Call(nodes.Name(_PASSES, "load"), [loop.iter], [], None, None)
+        return tree
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         charge(1)
@@ -103,6 +116,12 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def getitem(self, obj: Any, argument: Any) -> Any:
         charge(1)
         return super().getitem(obj, argument)
+
+
+def _passes(iterable: Iterable[Any]) -> Iterable[Any]:
+    for item in iterable:
+        charge(1)
+        yield item
 
 
 def _range(*args: int) -> range:

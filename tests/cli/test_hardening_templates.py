@@ -59,3 +59,23 @@ def test_a_costly_template_over_data_is_a_fault_at_run_time(
     assert time.monotonic() - started < 10
     assert result.code == 2, result
     assert any("a repetition longer than" in line for line in result.fault_lines()), result
+
+
+def test_loops_over_the_data_with_nothing_inside_are_work_too(
+    meta: Callable[..., Result], tmp_path: Path
+) -> None:
+    # Three loops over 1,000 items, each empty: a billion passes that neither call, look up nor
+    # write anything, so only the loops themselves can be charged.
+    loops = "{% for a in inputs.xs %}{% for b in inputs.xs %}{% for c in inputs.xs %}"
+    ends = "{% endfor %}{% endfor %}{% endfor %}"
+    (tmp_path / "t.yaml").write_text(
+        HEADER.replace("NAME", "t")
+        + f"  inputs: {{xs: {{value: {list(range(1000))}}}}}\n"
+        + f"  root: {{name: s, run: {{command: [echo, {loops + ends + 'ok'!r}]}}}}\n"
+    )
+    started = time.monotonic()
+    result = meta("run", "t.yaml", "--workdir", "wd")
+    assert time.monotonic() - started < 10
+    assert result.code == 2, result
+    (line,) = [line for line in result.fault_lines() if "steps of work" in line]
+    assert line.startswith("t.yaml: /spec/root/run/command/1: "), line
