@@ -6,6 +6,11 @@ re-parented to `meta`, not to init, and so stays in sight. When a step ends, eve
 `meta` that is not a step still running and that belongs to that step (its environment names
 the step, or names none because it was emptied) is killed, with its group, and reaped. When a
 session ends, every such child goes.
+
+A child in `meta`'s own process group is `meta`'s own (the `meta ui` it started, a browser):
+steps start sessions of their own, so nothing a step starts can join that group. Such a child
+is never touched, and neither is the group, which is also the group of whoever started `meta`
+(a shell's job, a test runner).
 """
 
 from __future__ import annotations
@@ -32,9 +37,14 @@ def stop_orphans(unit_id: str | None, steps: Collection[int]) -> int:
     """Kill and reap the children of this process that are not the running steps `steps` and
     belong to the step `unit_id` (to any step when None); how many were stopped."""
     stopped = 0
+    own = os.getpgrp()
     # Killing one may hand its own children to this process in turn: look again until none.
     while True:
-        found = [pid for pid in _children() if pid not in steps and _belongs(pid, unit_id)]
+        found = [
+            pid
+            for pid in _children()
+            if pid not in steps and _group(pid) not in (own, None) and _belongs(pid, unit_id)
+        ]
         if not found:
             return stopped
         for pid in found:
@@ -56,6 +66,13 @@ def _children() -> list[int]:
             return [int(child) for child in listing.read().split()]
     except OSError:
         return []
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def _belongs(pid: int, unit_id: str | None) -> bool:

@@ -4,6 +4,8 @@ stopped when its step ends, not left to outlive the run."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,30 @@ def test_a_daemonised_descendant_is_stopped_when_its_step_ends(env: Env, environ
     assert wait_gone([pid], timeout=5) == []
     assert not alive(pid)
     assert os.path.exists(env.root / "wd" / "report.json")
+
+
+def test_the_reaper_spares_what_meta_started_in_its_own_group() -> None:
+    """`meta run --ui` starts `meta ui` in its own process group, which is also its caller's
+    (a shell's job, the test runner): ending a step must stop neither of them."""
+    probe = (
+        "import os, subprocess, sys, time\n"
+        "from meta.local.reaper import stop_orphans\n"
+        "own = subprocess.Popen(['sleep', '30'])\n"
+        "escaped = subprocess.Popen(['sleep', '30'], start_new_session=True)\n"
+        "time.sleep(0.2)\n"
+        "stopped = stop_orphans(None, ())\n"
+        "print(stopped, own.poll(), escaped.poll())\n"
+        "own.kill()\n"
+    )
+    # Its own session, so that even a reaper gone wrong reaches nothing of this test's.
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        start_new_session=True,
+    ).stdout.split()
+    stopped, own, escaped = out
+    assert (stopped, own) == ("1", "None"), out  # meta's own child still runs
+    assert escaped != "None", out  # the one in a session of its own was stopped (and reaped)
