@@ -10,6 +10,15 @@ import sys as _sys
 if _os.path.basename(_sys.argv[0] if _sys.argv else "") == "meta":
     # The `meta` command's own process: take Ctrl-C and SIGTERM before any slow import, so a
     # signal while it starts ends it with 130 or 143 and no traceback (meta.local.interrupts).
+    # First through the built-in `_signal`: importing `signal` itself takes milliseconds (it
+    # builds its enums), and a signal in them would be a KeyboardInterrupt traceback.
+    import _signal
+
+    def _starting(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    _signal.signal(_signal.SIGINT, _starting)
+    _signal.signal(_signal.SIGTERM, _starting)
     from meta.local.interrupts import INTERRUPTS as _INTERRUPTS
 
     _INTERRUPTS.owns_process = True

@@ -121,7 +121,8 @@ def test_a_sample_gives_the_local_runtimes_outputs_byte_for_byte(
     found = run_sample_in_cluster(
         cluster, namespace, real_node, flow_file, sample_image(sample), tmp_path / "operator.log"
     )
-    assert found["status"]["phase"] == "Succeeded", found["status"]
+    status = found["status"]
+    assert status["phase"] == "Succeeded", (status.get("failedUnit"), status.get("reason"), status)
     compared = 0
     for unit in local["units"]:
         if unit["scope"] != "macro" or unit["state"] != "succeeded":
