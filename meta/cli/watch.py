@@ -82,13 +82,6 @@ class Watcher:
         self._again: set[str] = set()
         """Names that changed again while being generated: generated once more after."""
 
-    def handle(self, name: str) -> WatchEvent:
-        """Generate (and run) the flow of one name, here and now."""
-        event = self.generate(name)
-        if self.run and event.flow is not None:
-            event = replace(event, run=self._run(name, event.flow))
-        return event
-
     def generate(self, name: str) -> WatchEvent:
         """Generate the flow of one name in a worker process: NAME.flow.yaml, or NAME.error.txt
         with the faults (a refusal, a generator's crash, or the time limit)."""

@@ -121,13 +121,14 @@ class Engine:
         pod = visit.parent.pod
         if pod is None and section.scope == "micro":
             return await self._micro_pod(visit, section, limit)
-        return self._section_done(visit, section, limit, *await self._walk(visit, section, pod))
+        walked = await self._walk(visit, section, limit, pod)
+        return self._section_done(visit, section, limit, *walked)
 
     async def _pod_here(self, visit: Visit, section: Section, limit: int) -> Done:
         """An outermost micro section whose units this engine drives, in one shared scratch."""
         await self._driver.open_pod(visit.uid)
         try:
-            walked = await self._walk(visit, section, visit.uid)
+            walked = await self._walk(visit, section, limit, visit.uid)
         finally:
             await self._driver.close_pod(visit.uid)
         return self._section_done(visit, section, limit, *walked)
@@ -162,12 +163,11 @@ class Engine:
         return Done(visit.name, visit.uid)
 
     async def _walk(
-        self, visit: Visit, section: Section, pod: str | None
+        self, visit: Visit, section: Section, limit: int, pod: str | None
     ) -> tuple[Frontier, int, int]:
         """Run the section's frontier to its end: (the frontier, peak live units, units run)."""
         here = SectionFrame(visit.uid, section.scope, pod)
         frontier = frontier_for(visit.frame.plan, section, visit.context, visit.upstream)
-        limit = max_active(section)
         if limit == 1:
             count = await self._drive_in_turn(visit.frame, frontier, here)
             return frontier, min(count, 1), count
