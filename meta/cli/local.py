@@ -18,7 +18,6 @@ from meta.flow.files import display_path
 from meta.local.interrupts import INTERRUPTS
 from meta.local.runner import Outcome, resume_run, start_run
 from meta.plan.describe import describe
-from meta.plan.graph import flow_graph, to_dot, to_mermaid
 from meta.plan.plan import compile_plan
 
 
@@ -56,6 +55,9 @@ def plan(file: Path) -> None:
 @user_errors
 def graph(file: Path, fmt: str) -> None:
     """Print the flow's structure as Mermaid or Graphviz DOT source."""
+    # networkx costs a tenth of a second to import; only this command needs it.
+    from meta.plan.graph import flow_graph, to_dot, to_mermaid
+
     built = flow_graph(compile_plan(file))
     click.echo(to_mermaid(built) if fmt == "mermaid" else to_dot(built), nl=False)
 

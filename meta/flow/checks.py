@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-
-import networkx as nx
+from graphlib import CycleError, TopologicalSorter
 
 from meta.errors import Fault
 from meta.flow.model import Cases, Flow, FlowRef, Generate, Origin, Section, Step, Unit
@@ -173,7 +172,7 @@ def _siblings_faults(units: Iterable[Unit], section: Section, field: str) -> Ite
                 f"duplicate unit name '{unit.name}' in {field} of section '{section.name}'",
             )
         seen.add(unit.name)
-    graph: nx.DiGraph[str] = nx.DiGraph()
+    dependencies: dict[str, list[str]] = {}
     for unit in units:
         if unit.depends_on and section.pattern != "dag":
             yield _fault(
@@ -182,7 +181,7 @@ def _siblings_faults(units: Iterable[Unit], section: Section, field: str) -> Ite
                 f"('{section.name}' is a {section.pattern})",
             )
             continue
-        graph.add_node(unit.name)
+        dependencies[unit.name] = []
         for i, dependency in enumerate(unit.depends_on):
             if dependency not in seen:
                 yield _fault(
@@ -190,12 +189,13 @@ def _siblings_faults(units: Iterable[Unit], section: Section, field: str) -> Ite
                     f"'{dependency}' names no sibling of '{unit.name}' in section '{section.name}'",
                 )
             else:
-                graph.add_edge(dependency, unit.name)
+                dependencies[unit.name].append(dependency)
     try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
+        TopologicalSorter(dependencies).prepare()
+    except CycleError as cycle:
+        names = cycle.args[1]
+    else:
         return
-    names = [edge[0] for edge in cycle] + [cycle[0][0]]
     yield _fault(
         section.origin.at(field),
         f"dependency cycle in section '{section.name}': {' -> '.join(names)}",
