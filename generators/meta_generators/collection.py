@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import meta.build as mb
+import meta.builder as mb
 from meta.hookspecs import Description
 
 from . import flows, seen

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import meta.build as mb
+import meta.builder as mb
 from meta.errors import Fault, UserError, pointer
 from meta.flow.files import display_path
 from meta.hookspecs import Description

@@ -2,7 +2,7 @@
 a node type (its own `x-meta.run`, or the built-in validator), and the checks of `x-meta` that
 depend on the generator at work.
 
-Flows are built with meta.build, whose parts write their keys in a fixed order, so the same
+Flows are built with meta.builder, whose parts write their keys in a fixed order, so the same
 description gives the same YAML.
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Unpack
 
-import meta.build as mb
-from meta.build.units import SectionOptions, UnitOptions
+import meta.builder as mb
+from meta.builder.units import SectionOptions, UnitOptions
 from meta.errors import Fault, UserError, unescape
 from meta.flow.files import display_path
 from meta.flow.templates import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import meta.build as mb
+import meta.builder as mb
 from meta.errors import Fault, UserError
 from meta.hookspecs import Description
 

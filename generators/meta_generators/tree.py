@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import meta.build as mb
+import meta.builder as mb
 from meta.hookspecs import Description
 
 from . import flows, seen

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meta.build.module import built, is_python
+from meta.builder.module import built, is_python
 from meta.errors import Fault, InputFault, UserError, lookup
 from meta.flow.files import display_path
 from meta.flow.model import FileInput, Flow, FlowRef, Generate, Input, ValueInput

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meta.build.module import is_python, python_flow
+from meta.builder.module import is_python, python_flow
 from meta.errors import Fault, FlowInvalid, InputFault, UserError, pointer
 from meta.flow.files import display_path
 from meta.flow.model import (
@@ -121,7 +121,7 @@ def compile_plan(path: Path, overrides: Mapping[str, Path] | None = None) -> Pla
 
 def load_entry(path: Path) -> Flow:
     """The flow of a file a person names: a YAML flow file, or a Python file that makes a flow
-    (see meta.build.module; a flowRef always names YAML)."""
+    (see meta.builder.module; a flowRef always names YAML)."""
     return python_flow(path) if is_python(path) else load_flow(path)
 
 

@@ -8,7 +8,7 @@
 from collections.abc import Sequence
 from pathlib import Path
 
-import meta.build as mb
+import meta.builder as mb
 
 
 def python(name: str, script: str, *args: str, depends_on: Sequence[mb.Unit] = ()) -> mb.Step:

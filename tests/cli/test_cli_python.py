@@ -24,7 +24,7 @@ WRITE_N = (
 FLOW = f"""\
 from pathlib import Path
 
-import meta.build as mb
+import meta.builder as mb
 from helpers import python
 
 each = mb.fanout("each", over="items", visit=python("item-{{{{ index }}}}", {WRITE_N!r}))
@@ -38,7 +38,7 @@ flow = mb.flow(
 )
 """
 HELPERS = """\
-import meta.build as mb
+import meta.builder as mb
 
 
 def python(name, code):
@@ -99,7 +99,7 @@ def test_a_function_named_flow_is_called(meta: Meta, write: Write) -> None:
     path = write(
         "made.py",
         """\
-        import meta.build as mb
+        import meta.builder as mb
 
 
         def flow():
@@ -116,7 +116,7 @@ def test_a_function_named_flow_is_called(meta: Meta, write: Write) -> None:
     [
         ("x = 1\n", "none.py: /: no flow here: a Python flow file defines `flow`"),
         ("flow = 42\n", "none.py: /: no flow here"),
-        ("from meta.build import flow\n", "none.py: /: no flow here"),
+        ("from meta.builder import flow\n", "none.py: /: no flow here"),
         ("import os\n\nos.environ['X'] += ''\n", "none.py:3: /: raised KeyError: 'X'"),
         ("def oops(:\n", "none.py:1: /: is not valid Python"),
         ("def flow():\n    return 1 / 0\n", "none.py:2: /: flow() raised ZeroDivisionError"),
@@ -138,7 +138,7 @@ def test_a_faulty_flow_names_the_python_line_that_made_the_part(meta: Meta, writ
     path = write(
         "faulty.py",
         """\
-        import meta.build as mb
+        import meta.builder as mb
 
         first = mb.step("first", ["echo"])
         second = mb.step("second", ["echo"], depends_on=["third"])

@@ -1,0 +1,156 @@
+"""A whole flow made in Python, and its document: checked by the flow layer's own validation, with
+every fault moved to the Python line that made the part at fault.
+
+The document is rendered once per call, walking the parts; each part's JSON pointer is noted with
+the line that made it, so a fault at `/spec/root/units/1/run/command` names the line of the
+second unit of the root.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+from meta.builder.parts import (
+    Defaults,
+    Entries,
+    Input,
+    Limits,
+    OnFailure,
+    Part,
+    Unit,
+    listed,
+    present,
+)
+from meta.builder.where import Made
+from meta.errors import Fault, FlowInvalid, pointer
+from meta.flow.dump import dump_flow
+from meta.flow.model import API_VERSION, KIND
+from meta.flow.model import Flow as TypedFlow
+from meta.flow.parse import flow_from_document
+
+Places = dict[str, Made]
+"""JSON pointer of a part -> where it was made."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flow(Part):
+    """A flow program made in Python; made by `meta.builder.flow`."""
+
+    name: str
+    root: Unit
+    inputs: Mapping[str, Input] | None = None
+    defaults: Defaults | None = None
+    limits: Limits | None = None
+    namespace: str | None = None
+    labels: Mapping[str, str] | None = None
+    annotations: Mapping[str, str] | None = None
+    on_failure: OnFailure | None = None
+    finally_: tuple[Unit, ...] = field(default=())
+
+    def entries(self) -> Entries:
+        metadata = present(
+            ("name", self.name),
+            ("namespace", self.namespace),
+            ("labels", self.labels),
+            ("annotations", self.annotations),
+        )
+        spec = present(
+            ("inputs", self.inputs),
+            ("defaults", self.defaults),
+            ("limits", self.limits),
+            ("root", self.root),
+            ("onFailure", self.on_failure),
+            ("finally", listed(self.finally_)),
+        )
+        return [
+            ("apiVersion", API_VERSION),
+            ("kind", KIND),
+            ("metadata", dict(metadata)),
+            ("spec", dict(spec)),
+        ]
+
+    def to_dict(self, *, validate: bool = True) -> dict[str, Any]:
+        """The flow document (plain dicts and lists, keys in the order YAML shows them),
+        checked as `meta validate` checks a file unless `validate` is False; a fault is a
+        `FlowInvalid` naming the Python line that made the part at fault."""
+        document, places = self._rendered()
+        if validate:
+            self._checked(document, places, self._source())
+        return document
+
+    def to_yaml(self) -> str:
+        """The flow as a YAML flow file (checked as `to_dict` checks it)."""
+        return dump_flow(self.to_dict())
+
+    def to_flow(self, source: Path | None = None) -> TypedFlow:
+        """The typed flow meta runs, as if its YAML were the file `source` (the Python file
+        that made it when not given): relative input and flowRef paths resolve against its
+        folder."""
+        document, places = self._rendered()
+        return self._checked(document, places, (source or self._source()).resolve())
+
+    def _source(self) -> Path:
+        return Path(self.made.file)
+
+    def _rendered(self) -> tuple[dict[str, Any], Places]:
+        places: Places = {}
+        document: dict[str, Any] = render(self, (), places)
+        return document, places
+
+    def _checked(self, document: dict[str, Any], places: Places, source: Path) -> TypedFlow:
+        try:
+            not_json = _not_json(document)
+            if not_json is not None:
+                raise FlowInvalid(Fault(str(self.made), *not_json))
+            return flow_from_document(document, source, file=str(self.made))
+        except FlowInvalid as exc:
+            raise FlowInvalid(
+                [_located(fault, places, self.made) for fault in exc.faults]
+            ) from None
+
+
+def render(value: Any, at: tuple[str | int, ...], places: Places) -> Any:
+    """`value` as plain JSON-like data; every part's pointer noted in `places`."""
+    if isinstance(value, Part):
+        places[pointer(at)] = value.made
+        return {key: render(item, (*at, key), places) for key, item in value.entries()}
+    if isinstance(value, Mapping):
+        return {key: render(item, (*at, key), places) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [render(item, (*at, index), places) for index, item in enumerate(value)]
+    if isinstance(value, PurePath):
+        return value.as_posix()
+    return value
+
+
+def _not_json(document: Any) -> tuple[str, str] | None:
+    """The pointer of the first value JSON cannot carry (a set, an object, NaN), and what it
+    is; None when every value is JSON. A YAML file cannot hold them either (see
+    meta.flow.yamlnodes); a Python value can."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(document, ())]
+    while stack:
+        value, at = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    return pointer(at), f"a key that is not a string ({key!r}) is not JSON"
+                stack.append((item, (*at, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*at, index)) for index, item in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            return pointer(at), "not a finite number (NaN and infinities are not JSON)"
+        elif value is not None and not isinstance(value, str | int | float):
+            return pointer(at), f"a value of type {type(value).__name__} is not JSON"
+    return None
+
+
+def _located(fault: Fault, places: Places, fallback: Made) -> Fault:
+    """The fault, named by the line that made the innermost part holding its pointer."""
+    where = fault.pointer
+    while where not in places and where:
+        where = where[: where.rfind("/")]
+    return Fault(str(places.get(where, fallback)), fault.pointer, fault.reason)
