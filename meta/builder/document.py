@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -28,8 +28,9 @@ from meta.builder.parts import (
 from meta.builder.where import Made
 from meta.errors import Fault, FlowInvalid, pointer
 from meta.flow.dump import dump_flow
-from meta.flow.model import API_VERSION, KIND
+from meta.flow.model import API_VERSION, KIND, Cases, Origin, Section
 from meta.flow.model import Flow as TypedFlow
+from meta.flow.model import Unit as TypedUnit
 from meta.flow.parse import flow_from_document
 
 Places = dict[str, Made]
@@ -89,9 +90,11 @@ class Flow(Part):
     def to_flow(self, source: Path | None = None) -> TypedFlow:
         """The typed flow meta runs, as if its YAML were the file `source` (the Python file
         that made it when not given): relative input and flowRef paths resolve against its
-        folder."""
+        folder. Each unit's origin names the line that made it, so a fault found later (a
+        template that fails for an item, a flowRef's file) names that line too."""
         document, places = self._rendered()
-        return self._checked(document, places, (source or self._source()).resolve())
+        typed = self._checked(document, places, (source or self._source()).resolve())
+        return replace(typed, root=_unit_at(typed.root, places, self.made))
 
     def _source(self) -> Path:
         return Path(self.made.file)
@@ -148,9 +151,43 @@ def _not_json(document: Any) -> tuple[str, str] | None:
     return None
 
 
+def _place(at: str, places: Places, fallback: Made) -> str:
+    """The line that made the innermost part holding the JSON pointer `at`."""
+    while at not in places and at:
+        at = at[: at.rfind("/")]
+    return str(places.get(at, fallback))
+
+
 def _located(fault: Fault, places: Places, fallback: Made) -> Fault:
-    """The fault, named by the line that made the innermost part holding its pointer."""
-    where = fault.pointer
-    while where not in places and where:
-        where = where[: where.rfind("/")]
-    return Fault(str(places.get(where, fallback)), fault.pointer, fault.reason)
+    return Fault(_place(fault.pointer, places, fallback), fault.pointer, fault.reason)
+
+
+def _unit_at(unit: TypedUnit, places: Places, fallback: Made) -> TypedUnit:
+    """The typed unit, and every unit in it, with its origin's file the line that made it."""
+    origin = Origin(_place(unit.origin.pointer, places, fallback), unit.origin.pointer)
+    if not isinstance(unit, Section):
+        return replace(unit, origin=origin)
+    visit = unit.visit
+    if isinstance(visit, Cases):
+        visit = Cases(
+            tuple(
+                replace(
+                    case,
+                    origin=Origin(
+                        _place(case.origin.pointer, places, fallback), case.origin.pointer
+                    ),
+                    unit=_unit_at(case.unit, places, fallback),
+                )
+                for case in visit.cases
+            )
+        )
+    elif visit is not None:
+        visit = _unit_at(visit, places, fallback)
+    return replace(
+        unit,
+        origin=origin,
+        units=tuple(_unit_at(child, places, fallback) for child in unit.units),
+        ring=tuple(_unit_at(member, places, fallback) for member in unit.ring),
+        gather=None if unit.gather is None else _unit_at(unit.gather, places, fallback),
+        visit=visit,
+    )

@@ -152,7 +152,7 @@ Visit: TypeAlias = Unit | Sequence[Case]
 
 @dataclass(frozen=True, kw_only=True)
 class Section(Unit):
-    """Units run by one pattern; made by `sequence`, `dag`, `fanout`... (meta.builder.patterns)."""
+    """Units run by one pattern; made by `sequence`, `dag`, `fanout`... (meta.builder.units)."""
 
     scope: Scope
     pattern: Pattern

@@ -158,3 +158,25 @@ def test_a_missing_python_file_is_one_line(meta: Meta) -> None:
     result = meta("validate", "absent.py")
     assert result.code == 2
     assert result.fault_lines() == ["absent.py: /: no such file"]
+
+
+def test_a_template_failing_at_run_time_names_the_line_of_its_step(
+    meta: Meta, write: Write
+) -> None:
+    path = write(
+        "late.py",
+        """\
+        import meta.builder as mb
+
+        each = mb.fanout(
+            "each",
+            over="items",
+            visit=mb.step("item", ["echo", "{{ item.missing }}"]),
+        )
+        flow = mb.flow("late", each, inputs={"items": [{"n": 1}]})
+        """,
+    )
+    result = meta("run", path, "--workdir", "work")
+    assert result.code == 2
+    (line,) = result.fault_lines()
+    assert line.startswith("late.py:6: /spec/root/visit/run/command/1: undefined template")
