@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -50,7 +50,7 @@ class Flow(Part):
     labels: Mapping[str, str] | None = None
     annotations: Mapping[str, str] | None = None
     on_failure: OnFailure | None = None
-    finally_: tuple[Unit, ...] = field(default=())
+    finally_: tuple[Unit, ...] = ()
 
     def entries(self) -> Entries:
         metadata = present(
