@@ -74,8 +74,10 @@ def _run(path: Path, shown: str) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except (KeyboardInterrupt, UserError):
+        sys.modules.pop(name, None)
         raise
     except BaseException as exc:
+        sys.modules.pop(name, None)
         raise UserError(Fault(_line(exc, path, shown), "", _raised(exc))) from None
     finally:
         sys.path.remove(str(path.parent))
