@@ -108,11 +108,11 @@ def run(
         _finish(lambda listeners: start_run(file, workdir, overrides, listeners, report), file.name)
         return
     from meta.cli.ui import RunPage
-    from meta.flow.parse import load_flow
     from meta.local.runner import default_workdir
+    from meta.plan.plan import load_entry
 
     # The page is served for the workdir, so it is chosen here rather than by start_run.
-    chosen = workdir or default_workdir(load_flow(file).name)
+    chosen = workdir or default_workdir(load_entry(file).name)
     with RunPage(chosen) as page:
         _finish(
             lambda listeners: start_run(file, chosen, overrides, [*listeners, page], report),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meta.builder.module import built, is_python
 from meta.errors import Fault, InputFault, UserError, lookup
 from meta.flow.files import display_path
 from meta.flow.model import FileInput, Flow, FlowRef, Generate, Input, ValueInput
@@ -33,6 +34,12 @@ MAX_SPEC_BYTES = 1024 * 1024
 """etcd keeps objects of at most 1.5 MiB; inputs beyond this belong on a volume."""
 
 
+def _document(source: Path) -> Any:
+    """The document of the flow file named on the command line; a Python file is run again
+    for it (the plan holds the typed flow, not its document)."""
+    return built(source).to_dict(validate=False) if is_python(source) else read_document(source)
+
+
 def flow_resource(plan: Plan, namespace: str) -> dict[str, Any]:
     """The MetaFlow resource of a planned flow file, self-contained: every file input (of the
     flow, of its flowRefs, of the flows they reference) embedded in `spec.files` (see
@@ -41,7 +48,7 @@ def flow_resource(plan: Plan, namespace: str) -> dict[str, Any]:
     flow = plan.flow
     base = flow.source.parent
     files: dict[str, str] = {}
-    document = _carried(read_document(flow.source), flow, plan.inputs, base, files)
+    document = _carried(_document(flow.source), flow, plan.inputs, base, files)
     spec = document["spec"]
     flows: dict[str, Any] = {}
     pending = list(plan.subplans.values())

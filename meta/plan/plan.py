@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meta.builder.module import is_python, python_flow
 from meta.errors import Fault, FlowInvalid, InputFault, UserError, pointer
 from meta.flow.files import display_path
 from meta.flow.model import (
@@ -113,8 +114,15 @@ def walk_units(unit: Unit | Cases | None) -> Iterator[Unit]:
 
 
 def compile_plan(path: Path, overrides: Mapping[str, Path] | None = None) -> Plan:
-    """Load `path` and everything it references; raise one `UserError` listing every fault."""
-    return plan_flow(load_flow(path), overrides)
+    """Load `path` (a flow file, or a Python file that makes one) and everything it references;
+    raise one `UserError` listing every fault."""
+    return plan_flow(load_entry(path), overrides)
+
+
+def load_entry(path: Path) -> Flow:
+    """The flow of a file a person names: a YAML flow file, or a Python file that makes a flow
+    (see meta.builder.module; a flowRef always names YAML)."""
+    return python_flow(path) if is_python(path) else load_flow(path)
 
 
 def plan_flow(flow: Flow, overrides: Mapping[str, Path] | None = None) -> Plan:
