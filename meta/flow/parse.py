@@ -130,7 +130,9 @@ def _inputs(raw: dict[str, Any], base: Path) -> dict[str, Input]:
 
 
 def _input(spec: dict[str, Any], base: Path) -> Input:
-    return FileInput((base / spec["path"]).resolve()) if "path" in spec else ValueInput(spec["value"])
+    if "path" in spec:
+        return FileInput((base / spec["path"]).resolve())
+    return ValueInput(spec["value"])
 
 
 def _declarations(raw: dict[str, Any], base: Path) -> dict[str, InputDeclaration]:

@@ -127,7 +127,8 @@ def _explain(error: ValidationError, document: Any, file: str) -> list[Fault]:
         if "secretRef" in properties:
             return [Fault(file, where, "a variable is a string, {fromEnv: NAME} or {secretRef}")]
         return [Fault(file, where, "an input is exactly one of {path: FILE} or {value: JSON}")]
-    if kind == "not" and isinstance(error.instance, dict) and {"path", "value"} <= error.instance.keys():
+    both = isinstance(error.instance, dict) and {"path", "value"} <= error.instance.keys()
+    if kind == "not" and both:
         return [Fault(file, where, "an input's default is a path or a value, not both")]
     return [Fault(file, where, error.message)]
 
