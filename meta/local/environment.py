@@ -105,19 +105,24 @@ def _one(text: str, environ: Mapping[str, str]) -> dict[tuple[str, str], str]:
         raise UserError(Fault(SOURCE, where, reason))
     path = Path(source[1:])
     if slash:
-        return {(name, key): _read(path)}
+        return {(name, key): _read(path, where)}
     if not path.is_dir():
         reason = f"{display_path(path)} is not a folder (NAME=@FOLDER; NAME/KEY=@FILE for a file)"
         raise UserError(Fault(SOURCE, where, reason))
     return {
-        (name, entry.name): _read(entry)
+        (name, entry.name): _read(entry, where)
         for entry in sorted(path.iterdir())
         if entry.is_file() and not entry.name.startswith(".")
     }
 
 
-def _read(path: Path) -> str:
-    return read_text(path, UserError, missing="secret file not found")
+def _read(path: Path, where: str) -> str:
+    try:
+        return read_text(path, UserError, missing="not found")
+    except UserError as exc:
+        raise UserError(
+            [Fault(SOURCE, where, f"secret file {f.file} {f.reason}") for f in exc.faults]
+        ) from None
 
 
 def resolve(value: EnvValue, environ: Mapping[str, str], secrets: Secrets) -> str:

@@ -39,4 +39,9 @@ def bind(name: str, text: str, declared: InputDeclaration | None) -> Input:
         if not path:
             raise InputFault(Fault(SOURCE, f"/{name}", "'@' names no file"))
         return FileInput(Path(path).resolve())
-    return ValueInput(parse_yaml_data(text, f"{SOURCE} {name}", InputFault))
+    try:
+        return ValueInput(parse_yaml_data(text, SOURCE, InputFault))
+    except InputFault as exc:
+        raise InputFault(
+            [Fault(SOURCE, f"/{name}{f.pointer}", f"input '{name}': {f.reason}") for f in exc.faults]
+        ) from None

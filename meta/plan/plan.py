@@ -196,8 +196,8 @@ def _link(
         given = _declared_in(child)
         for name, spec in ref.inputs.items():
             given[name] = (where.file, f"{where.pointer}/flowRef/inputs/{name}")
-            if name not in inputs:
-                declared = ", ".join(sorted(inputs)) or "none"
+            if name not in child.declarations:
+                declared = ", ".join(sorted(child.declarations)) or "none"
                 faults.append(
                     Fault(
                         where.file,
