@@ -42,6 +42,7 @@ def bind(name: str, text: str, declared: InputDeclaration | None) -> Input:
     try:
         return ValueInput(parse_yaml_data(text, SOURCE, InputFault))
     except InputFault as exc:
-        raise InputFault(
-            [Fault(SOURCE, f"/{name}{f.pointer}", f"input '{name}': {f.reason}") for f in exc.faults]
-        ) from None
+        faults = [
+            Fault(SOURCE, f"/{name}{f.pointer}", f"input '{name}': {f.reason}") for f in exc.faults
+        ]
+        raise InputFault(faults) from None
