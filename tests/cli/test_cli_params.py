@@ -20,7 +20,7 @@ root:
     command:
       - sh
       - -c
-      - 'echo "{{ inputs.mode }} {{ inputs.n + 1 }} {{ inputs.tags | join(",") }}" >"$META_OUTPUT/v"'
+      - 'echo "{{ inputs.mode }} {{ inputs.n + 1 }} {{ inputs.tags|join(",") }}" >"$META_OUTPUT/v"'
 """
 
 
