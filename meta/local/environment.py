@@ -17,6 +17,7 @@ values are read when the run starts and kept in memory only: `run.json` records 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -133,6 +134,16 @@ def resolve(value: EnvValue, environ: Mapping[str, str], secrets: Secrets) -> st
     if isinstance(value, FromEnv):
         return environ[value.name]
     return secrets.values[(value.name, value.key)]
+
+
+def digested(value: EnvValue, environ: Mapping[str, str], secrets: Secrets) -> str:
+    """What a cache key may hold of one declared variable: a string as it is, a value taken
+    from elsewhere only by its digest (`sha256:HEX`), so a key changes with a secret without
+    holding it."""
+    if isinstance(value, str):
+        return value
+    digest = hashlib.sha256(resolve(value, environ, secrets).encode()).hexdigest()
+    return f"sha256:{digest}"
 
 
 def missing_sources(plan: Plan, environ: Mapping[str, str], secrets: Secrets) -> list[Fault]:

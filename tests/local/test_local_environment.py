@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
+from meta.flow.model import FromEnv, SecretRef
+from meta.local.environment import Secrets, digested
 from tests.local.runs import Env, report, step
 
 SECRET = "s3cr3t-Value-9b1e"
@@ -34,13 +37,7 @@ def test_a_step_sees_only_the_base_its_meta_variables_and_what_it_declares(env: 
     }
     flow = env.flow(
         "clean",
-        {
-            "name": "s",
-            "run": {
-                "command": [step("x", "dump.py")["run"]["command"][0], "-S", "dump.py"],
-                "env": declared,
-            },
-        },
+        {"name": "s", "run": {**step("s", "dump.py")["run"], "env": declared}},
         inputs={"who": {"value": "world"}},
     )
     os.environ["OUTSIDE_VISIBLE"] = "taken"
@@ -57,7 +54,7 @@ def test_a_step_sees_only_the_base_its_meta_variables_and_what_it_declares(env: 
     assert seen["GREETING"] == "hello world"
     assert seen["FROM_OUTSIDE"] == "taken"
     assert seen["TZ"] and seen["LANG"] and seen["TMPDIR"] and seen["HOME"]
-    assert seen["PATH"].split(os.pathsep)[0] == str(Path(os.sys.executable).parent)
+    assert seen["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     assert {"META_UNIT_ID", "META_INPUT", "META_OUTPUT", "META_UPSTREAM", "META_SCRATCH"} <= set(
         seen
     )
@@ -168,3 +165,21 @@ def test_resume_takes_the_secrets_again(env: Env) -> None:
     assert again.returncode == 2
     assert "secret api/token is not given" in again.stderr
     assert env.meta("resume", "w", *given).returncode == 0
+
+
+def test_a_cache_key_sees_a_secret_only_by_its_digest() -> None:
+    secrets = Secrets({("api", "token"): SECRET})
+    ref = SecretRef("api", "token")
+    assert digested("plain", {}, secrets) == "plain"
+    shown = digested(ref, {}, secrets)
+    assert shown.startswith("sha256:") and SECRET not in shown
+    assert shown != digested(ref, {}, Secrets({("api", "token"): SECRET + "x"}))
+    assert digested(FromEnv("V"), {"V": "1"}, secrets) == digested(
+        FromEnv("V"), {"V": "1"}, Secrets()
+    )
+
+
+def test_masking_covers_a_tail_cut_inside_a_secret_and_leaves_short_values() -> None:
+    secrets = Secrets({("a", "long"): SECRET, ("a", "short"): "ab"})
+    assert secrets.redact(f"x {SECRET} y ab") == "x *** y ab"
+    assert secrets.redact(SECRET[5:] + " then more") == "*** then more"
