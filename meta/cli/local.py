@@ -60,10 +60,11 @@ def plan(file: Path, sets: Sequence[str]) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
 )
+@SETS
 @user_errors
-def graph(file: Path, fmt: str) -> None:
+def graph(file: Path, fmt: str, sets: Sequence[str]) -> None:
     """Print the flow's structure as Mermaid or Graphviz DOT source."""
-    built = flow_graph(compile_plan(file))
+    built = flow_graph(compile_plan(file, parse_sets(sets)))
     click.echo(to_mermaid(built) if fmt == "mermaid" else to_dot(built), nl=False)
 
 
