@@ -7,7 +7,18 @@ from collections.abc import Iterable, Iterator
 from graphlib import CycleError, TopologicalSorter
 
 from meta.errors import Fault
-from meta.flow.model import Cases, Flow, FlowRef, Generate, Origin, Section, Step, Unit
+from meta.flow.inputschema import schema_problem, value_faults
+from meta.flow.model import (
+    Cases,
+    Flow,
+    FlowRef,
+    Generate,
+    Origin,
+    Section,
+    Step,
+    Unit,
+    ValueInput,
+)
 from meta.flow.templates import (
     FLOW_VARIABLES,
     ITERATION_VARIABLES,
@@ -39,7 +50,27 @@ ITERATING = frozenset({"fanout", "dfs", "bfs", "cycle"})
 
 def semantic_faults(flow: Flow) -> list[Fault]:
     """Every semantic fault in one flow (flowRefs are followed by the planner, not here)."""
-    return list(_unit_faults(flow.root, flow, FLOW_VARIABLES, in_micro=False))
+    return [
+        *_declaration_faults(flow),
+        *_unit_faults(flow.root, flow, FLOW_VARIABLES, in_micro=False),
+    ]
+
+
+def _declaration_faults(flow: Flow) -> Iterator[Fault]:
+    """Each input's schema is one a value can be checked against, and its inline default
+    holds to it (a file default is read, and checked, when the flow is planned)."""
+    file = flow.root.origin.file
+    for name, declared in flow.declarations.items():
+        where = f"/spec/inputs/{name}"
+        if declared.schema is None:
+            continue
+        problem = schema_problem(declared.schema)
+        if problem is not None:
+            yield Fault(file, f"{where}/schema", f"input '{name}': {problem}")
+        elif isinstance(declared.default, ValueInput):
+            yield from value_faults(
+                name, declared.schema, declared.default.value, file, f"{where}/value"
+            )
 
 
 def _fault(origin: Origin, reason: str) -> Fault:
@@ -59,7 +90,7 @@ def _unit_faults(
             yield from _template_faults(run.at("command", i), arg, available)
         if unit.run.image is not None:
             yield from _template_faults(run.at("image"), unit.run.image, available)
-        for key, value in unit.run.env.items():
+        for key, value in unit.run.literal_env.items():
             yield from _template_faults(run.at("env", key), value, available)
         return
     if isinstance(unit, FlowRef | Generate):
@@ -76,8 +107,8 @@ def _unit_faults(
 
 def _generate_faults(unit: Generate, flow: Flow) -> Iterator[Fault]:
     for role, source in unit.sources():
-        if source.input is not None and source.input not in flow.inputs:
-            declared = ", ".join(sorted(flow.inputs)) or "none"
+        if source.input is not None and source.input not in flow.declarations:
+            declared = ", ".join(sorted(flow.declarations)) or "none"
             yield _fault(
                 unit.origin.at("generate", role, "input"),
                 f"no input named '{source.input}' (declared inputs: {declared})",
@@ -131,8 +162,8 @@ def _section_faults(
             "a cycle has at most one live unit per ring member: "
             f"maxActive must be <= {len(section.ring)}",
         )
-    if section.over is not None and section.over.input not in flow.inputs:
-        declared = ", ".join(sorted(flow.inputs)) or "none"
+    if section.over is not None and section.over.input not in flow.declarations:
+        declared = ", ".join(sorted(flow.declarations)) or "none"
         yield _fault(
             section.origin.at("over", "input"),
             f"no input named '{section.over.input}' (declared inputs: {declared})",

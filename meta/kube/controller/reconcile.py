@@ -17,7 +17,7 @@ from typing import Any
 
 from meta.engine.engine import Engine
 from meta.engine.frontiers import Done
-from meta.errors import RunFailed, UserError
+from meta.errors import FlowInvalid, RunFailed, UserError
 from meta.flow.parse import flow_from_document
 from meta.kube.api import Conflict, KubeApi
 from meta.kube.broker import Watches
@@ -25,7 +25,7 @@ from meta.kube.controller.files import StoreEscape, place_files
 from meta.kube.controller.journal import ConfigMapJournal
 from meta.kube.controller.status import StatusReporter, condition, now
 from meta.kube.driver import KubeDriver
-from meta.kube.layout import event_body, files_path, outputs_config_map, short_name
+from meta.kube.layout import env_faults, event_body, files_path, outputs_config_map, short_name
 from meta.kube.types import (
     ANNOTATION_FLOW_NAME,
     ANNOTATION_STORE,
@@ -64,7 +64,11 @@ def plan_resource(body: Mapping[str, Any], data_dir: Path) -> Plan:
     document = resource_flow_document(body)
     file = flow_file(meta["namespace"], meta["name"])
     flow = flow_from_document(document, data_dir / f"{meta['name']}.flow.yaml", file=file)
-    return plan_flow(flow)
+    plan = plan_flow(flow)
+    faults = env_faults(plan)
+    if faults:
+        raise FlowInvalid(faults)
+    return plan
 
 
 async def event(api: KubeApi, owner: FlowOwner, kind: str, reason: str, message: str) -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from meta.engine.driver import Exit, Refused, Running, StepTask
 from meta.errors import MetaError
+from meta.flow.model import SecretRef
+from meta.kube.layout import secret_variable
 from meta.kube.quarterback.slots import Slot, SlotLost, Slots
 
 STOP_SECONDS = 10.0
@@ -148,7 +150,7 @@ class MicroDriver:
             json.dump(task.input, handle, sort_keys=True)
         env = {
             **self._environ,
-            **task.env,
+            **{key: value for key, value in task.env.items() if isinstance(value, str)},
             "META_UNIT_ID": task.id,
             "META_INPUT": input_file,
             "META_OUTPUT": output,
@@ -165,6 +167,13 @@ class MicroDriver:
             "attempt": task.attempt,
             "argv": list(task.command),
             "env": env,
+            # The slot holds the section's secrets (the kubelet set them); the launcher gives
+            # the step these, under the step's names, and no others.
+            "secrets": {
+                key: secret_variable(value)
+                for key, value in task.env.items()
+                if isinstance(value, SecretRef)
+            },
             "cwd": "",
             "stdout": os.path.join(unit_dir, f"{task.attempt}.out"),
             "stderr": os.path.join(unit_dir, f"{task.attempt}.err"),
