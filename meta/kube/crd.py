@@ -139,6 +139,10 @@ def status_schema() -> dict[str, Any]:
             },
             "failed": counts,
             "cancelled": {**counts, "description": "Units stopped before they ended."},
+            "skipped": {
+                **counts,
+                "description": "Units not run because a unit they depend on failed.",
+            },
             "cached": {
                 **counts,
                 "description": "Units finished before the operator last took the flow up, "
@@ -148,7 +152,13 @@ def status_schema() -> dict[str, Any]:
             "startedAt": {"type": "string", "format": "date-time"},
             "finishedAt": {"type": "string", "format": "date-time"},
             "observedGeneration": {"type": "integer"},
-            "failedUnit": {"type": "string"},
+            "failedUnit": {"type": "string", "description": "The first unit that failed."},
+            "failedUnits": {
+                "type": "array",
+                "description": "Every unit that failed (the first 50; the journal has them all).",
+                "maxItems": 50,
+                "items": {"type": "string"},
+            },
             "reason": {"type": "string", "maxLength": 4096},
             "outputs": {
                 "type": "string",

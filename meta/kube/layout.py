@@ -513,7 +513,7 @@ def max_live(unit: Unit | Cases | None, limit: int | None = None) -> int:
         return max(max_live(case.unit) for case in unit.cases)
     if not isinstance(unit, Section):
         return 1
-    children = [*unit.units, *unit.ring, unit.visit, unit.gather]
+    children = [*unit.units, *unit.ring, unit.visit, unit.gather, *unit.final]
     widest = max((max_live(child) for child in children), default=1)
     return (limit or max_active(unit)) * widest
 
