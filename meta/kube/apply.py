@@ -176,11 +176,13 @@ def status_view(resource: Mapping[str, Any]) -> dict[str, Any]:
         "units": {
             "succeeded": status.get("succeeded", 0),
             "failed": status.get("failed", 0),
+            "skipped": status.get("skipped"),
             "cancelled": status.get("cancelled"),
             "cached": status.get("cached"),
             "running": status.get("active", 0),
         },
         "failedUnit": status.get("failedUnit"),
+        "failedUnits": status.get("failedUnits", []),
         "reason": status.get("reason"),
         "conditions": [
             {"type": c["type"], "status": c["status"], "message": c.get("message", "")}

@@ -205,7 +205,8 @@ class RunModel:
             unit.reason = str(entry.get("reason") or "")
             unit.stderr_tail = str(entry.get("stderr_tail") or "")
             unit.session = session
-            self._set(unit, str(entry["state"]))
+            # A failed attempt followed by another (a retry) leaves the unit running.
+            self._set(unit, "running" if entry.get("retrying") else str(entry["state"]))
         changed.add(uid)
 
     def _reach(self, uid: str, name: str) -> UnitState:
