@@ -245,7 +245,9 @@ class _Translator:
         if kind == "object":
             properties = merged.get("properties", {})
             out["properties"] = {
-                name: self.node(sub, depth) for name, sub in properties.items() if sub is not False
+                name: self.node(sub, _depth_of(name, depth))
+                for name, sub in properties.items()
+                if sub is not False
             }
             if not out["properties"]:
                 del out["properties"]
@@ -314,6 +316,13 @@ class _Translator:
         elif "anyOf" in schema:
             for branch in schema["anyOf"]:
                 self._merge_into(out, branch, conditional=True)
+
+
+def _depth_of(field: str, depth: int) -> int:
+    """The unit depth a field's units are checked at: the API server checks a `finally`
+    unit's own fields but leaves what it holds to the operator (as it does past UNIT_DEPTH),
+    or each level of `finally` would multiply the size of the CRD."""
+    return max(depth, UNIT_DEPTH - 1) if field == "finally" else depth
 
 
 def _type_of(values: list[Any]) -> str:
