@@ -34,7 +34,7 @@ from meta.local.runs import STARTING_SECONDS, Counts, Run, Unit, session_alive, 
 from meta.plan.plan import compile_plan
 from meta.ui.structure import Structure, structure
 
-STATES = ("running", "succeeded", "failed", "cancelled", "cached")
+STATES = ("running", "succeeded", "failed", "cancelled", "cached", "skipped")
 READ_LIMIT = 2 << 20
 """Journal bytes read at most per update, so one update of a huge journal cannot hold the
 server's loop for long; the next update reads on."""
