@@ -202,6 +202,9 @@ class Engine:
         try:
             walked = await self._walk(visit, section, limit, here)
         except RunFailed as failure:
+            # Its units are all ended now: a cancel that reaches the finally units comes from
+            # outside, and must not run the finally units of sections inside them.
+            here.ending.stopping = False
             failures = await self._finally(visit, section.final, here, failure.failures)
             raise RunFailed.of(failures) from None
         except asyncio.CancelledError:

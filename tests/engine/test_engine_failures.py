@@ -388,3 +388,30 @@ def test_a_resumed_run_runs_finally_again_and_skips_what_finished(tmp_path: Path
     driver = FakeDriver()
     run(plan, driver, journal=journal_of(finished))
     assert driver.start_ids() == ["t/s/b", "t/s/finally/f", "t/finally/notify"]
+
+
+def test_a_stop_section_inside_a_continue_section_keeps_its_failure_inside(
+    tmp_path: Path,
+) -> None:
+    inner = section("inner", "dag", units=[step("bad"), step("slow")])
+    plan = plan_of(
+        tmp_path,
+        section(
+            "outer",
+            "dag",
+            onFailure="continue",
+            units=[inner, step("beside"), step("after-inner", dependsOn=["inner"])],
+        ),
+    )
+    driver = FakeDriver(
+        fail={"t/outer/inner/bad": ALWAYS},
+        hang={"t/outer/inner/slow"},
+        sleep={"t/outer/beside": 0.05},
+    )
+    listener = RecordingListener()
+    failure = failed_run(plan, driver, listener=listener)
+    assert [f.unit_id for f in failure.failures] == ["t/outer/inner/bad"]
+    found = states(listener)
+    assert found["t/outer/inner/slow"] == "cancelled"
+    assert found["t/outer/beside"] == "succeeded"
+    assert found["t/outer/after-inner"] == "skipped"
