@@ -165,7 +165,8 @@ def _choose(frame: FlowFrame, cases: Cases, context: Context) -> Unit:
 def located(origin: Origin, context: Context, reason: str) -> Fault:
     """A fault at `origin`, naming the data node it was met at inside an iteration."""
     where = ""
-    if context.iteration is not None:
+    # Only an iteration has a node (a finally unit's variables outside one do not).
+    if context.iteration is not None and "path" in context.iteration:
         file, prefix = context.source
         where = f" (for the node at {file}: {prefix + context.iteration.get('path', '') or '/'})"
     return Fault(origin.file, origin.pointer, reason + where)

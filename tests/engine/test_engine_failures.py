@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meta.engine.engine import Engine
-from meta.errors import RunFailed
+from meta.errors import RunFailed, TemplateFault
 from tests.engine.fakes import (
     ALWAYS,
     FakeDriver,
@@ -415,3 +415,13 @@ def test_a_stop_section_inside_a_continue_section_keeps_its_failure_inside(
     assert found["t/outer/inner/slow"] == "cancelled"
     assert found["t/outer/beside"] == "succeeded"
     assert found["t/outer/after-inner"] == "skipped"
+
+
+def test_a_finally_units_template_fault_names_where_it_is_written(tmp_path: Path) -> None:
+    notify = step("notify", run={"command": ["n", "{{ upstream.nope.state }}"]})
+    plan = plan_of(tmp_path, step("only"), final=[notify])
+    with pytest.raises(TemplateFault) as fault:
+        run(plan, FakeDriver())
+    (found,) = fault.value.faults
+    assert found.pointer == "/spec/finally/0/run/command/1"
+    assert "for the node" not in found.reason
