@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -425,3 +426,51 @@ def test_a_finally_units_template_fault_names_where_it_is_written(tmp_path: Path
     (found,) = fault.value.faults
     assert found.pointer == "/spec/finally/0/run/command/1"
     assert "for the node" not in found.reason
+
+
+def _tree(draw: st.DrawFn, depth: int) -> dict[str, Any]:
+    kids = draw(st.integers(0, 3 if depth < 3 else 0))
+    return {"kids": [_tree(draw, depth + 1) for _ in range(kids)]}
+
+
+@st.composite
+def trees(draw: st.DrawFn) -> dict[str, Any]:
+    return _tree(draw, 0)
+
+
+def _keys(node: dict[str, Any], key: str = "root") -> list[str]:
+    return [key, *(k for i, kid in enumerate(node["kids"]) for k in _keys(kid, f"{key}.{i}"))]
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tree=trees(), data=st.data())
+def test_with_continue_a_pre_order_walk_runs_every_node_outside_a_failed_subtree(
+    tmp_path_factory: pytest.TempPathFactory, tree: dict[str, Any], data: st.DataObject
+) -> None:
+    keys = _keys(tree)
+    failing = data.draw(st.sets(st.sampled_from(keys)))
+    walk = section(
+        "walk",
+        "dfs",
+        onFailure="continue",
+        maxActive=2,
+        over={"input": "tree", "children": "kids"},
+        visit=step("v"),
+    )
+    plan = plan_of(tmp_path_factory.mktemp("tree"), walk, inputs={"tree": {"value": tree}})
+    driver = FakeDriver(fail={f"t/walk/{key}/v": ALWAYS for key in failing})
+    listener = RecordingListener()
+    if failing:
+        failed_run(plan, driver, listener=listener)
+    else:
+        run(plan, driver, listener=listener)
+
+    def below_a_failure(key: str) -> bool:
+        return any(key.startswith(f + ".") for f in failing)
+
+    ran = {key for key in keys if not below_a_failure(key)}
+    assert set(driver.start_ids()) == {f"t/walk/{key}/v" for key in ran}
+    skipped = {uid for uid, state in states(listener).items() if state == "skipped"}
+    assert skipped == {f"t/walk/{key}/v" for key in keys if below_a_failure(key)}
