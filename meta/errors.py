@@ -80,14 +80,38 @@ class LimitExceeded(UserError):
     """A run went past its spec.limits (generated flows nested too deep, too many units)."""
 
 
-class RunFailed(MetaError):
-    """A unit failed while the flow ran; the report says which and why."""
+@dataclass(frozen=True)
+class Failure:
+    """One unit that failed: its id, why, and the last words of its last attempt."""
 
-    def __init__(self, unit_id: str, reason: str, stderr_tail: str = "") -> None:
+    unit_id: str
+    reason: str
+    stderr_tail: str = ""
+
+
+class RunFailed(MetaError):
+    """One or more units failed while the flow ran; the report says which and why. The first
+    failure is the one named by `unit_id` and `reason`; `failures` holds every one (a section
+    with `onFailure: continue` gathers them all, a failing finally unit adds its own)."""
+
+    def __init__(
+        self, unit_id: str, reason: str, stderr_tail: str = "", *, more: Sequence[Failure] = ()
+    ) -> None:
         self.unit_id = unit_id
         self.reason = reason
         self.stderr_tail = stderr_tail
-        super().__init__(f"unit {unit_id} failed: {reason}")
+        self.failures: tuple[Failure, ...] = (Failure(unit_id, reason, stderr_tail), *more)
+        if more:
+            others = ", ".join(failure.unit_id for failure in more)
+            super().__init__(f"unit {unit_id} failed: {reason} (and {others})")
+        else:
+            super().__init__(f"unit {unit_id} failed: {reason}")
+
+    @classmethod
+    def of(cls, failures: Sequence[Failure]) -> RunFailed:
+        """One error for several failures, the first named first."""
+        first, *more = failures
+        return cls(first.unit_id, first.reason, first.stderr_tail, more=more)
 
 
 def pointer(parts: Sequence[str | int]) -> str:

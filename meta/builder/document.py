@@ -19,7 +19,6 @@ from meta.builder.parts import (
     Entries,
     Input,
     Limits,
-    OnFailure,
     Part,
     Unit,
     listed,
@@ -49,7 +48,6 @@ class Flow(Part):
     namespace: str | None = None
     labels: Mapping[str, str] | None = None
     annotations: Mapping[str, str] | None = None
-    on_failure: OnFailure | None = None
     finally_: tuple[Unit, ...] = ()
 
     def entries(self) -> Entries:
@@ -64,7 +62,6 @@ class Flow(Part):
             ("defaults", self.defaults),
             ("limits", self.limits),
             ("root", self.root),
-            ("onFailure", self.on_failure),
             ("finally", listed(self.finally_)),
         )
         return [
@@ -94,7 +91,11 @@ class Flow(Part):
         template that fails for an item, a flowRef's file) names that line too."""
         document, places = self._rendered()
         typed = self._checked(document, places, (source or self._source()).resolve())
-        return replace(typed, root=_unit_at(typed.root, places, self.made))
+        return replace(
+            typed,
+            root=_unit_at(typed.root, places, self.made),
+            final=tuple(_unit_at(last, places, self.made) for last in typed.final),
+        )
 
     def _source(self) -> Path:
         return Path(self.made.file)
@@ -189,5 +190,6 @@ def _unit_at(unit: TypedUnit, places: Places, fallback: Made) -> TypedUnit:
         units=tuple(_unit_at(child, places, fallback) for child in unit.units),
         ring=tuple(_unit_at(member, places, fallback) for member in unit.ring),
         gather=None if unit.gather is None else _unit_at(unit.gather, places, fallback),
+        final=tuple(_unit_at(last, places, fallback) for last in unit.final),
         visit=visit,
     )

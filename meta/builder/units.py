@@ -334,7 +334,6 @@ def flow(
     namespace: str | None = None,
     labels: Mapping[str, str] | None = None,
     annotations: Mapping[str, str] | None = None,
-    on_failure: OnFailure | None = None,
     finally_: Sequence[Unit] = (),
 ) -> Flow:
     """A flow program: `root` run over the flow's `inputs` (see `_inputs` for what a value
@@ -348,6 +347,5 @@ def flow(
         namespace=namespace,
         labels=labels,
         annotations=annotations,
-        on_failure=on_failure,
         finally_=tuple(finally_),
     )

@@ -190,6 +190,12 @@ def _summarise(outcome: Outcome) -> None:
                 click.echo(str(fault), err=True)
             sys.exit(EXIT_USER_ERROR)
         click.echo(f"error: {outcome.error}", err=True)
+        failures = report.get("error", {}).get("failures", [])
+        for failure in failures if len(failures) > 1 else ():
+            click.echo(f"  failed: {failure['unit']}: {failure['reason']}", err=True)
+        skipped = sum(1 for u in units if u["state"] == "skipped")
+        if skipped:
+            click.echo(f"  {skipped} units skipped: a unit they depend on failed", err=True)
         tail = report.get("error", {}).get("stderrTail")
         if tail:
             click.echo("stderr (tail):", err=True)

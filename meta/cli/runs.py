@@ -45,7 +45,7 @@ OUTPUT = click.option(
     show_default=True,
     help="Lines for people, or JSON for scripts.",
 )
-COUNTS = ("succeeded", "failed", "cancelled", "cached", "running")
+COUNTS = ("succeeded", "failed", "skipped", "cancelled", "cached", "running")
 
 
 def _is_local(target: str) -> bool:
@@ -304,6 +304,7 @@ def local_view(run: Run) -> dict[str, Any]:
         "durationSeconds": round(run.duration, 3),
         "units": {name: getattr(run.counts, name) for name in COUNTS},
         "failedUnit": run.failed_unit,
+        "failedUnits": list(run.failed_units),
         "reason": run.reason,
         "conditions": [],
         "sections": [dict(section) for section in run.sections],
@@ -320,7 +321,10 @@ def describe(view: Mapping[str, Any]) -> Iterator[str]:
     yield f"  units: {', '.join(counts)}"
     for item in view["conditions"]:
         yield f"  condition {item['type']}={item['status']}: {item['message']}"
-    if view["failedUnit"]:
+    failed = view.get("failedUnits") or []
+    if len(failed) > 1:
+        yield f"  failed units ({len(failed)}): {', '.join(failed)}"
+    elif view["failedUnit"]:
         yield f"  failed unit: {view['failedUnit']}"
     for line in str(view["reason"] or "").splitlines():
         yield f"  {line}"

@@ -39,6 +39,16 @@ class Attempts:
         self._listener.unit_finished(previous)
         return True
 
+    def skipped(self, visit: Visit, reason: str) -> None:
+        """Record a unit that is not run (a unit it depends on failed)."""
+        at = time.time()
+        parent = visit.parent
+        record = UnitRecord(
+            visit.uid, visit.name, parent.id, parent.scope, "skipped", 0, at, at, reason=reason
+        )
+        self._journal.record_finished(record)
+        self._listener.unit_finished(record)
+
     async def run(self, visit: Visit, retries: int, timeout: float | None, start: Start) -> None:
         """Run attempts of one unit until one succeeds; `RunFailed` when the last one fails."""
         backoff = visit.frame.plan.flow.defaults.retry_backoff_seconds
@@ -62,7 +72,10 @@ class Attempts:
                 self._journal.record_finished(record)
                 self._listener.unit_finished(record)
                 raise RunFailed(visit.uid, reason, exit_.stderr_tail)
-            self._listener.unit_finished(_ended(record, "failed", exit_, reason, retrying=True))
+            # On record too: the report keeps every attempt, and why each ended.
+            record = _ended(record, "failed", exit_, reason, retrying=True)
+            self._journal.record_finished(record)
+            self._listener.unit_finished(record)
             await asyncio.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
 
     async def _attempt(
@@ -77,7 +90,9 @@ class Attempts:
                 await running.stop()
                 return Exit(-1, await _tail_after_stop(running)), f"timed out after {timeout:g} s"
             await asyncio.shield(running.stop())
-            self._listener.unit_finished(_ended(record, "cancelled", Exit(-1), "cancelled"))
+            cancelled = _ended(record, "cancelled", Exit(-1), "cancelled")
+            self._journal.record_finished(cancelled)
+            self._listener.unit_finished(cancelled)
             raise
         except BaseException:
             await asyncio.shield(running.stop())

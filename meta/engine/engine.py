@@ -1,8 +1,13 @@
 """One engine for every pattern: it walks a plan lazily and runs steps through a `Driver`.
 
 Each section runs its frontier with at most `maxActive` live units; a section inside a visit is
-itself one live unit of the enclosing section. A failure anywhere raises through every section
-above it, and each section cancels its running units on the way out, so nothing new starts.
+itself one live unit of the enclosing section. A failure raises through every section above it
+that has `onFailure: stop` (the default), and each such section cancels its running units on
+the way out, so nothing new starts. A section with `onFailure: continue` keeps the failure: the
+failed unit ends as `failed`, every unit it flows into is `skipped` (reason upstream-failed), the
+others run, and the section fails at its end naming every failure. A section's `finally` units,
+and the flow's, run once its units have ended, whatever happened (not when the run is stopped
+from outside: a resumed run runs them).
 
 Where whole units run is chosen once, when the engine is built: given a `PodDriver`, each
 outermost micro section runs as one pod of its own (a quarterback drives its units there);
@@ -14,10 +19,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Any
 
 from meta.engine.attempts import Attempts, Start
 from meta.engine.driver import Driver, FlowDriver, FlowTask, PodDriver, PodTask
@@ -25,8 +29,8 @@ from meta.engine.frontiers import Context, Done, Frontier, Ready, frontier_for
 from meta.engine.generating import Generation
 from meta.engine.records import Journal, Listener, NullJournal, NullListener, SectionRecord
 from meta.engine.tasks import step_task, with_attempt
-from meta.engine.visit import FlowFrame, SectionFrame, Visit, begin, named
-from meta.errors import Fault, LimitExceeded
+from meta.engine.visit import FlowFrame, SectionFrame, Visit, begin, named, upstream_variable
+from meta.errors import Failure, Fault, LimitExceeded, RunFailed
 from meta.flow.model import Cases, FlowRef, Generate, Section, Step, Unit, max_active
 from meta.generate.plugins import Plugins
 from meta.plan.plan import Plan
@@ -67,7 +71,59 @@ class Engine:
         plan = self._plan
         frame = FlowFrame.of(plan)
         parent = SectionFrame(within or plan.flow.name, "macro", None)
-        return await self._unit(frame, plan.flow.root, parent, "", frame.root_context(), upstream)
+        return await self._flow(frame, parent, frame.root_context(), upstream)
+
+    async def _flow(
+        self, frame: FlowFrame, parent: SectionFrame, context: Context, upstream: tuple[Done, ...]
+    ) -> Done:
+        """A flow's root, then the flow's `finally` units whatever became of the root."""
+        unit, visit = begin(frame, frame.plan.flow.root, parent, "", context, upstream)
+        final = frame.plan.flow.final
+        if not final:
+            return await self._visit(unit, visit)
+        here = SectionFrame(parent.id, parent.scope, parent.pod, outer=parent)
+        try:
+            done = await self._visit(unit, visit)
+        except RunFailed as failure:
+            here.ending.ended.append(Done(visit.name, visit.uid, "failed"))
+            raise RunFailed.of(await self._finally(visit, final, here, failure.failures)) from None
+        except asyncio.CancelledError:
+            if parent.stopping():
+                await self._finally(visit, final, here, ())
+            raise
+        here.ending.ended.append(done)
+        failures = await self._finally(visit, final, here, ())
+        if failures:
+            raise RunFailed.of(failures)
+        return done
+
+    async def _finally(
+        self,
+        visit: Visit,
+        units: tuple[Unit, ...],
+        here: SectionFrame,
+        failures: Sequence[Failure],
+    ) -> list[Failure]:
+        """Run `finally` units in order, each whatever became of the ones before; every
+        failure, the section's first, then the finally units'. They see how the units of
+        `here` ended (`upstream`) and every failure (`failures`), and read the outputs of
+        those that succeeded."""
+        failures = list(failures)
+        if not units:
+            return failures
+        ended = tuple(here.ending.ended)
+        variables = {
+            "upstream": upstream_variable(ended),
+            "failures": [{"unit": f.unit_id, "reason": f.reason} for f in failures],
+        }
+        context = replace(visit.context, iteration={**(visit.context.iteration or {}), **variables})
+        frame = SectionFrame(here.id, here.scope, here.pod, outer=here, always=True)
+        for unit in units:
+            try:
+                await self._unit(visit.frame, unit, frame, "finally", context, ended)
+            except RunFailed as failure:
+                failures.extend(failure.failures)
+        return failures
 
     async def run_pod(self, task: PodTask) -> Done:
         """Run the micro section a `PodTask` names, inside its pod (the quarterback's side): the
@@ -89,6 +145,10 @@ class Engine:
         upstream: tuple[Done, ...],
     ) -> Done:
         unit, visit = begin(frame, unit, parent, key, context, upstream)
+        return await self._visit(unit, visit)
+
+    async def _visit(self, unit: Unit, visit: Visit) -> Done:
+        frame = visit.frame
         if isinstance(unit, Step):
             return await self._step(visit, unit)
         if isinstance(unit, Generate):
@@ -102,10 +162,9 @@ class Engine:
         """Run another flow's root as the visited unit (a flowRef, or a generated flow): with
         its own inputs, in the caller's section and pod, fed by the caller's upstream."""
         frame = FlowFrame.of(plan, chain)
-        inner = SectionFrame(visit.uid, visit.parent.scope, visit.parent.pod)
-        context = frame.root_context()
-        done = await self._unit(frame, plan.flow.root, inner, "", context, visit.upstream)
-        return Done(visit.name, done.unit_id)
+        inner = SectionFrame(visit.uid, visit.parent.scope, visit.parent.pod, outer=visit.parent)
+        done = await self._flow(frame, inner, frame.root_context(), visit.upstream)
+        return Done(visit.name, done.unit_id, done.state)
 
     async def _flow_ref_here(self, visit: Visit, plan: Plan) -> Done:
         return await self._nested(visit, plan, visit.frame.chain)
@@ -121,16 +180,40 @@ class Engine:
         pod = visit.parent.pod
         if pod is None and section.scope == "micro":
             return await self._micro_pod(visit, section, limit)
-        walked = await self._walk(visit, section, limit, pod)
-        return self._section_done(visit, section, limit, *walked)
+        return await self._walk_to_end(visit, section, limit, pod)
 
     async def _pod_here(self, visit: Visit, section: Section, limit: int) -> Done:
-        """An outermost micro section whose units this engine drives, in one shared scratch."""
+        """An outermost micro section whose units this engine drives, in one shared scratch
+        (its `finally` units too)."""
         await self._driver.open_pod(visit.uid)
         try:
-            walked = await self._walk(visit, section, limit, visit.uid)
+            return await self._walk_to_end(visit, section, limit, visit.uid)
         finally:
             await self._driver.close_pod(visit.uid)
+
+    async def _walk_to_end(
+        self, visit: Visit, section: Section, limit: int, pod: str | None
+    ) -> Done:
+        """Walk the section, then run its `finally` units whatever became of the walk (unless
+        it was stopped from outside); `RunFailed` naming every failure, if any."""
+        parent = visit.parent
+        here = SectionFrame(visit.uid, section.scope, pod, outer=parent, always=parent.always)
+        here.ending.keep = bool(section.final)
+        try:
+            walked = await self._walk(visit, section, limit, here)
+        except RunFailed as failure:
+            # Its units are all ended now: a cancel that reaches the finally units comes from
+            # outside, and must not run the finally units of sections inside them.
+            here.ending.stopping = False
+            failures = await self._finally(visit, section.final, here, failure.failures)
+            raise RunFailed.of(failures) from None
+        except asyncio.CancelledError:
+            if section.final and parent.stopping():
+                await self._finally(visit, section.final, here, ())
+            raise
+        failures = await self._finally(visit, section.final, here, here.ending.failures)
+        if failures:
+            raise RunFailed.of(failures)
         return self._section_done(visit, section, limit, *walked)
 
     async def _pod_of_its_own(
@@ -138,8 +221,8 @@ class Engine:
     ) -> Done:
         """An outermost micro section run by a `PodDriver` as one unit: a quarterback runs its
         units inside the pod."""
-        if self._attempts.finished_before(visit.uid):
-            return Done(visit.name, visit.uid)
+        if not visit.parent.always and self._attempts.finished_before(visit.uid):
+            return Done(visit.name, visit.uid, "cached")
         task = PodTask(
             id=visit.uid,
             name=visit.name,
@@ -163,15 +246,15 @@ class Engine:
         return Done(visit.name, visit.uid)
 
     async def _walk(
-        self, visit: Visit, section: Section, limit: int, pod: str | None
+        self, visit: Visit, section: Section, limit: int, here: SectionFrame
     ) -> tuple[Frontier, int, int]:
         """Run the section's frontier to its end: (the frontier, peak live units, units run)."""
-        here = SectionFrame(visit.uid, section.scope, pod)
         frontier = frontier_for(visit.frame.plan, section, visit.context, visit.upstream)
+        stop = section.on_failure == "stop"
         if limit == 1:
-            count = await self._drive_in_turn(visit.frame, frontier, here)
+            count = await self._drive_in_turn(visit.frame, frontier, here, stop)
             return frontier, min(count, 1), count
-        peak, count = await self._drive(visit.frame, frontier, limit, here)
+        peak, count = await self._drive(visit.frame, frontier, limit, here, stop)
         return frontier, peak, count
 
     def _section_done(
@@ -186,19 +269,19 @@ class Engine:
         self._driver.combine(visit.uid, named(parts))
         return Done(visit.name, visit.uid)
 
-    async def _drive_in_turn(self, frame: FlowFrame, frontier: Frontier, here: SectionFrame) -> int:
+    async def _drive_in_turn(
+        self, frame: FlowFrame, frontier: Frontier, here: SectionFrame, stop: bool
+    ) -> int:
         """One unit at a time, each awaited in turn (exact pattern order); the units run."""
         count = 0
         while (ready := frontier.next()) is not None:
-            done = await self._unit(
-                frame, ready.unit, here, ready.key, ready.context, ready.upstream
-            )
+            done = await self._ready(frame, here, ready, stop)
             frontier.complete(ready, done)
             count += 1
         return count
 
     async def _drive(
-        self, frame: FlowFrame, frontier: Frontier, limit: int, here: SectionFrame
+        self, frame: FlowFrame, frontier: Frontier, limit: int, here: SectionFrame, stop: bool
     ) -> tuple[int, int]:
         """Run a frontier to its end with at most `limit` live units; (peak live, units run)."""
         count = 0
@@ -215,7 +298,7 @@ class Engine:
         try:
             while True:
                 while len(running) < limit and (ready := frontier.next()) is not None:
-                    task = loop.create_task(self._ready(frame, here, ready))
+                    task = loop.create_task(self._ready(frame, here, ready, stop))
                     task.add_done_callback(on_done)
                     running[task] = ready
                 peak = max(peak, len(running))
@@ -235,10 +318,29 @@ class Engine:
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
 
-    def _ready(
-        self, frame: FlowFrame, here: SectionFrame, ready: Ready
-    ) -> Coroutine[Any, Any, Done]:
-        return self._unit(frame, ready.unit, here, ready.key, ready.context, ready.upstream)
+    async def _ready(self, frame: FlowFrame, here: SectionFrame, ready: Ready, stop: bool) -> Done:
+        """Run one unit of a section, or skip it when a unit that flows into it did not
+        succeed. Its failure stops the section (`stop`), or is kept and ends it as failed."""
+        unit, visit = begin(frame, ready.unit, here, ready.key, ready.context, ready.upstream)
+        ending = here.ending
+        if not all(part.ok for part in ready.upstream):
+            self._attempts.skipped(visit, "upstream-failed")
+            done = Done(visit.name, visit.uid, "skipped")
+        else:
+            try:
+                done = await self._visit(unit, visit)
+            except RunFailed as failure:
+                done = Done(visit.name, visit.uid, "failed")
+                if ending.keep:
+                    ending.ended.append(done)
+                if stop:
+                    ending.stopping = True
+                    raise
+                ending.failures.extend(failure.failures)
+                return done
+        if ending.keep:
+            ending.ended.append(done)
+        return done
 
     async def _step(self, visit: Visit, step: Step) -> Done:
         self._steps_reached += 1
@@ -253,8 +355,8 @@ class Engine:
                     f"at {visit.uid} (generated under: {chain})",
                 )
             )
-        if self._attempts.finished_before(visit.uid):
-            return Done(visit.name, visit.uid)
+        if not visit.parent.always and self._attempts.finished_before(visit.uid):
+            return Done(visit.name, visit.uid, "cached")
         defaults = visit.frame.plan.flow.defaults
         retries = defaults.retries if step.retries is None else step.retries
         timeout = defaults.timeout_seconds if step.timeout_seconds is None else step.timeout_seconds

@@ -12,19 +12,30 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from meta.flow.model import Cases, Over, Section, Unit
 from meta.plan.plan import Plan
 
+DoneState = Literal["succeeded", "skipped", "failed", "cached"]
+OK_STATES = frozenset({"succeeded", "cached"})
+"""The states of a unit whose outputs are there to be read."""
+
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """A finished unit, as its consumers see it: its name and whose outputs it stands for."""
+    """A finished unit, as its consumers see it: its name, whose outputs it stands for, and how
+    it ended. A frontier passes a failed or skipped unit on like any other; the engine skips
+    every unit one flows into (`onFailure: continue`)."""
 
     name: str
     unit_id: str
     """The unit whose outputs these are (a section stands for the part, or parts, it ends with)."""
+    state: DoneState = "succeeded"
+
+    @property
+    def ok(self) -> bool:
+        return self.state in OK_STATES
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 
 from meta.flow.model import Pattern, Scope
 
-UnitState = Literal["running", "succeeded", "failed", "cancelled"]
+UnitState = Literal["running", "succeeded", "failed", "cancelled", "skipped"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meta.engine.frontiers import Context, Done
-from meta.errors import Fault, TemplateFault
+from meta.errors import Failure, Fault, TemplateFault
 from meta.flow.checks import name_problem
 from meta.flow.model import Cases, Origin, Scope, Unit
 from meta.flow.templates import TemplateProblem, evaluate, is_template, render
@@ -60,6 +60,20 @@ class FlowFrame:
             raise TemplateFault(located(origin, context, str(problem))) from None
 
 
+@dataclass(slots=True)
+class Ending:
+    """How a section's units ended so far: what its `finally` units will be shown."""
+
+    keep: bool = False
+    """Whether to keep `ended` (only a section with finally units needs it: a walk over a
+    tree must not hold every node it visited)."""
+    ended: list[Done] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    """Failures of its units under `onFailure: continue`, in the order they happened."""
+    stopping: bool = False
+    """A unit failed under `onFailure: stop`: the units still running are being cancelled."""
+
+
 @dataclass(frozen=True, slots=True)
 class SectionFrame:
     """The section a unit runs in."""
@@ -71,6 +85,22 @@ class SectionFrame:
     named: set[str] = field(default_factory=set, compare=False)
     """The ids its units took outside iterations: two templated names that render alike
     would otherwise share one id, one journal entry and one outputs folder."""
+    outer: SectionFrame | None = field(default=None, compare=False)
+    """The section this one runs in, when the engine walks that one too."""
+    always: bool = False
+    """Its units run even if the journal says they finished before (`finally` units: they run
+    at the end of every session that ends their section)."""
+    ending: Ending = field(default_factory=Ending, compare=False)
+
+    def stopping(self) -> bool:
+        """Whether this section, or one it runs in, is cancelling its units after a failure
+        (rather than being cancelled from outside: an interrupt, an operator that stops)."""
+        frame: SectionFrame | None = self
+        while frame is not None:
+            if frame.ending.stopping:
+                return True
+            frame = frame.outer
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,24 +165,40 @@ def _choose(frame: FlowFrame, cases: Cases, context: Context) -> Unit:
 def located(origin: Origin, context: Context, reason: str) -> Fault:
     """A fault at `origin`, naming the data node it was met at inside an iteration."""
     where = ""
-    if context.iteration is not None:
+    # Only an iteration has a node (a finally unit's variables outside one do not).
+    if context.iteration is not None and "path" in context.iteration:
         file, prefix = context.source
         where = f" (for the node at {file}: {prefix + context.iteration.get('path', '') or '/'})"
     return Fault(origin.file, origin.pointer, reason + where)
 
 
+def upstream_variable(upstream: tuple[Done, ...] | list[Done]) -> dict[str, dict[str, Any]]:
+    """The template variable `upstream`: per unit that flows into this one (named as in
+    META_UPSTREAM), how it ended."""
+    names = _names([part.name for part in upstream])
+    return {name: {"state": part.state} for name, part in zip(names, upstream, strict=True)}
+
+
 def named(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, str]]:
-    """(subdirectory name, unit id) per part; a name several parts share gets `.0`, `.1`..."""
+    """(subdirectory name, unit id) per part whose outputs are there (not a failed or skipped
+    one); a name several parts share gets `.0`, `.1`... (numbered among all the parts, so a
+    part keeps its name whichever others failed)."""
+    names = _names([part.name for part in parts])
+    return [(name, part.unit_id) for name, part in zip(names, parts, strict=True) if part.ok]
+
+
+def _names(given: list[str]) -> list[str]:
+    """Each name, or `name.0`, `name.1`... for a name several share."""
     counts: dict[str, int] = {}
-    for part in parts:
-        counts[part.name] = counts.get(part.name, 0) + 1
+    for name in given:
+        counts[name] = counts.get(name, 0) + 1
     seen: dict[str, int] = {}
     result = []
-    for part in parts:
-        if counts[part.name] == 1:
-            result.append((part.name, part.unit_id))
+    for name in given:
+        if counts[name] == 1:
+            result.append(name)
         else:
-            index = seen.get(part.name, 0)
-            seen[part.name] = index + 1
-            result.append((f"{part.name}.{index}", part.unit_id))
+            index = seen.get(name, 0)
+            seen[name] = index + 1
+            result.append(f"{name}.{index}")
     return result

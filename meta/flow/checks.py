@@ -48,11 +48,17 @@ def name_problem(name: str) -> str | None:
 ITERATING = frozenset({"fanout", "dfs", "bfs", "cycle"})
 
 
+FINALLY_VARIABLES = frozenset({"upstream", "failures"})
+"""What a `finally` unit sees besides its section's variables: every unit's state, and every
+failure."""
+
+
 def semantic_faults(flow: Flow) -> list[Fault]:
     """Every semantic fault in one flow (flowRefs are followed by the planner, not here)."""
     return [
         *_declaration_faults(flow),
         *_unit_faults(flow.root, flow, FLOW_VARIABLES, in_micro=False),
+        *_final_faults(flow.final, "the flow", flow, FLOW_VARIABLES, in_micro=False),
     ]
 
 
@@ -71,6 +77,25 @@ def _declaration_faults(flow: Flow) -> Iterator[Fault]:
             yield from value_faults(
                 name, declared.schema, declared.default.value, file, f"{where}/value"
             )
+
+
+def _final_faults(
+    units: Iterable[Unit], owner: str, flow: Flow, available: frozenset[str], *, in_micro: bool
+) -> Iterator[Fault]:
+    """`finally` units run one after another: names unique among them, no dependsOn."""
+    seen: set[str] = set()
+    for unit in units:
+        if unit.name in seen:
+            yield _fault(
+                unit.origin.at("name"), f"duplicate unit name '{unit.name}' in finally of {owner}"
+            )
+        seen.add(unit.name)
+        if unit.depends_on:
+            yield _fault(
+                unit.origin.at("dependsOn"),
+                "dependsOn is only for units of a dag section (finally units run in order)",
+            )
+        yield from _unit_faults(unit, flow, available | FINALLY_VARIABLES, in_micro=in_micro)
 
 
 def _fault(origin: Origin, reason: str) -> Fault:
@@ -186,6 +211,9 @@ def _section_faults(
             yield from _unit_faults(case.unit, flow, iterating, in_micro=inner_micro)
     elif section.visit is not None:
         yield from _unit_faults(section.visit, flow, iterating, in_micro=inner_micro)
+    yield from _final_faults(
+        section.final, f"section '{section.name}'", flow, available, in_micro=inner_micro
+    )
     for loose in (section.gather, section.visit):
         if loose is not None and not isinstance(loose, Cases) and loose.depends_on:
             yield _fault(

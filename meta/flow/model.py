@@ -20,6 +20,7 @@ KIND = "MetaFlow"
 Scope: TypeAlias = Literal["macro", "micro"]
 Pattern: TypeAlias = Literal["sequence", "dag", "fanout", "fanin", "dfs", "bfs", "cycle"]
 Order: TypeAlias = Literal["pre", "post"]
+OnFailure: TypeAlias = Literal["stop", "continue"]
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,9 @@ class Section:
     ring: tuple[Unit, ...] = ()
     rounds: int = 1
     depends_on: tuple[str, ...] = ()
+    on_failure: OnFailure = "stop"
+    final: tuple[Unit, ...] = ()
+    """The `finally` units: run in order once the section's units have ended, whatever happened."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,8 @@ class Flow:
     root: Unit
     inputs: Mapping[str, Input] = field(default_factory=dict)
     """The inputs declared with a default, bound to it."""
+    final: tuple[Unit, ...] = ()
+    """`spec.finally`: units run in order once the root has ended, whatever happened."""
     defaults: Defaults = Defaults()
     limits: Limits = Limits()
     embedded: Mapping[Path, Any] = field(default_factory=dict)

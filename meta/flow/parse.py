@@ -109,6 +109,7 @@ def build_flow(document: dict[str, Any], path: Path, file: str) -> Flow:
         root=_unit(spec["root"], origin.at("spec", "root"), path.parent),
         inputs={name: d.default for name, d in declarations.items() if d.default is not None},
         declarations=declarations,
+        final=_units(spec.get("finally", ()), origin.at("spec", "finally"), path.parent),
         embedded={
             (path.parent / key).resolve(): document
             for key, document in spec.get("flows", {}).items()
@@ -201,10 +202,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
         pattern=raw["pattern"],
         origin=origin,
         max_active=raw.get("maxActive"),
-        units=tuple(
-            _unit(child, origin.at("units", i), base)
-            for i, child in enumerate(raw.get("units", ()))
-        ),
+        units=_units(raw.get("units", ()), origin.at("units"), base),
         over=Over(
             input=over["input"],
             path=over.get("path", ""),
@@ -222,7 +220,13 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
         ),
         rounds=raw.get("rounds", 1),
         depends_on=depends_on,
+        on_failure=raw.get("onFailure", "stop"),
+        final=_units(raw.get("finally", ()), origin.at("finally"), base),
     )
+
+
+def _units(raw: list[dict[str, Any]], origin: Origin, base: Path) -> tuple[Unit, ...]:
+    return tuple(_unit(child, origin.at(i), base) for i, child in enumerate(raw))
 
 
 def _source(raw: dict[str, Any]) -> UnitSource:

@@ -29,7 +29,7 @@ from meta.kube.types import (
     VERSION,
 )
 from meta.plan.inputs import is_json_lines, iter_json_lines, read_json
-from meta.plan.plan import Plan, walk_units
+from meta.plan.plan import Plan, flow_units
 
 MAX_SPEC_BYTES = 1024 * 1024
 """etcd keeps objects of at most 1.5 MiB; inputs beyond this belong on a volume."""
@@ -108,7 +108,7 @@ def _carried(
     base = flow.source.parent
     as_files = {
         source.input
-        for unit in walk_units(flow.root)
+        for unit in flow_units(flow)
         if isinstance(unit, Generate)
         for _, source in unit.sources()
         if source.input is not None
@@ -129,7 +129,7 @@ def _carried(
             declared[name]["schema"] = declaration.schema
     if declared:
         spec["inputs"] = declared
-    for ref in (u for u in walk_units(flow.root) if isinstance(u, FlowRef)):
+    for ref in (u for u in flow_units(flow) if isinstance(u, FlowRef)):
         written = lookup(document, ref.origin.pointer)["flowRef"]
         if ref.inputs:
             written["inputs"] = {name: entry(g, False) for name, g in ref.inputs.items()}
@@ -196,11 +196,13 @@ def status_view(resource: Mapping[str, Any]) -> dict[str, Any]:
         "units": {
             "succeeded": status.get("succeeded", 0),
             "failed": status.get("failed", 0),
+            "skipped": status.get("skipped"),
             "cancelled": status.get("cancelled"),
             "cached": status.get("cached"),
             "running": status.get("active", 0),
         },
         "failedUnit": status.get("failedUnit"),
+        "failedUnits": status.get("failedUnits", []),
         "reason": status.get("reason"),
         "conditions": [
             {"type": c["type"], "status": c["status"], "message": c.get("message", "")}

@@ -139,6 +139,10 @@ def status_schema() -> dict[str, Any]:
             },
             "failed": counts,
             "cancelled": {**counts, "description": "Units stopped before they ended."},
+            "skipped": {
+                **counts,
+                "description": "Units not run because a unit they depend on failed.",
+            },
             "cached": {
                 **counts,
                 "description": "Units finished before the operator last took the flow up, "
@@ -148,7 +152,13 @@ def status_schema() -> dict[str, Any]:
             "startedAt": {"type": "string", "format": "date-time"},
             "finishedAt": {"type": "string", "format": "date-time"},
             "observedGeneration": {"type": "integer"},
-            "failedUnit": {"type": "string"},
+            "failedUnit": {"type": "string", "description": "The first unit that failed."},
+            "failedUnits": {
+                "type": "array",
+                "description": "Every unit that failed (the first 50; the journal has them all).",
+                "maxItems": 50,
+                "items": {"type": "string"},
+            },
             "reason": {"type": "string", "maxLength": 4096},
             "outputs": {
                 "type": "string",
@@ -235,7 +245,9 @@ class _Translator:
         if kind == "object":
             properties = merged.get("properties", {})
             out["properties"] = {
-                name: self.node(sub, depth) for name, sub in properties.items() if sub is not False
+                name: self.node(sub, _depth_of(name, depth))
+                for name, sub in properties.items()
+                if sub is not False
             }
             if not out["properties"]:
                 del out["properties"]
@@ -304,6 +316,13 @@ class _Translator:
         elif "anyOf" in schema:
             for branch in schema["anyOf"]:
                 self._merge_into(out, branch, conditional=True)
+
+
+def _depth_of(field: str, depth: int) -> int:
+    """The unit depth a field's units are checked at: the API server checks a `finally`
+    unit's own fields but leaves what it holds to the operator (as it does past UNIT_DEPTH),
+    or each level of `finally` would multiply the size of the CRD."""
+    return max(depth, UNIT_DEPTH - 1) if field == "finally" else depth
 
 
 def _type_of(values: list[Any]) -> str:

@@ -67,7 +67,7 @@ from meta.kube.types import (
     FlowOwner,
     PodSettings,
 )
-from meta.plan.plan import Plan, walk_units
+from meta.plan.plan import Plan, flow_units, walk_units
 
 
 class InputTooLarge(MetaError):
@@ -231,7 +231,7 @@ def env_faults(plan: Plan) -> list[Fault]:
     while plans:
         current = plans.pop()
         plans.extend(current.subplans.values())
-        for step in (u for u in walk_units(current.flow.root) if isinstance(u, Step)):
+        for step in (u for u in flow_units(current.flow) if isinstance(u, Step)):
             for key, value in step.run.env.items():
                 if isinstance(value, FromEnv):
                     origin = step.origin.at("run", "env", key)
@@ -596,7 +596,7 @@ def max_live(unit: Unit | Cases | None, limit: int | None = None) -> int:
         return max(max_live(case.unit) for case in unit.cases)
     if not isinstance(unit, Section):
         return 1
-    children = [*unit.units, *unit.ring, unit.visit, unit.gather]
+    children = [*unit.units, *unit.ring, unit.visit, unit.gather, *unit.final]
     widest = max((max_live(child) for child in children), default=1)
     return (limit or max_active(unit)) * widest
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path, read_text
 from meta.flow.model import EnvValue, FromEnv, SecretRef, Step
-from meta.plan.plan import Plan, walk_units
+from meta.plan.plan import Plan, flow_units
 
 BASE = ("PATH", "HOME", "LANG", "TZ", "TMPDIR")
 """What a step sees of its surroundings besides what it declares."""
@@ -154,7 +154,7 @@ def missing_sources(plan: Plan, environ: Mapping[str, str], secrets: Secrets) ->
     while plans:
         current = plans.pop()
         plans.extend(current.subplans.values())
-        for step in (u for u in walk_units(current.flow.root) if isinstance(u, Step)):
+        for step in (u for u in flow_units(current.flow) if isinstance(u, Step)):
             for key, value in step.run.env.items():
                 reason = missing_source(value, environ, secrets)
                 if reason is not None:

@@ -24,6 +24,7 @@ from typing import Any
 from meta.engine.records import UnitRecord
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
+from meta.local.report import ATTEMPT_ENDS, attempt_entry
 from meta.trees import Manifest, OutputRefused, measure_tree
 
 JOURNAL = "journal.jsonl"
@@ -47,7 +48,8 @@ class FileJournal:
     ) -> None:
         self.path = workdir / JOURNAL
         self._kept = kept
-        self._finished = _Verified(*_replay(self.path), stored)
+        finished, manifests, self._history = _replay(self.path)
+        self._finished = _Verified(finished, manifests, stored)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._ready = threading.Condition()
         self._durable = False
@@ -61,6 +63,10 @@ class FileJournal:
         """Units that succeeded in earlier sessions of this run and whose outputs are in the
         store as they were kept, by id (checked as each is asked for)."""
         return self._finished
+
+    def history(self) -> Mapping[str, list[dict[str, Any]]]:
+        """Every attempt that ended in earlier sessions of this run, per unit, oldest first."""
+        return self._history
 
     def rerun(self) -> list[tuple[str, str]]:
         """Units on record that run again, and why: their outputs went missing or changed."""
@@ -184,11 +190,14 @@ def _changed(folder: str, manifest: Manifest | None) -> str | None:
     return None
 
 
-def _replay(path: Path) -> tuple[dict[str, UnitRecord], dict[str, Manifest | None]]:
-    """The succeeded units on record, and what each kept (when its line says; a line without
-    `outputs` is not checked); a line torn by a kill is cut off so appends stay whole."""
+def _replay(
+    path: Path,
+) -> tuple[dict[str, UnitRecord], dict[str, Manifest | None], dict[str, list[dict[str, Any]]]]:
+    """The succeeded units on record, what each kept (when its line says; a line without
+    `outputs` is not checked), and every attempt that ended, per unit; a line torn by a kill
+    is cut off so appends stay whole."""
     if not path.exists():
-        return {}, {}
+        return {}, {}, {}
     data = path.read_bytes()
     whole = data[: data.rfind(b"\n") + 1]
     if len(whole) != len(data):
@@ -196,6 +205,7 @@ def _replay(path: Path) -> tuple[dict[str, UnitRecord], dict[str, Manifest | Non
             handle.truncate(len(whole))
     finished: dict[str, UnitRecord] = {}
     manifests: dict[str, Manifest | None] = {}
+    history: dict[str, list[dict[str, Any]]] = {}
     for number, line in enumerate(whole.splitlines(), start=1):
         try:
             entry = json.loads(line)
@@ -210,13 +220,16 @@ def _replay(path: Path) -> tuple[dict[str, UnitRecord], dict[str, Manifest | Non
                 Fault(display_path(path), f"/{number - 1}", f"line {number} is not a record: {exc}")
             ) from None
         manifests.pop(record.id, None)
+        if record.state in ATTEMPT_ENDS:
+            history.setdefault(record.id, []).append(attempt_entry(record))
         if record.state == "succeeded":
             finished[record.id] = record
             if has_manifest:
                 manifests[record.id] = manifest
         else:
             finished.pop(record.id, None)
-    return {uid: _as_resumed(record) for uid, record in finished.items()}, manifests
+    resumed = {uid: _as_resumed(record) for uid, record in finished.items()}
+    return resumed, manifests, history
 
 
 def _as_resumed(record: UnitRecord) -> UnitRecord:

@@ -1,4 +1,5 @@
-"""The run report: every unit's last record and every section's bounds, as one JSON document."""
+"""The run report: every unit's last record with every attempt it made, and every section's
+bounds, as one JSON document."""
 
 from __future__ import annotations
 
@@ -6,25 +7,33 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from meta.engine.records import Listener, SectionRecord, UnitRecord
 
+ATTEMPT_ENDS = frozenset({"succeeded", "failed", "cancelled"})
+
 
 class ReportBuilder:
-    """An listener that keeps the last record of every unit and every section's figures."""
+    """A listener that keeps the last record of every unit, every attempt it made (those of
+    earlier sessions of the run given as `history`), and every section's figures."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: Mapping[str, list[dict[str, Any]]] | None = None) -> None:
         self.units: dict[str, UnitRecord] = {}
         self.sections: list[SectionRecord] = []
+        self.attempts: dict[str, list[dict[str, Any]]] = {
+            uid: list(attempts) for uid, attempts in (history or {}).items()
+        }
 
     def unit_started(self, record: UnitRecord) -> None:
         self.units[record.id] = record
 
     def unit_finished(self, record: UnitRecord) -> None:
         self.units[record.id] = record
+        if not record.resumed and record.state in ATTEMPT_ENDS:
+            self.attempts.setdefault(record.id, []).append(attempt_entry(record))
 
     def section_finished(self, record: SectionRecord) -> None:
         self.sections.append(record)
@@ -48,7 +57,10 @@ class ReportBuilder:
             "startedAt": started_at,
             "finishedAt": finished_at,
             "outputs": outputs,
-            "units": [_unit(record, outputs_of) for record in self.units.values()],
+            "units": [
+                _unit(record, outputs_of, self.attempts.get(record.id, []))
+                for record in self.units.values()
+            ],
             "sections": [
                 {
                     "id": s.id,
@@ -69,7 +81,22 @@ class ReportBuilder:
         return report
 
 
-def _unit(record: UnitRecord, outputs_of: Callable[[str], str]) -> dict[str, Any]:
+def attempt_entry(record: UnitRecord) -> dict[str, Any]:
+    """One ended attempt as the report lists it."""
+    return {
+        "attempt": record.attempts,
+        "state": record.state,
+        "startedAt": record.started_at,
+        "finishedAt": record.finished_at,
+        "exitCode": record.exit_code,
+        "reason": record.reason,
+        "stderrTail": record.stderr_tail,
+    }
+
+
+def _unit(
+    record: UnitRecord, outputs_of: Callable[[str], str], attempts: list[dict[str, Any]]
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": record.id,
         "name": record.name,
@@ -82,6 +109,8 @@ def _unit(record: UnitRecord, outputs_of: Callable[[str], str]) -> dict[str, Any
         "exitCode": record.exit_code,
         "outputs": kept(outputs_of(record.id)) if record.state == "succeeded" else None,
     }
+    if attempts:
+        entry["history"] = attempts
     if record.resumed:
         entry["resumed"] = True
     if record.state != "succeeded" and record.reason:

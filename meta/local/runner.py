@@ -199,7 +199,7 @@ def _execute(
     except BaseException:
         driver.close()
         raise
-    builder = ReportBuilder()
+    builder = ReportBuilder(journal.history())
     engine = Engine(plan, driver, listener=Listeners([builder, *listeners]), journal=journal)
     outputs: str | None = None
     error: MetaError | None = None
@@ -265,7 +265,15 @@ async def _main(engine: Engine) -> Any:
 
 def _error(error: MetaError | None) -> dict[str, Any] | None:
     if isinstance(error, RunFailed):
-        return {"unit": error.unit_id, "reason": error.reason, "stderrTail": error.stderr_tail}
+        return {
+            "unit": error.unit_id,
+            "reason": error.reason,
+            "stderrTail": error.stderr_tail,
+            "failures": [
+                {"unit": f.unit_id, "reason": f.reason, "stderrTail": f.stderr_tail}
+                for f in error.failures
+            ],
+        }
     if isinstance(error, UserError):
         return {"faults": [str(fault) for fault in error.faults]}
     if error is not None:

@@ -59,6 +59,8 @@ class Counts:
     cached: int = 0
     """Units that succeeded in an earlier session and were not run again."""
     running: int = 0
+    skipped: int = 0
+    """Units not run because a unit they depend on failed."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class Run:
     units: Mapping[str, Unit]
     sections: Sequence[Mapping[str, Any]] = ()
     failed_unit: str | None = None
+    failed_units: tuple[str, ...] = ()
+    """Every unit that failed (a section with `onFailure: continue` may fail several)."""
     reason: str | None = None
     outputs: str | None = None
 
@@ -175,6 +179,7 @@ def read_run(workdir: Path) -> Run:
         counts=_report_counts(report),
         sections=tuple(report.get("sections", [])),
         failed_unit=error.get("unit"),
+        failed_units=tuple(str(f.get("unit")) for f in error.get("failures", [])),
         reason=reason,
         outputs=report.get("outputs"),
     )
@@ -267,9 +272,11 @@ def _read_journal(path: Path) -> _Journal:
                 attempt, at = int(entry["attempt"]), float(entry["at"])
                 journal.units[uid] = _Seen(name, "running", attempt, at, session)
             elif event == "finished":
+                # A failed attempt followed by another (a retry) leaves the unit running.
+                state = "running" if entry.get("retrying") else str(entry["state"])
                 journal.units[uid] = _Seen(
                     str(entry["name"]),
-                    str(entry["state"]),
+                    state,
                     int(entry["attempts"]),
                     float(entry["started_at"]),
                     session,
@@ -323,15 +330,15 @@ def _units(journal: _Journal, report: Mapping[str, Any] | None) -> dict[str, Uni
 
 def _journal_counts(journal: _Journal, *, alive: bool) -> Counts:
     last = len(journal.sessions) - 1
-    counts = dict.fromkeys(("succeeded", "failed", "cancelled", "cached", "running"), 0)
+    counts = dict.fromkeys(("succeeded", "failed", "cancelled", "cached", "running", "skipped"), 0)
     for seen in journal.units.values():
         if seen.state == "succeeded":
             counts["succeeded" if seen.session == last else "cached"] += 1
         elif seen.session != last:
             # Failed or stopped in an earlier session: it runs again when it is reached.
             continue
-        elif seen.state == "failed":
-            counts["failed"] += 1
+        elif seen.state in ("failed", "skipped", "cancelled"):
+            counts[seen.state] += 1
         else:
             # Started and not finished: running now, or stopped with its session.
             counts["running" if alive else "cancelled"] += 1
@@ -339,7 +346,7 @@ def _journal_counts(journal: _Journal, *, alive: bool) -> Counts:
 
 
 def _report_counts(report: Mapping[str, Any]) -> Counts:
-    counts = dict.fromkeys(("succeeded", "failed", "cancelled", "cached", "running"), 0)
+    counts = dict.fromkeys(("succeeded", "failed", "cancelled", "cached", "running", "skipped"), 0)
     for entry in report.get("units", []):
         state = "cached" if entry.get("resumed") else str(entry.get("state"))
         if state in counts:

@@ -39,6 +39,8 @@ def describe(plan: Plan) -> list[str]:
     d = flow.defaults
     lines.append(f"  defaults: {d.retries} retries, timeout {d.timeout_seconds:g} s")
     lines.extend(_unit(plan, flow.root, 1, ""))
+    for unit in flow.final:
+        lines.extend(_unit(plan, unit, 1, "finally, whatever happened: "))
     return lines
 
 
@@ -116,9 +118,14 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
                 f"children in {', '.join(over.children)}"
             )
     scope = "one pod, units share a RAM scratch" if section.scope == "micro" else "pods"
+    policy = (
+        "; on a failure, skips only what depends on it and goes on"
+        if section.on_failure == "continue"
+        else ""
+    )
     lines = [
         f"{pad}{role}{section.scope} section {section.name} [{section.pattern}]: {what}; "
-        f"at most {max_active(section)} live; {scope}"
+        f"at most {max_active(section)} live; {scope}{policy}"
     ]
     for unit in section.units:
         after = f"after {', '.join(unit.depends_on)}: " if unit.depends_on else ""
@@ -134,6 +141,8 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
         lines.extend(_unit(plan, section.visit, depth + 1, f"visit per {per}: "))
     if section.gather is not None:
         lines.extend(_unit(plan, section.gather, depth + 1, "gather: "))
+    for unit in section.final:
+        lines.extend(_unit(plan, unit, depth + 1, "finally, whatever happened: "))
     return lines
 
 

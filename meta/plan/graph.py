@@ -32,8 +32,30 @@ class FlowGraph:
 
 def flow_graph(plan: Plan) -> FlowGraph:
     built = FlowGraph(nx.DiGraph(), {})
-    _add(built, plan, plan.flow.root, plan.flow.name, None)
+    flow = plan.flow
+    _, exits = _add(built, plan, flow.root, flow.name, None)
+    _finally(built, plan, flow.final, f"{flow.name}/finally", None, exits)
     return built
+
+
+def _finally(
+    built: FlowGraph,
+    plan: Plan,
+    units: tuple[Unit, ...],
+    prefix: str,
+    cluster: str | None,
+    exits: list[str],
+) -> list[str]:
+    """Chain `finally` units in order after `exits` (an edge labelled as what it is: they run
+    whatever happened); the exits of the last one."""
+    first = True
+    for unit in units:
+        entries, after = _add(built, plan, unit, prefix, cluster)
+        for x in exits:
+            for y in entries:
+                built.graph.add_edge(x, y, **({"label": "finally"} if first else {}))
+        exits, first = after, False
+    return exits
 
 
 def _node(built: FlowGraph, node_id: str, label: str, shape: str, cluster: str | None) -> None:
@@ -65,7 +87,8 @@ def _add(
             node_id, f"flowRef {unit.name}: flow {sub.flow.name}", cluster
         )
         return _add(built, sub, sub.flow.root, node_id, node_id)
-    return _section(built, plan, unit, node_id, cluster)
+    entries, exits = _section(built, plan, unit, node_id, cluster)
+    return entries, _finally(built, plan, unit.final, f"{node_id}/finally", node_id, exits)
 
 
 def _section(

@@ -90,7 +90,7 @@ class Plan:
         plans: list[Plan] = [self]
         while plans:
             current = plans.pop()
-            for unit in walk_units(current.flow.root):
+            for unit in flow_units(current.flow):
                 if (
                     isinstance(unit, Section)
                     and unit.origin.pointer == pointer
@@ -111,8 +111,14 @@ def walk_units(unit: Unit | Cases | None) -> Iterator[Unit]:
         return
     yield unit
     if isinstance(unit, Section):
-        for child in (*unit.units, *unit.ring, unit.visit, unit.gather):
+        for child in (*unit.units, *unit.ring, unit.visit, unit.gather, *unit.final):
             yield from walk_units(child)
+
+
+def flow_units(flow: Flow) -> Iterator[Unit]:
+    """Every unit written in a flow: its root's tree, then its `finally` units' trees."""
+    for unit in (flow.root, *flow.final):
+        yield from walk_units(unit)
 
 
 Given = Mapping[str, Input | str | Path]
@@ -173,7 +179,7 @@ def _bound(name: str, given: Input | str | Path, flow: Flow) -> Input:
 def _link(
     plan: Plan, chain: list[Path], loaded: dict[Path, Flow], faults: list[Fault], root: Flow
 ) -> None:
-    for ref in (u for u in walk_units(plan.flow.root) if isinstance(u, FlowRef)):
+    for ref in (u for u in flow_units(plan.flow) if isinstance(u, FlowRef)):
         where = ref.origin
         if ref.path in chain:
             names = " -> ".join(
@@ -278,7 +284,7 @@ def _check_data(plan: Plan, faults: list[Fault]) -> None:
             faults.extend(exc.faults)
     if faults:
         return
-    for section in (u for u in walk_units(plan.flow.root) if isinstance(u, Section)):
+    for section in (u for u in flow_units(plan.flow) if isinstance(u, Section)):
         if section.over is not None:
             try:
                 _check_shape(plan, section, section.over)

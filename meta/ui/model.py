@@ -34,7 +34,7 @@ from meta.local.runs import STARTING_SECONDS, Counts, Run, Unit, session_alive, 
 from meta.plan.plan import compile_plan
 from meta.ui.structure import Structure, structure
 
-STATES = ("running", "succeeded", "failed", "cancelled", "cached")
+STATES = ("running", "succeeded", "failed", "cancelled", "cached", "skipped")
 READ_LIMIT = 2 << 20
 """Journal bytes read at most per update, so one update of a huge journal cannot hold the
 server's loop for long; the next update reads on."""
@@ -205,7 +205,8 @@ class RunModel:
             unit.reason = str(entry.get("reason") or "")
             unit.stderr_tail = str(entry.get("stderr_tail") or "")
             unit.session = session
-            self._set(unit, str(entry["state"]))
+            # A failed attempt followed by another (a retry) leaves the unit running.
+            self._set(unit, "running" if entry.get("retrying") else str(entry["state"]))
         changed.add(uid)
 
     def _reach(self, uid: str, name: str) -> UnitState:

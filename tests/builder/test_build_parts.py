@@ -198,7 +198,6 @@ def test_fields_other_branches_add_are_written_as_their_keys() -> None:
             "rows": mb.file_input("rows.json", description="the rows"),
         },
         defaults=mb.defaults(cache=True),
-        on_failure="stop",
         finally_=[echo("notify")],
     ).to_dict(validate=False)
     spec = document["spec"]
@@ -207,7 +206,7 @@ def test_fields_other_branches_add_are_written_as_their_keys() -> None:
         "rows": {"path": "rows.json", "description": "the rows"},
     }
     assert spec["defaults"] == {"cache": True}
-    assert spec["onFailure"] == "stop"
+    assert "onFailure" not in spec  # a section says how its failures go; the flow does not
     assert spec["finally"] == [{"name": "notify", "run": {"command": ["echo", "notify"]}}]
     root = spec["root"]
     assert root["when"] == "true" and root["onFailure"] == "continue" and root["cache"] is True

@@ -24,7 +24,15 @@ SAMPLES = REPO / "samples"
 META = Path(sys.executable).with_name("meta")
 TIMEOUT = 180
 
-ALL = ["tree-sum", "org-bfs", "dag-fanout", "stream-cycle", "company-cases", "macro-of-micro"]
+ALL = [
+    "tree-sum",
+    "org-bfs",
+    "dag-fanout",
+    "stream-cycle",
+    "company-cases",
+    "macro-of-micro",
+    "failure-policy",
+]
 
 
 def meta(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -433,6 +441,43 @@ def test_macro_of_micro(runs: dict[str, Run]) -> None:
         assert units[f"{top}/{branch}"]["finishedAt"] <= report["startedAt"]
 
 
+def test_failure_policy(runs: dict[str, Run]) -> None:
+    run = runs["failure-policy"]
+    notify = "failure-policy/finally/notify"
+    assert run.read(notify, "notification.json") == {"state": "succeeded", "failed": []}
+    collected = run.read("failure-policy/checks/finally/collect", "collected.json")
+    assert collected["states"] == {
+        "probe": {"state": "succeeded"},
+        "summary": {"state": "succeeded"},
+        "inventory": {"state": "succeeded"},
+    }
+    assert collected["outputs"] == ["inventory", "probe", "summary"]
+    assert run.read("failure-policy/checks/summary", "summary.json") == {
+        "up": ["alpha", "beta", "gamma"]
+    }
+
+
+def test_failure_policy_with_a_site_down(tmp_path: Path) -> None:
+    down = SAMPLES / "failure-policy" / "data" / "sites-down.json"
+    run = execute("failure-policy", tmp_path, "--set", f"sites={down}")
+    assert run.result.returncode == 1, run.result.stderr
+    beta = "failure-policy/checks/probe/1/probe-beta"
+    assert run.report["state"] == "failed"
+    assert [f["unit"] for f in run.report["error"]["failures"]] == [beta]
+    states = {uid: unit["state"] for uid, unit in run.units().items()}
+    assert states[beta] == "failed"
+    assert states["failure-policy/checks/summary"] == "skipped"
+    assert states["failure-policy/checks/inventory"] == "succeeded"
+    assert states["failure-policy/checks/finally/collect"] == "succeeded"
+    assert run.read("failure-policy/finally/notify", "notification.json") == {
+        "state": "failed",
+        "failed": [beta],
+    }
+    history = run.unit(beta)["history"]
+    assert [(h["state"], h["exitCode"]) for h in history] == [("failed", 1)]
+    assert "beta does not answer" in history[0]["stderrTail"]
+
+
 def test_flow_ref_target_runs_alone_on_its_inline_input(tmp_path: Path) -> None:
     run = execute("median", tmp_path, flow=SAMPLES / "macro-of-micro" / "median.flow.yaml")
     assert run.result.returncode == 0, run.result.stderr
@@ -467,6 +512,14 @@ MENTIONS = {
     "macro-of-micro": (
         ["describe-numbers", "stats", "load", "describe", "squares", "sum-squares", "report"],
         ["micro section stats [sequence]", "flowRef middle -> flow median", "step median"],
+    ),
+    "failure-policy": (
+        ["checks", "probe", "probe-{{ item.name }}", "summary", "inventory", "collect", "notify"],
+        [
+            "skips only what depends on it and goes on",
+            "finally, whatever happened: step collect",
+            "finally, whatever happened: step notify",
+        ],
     ),
 }
 

@@ -231,6 +231,7 @@ def write_flow(
     limits: Mapping[str, Any] | None = None,
     filename: str = "flow.yaml",
     files: Mapping[str, Any] | None = None,
+    final: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write a flow file (and its data files: `.jsonl` from a list, anything else as JSON)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -247,6 +248,8 @@ def write_flow(
         spec["defaults"] = dict(defaults)
     if limits:
         spec["limits"] = dict(limits)
+    if final:
+        spec["finally"] = [dict(unit) for unit in final]
     document = {
         "apiVersion": "meta-orchestrator.io/v1alpha1",
         "kind": "MetaFlow",

@@ -49,10 +49,13 @@ def test_a_unit_failing_twice_succeeds_on_its_third_attempt(tmp_path: Path) -> N
     assert attempts[2].at - ends[1].at >= 0.039
     states = [(r.state, r.attempts) for r in listener.finished if r.id == "t/seq/flaky"]
     assert states == [("failed", 1), ("failed", 2), ("succeeded", 3)]
-    # Only the final outcome is journalled; the next unit then runs on the third attempt's output.
-    assert [(r.id, r.state, r.attempts) for r in journal.ended] == [
-        ("t/seq/flaky", "succeeded", 3),
-        ("t/seq/after", "succeeded", 1),
+    # Every attempt is journalled (the report keeps them all); the next unit then runs on the
+    # third attempt's output.
+    assert [(r.id, r.state, r.attempts, r.retrying) for r in journal.ended] == [
+        ("t/seq/flaky", "failed", 1, True),
+        ("t/seq/flaky", "failed", 2, True),
+        ("t/seq/flaky", "succeeded", 3, False),
+        ("t/seq/after", "succeeded", 1, False),
     ]
     assert driver.tasks()["t/seq/after"].upstream == [("flaky", "t/seq/flaky")]
     assert done.unit_id == "t/seq/after"

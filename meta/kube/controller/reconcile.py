@@ -38,6 +38,8 @@ from meta.plan.plan import Plan, plan_flow
 
 ENDED = ("Succeeded", "Failed", "Invalid")
 MAX_PARTS_IN_STATUS = 100
+MAX_FAILED_IN_STATUS = 50
+"""As the CRD bounds status.failedUnits: the journal names every failed unit."""
 
 
 def flow_file(namespace: str, name: str) -> str:
@@ -201,10 +203,13 @@ async def _ended(
         await journal.close()
         await reporter.close()
         reason = exc.reason + (f"\n{exc.stderr_tail[-1024:]}" if exc.stderr_tail else "")
-        await event(api, owner, "Warning", "UnitFailed", f"unit {exc.unit_id} {exc.reason}")
+        failed = [failure.unit_id for failure in exc.failures]
+        more = f" (and {len(failed) - 1} more failed units)" if len(failed) > 1 else ""
+        await event(api, owner, "Warning", "UnitFailed", f"unit {exc.unit_id} {exc.reason}{more}")
         await reporter.write(
             phase="Failed",
             failedUnit=exc.unit_id,
+            failedUnits=failed[:MAX_FAILED_IN_STATUS],
             reason=reason,
             finishedAt=now(),
             journal=journal.chunks,

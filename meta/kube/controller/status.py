@@ -51,6 +51,7 @@ class StatusReporter:
         self.succeeded = 0
         self.failed = 0
         self.cancelled = 0
+        self.skipped = 0
         self.cached = 0
         """Units an earlier session finished, not run again."""
         self.sections: list[dict[str, Any]] = []
@@ -75,6 +76,8 @@ class StatusReporter:
             self.failed += 1
         elif record.state == "cancelled":
             self.cancelled += 1
+        elif record.state == "skipped":
+            self.skipped += 1
         self._changed()
 
     def section_finished(self, record: SectionRecord) -> None:
@@ -103,6 +106,7 @@ class StatusReporter:
             "succeeded": self.succeeded,
             "failed": self.failed,
             "cancelled": self.cancelled,
+            "skipped": self.skipped,
             "cached": self.cached,
             "reached": len(self.reached),
             "sections": self.sections,

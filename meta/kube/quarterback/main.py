@@ -60,7 +60,8 @@ async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
         result = driver.outputs(done.unit_id)
         await asyncio.to_thread(keep_result, driver.parts, result, paths.output)
     except RunFailed as exc:
-        _report(termination, f"unit {exc.unit_id} {exc.reason}\n{exc.stderr_tail}")
+        others = "".join(f"\nunit {f.unit_id} {f.reason}" for f in exc.failures[1:])
+        _report(termination, f"unit {exc.unit_id} {exc.reason}{others}\n{exc.stderr_tail}")
         return 1
     except OutputRefused as exc:
         _report(termination, f"the section's outputs could not be kept: {exc}")

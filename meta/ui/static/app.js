@@ -6,10 +6,10 @@
 const ROW = 26;            // px per list row (fixed, so the list can be virtualised)
 const PAGE = 200;          // unit rows fetched per request
 const AUTO_EXPAND = 500;   // runs with at most this many units open their sections at load
-const STATES = ["running", "succeeded", "failed", "cancelled", "cached"];
+const STATES = ["running", "succeeded", "failed", "cancelled", "cached", "skipped"];
 const COLORS = {
   running: "#2f80ed", succeeded: "#27a567", failed: "#d9453b", cancelled: "#9aa1ad",
-  cached: "#8e6fd1", pending: "#ffffff",
+  cached: "#8e6fd1", skipped: "#d5d9e0", pending: "#ffffff",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -171,6 +171,7 @@ function drawGraph(run, graph) {
       { selector: "node.st-failed", style: { "background-color": COLORS.failed, "color": "#fff", "border-color": "#a5281f" } },
       { selector: "node.st-cancelled", style: { "background-color": COLORS.cancelled, "color": "#fff" } },
       { selector: "node.st-cached", style: { "background-color": COLORS.cached, "color": "#fff" } },
+      { selector: "node.st-skipped", style: { "background-color": COLORS.skipped, "color": "#4a5060", "border-style": "dashed" } },
       { selector: "node.retried", style: { "border-color": "#e8912d", "border-width": 4 } },
       { selector: "node:selected", style: { "overlay-opacity": 0.12, "overlay-color": "#2f80ed" } },
       { selector: "edge", style: {
@@ -204,9 +205,9 @@ function paintGraph(run) {
       return;
     }
     const c = (data.kind === "step" ? nodes[data.id] : groups[data.id] && groups[data.id].counts) || null;
-    node.removeClass("st-running st-succeeded st-failed st-cancelled st-cached retried");
+    node.removeClass("st-running st-succeeded st-failed st-cancelled st-cached st-skipped retried");
     if (!c) { node.data("text", name); return; }
-    const state = c.failed ? "failed" : c.running ? "running" : c.cancelled ? "cancelled" : c.succeeded ? "succeeded" : c.cached ? "cached" : null;
+    const state = c.failed ? "failed" : c.running ? "running" : c.cancelled ? "cancelled" : c.succeeded ? "succeeded" : c.cached ? "cached" : c.skipped ? "skipped" : null;
     if (state && data.kind !== "flowRef") node.addClass(`st-${state}`);
     if (c.retried) node.addClass("retried");
     const parts = STATES.filter((s) => c[s]).map((s) => `${c[s]} ${s}`);

@@ -451,3 +451,65 @@ def running_micro_pod(core: client.CoreV1Api, namespace: str) -> str:
                     return str(pod.metadata.name)
         time.sleep(0.2)
     raise AssertionError("no micro pod with a running quarterback")
+
+
+WRITE_SCRATCH = """
+import os
+from pathlib import Path
+Path(os.environ["META_SCRATCH"], "mark.txt").write_text(os.environ["META_UNIT_ID"])
+"""
+# Exits with argv-free codes that say what it saw: 0 (or 42 in the failing pod, so that its
+# reason shows it ran) when the unit before it left its mark in the pod's scratch, else 43.
+CHECK_SCRATCH = """
+import os, sys
+from pathlib import Path
+mark = Path(os.environ["META_SCRATCH"], "mark.txt")
+seen = mark.exists() and mark.read_text().endswith("/write")
+sys.exit(int(os.environ["WHEN_SEEN"]) if seen else 43)
+"""
+
+
+def test_finally_of_a_micro_section_runs_in_its_pod_whatever_happened(
+    cluster: Cluster, namespace: str, real_node: RealNode, crd: None, tmp_path: Path
+) -> None:
+    def pod(name: str, *units: dict[str, Any], when_seen: str) -> dict[str, Any]:
+        check = python_step("check", CHECK_SCRATCH)
+        check["run"]["env"] = {"WHEN_SEEN": when_seen}
+        return {
+            "name": name,
+            "scope": "micro",
+            "pattern": "sequence",
+            "units": [python_step("write", WRITE_SCRATCH), *units],
+            "finally": [check],
+        }
+
+    flow = {
+        "metadata": {"name": "pod-finally"},
+        "spec": {
+            "defaults": {"timeoutSeconds": 120},
+            "root": {
+                "name": "both",
+                "scope": "macro",
+                "pattern": "dag",
+                "onFailure": "continue",
+                "units": [
+                    pod("good", when_seen="0"),
+                    pod("bad", python_step("boom", "raise SystemExit(3)"), when_seen="42"),
+                ],
+            },
+        },
+    }
+    with operating(cluster, namespace, real_node, FRAMEWORK_IMAGE, tmp_path / "operator.log"):
+        apply(cluster, namespace, flow)
+        found = wait_phase(cluster, namespace, "pod-finally", ("Succeeded", "Failed"), TIMEOUT)
+    status = found["status"]
+    assert status["phase"] == "Failed", status
+    # The good pod succeeded: its finally unit ran in it and read its scratch.
+    assert status["failedUnits"] == ["pod-finally/both/bad"]
+    assert status["succeeded"] == 1
+    # The bad pod's quarterback names both failures: the step, then its finally unit, which
+    # ran after it in the same pod and saw the scratch (exit 42).
+    assert "pod-finally/both/bad/boom exited with code 3" in status["reason"]
+    assert "pod-finally/both/bad/finally/check exited with code 42" in status["reason"]
+    pods = client.CoreV1Api(cluster.api_client).list_namespaced_pod(namespace).items
+    assert len(pods) == 2, "each micro section, its finally unit included, is one pod"

@@ -416,3 +416,57 @@ def test_meta_apply_of_a_flow_with_a_flow_ref_runs_the_reference_as_a_child_meta
     ):
         assert time.monotonic() < deadline, "the child flow or its pods outlived the parent"
         time.sleep(0.5)
+
+
+def test_on_failure_continue_and_finally_in_the_cluster(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    """Under `continue` the failed unit's dependant is skipped and the rest runs; the section's
+    and the flow's finally units run after it, each as a pod; the status names every failure
+    and counts the skipped unit, the journal has every record."""
+    fail = "kwok.meta-orchestrator.io/fail"
+    flow = {
+        "metadata": {"name": "carry-on"},
+        "spec": {
+            "root": {
+                "name": "d",
+                "scope": "macro",
+                "pattern": "dag",
+                "onFailure": "continue",
+                "units": [
+                    step("a", fail),
+                    {**step("b"), "dependsOn": ["a"]},
+                    step("c"),
+                    step("e", fail),
+                ],
+                "finally": [step("tidy")],
+            },
+            "finally": [step("notify-{{ upstream.d.state }}")],
+        },
+    }
+    with pod_log(cluster, namespace) as pods:
+        apply(cluster, namespace, flow)
+        found = wait_phase(cluster, namespace, "carry-on", ("Succeeded", "Failed"))
+    status = found["status"]
+    assert status["phase"] == "Failed", status
+    assert sorted(status["failedUnits"]) == ["carry-on/d/a", "carry-on/d/e"]
+    assert status["failedUnit"] in status["failedUnits"]
+    assert (status["skipped"], status["failed"], status["succeeded"]) == (1, 2, 3)
+    core = client.CoreV1Api(cluster.api_client)
+    names = {
+        p.metadata.labels["meta-orchestrator.io/unit-name"]
+        for p in core.list_namespaced_pod(namespace).items
+    }
+    assert names == {"a", "c", "e", "tidy", "notify-failed"}
+    assert len(pods.created) == 5
+    records = [
+        json.loads(line)
+        for chunk in status["journal"]
+        for text in (core.read_namespaced_config_map(chunk, namespace).data or {}).values()
+        for line in text.splitlines()
+    ]
+    by_id = {record["id"]: record for record in records}
+    assert by_id["carry-on/d/b"]["state"] == "skipped"
+    assert by_id["carry-on/d/b"]["reason"] == "upstream-failed"
+    assert by_id["carry-on/d/finally/tidy"]["state"] == "succeeded"
+    assert by_id["carry-on/finally/notify-failed"]["state"] == "succeeded"

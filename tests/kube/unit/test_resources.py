@@ -98,7 +98,8 @@ def test_status_in_words() -> None:
     view = status_view(resource)
     assert view["durationSeconds"] == 65.0
     assert view["units"] == {
-        "succeeded": 3, "failed": 1, "cancelled": None, "cached": None, "running": 0
+        "succeeded": 3, "failed": 1, "skipped": None, "cancelled": None, "cached": None,
+        "running": 0,
     }  # fmt: skip
     lines = list(describe(view))
     assert lines[1].startswith("  flow wide, started ") and lines[1].endswith(", took 1m05s")
@@ -111,3 +112,23 @@ def test_status_in_words() -> None:
         "  boom",
         "  section wide/each: fanout (macro), peak 2/2, 4 units",
     ]
+
+
+def test_status_in_words_names_every_failed_unit_and_counts_the_skipped() -> None:
+    resource = {
+        "metadata": {"name": "carry-on", "namespace": "team"},
+        "status": {
+            "phase": "Failed",
+            "succeeded": 3,
+            "failed": 2,
+            "skipped": 1,
+            "failedUnit": "carry-on/d/a",
+            "failedUnits": ["carry-on/d/a", "carry-on/d/e"],
+            "reason": "exited with code 3",
+        },
+    }
+    view = status_view(resource)
+    assert (view["units"]["skipped"], view["failedUnits"]) == (1, ["carry-on/d/a", "carry-on/d/e"])
+    lines = list(describe(view))
+    assert "  units: 3 succeeded, 2 failed, 1 skipped, 0 running" in lines
+    assert "  failed units (2): carry-on/d/a, carry-on/d/e" in lines

@@ -1,0 +1,476 @@
+"""onFailure (stop, continue) in every pattern, finally units on sections and on the flow."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from meta.engine.engine import Engine
+from meta.errors import RunFailed, TemplateFault
+from tests.engine.fakes import (
+    ALWAYS,
+    FakeDriver,
+    FakeJournal,
+    RecordingListener,
+    journal_of,
+    plan_of,
+    run,
+    section,
+    step,
+)
+
+
+def states(listener: RecordingListener) -> dict[str, str]:
+    """Each unit's last state, by id."""
+    return {record.id: record.state for record in listener.finished}
+
+
+def failed_run(plan, driver: FakeDriver, **options) -> RunFailed:  # type: ignore[no-untyped-def]
+    with pytest.raises(RunFailed) as failed:
+        run(plan, driver, **options)
+    return failed.value
+
+
+# onFailure: continue
+
+
+def test_continue_in_a_dag_skips_the_failed_units_dependants_transitively(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        section(
+            "d",
+            "dag",
+            onFailure="continue",
+            units=[
+                step("a"),
+                step("b", dependsOn=["a"]),
+                step("c", dependsOn=["b"]),
+                step("free"),
+                step("after-free", dependsOn=["free"]),
+                step("both", dependsOn=["a", "free"]),
+            ],
+        ),
+    )
+    driver = FakeDriver(fail={"t/d/a": ALWAYS}, sleep={"t/d/free": 0.05})
+    listener = RecordingListener()
+    failure = failed_run(plan, driver, listener=listener)
+
+    assert [f.unit_id for f in failure.failures] == ["t/d/a"]
+    assert states(listener) == {
+        "t/d/a": "failed",
+        "t/d/free": "succeeded",
+        "t/d/after-free": "succeeded",
+        "t/d/b": "skipped",
+        "t/d/c": "skipped",
+        "t/d/both": "skipped",
+    }
+    skipped = [r for r in listener.finished if r.state == "skipped"]
+    assert {r.reason for r in skipped} == {"upstream-failed"}
+    assert set(driver.start_ids()) == {"t/d/a", "t/d/free", "t/d/after-free"}
+
+
+def test_continue_names_every_failed_unit(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        section("d", "dag", onFailure="continue", units=[step("x"), step("y"), step("z")]),
+    )
+    driver = FakeDriver(fail={"t/d/x": ALWAYS, "t/d/z": ALWAYS})
+    failure = failed_run(plan, driver)
+    assert sorted(f.unit_id for f in failure.failures) == ["t/d/x", "t/d/z"]
+    assert "t/d/y" in driver.start_ids()
+    assert "and t/d/" in str(failure)
+
+
+def test_stop_stays_the_default_and_cancels_the_other_units(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, section("d", "dag", units=[step("x"), step("slow")]))
+    driver = FakeDriver(fail={"t/d/x": ALWAYS}, hang={"t/d/slow"})
+    listener = RecordingListener()
+    failure = failed_run(plan, driver, listener=listener)
+    assert [f.unit_id for f in failure.failures] == ["t/d/x"]
+    assert states(listener)["t/d/slow"] == "cancelled"
+
+
+def test_continue_in_a_sequence_skips_the_units_after_the_failed_one(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        section(
+            "outer",
+            "dag",
+            onFailure="continue",
+            units=[
+                section(
+                    "seq",
+                    "sequence",
+                    onFailure="continue",
+                    units=[step("one"), step("two"), step("three")],
+                ),
+                step("beside"),
+            ],
+        ),
+    )
+    driver = FakeDriver(fail={"t/outer/seq/one": ALWAYS})
+    listener = RecordingListener()
+    failure = failed_run(plan, driver, listener=listener)
+    assert [f.unit_id for f in failure.failures] == ["t/outer/seq/one"]
+    found = states(listener)
+    assert found["t/outer/seq/two"] == found["t/outer/seq/three"] == "skipped"
+    assert found["t/outer/beside"] == "succeeded"
+
+
+def test_continue_in_a_fanout_lets_the_other_items_go_on(tmp_path: Path) -> None:
+    fan = section(
+        "fan",
+        "fanout",
+        onFailure="continue",
+        over={"input": "items"},
+        visit=step("v"),
+    )
+    plan = plan_of(tmp_path, fan, inputs={"items": {"value": [1, 2, 3, 4]}})
+    driver = FakeDriver(fail={"t/fan/1/v": ALWAYS})
+    listener = RecordingListener()
+    failure = failed_run(plan, driver, listener=listener)
+    assert [f.unit_id for f in failure.failures] == ["t/fan/1/v"]
+    assert [states(listener)[f"t/fan/{i}/v"] for i in range(4)] == [
+        "succeeded",
+        "failed",
+        "succeeded",
+        "succeeded",
+    ]
+
+
+TREE = {"n": "r", "kids": [{"n": "a", "kids": [{"n": "a1"}, {"n": "a2"}]}, {"n": "b"}]}
+
+
+@pytest.mark.parametrize("pattern", ["dfs", "bfs"])
+def test_continue_in_a_pre_order_walk_skips_the_failed_nodes_subtree(
+    tmp_path: Path, pattern: str
+) -> None:
+    walk = section(
+        "walk",
+        pattern,
+        onFailure="continue",
+        over={"input": "tree", "children": "kids"},
+        visit=step("v"),
+    )
+    plan = plan_of(tmp_path, walk, inputs={"tree": {"value": TREE}})
+    driver = FakeDriver(fail={"t/walk/root.0/v": ALWAYS})
+    listener = RecordingListener()
+    failed_run(plan, driver, listener=listener)
+    assert states(listener) == {
+        "t/walk/root/v": "succeeded",
+        "t/walk/root.0/v": "failed",
+        "t/walk/root.0.0/v": "skipped",
+        "t/walk/root.0.1/v": "skipped",
+        "t/walk/root.1/v": "succeeded",
+    }
+
+
+def test_continue_in_a_post_order_walk_skips_the_failed_nodes_ancestors(tmp_path: Path) -> None:
+    walk = section(
+        "walk",
+        "dfs",
+        order="post",
+        onFailure="continue",
+        over={"input": "tree", "children": "kids"},
+        visit=step("v"),
+    )
+    plan = plan_of(tmp_path, walk, inputs={"tree": {"value": TREE}})
+    driver = FakeDriver(fail={"t/walk/root.0.0/v": ALWAYS})
+    listener = RecordingListener()
+    failed_run(plan, driver, listener=listener)
+    assert states(listener) == {
+        "t/walk/root.0.0/v": "failed",
+        "t/walk/root.0.1/v": "succeeded",
+        "t/walk/root.0/v": "skipped",
+        "t/walk/root.1/v": "succeeded",
+        "t/walk/root/v": "skipped",
+    }
+
+
+def test_continue_in_a_fanin_skips_the_gathering_unit(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        section(
+            "f",
+            "fanin",
+            onFailure="continue",
+            units=[step("x"), step("y")],
+            gather=step("sum"),
+        ),
+    )
+    listener = RecordingListener()
+    failed_run(plan, FakeDriver(fail={"t/f/x": ALWAYS}), listener=listener)
+    assert states(listener) == {"t/f/x": "failed", "t/f/y": "succeeded", "t/f/sum": "skipped"}
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_with_continue_every_unit_not_downstream_of_a_failure_runs(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    size = data.draw(st.integers(1, 8))
+    depends = [
+        sorted(data.draw(st.sets(st.integers(0, i - 1), max_size=3))) if i else []
+        for i in range(size)
+    ]
+    failing = data.draw(st.sets(st.integers(0, size - 1)))
+    units = [
+        step(f"u{i}", **({"dependsOn": [f"u{d}" for d in deps]} if deps else {}))
+        for i, deps in enumerate(depends)
+    ]
+    plan = plan_of(
+        tmp_path_factory.mktemp("dag"),
+        section("d", "dag", onFailure="continue", maxActive=3, units=units),
+    )
+    driver = FakeDriver(fail={f"t/d/u{i}": ALWAYS for i in failing})
+    listener = RecordingListener()
+    downstream: set[int] = set()
+    for i, deps in enumerate(depends):
+        if any(d in failing or d in downstream for d in deps):
+            downstream.add(i)
+    if failing - downstream:
+        failure = failed_run(plan, driver, listener=listener)
+        assert {f.unit_id for f in failure.failures} == {f"t/d/u{i}" for i in failing - downstream}
+    else:
+        run(plan, driver, listener=listener)
+    assert set(driver.start_ids()) == {f"t/d/u{i}" for i in range(size) if i not in downstream}
+    skipped = {uid for uid, state in states(listener).items() if state == "skipped"}
+    assert skipped == {f"t/d/u{i}" for i in downstream}
+
+
+# finally
+
+
+def test_finally_runs_after_the_section_and_sees_each_units_state(tmp_path: Path) -> None:
+    report = step(
+        "report",
+        "report",
+        run={
+            "command": ["report"],
+            "env": {
+                "A": "{{ upstream['a'].state }}",
+                "B": "{{ upstream['b'].state }}",
+                "FAILED": "{{ failures | map(attribute='unit') | join(',') }}",
+            },
+        },
+    )
+    plan = plan_of(
+        tmp_path,
+        section(
+            "d",
+            "dag",
+            onFailure="continue",
+            units=[step("a"), step("b", dependsOn=["a"]), step("c")],
+            **{"finally": [report, step("tidy")]},
+        ),
+    )
+    driver = FakeDriver(fail={"t/d/a": ALWAYS, "t/d/finally/report": ALWAYS})
+    failure = failed_run(plan, driver)
+    task = driver.tasks()["t/d/finally/report"]
+    assert (task.env["A"], task.env["B"], task.env["FAILED"]) == ("failed", "skipped", "t/d/a")
+    # It reads the outputs of the units that succeeded, only.
+    assert task.upstream == [("c", "t/d/c")]
+    starts = driver.start_ids()
+    assert starts.index("t/d/finally/report") > starts.index("t/d/c")
+    # The failing finally unit did not stop the next one, nor hide the first failure.
+    assert "t/d/finally/tidy" in starts
+    assert [f.unit_id for f in failure.failures] == ["t/d/a", "t/d/finally/report"]
+    assert failure.unit_id == "t/d/a"
+
+
+def test_finally_runs_when_a_failure_stops_the_section(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        section(
+            "d",
+            "dag",
+            units=[step("bad"), step("slow")],
+            **{"finally": [step("cleanup")]},
+        ),
+    )
+    driver = FakeDriver(fail={"t/d/bad": ALWAYS}, hang={"t/d/slow"})
+    failure = failed_run(plan, driver)
+    assert failure.unit_id == "t/d/bad"
+    assert driver.start_of("t/d/finally/cleanup") > driver.end_of("t/d/slow")
+
+
+def test_finally_of_a_section_cancelled_by_a_siblings_failure_runs(tmp_path: Path) -> None:
+    inner = section(
+        "inner", "sequence", units=[step("long")], **{"finally": [step("inner-cleanup")]}
+    )
+    plan = plan_of(tmp_path, section("d", "dag", units=[step("bad"), inner]))
+    driver = FakeDriver(fail={"t/d/bad": ALWAYS}, hang={"t/d/inner/long"})
+    failed_run(plan, driver)
+    assert "t/d/inner/finally/inner-cleanup" in driver.start_ids()
+
+
+def test_finally_runs_after_a_timeout(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        section(
+            "s",
+            "sequence",
+            units=[step("slow", timeoutSeconds=0.05)],
+            **{"finally": [step("after")]},
+        ),
+    )
+    listener = RecordingListener()
+    failure = failed_run(plan, FakeDriver(hang={"t/s/slow"}), listener=listener)
+    assert "timed out" in failure.reason
+    assert states(listener)["t/s/finally/after"] == "succeeded"
+
+
+def test_the_flows_finally_runs_after_the_root_failed(tmp_path: Path) -> None:
+    notify = step("notify", run={"command": ["n"], "env": {"ROOT": "{{ upstream.s.state }}"}})
+    plan = plan_of(tmp_path, section("s", "sequence", units=[step("x")]), final=[notify])
+    driver = FakeDriver(fail={"t/s/x": ALWAYS})
+    failure = failed_run(plan, driver)
+    assert failure.unit_id == "t/s/x"
+    assert driver.tasks()["t/finally/notify"].env["ROOT"] == "failed"
+
+
+def test_the_flows_finally_runs_after_success_and_its_failure_fails_the_flow(
+    tmp_path: Path,
+) -> None:
+    plan = plan_of(tmp_path, step("only"), final=[step("notify")])
+    driver = FakeDriver(fail={"t/finally/notify": ALWAYS})
+    failure = failed_run(plan, driver)
+    assert [f.unit_id for f in failure.failures] == ["t/finally/notify"]
+    assert driver.tasks()["t/finally/notify"].upstream == [("only", "t/only")]
+
+
+def test_finally_of_a_micro_section_runs_in_its_pod(tmp_path: Path) -> None:
+    pod = section("pod", "sequence", "micro", units=[step("a")], **{"finally": [step("logs")]})
+    driver = FakeDriver(fail={"t/pod/a": ALWAYS})
+    failed_run(plan_of(tmp_path, pod), driver)
+    assert driver.tasks()["t/pod/finally/logs"].pod == "t/pod"
+    assert driver.problems == []
+    assert driver.closed == ["t/pod"]
+
+
+def test_finally_does_not_run_when_the_run_is_stopped_from_outside(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        section("s", "sequence", units=[step("long")], **{"finally": [step("f")]}),
+        final=[step("notify")],
+    )
+    driver = FakeDriver(hang={"t/s/long"})
+
+    async def main() -> None:
+        task = asyncio.ensure_future(Engine(plan, driver).run())
+        while "t/s/long" not in driver.start_ids():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert driver.start_ids() == ["t/s/long"]
+
+
+def test_a_resumed_run_runs_finally_again_and_skips_what_finished(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        section("s", "sequence", units=[step("a"), step("b")], **{"finally": [step("f")]}),
+        final=[step("notify")],
+    )
+    first = FakeJournal()
+    with pytest.raises(RunFailed):
+        run(plan, FakeDriver(fail={"t/s/b": ALWAYS}), journal=first)
+    finished = [r for r in first.ended if r.state == "succeeded"]
+    assert {r.id for r in finished} == {"t/s/a", "t/s/finally/f", "t/finally/notify"}
+    driver = FakeDriver()
+    run(plan, driver, journal=journal_of(finished))
+    assert driver.start_ids() == ["t/s/b", "t/s/finally/f", "t/finally/notify"]
+
+
+def test_a_stop_section_inside_a_continue_section_keeps_its_failure_inside(
+    tmp_path: Path,
+) -> None:
+    inner = section("inner", "dag", units=[step("bad"), step("slow")])
+    plan = plan_of(
+        tmp_path,
+        section(
+            "outer",
+            "dag",
+            onFailure="continue",
+            units=[inner, step("beside"), step("after-inner", dependsOn=["inner"])],
+        ),
+    )
+    driver = FakeDriver(
+        fail={"t/outer/inner/bad": ALWAYS},
+        hang={"t/outer/inner/slow"},
+        sleep={"t/outer/beside": 0.05},
+    )
+    listener = RecordingListener()
+    failure = failed_run(plan, driver, listener=listener)
+    assert [f.unit_id for f in failure.failures] == ["t/outer/inner/bad"]
+    found = states(listener)
+    assert found["t/outer/inner/slow"] == "cancelled"
+    assert found["t/outer/beside"] == "succeeded"
+    assert found["t/outer/after-inner"] == "skipped"
+
+
+def test_a_finally_units_template_fault_names_where_it_is_written(tmp_path: Path) -> None:
+    notify = step("notify", run={"command": ["n", "{{ upstream.nope.state }}"]})
+    plan = plan_of(tmp_path, step("only"), final=[notify])
+    with pytest.raises(TemplateFault) as fault:
+        run(plan, FakeDriver())
+    (found,) = fault.value.faults
+    assert found.pointer == "/spec/finally/0/run/command/1"
+    assert "for the node" not in found.reason
+
+
+def _tree(draw: st.DrawFn, depth: int) -> dict[str, Any]:
+    kids = draw(st.integers(0, 3 if depth < 3 else 0))
+    return {"kids": [_tree(draw, depth + 1) for _ in range(kids)]}
+
+
+@st.composite
+def trees(draw: st.DrawFn) -> dict[str, Any]:
+    return _tree(draw, 0)
+
+
+def _keys(node: dict[str, Any], key: str = "root") -> list[str]:
+    return [key, *(k for i, kid in enumerate(node["kids"]) for k in _keys(kid, f"{key}.{i}"))]
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tree=trees(), data=st.data())
+def test_with_continue_a_pre_order_walk_runs_every_node_outside_a_failed_subtree(
+    tmp_path_factory: pytest.TempPathFactory, tree: dict[str, Any], data: st.DataObject
+) -> None:
+    keys = _keys(tree)
+    failing = data.draw(st.sets(st.sampled_from(keys)))
+    walk = section(
+        "walk",
+        "dfs",
+        onFailure="continue",
+        maxActive=2,
+        over={"input": "tree", "children": "kids"},
+        visit=step("v"),
+    )
+    plan = plan_of(tmp_path_factory.mktemp("tree"), walk, inputs={"tree": {"value": tree}})
+    driver = FakeDriver(fail={f"t/walk/{key}/v": ALWAYS for key in failing})
+    listener = RecordingListener()
+    if failing:
+        failed_run(plan, driver, listener=listener)
+    else:
+        run(plan, driver, listener=listener)
+
+    def below_a_failure(key: str) -> bool:
+        return any(key.startswith(f + ".") for f in failing)
+
+    ran = {key for key in keys if not below_a_failure(key)}
+    assert set(driver.start_ids()) == {f"t/walk/{key}/v" for key in ran}
+    skipped = {uid for uid, state in states(listener).items() if state == "skipped"}
+    assert skipped == {f"t/walk/{key}/v" for key in keys if below_a_failure(key)}
