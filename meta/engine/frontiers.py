@@ -8,6 +8,7 @@ graph is materialised only as the walk reaches it.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -164,7 +165,7 @@ class ItemsFrontier:
         self._active += 1
         # An object's keys may hold any character; ids use the position, templates get the key.
         key = str(position)
-        where = str(index).replace("~", "~0").replace("/", "~1")
+        where = _escaped(str(index))
         iteration = {
             "item": item,
             "node": item,
@@ -219,6 +220,16 @@ class GatherFrontier:
         return [self._done] if self._done is not None else []
 
 
+_SEGMENT = re.compile(r"(?=.*[A-Za-z_-])[A-Za-z0-9_-]{1,63}")
+"""An entry's key that may stand in its node's id: a name without dots (which separate the
+levels) that is not a number (which positions are)."""
+
+
+def _escaped(key: str) -> str:
+    """`key` as one JSON pointer token."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
 @dataclass(slots=True)
 class _Node:
     """One tree node on the walk: the data, where it is, and (post-order) its children's results."""
@@ -232,6 +243,8 @@ class _Node:
     upstream: tuple[Done, ...] = ()
     waiting: int = 0
     results: list[Done | None] | None = None
+    name: str | None = None
+    """The entry's key, for a node held in a map of named entries (`over.entries`)."""
 
 
 class _TreeWalk:
@@ -244,7 +257,9 @@ class _TreeWalk:
         upstream: tuple[Done, ...],
     ) -> None:
         self._visit = visit
-        self._fields = over.children
+        self._children_fields = over.children
+        self._entries_fields = over.entries
+        self._fields = over.fields
         self._source = source
         self._upstream = upstream
         self._root = _Node(root, "root", over.path, 0, 0, None, upstream)
@@ -253,7 +268,7 @@ class _TreeWalk:
 
     def _children(self, node: _Node) -> list[_Node]:
         found: list[_Node] = []
-        for name in self._fields:
+        for name in self._children_fields:
             value = node.data.get(name)
             if value is None:
                 continue
@@ -264,9 +279,32 @@ class _TreeWalk:
                     _Node(child, "", f"{node.path}/{name}/{i}", node.depth + 1, 0, node)
                     for i, child in enumerate(value)
                 )
+        for name in self._entries_fields:
+            entries = node.data.get(name) or {}
+            found.extend(
+                _Node(
+                    entry,
+                    "",
+                    f"{node.path}/{name}/{_escaped(key)}",
+                    node.depth + 1,
+                    0,
+                    node,
+                    name=key,
+                )
+                for key, entry in entries.items()
+            )
+        taken: set[str] = set()
         for index, child in enumerate(found):
             child.index = index
-            child.key = f"{node.key}.{index}"
+            segment = str(index)
+            if (
+                child.name is not None
+                and _SEGMENT.fullmatch(child.name)
+                and child.name not in taken
+            ):
+                segment = child.name
+            taken.add(segment)
+            child.key = f"{node.key}.{segment}"
         return found
 
     def _work(self, node: _Node) -> Ready:
@@ -275,7 +313,7 @@ class _TreeWalk:
             "node": node.data,
             "item": node.data,
             "chunk": node.data,
-            "index": node.index,
+            "index": node.index if node.name is None else node.name,
             "depth": node.depth,
             "path": node.path,
             "round": 0,

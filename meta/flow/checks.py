@@ -138,6 +138,14 @@ def _section_faults(
             section.origin.at("over", "input"),
             f"no input named '{section.over.input}' (declared inputs: {declared})",
         )
+    if section.over is not None:
+        for i, name in enumerate(section.over.entries):
+            if name in section.over.children:
+                yield _fault(
+                    section.origin.at("over", "entries", i),
+                    f"'{name}' is in over.children too: a field holds one object or an array "
+                    "of child nodes (children), or an object of named entries (entries)",
+                )
     iterating = available | ITERATION_VARIABLES
     yield from _siblings_faults(section.units, section, "units")
     yield from _generate_sources_faults(list(section.units), section)

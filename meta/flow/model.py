@@ -83,7 +83,14 @@ class Over:
     input: str
     path: str = ""
     children: tuple[str, ...] = ()
+    entries: tuple[str, ...] = ()
+    """Fields of a tree node holding an object of child nodes keyed by name (a workflow's jobs)."""
     chunk: int = 0
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every field a tree walk takes children from: `children`, then `entries`."""
+        return self.children + self.entries
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,6 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             depends_on=depends_on,
         )
     over = raw.get("over")
-    children = over.get("children", ()) if over else ()
     return Section(
         name=raw["name"],
         scope=raw["scope"],
@@ -180,7 +179,8 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
         over=Over(
             input=over["input"],
             path=over.get("path", ""),
-            children=(children,) if isinstance(children, str) else tuple(children),
+            children=_names(over.get("children", ())),
+            entries=_names(over.get("entries", ())),
             chunk=over.get("chunk", 0),
         )
         if over
@@ -195,6 +195,11 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
         rounds=raw.get("rounds", 1),
         depends_on=depends_on,
     )
+
+
+def _names(raw: str | list[str]) -> tuple[str, ...]:
+    """A field name or a list of them."""
+    return (raw,) if isinstance(raw, str) else tuple(raw)
 
 
 def _source(raw: dict[str, Any]) -> UnitSource:

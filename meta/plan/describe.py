@@ -83,10 +83,10 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
                 if section.order == "pre"
                 else "children's outputs flow up"
             )
-            what = (
-                f"walks {source} {walk}, {section.order}-order ({flows}); "
-                f"children in {', '.join(over.children)}"
-            )
+            fields = [f"children in {', '.join(over.children)}"] if over.children else []
+            if over.entries:
+                fields.append(f"named entries in {', '.join(over.entries)}")
+            what = f"walks {source} {walk}, {section.order}-order ({flows}); " + "; ".join(fields)
     scope = "one pod, units share a RAM scratch" if section.scope == "micro" else "pods"
     lines = [
         f"{pad}{role}{section.scope} section {section.name} [{section.pattern}]: {what}; "

@@ -304,3 +304,19 @@ def _check_tree(root: Any, over: Over, file: str, prefix: str, section: str) -> 
                         "children must be an array of objects or one object",
                     )
                 )
+        for entries_field in over.entries:
+            entries = node.get(entries_field)
+            if entries is None:
+                continue
+            if not isinstance(entries, dict):
+                raise InputFault(
+                    Fault(
+                        file,
+                        f"{where}/{entries_field}",
+                        "entries must be an object of objects keyed by name",
+                    )
+                )
+            stack.extend(
+                (entry, f"{where}/{entries_field}/{pointer([key])[1:]}")
+                for key, entry in entries.items()
+            )
