@@ -1,13 +1,15 @@
-"""The document generator: a document whose top node holds entries keyed by name (a CI
-workflow's `jobs`, a compose file's `services`), or holds nothing a walk can follow.
+"""The document generator: a document whose top node holds entries keyed by name that a walk
+does not take as nodes (a map whose entries may be arrays or anything, or one whose entries
+`x-meta.entries` makes units of their own: a CI workflow's `jobs`), or holds nothing a walk
+can follow. Maps whose every entry is a node are walked by the tree walk itself (tree.py).
 
 The flow is a `dag` section named `document`:
 
 - the top node: the tree walk when the schema is a hierarchy (see tree.py), else one step that
   checks the whole document (the root's `x-meta.run`, else the built-in validator);
-- per map of entries on the top node: a `fanout` over the entries (`over.path: /jobs`), one
-  unit per entry, its id carrying the entry's name: the entry type's `x-meta.run`, else the
-  built-in validator (entry and everything below it).
+- per such map on the top node: a `fanout` over the entries (`over.path: /jobs`), one unit
+  per entry: the entry type's `x-meta.run`, else the built-in validator (entry and everything
+  below it).
 
 `x-meta.entries` on the map's property (inline, or from an overlay) says more:
 `{dependsOn: needs}` makes the entries a `dag` in which each entry waits for the entries its
@@ -15,8 +17,9 @@ The flow is a `dag` section named `document`:
 in order in one micro section (one pod). Both read the entries from the data when the flow is
 generated (`--data`), as a dag's units are fixed.
 
-Scores 30.5 when the top node holds entries (above tree's 30: a walk alone would skip them),
-5 when the root is an object type that nothing else takes (a flow that checks the document).
+Scores 30.5 when the top node holds such entries (above tree's 30: a walk alone would skip
+them), 5 when the root is an object type that nothing else takes (a flow that checks the
+document).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class DocumentGenerator:
         schema = load(description)
         if schema is None or "pattern" in schema.root_meta or _decline(schema) is not None:
             return 0.0
-        return WITH_ENTRIES if top_maps(schema) else ONLY_THE_DOCUMENT
+        return WITH_ENTRIES if own_maps(schema) else ONLY_THE_DOCUMENT
 
     def explain(self, description: Description) -> tuple[list[str], str]:
         return seen.explain(description, (), _decline, _plan)
@@ -74,14 +77,22 @@ class DocumentGenerator:
         return flows.flow_document(schema, description, self.name, section)
 
 
-def top_maps(schema: Schema) -> list[MapField]:
-    """The maps of entries held by the top node (by one of the root's object types)."""
+def own_maps(schema: Schema) -> list[MapField]:
+    """The maps of entries held by the top node (by one of the root's object types) whose
+    entries are units of their own: those with `x-meta.entries`, and those the walk does not
+    take (their entries may be other than nodes)."""
     found = structure(schema)
     by_field: dict[str, MapField] = {}
     for entry in found.maps:
-        if entry.owner in found.roots:
+        walked = entry.field in found.fields and _hint(schema, entry) is None
+        if entry.owner in found.roots and not walked:
             by_field.setdefault(entry.field, entry)
     return list(by_field.values())
+
+
+def _left(schema: Schema) -> frozenset[str]:
+    """The fields the walk of the top node leaves to units of their own (x-meta.entries)."""
+    return frozenset(m.field for m in own_maps(schema) if _hint(schema, m) is not None)
 
 
 def _fanned_out(schema: Schema, description: Description) -> list[MapField]:
@@ -94,7 +105,7 @@ def _fanned_out(schema: Schema, description: Description) -> list[MapField]:
         listed = schema.at(root).get("required", [])
         required.update(name for name in listed if isinstance(name, str))
     chosen = []
-    for found in top_maps(schema):
+    for found in own_maps(schema):
         if _hint(schema, found) is not None:
             chosen.append(found)
         elif data is not None:
@@ -112,7 +123,7 @@ def _decline(schema: Schema) -> str | None:
 
 
 def _plan(schema: Schema) -> str:
-    maps = top_maps(schema)
+    maps = own_maps(schema)
     if not maps:
         return "a flow that checks the whole document (nothing below the top node to walk)"
     return f"a dag: the top node, and a unit per entry of {', '.join(m.field for m in maps)}"
@@ -121,8 +132,9 @@ def _plan(schema: Schema) -> str:
 def _top(
     schema: Schema, description: Description, maps: list[MapField], used: set[tuple[str, str]]
 ) -> dict[str, Any]:
-    if is_hierarchy(schema):
-        section, walked = walk_section(schema, description)
+    left = _left(schema)
+    if is_hierarchy(schema, left):
+        section, walked = walk_section(schema, description, left)
         used.update(walked)
         return section
     found = structure(schema)

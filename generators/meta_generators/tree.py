@@ -21,6 +21,9 @@ from .schema_model import Schema, child
 from .structure import Place, Structure, structure
 
 PATTERNS = ("dfs", "bfs")
+HELD = "{{ node | list | tojson }}"
+"""The node's own fields, for the validator: of the children fields, only those the node held
+are not required of it once the walk has stripped them."""
 SCORE = 30.0
 JINJA_WORDS = frozenset(
     {"and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "loop", "self"}
@@ -74,11 +77,13 @@ class TreeGenerator:
         return flows.flow_document(schema, description, self.name, section)
 
 
-def walk_section(schema: Schema, description: Description) -> tuple[dict[str, Any], set[Any]]:
-    """The dfs (or bfs) section that walks the hierarchy, and the (pointer, 'run') pairs of the
-    x-meta.run it uses."""
+def walk_section(
+    schema: Schema, description: Description, leave: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], set[Any]]:
+    """The dfs (or bfs) section that walks the hierarchy (but the fields in `leave`), and the
+    (pointer, 'run') pairs of the x-meta.run it uses."""
     pattern = schema.root_meta.get("pattern", "dfs")
-    found = analyse(schema)
+    found = analyse(schema, leave)
     order = schema.root_meta.get("order", "post")
     cases = _cases(schema, found)
     names = flows.unique_names(flows.unit_slug(case.name, "node") for case in cases)
@@ -91,7 +96,7 @@ def walk_section(schema: Schema, description: Description) -> tuple[dict[str, An
         if run is not None and case.owner is not None:
             used.add((case.owner, "run"))
         else:
-            extra = ["--children", ",".join(found.fields), "--path", "{{ path }}"]
+            extra = ["--children", ",".join(found.fields), "--held", HELD, "--path", "{{ path }}"]
             if order == "pre":
                 extra.append("--no-subtree")
             if len(case.checks) > 1 or case.owner is None:
@@ -110,18 +115,36 @@ def walk_section(schema: Schema, description: Description) -> tuple[dict[str, An
     section = flows.section_frame(schema, "walk", pattern if pattern in PATTERNS else "dfs")
     section["order"] = order
     flows.max_active(section, schema)
-    section["over"] = {"input": flows.DATA, "children": list(found.fields)}
+    section["over"] = _over(found)
     section["visit"] = visit
     return section, used
 
 
-def is_hierarchy(schema: Schema) -> bool:
-    """Whether the root's node types hold node types through some children field."""
-    return _decline(schema) is None
+def _over(found: Structure) -> dict[str, Any]:
+    """The walk's `over`: the fields holding one node or an array of them (`children`), and
+    those holding nodes keyed by name (`entries`)."""
+    over: dict[str, Any] = {"input": flows.DATA}
+    maps = [name for name in found.fields if _shapes(found.places[name]) == {"map"}]
+    children = [name for name in found.fields if name not in maps]
+    if children:
+        over["children"] = children
+    if maps:
+        over["entries"] = maps
+    return over
 
 
-def _decline(schema: Schema) -> str | None:
-    found = structure(schema)
+def _shapes(places: list[Place]) -> set[str]:
+    return {place.shape for place in places}
+
+
+def is_hierarchy(schema: Schema, leave: frozenset[str] = frozenset()) -> bool:
+    """Whether the root's node types hold node types through some children field (but those
+    in `leave`)."""
+    return _decline(schema, leave) is None
+
+
+def _decline(schema: Schema, leave: frozenset[str] = frozenset()) -> str | None:
+    found = structure(schema, leave)
     if not found.roots:
         return "the root is not an object type"
     if not found.only_objects:
@@ -139,9 +162,9 @@ def _plan(schema: Schema) -> str:
     )
 
 
-def analyse(schema: Schema) -> Structure:
+def analyse(schema: Schema, leave: frozenset[str] = frozenset()) -> Structure:
     """The schema's structure; one without a hierarchy is a `UserError` saying why."""
-    found = structure(schema)
+    found = structure(schema, leave)
     if not found.roots or not found.only_objects:
         raise schema.error("", "a tree needs an object type at the root (the top node's type)")
     if not found.fields:
@@ -187,7 +210,10 @@ def _cases_by_field(schema: Schema, found: Structure) -> list[Case]:
     root_owner = found.roots[0] if len(found.roots) == 1 else None
     root_name = flows.type_name(schema, root_owner) if root_owner is not None else "root"
     cases = [Case("depth == 0", root_name, [""], root_owner)]
-    for name, places in found.places.items():
+    # Entries first: an entry's key may be the name of a field holding one node, whose test
+    # (the last name in the path) would take the entry too.
+    by_shape = sorted(found.places.items(), key=lambda named: _shapes(named[1]) != {"map"})
+    for name, places in by_shape:
         targets = list(dict.fromkeys(t for place in places for t in place.targets))
         checks = list(dict.fromkeys(place.element for place in places))
         owner = targets[0] if len(targets) == 1 else None
@@ -210,9 +236,11 @@ def _no_runs(schema: Schema, name: str, targets: list[str]) -> None:
 
 def _field_test(name: str, places: list[Place]) -> str:
     """A `when` that holds for the nodes a children field holds: the field is the last name
-    in the node's path (before the index, for arrays)."""
-    shapes = {place.shape for place in places}
+    in the node's path (before the index, for arrays; before the key, for entries)."""
+    shapes = _shapes(places)
     quoted = _literal(name)
+    if shapes == {"map"}:
+        return f"depth > 0 and path.split('/')[-2] == {quoted}"
     tests = []
     if "one" in shapes:
         tests.append(f"path.split('/')[-1] == {quoted}")

@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--type", dest="type_name", help="the type's name in the report")
     parser.add_argument("--children", default="", help="comma-separated children fields")
+    parser.add_argument(
+        "--held",
+        help="the node's own fields before the walk stripped its children, as a JSON list "
+        "(only the children fields it held are not required of it)",
+    )
     parser.add_argument("--path", default="", help="the node's JSON pointer in the data")
     parser.add_argument("--each", action="store_true", help="the node is a list: check each")
     parser.add_argument("--offset", type=int, default=0, help="the index of the first element")
@@ -143,10 +148,13 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
         node = _at(_read(args.data, "data"), args.at, args.data)
         if isinstance(node, dict) and children:
             # As a walk does: the children are other units' nodes, not this one's.
+            children = children & node.keys()
             node = {key: value for key, value in node.items() if key not in children}
     else:
         path = args.path
         node = _read(Path(_environ("META_INPUT")), "META_INPUT")
+        if args.held is not None:
+            children = children & _held(args.held)
     errors: list[dict[str, str]] = []
     nodes = invalid = 0
     if node is _ABSENT:
@@ -170,6 +178,16 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
         "errors": errors,
         "subtree": {"nodes": nodes + below["nodes"], "invalid": invalid + below["invalid"]},
     }
+
+
+def _held(text: str) -> frozenset[str]:
+    try:
+        names = json.loads(text)
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise StepMisused(f"--held needs a JSON list of field names, got {text[:60]!r}")
+    return frozenset(names)
 
 
 def upstream_totals() -> dict[str, int]:

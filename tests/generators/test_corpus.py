@@ -102,8 +102,9 @@ def _jsonschema_errors(schema_file: Path, document: Any) -> set[tuple[str, str]]
 
 def _nodes(flow: dict[str, Any], document: Any) -> int:
     """The units the flow should run for `document`, counted from the data: the nodes a walk
-    reaches through the children fields, one per entry of a fanned-out map, one per item of a
-    micro section's array, one for a top node checked whole."""
+    reaches through the children fields and the entries of its maps, one per entry of a
+    fanned-out map, one per item of a micro section's array, one for a top node checked
+    whole."""
     root = flow["spec"]["root"]
     sections = root["units"] if root["pattern"] == "dag" else [root]
     count = 0
@@ -115,7 +116,8 @@ def _nodes(flow: dict[str, Any], document: Any) -> int:
 def _section_nodes(section: dict[str, Any], document: Any) -> int:
     pattern = section.get("pattern")
     if pattern in ("dfs", "bfs"):
-        fields = section["over"]["children"]
+        fields = section["over"].get("children", [])
+        maps = section["over"].get("entries", [])
         stack, count = [document], 0
         while stack:
             node = stack.pop()
@@ -126,6 +128,8 @@ def _section_nodes(section: dict[str, Any], document: Any) -> int:
                     stack.append(value)
                 elif isinstance(value, list):
                     stack.extend(value)
+            for name in maps:
+                stack.extend((node.get(name) or {}).values())
         return count
     if pattern == "fanout":
         return len(lookup(document, section["over"].get("path", "")))

@@ -200,20 +200,27 @@ def test_explain_says_what_was_seen_and_why_each_generator_scores(
     document = {
         "$schema": DRAFT7,
         "type": "object",
-        "properties": {"jobs": {"type": "object", "additionalProperties": person()}},
+        "properties": {
+            "jobs": {"type": "object", "additionalProperties": person()},
+            "env": {"type": "object", "patternProperties": {"^[A-Z]": person()}},
+        },
     }
     description = read_description(schemas.write(document), flow_dir=schemas.root)
     found = explain(schemas.plugins, description)
     assert found.seen == [
         "a JSON Schema, draft-07 (from $schema)",
         "root: an object type (root)",
-        "node types: 1 (root)",
-        "children fields: none",
-        "entries keyed by name (checked with the node holding them; x-meta.entries makes a "
-        "unit of each): /properties/jobs",
+        "node types: 2 (root, jobs-additionalProperties)",
+        "children fields: jobs",
+        "entries keyed by name, walked as nodes (x-meta.entries on the top node's makes them "
+        "units of their own): /properties/jobs",
+        "entries keyed by name that may be other than nodes (checked with the node holding "
+        "them; a unit each on the top node): /properties/env",
     ]
     assert found.chosen is not None and found.chosen.generator == "document"
-    assert "tree: 0: no property of the node types holds objects" in "\n".join(found.lines())
+    lines = "\n".join(found.lines())
+    assert "document: 30.5 (chosen): a dag: the top node, and a unit per entry of env" in lines
+    assert "tree: 30: a dfs walk over 1 children fields, 2 node types" in lines
 
 
 def test_without_a_draft_the_schema_is_read_as_the_newest_and_says_so(schemas: Schemas) -> None:
@@ -226,7 +233,7 @@ def test_without_a_draft_the_schema_is_read_as_the_newest_and_says_so(schemas: S
     )
 
 
-def test_entries_that_need_no_data_fan_out_and_need_names_are_checked(
+def test_entries_are_walked_those_that_may_be_more_fan_out_and_needs_are_checked(
     schemas: Schemas,
 ) -> None:
     document = {
@@ -238,7 +245,10 @@ def test_entries_that_need_no_data_fan_out_and_need_names_are_checked(
         },
     }
     flow = schemas.flow(document)
-    jobs = flow["spec"]["root"]["units"][1]
+    assert flow["spec"]["root"]["over"] == {"input": "data", "entries": ["jobs"]}
+    loose = json.loads(json.dumps(document))
+    loose["properties"]["jobs"]["additionalProperties"]["type"] = ["object", "array"]
+    jobs = schemas.flow(loose)["spec"]["root"]["units"][1]
     assert (jobs["pattern"], jobs["over"]) == ("fanout", {"input": "data", "path": "/jobs"})
     (schemas.root / "doc.meta.yaml").write_text(
         "/properties/jobs:\n  entries: {dependsOn: needs}\n"
