@@ -14,6 +14,7 @@ units of their own).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +80,7 @@ LEFT_TO_UNITS = "its entries are units of their own (x-meta.entries)"
 def structure(schema: Schema, leave: frozenset[str] = frozenset()) -> Structure:
     """The schema's structure, computed once and kept on the schema; the fields in `leave` are
     not walked (their entries are units of their own)."""
-    key = ("structure", *sorted(leave))
+    key = "structure:" + json.dumps(sorted(leave))
     found = schema.memo.get(key)
     if not isinstance(found, Structure):
         found = _analyse(schema, dict.fromkeys(leave, LEFT_TO_UNITS))
