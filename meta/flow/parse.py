@@ -177,11 +177,12 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             for i, child in enumerate(raw.get("units", ()))
         ),
         over=Over(
-            input=over["input"],
+            input=over.get("input"),
             path=over.get("path", ""),
             children=_names(over.get("children", ())),
             entries=_names(over.get("entries", ())),
             chunk=over.get("chunk", 0),
+            depends_on=over.get("dependsOn"),
         )
         if over
         else None,

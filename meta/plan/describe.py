@@ -68,7 +68,7 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
     over = section.over
     if over is not None:
         where = f" at {over.path}" if over.path else ""
-        source = f"input '{over.input}'{where}"
+        source = f"input '{over.input}'{where}" if over.input else f"the visit's node{where}"
         if section.pattern == "fanout":
             what = f"fans out one visit per item of {source}"
         elif section.pattern == "cycle":
