@@ -12,10 +12,10 @@ The flow is a `dag` section named `document`:
   below it).
 
 `x-meta.entries` on the map's property (inline, or from an overlay) says more:
-`{dependsOn: needs}` makes the entries a `dag` in which each entry waits for the entries its
-`needs` field names (a name or a list); `{each: steps}` runs the items of each entry's `steps`
-in order in one micro section (one pod). Both read the entries from the data when the flow is
-generated (`--data`), as a dag's units are fixed.
+`{dependsOn: needs}` makes the fanout run its entries as a dag (`over.dependsOn`), each entry
+waiting for the entries its `needs` field names (a name or a list); `{each: steps}` runs the
+items of each entry's `steps` in order in one micro section (one pod). All of it is read from
+the data when the flow runs, so one flow runs any document of the schema.
 
 Scores 30.5 when the top node holds such entries (above tree's 30: a walk alone would skip
 them), 5 when the root is an object type that nothing else takes (a flow that checks the
@@ -27,15 +27,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from meta.errors import Fault, UserError, pointer
+from meta.errors import pointer
 from meta.flow.files import display_path
 from meta.hookspecs import Description
 from meta.plan.inputs import read_json
 
 from . import flows, seen
 from .schema_model import Schema, child, load
-from .structure import MapField, properties_of, structure
-from .tree import is_hierarchy, walk_section
+from .structure import MAP_KEYWORDS, MapField, properties_of, structure
+from .tree import is_hierarchy, literal, walk_section
 
 PATTERN = "dag"
 WITH_ENTRIES = 30.5
@@ -173,104 +173,76 @@ def _entry_run(
 def _entries(
     schema: Schema, description: Description, found: MapField, used: set[tuple[str, str]]
 ) -> dict[str, Any]:
+    """A fanout over the map's entries, read from the data when the flow runs: a unit per
+    entry (its key in the unit's id), the entry type's run or the validator; with
+    `x-meta.entries`, a dag through `dependsOn` and each entry's `each` items in order."""
     hint = _hint(schema, found)
+    entries_hint: dict[str, Any] = {}
+    at = ""
     if hint is not None:
         used.add((hint[0], "entries"))
-        return _entries_dag(schema, description, found, hint, used)
+        at, entries_hint = child(hint[0], "x-meta", "entries"), hint[1]
+    name = _entry_name(schema, found)
     run = _entry_run(schema, found, used, flows.ITERATING)
     if run is None:
-        path = f"{pointer([found.field])}/{{{{ index }}}}"
-        run = flows.validator_run(
-            description,
-            list(found.entries),
-            ["--type", found.field, "--path", path, "--no-subtree"],
-        )
+        extra = ["--type", found.field, "--path", "{{ path }}", "--no-subtree"]
+        run = flows.validator_run(description, list(found.entries), extra)
+    visit: dict[str, Any] = {"name": name, "run": run}
+    each = entries_hint.get("each")
+    if each:
+        items = _entry_field(schema, found, each, child(at, "each"), array=True)
+        steps = _each_section(schema, description, name, each, items, used)
+        visit = {
+            "cases": [
+                {"when": f"{literal(each)} in node", "unit": steps},
+                {"when": "true", "unit": visit},
+            ]
+        }
+    over = {"input": flows.DATA, "path": pointer([found.field])}
+    depends = entries_hint.get("dependsOn")
+    if depends:
+        _entry_field(schema, found, depends, child(at, "dependsOn"), array=False)
+        over["dependsOn"] = depends
     section = flows.section_frame(schema, flows.unit_slug(found.field, "entries"), "fanout")
     flows.max_active(section, schema)
-    section["over"] = {"input": flows.DATA, "path": pointer([found.field])}
-    section["visit"] = {"name": _entry_name(schema, found), "run": run}
+    section["over"] = over
+    section["visit"] = visit
     return section
 
 
 def _entry_name(schema: Schema, found: MapField) -> str:
-    """The entries' type name when they have one type (the unit's id carries each entry's key)."""
-    if len(found.entries) == 1:
+    """The entries' type name when they have one named type, else the map's name made singular
+    (`jobs` -> `job`); the unit's id carries each entry's key."""
+    if len(found.entries) == 1 and found.entries[0].split("/")[-2] not in MAP_KEYWORDS:
         return flows.unit_slug(flows.type_name(schema, found.entries[0]), "entry")
-    return "entry"
+    return flows.unit_slug(found.field.removesuffix("s") or found.field, "entry")
 
 
-def _entries_dag(
-    schema: Schema,
-    description: Description,
-    found: MapField,
-    hint: tuple[str, dict[str, Any]],
-    used: set[tuple[str, str]],
-) -> dict[str, Any]:
-    where, entries_hint = hint
-    at = child(where, "x-meta", "entries")
-    data, file = _data(schema, description, at)
-    entries = data.get(found.field) if isinstance(data, dict) else None
-    if not isinstance(entries, dict) or not entries:
-        raise UserError(Fault(file, pointer([found.field]), "no entries here to make a dag of"))
-    keys = list(entries)
-    names = dict(
-        zip(keys, flows.unique_names(flows.unit_slug(k, "entry") for k in keys), strict=True)
-    )
-    depends = entries_hint.get("dependsOn")
-    each = entries_hint.get("each")
-    item_schema = _each_items(schema, found, each, child(at, "each")) if each else None
-    run = _entry_run(schema, found, used, flows.TOP_LEVEL)
-    faults: list[Fault] = []
-    units = []
-    for key, entry in entries.items():
-        base = pointer([found.field, key])
-        unit: dict[str, Any] = {"name": names[key]}
-        if depends:
-            needed = entry.get(depends, []) if isinstance(entry, dict) else []
-            needed = [needed] if isinstance(needed, str) else needed
-            for i, other in enumerate(needed if isinstance(needed, list) else []):
-                if other not in names:
-                    faults.append(Fault(file, child(base, depends, i), f"'{other}' names no entry"))
-                elif names[other] not in unit.setdefault("dependsOn", []):
-                    unit["dependsOn"].append(names[other])
-        items = entry.get(each) if isinstance(entry, dict) and each else None
-        if item_schema is not None and isinstance(items, list) and items:
-            unit.update(_each_section(schema, description, base, each or "", item_schema, used))
-        elif run is not None:
-            unit["run"] = run
-        else:
-            extra = ["--type", found.field, "--data", "{{ inputs.data }}", "--at", base]
-            unit["run"] = flows.validator_run(description, list(found.entries), extra)
-        units.append(unit)
-    if faults:
-        raise UserError(faults)
-    section = flows.section_frame(schema, flows.unit_slug(found.field, "entries"), PATTERN)
-    flows.max_active(section, schema)
-    section["units"] = units
-    return section
-
-
-def _each_items(schema: Schema, found: MapField, each: str, at: str) -> list[str]:
-    """The keys of the schema of the items of the entries' field `each`: where `items` is
-    written, then what it names (the validator checks against the last)."""
+def _entry_field(schema: Schema, found: MapField, name: str, at: str, *, array: bool) -> list[str]:
+    """The keys of the schema of the entries' field `name` (of its `items` when `array`):
+    where it is written, then what it names (the validator checks against the last); a fault
+    at `at` when no entry type declares it."""
     for entry in found.entries:
-        for declared in properties_of(schema, entry).get(each, []):
+        for declared in properties_of(schema, entry).get(name, []):
             target = schema.deref(declared)
-            items = child(target, "items") if target is not None else ""
-            if items in schema.nodes:
-                return list(dict.fromkeys((items, schema.deref(items) or items)))
-    raise schema.error(at, f"the entries have no array field '{each}'")
+            if target is None:
+                continue
+            inner = child(target, "items") if array else target
+            if inner in schema.nodes:
+                return list(dict.fromkeys((inner, schema.deref(inner) or inner)))
+    kind = "array field" if array else "field"
+    raise schema.error(at, f"the entries have no {kind} '{name}'")
 
 
 def _each_section(
     schema: Schema,
     description: Description,
-    base: str,
+    name: str,
     each: str,
     items: list[str],
     used: set[tuple[str, str]],
 ) -> dict[str, Any]:
-    """The keys of a micro section running the items of one entry's `each` in order."""
+    """A micro section running the items of the entry's field `each` in order (one pod)."""
     run = None
     for where in items:
         run = flows.user_run(schema, where, flows.ITERATING)
@@ -278,17 +250,16 @@ def _each_section(
             used.add((where, "run"))
             break
     if run is None:
-        path = f"{child(base, each)}/{{{{ index }}}}"
-        run = flows.validator_run(
-            description, items[-1], ["--type", each, "--path", path, "--no-subtree"]
-        )
-    name = flows.type_name(schema, items[-1])
+        extra = ["--type", each, "--path", "{{ path }}", "--no-subtree"]
+        run = flows.validator_run(description, items[-1], extra)
+    item = flows.type_name(schema, items[-1])
     return {
+        "name": name,
         "scope": "micro",
         "pattern": "fanout",
         "maxActive": 1,
-        "over": {"input": flows.DATA, "path": child(base, each)},
-        "visit": {"name": flows.unit_slug(name, "item"), "run": run},
+        "over": {"path": pointer([each])},
+        "visit": {"name": flows.unit_slug(item, "item"), "run": run},
     }
 
 
@@ -310,15 +281,3 @@ def _given_data(schema: Schema, description: Description) -> tuple[Any, str] | N
         schema.memo["data"] = given
     found: tuple[Any, str] | None = schema.memo["data"]
     return found
-
-
-def _data(schema: Schema, description: Description, at: str) -> tuple[Any, str]:
-    """The data the flow is generated for; a fault at `at` when there is none."""
-    given = _given_data(schema, description)
-    if given is None:
-        raise schema.error(
-            at,
-            "x-meta.entries builds the entries' dag from the data: give the data file "
-            "(meta generate --data FILE)",
-        )
-    return given

@@ -238,7 +238,7 @@ def _field_test(name: str, places: list[Place]) -> str:
     """A `when` that holds for the nodes a children field holds: the field is the last name
     in the node's path (before the index, for arrays; before the key, for entries)."""
     shapes = _shapes(places)
-    quoted = _literal(name)
+    quoted = literal(name)
     if shapes == {"map"}:
         return f"depth > 0 and path.split('/')[-2] == {quoted}"
     tests = []
@@ -276,7 +276,7 @@ def _by_discriminator(schema: Schema, hierarchy: Hierarchy) -> dict[str, str] | 
         else:
             if len({json.dumps(v) for v in values}) == len(values):
                 return {
-                    node.where: f"{_access(name)} == {_literal(value)}"
+                    node.where: f"{_access(name)} == {literal(value)}"
                     for node, value in zip(nodes, values, strict=True)
                 }
     return None
@@ -332,7 +332,7 @@ def _by_required(schema: Schema, hierarchy: Hierarchy) -> dict[str, str] | None:
         own = [name for name in node.schema.get("required", []) if name not in others]
         if not own:
             return None
-        tests[node.where] = f"{_literal(own[0])} in node"
+        tests[node.where] = f"{literal(own[0])} in node"
     return tests
 
 
@@ -344,10 +344,11 @@ def _access(name: str) -> str:
         and not hasattr(dict, name)
     ):
         return f"node.{name}"
-    return f"node[{_literal(name)}]"
+    return f"node[{literal(name)}]"
 
 
-def _literal(value: str | int) -> str:
+def literal(value: str | int) -> str:
+    """`value` as a Jinja literal."""
     if isinstance(value, int):
         return str(value)
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -254,14 +254,20 @@ def test_entries_are_walked_those_that_may_be_more_fan_out_and_needs_are_checked
     (schemas.root / "doc.meta.yaml").write_text(
         "/properties/jobs:\n  entries: {dependsOn: needs}\n"
     )
+    # The entries' dag is read from the data when the flow runs: no data is needed here.
+    jobs = schemas.flow(document)["spec"]["root"]["units"][1]
+    assert jobs["over"] == {"input": "data", "path": "/jobs", "dependsOn": "needs"}
+    (schemas.root / "doc.meta.yaml").write_text(
+        "/properties/jobs:\n  entries: {dependsOn: after, each: steps}\n"
+    )
     assert schemas.faults(document) == [
-        "doc.meta.yaml: /~1properties~1jobs/entries: x-meta.entries builds the entries' dag "
-        "from the data: give the data file (meta generate --data FILE)"
+        "doc.meta.yaml: /~1properties~1jobs/entries/each: the entries have no array field 'steps'"
     ]
-    data = schemas.root / "doc.data.yaml"
-    data.write_text("jobs:\n  a: {name: a}\n  b: {name: b, needs: [a, c]}\n")
-    assert schemas.faults(document, data=data) == [
-        "doc.data.yaml: /jobs/b/needs/1: 'c' names no entry"
+    (schemas.root / "doc.meta.yaml").write_text(
+        "/properties/jobs:\n  entries: {dependsOn: after}\n"
+    )
+    assert schemas.faults(document) == [
+        "doc.meta.yaml: /~1properties~1jobs/entries/dependsOn: the entries have no field 'after'"
     ]
 
 
@@ -282,17 +288,25 @@ def test_the_ci_workflow_sample_runs_its_jobs_in_needs_order_with_every_step(
     assert made.returncode == 0, made.stderr
     flow = yaml.safe_load((folder / "ci.flow.yaml").read_text())
     jobs = flow["spec"]["root"]["units"][1]
-    assert [(u["name"], u.get("dependsOn", [])) for u in jobs["units"]] == [
-        ("list", []),
-        ("ci", ["list"]),
-        ("packaging", ["ci"]),
-    ]
+    assert jobs["over"] == {"input": "data", "path": "/jobs", "dependsOn": "needs"}
     ran = run_meta("run", "ci.flow.yaml", "--workdir", "run", cwd=folder)
     assert ran.returncode == 0, ran.stderr
     data = yaml.safe_load((folder / "ci.data.yml").read_text())
     steps = sum(len(job["steps"]) for job in data["jobs"].values())
     notes = list((folder / "run" / "store").rglob("step.json"))
     assert len(notes) == steps
+    # The jobs ran in `needs` order (list -> ci -> packaging), each job's steps in order.
+    report = json.loads((folder / "run" / "report.json").read_text())
+    started = [u["id"] for u in sorted(report["units"], key=lambda u: u["startedAt"])]
+    jobs_in_order = list(dict.fromkeys(uid.split("/")[3] for uid in started if "/jobs/" in uid))
+    assert jobs_in_order == ["list", "ci", "packaging"]
+    # The same flow runs another workflow: a job that waits for a job it does not name fails
+    # before anything runs, at its place in the data.
+    other = folder / "ci.data.yml"
+    other.write_text(other.read_text().replace("needs: ci", "needs: [ci, docs]"))
+    refused = run_meta("run", "ci.flow.yaml", "--workdir", "run2", cwd=folder)
+    assert refused.returncode == 2
+    assert "ci.data.yml: /jobs/packaging/needs/1: 'docs' names no entry" in refused.stderr
     again = run_meta(
         "generate", "github-workflows.json", "--data", "ci.data.yml", "-o", "again.yaml", cwd=folder
     )
