@@ -204,7 +204,7 @@ def test_a_walk_takes_its_children_from_children_or_entries_fields() -> None:
     assert over(entries=["a", "a"]) == [("/spec/root/over/entries", "lists 'a' more than once")]
     fanout = section("fanout", over={"input": "x", "entries": "jobs"}, visit=STEP)
     assert faults(doc(fanout)) == [
-        ("/spec/root/over/entries", "unknown field 'entries' (allowed here: input, path)")
+        ("/spec/root/over/entries", "unknown field 'entries' (allowed here: dependsOn, input, path)")
     ]
 
 
@@ -298,3 +298,12 @@ def test_faults_are_sorted_by_pointer_and_not_repeated() -> None:
     pointers = [pointer for pointer, _ in faults(doc(root))]
     assert pointers == sorted(pointers)
     assert len(pointers) == len(set(pointers)) == 3
+
+
+def test_a_fanout_may_run_named_entries_as_a_dag_and_leave_out_its_input() -> None:
+    def over(**fields: Any) -> list[tuple[str, str]]:
+        return faults(doc(section("fanout", over=fields, visit=STEP)))
+
+    assert over(input="x", path="/jobs", dependsOn="needs") == []
+    assert over(path="/steps") == []
+    assert over(input="x", dependsOn="") == [("/spec/root/over/dependsOn", "must not be empty")]
