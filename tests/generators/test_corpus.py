@@ -194,3 +194,19 @@ def _comparable(errors: set[tuple[str, str]]) -> set[tuple[str, str]]:
                 message = suffix + message.split(suffix, 1)[1]
         comparable.add((where, message))
     return comparable
+
+
+@pytest.mark.parametrize(
+    ("name", "maps"),
+    [("github-workflows", ["jobs", "services"]), ("compose-spec", ["services", "jobs"])],
+)
+def test_maps_of_named_entries_are_walked_at_any_depth(
+    name: str, maps: list[str], builtins: Plugins, tmp_path: Path
+) -> None:
+    """A workflow's jobs (and each job's services), a compose file's services: entries keyed by
+    name below the top node are nodes of the walk, each named by its key."""
+    (entry,) = [e for e in MANIFEST if e["name"] == name]
+    root = _generate(builtins, entry, tmp_path, None).document["spec"]["root"]
+    walk = root["units"][0] if root["pattern"] == "dag" else root
+    assert walk["pattern"] == "dfs"
+    assert walk["over"]["entries"] == maps
