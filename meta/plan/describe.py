@@ -71,6 +71,8 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
         source = f"input '{over.input}'{where}" if over.input else f"the visit's node{where}"
         if section.pattern == "fanout":
             what = f"fans out one visit per item of {source}"
+            if over.depends_on is not None:
+                what += f", each after the items its '{over.depends_on}' names"
         elif section.pattern == "cycle":
             what = (
                 f"cuts {source} into chunks of {over.chunk} and sends each chunk round a ring of "

@@ -204,7 +204,10 @@ def test_a_walk_takes_its_children_from_children_or_entries_fields() -> None:
     assert over(entries=["a", "a"]) == [("/spec/root/over/entries", "lists 'a' more than once")]
     fanout = section("fanout", over={"input": "x", "entries": "jobs"}, visit=STEP)
     assert faults(doc(fanout)) == [
-        ("/spec/root/over/entries", "unknown field 'entries' (allowed here: dependsOn, input, path)")
+        (
+            "/spec/root/over/entries",
+            "unknown field 'entries' (allowed here: dependsOn, input, path)",
+        )
     ]
 
 
