@@ -36,15 +36,12 @@ def describe(schema: Schema) -> list[str]:
         )
     walked = [m for m in found.maps if m.field in found.fields]
     if walked:
-        lines.append(
-            "entries keyed by name, walked as nodes (x-meta.entries on the top node's makes "
-            f"them units of their own): {_places(walked)}"
-        )
+        lines.append(f"maps of entries keyed by name, walked as nodes: {_places(walked)}")
     others = [m for m in found.maps if m.field not in found.fields]
     if others:
         lines.append(
-            "entries keyed by name that may be other than nodes (checked with the node holding "
-            f"them; a unit each on the top node): {_places(others)}"
+            "maps whose entries may be other than nodes (checked with the node holding them; "
+            f"on the top node, a unit per entry): {_places(others)}"
         )
     return lines
 

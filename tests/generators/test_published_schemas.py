@@ -213,10 +213,9 @@ def test_explain_says_what_was_seen_and_why_each_generator_scores(
         "root: an object type (root)",
         "node types: 2 (root, jobs-additionalProperties)",
         "children fields: jobs",
-        "entries keyed by name, walked as nodes (x-meta.entries on the top node's makes them "
-        "units of their own): /properties/jobs",
-        "entries keyed by name that may be other than nodes (checked with the node holding "
-        "them; a unit each on the top node): /properties/env",
+        "maps of entries keyed by name, walked as nodes: /properties/jobs",
+        "maps whose entries may be other than nodes (checked with the node holding them; on the "
+        "top node, a unit per entry): /properties/env",
     ]
     assert found.chosen is not None and found.chosen.generator == "document"
     lines = "\n".join(found.lines())
