@@ -73,6 +73,8 @@ def test_the_company_sample_gets_a_different_operation_per_level(schemas: Schema
         "/$defs/person",
         "--children",
         "departments,teams,members",
+        "--held",
+        "{{ node | list | tojson }}",
         "--path",
         "{{ path }}",
     ]
@@ -158,7 +160,16 @@ def test_a_recursive_single_type_gets_a_plain_visit(schemas: Schemas) -> None:
     assert flow["metadata"]["name"] == "tree-sum"
     visit = flow["spec"]["root"]["visit"]
     assert visit["name"] == "tree-sum"
-    assert command(visit)[5:] == ["--pointer", "", "--children", "kids", "--path", "{{ path }}"]
+    assert command(visit)[5:] == [
+        "--pointer",
+        "",
+        "--children",
+        "kids",
+        "--held",
+        "{{ node | list | tojson }}",
+        "--path",
+        "{{ path }}",
+    ]
 
 
 def test_bfs_pre_order_and_micro_scope_come_from_x_meta(schemas: Schemas) -> None:
