@@ -336,3 +336,13 @@ def test_nothing_is_read_outside_the_root_through_dots_or_links(
         f"the schema is not under --schema-root {tmp_path / 'elsewhere'}"
     )
     assert no_network == []
+
+
+def test_the_cli_takes_the_root_as_schema_root(tmp_path: Path) -> None:
+    item = _spec(tmp_path)
+    refused = run_meta("generate", "item.json", cwd=item.parent)
+    assert refused.returncode == 2
+    assert "meta generate --schema-root DIR reads files anywhere under DIR" in refused.stderr
+    made = run_meta("generate", "item.json", "--schema-root", "..", "-o", "f.yaml", cwd=item.parent)
+    assert made.returncode == 0, made.stderr
+    assert "--schema-root" in (item.parent / "f.yaml").read_text()
