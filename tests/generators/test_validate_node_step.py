@@ -187,11 +187,16 @@ def test_misuse_exits_2_with_a_message(step: Step, capsys: pytest.CaptureFixture
     assert main(["--schema", "missing.json"]) == 2
     assert main([]) == 2
     assert main(["--schema", "team.schema.json", "--held", "members"]) == 2
+    assert main(["--schema", "team.schema.json", "--schema-root", "out"]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert errors[0] == "validate-node: nothing at /$defs/nope in the schema file team.schema.json"
     assert errors[1].startswith("validate-node: cannot read the schema file missing.json")
     assert errors[2] == "validate-node: --schema is required (or --summary)"
     assert errors[3] == "validate-node: --held needs a JSON list of field names, got 'members'"
+    assert (
+        errors[4]
+        == "validate-node: the schema file team.schema.json is not under --schema-root out"
+    )
     assert not (step.output / "report.json").exists()
 
 
