@@ -213,7 +213,8 @@ def _entries(
 def _entry_name(schema: Schema, found: MapField) -> str:
     """The entries' type name when they have one named type, else the map's name made singular
     (`jobs` -> `job`); the unit's id carries each entry's key."""
-    if len(found.entries) == 1 and found.entries[0].split("/")[-2] not in MAP_KEYWORDS:
+    parent = found.entries[0].split("/")[-2:-1] if len(found.entries) == 1 else []
+    if parent and parent[0] not in MAP_KEYWORDS:
         return flows.unit_slug(flows.type_name(schema, found.entries[0]), "entry")
     return flows.unit_slug(found.field.removesuffix("s") or found.field, "entry")
 
