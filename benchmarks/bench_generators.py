@@ -32,20 +32,24 @@ CORPUS = Path(__file__).resolve().parents[1] / "tests" / "generators" / "corpus"
 TARGET_SECONDS = 2.0
 
 
-def corpus_schemas() -> list[Path]:
+def corpus_schemas() -> list[tuple[Path, Path | None]]:
+    """(schema, the folder its $refs read files under: its folder in the corpus)."""
     manifest = CORPUS / "manifest.yaml"
     if not manifest.is_file():
         return []
     entries: list[dict[str, Any]] = yaml.safe_load(manifest.read_text(encoding="utf-8"))
-    return [CORPUS / entry["schema"] for entry in entries]
+    return [
+        (CORPUS / entry["schema"], CORPUS.joinpath(*Path(entry["schema"]).parts[:2]))
+        for entry in entries
+    ]
 
 
-def measure(plugins: Plugins, path: Path, out: Path) -> tuple[float, float, str]:
+def measure(plugins: Plugins, path: Path, root: Path | None, out: Path) -> tuple[float, float, str]:
     """(seconds to score with every generator, seconds to generate, outcome)."""
     schema_model.forget()
     start = time.perf_counter()
     try:
-        description = read_description(path, flow_dir=out)
+        description = read_description(path, flow_dir=out, schema_root=root)
         for registered in plugins.catalogue:
             registered.generator.score(description)
     except UserError as exc:
@@ -64,15 +68,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="best of N per schema")
     args = parser.parse_args()
     plugins = load_plugins(autoload=False)
-    paths = [*corpus_schemas(), *args.schemas]
+    paths = [*corpus_schemas(), *((path, None) for path in args.schemas)]
     if not paths:
         print("no schemas: the corpus is not there and none were given", file=sys.stderr)
         return 2
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'schema':52} {'KB':>6} {'defs':>5} {'score s':>8} {'gen s':>7}  outcome")
-        for path in paths:
-            runs = [measure(plugins, path, Path(tmp)) for _ in range(args.repeat)]
+        for path, root in paths:
+            runs = [measure(plugins, path, root, Path(tmp)) for _ in range(args.repeat)]
             scored = min(r[0] for r in runs)
             generated = min(r[1] for r in runs)
             outcome = runs[0][2]

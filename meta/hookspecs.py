@@ -32,6 +32,9 @@ class Description:
     """The data file the generated flow should read, when one was given."""
     flow_dir: Path = Path(".")
     """The directory the generated flow will be written to: relative paths start there."""
+    schema_root: Path | None = None
+    """The folder under which the files the description refers to may be read (a JSON
+    Schema's `$ref`s to other files); None: the description's own folder."""
 
     def relative(self, path: Path) -> str:
         """`path` as the generated flow should name it (relative to the flow's directory)."""

@@ -1,22 +1,25 @@
-"""The document generator: a document whose top node holds entries keyed by name (a CI
-workflow's `jobs`, a compose file's `services`), or holds nothing a walk can follow.
+"""The document generator: a document whose top node holds entries keyed by name that a walk
+does not take as nodes (a map whose entries may be arrays or anything, or one whose entries
+`x-meta.entries` makes units of their own: a CI workflow's `jobs`), or holds nothing a walk
+can follow. Maps whose every entry is a node are walked by the tree walk itself (tree.py).
 
 The flow is a `dag` section named `document`:
 
 - the top node: the tree walk when the schema is a hierarchy (see tree.py), else one step that
   checks the whole document (the root's `x-meta.run`, else the built-in validator);
-- per map of entries on the top node: a `fanout` over the entries (`over.path: /jobs`), one
-  unit per entry, its id carrying the entry's name: the entry type's `x-meta.run`, else the
-  built-in validator (entry and everything below it).
+- per such map on the top node: a `fanout` over the entries (`over.path: /jobs`), one unit
+  per entry: the entry type's `x-meta.run`, else the built-in validator (entry and everything
+  below it).
 
 `x-meta.entries` on the map's property (inline, or from an overlay) says more:
-`{dependsOn: needs}` makes the entries a `dag` in which each entry waits for the entries its
-`needs` field names (a name or a list); `{each: steps}` runs the items of each entry's `steps`
-in order in one micro section (one pod). Both read the entries from the data when the flow is
-generated (`--data`), as a dag's units are fixed.
+`{dependsOn: needs}` makes the fanout run its entries as a dag (`over.dependsOn`), each entry
+waiting for the entries its `needs` field names (a name or a list); `{each: steps}` runs the
+items of each entry's `steps` in order in one micro section (one pod). All of it is read from
+the data when the flow runs, so one flow runs any document of the schema.
 
-Scores 30.5 when the top node holds entries (above tree's 30: a walk alone would skip them),
-5 when the root is an object type that nothing else takes (a flow that checks the document).
+Scores 30.5 when the top node holds such entries (above tree's 30: a walk alone would skip
+them), 5 when the root is an object type that nothing else takes (a flow that checks the
+document).
 """
 
 from __future__ import annotations
@@ -26,15 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import meta.builder as mb
-from meta.errors import Fault, UserError, pointer
+from meta.errors import pointer
 from meta.flow.files import display_path
 from meta.hookspecs import Description
 from meta.plan.inputs import read_json
 
 from . import flows, seen
 from .schema_model import Schema, child, load
-from .structure import MapField, properties_of, structure
-from .tree import is_hierarchy, walk_section
+from .structure import MAP_KEYWORDS, MapField, properties_of, structure
+from .tree import is_hierarchy, literal, walk_section
 
 PATTERN = "dag"
 WITH_ENTRIES = 30.5
@@ -51,7 +54,7 @@ class DocumentGenerator:
         schema = load(description)
         if schema is None or "pattern" in schema.root_meta or _decline(schema) is not None:
             return 0.0
-        return WITH_ENTRIES if top_maps(schema) else ONLY_THE_DOCUMENT
+        return WITH_ENTRIES if own_maps(schema) else ONLY_THE_DOCUMENT
 
     def explain(self, description: Description) -> tuple[list[str], str]:
         return seen.explain(description, (), _decline, _plan)
@@ -76,14 +79,22 @@ class DocumentGenerator:
         return flows.flow_document(schema, description, self.name, section)
 
 
-def top_maps(schema: Schema) -> list[MapField]:
-    """The maps of entries held by the top node (by one of the root's object types)."""
+def own_maps(schema: Schema) -> list[MapField]:
+    """The maps of entries held by the top node (by one of the root's object types) whose
+    entries are units of their own: those with `x-meta.entries`, and those the walk does not
+    take (their entries may be other than nodes)."""
     found = structure(schema)
     by_field: dict[str, MapField] = {}
     for entry in found.maps:
-        if entry.owner in found.roots:
+        walked = entry.field in found.fields and _hint(schema, entry) is None
+        if entry.owner in found.roots and not walked:
             by_field.setdefault(entry.field, entry)
     return list(by_field.values())
+
+
+def _left(schema: Schema) -> frozenset[str]:
+    """The fields the walk of the top node leaves to units of their own (x-meta.entries)."""
+    return frozenset(m.field for m in own_maps(schema) if _hint(schema, m) is not None)
 
 
 def _fanned_out(schema: Schema, description: Description) -> list[MapField]:
@@ -96,7 +107,7 @@ def _fanned_out(schema: Schema, description: Description) -> list[MapField]:
         listed = schema.at(root).get("required", [])
         required.update(name for name in listed if isinstance(name, str))
     chosen = []
-    for found in top_maps(schema):
+    for found in own_maps(schema):
         if _hint(schema, found) is not None:
             chosen.append(found)
         elif data is not None:
@@ -114,7 +125,7 @@ def _decline(schema: Schema) -> str | None:
 
 
 def _plan(schema: Schema) -> str:
-    maps = top_maps(schema)
+    maps = own_maps(schema)
     if not maps:
         return "a flow that checks the whole document (nothing below the top node to walk)"
     return f"a dag: the top node, and a unit per entry of {', '.join(m.field for m in maps)}"
@@ -123,8 +134,9 @@ def _plan(schema: Schema) -> str:
 def _top(
     schema: Schema, description: Description, maps: list[MapField], used: set[tuple[str, str]]
 ) -> mb.Unit:
-    if is_hierarchy(schema):
-        section, walked = walk_section(schema, description)
+    left = _left(schema)
+    if is_hierarchy(schema, left):
+        section, walked = walk_section(schema, description, left)
         used.update(walked)
         return section
     found = structure(schema)
@@ -163,113 +175,74 @@ def _entry_run(
 def _entries(
     schema: Schema, description: Description, found: MapField, used: set[tuple[str, str]]
 ) -> mb.Section:
+    """A fanout over the map's entries, read from the data when the flow runs: a unit per
+    entry (its key in the unit's id), the entry type's run or the validator; with
+    `x-meta.entries`, a dag through `dependsOn` and each entry's `each` items in order."""
     hint = _hint(schema, found)
+    entries_hint: dict[str, Any] = {}
+    at = ""
     if hint is not None:
         used.add((hint[0], "entries"))
-        return _entries_dag(schema, description, found, hint, used)
+        at, entries_hint = child(hint[0], "x-meta", "entries"), hint[1]
+    name = _entry_name(schema, found)
     run = _entry_run(schema, found, used, flows.ITERATING)
     if run is None:
-        path = f"{pointer([found.field])}/{{{{ index }}}}"
-        run = flows.validator_run(
-            description,
-            list(found.entries),
-            ["--type", found.field, "--path", path, "--no-subtree"],
-        )
+        extra = ["--type", found.field, "--path", "{{ path }}", "--no-subtree"]
+        run = flows.validator_run(description, list(found.entries), extra)
+    step = run.step(name)
+    visit: mb.Visit = step
+    each = entries_hint.get("each")
+    if each:
+        items = _entry_field(schema, found, each, child(at, "each"), array=True)
+        steps = _each_section(schema, description, name, each, items, used)
+        visit = [mb.case(f"{literal(each)} in node", steps), mb.case("true", step)]
+    depends = entries_hint.get("dependsOn")
+    if depends:
+        _entry_field(schema, found, depends, child(at, "dependsOn"), array=False)
     return mb.fanout(
         flows.unit_slug(found.field, "entries"),
         over=flows.DATA,
         path=pointer([found.field]),
-        visit=run.step(_entry_name(schema, found)),
+        depends_on_field=depends or None,
+        visit=visit,
         **flows.frame(schema),
     )
 
 
 def _entry_name(schema: Schema, found: MapField) -> str:
-    """The entries' type name when they have one type (the unit's id carries each entry's key)."""
-    if len(found.entries) == 1:
+    """The entries' type name when they have one named type, else the map's name made singular
+    (`jobs` -> `job`); the unit's id carries each entry's key."""
+    parent = found.entries[0].split("/")[-2:-1] if len(found.entries) == 1 else []
+    if parent and parent[0] not in MAP_KEYWORDS:
         return flows.unit_slug(flows.type_name(schema, found.entries[0]), "entry")
-    return "entry"
+    return flows.unit_slug(found.field.removesuffix("s") or found.field, "entry")
 
 
-def _entries_dag(
-    schema: Schema,
-    description: Description,
-    found: MapField,
-    hint: tuple[str, dict[str, Any]],
-    used: set[tuple[str, str]],
-) -> mb.Section:
-    where, entries_hint = hint
-    at = child(where, "x-meta", "entries")
-    data, file = _data(schema, description, at)
-    entries = data.get(found.field) if isinstance(data, dict) else None
-    if not isinstance(entries, dict) or not entries:
-        raise UserError(Fault(file, pointer([found.field]), "no entries here to make a dag of"))
-    keys = list(entries)
-    names = dict(
-        zip(keys, flows.unique_names(flows.unit_slug(k, "entry") for k in keys), strict=True)
-    )
-    depends = entries_hint.get("dependsOn")
-    each = entries_hint.get("each")
-    item_schema = _each_items(schema, found, each, child(at, "each")) if each else None
-    run = _entry_run(schema, found, used, flows.TOP_LEVEL)
-    faults: list[Fault] = []
-    units: list[mb.Unit] = []
-    for key, entry in entries.items():
-        base = pointer([found.field, key])
-        needs: list[str] = []
-        if depends:
-            needed = entry.get(depends, []) if isinstance(entry, dict) else []
-            needed = [needed] if isinstance(needed, str) else needed
-            for i, other in enumerate(needed if isinstance(needed, list) else []):
-                if other not in names:
-                    faults.append(Fault(file, child(base, depends, i), f"'{other}' names no entry"))
-                elif names[other] not in needs:
-                    needs.append(names[other])
-        items = entry.get(each) if isinstance(entry, dict) and each else None
-        if item_schema is not None and isinstance(items, list) and items:
-            units.append(
-                _each_section(
-                    schema, description, names[key], needs, base, each or "", item_schema, used
-                )
-            )
-            continue
-        if run is None:
-            extra = ["--type", found.field, "--data", "{{ inputs.data }}", "--at", base]
-            units.append(
-                flows.validator_run(description, list(found.entries), extra).step(
-                    names[key], depends_on=needs
-                )
-            )
-        else:
-            units.append(run.step(names[key], depends_on=needs))
-    if faults:
-        raise UserError(faults)
-    return mb.dag(flows.unit_slug(found.field, "entries"), *units, **flows.frame(schema))
-
-
-def _each_items(schema: Schema, found: MapField, each: str, at: str) -> list[str]:
-    """The keys of the schema of the items of the entries' field `each`: where `items` is
-    written, then what it names (the validator checks against the last)."""
+def _entry_field(schema: Schema, found: MapField, name: str, at: str, *, array: bool) -> list[str]:
+    """The keys of the schema of the entries' field `name` (of its `items` when `array`):
+    where it is written, then what it names (the validator checks against the last); a fault
+    at `at` when no entry type declares it."""
     for entry in found.entries:
-        for declared in properties_of(schema, entry).get(each, []):
+        for declared in properties_of(schema, entry).get(name, []):
             target = schema.deref(declared)
-            items = child(target, "items") if target is not None else ""
-            if items in schema.nodes:
-                return list(dict.fromkeys((items, schema.deref(items) or items)))
-    raise schema.error(at, f"the entries have no array field '{each}'")
+            if target is None:
+                continue
+            inner = child(target, "items") if array else target
+            if inner in schema.nodes:
+                return list(dict.fromkeys((inner, schema.deref(inner) or inner)))
+    kind = "array field" if array else "field"
+    raise schema.error(at, f"the entries have no {kind} '{name}'")
 
 
 def _each_section(
     schema: Schema,
     description: Description,
     name: str,
-    needs: list[str],
-    base: str,
     each: str,
     items: list[str],
     used: set[tuple[str, str]],
 ) -> mb.Section:
-    """The micro section (one pod) running the items of one entry's `each` in order."""
+    """A micro section running the items of the entry's field `each` in order (one pod)."""
     run = None
     for where in items:
         run = flows.user_run(schema, where, flows.ITERATING)
@@ -277,19 +250,11 @@ def _each_section(
             used.add((where, "run"))
             break
     if run is None:
-        path = f"{child(base, each)}/{{{{ index }}}}"
-        run = flows.validator_run(
-            description, items[-1], ["--type", each, "--path", path, "--no-subtree"]
-        )
+        extra = ["--type", each, "--path", "{{ path }}", "--no-subtree"]
+        run = flows.validator_run(description, items[-1], extra)
     item = flows.unit_slug(flows.type_name(schema, items[-1]), "item")
     return mb.fanout(
-        name,
-        over=flows.DATA,
-        path=child(base, each),
-        visit=run.step(item),
-        depends_on=needs,
-        scope="micro",
-        max_active=1,
+        name, over=None, path=pointer([each]), visit=run.step(item), scope="micro", max_active=1
     )
 
 
@@ -311,15 +276,3 @@ def _given_data(schema: Schema, description: Description) -> tuple[Any, str] | N
         schema.memo["data"] = given
     found: tuple[Any, str] | None = schema.memo["data"]
     return found
-
-
-def _data(schema: Schema, description: Description, at: str) -> tuple[Any, str]:
-    """The data the flow is generated for; a fault at `at` when there is none."""
-    given = _given_data(schema, description)
-    if given is None:
-        raise schema.error(
-            at,
-            "x-meta.entries builds the entries' dag from the data: give the data file "
-            "(meta generate --data FILE)",
-        )
-    return given

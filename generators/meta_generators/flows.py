@@ -186,9 +186,13 @@ def validator_run(
     description: Description, where: str | Sequence[str], extra: Sequence[str] = ()
 ) -> Run:
     """The run of the built-in step that checks a node against the subschema keyed `where` (or
-    against any of several): a JSON pointer, or `FILE#POINTER` into a file beside the schema."""
+    against any of several): a JSON pointer, or `FILE#POINTER` into another file (relative to
+    the schema's folder, under `--schema-root` when one was given)."""
     places = [where] if isinstance(where, str) else list(where)
     command = [*VALIDATE_NODE, "--schema", description.relative(description.path)]
+    root = description.schema_root
+    if root is not None and root != description.path.parent:
+        command.extend(["--schema-root", description.relative(root)])
     for place in places:
         command.extend(["--pointer", place])
     return Run([*command, *extra])

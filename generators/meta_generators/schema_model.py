@@ -11,6 +11,7 @@ of every subschema holding a `$ref` (or `$recursiveRef`, `$dynamicRef`) to the k
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -62,7 +63,10 @@ class Schema:
     """Key of a subschema -> its `x-meta` object (checked), inline or from the overlay."""
     overlay: Overlay | None = None
     files: dict[str, Path] = field(default_factory=dict)
-    """The files beside the schema that `$ref`s reach, by the name their keys start with."""
+    """The other files that `$ref`s reach, by the name their keys start with (their path
+    relative to the schema's folder)."""
+    root: Path | None = None
+    """The folder files are read under (`--schema-root`); None: the schema's own folder."""
     memo: dict[str, Any] = field(default_factory=dict)
     """Analyses of the schema, each made once (score, then generate)."""
 
@@ -186,7 +190,7 @@ def unknown_dialect(description: Description) -> str | None:
     return None
 
 
-_CACHE: list[tuple[Path, Any, Schema]] = []
+_CACHE: list[tuple[tuple[Path, Path | None], Any, Schema]] = []
 
 
 def forget() -> None:
@@ -205,11 +209,12 @@ def load(description: Description) -> Schema | None:
     dialect = dialect_of(description.document)
     if dialect is None:
         return None
-    for path, document, schema in _CACHE:
-        if document is description.document and path == description.path:
+    key = (description.path, description.schema_root)
+    for cached, document, schema in _CACHE:
+        if document is description.document and cached == key:
             return schema
     schema = _load(description, dialect)
-    _CACHE.append((description.path, description.document, schema))
+    _CACHE.append((key, description.document, schema))
     del _CACHE[:-8]
     return schema
 
@@ -225,8 +230,14 @@ def read_schema_file(path: Path) -> Any:
 def _load(description: Description, dialect: Dialect) -> Schema:
     document: dict[str, Any] = description.document
     schema = Schema(description.path, display_path(description.path), document, dialect)
+    root = description.schema_root
+    if root is not None and not description.path.resolve().is_relative_to(root):
+        raise schema.error("", f"the schema is not under --schema-root {display_path(root)}")
+    schema.root = root
     _check_metaschema(schema)
-    registry, base, retrieve = local_registry(description.path, document, dialect, read_schema_file)
+    registry, base, retrieve = local_registry(
+        description.path, document, dialect, read_schema_file, root
+    )
     _Resolver(schema, registry, retrieve).run(base)
     schema.x_meta.update({where: meta for where, meta in _inline_x_meta(schema)})
     overlay = read_overlay(description.path, stem(description.path))
@@ -345,11 +356,17 @@ class _Resolver:
         path = self.retrieve.path_of(uri)
         if path is None:
             return None
-        name = self.schema.path.parent.resolve().as_posix()
-        name = path.resolve().as_posix()[len(name) + 1 :]
+        name = Path(os.path.relpath(path, self.schema.path.parent.resolve())).as_posix()
         self.schema.files[name] = path
         found = self._index(name, self.retrieve(uri).contents).get(id(contents))
         return None if found is None else f"{name}#{found}"
+
+    @property
+    def _root(self) -> str:
+        """The folder files are read under, as faults name it."""
+        if self.schema.root is None:
+            return "the schema's folder"
+        return f"{display_path(self.schema.root)}/ (--schema-root)"
 
     def _index(self, name: str, document: Any) -> dict[int, str]:
         """Pointer of every object in a document, by identity, built once per document."""
@@ -373,18 +390,27 @@ class _Resolver:
                 return Fault("", "", f"$ref '{ref}' names a file that cannot be read: {cause}")
             target = urldefrag(urljoin(base, ref)).url
             missing = self.retrieve.path_of(target, existing=False)
-            if missing is not None:
+            if missing is not None and not missing.is_file():
                 return Fault(
                     "",
                     "",
-                    f"$ref '{ref}' names {display_path(missing)} beside the schema: no such file",
+                    f"$ref '{ref}' names {display_path(missing)}: no such file",
                 )
             names = "" if target == ref else f" (it names {target})"
+            if missing is not None:
+                return Fault(
+                    "", "", f"$ref '{ref}'{names} is a link to a file outside {self._root}"
+                )
+            hint = (
+                "; meta generate --schema-root DIR reads files anywhere under DIR"
+                if self.schema.root is None
+                else ""
+            )
             return Fault(
                 "",
                 "",
-                f"$ref '{ref}' is not local{names}: only references inside this file and to "
-                "files beside it are resolved, never fetched",
+                f"$ref '{ref}' is not local{names}: only files under {self._root} are read (by "
+                f"path, or by the $id written in them), never fetched{hint}",
             )
         if isinstance(exc, NoSuchAnchor):
             absent = f"no $anchor '{exc.anchor}'"

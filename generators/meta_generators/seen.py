@@ -11,7 +11,7 @@ from meta.hookspecs import Description
 
 from .flows import schema_of, type_name
 from .schema_model import Schema, claims_json_schema, unknown_dialect
-from .structure import structure
+from .structure import MapField, structure
 
 SHOWN = 8
 """Names listed before '...' in a line."""
@@ -34,12 +34,20 @@ def describe(schema: Schema) -> list[str]:
         lines.append(
             "not walked: " + "; ".join(f"{name} ({why})" for name, why in found.left_out.items())
         )
-    if found.maps:
+    walked = [m for m in found.maps if m.field in found.fields]
+    if walked:
+        lines.append(f"maps of entries keyed by name, walked as nodes: {_places(walked)}")
+    others = [m for m in found.maps if m.field not in found.fields]
+    if others:
         lines.append(
-            "entries keyed by name (checked with the node holding them; x-meta.entries makes a "
-            f"unit of each): {', '.join(m.at for m in found.maps[:SHOWN])}{_more(found.maps)}"
+            "maps whose entries may be other than nodes (checked with the node holding them; "
+            f"on the top node, a unit per entry): {_places(others)}"
         )
     return lines
+
+
+def _places(maps: list[MapField]) -> str:
+    return f"{', '.join(m.at for m in maps[:SHOWN])}{_more(maps)}"
 
 
 def _names(names: list[str]) -> str:

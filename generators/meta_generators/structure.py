@@ -2,16 +2,19 @@
 the root), and the children fields a walk can follow from one node to the nodes below it.
 
 A property holds child nodes when its schema (through `$ref`s) is an object type (one child),
-an array whose `items` is one (many children), or a `oneOf`/`anyOf` of such types; its
-properties are read through `allOf`/`anyOf`/`oneOf` branches too. A field is walked only when
-it holds nodes in every node type that has it (the walk descends into the same fields at every
-node); an object of entries keyed by name (`additionalProperties`, `patternProperties`) stays in
-its parent's data, checked with it. Each field left out is noted with the reason, for
-`explain`. The analysis runs once per schema.
+an array whose `items` is one (many children), a `oneOf`/`anyOf` of such types, or an object of
+entries keyed by name (`additionalProperties`, `patternProperties`) whose every value is one (a
+map: one child per entry, walked as `over.entries`); its properties are read through
+`allOf`/`anyOf`/`oneOf` branches too. A field is walked only when it holds nodes of one shape in
+every node type that has it (the walk descends into the same fields at every node); a map that
+may hold other values stays in its parent's data, checked with it. Each field left out is noted
+with the reason, for `explain`. The analysis runs once per schema (and set of fields left to
+units of their own).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +31,8 @@ class Place:
     owner: str
     """The node type declaring it."""
     shape: str
-    """'one' (an object) or 'many' (an array of objects)."""
+    """'one' (an object), 'many' (an array of objects) or 'map' (an object of objects keyed by
+    name)."""
     element: str
     """The key of the schema of each child (the property, or its `items`), `$ref`s followed."""
     targets: tuple[str, ...]
@@ -46,6 +50,9 @@ class MapField:
     entries: tuple[str, ...]
     """The keys of the schemas an entry is checked against (`additionalProperties`, or each
     of `patternProperties`)."""
+    nodes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(entry schema, its node types) per entry schema when every value the map may hold is a
+    node (the map is walked); () otherwise."""
 
 
 @dataclass
@@ -67,12 +74,17 @@ class Structure:
     """Properties holding entries keyed by name, in the order found."""
 
 
-def structure(schema: Schema) -> Structure:
-    """The schema's structure, computed once and kept on the schema."""
-    found = schema.memo.get("structure")
+LEFT_TO_UNITS = "its entries are units of their own (x-meta.entries)"
+
+
+def structure(schema: Schema, leave: frozenset[str] = frozenset()) -> Structure:
+    """The schema's structure, computed once and kept on the schema; the fields in `leave` are
+    not walked (their entries are units of their own)."""
+    key = "structure:" + json.dumps(sorted(leave))
+    found = schema.memo.get(key)
     if not isinstance(found, Structure):
-        found = _analyse(schema)
-        schema.memo["structure"] = found
+        found = _analyse(schema, dict.fromkeys(leave, LEFT_TO_UNITS))
+        schema.memo[key] = found
     return found
 
 
@@ -164,7 +176,7 @@ def _place(schema: Schema, owner: str, name: str, at: str) -> Place | MapField |
     if object_types(schema, at) and "properties" not in node:
         entries = _entries(schema, target)
         if entries:
-            return MapField(name, owner, at, entries)
+            return MapField(name, owner, at, entries, _map_nodes(schema, target))
     if targets:
         # An object with no properties of its own (a free-form object, a map of strings) is
         # data, not a node.
@@ -195,6 +207,36 @@ def _entries(schema: Schema, target: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(schema.deref(at) or at for at in entries))
 
 
+def _map_nodes(schema: Schema, target: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(entry schema, its node types) per entry schema of the map at `target` when every value
+    it may hold is a node: `additionalProperties` is false or a node type (absent, it allows
+    anything) and so is every `patternProperties` schema (an object type with properties that
+    allows no null); () otherwise."""
+    node = schema.at(target)
+    patterns = node.get("patternProperties")
+    found = [child(target, "patternProperties", p) for p in patterns or {}]
+    more = node.get("additionalProperties", True)
+    if more is True or (more is not False and not isinstance(more, dict)):
+        return ()
+    if isinstance(more, dict):
+        found.append(child(target, "additionalProperties"))
+    nodes = []
+    for at in found:
+        targets = object_types(schema, at, strict=True) if at in schema.nodes else []
+        if not targets or not all(_entry_node(schema, t) for t in targets):
+            return ()
+        nodes.append((schema.deref(at) or at, tuple(targets)))
+    return tuple(nodes)
+
+
+def _entry_node(schema: Schema, target: str) -> bool:
+    """Whether the object type at `target` is a node an entry may be: one with properties, that
+    allows no null (a walk takes every entry as a node)."""
+    kind = schema.at(target).get("type")
+    nullable = isinstance(kind, list) and "null" in kind
+    return not nullable and bool(properties_of(schema, target))
+
+
 def _structured(schema: Schema, where: str) -> bool:
     """Whether values of the schema at `where` may be objects or arrays (not only scalars)."""
     target = schema.deref(where)
@@ -219,10 +261,9 @@ def _walkable(name: str) -> str | None:
     return None
 
 
-def _analyse(schema: Schema) -> Structure:
+def _analyse(schema: Schema, banned: dict[str, str]) -> Structure:
     found = Structure(object_types(schema, "", loose=True))
     found.only_objects = found.roots == object_types(schema, "")
-    banned: dict[str, str] = {}
     while True:
         types, places, plain, maps = _reach(schema, found.roots, banned)
         conflicts = {
@@ -230,6 +271,15 @@ def _analyse(schema: Schema) -> Structure:
             for name in places
             if name in plain and name not in banned
         }
+        for name, declared in places.items():
+            maps_at = [p.owner for p in declared if p.shape == "map"]
+            others = [p.owner for p in declared if p.shape != "map"]
+            if maps_at and others and name not in banned:
+                conflicts.setdefault(
+                    name,
+                    f"entries keyed by name in {_short(schema, maps_at[0])}, "
+                    f"an object or an array in {_short(schema, others[0])}",
+                )
         if not conflicts:
             break
         banned.update(conflicts)
@@ -262,7 +312,18 @@ def _reach(
                 if isinstance(place, MapField):
                     if place not in maps:
                         maps.append(place)
-                    plain.setdefault(name, []).append(at)
+                    if not place.nodes:
+                        plain.setdefault(name, []).append(at)
+                        continue
+                    why = _walkable(name)
+                    if why is not None:
+                        banned.setdefault(name, why)
+                    for element, targets in place.nodes:
+                        places.setdefault(name, []).append(
+                            Place(name, where, "map", element, targets)
+                        )
+                        if name not in banned:
+                            queue.extend(t for t in targets if t not in types)
                 elif isinstance(place, Place):
                     why = _walkable(name)
                     if why is not None:

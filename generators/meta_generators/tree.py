@@ -22,6 +22,9 @@ from .schema_model import Schema, child
 from .structure import Place, Structure, structure
 
 PATTERNS = ("dfs", "bfs")
+HELD = "{{ node | list | tojson }}"
+"""The node's own fields, for the validator: of the children fields, only those the node held
+are not required of it once the walk has stripped them."""
 SCORE = 30.0
 JINJA_WORDS = frozenset(
     {"and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "loop", "self"}
@@ -75,11 +78,13 @@ class TreeGenerator:
         return flows.flow_document(schema, description, self.name, section)
 
 
-def walk_section(schema: Schema, description: Description) -> tuple[mb.Section, set[Any]]:
-    """The dfs (or bfs) section that walks the hierarchy, and the (pointer, 'run') pairs of the
-    x-meta.run it uses."""
+def walk_section(
+    schema: Schema, description: Description, leave: frozenset[str] = frozenset()
+) -> tuple[mb.Section, set[Any]]:
+    """The dfs (or bfs) section that walks the hierarchy (but the fields in `leave`), and the
+    (pointer, 'run') pairs of the x-meta.run it uses."""
     pattern = schema.root_meta.get("pattern", "dfs")
-    found = analyse(schema)
+    found = analyse(schema, leave)
     order = schema.root_meta.get("order", "post")
     cases = _cases(schema, found)
     names = flows.unique_names(flows.unit_slug(case.name, "node") for case in cases)
@@ -92,7 +97,7 @@ def walk_section(schema: Schema, description: Description) -> tuple[mb.Section, 
         if run is not None and case.owner is not None:
             used.add((case.owner, "run"))
         else:
-            extra = ["--children", ",".join(found.fields), "--path", "{{ path }}"]
+            extra = ["--children", ",".join(found.fields), "--held", HELD, "--path", "{{ path }}"]
             if order == "pre":
                 extra.append("--no-subtree")
             if len(case.checks) > 1 or case.owner is None:
@@ -104,11 +109,14 @@ def walk_section(schema: Schema, description: Description) -> tuple[mb.Section, 
         visit = units[0]
     else:
         visit = [mb.case(case.when, unit) for case, unit in zip(cases, units, strict=True)]
+    maps = [name for name in found.fields if _shapes(found.places[name]) == {"map"}]
     walk = mb.bfs if pattern == "bfs" else mb.dfs
     section = walk(
         "walk",
         over=flows.DATA,
-        children=list(found.fields),
+        # The fields holding one node or an array of them, and those holding nodes by name.
+        children=[name for name in found.fields if name not in maps] or None,
+        entries=maps or None,
         order=order,
         visit=visit,
         **flows.frame(schema),
@@ -116,13 +124,18 @@ def walk_section(schema: Schema, description: Description) -> tuple[mb.Section, 
     return section, used
 
 
-def is_hierarchy(schema: Schema) -> bool:
-    """Whether the root's node types hold node types through some children field."""
-    return _decline(schema) is None
+def _shapes(places: list[Place]) -> set[str]:
+    return {place.shape for place in places}
 
 
-def _decline(schema: Schema) -> str | None:
-    found = structure(schema)
+def is_hierarchy(schema: Schema, leave: frozenset[str] = frozenset()) -> bool:
+    """Whether the root's node types hold node types through some children field (but those
+    in `leave`)."""
+    return _decline(schema, leave) is None
+
+
+def _decline(schema: Schema, leave: frozenset[str] = frozenset()) -> str | None:
+    found = structure(schema, leave)
     if not found.roots:
         return "the root is not an object type"
     if not found.only_objects:
@@ -140,9 +153,9 @@ def _plan(schema: Schema) -> str:
     )
 
 
-def analyse(schema: Schema) -> Structure:
+def analyse(schema: Schema, leave: frozenset[str] = frozenset()) -> Structure:
     """The schema's structure; one without a hierarchy is a `UserError` saying why."""
-    found = structure(schema)
+    found = structure(schema, leave)
     if not found.roots or not found.only_objects:
         raise schema.error("", "a tree needs an object type at the root (the top node's type)")
     if not found.fields:
@@ -188,7 +201,10 @@ def _cases_by_field(schema: Schema, found: Structure) -> list[Case]:
     root_owner = found.roots[0] if len(found.roots) == 1 else None
     root_name = flows.type_name(schema, root_owner) if root_owner is not None else "root"
     cases = [Case("depth == 0", root_name, [""], root_owner)]
-    for name, places in found.places.items():
+    # Entries first: an entry's key may be the name of a field holding one node, whose test
+    # (the last name in the path) would take the entry too.
+    by_shape = sorted(found.places.items(), key=lambda named: _shapes(named[1]) != {"map"})
+    for name, places in by_shape:
         targets = list(dict.fromkeys(t for place in places for t in place.targets))
         checks = list(dict.fromkeys(place.element for place in places))
         owner = targets[0] if len(targets) == 1 else None
@@ -211,9 +227,11 @@ def _no_runs(schema: Schema, name: str, targets: list[str]) -> None:
 
 def _field_test(name: str, places: list[Place]) -> str:
     """A `when` that holds for the nodes a children field holds: the field is the last name
-    in the node's path (before the index, for arrays)."""
-    shapes = {place.shape for place in places}
-    quoted = _literal(name)
+    in the node's path (before the index, for arrays; before the key, for entries)."""
+    shapes = _shapes(places)
+    quoted = literal(name)
+    if shapes == {"map"}:
+        return f"depth > 0 and path.split('/')[-2] == {quoted}"
     tests = []
     if "one" in shapes:
         tests.append(f"path.split('/')[-1] == {quoted}")
@@ -249,7 +267,7 @@ def _by_discriminator(schema: Schema, hierarchy: Hierarchy) -> dict[str, str] | 
         else:
             if len({json.dumps(v) for v in values}) == len(values):
                 return {
-                    node.where: f"{_access(name)} == {_literal(value)}"
+                    node.where: f"{_access(name)} == {literal(value)}"
                     for node, value in zip(nodes, values, strict=True)
                 }
     return None
@@ -305,7 +323,7 @@ def _by_required(schema: Schema, hierarchy: Hierarchy) -> dict[str, str] | None:
         own = [name for name in node.schema.get("required", []) if name not in others]
         if not own:
             return None
-        tests[node.where] = f"{_literal(own[0])} in node"
+        tests[node.where] = f"{literal(own[0])} in node"
     return tests
 
 
@@ -317,10 +335,11 @@ def _access(name: str) -> str:
         and not hasattr(dict, name)
     ):
         return f"node.{name}"
-    return f"node[{_literal(name)}]"
+    return f"node[{literal(name)}]"
 
 
-def _literal(value: str | int) -> str:
+def literal(value: str | int) -> str:
+    """`value` as a Jinja literal."""
     if isinstance(value, int):
         return str(value)
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -120,11 +120,14 @@ class Step(Unit):
 
 @dataclass(frozen=True, kw_only=True)
 class Over(Part):
-    """What a data-driven section walks: an input, a place in it, and how to read it."""
+    """What a data-driven section walks: an input (or, inside a visit, the visit's node), a
+    place in it, and how to read it."""
 
-    input: str
+    input: str | None
     path: str | None = None
     children: Sequence[str] | str | None = None
+    named_entries: Sequence[str] | str | None = None
+    depends_on: str | None = None
     chunk: int | None = None
 
     def entries(self) -> Entries:
@@ -132,6 +135,8 @@ class Over(Part):
             ("input", self.input),
             ("path", self.path),
             ("children", self.children),
+            ("entries", self.named_entries),
+            ("dependsOn", self.depends_on),
             ("chunk", self.chunk),
         )
 

@@ -124,65 +124,69 @@ def fanin(name: str, *units: Unit, gather: Unit, **options: Unpack[SectionOption
 def fanout(
     name: str,
     *,
-    over: str,
+    over: str | None,
     visit: Visit,
     path: str | None = None,
     gather: Unit | None = None,
+    depends_on_field: str | None = None,
     **options: Unpack[SectionOptions],
 ) -> Section:
-    """One `visit` per item of the collection at `path` (a JSON pointer) in input `over`, then
-    `gather` (if given) over all their outputs."""
-    return _section(
-        name, "fanout", options, over=Over(input=over, path=path), visit=visit, gather=gather
-    )
+    """One `visit` per item of the collection at `path` (a JSON pointer) in input `over` (None:
+    in the node of the visit this section is in), then `gather` (if given) over all their
+    outputs. Over an object, `depends_on_field` names the field of each entry that lists the
+    entries it waits for (`over.dependsOn`)."""
+    walked = Over(input=over, path=path, depends_on=depends_on_field)
+    return _section(name, "fanout", options, over=walked, visit=visit, gather=gather)
 
 
 def dfs(
     name: str,
     *,
-    over: str,
-    children: Sequence[str] | str,
+    over: str | None,
     visit: Visit,
+    children: Sequence[str] | str | None = None,
+    entries: Sequence[str] | str | None = None,
     path: str | None = None,
     order: Order | None = None,
     **options: Unpack[SectionOptions],
 ) -> Section:
     """A depth-first walk of the tree at `path` in input `over`, one `visit` per node; a node's
-    `children` fields hold its children. `order="post"` gathers children's outputs up."""
-    return _walk(name, "dfs", over, children, visit, path, order, options)
+    `children` fields hold its children (one node or an array of them), its `entries` fields
+    objects of child nodes keyed by name. `order="post"` gathers children's outputs up."""
+    return _walk(name, "dfs", over, (children, entries), visit, path, order, options)
 
 
 def bfs(
     name: str,
     *,
-    over: str,
-    children: Sequence[str] | str,
+    over: str | None,
     visit: Visit,
+    children: Sequence[str] | str | None = None,
+    entries: Sequence[str] | str | None = None,
     path: str | None = None,
     order: Order | None = None,
     **options: Unpack[SectionOptions],
 ) -> Section:
     """The same walk as `dfs`, level by level."""
-    return _walk(name, "bfs", over, children, visit, path, order, options)
+    return _walk(name, "bfs", over, (children, entries), visit, path, order, options)
 
 
 def _walk(
     name: str,
     pattern: Pattern,
-    over: str,
-    children: Sequence[str] | str,
+    over: str | None,
+    fields: tuple[Sequence[str] | str | None, Sequence[str] | str | None],
     visit: Visit,
     path: str | None,
     order: Order | None,
     options: SectionOptions,
 ) -> Section:
-    if isinstance(children, list | tuple):
-        children = list(children)
+    children, entries = (list(f) if isinstance(f, list | tuple) else f for f in fields)
     return _section(
         name,
         pattern,
         options,
-        over=Over(input=over, path=path, children=children),
+        over=Over(input=over, path=path, children=children, named_entries=entries),
         visit=visit,
         order=order,
     )

@@ -31,6 +31,13 @@ from meta.steps import validate_node
     help="Write the flow here [default: standard output].",
 )
 @click.option(
+    "--schema-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Read the files a schema's $refs name anywhere under DIR, a folder holding the schema "
+    "[default: the schema's own folder]. Nothing is ever fetched.",
+)
+@click.option(
     "--explain",
     is_flag=True,
     help="Print what the generators saw and why each scores what it does, instead of the flow "
@@ -42,11 +49,12 @@ def generate(
     data: Path | None,
     generator: str | None,
     output: Path | None,
+    schema_root: Path | None,
     explain: bool,
 ) -> None:
     """Turn a data description (a JSON Schema, or any format a plugin reads) into a flow."""
     flow_dir = output.parent if output is not None else Path.cwd()
-    described = read_description(description, data=data, flow_dir=flow_dir)
+    described = read_description(description, data=data, flow_dir=flow_dir, schema_root=schema_root)
     if explain:
         _explain(described)
         return

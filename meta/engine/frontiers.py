@@ -8,14 +8,17 @@ graph is materialised only as the walk reaches it.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any, Literal, Protocol
 
 from meta.flow.model import Cases, Over, Section, Unit
-from meta.plan.plan import Plan
+from meta.plan.entries import entry_needs
+from meta.plan.inputs import resolve
+from meta.plan.plan import Plan, check_tree, fanned_out
 
 DoneState = Literal["succeeded", "skipped", "failed", "cached"]
 OK_STATES = frozenset({"succeeded", "cached"})
@@ -128,8 +131,10 @@ class DagFrontier:
         return Ready(unit, "", self._context, upstream, tag=unit.name)
 
     def complete(self, ready: Ready, done: Done) -> None:
-        self._done[ready.tag] = done
-        for dependent in self._dependents[ready.tag]:
+        key = ready.tag
+        # Downstream, an entry's outputs go by its key (a plain name), whatever the visit is.
+        self._done[key] = replace(done, name=key) if _SEGMENT.fullmatch(key) else done
+        for dependent in self._dependents[key]:
             self._waiting_on[dependent] -= 1
             if self._waiting_on[dependent] == 0:
                 self._ready.append(dependent)
@@ -149,14 +154,14 @@ class ItemsFrontier:
         self,
         visit: Unit | Cases,
         collection: Any,
-        over: Over,
+        path: str,
         source: tuple[str, str],
         upstream: tuple[Done, ...],
     ) -> None:
         pairs = collection.items() if isinstance(collection, dict) else enumerate(collection)
         self._items: Iterator[tuple[int, tuple[Any, Any]]] = enumerate(pairs)
         self._visit = visit
-        self._path = over.path
+        self._path = path
         self._source = source
         self._upstream = upstream
         self._active = 0
@@ -173,23 +178,13 @@ class ItemsFrontier:
             self._exhausted = True
             return None
         self._active += 1
-        # An object's keys may hold any character; ids use the position, templates get the key.
-        key = str(position)
-        where = str(index).replace("~", "~0").replace("/", "~1")
-        iteration = {
-            "item": item,
-            "node": item,
-            "chunk": item,
-            "index": index,
-            "depth": 0,
-            "path": f"{self._path}/{where}",
-            "round": 0,
-        }
-        return Ready(self._visit, key, Context(item, iteration, self._source), self._upstream)
+        ready = _item(self._visit, self._path, self._source, position, index, item, self._upstream)
+        ready.tag = position
+        return ready
 
     def complete(self, ready: Ready, done: Done) -> None:
         self._active -= 1
-        self._done[int(ready.key)] = done
+        self._done[ready.tag] = done
 
     @property
     def finished(self) -> bool:
@@ -197,6 +192,90 @@ class ItemsFrontier:
 
     def result(self) -> list[Done]:
         return [self._done[position] for position in sorted(self._done)]
+
+
+def _item(
+    visit: Unit | Cases,
+    path: str,
+    source: tuple[str, str],
+    position: int,
+    index: str | int,
+    item: Any,
+    upstream: tuple[Done, ...],
+) -> Ready:
+    """The visit of one item of a fanout: an array's by its position, an object's entry by its
+    key (its position in the id when the key is no plain name)."""
+    where = _escaped(str(index))
+    iteration = {
+        "item": item,
+        "node": item,
+        "chunk": item,
+        "index": index,
+        "depth": 0,
+        "path": f"{path}/{where}",
+        "round": 0,
+    }
+    named = isinstance(index, str) and _SEGMENT.fullmatch(index)
+    return Ready(
+        visit, str(index if named else position), Context(item, iteration, source), upstream
+    )
+
+
+class EntriesDagFrontier:
+    """A fanout over named entries that wait for each other (`over.dependsOn`): an entry's visit
+    starts once the visits of the entries it names have finished, and receives their outputs
+    (named by the entries' keys); one that waits for none gets the section's upstream. Its
+    results: every visit's, in entry order."""
+
+    def __init__(
+        self,
+        visit: Unit | Cases,
+        entries: dict[str, Any],
+        needs: Mapping[str, tuple[str, ...]],
+        path: str,
+        source: tuple[str, str],
+        upstream: tuple[Done, ...],
+    ) -> None:
+        self._visit = visit
+        self._entries = entries
+        self._needs = needs
+        self._path = path
+        self._source = source
+        self._upstream = upstream
+        self._waiting_on = {key: len(needed) for key, needed in needs.items()}
+        self._dependents: dict[str, list[str]] = {key: [] for key in entries}
+        for key, needed in needs.items():
+            for other in needed:
+                self._dependents[other].append(key)
+        self._ready = deque(key for key, count in self._waiting_on.items() if count == 0)
+        self._keys = {key: position for position, key in enumerate(entries)}
+        self._done: dict[str, Done] = {}
+
+    def next(self) -> Ready | None:
+        if not self._ready:
+            return None
+        key = self._ready.popleft()
+        upstream = tuple(self._done[other] for other in self._needs[key]) or self._upstream
+        entry = self._entries[key]
+        ready = _item(self._visit, self._path, self._source, self._keys[key], key, entry, upstream)
+        ready.tag = key
+        return ready
+
+    def complete(self, ready: Ready, done: Done) -> None:
+        key = ready.tag
+        # Downstream, an entry's outputs go by its key (a plain name), whatever the visit is.
+        self._done[key] = replace(done, name=key) if _SEGMENT.fullmatch(key) else done
+        for dependent in self._dependents[key]:
+            self._waiting_on[dependent] -= 1
+            if self._waiting_on[dependent] == 0:
+                self._ready.append(dependent)
+
+    @property
+    def finished(self) -> bool:
+        return len(self._done) == len(self._entries)
+
+    def result(self) -> list[Done]:
+        return [self._done[key] for key in self._entries if key in self._done]
 
 
 class GatherFrontier:
@@ -230,6 +309,16 @@ class GatherFrontier:
         return [self._done] if self._done is not None else []
 
 
+_SEGMENT = re.compile(r"(?=.*[A-Za-z_-])[A-Za-z0-9_-]{1,63}")
+"""An entry's key that may stand in its node's id: a name without dots (which separate the
+levels) that is not a number (which positions are)."""
+
+
+def _escaped(key: str) -> str:
+    """`key` as one JSON pointer token."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
 @dataclass(slots=True)
 class _Node:
     """One tree node on the walk: the data, where it is, and (post-order) its children's results."""
@@ -243,6 +332,8 @@ class _Node:
     upstream: tuple[Done, ...] = ()
     waiting: int = 0
     results: list[Done | None] | None = None
+    name: str | None = None
+    """The entry's key, for a node held in a map of named entries (`over.entries`)."""
 
 
 class _TreeWalk:
@@ -253,18 +344,21 @@ class _TreeWalk:
         over: Over,
         source: tuple[str, str],
         upstream: tuple[Done, ...],
+        path: str,
     ) -> None:
         self._visit = visit
-        self._fields = over.children
+        self._children_fields = over.children
+        self._entries_fields = over.entries
+        self._fields = over.fields
         self._source = source
         self._upstream = upstream
-        self._root = _Node(root, "root", over.path, 0, 0, None, upstream)
+        self._root = _Node(root, "root", path, 0, 0, None, upstream)
         self._root_done: Done | None = None
         self._active = 0
 
     def _children(self, node: _Node) -> list[_Node]:
         found: list[_Node] = []
-        for name in self._fields:
+        for name in self._children_fields:
             value = node.data.get(name)
             if value is None:
                 continue
@@ -275,9 +369,32 @@ class _TreeWalk:
                     _Node(child, "", f"{node.path}/{name}/{i}", node.depth + 1, 0, node)
                     for i, child in enumerate(value)
                 )
+        for name in self._entries_fields:
+            entries = node.data.get(name) or {}
+            found.extend(
+                _Node(
+                    entry,
+                    "",
+                    f"{node.path}/{name}/{_escaped(key)}",
+                    node.depth + 1,
+                    0,
+                    node,
+                    name=key,
+                )
+                for key, entry in entries.items()
+            )
+        taken: set[str] = set()
         for index, child in enumerate(found):
             child.index = index
-            child.key = f"{node.key}.{index}"
+            segment = str(index)
+            if (
+                child.name is not None
+                and _SEGMENT.fullmatch(child.name)
+                and child.name not in taken
+            ):
+                segment = child.name
+            taken.add(segment)
+            child.key = f"{node.key}.{segment}"
         return found
 
     def _work(self, node: _Node) -> Ready:
@@ -286,7 +403,7 @@ class _TreeWalk:
             "node": node.data,
             "item": node.data,
             "chunk": node.data,
-            "index": node.index,
+            "index": node.index if node.name is None else node.name,
             "depth": node.depth,
             "path": node.path,
             "round": 0,
@@ -544,7 +661,7 @@ class CycleFrontier:
 
 
 def tree_frontier(
-    section: Section, root: Any, source: tuple[str, str], upstream: tuple[Done, ...]
+    section: Section, root: Any, source: tuple[str, str], upstream: tuple[Done, ...], path: str
 ) -> Frontier:
     assert section.visit is not None and section.over is not None
     kinds: dict[tuple[str, str], type[_TreeWalk]] = {
@@ -554,7 +671,7 @@ def tree_frontier(
         ("bfs", "post"): BfsPostFrontier,
     }
     walk: Any = kinds[(section.pattern, section.order)](
-        section.visit, root, section.over, source, upstream
+        section.visit, root, section.over, source, upstream, path
     )
     frontier: Frontier = walk
     return frontier
@@ -563,31 +680,45 @@ def tree_frontier(
 def frontier_for(
     plan: Plan, section: Section, context: Context, upstream: tuple[Done, ...]
 ) -> Frontier:
-    """The frontier of `section`'s pattern, over the data its plan holds."""
+    """The frontier of `section`'s pattern, over the data its plan holds (or, for a section
+    over its visit's node, the data of `context`)."""
     over = section.over
     frontier: Frontier
     if section.pattern == "sequence":
         return SequenceFrontier(section.units, context, upstream)
     if section.pattern in ("dag", "fanin"):
         frontier = DagFrontier(section.units, context, upstream)
-    elif section.pattern == "fanout":
-        assert over is not None and section.visit is not None
-        frontier = ItemsFrontier(
-            section.visit, plan.over(over), over, plan.located(over.input), upstream
-        )
     elif section.pattern == "cycle":
-        assert over is not None
+        assert over is not None and over.input is not None
+        records = plan.records(over)
         frontier = CycleFrontier(
-            section.ring,
-            section.rounds,
-            plan.records(over),
-            over,
-            plan.located(over.input),
-            upstream,
+            section.ring, section.rounds, records, over, plan.located(over.input), upstream
         )
     else:
-        assert over is not None
-        frontier = tree_frontier(section, plan.over(over), plan.located(over.input), upstream)
+        assert over is not None and section.visit is not None
+        value, source, path = _walked(plan, over, context)
+        if over.input is None:  # data met only now: checked as the plan checks its inputs
+            check = check_tree if section.pattern != "fanout" else fanned_out
+            check(value, over, source[0], source[1] + path, section.name)
+        if section.pattern != "fanout":
+            frontier = tree_frontier(section, value, source, upstream, path)
+        elif over.depends_on is None:
+            frontier = ItemsFrontier(section.visit, value, path, source, upstream)
+        else:
+            needs = entry_needs(value, over.depends_on, source[0], source[1] + path)
+            frontier = EntriesDagFrontier(section.visit, value, needs, path, source, upstream)
     if section.gather is not None:
         frontier = GatherFrontier(frontier, section.gather, context)
     return frontier
+
+
+def _walked(plan: Plan, over: Over, context: Context) -> tuple[Any, tuple[str, str], str]:
+    """What a data-driven section walks: the value, where its data is (file, pointer of the
+    input in it), and its JSON pointer in that data. Without `over.input`, the enclosing
+    visit's node, at `over.path` below it."""
+    if over.input is not None:
+        return plan.over(over), plan.located(over.input), over.path
+    base = context.iteration.get("path", "") if context.iteration else ""
+    file, prefix = context.source
+    value = resolve(context.input, over.path, file, prefix + base)
+    return value, context.source, base + over.path

@@ -187,12 +187,27 @@ def _section_faults(
             "a cycle has at most one live unit per ring member: "
             f"maxActive must be <= {len(section.ring)}",
         )
-    if section.over is not None and section.over.input not in flow.declarations:
+    over = section.over
+    if over is not None and over.input is not None and over.input not in flow.declarations:
         declared = ", ".join(sorted(flow.declarations)) or "none"
         yield _fault(
             section.origin.at("over", "input"),
-            f"no input named '{section.over.input}' (declared inputs: {declared})",
+            f"no input named '{over.input}' (declared inputs: {declared})",
         )
+    if over is not None and over.input is None and "node" not in available:
+        yield _fault(
+            section.origin.at("over"),
+            "over needs an input here: only a section inside a visit may leave it out to walk "
+            "the visit's node",
+        )
+    if section.over is not None:
+        for i, name in enumerate(section.over.entries):
+            if name in section.over.children:
+                yield _fault(
+                    section.origin.at("over", "entries", i),
+                    f"'{name}' is in over.children too: a field holds one object or an array "
+                    "of child nodes (children), or an object of named entries (entries)",
+                )
     iterating = available | ITERATION_VARIABLES
     yield from _siblings_faults(section.units, section, "units")
     yield from _generate_sources_faults(list(section.units), section)

@@ -116,12 +116,22 @@ class Step:
 
 @dataclass(frozen=True)
 class Over:
-    """What a data-driven section walks: an input, a place inside it, and how to read it."""
+    """What a data-driven section walks: an input (None: the enclosing visit's node), a place
+    inside it, and how to read it."""
 
-    input: str
+    input: str | None
     path: str = ""
     children: tuple[str, ...] = ()
+    entries: tuple[str, ...] = ()
+    """Fields of a tree node holding an object of child nodes keyed by name (a workflow's jobs)."""
     chunk: int = 0
+    depends_on: str | None = None
+    """A fanout over named entries: the field of an entry naming the entries it waits for."""
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every field a tree walk takes children from: `children`, then `entries`."""
+        return self.children + self.entries
 
 
 @dataclass(frozen=True)

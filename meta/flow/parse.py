@@ -195,7 +195,6 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             depends_on=depends_on,
         )
     over = raw.get("over")
-    children = over.get("children", ()) if over else ()
     return Section(
         name=raw["name"],
         scope=raw["scope"],
@@ -204,10 +203,12 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
         max_active=raw.get("maxActive"),
         units=_units(raw.get("units", ()), origin.at("units"), base),
         over=Over(
-            input=over["input"],
+            input=over.get("input"),
             path=over.get("path", ""),
-            children=(children,) if isinstance(children, str) else tuple(children),
+            children=_names(over.get("children", ())),
+            entries=_names(over.get("entries", ())),
             chunk=over.get("chunk", 0),
+            depends_on=over.get("dependsOn"),
         )
         if over
         else None,
@@ -227,6 +228,11 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
 
 def _units(raw: list[dict[str, Any]], origin: Origin, base: Path) -> tuple[Unit, ...]:
     return tuple(_unit(child, origin.at(i), base) for i, child in enumerate(raw))
+
+
+def _names(raw: str | list[str]) -> tuple[str, ...]:
+    """A field name or a list of them."""
+    return (raw,) if isinstance(raw, str) else tuple(raw)
 
 
 def _source(raw: dict[str, Any]) -> UnitSource:

@@ -27,7 +27,11 @@ class Generated:
 
 
 def read_description(
-    path: Path, *, data: Path | None = None, flow_dir: Path | None = None
+    path: Path,
+    *,
+    data: Path | None = None,
+    flow_dir: Path | None = None,
+    schema_root: Path | None = None,
 ) -> Description:
     """Read a description; JSON and YAML are parsed, other formats are left to the plugins."""
     file = display_path(path)
@@ -38,7 +42,11 @@ def read_description(
     elif path.suffix.lower() in (".yaml", ".yml"):
         document = parse_yaml_data(text, file)
     return Description(
-        path=path.resolve(), document=document, data=data, flow_dir=flow_dir or path.parent
+        path=path.resolve(),
+        document=document,
+        data=data,
+        flow_dir=flow_dir or path.parent,
+        schema_root=None if schema_root is None else schema_root.resolve(),
     )
 
 

@@ -98,9 +98,11 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
     over = section.over
     if over is not None:
         where = f" at {over.path}" if over.path else ""
-        source = f"input '{over.input}'{where}"
+        source = f"input '{over.input}'{where}" if over.input else f"the visit's node{where}"
         if section.pattern == "fanout":
             what = f"fans out one visit per item of {source}"
+            if over.depends_on is not None:
+                what += f", each after the items its '{over.depends_on}' names"
         elif section.pattern == "cycle":
             what = (
                 f"cuts {source} into chunks of {over.chunk} and sends each chunk round a ring of "
@@ -113,10 +115,10 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
                 if section.order == "pre"
                 else "children's outputs flow up"
             )
-            what = (
-                f"walks {source} {walk}, {section.order}-order ({flows}); "
-                f"children in {', '.join(over.children)}"
-            )
+            fields = [f"children in {', '.join(over.children)}"] if over.children else []
+            if over.entries:
+                fields.append(f"named entries in {', '.join(over.entries)}")
+            what = f"walks {source} {walk}, {section.order}-order ({flows}); " + "; ".join(fields)
     scope = "one pod, units share a RAM scratch" if section.scope == "micro" else "pods"
     policy = (
         "; on a failure, skips only what depends on it and goes on"

@@ -30,6 +30,7 @@ from meta.flow.model import (
 )
 from meta.flow.parse import flow_from_document, load_flow
 from meta.flow.reading import kind_problem
+from meta.plan.entries import entry_needs
 from meta.plan.given import SOURCE, bind
 from meta.plan.inputs import is_json_lines, iter_json_lines, read_json, resolve
 
@@ -65,10 +66,12 @@ class Plan:
 
     def over(self, over: Over) -> Any:
         """The value a section walks: its input, at its JSON pointer."""
+        assert over.input is not None, "a section over its visit's node walks no input"
         return resolve(self.data(over.input), over.path, *self.located(over.input))
 
     def records(self, over: Over) -> Iterator[Any]:
         """The records of a stream: a JSON-lines file read lazily, or a JSON array."""
+        assert over.input is not None, "a stream always names its input"
         spec = self.inputs[over.input]
         if isinstance(spec, FileInput) and is_json_lines(spec.path):
             return iter_json_lines(spec.path)
@@ -285,7 +288,7 @@ def _check_data(plan: Plan, faults: list[Fault]) -> None:
     if faults:
         return
     for section in (u for u in flow_units(plan.flow) if isinstance(u, Section)):
-        if section.over is not None:
+        if section.over is not None and section.over.input is not None:
             try:
                 _check_shape(plan, section, section.over)
             except UserError as exc:
@@ -318,6 +321,7 @@ def _schema_of(plan: Plan, name: str) -> Any:
 
 
 def _check_shape(plan: Plan, section: Section, over: Over) -> None:
+    assert over.input is not None
     spec = plan.inputs[over.input]
     file, prefix = plan.located(over.input)
     if section.pattern == "cycle" and isinstance(spec, FileInput) and is_json_lines(spec.path):
@@ -339,20 +343,32 @@ def _check_shape(plan: Plan, section: Section, over: Over) -> None:
                 f"section '{section.name}' needs a JSON array or a JSON-lines file here",
             )
         )
-    if section.pattern == "fanout" and not isinstance(value, list | dict):
-        raise InputFault(
-            Fault(
-                file,
-                prefix + over.path,
-                f"section '{section.name}' needs an array or an object to fan out over",
-            )
-        )
+    if section.pattern == "fanout":
+        fanned_out(value, over, file, prefix + over.path, section.name)
     if section.pattern in ("dfs", "bfs"):
-        _check_tree(value, over, file, prefix, section.name)
+        check_tree(value, over, file, prefix + over.path, section.name)
 
 
-def _check_tree(root: Any, over: Over, file: str, prefix: str, section: str) -> None:
-    stack: list[tuple[Any, str]] = [(root, prefix + over.path)]
+def fanned_out(value: Any, over: Over, file: str, where: str, section: str) -> Any:
+    """What a fanout walks: an array or an object, and with `over.dependsOn` an object whose
+    entries name entries (see entries.py); else an `InputFault` at `where` in `file`."""
+    if over.depends_on is not None:
+        if not isinstance(value, dict):
+            raise InputFault(
+                Fault(file, where, f"section '{section}' runs named entries: needs an object")
+            )
+        entry_needs(value, over.depends_on, file, where)
+    elif not isinstance(value, list | dict):
+        raise InputFault(
+            Fault(file, where, f"section '{section}' needs an array or an object to fan out over")
+        )
+    return value
+
+
+def check_tree(root: Any, over: Over, file: str, where: str, section: str) -> None:
+    """Every node of the tree at `where` in `file` is an object, every children field holds
+    objects, every entries field an object of them; else an `InputFault`."""
+    stack: list[tuple[Any, str]] = [(root, where)]
     while stack:
         node, where = stack.pop()
         if not isinstance(node, dict):
@@ -381,3 +397,19 @@ def _check_tree(root: Any, over: Over, file: str, prefix: str, section: str) -> 
                         "children must be an array of objects or one object",
                     )
                 )
+        for entries_field in over.entries:
+            entries = node.get(entries_field)
+            if entries is None:
+                continue
+            if not isinstance(entries, dict):
+                raise InputFault(
+                    Fault(
+                        file,
+                        f"{where}/{entries_field}",
+                        "entries must be an object of objects keyed by name",
+                    )
+                )
+            stack.extend(
+                (entry, f"{where}/{entries_field}/{pointer([key])[1:]}")
+                for key, entry in entries.items()
+            )

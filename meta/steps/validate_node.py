@@ -1,18 +1,21 @@
 """`meta step validate-node`: check one data node against its type in a JSON Schema, and write a
 per-node report. The built-in step of the JSON Schema generators, for types without `x-meta.run`.
 
-    meta step validate-node --schema FILE --pointer /$defs/Team [--pointer P2 ...]
-                            [--children a,b] [--path P] [--type NAME] [--each [--offset N]]
-                            [--data FILE --at P] [--no-subtree]
+    meta step validate-node --schema FILE [--schema-root DIR]
+                            --pointer /$defs/Team [--pointer P2 ...]
+                            [--children a,b [--held JSON]] [--path P] [--type NAME]
+                            [--each [--offset N]] [--data FILE --at P] [--no-subtree]
     meta step validate-node --summary
 
 The node is META_INPUT (or, with --data, the value at --at in that file, JSON or YAML). It is
 checked by jsonschema's validator for the schema's own draft; `$ref`s resolve inside the schema,
-to files beside it and to the drafts' metaschemas, never over the network. A --pointer is a JSON
-pointer into the schema or `OTHER.json#/pointer` into a file beside it; given several, the node
-may be of any of those types (the report gives the errors of the closest). --children names the
+to files under its folder (or under --schema-root, a folder above it) and to the drafts'
+metaschemas, never over the network. A --pointer is a JSON pointer into the schema or
+`OTHER.json#/pointer` into another file (relative to the schema); given several, the node may
+be of any of those types (the report gives the errors of the closest). --children names the
 fields a tree walk strips from its nodes (and that --data leaves out): the node is not held to
-`required`, `minProperties` or `dependencies` for them. With --each, the node is a list and
+`required`, `minProperties` or `dependencies` for those it held (--held: its fields before
+the walk stripped them, a JSON list; without it, all of them). With --each, the node is a list and
 every element is checked (--offset numbers the first). It writes META_OUTPUT/report.json:
 
     {"unit", "type", "path", "valid", "errors": [{"pointer", "message"}],
@@ -95,12 +98,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--schema", type=Path, help="the JSON Schema file")
     parser.add_argument(
+        "--schema-root",
+        type=Path,
+        help="the folder its $refs may read files under (default: the schema's own folder)",
+    )
+    parser.add_argument(
         "--pointer",
         action="append",
         help="the node type's JSON pointer in it (repeat: the node may be any of these types)",
     )
     parser.add_argument("--type", dest="type_name", help="the type's name in the report")
     parser.add_argument("--children", default="", help="comma-separated children fields")
+    parser.add_argument(
+        "--held",
+        help="the node's own fields before the walk stripped its children, as a JSON list "
+        "(only the children fields it held are not required of it)",
+    )
     parser.add_argument("--path", default="", help="the node's JSON pointer in the data")
     parser.add_argument("--each", action="store_true", help="the node is a list: check each")
     parser.add_argument("--offset", type=int, default=0, help="the index of the first element")
@@ -136,17 +149,23 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
         raise StepMisused("--schema is required (or --summary)")
     document = _read(args.schema, "schema")
     places = args.pointer or [""]
-    check = _checker(args.schema, document, places)
+    root = args.schema_root
+    if root is not None and not args.schema.resolve().is_relative_to(root.resolve()):
+        raise StepMisused(f"the schema file {args.schema} is not under --schema-root {root}")
+    check = _checker(args.schema, document, places, root)
     children = frozenset(name for name in args.children.split(",") if name)
     if args.data is not None:
         path = args.at
         node = _at(_read(args.data, "data"), args.at, args.data)
         if isinstance(node, dict) and children:
             # As a walk does: the children are other units' nodes, not this one's.
+            children = children & node.keys()
             node = {key: value for key, value in node.items() if key not in children}
     else:
         path = args.path
         node = _read(Path(_environ("META_INPUT")), "META_INPUT")
+        if args.held is not None:
+            children = children & _held(args.held)
     errors: list[dict[str, str]] = []
     nodes = invalid = 0
     if node is _ABSENT:
@@ -170,6 +189,16 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
         "errors": errors,
         "subtree": {"nodes": nodes + below["nodes"], "invalid": invalid + below["invalid"]},
     }
+
+
+def _held(text: str) -> frozenset[str]:
+    try:
+        names = json.loads(text)
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise StepMisused(f"--held needs a JSON list of field names, got {text[:60]!r}")
+    return frozenset(names)
 
 
 def upstream_totals() -> dict[str, int]:
@@ -351,13 +380,16 @@ class RemoteReference(Exception):
 
 
 class LocalFiles:
-    """A registry's retrieve function that reads only files in the schema's folder.
+    """A registry's retrieve function that reads only files under a root folder: the schema's
+    own folder, or a folder above it that the user names (`--schema-root`).
 
-    A URI names such a file when it is a `file:` URI below the folder, when it sits below the
-    directory of the schema's own `$id` (an `https://` `$id` included: a schema split over
-    files refers to its siblings relative to it), or when it is the `$id` of a JSON or YAML file
-    in the folder (or below it). Anything else raises `RemoteReference`; each file is read
-    once, and the folder is looked through for `$id`s only when a URI names no file."""
+    A URI names such a file when it is a `file:` URI below the root, when it sits below the
+    directory of the schema's own `$id` or above it no higher than the root is above the
+    schema (an `https://` `$id` included: a schema split over files refers to the others
+    relative to it, as they are laid out on disk), or when it is the `$id` of a JSON or YAML
+    file under the root. A file whose real path (links followed) is not under the root is not
+    read. Anything else raises `RemoteReference`; each file is read once, and the root is
+    looked through for `$id`s only when a URI names no file."""
 
     def __init__(
         self,
@@ -365,9 +397,20 @@ class LocalFiles:
         prefixes: Sequence[str],
         read: Callable[[Path], Any],
         default: Specification[Any],
+        root: Path | None = None,
     ) -> None:
-        self._folder = folder
-        self._prefixes = [p for p in dict.fromkeys(prefixes) if p.endswith("/")]
+        self._folder = (root or folder).resolve()
+        levels = len(folder.resolve().relative_to(self._folder).parts)
+        # A URI directory stands for the schema's folder, and the one `levels` above it for
+        # the root: the nearer first, as a layout on disk may differ from the URIs' above it.
+        self._prefixes = [
+            (uri, place)
+            for p in dict.fromkeys(prefixes)
+            if p.endswith("/")
+            for uri, place in ((p, folder.resolve()), (_up(p, levels), self._folder))
+            if uri is not None
+        ]
+        self._prefixes = list(dict.fromkeys(self._prefixes))
         self._read = read
         self._default = default
         self._cache: dict[Path, Resource[Any]] = {}
@@ -376,17 +419,23 @@ class LocalFiles:
     def path_of(self, uri: str, *, existing: bool = True) -> Path | None:
         """The file beside the schema that `uri` names, if there is one (or, `existing` False,
         would be)."""
-        for prefix in self._prefixes:
+        for prefix, place in self._prefixes:
             if not uri.startswith(prefix):
                 continue
             rest = unquote(urldefrag(uri).url[len(prefix) :])
             parts = rest.split("/")
             if not rest or rest.startswith("/") or ".." in parts:
                 continue
-            candidate = self._folder.joinpath(*parts)
-            if candidate.is_file() or not existing:
+            candidate = place.joinpath(*parts)
+            if not existing:
+                return candidate
+            if candidate.is_file() and self.inside(candidate):
                 return candidate
         return self._by_id().get(urldefrag(uri).url) if existing else None
+
+    def inside(self, path: Path) -> bool:
+        """Whether the real path of `path` (links followed) is under the root."""
+        return path.resolve().is_relative_to(self._folder)
 
     def _by_id(self) -> dict[str, Path]:
         """The files of the folder (and below) by their `$id` (or draft-04 `id`)."""
@@ -396,7 +445,7 @@ class LocalFiles:
                 path
                 for suffix in ID_SUFFIXES
                 for path in self._folder.rglob(f"*{suffix}")
-                if path.is_file() and path.stat().st_size <= ID_FILE_LIMIT
+                if path.is_file() and self.inside(path) and path.stat().st_size <= ID_FILE_LIMIT
             )
             for path in found[:ID_FILES]:
                 try:
@@ -426,18 +475,38 @@ class LocalFiles:
         return self._cache[path]
 
 
+def _up(prefix: str, levels: int) -> str | None:
+    """The URI directory `levels` above the directory `prefix` (ending in '/'), or None when its
+    path is not that deep."""
+    if levels == 0:
+        return prefix
+    head, slash, path = prefix.partition("://")
+    authority, _, path = path.partition("/") if slash else ("", "", prefix)
+    segments = path.rstrip("/").split("/") if path.strip("/") else []
+    if len(segments) < levels:
+        return None
+    kept = "/".join(segments[: len(segments) - levels])
+    start = f"{head}://{authority}/" if slash else ""
+    return f"{start}{kept}/" if kept else start
+
+
 def local_registry(
-    schema_file: Path, document: Any, dialect: Dialect, read: Callable[[Path], Any]
+    schema_file: Path,
+    document: Any,
+    dialect: Dialect,
+    read: Callable[[Path], Any],
+    root: Path | None = None,
 ) -> tuple[Registry[Any], str, LocalFiles]:
     """A crawled registry holding the schema under its file URI and its own `$id`, that reads
-    sibling files from disk and never the network; with the base URI its `$ref`s resolve
-    against. Crawling once up front keeps every later lookup from crawling the document again."""
+    files under `root` (default: the schema's folder) from disk and never the network; with the
+    base URI its `$ref`s resolve against. Crawling once up front keeps every later lookup from
+    crawling the document again."""
     file_uri = schema_file.resolve().as_uri()
     resource = dialect.specification.create_resource(document)
     own_id = resource.id()
     base = urldefrag(urljoin(file_uri, own_id)).url if own_id else file_uri
     prefixes = [file_uri.rsplit("/", 1)[0] + "/", base.rsplit("/", 1)[0] + "/"]
-    retrieve = LocalFiles(schema_file.resolve().parent, prefixes, read, dialect.specification)
+    retrieve = LocalFiles(schema_file.resolve().parent, prefixes, read, dialect.specification, root)
     registry: Registry[Any] = Registry(retrieve=retrieve)  # type: ignore[call-arg]
     # The drafts' own metaschemas ship with jsonschema: a schema may refer to them by URL.
     known = [(uri, METASCHEMAS[uri]) for uri in METASCHEMAS]
@@ -467,7 +536,9 @@ def _reference(base: str, where: str) -> str:
     return f"{base}#{quote(where, safe=POINTER_SAFE)}"
 
 
-def _checker(schema_file: Path, document: Any, places: Sequence[str]) -> Any:
+def _checker(
+    schema_file: Path, document: Any, places: Sequence[str], root: Path | None = None
+) -> Any:
     """A function (node, children, path) -> errors, for the type at `places` in the schema:
     the errors of the first place the node satisfies (none), else of the place with fewest.
     The node is checked by jsonschema's validator for the schema's own draft."""
@@ -483,6 +554,7 @@ def _checker(schema_file: Path, document: Any, places: Sequence[str]) -> Any:
         _without_dialect(document),
         dialect,
         lambda path: _without_dialect(_read(path, "schema")),
+        root,
     )
     references = [_reference(base, where) for where in places]
     for where, reference in zip(places, references, strict=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,7 @@ def test_dag(
 # fanout
 
 
+PLAIN = re.compile(r"(?=.*[A-Za-z_-])[A-Za-z0-9_-]{1,63}")
 VALUES = st.integers(-1000, 1000) | st.text(max_size=4) | st.booleans() | st.none()
 COLLECTIONS = st.lists(
     VALUES | st.dictionaries(st.text(max_size=3), VALUES, max_size=3), max_size=25
@@ -151,7 +153,12 @@ def test_fanout(
     items = (
         list(collection.items()) if isinstance(collection, dict) else list(enumerate(collection))
     )
-    visits = [f"t/fan/{position}/v" for position in range(len(items))]
+    # An object's entry is named by its key in the id when the key is a plain name (no dot,
+    # not a number), else by its position.
+    visits = [
+        f"t/fan/{index if isinstance(index, str) and PLAIN.fullmatch(index) else position}/v"
+        for position, (index, _) in enumerate(items)
+    ]
 
     ids = driver.start_ids()
     assert sorted(ids) == sorted(visits + (["t/fan/g"] if gather else []))

@@ -261,3 +261,68 @@ def test_dfs_with_maxactive_above_one_runs_siblings_together(tmp_path: Path) -> 
     for uid in driver.start_ids():
         by_level[uid.count(".")] += 1
     assert dict(by_level) == {0: 1, 1: 8}
+
+
+WORKFLOW = {
+    "name": "ci",
+    "jobs": {
+        "build": {
+            "name": "build",
+            "steps": [{"name": "checkout"}, {"name": "make"}],
+            "services": {"db": {"name": "db"}},
+        },
+        "a/b~c": {"name": "odd"},
+        "7": {"name": "digits"},
+        "test.unit": {"name": "dotted"},
+    },
+    "services": {"build": {"name": "same key, other map"}},
+}
+
+
+def _entries_walk(tmp_path: Path, pattern: str, order: str) -> FakeDriver:
+    visit = step("v", "v", "{{ node.name }}", "{{ path }}", "{{ index }}", "{{ depth }}")
+    over = {"input": "wf", "children": "steps", "entries": ["jobs", "services"]}
+    walk = section("walk", pattern, order=order, over=over, visit=visit)
+    driver = FakeDriver()
+    run(plan_of(tmp_path, walk, inputs={"wf": {"value": WORKFLOW}}), driver)
+    return driver
+
+
+def test_a_dfs_over_nested_maps_names_each_entry_by_its_key(tmp_path: Path) -> None:
+    driver = _entries_walk(tmp_path, "dfs", "post")
+
+    commands = {uid: task.command for uid, task in driver.tasks().items()}
+    assert commands == {
+        "t/walk/root.build.0/v": ("v", "checkout", "/jobs/build/steps/0", "0", "2"),
+        "t/walk/root.build.1/v": ("v", "make", "/jobs/build/steps/1", "1", "2"),
+        "t/walk/root.build.db/v": ("v", "db", "/jobs/build/services/db", "db", "2"),
+        "t/walk/root.build/v": ("v", "build", "/jobs/build", "build", "1"),
+        # A key that is no plain name (a '/', digits, a dot) keeps the node's position in the id.
+        "t/walk/root.1/v": ("v", "odd", "/jobs/a~1b~0c", "a/b~c", "1"),
+        "t/walk/root.2/v": ("v", "digits", "/jobs/7", "7", "1"),
+        "t/walk/root.3/v": ("v", "dotted", "/jobs/test.unit", "test.unit", "1"),
+        # The same key in another map of the same node: the position, so ids stay unique.
+        "t/walk/root.4/v": ("v", "same key, other map", "/services/build", "build", "1"),
+        "t/walk/root/v": ("v", "ci", "", "0", "0"),
+    }
+    tasks = driver.tasks()
+    # The maps are walked on their own: a node's META_INPUT holds neither them nor its children.
+    assert tasks["t/walk/root.build/v"].input == {"name": "build"}
+    assert tasks["t/walk/root/v"].input == {"name": "ci"}
+    # Post-order: a node's upstream holds its children's and entries' visits, in walk order.
+    assert [uid for _, uid in tasks["t/walk/root.build/v"].upstream] == [
+        "t/walk/root.build.0/v",
+        "t/walk/root.build.1/v",
+        "t/walk/root.build.db/v",
+    ]
+
+
+def test_a_bfs_over_maps_walks_entries_level_by_level(tmp_path: Path) -> None:
+    driver = _entries_walk(tmp_path, "bfs", "pre")
+
+    depths = [uid.split("/")[2].count(".") for uid in driver.start_ids()]
+    assert depths == sorted(depths)
+    assert len(depths) == 9
+    assert [uid for _, uid in driver.tasks()["t/walk/root.build.db/v"].upstream] == [
+        "t/walk/root.build/v"
+    ]

@@ -325,3 +325,15 @@ def test_every_fault_is_listed() -> None:
         "/spec/root/units/0/run/command/0",
         "/spec/root/units/3/scope",
     ]
+
+
+def test_a_field_is_children_or_entries_not_both() -> None:
+    over = {"input": "xs", "children": ["steps", "jobs"], "entries": ["services", "jobs"]}
+    root = section("walk", "dfs", over=over, visit=step("v"))
+    assert faults(root) == [
+        (
+            "/spec/root/over/entries/1",
+            "'jobs' is in over.children too: a field holds one object or an array of child "
+            "nodes (children), or an object of named entries (entries)",
+        )
+    ]

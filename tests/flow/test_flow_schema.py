@@ -175,7 +175,10 @@ def test_fields_not_taken_per_pattern(pattern: str, extra: dict[str, Any], field
 def test_over_is_checked_against_the_pattern() -> None:
     root = section("dfs", over={"input": "x", "children": "c", "chunk": 2}, visit=STEP)
     assert faults(doc(root)) == [
-        ("/spec/root/over/chunk", "unknown field 'chunk' (allowed here: children, input, path)")
+        (
+            "/spec/root/over/chunk",
+            "unknown field 'chunk' (allowed here: children, entries, input, path)",
+        )
     ]
     root = section("cycle", over={"input": "x", "chunk": 0}, ring=[STEP])
     assert faults(doc(root)) == [("/spec/root/over/chunk", "must be >= 1, got 0")]
@@ -189,6 +192,23 @@ def test_children_is_a_name_or_a_list_of_names() -> None:
     assert over([]) == [("/spec/root/over/children", "needs at least 1 item(s)")]
     assert over(["a", ""]) == [("/spec/root/over/children/1", "must not be empty")]
     assert over("") == [("/spec/root/over/children", "must not be empty")]
+
+
+def test_a_walk_takes_its_children_from_children_or_entries_fields() -> None:
+    def over(**fields: Any) -> list[tuple[str, str]]:
+        return faults(doc(section("dfs", over={"input": "x", **fields}, visit=STEP)))
+
+    assert over(entries="jobs") == []
+    assert over(children=["steps"], entries=["jobs", "services"]) == []
+    assert over(entries=[]) == [("/spec/root/over/entries", "needs at least 1 item(s)")]
+    assert over(entries=["a", "a"]) == [("/spec/root/over/entries", "lists 'a' more than once")]
+    fanout = section("fanout", over={"input": "x", "entries": "jobs"}, visit=STEP)
+    assert faults(doc(fanout)) == [
+        (
+            "/spec/root/over/entries",
+            "unknown field 'entries' (allowed here: dependsOn, input, path)",
+        )
+    ]
 
 
 def test_json_pointer_in_words() -> None:
@@ -317,3 +337,12 @@ def test_faults_are_sorted_by_pointer_and_not_repeated() -> None:
     pointers = [pointer for pointer, _ in faults(doc(root))]
     assert pointers == sorted(pointers)
     assert len(pointers) == len(set(pointers)) == 3
+
+
+def test_a_fanout_may_run_named_entries_as_a_dag_and_leave_out_its_input() -> None:
+    def over(**fields: Any) -> list[tuple[str, str]]:
+        return faults(doc(section("fanout", over=fields, visit=STEP)))
+
+    assert over(input="x", path="/jobs", dependsOn="needs") == []
+    assert over(path="/steps") == []
+    assert over(input="x", dependsOn="") == [("/spec/root/over/dependsOn", "must not be empty")]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from meta.errors import UserError
+from meta.generate.explain import explain
 from meta.generate.pipeline import generate, read_description
 from meta.generate.plugins import Plugins
 
@@ -63,6 +64,11 @@ class Schemas:
         with pytest.raises(UserError) as caught:
             self.flow(document, generator=generator, data=data)
         return [str(fault) for fault in caught.value.faults]
+
+    def explain(self, document: Any) -> list[str]:
+        """What `meta generate --explain` says it saw in `document`."""
+        description = read_description(self.write(document), flow_dir=self.root)
+        return explain(self.plugins, description).seen
 
     def scores(self, document: Any, name: str = "doc.schema.json") -> dict[str, float]:
         description = read_description(self.write(document, name), flow_dir=self.root)

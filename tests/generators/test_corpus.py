@@ -30,10 +30,10 @@ DOCUMENTS = [(entry, document) for entry in MANIFEST for document in entry.get("
 
 REFUSED = {
     # A $ref to a file its package does not ship beside it.
-    "drone-ci": "kubernetes-definitions.json beside the schema: no such file",
-    # $refs to the web (geojson.org; a sibling folder of the $id's, outside the schema's own).
-    "stac-item": "is not local",
-    "stac-collection": "is not local",
+    "drone-ci": "kubernetes-definitions.json: no such file",
+    # $refs to ../../item-spec/json-schema/common.json, which pystac ships flattened into the
+    # schema's own folder with a misspelt $id: under no path or $id the ref names.
+    "stac-collection": "item-spec/json-schema/common.json: no such file",
     # Kwalify, not JSON Schema.
     "citation-file-format-1.1.0-yaml": "not a JSON Schema",
 }
@@ -47,10 +47,19 @@ def builtins() -> Plugins:
     return load_plugins(autoload=False)
 
 
+def schema_root(entry: dict[str, Any]) -> Path:
+    """The folder a corpus schema's $refs read files under: its own folder in the corpus
+    (`schemas/<name>/`, laid out as in its package: stac-item's geojson/ sits above the schema's
+    stac-spec/v1.1.0/)."""
+    return CORPUS.joinpath(*Path(entry["schema"]).parts[:2])
+
+
 def _generate(
     plugins: Plugins, entry: dict[str, Any], folder: Path, data: Path | None
 ) -> Generated:
-    description = read_description(CORPUS / entry["schema"], data=data, flow_dir=folder)
+    description = read_description(
+        CORPUS / entry["schema"], data=data, flow_dir=folder, schema_root=schema_root(entry)
+    )
     return generate(plugins, description, flow_path=folder / "corpus.flow.yaml")
 
 
@@ -89,21 +98,22 @@ def _read(path: Path) -> Any:
     return json.loads(text)
 
 
-def _jsonschema_errors(schema_file: Path, document: Any) -> set[tuple[str, str]]:
+def _jsonschema_errors(schema_file: Path, root: Path, document: Any) -> set[tuple[str, str]]:
     """(pointer, message) of every error jsonschema finds in the whole document (the schema's
     own draft, its folder's files for $refs)."""
     schema = _read(schema_file)
     dialect = dialect_of(schema)
     assert dialect is not None
-    registry, _, _ = local_registry(schema_file, schema, dialect, _read)
+    registry, _, _ = local_registry(schema_file, schema, dialect, _read, root)
     validator = dialect.validator(schema, registry=registry)
     return {(pointer(list(e.absolute_path)), e.message) for e in validator.iter_errors(document)}
 
 
 def _nodes(flow: dict[str, Any], document: Any) -> int:
     """The units the flow should run for `document`, counted from the data: the nodes a walk
-    reaches through the children fields, one per entry of a fanned-out map, one per item of a
-    micro section's array, one for a top node checked whole."""
+    reaches through the children fields and the entries of its maps, one per entry of a
+    fanned-out map, one per item of a micro section's array, one for a top node checked
+    whole."""
     root = flow["spec"]["root"]
     sections = root["units"] if root["pattern"] == "dag" else [root]
     count = 0
@@ -115,7 +125,8 @@ def _nodes(flow: dict[str, Any], document: Any) -> int:
 def _section_nodes(section: dict[str, Any], document: Any) -> int:
     pattern = section.get("pattern")
     if pattern in ("dfs", "bfs"):
-        fields = section["over"]["children"]
+        fields = section["over"].get("children", [])
+        maps = section["over"].get("entries", [])
         stack, count = [document], 0
         while stack:
             node = stack.pop()
@@ -126,6 +137,8 @@ def _section_nodes(section: dict[str, Any], document: Any) -> int:
                     stack.append(value)
                 elif isinstance(value, list):
                     stack.extend(value)
+            for name in maps:
+                stack.extend((node.get(name) or {}).values())
         return count
     if pattern == "fanout":
         return len(lookup(document, section["over"].get("path", "")))
@@ -154,7 +167,7 @@ def test_each_document_runs_every_node_is_visited_and_the_verdict_is_jsonschemas
     (tmp_path / "corpus.flow.yaml").write_text(generated.yaml(), encoding="utf-8")
     result = run_meta("run", "corpus.flow.yaml", "--workdir", "run", cwd=tmp_path)
     content = _read(data)
-    expected = _jsonschema_errors(CORPUS / entry["schema"], content)
+    expected = _jsonschema_errors(CORPUS / entry["schema"], schema_root(entry), content)
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "run" / "report.json").read_text(encoding="utf-8"))
     steps = [unit for unit in report["units"] if unit["state"] == "succeeded"]
@@ -181,3 +194,19 @@ def _comparable(errors: set[tuple[str, str]]) -> set[tuple[str, str]]:
                 message = suffix + message.split(suffix, 1)[1]
         comparable.add((where, message))
     return comparable
+
+
+@pytest.mark.parametrize(
+    ("name", "maps"),
+    [("github-workflows", ["jobs", "services"]), ("compose-spec", ["services", "jobs"])],
+)
+def test_maps_of_named_entries_are_walked_at_any_depth(
+    name: str, maps: list[str], builtins: Plugins, tmp_path: Path
+) -> None:
+    """A workflow's jobs (and each job's services), a compose file's services: entries keyed by
+    name below the top node are nodes of the walk, each named by its key."""
+    (entry,) = [e for e in MANIFEST if e["name"] == name]
+    root = _generate(builtins, entry, tmp_path, None).document["spec"]["root"]
+    walk = root["units"][0] if root["pattern"] == "dag" else root
+    assert walk["pattern"] == "dfs"
+    assert walk["over"]["entries"] == maps

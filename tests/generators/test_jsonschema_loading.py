@@ -3,6 +3,7 @@ Each bad input is a user error naming the file and the JSON pointer of the fault
 
 from __future__ import annotations
 
+import json
 import socket
 import urllib.request
 from pathlib import Path
@@ -11,6 +12,10 @@ from typing import Any
 import pytest
 from meta_generators.schema_model import x_meta_schema
 
+from meta.errors import UserError
+from meta.generate.pipeline import generate, read_description
+from meta.generate.plugins import load_plugins
+from meta.steps.validate_node import main as validate_node
 from tests.generators.helpers import Schemas, run_meta, schema
 
 HIERARCHY: dict[str, Any] = {
@@ -79,10 +84,11 @@ def test_a_remote_ref_is_an_error_and_never_fetched(
     )
     assert faults == [
         "doc.schema.json: /properties/web/$ref: $ref 'https://example.com/schemas/a.json#/$defs/x'"
-        " is not local (it names https://example.com/schemas/a.json): only references inside "
-        "this file and to files beside it are resolved, never fetched",
+        " is not local (it names https://example.com/schemas/a.json): only files under the "
+        "schema's folder are read (by path, or by the $id written in them), never fetched; "
+        "meta generate --schema-root DIR reads files anywhere under DIR",
         "doc.schema.json: /properties/file/$ref: $ref 'other.schema.json#/$defs/y' names "
-        "other.schema.json beside the schema: no such file",
+        "other.schema.json: no such file",
     ]
     assert no_network == []
 
@@ -195,7 +201,8 @@ def test_the_cli_prints_one_line_per_fault_and_exits_2(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "bad.schema.json: /properties/a/$ref: $ref 'https://example.com/a.json' is not local: "
-        "only references inside this file and to files beside it are resolved, never fetched"
+        "only files under the schema's folder are read (by path, or by the $id written in "
+        "them), never fetched; meta generate --schema-root DIR reads files anywhere under DIR"
     ]
 
 
@@ -217,3 +224,125 @@ def test_the_x_meta_vocabulary_is_a_draft_2020_12_schema() -> None:
         "stream",
     }
     assert set(document["$defs"]["node"]["properties"]) == {"run", "dependsOn", "entries"}
+
+
+def _spec(root: Path) -> Path:
+    """A schema split over a folder tree as its standard lays it out: `spec/item/item.json`
+    refers to `../common/common.json` (a folder above its own), by its https `$id` too."""
+    common = root / "spec" / "common" / "common.json"
+    common.parent.mkdir(parents=True)
+    common.write_text(
+        json.dumps(
+            {"$schema": DRAFT7, "definitions": {"link": {"type": "object", **PERSON}}},
+        )
+    )
+    item = root / "spec" / "item" / "item.json"
+    item.parent.mkdir()
+    item.write_text(
+        json.dumps(
+            {
+                "$schema": DRAFT7,
+                "$id": "https://example.org/spec/item/item.json",
+                "type": "object",
+                "properties": {
+                    "links": {
+                        "type": "array",
+                        "items": {"$ref": "../common/common.json#/definitions/link"},
+                    }
+                },
+            }
+        )
+    )
+    return item
+
+
+DRAFT7 = "http://json-schema.org/draft-07/schema#"
+PERSON: dict[str, Any] = {"required": ["href"], "properties": {"href": {"type": "string"}}}
+
+
+def _generate(path: Path, root: Path | None) -> dict[str, Any]:
+    description = read_description(path, flow_dir=path.parent, schema_root=root)
+    flow_path = path.parent / "doc.flow.yaml"
+    return generate(load_plugins(autoload=False), description, flow_path=flow_path).document
+
+
+def _refusal(path: Path, root: Path | None) -> str:
+    with pytest.raises(UserError) as caught:
+        _generate(path, root)
+    (fault,) = {fault.reason for fault in caught.value.faults}
+    return fault
+
+
+def test_refs_above_the_schemas_folder_are_read_under_the_root_the_user_names(
+    tmp_path: Path, no_network: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item = _spec(tmp_path)
+    assert _refusal(item, None) == (
+        "$ref '../common/common.json#/definitions/link' is not local (it names "
+        "https://example.org/spec/common/common.json): only files under the schema's folder "
+        "are read (by path, or by the $id written in them), never fetched; meta generate "
+        "--schema-root DIR reads files anywhere under DIR"
+    )
+    flow = _generate(item, tmp_path / "spec")
+    check = flow["spec"]["root"]["visit"]["cases"][1]["unit"]["run"]["command"]
+    assert check[3:9] == [
+        "--schema",
+        "item.json",
+        "--schema-root",
+        "..",
+        "--pointer",
+        "../common/common.json#/definitions/link",
+    ]
+    # The built-in validator reads the same file, from the flow's directory.
+    (tmp_path / "node.json").write_text(json.dumps({"href": 5}))
+    monkeypatch.chdir(item.parent)
+    monkeypatch.setenv("META_INPUT", str(tmp_path / "node.json"))
+    monkeypatch.setenv("META_OUTPUT", str(tmp_path / "out"))
+    assert validate_node([*check[3:9], "--path", "/links/0"]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["errors"] == [
+        {"pointer": "/links/0/href", "message": "5 is not of type 'string'"}
+    ]
+    assert no_network == []
+
+
+def test_nothing_is_read_outside_the_root_through_dots_or_links(
+    tmp_path: Path, no_network: list[str]
+) -> None:
+    item = _spec(tmp_path / "inside")
+    plain = item.parent / "deeper" / "plain.json"
+    plain.parent.mkdir()
+    ref = "../../common/common.json#/definitions/link"
+    plain.write_text(
+        json.dumps({"$schema": DRAFT7, "type": "object", "properties": {"a": {"$ref": ref}}})
+    )
+    # `..` beyond the root (the item's folder; common is above it).
+    above = (tmp_path / "inside" / "spec" / "common" / "common.json").as_uri()
+    assert _refusal(plain, item.parent).startswith(
+        f"$ref '{ref}' is not local (it names {above}): only files under {item.parent}/ "
+        "(--schema-root) are read"
+    )
+    # A link under the root to a file outside it.
+    outside = tmp_path / "secret.json"
+    outside.write_text(json.dumps({"definitions": {"link": {"type": "object", **PERSON}}}))
+    common = tmp_path / "inside" / "spec" / "common" / "common.json"
+    common.unlink()
+    common.symlink_to(outside)
+    assert _refusal(plain, tmp_path / "inside") == (
+        f"$ref '{ref}' (it names {common.as_uri()}) is a link to a file outside "
+        f"{tmp_path / 'inside'}/ (--schema-root)"
+    )
+    assert _refusal(plain, tmp_path / "elsewhere") == (
+        f"the schema is not under --schema-root {tmp_path / 'elsewhere'}"
+    )
+    assert no_network == []
+
+
+def test_the_cli_takes_the_root_as_schema_root(tmp_path: Path) -> None:
+    item = _spec(tmp_path)
+    refused = run_meta("generate", "item.json", cwd=item.parent)
+    assert refused.returncode == 2
+    assert "meta generate --schema-root DIR reads files anywhere under DIR" in refused.stderr
+    made = run_meta("generate", "item.json", "--schema-root", "..", "-o", "f.yaml", cwd=item.parent)
+    assert made.returncode == 0, made.stderr
+    assert "--schema-root" in (item.parent / "f.yaml").read_text()

@@ -73,6 +73,8 @@ def test_the_company_sample_gets_a_different_operation_per_level(schemas: Schema
         "/$defs/person",
         "--children",
         "departments,teams,members",
+        "--held",
+        "{{ node | list | tojson }}",
         "--path",
         "{{ path }}",
     ]
@@ -158,7 +160,16 @@ def test_a_recursive_single_type_gets_a_plain_visit(schemas: Schemas) -> None:
     assert flow["metadata"]["name"] == "tree-sum"
     visit = flow["spec"]["root"]["visit"]
     assert visit["name"] == "tree-sum"
-    assert command(visit)[5:] == ["--pointer", "", "--children", "kids", "--path", "{{ path }}"]
+    assert command(visit)[5:] == [
+        "--pointer",
+        "",
+        "--children",
+        "kids",
+        "--held",
+        "{{ node | list | tojson }}",
+        "--path",
+        "{{ path }}",
+    ]
 
 
 def test_bfs_pre_order_and_micro_scope_come_from_x_meta(schemas: Schemas) -> None:
@@ -186,17 +197,90 @@ def test_one_object_children_and_templated_runs(schemas: Schemas) -> None:
     assert last["run"] == {"command": ["python3", "p.py", "{{ node.email }}", "{{ depth }}"]}
 
 
-def test_children_in_a_map_are_not_walked_and_the_tree_says_why(schemas: Schemas) -> None:
+def test_entries_keyed_by_name_are_walked_as_nodes_at_any_depth(schemas: Schemas) -> None:
+    document = org()
+    defs = document["$defs"]
+    defs["company"]["properties"]["departments"] = {
+        "type": "object",
+        "additionalProperties": ref("dept"),
+    }
+    defs["dept"]["properties"]["teams"] = {
+        "type": "object",
+        "patternProperties": {"^[a-z]+$": ref("team")},
+        "additionalProperties": False,
+    }
+    defs["team"]["properties"]["members"] = many("person")
+    defs["person"] = node_type("email", email={"type": "string"})
+    flow = schemas.flow(document)
+    root = flow["spec"]["root"]
+    assert root["over"] == {
+        "input": "data",
+        "children": ["members"],
+        "entries": ["departments", "teams"],
+    }
+    assert visit_cases(flow) == [
+        ("depth == 0", "company"),
+        ("depth == 1", "dept"),
+        ("depth == 2", "team"),
+        ("depth == 3", "person"),
+    ]
+    assert "departments,teams,members" in command(root["visit"]["cases"][0]["unit"])
+
+
+def test_a_map_that_may_hold_other_values_is_not_walked(schemas: Schemas) -> None:
     document = org()
     document["$defs"]["company"]["properties"]["departments"] = {
         "type": "object",
-        "additionalProperties": ref("dept"),
+        "patternProperties": {"^d": ref("dept")},
     }
     (fault,) = schemas.faults(document, generator="tree")
     assert fault == (
         "doc.schema.json: /: generator 'tree' does not understand this description: "
         "no property of the node types holds objects (with properties) or arrays of them"
     )
+
+
+def test_entries_of_one_field_and_children_of_another_tell_their_nodes_apart(
+    schemas: Schemas,
+) -> None:
+    """Without a depth or a discriminator, the field holding a node names its case; an entry's
+    test comes first, as its key may be the name of a field holding one node."""
+    document = schema(
+        type="object",
+        properties={
+            "jobs": {"type": "object", "additionalProperties": ref("job")},
+            "lead": ref("job"),
+        },
+        **{
+            "$defs": {"job": node_type(jobs={"type": "object", "additionalProperties": ref("job")})}
+        },
+    )
+    flow = schemas.flow(document)
+    assert flow["spec"]["root"]["over"] == {
+        "input": "data",
+        "children": ["lead"],
+        "entries": ["jobs"],
+    }
+    assert visit_cases(flow) == [
+        ("depth == 0", "root"),
+        ("depth > 0 and path.split('/')[-2] == 'jobs'", "job"),
+        ("depth > 0 and path.split('/')[-1] == 'lead'", "job-2"),
+    ]
+
+
+def test_a_field_of_entries_here_and_of_one_node_there_is_not_walked(schemas: Schemas) -> None:
+    document = org()
+    document["$defs"]["company"]["properties"]["teams"] = {
+        "type": "object",
+        "additionalProperties": ref("team"),
+    }
+    flow = schemas.flow(document, generator="tree")
+    assert flow["spec"]["root"]["over"] == {"input": "data", "children": ["departments"]}
+    described = schemas.explain(document)
+    assert (
+        "not walked: teams (entries keyed by name in /$defs/company, an object or an array in "
+        "/$defs/dept)"
+    ) in described
 
 
 def test_a_children_field_that_is_data_elsewhere_is_not_walked(schemas: Schemas) -> None:

@@ -123,8 +123,9 @@ def test_a_sibling_file_is_read_from_disk_even_under_an_https_id(
     (schemas.root / "node.json").write_text(json.dumps({"name": "MIT", "url": 5}))
     monkeypatch.setenv("META_INPUT", str(schemas.root / "node.json"))
     monkeypatch.setenv("META_OUTPUT", str(schemas.root / "out"))
-    arguments = command(unit)[3:]
-    assert validate_node([a.replace("{{ path }}", "/licences/0") for a in arguments]) == 0
+    rendered = {"{{ path }}": "/licences/0", "{{ node | list | tojson }}": '["name", "url"]'}
+    arguments = [rendered.get(a, a) for a in command(unit)[3:]]
+    assert validate_node(arguments) == 0
     report = json.loads((schemas.root / "out" / "report.json").read_text())
     assert report["errors"] == [
         {"pointer": "/licences/0/url", "message": "5 is not of type 'string'"}
@@ -200,20 +201,26 @@ def test_explain_says_what_was_seen_and_why_each_generator_scores(
     document = {
         "$schema": DRAFT7,
         "type": "object",
-        "properties": {"jobs": {"type": "object", "additionalProperties": person()}},
+        "properties": {
+            "jobs": {"type": "object", "additionalProperties": person()},
+            "env": {"type": "object", "patternProperties": {"^[A-Z]": person()}},
+        },
     }
     description = read_description(schemas.write(document), flow_dir=schemas.root)
     found = explain(schemas.plugins, description)
     assert found.seen == [
         "a JSON Schema, draft-07 (from $schema)",
         "root: an object type (root)",
-        "node types: 1 (root)",
-        "children fields: none",
-        "entries keyed by name (checked with the node holding them; x-meta.entries makes a "
-        "unit of each): /properties/jobs",
+        "node types: 2 (root, jobs-additionalProperties)",
+        "children fields: jobs",
+        "maps of entries keyed by name, walked as nodes: /properties/jobs",
+        "maps whose entries may be other than nodes (checked with the node holding them; on the "
+        "top node, a unit per entry): /properties/env",
     ]
     assert found.chosen is not None and found.chosen.generator == "document"
-    assert "tree: 0: no property of the node types holds objects" in "\n".join(found.lines())
+    lines = "\n".join(found.lines())
+    assert "document: 30.5 (chosen): a dag: the top node, and a unit per entry of env" in lines
+    assert "tree: 30: a dfs walk over 1 children fields, 2 node types" in lines
 
 
 def test_without_a_draft_the_schema_is_read_as_the_newest_and_says_so(schemas: Schemas) -> None:
@@ -226,7 +233,7 @@ def test_without_a_draft_the_schema_is_read_as_the_newest_and_says_so(schemas: S
     )
 
 
-def test_entries_that_need_no_data_fan_out_and_need_names_are_checked(
+def test_entries_are_walked_those_that_may_be_more_fan_out_and_needs_are_checked(
     schemas: Schemas,
 ) -> None:
     document = {
@@ -238,19 +245,28 @@ def test_entries_that_need_no_data_fan_out_and_need_names_are_checked(
         },
     }
     flow = schemas.flow(document)
-    jobs = flow["spec"]["root"]["units"][1]
+    assert flow["spec"]["root"]["over"] == {"input": "data", "entries": ["jobs"]}
+    loose = json.loads(json.dumps(document))
+    loose["properties"]["jobs"]["additionalProperties"]["type"] = ["object", "array"]
+    jobs = schemas.flow(loose)["spec"]["root"]["units"][1]
     assert (jobs["pattern"], jobs["over"]) == ("fanout", {"input": "data", "path": "/jobs"})
     (schemas.root / "doc.meta.yaml").write_text(
         "/properties/jobs:\n  entries: {dependsOn: needs}\n"
     )
+    # The entries' dag is read from the data when the flow runs: no data is needed here.
+    jobs = schemas.flow(document)["spec"]["root"]["units"][1]
+    assert jobs["over"] == {"input": "data", "path": "/jobs", "dependsOn": "needs"}
+    (schemas.root / "doc.meta.yaml").write_text(
+        "/properties/jobs:\n  entries: {dependsOn: after, each: steps}\n"
+    )
     assert schemas.faults(document) == [
-        "doc.meta.yaml: /~1properties~1jobs/entries: x-meta.entries builds the entries' dag "
-        "from the data: give the data file (meta generate --data FILE)"
+        "doc.meta.yaml: /~1properties~1jobs/entries/each: the entries have no array field 'steps'"
     ]
-    data = schemas.root / "doc.data.yaml"
-    data.write_text("jobs:\n  a: {name: a}\n  b: {name: b, needs: [a, c]}\n")
-    assert schemas.faults(document, data=data) == [
-        "doc.data.yaml: /jobs/b/needs/1: 'c' names no entry"
+    (schemas.root / "doc.meta.yaml").write_text(
+        "/properties/jobs:\n  entries: {dependsOn: after}\n"
+    )
+    assert schemas.faults(document) == [
+        "doc.meta.yaml: /~1properties~1jobs/entries/dependsOn: the entries have no field 'after'"
     ]
 
 
@@ -271,17 +287,25 @@ def test_the_ci_workflow_sample_runs_its_jobs_in_needs_order_with_every_step(
     assert made.returncode == 0, made.stderr
     flow = yaml.safe_load((folder / "ci.flow.yaml").read_text())
     jobs = flow["spec"]["root"]["units"][1]
-    assert [(u["name"], u.get("dependsOn", [])) for u in jobs["units"]] == [
-        ("list", []),
-        ("ci", ["list"]),
-        ("packaging", ["ci"]),
-    ]
+    assert jobs["over"] == {"input": "data", "path": "/jobs", "dependsOn": "needs"}
     ran = run_meta("run", "ci.flow.yaml", "--workdir", "run", cwd=folder)
     assert ran.returncode == 0, ran.stderr
     data = yaml.safe_load((folder / "ci.data.yml").read_text())
     steps = sum(len(job["steps"]) for job in data["jobs"].values())
     notes = list((folder / "run" / "store").rglob("step.json"))
     assert len(notes) == steps
+    # The jobs ran in `needs` order (list -> ci -> packaging), each job's steps in order.
+    report = json.loads((folder / "run" / "report.json").read_text())
+    started = [u["id"] for u in sorted(report["units"], key=lambda u: u["startedAt"])]
+    jobs_in_order = list(dict.fromkeys(uid.split("/")[3] for uid in started if "/jobs/" in uid))
+    assert jobs_in_order == ["list", "ci", "packaging"]
+    # The same flow runs another workflow: a job that waits for a job it does not name fails
+    # before anything runs, at its place in the data.
+    other = folder / "ci.data.yml"
+    other.write_text(other.read_text().replace("needs: ci", "needs: [ci, docs]"))
+    refused = run_meta("run", "ci.flow.yaml", "--workdir", "run2", cwd=folder)
+    assert refused.returncode == 2
+    assert "ci.data.yml: /jobs/packaging/needs/1: 'docs' names no entry" in refused.stderr
     again = run_meta(
         "generate", "github-workflows.json", "--data", "ci.data.yml", "-o", "again.yaml", cwd=folder
     )

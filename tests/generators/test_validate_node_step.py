@@ -95,6 +95,20 @@ def test_without_children_the_missing_field_is_an_error(step: Step) -> None:
     ]
 
 
+def test_only_the_children_the_node_held_are_not_required_of_it(step: Step) -> None:
+    """A walk strips the children fields from META_INPUT; `--held` says which the node had, so
+    a required children field that the node lacks is still an error (as jsonschema says)."""
+    step.input({"name": "platform"})
+    args = ["--pointer", "/$defs/team", "--children", "members", "--held"]
+    assert step.run(*args, '["name", "members"]')["valid"] is True
+    assert step.run(*args, '["name"]')["errors"] == [
+        {"pointer": "", "message": "'members' is a required property"}
+    ]
+    (step.root / "team.json").write_text(json.dumps({"name": "platform"}))
+    from_data = step.run("--pointer", "/$defs/team", "--children", "members", "--data", "team.json")
+    assert from_data["errors"] == [{"pointer": "", "message": "'members' is a required property"}]
+
+
 def test_an_invalid_node_is_reported_with_pointers_into_the_data_and_exit_0(step: Step) -> None:
     step.input({"name": "x", "extra": 1})
     report = step.run("--pointer", "/$defs/team", "--children", "members", "--path", "/teams/3")
@@ -172,10 +186,17 @@ def test_misuse_exits_2_with_a_message(step: Step, capsys: pytest.CaptureFixture
     assert main(["--schema", "team.schema.json", "--pointer", "/$defs/nope"]) == 2
     assert main(["--schema", "missing.json"]) == 2
     assert main([]) == 2
+    assert main(["--schema", "team.schema.json", "--held", "members"]) == 2
+    assert main(["--schema", "team.schema.json", "--schema-root", "out"]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert errors[0] == "validate-node: nothing at /$defs/nope in the schema file team.schema.json"
     assert errors[1].startswith("validate-node: cannot read the schema file missing.json")
     assert errors[2] == "validate-node: --schema is required (or --summary)"
+    assert errors[3] == "validate-node: --held needs a JSON list of field names, got 'members'"
+    assert (
+        errors[4]
+        == "validate-node: the schema file team.schema.json is not under --schema-root out"
+    )
     assert not (step.output / "report.json").exists()
 
 

@@ -395,6 +395,20 @@ def test_a_json_lines_stream_takes_no_path(
             "/c",
             "children must be an array of objects or one object",
         ),
+        (
+            "dfs",
+            "{input: d, children: c, entries: jobs}",
+            {"c": {"jobs": ["build"]}},
+            "/c/jobs",
+            "entries must be an object of objects keyed by name",
+        ),
+        (
+            "bfs",
+            "{input: d, entries: jobs}",
+            {"jobs": {"a/b": {"jobs": {"x": 3}}}},
+            "/jobs/a~1b/jobs/x",
+            "section 's' walks a tree of JSON objects; this is not an object",
+        ),
     ],
 )
 def test_data_that_has_not_the_shape_a_section_walks(

@@ -275,3 +275,29 @@ def test_describe_shows_a_steps_own_bounds_and_keeps_a_script_on_its_line(tmp_pa
     )
     lines = describe(compile_plan(flow))
     assert lines[-1] == "  step a (3 retries, timeout 1.5 s): python3 -c 'import sys\\nprint(1)'"
+
+
+ENTRIES = """
+inputs: {wf: {value: {jobs: {a: {steps: [1]}}}}}
+root:
+  name: walk
+  scope: macro
+  pattern: dfs
+  over: {input: wf, entries: jobs}
+  visit:
+    name: job
+    scope: micro
+    pattern: fanout
+    over: {path: /steps, dependsOn: needs}
+    visit: {name: s, run: {command: ["true"]}}
+"""
+
+
+def test_describe_says_how_named_entries_are_walked(write_flow: Callable[..., Path]) -> None:
+    lines = describe(compile_plan(write_flow("e.flow.yaml", ENTRIES, "entries")))
+    assert any("depth first" in line and "; named entries in jobs" in line for line in lines)
+    assert any(
+        "fans out one visit per item of the visit's node at /steps, each after the items its "
+        "'needs' names" in line
+        for line in lines
+    )
