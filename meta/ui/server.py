@@ -8,7 +8,9 @@ following links.
 Live updates are server-sent events: one task per watched run tails its journal (the only
 loop that waits on a timer is here, on the server) and wakes every page watching it, which
 then gets the run's counts and the rows of the units that changed. A slow page is not queued
-up: the ids changed since its last message are gathered and sent together.
+up: the ids changed since its last message are gathered and sent together. The runs list is
+live the same way: while a page shows it, one task lists the runs again every
+RUNS_SECONDS and sends the list to every such page when it changed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from meta.ui.model import RunModel
 
 TAIL_SECONDS = 0.1
 """How often a watched run's journal is read for new lines."""
+RUNS_SECONDS = 1.0
+"""How often the runs are listed again while a page shows the list."""
 HEARTBEAT_SECONDS = 15.0
 """A comment line this often, so a page that went away is noticed."""
 ROWS_PER_MESSAGE = 2000
@@ -59,6 +63,16 @@ class _Watch:
     task: asyncio.Task[None] | None = None
 
 
+@dataclass
+class _Feed:
+    """The runs list as the pages showing it last got it, listed again by one task while any
+    page shows it."""
+
+    listing: dict[str, Any] | None = None
+    pages: set[_Page] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
+
+
 class RunsView:
     """The runs shown: in the folders given (a run folder, or one holding runs) and their
     models, made when a page first asks for a run."""
@@ -66,6 +80,7 @@ class RunsView:
     def __init__(self, folders: Sequence[Path]) -> None:
         self.folders = list(folders)
         self.watches: dict[str, asyncio.Task[_Watch | None]] = {}
+        self.feed = _Feed()
 
     def listing(self) -> tuple[list[dict[str, Any]], list[str]]:
         views: list[dict[str, Any]] = []
@@ -134,6 +149,7 @@ def make_app(folders: Sequence[Path]) -> web.Application:
     static = resources.files("meta.ui") / "static"
     app.router.add_get("/", _index)
     app.router.add_get("/api/runs", _runs)
+    app.router.add_get("/api/runs/events", _runs_events)
     app.router.add_get("/api/run", _with_run(_summary))
     app.router.add_get("/api/graph", _with_run(_graph))
     app.router.add_get("/api/units", _with_run(_units))
@@ -150,8 +166,51 @@ async def _index(request: web.Request) -> web.FileResponse:
 
 
 async def _runs(request: web.Request) -> web.Response:
-    views, faults = request.app[RUNS].listing()
+    views, faults = await asyncio.to_thread(request.app[RUNS].listing)
     return web.json_response({"runs": views, "skipped": faults})
+
+
+async def _runs_events(request: web.Request) -> web.StreamResponse:
+    """The runs list, sent at once and again whenever it changes."""
+    view = request.app[RUNS]
+    feed = view.feed
+    response = await _event_stream(request)
+    page = _Page()
+    feed.pages.add(page)
+    if feed.listing is None:
+        feed.listing = await _listed(view)
+    if feed.task is None:
+        feed.task = asyncio.create_task(_relist(view))
+    try:
+        await _send(response, "runs", feed.listing)
+        while True:
+            if await _woken(response, page):
+                await _send(response, "runs", feed.listing)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        feed.pages.discard(page)
+        if not feed.pages and feed.task is not None:
+            feed.task.cancel()
+            feed.task = None
+            feed.listing = None
+    return response
+
+
+async def _listed(view: RunsView) -> dict[str, Any]:
+    views, faults = await asyncio.to_thread(view.listing)
+    return {"runs": views, "skipped": faults}
+
+
+async def _relist(view: RunsView) -> None:
+    """List the runs every RUNS_SECONDS and wake the pages showing them when they changed."""
+    while True:
+        await asyncio.sleep(RUNS_SECONDS)
+        listing = await _listed(view)
+        if listing != view.feed.listing:
+            view.feed.listing = listing
+            for page in view.feed.pages:
+                page.wake.set()
 
 
 _Handler = Callable[[web.Request, _Watch], Awaitable[web.StreamResponse]]
@@ -203,14 +262,7 @@ async def _unit(request: web.Request, watch: _Watch) -> web.Response:
 
 
 async def _events(request: web.Request, watch: _Watch) -> web.StreamResponse:
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await response.prepare(request)
+    response = await _event_stream(request)
     page = _Page()
     watch.pages.add(page)
     if watch.task is None:
@@ -220,12 +272,8 @@ async def _events(request: web.Request, watch: _Watch) -> web.StreamResponse:
             summary = watch.model.summary()
         await _send(response, "summary", summary)
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(page.wake.wait(), HEARTBEAT_SECONDS)
-            if not page.wake.is_set():
-                await response.write(b": still here\n\n")
+            if not await _woken(response, page):
                 continue
-            page.wake.clear()
             changed, page.changed = page.changed, set()
             async with watch.lock:
                 units = watch.model.units
@@ -244,6 +292,29 @@ async def _events(request: web.Request, watch: _Watch) -> web.StreamResponse:
             watch.task.cancel()
             watch.task = None
     return response
+
+
+async def _event_stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    return response
+
+
+async def _woken(response: web.StreamResponse, page: _Page) -> bool:
+    """Wait for `page` to be woken (True), or for a heartbeat's time: then send one (False)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(page.wake.wait(), HEARTBEAT_SECONDS)
+    if not page.wake.is_set():
+        await response.write(b": still here\n\n")
+        return False
+    page.wake.clear()
+    return True
 
 
 async def _send(response: web.StreamResponse, event: str, data: Any) -> None:
@@ -266,6 +337,11 @@ async def _tail(watch: _Watch) -> None:
 
 
 async def _stop_watches(app: web.Application) -> None:
+    feed = app[RUNS].feed
+    if feed.task is not None:
+        feed.task.cancel()
+    for page in feed.pages:
+        page.wake.set()
     for made in app[RUNS].watches.values():
         if not made.done() or made.cancelled() or made.exception() is not None:
             continue

@@ -31,23 +31,31 @@ const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "-");
 const took = (s) => (s == null ? "-" : s < 60 ? `${s.toFixed(1)}s` : `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, "0")}s`);
 
 let current = null;  // the run shown: {key, source, cy, summary, groups, ...}
+let runsSource = null;  // the runs list's event stream, while the list is shown
 
 window.addEventListener("hashchange", route);
 route();
 
 function route() {
-  if (current) { current.source.close(); current = null; }
+  if (current) { current.source?.close(); current = null; }
+  if (runsSource) { runsSource.close(); runsSource = null; }
   const match = location.hash.match(/^#\/run\/(.+)$/);
   if (match) showRun(decodeURIComponent(match[1])); else showRuns();
 }
 
 // The runs
 
-async function showRuns() {
+function showRuns() {
   $("run-view").hidden = true; $("runs-view").hidden = false;
   $("crumbs").replaceChildren(el("span", {}, "runs")); $("counts").replaceChildren();
   $("live").className = "live";
-  const { runs } = await api("/api/runs", {});
+  const source = runsSource = new EventSource("/api/runs/events");
+  source.onopen = () => { $("live").className = "live on"; };
+  source.onerror = () => { $("live").className = "live"; };
+  source.addEventListener("runs", (e) => { if (runsSource === source) drawRuns(JSON.parse(e.data).runs); });
+}
+
+function drawRuns(runs) {
   $("runs-empty").hidden = runs.length > 0;
   $("runs").replaceChildren(...runs.map((run) => {
     const row = el("tr", { class: "run", "data-run": run.run },
