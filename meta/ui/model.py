@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import time
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +120,7 @@ class RunModel:
         self.nodes: dict[str, dict[str, int]] = {}
         self.units: dict[str, UnitState] = {}
         self.sessions: list[tuple[int, float]] = []
-        self.live: dict[str, Counter[str]] = {}
+        self.live: dict[str, dict[str, int]] = {}
         """Per section instance, its units live now (a step running, or a nested section
         instance with one running inside) and how many running steps each holds: the peaks."""
         self.state = "running"
@@ -255,15 +254,22 @@ class RunModel:
     def _live(self, unit: UnitState, change: int) -> None:
         """A step starts (+1) or stops (-1) running: in each section instance around it, the
         unit it is in (itself, or a nested section's instance) is live while it holds one."""
-        for level, (group, instance) in enumerate(unit.levels):
-            inside = unit.levels[level + 1][1] if level + 1 < len(unit.levels) else unit.id
-            live = self.live.setdefault(instance, Counter())
-            live[inside] += change
-            if live[inside] <= 0:
-                del live[inside]
-            if change > 0 and group in self.groups:
-                state = self.groups[group]
-                state.peak = max(state.peak, len(live))
+        levels = unit.levels
+        last = len(levels) - 1
+        for level, (group, instance) in enumerate(levels):
+            inside = levels[level + 1][1] if level < last else unit.id
+            live = self.live.get(instance)
+            if live is None:
+                live = self.live[instance] = {}
+            count = live.get(inside, 0) + change
+            if count > 0:
+                live[inside] = count
+            else:
+                live.pop(inside, None)
+            if change > 0:
+                state = self.groups.get(group)
+                if state is not None and len(live) > state.peak:
+                    state.peak = len(live)
             elif not live:
                 del self.live[instance]
 
