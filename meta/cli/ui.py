@@ -68,11 +68,12 @@ def announce(url: str, host: str) -> None:
 def ui(folders: Sequence[Path], port: int, host: str, tied: bool) -> None:
     """Serve a live, read-only page of local runs: each WORKDIR (a run, or a folder of runs)
     [default: runs]."""
-    from meta.ui.server import serve
+    from meta.ui.server import LocalRuns, serve
 
     async def main() -> None:
         until = _stdin_closed() if tied else None
-        await serve(list(folders) or [RUNS_DIR], host, port, lambda url: announce(url, host), until)
+        source = LocalRuns(list(folders) or [RUNS_DIR])
+        await serve(source, host, port, lambda url: announce(url, host), until)
 
     try:
         asyncio.run(main())

@@ -1,4 +1,5 @@
-"""`meta ui`'s server: a read-only aiohttp app over local workdirs.
+"""`meta ui`'s server: a read-only aiohttp app over local workdirs (or, given a source of
+them, a cluster's MetaFlows: `meta.ui.cluster`).
 
 Every route is a GET. A run is named by the key `/api/runs` lists for it (its workdir as
 given), never by a path the page sends, and a unit by its id in that run's journal, so no
@@ -22,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -30,10 +31,8 @@ from meta.errors import UserError
 from meta.flow.files import display_path
 from meta.local.runner import RUN_FILE
 from meta.local.runs import find_runs, read_run
-from meta.ui.model import RunModel
+from meta.ui.model import RunModel, UnitsModel
 
-TAIL_SECONDS = 0.1
-"""How often a watched run's journal is read for new lines."""
 RUNS_SECONDS = 1.0
 """How often the runs are listed again while a page shows the list."""
 HEARTBEAT_SECONDS = 15.0
@@ -55,7 +54,7 @@ class _Page:
 
 @dataclass
 class _Watch:
-    model: RunModel
+    model: UnitsModel
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while the model is read or changed: it is changed in a worker thread (reading a
     big journal takes seconds, and the loop goes on serving meanwhile)."""
@@ -73,16 +72,28 @@ class _Feed:
     task: asyncio.Task[None] | None = None
 
 
-class RunsView:
-    """The runs shown: in the folders given (a run folder, or one holding runs) and their
-    models, made when a page first asks for a run."""
+class RunsSource(Protocol):
+    """Where the runs shown come from: local workdirs, or a namespace's MetaFlows."""
+
+    async def listing(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """The runs (newest first) and one line per place that could not be read."""
+        ...
+
+    async def model(self, key: str) -> UnitsModel | None:
+        """The model of the run listed as `key`, or None when no run is listed so."""
+        ...
+
+
+class LocalRuns:
+    """The runs in the folders given: a run folder, or one holding runs."""
 
     def __init__(self, folders: Sequence[Path]) -> None:
         self.folders = list(folders)
-        self.watches: dict[str, asyncio.Task[_Watch | None]] = {}
-        self.feed = _Feed()
 
-    def listing(self) -> tuple[list[dict[str, Any]], list[str]]:
+    async def listing(self) -> tuple[list[dict[str, Any]], list[str]]:
+        return await asyncio.to_thread(self._listing)
+
+    def _listing(self) -> tuple[list[dict[str, Any]], list[str]]:
         views: list[dict[str, Any]] = []
         faults: list[str] = []
         for folder in self.folders:
@@ -108,12 +119,21 @@ class RunsView:
         views.sort(key=lambda view: view["startedAt"], reverse=True)
         return views, faults
 
-    def workdir(self, key: str) -> Path | None:
-        """The workdir of the run listed as `key`, or None: only listed runs are reachable."""
-        for view in self.listing()[0]:
-            if view["run"] == key:
-                return Path(key)
-        return None
+    async def model(self, key: str) -> UnitsModel | None:
+        # Only listed runs are reachable: a key is never taken as a path on its own.
+        listed = await self.listing()
+        if not any(view["run"] == key for view in listed[0]):
+            return None
+        return await asyncio.to_thread(RunModel, Path(key))
+
+
+class RunsView:
+    """The runs of a source and their models, made when a page first asks for a run."""
+
+    def __init__(self, source: RunsSource) -> None:
+        self.source = source
+        self.watches: dict[str, asyncio.Task[_Watch | None]] = {}
+        self.feed = _Feed()
 
     async def watch(self, key: str) -> _Watch | None:
         """The watch of the run listed as `key`, made once (requests that come while it is
@@ -124,28 +144,27 @@ class RunsView:
         if found is None:
             del self.watches[key]
         elif found.task is None:
-            # Nobody tails it between pages: catch up now.
+            # Nobody follows it between pages: catch up now.
             async with found.lock:
-                await asyncio.to_thread(found.model.catch_up)
+                await found.model.load()
         return found
 
     async def _make(self, key: str) -> _Watch | None:
-        workdir = await asyncio.to_thread(self.workdir, key)
-        if workdir is None:
+        model = await self.source.model(key)
+        if model is None:
             return None
-        model = await asyncio.to_thread(RunModel, workdir)
         watch = _Watch(model)
         async with watch.lock:
-            await asyncio.to_thread(model.catch_up)
+            await model.load()
         return watch
 
 
 RUNS = web.AppKey("runs", RunsView)
 
 
-def make_app(folders: Sequence[Path]) -> web.Application:
+def make_app(source: RunsSource) -> web.Application:
     app = web.Application()
-    app[RUNS] = RunsView(folders)
+    app[RUNS] = RunsView(source)
     static = resources.files("meta.ui") / "static"
     app.router.add_get("/", _index)
     app.router.add_get("/api/runs", _runs)
@@ -166,8 +185,7 @@ async def _index(request: web.Request) -> web.FileResponse:
 
 
 async def _runs(request: web.Request) -> web.Response:
-    views, faults = await asyncio.to_thread(request.app[RUNS].listing)
-    return web.json_response({"runs": views, "skipped": faults})
+    return web.json_response(await _listed(request.app[RUNS]))
 
 
 async def _runs_events(request: web.Request) -> web.StreamResponse:
@@ -198,7 +216,7 @@ async def _runs_events(request: web.Request) -> web.StreamResponse:
 
 
 async def _listed(view: RunsView) -> dict[str, Any]:
-    views, faults = await asyncio.to_thread(view.listing)
+    views, faults = await view.source.listing()
     return {"runs": views, "skipped": faults}
 
 
@@ -255,7 +273,7 @@ async def _unit(request: web.Request, watch: _Watch) -> web.Response:
     uid = request.query.get("id", "")
     try:
         async with watch.lock:
-            detail = await asyncio.to_thread(watch.model.detail, uid)
+            detail = await watch.model.detail_of(uid)
     except KeyError:
         raise web.HTTPNotFound(text=f"no unit {uid!r} in this run") from None
     return web.json_response(detail)
@@ -323,17 +341,17 @@ async def _send(response: web.StreamResponse, event: str, data: Any) -> None:
 
 
 async def _tail(watch: _Watch) -> None:
-    """Read the run's journal as it grows and wake its pages when units change."""
+    """Follow the run (its journal as it grows) and wake its pages when units change."""
     state = watch.model.state
     while True:
         async with watch.lock:
-            changed = await asyncio.to_thread(watch.model.update)
+            changed = await watch.model.refresh()
         if changed or watch.model.state != state:
             state = watch.model.state
             for page in watch.pages:
                 page.changed |= changed
                 page.wake.set()
-        await asyncio.sleep(TAIL_SECONDS)
+        await asyncio.sleep(watch.model.follow_seconds)
 
 
 async def _stop_watches(app: web.Application) -> None:
@@ -355,7 +373,7 @@ async def _stop_watches(app: web.Application) -> None:
 
 
 async def serve(
-    folders: Sequence[Path],
+    source: RunsSource,
     host: str,
     port: int,
     started: Callable[[str], None],
@@ -363,7 +381,7 @@ async def serve(
 ) -> None:
     """Serve until `until` is done (or, without one, until cancelled); `started` gets the
     page's address once it is listening."""
-    runner = web.AppRunner(make_app(folders), handle_signals=False)
+    runner = web.AppRunner(make_app(source), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
