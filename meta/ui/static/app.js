@@ -361,9 +361,21 @@ async function showUnit(run, id) {
     a.stderr ? el("pre", { class: "log stderr", "data-stream": "stderr (tail)" }, a.stderr) : null,
     a.stdout ? el("pre", { class: "log stdout", "data-stream": "stdout (tail)" }, a.stdout) : null,
     !a.stderr && !a.stdout ? el("div", { class: "muted" }, "no output") : null));
+  // In a cluster: the unit's pod, and its containers (a micro pod's slots and quarterback).
+  const pod = unit.pod ? [
+    el("h3", {}, "pod"),
+    el("div", { class: "pod", "data-pod": unit.pod.name },
+      el("div", { class: "head" }, el("b", {}, unit.pod.name), el("span", {}, unit.pod.phase),
+        el("span", { class: "muted" }, unit.pod.node || "not scheduled")),
+      el("ul", { class: "containers" }, ...unit.pod.containers.map((c) => el("li",
+        { class: "container", "data-container": c.name, "data-state": c.state },
+        el("b", {}, c.name), ` ${c.state}`, el("span", { class: "muted" }, ` ${c.image || ""}`),
+        c.restarts ? ` (${c.restarts} restarts)` : null)))),
+  ] : [];
   box.replaceChildren(
     el("h2", {}, unit.name, el("span", { class: `state ${unit.state}`, id: "unit-state" }, unit.state)),
     el("dl", {}, ...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+    ...pod,
     el("h3", {}, "attempts (last first)"), ...attempts,
     el("h3", {}, "input"),
     unit.input == null ? el("div", { class: "muted" }, "kept in RAM scratch only while the step runs")
