@@ -4,7 +4,8 @@ The runs list is each MetaFlow's status, in the shape `meta status` shows it. A 
 come from three places, read again every FOLLOW_SECONDS while a page watches the run:
 - the flow's journal ConfigMaps (the chunks its status names): every finished unit, as the
   operator flushes them (only keys not read before are parsed);
-- the flow's pods: a pod Pending or Running is its unit running (a micro pod is its whole
+- the flow's pods: a pod Pending or Running is its unit running, and one that has ended ends
+  it until the journal's record (flushed in batches) says more (a micro pod is its whole
   section; its containers are the section's slots, shown with the unit);
 - the MetaFlow's status: its phase, and once it has ended the peak of each section.
 Logs are `meta logs`' own lookup (`meta.kube.apply.unit_log`): a macro step's pod, or the slot
@@ -26,7 +27,7 @@ from meta.errors import MetaError
 from meta.kube.api import ApiFailed, KubeApi, NotFound
 from meta.kube.apply import status_view, unit_log
 from meta.kube.controller.reconcile import plan_resource
-from meta.kube.types import ANNOTATION_UNIT_ID, LABEL_ATTEMPT, LABEL_FLOW
+from meta.kube.types import ANNOTATION_UNIT_ID, LABEL_ATTEMPT, LABEL_FLOW, LABEL_NAME
 from meta.ui.model import LOG_TAIL_BYTES, UnitsModel, UnitState
 from meta.ui.structure import Structure, structure
 
@@ -132,7 +133,8 @@ class ClusterModel(UnitsModel):
                         continue
 
     def _read_pods(self, pods: list[dict[str, Any]], changed: set[str]) -> None:
-        """A unit whose newest pod is Pending or Running runs, in that pod's attempt."""
+        """A unit whose newest pod is Pending or Running runs, in that pod's attempt; one
+        whose pod has ended ends with it, until its journal record says more."""
         newest: dict[str, dict[str, Any]] = {}
         for pod in pods:
             uid = (pod["metadata"].get("annotations") or {}).get(ANNOTATION_UNIT_ID)
@@ -142,15 +144,9 @@ class ClusterModel(UnitsModel):
                 newest[uid] = pod
         for uid, pod in newest.items():
             self.pods[uid] = pod
-            phase = (pod.get("status") or {}).get("phase", "Pending")
-            known = self.units.get(uid)
-            attempt = _attempt_of(pod)
-            # A unit seen at this attempt already runs, or its record is in the journal.
-            if phase not in ("Pending", "Running") or (known and known.attempt >= attempt):
-                continue
-            at = _epoch(pod["metadata"].get("creationTimestamp")) or time.time()
-            entry = {"event": "started", "id": uid, "attempt": attempt, "at": at}
-            self._apply(entry, changed)
+            entry = _pod_entry(uid, pod, self.units.get(uid))
+            if entry is not None:
+                self._apply(entry, changed)
 
     async def detail_of(self, uid: str) -> dict[str, Any]:
         unit = self.units[uid]
@@ -234,6 +230,42 @@ def _pod_view(pod: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "node": (pod.get("spec") or {}).get("nodeName"),
         "containers": containers,
     }
+
+
+def _pod_entry(uid: str, pod: Mapping[str, Any], known: UnitState | None) -> dict[str, Any] | None:
+    """The journal entry a pod stands for, when it tells more than what is known of its unit:
+    that an attempt started, or that it ended (the operator's record of it may come later)."""
+    attempt = _attempt_of(pod)
+    phase = (pod.get("status") or {}).get("phase", "Pending")
+    created = _epoch(pod["metadata"].get("creationTimestamp")) or time.time()
+    if phase in ("Pending", "Running"):
+        if known is not None and known.attempt >= attempt:
+            return None
+        return {"event": "started", "id": uid, "attempt": attempt, "at": created}
+    if phase not in ("Succeeded", "Failed") or (
+        known is not None
+        and (known.attempt > attempt or (known.attempt == attempt and known.state != "running"))
+    ):
+        return None
+    labels = pod["metadata"].get("labels") or {}
+    return {
+        "event": "finished",
+        "id": uid,
+        "name": labels.get(LABEL_NAME) or uid.rsplit("/", 1)[-1],
+        "state": "succeeded" if phase == "Succeeded" else "failed",
+        "attempts": attempt,
+        "started_at": known.started_at if known is not None else created,
+        "finished_at": _ended_at(pod) or time.time(),
+    }
+
+
+def _ended_at(pod: Mapping[str, Any]) -> float | None:
+    """When the pod's last container ended."""
+    ends = [
+        _epoch(((c.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+        for c in (pod.get("status") or {}).get("containerStatuses") or []
+    ]
+    return max((end for end in ends if end is not None), default=None)
 
 
 def _attempt_of(pod: Mapping[str, Any]) -> int:

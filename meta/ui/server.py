@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,7 +28,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from meta.errors import UserError
+from meta.errors import MetaError, UserError
 from meta.flow.files import display_path
 from meta.local.runner import RUN_FILE
 from meta.local.runs import find_runs, read_run
@@ -40,6 +41,7 @@ HEARTBEAT_SECONDS = 15.0
 ROWS_PER_MESSAGE = 2000
 """Changed units sent as rows in one message at most; past this the message says `more`, and
 the page reloads the windows it shows."""
+log = logging.getLogger(__name__)
 ROWS_LIMIT = 1000
 """Rows one /api/units request returns at most."""
 
@@ -344,8 +346,13 @@ async def _tail(watch: _Watch) -> None:
     """Follow the run (its journal as it grows) and wake its pages when units change."""
     state = watch.model.state
     while True:
-        async with watch.lock:
-            changed = await watch.model.refresh()
+        try:
+            async with watch.lock:
+                changed = await watch.model.refresh()
+        except MetaError as failed:
+            # A read that failed (a cluster's API server away for a moment) is tried again.
+            log.warning("meta ui: reading %s: %s", watch.model.flow, failed)
+            changed = set()
         if changed or watch.model.state != state:
             state = watch.model.state
             for page in watch.pages:

@@ -1,7 +1,7 @@
 """`meta ui` over a cluster's MetaFlows (`meta.ui.cluster`), against the in-memory API the
 operator's unit tests use: a flow run there by the operator's own runner is listed and counted,
-and a unit whose pod runs shows as running, with its pod and containers, until its record is
-flushed to the journal."""
+and a unit whose pod runs shows as running, with its pod and containers, and ends with its pod
+before its record is flushed to the journal."""
 
 from __future__ import annotations
 
@@ -88,18 +88,21 @@ def test_a_running_pod_is_a_running_unit_until_the_journal_has_its_record() -> N
         assert model is not None
         seen = [await model.load(), model.summary()["units"]["running"]]
         seen.append((await model.detail_of(uid))["pod"])
-        api.config_maps[(NS, chunk)] = {"data": {"000000": json.dumps(record) + "\n"}}
         api.pods[(NS, "p")]["status"]["phase"] = "Succeeded"
+        seen += [await model.refresh(), model.summary()["units"]]
+        api.config_maps[(NS, chunk)] = {"data": {"000000": json.dumps(record) + "\n"}}
         seen += [await model.refresh(), model.summary()["units"]]
         seen.append(await model.refresh())
         return seen
 
-    started, running, pod, finished, counts, quiet = asyncio.run(follow())
+    started, running, pod, ended, by_pod, recorded, counts, quiet = asyncio.run(follow())
     assert started == {uid} and running == 1
     assert pod["phase"] == "Running" and pod["node"] == "kwok-node-0"
     assert pod["containers"] == [
         {"name": "step", "image": "busybox", "state": "running", "restarts": 0}
     ]
-    assert finished == {uid}
+    # Its pod ended before the operator flushed its record: the pod ends it.
+    assert ended == {uid} and by_pod["running"] == 0 and by_pod["succeeded"] == 1
+    assert recorded == {uid}  # the record adds what the pod does not say
     assert counts["running"] == 0 and counts["succeeded"] == 1
     assert quiet == set()  # a key read once is not applied again

@@ -21,22 +21,25 @@ NAP = "import time; time.sleep(4)"
 
 
 @pytest.fixture
-def cluster_ui(cluster: Cluster, namespace: str) -> Iterator[str]:
+def cluster_ui(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[str]:
     """`meta ui -n NAMESPACE --port 0` against the test cluster; its address."""
-    process = subprocess.Popen(
-        [str(META), "ui", "-n", namespace, "--kubeconfig", str(cluster.kubeconfig), "--port", "0"],
-        env=cluster.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "ui.log"
+    args = ["ui", "-n", namespace, "--kubeconfig", str(cluster.kubeconfig), "--port", "0"]
+    with log.open("w") as errors:
+        process = subprocess.Popen(
+            [str(META), *args],
+            env=cluster.env(),
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
     assert process.stdout is not None
     line = process.stdout.readline()
-    assert process.stderr is not None
-    assert line.startswith("meta ui: http://"), line + process.stderr.read()
+    assert line.startswith("meta ui: http://"), line + log.read_text()
     yield line.split()[2]
     process.terminate()
     process.wait(timeout=10)
+    print(log.read_text()[-4000:])
 
 
 def test_the_page_shows_a_cluster_flows_units_live_and_its_micro_pods_slots(
@@ -79,7 +82,21 @@ def test_the_page_shows_a_cluster_flows_units_live_and_its_micro_pods_slots(
             '.row.unit[data-unit="seen/top/first"][data-state="succeeded"]', timeout=WAIT_MS
         )
         micro = '.row.unit[data-unit="seen/top/pod"][data-state="running"]'
-        page.wait_for_selector(micro, timeout=WAIT_MS)
+        try:
+            page.wait_for_selector(micro, timeout=WAIT_MS)
+        except Exception:
+            import json
+            import urllib.request
+
+            from kubernetes import client
+
+            pods = client.CoreV1Api(cluster.api_client).list_namespaced_pod(namespace).items
+            print([(p.metadata.name, p.metadata.labels, p.metadata.annotations, p.status.phase) for p in pods])
+            for path in ("api/run?run=seen", "api/units?run=seen&group=seen/top"):
+                with urllib.request.urlopen(cluster_ui + path) as got:
+                    print(path, json.loads(got.read()))
+            print(page.inner_html("#list"))
+            raise
         page.click(micro)
         page.wait_for_selector('#detail .pod .container[data-container^="slot-"]', timeout=WAIT_MS)
         assert page.locator('#detail .pod .container[data-container="quarterback"]').count() == 1
