@@ -82,21 +82,7 @@ def test_the_page_shows_a_cluster_flows_units_live_and_its_micro_pods_slots(
             '.row.unit[data-unit="seen/top/first"][data-state="succeeded"]', timeout=WAIT_MS
         )
         micro = '.row.unit[data-unit="seen/top/pod"][data-state="running"]'
-        try:
-            page.wait_for_selector(micro, timeout=WAIT_MS)
-        except Exception:
-            import json
-            import urllib.request
-
-            from kubernetes import client
-
-            pods = client.CoreV1Api(cluster.api_client).list_namespaced_pod(namespace).items
-            print([(p.metadata.name, p.metadata.labels, p.metadata.annotations, p.status.phase) for p in pods])
-            for path in ("api/run?run=seen", "api/units?run=seen&group=seen/top"):
-                with urllib.request.urlopen(cluster_ui + path) as got:
-                    print(path, json.loads(got.read()))
-            print(page.inner_html("#list"))
-            raise
+        page.wait_for_selector(micro, timeout=WAIT_MS)
         page.click(micro)
         page.wait_for_selector('#detail .pod .container[data-container^="slot-"]', timeout=WAIT_MS)
         assert page.locator('#detail .pod .container[data-container="quarterback"]').count() == 1
