@@ -1,4 +1,5 @@
-"""`meta ui`: a read-only web page of local runs, updated live (see meta.ui)."""
+"""`meta ui`: a read-only web page of local runs, or of a cluster's MetaFlows, updated live
+(see meta.ui)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,19 @@ import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import click
 
-from meta.cli.common import EXIT_INTERRUPTED
+from meta.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, user_errors
+from meta.cli.kube import KUBECONFIG
 from meta.engine.records import SectionRecord, UnitRecord
 from meta.flow.files import display_path
 from meta.local.runner import RUNS_DIR
+
+if TYPE_CHECKING:
+    from meta.ui.server import RunsSource
 
 DEFAULT_PORT = 8470
 
@@ -65,14 +71,40 @@ def announce(url: str, host: str) -> None:
     help="Stop when standard input closes (`meta run --ui`: when the run's process ends, "
     "however it ends).",
 )
-def ui(folders: Sequence[Path], port: int, host: str, tied: bool) -> None:
+@click.option(
+    "-n",
+    "--namespace",
+    help="Show the MetaFlows of this namespace of the cluster instead of local runs "
+    "[default with --kubeconfig: default].",
+)
+@KUBECONFIG
+@user_errors
+def ui(
+    folders: Sequence[Path],
+    port: int,
+    host: str,
+    tied: bool,
+    namespace: str | None,
+    kubeconfig: Path | None,
+) -> None:
     """Serve a live, read-only page of local runs: each WORKDIR (a run, or a folder of runs)
-    [default: runs]."""
-    from meta.ui.server import serve
+    [default: runs]; or, with -n/--kubeconfig, of a cluster namespace's MetaFlows."""
+    from meta.ui.server import LocalRuns, serve
+
+    in_cluster = namespace is not None or kubeconfig is not None
+    if in_cluster and folders:
+        click.echo("meta ui: give WORKDIRs or a cluster (-n/--kubeconfig), not both", err=True)
+        sys.exit(EXIT_USER_ERROR)
+
+    source: RunsSource = (
+        _cluster_runs(namespace or "default", kubeconfig)
+        if in_cluster
+        else LocalRuns(list(folders) or [RUNS_DIR])
+    )
 
     async def main() -> None:
         until = _stdin_closed() if tied else None
-        await serve(list(folders) or [RUNS_DIR], host, port, lambda url: announce(url, host), until)
+        await serve(source, host, port, lambda url: announce(url, host), until)
 
     try:
         asyncio.run(main())
@@ -80,6 +112,13 @@ def ui(folders: Sequence[Path], port: int, host: str, tied: bool) -> None:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _cluster_runs(namespace: str, kubeconfig: Path | None) -> RunsSource:
+    from meta.cli.kube import kube_api
+    from meta.ui.cluster import ClusterRuns
+
+    return ClusterRuns(kube_api(kubeconfig), namespace)
 
 
 def _stdin_closed() -> asyncio.Future[None]:

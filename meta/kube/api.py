@@ -140,6 +140,8 @@ class KubeApi(Protocol):
 
     async def get_flow(self, namespace: str, name: str) -> dict[str, Any]: ...
 
+    async def list_flows(self, namespace: str) -> list[dict[str, Any]]: ...
+
     async def create_flow(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
 
     async def replace_flow(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
@@ -391,6 +393,19 @@ class ClientApi:
             name,
         )
         return found
+
+    async def list_flows(self, namespace: str) -> list[dict[str, Any]]:
+        found: dict[str, Any] = await self._call(
+            "list",
+            f"metaflows in {namespace}",
+            self._custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+        )
+        items: list[dict[str, Any]] = found.get("items", [])
+        return items
 
     async def create_flow(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         created: dict[str, Any] = await self._call(

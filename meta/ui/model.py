@@ -15,12 +15,12 @@ ended without a report, is `cancelled`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import time
-from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,20 +99,20 @@ class GroupState:
     """The report's peakActive (the engine's own count), once the run has ended."""
 
 
-class RunModel:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        try:
-            self.info = json.loads((workdir / RUN_FILE).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(Fault(display_path(workdir), "", "no run here (no run.json)")) from None
-        except (OSError, ValueError) as exc:
-            raise UserError(Fault(display_path(workdir), "", f"unreadable: {exc}")) from None
-        self.flow = str(self.info.get("name") or Path(str(self.info.get("flow"))).stem)
+class UnitsModel:
+    """A run's units as the page sees them, fed journal entries (`_apply`): the counts of every
+    group, the peaks, the rows. Where the entries come from is a subclass's business: a local
+    workdir's journal (`RunModel`), or a MetaFlow's journal and pods in a cluster."""
+
+    follow_seconds = 0.1
+    """How often the run is read again while a page watches it (a local journal: for new
+    lines)."""
+
+    def __init__(self, flow: str, made: Callable[[], Structure]) -> None:
+        self.flow = flow
         self.structure_fault: str | None = None
         try:
-            overrides = {k: Path(v) for k, v in dict(self.info.get("inputs", {})).items()}
-            self.structure = structure(compile_plan(Path(self.info["flow"]), overrides))
+            self.structure = made()
         except (MetaError, OSError, KeyError, TypeError) as exc:
             # The flow file moved or changed: the units are still shown, by their ids.
             self.structure = Structure()
@@ -121,57 +121,26 @@ class RunModel:
         self.nodes: dict[str, dict[str, int]] = {}
         self.units: dict[str, UnitState] = {}
         self.sessions: list[tuple[int, float]] = []
-        self.live: dict[str, Counter[str]] = {}
+        self.live: dict[str, dict[str, int]] = {}
         """Per section instance, its units live now (a step running, or a nested section
         instance with one running inside) and how many running steps each holds: the peaks."""
         self.state = "running"
-        self.report: dict[str, Any] | None = None
         self._counted: dict[tuple[str, str | None], list[dict[str, int]]] = {}
-        self._offset = 0
-        self._checked = 0.0
 
-    def catch_up(self) -> set[str]:
-        """Read the whole journal as it is now (update reads at most READ_LIMIT at a time)."""
-        changed: set[str] = set()
-        while True:
-            offset = self._offset
-            changed |= self.update()
-            if self._offset == offset:
-                return changed
+    async def load(self) -> set[str]:
+        """Read everything there is now; the ids of the units it gave."""
+        raise NotImplementedError
 
-    # Reading
+    async def refresh(self) -> set[str]:
+        """Read what changed since the last read; the ids of the units that changed."""
+        raise NotImplementedError
 
-    def update(self) -> set[str]:
-        """Read what the journal gained and, when the run has just ended, its report; the ids
-        of the units that changed."""
-        changed: set[str] = set()
-        for line in self._new_lines():
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                self._apply(_decode(line), changed)
-        if self.state == "running" and self._ended():
-            self._finish(changed)
-        return changed
+    async def detail_of(self, uid: str) -> dict[str, Any]:
+        """Everything the page shows of one unit; KeyError when the run has no such unit."""
+        raise NotImplementedError
 
-    def _new_lines(self) -> Iterator[str]:
-        try:
-            with (self.workdir / JOURNAL).open("rb") as journal:
-                journal.seek(self._offset)
-                data = journal.read(READ_LIMIT)
-        except FileNotFoundError:
-            return
-        whole = data[: data.rfind(b"\n") + 1]
-        self._offset += len(whole)
-        yield from whole.decode("utf-8", "replace").splitlines()
-
-    def _ended(self) -> bool:
-        now = time.monotonic()
-        if now - self._checked < ALIVE_CHECK_SECONDS:
-            return False
-        self._checked = now
-        if self.sessions:
-            return not session_alive(*self.sessions[-1])
-        started = float(self.info.get("startedAt", 0))
-        return (self.workdir / REPORT_FILE).exists() or time.time() - started > STARTING_SECONDS
+    def summary(self) -> dict[str, Any]:
+        raise NotImplementedError
 
     def _apply(self, entry: Mapping[str, Any], changed: set[str]) -> None:
         event = entry["event"]
@@ -256,15 +225,22 @@ class RunModel:
     def _live(self, unit: UnitState, change: int) -> None:
         """A step starts (+1) or stops (-1) running: in each section instance around it, the
         unit it is in (itself, or a nested section's instance) is live while it holds one."""
-        for level, (group, instance) in enumerate(unit.levels):
-            inside = unit.levels[level + 1][1] if level + 1 < len(unit.levels) else unit.id
-            live = self.live.setdefault(instance, Counter())
-            live[inside] += change
-            if live[inside] <= 0:
-                del live[inside]
-            if change > 0 and group in self.groups:
-                state = self.groups[group]
-                state.peak = max(state.peak, len(live))
+        levels = unit.levels
+        last = len(levels) - 1
+        for level, (group, instance) in enumerate(levels):
+            inside = levels[level + 1][1] if level < last else unit.id
+            live = self.live.get(instance)
+            if live is None:
+                live = self.live[instance] = {}
+            count = live.get(inside, 0) + change
+            if count > 0:
+                live[inside] = count
+            else:
+                live.pop(inside, None)
+            if change > 0:
+                state = self.groups.get(group)
+                if state is not None and len(live) > state.peak:
+                    state.peak = len(live)
             elif not live:
                 del self.live[instance]
 
@@ -275,6 +251,141 @@ class RunModel:
             yield group
         if not known:
             yield unit.group
+
+    def reported_peaks(self, sections: Iterable[Mapping[str, Any]]) -> None:
+        """Each section's peakActive as the engine counted it, once the run has ended."""
+        for section in sections:
+            place = self.structure.place(f"{section.get('id')}/-")
+            group = self.groups.get(place.group)
+            if group is not None:
+                peak = int(section.get("peakActive") or 0)
+                group.reported_peak = max(group.reported_peak or 0, peak)
+
+    def cancel_running(self, changed: set[str]) -> None:
+        """The run has ended: a unit still running then was cancelled."""
+        for unit in self.units.values():
+            if unit.state == "running":
+                self._set(unit, "cancelled")
+                changed.add(unit.id)
+
+    def counts(self) -> dict[str, Any]:
+        """The units' counts by state: in all, per group, per node of the structure."""
+        total = _zero()
+        # The outermost groups hold every unit's counts (those outside the structure, too).
+        for name, group in self.groups.items():
+            if self.structure.groups.get(name) is None:
+                for state, n in group.counts.items():
+                    total[state] += n
+        return {
+            "units": total,
+            "structureFault": self.structure_fault,
+            "groups": {
+                name: {
+                    "counts": group.counts,
+                    "size": len(group.members),
+                    "peak": group.reported_peak if group.reported_peak is not None else group.peak,
+                }
+                for name, group in self.groups.items()
+            },
+            "nodes": self.nodes,
+        }
+
+    def describe(self, unit: UnitState) -> dict[str, Any]:
+        """What any run says of one of its units, before what only its runtime can say."""
+        return {
+            **unit.row(),
+            "scope": unit.scope,
+            "section": unit.instance,
+            "node": unit.node,
+            "reason": unit.reason,
+            "stderrTail": unit.stderr_tail,
+        }
+
+    def graph(self) -> dict[str, Any]:
+        extra = [
+            {"id": name, "parent": None, "kind": "group", "label": name}
+            for name in self.groups
+            if name not in self.structure.groups
+        ]
+        return {"nodes": [*self.structure.nodes, *extra], "edges": self.structure.edges}
+
+    def rows(self, group: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        members = self.groups[group].members if group in self.groups else []
+        return [self.units[uid].row() for uid in members[offset : offset + limit]]
+
+
+class RunModel(UnitsModel):
+    """A local run, read from its workdir: run.json, the journal as it grows, the report."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        try:
+            self.info = json.loads((workdir / RUN_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(Fault(display_path(workdir), "", "no run here (no run.json)")) from None
+        except (OSError, ValueError) as exc:
+            raise UserError(Fault(display_path(workdir), "", f"unreadable: {exc}")) from None
+
+        def made() -> Structure:
+            overrides = {k: Path(v) for k, v in dict(self.info.get("inputs", {})).items()}
+            return structure(compile_plan(Path(self.info["flow"]), overrides))
+
+        super().__init__(str(self.info.get("name") or Path(str(self.info.get("flow"))).stem), made)
+        self.report: dict[str, Any] | None = None
+        self._offset = 0
+        self._checked = 0.0
+
+    async def load(self) -> set[str]:
+        return await asyncio.to_thread(self.catch_up)
+
+    async def refresh(self) -> set[str]:
+        return await asyncio.to_thread(self.update)
+
+    async def detail_of(self, uid: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.detail, uid)
+
+    def catch_up(self) -> set[str]:
+        """Read the whole journal as it is now (update reads at most READ_LIMIT at a time)."""
+        changed: set[str] = set()
+        while True:
+            offset = self._offset
+            changed |= self.update()
+            if self._offset == offset:
+                return changed
+
+    # Reading
+
+    def update(self) -> set[str]:
+        """Read what the journal gained and, when the run has just ended, its report; the ids
+        of the units that changed."""
+        changed: set[str] = set()
+        for line in self._new_lines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                self._apply(_decode(line), changed)
+        if self.state == "running" and self._ended():
+            self._finish(changed)
+        return changed
+
+    def _new_lines(self) -> Iterator[str]:
+        try:
+            with (self.workdir / JOURNAL).open("rb") as journal:
+                journal.seek(self._offset)
+                data = journal.read(READ_LIMIT)
+        except FileNotFoundError:
+            return
+        whole = data[: data.rfind(b"\n") + 1]
+        self._offset += len(whole)
+        yield from whole.decode("utf-8", "replace").splitlines()
+
+    def _ended(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked < ALIVE_CHECK_SECONDS:
+            return False
+        self._checked = now
+        if self.sessions:
+            return not session_alive(*self.sessions[-1])
+        started = float(self.info.get("startedAt", 0))
+        return (self.workdir / REPORT_FILE).exists() or time.time() - started > STARTING_SECONDS
 
     def _finish(self, changed: set[str]) -> None:
         """The session has ended: its report says how, or there is none (it was killed)."""
@@ -293,63 +404,27 @@ class RunModel:
                     unit.reason = str(entry.get("reason") or unit.reason)
                     self._set(unit, state)
                     changed.add(unit.id)
-            for section in report.get("sections", []):
-                place = self.structure.place(f"{section.get('id')}/-")
-                group = self.groups.get(place.group)
-                if group is not None:
-                    peak = int(section.get("peakActive", 0))
-                    group.reported_peak = max(group.reported_peak or 0, peak)
+            self.reported_peaks(report.get("sections", []))
         else:
             self.state = "interrupted"
-        for unit in self.units.values():
-            if unit.state == "running":
-                self._set(unit, "cancelled")
-                changed.add(unit.id)
+        self.cancel_running(changed)
 
     # Views
 
     def summary(self) -> dict[str, Any]:
         """The run and every group's counts: all the page needs before it expands anything."""
         error = (self.report or {}).get("error") or {}
-        total = _zero()
-        # The outermost groups hold every unit's counts (those outside the structure, too).
-        for name, group in self.groups.items():
-            if self.structure.groups.get(name) is None:
-                for state, n in group.counts.items():
-                    total[state] += n
         return {
             "run": display_path(self.workdir),
             "flow": self.flow,
             "state": self.state,
             "startedAt": self.info.get("startedAt"),
             "finishedAt": (self.report or {}).get("finishedAt"),
-            "units": total,
             "failedUnit": error.get("unit"),
             "reason": error.get("reason") or "; ".join(error.get("faults", [])) or None,
             "outputs": (self.report or {}).get("outputs"),
-            "structureFault": self.structure_fault,
-            "groups": {
-                name: {
-                    "counts": group.counts,
-                    "size": len(group.members),
-                    "peak": group.reported_peak if group.reported_peak is not None else group.peak,
-                }
-                for name, group in self.groups.items()
-            },
-            "nodes": self.nodes,
+            **self.counts(),
         }
-
-    def graph(self) -> dict[str, Any]:
-        extra = [
-            {"id": name, "parent": None, "kind": "group", "label": name}
-            for name in self.groups
-            if name not in self.structure.groups
-        ]
-        return {"nodes": [*self.structure.nodes, *extra], "edges": self.structure.edges}
-
-    def rows(self, group: str, offset: int, limit: int) -> list[dict[str, Any]]:
-        members = self.groups[group].members if group in self.groups else []
-        return [self.units[uid].row() for uid in members[offset : offset + limit]]
 
     def detail(self, uid: str) -> dict[str, Any]:
         """Everything the page shows of one unit; KeyError when the run has no such unit."""
@@ -359,12 +434,7 @@ class RunModel:
             logs = self._logs(unit, attempt)
             attempts.append({"attempt": attempt, "startedAt": at, **logs})
         return {
-            **unit.row(),
-            "scope": unit.scope,
-            "section": unit.instance,
-            "node": unit.node,
-            "reason": unit.reason,
-            "stderrTail": unit.stderr_tail,
+            **self.describe(unit),
             "attempts": attempts,
             "input": self._input(unit),
             "outputs": self._outputs(unit),

@@ -1,4 +1,5 @@
-"""`meta ui`'s server: a read-only aiohttp app over local workdirs.
+"""`meta ui`'s server: a read-only aiohttp app over local workdirs (or, given a source of
+them, a cluster's MetaFlows: `meta.ui.cluster`).
 
 Every route is a GET. A run is named by the key `/api/runs` lists for it (its workdir as
 given), never by a path the page sends, and a unit by its id in that run's journal, so no
@@ -8,7 +9,9 @@ following links.
 Live updates are server-sent events: one task per watched run tails its journal (the only
 loop that waits on a timer is here, on the server) and wakes every page watching it, which
 then gets the run's counts and the rows of the units that changed. A slow page is not queued
-up: the ids changed since its last message are gathered and sent together.
+up: the ids changed since its last message are gathered and sent together. The runs list is
+live the same way: while a page shows it, one task lists the runs again every
+RUNS_SECONDS and sends the list to every such page when it changed.
 """
 
 from __future__ import annotations
@@ -16,27 +19,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from meta.errors import UserError
+from meta.errors import MetaError, UserError
 from meta.flow.files import display_path
 from meta.local.runner import RUN_FILE
 from meta.local.runs import find_runs, read_run
-from meta.ui.model import RunModel
+from meta.ui.model import RunModel, UnitsModel
 
-TAIL_SECONDS = 0.1
-"""How often a watched run's journal is read for new lines."""
+RUNS_SECONDS = 1.0
+"""How often the runs are listed again while a page shows the list."""
 HEARTBEAT_SECONDS = 15.0
 """A comment line this often, so a page that went away is noticed."""
 ROWS_PER_MESSAGE = 2000
 """Changed units sent as rows in one message at most; past this the message says `more`, and
 the page reloads the windows it shows."""
+log = logging.getLogger(__name__)
 ROWS_LIMIT = 1000
 """Rows one /api/units request returns at most."""
 
@@ -51,7 +56,7 @@ class _Page:
 
 @dataclass
 class _Watch:
-    model: RunModel
+    model: UnitsModel
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while the model is read or changed: it is changed in a worker thread (reading a
     big journal takes seconds, and the loop goes on serving meanwhile)."""
@@ -59,15 +64,38 @@ class _Watch:
     task: asyncio.Task[None] | None = None
 
 
-class RunsView:
-    """The runs shown: in the folders given (a run folder, or one holding runs) and their
-    models, made when a page first asks for a run."""
+@dataclass
+class _Feed:
+    """The runs list as the pages showing it last got it, listed again by one task while any
+    page shows it."""
+
+    listing: dict[str, Any] | None = None
+    pages: set[_Page] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
+
+
+class RunsSource(Protocol):
+    """Where the runs shown come from: local workdirs, or a namespace's MetaFlows."""
+
+    async def listing(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """The runs (newest first) and one line per place that could not be read."""
+        ...
+
+    async def model(self, key: str) -> UnitsModel | None:
+        """The model of the run listed as `key`, or None when no run is listed so."""
+        ...
+
+
+class LocalRuns:
+    """The runs in the folders given: a run folder, or one holding runs."""
 
     def __init__(self, folders: Sequence[Path]) -> None:
         self.folders = list(folders)
-        self.watches: dict[str, asyncio.Task[_Watch | None]] = {}
 
-    def listing(self) -> tuple[list[dict[str, Any]], list[str]]:
+    async def listing(self) -> tuple[list[dict[str, Any]], list[str]]:
+        return await asyncio.to_thread(self._listing)
+
+    def _listing(self) -> tuple[list[dict[str, Any]], list[str]]:
         views: list[dict[str, Any]] = []
         faults: list[str] = []
         for folder in self.folders:
@@ -93,12 +121,21 @@ class RunsView:
         views.sort(key=lambda view: view["startedAt"], reverse=True)
         return views, faults
 
-    def workdir(self, key: str) -> Path | None:
-        """The workdir of the run listed as `key`, or None: only listed runs are reachable."""
-        for view in self.listing()[0]:
-            if view["run"] == key:
-                return Path(key)
-        return None
+    async def model(self, key: str) -> UnitsModel | None:
+        # Only listed runs are reachable: a key is never taken as a path on its own.
+        listed = await self.listing()
+        if not any(view["run"] == key for view in listed[0]):
+            return None
+        return await asyncio.to_thread(RunModel, Path(key))
+
+
+class RunsView:
+    """The runs of a source and their models, made when a page first asks for a run."""
+
+    def __init__(self, source: RunsSource) -> None:
+        self.source = source
+        self.watches: dict[str, asyncio.Task[_Watch | None]] = {}
+        self.feed = _Feed()
 
     async def watch(self, key: str) -> _Watch | None:
         """The watch of the run listed as `key`, made once (requests that come while it is
@@ -109,31 +146,31 @@ class RunsView:
         if found is None:
             del self.watches[key]
         elif found.task is None:
-            # Nobody tails it between pages: catch up now.
+            # Nobody follows it between pages: catch up now.
             async with found.lock:
-                await asyncio.to_thread(found.model.catch_up)
+                await found.model.load()
         return found
 
     async def _make(self, key: str) -> _Watch | None:
-        workdir = await asyncio.to_thread(self.workdir, key)
-        if workdir is None:
+        model = await self.source.model(key)
+        if model is None:
             return None
-        model = await asyncio.to_thread(RunModel, workdir)
         watch = _Watch(model)
         async with watch.lock:
-            await asyncio.to_thread(model.catch_up)
+            await model.load()
         return watch
 
 
 RUNS = web.AppKey("runs", RunsView)
 
 
-def make_app(folders: Sequence[Path]) -> web.Application:
+def make_app(source: RunsSource) -> web.Application:
     app = web.Application()
-    app[RUNS] = RunsView(folders)
+    app[RUNS] = RunsView(source)
     static = resources.files("meta.ui") / "static"
     app.router.add_get("/", _index)
     app.router.add_get("/api/runs", _runs)
+    app.router.add_get("/api/runs/events", _runs_events)
     app.router.add_get("/api/run", _with_run(_summary))
     app.router.add_get("/api/graph", _with_run(_graph))
     app.router.add_get("/api/units", _with_run(_units))
@@ -150,8 +187,50 @@ async def _index(request: web.Request) -> web.FileResponse:
 
 
 async def _runs(request: web.Request) -> web.Response:
-    views, faults = request.app[RUNS].listing()
-    return web.json_response({"runs": views, "skipped": faults})
+    return web.json_response(await _listed(request.app[RUNS]))
+
+
+async def _runs_events(request: web.Request) -> web.StreamResponse:
+    """The runs list, sent at once and again whenever it changes."""
+    view = request.app[RUNS]
+    feed = view.feed
+    response = await _event_stream(request)
+    page = _Page()
+    feed.pages.add(page)
+    if feed.listing is None:
+        feed.listing = await _listed(view)
+    if feed.task is None:
+        feed.task = asyncio.create_task(_relist(view))
+    try:
+        await _send(response, "runs", feed.listing)
+        while True:
+            if await _woken(response, page):
+                await _send(response, "runs", feed.listing)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        feed.pages.discard(page)
+        if not feed.pages and feed.task is not None:
+            feed.task.cancel()
+            feed.task = None
+            feed.listing = None
+    return response
+
+
+async def _listed(view: RunsView) -> dict[str, Any]:
+    views, faults = await view.source.listing()
+    return {"runs": views, "skipped": faults}
+
+
+async def _relist(view: RunsView) -> None:
+    """List the runs every RUNS_SECONDS and wake the pages showing them when they changed."""
+    while True:
+        await asyncio.sleep(RUNS_SECONDS)
+        listing = await _listed(view)
+        if listing != view.feed.listing:
+            view.feed.listing = listing
+            for page in view.feed.pages:
+                page.wake.set()
 
 
 _Handler = Callable[[web.Request, _Watch], Awaitable[web.StreamResponse]]
@@ -196,21 +275,14 @@ async def _unit(request: web.Request, watch: _Watch) -> web.Response:
     uid = request.query.get("id", "")
     try:
         async with watch.lock:
-            detail = await asyncio.to_thread(watch.model.detail, uid)
+            detail = await watch.model.detail_of(uid)
     except KeyError:
         raise web.HTTPNotFound(text=f"no unit {uid!r} in this run") from None
     return web.json_response(detail)
 
 
 async def _events(request: web.Request, watch: _Watch) -> web.StreamResponse:
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await response.prepare(request)
+    response = await _event_stream(request)
     page = _Page()
     watch.pages.add(page)
     if watch.task is None:
@@ -220,12 +292,8 @@ async def _events(request: web.Request, watch: _Watch) -> web.StreamResponse:
             summary = watch.model.summary()
         await _send(response, "summary", summary)
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(page.wake.wait(), HEARTBEAT_SECONDS)
-            if not page.wake.is_set():
-                await response.write(b": still here\n\n")
+            if not await _woken(response, page):
                 continue
-            page.wake.clear()
             changed, page.changed = page.changed, set()
             async with watch.lock:
                 units = watch.model.units
@@ -246,26 +314,59 @@ async def _events(request: web.Request, watch: _Watch) -> web.StreamResponse:
     return response
 
 
+async def _event_stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    return response
+
+
+async def _woken(response: web.StreamResponse, page: _Page) -> bool:
+    """Wait for `page` to be woken (True), or for a heartbeat's time: then send one (False)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(page.wake.wait(), HEARTBEAT_SECONDS)
+    if not page.wake.is_set():
+        await response.write(b": still here\n\n")
+        return False
+    page.wake.clear()
+    return True
+
+
 async def _send(response: web.StreamResponse, event: str, data: Any) -> None:
     payload = json.dumps(data, separators=(",", ":"))
     await response.write(f"event: {event}\ndata: {payload}\n\n".encode())
 
 
 async def _tail(watch: _Watch) -> None:
-    """Read the run's journal as it grows and wake its pages when units change."""
+    """Follow the run (its journal as it grows) and wake its pages when units change."""
     state = watch.model.state
     while True:
-        async with watch.lock:
-            changed = await asyncio.to_thread(watch.model.update)
+        try:
+            async with watch.lock:
+                changed = await watch.model.refresh()
+        except MetaError as failed:
+            # A read that failed (a cluster's API server away for a moment) is tried again.
+            log.warning("meta ui: reading %s: %s", watch.model.flow, failed)
+            changed = set()
         if changed or watch.model.state != state:
             state = watch.model.state
             for page in watch.pages:
                 page.changed |= changed
                 page.wake.set()
-        await asyncio.sleep(TAIL_SECONDS)
+        await asyncio.sleep(watch.model.follow_seconds)
 
 
 async def _stop_watches(app: web.Application) -> None:
+    feed = app[RUNS].feed
+    if feed.task is not None:
+        feed.task.cancel()
+    for page in feed.pages:
+        page.wake.set()
     for made in app[RUNS].watches.values():
         if not made.done() or made.cancelled() or made.exception() is not None:
             continue
@@ -279,7 +380,7 @@ async def _stop_watches(app: web.Application) -> None:
 
 
 async def serve(
-    folders: Sequence[Path],
+    source: RunsSource,
     host: str,
     port: int,
     started: Callable[[str], None],
@@ -287,7 +388,7 @@ async def serve(
 ) -> None:
     """Serve until `until` is done (or, without one, until cancelled); `started` gets the
     page's address once it is listening."""
-    runner = web.AppRunner(make_app(folders), handle_signals=False)
+    runner = web.AppRunner(make_app(source), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -54,6 +54,21 @@ def test_units_appear_and_change_state_live_and_a_retried_unit_shows_its_attempt
     assert "done.txt" in page.locator("#detail ul.outputs").inner_text()
 
 
+def test_the_runs_list_shows_a_run_that_starts_while_it_is_open(
+    tmp_path: Path, serve: Callable[..., tuple[str, str]], run_flow: Callable[..., Any], page: Any
+) -> None:
+    flow = write_demo(tmp_path / "demo", pause=0.6, python=sys.executable)
+    (tmp_path / "runs").mkdir()
+    url, _ = serve("runs")
+    page.goto(url)
+    page.wait_for_selector("#runs-empty:not([hidden])", timeout=WAIT_MS)
+    running = run_flow(flow, "demo")
+    # No reload: the server pushes the list when the run appears, and again when it ends.
+    page.wait_for_selector('tr[data-run="runs/demo"] .state.running', timeout=WAIT_MS)
+    assert running.wait(timeout=60) == 0
+    page.wait_for_selector('tr[data-run="runs/demo"] .state.succeeded', timeout=WAIT_MS)
+
+
 def test_a_failed_unit_shows_its_log_tail(
     tmp_path: Path, serve: Callable[..., tuple[str, str]], run_flow: Callable[..., Any], page: Any
 ) -> None:

@@ -92,10 +92,12 @@ def test_nothing_outside_the_runs_shown_is_served(shown: str, target: str) -> No
     assert status in (403, 404) or (status == 200 and json.loads(body) == {"rows": []})
 
 
-def _events(url: str, run: str) -> Iterator[tuple[str, Any]]:
+def _events(url: str, run: str | None) -> Iterator[tuple[str, Any]]:
+    """The events of one run's stream, or of the runs list's (`run` None)."""
     where = urlsplit(url)
     connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
-    connection.request("GET", "/api/events?" + urlencode({"run": run}))
+    target = "/api/runs/events" if run is None else "/api/events?" + urlencode({"run": run})
+    connection.request("GET", target)
     response = connection.getresponse()
     assert response.getheader("Content-Type") == "text/event-stream"
     try:
@@ -149,3 +151,22 @@ def test_the_event_stream_follows_the_journal_as_it_grows(tmp_path: Path, shown:
     event, update = next(stream)
     assert [(row["id"], row["state"]) for row in update["rows"]] == [(fetch, "failed")]
     assert update["summary"]["nodes"][fetch]["failed"] == 1
+
+
+def test_the_runs_list_stream_sends_the_list_again_when_a_run_appears_or_changes(
+    tmp_path: Path, shown: str
+) -> None:
+    stream = _events(shown, None)
+    event, listing = next(stream)
+    assert event == "runs"
+    assert [(run["run"], run["state"]) for run in listing["runs"]] == [("runs/r", "running")]
+
+    _session(tmp_path / "runs" / "second")
+    event, listing = next(stream)
+    assert event == "runs"
+    assert {run["run"] for run in listing["runs"]} == {"runs/r", "runs/second"}
+
+    _append(tmp_path / "runs" / "r", {"event": "started", "id": "x/y", "attempt": 1, "at": 1.0})
+    event, listing = next(stream)
+    (changed,) = [run for run in listing["runs"] if run["run"] == "runs/r"]
+    assert changed["units"]["running"] == 1

@@ -31,23 +31,31 @@ const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "-");
 const took = (s) => (s == null ? "-" : s < 60 ? `${s.toFixed(1)}s` : `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, "0")}s`);
 
 let current = null;  // the run shown: {key, source, cy, summary, groups, ...}
+let runsSource = null;  // the runs list's event stream, while the list is shown
 
 window.addEventListener("hashchange", route);
 route();
 
 function route() {
-  if (current) { current.source.close(); current = null; }
+  if (current) { current.source?.close(); current = null; }
+  if (runsSource) { runsSource.close(); runsSource = null; }
   const match = location.hash.match(/^#\/run\/(.+)$/);
   if (match) showRun(decodeURIComponent(match[1])); else showRuns();
 }
 
 // The runs
 
-async function showRuns() {
+function showRuns() {
   $("run-view").hidden = true; $("runs-view").hidden = false;
   $("crumbs").replaceChildren(el("span", {}, "runs")); $("counts").replaceChildren();
   $("live").className = "live";
-  const { runs } = await api("/api/runs", {});
+  const source = runsSource = new EventSource("/api/runs/events");
+  source.onopen = () => { $("live").className = "live on"; };
+  source.onerror = () => { $("live").className = "live"; };
+  source.addEventListener("runs", (e) => { if (runsSource === source) drawRuns(JSON.parse(e.data).runs); });
+}
+
+function drawRuns(runs) {
   $("runs-empty").hidden = runs.length > 0;
   $("runs").replaceChildren(...runs.map((run) => {
     const row = el("tr", { class: "run", "data-run": run.run },
@@ -354,9 +362,21 @@ async function showUnit(run, id) {
     a.stderr ? el("pre", { class: "log stderr", "data-stream": "stderr (tail)" }, a.stderr) : null,
     a.stdout ? el("pre", { class: "log stdout", "data-stream": "stdout (tail)" }, a.stdout) : null,
     !a.stderr && !a.stdout ? el("div", { class: "muted" }, "no output") : null));
+  // In a cluster: the unit's pod, and its containers (a micro pod's slots and quarterback).
+  const pod = unit.pod ? [
+    el("h3", {}, "pod"),
+    el("div", { class: "pod", "data-pod": unit.pod.name },
+      el("div", { class: "head" }, el("b", {}, unit.pod.name), el("span", {}, unit.pod.phase),
+        el("span", { class: "muted" }, unit.pod.node || "not scheduled")),
+      el("ul", { class: "containers" }, ...unit.pod.containers.map((c) => el("li",
+        { class: "container", "data-container": c.name, "data-state": c.state },
+        el("b", {}, c.name), ` ${c.state}`, el("span", { class: "muted" }, ` ${c.image || ""}`),
+        c.restarts ? ` (${c.restarts} restarts)` : null)))),
+  ] : [];
   box.replaceChildren(
     el("h2", {}, unit.name, el("span", { class: `state ${unit.state}`, id: "unit-state" }, unit.state)),
     el("dl", {}, ...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+    ...pod,
     el("h3", {}, "attempts (last first)"), ...attempts,
     el("h3", {}, "input"),
     unit.input == null ? el("div", { class: "muted" }, "kept in RAM scratch only while the step runs")

@@ -158,6 +158,10 @@ class FakeApi:
         except KeyError:
             raise NotFound("get", f"metaflow {namespace}/{name}", 404, "not found") from None
 
+    async def list_flows(self, namespace: str) -> list[dict[str, Any]]:
+        self._count("list")
+        return [copy.deepcopy(body) for (ns, _), body in sorted(self.flows.items()) if ns == namespace]
+
     async def create_flow(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         self._count("create")
         key = (namespace, name_of(body))
