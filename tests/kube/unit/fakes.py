@@ -160,7 +160,9 @@ class FakeApi:
 
     async def list_flows(self, namespace: str) -> list[dict[str, Any]]:
         self._count("list")
-        return [copy.deepcopy(body) for (ns, _), body in sorted(self.flows.items()) if ns == namespace]
+        return [
+            copy.deepcopy(body) for (ns, _), body in sorted(self.flows.items()) if ns == namespace
+        ]
 
     async def create_flow(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         self._count("create")
