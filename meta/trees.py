@@ -70,6 +70,12 @@ def copy_tree(source: str, target: str) -> Manifest:
     return _walk(source, target)
 
 
+def link_tree(source: str, target: str) -> Manifest:
+    """`copy_tree`, but each regular file hard-linked into `target` rather than copied where
+    the file system allows (the same one, a link count to spare); the rest is copied."""
+    return _walk(source, target, link=True)
+
+
 def measure_tree(source: str) -> Manifest:
     """The manifest of the folder `source`, as `copy_tree` would give it."""
     return _walk(source, None)
@@ -130,7 +136,7 @@ def _open_root(source: str) -> int:
         raise
 
 
-def _walk(source: str, target: str | None) -> Manifest:
+def _walk(source: str, target: str | None, *, link: bool = False) -> Manifest:
     root = _open_root(source)
     opened = [root]
     entries: list[bytes] = []
@@ -171,7 +177,10 @@ def _walk(source: str, target: str | None) -> Manifest:
             else:
                 raise OutputRefused(f"the output {shown!r} is not a regular file or folder")
             try:
-                length, content = _copy_file(handle, shown, copy, name)
+                linked = (
+                    link and stat.S_ISREG(mode) and copy is not None and _linked(folder, copy, name)
+                )
+                length, content = _copy_file(handle, shown, None if linked else copy, name)
             finally:
                 os.close(handle)
             files += 1
@@ -184,6 +193,17 @@ def _walk(source: str, target: str | None) -> Manifest:
     for entry in sorted(entries):
         digest.update(entry)
     return Manifest(files, size, digest.hexdigest())
+
+
+def _linked(folder: int, copy: int, name: str) -> bool:
+    """Whether `name` in `folder` could be hard-linked as `name` into `copy`."""
+    try:
+        os.link(name, name, src_dir_fd=folder, dst_dir_fd=copy, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP):
+            return False
+        raise
+    return True
 
 
 def _real(folder: int, fallback: str) -> str:

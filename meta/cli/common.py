@@ -44,3 +44,12 @@ def write_output(output: Path, text: str) -> None:
         write_text(output, text)
     except OSError as exc:
         raise UserError(Fault(display_path(output), "", f"cannot write: {exc}")) from None
+
+
+cache_dir_option = click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The cache runs share for units that say `cache:` "
+    "[default: $META_CACHE_DIR, else ~/.cache/meta-orchestrator/cache].",
+)

@@ -11,7 +11,13 @@ from typing import Any
 import click
 from rich.console import Console
 
-from meta.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER_ERROR, user_errors
+from meta.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    cache_dir_option,
+    user_errors,
+)
 from meta.engine.records import Listener
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
@@ -95,15 +101,24 @@ def _parse_sets(values: Sequence[str]) -> dict[str, Path]:
     is_flag=True,
     help="Serve this run's live page (`meta ui`, on 127.0.0.1) and open it in a browser.",
 )
+@cache_dir_option
 @user_errors
 def run(
-    file: Path, workdir: Path | None, report: Path | None, sets: Sequence[str], ui: bool
+    file: Path,
+    workdir: Path | None,
+    report: Path | None,
+    sets: Sequence[str],
+    ui: bool,
+    cache_dir: Path | None,
 ) -> None:
     """Run a flow locally, as real processes."""
     INTERRUPTS.install()
     overrides = _parse_sets(sets)
     if not ui:
-        _finish(lambda listeners: start_run(file, workdir, overrides, listeners, report), file.name)
+        _finish(
+            lambda listeners: start_run(file, workdir, overrides, listeners, report, cache_dir),
+            file.name,
+        )
         return
     from meta.cli.ui import RunPage
     from meta.flow.parse import load_flow
@@ -113,7 +128,9 @@ def run(
     chosen = workdir or default_workdir(load_flow(file).name)
     with RunPage(chosen) as page:
         _finish(
-            lambda listeners: start_run(file, chosen, overrides, [*listeners, page], report),
+            lambda listeners: start_run(
+                file, chosen, overrides, [*listeners, page], report, cache_dir
+            ),
             file.name,
         )
 
@@ -160,7 +177,9 @@ def _summarise(outcome: Outcome) -> None:
     units = report["units"]
     ran = sum(1 for u in units if u["state"] == "succeeded" and not u.get("resumed"))
     resumed = sum(1 for u in units if u.get("resumed"))
+    cached = sum(1 for u in units if u["state"] == "cached" and not u.get("resumed"))
     again = f", {resumed} finished before" if resumed else ""
+    again += f", {cached} cached" if cached else ""
     for rerun in report.get("rerun", ()):
         click.echo(f"note: unit {rerun['id']} ran again: {rerun['reason']}", err=True)
     click.echo(f"{report['flow']}: {outcome.state} ({ran} units run{again})")

@@ -25,6 +25,8 @@ class Done:
     name: str
     unit_id: str
     """The unit whose outputs these are (a section stands for the part, or parts, it ends with)."""
+    state: str = "succeeded"
+    """How it finished: "succeeded", or "cached" (its outputs reused from an earlier run)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,15 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Cache:
+    """`cache:` of a step, a section or the defaults: whether the unit's outputs are reused
+    across runs, and the version text that is part of every key (changing it misses)."""
+
+    enabled: bool = True
+    version: str = ""
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     run: Run
@@ -74,6 +83,8 @@ class Step:
     retries: int | None = None
     timeout_seconds: float | None = None
     depends_on: tuple[str, ...] = ()
+    cache: Cache | None = None
+    """None: as the flow's defaults say."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,8 @@ class Section:
     ring: tuple[Unit, ...] = ()
     rounds: int = 1
     depends_on: tuple[str, ...] = ()
+    cache: Cache | None = None
+    """None: not cached as a whole (the defaults' cache is for steps)."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +189,7 @@ class Defaults:
     retries: int = 0
     timeout_seconds: float = 3600.0
     retry_backoff_seconds: float = 1.0
+    cache: Cache = Cache(enabled=False)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from meta.errors import Fault, FlowInvalid, pointer
 from meta.flow.checks import semantic_faults
 from meta.flow.files import display_path, parse_yaml, read_text
 from meta.flow.model import (
+    Cache,
     Case,
     Cases,
     Defaults,
@@ -116,6 +117,7 @@ def build_flow(document: dict[str, Any], path: Path, file: str) -> Flow:
             retries=defaults.get("retries", 0),
             timeout_seconds=float(defaults.get("timeoutSeconds", 3600)),
             retry_backoff_seconds=float(defaults.get("retryBackoffSeconds", 1.0)),
+            cache=_cache(defaults.get("cache")) or Cache(enabled=False),
         ),
     )
 
@@ -145,6 +147,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             retries=raw.get("retries"),
             timeout_seconds=raw.get("timeoutSeconds"),
             depends_on=depends_on,
+            cache=_cache(raw.get("cache")),
         )
     if "generate" in raw:
         generate = raw["generate"]
@@ -194,7 +197,16 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
         ),
         rounds=raw.get("rounds", 1),
         depends_on=depends_on,
+        cache=_cache(raw.get("cache")),
     )
+
+
+def _cache(raw: bool | dict[str, str] | None) -> Cache | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        return Cache(enabled=raw)
+    return Cache(enabled=True, version=raw.get("version", ""))
 
 
 def _source(raw: dict[str, Any]) -> UnitSource:

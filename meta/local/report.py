@@ -12,6 +12,9 @@ from typing import Any
 
 from meta.engine.records import Listener, SectionRecord, UnitRecord
 
+FINISHED = ("succeeded", "cached")
+"""The states of a unit whose outputs are in the store."""
+
 
 class ReportBuilder:
     """An listener that keeps the last record of every unit and every section's figures."""
@@ -80,11 +83,13 @@ def _unit(record: UnitRecord, outputs_of: Callable[[str], str]) -> dict[str, Any
         "startedAt": record.started_at,
         "finishedAt": record.finished_at,
         "exitCode": record.exit_code,
-        "outputs": kept(outputs_of(record.id)) if record.state == "succeeded" else None,
+        "outputs": kept(outputs_of(record.id)) if record.state in FINISHED else None,
     }
+    if record.cached_from:
+        entry["cachedFrom"] = record.cached_from
     if record.resumed:
         entry["resumed"] = True
-    if record.state != "succeeded" and record.reason:
+    if record.state not in FINISHED and record.reason:
         entry["reason"] = record.reason
         entry["stderrTail"] = record.stderr_tail
     return entry

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meta.cachedir import CacheDir, default_cache_dir
+from meta.engine.caching import StoreCache
 from meta.engine.engine import Engine
 from meta.engine.records import Listener
 from meta.errors import Fault, MetaError, RunFailed, UserError
@@ -68,8 +70,10 @@ def start_run(
     overrides: Mapping[str, Path],
     listeners: Sequence[Listener] = (),
     report: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> Outcome:
-    """Compile and run `flow`; nothing is written before the flow and its inputs are valid."""
+    """Compile and run `flow`; nothing is written before the flow and its inputs are valid.
+    Units that say `cache:` share `cache_dir` (default: `default_cache_dir()`) with other runs."""
     with INTERRUPTS.allowed():
         plan = compile_plan(flow, overrides)
     given = workdir
@@ -94,6 +98,7 @@ def start_run(
             "inputs": {name: str(path.resolve()) for name, path in overrides.items()},
             "fingerprint": _fingerprint(plan),
             "startedAt": time.time(),
+            "cacheDir": str(Path(cache_dir or default_cache_dir()).resolve()),
         }
         write_json(workdir / RUN_FILE, info)
         return _execute(plan, workdir, info, listeners, report)
@@ -136,7 +141,9 @@ def resume_run(
             Fault(
                 display_path(Path(info["flow"])),
                 "",
-                "the flow changed since this run started; start a new run to use the new flow",
+                "the flow changed since this run started; `meta run` the edited flow instead: "
+                "its units with `cache:` reuse what this run made, so only what the edit "
+                "changed runs again",
             )
         )
     with INTERRUPTS.deferred(), session_lock(workdir):
@@ -167,7 +174,15 @@ def _execute(
         driver.close()
         raise
     builder = ReportBuilder()
-    engine = Engine(plan, driver, listener=Listeners([builder, *listeners]), journal=journal)
+    cache = StoreCache(
+        CacheDir(str(info.get("cacheDir") or default_cache_dir())),
+        run=str(workdir.resolve()),
+        outputs=driver.outputs,
+        placed=driver.restored,
+    )
+    engine = Engine(
+        plan, driver, listener=Listeners([builder, *listeners]), journal=journal, cache=cache
+    )
     outputs: str | None = None
     error: MetaError | None = None
     try:

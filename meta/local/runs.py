@@ -325,7 +325,9 @@ def _journal_counts(journal: _Journal, *, alive: bool) -> Counts:
     last = len(journal.sessions) - 1
     counts = dict.fromkeys(("succeeded", "failed", "cancelled", "cached", "running"), 0)
     for seen in journal.units.values():
-        if seen.state == "succeeded":
+        if seen.state == "cached":
+            counts["cached"] += 1
+        elif seen.state == "succeeded":
             counts["succeeded" if seen.session == last else "cached"] += 1
         elif seen.session != last:
             # Failed or stopped in an earlier session: it runs again when it is reached.
