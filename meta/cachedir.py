@@ -232,11 +232,12 @@ def _listed(folder: str) -> list[str]:
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
-    """Where runs on this machine share their cache: $META_CACHE_DIR, else the user's cache
-    folder ($XDG_CACHE_HOME, ~/.cache) under meta-orchestrator/cache."""
+    """Where runs on this machine share their cache: `outputs` in meta-orchestrator's cache
+    folder ($META_CACHE_DIR, else $XDG_CACHE_HOME/meta-orchestrator or
+    ~/.cache/meta-orchestrator, as the test clusters' and images' builds use it)."""
     environ = os.environ if environ is None else environ
-    given = environ.get("META_CACHE_DIR")
-    if given:
-        return given
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "meta-orchestrator", "cache")
+    base = environ.get("META_CACHE_DIR") or os.path.join(
+        environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "meta-orchestrator",
+    )
+    return os.path.join(base, "outputs")

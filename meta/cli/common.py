@@ -51,5 +51,5 @@ cache_dir_option = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
     help="The cache runs share for units that say `cache:` "
-    "[default: $META_CACHE_DIR, else ~/.cache/meta-orchestrator/cache].",
+    "[default: ~/.cache/meta-orchestrator/outputs; $META_CACHE_DIR/outputs when set].",
 )

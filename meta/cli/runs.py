@@ -46,6 +46,9 @@ OUTPUT = click.option(
     help="Lines for people, or JSON for scripts.",
 )
 COUNTS = ("succeeded", "failed", "cancelled", "cached", "running")
+MAX_CACHED_SHOWN = 100
+"""Cache hits a status names with their source run (as the operator's status keeps them)."""
+CACHED_LINES = 10
 
 
 def _is_local(target: str) -> bool:
@@ -308,6 +311,11 @@ def local_view(run: Run) -> dict[str, Any]:
         "conditions": [],
         "sections": [dict(section) for section in run.sections],
         "outputs": run.outputs,
+        "cachedUnits": [
+            {"id": unit.id, "from": unit.cached_from}
+            for unit in run.units.values()
+            if unit.cached_from
+        ][:MAX_CACHED_SHOWN],
     }
 
 
@@ -329,6 +337,11 @@ def describe(view: Mapping[str, Any]) -> Iterator[str]:
             f"  section {section['id']}: {section['pattern']} ({section['scope']}), "
             f"peak {section['peakActive']}/{section['maxActive']}, {section['unitsRun']} units"
         )
+    hits = view.get("cachedUnits") or []
+    for hit in hits[:CACHED_LINES]:
+        yield f"  cached {hit['id']} (from {hit['from']})"
+    if len(hits) > CACHED_LINES:
+        yield f"  ... and {len(hits) - CACHED_LINES} more cached"
     if view["outputs"]:
         yield f"  outputs: {view['outputs']}"
 

@@ -35,6 +35,7 @@ from meta.engine.records import Journal, Listener, UnitRecord
 from meta.engine.visit import Visit, named
 from meta.errors import MetaError
 from meta.flow.model import Cache, FileInput, Section, Step
+from meta.plan.plan import walk_units
 from meta.trees import Manifest, OutputRefused, measure_tree
 
 KEY_FORMAT = 1
@@ -66,6 +67,16 @@ def cache_of_step(step: Step, defaults: Cache) -> Cache | None:
 
 def cache_of_section(section: Section) -> Cache | None:
     return section.cache if section.cache is not None and section.cache.enabled else None
+
+
+def uses_cache(section: Section, defaults: Cache) -> bool:
+    """Whether a unit inside `section` says `cache:` (or takes it from the defaults)."""
+    for unit in walk_units(section):
+        if isinstance(unit, Step) and cache_of_step(unit, defaults) is not None:
+            return True
+        if isinstance(unit, Section) and unit is not section and cache_of_section(unit):
+            return True
+    return False
 
 
 class Caching:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any
 
+from meta.cachedir import CacheDir
+from meta.engine.caching import StoreCache
 from meta.engine.engine import Engine
 from meta.engine.frontiers import Done
 from meta.errors import RunFailed, UserError
@@ -31,6 +34,7 @@ from meta.kube.types import (
     ANNOTATION_STORE,
     ANNOTATION_UPSTREAM,
     ANNOTATION_WITHIN,
+    CACHE_DIR,
     FlowOwner,
     OperatorSettings,
 )
@@ -108,7 +112,14 @@ async def run_flow(
     reporter.extra.update(startedAt=status.get("startedAt") or now(), conditions=conditions)
     await reporter.write(phase="Running", journal=journal.chunks)
     driver.sections = reporter
-    engine = Engine(plan, driver, pods=driver, flows=driver, listener=reporter, journal=journal)
+    cache = StoreCache(
+        CacheDir(os.path.join(settings.store_dir, CACHE_DIR)),
+        run=f"{owner.namespace}/{owner.name}",
+        outputs=driver.outputs,
+    )
+    engine = Engine(
+        plan, driver, pods=driver, flows=driver, listener=reporter, journal=journal, cache=cache
+    )
     within = annotations.get(ANNOTATION_WITHIN)
     upstream = tuple(
         Done(subdir, unit_id)
