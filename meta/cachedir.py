@@ -10,9 +10,10 @@ Layout (locally `--cache-dir`; in the cluster the store's `.cache` folder):
 An entry is written whole into `tmp/` and renamed into place: a reader sees all of it or none.
 Two runs writing one key at once take the key's lock in turn; the second finds the first's
 entry and keeps it. Outputs are hard-linked in and out where the file system allows (the cache
-beside the store on one disk costs no second copy), copied otherwise. An entry is taken only
-when its outputs still match its manifest, so an entry that is corrupt, half-removed or whose
-linked files were changed is a miss, never a crash and never a wrong result.
+beside the store on one disk costs no second copy), copied otherwise; an entry's files are made
+read-only, since a hard link shares them with every store that made or reused them. An entry is
+taken only when its outputs still match its manifest, so an entry that is corrupt, half-removed
+or whose linked files were changed is a miss, never a crash and never a wrong result.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -221,7 +223,19 @@ def _gather(parts: Sequence[tuple[str, str]], target: str) -> Manifest | None:
             link_tree(folder, place)
         else:
             os.makedirs(place, exist_ok=True)
+    _read_only(target)
     return measure_tree(target)
+
+
+def _read_only(folder: str) -> None:
+    """Take the write bits off every file of an entry: a file shares its inode with the store
+    of each run that made or reused it, and an edit in place would change them all."""
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(parent, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISREG(mode):
+                os.chmod(path, mode & ~0o222)
 
 
 def _listed(folder: str) -> list[str]:
