@@ -92,10 +92,12 @@ class Env:
         path.write_text(text, encoding="utf-8")
         return path
 
-    def meta(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def meta(
+        self, *args: str, timeout: float = 60, environ: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*META, *args],
-            env=self.environ(),
+            env={**self.environ(), **(environ or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
