@@ -36,7 +36,7 @@ from meta.engine.visit import Visit, named
 from meta.errors import MetaError
 from meta.flow.model import Cache, FileInput, Section, Step
 from meta.plan.plan import walk_units
-from meta.trees import Manifest, OutputRefused, measure_tree
+from meta.trees import Manifest, OutputRefused, measure_parts
 
 KEY_FORMAT = 1
 """Part of every key: a change to how keys are made misses every older entry."""
@@ -164,8 +164,7 @@ class Caching:
             return None
         target = (store.place or store.outputs)(unit_id)
         manifest = store.directory.restore(entry, target)
-        # As `_digest_of` would measure it: a restored unit's outputs are one folder.
-        self._digests[unit_id] = _digest([["", _outputs_digest(manifest)]])
+        self._digests[unit_id] = _outputs_digest(manifest)
         if store.placed is not None:
             store.placed(unit_id, manifest)
         return entry
@@ -185,23 +184,20 @@ class Caching:
         return [[name, self._digest_of(unit)] for name, unit in named(upstream)]
 
     def _digest_of(self, unit_id: str) -> str:
-        """One digest over the outputs a unit stands for (a combined section's, part by part)."""
+        """The digest of the outputs a unit stands for, as its consumers see them: a combined
+        section's measured part by part as one tree, the tree a cache hit restores."""
         known = self._digests.get(unit_id)
         if known is not None:
             return known
         store = self.store
         assert store is not None
-        parts = []
-        for inside, leaf in self._leaves(unit_id):
-            try:
-                manifest: Manifest | None = measure_tree(store.outputs(leaf))
-            except FileNotFoundError:
-                manifest = None
-            except (OSError, OutputRefused) as exc:
-                # Unreadable outputs match no entry: this unit's key is one no run made.
-                manifest = Manifest(-1, -1, f"unreadable: {exc}")
-            parts.append([inside, _outputs_digest(manifest)])
-        digest = _digest(parts)
+        parts = [(inside, store.outputs(leaf)) for inside, leaf in self._leaves(unit_id)]
+        try:
+            manifest = measure_parts(parts)
+        except (OSError, OutputRefused) as exc:
+            # Unreadable outputs match no entry: this unit's key is one no run made.
+            manifest = Manifest(-1, -1, f"unreadable: {exc}")
+        digest = _outputs_digest(manifest)
         self._digests[unit_id] = digest
         return digest
 

@@ -200,22 +200,27 @@ def test_a_cached_section_is_one_hit_with_its_combined_outputs(tmp_path: Path) -
         cache=True,
     )  # fmt: skip
     root = section("seq", "sequence", units=[fan, step("after", "sum")])
-    plan = plan_of(tmp_path / "flow", root, inputs={"items": {"value": [1, 2, 3]}})
+    defaults = {"cache": True}
+    plan = plan_of(
+        tmp_path / "flow", root, inputs={"items": {"value": [1, 2, 3]}}, defaults=defaults
+    )
     first, _, _ = runs.go(plan)
     assert len(first.start_ids()) == 4
     second, seen, _ = runs.go(plan)
-    assert second.start_ids() == ["t/seq/after"], "the whole fan-out is one hit"
-    assert cached(seen) == {"t/seq/fan": "run1"}
-    tasks = second.tasks()
-    assert tasks["t/seq/after"].upstream == [("fan", "t/seq/fan")]
+    assert second.start_ids() == [], "the whole fan-out is one hit, and what reads it another"
+    assert cached(seen) == {"t/seq/fan": "run1", "t/seq/after": "run1"}
     restored = Path(second.outputs("t/seq/fan"))
     assert sorted(p.name for p in restored.iterdir()) == ["v-1", "v-2", "v-3"]
     outputs = {
         json.loads((restored / f"v-{n}" / "out.json").read_text())["command"][1] for n in "123"
     }
     assert outputs == {"1", "2", "3"}
-    after = json.loads((Path(second.outputs("t/seq/after")) / "out.json").read_text())
-    assert sorted(after["upstream"]["fan"]) == [f"v-{n}/out.json" for n in "123"]
+    edited = plan_of(
+        tmp_path / "flow", root, inputs={"items": {"value": [1, 2, 4]}}, defaults=defaults
+    )
+    third, seen, _ = runs.go(edited)
+    assert third.start_ids() == ["t/seq/fan/2/v-4", "t/seq/after"], "inside, steps cache too"
+    assert cached(seen) == {"t/seq/fan/0/v-1": "run1", "t/seq/fan/1/v-2": "run1"}
 
 
 def test_a_corrupt_entry_is_a_miss_and_is_made_again(tmp_path: Path) -> None:
