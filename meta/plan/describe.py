@@ -6,6 +6,7 @@ import shlex
 
 from meta.flow.files import display_path
 from meta.flow.model import (
+    Cache,
     Cases,
     FileInput,
     FlowRef,
@@ -29,7 +30,8 @@ def describe(plan: Plan) -> list[str]:
         )
         lines.append(f"  input {name}: {source}")
     d = flow.defaults
-    lines.append(f"  defaults: {d.retries} retries, timeout {d.timeout_seconds:g} s")
+    cached = f", steps {_cache(d.cache)}" if d.cache.enabled else ""
+    lines.append(f"  defaults: {d.retries} retries, timeout {d.timeout_seconds:g} s{cached}")
     lines.extend(_unit(plan, flow.root, 1, ""))
     return lines
 
@@ -43,6 +45,8 @@ def _unit(plan: Plan, unit: Unit, depth: int, role: str) -> list[str]:
             bounds.append(f"{unit.retries} retries")
         if unit.timeout_seconds is not None:
             bounds.append(f"timeout {unit.timeout_seconds:g} s")
+        if unit.cache is not None:
+            bounds.append(_cache(unit.cache))
         own = f" ({', '.join(bounds)})" if bounds else ""
         return [f"{pad}{role}step {unit.name}{own}: {_command(unit.run.command)}{image}"]
     if isinstance(unit, Generate):
@@ -88,9 +92,10 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
                 f"children in {', '.join(over.children)}"
             )
     scope = "one pod, units share a RAM scratch" if section.scope == "micro" else "pods"
+    cached = f"; {_cache(section.cache)} as a whole" if section.cache is not None else ""
     lines = [
         f"{pad}{role}{section.scope} section {section.name} [{section.pattern}]: {what}; "
-        f"at most {max_active(section)} live; {scope}"
+        f"at most {max_active(section)} live; {scope}{cached}"
     ]
     for unit in section.units:
         after = f"after {', '.join(unit.depends_on)}: " if unit.depends_on else ""
@@ -107,6 +112,12 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
     if section.gather is not None:
         lines.extend(_unit(plan, section.gather, depth + 1, "gather: "))
     return lines
+
+
+def _cache(cache: Cache) -> str:
+    if not cache.enabled:
+        return "not cached"
+    return f"cached (version {cache.version})" if cache.version else "cached"
 
 
 def _command(command: tuple[str, ...]) -> str:
