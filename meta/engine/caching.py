@@ -34,7 +34,7 @@ from meta.engine.frontiers import Done
 from meta.engine.records import Journal, Listener, UnitRecord
 from meta.engine.visit import Visit, named
 from meta.errors import MetaError
-from meta.flow.model import Cache, FileInput, Section, Step
+from meta.flow.model import Cache, FileInput, FlowRef, Section, Step
 from meta.plan.plan import walk_units
 from meta.trees import Manifest, OutputRefused, measure_parts
 
@@ -58,6 +58,10 @@ class StoreCache:
     """Where a hit's outputs go for a unit (default: `outputs`)."""
     placed: Callable[[str, Manifest | None], None] | None = None
     """Told of each hit once its outputs are in place."""
+    leaves: Callable[[str], Sequence[tuple[str, str]]] | None = None
+    """(path inside, unit id) of the folders a unit's outputs are made of, for a driver that
+    combines outputs itself (a child flow's, in the cluster); default: as the engine combined
+    them."""
 
 
 def cache_of_step(step: Step, defaults: Cache) -> Cache | None:
@@ -119,6 +123,11 @@ class Caching:
     def _section_key(self, visit: Visit, section: Section, cache: Cache) -> str:
         definition = _definition(section)
         frame = visit.frame
+        flows = {
+            str(unit.path): self._flow_digest(unit.path, frame.plan.flow.embedded)
+            for unit in walk_units(section)
+            if isinstance(unit, FlowRef)
+        }
         inputs = frame.variables["inputs"]
         strings = [*_strings(definition), *_strings(inputs), *_strings(visit.context.input)]
         return _digest(
@@ -126,6 +135,7 @@ class Caching:
                 "format": KEY_FORMAT,
                 "kind": "section",
                 "definition": definition,
+                "flows": flows,
                 "inputs": inputs,
                 "input": visit.context.input,
                 "iteration": visit.context.iteration,
@@ -201,15 +211,38 @@ class Caching:
         self._digests[unit_id] = digest
         return digest
 
-    def _leaves(self, unit_id: str, inside: str = "") -> list[tuple[str, str]]:
+    def _leaves(self, unit_id: str) -> Sequence[tuple[str, str]]:
         """(path inside the outputs, unit id) of every folder a unit's outputs are made of."""
+        if self.store is not None and self.store.leaves is not None:
+            return self.store.leaves(unit_id)
+        return self._combined_leaves(unit_id, "")
+
+    def _combined_leaves(self, unit_id: str, inside: str) -> list[tuple[str, str]]:
         parts = self._combined.get(unit_id)
         if parts is None:
             return [(inside, unit_id)]
-        leaves = []
+        leaves: list[tuple[str, str]] = []
         for name, part in parts:
-            leaves.extend(self._leaves(part, f"{inside}/{name}" if inside else name))
+            leaves.extend(self._combined_leaves(part, f"{inside}/{name}" if inside else name))
         return leaves
+
+    def _flow_digest(self, path: Path, embedded: Mapping[Path, Any]) -> str:
+        """The referenced flow as the run reads it: embedded in the resource, or its file."""
+        if path in embedded:
+            return _digest(embedded[path])
+        try:
+            return self._file_digest(str(path))
+        except OSError:
+            return "missing"
+
+    def _file_digest(self, path: str) -> str:
+        status = os.stat(path)
+        memo = (path, status.st_size, status.st_mtime_ns)
+        digest = self._files.get(memo)
+        if digest is None:
+            digest = _file_digest(path)
+            self._files[memo] = digest
+        return digest
 
     def _named_files(
         self, strings: Sequence[str], directory: str, declared: frozenset[str]
@@ -224,20 +257,11 @@ class Caching:
                 continue
             path = text if os.path.isabs(text) else os.path.join(directory, text)
             try:
-                status = os.stat(path)
+                if not os.path.isfile(path):
+                    continue
+                found[text] = self._file_digest(path)
             except (OSError, ValueError):
                 continue
-            if not os.path.isfile(path):
-                continue
-            memo = (path, status.st_size, status.st_mtime_ns)
-            digest = self._files.get(memo)
-            if digest is None:
-                try:
-                    digest = _file_digest(path)
-                except OSError:
-                    continue
-                self._files[memo] = digest
-            found[text] = digest
         return found
 
 

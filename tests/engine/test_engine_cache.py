@@ -23,6 +23,7 @@ from tests.engine.fakes import (
     run,
     section,
     step,
+    write_flow,
 )
 
 
@@ -245,3 +246,25 @@ def test_without_a_cache_a_unit_that_says_cache_runs_as_any_other(tmp_path: Path
         driver = FakeDriver()
         run(plan, driver)
         assert driver.start_ids() == ["t/d/a"]
+
+
+def test_a_cached_section_misses_when_a_flow_it_references_changes(tmp_path: Path) -> None:
+    runs = Runs(tmp_path)
+
+    def child(command: str) -> None:
+        write_flow(
+            tmp_path / "flow" / "sub",
+            section("inner", "sequence", units=[step("x", command)]),
+            name="child",
+            filename="child.flow.yaml",
+        )
+
+    ref = {"name": "sub", "flowRef": {"path": "sub/child.flow.yaml"}}
+    top = section("top", "sequence", units=[ref], cache=True)
+    child("first")
+    plan = plan_of(tmp_path / "flow", top)
+    runs.go(plan)
+    assert runs.go(plan)[0].start_ids() == []
+    child("second")
+    driver, _, _ = runs.go(plan_of(tmp_path / "flow", top))
+    assert driver.start_ids() == ["t/top/sub/inner/x"], "the referenced flow's file changed"

@@ -116,6 +116,8 @@ async def run_flow(
         CacheDir(os.path.join(settings.store_dir, CACHE_DIR)),
         run=f"{owner.namespace}/{owner.name}",
         outputs=driver.outputs,
+        # Child flows' outputs are combined by the driver itself, from their status.
+        leaves=lambda unit_id: driver.expanded([("", unit_id)]),
     )
     engine = Engine(
         plan, driver, pods=driver, flows=driver, listener=reporter, journal=journal, cache=cache
