@@ -36,7 +36,7 @@ from meta.engine.visit import Visit, named
 from meta.errors import MetaError
 from meta.flow.model import Cache, FileInput, FlowRef, Section, Step
 from meta.plan.plan import walk_units
-from meta.trees import Manifest, OutputRefused, measure_parts
+from meta.trees import Manifest, OutputRefused, measure_parts, remove_tree
 
 KEY_FORMAT = 1
 """Part of every key: a change to how keys are made misses every older entry."""
@@ -173,7 +173,12 @@ class Caching:
         if entry is None:
             return None
         target = (store.place or store.outputs)(unit_id)
-        manifest = store.directory.restore(entry, target)
+        try:
+            manifest = store.directory.restore(entry, target)
+        except BaseException:
+            # Half restored (the entry removed meanwhile): the unit runs, into a clean folder.
+            remove_tree(target)
+            raise
         self._digests[unit_id] = _outputs_digest(manifest)
         if store.placed is not None:
             store.placed(unit_id, manifest)
