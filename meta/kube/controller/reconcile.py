@@ -136,7 +136,9 @@ async def run_flow(
     handed: dict[str, Any] = {}
     if within is not None:
         handed = await _hand_over(api, owner, driver.expanded([("", done.unit_id)]))
-    before = f", {reporter.cached} finished before" if reporter.cached else ""
+    resumed = reporter.cached - reporter.cache_hit_count
+    before = f", {resumed} finished before" if resumed else ""
+    before += f", {reporter.cache_hit_count} cached" if reporter.cache_hit_count else ""
     await event(api, owner, "Normal", "Succeeded", f"{reporter.succeeded} units succeeded{before}")
     await reporter.write(
         phase="Succeeded",
