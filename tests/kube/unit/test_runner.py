@@ -396,6 +396,7 @@ def test_a_second_flow_reuses_a_cached_steps_outputs_from_the_stores_cache(
     kubelet = FakeKubelet(api, broker)
     store = tmp_path / "store"
     created = api.on_create
+    assert created is not None
 
     def writes_outputs(pod: dict[str, Any]) -> None:
         unit = pod["metadata"]["annotations"][ANNOTATION_UNIT_ID]
