@@ -8,6 +8,10 @@ Where whole units run is chosen once, when the engine is built: given a `PodDriv
 outermost micro section runs as one pod of its own (a quarterback drives its units there);
 given a `FlowDriver`, each flowRef runs as a flow of its own. Without them the engine runs both
 in place, through the driver's `open_pod`/`close_pod` and the referenced flow's root.
+
+Given a `StoreCache`, a step or section that says `cache:` is looked up by its key before it
+runs (`meta.engine.caching`): a hit runs nothing and stands for the unit as `cached`; a unit
+that ran is kept as an entry for the runs after it.
 """
 
 from __future__ import annotations
