@@ -111,13 +111,14 @@ class CacheDir:
             building = tempfile.mkdtemp(prefix=key[:12] + ".", dir=temporary)
             try:
                 manifest = _gather(parts, os.path.join(building, OUTPUTS))
+                created, kept = time.time(), dict(extra or {})
                 body = {
                     "key": key,
                     "unit": unit,
                     "run": run,
-                    "createdAt": time.time(),
+                    "createdAt": created,
                     "outputs": manifest.as_json() if manifest is not None else None,
-                    "extra": dict(extra or {}),
+                    "extra": kept,
                 }
                 with open(os.path.join(building, ENTRY), "w", encoding="utf-8") as handle:
                     json.dump(body, handle)
@@ -128,9 +129,7 @@ class CacheDir:
             except BaseException:
                 remove_tree(building)
                 raise
-        entry = self._read(final)
-        assert entry is not None
-        return entry
+        return Entry(key, unit, run, created, manifest, final, kept)
 
     def restore(self, entry: Entry, target: str) -> Manifest | None:
         """Put `entry`'s outputs at `target` (made; nothing there when it wrote none)."""
