@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from meta.cachedir import CacheDir, Entry, default_cache_dir
-from meta.cli.common import cache_dir_option, user_errors
-from meta.cli.runs import OUTPUT, _duration
+from meta.cli.common import OUTPUT, cache_dir_option, duration, user_errors
 from meta.local.runs import parse_age
 
 
@@ -40,7 +39,7 @@ def ls(cache_dir: Path | None, fmt: str) -> None:
     now = time.time()
     header = ("KEY", "UNIT", "RUN", "SIZE", "AGE")
     rows = [
-        (e.key[:12], e.unit, e.run, _size(e.size), _duration(max(0.0, now - e.created_at)))
+        (e.key[:12], e.unit, e.run, _size(e.size), duration(max(0.0, now - e.created_at)))
         for e in entries
     ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
