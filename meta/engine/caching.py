@@ -146,18 +146,19 @@ class Caching:
             }
         )
 
-    async def reused(self, key: str, visit: Visit) -> bool:
-        """Whether an entry of `key` now stands for the visited unit's outputs: it is reported
-        (and journaled) as `cached` from the run that made the entry."""
+    async def reused(self, key: str, visit: Visit) -> Entry | None:
+        """The entry of `key` when one now stands for the visited unit's outputs (what else it
+        kept is in its `extra`): the unit is reported (and journaled) as `cached` from the run
+        that made the entry. None: a miss."""
         store = self.store
         assert store is not None
         try:
             entry = await asyncio.to_thread(self._restored, store, key, visit.uid)
         except (OSError, MetaError) as exc:
             log.warning("cache entry %s of %s not reused: %s", key[:12], visit.uid, exc)
-            return False
+            return None
         if entry is None:
-            return False
+            return None
         now = time.time()
         parent = visit.parent
         record = UnitRecord(
@@ -166,7 +167,7 @@ class Caching:
         )  # fmt: skip
         self._journal.record_finished(record)
         self._listener.unit_finished(record)
-        return True
+        return entry
 
     def _restored(self, store: StoreCache, key: str, unit_id: str) -> Entry | None:
         entry = store.directory.find(key)
@@ -184,14 +185,17 @@ class Caching:
             store.placed(unit_id, manifest)
         return entry
 
-    async def keep(self, key: str, visit: Visit, done: Done) -> None:
-        """Make the entry of `key` from the outputs `done` stands for; a cache that cannot be
-        written is warned of, never a failure of the run."""
+    async def keep(
+        self, key: str, visit: Visit, done: Done, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        """Make the entry of `key` from the outputs `done` stands for (and `extra`, for a hit
+        to give back); a cache that cannot be written is warned of, never a failure of the
+        run."""
         store = self.store
         assert store is not None
         parts = [(inside, store.outputs(unit)) for inside, unit in self._leaves(done.unit_id)]
         try:
-            await asyncio.to_thread(store.directory.put, key, parts, visit.uid, store.run)
+            await asyncio.to_thread(store.directory.put, key, parts, visit.uid, store.run, extra)
         except (OSError, MetaError) as exc:
             log.warning("cache entry of %s not kept: %s", visit.uid, exc)
 

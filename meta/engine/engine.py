@@ -133,7 +133,7 @@ class Engine:
         if self._attempts.finished_before(visit.uid):
             return Done(visit.name, visit.uid)
         key = await self._caching.section_key(visit, section, cache)
-        if await self._caching.reused(key, visit):
+        if await self._caching.reused(key, visit) is not None:
             return Done(visit.name, visit.uid, "cached")
         done = await self._section_run(visit, section)
         await self._caching.keep(key, visit, done)
@@ -288,7 +288,7 @@ class Engine:
         key = None
         if cache is not None:
             key = await self._caching.step_key(task, cache, visit)
-            if await self._caching.reused(key, visit):
+            if await self._caching.reused(key, visit) is not None:
                 return Done(visit.name, visit.uid, "cached")
         start = self._driver.start
         await self._attempts.run(visit, retries, timeout, lambda n: start(with_attempt(task, n)))
