@@ -102,16 +102,18 @@ class Caching:
         return await asyncio.to_thread(self._step_key, task, cache, visit)
 
     def _step_key(self, task: StepTask, cache: Cache, visit: Visit) -> str:
+        places = _Places(visit)
         strings = [*task.command, *task.env.values(), *_strings(task.input)]
+        env = sorted(task.env.items())
         return _digest(
             {
                 "format": KEY_FORMAT,
                 "kind": "step",
-                "command": list(task.command),
-                "env": {name: _text_digest(value) for name, value in sorted(task.env.items())},
+                "command": places.of(list(task.command)),
+                "env": {name: _text_digest(places.of(value)) for name, value in env},
                 "image": task.image,
-                "input": task.input,
-                "files": self._named_files(strings, task.workdir, _file_inputs(visit)),
+                "input": places.of(task.input),
+                "files": self._named_files(strings, task.workdir, places),
                 "upstream": self._upstream(visit.upstream),
                 "version": cache.version,
             }
@@ -121,10 +123,11 @@ class Caching:
         return await asyncio.to_thread(self._section_key, visit, section, cache)
 
     def _section_key(self, visit: Visit, section: Section, cache: Cache) -> str:
+        places = _Places(visit)
         definition = _definition(section)
         frame = visit.frame
         flows = {
-            str(unit.path): self._flow_digest(unit.path, frame.plan.flow.embedded)
+            places.of(str(unit.path)): self._flow_digest(unit.path, frame.plan.flow.embedded)
             for unit in walk_units(section)
             if isinstance(unit, FlowRef)
         }
@@ -134,13 +137,13 @@ class Caching:
             {
                 "format": KEY_FORMAT,
                 "kind": "section",
-                "definition": definition,
+                "definition": places.of(definition),
                 "flows": flows,
-                "inputs": inputs,
-                "input": visit.context.input,
-                "iteration": visit.context.iteration,
+                "inputs": places.of(inputs),
+                "input": places.of(visit.context.input),
+                "iteration": places.of(visit.context.iteration),
                 "hidden": list(visit.context.hidden),
-                "files": self._named_files(strings, frame.directory, _file_inputs(visit)),
+                "files": self._named_files(strings, frame.directory, places),
                 "upstream": self._upstream(visit.upstream),
                 "version": cache.version,
             }
@@ -254,30 +257,56 @@ class Caching:
         return digest
 
     def _named_files(
-        self, strings: Sequence[str], directory: str, declared: frozenset[str]
+        self, strings: Sequence[str], directory: str, places: _Places
     ) -> dict[str, str]:
         """The content digest of every file a string names: relative to `directory`, or one
-        of the `declared` file inputs."""
+        of the flow's file inputs (by its name, wherever the run has it)."""
         found = {}
         for text in strings:
-            if not text or len(text) > 4096 or "\0" in text or text in found:
+            if not text or len(text) > 4096 or "\0" in text:
                 continue
-            if os.path.isabs(text) and text not in declared:
+            if os.path.isabs(text) and text not in places.inputs:
                 continue
             path = text if os.path.isabs(text) else os.path.join(directory, text)
             try:
                 if not os.path.isfile(path):
                     continue
-                found[text] = self._file_digest(path)
+                found[places.of(text)] = self._file_digest(path)
             except (OSError, ValueError):
                 continue
         return found
 
 
-def _file_inputs(visit: Visit) -> frozenset[str]:
-    return frozenset(
-        str(spec.path) for spec in visit.frame.plan.inputs.values() if isinstance(spec, FileInput)
-    )
+class _Places:
+    """Where a run has its flow and its file inputs, said in a key by name: each run of a flow
+    in the cluster has its input files in a folder of its own, and a flow file may move."""
+
+    def __init__(self, visit: Visit) -> None:
+        plan = visit.frame.plan
+        self.inputs = {
+            str(spec.path): f"@input:{name}"
+            for name, spec in plan.inputs.items()
+            if isinstance(spec, FileInput)
+        }
+        found = list(self.inputs.items())
+        if os.path.dirname(visit.frame.directory) != visit.frame.directory:
+            # Not the file system's root, whose "/" is in every path.
+            found.append((visit.frame.directory, "@flow"))
+        # Longest first: an input inside the flow's folder is named as the input.
+        self._names = sorted(found, key=lambda pair: -len(pair[0]))
+
+    def of(self, value: Any) -> Any:
+        """`value` (JSON-like) with every place in its strings said by name."""
+        if isinstance(value, str):
+            for path, name in self._names:
+                if path in value:
+                    value = value.replace(path, name)
+            return value
+        if isinstance(value, Mapping):
+            return {key: self.of(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.of(item) for item in value]
+        return value
 
 
 def _strings(value: Any) -> Iterator[str]:

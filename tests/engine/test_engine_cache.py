@@ -268,3 +268,29 @@ def test_a_cached_section_misses_when_a_flow_it_references_changes(tmp_path: Pat
     child("second")
     driver, _, _ = runs.go(plan_of(tmp_path / "flow", top))
     assert driver.start_ids() == ["t/top/sub/inner/x"], "the referenced flow's file changed"
+
+
+def test_a_flow_moved_with_its_files_keeps_its_keys(tmp_path: Path) -> None:
+    """Keys name the flow's folder and its file inputs by name, not by path (each MetaFlow in
+    the cluster has its input files in a folder of its own); their content still counts."""
+    runs = Runs(tmp_path)
+    fan = section(
+        "fan", "fanout", over={"input": "data"}, visit=step("v-{{ item }}", "make", "{{ item }}"),
+        cache=True,
+    )  # fmt: skip
+    read = step("read", "cat", "{{ inputs.data }}", "{{ flow.dir }}/work.py")
+    root = section("seq", "sequence", units=[fan, read])
+
+    def placed(folder: str, data: list[int]) -> Plan:
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / "work.py").write_text("print(1)\n")
+        return plan_of(
+            tmp_path / folder, root, inputs={"data": {"path": "data.json"}},
+            files={"data.json": data}, defaults={"cache": True},
+        )  # fmt: skip
+
+    runs.go(placed("here", [1, 2]))
+    moved, seen, _ = runs.go(placed("there", [1, 2]))
+    assert moved.start_ids() == [] and sorted(cached(seen)) == ["t/seq/fan", "t/seq/read"]
+    changed, _, _ = runs.go(placed("elsewhere", [1, 3]))
+    assert changed.start_ids() == ["t/seq/fan/1/v-3", "t/seq/read"], "the input's content changed"
