@@ -20,7 +20,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -67,12 +67,40 @@ def copy_tree(source: str, target: str) -> Manifest:
     """Copy the folder `source` (a step's outputs) to `target`, which is made; its manifest.
     `OutputRefused` names the first entry that is not kept; `FileNotFoundError` when `source`
     is not there."""
-    return _walk(source, target)
+    return _manifest(*_walk(source, target))
+
+
+def link_tree(source: str, target: str) -> Manifest:
+    """`copy_tree`, but each regular file hard-linked into `target` rather than copied where
+    the file system allows (the same one, a link count to spare); the rest is copied."""
+    return _manifest(*_walk(source, target, link=True))
 
 
 def measure_tree(source: str) -> Manifest:
     """The manifest of the folder `source`, as `copy_tree` would give it."""
-    return _walk(source, None)
+    return _manifest(*_walk(source, None))
+
+
+def measure_parts(parts: Sequence[tuple[str, str]]) -> Manifest | None:
+    """The manifest of the folder that would hold each (path inside it, folder) part at its
+    path (a part whose folder is not there as an empty folder), as `measure_tree` would give
+    it once they are put together; None for one whole part that is not there."""
+    if len(parts) == 1 and not parts[0][0] and not os.path.isdir(parts[0][1]):
+        return None
+    entries: list[bytes] = []
+    folders: set[bytes] = set()
+    files = size = 0
+    for inside, folder in parts:
+        steps = [part for part in inside.split("/") if part]
+        for depth in range(1, len(steps) + 1):
+            folders.add(b"d\0" + os.fsencode("/".join(steps[:depth])) + b"\0")
+        if not os.path.isdir(folder):
+            continue
+        found, count, length = _walk(folder, None, where="/".join(steps))
+        entries.extend(found)
+        files += count
+        size += length
+    return _manifest([*entries, *folders], files, size)
 
 
 def remove_tree(path: str) -> None:
@@ -130,8 +158,20 @@ def _open_root(source: str) -> int:
         raise
 
 
-def _walk(source: str, target: str | None) -> Manifest:
+def _manifest(entries: list[bytes], files: int, size: int) -> Manifest:
+    digest = hashlib.sha256()
+    for entry in sorted(entries):
+        digest.update(entry)
+    return Manifest(files, size, digest.hexdigest())
+
+
+def _walk(
+    source: str, target: str | None, *, link: bool = False, where: str = ""
+) -> tuple[list[bytes], int, int]:
+    """Copy (or link, or only read) a folder: the manifest's entries, its files and bytes.
+    Entries name each path as if the folder were at `where` inside the measured tree."""
     root = _open_root(source)
+    label = os.fsencode(where + "/") if where else b""
     opened = [root]
     entries: list[bytes] = []
     files = size = 0
@@ -161,7 +201,7 @@ def _walk(source: str, target: str | None) -> Manifest:
                     os.mkdir(name, dir_fd=copy)
                     inner_copy = os.open(name, _DIRECTORY, dir_fd=copy)
                     opened.append(inner_copy)
-                entries.append(b"d\0" + os.fsencode(shown) + b"\0")
+                entries.append(b"d\0" + label + os.fsencode(shown) + b"\0")
                 stack.append((inner, inner_copy, shown + "/", iter(_names(inner))))
                 continue
             if stat.S_ISREG(mode):
@@ -171,19 +211,30 @@ def _walk(source: str, target: str | None) -> Manifest:
             else:
                 raise OutputRefused(f"the output {shown!r} is not a regular file or folder")
             try:
-                length, content = _copy_file(handle, shown, copy, name)
+                linked = (
+                    link and stat.S_ISREG(mode) and copy is not None and _linked(folder, copy, name)
+                )
+                length, content = _copy_file(handle, shown, None if linked else copy, name)
             finally:
                 os.close(handle)
             files += 1
             size += length
-            entries.append(b"f\0" + os.fsencode(shown) + b"\0%d\0" % length + content)
+            entries.append(b"f\0" + label + os.fsencode(shown) + b"\0%d\0" % length + content)
     finally:
         for descriptor in opened:
             os.close(descriptor)
-    digest = hashlib.sha256()
-    for entry in sorted(entries):
-        digest.update(entry)
-    return Manifest(files, size, digest.hexdigest())
+    return entries, files, size
+
+
+def _linked(folder: int, copy: int, name: str) -> bool:
+    """Whether `name` in `folder` could be hard-linked as `name` into `copy`."""
+    try:
+        os.link(name, name, src_dir_fd=folder, dst_dir_fd=copy, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP):
+            return False
+        raise
+    return True
 
 
 def _real(folder: int, fallback: str) -> str:

@@ -2,10 +2,11 @@
 
 Exit codes: 0 success, 1 a unit failed, 2 a user error (nothing run), 130 interrupted. One
 module per group of commands: `local` (validate, plan, graph, run, resume), `generate`
-(generate, watch, plugins, step), `kube` (crd, apply, operator, quarterback) and `runs` (runs,
-status, logs, clean: seeing runs, local and in a cluster) and `ui` (the live web page). A
-command's module is imported only when that command runs (or help lists it), so `meta run`
-never loads the Kubernetes client and `meta --version` loads none of them.
+(generate, watch, plugins, step), `kube` (crd, apply, operator, quarterback), `runs` (runs,
+status, logs, clean: seeing runs, local and in a cluster), `cache` (the cache runs share: ls,
+clear) and `ui` (the live web page). A command's module is imported only when that command
+runs (or help lists it), so `meta run` never loads the Kubernetes client and `meta --version`
+loads none of them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ COMMANDS = {
     "status": "runs:status",
     "logs": "runs:logs",
     "clean": "runs:clean",
+    "cache": "cache:cache_group",
     "ui": "ui:ui",
 }
 """Each command's name, and where it is defined: `MODULE:ATTRIBUTE` under meta.cli."""

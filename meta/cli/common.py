@@ -1,4 +1,5 @@
-"""What every command shares: exit codes, one line per user fault, writing an output file."""
+"""What every command shares: exit codes, one line per user fault, writing an output file,
+the `-o` and `--cache-dir` options, how a time span is shown."""
 
 from __future__ import annotations
 
@@ -53,3 +54,40 @@ def write_output(output: Path, text: str) -> None:
         write_text(output, text)
     except OSError as exc:
         raise UserError(Fault(display_path(output), "", f"cannot write: {exc}")) from None
+
+
+cache_dir_option = click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The cache runs share for units that say `cache:` "
+    "[default: ~/.cache/meta-orchestrator/outputs; $META_CACHE_DIR/outputs when set].",
+)
+
+
+OUTPUT = click.option(
+    "-o",
+    "--output",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Lines for people, or JSON for scripts.",
+)
+
+
+def duration(seconds: float | None) -> str:
+    """A time span as `meta runs` and `meta cache ls` show it: 4.2s, 3m05s, 2h10m, 1d04h."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    for size, unit, small, small_unit in (
+        (86400, "d", 3600, "h"),
+        (3600, "h", 60, "m"),
+        (60, "m", 1, "s"),
+    ):
+        if whole >= size:
+            return f"{whole // size}{unit}{(whole % size) // small:02d}{small_unit}"
+    return f"{whole}s"

@@ -12,7 +12,14 @@ from typing import Any
 import click
 from rich.console import Console
 
-from meta.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER_ERROR, SETS, user_errors
+from meta.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    SETS,
+    cache_dir_option,
+    user_errors,
+)
 from meta.engine.records import Listener
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
@@ -100,6 +107,7 @@ SECRETS = click.option(
     is_flag=True,
     help="Serve this run's live page (`meta ui`, on 127.0.0.1) and open it in a browser.",
 )
+@cache_dir_option
 @user_errors
 def run(
     file: Path,
@@ -108,6 +116,7 @@ def run(
     sets: Sequence[str],
     secrets: Sequence[str],
     ui: bool,
+    cache_dir: Path | None,
 ) -> None:
     """Run a flow locally, as real processes."""
     INTERRUPTS.install()
@@ -115,7 +124,9 @@ def run(
     given = read_secrets(secrets, os.environ)
     if not ui:
         _finish(
-            lambda listeners: start_run(file, workdir, overrides, listeners, report, given),
+            lambda listeners: start_run(
+                file, workdir, overrides, listeners, report, given, cache_dir
+            ),
             file.name,
         )
         return
@@ -127,7 +138,9 @@ def run(
     chosen = workdir or default_workdir(load_entry(file).name)
     with RunPage(chosen) as page:
         _finish(
-            lambda listeners: start_run(file, chosen, overrides, [*listeners, page], report, given),
+            lambda listeners: start_run(
+                file, chosen, overrides, [*listeners, page], report, given, cache_dir
+            ),
             file.name,
         )
 
@@ -177,7 +190,9 @@ def _summarise(outcome: Outcome) -> None:
     units = report["units"]
     ran = sum(1 for u in units if u["state"] == "succeeded" and not u.get("resumed"))
     resumed = sum(1 for u in units if u.get("resumed"))
+    cached = sum(1 for u in units if u["state"] == "cached" and not u.get("resumed"))
     again = f", {resumed} finished before" if resumed else ""
+    again += f", {cached} cached" if cached else ""
     for rerun in report.get("rerun", ()):
         click.echo(f"note: unit {rerun['id']} ran again: {rerun['reason']}", err=True)
     click.echo(f"{report['flow']}: {outcome.state} ({ran} units run{again})")

@@ -13,6 +13,8 @@ from rich.text import Text
 from meta.engine.records import SectionRecord, UnitRecord
 
 SHOWN_RUNNING = 8
+SHOWN_CACHED = 20
+"""Cache hits named one per line, the first of them; the rest are counted."""
 
 
 class LiveProgress:
@@ -53,6 +55,8 @@ class LiveProgress:
             self._console.print(f"[red]failed[/red] {record.id}: {record.reason}")
         elif record.state == "skipped":
             self._console.print(f"[dim]skipped[/dim] {record.id}: {record.reason}")
+        if record.cached_from and not record.resumed and self._counts["cached"] <= SHOWN_CACHED:
+            self._console.print(f"[cyan]cached[/cyan] {record.id}: from {record.cached_from}")
         self._live.update(self._render())
 
     def section_finished(self, record: SectionRecord) -> None:

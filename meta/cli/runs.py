@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from meta.cli.common import EXIT_INTERRUPTED, user_errors
+from meta.cli.common import EXIT_INTERRUPTED, OUTPUT, duration, user_errors
 from meta.cli.kube import KUBECONFIG, NAMESPACE, kube_api
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
@@ -36,16 +36,10 @@ from meta.local.runs import (
 if TYPE_CHECKING:
     from meta.kube.api import KubeApi
 
-OUTPUT = click.option(
-    "-o",
-    "--output",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Lines for people, or JSON for scripts.",
-)
 COUNTS = ("succeeded", "failed", "skipped", "cancelled", "cached", "running")
+MAX_CACHED_SHOWN = 100
+"""Cache hits a status names with their source run (as the operator's status keeps them)."""
+CACHED_LINES = 10
 
 
 def _is_local(target: str) -> bool:
@@ -79,7 +73,7 @@ def runs(folder: Path | None, fmt: str) -> None:
             view["flow"],
             view["state"],
             _when(view["startedAt"]),
-            _duration(view["durationSeconds"]),
+            duration(view["durationSeconds"]),
             *(str(view["units"][c]) for c in COUNTS),
         )
         for view in views
@@ -309,13 +303,18 @@ def local_view(run: Run) -> dict[str, Any]:
         "conditions": [],
         "sections": [dict(section) for section in run.sections],
         "outputs": run.outputs,
+        "cachedUnits": [
+            {"id": unit.id, "from": unit.cached_from}
+            for unit in run.units.values()
+            if unit.cached_from
+        ][:MAX_CACHED_SHOWN],
     }
 
 
 def describe(view: Mapping[str, Any]) -> Iterator[str]:
     """A status view in words, the same for a local run and a MetaFlow."""
     yield f"{view['run']}: {view['state']}"
-    took = _duration(view["durationSeconds"])
+    took = duration(view["durationSeconds"])
     yield f"  flow {view['flow']}, started {_when(view['startedAt'])}, took {took}"
     counts = [f"{n} {state}" for state, n in view["units"].items() if n is not None]
     yield f"  units: {', '.join(counts)}"
@@ -333,6 +332,11 @@ def describe(view: Mapping[str, Any]) -> Iterator[str]:
             f"  section {section['id']}: {section['pattern']} ({section['scope']}), "
             f"peak {section['peakActive']}/{section['maxActive']}, {section['unitsRun']} units"
         )
+    hits = view.get("cachedUnits") or []
+    for hit in hits[:CACHED_LINES]:
+        yield f"  cached {hit['id']} (from {hit['from']})"
+    if len(hits) > CACHED_LINES:
+        yield f"  ... and {len(hits) - CACHED_LINES} more cached"
     if view["outputs"]:
         yield f"  outputs: {view['outputs']}"
 
@@ -348,19 +352,3 @@ def _when(iso: str | None) -> str:
     if not iso:
         return "-"
     return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    for size, unit, small, small_unit in (
-        (86400, "d", 3600, "h"),
-        (3600, "h", 60, "m"),
-        (60, "m", 1, "s"),
-    ):
-        if whole >= size:
-            return f"{whole // size}{unit}{(whole % size) // small:02d}{small_unit}"
-    return f"{whole}s"

@@ -13,6 +13,10 @@ Where whole units run is chosen once, when the engine is built: given a `PodDriv
 outermost micro section runs as one pod of its own (a quarterback drives its units there);
 given a `FlowDriver`, each flowRef runs as a flow of its own. Without them the engine runs both
 in place, through the driver's `open_pod`/`close_pod` and the referenced flow's root.
+
+Given a `StoreCache`, a step or section that says `cache:` is looked up by its key before it
+runs (`meta.engine.caching`): a hit runs nothing and stands for the unit as `cached`; a unit
+that ran is kept as an entry for the runs after it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import replace
 from functools import partial
 
 from meta.engine.attempts import Attempts, Start
+from meta.engine.caching import Caching, StoreCache, cache_of_section, cache_of_step
 from meta.engine.driver import Driver, FlowDriver, FlowTask, PodDriver, PodTask
 from meta.engine.frontiers import Context, Done, Frontier, Ready, frontier_for
 from meta.engine.generating import Generation
@@ -50,11 +55,16 @@ class Engine:
         listener: Listener | None = None,
         journal: Journal | None = None,
         plugins: Plugins | None = None,
+        cache: StoreCache | None = None,
     ) -> None:
+        """`cache`: where units that say `cache:` reuse outputs across runs (None: they run
+        as any other unit)."""
         self._plan = plan
         self._driver = driver
         self._listener = listener or NullListener()
-        self._attempts = Attempts(self._listener, journal or NullJournal())
+        journal = journal or NullJournal()
+        self._attempts = Attempts(self._listener, journal)
+        self._caching = Caching(cache, self._listener, journal)
         self._generation = Generation(plan, driver.outputs, plugins)
         self._steps_reached = 0
         self._micro_pod: PlaceSection = (
@@ -176,6 +186,19 @@ class Engine:
         return await self._whole(visit, lambda n: flows.start_flow(replace(task, attempt=n)))
 
     async def _section(self, visit: Visit, section: Section) -> Done:
+        cache = cache_of_section(section) if self._caching.store is not None else None
+        if cache is None:
+            return await self._section_run(visit, section)
+        if self._attempts.finished_before(visit.uid):
+            return Done(visit.name, visit.uid)
+        key = await self._caching.section_key(visit, section, cache)
+        if await self._caching.reused(key, visit) is not None:
+            return Done(visit.name, visit.uid, "cached")
+        done = await self._section_run(visit, section)
+        await self._caching.keep(key, visit, done)
+        return done
+
+    async def _section_run(self, visit: Visit, section: Section) -> Done:
         limit = max_active(section)
         pod = visit.parent.pod
         if pod is None and section.scope == "micro":
@@ -266,7 +289,9 @@ class Engine:
         parts = frontier.result()
         if len(parts) == 1:
             return Done(visit.name, parts[0].unit_id)
-        self._driver.combine(visit.uid, named(parts))
+        combined = named(parts)
+        self._driver.combine(visit.uid, combined)
+        self._caching.combined(visit.uid, combined)
         return Done(visit.name, visit.uid)
 
     async def _drive_in_turn(
@@ -361,6 +386,15 @@ class Engine:
         retries = defaults.retries if step.retries is None else step.retries
         timeout = defaults.timeout_seconds if step.timeout_seconds is None else step.timeout_seconds
         task = step_task(visit, step)
+        cache = cache_of_step(step, defaults.cache) if self._caching.store is not None else None
+        key = None
+        if cache is not None:
+            key = await self._caching.step_key(task, cache, visit)
+            if await self._caching.reused(key, visit) is not None:
+                return Done(visit.name, visit.uid, "cached")
         start = self._driver.start
         await self._attempts.run(visit, retries, timeout, lambda n: start(with_attempt(task, n)))
-        return Done(visit.name, visit.uid)
+        done = Done(visit.name, visit.uid)
+        if key is not None:
+            await self._caching.keep(key, visit, done)
+        return done

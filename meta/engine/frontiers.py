@@ -35,6 +35,7 @@ class Done:
     unit_id: str
     """The unit whose outputs these are (a section stands for the part, or parts, it ends with)."""
     state: DoneState = "succeeded"
+    """How it finished; "cached": its outputs reused (from an earlier session or run)."""
 
     @property
     def ok(self) -> bool:

@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 
 from meta.flow.model import Pattern, Scope
 
-UnitState = Literal["running", "succeeded", "failed", "cancelled", "skipped"]
+UnitState = Literal["running", "succeeded", "failed", "cancelled", "skipped", "cached"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,8 @@ class UnitRecord:
     """True when the unit had finished in an earlier run and was not run again."""
     retrying: bool = False
     """True for a failed attempt that is followed by another (the unit has not failed)."""
+    cached_from: str = ""
+    """For a `cached` unit: the run whose outputs it reused (nothing of it ran)."""
 
 
 @dataclass(frozen=True, slots=True)

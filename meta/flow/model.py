@@ -105,6 +105,15 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Cache:
+    """`cache:` of a step, a section or the defaults: whether the unit's outputs are reused
+    across runs, and the version text that is part of every key (changing it misses)."""
+
+    enabled: bool = True
+    version: str = ""
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     run: Run
@@ -112,6 +121,8 @@ class Step:
     retries: int | None = None
     timeout_seconds: float | None = None
     depends_on: tuple[str, ...] = ()
+    cache: Cache | None = None
+    """None: as the flow's defaults say."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +177,8 @@ class Section:
     on_failure: OnFailure = "stop"
     final: tuple[Unit, ...] = ()
     """The `finally` units: run in order once the section's units have ended, whatever happened."""
+    cache: Cache | None = None
+    """None: not cached as a whole (the defaults' cache is for steps)."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +240,7 @@ class Defaults:
     retries: int = 0
     timeout_seconds: float = 3600.0
     retry_backoff_seconds: float = 1.0
+    cache: Cache = Cache(enabled=False)
 
 
 @dataclass(frozen=True)

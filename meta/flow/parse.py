@@ -9,6 +9,7 @@ from meta.errors import Fault, FlowInvalid, pointer
 from meta.flow.checks import semantic_faults
 from meta.flow.files import display_path, parse_yaml, read_text
 from meta.flow.model import (
+    Cache,
     Case,
     Cases,
     Defaults,
@@ -122,6 +123,7 @@ def build_flow(document: dict[str, Any], path: Path, file: str) -> Flow:
             retries=defaults.get("retries", 0),
             timeout_seconds=float(defaults.get("timeoutSeconds", 3600)),
             retry_backoff_seconds=float(defaults.get("retryBackoffSeconds", 1.0)),
+            cache=_cache(defaults.get("cache")) or Cache(enabled=False),
         ),
     )
 
@@ -174,6 +176,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             retries=raw.get("retries"),
             timeout_seconds=raw.get("timeoutSeconds"),
             depends_on=depends_on,
+            cache=_cache(raw.get("cache")),
         )
     if "generate" in raw:
         generate = raw["generate"]
@@ -223,6 +226,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
         depends_on=depends_on,
         on_failure=raw.get("onFailure", "stop"),
         final=_units(raw.get("finally", ()), origin.at("finally"), base),
+        cache=_cache(raw.get("cache")),
     )
 
 
@@ -233,6 +237,14 @@ def _units(raw: list[dict[str, Any]], origin: Origin, base: Path) -> tuple[Unit,
 def _names(raw: str | list[str]) -> tuple[str, ...]:
     """A field name or a list of them."""
     return (raw,) if isinstance(raw, str) else tuple(raw)
+
+
+def _cache(raw: bool | dict[str, str] | None) -> Cache | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        return Cache(enabled=raw)
+    return Cache(enabled=True, version=raw.get("version", ""))
 
 
 def _source(raw: dict[str, Any]) -> UnitSource:

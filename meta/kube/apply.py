@@ -213,6 +213,7 @@ def status_view(resource: Mapping[str, Any]) -> dict[str, Any]:
             for section in status.get("sections", [])
         ],
         "outputs": status.get("outputs"),
+        "cachedUnits": [dict(hit) for hit in status.get("cachedUnits", [])],
     }
 
 

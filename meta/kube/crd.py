@@ -145,8 +145,22 @@ def status_schema() -> dict[str, Any]:
             },
             "cached": {
                 **counts,
-                "description": "Units finished before the operator last took the flow up, "
-                "not run again.",
+                "description": "Units not run: finished before the operator last took the "
+                "flow up, or their outputs reused from the cache.",
+            },
+            "cacheHits": {
+                **counts,
+                "description": "Units whose outputs were reused from the store's cache.",
+            },
+            "cachedUnits": {
+                "type": "array",
+                "description": "The first 100 cache hits: the unit and the run (namespace/name) "
+                "whose outputs it reused.",
+                "maxItems": 100,
+                "items": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}, "from": {"type": "string"}},
+                },
             },
             "reached": {**counts, "description": "Units the walk has reached so far."},
             "startedAt": {"type": "string", "format": "date-time"},

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from meta.engine.caching import uses_cache
 from meta.engine.driver import Exit, FlowTask, PodTask, Refused, Running, StepTask
 from meta.engine.records import Listener, SectionRecord
 from meta.kube.api import ApiFailed, Conflict, KubeApi
@@ -197,10 +198,11 @@ class KubeDriver:
 
     async def start_pod(self, task: PodTask) -> Running:
         """A micro section: its quarterback's access, its work, then its pod."""
-        _, section = self._plan.section_at(task.file, task.pointer)
+        plan, section = self._plan.section_at(task.file, task.pointer)
         slots = slot_images(section, task.max_active, self.settings.default_image)
         upstream = self.expanded(task.upstream)
         asks = slot_resources(section)
+        cache = uses_cache(section, plan.flow.defaults.cache)
         pod = micro_pod(
             task,
             self.owner,
@@ -210,9 +212,14 @@ class KubeDriver:
             asks,
             self._store_dir,
             section_secrets(section),
+            cache,
         )
         name = pod["metadata"]["name"]
-        work = PodBrief(task, self._document, task.file, slots, self.settings.default_image)
+        owner = self.owner
+        work = PodBrief(
+            task, self._document, task.file, slots, self.settings.default_image,
+            f"{owner.namespace}/{owner.name}",
+        )  # fmt: skip
         namespace = self.owner.namespace
         try:
             for body in quarterback_access(self.owner, name):

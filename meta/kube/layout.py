@@ -49,6 +49,8 @@ from meta.kube.types import (
     ANNOTATION_UPSTREAM,
     ANNOTATION_WITHIN,
     API_VERSION,
+    CACHE_DIR,
+    CACHE_MOUNT,
     INPUT_DIR,
     KIND,
     LABEL_ATTEMPT,
@@ -344,12 +346,14 @@ def micro_pod(
     slot_resources: Mapping[str, Mapping[str, str]],
     store_dir: str,
     secrets: Sequence[SecretRef] = (),
+    cache: bool = False,
 ) -> dict[str, Any]:
     """The pod of one attempt at a micro section: the quarterback, and one slot container per
     unit that may run at once, each running the launcher (put on a shared volume by an init
     container) until the quarterback gives it work. All of them share /scratch (RAM),
-    localhost and IPC; only the quarterback mounts the section's output folder. Each slot
-    holds the section's `secrets` (see `secret_variable`); the quarterback holds none."""
+    localhost and IPC; only the quarterback mounts the section's output folder, and the
+    store's cache when `cache` (a unit of the section says `cache:`). Each slot holds the
+    section's `secrets` (see `secret_variable`); the quarterback holds none."""
     name = pod_name(owner, task.id, task.attempt)
     framework = settings.default_image
     pull = settings.image_pull_policy
@@ -360,6 +364,10 @@ def micro_pod(
         _files_mount(owner, store_dir),
     ]
     quarterback = _quarterback_container(task, owner, settings, shared)
+    if cache:
+        quarterback["volumeMounts"].append(
+            {"name": STORE_VOLUME, "mountPath": CACHE_MOUNT, "subPath": CACHE_DIR}
+        )
     slots = [
         {
             "name": f"slot-{index}",

@@ -47,6 +47,10 @@ OUTPUT_DIR = "/meta/output"
 UPSTREAM_DIR = "/meta/upstream"
 SCRATCH_DIR = "/scratch"
 STORE_VOLUME = "store"
+CACHE_DIR = ".cache"
+"""The store's folder of cache entries, shared by every flow that uses the store."""
+CACHE_MOUNT = "/meta/cache"
+"""Where a micro pod's quarterback sees the store's cache (when its section uses it)."""
 MAX_INPUT_BYTES = 200 * 1024
 """Annotations hold at most 256 KiB in all; a larger input belongs in an input file."""
 DEFAULT_IMAGE = "meta-orchestrator:0.1.0"
@@ -118,6 +122,8 @@ class PodBrief:
     slots: list[str]
     """The image each slot container starts with."""
     default_image: str
+    run: str = ""
+    """The MetaFlow it runs for (namespace/name), as cache entries it makes name their run."""
 
     def document(self) -> str:
         """The brief as the ConfigMap's one file holds it."""
@@ -127,6 +133,7 @@ class PodBrief:
             "file": self.file,
             "slots": self.slots,
             "defaultImage": self.default_image,
+            "run": self.run,
         }
         return json.dumps(body, separators=(",", ":"))
 
@@ -142,4 +149,11 @@ class PodBrief:
                 "upstream": [tuple(u) for u in raw["upstream"]],
             }
         )
-        return cls(task, body["flow"], body["file"], list(body["slots"]), body["defaultImage"])
+        return cls(
+            task,
+            body["flow"],
+            body["file"],
+            list(body["slots"]),
+            body["defaultImage"],
+            str(body.get("run", "")),
+        )

@@ -169,6 +169,11 @@ class LocalDriver:
         if closed is not None:
             await asyncio.to_thread(remove_tree, closed.root)
 
+    def restored(self, unit_id: str, manifest: Manifest | None) -> None:
+        """A unit's outputs were put in the store from the cache (what the journal records)."""
+        if manifest is not None:
+            self._manifests[unit_id] = manifest
+
     def take_manifest(self, unit_id: str) -> Manifest | None:
         """What a step that succeeded in this session kept in the store (None: nothing)."""
         return self._manifests.pop(unit_id, None)

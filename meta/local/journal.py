@@ -32,6 +32,8 @@ SYNC_WINDOW = 0.01
 """The most a record waits for its fsync; the write itself is never held back."""
 OUTPUTS = "outputs"
 """The field of a `finished` line holding the manifest of what the unit kept (null: nothing)."""
+FINISHED = ("succeeded", "cached")
+"""The states of a unit that is not run again on resume."""
 RECORD_FIELDS = tuple(field.name for field in dataclass_fields(UnitRecord))
 
 
@@ -83,7 +85,7 @@ class FileJournal:
     def record_finished(self, record: UnitRecord) -> None:
         # Field by field: dataclasses.asdict deep-copies, and this runs once per unit.
         fields = {name: getattr(record, name) for name in RECORD_FIELDS}
-        if record.state == "succeeded":
+        if record.state in FINISHED:
             manifest = self._kept(record.id)
             fields[OUTPUTS] = manifest.as_json() if manifest is not None else None
         self._append({"event": "finished", **fields})
@@ -222,7 +224,7 @@ def _replay(
         manifests.pop(record.id, None)
         if record.state in ATTEMPT_ENDS:
             history.setdefault(record.id, []).append(attempt_entry(record))
-        if record.state == "succeeded":
+        if record.state in FINISHED:
             finished[record.id] = record
             if has_manifest:
                 manifests[record.id] = manifest

@@ -14,6 +14,8 @@ from typing import Any
 from meta.engine.records import Listener, SectionRecord, UnitRecord
 
 ATTEMPT_ENDS = frozenset({"succeeded", "failed", "cancelled"})
+FINISHED = ("succeeded", "cached")
+"""The states of a unit whose outputs are in the store."""
 
 
 class ReportBuilder:
@@ -107,13 +109,15 @@ def _unit(
         "startedAt": record.started_at,
         "finishedAt": record.finished_at,
         "exitCode": record.exit_code,
-        "outputs": kept(outputs_of(record.id)) if record.state == "succeeded" else None,
+        "outputs": kept(outputs_of(record.id)) if record.state in FINISHED else None,
     }
     if attempts:
         entry["history"] = attempts
+    if record.cached_from:
+        entry["cachedFrom"] = record.cached_from
     if record.resumed:
         entry["resumed"] = True
-    if record.state != "succeeded" and record.reason:
+    if record.state not in FINISHED and record.reason:
         entry["reason"] = record.reason
         entry["stderrTail"] = record.stderr_tail
     return entry

@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meta.cachedir import CacheDir, default_cache_dir
+from meta.engine.caching import StoreCache
 from meta.engine.engine import Engine
 from meta.engine.records import Listener
 from meta.errors import Fault, MetaError, RunFailed, UserError
 from meta.flow.files import display_path
 from meta.flow.model import FileInput, Input, ValueInput
 from meta.local.driver import LocalDriver
-from meta.local.environment import Secrets, missing_sources
+from meta.local.environment import Secrets, digested, missing_sources
 from meta.local.interrupts import INTERRUPTS
 from meta.local.journal import FileJournal
 from meta.local.lock import session_lock
@@ -71,9 +73,11 @@ def start_run(
     listeners: Sequence[Listener] = (),
     report: Path | None = None,
     secrets: Secrets | None = None,
+    cache_dir: Path | None = None,
 ) -> Outcome:
     """Compile and run `flow`; nothing is written before the flow, its inputs and the
-    variables its steps take from elsewhere (`secrets`, `meta`'s environment) are valid."""
+    variables its steps take from elsewhere (`secrets`, `meta`'s environment) are valid.
+    Units that say `cache:` share `cache_dir` (default: `default_cache_dir()`) with other runs."""
     secrets = secrets or Secrets()
     with INTERRUPTS.allowed():
         plan = compile_plan(flow, overrides)
@@ -111,6 +115,7 @@ def start_run(
             },
             "fingerprint": _fingerprint(plan),
             "startedAt": time.time(),
+            "cacheDir": str(Path(cache_dir or default_cache_dir()).resolve()),
         }
         write_json(workdir / RUN_FILE, info)
         return _execute(plan, workdir, info, listeners, report, secrets)
@@ -168,7 +173,9 @@ def resume_run(
             Fault(
                 display_path(Path(info["flow"])),
                 "",
-                "the flow changed since this run started; start a new run to use the new flow",
+                "the flow changed since this run started; `meta run` the edited flow instead: "
+                "its units with `cache:` reuse what this run made, so only what the edit "
+                "changed runs again",
             )
         )
     with INTERRUPTS.deferred(), session_lock(workdir):
@@ -200,7 +207,16 @@ def _execute(
         driver.close()
         raise
     builder = ReportBuilder(journal.history())
-    engine = Engine(plan, driver, listener=Listeners([builder, *listeners]), journal=journal)
+    cache = StoreCache(
+        CacheDir(str(info.get("cacheDir") or default_cache_dir())),
+        run=str(workdir.resolve()),
+        outputs=driver.outputs,
+        placed=driver.restored,
+        env_value=lambda value: digested(value, os.environ, secrets),
+    )
+    engine = Engine(
+        plan, driver, listener=Listeners([builder, *listeners]), journal=journal, cache=cache
+    )
     outputs: str | None = None
     error: MetaError | None = None
     try:

@@ -74,6 +74,8 @@ class Unit:
     """Its last attempt started (attempts count from 1 again in each session)."""
     started_at: float
     """When that attempt started."""
+    cached_from: str = ""
+    """The run whose outputs it reused, for a unit the cache had."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class _Seen:
     attempt: int
     started_at: float
     session: int
+    cached_from: str = ""
 
 
 @dataclass
@@ -280,6 +283,7 @@ def _read_journal(path: Path) -> _Journal:
                     int(entry["attempts"]),
                     float(entry["started_at"]),
                     session,
+                    str(entry.get("cached_from") or ""),
                 )
         except (ValueError, KeyError, TypeError) as exc:
             raise UserError(
@@ -316,7 +320,7 @@ def _mtime(path: Path) -> float:
 
 def _units(journal: _Journal, report: Mapping[str, Any] | None) -> dict[str, Unit]:
     units = {
-        uid: Unit(uid, seen.name, seen.state, seen.attempt, seen.started_at)
+        uid: Unit(uid, seen.name, seen.state, seen.attempt, seen.started_at, seen.cached_from)
         for uid, seen in journal.units.items()
     }
     for entry in report.get("units", []) if report is not None else ():
@@ -324,7 +328,8 @@ def _units(journal: _Journal, report: Mapping[str, Any] | None) -> dict[str, Uni
         # The report has the last session's cancelled units, which the journal does not.
         state = "cached" if entry.get("resumed") else str(entry["state"])
         attempt, at = int(entry["attempts"]), float(entry["startedAt"])
-        units[uid] = Unit(uid, str(entry["name"]), state, attempt, at)
+        cached_from = str(entry.get("cachedFrom") or "")
+        units[uid] = Unit(uid, str(entry["name"]), state, attempt, at, cached_from)
     return units
 
 
@@ -332,7 +337,9 @@ def _journal_counts(journal: _Journal, *, alive: bool) -> Counts:
     last = len(journal.sessions) - 1
     counts = dict.fromkeys(("succeeded", "failed", "cancelled", "cached", "running", "skipped"), 0)
     for seen in journal.units.values():
-        if seen.state == "succeeded":
+        if seen.state == "cached":
+            counts["cached"] += 1
+        elif seen.state == "succeeded":
             counts["succeeded" if seen.session == last else "cached"] += 1
         elif seen.session != last:
             # Failed or stopped in an earlier session: it runs again when it is reached.

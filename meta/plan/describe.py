@@ -7,6 +7,7 @@ import shlex
 
 from meta.flow.files import display_path
 from meta.flow.model import (
+    Cache,
     Cases,
     FileInput,
     FlowRef,
@@ -37,7 +38,8 @@ def describe(plan: Plan) -> list[str]:
         checked = ", checked against its schema" if declared.schema not in (None, True) else ""
         lines.append(f"  input {name}{about}: {_shown(plan.inputs[name])}{given}{checked}")
     d = flow.defaults
-    lines.append(f"  defaults: {d.retries} retries, timeout {d.timeout_seconds:g} s")
+    cached = f", steps {_cache(d.cache)}" if d.cache.enabled else ""
+    lines.append(f"  defaults: {d.retries} retries, timeout {d.timeout_seconds:g} s{cached}")
     lines.extend(_unit(plan, flow.root, 1, ""))
     for unit in flow.final:
         lines.extend(_unit(plan, unit, 1, "finally, whatever happened: "))
@@ -72,6 +74,8 @@ def _unit(plan: Plan, unit: Unit, depth: int, role: str) -> list[str]:
             bounds.append(f"{unit.retries} retries")
         if unit.timeout_seconds is not None:
             bounds.append(f"timeout {unit.timeout_seconds:g} s")
+        if unit.cache is not None:
+            bounds.append(_cache(unit.cache))
         own = f" ({', '.join(bounds)})" if bounds else ""
         env = _sourced(dict(unit.run.env))
         return [f"{pad}{role}step {unit.name}{own}: {_command(unit.run.command)}{image}{env}"]
@@ -125,9 +129,10 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
         if section.on_failure == "continue"
         else ""
     )
+    cached = f"; {_cache(section.cache)} as a whole" if section.cache is not None else ""
     lines = [
         f"{pad}{role}{section.scope} section {section.name} [{section.pattern}]: {what}; "
-        f"at most {max_active(section)} live; {scope}{policy}"
+        f"at most {max_active(section)} live; {scope}{policy}{cached}"
     ]
     for unit in section.units:
         after = f"after {', '.join(unit.depends_on)}: " if unit.depends_on else ""
@@ -146,6 +151,12 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
     for unit in section.final:
         lines.extend(_unit(plan, unit, depth + 1, "finally, whatever happened: "))
     return lines
+
+
+def _cache(cache: Cache) -> str:
+    if not cache.enabled:
+        return "not cached"
+    return f"cached (version {cache.version})" if cache.version else "cached"
 
 
 def _command(command: tuple[str, ...]) -> str:

@@ -82,7 +82,7 @@ def test_several_faults_in_one_file_are_all_listed(
         lines = assert_user_error(meta(*args, "flow.yaml"))
         assert len(lines) == 4, lines
         assert lines[0].startswith(
-            "flow.yaml: /spec/root/colour: unknown field 'colour' (allowed here: dependsOn, "
+            "flow.yaml: /spec/root/colour: unknown field 'colour' (allowed here: cache, dependsOn, "
         )
         assert lines[1:] == [
             "flow.yaml: /spec/root/maxActive: must be >= 1, got 0",

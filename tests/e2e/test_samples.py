@@ -32,6 +32,7 @@ ALL = [
     "company-cases",
     "macro-of-micro",
     "failure-policy",
+    "cached-steps",
 ]
 
 
@@ -81,7 +82,16 @@ class Run:
         return found[0]
 
 
-def execute(sample: str, base: Path, *extra: str | Path, flow: Path | None = None) -> Run:
+def execute(
+    sample: str,
+    base: Path,
+    *extra: str | Path,
+    flow: Path | None = None,
+    cache: Path | None = None,
+) -> Run:
+    """Run a sample into `base`; the units that say `cache:` use `cache` (default: a cache of
+    the run's own, so a sample's first run runs every step, whatever ran before)."""
+    base.mkdir(parents=True, exist_ok=True)
     workdir = base / "work"
     report_path = base / "report.json"
     result = meta(
@@ -91,6 +101,8 @@ def execute(sample: str, base: Path, *extra: str | Path, flow: Path | None = Non
         workdir,
         "--report",
         report_path,
+        "--cache-dir",
+        cache or base / "cache",
         *extra,
         cwd=base,  # the samples must not depend on where `meta` is run from
     )
@@ -478,6 +490,56 @@ def test_failure_policy_with_a_site_down(tmp_path: Path) -> None:
     assert "beta does not answer" in history[0]["stderrTail"]
 
 
+def test_cached_steps_a_second_run_runs_only_what_is_not_cached(runs: dict[str, Run]) -> None:
+    first = runs["cached-steps"]
+    top = "cached-steps/weather"
+    published = json.loads((first.outputs / "published.json").read_text())["published"]
+    assert published == {
+        "stations": 4,
+        "warmest": "airport",
+        "coldest": "summit",
+        "means": {"airport": 6.75, "harbour": 8.75, "north": -0.75, "summit": -6.5},
+    }
+    base = first.workdir.parent
+    again = execute("cached-steps", base / "again", cache=base / "cache")
+    assert again.result.returncode == 0, again.result.stderr
+    assert "(1 units run, 2 cached)" in again.result.stdout
+    states = {uid: (unit["state"], unit.get("cachedFrom")) for uid, unit in again.units().items()}
+    source = str(first.workdir.resolve())
+    assert states == {
+        f"{top}/stations": ("cached", source),
+        f"{top}/summary": ("cached", source),
+        f"{top}/publish": ("succeeded", None),
+    }, "the fan-out is one hit; `publish` says cache: false"
+    assert (again.outputs / "published.json").read_text() == (
+        first.outputs / "published.json"
+    ).read_text()
+
+
+def test_cached_steps_changed_data_runs_only_the_station_it_changed(
+    runs: dict[str, Run],
+) -> None:
+    first = runs["cached-steps"]
+    top = "cached-steps/weather"
+    edited = SAMPLES / "cached-steps" / "data" / "readings-edited.json"
+    base = first.workdir.parent
+    run = execute(
+        "cached-steps", base / "edited", "--set", f"readings={edited}", cache=base / "cache"
+    )
+    assert run.result.returncode == 0, run.result.stderr
+    states = {uid.removeprefix(f"{top}/"): unit["state"] for uid, unit in run.units().items()}
+    assert states == {
+        "stations/0/station-north": "cached",
+        "stations/1/station-harbour": "cached",
+        "stations/2/station-airport": "succeeded",
+        "stations/3/station-summit": "cached",
+        "summary": "succeeded",
+        "publish": "succeeded",
+    }
+    means = json.loads((run.outputs / "published.json").read_text())["published"]["means"]
+    assert means["airport"] == 7.25
+
+
 def test_flow_ref_target_runs_alone_on_its_inline_input(tmp_path: Path) -> None:
     run = execute("median", tmp_path, flow=SAMPLES / "macro-of-micro" / "median.flow.yaml")
     assert run.result.returncode == 0, run.result.stderr
@@ -508,6 +570,10 @@ MENTIONS = {
             "when depth == 0",
             "children in departments, teams, members",
         ],
+    ),
+    "cached-steps": (
+        ["weather", "stations", "station-{{ item.station }}", "summary", "publish"],
+        ["steps cached", "cached (version 1) as a whole", "step publish (not cached)"],
     ),
     "macro-of-micro": (
         ["describe-numbers", "stats", "load", "describe", "squares", "sum-squares", "report"],

@@ -99,7 +99,7 @@ class Env:
             "apiVersion": "meta-orchestrator.io/v1alpha1",
             "kind": "MetaFlow",
             "metadata": {"name": name},
-            "spec": {**spec, "root": _with_test_env(root)},
+            "spec": {**_with_test_env(spec), "root": _with_test_env(root)},
         }
         path = self.root / f"{name}.flow.yaml"
         path.write_text(json.dumps(document, indent=1), encoding="utf-8")
@@ -110,10 +110,12 @@ class Env:
         path.write_text(text, encoding="utf-8")
         return path
 
-    def meta(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def meta(
+        self, *args: str, timeout: float = 60, environ: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*META, *args],
-            env=self.environ(),
+            env={**self.environ(), **(environ or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -59,7 +59,7 @@ def seen(workdir, uid: str) -> dict:  # type: ignore[no-untyped-def]
 
 def reporting(name: str) -> dict:  # type: ignore[no-untyped-def]
     unit = step(name, "seen.py")
-    unit["run"]["env"] = {"STATES": STATES, "FAILURES": FAILURES}
+    unit["run"]["env"] = {**unit["run"].get("env", {}), "STATES": STATES, "FAILURES": FAILURES}
     return unit
 
 

@@ -63,7 +63,7 @@ class ConfigMapJournal:
             for key in sorted(data):
                 for line in data[key].splitlines():
                     record = UnitRecord(**json.loads(line))
-                    if record.state == "succeeded":
+                    if record.state in ("succeeded", "cached"):
                         # Reported again as resumed: the status counts it as cached.
                         self._finished[record.id] = replace(record, resumed=True)
             self._chunk += 1

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any
 
+from meta.cachedir import CacheDir
+from meta.engine.caching import StoreCache
 from meta.engine.engine import Engine
 from meta.engine.frontiers import Done
 from meta.errors import FlowInvalid, RunFailed, UserError
@@ -31,6 +34,7 @@ from meta.kube.types import (
     ANNOTATION_STORE,
     ANNOTATION_UPSTREAM,
     ANNOTATION_WITHIN,
+    CACHE_DIR,
     FlowOwner,
     OperatorSettings,
 )
@@ -114,7 +118,16 @@ async def run_flow(
     reporter.extra.update(startedAt=status.get("startedAt") or now(), conditions=conditions)
     await reporter.write(phase="Running", journal=journal.chunks)
     driver.sections = reporter
-    engine = Engine(plan, driver, pods=driver, flows=driver, listener=reporter, journal=journal)
+    cache = StoreCache(
+        CacheDir(os.path.join(settings.store_dir, CACHE_DIR)),
+        run=f"{owner.namespace}/{owner.name}",
+        outputs=driver.outputs,
+        # Child flows' outputs are combined by the driver itself, from their status.
+        leaves=lambda unit_id: driver.expanded([("", unit_id)]),
+    )
+    engine = Engine(
+        plan, driver, pods=driver, flows=driver, listener=reporter, journal=journal, cache=cache
+    )
     within = annotations.get(ANNOTATION_WITHIN)
     upstream = tuple(
         Done(subdir, unit_id)
@@ -129,7 +142,9 @@ async def run_flow(
     handed: dict[str, Any] = {}
     if within is not None:
         handed = await _hand_over(api, owner, driver.expanded([("", done.unit_id)]))
-    before = f", {reporter.cached} finished before" if reporter.cached else ""
+    resumed = reporter.cached - reporter.cache_hit_count
+    before = f", {resumed} finished before" if resumed else ""
+    before += f", {reporter.cache_hit_count} cached" if reporter.cache_hit_count else ""
     await event(api, owner, "Normal", "Succeeded", f"{reporter.succeeded} units succeeded{before}")
     await reporter.write(
         phase="Succeeded",

@@ -18,6 +18,8 @@ from meta.kube.api import ApiFailed, KubeApi
 from meta.kube.types import FlowOwner
 
 MAX_SECTIONS = 200
+MAX_CACHED_UNITS = 100
+"""Cache hits named in the status (with the run each came from), the first of them."""
 UPDATE_SECONDS = 1.0
 MAX_REASON = 4096
 """As the CRD bounds status.reason."""
@@ -53,7 +55,9 @@ class StatusReporter:
         self.cancelled = 0
         self.skipped = 0
         self.cached = 0
-        """Units an earlier session finished, not run again."""
+        """Units not run: an earlier session finished them, or the cache had their outputs."""
+        self.cache_hits: list[dict[str, str]] = []
+        self.cache_hit_count = 0
         self.sections: list[dict[str, Any]] = []
         self.extra: dict[str, Any] = {}
         self._dirty = asyncio.Event()
@@ -70,6 +74,11 @@ class StatusReporter:
         self.reached.add(record.id)
         if record.resumed:
             self.cached += 1
+        elif record.state == "cached":
+            self.cached += 1
+            self.cache_hit_count += 1
+            if len(self.cache_hits) < MAX_CACHED_UNITS:
+                self.cache_hits.append({"id": record.id, "from": record.cached_from})
         elif record.state == "succeeded":
             self.succeeded += 1
         elif record.state == "failed" and record.finished_at is not None:
@@ -108,6 +117,8 @@ class StatusReporter:
             "cancelled": self.cancelled,
             "skipped": self.skipped,
             "cached": self.cached,
+            "cacheHits": self.cache_hit_count,
+            "cachedUnits": self.cache_hits,
             "reached": len(self.reached),
             "sections": self.sections,
             "observedGeneration": self._generation,

@@ -8,6 +8,7 @@ made by the quarterback resolves in every slot):
     /scratch/.meta/quarterback.sock   where the slots' launchers connect
     /meta/upstream/<name>             outputs of macro units feeding the section (read-only)
     /meta/output                      where the section's result is persisted (the store)
+    /meta/cache                       the store's cache, when a unit of the section says `cache:`
 
 A step's outputs stay in RAM and the next step reads them through a link: no copy. Only the
 section's result is copied, once, to /meta/output when the section ends.
@@ -37,6 +38,7 @@ class PodPaths:
     upstream: str = "/meta/upstream"
     output: str = "/meta/output"
     work: str = "/meta/work"
+    cache: str = "/meta/cache"
 
     @property
     def socket(self) -> str:
@@ -124,6 +126,17 @@ class MicroDriver:
             if unit_id in known:
                 return known[unit_id]
         return os.path.join(self.paths.upstream, "missing", unit_id)
+
+    def adopt(self, unit_id: str) -> str:
+        """Where a unit's outputs restored from the cache go: a folder of the pod's scratch,
+        read by the units after it as any sibling's outputs."""
+        target = os.path.join(self.paths.units, f"cached-{next(self._attempts)}")
+        self.live[unit_id] = target
+        return target
+
+    def adopted(self, unit_id: str, manifest: object) -> None:
+        """A unit restored from the cache: one that wrote nothing has an empty folder."""
+        os.makedirs(self.live[unit_id], exist_ok=True)
 
     def combine(self, unit_id: str, parts: Sequence[tuple[str, str]]) -> None:
         target = os.path.join(self.paths.units, f"combined-{next(self._attempts)}")

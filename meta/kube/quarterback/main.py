@@ -16,6 +16,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from meta.cachedir import CacheDir
+from meta.engine.caching import StoreCache
 from meta.engine.engine import Engine
 from meta.engine.records import NullListener, UnitRecord
 from meta.errors import RunFailed, UserError
@@ -33,10 +35,13 @@ TERMINATION_BYTES = 4096
 class _Count(NullListener):
     def __init__(self) -> None:
         self.units = 0
+        self.cached = 0
 
     def unit_finished(self, record: UnitRecord) -> None:
         if record.state == "succeeded":
             self.units += 1
+        elif record.state == "cached":
+            self.cached += 1
 
 
 async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
@@ -55,8 +60,17 @@ async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
     await slots.serve(paths.socket)
     driver = MicroDriver(paths, slots, work.default_image, work.task.upstream)
     counted = _Count()
+    cache = None
+    if os.path.isdir(paths.cache):
+        cache = StoreCache(
+            CacheDir(paths.cache),
+            run=work.run,
+            outputs=driver.outputs,
+            place=driver.adopt,
+            placed=driver.adopted,
+        )
     try:
-        done = await Engine(plan, driver, listener=counted).run_pod(work.task)
+        done = await Engine(plan, driver, listener=counted, cache=cache).run_pod(work.task)
         result = driver.outputs(done.unit_id)
         await asyncio.to_thread(keep_result, driver.parts, result, paths.output)
     except RunFailed as exc:
@@ -72,10 +86,10 @@ async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
     finally:
         await slots.close(paths.socket)
     swaps = sum(slot.swaps for slot in slots.slots)
-    _report(
-        termination,
-        json.dumps({"unitsRun": counted.units, "peakActive": slots.peak, "imageSwaps": swaps}),
-    )
+    report = {"unitsRun": counted.units, "peakActive": slots.peak, "imageSwaps": swaps}
+    if counted.cached:
+        report["unitsCached"] = counted.cached
+    _report(termination, json.dumps(report))
     return 0
 
 

@@ -207,3 +207,58 @@ def test_work_the_flow_language_refuses_ends_with_code_2(paths: PodPaths, run_po
     code, message, _ = run_pod(["img"])
     assert code == 2
     assert message.startswith(f"{FILE}: /spec/root/units")
+
+
+def test_a_cached_step_in_a_pod_is_reused_by_the_next_pod_from_the_stores_cache(
+    tmp_path: Path, paths: PodPaths
+) -> None:
+    """The quarterback's cache is the store's (/meta/cache): a second pod of the same section
+    (another flow's, a fresh scratch) restores the cached step into its scratch, where the step
+    after it reads it, and runs only that step."""
+    side = tmp_path / "ran.txt"
+    count = (
+        "import os, pathlib\n"
+        f"with open({str(side)!r}, 'a') as f: f.write(os.environ['META_UNIT_ID'] + '\\n')\n"
+    )
+    section = {
+        "name": "steps",
+        "scope": "micro",
+        "pattern": "sequence",
+        "units": [
+            {**py_step("slow", "img-a", count + WRITE_IMAGE), "cache": True},
+            py_step("after", "img-a", count + WRITE_IMAGE),
+        ],
+    }
+    cached = PodPaths(
+        scratch=paths.scratch, upstream=paths.upstream, output=paths.output, work=paths.work,
+        cache=str(tmp_path / "store-cache"),
+    )  # fmt: skip
+    os.makedirs(cached.cache)
+    reports = []
+    for _ in range(2):
+        for folder in (cached.scratch, cached.output):
+            subprocess.run(["rm", "-rf", folder], check=True)
+        os.makedirs(cached.scratch)
+        write_work(cached, section, ["img-a"])
+        code, message, _pod = run_pod_at(cached, tmp_path, ["img-a"])
+        assert code == 0, message
+        reports.append(json.loads(message))
+        trail = json.loads(Path(cached.output, "trail.json").read_text())
+        assert trail == ["img-a", "img-a"], "the step after reads the restored outputs"
+    assert side.read_text().splitlines() == [
+        "pipe/steps/slow",
+        "pipe/steps/after",
+        "pipe/steps/after",
+    ]
+    assert reports[1]["unitsRun"] == 1 and reports[1]["unitsCached"] == 1
+    assert "unitsCached" not in reports[0]
+
+
+def run_pod_at(paths: PodPaths, tmp_path: Path, slots: list[str]) -> tuple[int, str, FakePod]:
+    pod = FakePod(paths, slots)
+    try:
+        termination = str(tmp_path / "termination-log")
+        code = asyncio.run(run_quarterback(paths, pod.swap, termination))
+        return code, Path(termination).read_text(), pod
+    finally:
+        pod.close()

@@ -384,3 +384,60 @@ def test_files_no_pod_can_read_are_told_of_and_the_operator_still_reads_them(
         for m in next(iter(api.pods.values()))["spec"]["containers"][0]["volumeMounts"]
     }
     assert str(stored.parent.parent) in mounts, "pods mount the files where the operator reads them"
+
+
+def test_a_second_flow_reuses_a_cached_steps_outputs_from_the_stores_cache(
+    tmp_path: Path,
+) -> None:
+    """The operator keeps a cached step's outputs in the store's `.cache` and links them into
+    the next flow's store folder instead of making its pod; a micro pod whose section caches a
+    step mounts the cache for its quarterback (and only such a pod)."""
+    api, broker = FakeApi(), Watches()
+    kubelet = FakeKubelet(api, broker)
+    store = tmp_path / "store"
+    created = api.on_create
+    assert created is not None
+
+    def writes_outputs(pod: dict[str, Any]) -> None:
+        unit = pod["metadata"]["annotations"][ANNOTATION_UNIT_ID]
+        flow = pod["metadata"]["labels"]["meta-orchestrator.io/flow"]
+        outputs = store / f"uid-{flow}" / unit / "outputs"
+        outputs.mkdir(parents=True, exist_ok=True)
+        (outputs / "made-by").write_text(unit)
+        created(pod)
+
+    api.on_create = writes_outputs
+    micro = {
+        "name": "pod",
+        "scope": "micro",
+        "pattern": "sequence",
+        "units": [{**step("inner"), "cache": True}],
+    }
+    spec = {
+        "root": {
+            "name": "outer",
+            "scope": "macro",
+            "pattern": "sequence",
+            "units": [{**step("fetch", "fetch", "data"), "cache": True}, micro],
+        }
+    }
+    assert run(api, broker, resource(spec, name="first"), tmp_path) == "Succeeded"
+    assert kubelet.order == ["first/outer/fetch", "first/outer/pod"]
+    pods = {p["metadata"]["annotations"][ANNOTATION_UNIT_ID]: p for p in api.pods.values()}
+    quarterback = pods["first/outer/pod"]["spec"]["containers"][0]
+    cache_mounts = [m for m in quarterback["volumeMounts"] if m["mountPath"] == "/meta/cache"]
+    assert cache_mounts == [{"name": "store", "mountPath": "/meta/cache", "subPath": ".cache"}]
+    fetch = pods["first/outer/fetch"]["spec"]["containers"][0]
+    assert all(m["mountPath"] != "/meta/cache" for m in fetch["volumeMounts"])
+
+    assert run(api, broker, resource(spec, name="second"), tmp_path) == "Succeeded"
+    assert kubelet.order[2:] == ["second/outer/pod"], "no pod for the cached step"
+    status = api.status
+    assert (status["cacheHits"], status["cached"]) == (1, 1)
+    assert status["cachedUnits"] == [{"id": "second/outer/fetch", "from": f"{NS}/first"}]
+    restored = store / "uid-second" / "second/outer/fetch" / "outputs" / "made-by"
+    assert restored.read_text() == "first/outer/fetch", "the first flow's outputs, linked in"
+    assert (api.events[-1]["reason"], api.events[-1]["message"]) == (
+        "Succeeded",
+        "1 units succeeded, 1 cached",
+    )
