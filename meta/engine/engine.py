@@ -25,7 +25,18 @@ from meta.engine.frontiers import Context, Done, Frontier, Ready, frontier_for
 from meta.engine.generating import Generation
 from meta.engine.records import Journal, Listener, NullJournal, NullListener, SectionRecord
 from meta.engine.tasks import step_task, with_attempt
-from meta.engine.visit import FlowFrame, SectionFrame, Visit, begin, named
+from meta.engine.visit import (
+    FlowFrame,
+    SectionFrame,
+    Visit,
+    begin,
+    fed,
+    feeding,
+    is_met,
+    make_visit,
+    named,
+    section_result,
+)
 from meta.errors import Fault, LimitExceeded
 from meta.flow.model import Cases, FlowRef, Generate, Section, Step, Unit, max_active
 from meta.generate.plugins import Plugins
@@ -74,9 +85,9 @@ class Engine:
         same ids, inputs and upstream the engine that made the task would have given it."""
         plan, section = self._plan.section_at(task.file, task.pointer)
         context = Context(task.input, task.iteration, hidden=task.hidden)
-        upstream = tuple(Done(subdir, unit_id) for subdir, unit_id in task.upstream)
+        upstream = fed(task.fed_by)
         parent = SectionFrame(task.section, "macro", None)
-        visit = Visit(FlowFrame.of(plan), parent, task.name, task.id, context, upstream)
+        visit = make_visit(FlowFrame.of(plan), parent, task.name, task.id, context, upstream)
         return await self._section(visit, section)
 
     async def _unit(
@@ -89,6 +100,9 @@ class Engine:
         upstream: tuple[Done, ...],
     ) -> Done:
         unit, visit = begin(frame, unit, parent, key, context, upstream)
+        if not is_met(visit, unit):
+            self._attempts.skip(visit, "condition")
+            return Done(visit.name, visit.uid, "skipped")
         if isinstance(unit, Step):
             return await self._step(visit, unit)
         if isinstance(unit, Generate):
@@ -105,7 +119,7 @@ class Engine:
         inner = SectionFrame(visit.uid, visit.parent.scope, visit.parent.pod)
         context = frame.root_context()
         done = await self._unit(frame, plan.flow.root, inner, "", context, visit.upstream)
-        return Done(visit.name, done.unit_id)
+        return Done(visit.name, done.unit_id, result=done.result)
 
     async def _flow_ref_here(self, visit: Visit, plan: Plan) -> Done:
         return await self._nested(visit, plan, visit.frame.chain)
@@ -113,7 +127,15 @@ class Engine:
     async def _flow_of_its_own(self, flows: FlowDriver, visit: Visit, plan: Plan) -> Done:
         """A flowRef run by a `FlowDriver` as a flow of its own. The journal is not asked: the
         child flow is its own record, and the driver finds it ended if it has."""
-        task = FlowTask(visit.uid, visit.name, visit.parent.id, plan, named(visit.upstream), 1)
+        task = FlowTask(
+            visit.uid,
+            visit.name,
+            visit.parent.id,
+            plan,
+            named(visit.upstream),
+            1,
+            feeding(visit.upstream),
+        )
         return await self._whole(visit, lambda n: flows.start_flow(replace(task, attempt=n)))
 
     async def _section(self, visit: Visit, section: Section) -> Done:
@@ -138,8 +160,9 @@ class Engine:
     ) -> Done:
         """An outermost micro section run by a `PodDriver` as one unit: a quarterback runs its
         units inside the pod."""
-        if self._attempts.finished_before(visit.uid):
-            return Done(visit.name, visit.uid)
+        previous = self._attempts.finished_before(visit.uid)
+        if previous is not None:
+            return Done(visit.name, visit.uid, result=previous.result)
         task = PodTask(
             id=visit.uid,
             name=visit.name,
@@ -152,6 +175,7 @@ class Engine:
             upstream=named(visit.upstream),
             attempt=1,
             max_active=limit,
+            fed_by=feeding(visit.upstream),
         )
         return await self._whole(visit, lambda n: pods.start_pod(replace(task, attempt=n)))
 
@@ -159,8 +183,8 @@ class Engine:
         """A micro pod or a child flow, run as one unit: one attempt, no time limit of its own;
         the steps inside keep their retries and timeouts (retrying the whole would multiply
         them, a step's timeout would cut it short)."""
-        await self._attempts.run(visit, 0, None, start)
-        return Done(visit.name, visit.uid)
+        record = await self._attempts.run(visit, 0, None, start)
+        return Done(visit.name, visit.uid, result=record.result)
 
     async def _walk(
         self, visit: Visit, section: Section, limit: int, pod: str | None
@@ -181,10 +205,11 @@ class Engine:
             SectionRecord(visit.uid, visit.name, section.pattern, section.scope, limit, peak, count)
         )
         parts = frontier.result()
+        result = section_result(parts)
         if len(parts) == 1:
-            return Done(visit.name, parts[0].unit_id)
+            return Done(visit.name, parts[0].unit_id, result=result)
         self._driver.combine(visit.uid, named(parts))
-        return Done(visit.name, visit.uid)
+        return Done(visit.name, visit.uid, result=result)
 
     async def _drive_in_turn(self, frame: FlowFrame, frontier: Frontier, here: SectionFrame) -> int:
         """One unit at a time, each awaited in turn (exact pattern order); the units run."""
@@ -253,12 +278,15 @@ class Engine:
                     f"at {visit.uid} (generated under: {chain})",
                 )
             )
-        if self._attempts.finished_before(visit.uid):
-            return Done(visit.name, visit.uid)
+        previous = self._attempts.finished_before(visit.uid)
+        if previous is not None:
+            return Done(visit.name, visit.uid, result=previous.result)
         defaults = visit.frame.plan.flow.defaults
         retries = defaults.retries if step.retries is None else step.retries
         timeout = defaults.timeout_seconds if step.timeout_seconds is None else step.timeout_seconds
         task = step_task(visit, step)
         start = self._driver.start
-        await self._attempts.run(visit, retries, timeout, lambda n: start(with_attempt(task, n)))
-        return Done(visit.name, visit.uid)
+        record = await self._attempts.run(
+            visit, retries, timeout, lambda n: start(with_attempt(task, n))
+        )
+        return Done(visit.name, visit.uid, result=record.result)

@@ -14,17 +14,27 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
+from meta.errors import Fault, InputFault
 from meta.flow.model import Cases, Over, Section, Unit
+from meta.plan.inputs import resolve
 from meta.plan.plan import Plan
 
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """A finished unit, as its consumers see it: its name and whose outputs it stands for."""
+    """A finished unit, as its consumers see it: its name, whose outputs it stands for, how it
+    ended and its result."""
 
     name: str
     unit_id: str
     """The unit whose outputs these are (a section stands for the part, or parts, it ends with)."""
+    state: str = "succeeded"
+    """`succeeded`, `skipped`, `failed` or `cached`. A skipped unit (its `when` was false) has
+    no outputs and is left out of META_UPSTREAM."""
+    result: Any = None
+    """A step's JSON result (what it wrote to META_RESULT); a section's is its result unit's,
+    or with several result units a mapping of their results by their outputs' subdirectory
+    names; a flowRef's or a generate unit's is its flow's root's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -561,9 +571,8 @@ def frontier_for(
         frontier = DagFrontier(section.units, context, upstream)
     elif section.pattern == "fanout":
         assert over is not None and section.visit is not None
-        frontier = ItemsFrontier(
-            section.visit, plan.over(over), over, plan.located(over.input), upstream
-        )
+        collection, source = _collection(plan, section, over, upstream)
+        frontier = ItemsFrontier(section.visit, collection, over, source, upstream)
     elif section.pattern == "cycle":
         assert over is not None
         frontier = CycleFrontier(
@@ -580,3 +589,39 @@ def frontier_for(
     if section.gather is not None:
         frontier = GatherFrontier(frontier, section.gather, context)
     return frontier
+
+
+def _collection(
+    plan: Plan, section: Section, over: Over, upstream: tuple[Done, ...]
+) -> tuple[Any, tuple[str, str]]:
+    """What a fanout walks, and where that is for faults: an input, or an upstream unit's
+    result (a skipped unit's is an empty collection)."""
+    if over.result is None:
+        return plan.over(over), plan.located(over.input)
+    where = section.origin.at("over", "result")
+    producers = {done.name: done for done in upstream}
+    producer = producers.get(over.result)
+    if producer is None:
+        feeding = ", ".join(sorted(producers)) or "none"
+        raise InputFault(
+            Fault(
+                where.file,
+                where.pointer,
+                f"'{over.result}' is not among the units that feed '{section.name}' "
+                f"(those are: {feeding})",
+            )
+        )
+    if producer.state == "skipped":
+        return [], (where.file, where.pointer)
+    source = (f"the result of {producer.unit_id}", "")
+    value = resolve(producer.result, over.path, *source)
+    if not isinstance(value, list | dict):
+        raise InputFault(
+            Fault(
+                *source[:1],
+                over.path or "/",
+                f"section '{section.name}' needs an array or an object to fan out over, "
+                f"got {type(value).__name__ if value is not None else 'no result'}",
+            )
+        )
+    return value, source

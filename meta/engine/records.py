@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from meta.flow.model import Pattern, Scope
 
-UnitState = Literal["running", "succeeded", "failed", "cancelled"]
+UnitState = Literal["running", "succeeded", "failed", "cancelled", "skipped"]
+FINISHED_STATES = frozenset({"succeeded", "skipped"})
+"""States of a unit that a resumed run does not run again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,9 @@ class UnitRecord:
     """True when the unit had finished in an earlier run and was not run again."""
     retrying: bool = False
     """True for a failed attempt that is followed by another (the unit has not failed)."""
+    result: Any = None
+    """What a unit that succeeded wrote to META_RESULT (a micro pod, a child flow: its
+    section's or flow's result); None for none."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,15 +4,16 @@ chosen, a templated name rendered, the id checked for a clash)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from meta.engine.driver import Feeder
 from meta.engine.frontiers import Context, Done
 from meta.errors import Fault, TemplateFault
 from meta.flow.checks import name_problem
 from meta.flow.model import Cases, Origin, Scope, Unit
-from meta.flow.templates import TemplateProblem, evaluate, is_template, render
+from meta.flow.templates import TemplateProblem, holds, is_template, render
 from meta.plan.plan import Plan
 
 
@@ -45,19 +46,13 @@ class FlowFrame:
         directory: str = self.variables["flow"]["dir"]
         return directory
 
-    def variables_for(self, context: Context) -> dict[str, Any]:
+    def variables_for(self, context: Context, upstream: tuple[Done, ...]) -> dict[str, Any]:
+        """The template variables of a unit run with `context`, fed by `upstream`."""
         variables = dict(self.variables)
         if context.iteration is not None:
             variables.update(context.iteration)
+        variables["upstream"] = upstream_variable(upstream)
         return variables
-
-    def render(self, context: Context, text: str, origin: Origin) -> str:
-        if not is_template(text):
-            return text
-        try:
-            return render(text, self.variables_for(context))
-        except TemplateProblem as problem:
-            raise TemplateFault(located(origin, context, str(problem))) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +78,49 @@ class Visit:
     uid: str
     context: Context
     upstream: tuple[Done, ...]
+    variables: Mapping[str, Any]
+    """Its template variables (the flow's, the iteration's and `upstream`)."""
+
+    def render(self, text: str, origin: Origin) -> str:
+        return render_at(self.variables, self.context, text, origin)
+
+
+def make_visit(
+    frame: FlowFrame,
+    parent: SectionFrame,
+    name: str,
+    uid: str,
+    context: Context,
+    upstream: tuple[Done, ...],
+) -> Visit:
+    variables = frame.variables_for(context, upstream)
+    return Visit(frame, parent, name, uid, context, upstream, variables)
+
+
+def render_at(variables: Mapping[str, Any], context: Context, text: str, origin: Origin) -> str:
+    """A template rendered with `variables`; a fault names `origin` and the data node."""
+    if not is_template(text):
+        return text
+    try:
+        return render(text, variables)
+    except TemplateProblem as problem:
+        raise TemplateFault(located(origin, context, str(problem))) from None
+
+
+def upstream_variable(upstream: tuple[Done, ...]) -> dict[str, dict[str, Any]]:
+    """The template variable `upstream`: `{NAME: {state, result}}` for every unit that feeds
+    this one, skipped ones too, named like their META_UPSTREAM subdirectories."""
+    return {name: {"state": done.state, "result": done.result} for name, done in _names(upstream)}
+
+
+def is_met(visit: Visit, unit: Unit) -> bool:
+    """Whether the unit's `when` holds in this visit (a unit without one always runs)."""
+    if unit.when is None:
+        return True
+    try:
+        return holds(unit.when, visit.variables)
+    except TemplateProblem as problem:
+        raise TemplateFault(located(unit.origin.at("when"), visit.context, str(problem))) from None
 
 
 def begin(
@@ -95,11 +133,12 @@ def begin(
 ) -> tuple[Unit, Visit]:
     """The unit to run (the case that matches, for `cases`) and its visit, named and given its
     id: the parent's id, the instance key inside iterations, and the rendered name."""
+    variables = frame.variables_for(context, upstream)
     if isinstance(unit, Cases):
-        unit = _choose(frame, unit, context)
+        unit = _choose(variables, unit, context)
     name = unit.name
     if is_template(name):
-        name = frame.render(context, name, unit.origin.at("name"))
+        name = render_at(variables, context, name, unit.origin.at("name"))
         problem = name_problem(name)
         if problem is not None:
             raise TemplateFault(located(unit.origin.at("name"), context, f"rendered {problem}"))
@@ -110,14 +149,13 @@ def begin(
                 located(unit.origin.at("name"), context, f"another unit here is named {name!r} too")
             )
         parent.named.add(uid)
-    return unit, Visit(frame, parent, name, uid, context, upstream)
+    return unit, Visit(frame, parent, name, uid, context, upstream, variables)
 
 
-def _choose(frame: FlowFrame, cases: Cases, context: Context) -> Unit:
-    variables = frame.variables_for(context)
+def _choose(variables: Mapping[str, Any], cases: Cases, context: Context) -> Unit:
     for case in cases.cases:
         try:
-            if evaluate(case.when, variables):
+            if holds(case.when, variables):
                 return case.unit
         except TemplateProblem as problem:
             raise TemplateFault(located(case.origin.at("when"), context, str(problem))) from None
@@ -142,7 +180,13 @@ def located(origin: Origin, context: Context, reason: str) -> Fault:
 
 
 def named(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, str]]:
-    """(subdirectory name, unit id) per part; a name several parts share gets `.0`, `.1`..."""
+    """(subdirectory name, unit id) per part that has outputs (a skipped one has none); a name
+    several parts share gets `.0`, `.1`... (counted over every part, skipped ones too, so a
+    part has the same name in META_UPSTREAM and in the template variable `upstream`)."""
+    return [(name, done.unit_id) for name, done in _names(parts) if done.state != "skipped"]
+
+
+def _names(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, Done]]:
     counts: dict[str, int] = {}
     for part in parts:
         counts[part.name] = counts.get(part.name, 0) + 1
@@ -150,9 +194,27 @@ def named(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, str]]:
     result = []
     for part in parts:
         if counts[part.name] == 1:
-            result.append((part.name, part.unit_id))
+            result.append((part.name, part))
         else:
             index = seen.get(part.name, 0)
             seen[part.name] = index + 1
-            result.append((f"{part.name}.{index}", part.unit_id))
+            result.append((f"{part.name}.{index}", part))
     return result
+
+
+def feeding(upstream: tuple[Done, ...]) -> list[Feeder]:
+    """The units that feed a unit, as a task carries them to another engine."""
+    return [(done.name, done.unit_id, done.state, done.result) for done in upstream]
+
+
+def fed(feeders: Sequence[Feeder]) -> tuple[Done, ...]:
+    """The `Done`s of the units a task says feed it (`feeding`'s inverse)."""
+    return tuple(Done(name, unit_id, state, result) for name, unit_id, state, result in feeders)
+
+
+def section_result(parts: list[Done]) -> Any:
+    """A section's result: its one result unit's, or a mapping of its result units' results
+    by their outputs' subdirectory names (skipped ones left out)."""
+    if len(parts) == 1:
+        return parts[0].result
+    return {name: done.result for name, done in _names(parts) if done.state != "skipped"}

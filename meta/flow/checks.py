@@ -12,7 +12,9 @@ from meta.flow.model import Cases, Flow, FlowRef, Generate, Origin, Section, Ste
 from meta.flow.templates import (
     FLOW_VARIABLES,
     ITERATION_VARIABLES,
+    UNIT_VARIABLES,
     TemplateProblem,
+    check_condition,
     check_template,
     is_template,
 )
@@ -40,7 +42,8 @@ ITERATING = frozenset({"fanout", "dfs", "bfs", "cycle"})
 
 def semantic_faults(flow: Flow) -> list[Fault]:
     """Every semantic fault in one flow (flowRefs are followed by the planner, not here)."""
-    return list(_unit_faults(flow.root, flow, FLOW_VARIABLES, in_micro=False))
+    available = FLOW_VARIABLES | UNIT_VARIABLES
+    return list(_unit_faults(flow.root, flow, available, in_micro=False))
 
 
 def _fault(origin: Origin, reason: str) -> Fault:
@@ -54,6 +57,8 @@ def _unit_faults(
     problem = None if is_template(unit.name) else name_problem(unit.name)
     if problem is not None:
         yield _fault(unit.origin.at("name"), problem)
+    if unit.when is not None:
+        yield from _template_faults(unit.origin.at("when"), unit.when, available, condition=True)
     if isinstance(unit, Step):
         run = unit.origin.at("run")
         for i, arg in enumerate(unit.run.command):
@@ -85,26 +90,30 @@ def _generate_faults(unit: Generate, flow: Flow) -> Iterator[Fault]:
             )
 
 
-def _generate_sources_faults(units: list[Unit], section: Section) -> Iterator[Fault]:
-    """A `fromUnit` must name a sibling whose outputs flow into the generate unit."""
-    for position, unit in enumerate(units):
-        if not isinstance(unit, Generate):
-            continue
+def _producer_names(unit: Unit) -> Iterator[tuple[Origin, str]]:
+    """(where, name) for every sibling a unit names as its producer: a generate unit's
+    `fromUnit`, a fanout's `over.result`."""
+    if isinstance(unit, Generate):
         for role, source in unit.sources():
-            if source.from_unit is None:
-                continue
-            if section.pattern == "dag":
-                feeds, needs = set(unit.depends_on), "list it in dependsOn"
-            elif section.pattern == "sequence":
-                feeds = {units[position - 1].name} if position else set()
-                needs = "it must come just before"
-            else:
-                continue
-            if source.from_unit not in feeds:
-                yield _fault(
-                    unit.origin.at("generate", role, "fromUnit"),
-                    f"'{source.from_unit}' does not feed '{unit.name}' ({needs})",
-                )
+            if source.from_unit is not None:
+                yield unit.origin.at("generate", role, "fromUnit"), source.from_unit
+    elif isinstance(unit, Section) and unit.over is not None and unit.over.result is not None:
+        yield unit.origin.at("over", "result"), unit.over.result
+
+
+def _producers_faults(units: list[Unit], section: Section) -> Iterator[Fault]:
+    """A producer a unit names must be a sibling whose outputs flow into it."""
+    for position, unit in enumerate(units):
+        if section.pattern == "dag":
+            feeds, needs = set(unit.depends_on), "list it in dependsOn"
+        elif section.pattern == "sequence":
+            feeds = {units[position - 1].name} if position else set()
+            needs = "it must come just before"
+        else:
+            continue
+        for origin, name in _producer_names(unit):
+            if name not in feeds:
+                yield _fault(origin, f"'{name}' does not feed '{unit.name}' ({needs})")
 
 
 def _section_faults(
@@ -132,7 +141,11 @@ def _section_faults(
             "a cycle has at most one live unit per ring member: "
             f"maxActive must be <= {len(section.ring)}",
         )
-    if section.over is not None and section.over.input not in flow.inputs:
+    if (
+        section.over is not None
+        and section.over.result is None
+        and section.over.input not in flow.inputs
+    ):
         declared = ", ".join(sorted(flow.inputs)) or "none"
         yield _fault(
             section.origin.at("over", "input"),
@@ -140,7 +153,7 @@ def _section_faults(
         )
     iterating = available | ITERATION_VARIABLES
     yield from _siblings_faults(section.units, section, "units")
-    yield from _generate_sources_faults(list(section.units), section)
+    yield from _producers_faults(list(section.units), section)
     yield from _siblings_faults(section.ring, section, "ring")
     for unit in section.units:
         yield from _unit_faults(unit, flow, available, in_micro=inner_micro)
@@ -151,7 +164,7 @@ def _section_faults(
     if isinstance(section.visit, Cases):
         for case in section.visit.cases:
             yield from _template_faults(
-                case.origin.at("when"), case.when, iterating, expression=True
+                case.origin.at("when"), case.when, iterating, condition=True
             )
             yield from _unit_faults(case.unit, flow, iterating, in_micro=inner_micro)
     elif section.visit is not None:
@@ -203,11 +216,19 @@ def _siblings_faults(units: Iterable[Unit], section: Section, field: str) -> Ite
 
 
 def _template_faults(
-    origin: Origin, text: str, available: frozenset[str], *, expression: bool = False
+    origin: Origin,
+    text: str,
+    available: frozenset[str],
+    *,
+    expression: bool = False,
+    condition: bool = False,
 ) -> Iterator[Fault]:
-    if not expression and not is_template(text):
+    if not expression and not condition and not is_template(text):
         return
     try:
-        check_template(text, available, expression=expression)
+        if condition:
+            check_condition(text, available)
+        else:
+            check_template(text, available, expression=expression)
     except TemplateProblem as problem:
         yield _fault(origin, str(problem))

@@ -74,16 +74,20 @@ class Step:
     retries: int | None = None
     timeout_seconds: float | None = None
     depends_on: tuple[str, ...] = ()
+    when: str | None = None
 
 
 @dataclass(frozen=True)
 class Over:
-    """What a data-driven section walks: an input, a place inside it, and how to read it."""
+    """What a data-driven section walks: an input (or, for a fanout, the result of an upstream
+    unit), a place inside it, and how to read it."""
 
-    input: str
+    input: str = ""
     path: str = ""
     children: tuple[str, ...] = ()
     chunk: int = 0
+    result: str | None = None
+    """The name of the upstream unit whose result a fanout walks, instead of an input."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ class Section:
     ring: tuple[Unit, ...] = ()
     rounds: int = 1
     depends_on: tuple[str, ...] = ()
+    when: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ class FlowRef:
     origin: Origin
     inputs: Mapping[str, Input] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
+    when: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,7 @@ class Generate:
     data: UnitSource | None = None
     generator: str | None = None
     depends_on: tuple[str, ...] = ()
+    when: str | None = None
 
     def sources(self) -> Iterator[tuple[str, UnitSource]]:
         """(role, source) for the description and, when given, the data."""
@@ -154,6 +161,7 @@ class Generate:
 
 
 Unit: TypeAlias = Step | Section | FlowRef | Generate
+"""Every unit kind has `when`: a condition that, when false, skips the unit."""
 
 DEFAULT_MAX_ACTIVE: dict[str, int] = {
     "sequence": 1,

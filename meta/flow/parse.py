@@ -131,6 +131,7 @@ def _inputs(raw: dict[str, Any], base: Path) -> dict[str, Input]:
 
 def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
     depends_on = tuple(raw.get("dependsOn", ()))
+    when = raw.get("when")
     if "run" in raw:
         run = raw["run"]
         return Step(
@@ -145,6 +146,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             retries=raw.get("retries"),
             timeout_seconds=raw.get("timeoutSeconds"),
             depends_on=depends_on,
+            when=when,
         )
     if "generate" in raw:
         generate = raw["generate"]
@@ -155,6 +157,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             data=_source(generate["data"]) if "data" in generate else None,
             generator=generate.get("generator"),
             depends_on=depends_on,
+            when=when,
         )
     if "flowRef" in raw:
         ref = raw["flowRef"]
@@ -164,6 +167,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             origin=origin,
             inputs=_inputs(ref.get("inputs", {}), base),
             depends_on=depends_on,
+            when=when,
         )
     over = raw.get("over")
     children = over.get("children", ()) if over else ()
@@ -178,10 +182,11 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             for i, child in enumerate(raw.get("units", ()))
         ),
         over=Over(
-            input=over["input"],
+            input=over.get("input", ""),
             path=over.get("path", ""),
             children=(children,) if isinstance(children, str) else tuple(children),
             chunk=over.get("chunk", 0),
+            result=over.get("result"),
         )
         if over
         else None,
@@ -194,6 +199,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
         ),
         rounds=raw.get("rounds", 1),
         depends_on=depends_on,
+        when=when,
     )
 
 

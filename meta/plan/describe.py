@@ -36,6 +36,8 @@ def describe(plan: Plan) -> list[str]:
 
 def _unit(plan: Plan, unit: Unit, depth: int, role: str) -> list[str]:
     pad = "  " * depth
+    if unit.when is not None:
+        role = f"{role}only when {unit.when}: "
     if isinstance(unit, Step):
         image = f" in image {unit.run.image}" if unit.run.image else ""
         bounds = []
@@ -68,7 +70,11 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
     over = section.over
     if over is not None:
         where = f" at {over.path}" if over.path else ""
-        source = f"input '{over.input}'{where}"
+        source = (
+            f"input '{over.input}'{where}"
+            if over.result is None
+            else f"the result of unit '{over.result}'{where}"
+        )
         if section.pattern == "fanout":
             what = f"fans out one visit per item of {source}"
         elif section.pattern == "cycle":

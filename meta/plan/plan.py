@@ -231,7 +231,7 @@ def _check_data(plan: Plan, faults: list[Fault]) -> None:
     if faults:
         return
     for section in (u for u in walk_units(plan.flow.root) if isinstance(u, Section)):
-        if section.over is not None:
+        if section.over is not None and section.over.result is None:
             try:
                 _check_shape(plan, section, section.over)
             except UserError as exc:

@@ -40,7 +40,7 @@ CASES = [
         },
         "flow.yaml",
         "/spec/root/units/0/colour",
-        ("unknown field 'colour'", "allowed here: dependsOn, name, retries, run, timeoutSeconds"),
+        ("unknown field 'colour'", "allowed here: dependsOn, name, retries, run, timeoutSeconds, when"),
     ),
     BadInput(
         "wrong-type",
@@ -239,7 +239,7 @@ CASES = [
         },
         "flow.yaml",
         "/spec/root/units/1/run/command/1",
-        ("undefined template variable 'bogus'", "defined here: flow, inputs"),
+        ("undefined template variable 'bogus'", "defined here: flow, inputs, upstream"),
     ),
     BadInput(
         "template-reaches-for-class-of-node",

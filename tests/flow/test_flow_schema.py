@@ -65,11 +65,11 @@ def test_unknown_field_names_the_field_and_what_is_allowed() -> None:
     assert faults(doc({**STEP, "colour": "red", "size": 1})) == [
         (
             "/spec/root/colour",
-            "unknown field 'colour' (allowed here: dependsOn, name, retries, run, timeoutSeconds)",
+            "unknown field 'colour' (allowed here: dependsOn, name, retries, run, timeoutSeconds, when)",
         ),
         (
             "/spec/root/size",
-            "unknown field 'size' (allowed here: dependsOn, name, retries, run, timeoutSeconds)",
+            "unknown field 'size' (allowed here: dependsOn, name, retries, run, timeoutSeconds, when)",
         ),
     ]
 
@@ -261,7 +261,7 @@ def test_flowref_fields() -> None:
     root = {"name": "r", "flowRef": {"path": "x", "inputs": {"a": {"path": "p", "value": 1}}}}
     assert faults(doc({**root, "scope": "micro"})) == [
         ("/spec/root/flowRef/inputs/a", "an input is exactly one of {path: FILE} or {value: JSON}"),
-        ("/spec/root/scope", "unknown field 'scope' (allowed here: dependsOn, flowRef, name)"),
+        ("/spec/root/scope", "unknown field 'scope' (allowed here: dependsOn, flowRef, name, when)"),
     ]
 
 
