@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -44,3 +45,12 @@ def write_output(output: Path, text: str) -> None:
         write_text(output, text)
     except OSError as exc:
         raise UserError(Fault(display_path(output), "", f"cannot write: {exc}")) from None
+
+
+RESULT_SHOWN = 200
+
+
+def shown_result(result: Any) -> str:
+    """A result on one line, cut to RESULT_SHOWN characters (`-o json` has it whole)."""
+    text = json.dumps(result, separators=(",", ":"), sort_keys=True)
+    return text if len(text) <= RESULT_SHOWN else text[: RESULT_SHOWN - 1] + "…"

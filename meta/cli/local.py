@@ -11,7 +11,13 @@ from typing import Any
 import click
 from rich.console import Console
 
-from meta.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USER_ERROR, user_errors
+from meta.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    shown_result,
+    user_errors,
+)
 from meta.engine.records import Listener
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
@@ -159,13 +165,17 @@ def _summarise(outcome: Outcome) -> None:
     report = outcome.report
     units = report["units"]
     ran = sum(1 for u in units if u["state"] == "succeeded" and not u.get("resumed"))
-    resumed = sum(1 for u in units if u.get("resumed"))
+    resumed = sum(1 for u in units if u.get("resumed") and u["state"] == "succeeded")
+    skipped = sum(1 for u in units if u["state"] == "skipped")
     again = f", {resumed} finished before" if resumed else ""
+    again += f", {skipped} skipped" if skipped else ""
     for rerun in report.get("rerun", ()):
         click.echo(f"note: unit {rerun['id']} ran again: {rerun['reason']}", err=True)
     click.echo(f"{report['flow']}: {outcome.state} ({ran} units run{again})")
     if outcome.state == "succeeded":
         click.echo(f"outputs: {report['outputs'] or '(none written)'}")
+        if report.get("result") is not None:
+            click.echo(f"result: {shown_result(report['result'])}")
     click.echo(f"report: {outcome.report_path}")
     if outcome.error is not None:
         if isinstance(outcome.error, UserError):

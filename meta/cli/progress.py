@@ -51,6 +51,8 @@ class LiveProgress:
             self._counts["resumed" if record.resumed else record.state] += 1
         if record.state == "failed" and not record.resumed and not record.retrying:
             self._console.print(f"[red]failed[/red] {record.id}: {record.reason}")
+        elif record.state == "skipped" and not record.resumed:
+            self._console.print(f"[dim]skipped[/dim] {record.id}: its when was false")
         self._live.update(self._render())
 
     def section_finished(self, record: SectionRecord) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from meta.cli.common import EXIT_INTERRUPTED, user_errors
+from meta.cli.common import EXIT_INTERRUPTED, shown_result, user_errors
 from meta.cli.kube import KUBECONFIG, NAMESPACE, kube_api
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
@@ -45,7 +45,7 @@ OUTPUT = click.option(
     show_default=True,
     help="Lines for people, or JSON for scripts.",
 )
-COUNTS = ("succeeded", "failed", "cancelled", "cached", "running")
+COUNTS = ("succeeded", "failed", "cancelled", "cached", "running", "skipped")
 
 
 def _is_local(target: str) -> bool:
@@ -308,6 +308,7 @@ def local_view(run: Run) -> dict[str, Any]:
         "conditions": [],
         "sections": [dict(section) for section in run.sections],
         "outputs": run.outputs,
+        "result": run.result,
     }
 
 
@@ -331,6 +332,8 @@ def describe(view: Mapping[str, Any]) -> Iterator[str]:
         )
     if view["outputs"]:
         yield f"  outputs: {view['outputs']}"
+    if view.get("result") is not None:
+        yield f"  result: {shown_result(view['result'])}"
 
 
 def _iso(seconds: float | None) -> str | None:

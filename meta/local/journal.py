@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from meta.engine.records import UnitRecord
+from meta.engine.records import FINISHED_STATES, UnitRecord
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
 from meta.trees import Manifest, OutputRefused, measure_tree
@@ -58,8 +58,9 @@ class FileJournal:
         self._writer.start()
 
     def finished(self) -> Mapping[str, UnitRecord]:
-        """Units that succeeded in earlier sessions of this run and whose outputs are in the
-        store as they were kept, by id (checked as each is asked for)."""
+        """Units that finished (succeeded, or were skipped) in earlier sessions of this run and
+        whose outputs are in the store as they were kept, by id (checked as each is asked
+        for)."""
         return self._finished
 
     def rerun(self) -> list[tuple[str, str]]:
@@ -185,8 +186,9 @@ def _changed(folder: str, manifest: Manifest | None) -> str | None:
 
 
 def _replay(path: Path) -> tuple[dict[str, UnitRecord], dict[str, Manifest | None]]:
-    """The succeeded units on record, and what each kept (when its line says; a line without
-    `outputs` is not checked); a line torn by a kill is cut off so appends stay whole."""
+    """The units on record as finished (succeeded or skipped), and what each kept (when its
+    line says; a line without `outputs` is not checked); a line torn by a kill is cut off so
+    appends stay whole."""
     if not path.exists():
         return {}, {}
     data = path.read_bytes()
@@ -210,7 +212,7 @@ def _replay(path: Path) -> tuple[dict[str, UnitRecord], dict[str, Manifest | Non
                 Fault(display_path(path), f"/{number - 1}", f"line {number} is not a record: {exc}")
             ) from None
         manifests.pop(record.id, None)
-        if record.state == "succeeded":
+        if record.state in FINISHED_STATES:
             finished[record.id] = record
             if has_manifest:
                 manifests[record.id] = manifest

@@ -37,6 +37,7 @@ class ReportBuilder:
         started_at: float,
         finished_at: float,
         outputs: str | None,
+        result: Any,
         outputs_of: Callable[[str], str],
         bytes_persisted: int,
         bytes_staged: int,
@@ -48,6 +49,7 @@ class ReportBuilder:
             "startedAt": started_at,
             "finishedAt": finished_at,
             "outputs": outputs,
+            "result": result,
             "units": [_unit(record, outputs_of) for record in self.units.values()],
             "sections": [
                 {
@@ -82,6 +84,8 @@ def _unit(record: UnitRecord, outputs_of: Callable[[str], str]) -> dict[str, Any
         "exitCode": record.exit_code,
         "outputs": kept(outputs_of(record.id)) if record.state == "succeeded" else None,
     }
+    if record.result is not None:
+        entry["result"] = record.result
     if record.resumed:
         entry["resumed"] = True
     if record.state != "succeeded" and record.reason:

@@ -34,7 +34,7 @@ from meta.local.runs import STARTING_SECONDS, Counts, Run, Unit, session_alive, 
 from meta.plan.plan import compile_plan
 from meta.ui.structure import Structure, structure
 
-STATES = ("running", "succeeded", "failed", "cancelled", "cached")
+STATES = ("running", "succeeded", "failed", "cancelled", "cached", "skipped")
 READ_LIMIT = 2 << 20
 """Journal bytes read at most per update, so one update of a huge journal cannot hold the
 server's loop for long; the next update reads on."""
@@ -286,7 +286,8 @@ class RunModel:
                 unit = self.units.get(str(entry.get("id")))
                 if unit is None:
                     continue
-                state = "cached" if entry.get("resumed") else str(entry.get("state"))
+                state = str(entry.get("state"))
+                state = "cached" if entry.get("resumed") and state == "succeeded" else state
                 if state != unit.state and state in STATES:
                     unit.exit_code = entry.get("exitCode", unit.exit_code)
                     unit.reason = str(entry.get("reason") or unit.reason)

@@ -77,12 +77,12 @@ def test_runs_lists_past_runs_with_their_counts(env: Env) -> None:
     header, *lines = listed.stdout.splitlines()
     assert header.split() == [
         "WORKDIR", "FLOW", "STATE", "STARTED", "DURATION",
-        "SUCCEEDED", "FAILED", "CANCELLED", "CACHED", "RUNNING",
+        "SUCCEEDED", "FAILED", "CANCELLED", "CACHED", "RUNNING", "SKIPPED",
     ]  # fmt: skip
     rows = [line.split() for line in lines]
-    assert [(row[1], row[2], row[-5:]) for row in rows] == [
-        ("good", "succeeded", ["2", "0", "0", "0", "0"]),
-        ("bad", "failed", ["1", "1", "0", "0", "0"]),
+    assert [(row[1], row[2], row[-6:]) for row in rows] == [
+        ("good", "succeeded", ["2", "0", "0", "0", "0", "0"]),
+        ("bad", "failed", ["1", "1", "0", "0", "0", "0"]),
     ]
     assert all(row[0].startswith("runs/") for row in rows)
 
@@ -98,7 +98,10 @@ def test_runs_lists_past_runs_with_their_counts(env: Env) -> None:
     status = env.meta("status", failed["run"])
     assert status.returncode == 0, status.stderr
     assert status.stdout.splitlines()[0] == f"{failed['run']}: failed"
-    assert "  units: 1 succeeded, 1 failed, 0 cancelled, 0 cached, 0 running" in status.stdout
+    assert (
+        "  units: 1 succeeded, 1 failed, 0 cancelled, 0 cached, 0 running, 0 skipped"
+        in status.stdout
+    )
     assert "  failed unit: bad/top/b" in status.stdout
     assert meta_json(env, "status", failed["run"]) == failed
 
@@ -113,7 +116,7 @@ def test_a_resumed_run_counts_what_it_did_not_run_again_as_cached(env: Env) -> N
     view = meta_json(env, "status", "w")
     assert view["state"] == "succeeded"
     assert view["units"] == {
-        "succeeded": 1, "failed": 0, "cancelled": 0, "cached": 2, "running": 0
+        "succeeded": 1, "failed": 0, "cancelled": 0, "cached": 2, "running": 0, "skipped": 0
     }  # fmt: skip
     # c failed at first, with a traceback on stderr; its attempt 1 of the resumed session wrote
     # nothing, and the earlier session's log is not shown as if it were this attempt's.

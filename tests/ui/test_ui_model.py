@@ -80,6 +80,7 @@ def test_a_killed_session_leaves_cached_and_cancelled_units_and_an_interrupted_r
         "failed": 0,
         "cancelled": 2,
         "cached": 1,
+        "skipped": 0,
         "retried": 1,
     }
     # Each unit counts in its section and in every section around it.

@@ -6,7 +6,7 @@
 const ROW = 26;            // px per list row (fixed, so the list can be virtualised)
 const PAGE = 200;          // unit rows fetched per request
 const AUTO_EXPAND = 500;   // runs with at most this many units open their sections at load
-const STATES = ["running", "succeeded", "failed", "cancelled", "cached"];
+const STATES = ["running", "succeeded", "failed", "cancelled", "cached", "skipped"];
 const COLORS = {
   running: "#2f80ed", succeeded: "#27a567", failed: "#d9453b", cancelled: "#9aa1ad",
   cached: "#8e6fd1", pending: "#ffffff",
