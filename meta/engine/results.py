@@ -44,3 +44,25 @@ def read_result(path: str) -> Any:
 
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON value")
+
+
+def read_kept(path: str) -> Any:
+    """A result the framework itself kept in a file (a micro section's, a child flow's), of
+    any size; None when there is no file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+
+
+def keep(path: str, value: Any) -> None:
+    """Keep a result in a file for `read_kept` (nothing for no result), written whole: a reader
+    never finds half of it."""
+    if value is None:
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, separators=(",", ":"))
+    os.replace(partial, path)

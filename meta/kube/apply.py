@@ -179,6 +179,7 @@ def status_view(resource: Mapping[str, Any]) -> dict[str, Any]:
             "cancelled": status.get("cancelled"),
             "cached": status.get("cached"),
             "running": status.get("active", 0),
+            "skipped": status.get("skipped"),
         },
         "failedUnit": status.get("failedUnit"),
         "reason": status.get("reason"),
@@ -191,6 +192,7 @@ def status_view(resource: Mapping[str, Any]) -> dict[str, Any]:
             for section in status.get("sections", [])
         ],
         "outputs": status.get("outputs"),
+        "result": status.get("result"),
     }
 
 

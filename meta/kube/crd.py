@@ -144,6 +144,7 @@ def status_schema() -> dict[str, Any]:
                 "description": "Units finished before the operator last took the flow up, "
                 "not run again.",
             },
+            "skipped": {**counts, "description": "Units whose `when` was false."},
             "reached": {**counts, "description": "Units the walk has reached so far."},
             "startedAt": {"type": "string", "format": "date-time"},
             "finishedAt": {"type": "string", "format": "date-time"},
@@ -160,6 +161,15 @@ def status_schema() -> dict[str, Any]:
                 "items": {"type": "array", "items": {"type": "string"}},
             },
             "outputPartsConfigMap": {"type": "string"},
+            "result": {
+                "description": "The root's result (any JSON), when it is at most 4 KiB; the "
+                "journal has every unit's.",
+                "x-kubernetes-preserve-unknown-fields": True,
+            },
+            "resultBytes": {
+                **counts,
+                "description": "The size of a root result too big for the status.",
+            },
             "apiWrites": {**counts, "description": "API writes the operator made for this flow."},
             "journal": {
                 "type": "array",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from meta.engine.engine import Engine
 from meta.engine.records import NullListener, UnitRecord
+from meta.engine.results import RESULT_FILE, keep
 from meta.errors import RunFailed, UserError
 from meta.flow.parse import flow_from_document
 from meta.kube.quarterback.driver import MicroDriver, PodPaths
@@ -59,6 +60,7 @@ async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
         done = await Engine(plan, driver, listener=counted).run_pod(work.task)
         result = driver.outputs(done.unit_id)
         await asyncio.to_thread(keep_result, driver.parts, result, paths.output)
+        await asyncio.to_thread(keep, os.path.join(paths.result, RESULT_FILE), done.result)
     except RunFailed as exc:
         _report(termination, f"unit {exc.unit_id} {exc.reason}\n{exc.stderr_tail}")
         return 1
