@@ -17,6 +17,7 @@ from meta.flow.templates import (
     check_condition,
     check_template,
     is_template,
+    upstream_names,
 )
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -114,6 +115,38 @@ def _producers_faults(units: list[Unit], section: Section) -> Iterator[Fault]:
         for origin, name in _producer_names(unit):
             if name not in feeds:
                 yield _fault(origin, f"'{name}' does not feed '{unit.name}' ({needs})")
+        if feeds and not any(is_template(name) for name in feeds):
+            yield from _upstream_faults(unit, feeds)
+
+
+def _own_templates(unit: Unit) -> Iterator[tuple[Origin, str, bool]]:
+    """(where, text, is a condition) for the templated fields of the unit itself (not of units
+    inside it, which have producers of their own)."""
+    if unit.when is not None:
+        yield unit.origin.at("when"), unit.when, True
+    yield unit.origin.at("name"), unit.name, False
+    if isinstance(unit, Step):
+        run = unit.origin.at("run")
+        for i, arg in enumerate(unit.run.command):
+            yield run.at("command", i), arg, False
+        if unit.run.image is not None:
+            yield run.at("image"), unit.run.image, False
+        for key, value in unit.run.env.items():
+            yield run.at("env", key), value, False
+
+
+def _upstream_faults(unit: Unit, feeds: set[str]) -> Iterator[Fault]:
+    """`upstream.NAME` must name a unit that feeds this one, where those are known before the
+    run (a dag unit's dependsOn, a sequence unit's previous sibling)."""
+    for origin, text, condition in _own_templates(unit):
+        if not condition and not is_template(text):
+            continue
+        for name in sorted(upstream_names(text, condition=condition) - feeds):
+            yield _fault(
+                origin,
+                f"upstream.{name}: '{name}' does not feed '{unit.name}' "
+                f"(the units that do: {', '.join(sorted(feeds))})",
+            )
 
 
 def _section_faults(

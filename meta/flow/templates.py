@@ -141,6 +141,26 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
         raise TemplateProblem(f"expression failed: {type(exc).__name__}: {exc}") from exc
 
 
+def upstream_names(text: str, *, condition: bool = False) -> set[str]:
+    """The unit names a template (or a condition) reads as `upstream.NAME` or
+    `upstream['NAME']`; an unreadable template reads none (its syntax is faulted elsewhere)."""
+    expression = condition and not is_template(text)
+    source = "{{ (" + text + ") }}" if expression else text
+    try:
+        tree = environment().parse(source)
+    except TemplateSyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node  # type: ignore[attr-defined]
+        if not (isinstance(target, nodes.Name) and target.name == "upstream"):
+            continue
+        name = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg)  # type: ignore[attr-defined]
+        if isinstance(name, str):
+            names.add(name)
+    return names
+
+
 def check_condition(text: str, available: Iterable[str]) -> None:
     """Check a condition (`when`) as `holds` reads it: a template, or an expression."""
     if is_template(text):
