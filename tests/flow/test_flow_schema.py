@@ -261,7 +261,10 @@ def test_flowref_fields() -> None:
     root = {"name": "r", "flowRef": {"path": "x", "inputs": {"a": {"path": "p", "value": 1}}}}
     assert faults(doc({**root, "scope": "micro"})) == [
         ("/spec/root/flowRef/inputs/a", "an input is exactly one of {path: FILE} or {value: JSON}"),
-        ("/spec/root/scope", "unknown field 'scope' (allowed here: dependsOn, flowRef, name, when)"),
+        (
+            "/spec/root/scope",
+            "unknown field 'scope' (allowed here: dependsOn, flowRef, name, when)",
+        ),
     ]
 
 
