@@ -40,7 +40,10 @@ CASES = [
         },
         "flow.yaml",
         "/spec/root/units/0/colour",
-        ("unknown field 'colour'", "allowed here: dependsOn, name, retries, run, timeoutSeconds, when"),
+        (
+            "unknown field 'colour'",
+            "allowed here: dependsOn, name, retries, run, timeoutSeconds, when",
+        ),
     ),
     BadInput(
         "wrong-type",

@@ -72,12 +72,21 @@ def test_every_unit_kind_takes_when_and_the_model_keeps_it() -> None:
 @pytest.mark.parametrize(
     ("over", "expected"),
     [
-        ({"input": "xs", "result": "a"}, "/spec/root/units/1/over"),
-        ({"path": "/x"}, "/spec/root/units/1/over"),
-        ({"result": ""}, "/spec/root/units/1/over/result"),
+        (
+            {"input": "xs", "result": "a"},
+            (
+                "/spec/root/units/1/over",
+                "needs exactly one of 'input' or 'result': more than one is given",
+            ),
+        ),
+        (
+            {"path": "/x"},
+            ("/spec/root/units/1/over", "needs exactly one of 'input' or 'result': none is given"),
+        ),
+        ({"result": ""}, ("/spec/root/units/1/over/result", "must not be empty")),
     ],
 )
-def test_over_names_an_input_or_a_result(over: dict[str, Any], expected: str) -> None:
+def test_over_names_an_input_or_a_result(over: dict[str, Any], expected: tuple[str, str]) -> None:
     fan = {
         "name": "f",
         "scope": "macro",
@@ -86,8 +95,7 @@ def test_over_names_an_input_or_a_result(over: dict[str, Any], expected: str) ->
         "over": over,
         "visit": step("v"),
     }
-    found = checked(dag(step("a"), fan))
-    assert found and all(pointer == expected for pointer, _ in found), found
+    assert checked(dag(step("a"), fan)) == [expected]
 
 
 def test_a_tree_walk_or_a_cycle_takes_no_result() -> None:

@@ -65,11 +65,13 @@ def test_unknown_field_names_the_field_and_what_is_allowed() -> None:
     assert faults(doc({**STEP, "colour": "red", "size": 1})) == [
         (
             "/spec/root/colour",
-            "unknown field 'colour' (allowed here: dependsOn, name, retries, run, timeoutSeconds, when)",
+            "unknown field 'colour' "
+            "(allowed here: dependsOn, name, retries, run, timeoutSeconds, when)",
         ),
         (
             "/spec/root/size",
-            "unknown field 'size' (allowed here: dependsOn, name, retries, run, timeoutSeconds, when)",
+            "unknown field 'size' "
+            "(allowed here: dependsOn, name, retries, run, timeoutSeconds, when)",
         ),
     ]
 

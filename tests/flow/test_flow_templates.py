@@ -12,10 +12,8 @@ from meta.flow.templates import (
     ITERATION_VARIABLES,
     UNIT_VARIABLES,
     TemplateProblem,
-    check_condition,
     check_template,
     evaluate,
-    holds,
     is_template,
     render,
 )

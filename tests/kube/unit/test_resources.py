@@ -88,7 +88,8 @@ def test_status_in_words() -> None:
     view = status_view(resource)
     assert view["durationSeconds"] == 65.0
     assert view["units"] == {
-        "succeeded": 3, "failed": 1, "cancelled": None, "cached": None, "running": 0, "skipped": None
+        "succeeded": 3, "failed": 1, "cancelled": None, "cached": None, "running": 0,
+        "skipped": None,
     }  # fmt: skip
     lines = list(describe(view))
     assert lines[1].startswith("  flow wide, started ") and lines[1].endswith(", took 1m05s")
