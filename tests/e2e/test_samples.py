@@ -24,7 +24,15 @@ SAMPLES = REPO / "samples"
 META = Path(sys.executable).with_name("meta")
 TIMEOUT = 180
 
-ALL = ["tree-sum", "org-bfs", "dag-fanout", "stream-cycle", "company-cases", "macro-of-micro"]
+ALL = [
+    "tree-sum",
+    "org-bfs",
+    "dag-fanout",
+    "stream-cycle",
+    "company-cases",
+    "macro-of-micro",
+    "release-gate",
+]
 
 
 def meta(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -136,6 +144,9 @@ def test_sample_runs_and_report_holds(runs: dict[str, Run], sample: str) -> None
     ids = [unit["id"] for unit in report["units"]]
     assert len(ids) == len(set(ids)) > 0
     for unit in report["units"]:
+        if unit["state"] == "skipped":
+            assert unit["reason"] == "condition" and unit["outputs"] is None, unit
+            continue
         assert unit["state"] == "succeeded", unit
         assert unit["exitCode"] == 0 and unit["attempts"] == 1, unit
         assert unit["id"].startswith(f"{sample}/"), unit
@@ -468,6 +479,13 @@ MENTIONS = {
         ["describe-numbers", "stats", "load", "describe", "squares", "sum-squares", "report"],
         ["micro section stats [sequence]", "flowRef middle -> flow median", "step median"],
     ),
+    "release-gate": (
+        ["gate", "detect", "test", "test-{{ item }}", "docs", "release"],
+        [
+            "fans out one visit per item of the result of unit 'detect' at /packages",
+            "only when {{ upstream.detect.result.docs }}: step docs",
+        ],
+    ),
 }
 
 
@@ -515,6 +533,31 @@ def test_sample_graph(sample: str, fmt: str) -> None:
         assert name in text, f"{name!r} not in the {fmt} graph:\n{text}"
     edges = "-->" if fmt == "mermaid" else "->"
     assert edges in text
+
+
+def test_release_gate(runs: dict[str, Run]) -> None:
+    run = runs["release-gate"]
+    assert "release-gate: succeeded (4 units run, 1 skipped)" in run.result.stdout
+    assert run.report["result"] == {"version": "1.2.0"}
+    assert json.loads((run.outputs / "release.json").read_text()) == {
+        "docs": "skipped",
+        "fedBy": ["test"],
+        "packagesTested": 2,
+        "testLogs": ["api.log", "web.log"],
+    }
+    units = run.units()
+    assert units["release-gate/gate/detect"]["result"] == {
+        "packages": ["api", "web"],
+        "docs": False,
+        "lines": 55,
+    }
+    assert units["release-gate/gate/docs"]["state"] == "skipped"
+    assert units["release-gate/gate/test/1/test-web"]["result"] == {
+        "package": "web",
+        "passed": 9,
+        "failed": 0,
+    }
+    assert units["release-gate/gate/test/1/test-web"]["scope"] == "micro"
 
 
 def test_run_refuses_a_workdir_that_holds_a_run(runs: dict[str, Run]) -> None:
