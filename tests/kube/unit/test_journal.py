@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -52,3 +53,39 @@ def test_long_names_that_share_a_prefix_get_objects_of_their_own() -> None:
     assert chunk_name(one, 0) != chunk_name(two, 0)
     assert pod_name(one, "x", 1) != pod_name(two, "x", 1)
     assert len(pod_name(one, "x", 1)) <= 63
+
+
+def test_results_and_skipped_units_come_back_and_big_bursts_are_split(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(journal_module, "CHUNK_BYTES", 2000)
+    api = FakeApi()
+    big = "x" * 900
+
+    async def first() -> None:
+        journal = ConfigMapJournal(api, OWNER)
+        await journal.load()
+        for n in range(4):
+            journal.record_finished(replace(record(n), result={"n": n, "pad": big}))
+        journal.record_finished(replace(record(9), state="skipped", reason="condition"))
+        await journal.close()
+
+    asyncio.run(first())
+    keys = [key for body in api.config_maps.values() for key in body.get("data", {})]
+    assert len(keys) >= 3, "one burst of big records went out as several keys"
+    assert all(
+        len(text) <= 2000 + 1000
+        for body in api.config_maps.values()
+        for text in body["data"].values()
+    )
+
+    async def second() -> dict[str, UnitRecord]:
+        journal = ConfigMapJournal(api, OWNER)
+        await journal.load()
+        return dict(journal.finished())
+
+    found = asyncio.run(second())
+    assert [found[f"flow/s/u{n}"].result for n in range(4)] == [
+        {"n": n, "pad": big} for n in range(4)
+    ]
+    assert (found["flow/s/u9"].state, found["flow/s/u9"].resumed) == ("skipped", True)
