@@ -416,3 +416,68 @@ def test_meta_apply_of_a_flow_with_a_flow_ref_runs_the_reference_as_a_child_meta
     ):
         assert time.monotonic() < deadline, "the child flow or its pods outlived the parent"
         time.sleep(0.5)
+
+
+def test_a_false_when_skips_a_unit_without_a_pod_and_downstream_sees_it_skipped(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    later = {
+        "name": "later",
+        "dependsOn": ["first", "off", "pod"],
+        "run": {
+            "image": "busybox",
+            "command": ["echo", "{{ upstream.off.state }}", "{{ upstream.pod.state }}"],
+        },
+    }
+    micro = {
+        "name": "pod",
+        "scope": "micro",
+        "pattern": "sequence",
+        "when": "inputs.flag",
+        "units": [step("inside")],
+    }
+    flow = {
+        "metadata": {"name": "gated"},
+        "spec": {
+            "inputs": {"flag": {"value": False}},
+            "root": {
+                "name": "d",
+                "scope": "macro",
+                "pattern": "dag",
+                "units": [
+                    step("first"),
+                    {**step("off"), "when": "{{ inputs.flag }}"},
+                    micro,
+                    later,
+                ],
+            },
+        },
+    }
+    apply(cluster, namespace, flow)
+    found = wait_phase(cluster, namespace, "gated", ("Succeeded", "Failed"))
+    status = found["status"]
+    assert status["phase"] == "Succeeded", status
+    assert (status["skipped"], status["succeeded"], status["progress"]) == (2, 2, "4/4")
+    core = client.CoreV1Api(cluster.api_client)
+    pods = {
+        p.metadata.labels["meta-orchestrator.io/unit-name"]: p
+        for p in core.list_namespaced_pod(namespace).items
+    }
+    assert set(pods) == {"first", "later"}, "a skipped unit has no pod"
+    assert pods["later"].spec.containers[0].command == ["echo", "skipped", "skipped"]
+    journal = core.list_namespaced_config_map(
+        namespace, label_selector="meta-orchestrator.io/journal-of=gated"
+    ).items
+    records = [
+        json.loads(line)
+        for config_map in journal
+        for text in (config_map.data or {}).values()
+        for line in text.splitlines()
+    ]
+    skipped = sorted((r["id"], r["reason"]) for r in records if r["state"] == "skipped")
+    assert skipped == [("gated/d/off", "condition"), ("gated/d/pod", "condition")]
+    shown = subprocess.run(
+        [str(META), "status", "gated", "-n", namespace, "-o", "json"],
+        env=cluster.env(), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(shown.stdout)["units"]["skipped"] == 2
