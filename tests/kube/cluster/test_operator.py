@@ -481,3 +481,43 @@ def test_a_false_when_skips_a_unit_without_a_pod_and_downstream_sees_it_skipped(
         env=cluster.env(), capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(shown.stdout)["units"]["skipped"] == 2
+
+
+def test_a_child_flow_sees_the_states_of_the_units_that_feed_its_flow_ref(
+    cluster: Cluster, namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    """What feeds a flowRef reaches its child MetaFlow through the store, skipped units too."""
+    head = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MetaFlow"}
+    echo = {"image": "busybox", "command": ["echo", "{{ upstream.off.state }}"]}
+    child = {
+        **head,
+        "metadata": {"name": "child"},
+        "spec": {"root": {"name": "inner", "run": echo}},
+    }
+    (tmp_path / "child.flow.yaml").write_text(yaml.safe_dump(child))
+    parent = {
+        **head,
+        "metadata": {"name": "parent"},
+        "spec": {
+            "root": {
+                "name": "d",
+                "scope": "macro",
+                "pattern": "dag",
+                "units": [
+                    {**step("off"), "when": "false"},
+                    {"name": "ref", "flowRef": {"path": "child.flow.yaml"}, "dependsOn": ["off"]},
+                ],
+            }
+        },
+    }
+    (tmp_path / "parent.flow.yaml").write_text(yaml.safe_dump(parent))
+    applied = subprocess.run(
+        [str(META), "apply", str(tmp_path / "parent.flow.yaml"), "-n", namespace],
+        env=cluster.env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    found = wait_phase(cluster, namespace, "parent", ("Succeeded", "Failed", "Invalid"))
+    assert found["status"]["phase"] == "Succeeded", found["status"]
+    assert found["status"]["skipped"] == 1
+    (pod,) = client.CoreV1Api(cluster.api_client).list_namespaced_pod(namespace).items
+    assert pod.spec.containers[0].command == ["echo", "skipped"]
