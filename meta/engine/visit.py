@@ -78,11 +78,33 @@ class Visit:
     uid: str
     context: Context
     upstream: tuple[Done, ...]
-    variables: Mapping[str, Any]
-    """Its template variables (the flow's, the iteration's and `upstream`)."""
+    lazy: Variables
+
+    @property
+    def variables(self) -> Mapping[str, Any]:
+        """Its template variables (the flow's, the iteration's and `upstream`)."""
+        return self.lazy.get()
 
     def render(self, text: str, origin: Origin) -> str:
         return render_at(self.variables, self.context, text, origin)
+
+
+class Variables:
+    """A unit's template variables, made when first asked for: most units render nothing, and
+    this is on every unit's path."""
+
+    __slots__ = ("_context", "_frame", "_upstream", "_value")
+
+    def __init__(self, frame: FlowFrame, context: Context, upstream: tuple[Done, ...]) -> None:
+        self._frame = frame
+        self._context = context
+        self._upstream = upstream
+        self._value: Mapping[str, Any] | None = None
+
+    def get(self) -> Mapping[str, Any]:
+        if self._value is None:
+            self._value = self._frame.variables_for(self._context, self._upstream)
+        return self._value
 
 
 def make_visit(
@@ -93,8 +115,7 @@ def make_visit(
     context: Context,
     upstream: tuple[Done, ...],
 ) -> Visit:
-    variables = frame.variables_for(context, upstream)
-    return Visit(frame, parent, name, uid, context, upstream, variables)
+    return Visit(frame, parent, name, uid, context, upstream, Variables(frame, context, upstream))
 
 
 def render_at(variables: Mapping[str, Any], context: Context, text: str, origin: Origin) -> str:
@@ -133,12 +154,12 @@ def begin(
 ) -> tuple[Unit, Visit]:
     """The unit to run (the case that matches, for `cases`) and its visit, named and given its
     id: the parent's id, the instance key inside iterations, and the rendered name."""
-    variables = frame.variables_for(context, upstream)
+    variables = Variables(frame, context, upstream)
     if isinstance(unit, Cases):
-        unit = _choose(variables, unit, context)
+        unit = _choose(variables.get(), unit, context)
     name = unit.name
     if is_template(name):
-        name = render_at(variables, context, name, unit.origin.at("name"))
+        name = render_at(variables.get(), context, name, unit.origin.at("name"))
         problem = name_problem(name)
         if problem is not None:
             raise TemplateFault(located(unit.origin.at("name"), context, f"rendered {problem}"))
