@@ -81,7 +81,15 @@ class ConfigMapJournal:
 
     def record_finished(self, record: UnitRecord) -> None:
         fields = {name: getattr(record, name) for name in RECORD_FIELDS}
-        self._pending.append(json.dumps(fields, separators=(",", ":")))
+        line = json.dumps(fields, separators=(",", ":"))
+        if len(line) > CHUNK_BYTES:
+            # A section's result gathering many steps' may pass what a ConfigMap holds: the
+            # record is kept without it (its pod left it in the store), not lost whole.
+            log.warning(
+                "journal of %s: the result of %s is too big to keep", self._owner.name, record.id
+            )
+            line = json.dumps({**fields, "result": None}, separators=(",", ":"))
+        self._pending.append(line)
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
         self._wake.set()

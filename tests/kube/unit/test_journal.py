@@ -89,3 +89,24 @@ def test_results_and_skipped_units_come_back_and_big_bursts_are_split(
         {"n": n, "pad": big} for n in range(4)
     ]
     assert (found["flow/s/u9"].state, found["flow/s/u9"].resumed) == ("skipped", True)
+
+
+def test_a_result_too_big_for_a_config_map_is_left_out_of_its_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(journal_module, "CHUNK_BYTES", 2000)
+    api = FakeApi()
+
+    async def go() -> dict[str, UnitRecord]:
+        journal = ConfigMapJournal(api, OWNER)
+        await journal.load()
+        journal.record_finished(replace(record(1), result="y" * 5000))
+        journal.record_finished(record(2))
+        await journal.close()
+        again = ConfigMapJournal(api, OWNER)
+        await again.load()
+        return dict(again.finished())
+
+    found = asyncio.run(go())
+    assert sorted(found) == ["flow/s/u1", "flow/s/u2"]
+    assert found["flow/s/u1"].result is None
