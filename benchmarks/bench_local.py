@@ -1,16 +1,23 @@
-"""The local runtime against a floor: 1,000 `true` steps on a 10-ary tree, maxActive 2.
+"""The local runtime against a plain floor: 1,000 `true` steps on a 10-ary tree, and a chain.
 
-`meta.local.runner.start_run` runs a depth-first walk (`visit: {name: t, run: {command:
-[true]}}`) into a fresh workdir: journal, store, logs, report and all. The floor is the least a
-runner of the same tree must do: a ThreadPoolExecutor(2) running `subprocess.run(["true"])` per
-node, each node after its parent (pre-order) or after its children (post-order), as the flow
-says. Wall times are the best of `--repeat` (runs interleaved, so drift hits both alike).
+`meta.local.runner.start_run` runs a depth-first walk (`visit: {name: "t-{{ node.id }}", run:
+{command: [true, "t-{{ node.id }}"]}}`: names and commands templated, as real flows have them)
+into a fresh workdir: journal, store, logs, report and all. Two shapes of data: a 10-ary tree of
+`--nodes` nodes, and a chain of `--chain` nodes (each node the only child of the one before).
 
-Target (issue 2): local runtime / floor <= 1.3, macro scope, workdir in the system temp dir.
+The floor is the least a runner of the same walk must do: a ThreadPoolExecutor(2) running
+`subprocess.run(["true", name])` per node, each node submitted from the done-callback of the
+node it waits for (its parent in pre-order, its last child in post-order), with no loop of its
+own. The floor that an earlier version of this script used, a `wait(FIRST_COMPLETED)` loop
+around the same pool, is shown too, as `loop floor`. Wall times are the median of `--repeat`
+(runs interleaved, so drift hits all alike).
+
+Target (issue 17): meta / plain floor <= 1.3, macro scope, workdir on disk, on both shapes.
 Shown for information: micro scope, and macro scope with the workdir on RAM (/dev/shm), which
 separates the runtime's own cost from the cost of creating its files on the workdir's disk.
 
-    python benchmarks/bench_local.py [--nodes 1000] [--order pre|post] [--repeat 3] [--base DIR]
+    python benchmarks/bench_local.py [--nodes 1000] [--chain 100] [--order pre|post]
+                                     [--repeat 3] [--base DIR] [--keep]
 """
 
 from __future__ import annotations
@@ -19,11 +26,13 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -39,7 +48,7 @@ kind: MetaFlow
 metadata: {{name: bench-local}}
 spec:
   inputs:
-    tree: {{path: tree.json}}
+    tree: {{path: {data}}}
   root:
     name: walk
     scope: {scope}
@@ -47,13 +56,15 @@ spec:
     order: {order}
     maxActive: {workers}
     over: {{input: tree, children: children}}
-    visit: {{name: t, run: {{command: ["true"]}}}}
+    visit: {{name: "t-{{{{ node.id }}}}", run: {{command: ["true", "t-{{{{ node.id }}}}"]}}}}
 """
 
+Node = dict[str, Any]
 
-def make_tree(nodes: int, width: int = 10) -> dict[str, Any]:
+
+def make_tree(nodes: int, width: int = 10) -> Node:
     """`nodes` nodes, filled breadth first, each with up to `width` children."""
-    root: dict[str, Any] = {"id": 0}
+    root: Node = {"id": 0}
     queue, head = [root], 0
     while len(queue) < nodes:
         parent = queue[head]
@@ -64,12 +75,17 @@ def make_tree(nodes: int, width: int = 10) -> dict[str, Any]:
     return root
 
 
-# --- the floor: a plain thread-pool runner of the same tree in the same dependency order -------
+def make_chain(nodes: int) -> Node:
+    """`nodes` nodes, each the only child of the one before (built bottom up: no recursion)."""
+    node: Node = {"id": nodes - 1}
+    for number in range(nodes - 2, -1, -1):
+        node = {"id": number, "children": [node]}
+    return node
 
 
-def floor(root: dict[str, Any], order: str, command: Sequence[str] = ("true",)) -> int:
-    """Run `command` once per node, parents before children (pre) or after them (post)."""
-    parent_of: dict[int, dict[str, Any] | None] = {id(root): None}
+def _links(root: Node) -> tuple[dict[int, Node | None], dict[int, int], list[Node]]:
+    """Each node's parent and child count (by `id()`), and the leaves in pre-order."""
+    parent_of: dict[int, Node | None] = {id(root): None}
     waiting: dict[int, int] = {}
     leaves, stack = [], [root]
     while stack:
@@ -81,14 +97,71 @@ def floor(root: dict[str, Any], order: str, command: Sequence[str] = ("true",)) 
         for kid in kids:
             parent_of[id(kid)] = node
         stack.extend(reversed(kids))
+    return parent_of, waiting, leaves
+
+
+def _command(node: Node) -> list[str]:
+    return ["true", f"t-{node['id']}"]
+
+
+# --- the floors: plain thread-pool runners of the same walk in the same dependency order ------
+
+
+def floor(root: Node, order: str) -> int:
+    """The plain floor: each node is submitted from the done-callback of what it waits for."""
+    parent_of, waiting, leaves = _links(root)
+    total = len(parent_of)
+    finished = threading.Event()
+    lock = threading.Lock()
+    state = {"count": 0}
+    errors: list[BaseException] = []
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+
+        def submit(node: Node) -> None:
+            future = pool.submit(subprocess.run, _command(node), check=True)
+            future.add_done_callback(lambda done: ended(node, done))
+
+        def ended(node: Node, done: Future[Any]) -> None:
+            error = done.exception()
+            if error is not None:
+                errors.append(error)
+                finished.set()
+                return
+            with lock:
+                state["count"] += 1
+                if state["count"] == total:
+                    finished.set()
+                if order == "post":
+                    parent = parent_of[id(node)]
+                    if parent is None:
+                        return
+                    waiting[id(parent)] -= 1
+                    ready = [parent] if waiting[id(parent)] == 0 else []
+                else:
+                    ready = node.get("children", [])
+            for child in ready:
+                submit(child)
+
+        for start in [root] if order == "pre" else leaves:
+            submit(start)
+        finished.wait()
+    if errors:
+        raise errors[0]
+    return state["count"]
+
+
+def loop_floor(root: Node, order: str) -> int:
+    """The same walk from a `wait(FIRST_COMPLETED)` loop (this script's floor until issue 17)."""
+    parent_of, waiting, leaves = _links(root)
     ready = [root] if order == "pre" else leaves[::-1]
-    running: dict[Future[subprocess.CompletedProcess[bytes]], dict[str, Any]] = {}
+    running: dict[Future[subprocess.CompletedProcess[bytes]], Node] = {}
     count = 0
     with ThreadPoolExecutor(WORKERS) as pool:
         while ready or running:
             while ready:
                 node = ready.pop()
-                running[pool.submit(subprocess.run, list(command), check=True)] = node
+                running[pool.submit(subprocess.run, _command(node), check=True)] = node
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 node = running.pop(future)
@@ -135,7 +208,8 @@ def run_meta(flow: Path, workdir: Path) -> tuple[float, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--nodes", type=int, default=1000, help="nodes of the tree")
+    parser.add_argument("--chain", type=int, default=100, help="nodes of the chain (0: none)")
     parser.add_argument("--order", choices=["pre", "post"], default="pre")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--base", type=Path, help="where the workdirs go (default: temp dir)")
@@ -149,61 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ram.is_dir() and os.access(ram, os.W_OK)
         else None
     )
-    root = make_tree(args.nodes)
-    (tmp / "tree.json").write_text(json.dumps(root), encoding="utf-8")
-    flows = {}
-    for scope in ("macro", "micro"):
-        flows[scope] = tmp / f"{scope}.flow.yaml"
-        flows[scope].write_text(FLOW.format(scope=scope, order=args.order, workers=WORKERS))
-
-    # (label, flow, where its workdirs go); workdirs are removed only at the end, since deleting
-    # thousands of files between runs slows the next run's file creation on some filesystems.
-    runs = [("macro", flows["macro"], tmp), ("micro", flows["micro"], tmp)]
-    if ram_tmp is not None:
-        runs.insert(1, ("macro-ram", flows["macro"], ram_tmp))
-    best: dict[str, float] = {}
-    for attempt in range(args.repeat):
-        started = time.perf_counter()
-        count = floor(root, args.order)
-        times = {"floor": time.perf_counter() - started}
-        if count != args.nodes:
-            raise SystemExit(f"floor: ran {count} steps, expected {args.nodes}")
-        for label, flow, base in runs:
-            times[label], units = run_meta(flow, base / f"run-{label}-{attempt}")
-            if units != args.nodes:
-                raise SystemExit(f"{label}: {units} units succeeded, expected {args.nodes}")
-        print(
-            f"run {attempt + 1}/{args.repeat}: "
-            + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in times.items()),
-            flush=True,
-        )
-        for name, seconds in times.items():
-            best[name] = min(best.get(name, seconds), seconds)
-
-    print(
-        f"\nlocal runtime vs floor: {args.nodes} `true` steps, 10-ary tree, "
-        f"dfs {args.order}-order, maxActive {WORKERS}; wall time best of {args.repeat}"
-    )
-    titles = {
-        "macro": f"meta run, macro (workdir on {filesystem(tmp)})",
-        "macro-ram": f"meta run, macro (workdir on {filesystem(ram)})",
-        "micro": f"meta run, micro (workdir on {filesystem(tmp)})",
-    }
-    print(f"{'runner':<48}{'wall s':>8}{'ms/step':>9}{'ratio':>8}  target")
-    floor_ms = best["floor"] / args.nodes * 1e3
-    floor_title = "floor (ThreadPoolExecutor(2) + subprocess.run)"
-    print(f"{floor_title:<48}{best['floor']:>8.2f}{floor_ms:>9.2f}")
-    for label, _, _ in runs:
-        ratio = best[label] / best["floor"]
-        verdict = (
-            f"<= {RATIO_TARGET}: {'pass' if ratio <= RATIO_TARGET else 'FAIL'}"
-            if label == "macro"
-            else "(info)"
-        )
-        print(
-            f"{titles[label]:<48}{best[label]:>8.2f}"
-            f"{best[label] / args.nodes * 1e3:>9.2f}{ratio:>8.2f}  {verdict}"
-        )
+    shapes = {"tree": make_tree(args.nodes)}
+    if args.chain:
+        shapes["chain"] = make_chain(args.chain)
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, {os.uname().release}")
+    for shape, root in shapes.items():
+        measure(shape, root, args, tmp, ram_tmp)
     kept = [tmp] if ram_tmp is None else [tmp, ram_tmp]
     if args.keep:
         print("\nworkdirs kept under " + ", ".join(str(k) for k in kept))
@@ -211,6 +236,77 @@ def main(argv: Sequence[str] | None = None) -> int:
         for directory in kept:
             shutil.rmtree(directory, ignore_errors=True)
     return 0
+
+
+def measure(
+    shape: str, root: Node, args: argparse.Namespace, tmp: Path, ram_tmp: Path | None
+) -> None:
+    """Run every runner on one shape `--repeat` times, interleaved, and print the medians."""
+    nodes = len(_links(root)[0])
+    data = tmp / f"{shape}.json"
+    data.write_text(json.dumps(root), encoding="utf-8")
+    flows = {}
+    for scope in ("macro", "micro"):
+        flows[scope] = tmp / f"{shape}-{scope}.flow.yaml"
+        flows[scope].write_text(
+            FLOW.format(data=data, scope=scope, order=args.order, workers=WORKERS)
+        )
+    floors: dict[str, Callable[[Node, str], int]] = {"floor": floor, "loop floor": loop_floor}
+    # (label, flow, where its workdirs go); workdirs are removed only at the end, since deleting
+    # thousands of files between runs slows the next run's file creation on some filesystems.
+    runs = [("macro", flows["macro"], tmp), ("micro", flows["micro"], tmp)]
+    if ram_tmp is not None:
+        runs.insert(1, ("macro-ram", flows["macro"], ram_tmp))
+    times: dict[str, list[float]] = {}
+    for attempt in range(args.repeat):
+        this: dict[str, float] = {}
+        for name, runner in floors.items():
+            started = time.perf_counter()
+            count = runner(root, args.order)
+            this[name] = time.perf_counter() - started
+            if count != nodes:
+                raise SystemExit(f"{name}: ran {count} steps, expected {nodes}")
+        for label, flow, base in runs:
+            this[label], units = run_meta(flow, base / f"run-{shape}-{label}-{attempt}")
+            if units != nodes:
+                raise SystemExit(f"{label}: {units} units succeeded, expected {nodes}")
+        print(
+            f"{shape} run {attempt + 1}/{args.repeat}: "
+            + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in this.items()),
+            flush=True,
+        )
+        for name, seconds in this.items():
+            times.setdefault(name, []).append(seconds)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    print(
+        f"\n{shape}: {nodes} `true` steps, dfs {args.order}-order, maxActive {WORKERS}; "
+        f"wall time, median of {args.repeat}"
+    )
+    titles = {
+        "floor": "floor (pool(2), submit from done-callbacks)",
+        "loop floor": "loop floor (pool(2), wait FIRST_COMPLETED)",
+        "macro": f"meta run, macro (workdir on {filesystem(tmp)})",
+        "macro-ram": "meta run, macro (workdir on "
+        + (filesystem(ram_tmp) if ram_tmp else "?")
+        + ")",
+        "micro": f"meta run, micro (workdir on {filesystem(tmp)})",
+    }
+    print(f"{'runner':<48}{'wall s':>8}{'ms/step':>9}{'ratio':>8}  target")
+    for label in titles:
+        if label not in median:
+            continue
+        ratio = median[label] / median["floor"]
+        verdict = (
+            f"<= {RATIO_TARGET}: {'pass' if ratio <= RATIO_TARGET else 'FAIL'}"
+            if label == "macro"
+            else ""
+            if label.endswith("floor")
+            else "(info)"
+        )
+        print(
+            f"{titles[label]:<48}{median[label]:>8.2f}"
+            f"{median[label] / nodes * 1e3:>9.2f}{ratio:>8.2f}  {verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,10 @@ import pytest
 import yaml
 
 from meta.errors import FlowInvalid, UserError
+from meta.flow.dump import dump_flow
 from meta.flow.files import display_path
 from meta.flow.parse import flow_from_document
-from meta.generate.pipeline import Generated, dump_flow, generate, read_description
+from meta.generate.pipeline import Generated, generate, read_description
 from meta.generate.plugins import Plugins, load_plugins
 from meta.hookspecs import Description, Generator, GeneratorRegistry, hookimpl
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import meta.builder as mb
 from meta.hookspecs import Description
 
 from . import flows, seen
@@ -54,18 +55,16 @@ class CollectionGenerator:
                 extra[:0] = ["--type", "item"]
             run = flows.validator_run(description, element, extra)
         flows.check_runs_used(schema, used, self.name, "it runs the elements' type")
-        section = flows.section_frame(schema, "each", PATTERN)
-        flows.max_active(section, schema)
-        section["over"] = {"input": flows.DATA}
-        section["visit"] = {"name": name, "run": run}
-        gather = schema.root_meta.get("gather", False)
-        if gather is True:
-            summary = {"command": [*flows.VALIDATE_NODE, "--summary"]}
-            section["gather"] = {"name": "summary", "run": summary}
-        elif isinstance(gather, dict):
+        gather: mb.Step | None = None
+        asked = schema.root_meta.get("gather", False)
+        if asked is True:
+            gather = mb.step("summary", [*flows.VALIDATE_NODE, "--summary"])
+        elif isinstance(asked, dict):
             at = child("", "x-meta", "gather", "run")
-            own = flows.copy_run(schema, at, gather["run"], flows.TOP_LEVEL)
-            section["gather"] = {"name": "gather", "run": own}
+            gather = flows.copy_run(schema, at, asked["run"], flows.TOP_LEVEL).step("gather")
+        section = mb.fanout(
+            "each", over=flows.DATA, visit=run.step(name), gather=gather, **flows.frame(schema)
+        )
         return flows.flow_document(schema, description, self.name, section)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import meta.builder as mb
 from meta.errors import Fault, UserError
 from meta.hookspecs import Description
 
@@ -61,21 +62,18 @@ class DagGenerator:
         units = []
         for name in members:
             where = defs[name]
-            unit: dict[str, Any] = {"name": names[name]}
             if depends.get(name):
-                unit["dependsOn"] = [names[dep] for dep in depends[name]]
                 used.add((where, "dependsOn"))
             run = flows.user_run(schema, where, flows.TOP_LEVEL)
             if run is not None:
                 used.add((where, "run"))
             else:
                 run = _validator(schema, description, name, where)
-            unit["run"] = run
-            units.append(unit)
+            units.append(
+                run.step(names[name], depends_on=[names[dep] for dep in depends.get(name, [])])
+            )
         flows.check_runs_used(schema, used, self.name, "it runs the $defs entries")
-        section = flows.section_frame(schema, "stages", PATTERN)
-        flows.max_active(section, schema)
-        section["units"] = units
+        section = mb.dag("stages", *units, **flows.frame(schema))
         return flows.flow_document(schema, description, self.name, section)
 
 
@@ -129,7 +127,7 @@ def _check_acyclic(
                 )
 
 
-def _validator(schema: Schema, description: Description, name: str, where: str) -> dict[str, Any]:
+def _validator(schema: Schema, description: Description, name: str, where: str) -> flows.Run:
     place = _place(schema, where)
     if place is None:
         raise schema.error(

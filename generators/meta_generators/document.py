@@ -21,9 +21,11 @@ Scores 30.5 when the top node holds entries (above tree's 30: a walk alone would
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import meta.builder as mb
 from meta.errors import Fault, UserError, pointer
 from meta.flow.files import display_path
 from meta.hookspecs import Description
@@ -59,18 +61,18 @@ class DocumentGenerator:
         flows.check_root_keys(schema, PATTERN, self.name)
         used: set[tuple[str, str]] = set()
         maps = _fanned_out(schema, description)
-        units: list[dict[str, Any]] = [_top(schema, description, maps, used)]
+        units: list[mb.Unit] = [_top(schema, description, maps, used)]
         for found in maps:
             units.append(_entries(schema, description, found, used))
-        names = flows.unique_names(unit["name"] for unit in units)
-        for unit, name in zip(units, names, strict=True):
-            unit["name"] = name
+        names = flows.unique_names(unit.name for unit in units)
         flows.check_runs_used(
             schema, used, self.name, "it runs the top node and the entries of its maps"
         )
-        section = flows.section_frame(schema, "document", PATTERN)
-        flows.max_active(section, schema)
-        section["units"] = units
+        section = mb.dag(
+            "document",
+            *(replace(unit, name=name) for unit, name in zip(units, names, strict=True)),
+            **flows.frame(schema),
+        )
         return flows.flow_document(schema, description, self.name, section)
 
 
@@ -120,7 +122,7 @@ def _plan(schema: Schema) -> str:
 
 def _top(
     schema: Schema, description: Description, maps: list[MapField], used: set[tuple[str, str]]
-) -> dict[str, Any]:
+) -> mb.Unit:
     if is_hierarchy(schema):
         section, walked = walk_section(schema, description)
         used.update(walked)
@@ -131,12 +133,12 @@ def _top(
         run = flows.user_run(schema, where, flows.TOP_LEVEL)
         if run is not None:
             used.add((where, "run"))
-            return {"name": "top", "run": run}
+            return run.step("top")
     children = ",".join(m.field for m in maps)
     extra = ["--type", "top", "--data", "{{ inputs.data }}", "--at", "", "--no-subtree"]
     if children:
         extra[2:2] = ["--children", children]
-    return {"name": "top", "run": flows.validator_run(description, "", extra)}
+    return flows.validator_run(description, "", extra).step("top")
 
 
 def _hint(schema: Schema, found: MapField) -> tuple[str, dict[str, Any]] | None:
@@ -149,7 +151,7 @@ def _hint(schema: Schema, found: MapField) -> tuple[str, dict[str, Any]] | None:
 
 def _entry_run(
     schema: Schema, found: MapField, used: set[tuple[str, str]], available: frozenset[str]
-) -> dict[str, Any] | None:
+) -> flows.Run | None:
     for where in found.entries:
         run = flows.user_run(schema, where, available)
         if run is not None:
@@ -160,7 +162,7 @@ def _entry_run(
 
 def _entries(
     schema: Schema, description: Description, found: MapField, used: set[tuple[str, str]]
-) -> dict[str, Any]:
+) -> mb.Section:
     hint = _hint(schema, found)
     if hint is not None:
         used.add((hint[0], "entries"))
@@ -173,11 +175,13 @@ def _entries(
             list(found.entries),
             ["--type", found.field, "--path", path, "--no-subtree"],
         )
-    section = flows.section_frame(schema, flows.unit_slug(found.field, "entries"), "fanout")
-    flows.max_active(section, schema)
-    section["over"] = {"input": flows.DATA, "path": pointer([found.field])}
-    section["visit"] = {"name": _entry_name(schema, found), "run": run}
-    return section
+    return mb.fanout(
+        flows.unit_slug(found.field, "entries"),
+        over=flows.DATA,
+        path=pointer([found.field]),
+        visit=run.step(_entry_name(schema, found)),
+        **flows.frame(schema),
+    )
 
 
 def _entry_name(schema: Schema, found: MapField) -> str:
@@ -193,7 +197,7 @@ def _entries_dag(
     found: MapField,
     hint: tuple[str, dict[str, Any]],
     used: set[tuple[str, str]],
-) -> dict[str, Any]:
+) -> mb.Section:
     where, entries_hint = hint
     at = child(where, "x-meta", "entries")
     data, file = _data(schema, description, at)
@@ -209,33 +213,38 @@ def _entries_dag(
     item_schema = _each_items(schema, found, each, child(at, "each")) if each else None
     run = _entry_run(schema, found, used, flows.TOP_LEVEL)
     faults: list[Fault] = []
-    units = []
+    units: list[mb.Unit] = []
     for key, entry in entries.items():
         base = pointer([found.field, key])
-        unit: dict[str, Any] = {"name": names[key]}
+        needs: list[str] = []
         if depends:
             needed = entry.get(depends, []) if isinstance(entry, dict) else []
             needed = [needed] if isinstance(needed, str) else needed
             for i, other in enumerate(needed if isinstance(needed, list) else []):
                 if other not in names:
                     faults.append(Fault(file, child(base, depends, i), f"'{other}' names no entry"))
-                elif names[other] not in unit.setdefault("dependsOn", []):
-                    unit["dependsOn"].append(names[other])
+                elif names[other] not in needs:
+                    needs.append(names[other])
         items = entry.get(each) if isinstance(entry, dict) and each else None
         if item_schema is not None and isinstance(items, list) and items:
-            unit.update(_each_section(schema, description, base, each or "", item_schema, used))
-        elif run is not None:
-            unit["run"] = run
-        else:
+            units.append(
+                _each_section(
+                    schema, description, names[key], needs, base, each or "", item_schema, used
+                )
+            )
+            continue
+        if run is None:
             extra = ["--type", found.field, "--data", "{{ inputs.data }}", "--at", base]
-            unit["run"] = flows.validator_run(description, list(found.entries), extra)
-        units.append(unit)
+            units.append(
+                flows.validator_run(description, list(found.entries), extra).step(
+                    names[key], depends_on=needs
+                )
+            )
+        else:
+            units.append(run.step(names[key], depends_on=needs))
     if faults:
         raise UserError(faults)
-    section = flows.section_frame(schema, flows.unit_slug(found.field, "entries"), PATTERN)
-    flows.max_active(section, schema)
-    section["units"] = units
-    return section
+    return mb.dag(flows.unit_slug(found.field, "entries"), *units, **flows.frame(schema))
 
 
 def _each_items(schema: Schema, found: MapField, each: str, at: str) -> list[str]:
@@ -253,12 +262,14 @@ def _each_items(schema: Schema, found: MapField, each: str, at: str) -> list[str
 def _each_section(
     schema: Schema,
     description: Description,
+    name: str,
+    needs: list[str],
     base: str,
     each: str,
     items: list[str],
     used: set[tuple[str, str]],
-) -> dict[str, Any]:
-    """The keys of a micro section running the items of one entry's `each` in order."""
+) -> mb.Section:
+    """The micro section (one pod) running the items of one entry's `each` in order."""
     run = None
     for where in items:
         run = flows.user_run(schema, where, flows.ITERATING)
@@ -270,14 +281,16 @@ def _each_section(
         run = flows.validator_run(
             description, items[-1], ["--type", each, "--path", path, "--no-subtree"]
         )
-    name = flows.type_name(schema, items[-1])
-    return {
-        "scope": "micro",
-        "pattern": "fanout",
-        "maxActive": 1,
-        "over": {"input": flows.DATA, "path": child(base, each)},
-        "visit": {"name": flows.unit_slug(name, "item"), "run": run},
-    }
+    item = flows.unit_slug(flows.type_name(schema, items[-1]), "item")
+    return mb.fanout(
+        name,
+        over=flows.DATA,
+        path=child(base, each),
+        visit=run.step(item),
+        depends_on=needs,
+        scope="micro",
+        max_active=1,
+    )
 
 
 def _given_data(schema: Schema, description: Description) -> tuple[Any, str] | None:

@@ -2,15 +2,19 @@
 a node type (its own `x-meta.run`, or the built-in validator), and the checks of `x-meta` that
 depend on the generator at work.
 
-Flows are built as dicts in a fixed key order, so the same description gives the same YAML.
+Flows are built with meta.builder, whose parts write their keys in a fixed order, so the same
+description gives the same YAML.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Unpack
 
+import meta.builder as mb
+from meta.builder.units import SectionOptions, UnitOptions
 from meta.errors import Fault, UserError, unescape
 from meta.flow.files import display_path
 from meta.flow.templates import (
@@ -137,55 +141,60 @@ def data_path(schema: Schema, description: Description, suffix: str = ".data.jso
     return description.relative(data)
 
 
+@dataclass(frozen=True)
+class Run:
+    """What a generated step runs: its argv, and the image and environment when given."""
+
+    command: list[str]
+    image: str | None = None
+    env: dict[str, str] | None = None
+
+    def step(self, name: str, **options: Unpack[UnitOptions]) -> mb.Step:
+        return mb.step(name, self.command, image=self.image, env=self.env, **options)
+
+
 def flow_document(
     schema: Schema,
     description: Description,
     generator: str,
-    root: dict[str, Any],
+    root: mb.Unit,
     *,
     data_suffix: str = ".data.json",
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "MetaFlow",
-        "metadata": {
-            "name": flow_name(schema),
-            "annotations": {
-                "meta-orchestrator.io/generator": generator,
-                "meta-orchestrator.io/description": description.relative(description.path),
-            },
+    """The generated flow's document (checked by the pipeline, after any transforms)."""
+    return mb.flow(
+        flow_name(schema),
+        root,
+        annotations={
+            "meta-orchestrator.io/generator": generator,
+            "meta-orchestrator.io/description": description.relative(description.path),
         },
-        "spec": {
-            "inputs": {DATA: {"path": data_path(schema, description, data_suffix)}},
-            "root": root,
-        },
-    }
+        inputs={DATA: mb.file_input(data_path(schema, description, data_suffix))},
+    ).to_dict(validate=False)
 
 
-def section_frame(schema: Schema, name: str, pattern: str, scope: str = "macro") -> dict[str, Any]:
-    """The first keys of the generated section: name, scope, pattern (root x-meta may set scope)."""
+def frame(schema: Schema, scope: mb.Scope = "macro") -> SectionOptions:
+    """The generated section's scope and maxActive (the root's x-meta may set them)."""
     meta = schema.root_meta
-    return {"name": name, "scope": meta.get("scope", scope), "pattern": pattern}
-
-
-def max_active(section: dict[str, Any], schema: Schema) -> None:
-    if "maxActive" in schema.root_meta:
-        section["maxActive"] = schema.root_meta["maxActive"]
+    options = SectionOptions(scope=meta.get("scope", scope))
+    if "maxActive" in meta:
+        options["max_active"] = meta["maxActive"]
+    return options
 
 
 def validator_run(
     description: Description, where: str | Sequence[str], extra: Sequence[str] = ()
-) -> dict[str, Any]:
+) -> Run:
     """The run of the built-in step that checks a node against the subschema keyed `where` (or
     against any of several): a JSON pointer, or `FILE#POINTER` into a file beside the schema."""
     places = [where] if isinstance(where, str) else list(where)
     command = [*VALIDATE_NODE, "--schema", description.relative(description.path)]
     for place in places:
         command.extend(["--pointer", place])
-    return {"command": [*command, *extra]}
+    return Run([*command, *extra])
 
 
-def user_run(schema: Schema, where: str, available: frozenset[str]) -> dict[str, Any] | None:
+def user_run(schema: Schema, where: str, available: frozenset[str]) -> Run | None:
     """A copy of the `x-meta.run` written at `where` (None when there is none), its templates
     checked against the variables `available` where it will run."""
     run = schema.x_meta.get(where, {}).get("run")
@@ -194,25 +203,20 @@ def user_run(schema: Schema, where: str, available: frozenset[str]) -> dict[str,
     return copy_run(schema, child(where, "x-meta", "run"), run, available)
 
 
-def copy_run(
-    schema: Schema, at: str, run: Mapping[str, Any], available: frozenset[str]
-) -> dict[str, Any]:
-    """A fresh copy of a run (command, image, env in that order), its templates checked."""
+def copy_run(schema: Schema, at: str, run: Mapping[str, Any], available: frozenset[str]) -> Run:
+    """A fresh copy of a run (command, image, env), its templates checked."""
     faults: list[Fault] = []
     command = [str(arg) for arg in run["command"]]
     for i, arg in enumerate(command):
         faults.extend(_template_faults(schema, child(at, "command", i), arg, available))
-    copied: dict[str, Any] = {"command": command}
     if "image" in run:
-        copied["image"] = run["image"]
         faults.extend(_template_faults(schema, child(at, "image"), run["image"], available))
-    if "env" in run:
-        copied["env"] = dict(run["env"])
-        for name, value in run["env"].items():
-            faults.extend(_template_faults(schema, child(at, "env", name), value, available))
+    for name, value in run.get("env", {}).items():
+        faults.extend(_template_faults(schema, child(at, "env", name), value, available))
     if faults:
         raise UserError(faults)
-    return copied
+    env = dict(run["env"]) if "env" in run else None
+    return Run(command, run.get("image"), env)
 
 
 def _template_faults(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import meta.builder as mb
 from meta.errors import Fault, UserError
 from meta.hookspecs import Description
 
@@ -43,7 +44,7 @@ class StreamGenerator:
         record = places[-1]
         validator_extra = ["--each", "--offset", f"{{{{ index * {chunk} }}}}", "--no-subtree"]
         used: set[tuple[str, str]] = set()
-        ring: list[dict[str, Any]] = []
+        ring: list[mb.Step] = []
         if "ring" in meta:
             faults: list[Fault] = []
             seen: set[str] = set()
@@ -60,7 +61,7 @@ class StreamGenerator:
                     run = flows.copy_run(schema, child(at, "run"), member["run"], flows.ITERATING)
                 else:
                     run = flows.validator_run(description, record, validator_extra)
-                ring.append({"name": member["name"], "run": run})
+                ring.append(run.step(member["name"]))
             if faults:
                 raise UserError(faults)
         else:
@@ -72,13 +73,10 @@ class StreamGenerator:
                     break
             if run is None:
                 ring.append(
-                    {
-                        "name": "validate",
-                        "run": flows.validator_run(description, record, validator_extra),
-                    }
+                    flows.validator_run(description, record, validator_extra).step("validate")
                 )
             else:
-                ring.append({"name": _record_name(schema, record), "run": run})
+                ring.append(run.step(_record_name(schema, record)))
         flows.check_runs_used(
             schema, used, self.name, "it runs x-meta.ring, else the record type's run"
         )
@@ -87,12 +85,14 @@ class StreamGenerator:
                 child("", "x-meta", "maxActive"),
                 f"a cycle runs at most one unit per ring member: maxActive must be <= {len(ring)}",
             )
-        section = flows.section_frame(schema, "stream", PATTERN, scope="micro")
-        flows.max_active(section, schema)
-        section["over"] = {"input": flows.DATA, "chunk": chunk}
-        if "rounds" in meta:
-            section["rounds"] = meta["rounds"]
-        section["ring"] = ring
+        section = mb.cycle(
+            "stream",
+            *ring,
+            over=flows.DATA,
+            chunk=chunk,
+            rounds=meta.get("rounds"),
+            **flows.frame(schema, scope="micro"),
+        )
         return flows.flow_document(
             schema, description, self.name, section, data_suffix=".data.jsonl"
         )

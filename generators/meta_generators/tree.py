@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import meta.builder as mb
 from meta.hookspecs import Description
 
 from . import flows, seen
@@ -74,7 +75,7 @@ class TreeGenerator:
         return flows.flow_document(schema, description, self.name, section)
 
 
-def walk_section(schema: Schema, description: Description) -> tuple[dict[str, Any], set[Any]]:
+def walk_section(schema: Schema, description: Description) -> tuple[mb.Section, set[Any]]:
     """The dfs (or bfs) section that walks the hierarchy, and the (pointer, 'run') pairs of the
     x-meta.run it uses."""
     pattern = schema.root_meta.get("pattern", "dfs")
@@ -83,7 +84,7 @@ def walk_section(schema: Schema, description: Description) -> tuple[dict[str, An
     cases = _cases(schema, found)
     names = flows.unique_names(flows.unit_slug(case.name, "node") for case in cases)
     used: set[tuple[str, str]] = set()
-    units: list[dict[str, Any]] = []
+    units: list[mb.Step] = []
     for case, name in zip(cases, names, strict=True):
         run = None
         if case.owner is not None:
@@ -97,21 +98,21 @@ def walk_section(schema: Schema, description: Description) -> tuple[dict[str, An
             if len(case.checks) > 1 or case.owner is None:
                 extra[:0] = ["--type", name]
             run = flows.validator_run(description, case.checks, extra)
-        units.append({"name": name, "run": run})
-    visit: dict[str, Any]
+        units.append(run.step(name))
+    visit: mb.Visit
     if len(units) == 1:
         visit = units[0]
     else:
-        visit = {
-            "cases": [
-                {"when": case.when, "unit": unit} for case, unit in zip(cases, units, strict=True)
-            ]
-        }
-    section = flows.section_frame(schema, "walk", pattern if pattern in PATTERNS else "dfs")
-    section["order"] = order
-    flows.max_active(section, schema)
-    section["over"] = {"input": flows.DATA, "children": list(found.fields)}
-    section["visit"] = visit
+        visit = [mb.case(case.when, unit) for case, unit in zip(cases, units, strict=True)]
+    walk = mb.bfs if pattern == "bfs" else mb.dfs
+    section = walk(
+        "walk",
+        over=flows.DATA,
+        children=list(found.fields),
+        order=order,
+        visit=visit,
+        **flows.frame(schema),
+    )
     return section, used
 
 

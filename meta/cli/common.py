@@ -21,6 +21,15 @@ EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+SETS = click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Give input NAME: a YAML value (n=3, tags=[a,b], mode=slow), or a file with "
+    "NAME=@PATH (for an input declared with a path, NAME=PATH also names a file). Repeatable.",
+)
+
 
 def user_errors(command: F) -> F:
     """Turn the library's user errors into one line per fault on stderr and exit code 2."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from meta.cli.common import user_errors, write_output
+from meta.cli.common import SETS, user_errors, write_output
 from meta.kube.crd import crd_yaml
 from meta.kube.ratelimit import DEFAULT_BURST, DEFAULT_QPS
 from meta.kube.types import DEFAULT_IMAGE
@@ -58,12 +58,14 @@ NAMESPACE = click.option("-n", "--namespace", default="default", show_default=Tr
 @click.argument("file", type=click.Path(path_type=Path))
 @NAMESPACE
 @KUBECONFIG
+@SETS
 @user_errors
-def apply(file: Path, namespace: str, kubeconfig: Path | None) -> None:
+def apply(file: Path, namespace: str, kubeconfig: Path | None, sets: Sequence[str]) -> None:
     """Validate a flow file and create (or update) it as a MetaFlow in the cluster."""
     from meta.kube.apply import apply_flow, flow_resource
+    from meta.plan.given import parse_sets
 
-    body = flow_resource(compile_plan(file), namespace)
+    body = flow_resource(compile_plan(file, parse_sets(sets)), namespace)
     api = kube_api(kubeconfig)
     try:
         outcome = asyncio.run(apply_flow(api, body))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -15,28 +16,33 @@ from meta.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USER_ERROR,
+    SETS,
     shown_result,
     user_errors,
 )
 from meta.engine.records import Listener
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
+from meta.local.environment import read_secrets
 from meta.local.interrupts import INTERRUPTS
 from meta.local.runner import Outcome, resume_run, start_run
 from meta.plan.describe import describe
-from meta.plan.graph import flow_graph, to_dot, to_mermaid
+from meta.plan.given import parse_sets
 from meta.plan.plan import compile_plan
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@SETS
 @user_errors
-def validate(files: Sequence[Path]) -> None:
-    """Check flow files (and the flows and inputs they name); exit 2 listing every fault."""
+def validate(files: Sequence[Path], sets: Sequence[str]) -> None:
+    """Check flow files (and the flows and inputs they name, with the inputs given); exit 2
+    listing every fault."""
     faults: list[Fault] = []
+    given = parse_sets(sets)
     for file in files:
         try:
-            compile_plan(file)
+            compile_plan(file, given)
         except UserError as exc:
             faults.extend(exc.faults)
         else:
@@ -47,10 +53,11 @@ def validate(files: Sequence[Path]) -> None:
 
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path))
+@SETS
 @user_errors
-def plan(file: Path) -> None:
-    """Describe a flow: its sections, patterns and bounds, in words."""
-    for line in describe(compile_plan(file)):
+def plan(file: Path, sets: Sequence[str]) -> None:
+    """Describe a flow: its inputs and their values, its sections, patterns and bounds."""
+    for line in describe(compile_plan(file, parse_sets(sets))):
         click.echo(line)
 
 
@@ -59,21 +66,25 @@ def plan(file: Path) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
 )
+@SETS
 @user_errors
-def graph(file: Path, fmt: str) -> None:
+def graph(file: Path, fmt: str, sets: Sequence[str]) -> None:
     """Print the flow's structure as Mermaid or Graphviz DOT source."""
-    built = flow_graph(compile_plan(file))
+    # networkx costs a tenth of a second to import; only this command needs it.
+    from meta.plan.graph import flow_graph, to_dot, to_mermaid
+
+    built = flow_graph(compile_plan(file, parse_sets(sets)))
     click.echo(to_mermaid(built) if fmt == "mermaid" else to_dot(built), nl=False)
 
 
-def _parse_sets(values: Sequence[str]) -> dict[str, Path]:
-    overrides: dict[str, Path] = {}
-    for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or not name or not path:
-            raise click.BadParameter(f"{value!r}: expected INPUT=PATH", param_hint="--set")
-        overrides[name] = Path(path)
-    return overrides
+SECRETS = click.option(
+    "--secret",
+    "secrets",
+    multiple=True,
+    metavar="NAME/KEY=@FILE|NAME/KEY=env:VAR|NAME=@FOLDER",
+    help="Give secretRef NAME/KEY its value: a file's text, a variable of this environment, "
+    "or every file of a folder as a key. Never written anywhere. Repeatable.",
+)
 
 
 @click.command()
@@ -88,13 +99,8 @@ def _parse_sets(values: Sequence[str]) -> dict[str, Path]:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the JSON report here.",
 )
-@click.option(
-    "--set",
-    "sets",
-    multiple=True,
-    metavar="INPUT=PATH",
-    help="Read an input from another file (repeatable).",
-)
+@SETS
+@SECRETS
 @click.option(
     "--ui",
     "ui",
@@ -103,23 +109,32 @@ def _parse_sets(values: Sequence[str]) -> dict[str, Path]:
 )
 @user_errors
 def run(
-    file: Path, workdir: Path | None, report: Path | None, sets: Sequence[str], ui: bool
+    file: Path,
+    workdir: Path | None,
+    report: Path | None,
+    sets: Sequence[str],
+    secrets: Sequence[str],
+    ui: bool,
 ) -> None:
     """Run a flow locally, as real processes."""
     INTERRUPTS.install()
-    overrides = _parse_sets(sets)
+    overrides = parse_sets(sets)
+    given = read_secrets(secrets, os.environ)
     if not ui:
-        _finish(lambda listeners: start_run(file, workdir, overrides, listeners, report), file.name)
+        _finish(
+            lambda listeners: start_run(file, workdir, overrides, listeners, report, given),
+            file.name,
+        )
         return
     from meta.cli.ui import RunPage
-    from meta.flow.parse import load_flow
     from meta.local.runner import default_workdir
+    from meta.plan.plan import load_entry
 
     # The page is served for the workdir, so it is chosen here rather than by start_run.
-    chosen = workdir or default_workdir(load_flow(file).name)
+    chosen = workdir or default_workdir(load_entry(file).name)
     with RunPage(chosen) as page:
         _finish(
-            lambda listeners: start_run(file, chosen, overrides, [*listeners, page], report),
+            lambda listeners: start_run(file, chosen, overrides, [*listeners, page], report, given),
             file.name,
         )
 
@@ -131,11 +146,14 @@ def run(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the JSON report here.",
 )
+@SECRETS
 @user_errors
-def resume(workdir: Path, report: Path | None) -> None:
-    """Finish an interrupted run; units that finished are not run again."""
+def resume(workdir: Path, report: Path | None, secrets: Sequence[str]) -> None:
+    """Finish an interrupted run; units that finished are not run again. Secrets are given
+    again: a run keeps none."""
     INTERRUPTS.install()
-    _finish(lambda listeners: resume_run(workdir, listeners, report), str(workdir))
+    given = read_secrets(secrets, os.environ)
+    _finish(lambda listeners: resume_run(workdir, listeners, report, given), str(workdir))
 
 
 def _finish(execute: Callable[[Sequence[Listener]], Outcome], title: str) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from meta.flow.model import Scope
+from meta.flow.model import EnvValue, Scope
 
 Feeder = tuple[str, str, str, Any]
 """A unit that feeds another, as a task carries it: (name, unit id, state, result)."""
@@ -25,7 +25,9 @@ class StepTask:
     section: str
     scope: Scope
     command: tuple[str, ...]
-    env: Mapping[str, str]
+    env: Mapping[str, EnvValue]
+    """The step's declared variables, strings rendered; those taken from elsewhere (`FromEnv`,
+    `SecretRef`) the driver resolves, and only where the step runs."""
     image: str | None
     input: Any
     upstream: Sequence[tuple[str, str]]

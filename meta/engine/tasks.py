@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from meta.engine.driver import StepTask
 from meta.engine.visit import Visit, named
-from meta.flow.model import Step
+from meta.flow.model import EnvValue, Step
 
 
 def step_task(visit: Visit, step: Step) -> StepTask:
@@ -20,8 +20,9 @@ def step_task(visit: Visit, step: Step) -> StepTask:
         command = tuple(
             visit.render(arg, origin.at("command", i)) for i, arg in enumerate(run.command)
         )
-        env: Mapping[str, str] = {
-            k: visit.render(v, origin.at("env", k)) for k, v in run.env.items()
+        env: Mapping[str, EnvValue] = {
+            k: visit.render(v, origin.at("env", k)) if isinstance(v, str) else v
+            for k, v in run.env.items()
         }
         image = None if run.image is None else visit.render(run.image, origin.at("image"))
     else:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-
-import networkx as nx
+from graphlib import CycleError, TopologicalSorter
 
 from meta.errors import Fault
-from meta.flow.model import Cases, Flow, FlowRef, Generate, Origin, Section, Step, Unit
+from meta.flow.inputschema import schema_problem, value_faults
+from meta.flow.model import (
+    Cases,
+    Flow,
+    FlowRef,
+    Generate,
+    Origin,
+    Section,
+    Step,
+    Unit,
+    ValueInput,
+)
 from meta.flow.templates import (
     FLOW_VARIABLES,
     ITERATION_VARIABLES,
@@ -43,8 +53,27 @@ ITERATING = frozenset({"fanout", "dfs", "bfs", "cycle"})
 
 def semantic_faults(flow: Flow) -> list[Fault]:
     """Every semantic fault in one flow (flowRefs are followed by the planner, not here)."""
-    available = FLOW_VARIABLES | UNIT_VARIABLES
-    return list(_unit_faults(flow.root, flow, available, in_micro=False))
+    return [
+        *_declaration_faults(flow),
+        *_unit_faults(flow.root, flow, FLOW_VARIABLES | UNIT_VARIABLES, in_micro=False),
+    ]
+
+
+def _declaration_faults(flow: Flow) -> Iterator[Fault]:
+    """Each input's schema is one a value can be checked against, and its inline default
+    holds to it (a file default is read, and checked, when the flow is planned)."""
+    file = flow.root.origin.file
+    for name, declared in flow.declarations.items():
+        where = f"/spec/inputs/{name}"
+        if declared.schema is None:
+            continue
+        problem = schema_problem(declared.schema)
+        if problem is not None:
+            yield Fault(file, f"{where}/schema", f"input '{name}': {problem}")
+        elif isinstance(declared.default, ValueInput):
+            yield from value_faults(
+                name, declared.schema, declared.default.value, file, f"{where}/value"
+            )
 
 
 def _fault(origin: Origin, reason: str) -> Fault:
@@ -66,7 +95,7 @@ def _unit_faults(
             yield from _template_faults(run.at("command", i), arg, available)
         if unit.run.image is not None:
             yield from _template_faults(run.at("image"), unit.run.image, available)
-        for key, value in unit.run.env.items():
+        for key, value in unit.run.literal_env.items():
             yield from _template_faults(run.at("env", key), value, available)
         return
     if isinstance(unit, FlowRef | Generate):
@@ -83,8 +112,8 @@ def _unit_faults(
 
 def _generate_faults(unit: Generate, flow: Flow) -> Iterator[Fault]:
     for role, source in unit.sources():
-        if source.input is not None and source.input not in flow.inputs:
-            declared = ", ".join(sorted(flow.inputs)) or "none"
+        if source.input is not None and source.input not in flow.declarations:
+            declared = ", ".join(sorted(flow.declarations)) or "none"
             yield _fault(
                 unit.origin.at("generate", role, "input"),
                 f"no input named '{source.input}' (declared inputs: {declared})",
@@ -132,7 +161,8 @@ def _own_templates(unit: Unit) -> Iterator[tuple[Origin, str, bool]]:
         if unit.run.image is not None:
             yield run.at("image"), unit.run.image, False
         for key, value in unit.run.env.items():
-            yield run.at("env", key), value, False
+            if isinstance(value, str):
+                yield run.at("env", key), value, False
 
 
 def _upstream_faults(unit: Unit, feeds: set[str]) -> Iterator[Fault]:
@@ -177,9 +207,9 @@ def _section_faults(
     if (
         section.over is not None
         and section.over.result is None
-        and section.over.input not in flow.inputs
+        and section.over.input not in flow.declarations
     ):
-        declared = ", ".join(sorted(flow.inputs)) or "none"
+        declared = ", ".join(sorted(flow.declarations)) or "none"
         yield _fault(
             section.origin.at("over", "input"),
             f"no input named '{section.over.input}' (declared inputs: {declared})",
@@ -219,7 +249,7 @@ def _siblings_faults(units: Iterable[Unit], section: Section, field: str) -> Ite
                 f"duplicate unit name '{unit.name}' in {field} of section '{section.name}'",
             )
         seen.add(unit.name)
-    graph: nx.DiGraph[str] = nx.DiGraph()
+    dependencies: dict[str, list[str]] = {}
     for unit in units:
         if unit.depends_on and section.pattern != "dag":
             yield _fault(
@@ -228,7 +258,7 @@ def _siblings_faults(units: Iterable[Unit], section: Section, field: str) -> Ite
                 f"('{section.name}' is a {section.pattern})",
             )
             continue
-        graph.add_node(unit.name)
+        dependencies[unit.name] = []
         for i, dependency in enumerate(unit.depends_on):
             if dependency not in seen:
                 yield _fault(
@@ -236,12 +266,13 @@ def _siblings_faults(units: Iterable[Unit], section: Section, field: str) -> Ite
                     f"'{dependency}' names no sibling of '{unit.name}' in section '{section.name}'",
                 )
             else:
-                graph.add_edge(dependency, unit.name)
+                dependencies[unit.name].append(dependency)
     try:
-        cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
+        TopologicalSorter(dependencies).prepare()
+    except CycleError as cycle:
+        names = cycle.args[1]
+    else:
         return
-    names = [edge[0] for edge in cycle] + [cycle[0][0]]
     yield _fault(
         section.origin.at(field),
         f"dependency cycle in section '{section.name}': {' -> '.join(names)}",

@@ -52,18 +52,55 @@ Input: TypeAlias = FileInput | ValueInput
 
 
 @dataclass(frozen=True)
+class InputDeclaration:
+    """How a flow declares an input: its default (None: it must be given), what it is for,
+    and the JSON Schema its value holds to (None: any value)."""
+
+    default: Input | None = None
+    description: str | None = None
+    schema: Any = None
+
+
+@dataclass(frozen=True)
+class FromEnv:
+    """A variable whose value is that of `name` in `meta`'s own environment (local runs only)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A variable whose value is `key` of the Kubernetes Secret `name` (locally: `--secret`).
+    Its value is never in anything `meta` writes."""
+
+    name: str
+    key: str
+
+
+EnvValue: TypeAlias = str | FromEnv | SecretRef
+"""A step's declared variable: a string (templated), or where its value comes from. A step's
+whole declared environment is `Run.env`; a cache key digests its strings as they are and the
+values of `FromEnv` and `SecretRef` only by digest."""
+
+
+@dataclass(frozen=True)
 class Run:
     command: tuple[str, ...]
     image: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, EnvValue] = field(default_factory=dict)
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """`requests` and `limits`, each resource name -> Kubernetes quantity."""
 
     @cached_property
     def templated(self) -> bool:
         """Whether a string the engine renders for each attempt is a template."""
-        texts = (*self.command, *self.env.values(), self.image or "")
+        texts = (*self.command, *self.literal_env.values(), self.image or "")
         return any(is_template(text) for text in texts)
+
+    @property
+    def literal_env(self) -> dict[str, str]:
+        """The variables given as strings (templated), without those taken from elsewhere."""
+        return {key: value for key, value in self.env.items() if isinstance(value, str)}
 
 
 @dataclass(frozen=True)
@@ -200,7 +237,10 @@ class Flow:
     source: Path
     root: Unit
     inputs: Mapping[str, Input] = field(default_factory=dict)
+    """The inputs declared with a default, bound to it."""
     defaults: Defaults = Defaults()
     limits: Limits = Limits()
     embedded: Mapping[Path, Any] = field(default_factory=dict)
     """Flow documents carried in `spec.flows`, by the absolute path a flowRef resolves to."""
+    declarations: Mapping[str, InputDeclaration] = field(default_factory=dict)
+    """Every input the flow declares, with a default or without."""

@@ -15,12 +15,15 @@ from meta.flow.model import (
     FileInput,
     Flow,
     FlowRef,
+    FromEnv,
     Generate,
     Input,
+    InputDeclaration,
     Limits,
     Origin,
     Over,
     Run,
+    SecretRef,
     Section,
     Step,
     Unit,
@@ -99,11 +102,13 @@ def build_flow(document: dict[str, Any], path: Path, file: str) -> Flow:
     spec = document["spec"]
     origin = Origin(file, "")
     defaults = spec.get("defaults", {})
+    declarations = _declarations(spec.get("inputs", {}), path.parent)
     return Flow(
         name=document["metadata"]["name"],
         source=path,
         root=_unit(spec["root"], origin.at("spec", "root"), path.parent),
-        inputs=_inputs(spec.get("inputs", {}), path.parent),
+        inputs={name: d.default for name, d in declarations.items() if d.default is not None},
+        declarations=declarations,
         embedded={
             (path.parent / key).resolve(): document
             for key, document in spec.get("flows", {}).items()
@@ -121,12 +126,35 @@ def build_flow(document: dict[str, Any], path: Path, file: str) -> Flow:
 
 
 def _inputs(raw: dict[str, Any], base: Path) -> dict[str, Input]:
+    return {name: _input(spec, base) for name, spec in raw.items()}
+
+
+def _input(spec: dict[str, Any], base: Path) -> Input:
+    if "path" in spec:
+        return FileInput((base / spec["path"]).resolve())
+    return ValueInput(spec["value"])
+
+
+def _declarations(raw: dict[str, Any], base: Path) -> dict[str, InputDeclaration]:
     return {
-        name: FileInput((base / spec["path"]).resolve())
-        if "path" in spec
-        else ValueInput(spec["value"])
+        name: InputDeclaration(
+            default=_input(spec, base) if "path" in spec or "value" in spec else None,
+            description=spec.get("description"),
+            schema=spec.get("schema"),
+        )
         for name, spec in raw.items()
     }
+
+
+def _env(raw: dict[str, Any]) -> dict[str, str | FromEnv | SecretRef]:
+    def value(given: Any) -> str | FromEnv | SecretRef:
+        if isinstance(given, str):
+            return given
+        if "fromEnv" in given:
+            return FromEnv(given["fromEnv"])
+        return SecretRef(given["secretRef"]["name"], given["secretRef"]["key"])
+
+    return {key: value(given) for key, given in raw.items()}
 
 
 def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
@@ -139,7 +167,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             run=Run(
                 tuple(run["command"]),
                 run.get("image"),
-                dict(run.get("env", {})),
+                _env(run.get("env", {})),
                 {kind: dict(amounts) for kind, amounts in run.get("resources", {}).items()},
             ),
             origin=origin,

@@ -143,7 +143,13 @@ def _explain(error: ValidationError, document: Any, file: str) -> list[Fault]:
         repeated = sorted({str(x) for x in error.instance if error.instance.count(x) > 1})
         return [Fault(file, where, f"lists {', '.join(map(repr, repeated))} more than once")]
     if kind in ("minProperties", "maxProperties"):
+        properties = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        if "secretRef" in properties:
+            return [Fault(file, where, "a variable is a string, {fromEnv: NAME} or {secretRef}")]
         return [Fault(file, where, "an input is exactly one of {path: FILE} or {value: JSON}")]
+    both = isinstance(error.instance, dict) and {"path", "value"} <= error.instance.keys()
+    if kind == "not" and both:
+        return [Fault(file, where, "an input's default is a path or a value, not both")]
     return [Fault(file, where, error.message)]
 
 
@@ -152,6 +158,9 @@ _PATTERNS = {
     "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$": "lower case letters, digits and '-', starting and "
     "ending with a letter or digit, at most 63 characters",
     "^(/([^~]|~[01])*)*$": "a JSON pointer such as /items/0 (empty for the whole document)",
+    "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$": "a Kubernetes Secret name (lower case letters, "
+    "digits, '-' and '.')",
+    "^[-._a-zA-Z0-9]{1,253}$": "a Secret key (letters, digits, '-', '_' and '.')",
 }
 
 

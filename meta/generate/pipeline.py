@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from meta.errors import Fault, FlowInvalid, UserError
+from meta.flow.dump import dump_flow
 from meta.flow.files import display_path, parse_json, parse_yaml_data, read_text
 from meta.flow.model import Flow
 from meta.flow.parse import flow_from_document
@@ -111,10 +110,3 @@ def _in_order(impls: list[Any]) -> list[Any]:
     last = [impl for impl in reversed(impls) if impl.trylast]
     middle = [impl for impl in impls if not impl.tryfirst and not impl.trylast]
     return [*first, *middle, *last]
-
-
-def dump_flow(document: dict[str, Any]) -> str:
-    """YAML for a flow document, the same bytes for the same document."""
-    return yaml.safe_dump(
-        document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
-    )

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meta.errors import Fault, InputFault, UserError, lookup
+from meta.builder.module import built, is_python
+from meta.errors import Fault, FlowInvalid, InputFault, UserError, lookup
 from meta.flow.files import display_path
 from meta.flow.model import FileInput, Flow, FlowRef, Generate, Input, ValueInput
 from meta.flow.parse import read_document
 from meta.kube.api import ApiFailed, Conflict, KubeApi, NotFound
+from meta.kube.layout import env_faults
 from meta.kube.types import (
     ANNOTATION_UNIT_ID,
     GROUP,
@@ -33,15 +35,25 @@ MAX_SPEC_BYTES = 1024 * 1024
 """etcd keeps objects of at most 1.5 MiB; inputs beyond this belong on a volume."""
 
 
+def _document(source: Path) -> Any:
+    """The document of the flow file named on the command line; a Python file is run again
+    for it (the plan holds the typed flow, not its document)."""
+    return built(source).to_dict(validate=False) if is_python(source) else read_document(source)
+
+
 def flow_resource(plan: Plan, namespace: str) -> dict[str, Any]:
     """The MetaFlow resource of a planned flow file, self-contained: every file input (of the
     flow, of its flowRefs, of the flows they reference) embedded in `spec.files` (see
     `_carried`), and every referenced flow embedded in `spec.flows` by its path relative to the
-    flow's file."""
+    flow's file. Inputs given with `--set` are the resource's inputs (their schemas kept, so
+    the operator checks them again); a step taking a variable `fromEnv` is refused."""
     flow = plan.flow
+    faults = env_faults(plan)
+    if faults:
+        raise FlowInvalid(faults)
     base = flow.source.parent
     files: dict[str, str] = {}
-    document = _carried(read_document(flow.source), flow, plan.inputs, base, files)
+    document = _carried(_document(flow.source), flow, plan.inputs, base, files)
     spec = document["spec"]
     flows: dict[str, Any] = {}
     pending = list(plan.subplans.values())
@@ -107,8 +119,16 @@ def _carried(
             return {"path": os.path.relpath(given.path, base)}
         return _input_entry(given, base, as_file)
 
-    if inputs:
-        spec["inputs"] = {name: entry(given, name in as_files) for name, given in inputs.items()}
+    declared: dict[str, Any] = {}
+    for name, declaration in flow.declarations.items():
+        given = inputs.get(name)
+        declared[name] = {} if given is None else entry(given, name in as_files)
+        if declaration.description is not None:
+            declared[name]["description"] = declaration.description
+        if declaration.schema is not None:
+            declared[name]["schema"] = declaration.schema
+    if declared:
+        spec["inputs"] = declared
     for ref in (u for u in walk_units(flow.root) if isinstance(u, FlowRef)):
         written = lookup(document, ref.origin.pointer)["flowRef"]
         if ref.inputs:

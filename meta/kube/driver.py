@@ -29,6 +29,7 @@ from meta.kube.layout import (
     micro_pod,
     quarterback_access,
     result_path,
+    section_secrets,
     slot_images,
     slot_resources,
     step_pod,
@@ -239,7 +240,16 @@ class KubeDriver:
         slots = slot_images(section, task.max_active, self.settings.default_image)
         upstream = self.expanded(task.upstream)
         asks = slot_resources(section)
-        pod = micro_pod(task, self.owner, self.settings, upstream, slots, asks, self.store_dir)
+        pod = micro_pod(
+            task,
+            self.owner,
+            self.settings,
+            upstream,
+            slots,
+            asks,
+            self.store_dir,
+            section_secrets(section),
+        )
         name = pod["metadata"]["name"]
         work = PodBrief(task, self._document, task.file, slots, self.settings.default_image)
         namespace = self.owner.namespace

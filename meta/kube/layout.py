@@ -28,8 +28,18 @@ from typing import Any
 
 from meta.engine.driver import FlowTask, PodTask, StepTask
 from meta.engine.results import RESULT_FILE
-from meta.errors import MetaError
-from meta.flow.model import Cases, Section, Step, Unit, ValueInput, max_active
+from meta.errors import Fault, MetaError
+from meta.flow.model import (
+    Cases,
+    EnvValue,
+    FromEnv,
+    SecretRef,
+    Section,
+    Step,
+    Unit,
+    ValueInput,
+    max_active,
+)
 from meta.flow.parse import read_document
 from meta.flow.templates import is_template
 from meta.kube.api import quantity
@@ -147,7 +157,11 @@ def step_pod(
                 "command": list(task.command),
                 "env": _step_env(task),
                 "volumeMounts": mounts,
-                "terminationMessagePolicy": "FallbackToLogsOnError",
+                # The log's tail becomes the status's reason; a step holding a secret may
+                # print it, and the operator never sees a secret to mask it.
+                "terminationMessagePolicy": (
+                    "File" if _has_secret(task) else "FallbackToLogsOnError"
+                ),
                 **_resources(task.resources),
             }
         ],
@@ -171,7 +185,7 @@ def step_pod(
     }
 
 
-def _step_env(task: StepTask) -> list[dict[str, str]]:
+def _step_env(task: StepTask) -> list[dict[str, Any]]:
     return [
         {"name": "META_UNIT_ID", "value": task.id},
         {"name": "META_INPUT", "value": f"{INPUT_DIR}/input.json"},
@@ -180,8 +194,74 @@ def _step_env(task: StepTask) -> list[dict[str, str]]:
         {"name": "META_SCRATCH", "value": SCRATCH_DIR},
         {"name": "META_ATTEMPT", "value": str(task.attempt)},
         {"name": "META_RESULT", "value": f"{RESULT_DIR}/{RESULT_FILE}"},
-        *({"name": k, "value": v} for k, v in task.env.items()),
+        *(_variable(k, v) for k, v in task.env.items()),
     ]
+
+
+def _has_secret(task: StepTask) -> bool:
+    return any(isinstance(value, SecretRef) for value in task.env.values())
+
+
+def _variable(name: str, value: EnvValue) -> dict[str, Any]:
+    """A container's variable: a secret's by reference, so the kubelet alone reads it."""
+    if isinstance(value, SecretRef):
+        return {"name": name, "valueFrom": _secret_key(value)}
+    if isinstance(value, FromEnv):
+        # Refused when the flow is planned (`env_faults`): never laid out.
+        raise MetaError(f"variable {name}: fromEnv has no meaning in the cluster")
+    return {"name": name, "value": value}
+
+
+def _secret_key(ref: SecretRef) -> dict[str, Any]:
+    return {"secretKeyRef": {"name": ref.name, "key": ref.key}}
+
+
+SECRET_PREFIX = "META_SECRET_"
+"""Slot containers of a micro pod hold the section's secrets under these names (the kubelet
+sets them); the launcher hands each step the ones it declares, under its own names, and no
+others (meta.kube.quarterback.launcher has the same prefix: it imports nothing of meta's)."""
+
+
+def secret_variable(ref: SecretRef) -> str:
+    """The name a slot container holds the secret key `ref` under."""
+    digest = hashlib.sha256(f"{ref.name}/{ref.key}".encode()).hexdigest()[:16].upper()
+    return SECRET_PREFIX + digest
+
+
+def _slot_secrets(secrets: Sequence[SecretRef]) -> list[dict[str, Any]]:
+    return [{"name": secret_variable(ref), "valueFrom": _secret_key(ref)} for ref in secrets]
+
+
+def section_secrets(section: Section) -> list[SecretRef]:
+    """The secret keys the steps of a micro section take, each once, in a stable order."""
+    found = {
+        value
+        for unit in walk_units(section)
+        if isinstance(unit, Step)
+        for value in unit.run.env.values()
+        if isinstance(value, SecretRef)
+    }
+    return sorted(found, key=lambda ref: (ref.name, ref.key))
+
+
+def env_faults(plan: Plan) -> list[Fault]:
+    """What the cluster cannot give a step: a variable taken `fromEnv` (the operator's
+    environment is not the user's; a Secret is the way in)."""
+    faults: list[Fault] = []
+    plans = [plan]
+    while plans:
+        current = plans.pop()
+        plans.extend(current.subplans.values())
+        for step in (u for u in walk_units(current.flow.root) if isinstance(u, Step)):
+            for key, value in step.run.env.items():
+                if isinstance(value, FromEnv):
+                    origin = step.origin.at("run", "env", key)
+                    reason = (
+                        f"fromEnv: {value.name} has no meaning in the cluster (the operator's "
+                        "environment is not yours): put the value in a Secret and use secretRef"
+                    )
+                    faults.append(Fault(origin.file, origin.pointer, reason))
+    return faults
 
 
 def _step_mounts(
@@ -285,11 +365,13 @@ def micro_pod(
     slot_images: Sequence[str],
     slot_resources: Mapping[str, Mapping[str, str]],
     store_dir: str,
+    secrets: Sequence[SecretRef] = (),
 ) -> dict[str, Any]:
     """The pod of one attempt at a micro section: the quarterback, and one slot container per
     unit that may run at once, each running the launcher (put on a shared volume by an init
     container) until the quarterback gives it work. All of them share /scratch (RAM),
-    localhost and IPC; only the quarterback mounts the section's output folder."""
+    localhost and IPC; only the quarterback mounts the section's output folder. Each slot
+    holds the section's `secrets` (see `secret_variable`); the quarterback holds none."""
     name = pod_name(owner, task.id, task.attempt)
     framework = settings.default_image
     pull = settings.image_pull_policy
@@ -306,6 +388,7 @@ def micro_pod(
             "image": image,
             "imagePullPolicy": pull,
             "command": ["python3", f"{LAUNCHER_DIR}/launcher.py", SOCKET, str(index)],
+            **({"env": _slot_secrets(secrets)} if secrets else {}),
             "volumeMounts": shared,
             **_resources(slot_resources),
         }

@@ -33,7 +33,6 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -43,6 +42,7 @@ from pathlib import Path
 
 from meta.engine.driver import Exit, StepTask
 from meta.engine.results import RESULT_FILE, ResultRefused, read_result
+from meta.local.environment import Secrets, base_environ, missing_source, resolve
 from meta.local.reaper import become_subreaper, stop_orphans
 from meta.trees import Manifest, OutputRefused, copy_tree, remove_tree
 
@@ -108,21 +108,26 @@ class _Scratch:
 
 
 class LocalDriver:
-    def __init__(self, workdir: Path, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        environ: Mapping[str, str] | None = None,
+        secrets: Secrets | None = None,
+    ) -> None:
+        """`environ` is `meta`'s own environment (steps see only what `base_environ` takes
+        of it, and the variables they take `fromEnv`); `secrets` gives `secretRef`s values."""
         self.workdir = workdir
         self.store = workdir / "store"
         self.logs = workdir / "logs"
         self.scratch = scratch_root(workdir)
         self.traffic = Traffic()
-        environ = dict(os.environ if environ is None else environ)
-        # Steps find `meta` (built-in steps) and the Python it runs on first, as in an image
-        # that has meta-orchestrator installed.
-        tools = os.path.dirname(sys.executable)
-        environ["PATH"] = os.pathsep.join([tools, environ.get("PATH", os.defpath)])
+        self._outer = dict(os.environ if environ is None else environ)
+        self.secrets = secrets or Secrets()
+        base = base_environ(self._outer)
         self.token = self.scratch.name
-        environ[RUN_TOKEN] = self.token
+        base[RUN_TOKEN] = self.token
         # Encoded once: subprocess would encode every variable again for every step.
-        self._environ = {os.fsencode(k): os.fsencode(v) for k, v in environ.items()}
+        self._environ = {os.fsencode(k): os.fsencode(v) for k, v in base.items()}
         self._pods: dict[str, _Pod] = {}
         self._manifests: dict[str, Manifest] = {}
         """What each step that succeeded in this session kept, until the journal takes it."""
@@ -226,9 +231,20 @@ class LocalDriver:
     def _spawn(self, task: StepTask, scratch: _Scratch) -> subprocess.Popen[bytes] | Exit:
         """Start the attempt's program in a process group of its own, its output streams
         going to log files in its scratch; the Exit when the program cannot be started."""
+        try:
+            declared = {
+                key.encode(): resolve(value, self._outer, self.secrets).encode()
+                for key, value in task.env.items()
+            }
+        except KeyError:
+            # Only a flow generated at run time can get here: the plan's are checked first.
+            problems = [
+                missing_source(value, self._outer, self.secrets) for value in task.env.values()
+            ]
+            return Exit(126, reason="; ".join(p for p in problems if p))
         env = {
             **self._environ,
-            **{key.encode(): value.encode() for key, value in task.env.items()},
+            **declared,
             b"META_UNIT_ID": task.id.encode(),
             b"META_INPUT": scratch.input_file.encode(),
             b"META_OUTPUT": scratch.output.encode(),
@@ -418,6 +434,7 @@ class LocalProcess:
                 code, refusal = CANNOT_KEEP, f"exited with code 0, but {refused}"
         try:
             stderr_tail = "" if code == 0 else _tail(_log(scratch, task, "err"))
+            stderr_tail = driver.secrets.redact(stderr_tail)
             logs, persist = driver._to_keep(task, scratch, code)
             if logs or persist:
                 await loop.run_in_executor(

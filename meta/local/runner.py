@@ -22,13 +22,15 @@ from meta.engine.engine import Engine
 from meta.engine.records import Listener
 from meta.errors import Fault, MetaError, RunFailed, UserError
 from meta.flow.files import display_path
+from meta.flow.model import FileInput, Input, ValueInput
 from meta.local.driver import LocalDriver
+from meta.local.environment import Secrets, missing_sources
 from meta.local.interrupts import INTERRUPTS
 from meta.local.journal import FileJournal
 from meta.local.lock import session_lock
 from meta.local.report import Listeners, ReportBuilder, kept, write_json
 from meta.local.reportpath import check_report_path, protected_files
-from meta.plan.plan import Plan, compile_plan
+from meta.plan.plan import Given, Plan, compile_plan
 
 RUN_FILE = "run.json"
 REPORT_FILE = "report.json"
@@ -65,13 +67,17 @@ def _made_unique(workdir: Path) -> Path:
 def start_run(
     flow: Path,
     workdir: Path | None,
-    overrides: Mapping[str, Path],
+    overrides: Given,
     listeners: Sequence[Listener] = (),
     report: Path | None = None,
+    secrets: Secrets | None = None,
 ) -> Outcome:
-    """Compile and run `flow`; nothing is written before the flow and its inputs are valid."""
+    """Compile and run `flow`; nothing is written before the flow, its inputs and the
+    variables its steps take from elsewhere (`secrets`, `meta`'s environment) are valid."""
+    secrets = secrets or Secrets()
     with INTERRUPTS.allowed():
         plan = compile_plan(flow, overrides)
+    _check_sources(plan, secrets)
     given = workdir
     workdir = workdir or default_workdir(plan.flow.name)
     if given is not None:
@@ -91,12 +97,29 @@ def start_run(
         info = {
             "name": plan.flow.name,
             "flow": str(plan.flow.source),
-            "inputs": {name: str(path.resolve()) for name, path in overrides.items()},
+            # What --set gave, bound: files by absolute path, values as they are (no secret
+            # is ever written here).
+            "inputs": {
+                name: str(bound.path)
+                for name in overrides
+                if isinstance(bound := plan.inputs[name], FileInput)
+            },
+            "values": {
+                name: bound.value
+                for name in overrides
+                if isinstance(bound := plan.inputs[name], ValueInput)
+            },
             "fingerprint": _fingerprint(plan),
             "startedAt": time.time(),
         }
         write_json(workdir / RUN_FILE, info)
-        return _execute(plan, workdir, info, listeners, report)
+        return _execute(plan, workdir, info, listeners, report, secrets)
+
+
+def _check_sources(plan: Plan, secrets: Secrets) -> None:
+    faults = missing_sources(plan, os.environ, secrets)
+    if faults:
+        raise UserError(faults)
 
 
 def _fresh(workdir: Path) -> None:
@@ -111,9 +134,14 @@ def _fresh(workdir: Path) -> None:
 
 
 def resume_run(
-    workdir: Path, listeners: Sequence[Listener] = (), report: Path | None = None
+    workdir: Path,
+    listeners: Sequence[Listener] = (),
+    report: Path | None = None,
+    secrets: Secrets | None = None,
 ) -> Outcome:
-    """Finish the run in `workdir`: units that finished before are not run again."""
+    """Finish the run in `workdir`: units that finished before are not run again. Its
+    secrets are given again (`run.json` keeps none)."""
+    secrets = secrets or Secrets()
     info_path = workdir / RUN_FILE
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
@@ -123,13 +151,17 @@ def resume_run(
         raise UserError(Fault(display_path(info_path), "", f"unreadable: {exc}")) from None
     needed = ("flow", "startedAt", "fingerprint")
     missing = [key for key in needed if not isinstance(info, dict) or key not in info]
-    if missing or not isinstance(info.get("inputs", {}), dict):
+    if missing or not all(isinstance(info.get(k, {}), dict) for k in ("inputs", "values")):
         raise UserError(
             Fault(display_path(info_path), "", f"not a run record (missing: {missing or 'inputs'})")
         )
-    overrides = {name: Path(path) for name, path in info.get("inputs", {}).items()}
+    overrides: dict[str, Input] = {
+        name: FileInput(Path(path)) for name, path in info.get("inputs", {}).items()
+    }
+    overrides.update({name: ValueInput(value) for name, value in info.get("values", {}).items()})
     with INTERRUPTS.allowed():
         plan = compile_plan(Path(info["flow"]), overrides)
+    _check_sources(plan, secrets)
     check_report_path(report, workdir, protected_files(plan))
     if _fingerprint(plan) != info.get("fingerprint"):
         raise UserError(
@@ -140,7 +172,7 @@ def resume_run(
             )
         )
     with INTERRUPTS.deferred(), session_lock(workdir):
-        return _execute(plan, workdir, info, listeners, report)
+        return _execute(plan, workdir, info, listeners, report, secrets)
 
 
 def _fingerprint(plan: Plan) -> str:
@@ -159,8 +191,9 @@ def _execute(
     info: Mapping[str, Any],
     listeners: Sequence[Listener],
     report_path: Path | None,
+    secrets: Secrets,
 ) -> Outcome:
-    driver = LocalDriver(workdir)
+    driver = LocalDriver(workdir, secrets=secrets)
     try:
         journal = FileJournal(workdir, kept=driver.take_manifest, stored=driver.outputs)
     except BaseException:

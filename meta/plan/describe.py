@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 
 from meta.flow.files import display_path
@@ -9,29 +10,55 @@ from meta.flow.model import (
     Cases,
     FileInput,
     FlowRef,
+    FromEnv,
     Generate,
+    Input,
+    SecretRef,
     Section,
     Step,
     Unit,
     UnitSource,
     max_active,
 )
+from meta.plan.given import SOURCE
 from meta.plan.plan import Plan
+
+MAX_SHOWN = 80
+"""Characters of an input's value shown at most."""
 
 
 def describe(plan: Plan) -> list[str]:
     """The lines of a plan's description, indented two spaces per level."""
     flow = plan.flow
     lines = [f"flow {flow.name} ({display_path(flow.source)})"]
-    for name, spec in plan.inputs.items():
-        source = (
-            f"file {display_path(spec.path)}" if isinstance(spec, FileInput) else "inline value"
-        )
-        lines.append(f"  input {name}: {source}")
+    for name, declared in flow.declarations.items():
+        given = " (--set)" if plan.declared.get(name, ("",))[0] == SOURCE else ""
+        about = f" ({declared.description})" if declared.description else ""
+        checked = ", checked against its schema" if declared.schema not in (None, True) else ""
+        lines.append(f"  input {name}{about}: {_shown(plan.inputs[name])}{given}{checked}")
     d = flow.defaults
     lines.append(f"  defaults: {d.retries} retries, timeout {d.timeout_seconds:g} s")
     lines.extend(_unit(plan, flow.root, 1, ""))
     return lines
+
+
+def _shown(spec: Input) -> str:
+    if isinstance(spec, FileInput):
+        return f"file {display_path(spec.path)}"
+    text = json.dumps(spec.value, ensure_ascii=False)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
+def _sourced(env: dict[str, str | FromEnv | SecretRef]) -> str:
+    """The variables a step takes from elsewhere, by where from (never a value)."""
+    parts = [
+        f"{key} from secret {value.name}/{value.key}"
+        if isinstance(value, SecretRef)
+        else f"{key} from ${value.name}"
+        for key, value in env.items()
+        if not isinstance(value, str)
+    ]
+    return f"; env {', '.join(parts)}" if parts else ""
 
 
 def _unit(plan: Plan, unit: Unit, depth: int, role: str) -> list[str]:
@@ -46,7 +73,8 @@ def _unit(plan: Plan, unit: Unit, depth: int, role: str) -> list[str]:
         if unit.timeout_seconds is not None:
             bounds.append(f"timeout {unit.timeout_seconds:g} s")
         own = f" ({', '.join(bounds)})" if bounds else ""
-        return [f"{pad}{role}step {unit.name}{own}: {_command(unit.run.command)}{image}"]
+        env = _sourced(dict(unit.run.env))
+        return [f"{pad}{role}step {unit.name}{own}: {_command(unit.run.command)}{image}{env}"]
     if isinstance(unit, Generate):
         return [f"{pad}{role}generate {unit.name}: {_generated(unit)}"]
     if isinstance(unit, FlowRef):

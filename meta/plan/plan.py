@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meta.builder.module import is_python, python_flow
 from meta.errors import Fault, FlowInvalid, InputFault, UserError, pointer
 from meta.flow.files import display_path
+from meta.flow.inputschema import record_faults, value_faults
 from meta.flow.model import (
     Cases,
     FileInput,
@@ -28,6 +30,7 @@ from meta.flow.model import (
 )
 from meta.flow.parse import flow_from_document, load_flow
 from meta.flow.reading import kind_problem
+from meta.plan.given import SOURCE, bind
 from meta.plan.inputs import is_json_lines, iter_json_lines, read_json, resolve
 
 
@@ -49,7 +52,7 @@ class Plan:
         if isinstance(spec, FileInput):
             return display_path(spec.path), ""
         file, where = self.declared.get(name, (display_path(self.flow.source), ""))
-        return file, f"{where}/value"
+        return file, where if file == SOURCE else f"{where}/value"
 
     def data(self, name: str) -> Any:
         """The JSON value of an input: the file's document (read once) or the inline value."""
@@ -112,36 +115,59 @@ def walk_units(unit: Unit | Cases | None) -> Iterator[Unit]:
             yield from walk_units(child)
 
 
-def compile_plan(path: Path, overrides: Mapping[str, Path] | None = None) -> Plan:
-    """Load `path` and everything it references; raise one `UserError` listing every fault."""
-    return plan_flow(load_flow(path), overrides)
+Given = Mapping[str, Input | str | Path]
+"""Inputs given when a flow is run: bound already, a file, or the text of a `--set` (see
+`meta.plan.given`)."""
 
 
-def plan_flow(flow: Flow, overrides: Mapping[str, Path] | None = None) -> Plan:
+def compile_plan(path: Path, overrides: Given | None = None) -> Plan:
+    """Load `path` (a flow file, or a Python file that makes one) and everything it references;
+    raise one `UserError` listing every fault."""
+    return plan_flow(load_entry(path), overrides)
+
+
+def load_entry(path: Path) -> Flow:
+    """The flow of a file a person names: a YAML flow file, or a Python file that makes a flow
+    (see meta.builder.module; a flowRef always names YAML)."""
+    return python_flow(path) if is_python(path) else load_flow(path)
+
+
+def plan_flow(flow: Flow, overrides: Given | None = None) -> Plan:
     """The plan of a loaded flow: flowRefs followed, inputs bound, data checked."""
     faults: list[Fault] = []
     inputs = dict(flow.inputs)
     declared = _declared_in(flow)
-    for name, file in (overrides or {}).items():
-        if name not in inputs:
-            names = ", ".join(sorted(inputs)) or "none"
-            faults.append(
-                Fault(
-                    "--set", f"/{name}", f"the flow declares no input '{name}' (declared: {names})"
-                )
-            )
-        else:
-            inputs[name] = FileInput(file.resolve())
-            declared[name] = ("--set", f"/{name}")
+    for name, given in (overrides or {}).items():
+        if name not in flow.declarations:
+            names = ", ".join(sorted(flow.declarations)) or "none"
+            reason = f"the flow declares no input '{name}' (declared: {names})"
+            faults.append(Fault(SOURCE, f"/{name}", reason))
+            continue
+        try:
+            inputs[name] = _bound(name, given, flow)
+        except UserError as exc:
+            faults.extend(exc.faults)
+            continue
+        declared[name] = (SOURCE, f"/{name}")
     documents: dict[Path, Any] = {}
     plan = Plan(flow, inputs, documents=documents, declared=declared)
     _link(plan, [flow.source], {flow.source: flow}, faults, flow)
+    if not faults:
+        _check_bound(plan, None, faults)
     if faults:
         raise FlowInvalid(faults)
     _check_data(plan, faults)
     if faults:
         raise InputFault(faults)
     return plan
+
+
+def _bound(name: str, given: Input | str | Path, flow: Flow) -> Input:
+    if isinstance(given, str):
+        return bind(name, given, flow.declarations[name])
+    if isinstance(given, Path):
+        return FileInput(given.resolve())
+    return given
 
 
 def _link(
@@ -178,8 +204,8 @@ def _link(
         given = _declared_in(child)
         for name, spec in ref.inputs.items():
             given[name] = (where.file, f"{where.pointer}/flowRef/inputs/{name}")
-            if name not in inputs:
-                declared = ", ".join(sorted(inputs)) or "none"
+            if name not in child.declarations:
+                declared = ", ".join(sorted(child.declarations)) or "none"
                 faults.append(
                     Fault(
                         where.file,
@@ -190,6 +216,7 @@ def _link(
             inputs[name] = spec
         subplan = Plan(child, inputs, documents=plan.documents, declared=given)
         plan.subplans[ref.origin] = subplan
+        _check_bound(subplan, ref, faults)
         _link(subplan, [*chain, ref.path], loaded, faults, root)
 
 
@@ -202,14 +229,34 @@ def _embedded(root: Flow, path: Path) -> Flow:
 
 
 def _declared_in(flow: Flow) -> dict[str, tuple[str, str]]:
-    file = display_path(flow.source)
-    return {name: (file, f"/spec/inputs/{name}") for name in flow.inputs}
+    file = flow.root.origin.file
+    return {name: (file, f"/spec/inputs/{name}") for name in flow.declarations}
+
+
+def _check_bound(plan: Plan, ref: FlowRef | None, faults: list[Fault]) -> None:
+    """Every input the flow declares without a default is given (by `--set`, or by the flowRef
+    `ref` that uses the flow)."""
+    for name in plan.flow.declarations:
+        if name in plan.inputs:
+            continue
+        file, where = plan.declared[name]
+        if ref is None:
+            reason = f"input '{name}' has no default: give it with --set {name}=VALUE"
+            faults.append(Fault(file, where, reason))
+        else:
+            reason = (
+                f"input '{name}' of flow '{plan.flow.name}' has no default: "
+                "give it in this flowRef's inputs"
+            )
+            faults.append(Fault(ref.origin.file, f"{ref.origin.pointer}/flowRef/inputs", reason))
 
 
 def _check_data(plan: Plan, faults: list[Fault]) -> None:
-    """Every input file exists and parses; every section's data has the shape it walks."""
+    """Every input file exists and parses, every input holds to its schema, and every
+    section's data has the shape it walks."""
     for name, spec in plan.inputs.items():
         if not isinstance(spec, FileInput):
+            _check_value(plan, name, spec, faults)
             continue
         problem = kind_problem(spec.path)
         if problem is not None:
@@ -226,6 +273,7 @@ def _check_data(plan: Plan, faults: list[Fault]) -> None:
                     pass
             elif spec.path.suffix.lower() == ".json":
                 plan.data(name)
+            _check_file(plan, name, spec, faults)
         except UserError as exc:
             faults.extend(exc.faults)
     if faults:
@@ -238,6 +286,29 @@ def _check_data(plan: Plan, faults: list[Fault]) -> None:
                 faults.extend(exc.faults)
     for subplan in plan.subplans.values():
         _check_data(subplan, faults)
+
+
+def _check_value(plan: Plan, name: str, spec: ValueInput, faults: list[Fault]) -> None:
+    schema = _schema_of(plan, name)
+    if schema is not None:
+        faults.extend(value_faults(name, schema, spec.value, *plan.located(name)))
+
+
+def _check_file(plan: Plan, name: str, spec: FileInput, faults: list[Fault]) -> None:
+    """A file input's document (a JSON-lines file: each record) holds to the input's schema."""
+    schema = _schema_of(plan, name)
+    if schema is None:
+        return
+    file = display_path(spec.path)
+    if is_json_lines(spec.path):
+        faults.extend(record_faults(name, schema, iter_json_lines(spec.path), file))
+    else:
+        faults.extend(value_faults(name, schema, plan.data(name), file, ""))
+
+
+def _schema_of(plan: Plan, name: str) -> Any:
+    declared = plan.flow.declarations.get(name)
+    return None if declared is None else declared.schema
 
 
 def _check_shape(plan: Plan, section: Section, over: Over) -> None:

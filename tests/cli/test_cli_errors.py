@@ -161,7 +161,7 @@ def test_set_without_a_path_is_a_usage_error(
     write_flow("flow.yaml", f"inputs: {{tree: {{value: 1}}}}\nroot: {MARK}")
     result = meta("run", "flow.yaml", "--workdir", "wd", "--set", "tree")
     assert result.code == 2
-    assert "expected INPUT=PATH" in result.stderr
+    assert "expected NAME=VALUE or NAME=@FILE" in result.stderr
     assert "Traceback" not in result.stderr
     assert_nothing_ran(tmp_path)
 

@@ -498,11 +498,32 @@ def test_sample_validates(sample: str) -> None:
 
 
 def test_all_samples_validate_at_once() -> None:
-    files = sorted(SAMPLES.glob("*/*.flow.yaml"))
+    files = sorted([*SAMPLES.glob("*/*.flow.yaml"), *SAMPLES.glob("*/*.flow.py")])
     assert len(files) >= len(ALL) + 1  # and median.flow.yaml, the flowRef's target
     result = meta("validate", *files)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(": valid") == len(files)
+
+
+def test_dag_fanout_written_in_python_runs_as_its_yaml_does(tmp_path: Path) -> None:
+    """samples/dag-fanout/dag-fanout.flow.py makes the same flow as the YAML: the same units
+    run and the same invoice comes out."""
+    python = SAMPLES / "dag-fanout" / "dag-fanout.flow.py"
+    run = execute("dag-fanout", tmp_path, flow=python)
+    assert run.result.returncode == 0, run.result.stderr
+    assert run.report["state"] == "succeeded" and run.report["flow"] == "dag-fanout"
+    assert json.loads((run.outputs / "invoice.json").read_text()) == {
+        "orders": 5,
+        "subtotal": 2025,
+        "tax": 405,
+        "total": 2430,
+    }
+    assert len(run.report["units"]) == 9
+    planned = meta("plan", python)
+    assert planned.returncode == 0, planned.stderr
+    assert (
+        planned.stdout.splitlines()[0] == "flow dag-fanout (samples/dag-fanout/dag-fanout.flow.py)"
+    )
 
 
 @pytest.mark.parametrize("sample", ALL)

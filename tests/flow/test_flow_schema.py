@@ -226,19 +226,55 @@ def test_names_in_words_at_the_pointer_of_the_name() -> None:
     ]
 
 
-def test_an_input_is_a_path_or_a_value() -> None:
-    reason = "an input is exactly one of {path: FILE} or {value: JSON}"
-    document = doc(STEP, inputs={"a": {}, "b": {"path": "x", "value": 1}, "c": {"path": ""}})
+def test_an_input_defaults_to_a_path_or_a_value_or_to_nothing() -> None:
+    document = doc(
+        STEP,
+        inputs={
+            "required": {"description": "given with --set", "schema": {"type": "integer"}},
+            "b": {"path": "x", "value": 1},
+            "c": {"path": ""},
+            "d": {"schema": "integer", "description": 3},
+        },
+    )
     assert faults(document) == [
-        ("/spec/inputs/a", reason),
-        ("/spec/inputs/b", reason),
+        ("/spec/inputs/b", "an input's default is a path or a value, not both"),
         ("/spec/inputs/c/path", "must not be empty"),
+        ("/spec/inputs/d/description", "must be of type string, got number"),
+        ("/spec/inputs/d/schema", "must be of type object or boolean, got string"),
     ]
 
 
-def test_env_values_are_strings() -> None:
+def test_a_flowref_binds_an_input_to_exactly_a_path_or_a_value() -> None:
+    reason = "an input is exactly one of {path: FILE} or {value: JSON}"
+    ref = {"name": "r", "flowRef": {"path": "x.yaml", "inputs": {"a": {}, "b": {"value": 1}}}}
+    assert faults(doc(ref)) == [("/spec/root/flowRef/inputs/a", reason)]
+
+
+def test_a_variable_is_a_string_or_names_where_its_value_comes_from() -> None:
+    env = {
+        "A": {"fromEnv": "HOME"},
+        "B": {"secretRef": {"name": "db.creds", "key": "pass_word"}},
+        "C": {"fromEnv": "X", "secretRef": {"name": "a", "key": "b"}},
+        "D": {"secretRef": {"name": "Bad_", "key": "k"}},
+        "E": {"nope": 1},
+        "F": 3,
+        "G": {"secretRef": {"name": "a"}},
+    }
+    assert faults(doc({"name": "a", "run": {"command": ["x"], "env": env}})) == [
+        ("/spec/root/run/env/C", "a variable is a string, {fromEnv: NAME} or {secretRef}"),
+        (
+            "/spec/root/run/env/D/secretRef/name",
+            "'Bad_' must be a Kubernetes Secret name (lower case letters, digits, '-' and '.')",
+        ),
+        ("/spec/root/run/env/E/nope", "unknown field 'nope' (allowed here: fromEnv, secretRef)"),
+        ("/spec/root/run/env/F", "must be of type string or object, got number"),
+        ("/spec/root/run/env/G/secretRef", "missing required field 'key'"),
+    ]
+
+
+def test_env_values_are_strings_or_sources() -> None:
     assert faults(doc({"name": "a", "run": {"command": ["x"], "env": {"N": 3}}})) == [
-        ("/spec/root/run/env/N", "must be of type string, got number")
+        ("/spec/root/run/env/N", "must be of type string or object, got number")
     ]
 
 

@@ -63,6 +63,22 @@ def spawn_grandchild_and_sleep():
 '''
 
 
+TEST_VARIABLES = ("T_PIDS", "T_LOG")
+
+
+def _with_test_env(unit: Any) -> Any:
+    """`unit` with every step in it taking TEST_VARIABLES `fromEnv`."""
+    if isinstance(unit, list):
+        return [_with_test_env(item) for item in unit]
+    if not isinstance(unit, dict):
+        return unit
+    copied = {key: _with_test_env(value) for key, value in unit.items()}
+    run = copied.get("run")
+    if isinstance(run, dict) and "command" in run:
+        run["env"] = {**{v: {"fromEnv": v} for v in TEST_VARIABLES}, **run.get("env", {})}
+    return copied
+
+
 @dataclass
 class Env:
     """Where a test keeps its flow, its pids and its run log."""
@@ -76,12 +92,14 @@ class Env:
         return {**os.environ, "T_PIDS": str(self.pids), "T_LOG": str(self.log)}
 
     def flow(self, name: str, root: dict[str, Any], **spec: Any) -> Path:
-        """Write a flow file (JSON is YAML) next to the step scripts; return its path."""
+        """Write a flow file (JSON is YAML) next to the step scripts; return its path. Every
+        step takes T_PIDS and T_LOG from the test's environment (steps see nothing else of
+        it)."""
         document = {
             "apiVersion": "meta-orchestrator.io/v1alpha1",
             "kind": "MetaFlow",
             "metadata": {"name": name},
-            "spec": {**spec, "root": root},
+            "spec": {**spec, "root": _with_test_env(root)},
         }
         path = self.root / f"{name}.flow.yaml"
         path.write_text(json.dumps(document, indent=1), encoding="utf-8")

@@ -101,7 +101,7 @@ def test_describe(plan: Plan) -> None:
     tree = display_path(plan.inputs["tree"].path)  # type: ignore[union-attr]
     assert lines[:5] == [
         f"flow composite ({display_path(plan.flow.source)})",
-        "  input xs: inline value",
+        "  input xs: [1, 2]",
         f"  input tree: file {tree}",
         f"  input s: file {display_path(plan.inputs['s'].path)}",  # type: ignore[union-attr]
         "  defaults: 2 retries, timeout 30 s",

@@ -19,7 +19,7 @@ from meta.engine.engine import Engine
 from meta.engine.frontiers import Done
 from meta.engine.results import keep, read_kept
 from meta.engine.visit import fed
-from meta.errors import RunFailed, UserError
+from meta.errors import FlowInvalid, RunFailed, UserError
 from meta.flow.parse import flow_from_document
 from meta.kube.api import Conflict, KubeApi
 from meta.kube.broker import Watches
@@ -28,6 +28,7 @@ from meta.kube.controller.journal import ConfigMapJournal
 from meta.kube.controller.status import StatusReporter, condition, now, status_result
 from meta.kube.driver import KubeDriver
 from meta.kube.layout import (
+    env_faults,
     event_body,
     fed_by_path,
     files_path,
@@ -73,7 +74,11 @@ def plan_resource(body: Mapping[str, Any], data_dir: Path) -> Plan:
     document = resource_flow_document(body)
     file = flow_file(meta["namespace"], meta["name"])
     flow = flow_from_document(document, data_dir / f"{meta['name']}.flow.yaml", file=file)
-    return plan_flow(flow)
+    plan = plan_flow(flow)
+    faults = env_faults(plan)
+    if faults:
+        raise FlowInvalid(faults)
+    return plan
 
 
 async def event(api: KubeApi, owner: FlowOwner, kind: str, reason: str, message: str) -> None:

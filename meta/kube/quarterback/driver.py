@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from meta.engine.driver import Exit, Refused, Running, StepTask
 from meta.engine.results import RESULT_FILE, ResultRefused, read_result
 from meta.errors import MetaError
+from meta.flow.model import SecretRef
+from meta.kube.layout import secret_variable
 from meta.kube.quarterback.slots import Slot, SlotLost, Slots
 
 STOP_SECONDS = 10.0
@@ -161,7 +163,7 @@ class MicroDriver:
             json.dump(task.input, handle, sort_keys=True)
         env = {
             **self._environ,
-            **task.env,
+            **{key: value for key, value in task.env.items() if isinstance(value, str)},
             "META_UNIT_ID": task.id,
             "META_INPUT": input_file,
             "META_OUTPUT": output,
@@ -179,6 +181,13 @@ class MicroDriver:
             "attempt": task.attempt,
             "argv": list(task.command),
             "env": env,
+            # The slot holds the section's secrets (the kubelet set them); the launcher gives
+            # the step these, under the step's names, and no others.
+            "secrets": {
+                key: secret_variable(value)
+                for key, value in task.env.items()
+                if isinstance(value, SecretRef)
+            },
             "cwd": "",
             "stdout": os.path.join(unit_dir, f"{task.attempt}.out"),
             "stderr": os.path.join(unit_dir, f"{task.attempt}.err"),

@@ -3,8 +3,8 @@
 It is copied into the pod (an init container puts it on a shared volume) and run by the slot
 image's own `python3`, so it uses the standard library only and imports nothing of meta's. It
 connects to the quarterback's Unix socket on the shared scratch volume, says which slot it is,
-then runs one order at a time: a JSON line `{"id", "argv", "env", "cwd", "stderr"}` starts a
-process group; `{"stop": id}` ends it; `{"exit": true}` ends the launcher (and so the slot
+then runs one order at a time: a JSON line `{"id", "argv", "env", "secrets", "cwd", "stderr"}`
+starts a process group; `{"stop": id}` ends it; `{"exit": true}` ends the launcher (and so the slot
 container). For each order it answers `{"ended": id, "code", "stderrTail"}`. When the slot's
 image is swapped, the kubelet restarts the container and a new launcher connects again.
 
@@ -38,6 +38,11 @@ STDERR_TAIL_BYTES = 2000
 STOP_GRACE_SECONDS = 2.0
 LOG_BEGIN = "=== meta-orchestrator: unit {id} attempt {attempt} {stream} ==="
 LOG_END = "=== meta-orchestrator: end ==="
+SECRET_PREFIX = "META_SECRET_"
+"""The slot's own variables holding its section's secrets (meta.kube.layout.SECRET_PREFIX): a
+step gets those its order names, under its own names, and never the others."""
+MASK = "***"
+MIN_MASKED = 4
 
 
 def connect(path: str) -> socket.socket | None:
@@ -71,6 +76,26 @@ def tail(path: str) -> str:
         return ""
 
 
+def step_env(order: dict[str, Any]) -> dict[str, str]:
+    """The slot's environment (its image's) without its secrets, the order's variables, and
+    the secrets the order names."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_PREFIX)}
+    env.update({str(k): str(v) for k, v in order["env"].items()})
+    for name, held in (order.get("secrets") or {}).items():
+        if held in os.environ:
+            env[str(name)] = os.environ[held]
+    return env
+
+
+def masked(text: str) -> str:
+    """`text` with the values of the slot's secrets replaced: the stderr tail goes to the
+    quarterback, and from there to the MetaFlow's status."""
+    for key, value in os.environ.items():
+        if key.startswith(SECRET_PREFIX) and len(value.strip()) >= MIN_MASKED:
+            text = text.replace(value, MASK)
+    return text
+
+
 class Launcher:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -90,7 +115,7 @@ class Launcher:
             with open(stderr_path, "wb") as err, open(str(order["stdout"]), "wb") as out:
                 process = subprocess.Popen(
                     [str(a) for a in order["argv"]],
-                    env={**os.environ, **{str(k): str(v) for k, v in order["env"].items()}},
+                    env=step_env(order),
                     cwd=str(order["cwd"]) or None,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
@@ -108,7 +133,7 @@ class Launcher:
         code = process.wait()
         self.running.pop(unit, None)
         self.echo(order)
-        self.send({"ended": unit, "code": code, "stderrTail": tail(str(order["stderr"]))})
+        self.send({"ended": unit, "code": code, "stderrTail": masked(tail(str(order["stderr"])))})
 
     def echo(self, order: dict[str, Any]) -> None:
         """Copy the ended step's output files into this container's log, framed; the pod's

@@ -42,6 +42,16 @@ def test_file_inputs_are_embedded_as_files_and_referenced_flows_as_documents(
     assert plan.subplan(ref).inputs["numbers"] == FileInput(store / "data" / "numbers.json")
 
 
+def test_a_flow_written_in_python_is_sent_as_the_document_it_makes() -> None:
+    folder = SAMPLE.parent / "dag-fanout"
+    from_python = flow_resource(compile_plan(folder / "dag-fanout.flow.py"), "team")
+    from_yaml = flow_resource(compile_plan(folder / "dag-fanout.flow.yaml"), "team")
+    assert from_python == from_yaml
+    assert from_python["spec"]["files"] == {
+        "data/orders.json": (folder / "data" / "orders.json").read_text()
+    }
+
+
 def test_a_file_outside_the_flows_folder_is_inlined_as_its_value(tmp_path: Path) -> None:
     (tmp_path / "shared.json").write_text("[1, 2]")
     folder = tmp_path / "flow"
