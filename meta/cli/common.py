@@ -3,6 +3,7 @@ the `-o` and `--cache-dir` options, how a time span is shown."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -91,3 +92,12 @@ def duration(seconds: float | None) -> str:
         if whole >= size:
             return f"{whole // size}{unit}{(whole % size) // small:02d}{small_unit}"
     return f"{whole}s"
+
+
+RESULT_SHOWN = 200
+
+
+def shown_result(result: Any) -> str:
+    """A result on one line, cut to RESULT_SHOWN characters (`-o json` has it whole)."""
+    text = json.dumps(result, separators=(",", ":"), sort_keys=True)
+    return text if len(text) <= RESULT_SHOWN else text[: RESULT_SHOWN - 1] + "…"

@@ -18,6 +18,7 @@ from meta.cli.common import (
     EXIT_USER_ERROR,
     SETS,
     cache_dir_option,
+    shown_result,
     user_errors,
 )
 from meta.engine.records import Listener
@@ -189,15 +190,19 @@ def _summarise(outcome: Outcome) -> None:
     report = outcome.report
     units = report["units"]
     ran = sum(1 for u in units if u["state"] == "succeeded" and not u.get("resumed"))
-    resumed = sum(1 for u in units if u.get("resumed"))
+    resumed = sum(1 for u in units if u.get("resumed") and u["state"] != "skipped")
     cached = sum(1 for u in units if u["state"] == "cached" and not u.get("resumed"))
+    skipped = sum(1 for u in units if u["state"] == "skipped")
     again = f", {resumed} finished before" if resumed else ""
     again += f", {cached} cached" if cached else ""
+    again += f", {skipped} skipped" if skipped else ""
     for rerun in report.get("rerun", ()):
         click.echo(f"note: unit {rerun['id']} ran again: {rerun['reason']}", err=True)
     click.echo(f"{report['flow']}: {outcome.state} ({ran} units run{again})")
     if outcome.state == "succeeded":
         click.echo(f"outputs: {report['outputs'] or '(none written)'}")
+        if report.get("result") is not None:
+            click.echo(f"result: {shown_result(report['result'])}")
     click.echo(f"report: {outcome.report_path}")
     if outcome.error is not None:
         if isinstance(outcome.error, UserError):

@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from meta.engine.records import SectionRecord, UnitRecord
+from meta.engine.records import CONDITION, SectionRecord, UnitRecord
 
 SHOWN_RUNNING = 8
 SHOWN_CACHED = 20
@@ -53,8 +53,9 @@ class LiveProgress:
             self._counts["resumed" if record.resumed else record.state] += 1
         if record.state == "failed" and not record.resumed and not record.retrying:
             self._console.print(f"[red]failed[/red] {record.id}: {record.reason}")
-        elif record.state == "skipped":
-            self._console.print(f"[dim]skipped[/dim] {record.id}: {record.reason}")
+        elif record.state == "skipped" and not record.resumed:
+            why = "its when was false" if record.reason == CONDITION else record.reason
+            self._console.print(f"[dim]skipped[/dim] {record.id}: {why}")
         if record.cached_from and not record.resumed and self._counts["cached"] <= SHOWN_CACHED:
             self._console.print(f"[cyan]cached[/cyan] {record.id}: from {record.cached_from}")
         self._live.update(self._render())

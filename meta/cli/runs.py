@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from meta.cli.common import EXIT_INTERRUPTED, OUTPUT, duration, user_errors
+from meta.cli.common import EXIT_INTERRUPTED, OUTPUT, duration, shown_result, user_errors
 from meta.cli.kube import KUBECONFIG, NAMESPACE, kube_api
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
@@ -308,6 +308,7 @@ def local_view(run: Run) -> dict[str, Any]:
             for unit in run.units.values()
             if unit.cached_from
         ][:MAX_CACHED_SHOWN],
+        "result": run.result,
     }
 
 
@@ -339,6 +340,8 @@ def describe(view: Mapping[str, Any]) -> Iterator[str]:
         yield f"  ... and {len(hits) - CACHED_LINES} more cached"
     if view["outputs"]:
         yield f"  outputs: {view['outputs']}"
+    if view.get("result") is not None:
+        yield f"  result: {shown_result(view['result'])}"
 
 
 def _iso(seconds: float | None) -> str | None:

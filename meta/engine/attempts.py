@@ -11,7 +11,7 @@ from typing import Any
 
 from meta.engine.deadlines import Deadlines
 from meta.engine.driver import Exit, Running
-from meta.engine.records import Journal, Listener, UnitRecord
+from meta.engine.records import UPSTREAM_FAILED, Journal, Listener, UnitRecord
 from meta.engine.visit import Visit
 from meta.errors import RunFailed
 
@@ -30,27 +30,33 @@ class Attempts:
         self._finished = journal.finished()
         self._deadlines = Deadlines()
 
-    def finished_before(self, uid: str) -> bool:
-        """Whether the journal says `uid` finished in an earlier run; if so, its record is
-        reported again (as resumed) and the unit is not to run."""
+    def finished_before(self, uid: str) -> UnitRecord | None:
+        """The record of `uid` when the journal says it finished in an earlier run (then it is
+        reported again, as resumed, and the unit is not to run); else None."""
         previous = self._finished.get(uid)
-        if previous is None:
-            return False
-        self._listener.unit_finished(previous)
-        return True
+        if previous is not None:
+            self._listener.unit_finished(previous)
+        return previous
 
-    def skipped(self, visit: Visit, reason: str) -> None:
-        """Record a unit that is not run (a unit it depends on failed)."""
-        at = time.time()
+    def skip(self, visit: Visit, reason: str) -> None:
+        """Record that a unit was skipped, and why. One its condition skipped counts as
+        finished on resume; one skipped because a unit it reads failed does not (that unit is
+        run again)."""
+        if reason != UPSTREAM_FAILED and self.finished_before(visit.uid) is not None:
+            return
+        now = time.time()
         parent = visit.parent
         record = UnitRecord(
-            visit.uid, visit.name, parent.id, parent.scope, "skipped", 0, at, at, reason=reason
+            visit.uid, visit.name, parent.id, parent.scope, "skipped", 0, now, now, reason=reason
         )
         self._journal.record_finished(record)
         self._listener.unit_finished(record)
 
-    async def run(self, visit: Visit, retries: int, timeout: float | None, start: Start) -> None:
-        """Run attempts of one unit until one succeeds; `RunFailed` when the last one fails."""
+    async def run(
+        self, visit: Visit, retries: int, timeout: float | None, start: Start
+    ) -> UnitRecord:
+        """Run attempts of one unit until one succeeds, and return its record; `RunFailed`
+        when the last one fails."""
         backoff = visit.frame.plan.flow.defaults.retry_backoff_seconds
         parent = visit.parent
         attempt = 0
@@ -66,7 +72,7 @@ class Attempts:
                 record = _ended(record, "succeeded", exit_)
                 self._journal.record_finished(record)
                 self._listener.unit_finished(record)
-                return
+                return record
             if attempt > retries:
                 record = _ended(record, "failed", exit_, reason)
                 self._journal.record_finished(record)
@@ -128,6 +134,7 @@ def _ended(
         stderr_tail=exit_.stderr_tail,
         resumed=record.resumed,
         retrying=retrying,
+        result=exit_.result,
     )
 
 

@@ -12,6 +12,9 @@ from typing import Any, Protocol
 
 from meta.flow.model import EnvValue, Scope
 
+Feeder = tuple[str, str, str, Any]
+"""A unit that feeds another, as a task carries it: (name, unit id, state, result)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StepTask:
@@ -58,6 +61,8 @@ class PodTask:
     upstream: Sequence[tuple[str, str]]
     attempt: int
     max_active: int
+    fed_by: Sequence[Feeder] = ()
+    """Every unit that feeds the section, skipped ones too, with its state and result."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,8 @@ class FlowTask:
     """The referenced flow's `Plan`, its inputs bound by the flowRef."""
     upstream: Sequence[tuple[str, str]]
     attempt: int
+    fed_by: Sequence[Feeder] = ()
+    """Every unit that feeds the flowRef, skipped ones too, with its state and result."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,8 @@ class Exit:
     reason: str = ""
     """Why the attempt failed when the driver knows better than the exit code (it could not
     start the program, or keep what it wrote)."""
+    result: Any = None
+    """What a step that succeeded wrote to META_RESULT, parsed (`meta.engine.results`)."""
 
 
 class Running(Protocol):

@@ -32,9 +32,29 @@ from meta.engine.caching import Caching, StoreCache, cache_of_section, cache_of_
 from meta.engine.driver import Driver, FlowDriver, FlowTask, PodDriver, PodTask
 from meta.engine.frontiers import Context, Done, Frontier, Ready, frontier_for
 from meta.engine.generating import Generation
-from meta.engine.records import Journal, Listener, NullJournal, NullListener, SectionRecord
+from meta.engine.records import (
+    CONDITION,
+    UPSTREAM_FAILED,
+    Journal,
+    Listener,
+    NullJournal,
+    NullListener,
+    SectionRecord,
+)
 from meta.engine.tasks import step_task, with_attempt
-from meta.engine.visit import FlowFrame, SectionFrame, Visit, begin, named, upstream_variable
+from meta.engine.visit import (
+    FlowFrame,
+    SectionFrame,
+    Visit,
+    begin,
+    fed,
+    feeding,
+    is_met,
+    make_visit,
+    named,
+    section_result,
+    upstream_variable,
+)
 from meta.errors import Failure, Fault, LimitExceeded, RunFailed
 from meta.flow.model import Cases, FlowRef, Generate, Section, Step, Unit, max_active
 from meta.generate.plugins import Plugins
@@ -140,9 +160,9 @@ class Engine:
         same ids, inputs and upstream the engine that made the task would have given it."""
         plan, section = self._plan.section_at(task.file, task.pointer)
         context = Context(task.input, task.iteration, hidden=task.hidden)
-        upstream = tuple(Done(subdir, unit_id) for subdir, unit_id in task.upstream)
+        upstream = fed(task.fed_by)
         parent = SectionFrame(task.section, "macro", None)
-        visit = Visit(FlowFrame.of(plan), parent, task.name, task.id, context, upstream)
+        visit = make_visit(FlowFrame.of(plan), parent, task.name, task.id, context, upstream)
         return await self._section(visit, section)
 
     async def _unit(
@@ -159,6 +179,9 @@ class Engine:
 
     async def _visit(self, unit: Unit, visit: Visit) -> Done:
         frame = visit.frame
+        if not is_met(visit, unit):
+            self._attempts.skip(visit, CONDITION)
+            return Done(visit.name, visit.uid, "skipped", reason=CONDITION)
         if isinstance(unit, Step):
             return await self._step(visit, unit)
         if isinstance(unit, Generate):
@@ -174,7 +197,7 @@ class Engine:
         frame = FlowFrame.of(plan, chain)
         inner = SectionFrame(visit.uid, visit.parent.scope, visit.parent.pod, outer=visit.parent)
         done = await self._flow(frame, inner, frame.root_context(), visit.upstream)
-        return Done(visit.name, done.unit_id, done.state)
+        return replace(done, name=visit.name)
 
     async def _flow_ref_here(self, visit: Visit, plan: Plan) -> Done:
         return await self._nested(visit, plan, visit.frame.chain)
@@ -182,20 +205,30 @@ class Engine:
     async def _flow_of_its_own(self, flows: FlowDriver, visit: Visit, plan: Plan) -> Done:
         """A flowRef run by a `FlowDriver` as a flow of its own. The journal is not asked: the
         child flow is its own record, and the driver finds it ended if it has."""
-        task = FlowTask(visit.uid, visit.name, visit.parent.id, plan, named(visit.upstream), 1)
+        task = FlowTask(
+            visit.uid,
+            visit.name,
+            visit.parent.id,
+            plan,
+            named(visit.upstream),
+            1,
+            feeding(visit.upstream),
+        )
         return await self._whole(visit, lambda n: flows.start_flow(replace(task, attempt=n)))
 
     async def _section(self, visit: Visit, section: Section) -> Done:
         cache = cache_of_section(section) if self._caching.store is not None else None
         if cache is None:
             return await self._section_run(visit, section)
-        if self._attempts.finished_before(visit.uid):
-            return Done(visit.name, visit.uid)
+        resumed = self._resumed(visit)
+        if resumed is not None:
+            return resumed
         key = await self._caching.section_key(visit, section, cache)
-        if await self._caching.reused(key, visit) is not None:
-            return Done(visit.name, visit.uid, "cached")
+        entry = await self._caching.reused(key, visit)
+        if entry is not None:
+            return Done(visit.name, visit.uid, "cached", result=entry.extra.get("result"))
         done = await self._section_run(visit, section)
-        await self._caching.keep(key, visit, done)
+        await self._caching.keep(key, visit, done, _extra(done))
         return done
 
     async def _section_run(self, visit: Visit, section: Section) -> Done:
@@ -244,8 +277,9 @@ class Engine:
     ) -> Done:
         """An outermost micro section run by a `PodDriver` as one unit: a quarterback runs its
         units inside the pod."""
-        if not visit.parent.always and self._attempts.finished_before(visit.uid):
-            return Done(visit.name, visit.uid, "cached")
+        resumed = self._resumed(visit)
+        if resumed is not None:
+            return resumed
         task = PodTask(
             id=visit.uid,
             name=visit.name,
@@ -258,6 +292,7 @@ class Engine:
             upstream=named(visit.upstream),
             attempt=1,
             max_active=limit,
+            fed_by=feeding(visit.upstream),
         )
         return await self._whole(visit, lambda n: pods.start_pod(replace(task, attempt=n)))
 
@@ -265,8 +300,8 @@ class Engine:
         """A micro pod or a child flow, run as one unit: one attempt, no time limit of its own;
         the steps inside keep their retries and timeouts (retrying the whole would multiply
         them, a step's timeout would cut it short)."""
-        await self._attempts.run(visit, 0, None, start)
-        return Done(visit.name, visit.uid)
+        record = await self._attempts.run(visit, 0, None, start)
+        return Done(visit.name, visit.uid, result=record.result)
 
     async def _walk(
         self, visit: Visit, section: Section, limit: int, here: SectionFrame
@@ -287,12 +322,13 @@ class Engine:
             SectionRecord(visit.uid, visit.name, section.pattern, section.scope, limit, peak, count)
         )
         parts = frontier.result()
+        result = section_result(parts)
         if len(parts) == 1:
-            return Done(visit.name, parts[0].unit_id)
+            return Done(visit.name, parts[0].unit_id, result=result)
         combined = named(parts)
         self._driver.combine(visit.uid, combined)
         self._caching.combined(visit.uid, combined)
-        return Done(visit.name, visit.uid)
+        return Done(visit.name, visit.uid, result=result)
 
     async def _drive_in_turn(
         self, frame: FlowFrame, frontier: Frontier, here: SectionFrame, stop: bool
@@ -348,9 +384,9 @@ class Engine:
         succeed. Its failure stops the section (`stop`), or is kept and ends it as failed."""
         unit, visit = begin(frame, ready.unit, here, ready.key, ready.context, ready.upstream)
         ending = here.ending
-        if not all(part.ok for part in ready.upstream):
-            self._attempts.skipped(visit, "upstream-failed")
-            done = Done(visit.name, visit.uid, "skipped")
+        if any(part.failing for part in ready.upstream):
+            self._attempts.skip(visit, UPSTREAM_FAILED)
+            done = Done(visit.name, visit.uid, "skipped", reason=UPSTREAM_FAILED)
         else:
             try:
                 done = await self._visit(unit, visit)
@@ -380,8 +416,9 @@ class Engine:
                     f"at {visit.uid} (generated under: {chain})",
                 )
             )
-        if not visit.parent.always and self._attempts.finished_before(visit.uid):
-            return Done(visit.name, visit.uid, "cached")
+        resumed = self._resumed(visit)
+        if resumed is not None:
+            return resumed
         defaults = visit.frame.plan.flow.defaults
         retries = defaults.retries if step.retries is None else step.retries
         timeout = defaults.timeout_seconds if step.timeout_seconds is None else step.timeout_seconds
@@ -390,11 +427,31 @@ class Engine:
         key = None
         if cache is not None:
             key = await self._caching.step_key(task, cache, visit)
-            if await self._caching.reused(key, visit) is not None:
-                return Done(visit.name, visit.uid, "cached")
+            entry = await self._caching.reused(key, visit)
+            if entry is not None:
+                return Done(visit.name, visit.uid, "cached", result=entry.extra.get("result"))
         start = self._driver.start
-        await self._attempts.run(visit, retries, timeout, lambda n: start(with_attempt(task, n)))
-        done = Done(visit.name, visit.uid)
+        record = await self._attempts.run(
+            visit, retries, timeout, lambda n: start(with_attempt(task, n))
+        )
+        done = Done(visit.name, visit.uid, result=record.result)
         if key is not None:
-            await self._caching.keep(key, visit, done)
+            await self._caching.keep(key, visit, done, _extra(done))
         return done
+
+    def _resumed(self, visit: Visit) -> Done | None:
+        """The unit as an earlier session of the run left it, when it finished there (a
+        `finally` unit runs again in every session that reaches it)."""
+        if visit.parent.always:
+            return None
+        previous = self._attempts.finished_before(visit.uid)
+        if previous is None:
+            return None
+        if previous.state == "skipped":
+            return Done(visit.name, visit.uid, "skipped", reason=previous.reason)
+        return Done(visit.name, visit.uid, "cached", result=previous.result)
+
+
+def _extra(done: Done) -> dict[str, object] | None:
+    """What a cache entry keeps besides the outputs: the unit's result."""
+    return None if done.result is None else {"result": done.result}

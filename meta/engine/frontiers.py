@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any, Literal, Protocol
 
+from meta.engine.records import UPSTREAM_FAILED
+from meta.errors import Fault, InputFault
 from meta.flow.model import Cases, Over, Section, Unit
 from meta.plan.entries import entry_needs
 from meta.plan.inputs import resolve
@@ -27,19 +29,36 @@ OK_STATES = frozenset({"succeeded", "cached"})
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """A finished unit, as its consumers see it: its name, whose outputs it stands for, and how
-    it ended. A frontier passes a failed or skipped unit on like any other; the engine skips
-    every unit one flows into (`onFailure: continue`)."""
+    """A finished unit, as its consumers see it: its name, whose outputs it stands for, how it
+    ended and its result. A frontier passes a failed or skipped unit on like any other; the
+    engine skips every unit a failure flows into (`onFailure: continue`), and runs those a unit
+    skipped by its `when` flows into (they see its state, and decide)."""
 
     name: str
     unit_id: str
     """The unit whose outputs these are (a section stands for the part, or parts, it ends with)."""
     state: DoneState = "succeeded"
-    """How it finished; "cached": its outputs reused (from an earlier session or run)."""
+    """`succeeded`, `skipped`, `failed` or `cached` (its outputs reused, from an earlier
+    session or run). A unit that did not succeed has no outputs and is left out of
+    META_UPSTREAM."""
+    result: Any = None
+    """A step's JSON result (what it wrote to META_RESULT); a section's is its result unit's,
+    or with several result units a mapping of their results by their outputs' subdirectory
+    names; a flowRef's or a generate unit's is its flow's root's."""
+    reason: str = ""
+    """Why a skipped unit was: "condition" (its `when`), or UPSTREAM_FAILED."""
 
     @property
     def ok(self) -> bool:
         return self.state in OK_STATES
+
+    @property
+    def failing(self) -> bool:
+        """Whether it failed, or was skipped because something it reads failed: the units it
+        flows into are skipped too."""
+        return self.state == "failed" or (
+            self.state == "skipped" and self.reason == UPSTREAM_FAILED
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -697,8 +716,9 @@ def frontier_for(
         )
     else:
         assert over is not None and section.visit is not None
-        value, source, path = _walked(plan, over, context)
-        if over.input is None:  # data met only now: checked as the plan checks its inputs
+        value, source, path = _walked(plan, section, over, context, upstream)
+        if over.input is None and over.result is None:
+            # Data met only now: checked as the plan checks its inputs.
             check = check_tree if section.pattern != "fanout" else fanned_out
             check(value, over, source[0], source[1] + path, section.name)
         if section.pattern != "fanout":
@@ -713,13 +733,52 @@ def frontier_for(
     return frontier
 
 
-def _walked(plan: Plan, over: Over, context: Context) -> tuple[Any, tuple[str, str], str]:
+def _walked(
+    plan: Plan, section: Section, over: Over, context: Context, upstream: tuple[Done, ...]
+) -> tuple[Any, tuple[str, str], str]:
     """What a data-driven section walks: the value, where its data is (file, pointer of the
-    input in it), and its JSON pointer in that data. Without `over.input`, the enclosing
-    visit's node, at `over.path` below it."""
+    input in it), and its JSON pointer in that data. With `over.result`, an upstream unit's
+    result; without `over.input`, the enclosing visit's node, at `over.path` below it."""
+    if over.result is not None:
+        value, source = _result_collection(section, over, upstream)
+        return value, source, over.path
     if over.input is not None:
         return plan.over(over), plan.located(over.input), over.path
     base = context.iteration.get("path", "") if context.iteration else ""
     file, prefix = context.source
     value = resolve(context.input, over.path, file, prefix + base)
     return value, context.source, base + over.path
+
+
+def _result_collection(
+    section: Section, over: Over, upstream: tuple[Done, ...]
+) -> tuple[Any, tuple[str, str]]:
+    """What a fanout over an upstream unit's result walks, and where that is for faults (a
+    skipped unit's result is an empty collection)."""
+    where = section.origin.at("over", "result")
+    producers = {done.name: done for done in upstream}
+    producer = producers.get(over.result or "")
+    if producer is None:
+        feeding = ", ".join(sorted(producers)) or "none"
+        raise InputFault(
+            Fault(
+                where.file,
+                where.pointer,
+                f"'{over.result}' is not among the units that feed '{section.name}' "
+                f"(those are: {feeding})",
+            )
+        )
+    if producer.state == "skipped":
+        return [], (where.file, where.pointer)
+    source = (f"the result of {producer.unit_id}", "")
+    value = resolve(producer.result, over.path, *source)
+    if not isinstance(value, list | dict):
+        raise InputFault(
+            Fault(
+                *source[:1],
+                over.path or "/",
+                f"section '{section.name}' needs an array or an object to fan out over, "
+                f"got {type(value).__name__ if value is not None else 'no result'}",
+            )
+        )
+    return value, source

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from meta.flow.model import Pattern, Scope
 
 UnitState = Literal["running", "succeeded", "failed", "cancelled", "skipped", "cached"]
+CONDITION = "condition"
+"""Why a unit its `when` skipped was."""
+UPSTREAM_FAILED = "upstream-failed"
+"""Why a unit was skipped when a unit it reads failed (`onFailure: continue`)."""
+
+
+def finished_for_good(state: str, reason: str) -> bool:
+    """Whether a unit that ended so is not run again by a resumed run: it succeeded (its
+    outputs are in the store), or its condition skipped it; one skipped because a unit it
+    reads failed is not (that unit runs again)."""
+    return state in ("succeeded", "cached") or (state == "skipped" and reason == CONDITION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +41,9 @@ class UnitRecord:
     """True for a failed attempt that is followed by another (the unit has not failed)."""
     cached_from: str = ""
     """For a `cached` unit: the run whose outputs it reused (nothing of it ran)."""
+    result: Any = None
+    """What a unit that succeeded wrote to META_RESULT (a micro pod, a child flow: its
+    section's or flow's result); None for none."""
 
 
 @dataclass(frozen=True, slots=True)

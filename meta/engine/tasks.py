@@ -18,13 +18,13 @@ def step_task(visit: Visit, step: Step) -> StepTask:
     if run.templated:
         origin = step.origin.at("run")
         command = tuple(
-            frame.render(context, arg, origin.at("command", i)) for i, arg in enumerate(run.command)
+            visit.render(arg, origin.at("command", i)) for i, arg in enumerate(run.command)
         )
         env: Mapping[str, EnvValue] = {
-            k: frame.render(context, v, origin.at("env", k)) if isinstance(v, str) else v
+            k: visit.render(v, origin.at("env", k)) if isinstance(v, str) else v
             for k, v in run.env.items()
         }
-        image = None if run.image is None else frame.render(context, run.image, origin.at("image"))
+        image = None if run.image is None else visit.render(run.image, origin.at("image"))
     else:
         command, env, image = run.command, run.env, run.image
     value = context.input

@@ -4,15 +4,16 @@ chosen, a templated name rendered, the id checked for a clash)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from meta.engine.frontiers import Context, Done
+from meta.engine.driver import Feeder
+from meta.engine.frontiers import Context, Done, DoneState
 from meta.errors import Failure, Fault, TemplateFault
 from meta.flow.checks import name_problem
 from meta.flow.model import Cases, Origin, Scope, Unit
-from meta.flow.templates import TemplateProblem, evaluate, is_template, render
+from meta.flow.templates import TemplateProblem, holds, is_template, render
 from meta.plan.plan import Plan
 
 
@@ -45,19 +46,13 @@ class FlowFrame:
         directory: str = self.variables["flow"]["dir"]
         return directory
 
-    def variables_for(self, context: Context) -> dict[str, Any]:
+    def variables_for(self, context: Context, upstream: tuple[Done, ...]) -> dict[str, Any]:
+        """The template variables of a unit run with `context`, fed by `upstream`."""
         variables = dict(self.variables)
         if context.iteration is not None:
             variables.update(context.iteration)
+        variables["upstream"] = upstream_variable(upstream)
         return variables
-
-    def render(self, context: Context, text: str, origin: Origin) -> str:
-        if not is_template(text):
-            return text
-        try:
-            return render(text, self.variables_for(context))
-        except TemplateProblem as problem:
-            raise TemplateFault(located(origin, context, str(problem))) from None
 
 
 @dataclass(slots=True)
@@ -113,6 +108,70 @@ class Visit:
     uid: str
     context: Context
     upstream: tuple[Done, ...]
+    lazy: Variables
+
+    @property
+    def variables(self) -> Mapping[str, Any]:
+        """Its template variables (the flow's, the iteration's and `upstream`)."""
+        return self.lazy.get()
+
+    def render(self, text: str, origin: Origin) -> str:
+        return render_at(self.variables, self.context, text, origin)
+
+
+class Variables:
+    """A unit's template variables, made when first asked for: most units render nothing, and
+    this is on every unit's path."""
+
+    __slots__ = ("_context", "_frame", "_upstream", "_value")
+
+    def __init__(self, frame: FlowFrame, context: Context, upstream: tuple[Done, ...]) -> None:
+        self._frame = frame
+        self._context = context
+        self._upstream = upstream
+        self._value: Mapping[str, Any] | None = None
+
+    def get(self) -> Mapping[str, Any]:
+        if self._value is None:
+            self._value = self._frame.variables_for(self._context, self._upstream)
+        return self._value
+
+
+def make_visit(
+    frame: FlowFrame,
+    parent: SectionFrame,
+    name: str,
+    uid: str,
+    context: Context,
+    upstream: tuple[Done, ...],
+) -> Visit:
+    return Visit(frame, parent, name, uid, context, upstream, Variables(frame, context, upstream))
+
+
+def render_at(variables: Mapping[str, Any], context: Context, text: str, origin: Origin) -> str:
+    """A template rendered with `variables`; a fault names `origin` and the data node."""
+    if not is_template(text):
+        return text
+    try:
+        return render(text, variables)
+    except TemplateProblem as problem:
+        raise TemplateFault(located(origin, context, str(problem))) from None
+
+
+def upstream_variable(upstream: tuple[Done, ...]) -> dict[str, dict[str, Any]]:
+    """The template variable `upstream`: `{NAME: {state, result}}` for every unit that feeds
+    this one, skipped ones too, named like their META_UPSTREAM subdirectories."""
+    return {name: {"state": done.state, "result": done.result} for name, done in _names(upstream)}
+
+
+def is_met(visit: Visit, unit: Unit) -> bool:
+    """Whether the unit's `when` holds in this visit (a unit without one always runs)."""
+    if unit.when is None:
+        return True
+    try:
+        return holds(unit.when, visit.variables)
+    except TemplateProblem as problem:
+        raise TemplateFault(located(unit.origin.at("when"), visit.context, str(problem))) from None
 
 
 def begin(
@@ -125,11 +184,12 @@ def begin(
 ) -> tuple[Unit, Visit]:
     """The unit to run (the case that matches, for `cases`) and its visit, named and given its
     id: the parent's id, the instance key inside iterations, and the rendered name."""
+    variables = Variables(frame, context, upstream)
     if isinstance(unit, Cases):
-        unit = _choose(frame, unit, context)
+        unit = _choose(variables.get(), unit, context)
     name = unit.name
     if is_template(name):
-        name = frame.render(context, name, unit.origin.at("name"))
+        name = render_at(variables.get(), context, name, unit.origin.at("name"))
         problem = name_problem(name)
         if problem is not None:
             raise TemplateFault(located(unit.origin.at("name"), context, f"rendered {problem}"))
@@ -140,14 +200,13 @@ def begin(
                 located(unit.origin.at("name"), context, f"another unit here is named {name!r} too")
             )
         parent.named.add(uid)
-    return unit, Visit(frame, parent, name, uid, context, upstream)
+    return unit, Visit(frame, parent, name, uid, context, upstream, variables)
 
 
-def _choose(frame: FlowFrame, cases: Cases, context: Context) -> Unit:
-    variables = frame.variables_for(context)
+def _choose(variables: Mapping[str, Any], cases: Cases, context: Context) -> Unit:
     for case in cases.cases:
         try:
-            if evaluate(case.when, variables):
+            if holds(case.when, variables):
                 return case.unit
         except TemplateProblem as problem:
             raise TemplateFault(located(case.origin.at("when"), context, str(problem))) from None
@@ -172,33 +231,47 @@ def located(origin: Origin, context: Context, reason: str) -> Fault:
     return Fault(origin.file, origin.pointer, reason + where)
 
 
-def upstream_variable(upstream: tuple[Done, ...] | list[Done]) -> dict[str, dict[str, Any]]:
-    """The template variable `upstream`: per unit that flows into this one (named as in
-    META_UPSTREAM), how it ended."""
-    names = _names([part.name for part in upstream])
-    return {name: {"state": part.state} for name, part in zip(names, upstream, strict=True)}
-
-
 def named(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, str]]:
     """(subdirectory name, unit id) per part whose outputs are there (not a failed or skipped
-    one); a name several parts share gets `.0`, `.1`... (numbered among all the parts, so a
-    part keeps its name whichever others failed)."""
-    names = _names([part.name for part in parts])
-    return [(name, part.unit_id) for name, part in zip(names, parts, strict=True) if part.ok]
+    one); a name several parts share gets `.0`, `.1`... (counted over every part, so a part
+    has the same name in META_UPSTREAM and in the template variable `upstream`, whichever
+    others failed)."""
+    return [(name, done.unit_id) for name, done in _names(parts) if done.ok]
 
 
-def _names(given: list[str]) -> list[str]:
-    """Each name, or `name.0`, `name.1`... for a name several share."""
+def _names(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, Done]]:
+    """Each part with its name, or `name.0`, `name.1`... for a name several parts share."""
     counts: dict[str, int] = {}
-    for name in given:
-        counts[name] = counts.get(name, 0) + 1
+    for part in parts:
+        counts[part.name] = counts.get(part.name, 0) + 1
     seen: dict[str, int] = {}
     result = []
-    for name in given:
-        if counts[name] == 1:
-            result.append(name)
+    for part in parts:
+        if counts[part.name] == 1:
+            result.append((part.name, part))
         else:
-            index = seen.get(name, 0)
-            seen[name] = index + 1
-            result.append(f"{name}.{index}")
+            index = seen.get(part.name, 0)
+            seen[part.name] = index + 1
+            result.append((f"{part.name}.{index}", part))
     return result
+
+
+def feeding(upstream: tuple[Done, ...]) -> list[Feeder]:
+    """The units that feed a unit, as a task carries them to another engine."""
+    return [(done.name, done.unit_id, done.state, done.result) for done in upstream]
+
+
+def fed(feeders: Sequence[Feeder]) -> tuple[Done, ...]:
+    """The `Done`s of the units a task says feed it (`feeding`'s inverse)."""
+    return tuple(
+        Done(name, unit_id, cast(DoneState, state), result)
+        for name, unit_id, state, result in feeders
+    )
+
+
+def section_result(parts: list[Done]) -> Any:
+    """A section's result: its one result unit's, or a mapping of its result units' results
+    by their outputs' subdirectory names (skipped ones left out)."""
+    if len(parts) == 1:
+        return parts[0].result
+    return {name: done.result for name, done in _names(parts) if done.state != "skipped"}

@@ -22,9 +22,12 @@ from meta.flow.model import (
 from meta.flow.templates import (
     FLOW_VARIABLES,
     ITERATION_VARIABLES,
+    UNIT_VARIABLES,
     TemplateProblem,
+    check_condition,
     check_template,
     is_template,
+    upstream_names,
 )
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -57,8 +60,10 @@ def semantic_faults(flow: Flow) -> list[Fault]:
     """Every semantic fault in one flow (flowRefs are followed by the planner, not here)."""
     return [
         *_declaration_faults(flow),
-        *_unit_faults(flow.root, flow, FLOW_VARIABLES, in_micro=False),
-        *_final_faults(flow.final, "the flow", flow, FLOW_VARIABLES, in_micro=False),
+        *_unit_faults(flow.root, flow, FLOW_VARIABLES | UNIT_VARIABLES, in_micro=False),
+        *_final_faults(
+            flow.final, "the flow", flow, FLOW_VARIABLES | UNIT_VARIABLES, in_micro=False
+        ),
     ]
 
 
@@ -109,6 +114,8 @@ def _unit_faults(
     problem = None if is_template(unit.name) else name_problem(unit.name)
     if problem is not None:
         yield _fault(unit.origin.at("name"), problem)
+    if unit.when is not None:
+        yield from _template_faults(unit.origin.at("when"), unit.when, available, condition=True)
     if isinstance(unit, Step):
         run = unit.origin.at("run")
         for i, arg in enumerate(unit.run.command):
@@ -140,26 +147,63 @@ def _generate_faults(unit: Generate, flow: Flow) -> Iterator[Fault]:
             )
 
 
-def _generate_sources_faults(units: list[Unit], section: Section) -> Iterator[Fault]:
-    """A `fromUnit` must name a sibling whose outputs flow into the generate unit."""
-    for position, unit in enumerate(units):
-        if not isinstance(unit, Generate):
-            continue
+def _producer_names(unit: Unit) -> Iterator[tuple[Origin, str]]:
+    """(where, name) for every sibling a unit names as its producer: a generate unit's
+    `fromUnit`, a fanout's `over.result`."""
+    if isinstance(unit, Generate):
         for role, source in unit.sources():
-            if source.from_unit is None:
-                continue
-            if section.pattern == "dag":
-                feeds, needs = set(unit.depends_on), "list it in dependsOn"
-            elif section.pattern == "sequence":
-                feeds = {units[position - 1].name} if position else set()
-                needs = "it must come just before"
-            else:
-                continue
-            if source.from_unit not in feeds:
-                yield _fault(
-                    unit.origin.at("generate", role, "fromUnit"),
-                    f"'{source.from_unit}' does not feed '{unit.name}' ({needs})",
-                )
+            if source.from_unit is not None:
+                yield unit.origin.at("generate", role, "fromUnit"), source.from_unit
+    elif isinstance(unit, Section) and unit.over is not None and unit.over.result is not None:
+        yield unit.origin.at("over", "result"), unit.over.result
+
+
+def _producers_faults(units: list[Unit], section: Section) -> Iterator[Fault]:
+    """A producer a unit names must be a sibling whose outputs flow into it."""
+    for position, unit in enumerate(units):
+        if section.pattern == "dag":
+            feeds, needs = set(unit.depends_on), "list it in dependsOn"
+        elif section.pattern == "sequence":
+            feeds = {units[position - 1].name} if position else set()
+            needs = "it must come just before"
+        else:
+            continue
+        for origin, name in _producer_names(unit):
+            if name not in feeds:
+                yield _fault(origin, f"'{name}' does not feed '{unit.name}' ({needs})")
+        if feeds and not any(is_template(name) for name in feeds):
+            yield from _upstream_faults(unit, feeds)
+
+
+def _own_templates(unit: Unit) -> Iterator[tuple[Origin, str, bool]]:
+    """(where, text, is a condition) for the templated fields of the unit itself (not of units
+    inside it, which have producers of their own)."""
+    if unit.when is not None:
+        yield unit.origin.at("when"), unit.when, True
+    yield unit.origin.at("name"), unit.name, False
+    if isinstance(unit, Step):
+        run = unit.origin.at("run")
+        for i, arg in enumerate(unit.run.command):
+            yield run.at("command", i), arg, False
+        if unit.run.image is not None:
+            yield run.at("image"), unit.run.image, False
+        for key, value in unit.run.env.items():
+            if isinstance(value, str):
+                yield run.at("env", key), value, False
+
+
+def _upstream_faults(unit: Unit, feeds: set[str]) -> Iterator[Fault]:
+    """`upstream.NAME` must name a unit that feeds this one, where those are known before the
+    run (a dag unit's dependsOn, a sequence unit's previous sibling)."""
+    for origin, text, condition in _own_templates(unit):
+        if not condition and not is_template(text):
+            continue
+        for name in sorted(upstream_names(text, condition=condition) - feeds):
+            yield _fault(
+                origin,
+                f"upstream.{name}: '{name}' does not feed '{unit.name}' "
+                f"(the units that do: {', '.join(sorted(feeds))})",
+            )
 
 
 def _section_faults(
@@ -194,7 +238,7 @@ def _section_faults(
             section.origin.at("over", "input"),
             f"no input named '{over.input}' (declared inputs: {declared})",
         )
-    if over is not None and over.input is None and "node" not in available:
+    if over is not None and over.input is None and over.result is None and "node" not in available:
         yield _fault(
             section.origin.at("over"),
             "over needs an input here: only a section inside a visit may leave it out to walk "
@@ -210,7 +254,7 @@ def _section_faults(
                 )
     iterating = available | ITERATION_VARIABLES
     yield from _siblings_faults(section.units, section, "units")
-    yield from _generate_sources_faults(list(section.units), section)
+    yield from _producers_faults(list(section.units), section)
     yield from _siblings_faults(section.ring, section, "ring")
     for unit in section.units:
         yield from _unit_faults(unit, flow, available, in_micro=inner_micro)
@@ -221,7 +265,7 @@ def _section_faults(
     if isinstance(section.visit, Cases):
         for case in section.visit.cases:
             yield from _template_faults(
-                case.origin.at("when"), case.when, iterating, expression=True
+                case.origin.at("when"), case.when, iterating, condition=True
             )
             yield from _unit_faults(case.unit, flow, iterating, in_micro=inner_micro)
     elif section.visit is not None:
@@ -277,11 +321,19 @@ def _siblings_faults(units: Iterable[Unit], section: Section, field: str) -> Ite
 
 
 def _template_faults(
-    origin: Origin, text: str, available: frozenset[str], *, expression: bool = False
+    origin: Origin,
+    text: str,
+    available: frozenset[str],
+    *,
+    expression: bool = False,
+    condition: bool = False,
 ) -> Iterator[Fault]:
-    if not expression and not is_template(text):
+    if not expression and not condition and not is_template(text):
         return
     try:
-        check_template(text, available, expression=expression)
+        if condition:
+            check_condition(text, available)
+        else:
+            check_template(text, available, expression=expression)
     except TemplateProblem as problem:
         yield _fault(origin, str(problem))

@@ -123,12 +123,13 @@ class Step:
     depends_on: tuple[str, ...] = ()
     cache: Cache | None = None
     """None: as the flow's defaults say."""
+    when: str | None = None
 
 
 @dataclass(frozen=True)
 class Over:
-    """What a data-driven section walks: an input (None: the enclosing visit's node), a place
-    inside it, and how to read it."""
+    """What a data-driven section walks: an input (or, for a fanout, the result of an upstream
+    unit; with neither, the enclosing visit's node), a place inside it, and how to read it."""
 
     input: str | None
     path: str = ""
@@ -138,6 +139,8 @@ class Over:
     chunk: int = 0
     depends_on: str | None = None
     """A fanout over named entries: the field of an entry naming the entries it waits for."""
+    result: str | None = None
+    """The name of the upstream unit whose result a fanout walks, instead of an input."""
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -179,6 +182,7 @@ class Section:
     """The `finally` units: run in order once the section's units have ended, whatever happened."""
     cache: Cache | None = None
     """None: not cached as a whole (the defaults' cache is for steps)."""
+    when: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,7 @@ class FlowRef:
     origin: Origin
     inputs: Mapping[str, Input] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
+    when: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,7 @@ class Generate:
     data: UnitSource | None = None
     generator: str | None = None
     depends_on: tuple[str, ...] = ()
+    when: str | None = None
 
     def sources(self) -> Iterator[tuple[str, UnitSource]]:
         """(role, source) for the description and, when given, the data."""
@@ -218,6 +224,7 @@ class Generate:
 
 
 Unit: TypeAlias = Step | Section | FlowRef | Generate
+"""Every unit kind has `when`: a condition that, when false, skips the unit."""
 
 DEFAULT_MAX_ACTIVE: dict[str, int] = {
     "sequence": 1,

@@ -162,6 +162,7 @@ def _env(raw: dict[str, Any]) -> dict[str, str | FromEnv | SecretRef]:
 
 def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
     depends_on = tuple(raw.get("dependsOn", ()))
+    when = raw.get("when")
     if "run" in raw:
         run = raw["run"]
         return Step(
@@ -177,6 +178,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             timeout_seconds=raw.get("timeoutSeconds"),
             depends_on=depends_on,
             cache=_cache(raw.get("cache")),
+            when=when,
         )
     if "generate" in raw:
         generate = raw["generate"]
@@ -187,6 +189,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             data=_source(generate["data"]) if "data" in generate else None,
             generator=generate.get("generator"),
             depends_on=depends_on,
+            when=when,
         )
     if "flowRef" in raw:
         ref = raw["flowRef"]
@@ -196,6 +199,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             origin=origin,
             inputs=_inputs(ref.get("inputs", {}), base),
             depends_on=depends_on,
+            when=when,
         )
     over = raw.get("over")
     return Section(
@@ -212,6 +216,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             entries=_names(over.get("entries", ())),
             chunk=over.get("chunk", 0),
             depends_on=over.get("dependsOn"),
+            result=over.get("result"),
         )
         if over
         else None,
@@ -227,6 +232,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
         on_failure=raw.get("onFailure", "stop"),
         final=_units(raw.get("finally", ()), origin.at("finally"), base),
         cache=_cache(raw.get("cache")),
+        when=when,
     )
 
 

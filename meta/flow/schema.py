@@ -57,10 +57,24 @@ def schema_faults(document: Any, file: str) -> list[Fault]:
 
 def _leaf_errors(errors: Iterator[ValidationError]) -> Iterator[ValidationError]:
     for error in errors:
-        if error.context:
+        if _choice(error) is not None:
+            yield error
+        elif error.context:
             yield from _leaf_errors(iter(_fitting_branches(error)))
         else:
             yield error
+
+
+def _choice(error: ValidationError) -> list[str] | None:
+    """The fields of a oneOf that asks for exactly one of some fields (`over`'s `input` or
+    `result`), or None for any other error."""
+    branches = error.validator_value if error.validator == "oneOf" else None
+    if not isinstance(branches, list) or not all(
+        isinstance(b, dict) and list(b) == ["required"] and len(b["required"]) == 1
+        for b in branches
+    ):
+        return None
+    return [b["required"][0] for b in branches]
 
 
 def _fitting_branches(error: ValidationError) -> list[ValidationError]:
@@ -90,6 +104,12 @@ def _explain(error: ValidationError, document: Any, file: str) -> list[Fault]:
         extra = [k for k in error.instance if k not in allowed]
         hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
         return [Fault(file, pointer([*path, key]), f"unknown field '{key}'{hint}") for key in extra]
+    choice = _choice(error)
+    if choice is not None:
+        given = isinstance(error.instance, dict) and any(n in error.instance for n in choice)
+        listed = " or ".join(f"'{name}'" for name in choice)
+        found = "more than one is given" if given else "none is given"
+        return [Fault(file, where, f"needs exactly one of {listed}: {found}")]
     if kind == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
         return [Fault(file, where, f"missing required field '{missing}'")]
@@ -130,6 +150,10 @@ def _explain(error: ValidationError, document: Any, file: str) -> list[Fault]:
     both = isinstance(error.instance, dict) and {"path", "value"} <= error.instance.keys()
     if kind == "not" and both:
         return [Fault(file, where, "an input's default is a path or a value, not both")]
+    exclusive = error.validator_value if kind == "not" else None
+    if isinstance(exclusive, dict) and list(exclusive) == ["required"]:
+        fields = " or ".join(f"'{name}'" for name in exclusive["required"])
+        return [Fault(file, where, f"takes {fields}, not both")]
     return [Fault(file, where, error.message)]
 
 

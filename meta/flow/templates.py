@@ -7,6 +7,7 @@ internals nor silently render a missing variable as an empty string.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
@@ -21,7 +22,12 @@ from meta.flow.sandbox import BoundedSandbox, TemplateTooCostly, bounded_text, s
 
 ITERATION_VARIABLES = frozenset({"node", "item", "chunk", "index", "depth", "path", "round"})
 FLOW_VARIABLES = frozenset({"inputs", "flow"})
-ALL_VARIABLES = ITERATION_VARIABLES | FLOW_VARIABLES
+UNIT_VARIABLES = frozenset({"upstream"})
+"""Defined for every unit: `upstream.NAME.state` and `.result` of the units that feed it."""
+ALL_VARIABLES = ITERATION_VARIABLES | FLOW_VARIABLES | UNIT_VARIABLES
+FALSE_WORDS = frozenset({"", "false", "no", "0", "none", "null"})
+"""Texts a condition takes as false (case and surrounding blanks aside); any other text is true."""
+_ONE_EXPRESSION = re.compile(r"\s*\{\{-?(.*?)-?\}\}\s*", re.DOTALL)
 
 
 class TemplateProblem(MetaError):
@@ -133,3 +139,66 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
         raise TemplateProblem(f"the sandbox refused: {exc}") from exc
     except Exception as exc:
         raise TemplateProblem(f"expression failed: {type(exc).__name__}: {exc}") from exc
+
+
+def upstream_names(text: str, *, condition: bool = False) -> set[str]:
+    """The unit names a template (or a condition) reads as `upstream.NAME` or
+    `upstream['NAME']`; an unreadable template reads none (its syntax is faulted elsewhere)."""
+    expression = condition and not is_template(text)
+    source = "{{ (" + text + ") }}" if expression else text
+    try:
+        tree = environment().parse(source)
+    except TemplateSyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node  # type: ignore[attr-defined]
+        if not (isinstance(target, nodes.Name) and target.name == "upstream"):
+            continue
+        name = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg)  # type: ignore[attr-defined]
+        if isinstance(name, str):
+            names.add(name)
+    return names
+
+
+def check_condition(text: str, available: Iterable[str]) -> None:
+    """Check a condition (`when`) as `holds` reads it: a template, or an expression."""
+    if is_template(text):
+        check_template(text, available)
+    else:
+        check_template(text, available, expression=True)
+
+
+def holds(condition: str, context: Mapping[str, Any]) -> bool:
+    """Whether a condition is true. A condition is one `{{ expression }}` (its value), any
+    other template (its rendered text) or, without `{{ }}`, an expression. A value is taken by
+    Python truth, but a text by its words: `false`, `no`, `0`, `none`, `null` and the empty
+    text are false, in any case, so a result or a rendering that says "false" is false."""
+    expression = _single_expression(condition)
+    if expression is not None:
+        value = evaluate(expression, context)
+    elif is_template(condition):
+        value = render(condition, context)
+    else:
+        value = evaluate(condition, context)
+    if isinstance(value, str):
+        return value.strip().lower() not in FALSE_WORDS
+    return bool(value)
+
+
+@cache
+def _single_expression(text: str) -> str | None:
+    """The expression of a template that is exactly one `{{ ... }}`, or None."""
+    match = _ONE_EXPRESSION.fullmatch(text)
+    if match is None:
+        return None
+    try:
+        tree = environment().parse(text.strip())
+    except TemplateSyntaxError:
+        return None
+    body = tree.body
+    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+        return None
+    if isinstance(body[0].nodes[0], nodes.TemplateData):
+        return None
+    return match.group(1)

@@ -214,6 +214,7 @@ def status_view(resource: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "outputs": status.get("outputs"),
         "cachedUnits": [dict(hit) for hit in status.get("cachedUnits", [])],
+        "result": status.get("result"),
     }
 
 

@@ -141,7 +141,7 @@ def status_schema() -> dict[str, Any]:
             "cancelled": {**counts, "description": "Units stopped before they ended."},
             "skipped": {
                 **counts,
-                "description": "Units not run because a unit they depend on failed.",
+                "description": "Units not run: their `when` was false, or a unit they read failed.",
             },
             "cached": {
                 **counts,
@@ -184,6 +184,15 @@ def status_schema() -> dict[str, Any]:
                 "items": {"type": "array", "items": {"type": "string"}},
             },
             "outputPartsConfigMap": {"type": "string"},
+            "result": {
+                "description": "The root's result (any JSON), when it is at most 4 KiB; the "
+                "journal has every unit's.",
+                "x-kubernetes-preserve-unknown-fields": True,
+            },
+            "resultBytes": {
+                **counts,
+                "description": "The size of a root result too big for the status.",
+            },
             "apiWrites": {**counts, "description": "API writes the operator made for this flow."},
             "journal": {
                 "type": "array",

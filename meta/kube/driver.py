@@ -9,6 +9,7 @@ never done again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Mapping, Sequence
@@ -18,13 +19,17 @@ from typing import Any
 from meta.engine.caching import uses_cache
 from meta.engine.driver import Exit, FlowTask, PodTask, Refused, Running, StepTask
 from meta.engine.records import Listener, SectionRecord
+from meta.engine.results import RESULT_FILE, ResultRefused, keep, read_kept, read_result
 from meta.kube.api import ApiFailed, Conflict, KubeApi
 from meta.kube.broker import Watches
 from meta.kube.layout import (
     InputTooLarge,
     child_flow,
+    fed_by_path,
+    flow_result_path,
     micro_pod,
     quarterback_access,
+    result_path,
     section_secrets,
     slot_images,
     slot_resources,
@@ -41,9 +46,17 @@ from meta.plan.plan import Plan
 
 
 class KubeRunning:
-    def __init__(self, driver: KubeDriver, name: str, section: SectionRecord | None = None) -> None:
+    def __init__(
+        self,
+        driver: KubeDriver,
+        name: str,
+        result: str,
+        section: SectionRecord | None = None,
+    ) -> None:
         self._driver = driver
         self.name = name
+        self._result = result
+        """Where the operator finds the attempt's result in the store."""
         self._section = section
         """For a micro pod: its section, whose peak and count its quarterback reports."""
 
@@ -56,7 +69,16 @@ class KubeRunning:
                 await driver.api.delete_pod(driver.owner.namespace, self.name, 0)
         if end.code == 0 and self._section is not None:
             driver.report_section(self._section, end.message)
-        return Exit(end.code, end.message[-2048:], end.reason)
+        result = None
+        if end.code == 0:
+            try:
+                # A step's result is what its program wrote (bounded); a micro section's is
+                # what its quarterback kept.
+                read = read_result if self._section is None else read_kept
+                result = await asyncio.to_thread(read, self._result)
+            except (ResultRefused, OSError, ValueError) as exc:
+                return Exit(1, end.message[-2048:], f"exited with code 0, but {exc}")
+        return Exit(end.code, end.message[-2048:], end.reason, result)
 
     async def stop(self) -> None:
         driver = self._driver
@@ -88,6 +110,12 @@ class ChildFlow:
                     return Exit(-1, "", f"cannot read the child flow's outputs: {exc}")
                 parts = [tuple(p) for p in json.loads(found["data"]["parts.json"])]
             driver.combine(self._unit_id, parts)
+            kept = f"{driver.store_dir}/{flow_result_path(driver.owner, self._unit_id)}"
+            try:
+                result = await asyncio.to_thread(read_kept, kept)
+            except (OSError, ValueError) as exc:
+                return Exit(-1, "", f"cannot read the child flow's result: {exc}")
+            return Exit(0, end.message[-2048:], end.reason, result)
         return Exit(end.code, end.message[-2048:], end.reason)
 
     async def stop(self) -> None:
@@ -116,7 +144,7 @@ class KubeDriver:
         self.watches = watches
         self.owner = owner
         self.settings = settings
-        self._store_dir = store_dir.rstrip("/")
+        self.store_dir = store_dir.rstrip("/")
         self._combined: dict[str, list[tuple[str, str]]] = {}
         self.detached = False
         self.sections: Listener | None = None
@@ -130,11 +158,15 @@ class KubeDriver:
     async def start(self, task: StepTask) -> Running:
         try:
             pod = step_pod(
-                task, self.owner, self.settings, self.expanded(task.upstream), self._store_dir
+                task, self.owner, self.settings, self.expanded(task.upstream), self.store_dir
             )
         except InputTooLarge as exc:
             return Refused(str(exc))
-        return await self._create(pod)
+        return await self._create(pod, self._result_file(task.id, task.attempt))
+
+    def _result_file(self, unit_id: str, attempt: int) -> str:
+        """Where the operator reads an attempt's result (what the pod wrote to META_RESULT)."""
+        return f"{self.store_dir}/{result_path(self.owner, unit_id, attempt)}/{RESULT_FILE}"
 
     def report_section(self, section: SectionRecord, message: str) -> None:
         """Merge what a micro pod's quarterback reported (its termination message) into the
@@ -147,7 +179,9 @@ class KubeDriver:
         if self.sections is not None:
             self.sections.section_finished(replace(section, peak_active=peak, units_run=units))
 
-    async def _create(self, pod: dict[str, Any], section: SectionRecord | None = None) -> Running:
+    async def _create(
+        self, pod: dict[str, Any], result: str, section: SectionRecord | None = None
+    ) -> Running:
         name = pod["metadata"]["name"]
         try:
             await self.api.create_pod(self.owner.namespace, pod)
@@ -161,7 +195,7 @@ class KubeDriver:
             # Refused for good (quota, admission, a bad field): this attempt fails, like a
             # program that cannot start; the engine's retries and failure rules take over.
             return Refused(f"cannot create pod {name}: {exc}")
-        return KubeRunning(self, name, section)
+        return KubeRunning(self, name, result, section)
 
     def expanded(
         self, upstream: Sequence[tuple[str, str]], prefix: str = ""
@@ -185,6 +219,11 @@ class KubeDriver:
             self.owner, self._plan, self._document, task, self.expanded(task.upstream)
         )
         name = child["metadata"]["name"]
+        fed_by = f"{self.store_dir}/{fed_by_path(self.owner, task.id)}"
+        try:
+            await asyncio.to_thread(keep, fed_by, [list(feeder) for feeder in task.fed_by])
+        except OSError as exc:
+            return Refused(f"cannot write what feeds child flow {name} into the store: {exc}")
         try:
             await self.api.create_flow(self.owner.namespace, child)
         except Conflict:
@@ -210,7 +249,7 @@ class KubeDriver:
             upstream,
             slots,
             asks,
-            self._store_dir,
+            self.store_dir,
             section_secrets(section),
             cache,
         )
@@ -229,7 +268,7 @@ class KubeDriver:
         except ApiFailed as exc:
             return Refused(f"cannot prepare the micro pod: {exc}")
         record = SectionRecord(task.id, task.name, section.pattern, "micro", task.max_active, 0, 0)
-        return await self._create(pod, record)
+        return await self._create(pod, self._result_file(task.id, task.attempt), record)
 
     async def open_pod(self, pod: str) -> None:
         """Not called: micro sections run in their pods (`start_pod`)."""
@@ -241,7 +280,7 @@ class KubeDriver:
         self._combined[unit_id] = list(parts)
 
     def outputs(self, unit_id: str) -> str:
-        return f"{self._store_dir}/{store_path(self.owner, unit_id)}"
+        return f"{self.store_dir}/{store_path(self.owner, unit_id)}"
 
 
 async def _created(creating: Awaitable[Any]) -> None:

@@ -3,10 +3,11 @@
 A macro step is one pod with one container running the step's argv (no shell, no launcher):
 - `META_INPUT` is a file projected from the pod's own annotation by the downward API, so the
   input costs no extra API object;
-- `META_OUTPUT` and every `META_UPSTREAM/<name>` are sub-paths of the store volume (a
-  PersistentVolumeClaim in production, an emptyDir when none is configured), mounted by the
-  kubelet: outputs are persisted where they are written, and upstream outputs are mounted
-  read-only, without copies;
+- `META_OUTPUT`, the folder of `META_RESULT` and every `META_UPSTREAM/<name>` are sub-paths
+  of the store volume (a PersistentVolumeClaim in production, an emptyDir when none is
+  configured), mounted by the kubelet: outputs and results are persisted where they are
+  written (the operator reads a result there), and upstream outputs are mounted read-only,
+  without copies;
 - `META_SCRATCH` is an emptyDir on RAM (medium Memory);
 - the flow's files (`spec.files`, see `meta.kube.controller.files`) are the store's `.files` folder,
   mounted read-only at the path the operator sees it at, so an input's path opens the same file
@@ -26,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from meta.engine.driver import FlowTask, PodTask, StepTask
+from meta.engine.results import RESULT_FILE
 from meta.errors import Fault, MetaError
 from meta.flow.model import (
     Cases,
@@ -63,6 +65,7 @@ from meta.kube.types import (
     MANAGED_BY,
     MAX_INPUT_BYTES,
     OUTPUT_DIR,
+    RESULT_DIR,
     SCRATCH_DIR,
     STORE_VOLUME,
     UPSTREAM_DIR,
@@ -96,6 +99,23 @@ def unit_label(unit_id: str) -> str:
 def store_path(owner: FlowOwner, unit_id: str) -> str:
     """Where a unit's outputs live inside the store volume."""
     return f"{owner.store_root}/{unit_id}/outputs"
+
+
+def result_path(owner: FlowOwner, unit_id: str, attempt: int) -> str:
+    """The folder inside the store volume where one attempt of a unit writes its result
+    (one per attempt: a failed attempt's result is never taken for a later one's)."""
+    return f"{owner.store_root}/{unit_id}/result/{attempt}"
+
+
+def flow_result_path(owner: FlowOwner, unit_id: str) -> str:
+    """Where a child flow leaves its root's result for the flowRef `unit_id` of its parent."""
+    return f"{owner.store_root}/{unit_id}/result/flow.json"
+
+
+def fed_by_path(owner: FlowOwner, unit_id: str) -> str:
+    """Where a parent leaves, for the child flow of its flowRef `unit_id`, the units that feed
+    it with their states and results."""
+    return f"{owner.store_root}/{unit_id}/fed-by.json"
 
 
 def files_path(owner: FlowOwner) -> str:
@@ -175,6 +195,7 @@ def _step_env(task: StepTask) -> list[dict[str, Any]]:
         {"name": "META_UPSTREAM", "value": UPSTREAM_DIR},
         {"name": "META_SCRATCH", "value": SCRATCH_DIR},
         {"name": "META_ATTEMPT", "value": str(task.attempt)},
+        {"name": "META_RESULT", "value": f"{RESULT_DIR}/{RESULT_FILE}"},
         *(_variable(k, v) for k, v in task.env.items()),
     ]
 
@@ -252,6 +273,7 @@ def _step_mounts(
         {"name": "task", "mountPath": INPUT_DIR, "readOnly": True},
         {"name": "scratch", "mountPath": SCRATCH_DIR},
         {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
+        _result_mount(owner, task.id, task.attempt),
         # META_UPSTREAM is a folder even for a unit nothing flows into, as it is locally.
         {"name": "upstream", "mountPath": UPSTREAM_DIR},
         *_upstream_mounts(owner, upstream),
@@ -441,6 +463,7 @@ def _quarterback_container(
             {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
             {"name": "work", "mountPath": WORK_DIR, "readOnly": True},
             {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
+            _result_mount(owner, task.id, task.attempt),
         ],
         "terminationMessagePolicy": "File",
     }
@@ -533,6 +556,15 @@ def _working_dir(workdir: str, store_dir: str) -> str | None:
 
 def _files_mount(owner: FlowOwner, store_dir: str) -> dict[str, Any]:
     return _store_mount(files_path(owner), store_dir)
+
+
+def _result_mount(owner: FlowOwner, unit_id: str, attempt: int) -> dict[str, Any]:
+    """META_RESULT's folder: the attempt's result folder of the store."""
+    return {
+        "name": STORE_VOLUME,
+        "mountPath": RESULT_DIR,
+        "subPath": result_path(owner, unit_id, attempt),
+    }
 
 
 def _store_mount(path: str, store_dir: str) -> dict[str, Any]:

@@ -44,6 +44,8 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "meta-orchestrator"}
 
 INPUT_DIR = "/meta/task"
 OUTPUT_DIR = "/meta/output"
+RESULT_DIR = "/meta/result"
+"""Where a step pod (or a micro pod's quarterback) writes its result: a folder of the store."""
 UPSTREAM_DIR = "/meta/upstream"
 SCRATCH_DIR = "/scratch"
 STORE_VOLUME = "store"
@@ -147,6 +149,7 @@ class PodBrief:
                 **raw,
                 "hidden": tuple(raw["hidden"]),
                 "upstream": [tuple(u) for u in raw["upstream"]],
+                "fed_by": [tuple(f) for f in raw.get("fed_by", [])],
             }
         )
         return cls(

@@ -6,9 +6,11 @@ Layout (the workdir is durable; scratch lives on RAM where the machine has /dev/
                                          wrote any; a unit that wrote nothing has no folder
     WORKDIR/logs/<unit id>/<n>.out|.err  stdout and stderr of attempt n, when not empty
     SCRATCH/pods/<section id>/scratch    META_SCRATCH shared by one micro section's units
-    SCRATCH/pods/<section id>/units/<n>/ a micro step attempt's input.json, upstream/, out/, logs
-    SCRATCH/units/<n>/                   a macro step attempt's input.json, upstream/, scratch/,
-                                         out/, logs (n counts the session's attempts)
+    SCRATCH/pods/<section id>/units/<n>/ a micro step attempt's input.json, result.json
+                                         (META_RESULT), upstream/, out/, logs
+    SCRATCH/units/<n>/                   a macro step attempt's input.json, result.json,
+                                         upstream/, scratch/, out/, logs (n counts the
+                                         session's attempts)
     SCRATCH/owner.json                   the session using it (pid, start, workdir), so that
                                          `meta clean` can tell scratch a killed session left
 
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meta.engine.driver import Exit, StepTask
+from meta.engine.results import RESULT_FILE, ResultRefused, read_result
 from meta.local.environment import Secrets, base_environ, missing_source, resolve
 from meta.local.reaper import become_subreaper, stop_orphans
 from meta.trees import Manifest, OutputRefused, copy_tree, remove_tree
@@ -253,6 +256,7 @@ class LocalDriver:
             b"META_UPSTREAM": scratch.upstream.encode(),
             b"META_SCRATCH": scratch.scratch.encode(),
             b"META_ATTEMPT": str(task.attempt).encode(),
+            b"META_RESULT": os.path.join(scratch.unit_dir, RESULT_FILE).encode(),
         }
         stdout = _create(_log(scratch, task, "out"))
         try:
@@ -427,6 +431,12 @@ class LocalProcess:
             driver.forget(started.pid)
             if driver.subreaper:
                 stop_orphans(task.id, driver._groups)
+        result, refusal = None, ""
+        if code == 0:
+            try:
+                result = read_result(os.path.join(scratch.unit_dir, RESULT_FILE))
+            except ResultRefused as refused:
+                code, refusal = CANNOT_KEEP, f"exited with code 0, but {refused}"
         try:
             stderr_tail = "" if code == 0 else _tail(_log(scratch, task, "err"))
             stderr_tail = driver.secrets.redact(stderr_tail)
@@ -441,7 +451,7 @@ class LocalProcess:
                 CANNOT_KEEP,
                 reason=f"exited with code {code}, but its outputs or logs could not be kept: {exc}",
             )
-        return Exit(code, stderr_tail)
+        return Exit(code, stderr_tail, refusal, result)
 
     async def wait(self) -> Exit:
         return await asyncio.shield(self._ended)

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from meta.engine.records import UnitRecord
+from meta.engine.records import UnitRecord, finished_for_good
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
 from meta.local.report import ATTEMPT_ENDS, attempt_entry
@@ -62,8 +62,9 @@ class FileJournal:
         self._writer.start()
 
     def finished(self) -> Mapping[str, UnitRecord]:
-        """Units that succeeded in earlier sessions of this run and whose outputs are in the
-        store as they were kept, by id (checked as each is asked for)."""
+        """Units that finished (succeeded, or were skipped) in earlier sessions of this run and
+        whose outputs are in the store as they were kept, by id (checked as each is asked
+        for)."""
         return self._finished
 
     def history(self) -> Mapping[str, list[dict[str, Any]]]:
@@ -195,9 +196,9 @@ def _changed(folder: str, manifest: Manifest | None) -> str | None:
 def _replay(
     path: Path,
 ) -> tuple[dict[str, UnitRecord], dict[str, Manifest | None], dict[str, list[dict[str, Any]]]]:
-    """The succeeded units on record, what each kept (when its line says; a line without
-    `outputs` is not checked), and every attempt that ended, per unit; a line torn by a kill
-    is cut off so appends stay whole."""
+    """The units on record as finished for good (see `finished_for_good`), what each kept
+    (when its line says; a line without `outputs` is not checked), and every attempt that
+    ended, per unit; a line torn by a kill is cut off so appends stay whole."""
     if not path.exists():
         return {}, {}, {}
     data = path.read_bytes()
@@ -224,7 +225,7 @@ def _replay(
         manifests.pop(record.id, None)
         if record.state in ATTEMPT_ENDS:
             history.setdefault(record.id, []).append(attempt_entry(record))
-        if record.state in FINISHED:
+        if finished_for_good(record.state, record.reason):
             finished[record.id] = record
             if has_manifest:
                 manifests[record.id] = manifest

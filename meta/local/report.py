@@ -48,6 +48,7 @@ class ReportBuilder:
         started_at: float,
         finished_at: float,
         outputs: str | None,
+        result: Any,
         outputs_of: Callable[[str], str],
         bytes_persisted: int,
         bytes_staged: int,
@@ -59,6 +60,7 @@ class ReportBuilder:
             "startedAt": started_at,
             "finishedAt": finished_at,
             "outputs": outputs,
+            "result": result,
             "units": [
                 _unit(record, outputs_of, self.attempts.get(record.id, []))
                 for record in self.units.values()
@@ -115,6 +117,8 @@ def _unit(
         entry["history"] = attempts
     if record.cached_from:
         entry["cachedFrom"] = record.cached_from
+    if record.result is not None:
+        entry["result"] = record.result
     if record.resumed:
         entry["resumed"] = True
     if record.state not in FINISHED and record.reason:

@@ -218,11 +218,13 @@ def _execute(
         plan, driver, listener=Listeners([builder, *listeners]), journal=journal, cache=cache
     )
     outputs: str | None = None
+    result: Any = None
     error: MetaError | None = None
     try:
         journal.record_session(at=time.time(), pid=os.getpid())
         done = asyncio.run(_main(engine))
         outputs = kept(driver.shown_outputs(done.unit_id))
+        result = done.result
         state = "succeeded" if INTERRUPTS.received is None else "cancelled"
     except (RunFailed, UserError) as exc:
         state, error = "failed", exc
@@ -242,6 +244,7 @@ def _execute(
         started_at=float(info["startedAt"]),
         finished_at=time.time(),
         outputs=outputs,
+        result=result,
         outputs_of=driver.shown_outputs,
         bytes_persisted=driver.traffic.persisted,
         bytes_staged=driver.traffic.staged,

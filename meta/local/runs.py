@@ -49,6 +49,7 @@ must not look older than the attempt. (An earlier session's log is older by at l
 `meta` takes to start.)"""
 MAX_LISTED = 10
 """Candidates named in an error at most."""
+COUNTED = ("succeeded", "failed", "cancelled", "cached", "running", "skipped")
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Counts:
     """Units that succeeded in an earlier session and were not run again."""
     running: int = 0
     skipped: int = 0
-    """Units not run because a unit they depend on failed."""
+    """Units not run: their `when` was false, or a unit they read failed."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class Run:
     """Every unit that failed (a section with `onFailure: continue` may fail several)."""
     reason: str | None = None
     outputs: str | None = None
+    result: Any = None
+    """The flow's result (its root unit's), once it succeeded."""
 
     @property
     def duration(self) -> float:
@@ -185,6 +188,7 @@ def read_run(workdir: Path) -> Run:
         failed_units=tuple(str(f.get("unit")) for f in error.get("failures", [])),
         reason=reason,
         outputs=report.get("outputs"),
+        result=report.get("result"),
     )
 
 
@@ -326,7 +330,7 @@ def _units(journal: _Journal, report: Mapping[str, Any] | None) -> dict[str, Uni
     for entry in report.get("units", []) if report is not None else ():
         uid = str(entry["id"])
         # The report has the last session's cancelled units, which the journal does not.
-        state = "cached" if entry.get("resumed") else str(entry["state"])
+        state = _shown_state(entry)
         attempt, at = int(entry["attempts"]), float(entry["startedAt"])
         cached_from = str(entry.get("cachedFrom") or "")
         units[uid] = Unit(uid, str(entry["name"]), state, attempt, at, cached_from)
@@ -335,10 +339,10 @@ def _units(journal: _Journal, report: Mapping[str, Any] | None) -> dict[str, Uni
 
 def _journal_counts(journal: _Journal, *, alive: bool) -> Counts:
     last = len(journal.sessions) - 1
-    counts = dict.fromkeys(("succeeded", "failed", "cancelled", "cached", "running", "skipped"), 0)
+    counts = dict.fromkeys(COUNTED, 0)
     for seen in journal.units.values():
-        if seen.state == "cached":
-            counts["cached"] += 1
+        if seen.state in ("cached", "skipped"):
+            counts[seen.state] += 1
         elif seen.state == "succeeded":
             counts["succeeded" if seen.session == last else "cached"] += 1
         elif seen.session != last:
@@ -353,12 +357,19 @@ def _journal_counts(journal: _Journal, *, alive: bool) -> Counts:
 
 
 def _report_counts(report: Mapping[str, Any]) -> Counts:
-    counts = dict.fromkeys(("succeeded", "failed", "cancelled", "cached", "running", "skipped"), 0)
+    counts = dict.fromkeys(COUNTED, 0)
     for entry in report.get("units", []):
-        state = "cached" if entry.get("resumed") else str(entry.get("state"))
+        state = _shown_state(entry)
         if state in counts:
             counts[state] += 1
     return Counts(**counts)
+
+
+def _shown_state(entry: Mapping[str, Any]) -> str:
+    """A report entry's state as status shows it: a unit that succeeded in an earlier session
+    is `cached` (a skipped one stays `skipped`)."""
+    state = str(entry.get("state"))
+    return "cached" if entry.get("resumed") and state == "succeeded" else state
 
 
 # Units and their logs

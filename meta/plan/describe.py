@@ -67,6 +67,8 @@ def _sourced(env: dict[str, str | FromEnv | SecretRef]) -> str:
 
 def _unit(plan: Plan, unit: Unit, depth: int, role: str) -> list[str]:
     pad = "  " * depth
+    if unit.when is not None:
+        role = f"{role}only when {unit.when}: "
     if isinstance(unit, Step):
         image = f" in image {unit.run.image}" if unit.run.image else ""
         bounds = []
@@ -102,7 +104,13 @@ def _section(plan: Plan, section: Section, depth: int, role: str) -> list[str]:
     over = section.over
     if over is not None:
         where = f" at {over.path}" if over.path else ""
-        source = f"input '{over.input}'{where}" if over.input else f"the visit's node{where}"
+        source = (
+            f"input '{over.input}'{where}"
+            if over.input is not None
+            else f"the result of unit '{over.result}'{where}"
+            if over.result is not None
+            else f"the visit's node{where}"
+        )
         if section.pattern == "fanout":
             what = f"fans out one visit per item of {source}"
             if over.depends_on is not None:

@@ -398,7 +398,8 @@ class RunModel(UnitsModel):
                 unit = self.units.get(str(entry.get("id")))
                 if unit is None:
                     continue
-                state = "cached" if entry.get("resumed") else str(entry.get("state"))
+                state = str(entry.get("state"))
+                state = "cached" if entry.get("resumed") and state == "succeeded" else state
                 if state != unit.state and state in STATES:
                     unit.exit_code = entry.get("exitCode", unit.exit_code)
                     unit.reason = str(entry.get("reason") or unit.reason)

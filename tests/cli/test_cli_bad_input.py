@@ -42,7 +42,7 @@ CASES = [
         "/spec/root/units/0/colour",
         (
             "unknown field 'colour'",
-            "allowed here: cache, dependsOn, name, retries, run, timeoutSeconds",
+            "allowed here: cache, dependsOn, name, retries, run, timeoutSeconds, when",
         ),
     ),
     BadInput(
@@ -242,7 +242,7 @@ CASES = [
         },
         "flow.yaml",
         "/spec/root/units/1/run/command/1",
-        ("undefined template variable 'bogus'", "defined here: flow, inputs"),
+        ("undefined template variable 'bogus'", "defined here: flow, inputs, upstream"),
     ),
     BadInput(
         "template-reaches-for-class-of-node",

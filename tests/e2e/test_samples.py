@@ -33,6 +33,7 @@ ALL = [
     "macro-of-micro",
     "failure-policy",
     "cached-steps",
+    "release-gate",
 ]
 
 
@@ -156,6 +157,9 @@ def test_sample_runs_and_report_holds(runs: dict[str, Run], sample: str) -> None
     ids = [unit["id"] for unit in report["units"]]
     assert len(ids) == len(set(ids)) > 0
     for unit in report["units"]:
+        if unit["state"] == "skipped":
+            assert unit["reason"] == "condition" and unit["outputs"] is None, unit
+            continue
         assert unit["state"] == "succeeded", unit
         assert unit["exitCode"] == 0 and unit["attempts"] == 1, unit
         assert unit["id"].startswith(f"{sample}/"), unit
@@ -587,6 +591,13 @@ MENTIONS = {
             "finally, whatever happened: step notify",
         ],
     ),
+    "release-gate": (
+        ["gate", "detect", "test", "test-{{ item }}", "docs", "release"],
+        [
+            "fans out one visit per item of the result of unit 'detect' at /packages",
+            "only when {{ upstream.detect.result.docs }}: step docs",
+        ],
+    ),
 }
 
 
@@ -655,6 +666,31 @@ def test_sample_graph(sample: str, fmt: str) -> None:
         assert name in text, f"{name!r} not in the {fmt} graph:\n{text}"
     edges = "-->" if fmt == "mermaid" else "->"
     assert edges in text
+
+
+def test_release_gate(runs: dict[str, Run]) -> None:
+    run = runs["release-gate"]
+    assert "release-gate: succeeded (4 units run, 1 skipped)" in run.result.stdout
+    assert run.report["result"] == {"version": "1.2.0"}
+    assert json.loads((run.outputs / "release.json").read_text()) == {
+        "docs": "skipped",
+        "fedBy": ["test"],
+        "packagesTested": 2,
+        "testLogs": ["api.log", "web.log"],
+    }
+    units = run.units()
+    assert units["release-gate/gate/detect"]["result"] == {
+        "packages": ["api", "web"],
+        "docs": False,
+        "lines": 55,
+    }
+    assert units["release-gate/gate/docs"]["state"] == "skipped"
+    assert units["release-gate/gate/test/1/test-web"]["result"] == {
+        "package": "web",
+        "passed": 9,
+        "failed": 0,
+    }
+    assert units["release-gate/gate/test/1/test-web"]["scope"] == "micro"
 
 
 def test_run_refuses_a_workdir_that_holds_a_run(runs: dict[str, Run]) -> None:

@@ -68,7 +68,8 @@ class FakeRunning:
             self._end("end", FAIL_CODE)
             return Exit(FAIL_CODE, f"boom from {uid} attempt {self.task.attempt}")
         self._end("end", 0)
-        return Exit(0)
+        result = driver.results.get(uid)
+        return Exit(0, result=result(self.task) if callable(result) else result)
 
     async def stop(self) -> None:
         self._driver.stopped.append(self.task.id)
@@ -85,6 +86,7 @@ class FakeDriver:
         sleep: Mapping[str, float] | None = None,
         hang: Iterable[str] = (),
         yields: Callable[[StepTask], int] | None = None,
+        results: Mapping[str, Any] | None = None,
     ) -> None:
         self.fail = dict(fail or {})
         """Unit id -> how many attempts fail (exit code FAIL_CODE) before one succeeds."""
@@ -92,6 +94,8 @@ class FakeDriver:
         """Unit id -> seconds its wait() sleeps."""
         self.hang = set(hang)
         """Unit ids whose wait() never returns (until cancelled)."""
+        self.results = dict(results or {})
+        """Unit id -> the result its successful attempt gives (a callable: of its task)."""
         self.yields = yields or (lambda task: 0)
         """How many times a step's wait() yields to the event loop before exiting."""
         self.events: list[Event] = []

@@ -249,15 +249,15 @@ def test_template_faults_name_the_string_field() -> None:
     assert faults(root) == [
         (
             "/spec/root/run/command/1",
-            "undefined template variable 'bogus' (defined here: flow, inputs)",
+            "undefined template variable 'bogus' (defined here: flow, inputs, upstream)",
         ),
         (
             "/spec/root/run/image",
-            "undefined template variable 'nope' (defined here: flow, inputs)",
+            "undefined template variable 'nope' (defined here: flow, inputs, upstream)",
         ),
         (
             "/spec/root/run/env/A",
-            "template variable 'node' is not defined here (defined here: flow, inputs)",
+            "template variable 'node' is not defined here (defined here: flow, inputs, upstream)",
         ),
     ]
 
@@ -302,7 +302,7 @@ def test_ring_members_see_iteration_variables() -> None:
         (
             "/spec/root/ring/0/run/command/1",
             "undefined template variable 'bogus' "
-            "(defined here: chunk, depth, flow, index, inputs, item, node, path, round)",
+            "(defined here: chunk, depth, flow, index, inputs, item, node, path, round, upstream)",
         )
     ]
 

@@ -66,12 +66,12 @@ def test_unknown_field_names_the_field_and_what_is_allowed() -> None:
         (
             "/spec/root/colour",
             "unknown field 'colour' "
-            "(allowed here: cache, dependsOn, name, retries, run, timeoutSeconds)",
+            "(allowed here: cache, dependsOn, name, retries, run, timeoutSeconds, when)",
         ),
         (
             "/spec/root/size",
             "unknown field 'size' "
-            "(allowed here: cache, dependsOn, name, retries, run, timeoutSeconds)",
+            "(allowed here: cache, dependsOn, name, retries, run, timeoutSeconds, when)",
         ),
     ]
 
@@ -208,7 +208,7 @@ def test_a_walk_takes_its_children_from_children_or_entries_fields() -> None:
     assert faults(doc(fanout)) == [
         (
             "/spec/root/over/entries",
-            "unknown field 'entries' (allowed here: dependsOn, input, path)",
+            "unknown field 'entries' (allowed here: dependsOn, input, path, result)",
         )
     ]
 
@@ -319,7 +319,10 @@ def test_flowref_fields() -> None:
     root = {"name": "r", "flowRef": {"path": "x", "inputs": {"a": {"path": "p", "value": 1}}}}
     assert faults(doc({**root, "scope": "micro"})) == [
         ("/spec/root/flowRef/inputs/a", "an input is exactly one of {path: FILE} or {value: JSON}"),
-        ("/spec/root/scope", "unknown field 'scope' (allowed here: dependsOn, flowRef, name)"),
+        (
+            "/spec/root/scope",
+            "unknown field 'scope' (allowed here: dependsOn, flowRef, name, when)",
+        ),
     ]
 
 

@@ -10,6 +10,7 @@ from meta.flow.templates import (
     ALL_VARIABLES,
     FLOW_VARIABLES,
     ITERATION_VARIABLES,
+    UNIT_VARIABLES,
     TemplateProblem,
     check_template,
     evaluate,
@@ -32,7 +33,8 @@ CONTEXT: dict[str, Any] = {
 def test_variable_sets() -> None:
     assert {"inputs", "flow"} == FLOW_VARIABLES
     assert {"node", "item", "chunk", "index", "depth", "path", "round"} == ITERATION_VARIABLES
-    assert ALL_VARIABLES == FLOW_VARIABLES | ITERATION_VARIABLES
+    assert {"upstream"} == UNIT_VARIABLES
+    assert ALL_VARIABLES == FLOW_VARIABLES | ITERATION_VARIABLES | UNIT_VARIABLES
 
 
 @pytest.mark.parametrize(

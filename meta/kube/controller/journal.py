@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 
-from meta.engine.records import UnitRecord
+from meta.engine.records import UnitRecord, finished_for_good
 from meta.kube.api import ApiFailed, Conflict, KubeApi, NotFound
 from meta.kube.layout import journal_config_map, short_name
 from meta.kube.types import FlowOwner
@@ -63,7 +63,7 @@ class ConfigMapJournal:
             for key in sorted(data):
                 for line in data[key].splitlines():
                     record = UnitRecord(**json.loads(line))
-                    if record.state in ("succeeded", "cached"):
+                    if finished_for_good(record.state, record.reason):
                         # Reported again as resumed: the status counts it as cached.
                         self._finished[record.id] = replace(record, resumed=True)
             self._chunk += 1
@@ -81,7 +81,15 @@ class ConfigMapJournal:
 
     def record_finished(self, record: UnitRecord) -> None:
         fields = {name: getattr(record, name) for name in RECORD_FIELDS}
-        self._pending.append(json.dumps(fields, separators=(",", ":")))
+        line = json.dumps(fields, separators=(",", ":"))
+        if len(line) > CHUNK_BYTES:
+            # A section's result gathering many steps' may pass what a ConfigMap holds: the
+            # record is kept without it (its pod left it in the store), not lost whole.
+            log.warning(
+                "journal of %s: the result of %s is too big to keep", self._owner.name, record.id
+            )
+            line = json.dumps({**fields, "result": None}, separators=(",", ":"))
+        self._pending.append(line)
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
         self._wake.set()
@@ -103,14 +111,17 @@ class ConfigMapJournal:
             await asyncio.sleep(delay)
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        lines, self._pending = self._pending, []
-        try:
+        """Write what is pending, one key per batch of at most CHUNK_BYTES (records carry
+        results of up to 64 KiB, so a burst of them must not make a key past a ConfigMap)."""
+        while self._pending:
+            size, count = 0, 0
+            for line in self._pending:
+                if count and size + len(line) + 1 > CHUNK_BYTES:
+                    break
+                size, count = size + len(line) + 1, count + 1
+            lines = self._pending[:count]
             await self._write("\n".join(lines) + "\n")
-        except BaseException:
-            self._pending = lines + self._pending
-            raise
+            del self._pending[:count]
 
     async def _write(self, text: str) -> None:
         if self._chunk_bytes and self._chunk_bytes + len(text) > CHUNK_BYTES:

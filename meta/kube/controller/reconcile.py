@@ -20,15 +20,25 @@ from meta.cachedir import CacheDir
 from meta.engine.caching import StoreCache
 from meta.engine.engine import Engine
 from meta.engine.frontiers import Done
+from meta.engine.results import keep, read_kept
+from meta.engine.visit import fed
 from meta.errors import FlowInvalid, RunFailed, UserError
 from meta.flow.parse import flow_from_document
 from meta.kube.api import Conflict, KubeApi
 from meta.kube.broker import Watches
 from meta.kube.controller.files import StoreEscape, place_files
 from meta.kube.controller.journal import ConfigMapJournal
-from meta.kube.controller.status import StatusReporter, condition, now
+from meta.kube.controller.status import StatusReporter, condition, now, status_result
 from meta.kube.driver import KubeDriver
-from meta.kube.layout import env_faults, event_body, files_path, outputs_config_map, short_name
+from meta.kube.layout import (
+    env_faults,
+    event_body,
+    fed_by_path,
+    files_path,
+    flow_result_path,
+    outputs_config_map,
+    short_name,
+)
 from meta.kube.types import (
     ANNOTATION_FLOW_NAME,
     ANNOTATION_STORE,
@@ -129,10 +139,7 @@ async def run_flow(
         plan, driver, pods=driver, flows=driver, listener=reporter, journal=journal, cache=cache
     )
     within = annotations.get(ANNOTATION_WITHIN)
-    upstream = tuple(
-        Done(subdir, unit_id)
-        for subdir, unit_id in json.loads(annotations.get(ANNOTATION_UPSTREAM, "[]"))
-    )
+    upstream = await _fed_by(owner, settings, within, annotations)
     run = asyncio.ensure_future(engine.run(within, upstream))
     ended = await _ended(api, owner, driver, run, journal, reporter, stopped)
     if ended is not None:
@@ -142,6 +149,8 @@ async def run_flow(
     handed: dict[str, Any] = {}
     if within is not None:
         handed = await _hand_over(api, owner, driver.expanded([("", done.unit_id)]))
+        kept = f"{driver.store_dir}/{flow_result_path(owner, within)}"
+        await asyncio.to_thread(keep, kept, done.result)
     resumed = reporter.cached - reporter.cache_hit_count
     before = f", {resumed} finished before" if resumed else ""
     before += f", {reporter.cache_hit_count} cached" if reporter.cache_hit_count else ""
@@ -150,11 +159,28 @@ async def run_flow(
         phase="Succeeded",
         finishedAt=now(),
         outputs=driver.outputs(done.unit_id),
+        **status_result(done.result),
         **handed,
         journal=journal.chunks,
         apiWrites=api.calls.writes,
     )
     return "Succeeded"
+
+
+async def _fed_by(
+    owner: FlowOwner, settings: OperatorSettings, within: str | None, annotations: Mapping[str, str]
+) -> tuple[Done, ...]:
+    """What feeds a child flow's root: the units its parent left in the store, with their states
+    and results; or, from a parent that left none, the outputs its annotation names."""
+    if within is not None:
+        path = f"{settings.store_dir.rstrip('/')}/{fed_by_path(owner, within)}"
+        feeders = await asyncio.to_thread(read_kept, path)
+        if feeders is not None:
+            return fed([tuple(feeder) for feeder in feeders])
+    return tuple(
+        Done(subdir, unit_id)
+        for subdir, unit_id in json.loads(annotations.get(ANNOTATION_UPSTREAM, "[]"))
+    )
 
 
 async def _planned(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 from typing import Any
 
@@ -23,11 +24,21 @@ MAX_CACHED_UNITS = 100
 UPDATE_SECONDS = 1.0
 MAX_REASON = 4096
 """As the CRD bounds status.reason."""
+MAX_RESULT = 4096
+"""The largest root result (as JSON) the status holds; a bigger one is only measured."""
 log = logging.getLogger(__name__)
 
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_result(result: Any) -> dict[str, Any]:
+    """The status fields of the flow's result: itself when it is small, else its size."""
+    if result is None:
+        return {}
+    size = len(json.dumps(result, separators=(",", ":")).encode())
+    return {"result": result} if size <= MAX_RESULT else {"resultBytes": size}
 
 
 def condition(kind: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
@@ -72,7 +83,9 @@ class StatusReporter:
     def unit_finished(self, record: UnitRecord) -> None:
         self.active.discard(record.id)
         self.reached.add(record.id)
-        if record.resumed:
+        if record.state == "skipped":
+            self.skipped += 1
+        elif record.resumed:
             self.cached += 1
         elif record.state == "cached":
             self.cached += 1
@@ -85,8 +98,6 @@ class StatusReporter:
             self.failed += 1
         elif record.state == "cancelled":
             self.cancelled += 1
-        elif record.state == "skipped":
-            self.skipped += 1
         self._changed()
 
     def section_finished(self, record: SectionRecord) -> None:
@@ -110,7 +121,7 @@ class StatusReporter:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "progress": f"{self.succeeded + self.cached}/{len(self.reached)}",
+            "progress": f"{self.succeeded + self.cached + self.skipped}/{len(self.reached)}",
             "active": len(self.active),
             "succeeded": self.succeeded,
             "failed": self.failed,

@@ -4,10 +4,12 @@ Layout inside the pod (every container mounts the same volumes at the same paths
 made by the quarterback resolves in every slot):
 
     /scratch                          META_SCRATCH of every unit of the section (RAM)
-    /scratch/.meta/units/<n>/         one step attempt: input.json, upstream/, out/, n.out/.err
+    /scratch/.meta/units/<n>/         one step attempt: input.json, result.json (META_RESULT),
+                                      upstream/, out/, n.out/.err
     /scratch/.meta/quarterback.sock   where the slots' launchers connect
     /meta/upstream/<name>             outputs of macro units feeding the section (read-only)
-    /meta/output                      where the section's result is persisted (the store)
+    /meta/output                      where the section's outputs are persisted (the store)
+    /meta/result                      where the section's result (JSON) is kept (the store)
     /meta/cache                       the store's cache, when a unit of the section says `cache:`
 
 A step's outputs stay in RAM and the next step reads them through a link: no copy. Only the
@@ -24,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from meta.engine.driver import Exit, Refused, Running, StepTask
+from meta.engine.results import RESULT_FILE, ResultRefused, read_result
 from meta.errors import MetaError
 from meta.flow.model import SecretRef
 from meta.kube.layout import secret_variable
@@ -39,6 +42,7 @@ class PodPaths:
     output: str = "/meta/output"
     work: str = "/meta/work"
     cache: str = "/meta/cache"
+    result: str = "/meta/result"
 
     @property
     def socket(self) -> str:
@@ -57,12 +61,14 @@ class MicroRunning:
         task: StepTask,
         answer: asyncio.Future[dict[str, object]],
         output: str,
+        result: str,
     ) -> None:
         self._driver = driver
         self._slot = slot
         self._task = task
         self._answer = answer
         self._output = output
+        self._result = result
         self._released = False
 
     async def wait(self) -> Exit:
@@ -73,9 +79,15 @@ class MicroRunning:
             return Exit(-1, "", str(lost))
         await self._release()
         code = int(str(answer["code"]))
-        if code == 0:
-            self._driver.live[self._task.id] = self._output
-        return Exit(code, str(answer.get("stderrTail", "")))
+        tail = str(answer.get("stderrTail", ""))
+        if code != 0:
+            return Exit(code, tail)
+        try:
+            result = await asyncio.to_thread(read_result, self._result)
+        except ResultRefused as refused:
+            return Exit(1, tail, f"exited with code 0, but {refused}")
+        self._driver.live[self._task.id] = self._output
+        return Exit(code, tail, result=result)
 
     async def stop(self) -> None:
         driver = self._driver
@@ -159,6 +171,7 @@ class MicroDriver:
         for name, producer in task.upstream:
             os.symlink(self.outputs(producer), os.path.join(upstream, name))
         input_file = os.path.join(unit_dir, "input.json")
+        result = os.path.join(unit_dir, RESULT_FILE)
         with open(input_file, "w", encoding="utf-8") as handle:
             json.dump(task.input, handle, sort_keys=True)
         env = {
@@ -170,6 +183,7 @@ class MicroDriver:
             "META_UPSTREAM": upstream,
             "META_SCRATCH": self.paths.scratch,
             "META_ATTEMPT": str(task.attempt),
+            "META_RESULT": result,
         }
         try:
             slot = await self.slots.acquire(task.image or self.default_image)
@@ -196,4 +210,4 @@ class MicroDriver:
         except SlotLost as lost:
             await self.slots.release(slot)
             return Refused(str(lost))
-        return MicroRunning(self, slot, task, answer, output)
+        return MicroRunning(self, slot, task, answer, output, result)

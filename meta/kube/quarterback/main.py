@@ -20,6 +20,7 @@ from meta.cachedir import CacheDir
 from meta.engine.caching import StoreCache
 from meta.engine.engine import Engine
 from meta.engine.records import NullListener, UnitRecord
+from meta.engine.results import RESULT_FILE, keep
 from meta.errors import RunFailed, UserError
 from meta.flow.parse import flow_from_document
 from meta.kube.quarterback.driver import MicroDriver, PodPaths
@@ -73,6 +74,7 @@ async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
         done = await Engine(plan, driver, listener=counted, cache=cache).run_pod(work.task)
         result = driver.outputs(done.unit_id)
         await asyncio.to_thread(keep_result, driver.parts, result, paths.output)
+        await asyncio.to_thread(keep, os.path.join(paths.result, RESULT_FILE), done.result)
     except RunFailed as exc:
         others = "".join(f"\nunit {f.unit_id} {f.reason}" for f in exc.failures[1:])
         _report(termination, f"unit {exc.unit_id} {exc.reason}{others}\n{exc.stderr_tail}")

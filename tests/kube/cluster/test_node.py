@@ -111,7 +111,15 @@ def run_sample_in_cluster(
 
 @pytest.mark.parametrize(
     "sample",
-    ["org-bfs", "dag-fanout", "company-cases", "stream-cycle", "macro-of-micro", "bootstrap"],
+    [
+        "org-bfs",
+        "dag-fanout",
+        "company-cases",
+        "stream-cycle",
+        "macro-of-micro",
+        "bootstrap",
+        "release-gate",
+    ],
 )
 def test_a_sample_gives_the_local_runtimes_outputs_byte_for_byte(
     cluster: Cluster, namespace: str, real_node: RealNode, crd: None, tmp_path: Path, sample: str
@@ -135,6 +143,50 @@ def test_a_sample_gives_the_local_runtimes_outputs_byte_for_byte(
     assert compared >= 1
     root = Path(local["outputs"])
     assert same_tree(root, Path(found["status"]["outputs"])) == []
+
+
+def test_step_results_decide_conditions_and_feed_a_micro_fanout_as_they_do_locally(
+    cluster: Cluster, namespace: str, real_node: RealNode, crd: None, tmp_path: Path
+) -> None:
+    """samples/release-gate in pods: a macro step pod writes $META_RESULT (into the store), a
+    later unit's `when` reads it (docs is skipped), a micro pod's quarterback fans out over it
+    and keeps its section's result, and release's `when` reads that."""
+    flow_file = SAMPLES / "release-gate" / "release-gate.flow.yaml"
+    local = run_locally(flow_file, tmp_path / "local")
+    found = run_sample_in_cluster(
+        cluster, namespace, real_node, flow_file, sample_image("release-gate"),
+        tmp_path / "operator.log",
+    )  # fmt: skip
+    status = found["status"]
+    assert status["phase"] == "Succeeded", (status.get("failedUnit"), status.get("reason"))
+    assert (status["skipped"], status["result"]) == (1, {"version": "1.2.0"})
+    assert status["result"] == local["result"]
+    assert same_tree(Path(local["outputs"]), Path(status["outputs"])) == []
+    uid = found["metadata"]["uid"]
+    detect = real_node.store / uid / "release-gate/gate/detect/result/1/result.json"
+    assert json.loads(detect.read_text()) == {
+        "packages": ["api", "web"],
+        "docs": False,
+        "lines": 55,
+    }
+    tests = real_node.store / uid / "release-gate/gate/test/result/1/result.json"
+    assert json.loads(tests.read_text()) == {
+        "test-api": {"package": "api", "passed": 9, "failed": 0},
+        "test-web": {"package": "web", "passed": 9, "failed": 0},
+    }
+    core = client.CoreV1Api(cluster.api_client)
+    journal = core.list_namespaced_config_map(
+        namespace, label_selector="meta-orchestrator.io/journal-of=release-gate"
+    ).items
+    records = {
+        record["id"]: record
+        for config_map in journal
+        for text in (config_map.data or {}).values()
+        for record in map(json.loads, text.splitlines())
+    }
+    assert records["release-gate/gate/docs"]["state"] == "skipped"
+    assert records["release-gate/gate/release"]["result"] == {"version": "1.2.0"}
+    assert records["release-gate/gate/test"]["result"] == json.loads(tests.read_text())
 
 
 def test_the_same_flow_in_macro_and_in_micro_scope_gives_the_same_outputs(

@@ -470,3 +470,108 @@ def test_on_failure_continue_and_finally_in_the_cluster(
     assert by_id["carry-on/d/b"]["reason"] == "upstream-failed"
     assert by_id["carry-on/d/finally/tidy"]["state"] == "succeeded"
     assert by_id["carry-on/finally/notify-failed"]["state"] == "succeeded"
+
+
+def test_a_false_when_skips_a_unit_without_a_pod_and_downstream_sees_it_skipped(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    later = {
+        "name": "later",
+        "dependsOn": ["first", "off", "pod"],
+        "run": {
+            "image": "busybox",
+            "command": ["echo", "{{ upstream.off.state }}", "{{ upstream.pod.state }}"],
+        },
+    }
+    micro = {
+        "name": "pod",
+        "scope": "micro",
+        "pattern": "sequence",
+        "when": "inputs.flag",
+        "units": [step("inside")],
+    }
+    flow = {
+        "metadata": {"name": "gated"},
+        "spec": {
+            "inputs": {"flag": {"value": False}},
+            "root": {
+                "name": "d",
+                "scope": "macro",
+                "pattern": "dag",
+                "units": [
+                    step("first"),
+                    {**step("off"), "when": "{{ inputs.flag }}"},
+                    micro,
+                    later,
+                ],
+            },
+        },
+    }
+    apply(cluster, namespace, flow)
+    found = wait_phase(cluster, namespace, "gated", ("Succeeded", "Failed"))
+    status = found["status"]
+    assert status["phase"] == "Succeeded", status
+    assert (status["skipped"], status["succeeded"], status["progress"]) == (2, 2, "4/4")
+    core = client.CoreV1Api(cluster.api_client)
+    pods = {
+        p.metadata.labels["meta-orchestrator.io/unit-name"]: p
+        for p in core.list_namespaced_pod(namespace).items
+    }
+    assert set(pods) == {"first", "later"}, "a skipped unit has no pod"
+    assert pods["later"].spec.containers[0].command == ["echo", "skipped", "skipped"]
+    journal = core.list_namespaced_config_map(
+        namespace, label_selector="meta-orchestrator.io/journal-of=gated"
+    ).items
+    records = [
+        json.loads(line)
+        for config_map in journal
+        for text in (config_map.data or {}).values()
+        for line in text.splitlines()
+    ]
+    skipped = sorted((r["id"], r["reason"]) for r in records if r["state"] == "skipped")
+    assert skipped == [("gated/d/off", "condition"), ("gated/d/pod", "condition")]
+    shown = subprocess.run(
+        [str(META), "status", "gated", "-n", namespace, "-o", "json"],
+        env=cluster.env(), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(shown.stdout)["units"]["skipped"] == 2
+
+
+def test_a_child_flow_sees_the_states_of_the_units_that_feed_its_flow_ref(
+    cluster: Cluster, namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    """What feeds a flowRef reaches its child MetaFlow through the store, skipped units too."""
+    head = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MetaFlow"}
+    echo = {"image": "busybox", "command": ["echo", "{{ upstream.off.state }}"]}
+    child = {
+        **head,
+        "metadata": {"name": "child"},
+        "spec": {"root": {"name": "inner", "run": echo}},
+    }
+    (tmp_path / "child.flow.yaml").write_text(yaml.safe_dump(child))
+    parent = {
+        **head,
+        "metadata": {"name": "parent"},
+        "spec": {
+            "root": {
+                "name": "d",
+                "scope": "macro",
+                "pattern": "dag",
+                "units": [
+                    {**step("off"), "when": "false"},
+                    {"name": "ref", "flowRef": {"path": "child.flow.yaml"}, "dependsOn": ["off"]},
+                ],
+            }
+        },
+    }
+    (tmp_path / "parent.flow.yaml").write_text(yaml.safe_dump(parent))
+    applied = subprocess.run(
+        [str(META), "apply", str(tmp_path / "parent.flow.yaml"), "-n", namespace],
+        env=cluster.env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    found = wait_phase(cluster, namespace, "parent", ("Succeeded", "Failed", "Invalid"))
+    assert found["status"]["phase"] == "Succeeded", found["status"]
+    assert found["status"]["skipped"] == 1
+    (pod,) = client.CoreV1Api(cluster.api_client).list_namespaced_pod(namespace).items
+    assert pod.spec.containers[0].command == ["echo", "skipped"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from meta.engine.driver import StepTask
 from meta.kube.layout import step_pod
 from meta.kube.types import FlowOwner, PodSettings
@@ -38,3 +40,12 @@ def test_any_other_step_keeps_its_images_working_directory() -> None:
     assert mounts(pod)["/meta/upstream"]["name"] == "upstream", "a folder even with no producer"
     files = mounts(pod)["/store/uid-1/.files"]
     assert (files["subPath"], files["readOnly"]) == ("uid-1/.files", True)
+
+
+def test_a_step_writes_its_result_into_its_attempts_folder_of_the_store() -> None:
+    pod = step_pod(replace(task("/x"), attempt=2), OWNER, PodSettings(), [], "/store")
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["META_RESULT"] == "/meta/result/result.json"
+    assert mounts(pod)["/meta/result"] == {
+        "name": "store", "mountPath": "/meta/result", "subPath": "uid-1/flow/s/result/2",
+    }  # fmt: skip

@@ -66,6 +66,7 @@ def paths(tmp_path: Path) -> PodPaths:
         upstream=str(tmp_path / "upstream"),
         output=str(tmp_path / "output"),
         work=str(tmp_path / "work"),
+        result=str(tmp_path / "result"),
     )
     for folder in (layout.scratch, layout.upstream, layout.work):
         os.makedirs(folder)
@@ -90,7 +91,11 @@ WRITE_IMAGE = (
 
 
 def write_work(
-    paths: PodPaths, section: dict[str, Any], slots: list[str], inputs: dict[str, Any] | None = None
+    paths: PodPaths,
+    section: dict[str, Any],
+    slots: list[str],
+    inputs: dict[str, Any] | None = None,
+    fed_by: list[tuple[str, str, str, Any]] | None = None,
 ) -> PodTask:
     flow = {
         "apiVersion": "meta-orchestrator.io/v1alpha1",
@@ -110,6 +115,7 @@ def write_work(
         upstream=[],
         attempt=1,
         max_active=section.get("maxActive", 1),
+        fed_by=fed_by or [],
     )
     document = PodBrief(task, flow, FILE, slots, "framework").document()
     Path(paths.work, "task.json").write_text(document)
@@ -262,3 +268,65 @@ def run_pod_at(paths: PodPaths, tmp_path: Path, slots: list[str]) -> tuple[int, 
         return code, Path(termination).read_text(), pod
     finally:
         pod.close()
+
+
+RESULT = (
+    "import os, pathlib, sys\npathlib.Path(os.environ['META_RESULT']).write_text(sys.argv[1])\n"
+)
+
+
+def test_results_and_conditions_inside_the_pod_and_the_sections_result_kept(
+    paths: PodPaths, run_pod: Any
+) -> None:
+    section = {
+        "name": "steps",
+        "scope": "micro",
+        "pattern": "dag",
+        "units": [
+            {
+                "name": "first",
+                "when": "{{ upstream.outside.result.go and upstream.gone.state == 'skipped' }}",
+                "run": {"image": "img-a", "command": [PY, "-c", RESULT, '{"n": 4}']},
+            },
+            {
+                "name": "never",
+                "dependsOn": ["first"],
+                "when": "upstream.first.result.n > 10",
+                "run": {"image": "img-a", "command": [PY, "-c", RESULT, "1"]},
+            },
+            {
+                "name": "last",
+                "dependsOn": ["first", "never"],
+                "run": {
+                    "image": "img-a",
+                    "command": [PY, "-c", RESULT, "{{ upstream.first.result.n * 2 }}"],
+                },
+            },
+        ],
+    }
+    fed_by = [
+        ("outside", "pipe/outside", "succeeded", {"go": True}),
+        ("gone", "pipe/g", "skipped", None),
+    ]
+    write_work(paths, section, ["img-a"], fed_by=fed_by)
+    code, message, _ = run_pod(["img-a"])
+    assert code == 0, message
+    assert json.loads(message)["unitsRun"] == 2
+    assert json.loads(Path(paths.result, "result.json").read_text()) == 8
+
+
+def test_a_result_past_64_kib_fails_the_pod_saying_why(paths: PodPaths, run_pod: Any) -> None:
+    big = "import os, pathlib\npathlib.Path(os.environ['META_RESULT']).write_text('1' * 70000)\n"
+    section = {
+        "name": "steps",
+        "scope": "micro",
+        "pattern": "sequence",
+        "units": [py_step("big", "img-a", big)],
+    }
+    write_work(paths, section, ["img-a"])
+    code, message, _ = run_pod(["img-a"])
+    assert code == 1
+    assert (
+        "unit pipe/steps/big exited with code 0, but its result ($META_RESULT) is 70000 bytes"
+        in message
+    )
