@@ -46,7 +46,7 @@ class Operator:
             str(META), "operator", "-n", self.namespace,
             "--kubeconfig", str(self.kubeconfig or self.cluster.kubeconfig),
             *(self.placement or (
-                "--node-name", self.cluster.node_name,
+                *(f"--node-selector={k}={v}" for k, v in self.cluster.selector.items()),
                 "--toleration", f"{self.cluster.toleration['key']}:NoSchedule",
                 "--store-dir", str(self.log.parent / "store"),
             )),

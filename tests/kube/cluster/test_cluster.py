@@ -33,7 +33,7 @@ def kwok_pod(
     return client.V1Pod(
         metadata=client.V1ObjectMeta(name=name, annotations=annotations),
         spec=client.V1PodSpec(
-            node_name=cluster.node_name,
+            node_selector=cluster.selector,
             tolerations=[client.V1Toleration(**cluster.toleration)],
             restart_policy="Never",
             containers=containers,
