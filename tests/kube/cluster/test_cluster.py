@@ -111,6 +111,7 @@ def test_a_pod_on_the_kwok_node_succeeds(cluster: Cluster, namespace: str) -> No
 
     pod = wait_for_pod(core, namespace, "ok", done)
     assert pod.status.phase == "Succeeded"
+    assert pod.spec.node_name == cluster.node_name, "the scheduler placed it by its selector"
     assert "Running" in seen
     (status,) = pod.status.container_statuses
     assert status.state.terminated.exit_code == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +40,7 @@ from tests.kube.cluster.operating import (
 )
 
 REPO = Path(__file__).resolve().parents[3]
+LEASE = "meta-orchestrator-operator"
 
 
 @pytest.fixture
@@ -183,6 +185,59 @@ def test_a_killed_operator_restarts_and_finishes_without_recreating_a_finished_p
     assert len(names) == len(set(names)) == 9, "every unit had exactly one pod"
     assert set(ended_before) <= set(pods.created), "the pods finished before the kill are kept"
     assert pods.peak <= 2
+
+
+def lease_holder(cluster: Cluster, namespace: str) -> str | None:
+    coordination = client.CoordinationV1Api(cluster.api_client)
+    try:
+        lease = coordination.read_namespaced_lease(LEASE, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return lease.spec.holder_identity
+
+
+def holds(operator: Operator) -> str:
+    """The start of the Lease's holderIdentity when this operator holds it."""
+    assert operator.process is not None
+    return f"{socket.gethostname()}-{operator.process.pid}-"
+
+
+def test_a_standby_operator_takes_over_from_a_killed_one_without_recreating_a_finished_pod(
+    cluster: Cluster, namespace: str, crd: None, tmp_path: Path
+) -> None:
+    elect = ("--leader-elect", "--lease-namespace", namespace)
+    active = Operator(cluster, namespace, tmp_path / "active.log", options=elect)
+    standby = Operator(cluster, namespace, tmp_path / "standby.log", options=elect)
+    active.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (lease_holder(cluster, namespace) or "").startswith(holds(active)):
+            assert time.monotonic() < deadline, "the first operator took no Lease"
+            time.sleep(0.2)
+        standby.start()
+        with pod_log(cluster, namespace) as pods:
+            apply(cluster, namespace, fanout("relay", 9, 2, "kwok.meta-orchestrator.io/slow"))
+            while len(pods.ended) < 3:
+                assert time.monotonic() < deadline, "no pod finished"
+                time.sleep(0.1)
+            assert (lease_holder(cluster, namespace) or "").startswith(holds(active))
+            active.kill()
+            ended_before = dict(pods.ended)
+            found = wait_phase(cluster, namespace, "relay", ("Succeeded", "Failed"))
+        holder = lease_holder(cluster, namespace) or ""
+    finally:
+        active.stop()
+        standby.stop()
+        sys.stderr.write(standby.log.read_text(errors="replace")[-4000:])
+    assert found["status"]["phase"] == "Succeeded", found["status"]
+    assert holder.startswith(holds(standby)), holder
+    names = list(pods.created.values())
+    assert len(names) == len(set(names)) == 9, "every unit had exactly one pod"
+    assert set(ended_before) <= set(pods.created), "the pods finished before the kill are kept"
+    assert pods.peak <= 2
+    assert "acquired" in standby.log.read_text(errors="replace")
 
 
 def test_deleting_a_metaflow_removes_its_pods(

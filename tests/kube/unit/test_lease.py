@@ -11,6 +11,7 @@ from meta.kube.api import ApiFailed
 from meta.kube.lease import Leadership, LeaseSettings
 from tests.kube.unit.fakes import FakeApi
 
+
 def settings(identity: str) -> LeaseSettings:
     """Fast: a duration of 0.6 s, renewed every 0.05 s, given up after 0.4 s without."""
     return LeaseSettings(
