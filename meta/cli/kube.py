@@ -5,6 +5,7 @@ Kubernetes layer is imported inside each command, so the local commands start wi
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -183,6 +184,11 @@ def operator(
     settings = OperatorSettings(
         pods=pods, store_dir=os.path.abspath(store_dir), data_dir=data_dir.resolve()
     )
+    # meta's own messages (the Lease's hand-overs, the journal's) beside kopf's, in the log.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("meta").addHandler(handler)
+    logging.getLogger("meta").setLevel(logging.INFO)
     lease = None
     if leader_elect:
         lease = LeaseSettings(namespace=lease_namespace or own_namespace(), name=lease_name)

@@ -252,7 +252,8 @@ def _start(bin_dir: Path, images: str | None) -> tuple[Path, Path]:
 
 
 def _stop(state: Path) -> None:
-    subprocess.run([str(CLUSTER_SCRIPTS / "down.sh"), str(state)], check=False, timeout=60)
+    # Removing a real node's containerd root (the unpacked images) alone may take a minute.
+    subprocess.run([str(CLUSTER_SCRIPTS / "down.sh"), str(state)], check=False, timeout=300)
 
 
 @pytest.fixture(scope="session")

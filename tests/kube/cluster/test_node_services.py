@@ -47,7 +47,10 @@ def run_pod(core: client.CoreV1Api, namespace: str, body: dict[str, Any]) -> cli
 
 def events(core: client.CoreV1Api, namespace: str, name: str) -> list[tuple[str, str, str]]:
     found = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
-    return [(e.reason, e.source.component or "", e.message) for e in found.items]
+    return [
+        (e.reason, e.reporting_component or e.source.component or "", e.message)
+        for e in found.items
+    ]
 
 
 def test_a_scheduled_pod_reaches_the_api_server_through_the_kubernetes_service(
