@@ -360,8 +360,9 @@ def test_a_micro_section_is_one_pod_whose_quarterback_may_patch_that_pod_alone(
 def test_the_deployed_rbac_is_all_the_operator_needs(
     cluster: Cluster, namespace: str, crd: None, tmp_path: Path
 ) -> None:
-    """deploy/rbac.yaml applied as it is, and the operator run as its ServiceAccount: macro
-    pods, a micro pod with its quarterback's access, events and status all go through."""
+    """deploy/rbac.yaml applied as it is, and the operator run as its ServiceAccount (and as
+    deployed, holding its Lease): macro pods, a micro pod with its quarterback's access, events
+    and status all go through."""
     with contextlib.suppress(FailToCreateError):
         for manifest in ("namespace.yaml", "rbac.yaml"):
             create_from_yaml(cluster.api_client, str(REPO / "deploy" / manifest))
@@ -394,7 +395,11 @@ def test_the_deployed_rbac_is_all_the_operator_needs(
             }
         )
     )
-    running = Operator(cluster, namespace, tmp_path / "operator.log", kubeconfig=kubeconfig)
+    # As deployed: one of two replicas, holding the Lease in its own namespace.
+    elect = ("--leader-elect", "--lease-namespace", "meta-system")
+    running = Operator(
+        cluster, namespace, tmp_path / "operator.log", kubeconfig=kubeconfig, options=elect
+    )
     running.start()
     try:
         micro = {
