@@ -108,6 +108,15 @@ fi
 # kube-proxy's iptables rules go with it.
 netns_name="$(setting netns || true)"
 if [[ -n "$netns_name" && -e "/run/netns/$netns_name" ]]; then ip netns delete "$netns_name"; fi
+# A node of an older up.sh had its bridge on the host, and turned IP forwarding on there.
+bridge="$(setting bridge || true)"
+if [[ -z "$netns_name" && -n "$bridge" ]] && ip link show "$bridge" >/dev/null 2>&1; then
+  ip link delete "$bridge"
+  forward="$(setting ip_forward || true)"
+  if [[ -n "$forward" && -z "$(ip -o link show type bridge | awk '/ mbr-[0-9]+:/')" ]]; then
+    sysctl -qw "net.ipv4.ip_forward=$forward"
+  fi
+fi
 running() {  # name: true if a process of that name runs
   local pid
   for pid in $(pgrep -x "$1"); do
