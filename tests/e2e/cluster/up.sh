@@ -16,9 +16,9 @@
 #     spec:
 #       nodeSelector: {type: kwok}
 #       tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
-# kwok then moves the pod to
-# Running at once and, after 1 s (annotation meta-orchestrator.io/kwok-delay: a Go duration,
-# "0s", "300ms"), to the end set by the annotation meta-orchestrator.io/kwok-result:
+# kwok then moves the pod to Running at once and, after 1 s (annotation
+# meta-orchestrator.io/kwok-delay: a Go duration, "0s", "300ms"), to the end set by the annotation
+# meta-orchestrator.io/kwok-result:
 #   absent / succeeded  -> Succeeded (exit code 0)
 #   failed              -> Failed, containers terminated with exit code 3, reason Error
 #                          (meta-orchestrator.io/kwok-exit-code: N for another code)
