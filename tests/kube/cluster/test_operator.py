@@ -1,7 +1,9 @@
 """The operator against a real API server: the CRD it accepts, lazy pods within bounds, failures,
-invalid flows, a kill and restart mid-flow that recreates no finished pod, and deletion.
+invalid flows, a kill and restart mid-flow that recreates no finished pod, a standby replica
+taking over from a killed active one (the Lease), and deletion.
 
-The operator runs as a real `meta operator` process. Pods land on the kwok node, whose stages
+The operator runs as a real `meta operator` process. Pods are scheduled onto the kwok node (the
+operator's --node-selector and --toleration), whose stages
 end each pod by its image: `kwok.meta-orchestrator.io/fail` fails (exit code 3),
 `kwok.meta-orchestrator.io/slow` runs for 3 s, anything else succeeds after 1 s.
 """
