@@ -69,18 +69,18 @@ bench: $(STAMP)
 	  $(BIN)/python "$$f"; \
 	done
 
-# etcd, kube-apiserver, kube-controller-manager and kwok (one fake node, kwok-node-0) on
-# 127.0.0.1, and a real node (meta-node-0: kubelet, containerd, a CNI bridge; root needed) with
-# the images of `make images` loaded; then the API server listens on the bridge's address. State
-# in .cluster/. The first build takes 10-25 minutes. `make cluster-up NODE=kwok` leaves out the
-# real node.
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (one fake node,
+# kwok-node-0) on 127.0.0.1, and a real node (meta-node-0: kubelet, kube-proxy, containerd, a CNI
+# bridge, in a network namespace of its own; root needed) with an image registry, to which the
+# images of `make images` are pushed and from which the node pulls them; then the API server and
+# the registry listen on the host's end of the node's link. State in .cluster/. The first build
+# takes 10-25 minutes. `make cluster-up NODE=kwok` leaves out the real node.
 NODE ?= real
 cluster-up: $(STAMP)
 	export META_CLUSTER_NODE=$(NODE); \
 	bin="$$($(CLUSTER_BUILD))"; \
-	images="$$(if [ "$(NODE)" = real ]; then $(IMAGES_BUILD); fi)"; \
-	META_CLUSTER_BIN="$$bin" META_CLUSTER_IMAGES="$$images" META_CLUSTER_CRDS="$(CLUSTER_CRDS)" \
-	  $(CLUSTER_DIR)/up.sh $(CLUSTER) >/dev/null
+	META_CLUSTER_BIN="$$bin" META_CLUSTER_CRDS="$(CLUSTER_CRDS)" $(CLUSTER_DIR)/up.sh $(CLUSTER) >/dev/null
+	if [ "$(NODE)" = real ]; then $(MAKE) --no-print-directory images >/dev/null; fi
 	@echo "export KUBECONFIG=$(CURDIR)/$(CLUSTER)/kubeconfig"
 
 cluster-down:
@@ -103,9 +103,17 @@ kind-e2e: $(STAMP)
 	exit $$rc
 
 # The e2e container images, built without Docker (as root; the first build takes about three
-# minutes): prints the path of their archive, for tests/e2e/images/load.sh SOCKET ARCHIVE.
+# minutes): prints the path of their archive, for tests/e2e/images/load.sh SOCKET ARCHIVE. When
+# the registry of `make cluster-up` answers, they are pushed to it too (as library/NAME:TAG, where
+# its node looks for docker.io's images first).
 images: $(STAMP)
-	$(IMAGES_BUILD)
+	archive="$$($(IMAGES_BUILD))"; \
+	echo "$$archive"; \
+	registry="$$(cat $(CLUSTER)/registry/address 2>/dev/null || true)"; \
+	if [ -n "$$registry" ] && curl -sf --max-time 2 "http://$$registry/v2/" >/dev/null; then \
+	  tests/e2e/images/push.sh "$$registry" "$$archive" >/dev/null; \
+	  echo "pushed to $$registry" >&2; \
+	fi
 
 clean:
 	rm -rf $(VENV) $(DEMO) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -154,10 +154,9 @@ def main() -> None:
         volume = store(api, namespace, folder)
         operator = subprocess.Popen(
             [str(META), "operator", "-n", namespace, "--kubeconfig", str(kubeconfig),
-             "--node-name", NODE, "--image", "meta-orchestrator:0.1.0",
-             "--image-pull-policy", "Never", "--store-claim", "store",
-             "--store-dir", str(folder),
-             "--pod-api-server", api.configuration.host.removeprefix("https://")],
+             "--node-selector", f"kubernetes.io/hostname={NODE}",
+             "--image", "meta-orchestrator:0.1.0",
+             "--store-claim", "store", "--store-dir", str(folder)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         custom = client.CustomObjectsApi(api)

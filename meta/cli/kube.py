@@ -5,6 +5,7 @@ Kubernetes layer is imported inside each command, so the local commands start wi
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -118,7 +119,6 @@ def apply(file: Path, namespace: str, kubeconfig: Path | None, sets: Sequence[st
     show_default=True,
     help="File inputs of MetaFlows are read relative to this.",
 )
-@click.option("--node-name", metavar="NODE", help="Place every pod on this node (no scheduler).")
 @click.option(
     "--node-selector",
     "node_selectors",
@@ -134,10 +134,23 @@ def apply(file: Path, namespace: str, kubeconfig: Path | None, sets: Sequence[st
     help="Add this toleration to every pod (repeatable).",
 )
 @click.option(
-    "--pod-api-server",
-    metavar="HOST:PORT",
-    help="Where micro pods' quarterbacks reach the API server, when the cluster's `kubernetes` "
-    "service does not lead there (no kube-proxy) [default: that service].",
+    "--leader-elect",
+    is_flag=True,
+    help="Run as one of several replicas: only the holder of a Lease runs flows; the others "
+    "stand by and take over when it stops or stops renewing it.",
+)
+@click.option(
+    "--lease-namespace",
+    metavar="NAMESPACE",
+    help="The Lease's namespace [default: this pod's, else `default`].",
+)
+@click.option(
+    "--lease-name", default="meta-orchestrator-operator", show_default=True, metavar="NAME"
+)
+@click.option(
+    "--liveness",
+    metavar="URL",
+    help="Serve kopf's health endpoint there, for probes (http://0.0.0.0:8080/healthz).",
 )
 @user_errors
 def operator(
@@ -150,29 +163,45 @@ def operator(
     store_claim: str | None,
     store_dir: str,
     data_dir: Path,
-    node_name: str | None,
     node_selectors: Sequence[str],
     tolerations: Sequence[str],
-    pod_api_server: str | None,
+    leader_elect: bool,
+    lease_namespace: str | None,
+    lease_name: str,
+    liveness: str | None,
 ) -> None:
     """Run the MetaFlow operator: reconcile MetaFlows in the cluster until stopped."""
-    from meta.kube.operator import run_operator
+    from meta.kube.lease import LeaseSettings, own_namespace
+    from meta.kube.operator import LeadershipLost, run_operator
     from meta.kube.types import OperatorSettings, PodSettings
 
     pods = PodSettings(
         default_image=image,
         image_pull_policy=image_pull_policy,
         store_claim=store_claim,
-        node_name=node_name,
         node_selector=dict(_label(s) for s in node_selectors),
         tolerations=[_toleration(t) for t in tolerations],
-        api_server=_host_port(pod_api_server) if pod_api_server else None,
     )
     # Absolute: pods mount the flow's files at the very path the operator reads them from.
     settings = OperatorSettings(
         pods=pods, store_dir=os.path.abspath(store_dir), data_dir=data_dir.resolve()
     )
-    run_operator(kube_api(kubeconfig, qps, burst), settings, namespaces)
+    # meta's own messages (the Lease's hand-overs, the journal's) beside kopf's, in the log.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("meta").addHandler(handler)
+    logging.getLogger("meta").setLevel(logging.INFO)
+    lease = None
+    if leader_elect:
+        lease = LeaseSettings(namespace=lease_namespace or own_namespace(), name=lease_name)
+    try:
+        run_operator(
+            kube_api(kubeconfig, qps, burst), settings, namespaces, lease=lease, liveness=liveness
+        )
+    except LeadershipLost as exc:
+        # Another replica may hold it by now: stop before writing anything more.
+        click.echo(f"meta operator: {exc}; stopping", err=True)
+        sys.exit(1)
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -180,13 +209,6 @@ def _label(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise click.BadParameter(f"{text!r}: expected KEY=VALUE", param_hint="--node-selector")
     return key, value
-
-
-def _host_port(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"{text!r}: expected HOST:PORT", param_hint="--pod-api-server")
-    return host.strip("[]"), int(port)
 
 
 def _toleration(text: str) -> dict[str, str]:

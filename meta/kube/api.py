@@ -38,6 +38,8 @@ def quantity(text: str) -> Decimal:
 
 
 REQUEST_SECONDS = 60
+# A Lease call answers within the renewal's deadline, or the renewal is tried again.
+LEASE_REQUEST_SECONDS = 5
 ATTEMPTS = 5
 RETRY_SECONDS = 0.5
 FOLLOW_SILENCE_SECONDS = 86400
@@ -152,6 +154,12 @@ class KubeApi(Protocol):
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None: ...
 
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def replace_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
     def close(self) -> None: ...
 
 
@@ -163,6 +171,7 @@ class ClientApi:
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
         self._rbac = client.RbacAuthorizationV1Api(api_client)
+        self._coordination = client.CoordinationV1Api(api_client)
         self.limit = limit or RateLimit()
         self.calls = Calls()
 
@@ -461,6 +470,44 @@ class ClientApi:
             {"status": status},
             _content_type="application/merge-patch+json",
         )
+
+    # The operators' Lease (one active replica)
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        found = await self._call(
+            "get",
+            f"lease {namespace}/{name}",
+            self._coordination.read_namespaced_lease,
+            name,
+            namespace,
+            _request_timeout=LEASE_REQUEST_SECONDS,
+        )
+        return self._plain(found)
+
+    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        created = await self._call(
+            "create",
+            f"lease {namespace}/{name}",
+            self._coordination.create_namespaced_lease,
+            namespace,
+            body,
+            _request_timeout=LEASE_REQUEST_SECONDS,
+        )
+        return self._plain(created)
+
+    async def replace_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace it as it was read (metadata.resourceVersion): Conflict when it changed since."""
+        name = body["metadata"]["name"]
+        replaced = await self._call(
+            "replace",
+            f"lease {namespace}/{name}",
+            self._coordination.replace_namespaced_lease,
+            name,
+            namespace,
+            body,
+            _request_timeout=LEASE_REQUEST_SECONDS,
+        )
+        return self._plain(replaced)
 
     def close(self) -> None:
         self._client.close()

@@ -456,7 +456,6 @@ def _quarterback_container(
                 "name": "META_POD_NAMESPACE",
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
             },
-            *_api_server(settings),
         ],
         "volumeMounts": [
             *shared,
@@ -534,18 +533,6 @@ def _upstream_mounts(owner: FlowOwner, upstream: Sequence[tuple[str, str]]) -> l
     ]
 
 
-def _api_server(settings: PodSettings) -> list[dict[str, str]]:
-    """The in-cluster client finds the API server by these variables; a container's own value
-    takes the place of the one the kubelet derives from the `kubernetes` service."""
-    if settings.api_server is None:
-        return []
-    host, port = settings.api_server
-    return [
-        {"name": "KUBERNETES_SERVICE_HOST", "value": host},
-        {"name": "KUBERNETES_SERVICE_PORT", "value": str(port)},
-    ]
-
-
 def _working_dir(workdir: str, store_dir: str) -> str | None:
     """A step of a generated flow runs where its flow was written, in a producer's outputs in
     the store: that folder's path inside the store (any other step keeps its image's working
@@ -584,8 +571,7 @@ def _store_volume(settings: PodSettings) -> dict[str, Any]:
 
 
 def _place(spec: dict[str, Any], settings: PodSettings) -> None:
-    if settings.node_name:
-        spec["nodeName"] = settings.node_name
+    """The scheduler places pods; the operator only narrows where (no nodeName)."""
     if settings.node_selector:
         spec["nodeSelector"] = dict(settings.node_selector)
     if settings.tolerations:

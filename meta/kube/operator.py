@@ -8,11 +8,17 @@ and the next operator session resumes every flow without recreating a finished p
 kopf is imported here and nowhere else. Each MetaFlow gets one daemon for as long as the
 operator runs; after a restart kopf starts the daemons again and each resumes its flow. Pod
 phases arrive through kopf's watch of the pods the operator labelled.
+
+With a Lease (`meta.kube.lease`), replicas run side by side and one is active: every replica
+watches, but a flow's daemon runs it only once its replica holds the Lease, so a standby takes
+over from a killed holder within the Lease's duration, with its watches already warm. A holder
+that loses the Lease stops at once (`LeadershipLost`) and is restarted as a standby.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -22,15 +28,21 @@ import kopf
 from meta.kube.api import KubeApi
 from meta.kube.broker import Watches
 from meta.kube.controller.reconcile import run_flow
+from meta.kube.lease import Leadership, LeaseSettings
 from meta.kube.types import GROUP, LABEL_FLOW, PLURAL, VERSION, OperatorSettings
 
 registry = kopf.OperatorRegistry()
+
+
+class LeadershipLost(Exception):
+    """This replica held the Lease and could not renew it: it must stop writing at once."""
 
 
 class Memo(kopf.Memo):
     api: KubeApi
     watches: Watches
     settings: OperatorSettings
+    leadership: Leadership | None
 
 
 @kopf.on.startup(registry=registry)
@@ -66,8 +78,22 @@ def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
 async def drive(
     body: kopf.Body, memo: Any, stopped: kopf.DaemonStopped, logger: Any, **_: Any
 ) -> None:
+    if memo.leadership is not None and not await _leading(memo.leadership, stopped):
+        return
     phase = await run_flow(memo.api, memo.watches, dict(body), memo.settings, stopped.wait())
     logger.info("flow %s", phase.lower())
+
+
+async def _leading(leadership: Leadership, stopped: kopf.DaemonStopped) -> bool:
+    """Wait until this replica holds the Lease (True) or the daemon is stopped first (False)."""
+    acquired = asyncio.ensure_future(leadership.acquired.wait())
+    stop = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({acquired, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        acquired.cancel()
+        stop.cancel()
+    return leadership.acquired.is_set() and not stopped
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_FLOW: kopf.PRESENT}, registry=registry)
@@ -88,17 +114,44 @@ def run_operator(
     namespaces: Sequence[str] = (),
     stop_flag: threading.Event | None = None,
     ready_flag: threading.Event | None = None,
+    lease: LeaseSettings | None = None,
+    liveness: str | None = None,
 ) -> None:
-    """Reconcile MetaFlows in `namespaces` (all namespaces when empty) until stopped."""
-    memo = Memo(api=api, watches=Watches(), settings=settings)
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            memo=memo,
-            standalone=True,
-            clusterwide=not namespaces,
-            namespaces=list(namespaces),
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-        )
+    """Reconcile MetaFlows in `namespaces` (all namespaces when empty) until stopped; with a
+    `lease`, only while this replica holds it (raises `LeadershipLost` when it cannot renew it).
+    `liveness` is kopf's health endpoint (`http://0.0.0.0:8080/healthz`), for probes."""
+    leadership = Leadership(api, lease) if lease is not None else None
+    memo = Memo(api=api, watches=Watches(), settings=settings, leadership=leadership)
+    operator = kopf.operator(
+        registry=registry,
+        memo=memo,
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+        liveness_endpoint=liveness,
     )
+    asyncio.run(_operate(operator, leadership))
+
+
+async def _operate(operator: Any, leadership: Leadership | None) -> None:
+    if leadership is None:
+        await operator
+        return
+    running = asyncio.ensure_future(operator)
+    campaign = asyncio.ensure_future(leadership.run())
+    await asyncio.wait({running, campaign}, return_when=asyncio.FIRST_COMPLETED)
+    if running.done():
+        # Stopped (a signal, the stop flag): the daemons have left their pods; hand over.
+        campaign.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await campaign
+        await leadership.release()
+        running.result()
+        return
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    lease = leadership.settings
+    raise LeadershipLost(f"lost the lease {lease.namespace}/{lease.name}")

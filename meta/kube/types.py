@@ -92,14 +92,9 @@ class PodSettings:
     image_pull_policy: str = "IfNotPresent"
     store_claim: str | None = None
     """The PersistentVolumeClaim holding the store; None keeps outputs in the pod (emptyDir)."""
-    node_name: str | None = None
-    """Place pods on this node without a scheduler (test clusters)."""
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, Any]] = ()
     grace_seconds: int = 5
-    api_server: tuple[str, int] | None = None
-    """Where quarterbacks reach the API server (host, port), for a cluster whose service network
-    does not lead there (no kube-proxy); None keeps the in-cluster `kubernetes` service."""
 
 
 @dataclass

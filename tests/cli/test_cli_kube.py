@@ -39,9 +39,3 @@ def test_meta_crd_writes_the_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["crd", "-o", str(target)])
     assert result.exit_code == 0
     assert yaml.safe_load(target.read_text())["kind"] == "CustomResourceDefinition"
-
-
-def test_meta_operator_refuses_a_pod_api_server_without_a_port() -> None:
-    result = CliRunner().invoke(main, ["operator", "--pod-api-server", "10.0.0.1"])
-    assert result.exit_code == 2
-    assert "expected HOST:PORT" in result.output

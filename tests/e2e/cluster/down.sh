@@ -5,10 +5,11 @@
 #   usage: down.sh STATE_DIR        (META_CLUSTER_KEEP_STATE=1 keeps STATE_DIR, for its logs)
 #
 # Processes are stopped by the pids file, newest first (TERM, then KILL after 5 s), then any etcd,
-# kube-apiserver, kube-controller-manager, kwok, kubelet, containerd or containerd shim whose
-# command line names STATE_DIR is stopped too. A real node's leftovers go next: the processes of
-# its containers (found by their cgroups), the pods' network namespaces, every mount under
-# STATE_DIR, the cgroups, the bridge, and the iptables chains the kubelet made.
+# kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kubelet, kube-proxy, registry,
+# containerd or containerd shim whose command line names STATE_DIR is stopped too. A real node's
+# leftovers go next: the processes of its containers (found by their cgroups), the pods' network
+# namespaces, every mount under STATE_DIR, the cgroups, and the node's network namespace (with its
+# veth pair, its bridge, and every iptables rule the kubelet and kube-proxy made in it).
 set -euo pipefail
 
 [[ $# -eq 1 ]] || { echo "usage: $0 STATE_DIR" >&2; exit 2; }
@@ -44,7 +45,8 @@ for dir in /proc/[0-9]*; do
   pid="${dir#/proc/}"
   exe="$(readlink "$dir/exe" 2>/dev/null || true)"
   case "${exe##*/}" in
-    etcd | kube-apiserver | kube-controller-manager | kwok | kubelet | containerd | containerd-shim*) ;;
+    etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kwok | kubelet | kube-proxy | \
+      registry | containerd | containerd-shim*) ;;
     *) continue ;;
   esac
   if ours "$pid" && [[ " ${pids[*]} " != *" $pid "* ]]; then pids+=("$pid"); fi
@@ -102,10 +104,19 @@ if [[ -n "$cgroup_root" ]]; then
     [[ -d "$dir" ]] && find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
 fi
+# The node's network namespace: its link to the host, its bridge, and the kubelet's and
+# kube-proxy's iptables rules go with it.
+netns_name="$(setting netns || true)"
+if [[ -n "$netns_name" && -e "/run/netns/$netns_name" ]]; then ip netns delete "$netns_name"; fi
+# A node of an older up.sh had its bridge on the host, and turned IP forwarding on there.
 bridge="$(setting bridge || true)"
-if [[ -n "$bridge" ]] && ip link show "$bridge" >/dev/null 2>&1; then ip link delete "$bridge"; fi
-# The kubelet's chains (it makes them at start and keeps them there), when no other kubelet on
-# this machine may still use them (a zombie, not yet reaped by its new parent, uses none).
+if [[ -z "$netns_name" && -n "$bridge" ]] && ip link show "$bridge" >/dev/null 2>&1; then
+  ip link delete "$bridge"
+  forward="$(setting ip_forward || true)"
+  if [[ -n "$forward" && -z "$(ip -o link show type bridge | awk '/ mbr-[0-9]+:/')" ]]; then
+    sysctl -qw "net.ipv4.ip_forward=$forward"
+  fi
+fi
 running() {  # name: true if a process of that name runs
   local pid
   for pid in $(pgrep -x "$1"); do
@@ -114,17 +125,6 @@ running() {  # name: true if a process of that name runs
   return 1
 }
 if [[ -f "$network" ]] && ! running kubelet; then
-  for tables in iptables ip6tables; do
-    command -v "$tables" >/dev/null || continue
-    for hook in INPUT OUTPUT; do
-      while "$tables" -t filter -D "$hook" -j KUBE-FIREWALL 2>/dev/null; do :; done
-    done
-    for table in mangle nat filter; do
-      for chain in KUBE-KUBELET-CANARY KUBE-FIREWALL KUBE-IPTABLES-HINT; do
-        if "$tables" -t "$table" -F "$chain" 2>/dev/null; then "$tables" -t "$table" -X "$chain" || true; fi
-      done
-    done
-  done
   # The kubelet's device-plugin socket has a fixed path, whatever its --root-dir.
   rm -f /var/lib/kubelet/device-plugins/kubelet.sock
   find /var/lib/kubelet -depth -type d -empty -delete 2>/dev/null || true
@@ -147,9 +147,7 @@ if [[ -f "$network" ]]; then
   fi
 fi
 # What the node changed on the host goes back as it was, once no node of ours is left.
-if [[ -f "$network" && -z "$(ip -o link show type bridge | awk '/ mbr-[0-9]+:/')" ]]; then
-  forward="$(setting ip_forward || true)"
-  [[ -z "$forward" ]] || sysctl -qw "net.ipv4.ip_forward=$forward"
+if [[ -f "$network" ]] && ! compgen -G '/run/netns/meta-e2e-*' >/dev/null; then
   [[ "$(setting propagation || true)" != private ]] || mount --make-rprivate /
 fi
 mapfile -t mounts < <(under_state)

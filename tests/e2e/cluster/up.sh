@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
 # Starts a local Kubernetes control plane for the test suite, on 127.0.0.1 (or, with a real node,
-# on that node's bridge address only):
+# on the host's end of that node's link only):
 #   etcd, kube-apiserver (v1.36.3, RBAC + Node authorization, TokenRequest), kube-controller-manager
-#   (garbage collector, namespace, serviceaccount and token controllers, ...) and kwok, which plays
-#   the kubelet of one fake node, kwok-node-0; with META_CLUSTER_NODE=real, a real node too.
+#   (garbage collector, namespace, serviceaccount and token controllers, ...), kube-scheduler and
+#   kwok, which plays the kubelet of one fake node, kwok-node-0; with META_CLUSTER_NODE=real, a real
+#   node too, with kube-proxy and an image registry.
 #
 #   usage: up.sh STATE_DIR          (stop it with down.sh STATE_DIR)
 #
 # STATE_DIR gets: kubeconfig (admin, system:masters), pki/, etcd/, logs/*.log, pids, ports.
 # Every port is picked free at start, so this runs beside any other cluster.
 #
-# There is no kube-scheduler (and no kube-proxy). A pod runs only if it is created bound to a node:
+# Pods are scheduled. The fake node is labelled type=kwok and tainted
+# kwok.x-k8s.io/node=fake:NoSchedule, so a pod meant for it says so:
 #     spec:
-#       nodeName: kwok-node-0
+#       nodeSelector: {type: kwok}
 #       tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
-# (the node is labelled type=kwok and tainted kwok.x-k8s.io/node=fake:NoSchedule, so a pod meant for
-# a real scheduler says so with a nodeSelector and the toleration). kwok then moves the pod to
-# Running at once and, after 1 s (annotation meta-orchestrator.io/kwok-delay: a Go duration,
-# "0s", "300ms"), to the end set by the annotation meta-orchestrator.io/kwok-result:
+# kwok then moves the pod to Running at once and, after 1 s (annotation
+# meta-orchestrator.io/kwok-delay: a Go duration, "0s", "300ms"), to the end set by the annotation
+# meta-orchestrator.io/kwok-result:
 #   absent / succeeded  -> Succeeded (exit code 0)
 #   failed              -> Failed, containers terminated with exit code 3, reason Error
 #                          (meta-orchestrator.io/kwok-exit-code: N for another code)
@@ -25,7 +26,8 @@
 # The stages are in kwok-stages.yaml beside this script.
 #
 # Environment:
-#   META_CLUSTER_BIN         bin directory with etcd, kube-apiserver, kube-controller-manager, kwok
+#   META_CLUSTER_BIN         bin directory with etcd, kube-apiserver, kube-controller-manager,
+#                            kube-scheduler, kwok (and kubelet, kube-proxy, registry for a real node)
 #                            (default: the one build.sh prints, building first if needed)
 #   META_CLUSTER_TIMEOUT     seconds to wait for the plane to be ready (default 120)
 #   META_CLUSTER_OWNER_PID   if set, a watchdog runs down.sh once that process is gone
@@ -38,13 +40,17 @@
 #   META_CLUSTER_IMAGES      with a real node: image archives (':'-separated) loaded into its
 #                            containerd before it registers (tests/e2e/images/build.sh makes them)
 #
-# The real node (META_CLUSTER_NODE=real): kubelet (same k8s.io/kubernetes module as the plane)
-# over CRI to Debian's containerd 1.6 (overlayfs, runc, cgroupfs), CNI bridge networking on a
-# bridge of its own (mbr-N, 10.N.0.0/24, no NAT and no port maps, so CNI adds no iptables rules)
-# and client-certificate auth. The API server then listens on the bridge's address 10.N.0.1, which
-# pods reach too, and the kubeconfig names that address. The node is labelled type=real; it has
-# no taint, so a pod meant for it sets `nodeName: meta-node-0` and no toleration. Everything it
-# makes is recorded in STATE_DIR (network, pids) for down.sh to remove.
+# The real node (META_CLUSTER_NODE=real): kubelet and kube-proxy (same k8s.io/kubernetes module as
+# the plane) over CRI to Debian's containerd 1.6 (overlayfs, runc, cgroupfs), in a network
+# namespace of their own (meta-e2e-N) joined to the host by a veth pair: the API server and the
+# registry listen on the host's end, 10.N.1.1, which the kubeconfig names; pods are on a CNI
+# bridge (mbr-N, 10.N.0.0/24, no NAT and no port maps) and reach the API server through the
+# `kubernetes` service (kube-proxy, iptables mode, in the node's namespace). Client-certificate
+# auth everywhere. The node is labelled type=real and has no taint: a pod meant for it selects
+# type=real. The registry (CNCF distribution, plain HTTP, its address in STATE_DIR/registry/address)
+# is where containerd pulls images named after it, and those of docker.io first (a mirror):
+# push meta-orchestrator:0.1.0 there as library/meta-orchestrator:0.1.0 and a pod naming it is
+# pulled from it. Everything the node makes is recorded in STATE_DIR (network, pids) for down.sh.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -60,7 +66,7 @@ external="${META_CLUSTER_KUBECONFIG:-}"
 external="${external:+$(cd "$(dirname "$external")" && pwd -P)/$(basename "$external")}"
 
 tools=(openssl curl python3 setsid base64)
-[[ "$node_kind" != real ]] || tools+=(containerd containerd-shim-runc-v2 runc ctr ip iptables flock mount)
+[[ "$node_kind" != real ]] || tools+=(containerd containerd-shim-runc-v2 runc ctr ip iptables flock mount nsenter)
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "up.sh: $tool is needed and not on PATH" >&2; exit 1; }
 done
@@ -96,8 +102,8 @@ if [[ -e "$state/network" ]]; then
 fi
 find "$state" -mindepth 1 -delete
 touch "$state/.meta-e2e-cluster"
-mkdir -p "$state"/{pki,logs,etcd,apiserver,kcm,kwok}
-[[ "$node_kind" != real ]] || mkdir -p "$state"/{containerd,cni/net.d,kubelet}
+mkdir -p "$state"/{pki,logs,etcd,apiserver,kcm,scheduler,kwok}
+[[ "$node_kind" != real ]] || mkdir -p "$state"/{containerd,cni/net.d,kubelet,proxy,registry}
 : >"$state/pids"
 
 bin="${META_CLUSTER_BIN:-}"
@@ -105,8 +111,8 @@ if [[ -z "$bin" ]]; then
   bin="$("$here/build.sh" | tail -n 1)"
 fi
 need=(kwok)
-[[ -n "$external" ]] || need+=(etcd kube-apiserver kube-controller-manager)
-[[ "$node_kind" != real ]] || need+=(kubelet)
+[[ -n "$external" ]] || need+=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+[[ "$node_kind" != real ]] || need+=(kubelet kube-proxy registry)
 [[ "$node_kind" != real || -z "$external" ]] || {
   echo "up.sh: a real node joins only a plane of our own (not META_CLUSTER_KUBECONFIG)" >&2; exit 2; }
 for b in "${need[@]}"; do
@@ -155,46 +161,67 @@ wait_for() {  # description log-name command...: poll the command until it succe
   done
 }
 
-# ---- the real node's network: a bridge of its own, made before the API server binds to it ------
+# ---- the real node's network: a network namespace of its own ---------------------------------------
+# The node (containerd, the kubelet, kube-proxy, the CNI bridge and the pods' gateway) lives in the
+# network namespace meta-e2e-N, joined to the host by a veth pair (10.N.1.1 on the host, 10.N.1.2
+# in the node); the pods are on the bridge mbr-N (10.N.0.0/24) in it. So kube-proxy's and the
+# kubelet's iptables rules, conntrack entries and IP forwarding are the node's alone: nodes of
+# other planes on this machine never see them, and down.sh drops them all with the namespace.
+# The API server and the registry listen on the host's end, 10.N.1.1.
 listen=127.0.0.1
 if [[ "$node_kind" == real ]]; then
   exec {net_lock}>/run/lock/meta-e2e-network.lock
   flock "$net_lock"
   for n in $(seq 200 254); do
-    if ! ip -o link show "mbr-$n" >/dev/null 2>&1 && [[ -z "$(ip -4 -o addr show to "10.$n.0.0/16")" ]] &&
+    if ! ip -o link show "mbr-$n" >/dev/null 2>&1 && ! ip -o link show "mvh-$n" >/dev/null 2>&1 &&
+      [[ ! -e "/run/netns/meta-e2e-$n" ]] && [[ -z "$(ip -4 -o addr show to "10.$n.0.0/16")" ]] &&
       [[ -z "$(ip -4 route show root "10.$n.0.0/16")" ]]; then
       subnet_index=$n
       break
     fi
   done
-  [[ -n "${subnet_index:-}" ]] || fail "no free 10.N.0.0/24 (N in 200-254) for the node's bridge"
+  [[ -n "${subnet_index:-}" ]] || fail "no free 10.N.0.0/16 (N in 200-254) for the node's network"
+  netns="meta-e2e-$subnet_index"
   bridge="mbr-$subnet_index"
-  listen="10.$subnet_index.0.1"
+  listen="10.$subnet_index.1.1"
+  node_ip="10.$subnet_index.0.1"
   # What the node changes on the host, so that down.sh puts it back once no node of ours is left:
-  # the CNI bridge plugin turns IP forwarding on, and pod volumes mounted by the kubelet must
-  # reach the containers' mount namespaces.
-  printf 'bridge %s\nsubnet 10.%s.0.0/24\naddress %s\nip_forward %s\npropagation %s\n' \
-    "$bridge" "$subnet_index" "$listen" "$(sysctl -n net.ipv4.ip_forward)" \
-    "$(findmnt -no PROPAGATION /)" >"$state/network"
+  # pod volumes mounted by the kubelet must reach the containers' mount namespaces.
+  printf 'netns %s\nbridge %s\nsubnet 10.%s.0.0/24\naddress %s\nnode %s\npropagation %s\n' \
+    "$netns" "$bridge" "$subnet_index" "$listen" "$node_ip" "$(findmnt -no PROPAGATION /)" \
+    >"$state/network"
   [[ "$(findmnt -no PROPAGATION /)" == shared ]] || mount --make-rshared /
-  ip link add "$bridge" type bridge
-  ip addr add "$listen/24" dev "$bridge"
-  ip link set "$bridge" up
+  ip netns add "$netns"
+  in_node() { ip netns exec "$netns" "$@"; }
+  in_node ip link set lo up
+  ip link add "mvh-$subnet_index" type veth peer name "mvn-$subnet_index" netns "$netns"
+  ip addr add "$listen/30" dev "mvh-$subnet_index"
+  ip link set "mvh-$subnet_index" up
+  in_node ip addr add "10.$subnet_index.1.2/30" dev "mvn-$subnet_index"
+  in_node ip link set "mvn-$subnet_index" up
+  in_node ip link add "$bridge" type bridge
+  in_node ip addr add "$node_ip/24" dev "$bridge"
+  in_node ip link set "$bridge" up
+  in_node ip route add default via "$listen"
+  in_node sysctl -qw net.ipv4.ip_forward=1
+  ip route add "10.$subnet_index.0.0/24" via "10.$subnet_index.1.2" dev "mvh-$subnet_index"
   exec {net_lock}>&-
 fi
 
 if [[ -z "$external" ]]; then
   # ---- ports -------------------------------------------------------------------------------------
-  read -r etcd_port peer_port api_port kcm_port kubelet_port kubelet_health_port < <(python3 -c '
+  # The API server and the registry on $listen, the others on 127.0.0.1. The node's own ports
+  # (kubelet, kube-proxy) are in its network namespace, where nothing else listens: fixed ones.
+  read -r etcd_port peer_port api_port kcm_port scheduler_port registry_port < <(python3 -c '
 import socket, sys
 socks = [socket.socket() for _ in range(6)]
 for i, s in enumerate(socks):
-    s.bind((sys.argv[1] if i in (2, 4) else "127.0.0.1", 0))
+    s.bind((sys.argv[1] if i in (2, 5) else "127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))' "$listen")
-  printf 'etcd %s\netcd-peer %s\napiserver %s\nkube-controller-manager %s\n' \
-    "$etcd_port" "$peer_port" "$api_port" "$kcm_port" >"$state/ports"
-  [[ "$node_kind" != real ]] || printf 'kubelet %s\nkubelet-healthz %s\n' \
-    "$kubelet_port" "$kubelet_health_port" >>"$state/ports"
+  kubelet_port=10250 kubelet_health_port=10248
+  printf 'etcd %s\netcd-peer %s\napiserver %s\nkube-controller-manager %s\nkube-scheduler %s\n' \
+    "$etcd_port" "$peer_port" "$api_port" "$kcm_port" "$scheduler_port" >"$state/ports"
+  [[ "$node_kind" != real ]] || printf 'registry %s\n' "$registry_port" >>"$state/ports"
 
   # ---- certificates ------------------------------------------------------------------------------
   pki="$state/pki"
@@ -223,12 +250,15 @@ print(*(s.getsockname()[1] for s in socks))' "$listen")
   cert apiserver "/CN=kube-apiserver" "$leaf\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:$listen,IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   cert admin "/O=system:masters/CN=meta-e2e-admin" "$leaf\nextendedKeyUsage=clientAuth"
   cert kube-controller-manager "/CN=system:kube-controller-manager" "$leaf\nextendedKeyUsage=clientAuth"
+  cert kube-scheduler "/CN=system:kube-scheduler" "$leaf\nextendedKeyUsage=clientAuth"
   cert front-proxy-client "/CN=front-proxy-client" "$leaf\nextendedKeyUsage=clientAuth" front-proxy-ca
   if [[ "$node_kind" == real ]]; then
     # The Node authorizer knows a kubelet by this name and group; the API server reads logs from
     # the kubelet with a cert of its own, and checks the kubelet's serving cert against the CA.
     cert kubelet "/O=system:nodes/CN=system:node:$real_node" "$leaf\nextendedKeyUsage=clientAuth"
-    cert kubelet-serving "/CN=$real_node" "$leaf\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:$listen,DNS:$real_node"
+    cert kubelet-serving "/CN=$real_node" "$leaf\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:$node_ip,DNS:$real_node"
+    # kube-proxy's user, bound to the ClusterRole system:node-proxier by the default policy.
+    cert kube-proxy "/CN=system:kube-proxy" "$leaf\nextendedKeyUsage=clientAuth"
     cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$leaf\nextendedKeyUsage=clientAuth"
   fi
   key sa
@@ -257,7 +287,11 @@ EOF
   }
   kubeconfig "$state/kubeconfig" admin
   kubeconfig "$state/kcm/kubeconfig" kube-controller-manager
-  [[ "$node_kind" != real ]] || kubeconfig "$state/kubelet/kubeconfig" kubelet
+  kubeconfig "$state/scheduler/kubeconfig" kube-scheduler
+  if [[ "$node_kind" == real ]]; then
+    kubeconfig "$state/kubelet/kubeconfig" kubelet
+    kubeconfig "$state/proxy/kubeconfig" kube-proxy
+  fi
 
   # ---- etcd and kube-apiserver -------------------------------------------------------------------
   start etcd "$bin/etcd" --name meta-e2e --data-dir "$state/etcd/data" \
@@ -265,11 +299,12 @@ EOF
     --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-cluster "meta-e2e=http://127.0.0.1:$peer_port" --initial-cluster-state new \
     --unsafe-no-fsync --log-level warn
-  # The endpoint reconciler is off: it would publish 127.0.0.1 as the kubernetes service's endpoint,
-  # which validation refuses (a loopback address); nothing in a kwok pod can reach it anyway. With
-  # a real node there is no kube-proxy either: pods reach the API server at $listen directly.
+  # With a real node, the endpoint reconciler publishes $listen as the endpoint of the `kubernetes`
+  # service, and kube-proxy leads pods from 10.96.0.1:443 there. Without one it is off: it would
+  # publish 127.0.0.1, which validation refuses (a loopback address), and no kwok pod runs anyway.
+  reconciler=none
   kubelet_client=()
-  [[ "$node_kind" != real ]] || kubelet_client=(
+  [[ "$node_kind" != real ]] || reconciler=lease kubelet_client=(
     --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt"
     --kubelet-client-key "$pki/apiserver-kubelet-client.key"
     --kubelet-certificate-authority "$pki/ca.crt"
@@ -289,7 +324,7 @@ EOF
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
-    --endpoint-reconciler-type none \
+    --endpoint-reconciler-type "$reconciler" \
     --allow-privileged=true --profiling=false --v=1
   api() { curl -sf --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$@"; }
   apiserver="https://$listen:$api_port"
@@ -347,6 +382,22 @@ sys.exit(0 if any(c["type"] == "Established" and c["status"] == "True"
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
+    --profiling=false --v=1
+
+  # ---- kube-scheduler ----------------------------------------------------------------------------
+  # Pods are scheduled, not bound by their makers: a pod for the fake node selects type=kwok and
+  # tolerates its taint. The client's budget is raised so that the scale tests' bursts of pods
+  # are bound at once.
+  cat >"$state/scheduler/config.yaml" <<EOF
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection: {kubeconfig: $state/scheduler/kubeconfig, qps: 500, burst: 1000}
+leaderElection: {leaderElect: false}
+EOF
+  start kube-scheduler "$bin/kube-scheduler" --config "$state/scheduler/config.yaml" \
+    --authentication-kubeconfig "$state/scheduler/kubeconfig" \
+    --authorization-kubeconfig "$state/scheduler/kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$scheduler_port" --cert-dir "$state/scheduler" \
     --profiling=false --v=1
 else
   cp "$external" "$state/kubeconfig"
@@ -410,6 +461,8 @@ if [[ -z "$external" ]]; then
   wait_for "the node $node to be Ready (kwok)" kwok is_node_ready
   kcm_healthy() { [[ "$(curl -sk --max-time 2 "https://127.0.0.1:$kcm_port/healthz")" == ok ]]; }
   wait_for "kube-controller-manager /healthz" kube-controller-manager kcm_healthy
+  scheduler_healthy() { [[ "$(curl -sk --max-time 2 "https://127.0.0.1:$scheduler_port/healthz")" == ok ]]; }
+  wait_for "kube-scheduler /healthz" kube-scheduler scheduler_healthy
 else
   create_node() { py_api POST /api/v1/nodes "$node_json" || py_api GET "/api/v1/nodes/$node"; }
   wait_for "the node $node to be created" "" create_node
@@ -417,9 +470,33 @@ else
   wait_for "the node $node to be Ready (kwok)" kwok is_node_ready
 fi
 
-# ---- the real node: containerd (CRI) and kubelet ---------------------------------------------------
+# ---- the real node: the registry, containerd (CRI), kubelet and kube-proxy --------------------------
 if [[ "$node_kind" == real ]]; then
+  # The registry (CNCF distribution), on the host's end of the node's link; its blobs in STATE_DIR.
+  registry="$listen:$registry_port"
+  cat >"$state/registry/config.yml" <<EOF
+version: 0.1
+log: {level: warn, accesslog: {disabled: false}}
+storage:
+  filesystem: {rootdirectory: $state/registry/data}
+  delete: {enabled: true}
+http: {addr: "$registry"}
+EOF
+  start registry "$bin/registry" serve "$state/registry/config.yml"
+  registry_ready() { curl -sf --max-time 2 "http://$registry/v2/"; }
+  wait_for "the registry (http://$registry/v2/)" registry registry_ready
+  echo "$registry" >"$state/registry/address"
+
+  # containerd pulls from it: images named after it, and docker.io's (short names, such as
+  # meta-orchestrator:0.1.0), for which it is a mirror tried before Docker Hub.
   ctrd="$state/containerd"
+  for host in "$registry" docker.io; do
+    mkdir -p "$ctrd/certs.d/$host"
+    server="https://registry-1.docker.io"
+    [[ "$host" == docker.io ]] || server="http://$registry"
+    printf 'server = "%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' \
+      "$server" "$registry" >"$ctrd/certs.d/$host/hosts.toml"
+  done
   socket="$ctrd/containerd.sock"
   cat >"$ctrd/config.toml" <<EOF
 version = 2
@@ -451,18 +528,23 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$state/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$ctrd/certs.d"
 EOF
-  # No ipMasq and no portmap: pods talk to each other and to the host over the bridge only, and
-  # CNI writes no iptables rules.
+  # No ipMasq and no portmap: pods talk to each other over the bridge and to the host through the
+  # node's link; the only iptables rules are kube-proxy's and the kubelet's, in the node's namespace.
   cat >"$state/cni/net.d/10-meta-e2e.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "meta-e2e-$subnet_index",
  "plugins": [{"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false,
               "hairpinMode": true,
               "ipam": {"type": "host-local", "dataDir": "$state/cni/ipam",
-                       "ranges": [[{"subnet": "10.$subnet_index.0.0/24", "gateway": "$listen"}]],
+                       "ranges": [[{"subnet": "10.$subnet_index.0.0/24", "gateway": "$node_ip"}]],
                        "routes": [{"dst": "0.0.0.0/0"}]}}]}
 EOF
-  start containerd containerd --config "$ctrd/config.toml"
+  # nsenter --net, not `ip netns exec`: the node's processes keep the host's mount namespace, so
+  # the volumes the kubelet mounts reach the containers.
+  on_node=(nsenter --net="/run/netns/$netns")
+  start containerd "${on_node[@]}" containerd --config "$ctrd/config.toml"
   ctr_ready() { ctr --address "$socket" version; }
   wait_for "containerd ($socket)" containerd ctr_ready
   if [[ -n "${META_CLUSTER_IMAGES:-}" ]]; then
@@ -480,7 +562,7 @@ EOF
   cat >"$state/kubelet/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: $listen
+address: $node_ip
 port: $kubelet_port
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
@@ -509,12 +591,32 @@ maxPods: 60
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 EOF
-  start kubelet "$bin/kubelet" --config "$state/kubelet/config.yaml" \
+  start kubelet "${on_node[@]}" "$bin/kubelet" --config "$state/kubelet/config.yaml" \
     --kubeconfig "$state/kubelet/kubeconfig" --root-dir "$state/kubelet/root" \
-    --hostname-override "$real_node" --node-ip "$listen" \
+    --hostname-override "$real_node" --node-ip "$node_ip" \
     --node-labels "type=real" --v=1
+
+  # kube-proxy (iptables mode) leads service addresses to their endpoints, for the pods of this
+  # node: the `kubernetes` service (10.96.0.1:443) to the API server. Its conntrack settings stay
+  # the kernel's (0: leave as is), and node ports answer on the node's address only.
+  cat >"$state/proxy/config.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $state/proxy/kubeconfig}
+mode: iptables
+hostnameOverride: $real_node
+clusterCIDR: 10.$subnet_index.0.0/24
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: [$node_ip/32]
+iptables: {localhostNodePorts: false}
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+EOF
+  start kube-proxy "${on_node[@]}" "$bin/kube-proxy" --config "$state/proxy/config.yaml" --v=1
   is_real_ready() { api "$apiserver/api/v1/nodes/$real_node" | node_ready; }
   wait_for "the node $real_node to be Ready (kubelet)" kubelet is_real_ready
+  proxied() { "${on_node[@]}" iptables -t nat -S KUBE-SERVICES | grep -q -- '-d 10.96.0.1/32'; }
+  wait_for "kube-proxy's rules for the kubernetes service" kube-proxy proxied
 fi
 
 # ---- watchdog --------------------------------------------------------------------------------------

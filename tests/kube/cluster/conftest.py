@@ -13,17 +13,21 @@ The garbage collector of kube-controller-manager discovers resource types at its
 every 30 s: ownerReferences to or from a CRD created later (not in crds/ at session start) may take
 up to ~40 s to be honoured. On an outside cluster (KUBECONFIG) nothing is pre-created.
 
-There is no scheduler. kwok plays the kubelet of one fake node, `cluster.node_name`
-(kwok-node-0). A pod runs only if it is created with `spec.nodeName` set to it and tolerates
-`cluster.toleration`; kwok moves it to Running, then after 1 s to Succeeded, or to Failed (exit
-code 3) with the annotation `meta-orchestrator.io/kwok-result: failed`, or leaves it Running with
-`hang` (`meta-orchestrator.io/kwok-delay: 0s` for no wait; see tests/e2e/cluster/up.sh).
+Pods are scheduled (kube-scheduler): nobody sets `spec.nodeName`. kwok plays the kubelet of one
+fake node, `cluster.node_name` (kwok-node-0), labelled `type=kwok` and tainted: a pod lands there
+when it selects `cluster.selector` and tolerates `cluster.toleration`; kwok moves it to Running,
+then after 1 s to Succeeded, or to Failed (exit code 3) with the annotation
+`meta-orchestrator.io/kwok-result: failed`, or leaves it Running with `hang`
+(`meta-orchestrator.io/kwok-delay: 0s` for no wait; see tests/e2e/cluster/up.sh).
 
-Beside it runs one real node, `cluster.real_node` (meta-node-0: kubelet and containerd, pods on a
-CNI bridge), when this process is root and containerd is installed; the images of
-tests/e2e/images (built and cached by its build.sh) are loaded into it, and pods there use them
-with `imagePullPolicy: Never`. Tests that need it take the `real_node` fixture, which skips (or,
-under META_E2E=required, fails) when there is none. `META_CLUSTER_NODE=kwok` leaves it out.
+Beside it runs one real node, `cluster.real_node` (meta-node-0, labelled `type=real`: kubelet,
+kube-proxy and containerd in a network namespace of their own, pods on a CNI bridge reaching the
+API server through the `kubernetes` service), when this process is root and containerd is
+installed; the images of tests/e2e/images (built and cached by its build.sh) are loaded into it,
+and pods there use them with `imagePullPolicy: IfNotPresent`. Its image registry
+(`RealNode.registry`) is where containerd pulls what it lacks. Tests that need it take the
+`real_node` fixture, which skips (or, under META_E2E=required, fails) when there is none.
+`META_CLUSTER_NODE=kwok` leaves it out.
 
 Environment: `META_E2E=required` turns "cannot build or start the plane" into a failure instead of
 a skip; `META_E2E=skip` skips these tests without trying.
@@ -62,6 +66,8 @@ IMAGE_SCRIPTS = REPO / "tests" / "e2e" / "images"
 REAL_NODE = "meta-node-0"
 KWOK_NODE = "kwok-node-0"
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+KWOK_SELECTOR = {"type": "kwok"}
+REAL_SELECTOR = {"type": "real"}
 BUILD_TIMEOUT = 3600
 UP_TIMEOUT = 300
 
@@ -75,6 +81,8 @@ class Cluster:
     owned: bool  # True when this session started the plane (and will stop it)
     state_dir: Path | None = None  # the plane's STATE_DIR (logs/ in it) when owned
     node_name: str = KWOK_NODE
+    """The fake node, where pods selecting `selector` and tolerating `toleration` are scheduled."""
+    selector: dict[str, str] = field(default_factory=lambda: dict(KWOK_SELECTOR))
     toleration: dict[str, str] = field(default_factory=lambda: dict(KWOK_TOLERATION))
     real_node: str | None = None
     """The real node's name, when it runs (see `RealNode`)."""
@@ -244,7 +252,8 @@ def _start(bin_dir: Path, images: str | None) -> tuple[Path, Path]:
 
 
 def _stop(state: Path) -> None:
-    subprocess.run([str(CLUSTER_SCRIPTS / "down.sh"), str(state)], check=False, timeout=60)
+    # Removing a real node's containerd root (the unpacked images) alone may take a minute.
+    subprocess.run([str(CLUSTER_SCRIPTS / "down.sh"), str(state)], check=False, timeout=300)
 
 
 @pytest.fixture(scope="session")
@@ -351,12 +360,14 @@ def crd(cluster: Cluster) -> None:
 
 @dataclass(frozen=True)
 class RealNode:
-    """The real node, as one test uses it: where its pods go, how they reach the API server, and
+    """The real node, as one test uses it: where its pods go, the registry it pulls from, and
     a store of the test's own (a hostPath PersistentVolume, standing in for an RWX volume)."""
 
     name: str
-    api_server: str
-    """HOST:PORT: the API server as pods reach it (there is no kube-proxy)."""
+    selector: dict[str, str]
+    """The node's label: pods selecting it are scheduled there."""
+    registry: str
+    """HOST:PORT of the plane's image registry (plain HTTP), which the node pulls from."""
     claim: str
     """The PersistentVolumeClaim of the store, in the test's namespace."""
     store: Path
@@ -407,8 +418,8 @@ def real_node(cluster: Cluster, namespace: str) -> Iterator[RealNode]:
         while read(claim, namespace).status.phase != "Bound":
             assert time.monotonic() < deadline, f"the claim {namespace}/{claim} is not Bound"
             time.sleep(0.2)
-        server = cluster.api_client.configuration.host
-        yield RealNode(cluster.real_node, server.removeprefix("https://"), claim, store)
+        registry = (cluster.state_dir / "registry" / "address").read_text().strip()
+        yield RealNode(cluster.real_node, dict(REAL_SELECTOR), registry, claim, store)
     finally:
         with contextlib.suppress(ApiException):
             core.delete_persistent_volume(volume)

@@ -39,6 +39,8 @@ class Operator:
     placement: Sequence[str] = ()
     """Where its pods go and what they use (options of `meta operator`); by default the kwok
     node."""
+    options: Sequence[str] = ()
+    """Further options of `meta operator` (`--leader-elect`, ...)."""
 
     def start(self) -> None:
         self.sessions += 1
@@ -46,10 +48,11 @@ class Operator:
             str(META), "operator", "-n", self.namespace,
             "--kubeconfig", str(self.kubeconfig or self.cluster.kubeconfig),
             *(self.placement or (
-                "--node-name", self.cluster.node_name,
+                *(f"--node-selector={k}={v}" for k, v in self.cluster.selector.items()),
                 "--toleration", f"{self.cluster.toleration['key']}:NoSchedule",
                 "--store-dir", str(self.log.parent / "store"),
             )),
+            *self.options,
         ]  # fmt: skip
         with self.log.open("ab") as out:
             out.write(f"---- session {self.sessions}\n".encode())

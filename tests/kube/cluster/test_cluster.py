@@ -33,7 +33,7 @@ def kwok_pod(
     return client.V1Pod(
         metadata=client.V1ObjectMeta(name=name, annotations=annotations),
         spec=client.V1PodSpec(
-            node_name=cluster.node_name,
+            node_selector=cluster.selector,
             tolerations=[client.V1Toleration(**cluster.toleration)],
             restart_policy="Never",
             containers=containers,
@@ -111,6 +111,7 @@ def test_a_pod_on_the_kwok_node_succeeds(cluster: Cluster, namespace: str) -> No
 
     pod = wait_for_pod(core, namespace, "ok", done)
     assert pod.status.phase == "Succeeded"
+    assert pod.spec.node_name == cluster.node_name, "the scheduler placed it by its selector"
     assert "Running" in seen
     (status,) = pod.status.container_statuses
     assert status.state.terminated.exit_code == 0

@@ -44,12 +44,11 @@ def operating(
 ) -> Iterator[Operator]:
     """A `meta operator` whose pods run on the real node, with `image` for steps naming none."""
     placement = (
-        "--node-name", node.name,
+        *(f"--node-selector={k}={v}" for k, v in node.selector.items()),
         "--image", image,
-        "--image-pull-policy", "Never",
+        "--image-pull-policy", "IfNotPresent",
         "--store-claim", node.claim,
         "--store-dir", str(node.store),
-        "--pod-api-server", node.api_server,
     )  # fmt: skip
     running = Operator(cluster, namespace, log, placement=placement)
     running.start()
@@ -454,7 +453,7 @@ def test_the_quarterback_in_its_pod_may_patch_that_pod_and_nothing_else(
         "kind": "Pod",
         "metadata": {"name": "bystander"},
         "spec": {
-            "nodeName": cluster.node_name,
+            "nodeSelector": cluster.selector,
             "tolerations": [cluster.toleration],
             "containers": [{"name": "c", "image": "kwok.meta-orchestrator.io/slow"}],
         },

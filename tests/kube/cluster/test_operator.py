@@ -1,7 +1,9 @@
 """The operator against a real API server: the CRD it accepts, lazy pods within bounds, failures,
-invalid flows, a kill and restart mid-flow that recreates no finished pod, and deletion.
+invalid flows, a kill and restart mid-flow that recreates no finished pod, a standby replica
+taking over from a killed active one (the Lease), and deletion.
 
-The operator runs as a real `meta operator` process. Pods land on the kwok node, whose stages
+The operator runs as a real `meta operator` process. Pods are scheduled onto the kwok node (the
+operator's --node-selector and --toleration), whose stages
 end each pod by its image: `kwok.meta-orchestrator.io/fail` fails (exit code 3),
 `kwok.meta-orchestrator.io/slow` runs for 3 s, anything else succeeds after 1 s.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +42,7 @@ from tests.kube.cluster.operating import (
 )
 
 REPO = Path(__file__).resolve().parents[3]
+LEASE = "meta-orchestrator-operator"
 
 
 @pytest.fixture
@@ -185,6 +189,59 @@ def test_a_killed_operator_restarts_and_finishes_without_recreating_a_finished_p
     assert pods.peak <= 2
 
 
+def lease_holder(cluster: Cluster, namespace: str) -> str | None:
+    coordination = client.CoordinationV1Api(cluster.api_client)
+    try:
+        lease = coordination.read_namespaced_lease(LEASE, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return lease.spec.holder_identity
+
+
+def holds(operator: Operator) -> str:
+    """The start of the Lease's holderIdentity when this operator holds it."""
+    assert operator.process is not None
+    return f"{socket.gethostname()}-{operator.process.pid}-"
+
+
+def test_a_standby_operator_takes_over_from_a_killed_one_without_recreating_a_finished_pod(
+    cluster: Cluster, namespace: str, crd: None, tmp_path: Path
+) -> None:
+    elect = ("--leader-elect", "--lease-namespace", namespace)
+    active = Operator(cluster, namespace, tmp_path / "active.log", options=elect)
+    standby = Operator(cluster, namespace, tmp_path / "standby.log", options=elect)
+    active.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (lease_holder(cluster, namespace) or "").startswith(holds(active)):
+            assert time.monotonic() < deadline, "the first operator took no Lease"
+            time.sleep(0.2)
+        standby.start()
+        with pod_log(cluster, namespace) as pods:
+            apply(cluster, namespace, fanout("relay", 9, 2, "kwok.meta-orchestrator.io/slow"))
+            while len(pods.ended) < 3:
+                assert time.monotonic() < deadline, "no pod finished"
+                time.sleep(0.1)
+            assert (lease_holder(cluster, namespace) or "").startswith(holds(active))
+            active.kill()
+            ended_before = dict(pods.ended)
+            found = wait_phase(cluster, namespace, "relay", ("Succeeded", "Failed"))
+        holder = lease_holder(cluster, namespace) or ""
+    finally:
+        active.stop()
+        standby.stop()
+        sys.stderr.write(standby.log.read_text(errors="replace")[-4000:])
+    assert found["status"]["phase"] == "Succeeded", found["status"]
+    assert holder.startswith(holds(standby)), holder
+    names = list(pods.created.values())
+    assert len(names) == len(set(names)) == 9, "every unit had exactly one pod"
+    assert set(ended_before) <= set(pods.created), "the pods finished before the kill are kept"
+    assert pods.peak <= 2
+    assert "acquired" in standby.log.read_text(errors="replace")
+
+
 def test_deleting_a_metaflow_removes_its_pods(
     cluster: Cluster, namespace: str, operator: Operator
 ) -> None:
@@ -305,8 +362,9 @@ def test_a_micro_section_is_one_pod_whose_quarterback_may_patch_that_pod_alone(
 def test_the_deployed_rbac_is_all_the_operator_needs(
     cluster: Cluster, namespace: str, crd: None, tmp_path: Path
 ) -> None:
-    """deploy/rbac.yaml applied as it is, and the operator run as its ServiceAccount: macro
-    pods, a micro pod with its quarterback's access, events and status all go through."""
+    """deploy/rbac.yaml applied as it is, and the operator run as its ServiceAccount (and as
+    deployed, holding its Lease): macro pods, a micro pod with its quarterback's access, events
+    and status all go through."""
     with contextlib.suppress(FailToCreateError):
         for manifest in ("namespace.yaml", "rbac.yaml"):
             create_from_yaml(cluster.api_client, str(REPO / "deploy" / manifest))
@@ -339,7 +397,11 @@ def test_the_deployed_rbac_is_all_the_operator_needs(
             }
         )
     )
-    running = Operator(cluster, namespace, tmp_path / "operator.log", kubeconfig=kubeconfig)
+    # As deployed: one of two replicas, holding the Lease in its own namespace.
+    elect = ("--leader-elect", "--lease-namespace", "meta-system")
+    running = Operator(
+        cluster, namespace, tmp_path / "operator.log", kubeconfig=kubeconfig, options=elect
+    )
     running.start()
     try:
         micro = {

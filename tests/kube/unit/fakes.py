@@ -30,6 +30,8 @@ class FakeApi:
         self.on_create: Callable[[dict[str, Any]], None] | None = None
         self.logs: dict[tuple[str, str, str, bool], str] = {}
         """Container logs, by (namespace, pod, container, previous)."""
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
+        """Leases, whose writes name the resourceVersion they read, as the API server's do."""
 
     def _count(self, verb: str) -> None:
         self.calls.by_verb[verb] += 1
@@ -181,6 +183,33 @@ class FakeApi:
     async def delete_flow(self, namespace: str, name: str) -> None:
         self._count("delete")
         self.flows.pop((namespace, name), None)
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        self._count("get")
+        try:
+            return copy.deepcopy(self.leases[(namespace, name)])
+        except KeyError:
+            raise NotFound("get", f"lease {namespace}/{name}", 404, "not found") from None
+
+    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._count("create")
+        key = (namespace, name_of(body))
+        if key in self.leases:
+            raise Conflict("create", f"lease {key}", 409, "exists")
+        self.leases[key] = copy.deepcopy(dict(body))
+        self.leases[key]["metadata"]["resourceVersion"] = "1"
+        return copy.deepcopy(self.leases[key])
+
+    async def replace_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._count("update")
+        key = (namespace, name_of(body))
+        current = await self.get_lease(namespace, key[1])
+        version = current["metadata"]["resourceVersion"]
+        if body["metadata"].get("resourceVersion") != version:
+            raise Conflict("replace", f"lease {key}", 409, "the object has been modified")
+        self.leases[key] = copy.deepcopy(dict(body))
+        self.leases[key]["metadata"]["resourceVersion"] = str(int(version) + 1)
+        return copy.deepcopy(self.leases[key])
 
     def close(self) -> None:
         pass

@@ -333,12 +333,15 @@ def test_pods_ask_for_the_most_of_what_runs_at_once_not_the_sum(tmp_path: Path) 
     assert slots[0]["resources"] == {"requests": {"cpu": "2", "memory": "1Gi"}}
 
 
-def test_quarterbacks_reach_the_api_server_where_the_operator_says(tmp_path: Path) -> None:
+def test_pods_are_left_to_the_scheduler_within_the_placement_the_operator_gives(
+    tmp_path: Path,
+) -> None:
     api, broker = FakeApi(), Watches()
     FakeKubelet(api, broker, messages={"tree/pod": '{"unitsRun": 1, "peakActive": 1}'})
     spec = {"root": {"name": "pod", "scope": "micro", "pattern": "sequence", "units": [step("a")]}}
+    toleration = {"key": "dedicated", "operator": "Equal", "value": "meta", "effect": "NoSchedule"}
     chosen = OperatorSettings(
-        pods=PodSettings(api_server=("10.200.0.1", 6443)),
+        pods=PodSettings(node_selector={"pool": "batch"}, tolerations=[toleration]),
         store_dir=str(tmp_path / "store"),
         data_dir=tmp_path,
     )
@@ -348,13 +351,11 @@ def test_quarterbacks_reach_the_api_server_where_the_operator_says(tmp_path: Pat
 
     assert asyncio.run(go()) == "Succeeded"
     (pod,) = api.pods.values()
-    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
-    assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == (
-        "10.200.0.1",
-        "6443",
-    )
-    slots = pod["spec"]["containers"][1:]
-    assert all("env" not in c for c in slots), "only the quarterback talks to the API server"
+    assert "nodeName" not in pod["spec"]
+    assert pod["spec"]["nodeSelector"] == {"pool": "batch"}
+    assert pod["spec"]["tolerations"] == [toleration]
+    env = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
+    assert "KUBERNETES_SERVICE_HOST" not in env, "the quarterback uses the kubernetes service"
 
 
 def test_files_no_pod_can_read_are_told_of_and_the_operator_still_reads_them(
