@@ -16,7 +16,7 @@ import click
 from meta.cli.common import user_errors, write_output
 from meta.kube.crd import crd_yaml
 from meta.kube.ratelimit import DEFAULT_BURST, DEFAULT_QPS
-from meta.kube.types import DEFAULT_IMAGE
+from meta.kube.types import DEFAULT_IMAGE, RUN_AS_USER
 from meta.plan.plan import compile_plan
 
 
@@ -137,6 +137,35 @@ def apply(file: Path, namespace: str, kubeconfig: Path | None) -> None:
     help="Where micro pods' quarterbacks reach the API server, when the cluster's `kubernetes` "
     "service does not lead there (no kube-proxy) [default: that service].",
 )
+@click.option(
+    "--run-as-user",
+    type=click.IntRange(min=1),
+    default=RUN_AS_USER,
+    show_default=True,
+    metavar="UID",
+    help="The uid, gid and fsGroup of every container of every pod (never root: pods pass the "
+    "restricted Pod Security Standard).",
+)
+@click.option(
+    "--writable-step-root",
+    is_flag=True,
+    help="Give steps a writable root file system [default: read-only; /tmp, /scratch and "
+    "META_OUTPUT stay writable].",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=9090,
+    show_default=True,
+    help="Serve Prometheus metrics on this port at /metrics (0: not at all).",
+)
+@click.option(
+    "--health-port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Answer liveness probes on this port at /healthz (0: not at all).",
+)
 @user_errors
 def operator(
     namespaces: Sequence[str],
@@ -152,8 +181,13 @@ def operator(
     node_selectors: Sequence[str],
     tolerations: Sequence[str],
     pod_api_server: str | None,
+    run_as_user: int,
+    writable_step_root: bool,
+    metrics_port: int,
+    health_port: int,
 ) -> None:
     """Run the MetaFlow operator: reconcile MetaFlows in the cluster until stopped."""
+    from meta.kube import metrics
     from meta.kube.operator import run_operator
     from meta.kube.types import OperatorSettings, PodSettings
 
@@ -165,12 +199,18 @@ def operator(
         node_selector=dict(_label(s) for s in node_selectors),
         tolerations=[_toleration(t) for t in tolerations],
         api_server=_host_port(pod_api_server) if pod_api_server else None,
+        run_as_user=run_as_user,
+        read_only_root=not writable_step_root,
     )
     # Absolute: pods mount the flow's files at the very path the operator reads them from.
     settings = OperatorSettings(
         pods=pods, store_dir=os.path.abspath(store_dir), data_dir=data_dir.resolve()
     )
-    run_operator(kube_api(kubeconfig, qps, burst), settings, namespaces)
+    try:
+        metrics.serve(metrics_port)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot listen on {metrics_port}: {exc}") from None
+    run_operator(kube_api(kubeconfig, qps, burst), settings, namespaces, health_port=health_port)
 
 
 def _label(text: str) -> tuple[str, str]:

@@ -118,6 +118,7 @@ def step_pod(
         "restartPolicy": "Never",
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": settings.grace_seconds,
+        "securityContext": pod_security(settings),
         "containers": [
             {
                 **({"workingDir": task.workdir} if working else {}),
@@ -128,6 +129,7 @@ def step_pod(
                 "env": _step_env(task),
                 "volumeMounts": mounts,
                 "terminationMessagePolicy": "FallbackToLogsOnError",
+                "securityContext": container_security(settings.read_only_root),
                 **_resources(task.resources),
             }
         ],
@@ -135,6 +137,7 @@ def step_pod(
             _INPUT_VOLUME,
             {"name": "scratch", "emptyDir": {"medium": "Memory"}},
             {"name": "upstream", "emptyDir": {}},
+            _TMP_VOLUME,
             _store_volume(settings),
         ],
     }
@@ -169,6 +172,7 @@ def _step_mounts(
     return [
         {"name": "task", "mountPath": INPUT_DIR, "readOnly": True},
         {"name": "scratch", "mountPath": SCRATCH_DIR},
+        _TMP_MOUNT,
         {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
         # META_UPSTREAM is a folder even for a unit nothing flows into, as it is locally.
         {"name": "upstream", "mountPath": UPSTREAM_DIR},
@@ -176,6 +180,33 @@ def _step_mounts(
         _files_mount(owner, store_dir),
     ]
 
+
+def pod_security(settings: PodSettings) -> dict[str, Any]:
+    """What every pod of the operator runs as: the `restricted` Pod Security Standard, whatever
+    user its images name (fsGroup makes the volumes that support it writable by that user)."""
+    uid = settings.run_as_user
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security(read_only_root: bool = True) -> dict[str, Any]:
+    """Every container's: no privilege escalation, no capabilities, and (where the program
+    allows) a read-only root file system."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": read_only_root,
+    }
+
+
+_TMP_VOLUME = {"name": "tmp", "emptyDir": {}}
+_TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+"""/tmp stays writable under a read-only root file system."""
 
 _INPUT_VOLUME = {
     "name": "task",
@@ -273,6 +304,7 @@ def micro_pod(
     pull = settings.image_pull_policy
     shared: list[dict[str, Any]] = [
         {"name": "scratch", "mountPath": SCRATCH_DIR},
+        _TMP_MOUNT,
         {"name": "launcher", "mountPath": LAUNCHER_DIR, "readOnly": True},
         *_upstream_mounts(owner, upstream),
         _files_mount(owner, store_dir),
@@ -285,6 +317,7 @@ def micro_pod(
             "imagePullPolicy": pull,
             "command": ["python3", f"{LAUNCHER_DIR}/launcher.py", SOCKET, str(index)],
             "volumeMounts": shared,
+            "securityContext": container_security(settings.read_only_root),
             **_resources(slot_resources),
         }
         for index, image in enumerate(slot_images)
@@ -293,6 +326,7 @@ def micro_pod(
         "restartPolicy": "Never",
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": settings.grace_seconds,
+        "securityContext": pod_security(settings),
         "serviceAccountName": quarterback_name(name),
         # The token goes to the quarterback alone (below), never to the slots running steps.
         "automountServiceAccountToken": False,
@@ -303,12 +337,14 @@ def micro_pod(
                 "imagePullPolicy": pull,
                 "command": ["meta", "quarterback", "install-launcher", LAUNCHER_DIR],
                 "volumeMounts": [{"name": "launcher", "mountPath": LAUNCHER_DIR}],
+                "securityContext": container_security(),
             }
         ],
         "containers": [quarterback, *slots],
         "volumes": [
             {"name": "scratch", "emptyDir": {"medium": "Memory"}},
             {"name": "launcher", "emptyDir": {}},
+            _TMP_VOLUME,
             {"name": "work", "configMap": {"name": work_name(name)}},
             _TOKEN_VOLUME,
             _store_volume(settings),
@@ -352,6 +388,7 @@ def _quarterback_container(
             {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
         ],
         "terminationMessagePolicy": "File",
+        "securityContext": container_security(),
     }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import kopf
 
+from meta.kube import metrics
 from meta.kube.api import KubeApi
 from meta.kube.broker import Watches
 from meta.kube.controller.reconcile import run_flow
@@ -74,12 +75,14 @@ async def drive(
 async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """On the event loop (an async handler), where the waiting attempts are."""
     memo.watches.pods.follow(event["type"], event["object"])
+    metrics.PODS.observe(event["type"], event["object"])
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
 async def flow_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """Child flows end through their status; the flowRef unit waiting on one learns it here."""
     memo.watches.flows.follow(event["type"], event["object"])
+    metrics.FLOWS.observe(event["type"], event["object"])
 
 
 def run_operator(
@@ -88,8 +91,10 @@ def run_operator(
     namespaces: Sequence[str] = (),
     stop_flag: threading.Event | None = None,
     ready_flag: threading.Event | None = None,
+    health_port: int = 0,
 ) -> None:
-    """Reconcile MetaFlows in `namespaces` (all namespaces when empty) until stopped."""
+    """Reconcile MetaFlows in `namespaces` (all namespaces when empty) until stopped; with a
+    `health_port`, kopf answers `/healthz` there (200 while its event loop turns: the probes)."""
     memo = Memo(api=api, watches=Watches(), settings=settings)
     asyncio.run(
         kopf.operator(
@@ -100,5 +105,6 @@ def run_operator(
             namespaces=list(namespaces),
             stop_flag=stop_flag,
             ready_flag=ready_flag,
+            liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
         )
     )

@@ -50,6 +50,9 @@ STORE_VOLUME = "store"
 MAX_INPUT_BYTES = 200 * 1024
 """Annotations hold at most 256 KiB in all; a larger input belongs in an input file."""
 DEFAULT_IMAGE = "meta-orchestrator:0.1.0"
+RUN_AS_USER = 10001
+"""The uid of the framework image (Containerfile: `USER 10001`), and of every container by
+default."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,12 @@ class PodSettings:
     api_server: tuple[str, int] | None = None
     """Where quarterbacks reach the API server (host, port), for a cluster whose service network
     does not lead there (no kube-proxy); None keeps the in-cluster `kubernetes` service."""
+    run_as_user: int = RUN_AS_USER
+    """The uid (and gid, and fsGroup) every container runs as: pods pass the `restricted` Pod
+    Security Standard whatever user their images name."""
+    read_only_root: bool = True
+    """Steps (and the slots running them) get a read-only root file system; /tmp, /scratch and
+    their outputs stay writable."""
 
 
 @dataclass

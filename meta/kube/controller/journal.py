@@ -18,6 +18,7 @@ from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 
 from meta.engine.records import UnitRecord
+from meta.kube import metrics
 from meta.kube.api import ApiFailed, Conflict, KubeApi, NotFound
 from meta.kube.layout import journal_config_map, short_name
 from meta.kube.types import FlowOwner
@@ -108,9 +109,12 @@ class ConfigMapJournal:
         lines, self._pending = self._pending, []
         try:
             await self._write("\n".join(lines) + "\n")
-        except BaseException:
+        except BaseException as exc:
             self._pending = lines + self._pending
+            if isinstance(exc, ApiFailed):
+                metrics.journal_flush(written=False)
             raise
+        metrics.journal_flush(written=True)
 
     async def _write(self, text: str) -> None:
         if self._chunk_bytes and self._chunk_bytes + len(text) > CHUNK_BYTES:
