@@ -25,7 +25,7 @@ import yaml
 from kubernetes import client
 from kubernetes.stream import stream
 
-from tests.kube.cluster.conftest import Cluster, RealNode
+from tests.kube.cluster.conftest import RESTRICTED_CONTAINER, RESTRICTED_POD, Cluster, RealNode
 from tests.kube.cluster.operating import META, Operator, apply, wait_phase, watching_pods
 
 REPO = Path(__file__).resolve().parents[3]
@@ -404,7 +404,14 @@ def test_the_quarterback_in_its_pod_may_patch_that_pod_and_nothing_else(
         "spec": {
             "nodeName": cluster.node_name,
             "tolerations": [cluster.toleration],
-            "containers": [{"name": "c", "image": "kwok.meta-orchestrator.io/slow"}],
+            "securityContext": RESTRICTED_POD,
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "kwok.meta-orchestrator.io/slow",
+                    "securityContext": RESTRICTED_CONTAINER,
+                }
+            ],
         },
     }
     core.create_namespaced_pod(namespace, bystander)
