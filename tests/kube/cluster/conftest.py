@@ -398,6 +398,10 @@ def real_node(cluster: Cluster, namespace: str) -> Iterator[RealNode]:
     core = client.CoreV1Api(cluster.api_client)
     store = cluster.state_dir / "store" / namespace
     store.mkdir(parents=True)
+    # Pods run as uid 10001 (restricted): the volume is provisioned writable for them. fsGroup
+    # does not apply to hostPath, and the kubelet gives the sub-path folders it makes (each
+    # unit's outputs) the volume root's mode.
+    store.chmod(0o777)
     volume, claim = f"store-{namespace}", "store"
     core.create_persistent_volume(
         {

@@ -153,8 +153,9 @@ def test_the_same_flow_in_macro_and_in_micro_scope_gives_the_same_outputs(
             cluster, namespace, real_node, folder / "tree-sum.flow.yaml",
             sample_image("tree-sum"), tmp_path / f"{scope}.log",
         )  # fmt: skip
-        assert found["status"]["phase"] == "Succeeded", found["status"]
-        section = found["status"]["sections"][0]
+        status = found["status"]
+        assert status["phase"] == "Succeeded", (status.get("failedUnit"), status.get("reason"))
+        section = status["sections"][0]
         assert (section["scope"], section["unitsRun"]) == (scope, 9)
         results[scope] = Path(found["status"]["outputs"])
     local = run_locally(SAMPLES / "tree-sum" / "tree-sum.flow.yaml", tmp_path / "local")
