@@ -139,12 +139,12 @@ def apply(file: Path, namespace: str, kubeconfig: Path | None) -> None:
 )
 @click.option(
     "--run-as-user",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=0),
     default=RUN_AS_USER,
     show_default=True,
     metavar="UID",
-    help="The uid, gid and fsGroup of every container of every pod (never root: pods pass the "
-    "restricted Pod Security Standard).",
+    help="The uid, gid and fsGroup of every container of every pod (0, root, only where the "
+    "namespace allows it: the restricted Pod Security Standard refuses it).",
 )
 @click.option(
     "--writable-step-root",

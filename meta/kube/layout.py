@@ -183,10 +183,12 @@ def _step_mounts(
 
 def pod_security(settings: PodSettings) -> dict[str, Any]:
     """What every pod of the operator runs as: the `restricted` Pod Security Standard, whatever
-    user its images name (fsGroup makes the volumes that support it writable by that user)."""
+    user its images name (fsGroup makes the volumes that support it writable by that user).
+    uid 0 is for namespaces that allow root (baseline, privileged): a restricted one refuses
+    the pod."""
     uid = settings.run_as_user
     return {
-        "runAsNonRoot": True,
+        **({"runAsNonRoot": True} if uid else {}),
         "runAsUser": uid,
         "runAsGroup": uid,
         "fsGroup": uid,

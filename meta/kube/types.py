@@ -99,7 +99,7 @@ class PodSettings:
     does not lead there (no kube-proxy); None keeps the in-cluster `kubernetes` service."""
     run_as_user: int = RUN_AS_USER
     """The uid (and gid, and fsGroup) every container runs as: pods pass the `restricted` Pod
-    Security Standard whatever user their images name."""
+    Security Standard whatever user their images name (unless it is 0, root)."""
     read_only_root: bool = True
     """Steps (and the slots running them) get a read-only root file system; /tmp, /scratch and
     their outputs stay writable."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import yaml
@@ -45,3 +46,13 @@ def test_meta_operator_refuses_a_pod_api_server_without_a_port() -> None:
     result = CliRunner().invoke(main, ["operator", "--pod-api-server", "10.0.0.1"])
     assert result.exit_code == 2
     assert "expected HOST:PORT" in result.output
+
+
+def test_meta_operator_says_so_when_its_metrics_port_is_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["operator", "--metrics-port", str(port)])
+    assert result.exit_code == 2
+    assert f"cannot listen on {port}" in result.output

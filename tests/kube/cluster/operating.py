@@ -39,6 +39,10 @@ class Operator:
     placement: Sequence[str] = ()
     """Where its pods go and what they use (options of `meta operator`); by default the kwok
     node."""
+    options: Sequence[str] = ()
+    """More options of `meta operator`."""
+    metrics_port: int = 0
+    """Where it serves /metrics (0: nowhere; operators of tests run side by side)."""
 
     def start(self) -> None:
         self.sessions += 1
@@ -50,6 +54,8 @@ class Operator:
                 "--toleration", f"{self.cluster.toleration['key']}:NoSchedule",
                 "--store-dir", str(self.log.parent / "store"),
             )),
+            "--metrics-port", str(self.metrics_port),
+            *self.options,
         ]  # fmt: skip
         with self.log.open("ab") as out:
             out.write(f"---- session {self.sessions}\n".encode())

@@ -90,6 +90,12 @@ def test_pods_run_as_the_framework_uid_whatever_their_images_say() -> None:
     assert other["spec"]["securityContext"]["runAsUser"] == 2000
 
 
+def test_root_is_only_for_namespaces_that_allow_it() -> None:
+    pod = step_pod(step_task(), OWNER, PodSettings(run_as_user=0), [], "/store")
+    assert "runAsNonRoot" not in pod["spec"]["securityContext"], "the kubelet would refuse it"
+    assert restricted_faults(pod) == ["step: runAsNonRoot != true", "step: runAsUser=0"]
+
+
 def test_root_file_systems_are_read_only_and_tmp_stays_writable() -> None:
     step = step_pod(step_task(), OWNER, PodSettings(), [], "/store")["spec"]
     pod = micro(PodSettings())["spec"]
