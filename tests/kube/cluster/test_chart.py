@@ -112,7 +112,7 @@ def test_deploy_holds_the_charts_default_rendering(tools: Path) -> None:
 
 @pytest.fixture
 def release(cluster: Cluster, namespace: str, tools: Path) -> Iterator[str]:
-    name = f"meta-{namespace}"
+    name = f"meta-orchestrator-{namespace}"
     try:
         yield name
     finally:
