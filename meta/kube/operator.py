@@ -13,6 +13,8 @@ phases arrive through kopf's watch of the pods the operator labelled.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -106,5 +108,13 @@ def run_operator(
             stop_flag=stop_flag,
             ready_flag=ready_flag,
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
+            identity=_identity(),
         )
     )
+
+
+def _identity() -> Any:
+    """This process's name among operators. kopf's own asks the passwd database for the user,
+    which a uid the image does not list (10001, set by the pod) is not in."""
+    # kopf's Identity is a NewType of str that kopf does not export.
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}/{os.getpid()}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.kube.cluster.conftest import REPO, Cluster
+from tests.kube.cluster.conftest import REPO, Cluster, RealNode
+from tests.kube.cluster.operating import META, wait_phase
 
 CHART = REPO / "charts" / "meta-orchestrator"
 DEPLOY = REPO / "deploy"
@@ -150,6 +152,65 @@ def test_the_chart_installs_and_its_replicas_pass_restricted_admission(
         assert time.monotonic() < deadline, "the replica set made no two pods within 60 s"
         time.sleep(0.5)
     assert {p.spec.security_context.run_as_user for p in pods} == {10001}
+
+
+def test_the_charts_operator_runs_a_flow_from_inside_the_cluster(
+    cluster: Cluster, namespace: str, real_node: RealNode, tools: Path, release: str, crd: None
+) -> None:
+    """The operator as the chart runs it (its image, uid 10001, read-only root, its RBAC, its
+    probes on kopf's /healthz, its /metrics), on the real node, runs a sample to its end."""
+    image = "docker.io/library/meta-sample-tree-sum"  # the framework image and the sample's files
+    values = (
+        f"image.repository={image}", "image.tag=0.1.0", "image.pullPolicy=Never",
+        "pods.imagePullPolicy=Never", f"watchNamespaces={{{namespace}}}",
+        f"store.claim={real_node.claim}", f"store.operatorClaim={real_node.claim}",
+        f"pods.apiServer={real_node.api_server}", "replicaCount=0",
+    )  # fmt: skip
+    run(
+        tools / "helm", "install", release, str(CHART), "--namespace", namespace,
+        *(arg for value in values for arg in ("--set", value)), cluster=cluster,
+    )  # fmt: skip
+    # The test plane has neither a scheduler nor kube-proxy: the Deployment's own pod template,
+    # bound to the real node, told where the API server is.
+    apps = client.AppsV1Api(cluster.api_client)
+    core = client.CoreV1Api(cluster.api_client)
+    template = cluster.api_client.sanitize_for_serialization(
+        apps.read_namespaced_deployment(release, namespace).spec.template
+    )
+    spec = {**template["spec"], "nodeName": real_node.name}
+    host, port = real_node.api_server.rsplit(":", 1)
+    spec["containers"][0]["env"] += [
+        {"name": "KUBERNETES_SERVICE_HOST", "value": host},
+        {"name": "KUBERNETES_SERVICE_PORT", "value": port},
+    ]
+    metadata = {"name": "operator", "labels": template["metadata"]["labels"]}
+    core.create_namespaced_pod(
+        namespace, {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        pod = core.read_namespaced_pod("operator", namespace)
+        ready = {c.type: c.status for c in pod.status.conditions or []}.get("Ready")
+        if ready == "True":
+            break
+        if time.monotonic() > deadline:
+            log = core.read_namespaced_pod_log("operator", namespace)[-3000:]
+            raise AssertionError(f"not Ready: {pod.status.container_statuses}\n{log}")
+        time.sleep(1)
+    flow_file = REPO / "samples" / "tree-sum" / "tree-sum.flow.yaml"
+    subprocess.run(
+        [str(META), "apply", str(flow_file), "-n", namespace], env=cluster.env(), check=True
+    )
+    status = wait_phase(cluster, namespace, "tree-sum", ("Succeeded", "Failed"), 300)["status"]
+    logs = core.read_namespaced_pod_log("operator", namespace)[-3000:]
+    assert status["phase"] == "Succeeded", (status.get("reason"), logs)
+    outputs = real_node.store / Path(status["outputs"]).relative_to("/store")
+    assert (outputs / "sum.txt").read_text() == "42\n"
+    address = f"http://{pod.status.pod_ip}:9090/metrics"
+    with urllib.request.urlopen(address, timeout=10) as response:
+        text = response.read().decode()
+    assert 'meta_flows{phase="Succeeded"} 1.0' in text
+    assert 'meta_units_finished_total{outcome="succeeded"}' in text
 
 
 def test_the_crd_applies_client_side_with_kubectl_and_room_to_grow(
