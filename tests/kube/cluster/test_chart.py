@@ -165,6 +165,8 @@ def test_the_charts_operator_runs_a_flow_from_inside_the_cluster(
         "pods.imagePullPolicy=Never", f"watchNamespaces={{{namespace}}}",
         f"store.claim={real_node.claim}", f"store.operatorClaim={real_node.claim}",
         f"pods.apiServer={real_node.api_server}", "replicaCount=0",
+        # No scheduler in the test plane: flow pods are bound to the node by the operator.
+        f"extraArgs={{--node-name={real_node.name}}}",
     )  # fmt: skip
     run(
         tools / "helm", "install", release, str(CHART), "--namespace", namespace,
