@@ -27,7 +27,7 @@ CLUSTER_CRDS   := $(subst $(space),:,$(abspath $(wildcard crds/*.yaml)))
 CLUSTER_BUILD  := mkdir -p "$(CLUSTER_CACHE)" && flock "$(CLUSTER_CACHE)/build.lock" $(CLUSTER_DIR)/build.sh | tail -n 1
 IMAGES_BUILD   := tests/e2e/images/build.sh | tail -n 1
 
-.PHONY: venv .venv demo lint test bench clean cluster-up cluster-down kind-e2e images
+.PHONY: venv .venv demo lint test bench clean cluster-up cluster-down kind-e2e images tools deploy-manifests
 
 venv .venv: $(STAMP)
 
@@ -114,6 +114,18 @@ images: $(STAMP)
 	  tests/e2e/images/push.sh "$$registry" "$$archive" >/dev/null; \
 	  echo "pushed to $$registry" >&2; \
 	fi
+
+# kubectl and helm, built from Go modules (cached by version); prints their bin directory.
+TOOLS_BUILD := mkdir -p "$(CLUSTER_CACHE)" && flock "$(CLUSTER_CACHE)/build.lock" $(CLUSTER_DIR)/build-tools.sh | tail -n 1
+tools:
+	$(TOOLS_BUILD)
+
+# deploy/: the chart's default rendering, for `kubectl apply -k deploy/` without Helm.
+deploy-manifests:
+	bin="$$($(TOOLS_BUILD))"; \
+	{ echo "# Rendered from charts/meta-orchestrator by \`make deploy-manifests\`: do not edit."; \
+	  "$$bin/helm" template meta-orchestrator charts/meta-orchestrator --namespace meta-system; \
+	} >deploy/meta-orchestrator.yaml
 
 clean:
 	rm -rf $(VENV) $(DEMO) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

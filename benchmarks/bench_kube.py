@@ -78,7 +78,8 @@ def main() -> None:
         client.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
         operator = subprocess.Popen(
             [str(META), "operator", "-n", namespace, "--kubeconfig", str(kubeconfig),
-             "--node-selector", "type=kwok", "--toleration", "kwok.x-k8s.io/node:NoSchedule"],
+             "--node-selector", "type=kwok", "--toleration", "kwok.x-k8s.io/node:NoSchedule",
+             "--metrics-port", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         custom = client.CustomObjectsApi(api)

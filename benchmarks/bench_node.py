@@ -56,6 +56,8 @@ def store(api: client.ApiClient, namespace: str, folder: Path) -> str:
     """A hostPath PersistentVolume and its claim: the store of the macro pods."""
     core = client.CoreV1Api(api)
     folder.mkdir(parents=True, exist_ok=True)
+    # Pods run as uid 10001; the kubelet gives the outputs folders it makes this folder's mode.
+    folder.chmod(0o777)
     volume = f"store-{namespace}"
     core.create_persistent_volume(
         {
@@ -156,7 +158,7 @@ def main() -> None:
             [str(META), "operator", "-n", namespace, "--kubeconfig", str(kubeconfig),
              "--node-selector", f"kubernetes.io/hostname={NODE}",
              "--image", "meta-orchestrator:0.1.0",
-             "--store-claim", "store", "--store-dir", str(folder)],
+             "--store-claim", "store", "--store-dir", str(folder), "--metrics-port", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         custom = client.CustomObjectsApi(api)

@@ -17,7 +17,7 @@ import click
 from meta.cli.common import SETS, user_errors, write_output
 from meta.kube.crd import crd_yaml
 from meta.kube.ratelimit import DEFAULT_BURST, DEFAULT_QPS
-from meta.kube.types import DEFAULT_IMAGE
+from meta.kube.types import DEFAULT_IMAGE, RUN_AS_USER
 from meta.plan.plan import compile_plan
 
 
@@ -148,9 +148,33 @@ def apply(file: Path, namespace: str, kubeconfig: Path | None, sets: Sequence[st
     "--lease-name", default="meta-orchestrator-operator", show_default=True, metavar="NAME"
 )
 @click.option(
-    "--liveness",
-    metavar="URL",
-    help="Serve kopf's health endpoint there, for probes (http://0.0.0.0:8080/healthz).",
+    "--run-as-user",
+    type=click.IntRange(min=0),
+    default=RUN_AS_USER,
+    show_default=True,
+    metavar="UID",
+    help="The uid, gid and fsGroup of every container of every pod (0, root, only where the "
+    "namespace allows it: the restricted Pod Security Standard refuses it).",
+)
+@click.option(
+    "--writable-step-root",
+    is_flag=True,
+    help="Give steps a writable root file system [default: read-only; /tmp, /scratch and "
+    "META_OUTPUT stay writable].",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=9090,
+    show_default=True,
+    help="Serve Prometheus metrics on this port at /metrics (0: not at all).",
+)
+@click.option(
+    "--health-port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Answer liveness probes on this port at /healthz (0: not at all).",
 )
 @user_errors
 def operator(
@@ -168,9 +192,13 @@ def operator(
     leader_elect: bool,
     lease_namespace: str | None,
     lease_name: str,
-    liveness: str | None,
+    run_as_user: int,
+    writable_step_root: bool,
+    metrics_port: int,
+    health_port: int,
 ) -> None:
     """Run the MetaFlow operator: reconcile MetaFlows in the cluster until stopped."""
+    from meta.kube import metrics
     from meta.kube.lease import LeaseSettings, own_namespace
     from meta.kube.operator import LeadershipLost, run_operator
     from meta.kube.types import OperatorSettings, PodSettings
@@ -181,6 +209,8 @@ def operator(
         store_claim=store_claim,
         node_selector=dict(_label(s) for s in node_selectors),
         tolerations=[_toleration(t) for t in tolerations],
+        run_as_user=run_as_user,
+        read_only_root=not writable_step_root,
     )
     # Absolute: pods mount the flow's files at the very path the operator reads them from.
     settings = OperatorSettings(
@@ -195,9 +225,12 @@ def operator(
     if leader_elect:
         lease = LeaseSettings(namespace=lease_namespace or own_namespace(), name=lease_name)
     try:
-        run_operator(
-            kube_api(kubeconfig, qps, burst), settings, namespaces, lease=lease, liveness=liveness
-        )
+        metrics.serve(metrics_port)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot listen on {metrics_port}: {exc}") from None
+    api = kube_api(kubeconfig, qps, burst)
+    try:
+        run_operator(api, settings, namespaces, lease=lease, health_port=health_port)
     except LeadershipLost as exc:
         # Another replica may hold it by now: stop before writing anything more.
         click.echo(f"meta operator: {exc}; stopping", err=True)

@@ -27,6 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.utils.quantity import parse_quantity
 
 from meta.errors import Fault, MetaError, UserError
+from meta.kube import metrics
 from meta.kube.ratelimit import RateLimit
 from meta.kube.types import GROUP, PLURAL, VERSION
 
@@ -240,11 +241,14 @@ class ClientApi:
             self.calls.by_verb[verb] += 1
             cause: Exception
             try:
-                return await asyncio.to_thread(method, *args, **kwargs)
+                answer = await asyncio.to_thread(method, *args, **kwargs)
+                metrics.api_call(verb, 200)
+                return answer
             except ApiException as exc:
                 cause, failed = exc, _translated(verb, what, exc)
             except (OSError, urllib3.exceptions.HTTPError) as exc:
                 cause, failed = exc, ApiFailed(verb, what, 0, f"no answer: {exc}")
+            metrics.api_call(verb, failed.status)
             if attempt == ATTEMPTS or not failed.retryable:
                 raise failed from cause
             await asyncio.sleep(delay)

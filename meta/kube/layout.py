@@ -150,6 +150,7 @@ def step_pod(
         "restartPolicy": "Never",
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": settings.grace_seconds,
+        "securityContext": pod_security(settings),
         "containers": [
             {
                 **({"workingDir": task.workdir} if working else {}),
@@ -164,6 +165,7 @@ def step_pod(
                 "terminationMessagePolicy": (
                     "File" if _has_secret(task) else "FallbackToLogsOnError"
                 ),
+                "securityContext": container_security(settings.read_only_root),
                 **_resources(task.resources),
             }
         ],
@@ -171,6 +173,7 @@ def step_pod(
             _INPUT_VOLUME,
             {"name": "scratch", "emptyDir": {"medium": "Memory"}},
             {"name": "upstream", "emptyDir": {}},
+            _TMP_VOLUME,
             _store_volume(settings),
         ],
     }
@@ -272,6 +275,7 @@ def _step_mounts(
     return [
         {"name": "task", "mountPath": INPUT_DIR, "readOnly": True},
         {"name": "scratch", "mountPath": SCRATCH_DIR},
+        _TMP_MOUNT,
         {"name": STORE_VOLUME, "mountPath": OUTPUT_DIR, "subPath": store_path(owner, task.id)},
         _result_mount(owner, task.id, task.attempt),
         # META_UPSTREAM is a folder even for a unit nothing flows into, as it is locally.
@@ -280,6 +284,35 @@ def _step_mounts(
         _files_mount(owner, store_dir),
     ]
 
+
+def pod_security(settings: PodSettings) -> dict[str, Any]:
+    """What every pod of the operator runs as: the `restricted` Pod Security Standard, whatever
+    user its images name (fsGroup makes the volumes that support it writable by that user).
+    uid 0 is for namespaces that allow root (baseline, privileged): a restricted one refuses
+    the pod."""
+    uid = settings.run_as_user
+    return {
+        **({"runAsNonRoot": True} if uid else {}),
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security(read_only_root: bool = True) -> dict[str, Any]:
+    """Every container's: no privilege escalation, no capabilities, and (where the program
+    allows) a read-only root file system."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": read_only_root,
+    }
+
+
+_TMP_VOLUME = {"name": "tmp", "emptyDir": {}}
+_TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+"""/tmp stays writable under a read-only root file system."""
 
 _INPUT_VOLUME = {
     "name": "task",
@@ -381,6 +414,7 @@ def micro_pod(
     pull = settings.image_pull_policy
     shared: list[dict[str, Any]] = [
         {"name": "scratch", "mountPath": SCRATCH_DIR},
+        _TMP_MOUNT,
         {"name": "launcher", "mountPath": LAUNCHER_DIR, "readOnly": True},
         *_upstream_mounts(owner, upstream),
         _files_mount(owner, store_dir),
@@ -398,6 +432,7 @@ def micro_pod(
             "command": ["python3", f"{LAUNCHER_DIR}/launcher.py", SOCKET, str(index)],
             **({"env": _slot_secrets(secrets)} if secrets else {}),
             "volumeMounts": shared,
+            "securityContext": container_security(settings.read_only_root),
             **_resources(slot_resources),
         }
         for index, image in enumerate(slot_images)
@@ -406,6 +441,7 @@ def micro_pod(
         "restartPolicy": "Never",
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": settings.grace_seconds,
+        "securityContext": pod_security(settings),
         "serviceAccountName": quarterback_name(name),
         # The token goes to the quarterback alone (below), never to the slots running steps.
         "automountServiceAccountToken": False,
@@ -416,12 +452,14 @@ def micro_pod(
                 "imagePullPolicy": pull,
                 "command": ["meta", "quarterback", "install-launcher", LAUNCHER_DIR],
                 "volumeMounts": [{"name": "launcher", "mountPath": LAUNCHER_DIR}],
+                "securityContext": container_security(),
             }
         ],
         "containers": [quarterback, *slots],
         "volumes": [
             {"name": "scratch", "emptyDir": {"medium": "Memory"}},
             {"name": "launcher", "emptyDir": {}},
+            _TMP_VOLUME,
             {"name": "work", "configMap": {"name": work_name(name)}},
             _TOKEN_VOLUME,
             _store_volume(settings),
@@ -465,6 +503,7 @@ def _quarterback_container(
             _result_mount(owner, task.id, task.attempt),
         ],
         "terminationMessagePolicy": "File",
+        "securityContext": container_security(),
     }
 
 

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 import kopf
 
+from meta.kube import metrics
 from meta.kube.api import KubeApi
 from meta.kube.broker import Watches
 from meta.kube.controller.reconcile import run_flow
@@ -100,12 +103,14 @@ async def _leading(leadership: Leadership, stopped: kopf.DaemonStopped) -> bool:
 async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """On the event loop (an async handler), where the waiting attempts are."""
     memo.watches.pods.follow(event["type"], event["object"])
+    metrics.PODS.observe(event["type"], event["object"])
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
 async def flow_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """Child flows end through their status; the flowRef unit waiting on one learns it here."""
     memo.watches.flows.follow(event["type"], event["object"])
+    metrics.FLOWS.observe(event["type"], event["object"])
 
 
 def run_operator(
@@ -115,11 +120,12 @@ def run_operator(
     stop_flag: threading.Event | None = None,
     ready_flag: threading.Event | None = None,
     lease: LeaseSettings | None = None,
-    liveness: str | None = None,
+    health_port: int = 0,
 ) -> None:
     """Reconcile MetaFlows in `namespaces` (all namespaces when empty) until stopped; with a
     `lease`, only while this replica holds it (raises `LeadershipLost` when it cannot renew it).
-    `liveness` is kopf's health endpoint (`http://0.0.0.0:8080/healthz`), for probes."""
+    With a `health_port`, kopf answers `/healthz` there (200 while its event loop turns: the
+    probes)."""
     leadership = Leadership(api, lease) if lease is not None else None
     memo = Memo(api=api, watches=Watches(), settings=settings, leadership=leadership)
     operator = kopf.operator(
@@ -130,9 +136,17 @@ def run_operator(
         namespaces=list(namespaces),
         stop_flag=stop_flag,
         ready_flag=ready_flag,
-        liveness_endpoint=liveness,
+        liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
+        identity=_identity(),
     )
     asyncio.run(_operate(operator, leadership))
+
+
+def _identity() -> Any:
+    """This process's name among operators. kopf's own asks the passwd database for the user,
+    which a uid the image does not list (10001, set by the pod) is not in."""
+    # kopf's Identity is a NewType of str that kopf does not export.
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}/{os.getpid()}"
 
 
 async def _operate(operator: Any, leadership: Leadership | None) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from meta.kube import metrics
+
 DEFAULT_QPS = 20.0
 DEFAULT_BURST = 30
 
@@ -22,6 +24,9 @@ class RateLimit:
         self._lock = asyncio.Lock()
 
     async def take(self) -> None:
+        """Wait for a token; the wait (behind other callers, then for the bucket) is counted
+        as time throttled."""
+        asked = time.monotonic()
         async with self._lock:
             now = time.monotonic()
             self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.qps)
@@ -31,3 +36,4 @@ class RateLimit:
                 self._stamp = time.monotonic()
                 self._tokens = 1.0
             self._tokens -= 1
+        metrics.throttled(time.monotonic() - asked)

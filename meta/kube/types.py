@@ -56,6 +56,9 @@ CACHE_MOUNT = "/meta/cache"
 MAX_INPUT_BYTES = 200 * 1024
 """Annotations hold at most 256 KiB in all; a larger input belongs in an input file."""
 DEFAULT_IMAGE = "meta-orchestrator:0.1.0"
+RUN_AS_USER = 10001
+"""The uid of the framework image (Containerfile: `USER 10001`), and of every container by
+default."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,12 @@ class PodSettings:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, Any]] = ()
     grace_seconds: int = 5
+    run_as_user: int = RUN_AS_USER
+    """The uid (and gid, and fsGroup) every container runs as: pods pass the `restricted` Pod
+    Security Standard whatever user their images name (unless it is 0, root)."""
+    read_only_root: bool = True
+    """Steps (and the slots running them) get a read-only root file system; /tmp, /scratch and
+    their outputs stay writable."""
 
 
 @dataclass

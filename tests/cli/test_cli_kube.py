@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import yaml
@@ -39,3 +40,13 @@ def test_meta_crd_writes_the_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["crd", "-o", str(target)])
     assert result.exit_code == 0
     assert yaml.safe_load(target.read_text())["kind"] == "CustomResourceDefinition"
+
+
+def test_meta_operator_says_so_when_its_metrics_port_is_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["operator", "--metrics-port", str(port)])
+    assert result.exit_code == 2
+    assert f"cannot listen on {port}" in result.output

@@ -106,6 +106,8 @@ def _write(directory: Path, key: str, text: str) -> None:
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
+            # mkstemp makes it 0600: every pod reads it, as whatever uid it runs as.
+            os.fchmod(out.fileno(), 0o644)
         os.replace(partial, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -18,6 +18,7 @@ from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 
 from meta.engine.records import UnitRecord, finished_for_good
+from meta.kube import metrics
 from meta.kube.api import ApiFailed, Conflict, KubeApi, NotFound
 from meta.kube.layout import journal_config_map, short_name
 from meta.kube.types import FlowOwner
@@ -120,7 +121,12 @@ class ConfigMapJournal:
                     break
                 size, count = size + len(line) + 1, count + 1
             lines = self._pending[:count]
-            await self._write("\n".join(lines) + "\n")
+            try:
+                await self._write("\n".join(lines) + "\n")
+            except ApiFailed:
+                metrics.journal_flush(written=False)
+                raise
+            metrics.journal_flush(written=True)
             del self._pending[:count]
 
     async def _write(self, text: str) -> None:

@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from meta.engine.records import SectionRecord, UnitRecord
+from meta.kube import metrics
 from meta.kube.api import ApiFailed, KubeApi
 from meta.kube.types import FlowOwner
 
@@ -76,11 +77,15 @@ class StatusReporter:
         self._inflight: asyncio.Future[None] | None = None
 
     def unit_started(self, record: UnitRecord) -> None:
+        metrics.unit_started()
         self.active.add(record.id)
         self.reached.add(record.id)
         self._changed()
 
     def unit_finished(self, record: UnitRecord) -> None:
+        metrics.unit_finished(
+            record.state, record.started_at, record.finished_at, record.retrying, record.resumed
+        )
         self.active.discard(record.id)
         self.reached.add(record.id)
         if record.state == "skipped":

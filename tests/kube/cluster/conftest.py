@@ -33,7 +33,13 @@ Environment: `META_E2E=required` turns "cannot build or start the plane" into a 
 a skip; `META_E2E=skip` skips these tests without trying.
 
 `namespace` (function): a fresh namespace `e2e-<random>` whose `default` ServiceAccount exists
-(pods can be created at once), deleted after the test.
+(pods can be created at once), deleted after the test. It enforces the `restricted` Pod Security
+Standard (`pod-security.kubernetes.io/enforce: restricted`), as a careful cluster does: a pod
+that asks for more is refused by the API server (`RESTRICTED_POD` and `RESTRICTED_CONTAINER`
+make a hand-written test pod pass).
+
+`tools` (session): the bin directory of the client tools, kubectl and helm, built from Go modules
+by tests/e2e/cluster/build-tools.sh (cached by version).
 
 Every test under tests/kube/cluster gets the `kube` marker (`pytest -m 'not kube'` leaves them out).
 """
@@ -69,6 +75,17 @@ KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": 
 KWOK_SELECTOR = {"type": "kwok"}
 REAL_SELECTOR = {"type": "real"}
 BUILD_TIMEOUT = 3600
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+"""The labels of every test namespace: the API server refuses pods that ask for more."""
+RESTRICTED_POD = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 UP_TIMEOUT = 300
 
 
@@ -323,7 +340,9 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     core = client.CoreV1Api(cluster.api_client)
     name = f"e2e-{secrets.token_hex(4)}"
     body = client.V1Namespace(
-        metadata=client.V1ObjectMeta(name=name, labels={"meta-orchestrator.io/e2e": "true"})
+        metadata=client.V1ObjectMeta(
+            name=name, labels={"meta-orchestrator.io/e2e": "true", **RESTRICTED}
+        )
     )
     core.create_namespace(body)
     try:
@@ -332,6 +351,14 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     finally:
         with contextlib.suppress(ApiException):
             core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def tools() -> Path:
+    """The bin directory holding kubectl (the plane's version) and helm, built from Go modules."""
+    if os.environ.get("META_E2E") == "skip":
+        pytest.skip("META_E2E=skip")
+    return Path(_build(CLUSTER_SCRIPTS / "build-tools.sh", "kubectl and helm"))
 
 
 @pytest.fixture(scope="session")
@@ -382,6 +409,10 @@ def real_node(cluster: Cluster, namespace: str) -> Iterator[RealNode]:
     core = client.CoreV1Api(cluster.api_client)
     store = cluster.state_dir / "store" / namespace
     store.mkdir(parents=True)
+    # Pods run as uid 10001 (restricted): the volume is provisioned writable for them. fsGroup
+    # does not apply to hostPath, and the kubelet gives the sub-path folders it makes (each
+    # unit's outputs) the volume root's mode.
+    store.chmod(0o777)
     volume, claim = f"store-{namespace}", "store"
     core.create_persistent_volume(
         {

@@ -41,6 +41,8 @@ class Operator:
     node."""
     options: Sequence[str] = ()
     """Further options of `meta operator` (`--leader-elect`, ...)."""
+    metrics_port: int = 0
+    """Where it serves /metrics (0: nowhere; operators of tests run side by side)."""
 
     def start(self) -> None:
         self.sessions += 1
@@ -52,6 +54,7 @@ class Operator:
                 "--toleration", f"{self.cluster.toleration['key']}:NoSchedule",
                 "--store-dir", str(self.log.parent / "store"),
             )),
+            "--metrics-port", str(self.metrics_port),
             *self.options,
         ]  # fmt: skip
         with self.log.open("ab") as out:

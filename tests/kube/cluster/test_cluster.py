@@ -19,6 +19,15 @@ from kubernetes.client.rest import ApiException
 Cluster = Any
 
 K8S_VERSION = "v1.36.3"
+# The test namespaces enforce the restricted Pod Security Standard (conftest.py).
+RESTRICTED_POD = client.V1PodSecurityContext(
+    run_as_non_root=True,
+    run_as_user=10001,
+    seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
+)
+RESTRICTED_CONTAINER = client.V1SecurityContext(
+    allow_privilege_escalation=False, capabilities=client.V1Capabilities(drop=["ALL"])
+)
 RESULT = "meta-orchestrator.io/kwok-result"
 DELAY = "meta-orchestrator.io/kwok-delay"
 
@@ -29,13 +38,17 @@ def kwok_pod(
     annotations: dict[str, str] | None = None,
     images: tuple[str, ...] = ("example.invalid/step:1",),
 ) -> client.V1Pod:
-    containers = [client.V1Container(name=f"c{i}", image=image) for i, image in enumerate(images)]
+    containers = [
+        client.V1Container(name=f"c{i}", image=image, security_context=RESTRICTED_CONTAINER)
+        for i, image in enumerate(images)
+    ]
     return client.V1Pod(
         metadata=client.V1ObjectMeta(name=name, annotations=annotations),
         spec=client.V1PodSpec(
             node_selector=cluster.selector,
             tolerations=[client.V1Toleration(**cluster.toleration)],
             restart_policy="Never",
+            security_context=RESTRICTED_POD,
             containers=containers,
         ),
     )

@@ -25,7 +25,7 @@ import yaml
 from kubernetes import client
 from kubernetes.stream import stream
 
-from tests.kube.cluster.conftest import Cluster, RealNode
+from tests.kube.cluster.conftest import RESTRICTED_CONTAINER, RESTRICTED_POD, Cluster, RealNode
 from tests.kube.cluster.operating import META, Operator, apply, wait_phase, watching_pods
 
 REPO = Path(__file__).resolve().parents[3]
@@ -204,8 +204,9 @@ def test_the_same_flow_in_macro_and_in_micro_scope_gives_the_same_outputs(
             cluster, namespace, real_node, folder / "tree-sum.flow.yaml",
             sample_image("tree-sum"), tmp_path / f"{scope}.log",
         )  # fmt: skip
-        assert found["status"]["phase"] == "Succeeded", found["status"]
-        section = found["status"]["sections"][0]
+        status = found["status"]
+        assert status["phase"] == "Succeeded", (status.get("failedUnit"), status.get("reason"))
+        section = status["sections"][0]
         assert (section["scope"], section["unitsRun"]) == (scope, 9)
         results[scope] = Path(found["status"]["outputs"])
     local = run_locally(SAMPLES / "tree-sum" / "tree-sum.flow.yaml", tmp_path / "local")
@@ -455,7 +456,14 @@ def test_the_quarterback_in_its_pod_may_patch_that_pod_and_nothing_else(
         "spec": {
             "nodeSelector": cluster.selector,
             "tolerations": [cluster.toleration],
-            "containers": [{"name": "c", "image": "kwok.meta-orchestrator.io/slow"}],
+            "securityContext": RESTRICTED_POD,
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "kwok.meta-orchestrator.io/slow",
+                    "securityContext": RESTRICTED_CONTAINER,
+                }
+            ],
         },
     }
     core.create_namespaced_pod(namespace, bystander)

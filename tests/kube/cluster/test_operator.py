@@ -25,7 +25,7 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from kubernetes.utils import FailToCreateError, create_from_yaml
+from kubernetes.utils import FailToCreateError, create_from_dict, create_from_yaml
 
 from tests.kube.cluster.conftest import Cluster
 from tests.kube.cluster.operating import (
@@ -43,6 +43,7 @@ from tests.kube.cluster.operating import (
 
 REPO = Path(__file__).resolve().parents[3]
 LEASE = "meta-orchestrator-operator"
+RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
 
 @pytest.fixture
@@ -362,16 +363,20 @@ def test_a_micro_section_is_one_pod_whose_quarterback_may_patch_that_pod_alone(
 def test_the_deployed_rbac_is_all_the_operator_needs(
     cluster: Cluster, namespace: str, crd: None, tmp_path: Path
 ) -> None:
-    """deploy/rbac.yaml applied as it is, and the operator run as its ServiceAccount (and as
-    deployed, holding its Lease): macro pods, a micro pod with its quarterback's access, events
-    and status all go through."""
+    """The RBAC of deploy/ (the chart's default rendering) applied as it is, and the operator
+    run as its ServiceAccount (and as deployed, holding its Lease): macro pods, a micro pod
+    with its quarterback's access, events and status all go through."""
     with contextlib.suppress(FailToCreateError):
-        for manifest in ("namespace.yaml", "rbac.yaml"):
-            create_from_yaml(cluster.api_client, str(REPO / "deploy" / manifest))
+        create_from_yaml(cluster.api_client, str(REPO / "deploy" / "namespace.yaml"))
+    rendered = yaml.safe_load_all((REPO / "deploy" / "meta-orchestrator.yaml").read_text())
+    for doc in rendered:
+        if doc and doc["kind"] in RBAC_KINDS:
+            with contextlib.suppress(FailToCreateError):
+                create_from_dict(cluster.api_client, doc)
     core = client.CoreV1Api(cluster.api_client)
     request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
     token = core.create_namespaced_service_account_token(
-        "meta-operator", "meta-system", request
+        "meta-orchestrator", "meta-system", request
     ).status.token
     configuration = cluster.api_client.configuration
     kubeconfig = tmp_path / "operator.kubeconfig"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,29 @@ def test_the_committed_crd_is_the_one_the_schema_gives() -> None:
     committed = (REPO / "crds" / "metaflow.yaml").read_text()
     assert committed == crd_yaml(), (
         "crds/metaflow.yaml is stale: run `meta crd -o crds/metaflow.yaml`"
+    )
+
+
+def test_the_charts_crd_is_the_same_file() -> None:
+    # Helm installs the CRDs of a chart's crds/ folder; a copy, since packages keep no links.
+    chart = REPO / "charts" / "meta-orchestrator" / "crds" / "metaflow.yaml"
+    assert chart.read_text() == crd_yaml(), f"run `meta crd -o {chart.relative_to(REPO)}`"
+
+
+LAST_APPLIED_LIMIT = 256 * 1024
+"""All of an object's annotations, together, hold at most this many bytes."""
+
+
+def test_the_crd_fits_a_client_side_kubectl_apply_with_room_to_grow() -> None:
+    """`kubectl apply -f` (client-side) copies the whole object, as compact JSON, into the
+    annotation kubectl.kubernetes.io/last-applied-configuration; past 256 KiB the API server
+    refuses it (Argo ships a CRD installer because its CRDs grew past that). This fails while
+    there is still a quarter of the room left (tests/kube/cluster/test_chart.py applies it with
+    a real kubectl)."""
+    size = len(json.dumps(crd_document(), separators=(",", ":")).encode())
+    assert size < LAST_APPLIED_LIMIT * 3 // 4, (
+        f"the CRD is {size} bytes as JSON, near the {LAST_APPLIED_LIMIT} a client-side apply "
+        "holds: make it smaller (fewer levels of the unit tree, shorter descriptions)"
     )
 
 

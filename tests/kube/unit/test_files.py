@@ -45,6 +45,8 @@ def test_line_ends_and_non_ascii_text_arrive_byte_for_byte(tmp_path: Path) -> No
     placed = place_files(applied(flow), store, "team/f")
     assert (store / "data" / "people.csv").read_bytes() == data
     assert placed["spec"]["inputs"]["people"] == {"path": str(store / "data" / "people.csv")}
+    # Pods read it as their own uid (10001), whoever the operator runs as.
+    assert (store / "data" / "people.csv").stat().st_mode & 0o777 == 0o644
 
 
 def test_a_file_that_is_not_utf8_text_stays_a_path_on_the_data_volume(tmp_path: Path) -> None:
