@@ -152,8 +152,7 @@ class DagFrontier:
 
     def complete(self, ready: Ready, done: Done) -> None:
         key = ready.tag
-        # Downstream, an entry's outputs go by its key (a plain name), whatever the visit is.
-        self._done[key] = replace(done, name=key) if _SEGMENT.fullmatch(key) else done
+        self._done[key] = done
         for dependent in self._dependents[key]:
             self._waiting_on[dependent] -= 1
             if self._waiting_on[dependent] == 0:
