@@ -63,6 +63,8 @@ class UnitState:
     exit_code: int | None = None
     reason: str = ""
     stderr_tail: str = ""
+    result: Any = None
+    """What it wrote to META_RESULT (a section: its result units'), once it has ended."""
     scope: str = ""
     retried: bool = False
     """Counted as retried (past attempt 1)."""
@@ -173,6 +175,7 @@ class UnitsModel:
             unit.exit_code = entry.get("exit_code")
             unit.reason = str(entry.get("reason") or "")
             unit.stderr_tail = str(entry.get("stderr_tail") or "")
+            unit.result = entry.get("result")
             unit.session = session
             # A failed attempt followed by another (a retry) leaves the unit running.
             self._set(unit, "running" if entry.get("retrying") else str(entry["state"]))
@@ -299,6 +302,7 @@ class UnitsModel:
             "node": unit.node,
             "reason": unit.reason,
             "stderrTail": unit.stderr_tail,
+            "result": unit.result,
         }
 
     def graph(self) -> dict[str, Any]:

@@ -125,3 +125,12 @@ def test_units_of_a_run_whose_flow_file_is_gone_are_shown_by_their_ids(tmp_path:
     assert summary["groups"][parent]["counts"]["succeeded"] == 1
     assert summary["units"]["succeeded"] == 1
     assert [node["id"] for node in model.graph()["nodes"]] == [parent]
+
+
+def test_a_units_result_and_a_skipped_units_reason_are_in_its_details(tmp_path: Path) -> None:
+    session = {"event": "session", "at": 1.0, "pid": _dead_pid()}
+    skipped = {**_finished(FLAKY, "skipped", attempts=0), "reason": "condition"}
+    model = _run(tmp_path, [session, {**_finished(FETCH, "succeeded"), "result": [1, 2]}, skipped])
+    assert model.detail(FETCH)["result"] == [1, 2]
+    flaky = model.detail(FLAKY)
+    assert (flaky["state"], flaky["reason"], flaky["result"]) == ("skipped", "condition", None)

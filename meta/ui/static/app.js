@@ -377,6 +377,8 @@ async function showUnit(run, id) {
     el("h2", {}, unit.name, el("span", { class: `state ${unit.state}`, id: "unit-state" }, unit.state)),
     el("dl", {}, ...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
     ...pod,
+    ...(unit.result == null ? [] : [el("h3", {}, "result"),
+      el("pre", { class: "result" }, JSON.stringify(unit.result, null, 2))]),
     el("h3", {}, "attempts (last first)"), ...attempts,
     el("h3", {}, "input"),
     unit.input == null ? el("div", { class: "muted" }, "kept in RAM scratch only while the step runs")
