@@ -107,8 +107,10 @@ class CacheDir:
             if current is not None:
                 return current
             temporary = os.path.join(self.root, "tmp")
-            os.makedirs(temporary, exist_ok=True)
+            _shared_folder(temporary)
             building = tempfile.mkdtemp(prefix=key[:12] + ".", dir=temporary)
+            # mkdtemp's 0700 would hide the entry from the other users sharing the cache.
+            os.chmod(building, 0o755)
             try:
                 manifest = _gather(parts, os.path.join(building, OUTPUTS))
                 created, kept = time.time(), dict(extra or {})
@@ -124,7 +126,8 @@ class CacheDir:
                     json.dump(body, handle)
                 # A corrupt entry in the way (found None above) goes first.
                 remove_tree(final)
-                os.makedirs(os.path.dirname(final), exist_ok=True)
+                _shared_folder(os.path.join(self.root, "entries"))
+                _shared_folder(os.path.dirname(final))
                 os.rename(building, final)
             except BaseException:
                 remove_tree(building)
@@ -175,9 +178,9 @@ class CacheDir:
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[None]:
         locks = os.path.join(self.root, "locks")
-        os.makedirs(locks, exist_ok=True)
+        _shared_folder(locks)
         descriptor = os.open(
-            os.path.join(locks, f"{key}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
+            os.path.join(locks, f"{key}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666
         )
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -254,3 +257,16 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
         "meta-orchestrator",
     )
     return os.path.join(base, "outputs")
+
+
+def _shared_folder(path: str) -> None:
+    """Make `path` (a folder of the cache: its `tmp`, `locks`, or an entry's prefix) a folder
+    every user of the cache may add to: in a cluster the operator and the pods (another uid)
+    share it. A folder made by another user stays as it is."""
+    if os.path.isdir(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path)
+    with contextlib.suppress(PermissionError):
+        os.chmod(path, 0o1777)

@@ -271,7 +271,9 @@ def fed(feeders: Sequence[Feeder]) -> tuple[Done, ...]:
 
 def section_result(parts: list[Done]) -> Any:
     """A section's result: its one result unit's, or a mapping of its result units' results
-    by their outputs' subdirectory names (skipped ones left out)."""
+    by their outputs' subdirectory names (skipped ones left out); None when none wrote one."""
     if len(parts) == 1:
         return parts[0].result
+    if all(done.result is None for done in parts):
+        return None
     return {name: done.result for name, done in _names(parts) if done.state != "skipped"}

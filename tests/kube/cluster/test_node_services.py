@@ -11,11 +11,16 @@ from typing import Any
 
 from kubernetes import client
 
+from meta.kube.layout import container_security, pod_security
+from meta.kube.types import PodSettings
 from tests.kube.cluster.conftest import Cluster, RealNode
 from tests.kube.cluster.registry import push_static_image
 
 FRAMEWORK_IMAGE = "meta-orchestrator:0.1.0"
 TIMEOUT = 120
+RESTRICTED = {"securityContext": pod_security(PodSettings())}
+"""The test namespaces enforce the restricted Pod Security Standard: these pods pass it as the
+operator's own do."""
 
 REACH_API = """
 import json, os, ssl, urllib.request
@@ -65,11 +70,13 @@ def test_a_scheduled_pod_reaches_the_api_server_through_the_kubernetes_service(
             "kind": "Pod",
             "metadata": {"name": "reach"},
             "spec": {
+                **RESTRICTED,
                 "restartPolicy": "Never",
                 "nodeSelector": real_node.selector,
                 "containers": [
                     {
                         "name": "c",
+                        "securityContext": container_security(),
                         "image": FRAMEWORK_IMAGE,
                         "imagePullPolicy": "IfNotPresent",
                         "command": ["python3", "-c", REACH_API],
@@ -107,11 +114,13 @@ def test_the_kubelet_pulls_an_image_it_lacks_from_the_registry(
             "kind": "Pod",
             "metadata": {"name": "pulled"},
             "spec": {
+                **RESTRICTED,
                 "restartPolicy": "Never",
                 "nodeSelector": real_node.selector,
                 "containers": [
                     {
                         "name": "c",
+                        "securityContext": container_security(),
                         "image": pushed.reference,
                         "imagePullPolicy": "IfNotPresent",
                         "args": ["--version"],
