@@ -72,7 +72,7 @@ from meta.kube.types import (
     FlowOwner,
     PodSettings,
 )
-from meta.plan.plan import Plan, flow_units, walk_units
+from meta.plan.plan import Plan, plan_steps, walk_units
 
 
 class InputTooLarge(MetaError):
@@ -253,19 +253,15 @@ def env_faults(plan: Plan) -> list[Fault]:
     """What the cluster cannot give a step: a variable taken `fromEnv` (the operator's
     environment is not the user's; a Secret is the way in)."""
     faults: list[Fault] = []
-    plans = [plan]
-    while plans:
-        current = plans.pop()
-        plans.extend(current.subplans.values())
-        for step in (u for u in flow_units(current.flow) if isinstance(u, Step)):
-            for key, value in step.run.env.items():
-                if isinstance(value, FromEnv):
-                    origin = step.origin.at("run", "env", key)
-                    reason = (
-                        f"fromEnv: {value.name} has no meaning in the cluster (the operator's "
-                        "environment is not yours): put the value in a Secret and use secretRef"
-                    )
-                    faults.append(Fault(origin.file, origin.pointer, reason))
+    for step in plan_steps(plan):
+        for key, value in step.run.env.items():
+            if isinstance(value, FromEnv):
+                origin = step.origin.at("run", "env", key)
+                reason = (
+                    f"fromEnv: {value.name} has no meaning in the cluster (the operator's "
+                    "environment is not yours): put the value in a Secret and use secretRef"
+                )
+                faults.append(Fault(origin.file, origin.pointer, reason))
     return faults
 
 

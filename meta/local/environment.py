@@ -27,8 +27,8 @@ from pathlib import Path
 
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path, read_text
-from meta.flow.model import EnvValue, FromEnv, SecretRef, Step
-from meta.plan.plan import Plan, flow_units
+from meta.flow.model import EnvValue, FromEnv, SecretRef
+from meta.plan.plan import Plan, plan_steps
 
 BASE = ("PATH", "HOME", "LANG", "TZ", "TMPDIR")
 """What a step sees of its surroundings besides what it declares."""
@@ -150,16 +150,12 @@ def missing_sources(plan: Plan, environ: Mapping[str, str], secrets: Secrets) ->
     """A fault for every variable of the plan's steps (its flowRefs' included) that takes its
     value from a variable or a secret that is not given."""
     faults: list[Fault] = []
-    plans = [plan]
-    while plans:
-        current = plans.pop()
-        plans.extend(current.subplans.values())
-        for step in (u for u in flow_units(current.flow) if isinstance(u, Step)):
-            for key, value in step.run.env.items():
-                reason = missing_source(value, environ, secrets)
-                if reason is not None:
-                    origin = step.origin.at("run", "env", key)
-                    faults.append(Fault(origin.file, origin.pointer, reason))
+    for step in plan_steps(plan):
+        for key, value in step.run.env.items():
+            reason = missing_source(value, environ, secrets)
+            if reason is not None:
+                origin = step.origin.at("run", "env", key)
+                faults.append(Fault(origin.file, origin.pointer, reason))
     return faults
 
 

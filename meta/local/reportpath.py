@@ -24,14 +24,11 @@ RUN_RECORD = "run.json"
 
 def protected_files(plan: Plan) -> Iterator[Path]:
     """The flow files and input files of a plan and every plan it references."""
-    pending = [plan]
-    while pending:
-        current = pending.pop()
+    for current in plan.reachable():
         yield current.flow.source
         for spec in current.inputs.values():
             if isinstance(spec, FileInput):
                 yield spec.path
-        pending.extend(current.subplans.values())
 
 
 def check_report_path(report: Path | None, workdir: Path, protected: Iterable[Path]) -> None:

@@ -184,11 +184,8 @@ def resume_run(
 
 def _fingerprint(plan: Plan) -> str:
     digest = hashlib.sha256()
-    pending = [plan]
-    while pending:
-        current = pending.pop()
+    for current in plan.reachable():
         digest.update(current.flow.source.read_bytes())
-        pending.extend(current.subplans.values())
     return digest.hexdigest()
 
 

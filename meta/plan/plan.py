@@ -25,6 +25,7 @@ from meta.flow.model import (
     Origin,
     Over,
     Section,
+    Step,
     Unit,
     ValueInput,
 )
@@ -87,12 +88,19 @@ class Plan:
     def subplan(self, ref: FlowRef) -> Plan:
         return self.subplans[ref.origin]
 
+    def reachable(self) -> Iterator[Plan]:
+        """This plan and every plan it references, depth first (a flow referenced twice comes
+        twice)."""
+        pending: list[Plan] = [self]
+        while pending:
+            current = pending.pop()
+            yield current
+            pending.extend(current.subplans.values())
+
     def section_at(self, file: str, pointer: str) -> tuple[Plan, Section]:
         """The section written at `pointer` of `file`, in this plan or one it references, and
         the plan it belongs to."""
-        plans: list[Plan] = [self]
-        while plans:
-            current = plans.pop()
+        for current in self.reachable():
             for unit in flow_units(current.flow):
                 if (
                     isinstance(unit, Section)
@@ -100,7 +108,6 @@ class Plan:
                     and unit.origin.file == file
                 ):
                     return current, unit
-            plans.extend(current.subplans.values())
         raise UserError(Fault(file, pointer, "no section is written here in this flow"))
 
 
@@ -122,6 +129,12 @@ def flow_units(flow: Flow) -> Iterator[Unit]:
     """Every unit written in a flow: its root's tree, then its `finally` units' trees."""
     for unit in (flow.root, *flow.final):
         yield from walk_units(unit)
+
+
+def plan_steps(plan: Plan) -> Iterator[Step]:
+    """Every step written in a plan's flow and in the flows it references."""
+    for current in plan.reachable():
+        yield from (unit for unit in flow_units(current.flow) if isinstance(unit, Step))
 
 
 Given = Mapping[str, Input | str | Path]
