@@ -128,6 +128,40 @@ class SequenceFrontier:
         return [self._last] if self._last is not None else []
 
 
+class _Waits:
+    """The bookkeeping of a dag: which keys may start (all they wait for have finished), and
+    what each finished as."""
+
+    def __init__(self, needs: Mapping[str, Sequence[str]]) -> None:
+        self.needs = needs
+        self._waiting_on = {key: len(needed) for key, needed in needs.items()}
+        self.dependents: dict[str, list[str]] = {key: [] for key in needs}
+        for key, needed in needs.items():
+            for other in needed:
+                self.dependents[other].append(key)
+        self._ready = deque(key for key, count in self._waiting_on.items() if count == 0)
+        self.done: dict[str, Done] = {}
+
+    def take(self) -> str | None:
+        """A key that may start now, or None."""
+        return self._ready.popleft() if self._ready else None
+
+    def upstream(self, key: str, otherwise: tuple[Done, ...]) -> tuple[Done, ...]:
+        """What `key` receives: the keys it waits for, or (waiting for none) `otherwise`."""
+        return tuple(self.done[other] for other in self.needs[key]) or otherwise
+
+    def finish(self, key: str, done: Done) -> None:
+        self.done[key] = done
+        for dependent in self.dependents[key]:
+            self._waiting_on[dependent] -= 1
+            if self._waiting_on[dependent] == 0:
+                self._ready.append(dependent)
+
+    @property
+    def finished(self) -> bool:
+        return len(self.done) == len(self.needs)
+
+
 class DagFrontier:
     """Units start once every unit they depend on has finished; without dependsOn, all at once."""
 
@@ -135,35 +169,25 @@ class DagFrontier:
         self._units = {unit.name: unit for unit in units}
         self._context = context
         self._upstream = upstream
-        self._waiting_on = {unit.name: len(unit.depends_on) for unit in units}
-        self._dependents: dict[str, list[str]] = {unit.name: [] for unit in units}
-        for unit in units:
-            for dependency in unit.depends_on:
-                self._dependents[dependency].append(unit.name)
-        self._ready = deque(name for name, count in self._waiting_on.items() if count == 0)
-        self._done: dict[str, Done] = {}
+        self._waits = _Waits({unit.name: unit.depends_on for unit in units})
 
     def next(self) -> Ready | None:
-        if not self._ready:
+        name = self._waits.take()
+        if name is None:
             return None
-        unit = self._units[self._ready.popleft()]
-        upstream = tuple(self._done[name] for name in unit.depends_on) or self._upstream
-        return Ready(unit, "", self._context, upstream, tag=unit.name)
+        upstream = self._waits.upstream(name, self._upstream)
+        return Ready(self._units[name], "", self._context, upstream, tag=name)
 
     def complete(self, ready: Ready, done: Done) -> None:
-        key = ready.tag
-        self._done[key] = done
-        for dependent in self._dependents[key]:
-            self._waiting_on[dependent] -= 1
-            if self._waiting_on[dependent] == 0:
-                self._ready.append(dependent)
+        self._waits.finish(ready.tag, done)
 
     @property
     def finished(self) -> bool:
-        return len(self._done) == len(self._units)
+        return self._waits.finished
 
     def result(self) -> list[Done]:
-        return [self._done[name] for name, after in self._dependents.items() if not after]
+        waits = self._waits
+        return [waits.done[name] for name, after in waits.dependents.items() if not after]
 
 
 class ItemsFrontier:
@@ -257,24 +281,17 @@ class EntriesDagFrontier:
     ) -> None:
         self._visit = visit
         self._entries = entries
-        self._needs = needs
         self._path = path
         self._source = source
         self._upstream = upstream
-        self._waiting_on = {key: len(needed) for key, needed in needs.items()}
-        self._dependents: dict[str, list[str]] = {key: [] for key in entries}
-        for key, needed in needs.items():
-            for other in needed:
-                self._dependents[other].append(key)
-        self._ready = deque(key for key, count in self._waiting_on.items() if count == 0)
+        self._waits = _Waits({key: needs.get(key, ()) for key in entries})
         self._keys = {key: position for position, key in enumerate(entries)}
-        self._done: dict[str, Done] = {}
 
     def next(self) -> Ready | None:
-        if not self._ready:
+        key = self._waits.take()
+        if key is None:
             return None
-        key = self._ready.popleft()
-        upstream = tuple(self._done[other] for other in self._needs[key]) or self._upstream
+        upstream = self._waits.upstream(key, self._upstream)
         entry = self._entries[key]
         ready = _item(self._visit, self._path, self._source, self._keys[key], key, entry, upstream)
         ready.tag = key
@@ -283,18 +300,15 @@ class EntriesDagFrontier:
     def complete(self, ready: Ready, done: Done) -> None:
         key = ready.tag
         # Downstream, an entry's outputs go by its key (a plain name), whatever the visit is.
-        self._done[key] = replace(done, name=key) if _SEGMENT.fullmatch(key) else done
-        for dependent in self._dependents[key]:
-            self._waiting_on[dependent] -= 1
-            if self._waiting_on[dependent] == 0:
-                self._ready.append(dependent)
+        self._waits.finish(key, replace(done, name=key) if _SEGMENT.fullmatch(key) else done)
 
     @property
     def finished(self) -> bool:
-        return len(self._done) == len(self._entries)
+        return self._waits.finished
 
     def result(self) -> list[Done]:
-        return [self._done[key] for key in self._entries if key in self._done]
+        done = self._waits.done
+        return [done[key] for key in self._entries if key in done]
 
 
 class GatherFrontier:
