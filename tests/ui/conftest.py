@@ -6,25 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-META = Path(sys.executable).with_name("meta")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# The browser and its flags are the benchmark's: the tests drive the same Chromium.
+from benchmarks.bench_ui import CHROMIUM, CHROMIUM_ARGS, META
 
 
 @pytest.fixture
