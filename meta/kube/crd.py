@@ -6,6 +6,9 @@ The API server accepts only *structural* OpenAPI v3 schemas: every node typed, n
   unit is an object kept whole (`x-kubernetes-preserve-unknown-fields`);
 - merges the branches of `if`/`then`/`else` and `allOf` into one object carrying every property
   any branch allows, so the server checks types, enums and bounds of all of them;
+- writes each field's description once, on the root unit and the fields above it: a deeper
+  unit's fields are the same fields, and repeating their text at every level would make the
+  CRD too big for a client-side `kubectl apply` (its 256 KiB last-applied annotation);
 - keeps unknown fields everywhere under `spec` instead of pruning them: the operator validates
   the whole spec against the JSON Schema and reports a misspelt field by its JSON path
   (condition `Valid=False`), where pruning would drop it without a word.
@@ -251,6 +254,8 @@ class _Translator:
                 return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
             depth += 1
         out: dict[str, Any] = {k: deepcopy(merged[k]) for k in _KEPT if k in merged}
+        if depth > 1:
+            out.pop("description", None)
         if "const" in merged:
             out["enum"] = [merged["const"]]
         if "exclusiveMinimum" in merged:
@@ -283,7 +288,7 @@ class _Translator:
                 out["x-kubernetes-preserve-unknown-fields"] = True
         elif kind == "array" and "items" in merged:
             out["items"] = self.node(merged["items"], depth)
-        if merged.get("$isUnit"):
+        if merged.get("$isUnit") and depth <= 1:
             out["description"] = UNIT_DESCRIPTION
             if depth == 1:
                 out["x-kubernetes-validations"] = deepcopy(_UNIT_RULES)

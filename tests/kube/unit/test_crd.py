@@ -121,3 +121,11 @@ def test_unknown_fields_reach_the_operator_instead_of_being_pruned() -> None:
     spec = _spec_schema()
     assert spec.get("x-kubernetes-preserve-unknown-fields") is True
     assert spec["properties"]["root"].get("x-kubernetes-preserve-unknown-fields") is True
+
+
+def test_descriptions_are_written_once_on_the_root_unit_not_at_every_level() -> None:
+    root = _spec_schema()["properties"]["root"]
+    assert root["description"] and root["properties"]["when"].get("description")
+    child = root["properties"]["units"]["items"]
+    texts = [node for _, node in _nodes(child, "child") if "description" in node]
+    assert texts == [], "a deeper unit repeats the root unit's descriptions"
