@@ -361,6 +361,22 @@ def tools() -> Path:
     return Path(_build(CLUSTER_SCRIPTS / "build-tools.sh", "kubectl and helm"))
 
 
+@pytest.fixture
+def release(cluster: Cluster, namespace: str, tools: Path) -> Iterator[str]:
+    """The name of a Helm release of the chart in the test's namespace, uninstalled after it."""
+    name = f"meta-orchestrator-{namespace}"
+    try:
+        yield name
+    finally:
+        subprocess.run(
+            [str(tools / "helm"), "uninstall", name, "--namespace", namespace],
+            env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(cluster.kubeconfig)},
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def crd(cluster: Cluster) -> None:
     """crds/metaflow.yaml, applied to the real API server and Established."""

@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from kubernetes import client
 from kubernetes.stream import stream
@@ -110,21 +109,6 @@ def test_deploy_holds_the_charts_default_rendering(tools: Path) -> None:
     out = run(tools / "kubectl", "kustomize", str(DEPLOY))
     kinds = [doc["kind"] for doc in yaml.safe_load_all(out) if doc]
     assert {"Namespace", "ServiceAccount", "ClusterRole", "Deployment", "Service"} <= set(kinds)
-
-
-@pytest.fixture
-def release(cluster: Cluster, namespace: str, tools: Path) -> Iterator[str]:
-    name = f"meta-orchestrator-{namespace}"
-    try:
-        yield name
-    finally:
-        subprocess.run(
-            [str(tools / "helm"), "uninstall", name, "--namespace", namespace],
-            env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(cluster.kubeconfig)},
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
 
 
 def test_the_chart_installs_and_its_replicas_pass_restricted_admission(
