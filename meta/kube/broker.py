@@ -25,6 +25,11 @@ STUCK_REASONS = frozenset(
     }
 )
 """Waiting reasons a step's container does not come back from by itself."""
+RETRIED_REASONS = frozenset({"CreateContainerError", "RunContainerError"})
+"""Of those, the ones a busy node also gives for a while and then recovers from (the runtime's
+"context deadline exceeded", "failed to reserve container name"): the kubelet retries them, so
+they count as stuck only when they last `RETRIED_PATIENCE` seconds."""
+RETRIED_PATIENCE = 60.0
 MAIN_CONTAINERS = frozenset({"step", "quarterback"})
 
 
@@ -41,6 +46,8 @@ class PodEnd:
     """A child flow whose result has many parts names the ConfigMap that lists them."""
     stuck: bool = False
     """The pod has not ended and will not by itself (an image that cannot be pulled)."""
+    patience: float = 0.0
+    """How long a stuck pod must stay so before it counts as ended (seconds)."""
 
 
 def pod_end(pod: Mapping[str, Any]) -> PodEnd | None:
@@ -73,7 +80,8 @@ def pod_end(pod: Mapping[str, Any]) -> PodEnd | None:
         if waiting.get("reason") in STUCK_REASONS:
             message = waiting.get("message", "")
             why = f"container {container.get('name')} cannot start: {waiting['reason']} {message}"
-            return PodEnd(-1, message, why.rstrip(), stuck=True)
+            patience = RETRIED_PATIENCE if waiting["reason"] in RETRIED_REASONS else 0.0
+            return PodEnd(-1, message, why.rstrip(), stuck=True, patience=patience)
     return None
 
 
@@ -103,6 +111,8 @@ class Broker:
         self._end_of = end_of
         self._ended: dict[tuple[str, str], PodEnd] = {}
         self._waiting: dict[tuple[str, str], asyncio.Future[PodEnd]] = {}
+        self._holding: dict[tuple[str, str], tuple[PodEnd, asyncio.TimerHandle]] = {}
+        """Stuck pods given time to recover: the end they would have, and when it takes effect."""
 
     def follow(self, kind: str | None, obj: Mapping[str, Any]) -> None:
         """One watch event of this kind (ADDED, MODIFIED, DELETED, or None when listed)."""
@@ -114,14 +124,36 @@ class Broker:
 
     def observe(self, pod: Mapping[str, Any]) -> None:
         """An object was added or changed."""
-        end = self._end_of(pod)
-        if end is None:
-            return
         meta = pod["metadata"]
-        self._settle((meta["namespace"], meta["name"]), end)
+        key = (meta["namespace"], meta["name"])
+        end = self._end_of(pod)
+        if end is not None and end.patience > 0:
+            self._hold(key, end)
+            return
+        self._release(key)
+        if end is not None:
+            self._settle(key, end)
+
+    def _hold(self, key: tuple[str, str], end: PodEnd) -> None:
+        held = self._holding.get(key)
+        if held is not None:
+            self._holding[key] = (end, held[1])  # the latest message, the first deadline
+            return
+        timer = asyncio.get_running_loop().call_later(end.patience, self._held_too_long, key)
+        self._holding[key] = (end, timer)
+
+    def _held_too_long(self, key: tuple[str, str]) -> None:
+        end, _ = self._holding.pop(key)
+        self._settle(key, end)
+
+    def _release(self, key: tuple[str, str]) -> None:
+        held = self._holding.pop(key, None)
+        if held is not None:
+            held[1].cancel()
 
     def forget(self, namespace: str, name: str) -> None:
         """A pod was deleted; an attempt still waiting on it has lost its pod."""
+        self._release((namespace, name))
         self._settle((namespace, name), PodEnd(-1, "", "deleted before it ended"))
         self._ended.pop((namespace, name), None)
 
@@ -149,6 +181,7 @@ class Broker:
 
     def cancel(self, namespace: str, name: str) -> None:
         """Nobody waits on this pod any more (its attempt was stopped)."""
+        self._release((namespace, name))
         waiter = self._waiting.pop((namespace, name), None)
         if waiter is not None and not waiter.done():
             waiter.cancel()

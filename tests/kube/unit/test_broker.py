@@ -1,0 +1,100 @@
+"""How the broker decides a pod has ended, above all one that cannot start."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from meta.kube import broker
+from meta.kube.broker import Broker, pod_end
+
+
+def waiting(reason: str, message: str = "", name: str = "step") -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": "ns", "name": "p"},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [
+                {"name": name, "state": {"waiting": {"reason": reason, "message": message}}}
+            ],
+        },
+    }
+
+
+def running() -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": "ns", "name": "p"},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "step", "state": {}}]},
+    }
+
+
+def test_an_image_that_cannot_be_pulled_ends_the_pod_at_once() -> None:
+    end = pod_end(waiting("ErrImageNeverPull", "image x is not present"))
+    assert end is not None and end.stuck and end.patience == 0
+    assert end.reason == "container step cannot start: ErrImageNeverPull image x is not present"
+
+
+def test_a_slot_waiting_for_its_image_is_the_quarterbacks_to_look_after() -> None:
+    assert pod_end(waiting("ImagePullBackOff", name="slot-0")) is None
+
+
+@pytest.fixture
+def short_patience(monkeypatch: pytest.MonkeyPatch) -> float:
+    monkeypatch.setattr(broker, "RETRIED_PATIENCE", 0.2)
+    return 0.2
+
+
+def test_a_runtime_error_the_kubelet_retries_ends_the_pod_only_when_it_lasts(
+    short_patience: float,
+) -> None:
+    async def scenario() -> None:
+        pods = Broker()
+        pods.observe(waiting("CreateContainerError", "context deadline exceeded"))
+        ended = asyncio.ensure_future(pods.ended("ns", "p"))
+        await asyncio.sleep(short_patience / 4)
+        assert not ended.done(), "a busy node's first CreateContainerError is not an end"
+        pods.observe(waiting("CreateContainerError", "failed to reserve container name"))
+        end = await asyncio.wait_for(ended, short_patience * 10)
+        assert end.stuck and end.code == -1
+        assert end.reason.endswith("failed to reserve container name"), "the latest message"
+
+    asyncio.run(scenario())
+
+
+def test_a_pod_that_recovers_from_a_runtime_error_is_waited_on_as_usual(
+    short_patience: float,
+) -> None:
+    async def scenario() -> None:
+        pods = Broker()
+        pods.observe(waiting("RunContainerError", "context deadline exceeded"))
+        pods.observe(running())
+        ended = asyncio.ensure_future(pods.ended("ns", "p"))
+        await asyncio.sleep(short_patience * 2)
+        assert not ended.done(), "the container started: the pod has not ended"
+        succeeded = running()
+        succeeded["status"]["phase"] = "Succeeded"
+        pods.observe(succeeded)
+        assert (await asyncio.wait_for(ended, 1)).code == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_pod_deleted_while_held_ends_as_deleted_and_no_timer_fires_after(
+    short_patience: float,
+) -> None:
+    async def scenario() -> None:
+        pods = Broker()
+        pods.observe(waiting("CreateContainerError"))
+        ended = asyncio.ensure_future(pods.ended("ns", "p"))
+        await asyncio.sleep(0)
+        pods.forget("ns", "p")
+        assert (await asyncio.wait_for(ended, 1)).reason == "deleted before it ended"
+        await asyncio.sleep(short_patience * 2)
+        again = asyncio.ensure_future(pods.ended("ns", "p"))
+        await asyncio.sleep(short_patience)
+        assert not again.done(), "the held end of a deleted pod must not settle a new wait"
+        again.cancel()
+
+    asyncio.run(scenario())
