@@ -11,7 +11,13 @@ from click.testing import CliRunner
 
 from meta.cli import main
 from meta.flow.schema import flow_schema
-from meta.kube.crd import UNIT_DEPTH, crd_document, crd_yaml
+from meta.kube.crd import (
+    UNIT_DEPTH,
+    crd_document,
+    crd_yaml,
+    schema_crd_document,
+    schema_crd_yaml,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 STRUCTURAL_FORBIDDEN = {"$ref", "if", "then", "else", "uniqueItems", "const", "propertyNames"}
@@ -121,3 +127,18 @@ def test_unknown_fields_reach_the_operator_instead_of_being_pruned() -> None:
     spec = _spec_schema()
     assert spec.get("x-kubernetes-preserve-unknown-fields") is True
     assert spec["properties"]["root"].get("x-kubernetes-preserve-unknown-fields") is True
+
+
+def test_the_metaschema_crd_is_committed_in_both_places_and_small() -> None:
+    for folder in (REPO / "crds", REPO / "charts" / "meta-orchestrator" / "crds"):
+        committed = (folder / "metaschema.yaml").read_text()
+        assert committed == schema_crd_yaml(), (
+            f"run `meta crd --kind MetaSchema -o {(folder / 'metaschema.yaml').relative_to(REPO)}`"
+        )
+    version = schema_crd_document()["spec"]["versions"][0]
+    root = version["schema"]["openAPIV3Schema"]
+    for path, node in _nodes(root):
+        assert not STRUCTURAL_FORBIDDEN & node.keys(), path
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), path
+    assert version["subresources"] == {"status": {}}
+    assert len(json.dumps(schema_crd_document())) < 8 * 1024
