@@ -238,6 +238,14 @@ def apply(
     show_default=True,
     help="Answer liveness probes on this port at /healthz (0: not at all).",
 )
+@click.option(
+    "--generate-time-limit",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop generating the flow of one MetaSchema after this long (it is refused).",
+)
 @user_errors
 def operator(
     namespaces: Sequence[str],
@@ -258,8 +266,10 @@ def operator(
     writable_step_root: bool,
     metrics_port: int,
     health_port: int,
+    generate_time_limit: float,
 ) -> None:
-    """Run the MetaFlow operator: reconcile MetaFlows in the cluster until stopped."""
+    """Run the MetaFlow operator: reconcile MetaFlows (and generate the MetaFlows of MetaSchemas)
+    in the cluster until stopped."""
     from meta.kube import metrics
     from meta.kube.lease import LeaseSettings, own_namespace
     from meta.kube.operator import LeadershipLost, run_operator
@@ -276,7 +286,10 @@ def operator(
     )
     # Absolute: pods mount the flow's files at the very path the operator reads them from.
     settings = OperatorSettings(
-        pods=pods, store_dir=os.path.abspath(store_dir), data_dir=data_dir.resolve()
+        pods=pods,
+        store_dir=os.path.abspath(store_dir),
+        data_dir=data_dir.resolve(),
+        generate_seconds=generate_time_limit,
     )
     # meta's own messages (the Lease's hand-overs, the journal's) beside kopf's, in the log.
     handler = logging.StreamHandler()
