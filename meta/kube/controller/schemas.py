@@ -31,6 +31,7 @@ import yaml
 from meta.flow.files import display_path
 from meta.generate.plugins import Plugins
 from meta.generate.worker import generate_in_worker
+from meta.kube import metrics
 from meta.kube.api import Conflict, KubeApi, NotFound
 from meta.kube.controller.status import condition, now
 from meta.kube.layout import event_body, schema_flow, short_name
@@ -134,7 +135,10 @@ async def reconcile_schema(
         generator = (found["metadata"].get("annotations") or {}).get(GENERATOR_ANNOTATION, "")
         outcome = "Found"
     except NotFound:
-        made = await asyncio.to_thread(generate_schema_flow, schema.name, spec, settings, plugins)
+        with metrics.GENERATE_SECONDS.time():
+            made = await asyncio.to_thread(
+                generate_schema_flow, schema.name, spec, settings, plugins
+            )
         if isinstance(made, str):
             return await _refuse(api, schema, generation, "Refused", made)
         flow = schema_flow(schema, name, made.document, made.files, digest)
@@ -154,6 +158,7 @@ async def reconcile_schema(
         await _event(
             api, schema, "Normal", "Generated", f"generator {generator} made metaflow {name}"
         )
+    metrics.SCHEMAS.labels(outcome.lower()).inc()
     message = f"generator {generator} made metaflow {name}"
     await api.patch_schema_status(
         schema.namespace,
@@ -171,6 +176,7 @@ async def reconcile_schema(
 
 async def _refuse(api: KubeApi, schema: FlowOwner, generation: int, why: str, message: str) -> str:
     """No flow for this spec: a Warning Event, then the status that says why."""
+    metrics.SCHEMAS.labels("refused").inc()
     await _event(api, schema, "Warning", "Refused", message)
     await api.patch_schema_status(
         schema.namespace,

@@ -12,6 +12,7 @@ from typing import Any
 
 from meta.generate.plugins import Plugins, load_plugins
 from meta.hookspecs import Description, hookimpl
+from meta.kube import metrics
 from meta.kube.broker import Watches
 from meta.kube.controller.reconcile import run_flow
 from meta.kube.controller.schemas import (
@@ -153,7 +154,10 @@ def test_a_description_no_generator_accepts_is_refused_with_the_generators_reaso
 ) -> None:
     api = FakeApi()
     body = metaschema({"schema": {"$schema": "https://example.com/not-a-draft", "x": 1}})
+    refused = metrics.REGISTRY.get_sample_value("meta_schemas_total", {"outcome": "refused"})
     assert reconcile(api, body, tmp_path) == "Refused"
+    counted = metrics.REGISTRY.get_sample_value("meta_schemas_total", {"outcome": "refused"})
+    assert counted == (refused or 0) + 1
     valid, event = refusal(api)
     assert valid["message"] == event["message"]
     assert "\n" not in valid["message"]
