@@ -242,17 +242,22 @@ def generate_schema_flow(
             generator=spec.get("generator"),
         )
         if attempt.yaml is None:
-            return "; ".join(_named(line, here, files) for line in attempt.faults)
+            return "; ".join(_named(line, where, here, files) for line in attempt.faults)
         document: dict[str, Any] = yaml.safe_load(attempt.yaml)
         if on_store is not None:
             _absolute(document, os.path.relpath(on_store, here), str(on_store))
     return Generated(document, attempt.generator, texts)
 
 
-def _named(line: str, folder: Path, files: Mapping[str, str]) -> str:
-    """A fault line naming the private folder's files by the spec's fields instead."""
+def _named(line: str, where: str, folder: Path, files: Mapping[str, str]) -> str:
+    """A fault line about the private folder's files as one about the resource: its JSON path
+    into the MetaSchema (`metaschema NAME: /spec/schema/$defs/x: ...`), and the files the reason
+    mentions named by their fields."""
     for field, file in files.items():
         for shown in {str(folder / file), display_path(folder / file)}:
+            if line.startswith(shown + ": "):
+                pointer, _, reason = line[len(shown) + 2 :].partition(": ")
+                line = f"{where}: /spec/{field}{'' if pointer == '/' else pointer}: {reason}"
             line = line.replace(shown, f"spec.{field}")
     return line
 

@@ -161,7 +161,9 @@ def test_a_description_no_generator_accepts_is_refused_with_the_generators_reaso
     valid, event = refusal(api)
     assert valid["message"] == event["message"]
     assert "\n" not in valid["message"]
-    assert valid["message"].startswith("spec.schema: /: no generator understands this description")
+    assert valid["message"].startswith(
+        "metaschema org: /spec/schema: no generator understands this description"
+    )
     assert "tmp" not in valid["message"], "faults name the spec's fields, not the private folder"
 
 
@@ -179,7 +181,7 @@ def test_refs_outside_the_description_are_never_read(tmp_path: Path) -> None:
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": ref}
         assert reconcile(api, metaschema({"schema": schema}), tmp_path) == "Refused"
         valid, _ = refusal(api)
-        assert "spec.schema: /$ref" in valid["message"], valid["message"]
+        assert "metaschema org: /spec/schema/$ref: " in valid["message"], valid["message"]
 
 
 def test_a_deep_description_is_refused_before_anything_recurses_over_it(tmp_path: Path) -> None:
@@ -250,7 +252,9 @@ def test_an_overlay_is_read_beside_the_schema(tmp_path: Path) -> None:
     api = FakeApi()
     reconcile(api, metaschema({"schema": schema, "overlay": overlay}), tmp_path)
     valid, _ = refusal(api)
-    assert valid["message"].startswith("spec.overlay: /~1nosuch: '/nosuch' points at no subschema")
+    assert valid["message"].startswith(
+        "metaschema org: /spec/overlay/~1nosuch: '/nosuch' points at no subschema of spec.schema"
+    )
 
 
 def test_the_feed_hands_the_handler_the_newest_version_seen() -> None:
