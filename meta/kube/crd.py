@@ -200,13 +200,9 @@ def schema_crd_document() -> dict[str, Any]:
                 "maxLength": 253,
             },
         },
-        "x-kubernetes-validations": [
-            {
-                "rule": "!(has(self.data) && has(self.dataPath))",
-                "message": "give the data inline (data) or by its path (dataPath), not both",
-            }
-        ],
     }
+    # No CEL rule for "data or dataPath, not both": CEL cannot name a field of no type (data
+    # is any JSON); the operator refuses both with Valid=False.
     status = {
         "type": "object",
         "properties": {

@@ -223,6 +223,8 @@ def generate_schema_flow(
         return f"{where}: /spec/schema: missing"
     data_path = spec.get("dataPath")
     on_store: Path | None = None
+    if data_path is not None and "data" in spec:
+        return f"{where}: /spec: give the data inline (data) or by its path (dataPath), not both"
     if data_path is not None:
         parts = str(data_path).split("/")
         if not isinstance(data_path, str) or os.path.isabs(data_path) or ".." in parts:

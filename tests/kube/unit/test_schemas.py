@@ -244,6 +244,10 @@ def test_data_on_the_store_is_named_by_its_absolute_path(tmp_path: Path) -> None
     reconcile(api, metaschema({**spec, "dataPath": "../outside.json"}), tmp_path)
     valid, _ = refusal(api)
     assert "/spec/dataPath: must be a path inside the store" in valid["message"]
+    api = FakeApi()
+    reconcile(api, metaschema({**company(), "dataPath": "shared/company.json"}), tmp_path)
+    valid, _ = refusal(api)
+    assert "give the data inline (data) or by its path (dataPath), not both" in valid["message"]
 
 
 def test_an_overlay_is_read_beside_the_schema(tmp_path: Path) -> None:
