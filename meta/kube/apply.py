@@ -209,12 +209,18 @@ def is_schema_file(path: Path) -> bool:
 
 def _data_document(path: Path) -> Any:
     """A JSON or YAML file read as the generators read descriptions and data."""
+    return _read_data(path)[0]
+
+
+def _read_data(path: Path) -> tuple[Any, str]:
+    """A JSON or YAML file's document, read as the generators read descriptions and data, and
+    its text."""
     file = display_path(path)
     text = read_text(path)
     if path.suffix.lower() == ".json":
-        return parse_json(text, file)
+        return parse_json(text, file), text
     if path.suffix.lower() in (".yaml", ".yml"):
-        return parse_yaml_data(text, file)
+        return parse_yaml_data(text, file), text
     raise UserError(Fault(file, "", "give JSON (.json) or YAML (.yaml, .yml)"))
 
 
@@ -243,29 +249,32 @@ def schema_resource(
 ) -> dict[str, Any]:
     """The MetaSchema of a description file: the schema, its overlay (`--overlay`, or
     `NAME.meta.yaml` beside `NAME.schema.json` as `meta generate` finds it) and its data
-    (inline from `--data`, or its path on the store). Faults name the file and the JSON path."""
+    (inline from `--data`, or its path on the store), each as its file's text. Faults name the
+    file and the JSON path."""
     file = display_path(source)
-    schema = _data_document(source)
+    schema, schema_text = _read_data(source)
     if not isinstance(schema, dict):
         raise UserError(Fault(file, "", "a data description is an object (a JSON Schema)"))
     given = name or resource_name(_stem(source))
     if not given or resource_name(given) != given:
         reason = f"{given!r} is not a resource name (lower-case letters, digits, '-'): use --name"
         raise UserError(Fault(file, "", reason))
-    spec: dict[str, Any] = {"schema": schema}
+    # Each file's text, checked here: the API server would not keep an object's key order,
+    # which generators follow.
+    spec: dict[str, Any] = {"schema": schema_text}
     if overlay is None:
         beside = (source.parent / f"{_stem(source)}{suffix}" for suffix in OVERLAY_SUFFIXES)
         overlay = next((path for path in beside if path.is_file()), None)
     if overlay is not None:
-        hints = _data_document(overlay)
+        hints, hints_text = _read_data(overlay)
         if not isinstance(hints, dict):
             reason = "an overlay maps JSON pointers into the schema to x-meta objects"
             raise UserError(Fault(display_path(overlay), "", reason))
-        spec["overlay"] = hints
+        spec["overlay"] = hints_text
     if data is not None and data_path is not None:
         raise UserError(Fault(file, "", "give --data or --data-path, not both"))
     if data is not None:
-        spec["data"] = _data_document(data)
+        spec["data"] = _read_data(data)[1]
     if data_path is not None:
         if os.path.isabs(data_path) or ".." in data_path.split("/"):
             reason = f"--data-path {data_path}: a path inside the store (relative, no ..)"

@@ -172,19 +172,20 @@ def schema_crd_document() -> dict[str, Any]:
         "required": ["schema"],
         "properties": {
             "schema": {
-                "type": "object",
                 "description": "The data description: a JSON Schema (any draft), or any format "
-                "an installed generator reads, as JSON.",
+                "an installed generator reads, as an object or as the text of its file (JSON or "
+                "YAML; the text keeps its keys' order, which generators follow).",
                 **_ANY,
             },
             "overlay": {
-                "type": "object",
                 "description": "x-meta hints beside the unmodified schema: JSON pointers into "
-                "the schema mapped to x-meta objects (what NAME.meta.yaml holds locally).",
+                "the schema mapped to x-meta objects (what NAME.meta.yaml holds locally), as an "
+                "object or as its file's text.",
                 **_ANY,
             },
             "data": {
-                "description": "The data the flow reads (any JSON), carried by the MetaFlow.",
+                "description": "The data the flow reads: any JSON, or (a string) the text of its "
+                "file, JSON or YAML; carried by the MetaFlow.",
                 **_ANY,
             },
             "dataPath": {

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from meta.flow.files import display_path
+from meta.flow.files import display_path, loads_strict_json
 from meta.generate.plugins import Plugins
 from meta.generate.worker import generate_in_worker
 from meta.kube import metrics
@@ -204,21 +204,23 @@ def generate_schema_flow(
     none, in one line (faults named by the spec's field and the JSON pointer inside it).
     Blocking: the generators run in a forked worker, stopped after `settings.generate_seconds`."""
     where = schema_file(name)
-    files = {
-        "schema": f"{name}.schema.json",
-        "overlay": f"{name}.meta.json",
-        "data": f"{name}.data.json",
-    }
+    stems = {"schema": "schema", "overlay": "meta", "data": "data"}
+    files: dict[str, str] = {}
     texts: dict[str, str] = {}
-    for field, file in files.items():
+    for field, stem in stems.items():
         if field not in spec:
             continue
         value = spec[field]
+        if isinstance(value, str):
+            # The file's own text: its keys in the order written (an object's order is lost
+            # in the API server, and generators follow it), JSON or YAML.
+            files[field] = f"{name}.{stem}{'.json' if _is_json(value) else '.yaml'}"
+            texts[files[field]] = value
+            continue
         if field in ("schema", "overlay") and not isinstance(value, dict):
-            return f"{where}: /spec/{field}: must be an object"
-        if _deeper_than(value, MAX_DEPTH):
-            return f"{where}: /spec/{field}: nests deeper than {MAX_DEPTH} levels"
-        texts[file] = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+            return f"{where}: /spec/{field}: must be an object, or the text of its file"
+        files[field] = f"{name}.{stem}.json"
+        texts[files[field]] = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
     if "schema" not in spec:
         return f"{where}: /spec/schema: missing"
     data_path = spec.get("dataPath")
@@ -234,7 +236,7 @@ def generate_schema_flow(
         here = Path(folder)
         for file, text in texts.items():
             (here / file).write_text(text, encoding="utf-8")
-        data = here / files["data"] if files["data"] in texts else on_store
+        data = here / files["data"] if "data" in files else on_store
         attempt = generate_in_worker(
             plugins,
             here / files["schema"],
@@ -271,6 +273,14 @@ def _absolute(document: dict[str, Any], relative: str, absolute: str) -> None:
     for entry in inputs.values():
         if isinstance(entry, dict) and entry.get("path") == relative:
             entry["path"] = absolute
+
+
+def _is_json(text: str) -> bool:
+    try:
+        loads_strict_json(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _deeper_than(value: Any, limit: int) -> bool:

@@ -7,6 +7,7 @@ no generator accepts gets Valid=False, a Warning Event, and no flow."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +17,6 @@ from typing import Any
 import pytest
 import yaml
 
-from meta.flow.files import parse_yaml_data
 from tests.kube.cluster.conftest import REPO, Cluster, RealNode
 from tests.kube.cluster.operating import META
 
@@ -68,13 +68,12 @@ def release(cluster: Cluster, namespace: str, tools: Path) -> Iterator[str]:
         )
 
 
-def local_run(folder: Path, name: str, schema: Any, data: Any) -> dict[str, Any]:
-    """`meta generate` + `meta run` here, of the same schema and data under the names the
-    operator gives them; the run's report."""
-    (folder / f"{name}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
-    (folder / f"{name}.data.json").write_text(json.dumps(data, indent=2) + "\n")
+def local_run(folder: Path) -> dict[str, Any]:
+    """`meta generate` + `meta run` here, of the very files the user dropped; the run's report."""
+    for source in (SCHEMA, DOCUMENT):
+        shutil.copy(source, folder / source.name)
     for args in (
-        ("generate", f"{name}.schema.json", "--data", f"{name}.data.json", "-o", "flow.yaml"),
+        ("generate", SCHEMA.name, "--data", DOCUMENT.name, "-o", "flow.yaml"),
         ("run", "flow.yaml", "--workdir", "work"),
     ):
         done = subprocess.run(
@@ -105,12 +104,13 @@ def test_a_schema_dropped_into_the_cluster_runs_as_its_generated_flow_runs_here(
         "--timeout", "240s", *(arg for value in values for arg in ("--set", value)),
         cluster=cluster,
     )  # fmt: skip
-    schema = json.loads(SCHEMA.read_text())
-    data = parse_yaml_data(DOCUMENT.read_text(), str(DOCUMENT))
     dropped = tmp_path / "drop"
     dropped.mkdir()
+    # The files' texts (their keys' order kept, which the API server would not keep of an
+    # object); and a description given as an object, which no generator accepts.
+    given = {"schema": SCHEMA.read_text(), "data": DOCUMENT.read_text()}
     refused = {"$schema": "https://example.com/no-such-draft", "title": "nothing to walk"}
-    for name, spec in (("deps", {"schema": schema, "data": data}), ("odd", {"schema": refused})):
+    for name, spec in (("deps", given), ("odd", {"schema": refused})):
         resource = {
             "apiVersion": "meta-orchestrator.io/v1alpha1",
             "kind": "MetaSchema",
@@ -138,7 +138,7 @@ def test_a_schema_dropped_into_the_cluster_runs_as_its_generated_flow_runs_here(
     listed = run(tools / "kubectl", "get", "msc", "-n", namespace, cluster=cluster)
     assert "deps" in listed and "True" in listed and flow_name in listed
 
-    report = local_run(tmp_path, "deps", schema, data)
+    report = local_run(tmp_path)
     assert report["state"] == "succeeded"
     store = real_node.store / flow["metadata"]["uid"]
     compared = 0

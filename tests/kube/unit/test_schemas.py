@@ -167,6 +167,18 @@ def test_a_description_no_generator_accepts_is_refused_with_the_generators_reaso
     assert "tmp" not in valid["message"], "faults name the spec's fields, not the private folder"
 
 
+def test_files_given_as_text_keep_their_keys_order_and_their_format(tmp_path: Path) -> None:
+    """The API server keeps no object's key order; a file's text keeps it (generators follow
+    it: the order of a tree's children fields, of its cases), and its format."""
+    schema = (SAMPLES / "company.schema.json").read_text()
+    data = "kind: company\nname: Tiny\ndepartments: []\n"
+    api = FakeApi()
+    assert reconcile(api, metaschema({"schema": schema, "data": data}), tmp_path) == "Generated"
+    (flow,) = api.flows.values()
+    assert flow["spec"]["files"] == {"org.schema.json": schema, "org.data.yaml": data}
+    assert flow["spec"]["inputs"]["data"] == {"path": "org.data.yaml"}
+
+
 def test_a_forced_generator_must_exist_and_accept_it(tmp_path: Path) -> None:
     api = FakeApi()
     reconcile(api, metaschema({**company(), "generator": "nosuch"}), tmp_path)
