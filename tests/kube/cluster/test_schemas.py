@@ -24,6 +24,7 @@ CHART = REPO / "charts" / "meta-orchestrator"
 CORPUS = REPO / "tests" / "generators" / "corpus"
 SCHEMA = CORPUS / "schemas" / "dependabot" / "dependabot.json"
 DOCUMENT = CORPUS / "documents" / "dependabot" / "xarray-dependabot.yml"
+CHANGED = CORPUS / "documents" / "dependabot" / "nbformat-dependabot.yml"
 IMAGE = "docker.io/library/meta-sample-tree-sum"
 """The framework image (and a sample's files): it holds `meta`, which the generated steps run."""
 
@@ -153,6 +154,22 @@ def test_a_schema_dropped_into_the_cluster_runs_as_its_generated_flow_runs_here(
             compared += 1
     assert compared == len(report["units"]) >= 4
 
+    # A changed description makes a second flow; the first is kept.
+    changed = {"schema": SCHEMA.read_text(), "data": CHANGED.read_text()}
+    resource = yaml.safe_load((dropped / "deps.yaml").read_text())
+    (dropped / "deps.yaml").write_text(yaml.safe_dump({**resource, "spec": changed}))
+    run(tools / "kubectl", "apply", "-n", namespace, "-f", str(dropped), cluster=cluster)
+    first = flow_name
+
+    def regenerated() -> str | None:
+        name = generated()
+        return name if name not in (None, first) else None
+
+    flow_name = wait_for("a second flow", 120, regenerated)
+    assert wait_for("the second flow ends", 300, ended)["phase"] == "Succeeded"
+    kept = kubectl_get(tools, cluster, namespace, "metaflow", first)
+    assert kept["status"]["phase"] == "Succeeded"
+
     def refusal() -> dict[str, Any] | None:
         status = kubectl_get(tools, cluster, namespace, "metaschema", "odd").get("status") or {}
         return status if status.get("conditions") else None
@@ -164,4 +181,5 @@ def test_a_schema_dropped_into_the_cluster_runs_as_its_generated_flow_runs_here(
     warned = [e for e in events if e["involvedObject"].get("name") == "odd"]
     assert [e["reason"] for e in warned] == ["Refused"]
     flows = kubectl_get(tools, cluster, namespace, "metaflows")["items"]
-    assert [f["metadata"]["name"] for f in flows] == [flow_name], "no flow for the refused one"
+    names = sorted(f["metadata"]["name"] for f in flows)
+    assert names == sorted([first, flow_name]), "no flow for the refused one"
