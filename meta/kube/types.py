@@ -144,6 +144,10 @@ class PodBrief:
     default_image: str
     run: str = ""
     """The MetaFlow it runs for (namespace/name), as cache entries it makes name their run."""
+    directory: str = ""
+    """The folder of the store the flow's steps start in (a flow generated from a MetaSchema
+    runs in its files' folder, which every slot mounts at that path); empty: each step starts
+    in its image's working directory."""
 
     def document(self) -> str:
         """The brief as the ConfigMap's one file holds it."""
@@ -154,6 +158,7 @@ class PodBrief:
             "slots": self.slots,
             "defaultImage": self.default_image,
             "run": self.run,
+            "directory": self.directory,
         }
         return json.dumps(body, separators=(",", ":"))
 
@@ -177,4 +182,5 @@ class PodBrief:
             list(body["slots"]),
             body["defaultImage"],
             str(body.get("run", "")),
+            str(body.get("directory", "")),
         )

@@ -286,3 +286,29 @@ def test_the_feed_hands_the_handler_the_newest_version_seen() -> None:
         assert feed.latest(metaschema(company(), 3))["metadata"]["generation"] == 3
 
     asyncio.run(go())
+
+
+def test_micro_sections_of_a_generated_flow_start_their_steps_in_its_folder_too(
+    tmp_path: Path,
+) -> None:
+    folder = REPO / "samples" / "ci-workflow"
+    spec = {
+        "schema": (folder / "github-workflows.json").read_text(),
+        "overlay": (folder / "github-workflows.meta.yaml").read_text(),
+        "data": (folder / "ci.data.yml").read_text(),
+    }
+    api = FakeApi()
+    assert reconcile(api, metaschema(spec), tmp_path) == "Generated"
+    (flow,) = api.flows.values()
+    flow["metadata"]["uid"] = "uid-flow"
+    watches = Watches()
+    FakeKubelet(api, watches)
+    asyncio.run(run_flow(api, watches, flow, settings(tmp_path)))
+    briefs = [
+        json.loads(next(iter(body["data"].values())))
+        for (_, name), body in api.config_maps.items()
+        if name.endswith("-work")
+    ]
+    assert briefs, "the flow has micro sections"
+    files = str(tmp_path / "store" / "uid-flow" / ".files")
+    assert {brief["directory"] for brief in briefs} == {files}
