@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from meta.cli.common import SETS, user_errors, write_output
-from meta.kube.crd import crd_yaml
+from meta.kube.crd import crd_yaml, schema_crd_yaml
 from meta.kube.ratelimit import DEFAULT_BURST, DEFAULT_QPS
 from meta.kube.types import DEFAULT_IMAGE, RUN_AS_USER
 from meta.plan.plan import compile_plan
@@ -28,10 +28,18 @@ from meta.plan.plan import compile_plan
     type=click.Path(path_type=Path),
     help="Write the CRD here [default: standard output].",
 )
+@click.option(
+    "--kind",
+    type=click.Choice(["MetaFlow", "MetaSchema"]),
+    default="MetaFlow",
+    show_default=True,
+    help="Which of the two CRDs.",
+)
 @user_errors
-def crd(output: Path | None) -> None:
-    """Print the MetaFlow CustomResourceDefinition, derived from the flow language's schema."""
-    text = crd_yaml()
+def crd(output: Path | None, kind: str) -> None:
+    """Print the MetaFlow CustomResourceDefinition, derived from the flow language's schema
+    (or, with --kind MetaSchema, the small CRD of data descriptions dropped into the cluster)."""
+    text = crd_yaml() if kind == "MetaFlow" else schema_crd_yaml()
     if output is None:
         click.echo(text, nl=False)
         return
@@ -60,19 +68,73 @@ NAMESPACE = click.option("-n", "--namespace", default="default", show_default=Tr
 @NAMESPACE
 @KUBECONFIG
 @SETS
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A schema's data (JSON or YAML), carried inline by the MetaSchema.",
+)
+@click.option(
+    "--data-path", metavar="PATH", help="Or: a schema's data file, by its path on the store."
+)
+@click.option(
+    "--overlay",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A schema's x-meta overlay [default: NAME.meta.yaml beside NAME.schema.json].",
+)
+@click.option("--generator", metavar="NAME", help="Have the operator use this generator.")
+@click.option("--name", metavar="NAME", help="The MetaSchema's name [default: the file's].")
 @user_errors
-def apply(file: Path, namespace: str, kubeconfig: Path | None, sets: Sequence[str]) -> None:
-    """Validate a flow file and create (or update) it as a MetaFlow in the cluster."""
-    from meta.kube.apply import apply_flow, flow_resource
+def apply(
+    file: Path,
+    namespace: str,
+    kubeconfig: Path | None,
+    sets: Sequence[str],
+    data: Path | None,
+    data_path: str | None,
+    overlay: Path | None,
+    generator: str | None,
+    name: str | None,
+) -> None:
+    """Validate a flow file and create (or update) it as a MetaFlow in the cluster; or, given a
+    data description (NAME.schema.json, or any JSON Schema file), create (or update) a
+    MetaSchema, from which the operator generates a MetaFlow and runs it."""
+    from meta.errors import Fault, UserError
+    from meta.flow.files import display_path
+    from meta.kube.apply import (
+        apply_flow,
+        apply_schema,
+        flow_resource,
+        is_schema_file,
+        schema_resource,
+    )
     from meta.plan.given import parse_sets
 
-    body = flow_resource(compile_plan(file, parse_sets(sets)), namespace)
+    schema_options = {
+        "--data": data, "--data-path": data_path, "--overlay": overlay,
+        "--generator": generator, "--name": name,
+    }  # fmt: skip
+    if is_schema_file(file):
+        if sets:
+            reason = "a data description takes no --set (its flow is generated in the cluster)"
+            raise UserError(Fault(display_path(file), "", reason))
+        body = schema_resource(
+            file, namespace, data=data, data_path=data_path, overlay=overlay,
+            generator=generator, name=name,
+        )  # fmt: skip
+        kind, applying = "metaschema", apply_schema
+    else:
+        given = [option for option, value in schema_options.items() if value is not None]
+        if given:
+            reason = f"{', '.join(given)}: for a data description; this is a flow file"
+            raise UserError(Fault(display_path(file), "", reason))
+        body = flow_resource(compile_plan(file, parse_sets(sets)), namespace)
+        kind, applying = "metaflow", apply_flow
     api = kube_api(kubeconfig)
     try:
-        outcome = asyncio.run(apply_flow(api, body))
+        outcome = asyncio.run(applying(api, body))
     finally:
         api.close()
-    click.echo(f"metaflow {namespace}/{body['metadata']['name']} {outcome}")
+    click.echo(f"{kind} {namespace}/{body['metadata']['name']} {outcome}")
 
 
 @click.command()
@@ -176,6 +238,14 @@ def apply(file: Path, namespace: str, kubeconfig: Path | None, sets: Sequence[st
     show_default=True,
     help="Answer liveness probes on this port at /healthz (0: not at all).",
 )
+@click.option(
+    "--generate-time-limit",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop generating the flow of one MetaSchema after this long (it is refused).",
+)
 @user_errors
 def operator(
     namespaces: Sequence[str],
@@ -196,8 +266,10 @@ def operator(
     writable_step_root: bool,
     metrics_port: int,
     health_port: int,
+    generate_time_limit: float,
 ) -> None:
-    """Run the MetaFlow operator: reconcile MetaFlows in the cluster until stopped."""
+    """Run the MetaFlow operator: reconcile MetaFlows (and generate the MetaFlows of MetaSchemas)
+    in the cluster until stopped."""
     from meta.kube import metrics
     from meta.kube.lease import LeaseSettings, own_namespace
     from meta.kube.operator import LeadershipLost, run_operator
@@ -214,7 +286,10 @@ def operator(
     )
     # Absolute: pods mount the flow's files at the very path the operator reads them from.
     settings = OperatorSettings(
-        pods=pods, store_dir=os.path.abspath(store_dir), data_dir=data_dir.resolve()
+        pods=pods,
+        store_dir=os.path.abspath(store_dir),
+        data_dir=data_dir.resolve(),
+        generate_seconds=generate_time_limit,
     )
     # meta's own messages (the Lease's hand-overs, the journal's) beside kopf's, in the log.
     handler = logging.StreamHandler()

@@ -29,7 +29,7 @@ from kubernetes.utils.quantity import parse_quantity
 from meta.errors import Fault, MetaError, UserError
 from meta.kube import metrics
 from meta.kube.ratelimit import RateLimit
-from meta.kube.types import GROUP, PLURAL, VERSION
+from meta.kube.types import GROUP, PLURAL, SCHEMA_PLURAL, VERSION
 
 
 def quantity(text: str) -> Decimal:
@@ -152,6 +152,16 @@ class KubeApi(Protocol):
     async def delete_flow(self, namespace: str, name: str) -> None: ...
 
     async def patch_flow_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None: ...
+
+    async def get_schema(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+    async def create_schema(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def replace_schema(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def patch_schema_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None: ...
 
@@ -470,6 +480,64 @@ class ClientApi:
             VERSION,
             namespace,
             PLURAL,
+            name,
+            {"status": status},
+            _content_type="application/merge-patch+json",
+        )
+
+    # MetaSchemas (data descriptions the operator generates MetaFlows from)
+    async def get_schema(self, namespace: str, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self._call(
+            "get",
+            f"metaschema {namespace}/{name}",
+            self._custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            SCHEMA_PLURAL,
+            name,
+        )
+        return found
+
+    async def create_schema(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = await self._call(
+            "create",
+            f"metaschema {namespace}/{body['metadata']['name']}",
+            self._custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            SCHEMA_PLURAL,
+            body,
+        )
+        return created
+
+    async def replace_schema(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        replaced: dict[str, Any] = await self._call(
+            "update",
+            f"metaschema {namespace}/{name}",
+            self._custom.replace_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            SCHEMA_PLURAL,
+            name,
+            body,
+        )
+        return replaced
+
+    async def patch_schema_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        await self._call(
+            "patch",
+            f"metaschema {namespace}/{name} status",
+            self._custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            SCHEMA_PLURAL,
             name,
             {"status": status},
             _content_type="application/merge-patch+json",

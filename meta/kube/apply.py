@@ -14,7 +14,7 @@ from typing import Any
 
 from meta.builder.module import built, is_python
 from meta.errors import Fault, FlowInvalid, InputFault, UserError, lookup
-from meta.flow.files import display_path
+from meta.flow.files import display_path, parse_json, parse_yaml_data, read_text
 from meta.flow.model import FileInput, Flow, FlowRef, Generate, Input, ValueInput
 from meta.flow.parse import read_document
 from meta.kube.api import ApiFailed, Conflict, KubeApi, NotFound
@@ -26,6 +26,7 @@ from meta.kube.types import (
     LABEL_ATTEMPT,
     LABEL_FLOW,
     LABEL_SCOPE,
+    SCHEMA_KIND,
     VERSION,
 )
 from meta.plan.inputs import is_json_lines, iter_json_lines, read_json
@@ -176,6 +177,140 @@ async def apply_flow(api: KubeApi, body: Mapping[str, Any]) -> str:
         current = await api.get_flow(namespace, body["metadata"]["name"])
         replaced = {**body, "metadata": {**current["metadata"], **body["metadata"]}}
         await api.replace_flow(namespace, replaced)
+        return "configured"
+
+
+SCHEMA_FILE_SUFFIXES = (".schema.json", ".schema.yaml", ".schema.yml")
+OVERLAY_SUFFIXES = (".meta.yaml", ".meta.yml", ".meta.json")
+SCHEMA_KEYWORDS = ("$schema", "$defs", "definitions", "properties", "$ref", "oneOf", "anyOf")
+"""Top-level keys that say a document is a JSON Schema (as the built-in generators read it)."""
+
+
+def is_schema_file(path: Path) -> bool:
+    """Whether `meta apply` takes `path` for a data description (a MetaSchema) rather than a
+    flow: named `*.schema.json` (or `.yaml`, `.yml`), or a JSON/YAML document that is not a
+    flow (no `kind: MetaFlow`, no `spec`) and holds JSON Schema keywords at its top."""
+    name = path.name.lower()
+    if name.endswith(SCHEMA_FILE_SUFFIXES):
+        return True
+    if path.suffix.lower() not in (".json", ".yaml", ".yml"):
+        return False
+    try:
+        document = _data_document(path)
+    except UserError:
+        return False  # the flow reader reports it
+    return (
+        isinstance(document, dict)
+        and document.get("kind") != KIND
+        and "spec" not in document
+        and any(key in document for key in SCHEMA_KEYWORDS)
+    )
+
+
+def _data_document(path: Path) -> Any:
+    """A JSON or YAML file read as the generators read descriptions and data."""
+    return _read_data(path)[0]
+
+
+def _read_data(path: Path) -> tuple[Any, str]:
+    """A JSON or YAML file's document, read as the generators read descriptions and data, and
+    its text."""
+    file = display_path(path)
+    text = read_text(path)
+    if path.suffix.lower() == ".json":
+        return parse_json(text, file), text
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return parse_yaml_data(text, file), text
+    raise UserError(Fault(file, "", "give JSON (.json) or YAML (.yaml, .yml)"))
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (*SCHEMA_FILE_SUFFIXES, ".json", ".yaml", ".yml"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def resource_name(text: str) -> str:
+    """`text` as a resource name (lower-case DNS label, at most 63 characters)."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower())[:63].strip("-")
+
+
+def schema_resource(
+    source: Path,
+    namespace: str,
+    *,
+    data: Path | None = None,
+    data_path: str | None = None,
+    overlay: Path | None = None,
+    generator: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """The MetaSchema of a description file: the schema, its overlay (`--overlay`, or
+    `NAME.meta.yaml` beside `NAME.schema.json` as `meta generate` finds it) and its data
+    (inline from `--data`, or its path on the store), each as its file's text. Faults name the
+    file and the JSON path."""
+    file = display_path(source)
+    schema, schema_text = _read_data(source)
+    if not isinstance(schema, dict):
+        raise UserError(Fault(file, "", "a data description is an object (a JSON Schema)"))
+    given = name or resource_name(_stem(source))
+    if not given or resource_name(given) != given:
+        reason = f"{given!r} is not a resource name (lower-case letters, digits, '-'): use --name"
+        raise UserError(Fault(file, "", reason))
+    # Each file's text, checked here: the API server would not keep an object's key order,
+    # which generators follow.
+    spec: dict[str, Any] = {"schema": schema_text}
+    if overlay is None:
+        beside = (source.parent / f"{_stem(source)}{suffix}" for suffix in OVERLAY_SUFFIXES)
+        overlay = next((path for path in beside if path.is_file()), None)
+    if overlay is not None:
+        hints, hints_text = _read_data(overlay)
+        if not isinstance(hints, dict):
+            reason = "an overlay maps JSON pointers into the schema to x-meta objects"
+            raise UserError(Fault(display_path(overlay), "", reason))
+        spec["overlay"] = hints_text
+    if data is not None and data_path is not None:
+        raise UserError(Fault(file, "", "give --data or --data-path, not both"))
+    if data is not None:
+        spec["data"] = _read_data(data)[1]
+    if data_path is not None:
+        if os.path.isabs(data_path) or ".." in data_path.split("/"):
+            reason = f"--data-path {data_path}: a path inside the store (relative, no ..)"
+            raise UserError(Fault(file, "", reason))
+        spec["dataPath"] = data_path
+    if generator is not None:
+        spec["generator"] = generator
+    size = len(json.dumps(spec).encode())
+    if size > MAX_SPEC_BYTES:
+        raise InputFault(
+            Fault(
+                file,
+                "/spec",
+                f"the schema, overlay and data hold {size} bytes; a MetaSchema carries at most "
+                f"{MAX_SPEC_BYTES} (put the data on the store and give --data-path)",
+            )
+        )
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": SCHEMA_KIND,
+        "metadata": {"name": given, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+async def apply_schema(api: KubeApi, body: Mapping[str, Any]) -> str:
+    """Create the MetaSchema, or replace its spec (the operator then makes a new MetaFlow);
+    "created" or "configured"."""
+    namespace = body["metadata"]["namespace"]
+    try:
+        await api.create_schema(namespace, body)
+        return "created"
+    except Conflict:
+        current = await api.get_schema(namespace, body["metadata"]["name"])
+        replaced = {**current, "spec": body["spec"]}
+        await api.replace_schema(namespace, replaced)
         return "configured"
 
 

@@ -255,9 +255,13 @@ class KubeDriver:
         )
         name = pod["metadata"]["name"]
         owner = self.owner
+        # Steps start where the flow is when it lies in the store (its files' folder, mounted
+        # in every slot); the operator's own folders are no pod's.
+        folder = str(self._plan.flow.source.parent)
         work = PodBrief(
             task, self._document, task.file, slots, self.settings.default_image,
             f"{owner.namespace}/{owner.name}",
+            folder if folder.startswith(self.store_dir + "/") else "",
         )  # fmt: skip
         namespace = self.owner.namespace
         try:

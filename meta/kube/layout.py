@@ -46,6 +46,8 @@ from meta.kube.api import quantity
 from meta.kube.types import (
     ANNOTATION_FLOW_NAME,
     ANNOTATION_INPUT,
+    ANNOTATION_RUNS_IN,
+    ANNOTATION_SPEC_DIGEST,
     ANNOTATION_STORE,
     ANNOTATION_UNIT_ID,
     ANNOTATION_UPSTREAM,
@@ -60,12 +62,14 @@ from meta.kube.types import (
     LABEL_JOURNAL,
     LABEL_NAME,
     LABEL_PARENT,
+    LABEL_SCHEMA,
     LABEL_SCOPE,
     LABEL_UNIT,
     MANAGED_BY,
     MAX_INPUT_BYTES,
     OUTPUT_DIR,
     RESULT_DIR,
+    SCHEMA_KIND,
     SCRATCH_DIR,
     STORE_VOLUME,
     UPSTREAM_DIR,
@@ -144,7 +148,8 @@ def step_pod(
     name = pod_name(owner, task.id, task.attempt)
     mounts = _step_mounts(task, owner, upstream, store_dir)
     working = _working_dir(task.workdir, store_dir)
-    if working:
+    # A flow that runs in its files' folder (generated from a MetaSchema) has it mounted already.
+    if working and working != files_path(owner):
         mounts.append(_store_mount(working, store_dir))
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -710,16 +715,17 @@ def child_flow(
 
 
 def event_body(
-    owner: FlowOwner, kind: str, reason: str, message: str, stamp: str
+    owner: FlowOwner, kind: str, reason: str, message: str, stamp: str, about: str = KIND
 ) -> dict[str, Any]:
-    """An Event about the MetaFlow (`kind` Normal or Warning), as `kubectl describe` shows it."""
+    """An Event about the MetaFlow (or, with `about`, the MetaSchema `owner` names), `kind`
+    Normal or Warning, as `kubectl describe` shows it."""
     return {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
         "involvedObject": {
             "apiVersion": API_VERSION,
-            "kind": KIND,
+            "kind": about,
             "name": owner.name,
             "namespace": owner.namespace,
             "uid": owner.uid,
@@ -732,6 +738,49 @@ def event_body(
         "count": 1,
         "source": {"component": "meta-operator"},
         "reportingComponent": "meta-operator",
+    }
+
+
+def schema_flow(
+    schema: FlowOwner,
+    name: str,
+    document: Mapping[str, Any],
+    files: Mapping[str, str],
+    digest: str,
+) -> dict[str, Any]:
+    """The MetaFlow generated from the MetaSchema `schema` (its namespace, name and uid): the
+    generated document, carrying the description and its data in `spec.files` (written into
+    the store as `meta apply`'s are) and running its steps in that folder, where the flow was
+    generated (as locally, where a generated flow's steps run in its folder). Owned by the
+    MetaSchema: deleting it deletes its flows. Its units are named after the generated flow
+    (as `meta run` names them), not after the resource."""
+    written = document.get("metadata") or {}
+    spec = {**copy.deepcopy(dict(document["spec"])), "files": dict(sorted(files.items()))}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": name,
+            "namespace": schema.namespace,
+            "labels": {**MANAGED_BY, LABEL_SCHEMA: schema.name},
+            "annotations": {
+                **(written.get("annotations") or {}),
+                ANNOTATION_FLOW_NAME: written.get("name", schema.name),
+                ANNOTATION_RUNS_IN: "files",
+                ANNOTATION_SPEC_DIGEST: digest,
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": SCHEMA_KIND,
+                    "name": schema.name,
+                    "uid": schema.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
     }
 
 

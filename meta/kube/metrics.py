@@ -62,6 +62,19 @@ POD_START_SECONDS = Histogram(
     buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300),
     registry=REGISTRY,
 )
+SCHEMAS = Counter(
+    "meta_schemas",
+    "MetaSchema specs handled, by outcome (generated: a new MetaFlow; found: its MetaFlow "
+    "existed; refused: no flow).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+GENERATE_SECONDS = Histogram(
+    "meta_schema_generate_seconds",
+    "Running the generators on one MetaSchema's spec, in its worker (refusals included).",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+    registry=REGISTRY,
+)
 API_CALLS = Counter(
     "meta_api_calls",
     "Calls to the API server through the operator's client, by verb and HTTP code (2xx for a "

@@ -27,12 +27,14 @@ from typing import Any
 
 import kopf
 
+from meta.generate.plugins import Plugins, load_plugins
 from meta.kube import metrics
 from meta.kube.api import KubeApi
 from meta.kube.broker import Watches
 from meta.kube.controller.reconcile import run_flow
+from meta.kube.controller.schemas import SchemaFeed, reconcile_schema
 from meta.kube.lease import Leadership, LeaseSettings
-from meta.kube.types import GROUP, LABEL_FLOW, PLURAL, VERSION, OperatorSettings
+from meta.kube.types import GROUP, LABEL_FLOW, PLURAL, SCHEMA_PLURAL, VERSION, OperatorSettings
 
 registry = kopf.OperatorRegistry()
 
@@ -46,6 +48,8 @@ class Memo(kopf.Memo):
     watches: Watches
     settings: OperatorSettings
     leadership: Leadership | None
+    plugins: Plugins
+    schemas: SchemaFeed
 
 
 @kopf.on.startup(registry=registry)
@@ -99,6 +103,34 @@ async def _leading(leadership: Leadership, stopped: kopf.DaemonStopped) -> bool:
     return leadership.acquired.is_set() and not stopped
 
 
+@kopf.daemon(GROUP, VERSION, SCHEMA_PLURAL, registry=registry, cancellation_timeout=10.0)
+async def generate(
+    body: kopf.Body, memo: Any, stopped: kopf.DaemonStopped, logger: Any, **_: Any
+) -> None:
+    """One per MetaSchema, on the active replica: a MetaFlow for each spec it is given."""
+    if memo.leadership is not None and not await _leading(memo.leadership, stopped):
+        return
+    uid = body["metadata"]["uid"]
+    try:
+        while not stopped:
+            latest = memo.schemas.latest(dict(body))
+            outcome = await reconcile_schema(memo.api, latest, memo.settings, memo.plugins)
+            if outcome != "Unchanged":
+                logger.info(
+                    "metaschema generation %s: %s",
+                    latest["metadata"].get("generation"),
+                    outcome.lower(),
+                )
+            await memo.schemas.changed(uid, stopped.wait())
+    finally:
+        memo.schemas.forget(uid)
+
+
+@kopf.on.event(GROUP, VERSION, SCHEMA_PLURAL, registry=registry)
+async def schema_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    memo.schemas.follow(event["type"], event["object"])
+
+
 @kopf.on.event("", "v1", "pods", labels={LABEL_FLOW: kopf.PRESENT}, registry=registry)
 async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """On the event loop (an async handler), where the waiting attempts are."""
@@ -127,7 +159,14 @@ def run_operator(
     With a `health_port`, kopf answers `/healthz` there (200 while its event loop turns: the
     probes)."""
     leadership = Leadership(api, lease) if lease is not None else None
-    memo = Memo(api=api, watches=Watches(), settings=settings, leadership=leadership)
+    memo = Memo(
+        api=api,
+        watches=Watches(),
+        settings=settings,
+        leadership=leadership,
+        plugins=load_plugins(),
+        schemas=SchemaFeed(),
+    )
     operator = kopf.operator(
         registry=registry,
         memo=memo,

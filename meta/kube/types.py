@@ -24,6 +24,11 @@ SINGULAR = "metaflow"
 SHORT_NAMES = ("mf",)
 API_VERSION = f"{GROUP}/{VERSION}"
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Invalid")
+SCHEMA_KIND = "MetaSchema"
+"""A data description dropped into the cluster: the operator generates a MetaFlow from it."""
+SCHEMA_PLURAL = "metaschemas"
+SCHEMA_SINGULAR = "metaschema"
+SCHEMA_SHORT_NAMES = ("msc",)
 
 LABEL_FLOW = f"{GROUP}/flow"
 LABEL_UNIT = f"{GROUP}/unit"
@@ -39,6 +44,13 @@ ANNOTATION_STORE = f"{GROUP}/store"
 ANNOTATION_UPSTREAM = f"{GROUP}/upstream"
 ANNOTATION_FLOW_NAME = f"{GROUP}/flow-name"
 LABEL_PARENT = f"{GROUP}/parent"
+LABEL_SCHEMA = f"{GROUP}/schema"
+"""On a MetaFlow generated from a MetaSchema: that MetaSchema's name."""
+ANNOTATION_SPEC_DIGEST = f"{GROUP}/spec-digest"
+"""On a MetaFlow generated from a MetaSchema: the digest of the spec it was generated from."""
+ANNOTATION_RUNS_IN = f"{GROUP}/runs-in"
+"""`files` on a MetaFlow whose steps run in the folder of its embedded files, where its flow
+was generated (as a generated flow's steps run in their flow's folder locally)."""
 LABEL_JOURNAL = f"{GROUP}/journal-of"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meta-orchestrator"}
 
@@ -113,6 +125,8 @@ class OperatorSettings:
     """Where the operator sees the store volume (for `generate` units reading outputs)."""
     data_dir: Path = field(default_factory=Path.cwd)
     """File inputs of MetaFlows are read relative to this directory."""
+    generate_seconds: float = 60.0
+    """How long generating the flow of one MetaSchema may take before its worker is stopped."""
 
 
 TASK = "task.json"
@@ -130,6 +144,10 @@ class PodBrief:
     default_image: str
     run: str = ""
     """The MetaFlow it runs for (namespace/name), as cache entries it makes name their run."""
+    directory: str = ""
+    """The folder of the store the flow's steps start in (a flow generated from a MetaSchema
+    runs in its files' folder, which every slot mounts at that path); empty: each step starts
+    in its image's working directory."""
 
     def document(self) -> str:
         """The brief as the ConfigMap's one file holds it."""
@@ -140,6 +158,7 @@ class PodBrief:
             "slots": self.slots,
             "defaultImage": self.default_image,
             "run": self.run,
+            "directory": self.directory,
         }
         return json.dumps(body, separators=(",", ":"))
 
@@ -163,4 +182,5 @@ class PodBrief:
             list(body["slots"]),
             body["defaultImage"],
             str(body.get("run", "")),
+            str(body.get("directory", "")),
         )

@@ -48,6 +48,17 @@ watches every namespace, a Role's in each watched one otherwise).
 - apiGroups: [meta-orchestrator.io]
   resources: [metaflows/status]
   verbs: [get, patch]
+# MetaSchemas: watched (a finalizer while the operator handles one); each spec's MetaFlow is
+# generated and created owned by it; its status says which, or why none.
+- apiGroups: [meta-orchestrator.io]
+  resources: [metaschemas]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [meta-orchestrator.io]
+  resources: [metaschemas/status]
+  verbs: [get, patch]
+- apiGroups: [meta-orchestrator.io]
+  resources: [metaschemas/finalizers]
+  verbs: [update]
 # One pod per macro unit and per micro section. `patch` is held only to be granted to each micro
 # pod's quarterback, whose Role names that one pod (a Role cannot grant more than its maker holds).
 - apiGroups: [""]

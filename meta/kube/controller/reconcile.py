@@ -41,6 +41,7 @@ from meta.kube.layout import (
 )
 from meta.kube.types import (
     ANNOTATION_FLOW_NAME,
+    ANNOTATION_RUNS_IN,
     ANNOTATION_STORE,
     ANNOTATION_UPSTREAM,
     ANNOTATION_WITHIN,
@@ -75,7 +76,8 @@ def resource_flow_document(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def plan_resource(body: Mapping[str, Any], data_dir: Path) -> Plan:
-    """Validate a MetaFlow resource against the flow language and plan it."""
+    """Validate a MetaFlow resource against the flow language and plan it, as a flow file
+    in `data_dir` (relative paths start there, and a generated flow's steps run there)."""
     meta = body["metadata"]
     document = resource_flow_document(body)
     file = flow_file(meta["namespace"], meta["name"])
@@ -198,7 +200,9 @@ async def _planned(
         files = Path(settings.store_dir) / files_path(owner)
         file = flow_file(owner.namespace, owner.name)
         body = await asyncio.to_thread(place_files, body, files, file)
-        plan = plan_resource(body, settings.data_dir)
+        # A flow generated from a MetaSchema runs where it was generated: its files' folder.
+        runs_in = (body["metadata"].get("annotations") or {}).get(ANNOTATION_RUNS_IN)
+        plan = plan_resource(body, files if runs_in == "files" else settings.data_dir)
     except UserError as exc:
         message = "; ".join(f"{f.pointer or '/'}: {f.reason}" for f in exc.faults)
         valid = condition("Valid", False, "Invalid", message, generation)

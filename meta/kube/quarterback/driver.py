@@ -114,8 +114,11 @@ class MicroDriver:
         default_image: str,
         upstream: Sequence[tuple[str, str]],
         environ: Mapping[str, str] | None = None,
+        in_folder: bool = False,
     ) -> None:
         self.paths = paths
+        self.in_folder = in_folder
+        """Steps start in their flow's folder (the brief's `directory`), not their image's."""
         self.slots = slots
         self.default_image = default_image
         self.live: dict[str, str] = {}
@@ -201,7 +204,7 @@ class MicroDriver:
                 for key, value in task.env.items()
                 if isinstance(value, SecretRef)
             },
-            "cwd": "",
+            "cwd": task.workdir if self.in_folder else "",
             "stdout": os.path.join(unit_dir, f"{task.attempt}.out"),
             "stderr": os.path.join(unit_dir, f"{task.attempt}.err"),
         }

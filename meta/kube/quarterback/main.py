@@ -50,7 +50,9 @@ async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
     os.makedirs(os.path.dirname(paths.socket), exist_ok=True)
     work = PodBrief.read(paths.work)
     try:
-        flow = flow_from_document(dict(work.flow), Path(paths.work) / "flow.yaml", file=work.file)
+        # Planned where the operator planned it when its steps start there (see PodBrief).
+        folder = Path(work.directory or paths.work)
+        flow = flow_from_document(dict(work.flow), folder / "flow.yaml", file=work.file)
         plan = plan_flow(flow)
     except UserError as exc:
         _report(termination, "\n".join(str(f) for f in exc.faults))
@@ -59,7 +61,9 @@ async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
         return 2
     slots = Slots(work.slots, swap)
     await slots.serve(paths.socket)
-    driver = MicroDriver(paths, slots, work.default_image, work.task.upstream)
+    driver = MicroDriver(
+        paths, slots, work.default_image, work.task.upstream, in_folder=bool(work.directory)
+    )
     counted = _Count()
     cache = None
     if os.path.isdir(paths.cache):

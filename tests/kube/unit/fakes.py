@@ -32,6 +32,8 @@ class FakeApi:
         """Container logs, by (namespace, pod, container, previous)."""
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         """Leases, whose writes name the resourceVersion they read, as the API server's do."""
+        self.schemas: dict[tuple[str, str], dict[str, Any]] = {}
+        """MetaSchemas, their status merged in as patches arrive."""
 
     def _count(self, verb: str) -> None:
         self.calls.by_verb[verb] += 1
@@ -183,6 +185,34 @@ class FakeApi:
     async def delete_flow(self, namespace: str, name: str) -> None:
         self._count("delete")
         self.flows.pop((namespace, name), None)
+
+    async def get_schema(self, namespace: str, name: str) -> dict[str, Any]:
+        self._count("get")
+        try:
+            return copy.deepcopy(self.schemas[(namespace, name)])
+        except KeyError:
+            raise NotFound("get", f"metaschema {namespace}/{name}", 404, "not found") from None
+
+    async def create_schema(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._count("create")
+        key = (namespace, name_of(body))
+        if key in self.schemas:
+            raise Conflict("create", f"metaschema {key}", 409, "exists")
+        self.schemas[key] = copy.deepcopy(dict(body))
+        return copy.deepcopy(self.schemas[key])
+
+    async def replace_schema(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self._count("update")
+        await self.get_schema(namespace, name_of(body))
+        self.schemas[(namespace, name_of(body))] = copy.deepcopy(dict(body))
+        return copy.deepcopy(dict(body))
+
+    async def patch_schema_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        self._count("patch")
+        found = self.schemas[(namespace, name)]
+        found["status"] = _merged(found.get("status") or {}, status)
 
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
         self._count("get")

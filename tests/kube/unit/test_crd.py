@@ -11,7 +11,13 @@ from click.testing import CliRunner
 
 from meta.cli import main
 from meta.flow.schema import flow_schema
-from meta.kube.crd import UNIT_DEPTH, crd_document, crd_yaml
+from meta.kube.crd import (
+    UNIT_DEPTH,
+    crd_document,
+    crd_yaml,
+    schema_crd_document,
+    schema_crd_yaml,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 STRUCTURAL_FORBIDDEN = {"$ref", "if", "then", "else", "uniqueItems", "const", "propertyNames"}
@@ -129,3 +135,18 @@ def test_descriptions_are_written_once_on_the_root_unit_not_at_every_level() -> 
     child = root["properties"]["units"]["items"]
     texts = [node for _, node in _nodes(child, "child") if "description" in node]
     assert texts == [], "a deeper unit repeats the root unit's descriptions"
+
+
+def test_the_metaschema_crd_is_committed_in_both_places_and_small() -> None:
+    for folder in (REPO / "crds", REPO / "charts" / "meta-orchestrator" / "crds"):
+        committed = (folder / "metaschema.yaml").read_text()
+        assert committed == schema_crd_yaml(), (
+            f"run `meta crd --kind MetaSchema -o {(folder / 'metaschema.yaml').relative_to(REPO)}`"
+        )
+    version = schema_crd_document()["spec"]["versions"][0]
+    root = version["schema"]["openAPIV3Schema"]
+    for path, node in _nodes(root):
+        assert not STRUCTURAL_FORBIDDEN & node.keys(), path
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), path
+    assert version["subresources"] == {"status": {}}
+    assert len(json.dumps(schema_crd_document())) < 8 * 1024

@@ -330,3 +330,28 @@ def test_a_result_past_64_kib_fails_the_pod_saying_why(paths: PodPaths, run_pod:
         "unit pipe/steps/big exited with code 0, but its result ($META_RESULT) is 70000 bytes"
         in message
     )
+
+
+def test_steps_start_in_the_briefs_folder_when_it_names_one(
+    paths: PodPaths, run_pod: Any, tmp_path: Path
+) -> None:
+    """A flow generated from a MetaSchema runs in its files' folder: its micro steps too (a
+    brief naming no folder leaves each step in its image's working directory)."""
+    folder = tmp_path / "store" / "uid" / ".files"
+    folder.mkdir(parents=True)
+    code = (
+        "import os, pathlib; pathlib.Path(os.environ['META_OUTPUT'], 'cwd').write_text(os.getcwd())"
+    )
+    section = {
+        "name": "s",
+        "scope": "micro",
+        "pattern": "sequence",
+        "units": [py_step("here", "a", code)],
+    }
+    task = write_work(paths, section, ["a"])
+    brief = PodBrief.read(paths.work)
+    moved = PodBrief(task, brief.flow, FILE, ["a"], "framework", directory=str(folder))
+    Path(paths.work, "task.json").write_text(moved.document())
+    exit_code, _, _ = run_pod(["a"])
+    assert exit_code == 0
+    assert Path(paths.output, "cwd").read_text() == str(folder)
