@@ -730,7 +730,13 @@ def bench_tree(
                 lambda body=body, ns=ns, ended=ended: argo_phase(plane, ns, body, ended),
             )
             if ended["status"]["phase"] != "Succeeded":
-                print(f"    argo: {ended['status'].get('message')}", flush=True)
+                # The cause, not the chain of "child 'x' failed" above it.
+                causes = {
+                    node["message"]
+                    for node in ended["status"].get("nodes", {}).values()
+                    if node.get("message") and not node["message"].startswith("child '")
+                }
+                print(f"    argo: {'; '.join(sorted(causes)) or ended['status'].get('message')}")
 
 
 # ---- main ------------------------------------------------------------------------------------
