@@ -38,6 +38,7 @@ import collections
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -806,6 +807,7 @@ def main() -> None:
             )
     finally:
         stop_plane(state)
+        shutil.rmtree(policy.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":
