@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -23,16 +24,26 @@ def last_line(*command: str, env: dict[str, str] | None = None) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def start_plane(state: Path, real_node: bool = False) -> Path:
+def start_plane(
+    state: Path,
+    real_node: bool = False,
+    crds: Sequence[Path] = (),
+    images: Sequence[Path] = (),
+    audit_policy: Path | None = None,
+) -> Path:
     """Build what is needed and start a plane in `state` (with the real node and its images
-    when asked), gone with this process however it ends; its kubeconfig."""
+    when asked, and these image archives too), gone with this process however it ends, with the
+    MetaFlow CRD and these CRD files in it, and the API server's audit log in
+    `state/logs/audit.log` if a policy is given; its kubeconfig."""
     node = {**os.environ, "META_CLUSTER_NODE": "real" if real_node else "kwok"}
+    archives = [last_line(str(IMAGES / "build.sh")), *map(str, images)] if real_node else []
     env = {
         **node,
         "META_CLUSTER_BIN": last_line(str(CLUSTER / "build.sh"), env=node),
-        "META_CLUSTER_IMAGES": last_line(str(IMAGES / "build.sh")) if real_node else "",
-        "META_CLUSTER_CRDS": str(CRD),
+        "META_CLUSTER_IMAGES": ":".join(archives),
+        "META_CLUSTER_CRDS": ":".join(map(str, [CRD, *crds])),
         "META_CLUSTER_OWNER_PID": str(os.getpid()),
+        "META_CLUSTER_AUDIT_POLICY": str(audit_policy or ""),
     }
     subprocess.run([str(CLUSTER / "up.sh"), str(state)], env=env, check=True, capture_output=True)
     return state / "kubeconfig"

@@ -39,6 +39,8 @@
 #   META_CLUSTER_NODE        "real" adds a real node, meta-node-0 (see below); needs root
 #   META_CLUSTER_IMAGES      with a real node: image archives (':'-separated) loaded into its
 #                            containerd before it registers (tests/e2e/images/build.sh makes them)
+#   META_CLUSTER_AUDIT_POLICY  an audit policy file: the API server logs what it selects, as JSON
+#                            lines, to STATE_DIR/logs/audit.log (benchmarks count writes by client)
 #
 # The real node (META_CLUSTER_NODE=real): kubelet and kube-proxy (same k8s.io/kubernetes module as
 # the plane) over CRI to Debian's containerd 1.6 (overlayfs, runc, cgroupfs), in a network
@@ -304,6 +306,9 @@ EOF
   # publish 127.0.0.1, which validation refuses (a loopback address), and no kwok pod runs anyway.
   reconciler=none
   kubelet_client=()
+  audit=()
+  [[ -z "${META_CLUSTER_AUDIT_POLICY:-}" ]] || audit=(--audit-policy-file "$META_CLUSTER_AUDIT_POLICY"
+    --audit-log-path "$state/logs/audit.log" --audit-log-format json --audit-log-maxsize 0)
   [[ "$node_kind" != real ]] || reconciler=lease kubelet_client=(
     --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt"
     --kubelet-client-key "$pki/apiserver-kubelet-client.key"
@@ -312,7 +317,7 @@ EOF
   start kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
     --bind-address "$listen" --advertise-address "$listen" --secure-port "$api_port" \
-    "${kubelet_client[@]}" \
+    "${kubelet_client[@]}" "${audit[@]}" \
     --cert-dir "$state/apiserver" \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --client-ca-file "$pki/ca.crt" \
