@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -46,16 +47,24 @@ spec:
 """
 
 
-def version_seconds(meta: str) -> float:
-    started = time.time()
+def children_cpu() -> float:
+    """CPU seconds (user and system) of the processes this one started and waited for: less
+    sensitive than wall time to what else the machine runs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def version_seconds(meta: str) -> tuple[float, float]:
+    """Wall and CPU seconds of `meta --version`."""
+    cpu, started = children_cpu(), time.time()
     subprocess.run([meta, "--version"], check=True, stdout=subprocess.DEVNULL, env=ENVIRON)
-    return time.time() - started
+    return time.time() - started, children_cpu() - cpu
 
 
-def run_seconds(meta: str, flow: Path, workdir: Path, stamp: Path) -> tuple[float, float]:
-    """Time to the step's stamp, and to `meta`'s exit."""
+def run_seconds(meta: str, flow: Path, workdir: Path, stamp: Path) -> tuple[float, float, float]:
+    """Time to the step's stamp, to `meta`'s exit, and the CPU time of the whole run."""
     stamp.unlink(missing_ok=True)
-    started = time.time()
+    cpu, started = children_cpu(), time.time()
     subprocess.run(
         [meta, "run", str(flow), "--workdir", str(workdir)],
         check=True,
@@ -63,7 +72,7 @@ def run_seconds(meta: str, flow: Path, workdir: Path, stamp: Path) -> tuple[floa
         env=ENVIRON,
     )
     ended = time.time()
-    return float(stamp.read_text()) - started, ended - started
+    return float(stamp.read_text()) - started, ended - started, children_cpu() - cpu
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,12 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         flow.write_text(FLOW.format(stamp=stamp), encoding="utf-8")
         # One run first, not counted: the first read of every module from disk.
         run_seconds(args.meta, flow, tmp / "warm", stamp)
-        versions, firsts, wholes = [], [], []
+        versions, version_cpus, firsts, wholes, cpus = [], [], [], [], []
         for attempt in range(args.repeat):
-            versions.append(version_seconds(args.meta))
-            first, whole = run_seconds(args.meta, flow, tmp / f"run-{attempt}", stamp)
+            wall, cpu = version_seconds(args.meta)
+            versions.append(wall)
+            version_cpus.append(cpu)
+            first, whole, cpu = run_seconds(args.meta, flow, tmp / f"run-{attempt}", stamp)
             firsts.append(first)
             wholes.append(whole)
+            cpus.append(cpu)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"`{args.meta}`, median of {args.repeat} (min-max)")
@@ -91,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("meta --version", versions, True),
         ("meta run: exec to first step's start", firsts, True),
         ("meta run: exec to exit (one `sh` step)", wholes, False),
+        ("meta --version: CPU (user + system)", version_cpus, False),
+        ("meta run: CPU, whole run (with the step's)", cpus, False),
     ]
     for title, values, judged in rows:
         median = statistics.median(values)
