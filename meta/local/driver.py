@@ -44,7 +44,7 @@ from pathlib import Path
 from meta.engine.driver import Exit, StepTask
 from meta.engine.results import RESULT_FILE, ResultRefused, read_result
 from meta.local.environment import Secrets, base_environ, missing_source, resolve
-from meta.local.reaper import become_subreaper, stop_orphans
+from meta.local.reaper import Children, become_subreaper, stop_orphans
 from meta.trees import Manifest, OutputRefused, copy_tree, remove_tree
 
 OUTPUTS = "@outputs"
@@ -143,6 +143,7 @@ class LocalDriver:
         self.threads = ThreadPoolExecutor(MAX_RUNNING_STEPS, thread_name_prefix="step")
         self._exits = _Exits()
         self.subreaper = become_subreaper()
+        self._children = Children() if self.subreaper else None
         _more_descriptors()
         kill_leftovers(self.token)
         remove_tree(str(self.scratch))
@@ -372,7 +373,9 @@ class LocalDriver:
     def close(self) -> None:
         self.kill_all()
         if self.subreaper:
-            stop_orphans(None, ())
+            stop_orphans(None, (), self._children)
+        if self._children is not None:
+            self._children.close()
         self.threads.shutdown(wait=True, cancel_futures=True)
         self._exits.close()
         os.close(self._devnull)
@@ -481,7 +484,7 @@ class LocalProcess:
             _kill_group(started.pid, signal.SIGKILL)
             driver.forget(started.pid)
             if driver.subreaper:
-                stop_orphans(task.id, driver._groups)
+                stop_orphans(task.id, driver._groups, driver._children)
         result, refusal = None, ""
         if code == 0:
             try:
