@@ -24,6 +24,19 @@ if _os.path.basename(_sys.argv[0] if _sys.argv else "") == "meta":
     _INTERRUPTS.owns_process = True
     _INTERRUPTS.install()
 
-from meta.hookspecs import hookimpl
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
+if _TYPE_CHECKING:
+    from meta.hookspecs import hookimpl
+
+
+def __getattr__(name: str) -> object:
+    # `meta.hookimpl` imports pluggy when a plugin asks for it, not at every `meta` command.
+    if name == "hookimpl":
+        from meta.hookspecs import hookimpl
+
+        return hookimpl
+    raise AttributeError(f"module 'meta' has no attribute {name!r}")
+
 
 __all__ = ["hookimpl"]

@@ -247,16 +247,20 @@ def _listed(folder: str) -> list[str]:
         return []
 
 
-def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
-    """Where runs on this machine share their cache: `outputs` in meta-orchestrator's cache
-    folder ($META_CACHE_DIR, else $XDG_CACHE_HOME/meta-orchestrator or
-    ~/.cache/meta-orchestrator, as the test clusters' and images' builds use it)."""
+def cache_home(environ: Mapping[str, str] | None = None) -> str:
+    """meta-orchestrator's cache folder on this machine: $META_CACHE_DIR, else
+    $XDG_CACHE_HOME/meta-orchestrator or ~/.cache/meta-orchestrator, as the test clusters' and
+    images' builds use it."""
     environ = os.environ if environ is None else environ
-    base = environ.get("META_CACHE_DIR") or os.path.join(
+    return environ.get("META_CACHE_DIR") or os.path.join(
         environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
         "meta-orchestrator",
     )
-    return os.path.join(base, "outputs")
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
+    """Where runs on this machine share their cache: `outputs` in `cache_home`."""
+    return os.path.join(cache_home(environ), "outputs")
 
 
 def _shared_folder(path: str) -> None:

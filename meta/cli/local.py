@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from meta.cli.common import (
     EXIT_FAILED,
@@ -164,15 +163,19 @@ def resume(workdir: Path, report: Path | None, secrets: Sequence[str]) -> None:
 
 
 def _finish(execute: Callable[[Sequence[Listener]], Outcome], title: str) -> None:
-    console = Console(stderr=True)
     listeners: list[Listener] = []
     display: AbstractContextManager[Any] = nullcontext()
-    if console.is_terminal:
+    if _may_be_terminal():
+        # rich takes tens of milliseconds to import: only for what may show the live view.
+        from rich.console import Console
+
         from meta.cli.progress import LiveProgress
 
-        live = LiveProgress(console, title)
-        listeners.append(live)
-        display = live
+        console = Console(stderr=True)
+        if console.is_terminal:
+            live = LiveProgress(console, title)
+            listeners.append(live)
+            display = live
     # From the session's start to the last line printed, a signal is only noted: the exit code
     # follows the report (a signal after the report said `succeeded` changes nothing).
     with INTERRUPTS.deferred():
@@ -184,6 +187,17 @@ def _finish(execute: Callable[[Sequence[Listener]], Outcome], title: str) -> Non
             # The session is over and its exit code chosen: Python gives signals their default
             # action back while it shuts down, and one coming then would kill `meta` by signal.
             INTERRUPTS.block()
+
+
+def _may_be_terminal() -> bool:
+    """False when rich's Console would surely not take stderr for a terminal: it is no tty,
+    and none of the variables that make rich say otherwise is set."""
+    if any(name in os.environ for name in ("TTY_COMPATIBLE", "FORCE_COLOR")):
+        return True
+    try:
+        return sys.stderr.isatty()
+    except ValueError:
+        return False
 
 
 def _summarise(outcome: Outcome) -> None:

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
+from typing import TYPE_CHECKING
 
 from meta.engine.attempts import Attempts, Start
 from meta.engine.caching import Caching, StoreCache, cache_of_section, cache_of_step
@@ -57,8 +58,10 @@ from meta.engine.visit import (
 )
 from meta.errors import Failure, Fault, LimitExceeded, RunFailed
 from meta.flow.model import Cases, FlowRef, Generate, Section, Step, Unit, max_active
-from meta.generate.plugins import Plugins
 from meta.plan.plan import Plan
+
+if TYPE_CHECKING:
+    from meta.generate.plugins import Plugins
 
 PlaceSection = Callable[[Visit, Section, int], Awaitable[Done]]
 PlaceFlow = Callable[[Visit, Plan], Awaitable[Done]]

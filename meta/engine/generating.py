@@ -7,13 +7,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meta.engine.visit import Visit
 from meta.errors import Fault, LimitExceeded, UserError
 from meta.flow.model import FileInput, Generate, UnitSource
-from meta.generate.plugins import Plugins, load_plugins
-from meta.plan.generated import generate_plan
 from meta.plan.plan import Plan
+
+if TYPE_CHECKING:
+    from meta.generate.plugins import Plugins
+
+# The generators' pipeline and plugin manager (importlib.metadata, pluggy, the pipeline) are
+# imported by the first generate unit: a run without one never needs them.
 
 
 class Generation:
@@ -42,6 +47,8 @@ class Generation:
         data = None
         if unit.data is not None:
             data = self._source_file(visit, unit, "data", unit.data)
+        from meta.plan.generated import generate_plan
+
         try:
             plan = await asyncio.to_thread(
                 generate_plan, description, data, unit.generator, self._load_plugins
@@ -56,6 +63,8 @@ class Generation:
 
     def _load_plugins(self) -> Plugins:
         if self._plugins is None:
+            from meta.generate.plugins import load_plugins
+
             self._plugins = load_plugins()
         return self._plugins
 

@@ -14,7 +14,7 @@ import yaml
 from meta.errors import Fault, UserError
 from meta.flow.reading import read_regular
 from meta.flow.yamlnodes import node_fault
-from meta.steps.validate_node import JsonYamlLoader, UniqueKeysLoader
+from meta.steps.yamldata import JsonYamlLoader, UniqueKeysLoader
 
 MAX_YAML_CHARACTERS = 16 << 20
 """The largest YAML document read (a flow, a description): YAML costs far more than its size."""

@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from jsonschema.exceptions import SchemaError
-from jsonschema_specifications import REGISTRY as METASCHEMAS  # type: ignore[import-untyped]
-from referencing.exceptions import Unresolvable
-
 from meta.errors import Fault, pointer
-from meta.steps.validate_node import dialect_of
+
+# jsonschema (and meta.steps.validate_node, which imports it) is imported by the functions that
+# check a schema: it takes tens of milliseconds, and most flows declare no input schema.
 
 MAX_FAULTS = 20
 """Faults reported per value at most: a large file breaking its schema everywhere says enough."""
@@ -27,6 +25,10 @@ def schema_problem(schema: Any) -> str | None:
     """Why `schema` is not a JSON Schema this project can check values with, or None."""
     if isinstance(schema, bool):
         return None
+    from jsonschema.exceptions import SchemaError
+
+    from meta.steps.validate_node import dialect_of
+
     dialect = dialect_of(schema)
     if dialect is None:
         return f"its $schema {schema.get('$schema')!r} names no JSON Schema draft known here"
@@ -54,6 +56,11 @@ def record_faults(
 def _faults(name: str, schema: Any, values: Iterable[tuple[Any, str]], file: str) -> list[Fault]:
     if schema is None or schema is True:
         return []
+    from jsonschema_specifications import REGISTRY as METASCHEMAS  # type: ignore[import-untyped]
+    from referencing.exceptions import Unresolvable
+
+    from meta.steps.validate_node import dialect_of
+
     dialect = dialect_of(schema)
     if dialect is None:
         return [Fault(file, "", f"input '{name}': its schema names an unknown draft")]

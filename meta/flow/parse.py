@@ -31,7 +31,7 @@ from meta.flow.model import (
     UnitSource,
     ValueInput,
 )
-from meta.flow.schema import schema_faults
+from meta.flow.validity import schema_faults
 
 API_VERSION = "meta-orchestrator.io/v1alpha1"
 KIND = "MetaFlow"

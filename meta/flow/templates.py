@@ -10,15 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Any
-
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
-from jinja2 import meta as jinja_meta
-from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from meta.errors import MetaError
-from meta.flow.sandbox import BoundedSandbox, TemplateTooCostly, bounded_text, start_render
+
+if TYPE_CHECKING:
+    from jinja2 import nodes
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+# Jinja2 (and meta.flow.sandbox, built on it) is imported by the functions that compile or
+# render: a flow without templates never needs it, and it takes tens of milliseconds to import.
 
 ITERATION_VARIABLES = frozenset({"node", "item", "chunk", "index", "depth", "path", "round"})
 FLOW_VARIABLES = frozenset({"inputs", "flow"})
@@ -37,6 +38,10 @@ class TemplateProblem(MetaError):
 
 @cache
 def environment() -> ImmutableSandboxedEnvironment:
+    from jinja2 import StrictUndefined
+
+    from meta.flow.sandbox import BoundedSandbox
+
     env = BoundedSandbox(undefined=StrictUndefined, autoescape=False)
     env.policies["json.dumps_kwargs"] = {"sort_keys": True}
     # Jinja's helpers for pages (lorem ipsum, cycler, joiner, namespace) render as Python
@@ -52,6 +57,8 @@ def is_template(text: str) -> bool:
 
 def check_template(text: str, available: Iterable[str], *, expression: bool = False) -> None:
     """Fail on syntax errors, on variables not available here, and on reaching for internals."""
+    from jinja2 import TemplateSyntaxError, nodes
+
     source = "{{ (" + text + ") }}" if expression else text
     try:
         tree = environment().parse(source)
@@ -88,10 +95,14 @@ def check_template(text: str, available: Iterable[str], *, expression: bool = Fa
 
 
 def _free_variables(tree: nodes.Template) -> set[str]:
+    from jinja2 import meta as jinja_meta
+
     return set(jinja_meta.find_undeclared_variables(tree))
 
 
 def _constant(node: nodes.Node) -> Any:
+    from jinja2 import nodes
+
     return node.value if isinstance(node, nodes.Const) else None
 
 
@@ -109,6 +120,10 @@ def render(source: str, context: Mapping[str, Any]) -> str:
     """Render one template string; a constant string is returned as it is."""
     if not is_template(source):
         return source
+    from jinja2.exceptions import SecurityError, UndefinedError
+
+    from meta.flow.sandbox import TemplateTooCostly, bounded_text, start_render
+
     start_render()
     try:
         template = _compiled(source)
@@ -125,6 +140,11 @@ def render(source: str, context: Mapping[str, Any]) -> str:
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a `when` expression in the sandbox."""
+    from jinja2 import Undefined
+    from jinja2.exceptions import SecurityError, UndefinedError
+
+    from meta.flow.sandbox import TemplateTooCostly, start_render
+
     start_render()
     try:
         value = _compiled_expression(expression)(**context)
@@ -144,6 +164,8 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
 def upstream_names(text: str, *, condition: bool = False) -> set[str]:
     """The unit names a template (or a condition) reads as `upstream.NAME` or
     `upstream['NAME']`; an unreadable template reads none (its syntax is faulted elsewhere)."""
+    from jinja2 import TemplateSyntaxError, nodes
+
     expression = condition and not is_template(text)
     source = "{{ (" + text + ") }}" if expression else text
     try:
@@ -192,6 +214,8 @@ def _single_expression(text: str) -> str | None:
     match = _ONE_EXPRESSION.fullmatch(text)
     if match is None:
         return None
+    from jinja2 import TemplateSyntaxError, nodes
+
     try:
         tree = environment().parse(text.strip())
     except TemplateSyntaxError:

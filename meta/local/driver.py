@@ -30,6 +30,7 @@ import itertools
 import json
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -43,7 +44,7 @@ from pathlib import Path
 from meta.engine.driver import Exit, StepTask
 from meta.engine.results import RESULT_FILE, ResultRefused, read_result
 from meta.local.environment import Secrets, base_environ, missing_source, resolve
-from meta.local.reaper import become_subreaper, stop_orphans
+from meta.local.reaper import Children, become_subreaper, stop_orphans
 from meta.trees import Manifest, OutputRefused, copy_tree, remove_tree
 
 OUTPUTS = "@outputs"
@@ -140,7 +141,9 @@ class LocalDriver:
         """Every step's standard input, opened once rather than at every start."""
         # One thread per running step, as a thread-pool runner has; idle ones are reused.
         self.threads = ThreadPoolExecutor(MAX_RUNNING_STEPS, thread_name_prefix="step")
+        self._exits = _Exits()
         self.subreaper = become_subreaper()
+        self._children = Children() if self.subreaper else None
         _more_descriptors()
         kill_leftovers(self.token)
         remove_tree(str(self.scratch))
@@ -297,25 +300,12 @@ class LocalDriver:
     async def _exit_code(self, process: subprocess.Popen[bytes]) -> int:
         """Wait for `process` to end, without a thread where the system has pidfds: the
         event loop hears of the end as it hears of any file that becomes readable."""
-        loop = asyncio.get_running_loop()
         try:
-            pidfd = os.pidfd_open(process.pid)
+            await self._exits.ended(process.pid)
         except (AttributeError, OSError):
             # Not Linux, or a kernel before 5.3: a thread waits instead.
+            loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self.threads, process.wait)
-        ended: asyncio.Future[None] = loop.create_future()
-
-        def readable() -> None:
-            loop.remove_reader(pidfd)
-            if not ended.done():
-                ended.set_result(None)
-
-        loop.add_reader(pidfd, readable)
-        try:
-            await ended
-        finally:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
         # It has ended: this reaps it without blocking.
         return process.wait()
 
@@ -383,10 +373,74 @@ class LocalDriver:
     def close(self) -> None:
         self.kill_all()
         if self.subreaper:
-            stop_orphans(None, ())
+            stop_orphans(None, (), self._children)
+        if self._children is not None:
+            self._children.close()
         self.threads.shutdown(wait=True, cancel_futures=True)
+        self._exits.close()
         os.close(self._devnull)
         remove_tree(str(self.scratch))
+
+
+class _Exits:
+    """The ends of started processes, heard through their pidfds in one epoll set of its own,
+    which the event loop watches as a single reader: a step's end costs an epoll_ctl and a
+    future, not a reader added to and removed from the loop (asyncio's bookkeeping of a reader
+    costs more than the step's system calls)."""
+
+    def __init__(self) -> None:
+        self._epoll: select.epoll | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: dict[int, asyncio.Future[None]] = {}
+        """Futures of the processes not heard to end yet, by pidfd."""
+
+    async def ended(self, pid: int) -> None:
+        """Return when process `pid` has ended (it is left to be reaped). OSError or
+        AttributeError where pidfds are not available."""
+        loop = asyncio.get_running_loop()
+        pidfd = os.pidfd_open(pid)
+        try:
+            epoll = self._watched(loop)
+            ended = loop.create_future()
+            epoll.register(pidfd, select.EPOLLIN)
+            self._waiting[pidfd] = ended
+            try:
+                await ended
+            finally:
+                if self._waiting.pop(pidfd, None) is not None:
+                    # Not heard to end (the wait was cancelled): still in the set.
+                    epoll.unregister(pidfd)
+        finally:
+            os.close(pidfd)
+
+    def _watched(self, loop: asyncio.AbstractEventLoop) -> select.epoll:
+        if self._epoll is None:
+            self._epoll = select.epoll()
+        if self._loop is not loop:
+            # A driver outlives its first loop in tests: each loop gets the set as a reader.
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._epoll.fileno())
+            loop.add_reader(self._epoll.fileno(), self._heard)
+            self._loop = loop
+        return self._epoll
+
+    def _heard(self) -> None:
+        assert self._epoll is not None
+        for pidfd, _ in self._epoll.poll(0):
+            # Out of the set at once: an ended process's pidfd stays readable.
+            self._epoll.unregister(pidfd)
+            ended = self._waiting.pop(pidfd, None)
+            if ended is not None and not ended.done():
+                ended.set_result(None)
+
+    def close(self) -> None:
+        if self._epoll is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
+        self._epoll = None
+        self._loop = None
 
 
 class LocalProcess:
@@ -430,7 +484,7 @@ class LocalProcess:
             _kill_group(started.pid, signal.SIGKILL)
             driver.forget(started.pid)
             if driver.subreaper:
-                stop_orphans(task.id, driver._groups)
+                stop_orphans(task.id, driver._groups, driver._children)
         result, refusal = None, ""
         if code == 0:
             try:

@@ -15,7 +15,7 @@ from meta.flow.files import (
     parse_yaml_data,
     read_text,
 )
-from meta.steps.validate_node import is_yaml
+from meta.steps.yamldata import is_yaml
 
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson", ".jsonlines"})
 

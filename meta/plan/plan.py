@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meta.builder.module import is_python, python_flow
 from meta.errors import Fault, FlowInvalid, InputFault, UserError, pointer
 from meta.flow.files import display_path
 from meta.flow.inputschema import record_faults, value_faults
@@ -142,6 +141,11 @@ Given = Mapping[str, Input | str | Path]
 `meta.plan.given`)."""
 
 
+PYTHON_SUFFIX = ".py"
+"""meta.builder.module's SUFFIX, the suffix of a flow written in Python (a test keeps them
+equal): known here without importing the builder."""
+
+
 def compile_plan(path: Path, overrides: Given | None = None) -> Plan:
     """Load `path` (a flow file, or a Python file that makes one) and everything it references;
     raise one `UserError` listing every fault."""
@@ -151,7 +155,12 @@ def compile_plan(path: Path, overrides: Given | None = None) -> Plan:
 def load_entry(path: Path) -> Flow:
     """The flow of a file a person names: a YAML flow file, or a Python file that makes a flow
     (see meta.builder.module; a flowRef always names YAML)."""
-    return python_flow(path) if is_python(path) else load_flow(path)
+    if path.suffix.lower() == PYTHON_SUFFIX:
+        # The builder (and all it imports) only for a flow written in Python.
+        from meta.builder.module import python_flow
+
+        return python_flow(path)
+    return load_flow(path)
 
 
 def plan_flow(flow: Flow, overrides: Given | None = None) -> Plan:

@@ -481,3 +481,11 @@ def test_a_json_lines_record_with_a_value_json_has_not(
         compile_plan(path)
     ((fault),) = caught.value.faults
     assert (fault.pointer, fault.reason) == ("/1", "line 2: Infinity is not a JSON value")
+
+
+def test_the_python_suffix_is_the_builders() -> None:
+    # compile_plan tells a Python flow by its suffix without importing the builder.
+    from meta.builder.module import SUFFIX
+    from meta.plan.plan import PYTHON_SUFFIX
+
+    assert PYTHON_SUFFIX == SUFFIX
