@@ -12,6 +12,7 @@ data (a YAML date, a key that is not text) is always checked.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -24,6 +25,8 @@ from meta.cachedir import cache_home
 from meta.errors import Fault
 
 FOLDER = "flows-valid"
+KEPT = 2000
+"""At most this many documents are remembered; past it the oldest half is forgotten."""
 _PLAIN = (str, int, float, bool, type(None))
 
 
@@ -94,8 +97,22 @@ def _implementation() -> bytes | None:
 
 
 def _remember(mark: str) -> None:
+    folder = os.path.dirname(mark)
     try:
-        os.makedirs(os.path.dirname(mark), exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        _forget_the_oldest(folder)
     except OSError:
         pass  # a cache that cannot be written only means checking again next time
+
+
+def _forget_the_oldest(folder: str) -> None:
+    """Keep the folder bounded (every edit of every flow leaves a mark): a new mark is rare,
+    so listing the folder then costs little."""
+    with os.scandir(folder) as entries:
+        marks = [(entry.stat().st_mtime_ns, entry.path) for entry in entries]
+    if len(marks) <= KEPT:
+        return
+    for _, path in sorted(marks)[: len(marks) - KEPT // 2]:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

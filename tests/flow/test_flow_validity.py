@@ -78,3 +78,17 @@ def test_an_unwritable_cache_only_means_checking_again(
     monkeypatch.setenv("META_CACHE_DIR", str(blocker))
     assert validity.schema_faults(doc(units=[STEP]), "f.yaml") == []
     assert validity.schema_faults(doc(units=[STEP], steps=[]), "f.yaml") != []
+
+
+def test_the_remembered_documents_are_bounded_and_the_oldest_forgotten(
+    marks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(validity, "KEPT", 10)
+    for index in range(11):
+        document = doc(units=[{**STEP, "name": f"s{index}"}])
+        assert validity.schema_faults(document, "f.yaml") == []
+        if index == 0:
+            os.utime(marks / listed(marks)[0], ns=(0, 0))
+            first = listed(marks)[0]
+    assert len(listed(marks)) == 5, "past KEPT, the oldest half is forgotten"
+    assert first not in listed(marks)
