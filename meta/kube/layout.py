@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -379,6 +380,11 @@ def quarterback_access(owner: FlowOwner, pod: str) -> list[dict[str, Any]]:
     ]
 
 
+CACHED_FILE = "cached.json"
+"""Beside a micro section's result in the store: the units of the pod its cache stood for, each
+with the run it came from (the operator records them as the engine records its own hits)."""
+
+
 def work_config_map(owner: FlowOwner, pod: str, document: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -627,6 +633,21 @@ def slot_images(section: Section, max_active: int, default_image: str) -> list[s
     count = max(1, min(MAX_SLOTS, max_live(section, max_active)))
     images = images or [default_image]
     return [images[i % len(images)] for i in range(count)]
+
+
+def wind_down_seconds(section: Section, default_timeout: float, grace: int) -> int | None:
+    """How long a micro pod stopped from outside may take to end when its section (or one in
+    it) has `finally` units: the time limits of their steps, one after another, and the grace
+    a pod gets. None when it has none (a pod is then given its grace only)."""
+    total = 0.0
+    finals = [
+        last for unit in walk_units(section) if isinstance(unit, Section) for last in unit.final
+    ]
+    for last in finals:
+        for unit in walk_units(last):
+            if isinstance(unit, Step):
+                total += default_timeout if unit.timeout_seconds is None else unit.timeout_seconds
+    return math.ceil(total) + grace if finals else None
 
 
 def slot_resources(section: Section) -> dict[str, dict[str, str]]:
