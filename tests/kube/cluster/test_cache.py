@@ -153,3 +153,12 @@ def test_real_pods_reuse_outputs_through_the_stores_cache_in_macro_and_in_a_micr
     assert len(made["micro"]) == 2, "the micro pod, and publish: summary read the same outputs"
     pod_section = next(s for s in micro["sections"] if s["id"] == "cs-micro/weather/stations")
     assert pod_section["unitsRun"] == 0, "no station step ran in the micro pod"
+    # The quarterback's hits are the flow's, as the operator's own are: summary's, and the
+    # four stations' inside the pod, each from the run that made its entry.
+    stations = {hit["id"]: hit["from"] for hit in micro["cachedUnits"]}
+    assert stations == {
+        **{f"cs-micro/weather/stations/station-{name}": f"{namespace}/cs-first"
+           for name in ("airport", "harbour", "north", "summit")},
+        "cs-micro/weather/summary": f"{namespace}/cs-first",
+    }, micro["cachedUnits"]  # fmt: skip
+    assert micro["cacheHits"] == 5
