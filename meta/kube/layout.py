@@ -175,10 +175,10 @@ def step_pod(
             {"name": "scratch", "emptyDir": {"medium": "Memory"}},
             {"name": "upstream", "emptyDir": {}},
             _TMP_VOLUME,
-            _store_volume(settings),
+            store_volume(settings),
         ],
     }
-    _place(spec, settings)
+    place(spec, settings)
     # A step needs no API access: its pod holds no token.
     spec["automountServiceAccountToken"] = False
     return {
@@ -464,10 +464,10 @@ def micro_pod(
             _TMP_VOLUME,
             {"name": "work", "configMap": {"name": work_name(name)}},
             _TOKEN_VOLUME,
-            _store_volume(settings),
+            store_volume(settings),
         ],
     }
-    _place(spec, settings)
+    place(spec, settings)
     metadata = _pod_metadata(name, owner, task.id, task.name, task.attempt, {})
     metadata["labels"][LABEL_SCOPE] = "micro"
     return {
@@ -605,13 +605,13 @@ def _store_mount(path: str, store_dir: str) -> dict[str, Any]:
     }
 
 
-def _store_volume(settings: PodSettings) -> dict[str, Any]:
+def store_volume(settings: PodSettings) -> dict[str, Any]:
     if settings.store_claim:
         return {"name": STORE_VOLUME, "persistentVolumeClaim": {"claimName": settings.store_claim}}
     return {"name": STORE_VOLUME, "emptyDir": {}}
 
 
-def _place(spec: dict[str, Any], settings: PodSettings) -> None:
+def place(spec: dict[str, Any], settings: PodSettings) -> None:
     """The scheduler places pods; the operator only narrows where (no nodeName)."""
     if settings.node_selector:
         spec["nodeSelector"] = dict(settings.node_selector)
