@@ -161,8 +161,8 @@ def test_real_pods_reuse_outputs_through_the_stores_cache_in_macro_and_in_a_micr
     # four stations' inside the pod, each from the run that made its entry.
     stations = {hit["id"]: hit["from"] for hit in micro["cachedUnits"]}
     assert stations == {
-        **{f"cs-micro/weather/stations/station-{name}": f"{namespace}/cs-first"
-           for name in ("airport", "harbour", "north", "summit")},
+        **{f"cs-micro/weather/stations/{index}/station-{name}": f"{namespace}/cs-first"
+           for index, name in enumerate(("north", "harbour", "airport", "summit"))},
         "cs-micro/weather/summary": f"{namespace}/cs-first",
     }, micro["cachedUnits"]  # fmt: skip
     assert micro["cacheHits"] == 5
