@@ -64,14 +64,13 @@ class DagGenerator:
             where = defs[name]
             if depends.get(name):
                 used.add((where, "dependsOn"))
-            run = flows.user_run(schema, where, flows.TOP_LEVEL)
+            feeds = [names[dep] for dep in depends.get(name, [])]
+            run = flows.user_run(schema, where, flows.TOP_LEVEL, feeds)
             if run is not None:
                 used.add((where, "run"))
             else:
                 run = _validator(schema, description, name, where)
-            units.append(
-                run.step(names[name], depends_on=[names[dep] for dep in depends.get(name, [])])
-            )
+            units.append(run.step(names[name], depends_on=feeds))
         flows.check_runs_used(schema, used, self.name, "it runs the $defs entries")
         section = mb.dag("stages", *units, **flows.frame(schema))
         return flows.flow_document(schema, description, self.name, section)

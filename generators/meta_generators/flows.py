@@ -20,9 +20,11 @@ from meta.flow.files import display_path
 from meta.flow.templates import (
     FLOW_VARIABLES,
     ITERATION_VARIABLES,
+    UNIT_VARIABLES,
     TemplateProblem,
     check_template,
     is_template,
+    upstream_names,
 )
 from meta.hookspecs import Description
 
@@ -32,8 +34,8 @@ API_VERSION = "meta-orchestrator.io/v1alpha1"
 DATA = "data"
 """The name of the generated flow's one input: the data the description describes."""
 VALIDATE_NODE = ("meta", "step", "validate-node")
-ITERATING = ITERATION_VARIABLES | FLOW_VARIABLES
-TOP_LEVEL = FLOW_VARIABLES
+ITERATING = ITERATION_VARIABLES | FLOW_VARIABLES | UNIT_VARIABLES
+TOP_LEVEL = FLOW_VARIABLES | UNIT_VARIABLES
 
 KEYWORD_SEGMENTS = frozenset(
     {"allOf", "anyOf", "oneOf", "items", "prefixItems", "properties", "patternProperties"}
@@ -198,25 +200,39 @@ def validator_run(
     return Run([*command, *extra])
 
 
-def user_run(schema: Schema, where: str, available: frozenset[str]) -> Run | None:
+def user_run(
+    schema: Schema, where: str, available: frozenset[str], feeds: Feeds = None
+) -> Run | None:
     """A copy of the `x-meta.run` written at `where` (None when there is none), its templates
-    checked against the variables `available` where it will run."""
+    checked against the variables `available` where it will run (and `upstream.NAME` against
+    the units that `feeds` it, where those are known)."""
     run = schema.x_meta.get(where, {}).get("run")
     if not isinstance(run, dict):
         return None
-    return copy_run(schema, child(where, "x-meta", "run"), run, available)
+    return copy_run(schema, child(where, "x-meta", "run"), run, available, feeds)
 
 
-def copy_run(schema: Schema, at: str, run: Mapping[str, Any], available: frozenset[str]) -> Run:
+Feeds = Collection[str] | None
+"""The names of the units whose outputs flow into a unit, when known before the run (a dag
+entry's dependsOn); None when only the run knows them (a tree node's children)."""
+
+
+def copy_run(
+    schema: Schema,
+    at: str,
+    run: Mapping[str, Any],
+    available: frozenset[str],
+    feeds: Feeds = None,
+) -> Run:
     """A fresh copy of a run (command, image, env), its templates checked."""
     faults: list[Fault] = []
     command = [str(arg) for arg in run["command"]]
-    for i, arg in enumerate(command):
-        faults.extend(_template_faults(schema, child(at, "command", i), arg, available))
+    texts = [(child(at, "command", i), arg) for i, arg in enumerate(command)]
     if "image" in run:
-        faults.extend(_template_faults(schema, child(at, "image"), run["image"], available))
-    for name, value in run.get("env", {}).items():
-        faults.extend(_template_faults(schema, child(at, "env", name), value, available))
+        texts.append((child(at, "image"), run["image"]))
+    texts.extend((child(at, "env", name), value) for name, value in run.get("env", {}).items())
+    for place, text in texts:
+        faults.extend(_template_faults(schema, place, text, available, feeds))
     if faults:
         raise UserError(faults)
     env = dict(run["env"]) if "env" in run else None
@@ -224,7 +240,7 @@ def copy_run(schema: Schema, at: str, run: Mapping[str, Any], available: frozens
 
 
 def _template_faults(
-    schema: Schema, at: str, text: str, available: frozenset[str]
+    schema: Schema, at: str, text: str, available: frozenset[str], feeds: Feeds
 ) -> Iterable[Fault]:
     if not is_template(text):
         return []
@@ -232,7 +248,18 @@ def _template_faults(
         check_template(text, available)
     except TemplateProblem as problem:
         return [schema.fault(at, str(problem))]
-    return []
+    if feeds is None:
+        return []
+    # As the flow layer says it of a hand-written flow, but at the schema's own place.
+    known = ", ".join(sorted(feeds)) or "none"
+    return [
+        schema.fault(
+            at,
+            f"upstream.{name}: '{name}' does not feed this unit "
+            f"(the units that do, its x-meta.dependsOn: {known})",
+        )
+        for name in sorted(upstream_names(text) - set(feeds))
+    ]
 
 
 def check_root_keys(schema: Schema, pattern: str, generator: str) -> None:

@@ -275,12 +275,13 @@ def operator(
     from meta.kube.operator import LeadershipLost, run_operator
     from meta.kube.types import OperatorSettings, PodSettings
 
+    selectors, placed = placement(node_selectors, tolerations)
     pods = PodSettings(
         default_image=image,
         image_pull_policy=image_pull_policy,
         store_claim=store_claim,
-        node_selector=dict(_label(s) for s in node_selectors),
-        tolerations=[_toleration(t) for t in tolerations],
+        node_selector=selectors,
+        tolerations=placed,
         run_as_user=run_as_user,
         read_only_root=not writable_step_root,
     )
@@ -310,6 +311,13 @@ def operator(
         # Another replica may hold it by now: stop before writing anything more.
         click.echo(f"meta operator: {exc}; stopping", err=True)
         sys.exit(1)
+
+
+def placement(
+    node_selectors: Sequence[str], tolerations: Sequence[str]
+) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The `--node-selector` and `--toleration` options, read."""
+    return dict(_label(s) for s in node_selectors), [_toleration(t) for t in tolerations]
 
 
 def _label(text: str) -> tuple[str, str]:

@@ -90,6 +90,7 @@ class Engine:
         self._caching = Caching(cache, self._listener, journal)
         self._generation = Generation(plan, driver.outputs, plugins)
         self._steps_reached = 0
+        self._pod_parent: SectionFrame | None = None
         self._micro_pod: PlaceSection = (
             self._pod_here if pods is None else partial(self._pod_of_its_own, pods)
         )
@@ -165,8 +166,16 @@ class Engine:
         context = Context(task.input, task.iteration, hidden=task.hidden)
         upstream = fed(task.fed_by)
         parent = SectionFrame(task.section, "macro", None)
+        self._pod_parent = parent
         visit = make_visit(FlowFrame.of(plan), parent, task.name, task.id, context, upstream)
         return await self._section(visit, section)
+
+    def wind_down(self) -> None:
+        """The pod of `run_pod` is asked to end early, because the section holding it stops
+        after a failure: cancelling the run now runs the section's `finally` units, as the
+        same cancel does when the engine runs the section in place."""
+        if self._pod_parent is not None:
+            self._pod_parent.ending.stopping = True
 
     async def _unit(
         self,

@@ -12,17 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from meta.engine.caching import uses_cache
 from meta.engine.driver import Exit, FlowTask, PodTask, Refused, Running, StepTask
-from meta.engine.records import Listener, SectionRecord
+from meta.engine.records import Journal, Listener, SectionRecord, UnitRecord
 from meta.engine.results import RESULT_FILE, ResultRefused, keep, read_kept, read_result
 from meta.kube.api import ApiFailed, Conflict, KubeApi
 from meta.kube.broker import Watches
 from meta.kube.layout import (
+    CACHED_FILE,
     InputTooLarge,
     child_flow,
     fed_by_path,
@@ -35,6 +38,7 @@ from meta.kube.layout import (
     slot_resources,
     step_pod,
     store_path,
+    wind_down_seconds,
     work_config_map,
 )
 from meta.kube.types import (
@@ -44,6 +48,9 @@ from meta.kube.types import (
 )
 from meta.plan.plan import Plan
 
+WIND_DOWN_MARGIN_SECONDS = 30
+"""Beyond a micro pod's grace: for the kubelet to report it ended."""
+
 
 class KubeRunning:
     def __init__(
@@ -52,6 +59,7 @@ class KubeRunning:
         name: str,
         result: str,
         section: SectionRecord | None = None,
+        wind_down: int | None = None,
     ) -> None:
         self._driver = driver
         self.name = name
@@ -59,6 +67,9 @@ class KubeRunning:
         """Where the operator finds the attempt's result in the store."""
         self._section = section
         """For a micro pod: its section, whose peak and count its quarterback reports."""
+        self._wind_down = wind_down
+        """For a micro pod whose section has `finally` units: the grace its deletion gives
+        them (`meta.kube.layout.wind_down_seconds`)."""
 
     async def wait(self) -> Exit:
         driver = self._driver
@@ -67,8 +78,12 @@ class KubeRunning:
             # It would wait for ever, and a retry must not run beside it.
             with contextlib.suppress(ApiFailed):
                 await driver.api.delete_pod(driver.owner.namespace, self.name, 0)
-        if end.code == 0 and self._section is not None:
-            driver.report_section(self._section, end.message)
+        if self._section is not None:
+            if end.code == 0:
+                driver.report_section(self._section, end.message)
+            cached = os.path.join(os.path.dirname(self._result), CACHED_FILE)
+            with contextlib.suppress(OSError, ValueError):
+                driver.report_cached(await asyncio.to_thread(read_kept, cached))
         result = None
         if end.code == 0:
             try:
@@ -82,13 +97,24 @@ class KubeRunning:
 
     async def stop(self) -> None:
         driver = self._driver
-        driver.watches.pods.cancel(driver.owner.namespace, self.name)
-        if driver.detached:
+        namespace = driver.owner.namespace
+        if driver.detached or self._wind_down is None:
+            driver.watches.pods.cancel(namespace, self.name)
+            if not driver.detached:
+                with contextlib.suppress(ApiFailed):
+                    await driver.api.delete_pod(namespace, self.name, driver.settings.grace_seconds)
             return
-        with contextlib.suppress(ApiFailed):
-            await driver.api.delete_pod(
-                driver.owner.namespace, self.name, driver.settings.grace_seconds
-            )
+        # A micro pod with `finally` units: deleted, its quarterback gets SIGTERM, stops its
+        # units and runs its finally units in its slots, as the local runtime does in place.
+        # The section holding it ends once the pod has.
+        try:
+            with contextlib.suppress(ApiFailed):
+                await driver.api.delete_pod(namespace, self.name, self._wind_down)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._wind_down + WIND_DOWN_MARGIN_SECONDS):
+                    await driver.watches.pods.ended(namespace, self.name)
+        finally:
+            driver.watches.pods.cancel(namespace, self.name)
 
 
 class ChildFlow:
@@ -149,6 +175,8 @@ class KubeDriver:
         self.detached = False
         self.sections: Listener | None = None
         """Told of the micro sections that ran in pods, as the engine tells of its own."""
+        self.journal: Journal | None = None
+        """Told of the units of micro pods that the cache stood for."""
 
     def detach(self) -> None:
         """The operator is going away: attempts stopped from now on keep their pods running,
@@ -179,8 +207,29 @@ class KubeDriver:
         if self.sections is not None:
             self.sections.section_finished(replace(section, peak_active=peak, units_run=units))
 
+    def report_cached(self, hits: Any) -> None:
+        """Record the units of a micro pod that its cache stood for (what its quarterback kept
+        in the store) as the engine records its own hits: `cached`, from the run that made
+        the entry, in the journal and the status."""
+        if not isinstance(hits, list):
+            return
+        now = time.time()
+        for hit in hits:
+            record = UnitRecord(
+                str(hit["id"]), str(hit["name"]), str(hit["section"]), "micro", "cached",
+                0, now, now, cached_from=str(hit["from"]),
+            )  # fmt: skip
+            if self.journal is not None:
+                self.journal.record_finished(record)
+            if self.sections is not None:
+                self.sections.unit_finished(record)
+
     async def _create(
-        self, pod: dict[str, Any], result: str, section: SectionRecord | None = None
+        self,
+        pod: dict[str, Any],
+        result: str,
+        section: SectionRecord | None = None,
+        wind_down: int | None = None,
     ) -> Running:
         name = pod["metadata"]["name"]
         try:
@@ -195,7 +244,7 @@ class KubeDriver:
             # Refused for good (quota, admission, a bad field): this attempt fails, like a
             # program that cannot start; the engine's retries and failure rules take over.
             return Refused(f"cannot create pod {name}: {exc}")
-        return KubeRunning(self, name, result, section)
+        return KubeRunning(self, name, result, section, wind_down)
 
     def expanded(
         self, upstream: Sequence[tuple[str, str]], prefix: str = ""
@@ -272,7 +321,10 @@ class KubeDriver:
         except ApiFailed as exc:
             return Refused(f"cannot prepare the micro pod: {exc}")
         record = SectionRecord(task.id, task.name, section.pattern, "micro", task.max_active, 0, 0)
-        return await self._create(pod, self._result_file(task.id, task.attempt), record)
+        wind_down = wind_down_seconds(
+            section, plan.flow.defaults.timeout_seconds, self.settings.grace_seconds
+        )
+        return await self._create(pod, self._result_file(task.id, task.attempt), record, wind_down)
 
     async def open_pod(self, pod: str) -> None:
         """Not called: micro sections run in their pods (`start_pod`)."""

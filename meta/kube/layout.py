@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -179,10 +180,10 @@ def step_pod(
             {"name": "scratch", "emptyDir": {"medium": "Memory"}},
             {"name": "upstream", "emptyDir": {}},
             _TMP_VOLUME,
-            _store_volume(settings),
+            store_volume(settings),
         ],
     }
-    _place(spec, settings)
+    place(spec, settings)
     # A step needs no API access: its pod holds no token.
     spec["automountServiceAccountToken"] = False
     return {
@@ -384,6 +385,11 @@ def quarterback_access(owner: FlowOwner, pod: str) -> list[dict[str, Any]]:
     ]
 
 
+CACHED_FILE = "cached.json"
+"""Beside a micro section's result in the store: the units of the pod its cache stood for, each
+with the run it came from (the operator records them as the engine records its own hits)."""
+
+
 def work_config_map(owner: FlowOwner, pod: str, document: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -463,10 +469,10 @@ def micro_pod(
             _TMP_VOLUME,
             {"name": "work", "configMap": {"name": work_name(name)}},
             _TOKEN_VOLUME,
-            _store_volume(settings),
+            store_volume(settings),
         ],
     }
-    _place(spec, settings)
+    place(spec, settings)
     metadata = _pod_metadata(name, owner, task.id, task.name, task.attempt, {})
     metadata["labels"][LABEL_SCOPE] = "micro"
     return {
@@ -604,13 +610,13 @@ def _store_mount(path: str, store_dir: str) -> dict[str, Any]:
     }
 
 
-def _store_volume(settings: PodSettings) -> dict[str, Any]:
+def store_volume(settings: PodSettings) -> dict[str, Any]:
     if settings.store_claim:
         return {"name": STORE_VOLUME, "persistentVolumeClaim": {"claimName": settings.store_claim}}
     return {"name": STORE_VOLUME, "emptyDir": {}}
 
 
-def _place(spec: dict[str, Any], settings: PodSettings) -> None:
+def place(spec: dict[str, Any], settings: PodSettings) -> None:
     """The scheduler places pods; the operator only narrows where (no nodeName)."""
     if settings.node_selector:
         spec["nodeSelector"] = dict(settings.node_selector)
@@ -632,6 +638,21 @@ def slot_images(section: Section, max_active: int, default_image: str) -> list[s
     count = max(1, min(MAX_SLOTS, max_live(section, max_active)))
     images = images or [default_image]
     return [images[i % len(images)] for i in range(count)]
+
+
+def wind_down_seconds(section: Section, default_timeout: float, grace: int) -> int | None:
+    """How long a micro pod stopped from outside may take to end when its section (or one in
+    it) has `finally` units: the time limits of their steps, one after another, and the grace
+    a pod gets. None when it has none (a pod is then given its grace only)."""
+    total = 0.0
+    finals = [
+        last for unit in walk_units(section) if isinstance(unit, Section) for last in unit.final
+    ]
+    for last in finals:
+        for unit in walk_units(last):
+            if isinstance(unit, Step):
+                total += default_timeout if unit.timeout_seconds is None else unit.timeout_seconds
+    return math.ceil(total) + grace if finals else None
 
 
 def slot_resources(section: Section) -> dict[str, dict[str, str]]:

@@ -5,6 +5,8 @@ made the part at fault."""
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +259,46 @@ def test_a_semantic_fault_names_the_line_that_made_the_unit() -> None:
     assert (fault.file, fault.pointer) == (f"{HERE}:{at}", "/spec/root/units/1/dependsOn/0")
     assert "'third' names no sibling of 'second'" in fault.reason
     assert str(fault).startswith(f"{HERE}:{at}: /spec/root/units/1/dependsOn/0: ")
+
+
+def test_an_unknown_upstream_and_a_bad_when_name_the_lines_that_made_them() -> None:
+    first = echo("first")
+    reads, reads_at = mb.step("reads", ["echo", "{{ upstream.nope.result }}"]), line()
+    guarded = mb.step("guarded", ["true"], when="{{ upstream.zzz.state == 'x' }}")
+    guarded_at = line() - 1
+    broken, broken_at = mb.step("broken", ["true"], when="{{ 1 + }}"), line()
+    flow = mb.flow("faulty", mb.sequence("main", first, reads, guarded, broken))
+    with pytest.raises(FlowInvalid) as caught:
+        flow.to_yaml()
+    assert [str(fault) for fault in caught.value.faults] == [
+        f"{HERE}:{reads_at}: /spec/root/units/1/run/command/1: upstream.nope: 'nope' does not "
+        "feed 'reads' (the units that do: first)",
+        f"{HERE}:{guarded_at}: /spec/root/units/2/when: upstream.zzz: 'zzz' does not feed "
+        "'guarded' (the units that do: reads)",
+        f"{HERE}:{broken_at}: /spec/root/units/3/when: template syntax error: unexpected "
+        "'end of print statement'",
+    ]
+
+
+def test_a_template_that_fails_as_it_runs_names_the_line_that_made_it(tmp_path: Path) -> None:
+    """Faults found only at run time (a result without the key a template reads) too."""
+    program = tmp_path / "late.py"
+    program.write_text(
+        "import meta.builder as mb\n"
+        "WRITE = \"import json, os; json.dump({'x': 1}, open(os.environ['META_RESULT'], 'w'))\"\n"
+        "flow = mb.flow('late', mb.sequence(\n"
+        "    'main',\n"
+        "    mb.step('made', ['python3', '-c', WRITE]),\n"
+        "    mb.step('reads', ['echo', '{{ upstream.made.result.y }}']),\n"
+        "))\n"
+    )
+    meta = Path(sys.executable).with_name("meta")
+    ran = subprocess.run(
+        [str(meta), "run", "late.py", "--workdir", "run"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 2, ran.stderr
+    assert ran.stderr.startswith("late.py:6: /spec/root/units/1/run/command/1: "), ran.stderr
 
 
 def test_a_fault_of_the_flow_itself_names_the_flow_line() -> None:

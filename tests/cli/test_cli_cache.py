@@ -96,3 +96,9 @@ def test_a_bad_age_is_one_line_and_exit_2(meta: Callable[..., Result], tmp_path:
     cleared = meta("cache", "clear", "--older-than", "soon", "--cache-dir", tmp_path)
     assert cleared.code == 2
     assert "expected a number and a unit" in cleared.stderr
+
+
+def test_the_clusters_cache_needs_the_stores_claim(meta: Callable[..., Result]) -> None:
+    shown = meta("cache", "ls", "-n", "team")
+    assert shown.code == 2
+    assert "--store-claim" in shown.stderr

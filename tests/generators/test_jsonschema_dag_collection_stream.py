@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.generators.helpers import SAMPLES, Schemas, command, schema
+from tests.generators.helpers import SAMPLES, Schemas, command, run_meta, schema
 
 VALIDATE = ["meta", "step", "validate-node", "--schema", "doc.schema.json"]
 
@@ -114,6 +114,53 @@ def test_dag_runs_cannot_use_node_variables(schemas: Schemas) -> None:
         "doc.schema.json: /$defs/b/x-meta/run/command/0: template variable 'node' is not "
         "defined here"
     )
+
+
+def test_dag_runs_read_the_results_and_states_of_the_entries_they_depend_on(
+    schemas: Schemas, tmp_path: Path
+) -> None:
+    write = "import json, os; json.dump({'n': 3}, open(os.environ['META_RESULT'], 'w'))"
+    read = "import sys; open('seen.txt', 'w').write(' '.join(sys.argv[1:]))"
+    document = schema(
+        **{
+            "$defs": {
+                "count": stage(run=["python3", "-c", write]),
+                "report": stage(
+                    "count",
+                    run=[
+                        "python3", "-c", read,
+                        "{{ upstream.count.state }}", "{{ upstream.count.result.n }}",
+                    ],
+                ),
+            }
+        }
+    )  # fmt: skip
+    flow = schemas.flow(document)
+    assert command(flow["spec"]["root"]["units"][1])[-1] == "{{ upstream.count.result.n }}"
+    (tmp_path / "doc.data.json").write_text("{}")
+    generated = run_meta("generate", "doc.schema.json", "-o", "doc.flow.yaml", cwd=tmp_path)
+    assert generated.returncode == 0, generated.stderr
+    ran = run_meta("run", "doc.flow.yaml", "--workdir", "run", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "seen.txt").read_text() == "succeeded 3"
+
+
+def test_a_dag_run_reading_an_entry_it_does_not_depend_on_is_named_where_written(
+    schemas: Schemas,
+) -> None:
+    document = schema(
+        **{
+            "$defs": {
+                "a": stage(run=["a"]),
+                "b": stage(run=["b"]),
+                "c": stage("a", run=["c", "{{ upstream.b.result }}", "{{ upstream.a.state }}"]),
+            }
+        }
+    )
+    assert schemas.faults(document) == [
+        "doc.schema.json: /$defs/c/x-meta/run/command/1: upstream.b: 'b' does not feed this "
+        "unit (the units that do, its x-meta.dependsOn: a)"
+    ]
 
 
 # --- collection -----------------------------------------------------------------------------

@@ -197,6 +197,15 @@ def test_one_object_children_and_templated_runs(schemas: Schemas) -> None:
     assert last["run"] == {"command": ["python3", "p.py", "{{ node.email }}", "{{ depth }}"]}
 
 
+def test_a_node_run_reads_its_childrens_results_through_upstream(schemas: Schemas) -> None:
+    document = org()
+    total = "{{ upstream.values() | map(attribute='result') | sum }}"
+    document["$defs"]["dept"]["x-meta"] = {"run": {"command": ["echo", total]}}
+    flow = schemas.flow(document)
+    cases = flow["spec"]["root"]["visit"]["cases"]
+    assert ["echo", total] in [case["unit"]["run"]["command"] for case in cases]
+
+
 def test_entries_keyed_by_name_are_walked_as_nodes_at_any_depth(schemas: Schemas) -> None:
     document = org()
     defs = document["$defs"]

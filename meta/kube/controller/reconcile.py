@@ -130,6 +130,7 @@ async def run_flow(
     reporter.extra.update(startedAt=status.get("startedAt") or now(), conditions=conditions)
     await reporter.write(phase="Running", journal=journal.chunks)
     driver.sections = reporter
+    driver.journal = journal
     cache = StoreCache(
         CacheDir(os.path.join(settings.store_dir, CACHE_DIR)),
         run=f"{owner.namespace}/{owner.name}",

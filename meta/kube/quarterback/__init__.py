@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 from importlib import resources
 
 from meta.kube.api import ClientApi
@@ -29,8 +30,15 @@ def quarterback(work_dir: str, termination: str = TERMINATION_LOG) -> int:
         patch = {"spec": {"containers": [{"name": f"slot-{slot}", "image": image}]}}
         await api.patch_pod(namespace, pod, patch)
 
+    async def run() -> int:
+        # Kubernetes asks a pod to end with SIGTERM (the operator deletes it, with a grace
+        # period long enough for the section's finally units).
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        return await run_quarterback(PodPaths(work=work_dir), swap, termination, stop)
+
     try:
-        return asyncio.run(run_quarterback(PodPaths(work=work_dir), swap, termination))
+        return asyncio.run(run())
     finally:
         api.close()
 

@@ -194,6 +194,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: launcher.py SOCKET SLOT", file=sys.stderr)
         return 2
+    # A pod being deleted gets SIGTERM in every container at once: the slots stay until the
+    # quarterback lets them go, as the section's finally units may still need them.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     sock = connect(argv[0])
     return 0 if sock is None else Launcher(sock).serve(argv[1])
 

@@ -11,6 +11,7 @@ own pod, in the termination message the operator reads when the pod ends, and in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -18,11 +19,14 @@ from pathlib import Path
 
 from meta.cachedir import CacheDir
 from meta.engine.caching import StoreCache
+from meta.engine.driver import PodTask
 from meta.engine.engine import Engine
+from meta.engine.frontiers import Done
 from meta.engine.records import NullListener, UnitRecord
 from meta.engine.results import RESULT_FILE, keep
 from meta.errors import RunFailed, UserError
 from meta.flow.parse import flow_from_document
+from meta.kube.layout import CACHED_FILE
 from meta.kube.quarterback.driver import MicroDriver, PodPaths
 from meta.kube.quarterback.launcher import CLOSED
 from meta.kube.quarterback.slots import Slots, Swap
@@ -36,17 +40,29 @@ TERMINATION_BYTES = 4096
 class _Count(NullListener):
     def __init__(self) -> None:
         self.units = 0
-        self.cached = 0
+        self.cached: list[dict[str, str]] = []
 
     def unit_finished(self, record: UnitRecord) -> None:
         if record.state == "succeeded":
             self.units += 1
         elif record.state == "cached":
-            self.cached += 1
+            self.cached.append(
+                {
+                    "id": record.id,
+                    "name": record.name,
+                    "section": record.section,
+                    "from": record.cached_from,
+                }
+            )
 
 
-async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
-    """Run the section of the work in `paths.work`; the exit code the container ends with."""
+async def run_quarterback(
+    paths: PodPaths, swap: Swap, termination: str, stop: asyncio.Event | None = None
+) -> int:
+    """Run the section of the work in `paths.work`; the exit code the container ends with.
+    When `stop` is set first (the pod is being deleted: the section holding it stops after a
+    failure), the running units are stopped and the section's `finally` units run, in the
+    pod's slots, before it ends."""
     os.makedirs(os.path.dirname(paths.socket), exist_ok=True)
     work = PodBrief.read(paths.work)
     try:
@@ -74,8 +90,12 @@ async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
             place=driver.adopt,
             placed=driver.adopted,
         )
+    engine = Engine(plan, driver, listener=counted, cache=cache)
     try:
-        done = await Engine(plan, driver, listener=counted, cache=cache).run_pod(work.task)
+        done = await _until_stopped(engine, work.task, stop)
+        if done is None:
+            _report(termination, f"stopped before its end: {STOPPED}")
+            return 1
         result = driver.outputs(done.unit_id)
         await asyncio.to_thread(keep_result, driver.parts, result, paths.output)
         await asyncio.to_thread(keep, os.path.join(paths.result, RESULT_FILE), done.result)
@@ -91,12 +111,42 @@ async def run_quarterback(paths: PodPaths, swap: Swap, termination: str) -> int:
         return 2
     finally:
         await slots.close(paths.socket)
+        if counted.cached:
+            with contextlib.suppress(OSError):
+                cached = os.path.join(paths.result, CACHED_FILE)
+                await asyncio.to_thread(keep, cached, counted.cached)
     swaps = sum(slot.swaps for slot in slots.slots)
     report = {"unitsRun": counted.units, "peakActive": slots.peak, "imageSwaps": swaps}
     if counted.cached:
-        report["unitsCached"] = counted.cached
+        report["unitsCached"] = len(counted.cached)
     _report(termination, json.dumps(report))
     return 0
+
+
+STOPPED = "the section holding it stopped after a failure; its finally units ran"
+
+
+async def _until_stopped(engine: Engine, task: PodTask, stop: asyncio.Event | None) -> Done | None:
+    """The section's end; None when `stop` came first (its units stopped, its `finally` units
+    run: the engine's cancel after a failure)."""
+    run = asyncio.ensure_future(engine.run_pod(task))
+    if stop is None:
+        return await run
+    asked = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({run, asked}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        asked.cancel()
+    if run.done():
+        return run.result()
+    engine.wind_down()
+    run.cancel()
+    try:
+        return await run
+    except asyncio.CancelledError:
+        if run.cancelled():
+            return None
+        raise
 
 
 def keep_result(parts: Mapping[str, Sequence[tuple[str, str]]], result: str, target: str) -> None:

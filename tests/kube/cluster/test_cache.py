@@ -19,11 +19,15 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 from tests.kube.cluster.conftest import Cluster, RealNode
 from tests.kube.cluster.operating import META, Operator, apply, pod_log, wait_phase
 from tests.kube.cluster.test_node import (
+    FRAMEWORK_IMAGE,
     SAMPLES,
+    TIMEOUT,
+    operating,
     persisted,
     run_sample_in_cluster,
     sample_image,
@@ -153,3 +157,63 @@ def test_real_pods_reuse_outputs_through_the_stores_cache_in_macro_and_in_a_micr
     assert len(made["micro"]) == 2, "the micro pod, and publish: summary read the same outputs"
     pod_section = next(s for s in micro["sections"] if s["id"] == "cs-micro/weather/stations")
     assert pod_section["unitsRun"] == 0, "no station step ran in the micro pod"
+    # The quarterback's hits are the flow's, as the operator's own are: summary's, and the
+    # four stations' inside the pod, each from the run that made its entry.
+    stations = {hit["id"]: hit["from"] for hit in micro["cachedUnits"]}
+    assert stations == {
+        **{f"cs-micro/weather/stations/{index}/station-{name}": f"{namespace}/cs-first"
+           for index, name in enumerate(("north", "harbour", "airport", "summit"))},
+        "cs-micro/weather/summary": f"{namespace}/cs-first",
+    }, micro["cachedUnits"]  # fmt: skip
+    assert micro["cacheHits"] == 5
+
+
+def test_meta_cache_ls_and_clear_reach_the_stores_cache_through_a_pod(
+    cluster: Cluster, namespace: str, real_node: RealNode, crd: None, tmp_path: Path
+) -> None:
+    """`meta cache ls|clear -n NS --store-claim PVC` run `meta cache` in a short-lived pod that
+    mounts the store: the entry a MetaFlow made is listed, then removed, and no pod is left."""
+    write = "import os; open(os.path.join(os.environ['META_OUTPUT'], 'x'), 'w').write('x')"
+    flow = {
+        "metadata": {"name": "cache-me"},
+        "spec": {
+            # Micro: the quarterback makes the entry as the pods' user (an operator run on
+            # this machine is root here, and the cache's folders are sticky).
+            "root": {
+                "name": "root",
+                "scope": "micro",
+                "pattern": "sequence",
+                "units": [
+                    {"name": "once", "cache": True, "run": {"command": ["python3", "-c", write]}}
+                ],
+            }
+        },
+    }
+    with operating(cluster, namespace, real_node, FRAMEWORK_IMAGE, tmp_path / "operator.log"):
+        apply(cluster, namespace, flow)
+        found = wait_phase(cluster, namespace, "cache-me", ("Succeeded", "Failed"), TIMEOUT)
+    assert found["status"]["phase"] == "Succeeded", found["status"]
+    where = [
+        "-n", namespace, "--store-claim", real_node.claim, "--image", FRAMEWORK_IMAGE,
+        *(f"--node-selector={k}={v}" for k, v in real_node.selector.items()),
+    ]  # fmt: skip
+
+    def meta_cache(*args: str) -> Any:
+        done = subprocess.run(
+            [str(META), "cache", *args, *where, "-o", "json"],
+            env=cluster.env(), capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    listed = meta_cache("ls")
+    assert [(e["unit"], e["run"], e["bytes"]) for e in listed] == [
+        ("cache-me/root/once", f"{namespace}/cache-me", 1)
+    ]
+    removed = meta_cache("clear")["removed"]
+    assert [e["key"] for e in removed] == [listed[0]["key"]]
+    assert meta_cache("ls") == []
+    assert not list((real_node.store / ".cache" / "entries").rglob("entry.json"))
+    core = client.CoreV1Api(cluster.api_client)
+    left = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/component=cache")
+    assert left.items == [], "each reading pod is deleted once it has answered"

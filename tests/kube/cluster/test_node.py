@@ -14,6 +14,7 @@ import filecmp
 import json
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -572,3 +573,71 @@ def test_finally_of_a_micro_section_runs_in_its_pod_whatever_happened(
     assert "pod-finally/both/bad/finally/check exited with code 42" in status["reason"]
     pods = client.CoreV1Api(cluster.api_client).list_namespaced_pod(namespace).items
     assert len(pods) == 2, "each micro section, its finally unit included, is one pod"
+
+
+def test_a_micro_pod_a_siblings_failure_stops_runs_its_finally_units_before_it_goes(
+    cluster: Cluster, namespace: str, real_node: RealNode, crd: None, tmp_path: Path
+) -> None:
+    """`onFailure: stop` deletes the running micro pod; its quarterback (SIGTERM) stops the
+    running step and runs the section's finally unit in its slot, whose log says so."""
+    flow = {
+        "metadata": {"name": "pod-stopped"},
+        "spec": {
+            "defaults": {"timeoutSeconds": 120},
+            "root": {
+                "name": "both",
+                "scope": "macro",
+                "pattern": "dag",
+                "units": [
+                    {
+                        "name": "pod",
+                        "scope": "micro",
+                        "pattern": "sequence",
+                        "units": [
+                            python_step("write", WRITE_SCRATCH),
+                            python_step("long", "import time; time.sleep(600)"),
+                        ],
+                        "finally": [python_step("check", FINALLY_SAYS)],
+                    },
+                    python_step("boom", "import time; time.sleep(20); raise SystemExit(3)"),
+                ],
+            },
+        },
+    }
+    core = client.CoreV1Api(cluster.api_client)
+    logged: list[str] = []
+    with operating(cluster, namespace, real_node, FRAMEWORK_IMAGE, tmp_path / "operator.log"):
+        apply(cluster, namespace, flow)
+        pod = running_micro_pod(core, namespace)
+        follower = threading.Thread(
+            target=lambda: logged.append(follow_log(core, namespace, pod, "slot-0")), daemon=True
+        )
+        follower.start()
+        found = wait_phase(cluster, namespace, "pod-stopped", ("Succeeded", "Failed"), TIMEOUT)
+        follower.join(TIMEOUT)
+    status = found["status"]
+    assert status["phase"] == "Failed", status
+    assert status["failedUnit"] == "pod-stopped/both/boom", status
+    assert logged, "the slot's log was read to its end"
+    assert "the finally unit saw pod-stopped/both/pod/write" in logged[0], logged[0][-2000:]
+
+
+FINALLY_SAYS = """
+import os
+from pathlib import Path
+print("the finally unit saw", Path(os.environ["META_SCRATCH"], "mark.txt").read_text())
+"""
+
+
+def follow_log(core: client.CoreV1Api, namespace: str, pod: str, container: str) -> str:
+    """A container's log, followed until the container ends."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            answer = core.read_namespaced_pod_log(
+                pod, namespace, container=container, follow=True, _preload_content=False
+            )
+            return b"".join(answer.stream()).decode(errors="replace")
+        except client.ApiException:
+            time.sleep(0.5)  # the container has not started yet
+    return ""

@@ -26,6 +26,9 @@ class FakeApi:
         self.statuses: list[dict[str, Any]] = []
         self.created: list[str] = []
         self.deleted: list[str] = []
+        self.graces: dict[str, int] = {}
+        """The grace period each deleted pod was given, by name."""
+        self.on_delete: Callable[[dict[str, Any]], None] | None = None
         self.calls = Calls(Counter())
         self.on_create: Callable[[dict[str, Any]], None] | None = None
         self.logs: dict[tuple[str, str, str, bool], str] = {}
@@ -60,8 +63,12 @@ class FakeApi:
 
     async def delete_pod(self, namespace: str, name: str, grace_seconds: int = 5) -> None:
         self._count("delete")
-        if self.pods.pop((namespace, name), None) is not None:
+        pod = self.pods.pop((namespace, name), None)
+        if pod is not None:
             self.deleted.append(name)
+            self.graces[name] = grace_seconds
+            if self.on_delete is not None:
+                self.on_delete(pod)
 
     async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]:
         self._count("get")

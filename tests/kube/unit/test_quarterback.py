@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def write_work(
         max_active=section.get("maxActive", 1),
         fed_by=fed_by or [],
     )
-    document = PodBrief(task, flow, FILE, slots, "framework").document()
+    document = PodBrief(task, flow, FILE, slots, "framework", "team/pipe").document()
     Path(paths.work, "task.json").write_text(document)
     return task
 
@@ -126,11 +127,28 @@ def write_work(
 def run_pod(paths: PodPaths, tmp_path: Path) -> Iterator[Any]:
     pods: list[FakePod] = []
 
-    def go(slots: list[str]) -> tuple[int, str, FakePod]:
+    def go(slots: list[str], stop_when: Path | None = None) -> tuple[int, str, FakePod]:
+        """Run the pod; with `stop_when`, stop it (as its SIGTERM does) once that file is."""
         pod = FakePod(paths, slots)
         pods.append(pod)
         termination = str(tmp_path / "termination-log")
-        code = asyncio.run(run_quarterback(paths, pod.swap, termination))
+
+        async def running() -> int:
+            stop = asyncio.Event()
+
+            async def watch() -> None:
+                while stop_when is not None and not stop_when.exists():
+                    await asyncio.sleep(0.02)
+                if stop_when is not None:
+                    stop.set()
+
+            watching = asyncio.ensure_future(watch())
+            try:
+                return await run_quarterback(paths, pod.swap, termination, stop)
+            finally:
+                watching.cancel()
+
+        code = asyncio.run(running())
         return code, Path(termination).read_text(), pod
 
     yield go
@@ -207,6 +225,39 @@ def test_a_failing_step_fails_the_pod_with_its_unit_and_stderr(
     assert "the last words" in message
 
 
+def test_a_stopped_pod_stops_its_units_and_runs_its_finally_units_in_its_slots(
+    paths: PodPaths, run_pod: Any, tmp_path: Path
+) -> None:
+    started, seen = tmp_path / "started", tmp_path / "seen"
+    section = {
+        "name": "steps",
+        "scope": "micro",
+        "pattern": "sequence",
+        "units": [
+            py_step("write", "img", WRITE_IMAGE),
+            py_step("long", "img", f"import pathlib, time; pathlib.Path({str(started)!r}).touch()"
+                    "; time.sleep(60)"),
+        ],
+        "finally": [
+            py_step(
+                "check",
+                "img",
+                "import os, pathlib\n"
+                "marks = sorted(p.name for p in pathlib.Path(os.environ['META_SCRATCH']).iterdir()"
+                " if not p.name.startswith('.'))\n"
+                f"pathlib.Path({str(seen)!r}).write_text(' '.join(marks))\n",
+            )
+        ],
+    }  # fmt: skip
+    write_work(paths, section, ["img"])
+    begun = time.monotonic()
+    code, message, pod = run_pod(["img"], stop_when=started)
+    assert code == 1 and message.startswith("stopped before its end"), message
+    assert time.monotonic() - begun < 30, "the long step was stopped"
+    assert seen.read_text() == "pipe_steps_write", "the finally unit ran in the pod's scratch"
+    assert pod.close() == [0], "the launchers exit when the section ends"
+
+
 def test_work_the_flow_language_refuses_ends_with_code_2(paths: PodPaths, run_pod: Any) -> None:
     section = {"name": "steps", "scope": "micro", "pattern": "sequence", "units": []}
     write_work(paths, section, ["img"])
@@ -237,7 +288,7 @@ def test_a_cached_step_in_a_pod_is_reused_by_the_next_pod_from_the_stores_cache(
     }
     cached = PodPaths(
         scratch=paths.scratch, upstream=paths.upstream, output=paths.output, work=paths.work,
-        cache=str(tmp_path / "store-cache"),
+        cache=str(tmp_path / "store-cache"), result=str(tmp_path / "result"),
     )  # fmt: skip
     os.makedirs(cached.cache)
     reports = []
@@ -258,6 +309,11 @@ def test_a_cached_step_in_a_pod_is_reused_by_the_next_pod_from_the_stores_cache(
     ]
     assert reports[1]["unitsRun"] == 1 and reports[1]["unitsCached"] == 1
     assert "unitsCached" not in reports[0]
+    # Beside the section's result, for the operator to record the hit as it records its own.
+    hits = json.loads(Path(cached.result, "cached.json").read_text())
+    assert hits == [
+        {"id": "pipe/steps/slow", "name": "slow", "section": "pipe/steps", "from": "team/pipe"}
+    ]
 
 
 def run_pod_at(paths: PodPaths, tmp_path: Path, slots: list[str]) -> tuple[int, str, FakePod]:

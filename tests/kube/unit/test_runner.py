@@ -405,6 +405,12 @@ def test_a_second_flow_reuses_a_cached_steps_outputs_from_the_stores_cache(
         outputs = store / f"uid-{flow}" / unit / "outputs"
         outputs.mkdir(parents=True, exist_ok=True)
         (outputs / "made-by").write_text(unit)
+        if unit == "second/outer/pod":
+            # What the second pod's quarterback keeps when its cache stands for `inner`.
+            kept = store / f"uid-{flow}" / unit / "result" / "1"
+            kept.mkdir(parents=True)
+            hit = {"id": f"{unit}/inner", "name": "inner", "section": unit, "from": f"{NS}/first"}
+            (kept / "cached.json").write_text(json.dumps([hit]))
         created(pod)
 
     api.on_create = writes_outputs
@@ -434,11 +440,86 @@ def test_a_second_flow_reuses_a_cached_steps_outputs_from_the_stores_cache(
     assert run(api, broker, resource(spec, name="second"), tmp_path) == "Succeeded"
     assert kubelet.order[2:] == ["second/outer/pod"], "no pod for the cached step"
     status = api.status
-    assert (status["cacheHits"], status["cached"]) == (1, 1)
-    assert status["cachedUnits"] == [{"id": "second/outer/fetch", "from": f"{NS}/first"}]
+    assert (status["cacheHits"], status["cached"]) == (2, 2)
+    assert status["cachedUnits"] == [
+        {"id": "second/outer/fetch", "from": f"{NS}/first"},
+        {"id": "second/outer/pod/inner", "from": f"{NS}/first"},
+    ]
+    journal = api.config_maps[(NS, chunk_name(FlowOwner(NS, "second", "uid-second"), 0))]
+    lines = [json.loads(line) for line in "".join(journal["data"].values()).splitlines()]
+    inner = [line for line in lines if line["id"] == "second/outer/pod/inner"]
+    assert [(line["state"], line["cached_from"]) for line in inner] == [("cached", f"{NS}/first")]
     restored = store / "uid-second" / "second/outer/fetch" / "outputs" / "made-by"
     assert restored.read_text() == "first/outer/fetch", "the first flow's outputs, linked in"
     assert (api.events[-1]["reason"], api.events[-1]["message"]) == (
         "Succeeded",
-        "1 units succeeded, 1 cached",
+        "1 units succeeded, 2 cached",
     )
+
+
+def test_a_micro_pod_a_failure_stops_is_given_the_time_of_its_finally_units_and_awaited(
+    tmp_path: Path,
+) -> None:
+    """Deleted, a micro pod's quarterback runs the section's finally units (SIGTERM): the pod
+    gets their time limits as its grace, and the flow ends once the pod has."""
+    api, broker = FakeApi(), Watches()
+    kubelet = FakeKubelet(
+        api, broker, exit_codes={"tree/root/boom": 3}, hold=lambda unit: unit == "tree/root/pod"
+    )
+    phases_at_pod_end: list[str] = []
+    micro: list[str] = []
+
+    def deleted(pod: dict[str, Any]) -> None:
+        def end() -> None:
+            phases_at_pod_end.append(api.status.get("phase", ""))
+            kubelet.end(pod, 1)
+
+        if pod["metadata"]["annotations"][ANNOTATION_UNIT_ID] == "tree/root/pod":
+            micro.append(pod["metadata"]["name"])
+            asyncio.get_running_loop().call_later(0.05, end)
+
+    api.on_delete = deleted
+    clean = {**step("clean"), "timeoutSeconds": 40}
+    spec = {
+        "defaults": {"timeoutSeconds": 100},
+        "root": {
+            "name": "root",
+            "scope": "macro",
+            "pattern": "dag",
+            "units": [
+                {
+                    "name": "pod",
+                    "scope": "micro",
+                    "pattern": "sequence",
+                    "units": [step("long")],
+                    "finally": [clean, step("notify")],
+                },
+                step("boom", "false"),
+            ],
+        },
+    }
+    assert run(api, broker, resource(spec), tmp_path) == "Failed"
+    assert api.graces[micro[0]] == 40 + 100 + PodSettings().grace_seconds
+    assert phases_at_pod_end == ["Running"], "the flow ended only once the pod had"
+    assert api.status["failedUnit"] == "tree/root/boom"
+
+
+def test_a_micro_pod_without_finally_units_is_deleted_with_the_usual_grace(
+    tmp_path: Path,
+) -> None:
+    api, broker = FakeApi(), Watches()
+    FakeKubelet(
+        api, broker, exit_codes={"tree/root/boom": 3}, hold=lambda unit: unit == "tree/root/pod"
+    )
+    pod = {"name": "pod", "scope": "micro", "pattern": "sequence", "units": [step("long")]}
+    spec = {
+        "root": {
+            "name": "root",
+            "scope": "macro",
+            "pattern": "dag",
+            "units": [pod, step("boom", "false")],
+        }
+    }
+    assert run(api, broker, resource(spec), tmp_path) == "Failed"
+    (deleted,) = api.deleted
+    assert api.graces[deleted] == PodSettings().grace_seconds
