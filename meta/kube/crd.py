@@ -361,23 +361,7 @@ def status_schema() -> dict[str, Any]:
                     },
                 },
             },
-            "conditions": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["type", "status"],
-                    "properties": {
-                        "type": {"type": "string"},
-                        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-                        "reason": {"type": "string"},
-                        "message": {"type": "string"},
-                        "lastTransitionTime": {"type": "string", "format": "date-time"},
-                        "observedGeneration": {"type": "integer"},
-                    },
-                },
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
+            "conditions": deepcopy(_CONDITIONS),
         },
     }
 

@@ -18,22 +18,11 @@ from kubernetes.stream import stream
 
 from tests.kube.cluster.conftest import REPO, Cluster, RealNode
 from tests.kube.cluster.operating import META, wait_phase
+from tests.kube.cluster.users import CHART, install, on_the_real_node, run
 
-CHART = REPO / "charts" / "meta-orchestrator"
 DEPLOY = REPO / "deploy"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 ANNOTATIONS_LIMIT = 256 * 1024
-
-
-def run(tool: Path, *args: str, cluster: Cluster | None = None) -> str:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tool.parent)}
-    if cluster is not None:
-        env["KUBECONFIG"] = str(cluster.kubeconfig)
-    done = subprocess.run(
-        [str(tool), *args], capture_output=True, text=True, env=env, timeout=180, check=False
-    )
-    assert done.returncode == 0, f"{tool.name} {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
 
 
 def render(tools: Path, *values: str, namespace: str = "meta-system") -> list[dict[str, Any]]:
@@ -144,18 +133,7 @@ def test_the_charts_operator_runs_a_flow_from_inside_the_cluster(
     """The operator as the chart runs it (two replicas scheduled onto the real node, its image,
     uid 10001, read-only root, its RBAC, its Lease, probes on kopf's /healthz, its /metrics),
     installed with `helm install --wait`, runs a sample to its end."""
-    image = "docker.io/library/meta-sample-tree-sum"  # the framework image and the sample's files
-    ((key, value),) = real_node.selector.items()
-    values = (
-        f"image.repository={image}", "image.tag=0.1.0", f"watchNamespaces={{{namespace}}}",
-        f"store.claim={real_node.claim}", f"store.operatorClaim={real_node.claim}",
-        f"nodeSelector.{key}={value}", f"pods.nodeSelector.{key}={value}",
-    )  # fmt: skip
-    run(
-        tools / "helm", "install", release, str(CHART), "--namespace", namespace, "--wait",
-        "--timeout", "240s", *(arg for value in values for arg in ("--set", value)),
-        cluster=cluster,
-    )  # fmt: skip
+    install(tools, cluster, release, namespace, *on_the_real_node(real_node, namespace))
     core = client.CoreV1Api(cluster.api_client)
     selector = f"app.kubernetes.io/instance={release}"
     pods = core.list_namespaced_pod(namespace, label_selector=selector).items

@@ -28,7 +28,7 @@ from kubernetes.client.rest import ApiException
 
 from tests.kube.cluster.conftest import KWOK_SELECTOR, KWOK_TOLERATION, Cluster, RealNode
 from tests.kube.cluster.operating import apply, pod_log, wait_phase
-from tests.kube.cluster.test_chart import CHART, run
+from tests.kube.cluster.users import install
 
 LEASE = "meta-orchestrator-operator"
 # What the operator uses and the chart does not change (meta.kube.lease.LeaseSettings).
@@ -97,11 +97,7 @@ def test_a_standby_replica_takes_over_from_a_crashed_active_one_without_recreati
         f"pods.nodeSelector.{flow_key}={flow_value}",
         f"pods.tolerations={{{KWOK_TOLERATION['key']}:NoSchedule}}",
     )  # fmt: skip
-    run(
-        tools / "helm", "install", release, str(CHART), "--namespace", namespace, "--wait",
-        "--timeout", "240s", *(arg for value in values for arg in ("--set", value)),
-        cluster=cluster,
-    )  # fmt: skip
+    install(tools, cluster, release, namespace, *values)
     core = client.CoreV1Api(cluster.api_client)
     selector = f"app.kubernetes.io/instance={release}"
     replicas = [

@@ -10,33 +10,19 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.kube.cluster.conftest import REPO, Cluster, RealNode
 from tests.kube.cluster.operating import META
+from tests.kube.cluster.users import install, on_the_real_node, run
 
-CHART = REPO / "charts" / "meta-orchestrator"
 CORPUS = REPO / "tests" / "generators" / "corpus"
 SCHEMA = CORPUS / "schemas" / "dependabot" / "dependabot.json"
 DOCUMENT = CORPUS / "documents" / "dependabot" / "xarray-dependabot.yml"
 CHANGED = CORPUS / "documents" / "dependabot" / "nbformat-dependabot.yml"
-IMAGE = "docker.io/library/meta-sample-tree-sum"
-"""The framework image (and a sample's files): it holds `meta`, which the generated steps run."""
-
-
-def run(tool: Path, *args: str, cluster: Cluster) -> str:
-    """As a user runs it: nothing of this process's environment but the cluster's address."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tool.parent), "KUBECONFIG": str(cluster.kubeconfig)}
-    done = subprocess.run(
-        [str(tool), *args], capture_output=True, text=True, env=env, timeout=240, check=False
-    )
-    assert done.returncode == 0, f"{tool.name} {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
 
 
 def kubectl_get(tools: Path, cluster: Cluster, namespace: str, *what: str) -> dict[str, Any]:
@@ -52,21 +38,6 @@ def wait_for(what: str, seconds: float, probe: Any) -> Any:
         assert time.monotonic() < deadline, f"{what} within {seconds:g} s"
         time.sleep(1)
     return found
-
-
-@pytest.fixture
-def release(cluster: Cluster, namespace: str, tools: Path) -> Iterator[str]:
-    name = f"meta-orchestrator-{namespace}"
-    try:
-        yield name
-    finally:
-        subprocess.run(
-            [str(tools / "helm"), "uninstall", name, "--namespace", namespace],
-            env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(cluster.kubeconfig)},
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
 
 
 def local_run(folder: Path) -> dict[str, Any]:
@@ -94,17 +65,7 @@ def test_a_schema_dropped_into_the_cluster_runs_as_its_generated_flow_runs_here(
     crd: None,
     tmp_path: Path,
 ) -> None:
-    ((key, value),) = real_node.selector.items()
-    values = (
-        f"image.repository={IMAGE}", "image.tag=0.1.0", f"watchNamespaces={{{namespace}}}",
-        f"store.claim={real_node.claim}", f"store.operatorClaim={real_node.claim}",
-        f"nodeSelector.{key}={value}", f"pods.nodeSelector.{key}={value}",
-    )  # fmt: skip
-    run(
-        tools / "helm", "install", release, str(CHART), "--namespace", namespace, "--wait",
-        "--timeout", "240s", *(arg for value in values for arg in ("--set", value)),
-        cluster=cluster,
-    )  # fmt: skip
+    install(tools, cluster, release, namespace, *on_the_real_node(real_node, namespace))
     dropped = tmp_path / "drop"
     dropped.mkdir()
     # The files' texts (their keys' order kept, which the API server would not keep of an
