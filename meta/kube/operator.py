@@ -113,14 +113,16 @@ async def generate(
     uid = body["metadata"]["uid"]
     try:
         while not stopped:
-            latest = memo.schemas.latest(dict(body))
-            outcome = await reconcile_schema(memo.api, latest, memo.settings, memo.plugins)
-            if outcome != "Unchanged":
-                logger.info(
-                    "metaschema generation %s: %s",
-                    latest["metadata"].get("generation"),
-                    outcome.lower(),
-                )
+            latest = memo.schemas.unhandled(dict(body))
+            if latest is not None:
+                outcome = await reconcile_schema(memo.api, latest, memo.settings, memo.plugins)
+                memo.schemas.handled(latest)
+                if outcome != "Unchanged":
+                    logger.info(
+                        "metaschema generation %s: %s",
+                        latest["metadata"].get("generation"),
+                        outcome.lower(),
+                    )
             await memo.schemas.changed(uid, stopped.wait())
     finally:
         memo.schemas.forget(uid)

@@ -60,6 +60,10 @@ class SchemaFeed:
     def __init__(self) -> None:
         self._latest: dict[str, Mapping[str, Any]] = {}
         self._woken: dict[str, asyncio.Event] = {}
+        self._handled: dict[str, int] = {}
+        """The generation of each MetaSchema this session handled last: a watch event that
+        changes no spec (kopf's finalizer, our own status) must not generate, nor refuse, again
+        before the status that says so is seen."""
 
     def follow(self, kind: str, body: Mapping[str, Any]) -> None:
         uid = body["metadata"]["uid"]
@@ -80,6 +84,15 @@ class SchemaFeed:
             return given
         return seen
 
+    def unhandled(self, given: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The newest version of this MetaSchema when its spec has not been handled yet."""
+        latest = self.latest(given)
+        handled = self._handled.get(latest["metadata"]["uid"])
+        return None if handled == _generation(latest) else latest
+
+    def handled(self, body: Mapping[str, Any]) -> None:
+        self._handled[body["metadata"]["uid"]] = _generation(body)
+
     async def changed(self, uid: str, stopped: Awaitable[object]) -> None:
         """Until the MetaSchema changes again (or `stopped` is done)."""
         woken = asyncio.ensure_future(self._woken.setdefault(uid, asyncio.Event()).wait())
@@ -93,6 +106,7 @@ class SchemaFeed:
     def forget(self, uid: str) -> None:
         self._latest.pop(uid, None)
         self._woken.pop(uid, None)
+        self._handled.pop(uid, None)
 
 
 def _generation(body: Mapping[str, Any]) -> int:

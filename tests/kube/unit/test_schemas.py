@@ -312,3 +312,20 @@ def test_micro_sections_of_a_generated_flow_start_their_steps_in_its_folder_too(
     assert briefs, "the flow has micro sections"
     files = str(tmp_path / "store" / "uid-flow" / ".files")
     assert {brief["directory"] for brief in briefs} == {files}
+
+
+def test_a_watch_event_that_changes_no_spec_is_not_handled_again() -> None:
+    """kopf's finalizer and our own status patch come back as MODIFIED events of the same
+    generation, maybe before the status that records it: generating (or refusing, with a
+    second Warning Event) again would follow."""
+    feed = SchemaFeed()
+    first = metaschema(company(), 1)
+    assert feed.unhandled(first) is first
+    feed.handled(first)
+    with_finalizer = metaschema(company(), 1)
+    with_finalizer["metadata"]["finalizers"] = ["kopf.zalando.org/KopfFinalizerMarker"]
+    feed.follow("MODIFIED", with_finalizer)
+    assert feed.unhandled(first) is None
+    changed = metaschema(company(), 2)
+    feed.follow("MODIFIED", changed)
+    assert feed.unhandled(first) is changed
