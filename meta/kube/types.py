@@ -113,6 +113,9 @@ class OperatorSettings:
     """Where the operator sees the store volume (for `generate` units reading outputs)."""
     data_dir: Path = field(default_factory=Path.cwd)
     """File inputs of MetaFlows are read relative to this directory."""
+    compact_journal: bool = False
+    """Whether an ended flow's journal leaves its ConfigMaps for a file in the store (which must
+    outlive the operator: a volume, not its own file system)."""
 
 
 TASK = "task.json"
