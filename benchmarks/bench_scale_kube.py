@@ -8,8 +8,8 @@ with an explicit QPS budget, waits for it to end and prints one line of figures:
 - wall time from create to an ended status;
 - the operator's peak RSS (VmHWM of /proc/PID/status);
 - the status size (bytes of the MetaFlow's status as JSON; the CRD's aim is <= 64 KiB);
-- the journal ConfigMaps (count and bytes of their data) when the flow ended and, with a store,
-  after the operator compacted them into it;
+- the journal ConfigMaps (count and bytes of their data) when the flow ended or, with a store
+  (`--compact-journal`), what the operator compacted into it and what is left in the cluster;
 - etcd's database size (etcd_mvcc_db_total_size_in_bytes, and in use) before and after;
 - API writes per unit: the operator's own count (status.apiWrites) and the API server's
   (apiserver_request_total, mutating verbs, every client: the scheduler and kwok too).
@@ -17,8 +17,14 @@ with an explicit QPS budget, waits for it to end and prints one line of figures:
 Shapes: `fanout` (one macro fan-out of N items) and `dfs` (a 10-ary tree of N nodes, walked
 pre-order). Not a test: it prints.
 
+With `--in-process`, no plane: the operator's own flow runner (`run_flow`: engine, driver,
+journal, status) in this process against the in-memory API of the unit tests, whose pods end at
+once; it measures what the operator's code costs at sizes the 2-core plane cannot run in time
+(this process's peak RSS includes the fake's copy of the journal ConfigMaps; its pods are
+dropped once ended, as the API server keeps them, not the operator).
+
     python benchmarks/bench_scale_kube.py [--sizes 1000,10000] [--shapes fanout,dfs]
-        [--max-active 500] [--qps 200] [--burst 400] [--no-store]
+        [--max-active 500] [--qps 200] [--burst 400] [--no-store] [--in-process]
 """
 
 from __future__ import annotations
@@ -135,17 +141,6 @@ def wait_ended(custom: client.CustomObjectsApi, name: str, seconds: float) -> di
     raise SystemExit(f"{name} did not end within {seconds:.0f} s")
 
 
-def wait_compacted(custom: client.CustomObjectsApi, name: str, seconds: float) -> float:
-    """Seconds until the status says the journal was compacted (or gave up), -1 if never."""
-    began = time.monotonic()
-    while time.monotonic() - began < seconds:
-        found = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
-        if "journalCompacted" in (found.get("status") or {}):
-            return time.monotonic() - began
-        time.sleep(0.5)
-    return -1.0
-
-
 def run_one(
     api: client.ApiClient, state: Path, args: argparse.Namespace, shape: str, units: int
 ) -> None:
@@ -157,8 +152,9 @@ def run_one(
         "--node-selector", "type=kwok", "--toleration", "kwok.x-k8s.io/node:NoSchedule",
         "--metrics-port", "0", "--qps", str(args.qps), "--burst", str(args.burst),
     ]  # fmt: skip
-    if not args.no_store:
-        command += ["--store-dir", str(store)]
+    command += (
+        ["--keep-journal"] if args.no_store else ["--compact-journal", "--store-dir", str(store)]
+    )
     db_before, in_use_before = etcd_sizes(state)
     writes_before = apiserver_writes(api)
     log = (state / f"operator-{name}.log").open("w")
@@ -172,11 +168,16 @@ def run_one(
         status = found["status"]
         rss = peak_rss(operator.pid)
         maps, journal_bytes = journal_maps(core, name)
-        compacted = "-"
-        if not args.no_store:
-            waited = wait_compacted(custom, name, 60 + units / 500)
+        journal = f"{maps} ConfigMaps/{journal_bytes} B"
+        if "journalCompacted" in status:
+            # The status that ends the flow names the file; the chunks go right after it.
+            time.sleep(5)
             left, left_bytes = journal_maps(core, name)
-            compacted = f"{left} maps/{left_bytes} B after {waited:.1f} s"
+            done = status["journalCompacted"]
+            journal = (
+                f"{done['bytes']} B of {done['units']} records compacted into the store, "
+                f"{left} ConfigMaps/{left_bytes} B left"
+            )
             rss = peak_rss(operator.pid)
     finally:
         operator.terminate()
@@ -188,11 +189,60 @@ def run_one(
     print(
         f"{shape:6} {units:>7} units: {status['phase']}, {took:8.1f} s, "
         f"{took / units * 1000:6.1f} ms/unit, peak RSS {rss / 2**20:6.1f} MiB, "
-        f"status {len(json.dumps(status))} B, journal {maps} maps/{journal_bytes} B "
-        f"(compacted: {compacted}), etcd db {db_before / 2**20:.1f} -> {db_after / 2**20:.1f} MiB "
+        f"status {len(json.dumps(status))} B, journal {journal}, "
+        f"etcd db {db_before / 2**20:.1f} -> {db_after / 2**20:.1f} MiB "
         f"(in use {in_use_before / 2**20:.1f} -> {in_use_after / 2**20:.1f}), "
         f"operator writes {ours / units:.2f}/unit, API server writes "
         f"{sum(writes.values()) / units:.2f}/unit {dict(writes.most_common(6))}",
+        flush=True,
+    )
+
+
+def run_in_process(args: argparse.Namespace, shape: str, units: int) -> None:
+    """The operator's flow runner on the fake API of tests/kube/unit (see the docstring)."""
+    import asyncio
+    import resource
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from meta.kube.broker import Watches
+    from meta.kube.controller.reconcile import run_flow
+    from meta.kube.types import OperatorSettings, PodSettings
+    from tests.kube.unit.fakes import FakeApi, FakeKubelet
+
+    class LeanApi(FakeApi):
+        """Keeps the last status only, and no pod once its kubelet has it."""
+
+        async def patch_flow_status(self, namespace: str, name: str, status: Any) -> None:
+            await super().patch_flow_status(namespace, name, status)
+            del self.statuses[:-1]
+
+    api, watches = LeanApi(), Watches()
+    kubelet = FakeKubelet(api, watches, delay=0.01)
+
+    def created(pod: dict[str, Any]) -> None:
+        kubelet._created(pod)
+        api.pods.pop((pod["metadata"]["namespace"], pod["metadata"]["name"]), None)
+        api.created.clear()
+
+    api.on_create = created
+    store = tempfile.mkdtemp(prefix="meta-bench-store-")
+    settings = OperatorSettings(
+        pods=PodSettings(), store_dir=store, data_dir=Path(store), compact_journal=not args.no_store
+    )
+    body = flow_body(f"{shape}-{units}", shape, units, args.max_active)
+    body["metadata"].update(namespace=NAMESPACE, uid=f"uid-{shape}-{units}", generation=1)
+    began = time.monotonic()
+    phase = asyncio.run(run_flow(api, watches, body, settings))
+    took = time.monotonic() - began
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    status = api.status
+    compacted = status.get("journalCompacted", {})
+    print(
+        f"{shape:6} {units:>7} units in process: {phase}, {took:8.1f} s, "
+        f"{took / units * 1000:6.2f} ms/unit, peak RSS {rss / 2**20:6.1f} MiB, "
+        f"status {len(json.dumps(status))} B, journal {compacted.get('bytes', 0)} B compacted, "
+        f"{len(api.config_maps)} ConfigMaps left, operator writes "
+        f"{status.get('apiWrites', 0) / units:.2f}/unit",
         flush=True,
     )
 
@@ -206,7 +256,19 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=400)
     parser.add_argument("--wait-per-unit", type=float, default=0.5, help="seconds, to give up")
     parser.add_argument("--no-store", action="store_true", help="run the operator storeless")
+    parser.add_argument("--in-process", action="store_true", help="no plane: see the docstring")
     args = parser.parse_args()
+    if args.in_process:
+        # One size and shape per process: each peak RSS is its own.
+        for size in (int(s) for s in args.sizes.split(",")):
+            for shape in args.shapes.split(","):
+                one = [sys.executable, __file__, "--in-process", "--sizes", str(size),
+                       "--shapes", shape, "--max-active", str(args.max_active)]  # fmt: skip
+                if len(args.sizes.split(",")) * len(args.shapes.split(",")) == 1:
+                    run_in_process(args, shape, size)
+                else:
+                    subprocess.run(one + (["--no-store"] if args.no_store else []), check=True)
+        return
     state = Path(tempfile.mkdtemp(prefix="meta-bench-scale-"))
     started = time.monotonic()
     kubeconfig = start_plane(state)
