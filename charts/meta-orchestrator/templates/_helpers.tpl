@@ -86,6 +86,12 @@ watches every namespace, a Role's in each watched one otherwise).
 - --store-claim={{ . }}
 {{- end }}
 - --store-dir={{ .Values.store.dir }}
+{{- /* An ended flow's journal leaves etcd for the store only when the operator's store outlives it. */}}
+{{- if .Values.store.operatorClaim }}
+- --compact-journal
+{{- else }}
+- --keep-journal
+{{- end }}
 {{- range $key, $value := .Values.pods.nodeSelector }}
 - --node-selector={{ $key }}={{ $value }}
 {{- end }}
