@@ -206,28 +206,32 @@ async def compact(
     """Copy an ended flow's journal into the store, whole, and keep in the cluster only the
     records of its units that did not finish for good (in one ConfigMap, named like a chunk so
     the journal's readers read it as one); the status fields that say so. The chunks are left
-    to `drop_chunks`, once the status names the file: until then, compacting again is safe."""
-    lines: list[str] = []
-    for name in chunks:
-        try:
-            found = await api.get_config_map(owner.namespace, name)
-        except NotFound:
-            continue
-        data: Mapping[str, str] = found.get("data") or {}
-        for key in sorted(data):
-            lines.extend(data[key].splitlines())
+    to `drop_chunks`, once the status names the file: until then, compacting again is safe.
+    One chunk at a time is in memory: a 100,000-unit journal is some 30 MB."""
     path = journal_path(owner)
-    text = "".join(f"{line}\n" for line in lines)
-    await asyncio.to_thread(_write_whole, f"{store_dir.rstrip('/')}/{path}", text)
-    kept, size = [], 0
-    for line in lines:
-        record = json.loads(line)
-        if finished_for_good(record["state"], record.get("reason", "")):
-            continue
-        if size + len(line) + 1 > KEPT_BYTES:
-            break
-        kept.append(line)
-        size += len(line) + 1
+    file = _WholeFile(f"{store_dir.rstrip('/')}/{path}")
+    await asyncio.to_thread(file.open)
+    units, size, kept, kept_size = 0, 0, [], 0
+    try:
+        for name in chunks:
+            try:
+                found = await api.get_config_map(owner.namespace, name)
+            except NotFound:
+                continue
+            data: Mapping[str, str] = found.get("data") or {}
+            text = "".join(data[key] for key in sorted(data))
+            await asyncio.to_thread(file.write, text)
+            size += len(text)
+            for line in text.splitlines():
+                units += 1
+                record = json.loads(line)
+                worth_a_look = not finished_for_good(record["state"], record.get("reason", ""))
+                if worth_a_look and kept_size + len(line) + 1 <= KEPT_BYTES:
+                    kept.append(line)
+                    kept_size += len(line) + 1
+        await asyncio.to_thread(file.close)
+    finally:
+        await asyncio.to_thread(file.discard)
     left: list[str] = []
     if kept:
         name = kept_name(owner)
@@ -238,7 +242,7 @@ async def compact(
             # Made by an earlier try that stopped before the status named the file.
             await api.patch_config_map(owner.namespace, name, {"data": body["data"]})
         left.append(name)
-    compacted = {"path": path, "units": len(lines), "bytes": len(text), "kept": len(kept)}
+    compacted = {"path": path, "units": units, "bytes": size, "kept": len(kept)}
     return {"journal": left, "journalCompacted": compacted}
 
 
@@ -249,12 +253,31 @@ async def drop_chunks(api: KubeApi, owner: FlowOwner, chunks: Sequence[str]) -> 
             await api.delete_config_map(owner.namespace, name)
 
 
-def _write_whole(path: str, text: str) -> None:
-    """Written whole, then renamed: a reader (or a later try) never finds half of it."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+class _WholeFile:
+    """Written to a partial file, then renamed: a reader (or a later try) never finds half of
+    it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.partial = f"{path}.partial"
+        self._handle: Any = None
+
+    def open(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._handle = open(self.partial, "w", encoding="utf-8")  # noqa: SIM115
+
+    def write(self, text: str) -> None:
+        self._handle.write(text)
+
+    def close(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.replace(self.partial, self.path)
+
+    def discard(self) -> None:
+        """After `close`, nothing; after a failure, the partial file goes."""
+        if not self._handle.closed:
+            self._handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.partial)

@@ -485,3 +485,18 @@ def test_a_flow_that_ended_before_its_journal_was_compacted_is_compacted_next_ti
     assert asyncio.run(again()) == "Succeeded"
     assert len(api.created) == pods and api.config_maps == {}
     assert api.status["journalCompacted"]["units"] == 6
+
+
+def test_a_journal_the_store_cannot_take_stays_and_the_status_says_why(tmp_path: Path) -> None:
+    api, broker = FakeApi(), Watches()
+    FakeKubelet(api, broker)
+    (tmp_path / "store" / "uid-tree").mkdir(parents=True)
+    (tmp_path / "store" / "uid-tree" / ".journal").write_text("a file where a folder should be")
+    compacting = replace(settings(tmp_path), compact_journal=True)
+
+    async def go() -> str:
+        return await run_flow(api, broker, resource(dfs_spec()), compacting)
+
+    assert asyncio.run(go()) == "Succeeded"
+    assert "cannot write it into the store" in api.status["journalKept"]
+    assert [("team", name) for name in api.status["journal"]] == list(api.config_maps)
