@@ -23,6 +23,9 @@ once; it measures what the operator's code costs at sizes the 2-core plane canno
 (this process's peak RSS includes the fake's copy of the journal ConfigMaps; its pods are
 dropped once ended, as the API server keeps them, not the operator).
 
+Each line ends with `pass` or `FAIL` against the targets of issue 17: the operator's peak RSS
+<= 500 MB and the status <= 64 KiB.
+
     python benchmarks/bench_scale_kube.py [--sizes 1000,10000] [--shapes fanout,dfs]
         [--max-active 500] [--qps 200] [--burst 400] [--no-store] [--in-process]
 """
@@ -47,6 +50,8 @@ from kubernetes import client, config
 META = Path(sys.executable).with_name("meta")
 GROUP, VERSION, PLURAL = "meta-orchestrator.io", "v1alpha1", "metaflows"
 NAMESPACE = "bench"
+MAX_RSS = 500 * 10**6
+MAX_STATUS = 64 * 1024
 MUTATING = ("POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION")
 ENDED = ("Succeeded", "Failed", "Invalid")
 
@@ -84,6 +89,10 @@ def tree(nodes: int, width: int = 10) -> dict[str, Any]:
         parent["c"] = children
         queue.extend(children)
     return root
+
+
+def verdict(rss: int, status: dict[str, Any]) -> str:
+    return "pass" if rss <= MAX_RSS and len(json.dumps(status)) <= MAX_STATUS else "FAIL"
 
 
 def peak_rss(pid: int) -> int:
@@ -193,7 +202,8 @@ def run_one(
         f"etcd db {db_before / 2**20:.1f} -> {db_after / 2**20:.1f} MiB "
         f"(in use {in_use_before / 2**20:.1f} -> {in_use_after / 2**20:.1f}), "
         f"operator writes {ours / units:.2f}/unit, API server writes "
-        f"{sum(writes.values()) / units:.2f}/unit {dict(writes.most_common(6))}",
+        f"{sum(writes.values()) / units:.2f}/unit {dict(writes.most_common(6))}: "
+        f"{verdict(rss, status)}",
         flush=True,
     )
 
@@ -242,14 +252,14 @@ def run_in_process(args: argparse.Namespace, shape: str, units: int) -> None:
         f"{took / units * 1000:6.2f} ms/unit, peak RSS {rss / 2**20:6.1f} MiB, "
         f"status {len(json.dumps(status))} B, journal {compacted.get('bytes', 0)} B compacted, "
         f"{len(api.config_maps)} ConfigMaps left, operator writes "
-        f"{status.get('apiWrites', 0) / units:.2f}/unit",
+        f"{status.get('apiWrites', 0) / units:.2f}/unit: {verdict(rss, status)}",
         flush=True,
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--sizes", default="1000", help="e.g. 1000,10000,100000")
     parser.add_argument("--shapes", default="fanout,dfs")
     parser.add_argument("--max-active", type=int, default=500)
     parser.add_argument("--qps", type=float, default=200.0)
