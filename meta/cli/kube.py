@@ -175,6 +175,12 @@ def apply(
     help="Where this process sees the store volume.",
 )
 @click.option(
+    "--compact-journal/--keep-journal",
+    default=None,
+    help="After a flow ends, move its journal from ConfigMaps into a file of the store "
+    "[default: when --store-claim is given: the store must outlive the operator].",
+)
+@click.option(
     "--data-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=".",
@@ -256,6 +262,7 @@ def operator(
     image_pull_policy: str,
     store_claim: str | None,
     store_dir: str,
+    compact_journal: bool | None,
     data_dir: Path,
     node_selectors: Sequence[str],
     tolerations: Sequence[str],
@@ -291,6 +298,7 @@ def operator(
         store_dir=os.path.abspath(store_dir),
         data_dir=data_dir.resolve(),
         generate_seconds=generate_time_limit,
+        compact_journal=store_claim is not None if compact_journal is None else compact_journal,
     )
     # meta's own messages (the Lease's hand-overs, the journal's) beside kopf's, in the log.
     handler = logging.StreamHandler()

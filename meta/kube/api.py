@@ -137,6 +137,10 @@ class KubeApi(Protocol):
         self, namespace: str, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any]: ...
 
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        """Delete it; one already gone is not a fault."""
+        ...
+
     async def create_namespaced(self, namespace: str, body: Mapping[str, Any]) -> None: ...
 
     async def create_event(self, namespace: str, body: Mapping[str, Any]) -> None: ...
@@ -384,6 +388,16 @@ class ClientApi:
             patch,
         )
         return self._plain(patched)
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await self._call(
+                "delete",
+                f"configmap {namespace}/{name}",
+                self._core.delete_namespaced_config_map,
+                name,
+                namespace,
+            )
 
     # A quarterback's access: its ServiceAccount, Role and RoleBinding
     async def create_namespaced(self, namespace: str, body: Mapping[str, Any]) -> None:

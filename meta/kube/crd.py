@@ -344,6 +344,22 @@ def status_schema() -> dict[str, Any]:
                 "description": "The ConfigMaps holding the per-unit journal, in order.",
                 "items": {"type": "string"},
             },
+            "journalKept": {
+                "type": "string",
+                "description": "Why an ended flow's journal stays in its ConfigMaps.",
+            },
+            "journalCompacted": {
+                "type": "object",
+                "description": "Set once the ended flow's journal left its ConfigMaps for a "
+                "file in the store; `journal` then names only the ConfigMap keeping the records "
+                "of units that did not finish for good.",
+                "properties": {
+                    "path": {"type": "string", "description": "The file, in the store."},
+                    "units": {**counts, "description": "Records in the file."},
+                    "bytes": {**counts, "description": "The file's size."},
+                    "kept": {**counts, "description": "Records kept in the cluster."},
+                },
+            },
             "sections": {
                 "type": "array",
                 "description": "Per finished section: its bound and the most units it ran at "

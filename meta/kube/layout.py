@@ -123,6 +123,12 @@ def fed_by_path(owner: FlowOwner, unit_id: str) -> str:
     return f"{owner.store_root}/{unit_id}/fed-by.json"
 
 
+def journal_path(owner: FlowOwner) -> str:
+    """Where an ended flow's journal is kept once its ConfigMaps are compacted (one file per
+    flow: a child flow shares its parent's store root, not its name)."""
+    return f"{owner.store_root}/.journal/{owner.name}.jsonl"
+
+
 def files_path(owner: FlowOwner) -> str:
     """Where the flow's embedded files live inside the store volume (its child flows' too): a
     name no unit id can take (they start with a flow's name, which starts with a letter or a

@@ -127,6 +127,9 @@ class OperatorSettings:
     """File inputs of MetaFlows are read relative to this directory."""
     generate_seconds: float = 60.0
     """How long generating the flow of one MetaSchema may take before its worker is stopped."""
+    compact_journal: bool = False
+    """Whether an ended flow's journal leaves its ConfigMaps for a file in the store (which must
+    outlive the operator: a volume, not its own file system)."""
 
 
 TASK = "task.json"

@@ -7,7 +7,10 @@ come from three places, read again every FOLLOW_SECONDS while a page watches the
 - the flow's pods: a pod Pending or Running is its unit running, and one that has ended ends
   it until the journal's record (flushed in batches) says more (a micro pod is its whole
   section; its containers are the section's slots, shown with the unit);
-- the MetaFlow's status: its phase, and once it has ended the peak of each section.
+- the MetaFlow's status: its phase, and once it has ended the peak of each section. Once the
+  operator has compacted an ended flow's journal into the store, its ConfigMaps keep only the
+  units that did not finish for good: the run's totals then come from the status (which counts
+  every unit), and its units are those its pods and the kept records show.
 Logs are `meta logs`' own lookup (`meta.kube.apply.unit_log`): a macro step's pod, or the slot
 of the micro pod its launcher echoed it to.
 """
@@ -184,6 +187,12 @@ class ClusterModel(UnitsModel):
 
     def summary(self) -> dict[str, Any]:
         view = status_view(self.body)
+        counts = self.counts()
+        if "journalCompacted" in (self.body.get("status") or {}):
+            counts["units"] = {
+                **counts["units"],
+                **{state: n for state, n in view["units"].items() if n is not None},
+            }
         return {
             "run": self.name,
             "flow": view["flow"],
@@ -194,7 +203,7 @@ class ClusterModel(UnitsModel):
             "reason": view["reason"],
             "outputs": None,
             "where": f"{self.namespace}/{self.name}",
-            **self.counts(),
+            **counts,
         }
 
 

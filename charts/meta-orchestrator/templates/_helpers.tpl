@@ -64,10 +64,11 @@ watches every namespace, a Role's in each watched one otherwise).
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, create, delete, patch]
-# The per-flow journal and each micro pod's work, in ConfigMaps owned by the flow.
+# The per-flow journal and each micro pod's work, in ConfigMaps owned by the flow; an ended
+# flow's journal chunks are deleted once compacted into the store.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, create, patch]
+  verbs: [get, create, patch, delete]
 # Each micro pod's quarterback: a ServiceAccount, a Role naming its pod, a RoleBinding.
 - apiGroups: [""]
   resources: [serviceaccounts]
@@ -96,6 +97,12 @@ watches every namespace, a Role's in each watched one otherwise).
 - --store-claim={{ . }}
 {{- end }}
 - --store-dir={{ .Values.store.dir }}
+{{- /* An ended flow's journal leaves etcd for the store only when the operator's store outlives it. */}}
+{{- if .Values.store.operatorClaim }}
+- --compact-journal
+{{- else }}
+- --keep-journal
+{{- end }}
 {{- range $key, $value := .Values.pods.nodeSelector }}
 - --node-selector={{ $key }}={{ $value }}
 {{- end }}

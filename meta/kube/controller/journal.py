@@ -2,9 +2,16 @@
 
 Finished units are appended in batches: each flush adds one key to the newest chunk (a merge
 patch, so earlier keys are not sent again); a chunk past CHUNK_BYTES is closed and the next one
-is made. The ConfigMaps are owned by their MetaFlow, so deleting the flow removes them. A record
-lost to a crash between a unit's end and its flush costs nothing: the pod itself is still there,
-ended, and a restarted operator adopts it instead of running the unit again.
+is made. etcd stores each patched chunk whole again, so a batch is held until it is a fair part
+of its chunk (REWRITE_FACTOR): what a chunk costs etcd stays a few times its size instead of
+growing with its square. The ConfigMaps are owned by their MetaFlow, so deleting the flow
+removes them. A record lost to a crash between a unit's end and its flush costs nothing: the pod
+itself is still there, ended, and a restarted operator adopts it instead of running the unit
+again.
+
+Once the flow has ended, `compact` moves the journal into a file of the store and the cluster
+keeps only the records of units that did not finish for good: etcd is not the archive of every
+flow ever run.
 """
 
 from __future__ import annotations
@@ -13,22 +20,32 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
+from typing import Any
 
 from meta.engine.records import UnitRecord, finished_for_good
 from meta.kube import metrics
 from meta.kube.api import ApiFailed, Conflict, KubeApi, NotFound
-from meta.kube.layout import journal_config_map, short_name
+from meta.kube.layout import journal_config_map, journal_path, short_name
 from meta.kube.types import FlowOwner
 
 CHUNK_BYTES = 700 * 1024
 """A ConfigMap holds at most 1 MiB."""
 FLUSH_SECONDS = 0.5
+REWRITE_FACTOR = 8
+"""A batch is held until it is at least 1/REWRITE_FACTOR of the chunk it is added to: etcd then
+writes at most about REWRITE_FACTOR + 1 times each chunk's size over its life."""
+MAX_HOLD_SECONDS = 10.0
+"""How long a small batch is held at most: a slow flow's journal still follows it."""
 MAX_RETRY_SECONDS = 30.0
 log = logging.getLogger(__name__)
 RECORD_FIELDS = tuple(field.name for field in dataclass_fields(UnitRecord))
+KEPT_BYTES = 256 * 1024
+"""What the cluster keeps of a compacted journal: the records of units that did not finish for
+good (the ones worth a look), up to this many bytes."""
 
 
 def chunk_name(owner: FlowOwner, index: int) -> str:
@@ -41,6 +58,7 @@ class ConfigMapJournal:
         self._owner = owner
         self._finished: dict[str, UnitRecord] = {}
         self._pending: list[str] = []
+        self._pending_bytes = 0
         self._chunk = 0
         self._chunk_bytes = 0
         self._keys = 0
@@ -91,6 +109,7 @@ class ConfigMapJournal:
             )
             line = json.dumps({**fields, "result": None}, separators=(",", ":"))
         self._pending.append(line)
+        self._pending_bytes += len(line) + 1
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
         self._wake.set()
@@ -102,6 +121,10 @@ class ConfigMapJournal:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            held = 0.0
+            while held < MAX_HOLD_SECONDS and self._rewrites_much():
+                await asyncio.sleep(FLUSH_SECONDS)
+                held += FLUSH_SECONDS
             try:
                 await self.flush()
                 delay = FLUSH_SECONDS
@@ -110,6 +133,11 @@ class ConfigMapJournal:
                 delay = min(delay * 2, MAX_RETRY_SECONDS)
                 self._wake.set()
             await asyncio.sleep(delay)
+
+    def _rewrites_much(self) -> bool:
+        """Whether writing what is pending now would rewrite a chunk far bigger than it."""
+        pending, chunk = self._pending_bytes, self._chunk_bytes
+        return pending * REWRITE_FACTOR < chunk and chunk + pending <= CHUNK_BYTES
 
     async def flush(self) -> None:
         """Write what is pending, one key per batch of at most CHUNK_BYTES (records carry
@@ -128,6 +156,7 @@ class ConfigMapJournal:
                 raise
             metrics.journal_flush(written=True)
             del self._pending[:count]
+            self._pending_bytes -= size
 
     async def _write(self, text: str) -> None:
         if self._chunk_bytes and self._chunk_bytes + len(text) > CHUNK_BYTES:
@@ -164,3 +193,91 @@ class ConfigMapJournal:
             await self.flush()
         except ApiFailed as failed:
             log.warning("journal of %s: %s; left unwritten", self._owner.name, failed)
+
+
+def kept_name(owner: FlowOwner) -> str:
+    """The one journal ConfigMap an ended flow keeps once its journal is in the store."""
+    return f"{short_name(owner.name)}-journal-kept"
+
+
+async def compact(
+    api: KubeApi, owner: FlowOwner, chunks: Sequence[str], store_dir: str
+) -> dict[str, Any]:
+    """Copy an ended flow's journal into the store, whole, and keep in the cluster only the
+    records of its units that did not finish for good (in one ConfigMap, named like a chunk so
+    the journal's readers read it as one); the status fields that say so. The chunks are left
+    to `drop_chunks`, once the status names the file: until then, compacting again is safe.
+    One chunk at a time is in memory: a 100,000-unit journal is some 30 MB."""
+    path = journal_path(owner)
+    file = _WholeFile(f"{store_dir.rstrip('/')}/{path}")
+    await asyncio.to_thread(file.open)
+    units, size, kept, kept_size = 0, 0, [], 0
+    try:
+        for name in chunks:
+            try:
+                found = await api.get_config_map(owner.namespace, name)
+            except NotFound:
+                continue
+            data: Mapping[str, str] = found.get("data") or {}
+            text = "".join(data[key] for key in sorted(data))
+            await asyncio.to_thread(file.write, text)
+            size += len(text)
+            for line in text.splitlines():
+                units += 1
+                record = json.loads(line)
+                worth_a_look = not finished_for_good(record["state"], record.get("reason", ""))
+                if worth_a_look and kept_size + len(line) + 1 <= KEPT_BYTES:
+                    kept.append(line)
+                    kept_size += len(line) + 1
+        await asyncio.to_thread(file.close)
+    finally:
+        await asyncio.to_thread(file.discard)
+    left: list[str] = []
+    if kept:
+        name = kept_name(owner)
+        body = journal_config_map(owner, name, f"{0:06d}", "".join(f"{k}\n" for k in kept))
+        try:
+            await api.create_config_map(owner.namespace, body)
+        except Conflict:
+            # Made by an earlier try that stopped before the status named the file.
+            await api.patch_config_map(owner.namespace, name, {"data": body["data"]})
+        left.append(name)
+    compacted = {"path": path, "units": units, "bytes": size, "kept": len(kept)}
+    return {"journal": left, "journalCompacted": compacted}
+
+
+async def drop_chunks(api: KubeApi, owner: FlowOwner, chunks: Sequence[str]) -> None:
+    """Delete the chunks a compacted journal no longer needs."""
+    for name in chunks:
+        if name != kept_name(owner):
+            await api.delete_config_map(owner.namespace, name)
+
+
+class _WholeFile:
+    """Written to a partial file, then renamed: a reader (or a later try) never finds half of
+    it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.partial = f"{path}.partial"
+        self._handle: Any = None
+
+    def open(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._handle = open(self.partial, "w", encoding="utf-8")  # noqa: SIM115
+
+    def write(self, text: str) -> None:
+        self._handle.write(text)
+
+    def close(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.replace(self.partial, self.path)
+
+    def discard(self) -> None:
+        """After `close`, nothing; after a failure, the partial file goes."""
+        if not self._handle.closed:
+            self._handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.partial)

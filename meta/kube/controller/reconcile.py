@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
@@ -24,10 +25,10 @@ from meta.engine.results import keep, read_kept
 from meta.engine.visit import fed
 from meta.errors import FlowInvalid, RunFailed, UserError
 from meta.flow.parse import flow_from_document
-from meta.kube.api import Conflict, KubeApi
+from meta.kube.api import ApiFailed, Conflict, KubeApi
 from meta.kube.broker import Watches
 from meta.kube.controller.files import StoreEscape, place_files
-from meta.kube.controller.journal import ConfigMapJournal
+from meta.kube.controller.journal import ConfigMapJournal, compact, drop_chunks
 from meta.kube.controller.status import StatusReporter, condition, now, status_result
 from meta.kube.driver import KubeDriver
 from meta.kube.layout import (
@@ -55,6 +56,9 @@ ENDED = ("Succeeded", "Failed", "Invalid")
 MAX_PARTS_IN_STATUS = 100
 MAX_FAILED_IN_STATUS = 50
 """As the CRD bounds status.failedUnits: the journal names every failed unit."""
+NO_STORE = "the operator has no store to compact it into (--store-claim, or --compact-journal)"
+"""Why an ended flow's journal stays in its ConfigMaps."""
+log = logging.getLogger(__name__)
 
 
 def flow_file(namespace: str, name: str) -> str:
@@ -113,6 +117,13 @@ async def run_flow(
     generation = int(meta.get("generation", 1))
     status: Mapping[str, Any] = body.get("status") or {}
     if status.get("phase") in ENDED:
+        chunks = list(status.get("journal") or [])
+        if settings.compact_journal and chunks and "journalCompacted" not in status:
+            # It ended before it was compacted (an operator stopped in between, or without a
+            # store then).
+            fields = await _journal_fields(api, owner, settings, chunks)
+            await api.patch_flow_status(owner.namespace, owner.name, fields)
+            await _drop_chunks(api, owner, fields, chunks)
         return str(status["phase"])
     reporter = StatusReporter(api, owner, generation)
     planned = await _planned(api, owner, body, settings, reporter, generation)
@@ -144,7 +155,7 @@ async def run_flow(
     within = annotations.get(ANNOTATION_WITHIN)
     upstream = await _fed_by(owner, settings, within, annotations)
     run = asyncio.ensure_future(engine.run(within, upstream))
-    ended = await _ended(api, owner, driver, run, journal, reporter, stopped)
+    ended = await _ended(api, owner, settings, driver, run, journal, reporter, stopped)
     if ended is not None:
         return ended
     done = run.result()
@@ -157,6 +168,7 @@ async def run_flow(
     resumed = reporter.cached - reporter.cache_hit_count
     before = f", {resumed} finished before" if resumed else ""
     before += f", {reporter.cache_hit_count} cached" if reporter.cache_hit_count else ""
+    journaled = await _journal_fields(api, owner, settings, journal.chunks)
     await event(api, owner, "Normal", "Succeeded", f"{reporter.succeeded} units succeeded{before}")
     await reporter.write(
         phase="Succeeded",
@@ -164,10 +176,41 @@ async def run_flow(
         outputs=driver.outputs(done.unit_id),
         **status_result(done.result),
         **handed,
-        journal=journal.chunks,
+        **journaled,
         apiWrites=api.calls.writes,
     )
+    await _drop_chunks(api, owner, journaled, journal.chunks)
     return "Succeeded"
+
+
+async def _journal_fields(
+    api: KubeApi, owner: FlowOwner, settings: OperatorSettings, chunks: list[str]
+) -> dict[str, Any]:
+    """The status fields naming an ended flow's journal: compacted into the store, so that a
+    cluster running many big flows does not fill etcd; or still in its chunks, and why. The
+    chunks go (`_drop_chunks`) only once the status names the file."""
+    if not chunks:
+        return {"journal": chunks}
+    if not settings.compact_journal:
+        return {"journal": chunks, "journalKept": NO_STORE}
+    try:
+        return {**await compact(api, owner, chunks, settings.store_dir), "journalKept": None}
+    except OSError as exc:
+        return {"journal": chunks, "journalKept": f"cannot write it into the store: {exc}"}
+    except ApiFailed as failed:
+        return {"journal": chunks, "journalKept": f"cannot read it: {failed}"}
+
+
+async def _drop_chunks(
+    api: KubeApi, owner: FlowOwner, fields: Mapping[str, Any], chunks: list[str]
+) -> None:
+    """Delete the chunks of a journal the status says was compacted; one left behind is only
+    bytes (it goes with its flow)."""
+    if "journalCompacted" in fields:
+        try:
+            await drop_chunks(api, owner, chunks)
+        except ApiFailed as failed:
+            log.warning("journal of %s compacted, its chunks left: %s", owner.name, failed)
 
 
 async def _fed_by(
@@ -228,6 +271,7 @@ async def _planned(
 async def _ended(
     api: KubeApi,
     owner: FlowOwner,
+    settings: OperatorSettings,
     driver: KubeDriver,
     run: asyncio.Future[Done],
     journal: ConfigMapJournal,
@@ -251,6 +295,7 @@ async def _ended(
         reason = exc.reason + (f"\n{exc.stderr_tail[-1024:]}" if exc.stderr_tail else "")
         failed = [failure.unit_id for failure in exc.failures]
         more = f" (and {len(failed) - 1} more failed units)" if len(failed) > 1 else ""
+        journaled = await _journal_fields(api, owner, settings, journal.chunks)
         await event(api, owner, "Warning", "UnitFailed", f"unit {exc.unit_id} {exc.reason}{more}")
         await reporter.write(
             phase="Failed",
@@ -258,8 +303,9 @@ async def _ended(
             failedUnits=failed[:MAX_FAILED_IN_STATUS],
             reason=reason,
             finishedAt=now(),
-            journal=journal.chunks,
+            **journaled,
         )
+        await _drop_chunks(api, owner, journaled, journal.chunks)
         return "Failed"
     except UserError as exc:
         await journal.close()

@@ -93,6 +93,10 @@ class FakeApi:
         found.setdefault("data", {}).update(patch.get("data", {}))
         return found
 
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        self._count("delete")
+        self.config_maps.pop((namespace, name), None)
+
     async def create_namespaced(self, namespace: str, body: Mapping[str, Any]) -> None:
         self._count("create")
         key = (body["kind"], namespace, body["metadata"]["name"])

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from meta.engine.records import UnitRecord
+from meta.engine.records import UnitRecord, UnitState
 from meta.kube.controller import journal as journal_module
-from meta.kube.controller.journal import ConfigMapJournal, chunk_name
+from meta.kube.controller.journal import (
+    ConfigMapJournal,
+    chunk_name,
+    compact,
+    drop_chunks,
+    kept_name,
+)
 from meta.kube.layout import pod_name
 from meta.kube.types import FlowOwner
 from tests.kube.unit.fakes import FakeApi
@@ -110,3 +119,88 @@ def test_a_result_too_big_for_a_config_map_is_left_out_of_its_record(
     found = asyncio.run(go())
     assert sorted(found) == ["flow/s/u1", "flow/s/u2"]
     assert found["flow/s/u1"].result is None
+
+
+def test_a_chunk_costs_etcd_a_few_times_its_size_not_its_square(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """etcd keeps every patched chunk whole: records ending one by one, each seen by the
+    flusher, must not each rewrite the chunk they join."""
+    monkeypatch.setattr(journal_module, "FLUSH_SECONDS", 0)
+    monkeypatch.setattr(journal_module, "MAX_HOLD_SECONDS", 1e9)
+    api = FakeApi()
+    stored: list[int] = []
+    patch = api.patch_config_map
+
+    async def counted(namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        found = await patch(namespace, name, body)
+        stored.append(sum(len(text) for text in found["data"].values()))
+        return found
+
+    monkeypatch.setattr(api, "patch_config_map", counted)
+
+    async def go() -> None:
+        journal = ConfigMapJournal(api, OWNER)
+        await journal.load()
+        for n in range(2000):
+            journal.record_finished(record(n))
+            for _ in range(3):
+                await asyncio.sleep(0)
+        await journal.close()
+
+    asyncio.run(go())
+    journal_bytes = sum(
+        len(text) for body in api.config_maps.values() for text in body["data"].values()
+    )
+    assert len(api.config_maps) == 1
+    assert sum(stored) <= (journal_module.REWRITE_FACTOR + 2) * journal_bytes
+
+
+def ended_journal(api: FakeApi, states: list[UnitState]) -> list[str]:
+    async def go() -> list[str]:
+        journal = ConfigMapJournal(api, OWNER)
+        await journal.load()
+        for n, state in enumerate(states):
+            journal.record_finished(replace(record(n), state=state))
+            await journal.flush()
+        await journal.close()
+        return journal.chunks
+
+    return asyncio.run(go())
+
+
+def test_compacting_moves_every_record_into_the_store_and_keeps_the_ones_worth_a_look(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(journal_module, "CHUNK_BYTES", 300)
+    api = FakeApi()
+    states: list[UnitState] = ["succeeded"] * 6
+    chunks = ended_journal(api, [*states, "failed", "cancelled"])
+    assert len(chunks) >= 3
+
+    fields = asyncio.run(compact(api, OWNER, chunks, str(tmp_path)))
+    compacted = fields["journalCompacted"]
+    lines = (tmp_path / compacted["path"]).read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [f"flow/s/u{n}" for n in range(8)]
+    assert (compacted["units"], compacted["kept"]) == (8, 2)
+    assert fields["journal"] == [kept_name(OWNER)]
+    kept = api.config_maps[("team", kept_name(OWNER))]["data"]
+    assert [json.loads(line)["state"] for line in kept["000000"].splitlines()] == [
+        "failed",
+        "cancelled",
+    ]
+    assert kept_name(OWNER) not in chunks
+
+    # Compacting again (an operator stopped before the status named the file) changes nothing.
+    assert asyncio.run(compact(api, OWNER, chunks, str(tmp_path))) == fields
+    asyncio.run(drop_chunks(api, OWNER, chunks))
+    assert list(api.config_maps) == [("team", kept_name(OWNER))]
+
+
+def test_a_flow_whose_units_all_succeeded_keeps_no_config_map(tmp_path: Path) -> None:
+    api = FakeApi()
+    chunks = ended_journal(api, ["succeeded", "cached", "succeeded"])
+    fields = asyncio.run(compact(api, OWNER, chunks, str(tmp_path)))
+    asyncio.run(drop_chunks(api, OWNER, chunks))
+    assert fields["journal"] == [] and api.config_maps == {}
+    assert fields["journalCompacted"]["units"] == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -523,3 +524,60 @@ def test_a_micro_pod_without_finally_units_is_deleted_with_the_usual_grace(
     assert run(api, broker, resource(spec), tmp_path) == "Failed"
     (deleted,) = api.deleted
     assert api.graces[deleted] == PodSettings().grace_seconds
+
+
+def test_an_ended_flows_journal_leaves_its_config_maps_for_the_store(tmp_path: Path) -> None:
+    api, broker = FakeApi(), Watches()
+    FakeKubelet(api, broker)
+    compacting = replace(settings(tmp_path), compact_journal=True)
+
+    async def go() -> str:
+        return await run_flow(api, broker, resource(dfs_spec()), compacting)
+
+    assert asyncio.run(go()) == "Succeeded"
+    compacted = api.status["journalCompacted"]
+    assert api.status["journal"] == [] and api.config_maps == {}
+    kept = (tmp_path / "store" / compacted["path"]).read_text().splitlines()
+    assert len(kept) == compacted["units"] == 6
+    assert api.status["journalKept"] is None
+
+
+def test_without_a_store_the_journal_stays_and_the_status_says_why(tmp_path: Path) -> None:
+    api, broker = FakeApi(), Watches()
+    FakeKubelet(api, broker)
+    assert run(api, broker, resource(dfs_spec()), tmp_path) == "Succeeded"
+    assert "journalCompacted" not in api.status
+    assert "no store" in api.status["journalKept"]
+    assert [("team", name) for name in api.status["journal"]] == list(api.config_maps)
+
+
+def test_a_flow_that_ended_before_its_journal_was_compacted_is_compacted_next_time(
+    tmp_path: Path,
+) -> None:
+    api, broker = FakeApi(), Watches()
+    FakeKubelet(api, broker)
+    assert run(api, broker, resource(dfs_spec()), tmp_path) == "Succeeded"
+    ended = resource(dfs_spec(), status=api.status)
+    pods = len(api.created)
+
+    async def again() -> str:
+        return await run_flow(api, broker, ended, replace(settings(tmp_path), compact_journal=True))
+
+    assert asyncio.run(again()) == "Succeeded"
+    assert len(api.created) == pods and api.config_maps == {}
+    assert api.status["journalCompacted"]["units"] == 6
+
+
+def test_a_journal_the_store_cannot_take_stays_and_the_status_says_why(tmp_path: Path) -> None:
+    api, broker = FakeApi(), Watches()
+    FakeKubelet(api, broker)
+    (tmp_path / "store" / "uid-tree").mkdir(parents=True)
+    (tmp_path / "store" / "uid-tree" / ".journal").write_text("a file where a folder should be")
+    compacting = replace(settings(tmp_path), compact_journal=True)
+
+    async def go() -> str:
+        return await run_flow(api, broker, resource(dfs_spec()), compacting)
+
+    assert asyncio.run(go()) == "Succeeded"
+    assert "cannot write it into the store" in api.status["journalKept"]
+    assert [("team", name) for name in api.status["journal"]] == list(api.config_maps)
