@@ -85,6 +85,7 @@ def test_continue_runs_every_independent_unit_and_finally_sees_the_states(env: E
     assert done.returncode == 1, done.stderr
     assert "failed: cont/d/a" in done.stderr and "failed: cont/d/e" in done.stderr
     assert "1 units skipped" in done.stderr
+    assert "cont: failed (5 units run, 2 failed, 1 skipped)" in done.stdout
     document = report(workdir)
     units = units_by_id(document)
     assert {uid: unit["state"] for uid, unit in units.items()} == {
