@@ -4,6 +4,7 @@ and applying a MetaFlow and waiting for its phase."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -172,3 +173,27 @@ def wait_phase(
             if (found.get("status") or {}).get("phase") in phases:
                 return found
     raise AssertionError(f"{name} did not reach {phases}: status {found.get('status')}")
+
+
+def journal_records(
+    cluster: Cluster, namespace: str, flow: dict[str, Any], store: Path
+) -> list[dict[str, Any]]:
+    """Every record of a flow's journal, in order: from its file in the store once the ended
+    flow's journal was compacted (`store` is the operator's store folder), then from the
+    ConfigMaps the cluster still holds."""
+    records: list[dict[str, Any]] = []
+    compacted = (flow.get("status") or {}).get("journalCompacted")
+    if compacted:
+        text = (store / compacted["path"]).read_text()
+        records.extend(json.loads(line) for line in text.splitlines())
+    name = flow["metadata"]["name"]
+    chunks = client.CoreV1Api(cluster.api_client).list_namespaced_config_map(
+        namespace, label_selector=f"meta-orchestrator.io/journal-of={name}"
+    )
+    records.extend(
+        json.loads(line)
+        for config_map in chunks.items
+        for text in (config_map.data or {}).values()
+        for line in text.splitlines()
+    )
+    return records

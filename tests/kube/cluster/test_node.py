@@ -27,7 +27,14 @@ from kubernetes import client
 from kubernetes.stream import stream
 
 from tests.kube.cluster.conftest import RESTRICTED_CONTAINER, RESTRICTED_POD, Cluster, RealNode
-from tests.kube.cluster.operating import META, Operator, apply, wait_phase, watching_pods
+from tests.kube.cluster.operating import (
+    META,
+    Operator,
+    apply,
+    journal_records,
+    wait_phase,
+    watching_pods,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLES = REPO / "samples"
@@ -174,15 +181,9 @@ def test_step_results_decide_conditions_and_feed_a_micro_fanout_as_they_do_local
         "test-api": {"package": "api", "passed": 9, "failed": 0},
         "test-web": {"package": "web", "passed": 9, "failed": 0},
     }
-    core = client.CoreV1Api(cluster.api_client)
-    journal = core.list_namespaced_config_map(
-        namespace, label_selector="meta-orchestrator.io/journal-of=release-gate"
-    ).items
     records = {
         record["id"]: record
-        for config_map in journal
-        for text in (config_map.data or {}).values()
-        for record in map(json.loads, text.splitlines())
+        for record in journal_records(cluster, namespace, found, real_node.store)
     }
     assert records["release-gate/gate/docs"]["state"] == "skipped"
     assert records["release-gate/gate/release"]["result"] == {"version": "1.2.0"}
