@@ -78,7 +78,10 @@ def run_seconds(meta: str, flow: Path, workdir: Path, stamp: Path) -> tuple[floa
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=11)
-    parser.add_argument("--meta", default=shutil.which("meta") or "meta", help="the command")
+    # The `meta` of this Python's environment (a venv's python run without activating it).
+    beside = Path(sys.executable).parent / "meta"
+    found = str(beside) if beside.exists() else shutil.which("meta") or "meta"
+    parser.add_argument("--meta", default=found, help="the command [default: %(default)s]")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     try:
