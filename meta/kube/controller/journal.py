@@ -59,11 +59,14 @@ class ConfigMapJournal:
         self._finished: dict[str, UnitRecord] = {}
         self._pending: list[str] = []
         self._pending_bytes = 0
+        self._queued = self._written = 0
+        """Records ever pending, and ever written."""
         self._chunk = 0
         self._chunk_bytes = 0
         self._keys = 0
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[None] | None = None
         self.chunks: list[str] = []
 
     async def load(self) -> None:
@@ -110,6 +113,7 @@ class ConfigMapJournal:
             line = json.dumps({**fields, "result": None}, separators=(",", ":"))
         self._pending.append(line)
         self._pending_bytes += len(line) + 1
+        self._queued += 1
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
         self._wake.set()
@@ -141,22 +145,39 @@ class ConfigMapJournal:
 
     async def flush(self) -> None:
         """Write what is pending, one key per batch of at most CHUNK_BYTES (records carry
-        results of up to 64 KiB, so a burst of them must not make a key past a ConfigMap)."""
-        while self._pending:
-            size, count = 0, 0
-            for line in self._pending:
-                if count and size + len(line) + 1 > CHUNK_BYTES:
-                    break
-                size, count = size + len(line) + 1, count + 1
-            lines = self._pending[:count]
+        results of up to 64 KiB, so a burst of them must not make a key past a ConfigMap). Records
+        that end meanwhile wait for the next flush: held, they make a batch worth its rewrite.
+
+        A batch on its way is finished even when its caller is cancelled: the API client's
+        call goes on in its thread regardless, and landing after a later batch sent under the
+        same key, it would overwrite that one's records."""
+        goal = self._queued
+        while self._written < goal:
+            writing = self._writing
+            if writing is None:
+                writing = self._writing = asyncio.ensure_future(self._write_batch())
             try:
-                await self._write("\n".join(lines) + "\n")
-            except ApiFailed:
-                metrics.journal_flush(written=False)
-                raise
-            metrics.journal_flush(written=True)
-            del self._pending[:count]
-            self._pending_bytes -= size
+                await asyncio.shield(writing)
+            finally:
+                if writing.done() and self._writing is writing:
+                    self._writing = None
+
+    async def _write_batch(self) -> None:
+        size, count = 0, 0
+        for line in self._pending:
+            if count and size + len(line) + 1 > CHUNK_BYTES:
+                break
+            size, count = size + len(line) + 1, count + 1
+        lines = self._pending[:count]
+        try:
+            await self._write("\n".join(lines) + "\n")
+        except ApiFailed:
+            metrics.journal_flush(written=False)
+            raise
+        metrics.journal_flush(written=True)
+        del self._pending[:count]
+        self._pending_bytes -= size
+        self._written += count
 
     async def _write(self, text: str) -> None:
         if self._chunk_bytes and self._chunk_bytes + len(text) > CHUNK_BYTES:

@@ -156,6 +156,49 @@ def test_a_chunk_costs_etcd_a_few_times_its_size_not_its_square(
     assert sum(stored) <= (journal_module.REWRITE_FACTOR + 2) * journal_bytes
 
 
+def test_closing_while_a_batch_is_on_its_way_loses_no_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API client's calls run in threads: cancelling the flusher does not stop the patch it
+    sent. Here that patch lands after the one closing sends, as a slow request may; the
+    record that ended meanwhile must still be in the journal."""
+    monkeypatch.setattr(journal_module, "FLUSH_SECONDS", 0)
+    api = FakeApi()
+    patch = api.patch_config_map
+    delays = [0.2]
+
+    async def in_a_thread(namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        delay = delays.pop() if delays else 0.0
+
+        async def lands() -> dict[str, Any]:
+            await asyncio.sleep(delay)
+            return await patch(namespace, name, body)
+
+        return await asyncio.shield(asyncio.ensure_future(lands()))
+
+    monkeypatch.setattr(api, "patch_config_map", in_a_thread)
+
+    async def go() -> None:
+        journal = ConfigMapJournal(api, OWNER)
+        await journal.load()
+        journal.record_finished(record(0))
+        await journal.flush()
+        journal.record_finished(record(1))
+        await asyncio.sleep(0.05)
+        journal.record_finished(record(2))
+        await journal.close()
+        await asyncio.sleep(0.3)
+
+    asyncio.run(go())
+    names = [
+        json.loads(line)["name"]
+        for body in api.config_maps.values()
+        for key in sorted(body["data"])
+        for line in body["data"][key].splitlines()
+    ]
+    assert sorted(names) == ["u0", "u1", "u2"]
+
+
 def ended_journal(api: FakeApi, states: list[UnitState]) -> list[str]:
     async def go() -> list[str]:
         journal = ConfigMapJournal(api, OWNER)
