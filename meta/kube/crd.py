@@ -88,19 +88,41 @@ def crd_document() -> dict[str, Any]:
     spec["x-kubernetes-validations"] = [
         {"rule": "has(self.root) && has(self.root.name)", "message": "spec.root needs a name"}
     ]
+    return _crd(
+        KIND,
+        PLURAL,
+        SINGULAR,
+        SHORT_NAMES,
+        _printer_columns(),
+        schema.get("description", ""),
+        {"spec": spec, "status": status_schema()},
+    )
+
+
+def _crd(
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: tuple[str, ...],
+    columns: list[dict[str, Any]],
+    description: str,
+    properties: dict[str, Any],
+) -> dict[str, Any]:
+    """A namespaced CustomResourceDefinition of our group: one version, a status subresource,
+    a required spec."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "metadata": {"name": f"{plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": list(SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
             },
             "versions": [
                 {
@@ -108,18 +130,17 @@ def crd_document() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": _printer_columns(),
+                    "additionalPrinterColumns": columns,
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": schema.get("description", ""),
+                            "description": description,
                             "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status_schema(),
+                                **properties,
                             },
                         }
                     },
@@ -217,55 +238,29 @@ def schema_crd_document() -> dict[str, Any]:
             "conditions": _CONDITIONS,
         },
     }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{SCHEMA_PLURAL}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": SCHEMA_KIND,
-                "listKind": f"{SCHEMA_KIND}List",
-                "plural": SCHEMA_PLURAL,
-                "singular": SCHEMA_SINGULAR,
-                "shortNames": list(SCHEMA_SHORT_NAMES),
-            },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {
-                            "name": "Valid",
-                            "type": "string",
-                            "jsonPath": '.status.conditions[?(@.type=="Valid")].status',
-                        },
-                        {"name": "Flow", "type": "string", "jsonPath": ".status.flow"},
-                        {"name": "Generator", "type": "string", "jsonPath": ".status.generator"},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A data description handed to the cluster: the "
-                            "operator runs the generators on it and runs the MetaFlow they make.",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status,
-                            },
-                        }
-                    },
-                }
-            ],
+    columns = [
+        {
+            "name": "Valid",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Valid")].status',
         },
-    }
+        {"name": "Flow", "type": "string", "jsonPath": ".status.flow"},
+        {"name": "Generator", "type": "string", "jsonPath": ".status.generator"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    description = (
+        "A data description handed to the cluster: the operator runs the generators on it and "
+        "runs the MetaFlow they make."
+    )
+    return _crd(
+        SCHEMA_KIND,
+        SCHEMA_PLURAL,
+        SCHEMA_SINGULAR,
+        SCHEMA_SHORT_NAMES,
+        columns,
+        description,
+        {"spec": spec, "status": status},
+    )
 
 
 def status_schema() -> dict[str, Any]:
