@@ -65,6 +65,16 @@ class Operator:
             env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Operator]:
+        """Started; stopped when the block ends, the tail of its log then on stderr."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+            sys.stderr.write(self.log.read_text(errors="replace")[-4000:])
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,13 +35,8 @@ from tests.kube.cluster.test_node import (
 
 @pytest.fixture
 def operator(cluster: Cluster, namespace: str, crd: None, tmp_path: Path) -> Iterator[Operator]:
-    running = Operator(cluster, namespace, tmp_path / "operator.log")
-    running.start()
-    try:
+    with Operator(cluster, namespace, tmp_path / "operator.log").running() as running:
         yield running
-    finally:
-        running.stop()
-        sys.stderr.write(running.log.read_text(errors="replace")[-4000:])
 
 
 def step(name: str, **extra: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,15 +22,11 @@ JOURNAL_OF = "meta-orchestrator.io/journal-of"
 
 @pytest.fixture
 def operator(cluster: Cluster, namespace: str, crd: None, tmp_path: Path) -> Iterator[Operator]:
-    running = Operator(
-        cluster, namespace, tmp_path / "operator.log", options=("--compact-journal",)
-    )
-    running.start()
-    try:
+    compacting = ("--compact-journal",)
+    with Operator(
+        cluster, namespace, tmp_path / "operator.log", options=compacting
+    ).running() as running:
         yield running
-    finally:
-        running.stop()
-        sys.stderr.write(running.log.read_text(errors="replace")[-4000:])
 
 
 def step(name: str, image: str = "busybox") -> dict[str, Any]:

@@ -58,13 +58,8 @@ def operating(
         "--store-claim", node.claim,
         "--store-dir", str(node.store),
     )  # fmt: skip
-    running = Operator(cluster, namespace, log, placement=placement)
-    running.start()
-    try:
+    with Operator(cluster, namespace, log, placement=placement).running() as running:
         yield running
-    finally:
-        running.stop()
-        print(log.read_text(errors="replace")[-4000:])
 
 
 def meta_apply(cluster: Cluster, namespace: str, flow_file: Path) -> str:

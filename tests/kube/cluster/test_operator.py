@@ -48,13 +48,8 @@ RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "Ro
 
 @pytest.fixture
 def operator(cluster: Cluster, namespace: str, crd: None, tmp_path: Path) -> Iterator[Operator]:
-    running = Operator(cluster, namespace, tmp_path / "operator.log")
-    running.start()
-    try:
+    with Operator(cluster, namespace, tmp_path / "operator.log").running() as running:
         yield running
-    finally:
-        running.stop()
-        sys.stderr.write(running.log.read_text(errors="replace")[-4000:])
 
 
 def step(name: str, image: str = "busybox") -> dict[str, Any]:
