@@ -100,8 +100,9 @@ class KubeRunning:
                 result = await asyncio.to_thread(read, self._result)
             except (ResultRefused, OSError, ValueError) as exc:
                 return Exit(1, end.message[-2048:], f"exited with code 0, but {exc}")
-        # A micro pod that succeeded leaves its quarterback's report there, no step's stderr.
-        tail = "" if end.code == 0 and self._section is not None else end.message[-2048:]
+        # A micro pod that succeeded leaves its quarterback's report there, no step's stderr;
+        # stripped as the local runtime strips a tail.
+        tail = "" if end.code == 0 and self._section is not None else end.message[-2048:].strip()
         return Exit(end.code, tail, end.reason, result)
 
     async def stop(self) -> None:

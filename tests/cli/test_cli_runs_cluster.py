@@ -124,7 +124,7 @@ def test_status_shows_a_retried_units_attempts_as_a_local_run_of_the_same_flow_d
     )
     # Locally the step's stderr; in the cluster its termination message (the fake kubelet's).
     assert local_attempts[0]["stderrTail"] == "attempt one fails"
-    assert remote_attempts[0]["stderrTail"] == "boom: the last words\n"
+    assert remote_attempts[0]["stderrTail"] == "boom: the last words"
 
     def attempt_lines(*args: str) -> list[str]:
         shown = invoke("status", *args)

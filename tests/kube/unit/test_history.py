@@ -66,7 +66,7 @@ def assert_flaky_attempts(found: Histories) -> None:
     first, second = found.attempts[FLAKY]
     assert (first["attempt"], first["state"], first["exitCode"]) == (1, "failed", 3)
     assert first["reason"] == "exited with code 3"
-    assert first["stderrTail"] == "boom: the last words\n"
+    assert first["stderrTail"] == "boom: the last words"
     assert (second["attempt"], second["state"], second["exitCode"]) == (2, "succeeded", 0)
     assert (second["reason"], second["stderrTail"]) == ("", "")
     for entry in (first, second):
