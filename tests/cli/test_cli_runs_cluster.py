@@ -143,6 +143,9 @@ def test_status_shows_a_retried_units_attempts_as_a_local_run_of_the_same_flow_d
             "    2. succeeded, exit code 0, started T",
         ]
     )
+    # A run without its report (killed before it wrote one) shows them from its journal.
+    (tmp_path / "w" / "report.json").unlink()
+    assert attempt_lines("w") == attempt_lines("tree", "-n", NS)
     assert attempt_lines("w", "--unit", "steady")[-2:] == [
         "  attempts of tree/seq/steady (1):",
         "    1. succeeded, exit code 0, started T",
