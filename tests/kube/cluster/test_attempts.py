@@ -5,6 +5,7 @@ status` shows both attempts of each with the fields a local run of the same flow
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,20 @@ SAME = ("attempt", "state", "exitCode", "reason", "stderrTail")
 
 
 def status(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    shown = subprocess.run(
-        [str(META), "status", *args, "-o", "json"], env=env, capture_output=True, text=True
-    )
-    assert shown.returncode == 0, shown.stderr
-    view: dict[str, Any] = json.loads(shown.stdout)
+    view: dict[str, Any] = json.loads(shown(*args, "-o", "json", env=env))
     return view
+
+
+def shown(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run([str(META), "status", *args], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def attempt_lines(text: str) -> list[str]:
+    """The attempts `meta status` lists, their times left out."""
+    lines = [line for line in text.splitlines() if re.match(r"  (attempts|  \d\.|     \|)", line)]
+    return [re.sub(r"started [-\d]+ [:\d]+, took [\d.]+s", "started T", line) for line in lines]
 
 
 def test_status_shows_every_attempt_of_a_retried_step_as_a_local_run_does(
@@ -86,7 +95,12 @@ def test_status_shows_every_attempt_of_a_retried_step_as_a_local_run_does(
         "flaky/main/pod/micro-step": both,
     }
     assert attempts(remote) == attempts(local)
+    text = shown(name, "-n", namespace, env=cluster.env())
+    print(text)
+    assert attempt_lines(text) == attempt_lines(shown(str(tmp_path / "local")))
     assert remote["attemptsMissing"] is None
+    counted = ("succeeded", "failed")
+    assert [remote["units"][k] for k in counted] == [local["units"][k] for k in counted] == [2, 0]
     for unit in remote["attempts"]:
         for entry in unit["history"]:
             assert entry["startedAt"] <= entry["finishedAt"], entry

@@ -78,6 +78,7 @@ def test_a_retried_units_attempts_are_read_from_the_journal_chunks(tmp_path: Pat
     api = FakeApi()
     assert run_flaky(api, settings(tmp_path)) == "Succeeded"
     assert api.config_maps, "not compacted: the chunks hold the journal"
+    assert (api.status["succeeded"], api.status["failed"]) == (2, 0), "a retry is no failed unit"
     found = histories(api)
     # The chunks hold every unit's record; a unit tried once is shown only when asked for.
     assert_flaky_attempts(replace(found, attempts={FLAKY: found.attempts[FLAKY]}))
