@@ -131,7 +131,7 @@ async def _cluster_status(
     where = f"metaflow {namespace}/{name}"
     try:
         resource = await api.get_flow(namespace, name)
-        found = await flow_histories(api, resource)
+        found = await flow_histories(api, resource, every=unit is not None)
     except NotFound:
         raise UserError(Fault(where, "", "no such MetaFlow")) from None
     finally:
