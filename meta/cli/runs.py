@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +35,16 @@ from meta.local.runs import (
 
 if TYPE_CHECKING:
     from meta.kube.api import KubeApi
+    from meta.kube.history import Histories
 
 COUNTS = ("succeeded", "failed", "skipped", "cancelled", "cached", "running")
 MAX_CACHED_SHOWN = 100
 """Cache hits a status names with their source run (as the operator's status keeps them)."""
 CACHED_LINES = 10
+MAX_ATTEMPT_UNITS = 20
+"""Units whose attempts the text lists; JSON lists them all."""
+STDERR_LINES = 5
+"""Lines of an attempt's stderr tail the text shows."""
 
 
 def _is_local(target: str) -> bool:
@@ -86,17 +91,28 @@ def runs(folder: Path | None, fmt: str) -> None:
 
 @click.command()
 @click.argument("target", metavar="WORKDIR|NAME")
+@click.option(
+    "--unit",
+    "unit",
+    metavar="UNIT",
+    help="Show every attempt of this unit (an id, or a name or end of one that only one unit "
+    "has), even a single one.",
+)
 @NAMESPACE
 @KUBECONFIG
 @OUTPUT
 @user_errors
-def status(target: str, namespace: str, kubeconfig: Path | None, fmt: str) -> None:
-    """Show a run's state, times, unit counts and sections: a local WORKDIR, or the MetaFlow
-    NAME in the cluster."""
+def status(
+    target: str, unit: str | None, namespace: str, kubeconfig: Path | None, fmt: str
+) -> None:
+    """Show a run's state, times, unit counts and sections, and every attempt of the units
+    tried more than once: a local WORKDIR, or the MetaFlow NAME in the cluster."""
     if _is_local(target):
-        view = local_view(read_run(Path(target)))
+        run = read_run(Path(target))
+        asked = find_unit(run, unit).id if unit else None
+        view = local_view(run, asked)
     else:
-        view = asyncio.run(_cluster_status(target, namespace, kubeconfig))
+        view = asyncio.run(_cluster_status(target, unit, namespace, kubeconfig))
     if fmt == "json":
         click.echo(json.dumps(view, indent=2))
         return
@@ -104,17 +120,51 @@ def status(target: str, namespace: str, kubeconfig: Path | None, fmt: str) -> No
         click.echo(line)
 
 
-async def _cluster_status(name: str, namespace: str, kubeconfig: Path | None) -> dict[str, Any]:
+async def _cluster_status(
+    name: str, unit: str | None, namespace: str, kubeconfig: Path | None
+) -> dict[str, Any]:
     from meta.kube.api import NotFound
     from meta.kube.apply import status_view
+    from meta.kube.history import flow_histories
 
     api = _cluster(name, kubeconfig)
+    where = f"metaflow {namespace}/{name}"
     try:
-        return status_view(await api.get_flow(namespace, name))
+        resource = await api.get_flow(namespace, name)
+        found = await flow_histories(api, resource, every=unit is not None)
     except NotFound:
-        raise UserError(Fault(f"metaflow {namespace}/{name}", "", "no such MetaFlow")) from None
+        raise UserError(Fault(where, "", "no such MetaFlow")) from None
     finally:
         api.close()
+    asked = _asked(where, found, unit) if unit else None
+    return {
+        **status_view(resource),
+        "attempts": attempts_view(found.attempts, found.names, asked),
+        "attemptsMissing": found.missing or None,
+    }
+
+
+def _asked(where: str, found: Histories, given: str) -> str:
+    """The unit of the journal's that `given` names, as `find_unit` finds a local run's."""
+    if given in found.attempts:
+        return given
+    matches = [
+        uid for uid in found.attempts if found.names.get(uid) == given or uid.endswith("/" + given)
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        reason = f"{given!r} names {len(matches)} units; give one of: {', '.join(matches[:10])}"
+    else:
+        reason = f"no attempt of a unit {given!r} has ended on the journal's record"
+        if found.archive:
+            reason += (
+                " (its journal was compacted: the cluster keeps no record of a unit that "
+                f"succeeded at its first attempt; every record is in the store, at {found.archive})"
+            )
+        elif found.missing:
+            reason += f" ({found.missing})"
+    raise UserError(Fault(where, "", reason))
 
 
 def _cluster(name: str, kubeconfig: Path | None) -> KubeApi:
@@ -287,8 +337,10 @@ def clean(folder: Path | None, age: str, dry_run: bool, fmt: str) -> None:
         click.echo("nothing to remove")
 
 
-def local_view(run: Run) -> dict[str, Any]:
-    """A local run in the shape of `meta.kube.apply.status_view`."""
+def local_view(run: Run, unit: str | None = None) -> dict[str, Any]:
+    """A local run in the shape of `meta.kube.apply.status_view` with the attempts `meta
+    status` adds to it (of `unit` too, when given)."""
+    names = {uid: seen.name for uid, seen in run.units.items()}
     return {
         "run": display_path(run.workdir),
         "flow": run.flow,
@@ -309,6 +361,43 @@ def local_view(run: Run) -> dict[str, Any]:
             if unit.cached_from
         ][:MAX_CACHED_SHOWN],
         "result": run.result,
+        "attempts": attempts_view(run.histories, names, unit),
+        "attemptsMissing": None,
+    }
+
+
+def attempts_view(
+    histories: Mapping[str, Sequence[Mapping[str, Any]]],
+    names: Mapping[str, str],
+    unit: str | None,
+) -> list[dict[str, Any]]:
+    """Every attempt of the units tried more than once, and of `unit`, as status shows them:
+    the same for a local run (its report or journal) and a MetaFlow (its journal)."""
+    shown = [uid for uid, history in histories.items() if len(history) > 1 or uid == unit]
+    if unit is not None and unit not in histories:
+        shown.append(unit)
+    return [
+        {
+            "id": uid,
+            "name": names.get(uid) or uid.rsplit("/", 1)[-1],
+            "history": [_attempt(entry) for entry in histories.get(uid, ())],
+        }
+        for uid in shown
+    ]
+
+
+def _attempt(entry: Mapping[str, Any]) -> dict[str, Any]:
+    started, finished = entry["startedAt"], entry.get("finishedAt")
+    took = None if finished is None else round(max(0.0, finished - started), 3)
+    return {
+        "attempt": entry["attempt"],
+        "state": entry["state"],
+        "startedAt": _iso(started),
+        "finishedAt": _iso(finished),
+        "durationSeconds": took,
+        "exitCode": entry.get("exitCode"),
+        "reason": entry.get("reason") or "",
+        "stderrTail": entry.get("stderrTail") or "",
     }
 
 
@@ -328,6 +417,7 @@ def describe(view: Mapping[str, Any]) -> Iterator[str]:
         yield f"  failed unit: {view['failedUnit']}"
     for line in str(view["reason"] or "").splitlines():
         yield f"  {line}"
+    yield from _attempt_lines(view.get("attempts") or [], view.get("attemptsMissing"))
     for section in view["sections"]:
         yield (
             f"  section {section['id']}: {section['pattern']} ({section['scope']}), "
@@ -342,6 +432,39 @@ def describe(view: Mapping[str, Any]) -> Iterator[str]:
         yield f"  outputs: {view['outputs']}"
     if view.get("result") is not None:
         yield f"  result: {shown_result(view['result'])}"
+
+
+def _attempt_lines(units: Sequence[Mapping[str, Any]], missing: str | None) -> Iterator[str]:
+    """Each shown unit's attempts, one line each and the last lines of its stderr tail: what
+    `argo get` shows of a node's retries."""
+    for unit in units[:MAX_ATTEMPT_UNITS]:
+        history = unit["history"]
+        if not history:
+            yield f"  attempts of {unit['id']}: none ended yet"
+            continue
+        yield f"  attempts of {unit['id']} ({len(history)}):"
+        for entry in history:
+            code = "" if entry["exitCode"] is None else f", exit code {entry['exitCode']}"
+            took = (
+                ""
+                if entry["durationSeconds"] is None
+                else f", took {duration(entry['durationSeconds'])}"
+            )
+            why = f": {entry['reason']}" if entry["reason"] else ""
+            yield (
+                f"    {entry['attempt']}. {entry['state']}{code}, started "
+                f"{_when(entry['startedAt'])}{took}{why}"
+            )
+            tail = entry["stderrTail"].splitlines()
+            if len(tail) > STDERR_LINES:
+                yield f"       | ... ({len(tail) - STDERR_LINES} lines before; -o json has them)"
+            for line in tail[-STDERR_LINES:]:
+                yield f"       | {line}"
+    if len(units) > MAX_ATTEMPT_UNITS:
+        more = len(units) - MAX_ATTEMPT_UNITS
+        yield f"  ... and {more} more units tried more than once (--unit UNIT, or -o json)"
+    if missing:
+        yield f"  attempts not shown: {missing}"
 
 
 def _iso(seconds: float | None) -> str | None:

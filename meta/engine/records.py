@@ -15,11 +15,22 @@ UPSTREAM_FAILED = "upstream-failed"
 """Why a unit was skipped when a unit it reads failed (`onFailure: continue`)."""
 
 
+ATTEMPT_ENDS = frozenset({"succeeded", "failed", "cancelled"})
+"""The states an attempt that ran ends in (skipped and cached units made none)."""
+
+
 def finished_for_good(state: str, reason: str) -> bool:
     """Whether a unit that ended so is not run again by a resumed run: it succeeded (its
     outputs are in the store), or its condition skipped it; one skipped because a unit it
     reads failed is not (that unit runs again)."""
     return state in ("succeeded", "cached") or (state == "skipped" and reason == CONDITION)
+
+
+def worth_a_look(state: str, reason: str, attempts: int, retrying: bool) -> bool:
+    """Whether an attempt's record is kept where room is short (a compacted journal, what a
+    micro pod hands the operator): its unit did not finish for good, or it was tried more than
+    once (the attempt before a retry says `retrying`, a retry has a number past 1)."""
+    return not finished_for_good(state, reason) or retrying or attempts > 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +55,19 @@ class UnitRecord:
     result: Any = None
     """What a unit that succeeded wrote to META_RESULT (a micro pod, a child flow: its
     section's or flow's result); None for none."""
+
+
+def attempt_entry(record: UnitRecord) -> dict[str, Any]:
+    """One ended attempt as the report (locally) and `meta status` (both runtimes) list it."""
+    return {
+        "attempt": record.attempts,
+        "state": record.state,
+        "startedAt": record.started_at,
+        "finishedAt": record.finished_at,
+        "exitCode": record.exit_code,
+        "reason": record.reason,
+        "stderrTail": record.stderr_tail,
+    }
 
 
 @dataclass(frozen=True, slots=True)

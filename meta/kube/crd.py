@@ -347,12 +347,17 @@ def status_schema() -> dict[str, Any]:
                 "type": "object",
                 "description": "Set once the ended flow's journal left its ConfigMaps for a "
                 "file in the store; `journal` then names only the ConfigMap keeping the records "
-                "of units that did not finish for good.",
+                "of units that did not finish for good and every attempt of retried units.",
                 "properties": {
                     "path": {"type": "string", "description": "The file, in the store."},
                     "units": {**counts, "description": "Records in the file."},
                     "bytes": {**counts, "description": "The file's size."},
                     "kept": {**counts, "description": "Records kept in the cluster."},
+                    "notKept": {
+                        **counts,
+                        "description": "Records worth keeping that the cluster's bound left "
+                        "out (they are in the file).",
+                    },
                 },
             },
             "sections": {

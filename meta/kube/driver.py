@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -25,7 +26,9 @@ from meta.engine.results import RESULT_FILE, ResultRefused, keep, read_kept, rea
 from meta.kube.api import ApiFailed, Conflict, KubeApi
 from meta.kube.broker import Watches
 from meta.kube.layout import (
+    ATTEMPTS_FILE,
     CACHED_FILE,
+    MAX_POD_ATTEMPTS,
     InputTooLarge,
     child_flow,
     fed_by_path,
@@ -49,6 +52,7 @@ from meta.kube.types import (
 from meta.plan.plan import Plan
 
 WIND_DOWN_MARGIN_SECONDS = 30
+log = logging.getLogger(__name__)
 """Beyond a micro pod's grace: for the kubelet to report it ended."""
 
 
@@ -84,6 +88,9 @@ class KubeRunning:
             cached = os.path.join(os.path.dirname(self._result), CACHED_FILE)
             with contextlib.suppress(OSError, ValueError):
                 driver.report_cached(await asyncio.to_thread(read_kept, cached))
+            attempts = os.path.join(os.path.dirname(self._result), ATTEMPTS_FILE)
+            with contextlib.suppress(OSError, ValueError):
+                driver.report_attempts(self.name, await asyncio.to_thread(read_kept, attempts))
         result = None
         if end.code == 0:
             try:
@@ -93,7 +100,10 @@ class KubeRunning:
                 result = await asyncio.to_thread(read, self._result)
             except (ResultRefused, OSError, ValueError) as exc:
                 return Exit(1, end.message[-2048:], f"exited with code 0, but {exc}")
-        return Exit(end.code, end.message[-2048:], end.reason, result)
+        # A micro pod that succeeded leaves its quarterback's report there, no step's stderr;
+        # stripped as the local runtime strips a tail.
+        tail = "" if end.code == 0 and self._section is not None else end.message[-2048:].strip()
+        return Exit(end.code, tail, end.reason, result)
 
     async def stop(self) -> None:
         driver = self._driver
@@ -223,6 +233,24 @@ class KubeDriver:
                 self.journal.record_finished(record)
             if self.sections is not None:
                 self.sections.unit_finished(record)
+
+    def report_attempts(self, pod: str, kept: Any) -> None:
+        """Journal the attempts of a micro pod's units that its quarterback kept in the store
+        (ATTEMPTS_FILE): `meta status` shows them as the engine's own."""
+        if not isinstance(kept, dict) or self.journal is None:
+            return
+        for fields in kept.get("records") or []:
+            try:
+                record = UnitRecord(**fields)
+            except TypeError:
+                continue
+            self.journal.record_finished(record)
+        if kept.get("notKept"):
+            log.warning(
+                "micro pod %s: %s attempts of its units past the first %d are only in its "
+                "slots' logs",
+                pod, kept["notKept"], MAX_POD_ATTEMPTS,
+            )  # fmt: skip
 
     async def _create(
         self,

@@ -394,6 +394,11 @@ def quarterback_access(owner: FlowOwner, pod: str) -> list[dict[str, Any]]:
 CACHED_FILE = "cached.json"
 """Beside a micro section's result in the store: the units of the pod its cache stood for, each
 with the run it came from (the operator records them as the engine records its own hits)."""
+ATTEMPTS_FILE = "attempts.json"
+"""Beside a micro section's result in the store: the ended attempts of the pod's units that were
+retried or did not succeed, at most MAX_POD_ATTEMPTS (`records`), and how many more there were
+(`notKept`); the operator adds them to the flow's journal, where `meta status` reads them."""
+MAX_POD_ATTEMPTS = 1000
 
 
 def work_config_map(owner: FlowOwner, pod: str, document: str) -> dict[str, Any]:

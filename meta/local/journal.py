@@ -21,10 +21,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from meta.engine.records import UnitRecord, finished_for_good
+from meta.engine.records import ATTEMPT_ENDS, UnitRecord, attempt_entry, finished_for_good
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
-from meta.local.report import ATTEMPT_ENDS, attempt_entry
 from meta.trees import Manifest, OutputRefused, measure_tree
 
 JOURNAL = "journal.jsonl"

@@ -11,9 +11,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from meta.engine.records import Listener, SectionRecord, UnitRecord
+from meta.engine.records import (
+    ATTEMPT_ENDS,
+    Listener,
+    SectionRecord,
+    UnitRecord,
+    attempt_entry,
+)
 
-ATTEMPT_ENDS = frozenset({"succeeded", "failed", "cancelled"})
 FINISHED = ("succeeded", "cached")
 """The states of a unit whose outputs are in the store."""
 
@@ -83,19 +88,6 @@ class ReportBuilder:
         if error is not None:
             report["error"] = error
         return report
-
-
-def attempt_entry(record: UnitRecord) -> dict[str, Any]:
-    """One ended attempt as the report lists it."""
-    return {
-        "attempt": record.attempts,
-        "state": record.state,
-        "startedAt": record.started_at,
-        "finishedAt": record.finished_at,
-        "exitCode": record.exit_code,
-        "reason": record.reason,
-        "stderrTail": record.stderr_tail,
-    }
 
 
 def _unit(

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meta.engine.records import ATTEMPT_ENDS, UnitRecord, attempt_entry
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
 from meta.local.driver import OWNER_FILE, RUN_TOKEN, kill_leftovers, scratch_root
-from meta.local.journal import JOURNAL
+from meta.local.journal import JOURNAL, RECORD_FIELDS
 from meta.local.runner import REPORT_FILE, RUN_FILE
 
 SCRATCH_BASE = Path("/dev/shm")
@@ -99,6 +100,8 @@ class Run:
     outputs: str | None = None
     result: Any = None
     """The flow's result (its root unit's), once it succeeded."""
+    histories: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    """Every attempt each unit made (`attempt_entry`'s shape), those of earlier sessions too."""
 
     @property
     def duration(self) -> float:
@@ -127,6 +130,7 @@ class _Seen:
 class _Journal:
     sessions: list[tuple[int, float]] = field(default_factory=list)
     units: dict[str, _Seen] = field(default_factory=dict)
+    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def read_run(workdir: Path) -> Run:
@@ -163,6 +167,7 @@ def read_run(workdir: Path) -> Run:
         "started_at": float(info["startedAt"]),
         "last_active": active,
         "units": units,
+        "histories": journal.histories,
     }
     if state in ("running", "interrupted"):
         reason = None
@@ -177,6 +182,10 @@ def read_run(workdir: Path) -> Run:
             reason=reason,
         )
     assert report is not None
+    # The report has the last session's cancelled attempts, which the journal does not.
+    common["histories"] = {
+        str(entry["id"]): entry["history"] for entry in report["units"] if entry.get("history")
+    }
     error = report.get("error") or {}
     reason = error.get("reason") or "; ".join(error.get("faults", [])) or None
     return Run(
@@ -289,6 +298,10 @@ def _read_journal(path: Path) -> _Journal:
                     session,
                     str(entry.get("cached_from") or ""),
                 )
+                if entry["state"] in ATTEMPT_ENDS:
+                    fields = {name: entry[name] for name in RECORD_FIELDS if name in entry}
+                    record = attempt_entry(UnitRecord(**fields))
+                    journal.histories.setdefault(uid, []).append(record)
         except (ValueError, KeyError, TypeError) as exc:
             raise UserError(
                 Fault(display_path(path), f"/{number - 1}", f"line {number} is not a record: {exc}")

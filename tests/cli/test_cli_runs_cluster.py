@@ -4,6 +4,8 @@ unit tests' fake API: the same shape as for a local run, a pod's log, and the fa
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from meta.engine.driver import StepTask
 from meta.kube.layout import step_pod
 from meta.kube.types import FlowOwner, PodSettings
 from tests.kube.unit.fakes import FakeApi
+from tests.kube.unit.test_history import SPEC, run_flaky
+from tests.kube.unit.test_runner import NS, resource, settings
 
 
 @pytest.fixture
@@ -92,3 +96,62 @@ def test_logs_of_a_metaflows_unit_come_from_its_pod(cluster: FakeApi) -> None:
     )
     gone = invoke("status", "bye", "-n", "team")
     assert (gone.exit_code, gone.stderr) == (2, "metaflow team/bye: /: no such MetaFlow\n")
+
+
+def test_status_shows_a_retried_units_attempts_as_a_local_run_of_the_same_flow_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = FakeApi()
+    assert run_flaky(api, replace(settings(tmp_path), compact_journal=True)) == "Succeeded"
+    api.flows[(NS, "tree")] = {**resource(SPEC), "status": api.status}
+    monkeypatch.setattr(meta.cli.runs, "kube_api", lambda kubeconfig: api)
+    flow = tmp_path / "tree.flow.yaml"
+    document = {"apiVersion": "meta-orchestrator.io/v1alpha1", "kind": "MetaFlow"}
+    flow.write_text(yaml.safe_dump({**document, "metadata": {"name": "tree"}, "spec": SPEC}))
+    monkeypatch.chdir(tmp_path)
+    assert invoke("run", str(flow), "--workdir", "w").exit_code == 0
+
+    local = json.loads(invoke("status", "w", "-o", "json").stdout)["attempts"]
+    remote = json.loads(invoke("status", "tree", "-n", NS, "-o", "json").stdout)["attempts"]
+    assert [unit["id"] for unit in local] == [unit["id"] for unit in remote] == ["tree/seq/flaky"]
+    (local_attempts,), (remote_attempts,) = ([u["history"] for u in v] for v in (local, remote))
+    assert [list(a) for a in local_attempts] == [list(a) for a in remote_attempts]
+    same = ("attempt", "state", "exitCode", "reason")
+    assert (
+        [[a[k] for k in same] for a in local_attempts]
+        == [[a[k] for k in same] for a in remote_attempts]
+        == [[1, "failed", 3, "exited with code 3"], [2, "succeeded", 0, ""]]
+    )
+    # Locally the step's stderr; in the cluster its termination message (the fake kubelet's).
+    assert local_attempts[0]["stderrTail"] == "attempt one fails"
+    assert remote_attempts[0]["stderrTail"] == "boom: the last words"
+
+    def attempt_lines(*args: str) -> list[str]:
+        shown = invoke("status", *args)
+        assert shown.exit_code == 0, shown.output
+        lines = [
+            line for line in shown.stdout.splitlines() if re.match(r"  (attempts|  \d\.)", line)
+        ]
+        return [re.sub(r"started .*?(, took [^:]*)?(: |$)", "started T\\2", line) for line in lines]
+
+    assert (
+        attempt_lines("w")
+        == attempt_lines("tree", "-n", NS)
+        == [
+            "  attempts of tree/seq/flaky (2):",
+            "    1. failed, exit code 3, started T: exited with code 3",
+            "    2. succeeded, exit code 0, started T",
+        ]
+    )
+    # A run without its report (killed before it wrote one) shows them from its journal.
+    (tmp_path / "w" / "report.json").unlink()
+    assert attempt_lines("w") == attempt_lines("tree", "-n", NS)
+    assert attempt_lines("w", "--unit", "steady")[-2:] == [
+        "  attempts of tree/seq/steady (1):",
+        "    1. succeeded, exit code 0, started T",
+    ]
+    # Compacted, the cluster kept no record of a unit that succeeded at once: it says where.
+    shown = invoke("status", "tree", "-n", NS, "--unit", "steady")
+    assert shown.exit_code == 2
+    assert "no attempt of a unit 'steady' has ended on the journal's record" in shown.output
+    assert "succeeded at its first attempt; every record is in the store, at " in shown.output

@@ -10,8 +10,8 @@ itself is still there, ended, and a restarted operator adopts it instead of runn
 again.
 
 Once the flow has ended, `compact` moves the journal into a file of the store and the cluster
-keeps only the records of units that did not finish for good: etcd is not the archive of every
-flow ever run.
+keeps only the records of units that did not finish for good and the attempts of units that were
+retried: etcd is not the archive of every flow ever run.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from typing import Any
 
-from meta.engine.records import UnitRecord, finished_for_good
+from meta.engine.records import UnitRecord, finished_for_good, worth_a_look
 from meta.kube import metrics
 from meta.kube.api import ApiFailed, Conflict, KubeApi, NotFound
 from meta.kube.layout import journal_config_map, journal_path, short_name
@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 RECORD_FIELDS = tuple(field.name for field in dataclass_fields(UnitRecord))
 KEPT_BYTES = 256 * 1024
 """What the cluster keeps of a compacted journal: the records of units that did not finish for
-good (the ones worth a look), up to this many bytes."""
+good and every attempt of units that were retried (the ones worth a look), up to this many
+bytes; the status counts those left out (`notKept`)."""
 
 
 def chunk_name(owner: FlowOwner, index: int) -> str:
@@ -225,14 +226,14 @@ async def compact(
     api: KubeApi, owner: FlowOwner, chunks: Sequence[str], store_dir: str
 ) -> dict[str, Any]:
     """Copy an ended flow's journal into the store, whole, and keep in the cluster only the
-    records of its units that did not finish for good (in one ConfigMap, named like a chunk so
-    the journal's readers read it as one); the status fields that say so. The chunks are left
+    records worth a look (`_worth_a_look`: in one ConfigMap, named like a chunk so the
+    journal's readers read it as one); the status fields that say so. The chunks are left
     to `drop_chunks`, once the status names the file: until then, compacting again is safe.
     One chunk at a time is in memory: a 100,000-unit journal is some 30 MB."""
     path = journal_path(owner)
     file = _WholeFile(f"{store_dir.rstrip('/')}/{path}")
     await asyncio.to_thread(file.open)
-    units, size, kept, kept_size = 0, 0, [], 0
+    units, size, kept, kept_size, not_kept = 0, 0, [], 0, 0
     try:
         for name in chunks:
             try:
@@ -245,11 +246,13 @@ async def compact(
             size += len(text)
             for line in text.splitlines():
                 units += 1
-                record = json.loads(line)
-                worth_a_look = not finished_for_good(record["state"], record.get("reason", ""))
-                if worth_a_look and kept_size + len(line) + 1 <= KEPT_BYTES:
+                if not _worth_a_look(json.loads(line)):
+                    continue
+                if kept_size + len(line) + 1 <= KEPT_BYTES:
                     kept.append(line)
                     kept_size += len(line) + 1
+                else:
+                    not_kept += 1
         await asyncio.to_thread(file.close)
     finally:
         await asyncio.to_thread(file.discard)
@@ -263,8 +266,21 @@ async def compact(
             # Made by an earlier try that stopped before the status named the file.
             await api.patch_config_map(owner.namespace, name, {"data": body["data"]})
         left.append(name)
-    compacted = {"path": path, "units": units, "bytes": size, "kept": len(kept)}
+    compacted = {
+        "path": path, "units": units, "bytes": size, "kept": len(kept), "notKept": not_kept,
+    }  # fmt: skip
     return {"journal": left, "journalCompacted": compacted}
+
+
+def _worth_a_look(record: Mapping[str, Any]) -> bool:
+    """Whether the cluster keeps a record once the journal is compacted (`meta status` shows a
+    retried unit's attempts side by side)."""
+    return worth_a_look(
+        record["state"],
+        record.get("reason", ""),
+        int(record.get("attempts", 0)),
+        bool(record.get("retrying")),
+    )
 
 
 async def drop_chunks(api: KubeApi, owner: FlowOwner, chunks: Sequence[str]) -> None:

@@ -99,7 +99,8 @@ class StatusReporter:
                 self.cache_hits.append({"id": record.id, "from": record.cached_from})
         elif record.state == "succeeded":
             self.succeeded += 1
-        elif record.state == "failed" and record.finished_at is not None:
+        elif record.state == "failed" and record.finished_at is not None and not record.retrying:
+            # A failed attempt followed by a retry is not a failed unit (as locally).
             self.failed += 1
         elif record.state == "cancelled":
             self.cancelled += 1

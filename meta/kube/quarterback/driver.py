@@ -79,7 +79,8 @@ class MicroRunning:
             return Exit(-1, "", str(lost))
         await self._release()
         code = int(str(answer["code"]))
-        tail = str(answer.get("stderrTail", ""))
+        # Stripped as the local runtime strips a tail: `meta status` shows both alike.
+        tail = str(answer.get("stderrTail", "")).strip()
         if code != 0:
             return Exit(code, tail)
         try:

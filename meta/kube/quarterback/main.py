@@ -15,18 +15,20 @@ import contextlib
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from meta.cachedir import CacheDir
 from meta.engine.caching import StoreCache
 from meta.engine.driver import PodTask
 from meta.engine.engine import Engine
 from meta.engine.frontiers import Done
-from meta.engine.records import NullListener, UnitRecord
+from meta.engine.records import ATTEMPT_ENDS, NullListener, UnitRecord, worth_a_look
 from meta.engine.results import RESULT_FILE, keep
 from meta.errors import RunFailed, UserError
 from meta.flow.parse import flow_from_document
-from meta.kube.layout import CACHED_FILE
+from meta.kube.layout import ATTEMPTS_FILE, CACHED_FILE, MAX_POD_ATTEMPTS
 from meta.kube.quarterback.driver import MicroDriver, PodPaths
 from meta.kube.quarterback.launcher import CLOSED
 from meta.kube.quarterback.slots import Slots, Swap
@@ -41,8 +43,19 @@ class _Count(NullListener):
     def __init__(self) -> None:
         self.units = 0
         self.cached: list[dict[str, str]] = []
+        self.attempts: list[dict[str, Any]] = []
+        """What the operator journals of the pod's units (see ATTEMPTS_FILE)."""
+        self.attempts_not_kept = 0
 
     def unit_finished(self, record: UnitRecord) -> None:
+        if record.state in ATTEMPT_ENDS and worth_a_look(
+            record.state, record.reason, record.attempts, record.retrying
+        ):
+            if len(self.attempts) < MAX_POD_ATTEMPTS:
+                # Its result stays in the store: the journal keeps no step's result.
+                self.attempts.append({**asdict(record), "result": None})
+            else:
+                self.attempts_not_kept += 1
         if record.state == "succeeded":
             self.units += 1
         elif record.state == "cached":
@@ -115,6 +128,11 @@ async def run_quarterback(
             with contextlib.suppress(OSError):
                 cached = os.path.join(paths.result, CACHED_FILE)
                 await asyncio.to_thread(keep, cached, counted.cached)
+        if counted.attempts:
+            with contextlib.suppress(OSError):
+                attempts = {"records": counted.attempts, "notKept": counted.attempts_not_kept}
+                path = os.path.join(paths.result, ATTEMPTS_FILE)
+                await asyncio.to_thread(keep, path, attempts)
     swaps = sum(slot.swaps for slot in slots.slots)
     report = {"unitsRun": counted.units, "peakActive": slots.peak, "imageSwaps": swaps}
     if counted.cached:

@@ -240,6 +240,50 @@ def test_compacting_moves_every_record_into_the_store_and_keeps_the_ones_worth_a
     assert list(api.config_maps) == [("team", kept_name(OWNER))]
 
 
+def retried(api: FakeApi, units: int) -> list[str]:
+    """The chunks of an ended flow whose units each failed once, then succeeded (and one unit
+    that succeeded at once)."""
+
+    async def go() -> list[str]:
+        journal = ConfigMapJournal(api, OWNER)
+        await journal.load()
+        journal.record_finished(record(99))
+        for n in range(units):
+            first = replace(record(n), state="failed", exit_code=3, retrying=True)
+            journal.record_finished(replace(first, reason="exited with code 3", stderr_tail="x"))
+            journal.record_finished(replace(record(n), attempts=2, exit_code=0))
+        await journal.close()
+        return journal.chunks
+
+    return asyncio.run(go())
+
+
+def test_compacting_keeps_every_attempt_of_a_retried_unit_in_the_cluster(
+    tmp_path: Path,
+) -> None:
+    api = FakeApi()
+    chunks = retried(api, 1)
+    fields = asyncio.run(compact(api, OWNER, chunks, str(tmp_path)))
+    compacted = fields["journalCompacted"]
+    assert (compacted["units"], compacted["kept"], compacted["notKept"]) == (3, 2, 0)
+    kept = api.config_maps[("team", kept_name(OWNER))]["data"]["000000"].splitlines()
+    attempts = [(json.loads(line)["id"], json.loads(line)["attempts"]) for line in kept]
+    assert attempts == [("flow/s/u0", 1), ("flow/s/u0", 2)], "not u99, which succeeded at once"
+
+
+def test_what_the_clusters_bound_leaves_out_is_counted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    api = FakeApi()
+    chunks = retried(api, 10)
+    monkeypatch.setattr(journal_module, "KEPT_BYTES", 1000)
+    compacted = asyncio.run(compact(api, OWNER, chunks, str(tmp_path)))["journalCompacted"]
+    assert compacted["kept"] > 0 and compacted["notKept"] > 0
+    assert compacted["kept"] + compacted["notKept"] == 20
+    lines = (tmp_path / compacted["path"]).read_text().splitlines()
+    assert len(lines) == compacted["units"] == 21, "the store has every record"
+
+
 def test_a_flow_whose_units_all_succeeded_keeps_no_config_map(tmp_path: Path) -> None:
     api = FakeApi()
     chunks = ended_journal(api, ["succeeded", "cached", "succeeded"])

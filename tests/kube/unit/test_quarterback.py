@@ -225,6 +225,36 @@ def test_a_failing_step_fails_the_pod_with_its_unit_and_stderr(
     assert "the last words" in message
 
 
+def test_the_attempts_of_a_retried_step_are_kept_for_the_operators_journal(
+    paths: PodPaths, run_pod: Any
+) -> None:
+    flaky = (
+        "import os, sys\n"
+        "if os.environ['META_ATTEMPT'] == '1':\n"
+        "    sys.stderr.write('first try fails')\n"
+        "    sys.exit(3)\n"
+    )
+    section = {
+        "name": "steps",
+        "scope": "micro",
+        "pattern": "sequence",
+        "units": [py_step("fine", "img", "pass"), {**py_step("flaky", "img", flaky), "retries": 1}],
+    }
+    write_work(paths, section, ["img"])
+    code, message, _ = run_pod(["img"])
+    assert code == 0, message
+    kept = json.loads(Path(paths.result, "attempts.json").read_text())
+    assert kept["notKept"] == 0
+    attempts = [
+        (r["id"], r["attempts"], r["state"], r["exit_code"], r["reason"], r["stderr_tail"])
+        for r in kept["records"]
+    ]
+    assert attempts == [
+        ("pipe/steps/flaky", 1, "failed", 3, "exited with code 3", "first try fails"),
+        ("pipe/steps/flaky", 2, "succeeded", 0, "", ""),
+    ], "only the unit tried more than once"
+
+
 def test_a_stopped_pod_stops_its_units_and_runs_its_finally_units_in_its_slots(
     paths: PodPaths, run_pod: Any, tmp_path: Path
 ) -> None:
