@@ -532,14 +532,16 @@ class LocalProcess:
 
     def _launch(self, scratch: _Scratch, ended: Ended, loop: asyncio.AbstractEventLoop) -> None:
         """Start the program (on the spawner thread) and have `ended` resolved when it ends."""
+        if ended.done():
+            return  # its wait was cancelled while this waited its turn: nothing is to start
         driver = self._driver
         try:
             started = driver._spawn(self._task, scratch)
         except BaseException as exc:
-            loop.call_soon_threadsafe(_settle, ended, exc)
+            _tell(loop, ended, exc)
             return
         if isinstance(started, Exit):
-            loop.call_soon_threadsafe(_settle, ended, started)
+            _tell(loop, ended, started)
             return
         self._pid = started.pid
         driver._groups.add(started.pid)
@@ -552,6 +554,10 @@ class LocalProcess:
         except (AttributeError, OSError):
             # Not Linux, or a kernel before 5.3: a thread waits instead.
             driver.threads.submit(_wait_for, started, ended, loop)
+        except BaseException as exc:
+            # The spawning thread must live on for the other steps: the step fails instead.
+            _kill_group(started.pid, signal.SIGKILL)
+            _tell(loop, ended, exc)
 
     async def wait(self) -> Exit:
         return await asyncio.shield(self._ended)
@@ -577,11 +583,22 @@ def _settle(ended: Ended, outcome: subprocess.Popen[bytes] | Exit | BaseExceptio
         ended.set_result(outcome)
 
 
+def _tell(
+    loop: asyncio.AbstractEventLoop,
+    ended: Ended,
+    outcome: subprocess.Popen[bytes] | Exit | BaseException,
+) -> None:
+    """Resolve `ended` from another thread (nothing to do once its loop is closed: no one
+    waits any more)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_settle, ended, outcome)
+
+
 def _wait_for(
     process: subprocess.Popen[bytes], ended: Ended, loop: asyncio.AbstractEventLoop
 ) -> None:
     process.wait()
-    loop.call_soon_threadsafe(_settle, ended, process)
+    _tell(loop, ended, process)
 
 
 def _more_descriptors() -> None:
