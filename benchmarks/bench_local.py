@@ -10,7 +10,9 @@ The floor is the least a runner of the same walk must do: a ThreadPoolExecutor(2
 node it waits for (its parent in pre-order, its last child in post-order), with no loop of its
 own. The floor that an earlier version of this script used, a `wait(FIRST_COMPLETED)` loop
 around the same pool, is shown too, as `loop floor`. Wall times are the median of `--repeat`
-(runs interleaved, so drift hits all alike).
+(runs interleaved, so drift hits all alike); so is the CPU time each run took (this process's
+threads and the steps' processes, user + system), which a machine busy with other work
+changes less than it changes wall time.
 
 Target (issue 17): meta / plain floor <= 1.3, macro scope, workdir on disk, on both shapes.
 Shown for information: micro scope, and macro scope with the workdir on RAM (/dev/shm), which
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -197,6 +200,15 @@ def filesystem(path: Path) -> str:
     return best[1]
 
 
+def cpu_seconds() -> float:
+    """User + system seconds of this process's threads and of the children it reaped."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_meta(flow: Path, workdir: Path) -> tuple[float, int]:
     started = time.perf_counter()
     outcome = start_run(flow, workdir, {})
@@ -258,16 +270,20 @@ def measure(
     if ram_tmp is not None:
         runs.insert(1, ("macro-ram", flows["macro"], ram_tmp))
     times: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     for attempt in range(args.repeat):
         this: dict[str, float] = {}
         for name, runner in floors.items():
-            started = time.perf_counter()
+            cpu, started = cpu_seconds(), time.perf_counter()
             count = runner(root, args.order)
             this[name] = time.perf_counter() - started
+            cpus.setdefault(name, []).append(cpu_seconds() - cpu)
             if count != nodes:
                 raise SystemExit(f"{name}: ran {count} steps, expected {nodes}")
         for label, flow, base in runs:
+            cpu = cpu_seconds()
             this[label], units = run_meta(flow, base / f"run-{shape}-{label}-{attempt}")
+            cpus.setdefault(label, []).append(cpu_seconds() - cpu)
             if units != nodes:
                 raise SystemExit(f"{label}: {units} units succeeded, expected {nodes}")
         print(
@@ -278,9 +294,11 @@ def measure(
         for name, seconds in this.items():
             times.setdefault(name, []).append(seconds)
     median = {name: statistics.median(values) for name, values in times.items()}
+    cpu_median = {name: statistics.median(values) for name, values in cpus.items()}
     print(
         f"\n{shape}: {nodes} `true` steps, dfs {args.order}-order, maxActive {WORKERS}; "
-        f"wall time, median of {args.repeat}"
+        f"wall and CPU time (user + system, with the steps'), median of {args.repeat}; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     titles = {
         "floor": "floor (pool(2), submit from done-callbacks)",
@@ -291,7 +309,7 @@ def measure(
         + ")",
         "micro": f"meta run, micro (workdir on {filesystem(tmp)})",
     }
-    print(f"{'runner':<48}{'wall s':>8}{'ms/step':>9}{'ratio':>8}  target")
+    print(f"{'runner':<48}{'wall s':>8}{'ms/step':>9}{'ratio':>8}{'cpu s':>8}{'ratio':>7}  target")
     for label in titles:
         if label not in median:
             continue
@@ -305,7 +323,8 @@ def measure(
         )
         print(
             f"{titles[label]:<48}{median[label]:>8.2f}"
-            f"{median[label] / nodes * 1e3:>9.2f}{ratio:>8.2f}  {verdict}"
+            f"{median[label] / nodes * 1e3:>9.2f}{ratio:>8.2f}"
+            f"{cpu_median[label]:>8.2f}{cpu_median[label] / cpu_median['floor']:>7.2f}  {verdict}"
         )
 
 

@@ -29,6 +29,7 @@ import hashlib
 import itertools
 import json
 import os
+import queue
 import resource
 import select
 import shutil
@@ -36,7 +37,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,8 @@ MAX_NAME = 200
 """The longest name of a unit id kept as it is on disk (file systems allow 255 bytes)."""
 LOG_PART_BYTES = 1 << 20
 """Of a longer log, the bytes kept from its start and from its end."""
+_ENCODE_INPUT = json.JSONEncoder(sort_keys=True).encode
+"""`json.dumps(..., sort_keys=True)` without building an encoder for every step."""
 
 
 def scratch_root(workdir: Path) -> Path:
@@ -141,6 +144,7 @@ class LocalDriver:
         """Every step's standard input, opened once rather than at every start."""
         # One thread per running step, as a thread-pool runner has; idle ones are reused.
         self.threads = ThreadPoolExecutor(MAX_RUNNING_STEPS, thread_name_prefix="step")
+        self._spawner = _Spawner()
         self._exits = _Exits()
         self.subreaper = become_subreaper()
         self._children = Children() if self.subreaper else None
@@ -233,7 +237,7 @@ class LocalDriver:
                 # A producer that wrote nothing has no folder in the store: an empty one here.
                 os.mkdir(target)
         input_file = os.path.join(unit_dir, "input.json")
-        _write(input_file, json.dumps(task.input, sort_keys=True).encode())
+        _write(input_file, _ENCODE_INPUT(task.input).encode())
         return _Scratch(unit_dir, input_file, upstream, output, scratch, tuple(copies))
 
     def _spawn(self, task: StepTask, scratch: _Scratch) -> subprocess.Popen[bytes] | Exit:
@@ -296,18 +300,6 @@ class LocalDriver:
             found = shutil.which(program, path=path) or program
             self._programs[(program, path)] = found
         return [found, *command[1:]]
-
-    async def _exit_code(self, process: subprocess.Popen[bytes]) -> int:
-        """Wait for `process` to end, without a thread where the system has pidfds: the
-        event loop hears of the end as it hears of any file that becomes readable."""
-        try:
-            await self._exits.ended(process.pid)
-        except (AttributeError, OSError):
-            # Not Linux, or a kernel before 5.3: a thread waits instead.
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.threads, process.wait)
-        # It has ended: this reaps it without blocking.
-        return process.wait()
 
     def _to_keep(self, task: StepTask, scratch: _Scratch, code: int) -> tuple[list[str], bool]:
         """The logs with anything in them, and whether the attempt's outputs are to be
@@ -376,44 +368,56 @@ class LocalDriver:
             stop_orphans(None, (), self._children)
         if self._children is not None:
             self._children.close()
+        self._spawner.close()
         self.threads.shutdown(wait=True, cancel_futures=True)
         self._exits.close()
         os.close(self._devnull)
         remove_tree(str(self.scratch))
 
 
+class _Spawner:
+    """One thread that starts steps' programs, so that the event loop goes on with other steps
+    while one waits for its child's exec (`subprocess` releases the interpreter lock across
+    vfork and exec: CPython gh-104372, in 3.12 and in the 3.11.7 here): the floor's two
+    threads overlap their starts in the same way. Calls run in the order given."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="spawn", daemon=True)
+        self._thread.start()
+
+    def submit(self, call: Callable[[], None]) -> None:
+        self._calls.put(call)
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            call()
+
+    def close(self) -> None:
+        self._calls.put(None)
+        self._thread.join()
+
+
+Ended = asyncio.Future["subprocess.Popen[bytes] | Exit"]
+"""Resolved with the step's process once it has ended (to be reaped), or with the Exit of an
+attempt whose program could not be started."""
+
+
 class _Exits:
     """The ends of started processes, heard through their pidfds in one epoll set of its own,
     which the event loop watches as a single reader: a step's end costs an epoll_ctl and a
     future, not a reader added to and removed from the loop (asyncio's bookkeeping of a reader
-    costs more than the step's system calls)."""
+    costs more than the step's system calls). Processes are added from the spawning thread;
+    their ends are heard on the loop."""
 
     def __init__(self) -> None:
         self._epoll: select.epoll | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: dict[int, asyncio.Future[None]] = {}
-        """Futures of the processes not heard to end yet, by pidfd."""
+        self._waiting: dict[int, tuple[Ended, subprocess.Popen[bytes]]] = {}
+        """What waits for each process not heard to end yet, by pidfd."""
 
-    async def ended(self, pid: int) -> None:
-        """Return when process `pid` has ended (it is left to be reaped). OSError or
-        AttributeError where pidfds are not available."""
-        loop = asyncio.get_running_loop()
-        pidfd = os.pidfd_open(pid)
-        try:
-            epoll = self._watched(loop)
-            ended = loop.create_future()
-            epoll.register(pidfd, select.EPOLLIN)
-            self._waiting[pidfd] = ended
-            try:
-                await ended
-            finally:
-                if self._waiting.pop(pidfd, None) is not None:
-                    # Not heard to end (the wait was cancelled): still in the set.
-                    epoll.unregister(pidfd)
-        finally:
-            os.close(pidfd)
-
-    def _watched(self, loop: asyncio.AbstractEventLoop) -> select.epoll:
+    def watching(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make `loop` hear the set (on the loop, before processes are added from a thread)."""
         if self._epoll is None:
             self._epoll = select.epoll()
         if self._loop is not loop:
@@ -422,16 +426,29 @@ class _Exits:
                 self._loop.remove_reader(self._epoll.fileno())
             loop.add_reader(self._epoll.fileno(), self._heard)
             self._loop = loop
-        return self._epoll
+
+    def add(self, process: subprocess.Popen[bytes], ended: Ended) -> None:
+        """Resolve `ended` with `process` when it has ended (any thread). OSError or
+        AttributeError where pidfds are not available."""
+        assert self._epoll is not None
+        pidfd = os.pidfd_open(process.pid)
+        self._waiting[pidfd] = (ended, process)
+        try:
+            self._epoll.register(pidfd, select.EPOLLIN)
+        except BaseException:
+            del self._waiting[pidfd]
+            os.close(pidfd)
+            raise
 
     def _heard(self) -> None:
         assert self._epoll is not None
         for pidfd, _ in self._epoll.poll(0):
             # Out of the set at once: an ended process's pidfd stays readable.
             self._epoll.unregister(pidfd)
-            ended = self._waiting.pop(pidfd, None)
-            if ended is not None and not ended.done():
-                ended.set_result(None)
+            ended, process = self._waiting.pop(pidfd)
+            os.close(pidfd)
+            if not ended.done():
+                ended.set_result(process)
 
     def close(self) -> None:
         if self._epoll is None:
@@ -439,6 +456,9 @@ class _Exits:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.remove_reader(self._epoll.fileno())
         self._epoll.close()
+        for pidfd in self._waiting:
+            os.close(pidfd)
+        self._waiting.clear()
         self._epoll = None
         self._loop = None
 
@@ -465,26 +485,29 @@ class LocalProcess:
             if scratch.copies:
                 staged = await loop.run_in_executor(driver.threads, driver._stage, scratch.copies)
                 driver.traffic.add(staged=staged)
-            started = driver._spawn(task, scratch)
         except (OSError, shutil.Error) as exc:
             return Exit(CANNOT_KEEP, reason=f"its scratch could not be set up: {exc}")
+        driver._exits.watching(loop)
+        ended: Ended = loop.create_future()
+        driver._spawner.submit(lambda: self._launch(scratch, ended, loop))
+        try:
+            started = await ended
+            # It has ended: this reaps it without blocking (before its group is searched for
+            # orphans).
+            code = started.code if isinstance(started, Exit) else started.wait()
+        finally:
+            pid = self._pid
+            if pid is not None:
+                # The step's main process ended (or the run is going): what it left in its
+                # group goes too.
+                _kill_group(pid, signal.SIGKILL)
+                driver.forget(pid)
+                if driver.subreaper:
+                    stop_orphans(task.id, driver._groups, driver._children)
         if isinstance(started, Exit):
             if pod is None:
                 _remove_scratch(scratch, task)
             return started
-        self._pid = started.pid
-        driver._groups.add(started.pid)
-        if self._stopping:
-            _kill_group(started.pid, signal.SIGKILL)
-        try:
-            code = await driver._exit_code(started)
-        finally:
-            # The step's main process ended (or the run is going): what it left in its group
-            # goes too.
-            _kill_group(started.pid, signal.SIGKILL)
-            driver.forget(started.pid)
-            if driver.subreaper:
-                stop_orphans(task.id, driver._groups, driver._children)
         result, refusal = None, ""
         if code == 0:
             try:
@@ -507,6 +530,35 @@ class LocalProcess:
             )
         return Exit(code, stderr_tail, refusal, result)
 
+    def _launch(self, scratch: _Scratch, ended: Ended, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the program (on the spawner thread) and have `ended` resolved when it ends."""
+        if ended.done():
+            return  # its wait was cancelled while this waited its turn: nothing is to start
+        driver = self._driver
+        try:
+            started = driver._spawn(self._task, scratch)
+        except BaseException as exc:
+            _tell(loop, ended, exc)
+            return
+        if isinstance(started, Exit):
+            _tell(loop, ended, started)
+            return
+        self._pid = started.pid
+        driver._groups.add(started.pid)
+        # Read after the pid is set, as `stop` and the loop's `finally` set theirs before
+        # reading it: one side or both kill the group.
+        if self._stopping or ended.done():
+            _kill_group(started.pid, signal.SIGKILL)
+        try:
+            driver._exits.add(started, ended)
+        except (AttributeError, OSError):
+            # Not Linux, or a kernel before 5.3: a thread waits instead.
+            driver.threads.submit(_wait_for, started, ended, loop)
+        except BaseException as exc:
+            # The spawning thread must live on for the other steps: the step fails instead.
+            _kill_group(started.pid, signal.SIGKILL)
+            _tell(loop, ended, exc)
+
     async def wait(self) -> Exit:
         return await asyncio.shield(self._ended)
 
@@ -520,6 +572,33 @@ class LocalProcess:
             _kill_group(self._pid, signal.SIGKILL)
         with contextlib.suppress(TimeoutError, Exception):
             await asyncio.wait_for(asyncio.shield(self._ended), STOP_GRACE_SECONDS)
+
+
+def _settle(ended: Ended, outcome: subprocess.Popen[bytes] | Exit | BaseException) -> None:
+    if ended.done():
+        return
+    if isinstance(outcome, BaseException):
+        ended.set_exception(outcome)
+    else:
+        ended.set_result(outcome)
+
+
+def _tell(
+    loop: asyncio.AbstractEventLoop,
+    ended: Ended,
+    outcome: subprocess.Popen[bytes] | Exit | BaseException,
+) -> None:
+    """Resolve `ended` from another thread (nothing to do once its loop is closed: no one
+    waits any more)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_settle, ended, outcome)
+
+
+def _wait_for(
+    process: subprocess.Popen[bytes], ended: Ended, loop: asyncio.AbstractEventLoop
+) -> None:
+    process.wait()
+    _tell(loop, ended, process)
 
 
 def _more_descriptors() -> None:

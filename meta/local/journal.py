@@ -34,6 +34,8 @@ OUTPUTS = "outputs"
 FINISHED = ("succeeded", "cached")
 """The states of a unit that is not run again on resume."""
 RECORD_FIELDS = tuple(field.name for field in dataclass_fields(UnitRecord))
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+"""`json.dumps` with these separators, without building an encoder for every record."""
 
 
 class FileJournal:
@@ -93,7 +95,7 @@ class FileJournal:
     def _append(self, entry: dict[str, Any], *, durable: bool = True) -> None:
         if self._failure is not None:
             raise self._failure
-        data = memoryview((json.dumps(entry, separators=(",", ":")) + "\n").encode())
+        data = memoryview((_ENCODE(entry) + "\n").encode())
         try:
             while data:
                 data = data[os.write(self._fd, data) :]

@@ -64,10 +64,11 @@ def stop_orphans(
 
 
 class Children:
-    """The children of this process: its main thread's list (where re-parented orphans and the
-    steps, started on the event loop, are). The file stays open while a session runs: opening
-    it costs tens of microseconds (a walk of /proc) at every step's end, and a read at offset 0
-    of the open file lists the children as they are at that read."""
+    """The children of this process: its main thread's list (where re-parented orphans are;
+    the steps, started by the driver's spawning thread, are in that thread's list). The file
+    stays open while a session runs: opening it costs tens of microseconds (a walk of /proc)
+    at every step's end, and a read at offset 0 of the open file lists the children as they
+    are at that read."""
 
     CHUNK = 1 << 16
 

@@ -149,3 +149,21 @@ def test_a_link_to_a_file_inside_the_outputs_folder_is_kept_as_a_copy(tmp_path: 
     kept = Path(outcome.report["outputs"])
     assert (kept / "b").read_text() == "hi\n" and not (kept / "b").is_symlink()
     assert outcome.report["bytesPersisted"] == 2 * len("hi\n")
+
+
+def test_a_program_that_cannot_start_fails_its_step_saying_so(tmp_path: Path) -> None:
+    flow = tmp_path / "unstartable.flow.yaml"
+    flow.write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\n"
+        "metadata: {name: unstartable}\n"
+        'spec:\n  root: {name: p, run: {command: ["meta-no-such-program"]}}\n'
+    )
+    before = _descriptors()
+    outcome = start_run(flow, tmp_path / "w", {})
+    assert outcome.state == "failed"
+    error = outcome.report["error"]
+    assert (error["reason"], error["stderrTail"]) == (
+        "exited with code 127",
+        "cannot start 'meta-no-such-program': No such file or directory",
+    )
+    assert _descriptors() == before
