@@ -114,6 +114,10 @@ class KubeApi(Protocol):
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
 
+    async def delete_pods(
+        self, namespace: str, selector: str, *, succeeded_only: bool = False
+    ) -> None: ...
+
     def read_log(
         self,
         namespace: str,
@@ -309,6 +313,21 @@ class ClientApi:
                 namespace,
                 grace_period_seconds=grace_seconds,
             )
+
+    async def delete_pods(
+        self, namespace: str, selector: str, *, succeeded_only: bool = False
+    ) -> None:
+        """Delete the pods `selector` matches (only those that succeeded, if so asked), in one
+        call: the API server deletes them, the operator never lists them."""
+        await self._call(
+            "deletecollection",
+            f"pods {selector} in {namespace}",
+            self._core.delete_collection_namespaced_pod,
+            namespace,
+            label_selector=selector,
+            field_selector="status.phase=Succeeded" if succeeded_only else None,
+            grace_period_seconds=0,
+        )
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         pods = await self._call(

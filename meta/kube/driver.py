@@ -41,7 +41,9 @@ from meta.kube.layout import (
     wind_down_seconds,
     work_config_map,
 )
+from meta.kube.podgc import PodCollector
 from meta.kube.types import (
+    ANNOTATION_UNIT_ID,
     FlowOwner,
     PodBrief,
     PodSettings,
@@ -57,12 +59,14 @@ class KubeRunning:
         self,
         driver: KubeDriver,
         name: str,
+        unit_id: str,
         result: str,
         section: SectionRecord | None = None,
         wind_down: int | None = None,
     ) -> None:
         self._driver = driver
         self.name = name
+        self.unit_id = unit_id
         self._result = result
         """Where the operator finds the attempt's result in the store."""
         self._section = section
@@ -78,6 +82,8 @@ class KubeRunning:
             # It would wait for ever, and a retry must not run beside it.
             with contextlib.suppress(ApiFailed):
                 await driver.api.delete_pod(driver.owner.namespace, self.name, 0)
+        elif driver.collector is not None:
+            driver.collector.pod_ended(self.unit_id, self.name, end.code == 0)
         if self._section is not None:
             if end.code == 0:
                 driver.report_section(self._section, end.message)
@@ -177,6 +183,8 @@ class KubeDriver:
         """Told of the micro sections that ran in pods, as the engine tells of its own."""
         self.journal: Journal | None = None
         """Told of the units of micro pods that the cache stood for."""
+        self.collector: PodCollector | None = None
+        """Told of each pod that ended (`spec.podGC`)."""
 
     def detach(self) -> None:
         """The operator is going away: attempts stopped from now on keep their pods running,
@@ -244,7 +252,8 @@ class KubeDriver:
             # Refused for good (quota, admission, a bad field): this attempt fails, like a
             # program that cannot start; the engine's retries and failure rules take over.
             return Refused(f"cannot create pod {name}: {exc}")
-        return KubeRunning(self, name, result, section, wind_down)
+        unit_id = pod["metadata"]["annotations"][ANNOTATION_UNIT_ID]
+        return KubeRunning(self, name, unit_id, result, section, wind_down)
 
     def expanded(
         self, upstream: Sequence[tuple[str, str]], prefix: str = ""
