@@ -240,6 +240,7 @@ class KubeDriver:
         wind_down: int | None = None,
     ) -> Running:
         name = pod["metadata"]["name"]
+        self.watches.pods.expect(self.owner.namespace, name)
         try:
             await self.api.create_pod(self.owner.namespace, pod)
         except Conflict:
@@ -247,10 +248,12 @@ class KubeDriver:
             try:
                 self.watches.pods.observe(await self.api.get_pod(self.owner.namespace, name))
             except ApiFailed as exc:
+                self.watches.pods.cancel(self.owner.namespace, name)
                 return Refused(f"cannot read pod {name}: {exc}")
         except ApiFailed as exc:
             # Refused for good (quota, admission, a bad field): this attempt fails, like a
             # program that cannot start; the engine's retries and failure rules take over.
+            self.watches.pods.cancel(self.owner.namespace, name)
             return Refused(f"cannot create pod {name}: {exc}")
         unit_id = pod["metadata"]["annotations"][ANNOTATION_UNIT_ID]
         return KubeRunning(self, name, unit_id, result, section, wind_down)
@@ -282,6 +285,7 @@ class KubeDriver:
             await asyncio.to_thread(keep, fed_by, [list(feeder) for feeder in task.fed_by])
         except OSError as exc:
             return Refused(f"cannot write what feeds child flow {name} into the store: {exc}")
+        self.watches.flows.expect(self.owner.namespace, name)
         try:
             await self.api.create_flow(self.owner.namespace, child)
         except Conflict:

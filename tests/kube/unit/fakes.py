@@ -83,6 +83,16 @@ class FakeApi:
                 del self.pods[(where, name)]
                 self.deleted.append(name)
 
+    async def watch_pods(
+        self, namespace: str, selector: str
+    ) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
+        """The pods there are that have the label `selector`, listed; then nothing (the tests'
+        kubelet feeds the broker)."""
+        for (where, _), pod in list(self.pods.items()):
+            if namespace in ("", where) and selector in (pod["metadata"].get("labels") or {}):
+                yield None, copy.deepcopy(pod)
+        await asyncio.Event().wait()
+
     async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]:
         self._count("get")
         try:
