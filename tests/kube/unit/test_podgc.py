@@ -164,3 +164,31 @@ def test_pods_a_stopped_operator_left_are_swept_when_it_finds_the_flow_ended(
     body = resource(with_gc(dfs_spec(), "OnPodCompletion"), status={"phase": "Succeeded"})
     assert run(api, broker, body, tmp_path) == "Succeeded"
     assert api.pods == {} and api.created == []
+
+
+def test_a_referenced_flow_runs_under_the_root_flows_pod_gc(tmp_path: Path) -> None:
+    (tmp_path / "child.flow.yaml").write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {name: child}\n"
+        "spec:\n  podGC: {strategy: OnFlowSuccess}\n  root: {name: s, run: {command: ['true']}}\n"
+    )
+    api, broker = FakeApi(), Watches()
+    body = resource(
+        with_gc({"root": {"name": "ref", "flowRef": {"path": "child.flow.yaml"}}}, "OnPodSuccess")
+    )
+
+    async def until_the_child_is_made() -> str:
+        stopped = asyncio.Event()
+
+        async def stop() -> None:
+            while not api.flows:
+                await asyncio.sleep(0.01)
+            stopped.set()
+
+        stopper = asyncio.ensure_future(stop())
+        phase = await run_flow(api, broker, body, settings(tmp_path), stopped.wait())
+        await stopper
+        return phase
+
+    assert asyncio.run(until_the_child_is_made()) == "Running"
+    (child,) = api.flows.values()
+    assert child["spec"]["podGC"] == {"strategy": "OnPodSuccess"}
