@@ -28,6 +28,7 @@ Each line ends with `pass` or `FAIL` against the targets of issue 17: the operat
 
     python benchmarks/bench_scale_kube.py [--sizes 1000,10000] [--shapes fanout,dfs]
         [--max-active 500] [--qps 200] [--burst 400] [--no-store] [--in-process]
+        [--pod-gc OnPodCompletion] [--progress-every 60]
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ MUTATING = ("POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION")
 ENDED = ("Succeeded", "Failed", "Invalid")
 
 
-def flow_body(name: str, shape: str, units: int, max_active: int) -> dict[str, Any]:
+def flow_body(
+    name: str, shape: str, units: int, max_active: int, pod_gc: str = ""
+) -> dict[str, Any]:
     visit = {"name": "u-{{ item }}", "run": {"image": "busybox", "command": ["true"]}}
     if shape == "fanout":
         inputs = {"items": {"value": list(range(units))}}
@@ -66,15 +69,14 @@ def flow_body(name: str, shape: str, units: int, max_active: int) -> dict[str, A
         visit = {**visit, "name": "t-{{ node.i }}"}
         root = {"over": {"input": "tree", "children": "c"}, "pattern": "dfs", "order": "pre",
                 "visit": visit}  # fmt: skip
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "MetaFlow",
-        "metadata": {"name": name},
-        "spec": {
-            "inputs": inputs,
-            "root": {"name": "walk", "scope": "macro", "maxActive": max_active, **root},
-        },
+    spec = {
+        "inputs": inputs,
+        "root": {"name": "walk", "scope": "macro", "maxActive": max_active, **root},
     }
+    if pod_gc:
+        spec["podGC"] = {"strategy": pod_gc}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MetaFlow", "metadata": {"name": name},
+            "spec": spec}  # fmt: skip
 
 
 def tree(nodes: int, width: int = 10) -> dict[str, Any]:
@@ -138,16 +140,49 @@ def journal_maps(core: client.CoreV1Api, flow: str) -> tuple[int, int]:
     return len(found), sum(len(v) for cm in found for v in (cm.data or {}).values())
 
 
-def wait_ended(custom: client.CustomObjectsApi, name: str, seconds: float) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
+def wait_ended(
+    custom: client.CustomObjectsApi, name: str, seconds: float, pid: int, every: float
+) -> dict[str, Any]:
+    """The flow once it has ended; every `every` seconds meanwhile, a line of how far it is
+    (units ended, the operator's RSS now and at its peak, the machine's load)."""
+    began = time.monotonic()
+    deadline, told = began + seconds, began
     while time.monotonic() < deadline:
         found: dict[str, Any] = custom.get_namespaced_custom_object(
             GROUP, VERSION, NAMESPACE, PLURAL, name
         )
         if (found.get("status") or {}).get("phase") in ENDED:
             return found
+        if every and time.monotonic() - told >= every:
+            told = time.monotonic()
+            progress = (found.get("status") or {}).get("progress", "")
+            print(
+                f"  {told - began:7.0f} s: {progress} units ended, operator RSS "
+                f"{rss_now(pid) / 2**20:.1f} MiB (peak {peak_rss(pid) / 2**20:.1f}), "
+                f"load {Path('/proc/loadavg').read_text().split()[0]}",
+                flush=True,
+            )
         time.sleep(1.0)
     raise SystemExit(f"{name} did not end within {seconds:.0f} s")
+
+
+def rss_now(pid: int) -> int:
+    """VmRSS of a live process, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def pods_left(core: client.CoreV1Api) -> int:
+    """Pods in the namespace, counted a page at a time."""
+    count, token = 0, None
+    while True:
+        page = core.list_namespaced_pod(NAMESPACE, limit=500, _continue=token)
+        count += len(page.items)
+        token = page.metadata._continue
+        if not token:
+            return count
 
 
 def run_one(
@@ -169,10 +204,12 @@ def run_one(
     log = (state / f"operator-{name}.log").open("w")
     operator = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        body = flow_body(name, shape, units, args.max_active)
+        body = flow_body(name, shape, units, args.max_active, args.pod_gc)
         began = time.monotonic()
         custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
-        found = wait_ended(custom, name, args.wait_per_unit * units + 120)
+        found = wait_ended(
+            custom, name, args.wait_per_unit * units + 120, operator.pid, args.progress_every
+        )
         took = time.monotonic() - began
         status = found["status"]
         rss = peak_rss(operator.pid)
@@ -188,6 +225,9 @@ def run_one(
                 f"{left} ConfigMaps/{left_bytes} B left"
             )
             rss = peak_rss(operator.pid)
+        # The end's sweep (podGC) is the last thing the operator does for the flow.
+        time.sleep(5 if args.pod_gc else 0)
+        left_pods = pods_left(core)
     finally:
         operator.terminate()
         operator.wait()
@@ -198,7 +238,7 @@ def run_one(
     print(
         f"{shape:6} {units:>7} units: {status['phase']}, {took:8.1f} s, "
         f"{took / units * 1000:6.1f} ms/unit, peak RSS {rss / 2**20:6.1f} MiB, "
-        f"status {len(json.dumps(status))} B, journal {journal}, "
+        f"status {len(json.dumps(status))} B, journal {journal}, pods left {left_pods}, "
         f"etcd db {db_before / 2**20:.1f} -> {db_after / 2**20:.1f} MiB "
         f"(in use {in_use_before / 2**20:.1f} -> {in_use_after / 2**20:.1f}), "
         f"operator writes {ours / units:.2f}/unit, API server writes "
@@ -239,7 +279,7 @@ def run_in_process(args: argparse.Namespace, shape: str, units: int) -> None:
     settings = OperatorSettings(
         pods=PodSettings(), store_dir=store, data_dir=Path(store), compact_journal=not args.no_store
     )
-    body = flow_body(f"{shape}-{units}", shape, units, args.max_active)
+    body = flow_body(f"{shape}-{units}", shape, units, args.max_active, args.pod_gc)
     body["metadata"].update(namespace=NAMESPACE, uid=f"uid-{shape}-{units}", generation=1)
     began = time.monotonic()
     phase = asyncio.run(run_flow(api, watches, body, settings))
@@ -267,6 +307,8 @@ def main() -> None:
     parser.add_argument("--wait-per-unit", type=float, default=0.5, help="seconds, to give up")
     parser.add_argument("--no-store", action="store_true", help="run the operator storeless")
     parser.add_argument("--in-process", action="store_true", help="no plane: see the docstring")
+    parser.add_argument("--pod-gc", default="", help="the flows' spec.podGC.strategy (none: keep)")
+    parser.add_argument("--progress-every", type=float, default=0, help="seconds between lines")
     args = parser.parse_args()
     if args.in_process:
         # One size and shape per process: each peak RSS is its own.
@@ -277,7 +319,8 @@ def main() -> None:
                 if len(args.sizes.split(",")) * len(args.shapes.split(",")) == 1:
                     run_in_process(args, shape, size)
                 else:
-                    subprocess.run(one + (["--no-store"] if args.no_store else []), check=True)
+                    one += ["--no-store"] if args.no_store else []
+                    subprocess.run([*one, "--pod-gc", args.pod_gc], check=True)
         return
     state = Path(tempfile.mkdtemp(prefix="meta-bench-scale-"))
     started = time.monotonic()

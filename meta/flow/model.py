@@ -273,3 +273,7 @@ class Flow:
     """Flow documents carried in `spec.flows`, by the absolute path a flowRef resolves to."""
     declarations: Mapping[str, InputDeclaration] = field(default_factory=dict)
     """Every input the flow declares, with a default or without."""
+    pod_gc: str = ""
+    """`spec.podGC.strategy` in the flow language's names (OnPodCompletion, OnPodSuccess,
+    OnFlowCompletion, OnFlowSuccess), or "" to keep every pod. Only pods have it: the local
+    runtime ignores it."""

@@ -125,6 +125,7 @@ def build_flow(document: dict[str, Any], path: Path, file: str) -> Flow:
             retry_backoff_seconds=float(defaults.get("retryBackoffSeconds", 1.0)),
             cache=_cache(defaults.get("cache")) or Cache(enabled=False),
         ),
+        pod_gc=spec.get("podGC", {}).get("strategy", "").replace("OnWorkflow", "OnFlow"),
     )
 
 

@@ -14,9 +14,12 @@ import asyncio
 import codecs
 import contextlib
 import json
+import logging
 import os
+import socket
+import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -45,6 +48,13 @@ ATTEMPTS = 5
 RETRY_SECONDS = 0.5
 FOLLOW_SILENCE_SECONDS = 86400
 """A followed log ends with an error after a container stays silent this long."""
+WATCH_SECONDS = 300
+"""How long the API server keeps one watch request open; the next resumes where it ended."""
+WATCH_RETRY_SECONDS = 30.0
+"""The longest wait before a broken watch is opened again."""
+LIST_PAGE = 500
+"""Pods listed per request: a namespace of 100,000 ended pods is never one answer."""
+log = logging.getLogger(__name__)
 
 
 class ApiFailed(MetaError):
@@ -88,7 +98,7 @@ class Calls:
 
     @property
     def writes(self) -> int:
-        return sum(n for verb, n in self.by_verb.items() if verb != "get" and verb != "list")
+        return sum(n for verb, n in self.by_verb.items() if verb not in ("get", "list", "watch"))
 
 
 class KubeApi(Protocol):
@@ -113,6 +123,17 @@ class KubeApi(Protocol):
     async def delete_pod(self, namespace: str, name: str, grace_seconds: int = 5) -> None: ...
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+
+    async def delete_pods(
+        self, namespace: str, selector: str, *, succeeded_only: bool = False
+    ) -> None: ...
+
+    def watch_pods(
+        self, namespace: str, selector: str
+    ) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
+        """The pods `selector` matches in `namespace` ("": every namespace), for as long as it
+        is iterated: (None, pod) for each listed, then (ADDED | MODIFIED | DELETED, pod)."""
+        ...
 
     def read_log(
         self,
@@ -309,6 +330,80 @@ class ClientApi:
                 namespace,
                 grace_period_seconds=grace_seconds,
             )
+
+    async def delete_pods(
+        self, namespace: str, selector: str, *, succeeded_only: bool = False
+    ) -> None:
+        """Delete the pods `selector` matches (only those that succeeded, if so asked), in one
+        call: the API server deletes them, the operator never lists them."""
+        await self._call(
+            "deletecollection",
+            f"pods {selector} in {namespace}",
+            self._core.delete_collection_namespaced_pod,
+            namespace,
+            label_selector=selector,
+            field_selector="status.phase=Succeeded" if succeeded_only else None,
+            grace_period_seconds=0,
+        )
+
+    async def watch_pods(
+        self, namespace: str, selector: str
+    ) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
+        """List, then watch from where the list was; a watch that ends or breaks is opened
+        again from the last version seen, one the server no longer has (410) lists again.
+        Pods stay plain JSON (no client models) and nothing is kept of them here: the
+        operator's memory does not grow with the pods it has seen."""
+        what = f"pods {selector} in {namespace or 'every namespace'}"
+        method = (
+            self._core.list_namespaced_pod if namespace else self._core.list_pod_for_all_namespaces
+        )
+        where = (namespace,) if namespace else ()
+        version = ""
+        delay = RETRY_SECONDS
+        while True:
+            try:
+                if not version:
+                    token = None
+                    while True:
+                        page = await self._call(
+                            "list", what, method, *where, label_selector=selector,
+                            limit=LIST_PAGE, _continue=token, _preload_content=False,
+                        )  # fmt: skip
+                        listed = json.loads(page.data)
+                        for pod in listed.get("items") or []:
+                            yield None, pod
+                        token = listed["metadata"].get("continue")
+                        if not token:
+                            version = listed["metadata"]["resourceVersion"]
+                            break
+                response = await self._call(
+                    "watch", what, method, *where, label_selector=selector, watch=True,
+                    resource_version=version, allow_watch_bookmarks=True,
+                    timeout_seconds=WATCH_SECONDS, _preload_content=False,
+                    _request_timeout=(REQUEST_SECONDS, WATCH_SECONDS + 30),
+                )  # fmt: skip
+                async with contextlib.aclosing(_events(response)) as events:
+                    async for event in events:
+                        obj = event["object"]
+                        if event["type"] == "ERROR":
+                            if obj.get("code") == 410:
+                                version = ""
+                            break
+                        version = obj["metadata"]["resourceVersion"]
+                        if event["type"] != "BOOKMARK":
+                            yield event["type"], obj
+                delay = RETRY_SECONDS
+            except ApiFailed as failed:
+                if failed.status == 410:
+                    version = ""
+                    continue
+                log.warning("watch of %s: %s; watching again in %.1f s", what, failed, delay)
+            except (OSError, urllib3.exceptions.HTTPError, ValueError, KeyError) as exc:
+                log.warning("watch of %s broke off: %s; watching again in %.1f s", what, exc, delay)
+            else:
+                continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, WATCH_RETRY_SECONDS)
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         pods = await self._call(
@@ -597,6 +692,48 @@ class ClientApi:
 
     def close(self) -> None:
         self._client.close()
+
+
+async def _events(response: Any) -> AsyncGenerator[dict[str, Any], None]:
+    """The events of a watch response, one JSON line each. Read on a daemon thread of its own:
+    a watch waits for minutes, and a thread of the loop's pool would hold the operator's exit
+    for as long (the pool is joined when the loop closes); leaving, the socket is shut so the
+    thread wakes and ends."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+
+    def read() -> None:
+        buffer = b""
+        end: bytes | BaseException | None = None
+        try:
+            for chunk in response.stream(amt=None, decode_content=False):
+                buffer += chunk
+                *whole, buffer = buffer.split(b"\n")
+                for line in whole:
+                    if line.strip():
+                        loop.call_soon_threadsafe(lines.put_nowait, line)
+        except Exception as exc:  # handed to the loop, which raises it
+            end = exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody reads
+            loop.call_soon_threadsafe(lines.put_nowait, end)
+
+    threading.Thread(target=read, name="meta-watch", daemon=True).start()
+    ended = False
+    try:
+        while (line := await lines.get()) is not None:
+            if isinstance(line, BaseException):
+                raise line
+            yield json.loads(line)
+        ended = True
+    finally:
+        if ended:
+            response.release_conn()
+        else:
+            sock = getattr(getattr(response, "connection", None), "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            response.close()
 
 
 def _translated(verb: str, what: str, exc: ApiException) -> ApiFailed:

@@ -19,6 +19,7 @@ from meta.flow.model import FileInput, Flow, FlowRef, Generate, Input, ValueInpu
 from meta.flow.parse import read_document
 from meta.kube.api import ApiFailed, Conflict, KubeApi, NotFound
 from meta.kube.layout import env_faults
+from meta.kube.podgc import strategy_of
 from meta.kube.types import (
     ANNOTATION_UNIT_ID,
     GROUP,
@@ -440,6 +441,14 @@ async def unit_log(
                     "its output is not in a slot's log yet (it goes there when the step ends)"
                 )
                 raise UserError(Fault(where, "", reason))
+        strategy = strategy_of(resource.get("spec") or {})
+        if strategy:
+            reason = (
+                f"no pod of unit {given!r} is left: the flow's pods are collected "
+                f"(spec.podGC.strategy {strategy}), each deleted with its log once it ended and "
+                f"its unit was journaled (`meta status {name}` tells how each unit ended)"
+            )
+            raise UserError(Fault(where, "", reason))
         reason = f"no unit {given!r} has a pod or a log; its units: {_listed(known)}"
         raise UserError(Fault(where, "", reason))
     (uid,) = matches

@@ -1,9 +1,11 @@
 """Ends of pods (and of child MetaFlows) from watch events, handed to whoever waits on them.
 
 The operator feeds every event of its pods in (`observe`, `forget`); an attempt awaits
-`ended(namespace, name)`. An object that ended before anyone waited (an operator that restarted
-mid-flow finds pods that finished while it was away) is kept until it is asked for, so no end is
-missed and nothing polls. `Broker(pod_end)` follows pods, `Broker(flow_end)` child flows.
+`ended(namespace, name)`. An object that ended before anyone waited is kept until it is asked
+for, when someone said it would ask (`expect`, before the object is created or adopted), so no
+end is missed and nothing polls; the ends of the others are not kept: an operator that restarts
+is told of every pod it ever made, and an ended pod goes on having events, and neither must
+grow its memory. `Broker(pod_end)` follows pods, `Broker(flow_end)` child flows.
 """
 
 from __future__ import annotations
@@ -113,6 +115,12 @@ class Broker:
         self._waiting: dict[tuple[str, str], asyncio.Future[PodEnd]] = {}
         self._holding: dict[tuple[str, str], tuple[PodEnd, asyncio.TimerHandle]] = {}
         """Stuck pods given time to recover: the end they would have, and when it takes effect."""
+        self._expected: set[tuple[str, str]] = set()
+        """Objects whose end will be asked for."""
+
+    def expect(self, namespace: str, name: str) -> None:
+        """Someone will ask for this object's end: keep it if it comes first."""
+        self._expected.add((namespace, name))
 
     def follow(self, kind: str | None, obj: Mapping[str, Any]) -> None:
         """One watch event of this kind (ADDED, MODIFIED, DELETED, or None when listed)."""
@@ -161,13 +169,14 @@ class Broker:
         waiter = self._waiting.pop(key, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(end)
-        elif waiter is None and key not in self._ended:
+        elif waiter is None and key in self._expected and key not in self._ended:
             self._ended[key] = end
 
     async def ended(self, namespace: str, name: str) -> PodEnd:
         key = (namespace, name)
         end = self._ended.pop(key, None)
         if end is not None:
+            self._expected.discard(key)
             return end
         waiter = self._waiting.get(key)
         if waiter is None:
@@ -178,6 +187,7 @@ class Broker:
         finally:
             if waiter.done():
                 self._waiting.pop(key, None)
+                self._expected.discard(key)
 
     def cancel(self, namespace: str, name: str) -> None:
         """Nobody waits on this pod any more (its attempt was stopped)."""
@@ -186,6 +196,7 @@ class Broker:
         if waiter is not None and not waiter.done():
             waiter.cancel()
         self._ended.pop((namespace, name), None)
+        self._expected.discard((namespace, name))
 
 
 @dataclass

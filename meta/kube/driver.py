@@ -44,7 +44,9 @@ from meta.kube.layout import (
     wind_down_seconds,
     work_config_map,
 )
+from meta.kube.podgc import PodCollector
 from meta.kube.types import (
+    ANNOTATION_UNIT_ID,
     FlowOwner,
     PodBrief,
     PodSettings,
@@ -61,12 +63,14 @@ class KubeRunning:
         self,
         driver: KubeDriver,
         name: str,
+        unit_id: str,
         result: str,
         section: SectionRecord | None = None,
         wind_down: int | None = None,
     ) -> None:
         self._driver = driver
         self.name = name
+        self.unit_id = unit_id
         self._result = result
         """Where the operator finds the attempt's result in the store."""
         self._section = section
@@ -82,6 +86,8 @@ class KubeRunning:
             # It would wait for ever, and a retry must not run beside it.
             with contextlib.suppress(ApiFailed):
                 await driver.api.delete_pod(driver.owner.namespace, self.name, 0)
+        elif driver.collector is not None:
+            driver.collector.pod_ended(self.unit_id, self.name, end.code == 0)
         if self._section is not None:
             if end.code == 0:
                 driver.report_section(self._section, end.message)
@@ -187,6 +193,8 @@ class KubeDriver:
         """Told of the micro sections that ran in pods, as the engine tells of its own."""
         self.journal: Journal | None = None
         """Told of the units of micro pods that the cache stood for."""
+        self.collector: PodCollector | None = None
+        """Told of each pod that ended (`spec.podGC`)."""
 
     def detach(self) -> None:
         """The operator is going away: attempts stopped from now on keep their pods running,
@@ -260,6 +268,7 @@ class KubeDriver:
         wind_down: int | None = None,
     ) -> Running:
         name = pod["metadata"]["name"]
+        self.watches.pods.expect(self.owner.namespace, name)
         try:
             await self.api.create_pod(self.owner.namespace, pod)
         except Conflict:
@@ -267,12 +276,15 @@ class KubeDriver:
             try:
                 self.watches.pods.observe(await self.api.get_pod(self.owner.namespace, name))
             except ApiFailed as exc:
+                self.watches.pods.cancel(self.owner.namespace, name)
                 return Refused(f"cannot read pod {name}: {exc}")
         except ApiFailed as exc:
             # Refused for good (quota, admission, a bad field): this attempt fails, like a
             # program that cannot start; the engine's retries and failure rules take over.
+            self.watches.pods.cancel(self.owner.namespace, name)
             return Refused(f"cannot create pod {name}: {exc}")
-        return KubeRunning(self, name, result, section, wind_down)
+        unit_id = pod["metadata"]["annotations"][ANNOTATION_UNIT_ID]
+        return KubeRunning(self, name, unit_id, result, section, wind_down)
 
     def expanded(
         self, upstream: Sequence[tuple[str, str]], prefix: str = ""
@@ -301,6 +313,7 @@ class KubeDriver:
             await asyncio.to_thread(keep, fed_by, [list(feeder) for feeder in task.fed_by])
         except OSError as exc:
             return Refused(f"cannot write what feeds child flow {name} into the store: {exc}")
+        self.watches.flows.expect(self.owner.namespace, name)
         try:
             await self.api.create_flow(self.owner.namespace, child)
         except Conflict:

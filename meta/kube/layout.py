@@ -726,6 +726,10 @@ def child_flow(
     rebased = {os.path.relpath(other, here or "."): doc for other, doc in flows.items()}
     if rebased:
         spec["flows"] = rebased
+    # The root flow's podGC holds for every pod of the run: a referenced flow's own is ignored.
+    spec.pop("podGC", None)
+    if "podGC" in document["spec"]:
+        spec["podGC"] = document["spec"]["podGC"]
     digest = hashlib.sha256(task.id.encode()).hexdigest()[:8]
     return {
         "apiVersion": document["apiVersion"],

@@ -7,7 +7,10 @@ and the next operator session resumes every flow without recreating a finished p
 
 kopf is imported here and nowhere else. Each MetaFlow gets one daemon for as long as the
 operator runs; after a restart kopf starts the daemons again and each resumes its flow. Pod
-phases arrive through kopf's watch of the pods the operator labelled.
+phases arrive through the operator's own watch of the pods it labelled (`KubeApi.watch_pods`),
+not kopf's: kopf keeps a memory of every object it has seen until that object is deleted, and
+a flow's ended pods stay (without `spec.podGC`), so the operator would grow with every pod it
+ever made.
 
 With a Lease (`meta.kube.lease`), replicas run side by side and one is active: every replica
 watches, but a flow's daemon runs it only once its replica holds the Lease, so a standby takes
@@ -22,7 +25,7 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import kopf
@@ -133,11 +136,16 @@ async def schema_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     memo.schemas.follow(event["type"], event["object"])
 
 
-@kopf.on.event("", "v1", "pods", labels={LABEL_FLOW: kopf.PRESENT}, registry=registry)
-async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    """On the event loop (an async handler), where the waiting attempts are."""
-    memo.watches.pods.follow(event["type"], event["object"])
-    metrics.PODS.observe(event["type"], event["object"])
+async def follow_pods(api: KubeApi, namespaces: Sequence[str], watches: Watches) -> None:
+    """Feed the pods the operator labelled to their broker, on the event loop where the
+    waiting attempts are, until cancelled."""
+
+    async def follow(namespace: str) -> None:
+        async for kind, pod in api.watch_pods(namespace, LABEL_FLOW):
+            watches.pods.follow(kind, pod)
+            metrics.PODS.observe(kind, pod)
+
+    await asyncio.gather(*(follow(namespace) for namespace in namespaces or [""]))
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
@@ -180,7 +188,7 @@ def run_operator(
         liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
         identity=_identity(),
     )
-    asyncio.run(_operate(operator, leadership))
+    asyncio.run(_operate(operator, leadership, follow_pods(api, namespaces, memo.watches)))
 
 
 def _identity() -> Any:
@@ -190,7 +198,23 @@ def _identity() -> Any:
     return f"{os.environ.get('POD_NAME') or socket.gethostname()}/{os.getpid()}"
 
 
-async def _operate(operator: Any, leadership: Leadership | None) -> None:
+async def _operate(operator: Any, leadership: Leadership | None, watching: Awaitable[None]) -> None:
+    pods = asyncio.ensure_future(watching)
+    leading = asyncio.ensure_future(_operate_leading(operator, leadership))
+    try:
+        await asyncio.wait({pods, leading}, return_when=asyncio.FIRST_COMPLETED)
+        if not leading.done():
+            # The pods' watch never ends by itself: an operator blind to its pods must stop.
+            pods.result()
+            raise RuntimeError("the watch of the operator's pods ended")
+        leading.result()
+    finally:
+        leading.cancel()
+        pods.cancel()
+        await asyncio.gather(leading, pods, return_exceptions=True)
+
+
+async def _operate_leading(operator: Any, leadership: Leadership | None) -> None:
     if leadership is None:
         await operator
         return

@@ -319,3 +319,17 @@ def test_display_path_is_relative_below_the_cwd(tmp_path: Path, elsewhere: Path)
     assert display_path(elsewhere / "a" / "f.yaml") == os.path.join("a", "f.yaml")
     assert display_path(tmp_path / "f.yaml") == str(tmp_path / "f.yaml")
     assert display_path(Path("rel.yaml")) == "rel.yaml"
+
+
+def test_pod_gc_takes_the_flow_languages_names_and_argos(write_flow: Callable[..., Path]) -> None:
+    root = "root: {name: a, run: {command: [x]}}"
+    assert load_flow(write_flow("keep.yaml", root)).pod_gc == ""
+    for given, meant in [
+        ("OnPodCompletion", "OnPodCompletion"),
+        ("OnWorkflowSuccess", "OnFlowSuccess"),
+    ]:
+        path = write_flow(f"{given}.yaml", f"podGC: {{strategy: {given}}}\n{root}")
+        assert load_flow(path).pod_gc == meant
+    with pytest.raises(FlowInvalid) as caught:
+        load_flow(write_flow("bad.yaml", f"podGC: {{strategy: Never}}\n{root}"))
+    assert [f.pointer for f in caught.value.faults] == ["/spec/podGC/strategy"]

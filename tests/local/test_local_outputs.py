@@ -39,3 +39,15 @@ def test_run_outputs_is_null_or_exists(tmp_path: Path) -> None:
     outcome = start_run(flow, tmp_path / "w", {})
     assert outcome.state == "succeeded"
     assert outcome.report["outputs"] is None
+
+
+def test_pod_gc_is_accepted_and_changes_nothing_locally(tmp_path: Path) -> None:
+    flow = tmp_path / "g.flow.yaml"
+    flow.write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {name: g}\n"
+        "spec:\n  podGC: {strategy: OnPodCompletion}\n"
+        "  root: {name: only, run: {command: ['sh', '-c', 'echo hi > $META_OUTPUT/o']}}\n"
+    )
+    outcome = start_run(flow, tmp_path / "w", {})
+    assert outcome.state == "succeeded"
+    assert (Path(outcome.report["outputs"]) / "o").read_text() == "hi\n"

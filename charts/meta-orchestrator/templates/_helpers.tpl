@@ -63,7 +63,7 @@ watches every namespace, a Role's in each watched one otherwise).
 # pod's quarterback, whose Role names that one pod (a Role cannot grant more than its maker holds).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch, create, delete, patch]
+  verbs: [get, list, watch, create, delete, deletecollection, patch]
 # The per-flow journal and each micro pod's work, in ConfigMaps owned by the flow; an ended
 # flow's journal chunks are deleted once compacted into the store.
 - apiGroups: [""]

@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from typing import Any
@@ -59,6 +59,7 @@ class ConfigMapJournal:
         self._owner = owner
         self._finished: dict[str, UnitRecord] = {}
         self._pending: list[str] = []
+        self._pending_ids: list[str] = []
         self._pending_bytes = 0
         self._queued = self._written = 0
         """Records ever pending, and ever written."""
@@ -69,6 +70,9 @@ class ConfigMapJournal:
         self._flusher: asyncio.Task[None] | None = None
         self._writing: asyncio.Future[None] | None = None
         self.chunks: list[str] = []
+        self.on_written: Callable[[Sequence[str]], None] | None = None
+        """Told the unit ids of each batch of records once they are in the cluster: until
+        then, a unit's ended pod is its only record (pod GC waits for this)."""
 
     async def load(self) -> None:
         """Read the chunks earlier sessions wrote: numbered from 0, each probed until one is
@@ -113,6 +117,7 @@ class ConfigMapJournal:
             )
             line = json.dumps({**fields, "result": None}, separators=(",", ":"))
         self._pending.append(line)
+        self._pending_ids.append(record.id)
         self._pending_bytes += len(line) + 1
         self._queued += 1
         if self._flusher is None:
@@ -176,9 +181,13 @@ class ConfigMapJournal:
             metrics.journal_flush(written=False)
             raise
         metrics.journal_flush(written=True)
+        ids = self._pending_ids[:count]
         del self._pending[:count]
+        del self._pending_ids[:count]
         self._pending_bytes -= size
         self._written += count
+        if self.on_written is not None:
+            self.on_written(ids)
 
     async def _write(self, text: str) -> None:
         if self._chunk_bytes and self._chunk_bytes + len(text) > CHUNK_BYTES:

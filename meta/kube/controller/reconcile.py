@@ -40,6 +40,7 @@ from meta.kube.layout import (
     outputs_config_map,
     short_name,
 )
+from meta.kube.podgc import PodCollector, strategy_of, sweep
 from meta.kube.types import (
     ANNOTATION_FLOW_NAME,
     ANNOTATION_RUNS_IN,
@@ -124,6 +125,9 @@ async def run_flow(
             fields = await _journal_fields(api, owner, settings, chunks)
             await api.patch_flow_status(owner.namespace, owner.name, fields)
             await _drop_chunks(api, owner, fields, chunks)
+        # An operator may have stopped before it swept the pods (`podGC`).
+        strategy = strategy_of(body.get("spec") or {})
+        await sweep(api, owner.namespace, owner.name, strategy, str(status["phase"]))
         return str(status["phase"])
     reporter = StatusReporter(api, owner, generation)
     planned = await _planned(api, owner, body, settings, reporter, generation)
@@ -142,6 +146,11 @@ async def run_flow(
     await reporter.write(phase="Running", journal=journal.chunks)
     driver.sections = reporter
     driver.journal = journal
+    collector = None
+    if plan.flow.pod_gc:
+        collector = PodCollector(api, owner.namespace, owner.name, plan.flow.pod_gc)
+        driver.collector = collector
+        journal.on_written = collector.journaled
     cache = StoreCache(
         CacheDir(os.path.join(settings.store_dir, CACHE_DIR)),
         run=f"{owner.namespace}/{owner.name}",
@@ -155,7 +164,7 @@ async def run_flow(
     within = annotations.get(ANNOTATION_WITHIN)
     upstream = await _fed_by(owner, settings, within, annotations)
     run = asyncio.ensure_future(engine.run(within, upstream))
-    ended = await _ended(api, owner, settings, driver, run, journal, reporter, stopped)
+    ended = await _ended(api, owner, settings, driver, run, journal, reporter, stopped, collector)
     if ended is not None:
         return ended
     done = run.result()
@@ -180,6 +189,8 @@ async def run_flow(
         apiWrites=api.calls.writes,
     )
     await _drop_chunks(api, owner, journaled, journal.chunks)
+    if collector is not None:
+        await collector.finish("Succeeded")
     return "Succeeded"
 
 
@@ -277,6 +288,7 @@ async def _ended(
     journal: ConfigMapJournal,
     reporter: StatusReporter,
     stopped: Awaitable[object] | None,
+    collector: PodCollector | None = None,
 ) -> str | None:
     """Wait for the walk: None when it succeeded; else the phase it left the flow in (Running
     when the operator stops first)."""
@@ -285,7 +297,7 @@ async def _ended(
         waited: set[asyncio.Future[Any]] = {run} if stop is None else {run, stop}
         await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
         if not run.done():
-            await _leave(driver, run, journal)
+            await _leave(driver, run, journal, collector)
             return "Running"
         run.result()
         return None
@@ -306,6 +318,8 @@ async def _ended(
             **journaled,
         )
         await _drop_chunks(api, owner, journaled, journal.chunks)
+        if collector is not None:
+            await collector.finish("Failed")
         return "Failed"
     except UserError as exc:
         await journal.close()
@@ -313,10 +327,12 @@ async def _ended(
         message = "; ".join(str(f) for f in exc.faults)
         await event(api, owner, "Warning", "FlowFault", message)
         await reporter.write(phase="Failed", reason=message, finishedAt=now())
+        if collector is not None:
+            await collector.finish("Failed")
         return "Failed"
     except (asyncio.CancelledError, Exception):
         # The daemon is cancelled, or something no rule covers broke.
-        await _leave(driver, run, journal)
+        await _leave(driver, run, journal, collector)
         raise
     finally:
         if stop is not None:
@@ -324,13 +340,21 @@ async def _ended(
         await reporter.close()
 
 
-async def _leave(driver: KubeDriver, run: asyncio.Future[Done], journal: ConfigMapJournal) -> None:
+async def _leave(
+    driver: KubeDriver,
+    run: asyncio.Future[Done],
+    journal: ConfigMapJournal,
+    collector: PodCollector | None,
+) -> None:
     """Stop the walk, leaving every pod as it is for the next session (or kopf's retry of the
     daemon) to adopt, and keep what the journal has."""
     driver.detach()
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)
     await journal.close()
+    if collector is not None:
+        # Pods whose units were journaled and not yet deleted go with the flow's sweep.
+        await collector.close()
 
 
 async def _hand_over(

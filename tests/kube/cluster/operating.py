@@ -121,6 +121,9 @@ def watching_pods(
                     label_selector=selector,
                     timeout_seconds=5,
                 ):
+                    if event["type"] == "ERROR" or event["object"] is None:
+                        # Its version expired (pods deleted meanwhile): watch again.
+                        break
                     record(event)
                     if stopping.is_set():
                         return

@@ -257,6 +257,31 @@ def test_deleting_a_metaflow_removes_its_pods(
     ).items
 
 
+def test_pod_gc_deletes_each_ended_pod_while_the_flow_runs(
+    cluster: Cluster, namespace: str, operator: Operator
+) -> None:
+    body = fanout("collected", 6, 2)
+    body["spec"]["podGC"] = {"strategy": "OnPodCompletion"}
+    core = client.CoreV1Api(cluster.api_client)
+    with pod_log(cluster, namespace) as pods:
+        apply(cluster, namespace, body)
+        found = wait_phase(cluster, namespace, "collected", ("Succeeded", "Failed"))
+    status = found["status"]
+    assert status["phase"] == "Succeeded" and status["progress"] == "6/6", status
+    assert len(pods.created) == 6 and set(pods.ended.values()) == {"Succeeded"}
+    deadline = time.monotonic() + 30
+    while core.list_namespaced_pod(namespace, label_selector=f"{FLOW_LABEL}=collected").items:
+        assert time.monotonic() < deadline, "ended pods were left"
+        time.sleep(0.5)
+    records = [
+        line
+        for name in status["journal"]
+        for text in (core.read_namespaced_config_map(name, namespace).data or {}).values()
+        for line in text.splitlines()
+    ]
+    assert len(records) == 6, "every unit's outcome is in the journal"
+
+
 PROBE = """
 import asyncio, json, os, sys
 from meta.kube.api import ApiFailed, ClientApi

@@ -70,6 +70,29 @@ class FakeApi:
             if self.on_delete is not None:
                 self.on_delete(pod)
 
+    async def delete_pods(
+        self, namespace: str, selector: str, *, succeeded_only: bool = False
+    ) -> None:
+        self._count("deletecollection")
+        wanted = dict(part.split("=", 1) for part in selector.split(",") if part)
+        for (where, name), pod in list(self.pods.items()):
+            labels = pod["metadata"].get("labels", {})
+            if where != namespace or any(labels.get(k) != v for k, v in wanted.items()):
+                continue
+            if not succeeded_only or pod["status"].get("phase") == "Succeeded":
+                del self.pods[(where, name)]
+                self.deleted.append(name)
+
+    async def watch_pods(
+        self, namespace: str, selector: str
+    ) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
+        """The pods there are that have the label `selector`, listed; then nothing (the tests'
+        kubelet feeds the broker)."""
+        for (where, _), pod in list(self.pods.items()):
+            if namespace in ("", where) and selector in (pod["metadata"].get("labels") or {}):
+                yield None, copy.deepcopy(pod)
+        await asyncio.Event().wait()
+
     async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]:
         self._count("get")
         try:

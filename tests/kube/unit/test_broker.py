@@ -98,3 +98,17 @@ def test_a_pod_deleted_while_held_ends_as_deleted_and_no_timer_fires_after(
         again.cancel()
 
     asyncio.run(scenario())
+
+
+def test_an_end_is_kept_for_whoever_said_they_would_ask_and_for_nobody_else() -> None:
+    async def scenario() -> None:
+        pods = Broker()
+        done = {"metadata": {"namespace": "ns", "name": "p"}, "status": {"phase": "Succeeded"}}
+        pods.expect("ns", "p")
+        pods.observe(done)  # ended before its attempt waited
+        assert (await asyncio.wait_for(pods.ended("ns", "p"), 1)).code == 0
+        for name in ("p", "listed-at-restart"):  # an ended pod's later events, another's
+            pods.observe(done | {"metadata": {"namespace": "ns", "name": name}})
+        assert pods._ended == {}, "nothing is kept of pods nobody will ask for"
+
+    asyncio.run(scenario())

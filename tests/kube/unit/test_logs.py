@@ -17,7 +17,7 @@ from meta.errors import UserError
 from meta.kube.apply import UnitLog, unit_log
 from meta.kube.layout import micro_pod, step_pod
 from meta.kube.quarterback.launcher import Launcher
-from meta.kube.types import FlowOwner, PodSettings
+from meta.kube.types import ANNOTATION_UNIT_ID, FlowOwner, PodSettings
 from tests.kube.unit.fakes import FakeApi
 
 OWNER = FlowOwner("team", "flow", "uid-1")
@@ -132,3 +132,17 @@ def test_units_that_cannot_be_shown_are_one_clear_fault(api: FakeApi) -> None:
         assert str(refused.value).startswith(expected)
     with pytest.raises(UserError, match="no such MetaFlow"):
         asyncio.run(unit_log(api, "team", "other", None, None, follow=False))
+
+
+def test_the_log_of_a_collected_pod_is_said_to_be_gone_with_it(api: FakeApi) -> None:
+    api.flows[("team", "flow")]["spec"] = {"podGC": {"strategy": "OnPodCompletion"}}
+    for key, pod in list(api.pods.items()):
+        if pod["metadata"]["annotations"][ANNOTATION_UNIT_ID] == "flow/top/fetch":
+            del api.pods[key]
+    with pytest.raises(UserError) as refused:
+        read(api, None)
+    assert str(refused.value) == (
+        "metaflow team/flow: /: no pod of unit 'flow/top/fetch' is left: the flow's pods are "
+        "collected (spec.podGC.strategy OnPodCompletion), each deleted with its log once it "
+        "ended and its unit was journaled (`meta status flow` tells how each unit ended)"
+    )
