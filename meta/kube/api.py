@@ -101,6 +101,11 @@ class Calls:
         return sum(n for verb, n in self.by_verb.items() if verb not in ("get", "list", "watch"))
 
 
+LISTED = "LISTED"
+"""The kind of the event `watch_pods` gives once a listing is whole: a pod it did not list is
+gone, even if no DELETED event said so (it went while the watch was away)."""
+
+
 class KubeApi(Protocol):
     """What the cluster side asks of the API server: pods, ConfigMaps, Events, RBAC objects and
     MetaFlows of one cluster. `ClientApi` is the real one; tests give a fake of this shape."""
@@ -132,7 +137,9 @@ class KubeApi(Protocol):
         self, namespace: str, selector: str
     ) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
         """The pods `selector` matches in `namespace` ("": every namespace), for as long as it
-        is iterated: (None, pod) for each listed, then (ADDED | MODIFIED | DELETED, pod)."""
+        is iterated: (None, pod) for each listed, (LISTED, {}) once the listing is whole, then
+        (ADDED | MODIFIED | DELETED, pod); listed again (a watch that fell too far behind)
+        the same way."""
         ...
 
     def read_log(
@@ -376,6 +383,7 @@ class ClientApi:
                         if not token:
                             version = listed["metadata"]["resourceVersion"]
                             break
+                    yield LISTED, {"metadata": {"namespace": namespace}}
                 response = await self._call(
                     "watch", what, method, *where, label_selector=selector, watch=True,
                     resource_version=version, allow_watch_bookmarks=True,

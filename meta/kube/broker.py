@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from meta.kube.api import LISTED
+
 STUCK_REASONS = frozenset(
     {
         "ErrImagePull",
@@ -117,23 +119,46 @@ class Broker:
         """Stuck pods given time to recover: the end they would have, and when it takes effect."""
         self._expected: set[tuple[str, str]] = set()
         """Objects whose end will be asked for."""
+        self._seen: set[tuple[str, str]] = set()
+        """Of the objects waited on or expected, those an event has shown: one a later listing
+        leaves out is gone."""
+        self._listed: dict[str, set[tuple[str, str]]] = {}
+        """Of those, the ones each listing under way (by namespace, "" for all) has shown."""
 
     def expect(self, namespace: str, name: str) -> None:
         """Someone will ask for this object's end: keep it if it comes first."""
         self._expected.add((namespace, name))
 
     def follow(self, kind: str | None, obj: Mapping[str, Any]) -> None:
-        """One watch event of this kind (ADDED, MODIFIED, DELETED, or None when listed)."""
+        """One watch event of this kind (ADDED, MODIFIED, DELETED, None when listed, LISTED
+        once a listing of `namespace` is whole)."""
+        if kind == LISTED:
+            self._relisted(str((obj.get("metadata") or {}).get("namespace") or ""))
+            return
+        meta = obj["metadata"]
         if kind == "DELETED":
-            meta = obj["metadata"]
             self.forget(meta["namespace"], meta["name"])
-        else:
-            self.observe(obj)
+            return
+        self.observe(obj)
+        key = (meta["namespace"], meta["name"])
+        if kind is None and key in self._seen:
+            for namespace in {"", key[0]}:
+                self._listed.setdefault(namespace, set()).add(key)
+
+    def _relisted(self, namespace: str) -> None:
+        """A listing is whole: what was seen before it and is not in it was deleted while the
+        watch was away (its DELETED event is never sent)."""
+        listed = self._listed.pop(namespace, set())
+        gone = [key for key in self._seen - listed if namespace in ("", key[0])]
+        for key in gone:
+            self.forget(*key)
 
     def observe(self, pod: Mapping[str, Any]) -> None:
         """An object was added or changed."""
         meta = pod["metadata"]
         key = (meta["namespace"], meta["name"])
+        if key in self._waiting or key in self._expected:
+            self._seen.add(key)
         end = self._end_of(pod)
         if end is not None and end.patience > 0:
             self._hold(key, end)
@@ -164,6 +189,7 @@ class Broker:
         self._release((namespace, name))
         self._settle((namespace, name), PodEnd(-1, "", "deleted before it ended"))
         self._ended.pop((namespace, name), None)
+        self._unseen((namespace, name))
 
     def _settle(self, key: tuple[str, str], end: PodEnd) -> None:
         waiter = self._waiting.pop(key, None)
@@ -177,6 +203,7 @@ class Broker:
         end = self._ended.pop(key, None)
         if end is not None:
             self._expected.discard(key)
+            self._unseen(key)
             return end
         waiter = self._waiting.get(key)
         if waiter is None:
@@ -188,6 +215,7 @@ class Broker:
             if waiter.done():
                 self._waiting.pop(key, None)
                 self._expected.discard(key)
+                self._unseen(key)
 
     def cancel(self, namespace: str, name: str) -> None:
         """Nobody waits on this pod any more (its attempt was stopped)."""
@@ -197,6 +225,12 @@ class Broker:
             waiter.cancel()
         self._ended.pop((namespace, name), None)
         self._expected.discard((namespace, name))
+        self._unseen((namespace, name))
+
+    def _unseen(self, key: tuple[str, str]) -> None:
+        self._seen.discard(key)
+        for listed in self._listed.values():
+            listed.discard(key)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from meta.kube.api import ApiFailed, Calls, Conflict, Connection, KubeApi, NotFound
+from meta.kube.api import LISTED, ApiFailed, Calls, Conflict, Connection, KubeApi, NotFound
 from meta.kube.broker import Watches
 from meta.kube.types import ANNOTATION_UNIT_ID
 
@@ -91,6 +91,7 @@ class FakeApi:
         for (where, _), pod in list(self.pods.items()):
             if namespace in ("", where) and selector in (pod["metadata"].get("labels") or {}):
                 yield None, copy.deepcopy(pod)
+        yield LISTED, {"metadata": {"namespace": namespace}}
         await asyncio.Event().wait()
 
     async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]:

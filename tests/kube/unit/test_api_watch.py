@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from kubernetes import client
 
-from meta.kube.api import ClientApi
+from meta.kube.api import LISTED, ClientApi
 
 SELECTOR = "meta-orchestrator.io/flow"
 ASKED: list[dict[str, str]] = []
@@ -96,6 +96,9 @@ def test_pods_are_listed_in_pages_then_watched_resumed_and_listed_again_when_exp
         seen: list[tuple[str | None, str, str]] = []
         async for kind, found in api.watch_pods("team", SELECTOR):
             meta = found["metadata"]
+            if kind == LISTED:
+                seen.append((kind, meta["namespace"], ""))
+                continue
             seen.append((kind, meta["name"], meta["resourceVersion"]))
             if kind == "DELETED":
                 break
@@ -105,9 +108,11 @@ def test_pods_are_listed_in_pages_then_watched_resumed_and_listed_again_when_exp
     assert seen == [
         (None, "p1", "5"),
         (None, "p2", "6"),
+        (LISTED, "team", ""),
         ("ADDED", "p3", "11"),
         ("MODIFIED", "p3", "13"),
         (None, "p3", "11"),
+        (LISTED, "team", ""),
         ("DELETED", "p1", "31"),
     ]
     asked = [(q.get("watch"), q.get("resourceVersion"), q.get("continue")) for q in ASKED]

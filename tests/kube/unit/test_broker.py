@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from meta.kube import broker
+from meta.kube.api import LISTED
 from meta.kube.broker import Broker, pod_end
 
 
@@ -110,5 +111,45 @@ def test_an_end_is_kept_for_whoever_said_they_would_ask_and_for_nobody_else() ->
         for name in ("p", "listed-at-restart"):  # an ended pod's later events, another's
             pods.observe(done | {"metadata": {"namespace": "ns", "name": name}})
         assert pods._ended == {}, "nothing is kept of pods nobody will ask for"
+
+    asyncio.run(scenario())
+
+
+def pod(name: str, namespace: str = "ns") -> dict[str, Any]:
+    return {"metadata": {"namespace": namespace, "name": name}, "status": {"phase": "Running"}}
+
+
+def test_a_pod_a_new_listing_leaves_out_was_deleted_while_the_watch_was_away() -> None:
+    """A watch that fell behind lists again, and a pod deleted meanwhile never gets its DELETED
+    event: its attempt must not wait for ever. A pod not yet seen (created after the listing's
+    snapshot) and a pod of another namespace's listing are not judged by it."""
+
+    async def scenario() -> None:
+        pods = Broker()
+        for name in ("gone", "kept", "other"):
+            pods.expect("ns", name)
+        pods.expect("elsewhere", "far")
+        pods.expect("ns", "new")
+        for seen in (pod("gone"), pod("kept"), pod("other"), pod("far", "elsewhere")):
+            pods.follow("ADDED", seen)
+        waits = {
+            name: asyncio.ensure_future(pods.ended(namespace, name))
+            for namespace, name in (("ns", "gone"), ("ns", "kept"), ("elsewhere", "far"))
+        }
+        await asyncio.sleep(0)
+        pods.follow(None, pod("kept"))
+        pods.follow(None, pod("other"))
+        pods.follow(LISTED, {"metadata": {"namespace": "ns"}})
+        gone = await asyncio.wait_for(waits["gone"], 1)
+        assert gone.reason == "deleted before it ended"
+        await asyncio.sleep(0)
+        assert not waits["kept"].done() and not waits["far"].done()
+        new = asyncio.ensure_future(pods.ended("ns", "new"))
+        await asyncio.sleep(0)
+        assert not new.done(), "a pod no event has shown yet is not judged gone"
+        pods.follow("MODIFIED", {**pod("kept"), "status": {"phase": "Succeeded"}})
+        assert (await asyncio.wait_for(waits["kept"], 1)).code == 0
+        for waiting_on in (new, waits["far"]):
+            waiting_on.cancel()
 
     asyncio.run(scenario())
