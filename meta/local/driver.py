@@ -301,11 +301,20 @@ class LocalDriver:
             self._programs[(program, path)] = found
         return [found, *command[1:]]
 
-    def _to_keep(self, task: StepTask, scratch: _Scratch, code: int) -> tuple[list[str], bool]:
+    def _to_keep(
+        self, task: StepTask, scratch: _Scratch, pod: _Pod | None, code: int
+    ) -> tuple[list[str], bool]:
         """The logs with anything in them, and whether the attempt's outputs are to be
         persisted (it succeeded and wrote some)."""
         logs = [_log(scratch, task, stream) for stream in ("out", "err")]
-        return [log for log in logs if os.path.getsize(log)], code == 0 and _holds(scratch.output)
+        logs = [log for log in logs if os.path.getsize(log)]
+        if code != 0:
+            return logs, False
+        if pod is None:
+            # A macro attempt's outputs folder goes with its scratch: removing it now is the
+            # cheapest test that it is empty (one call, not a walk: most steps write nothing).
+            return logs, not _removed_if_empty(scratch.output)
+        return logs, _holds(scratch.output)
 
     def _keep(self, task: StepTask, scratch: _Scratch, logs: Sequence[str], persist: bool) -> None:
         """Copy an ended attempt's logs, and its outputs when `persist`, to the workdir."""
@@ -517,7 +526,7 @@ class LocalProcess:
         try:
             stderr_tail = "" if code == 0 else _tail(_log(scratch, task, "err"))
             stderr_tail = driver.secrets.redact(stderr_tail)
-            logs, persist = driver._to_keep(task, scratch, code)
+            logs, persist = driver._to_keep(task, scratch, pod, code)
             if logs or persist:
                 await loop.run_in_executor(
                     driver.threads, driver._keep, task, scratch, logs, persist
@@ -721,6 +730,18 @@ def _holds(folder: str) -> bool:
             return next(entries, None) is not None
     except FileNotFoundError:
         return False
+
+
+def _removed_if_empty(folder: str) -> bool:
+    """Remove `folder` if it is an empty folder (or gone); False if it holds anything or is
+    not a folder (a link or a file in its place: persisting it refuses it)."""
+    try:
+        os.rmdir(folder)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
 
 
 def _remove_scratch(scratch: _Scratch, task: StepTask) -> None:
