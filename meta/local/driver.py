@@ -109,6 +109,10 @@ class _Scratch:
     scratch: str
     copies: tuple[tuple[str, str], ...]
     """(stored outputs, upstream folder) still to be staged: producers outside its pod."""
+    result: str
+    stdout: str
+    stderr: str
+    """The attempt's logs (named by its number, as they are kept)."""
 
 
 class LocalDriver:
@@ -209,17 +213,18 @@ class LocalDriver:
         # Everything it touches is on RAM; the workdir's disk sees only what is kept.
         units = os.path.join(pod.root, "units") if pod is not None else self._units
         # One new folder per attempt, named by a counter: no nesting to create, nothing an
-        # earlier attempt left to clear (the whole scratch is new each session).
-        unit_dir = os.path.join(units, str(next(self._attempts)))
+        # earlier attempt left to clear (the whole scratch is new each session). Paths are
+        # joined with "/" (all of these are absolute and plain): os.path.join costs more.
+        unit_dir = f"{units}/{next(self._attempts)}"
         os.mkdir(unit_dir)
-        upstream = os.path.join(unit_dir, "upstream")
-        output = os.path.join(unit_dir, "out")
+        upstream = unit_dir + "/upstream"
+        output = unit_dir + "/out"
         os.mkdir(upstream)
         os.mkdir(output)
         if pod is not None:
-            scratch = os.path.join(pod.root, "scratch")
+            scratch = pod.root + "/scratch"
         else:
-            scratch = os.path.join(unit_dir, "scratch")
+            scratch = unit_dir + "/scratch"
             os.mkdir(scratch)
         stored = self.outputs(task.id)
         if os.path.lexists(stored):
@@ -236,9 +241,20 @@ class LocalDriver:
             else:
                 # A producer that wrote nothing has no folder in the store: an empty one here.
                 os.mkdir(target)
-        input_file = os.path.join(unit_dir, "input.json")
+        input_file = unit_dir + "/input.json"
         _write(input_file, _ENCODE_INPUT(task.input).encode())
-        return _Scratch(unit_dir, input_file, upstream, output, scratch, tuple(copies))
+        logs = f"{unit_dir}/{task.attempt}"
+        return _Scratch(
+            unit_dir,
+            input_file,
+            upstream,
+            output,
+            scratch,
+            tuple(copies),
+            f"{unit_dir}/{RESULT_FILE}",
+            logs + ".out",
+            logs + ".err",
+        )
 
     def _spawn(self, task: StepTask, scratch: _Scratch) -> subprocess.Popen[bytes] | Exit:
         """Start the attempt's program in a process group of its own, its output streams
@@ -263,11 +279,11 @@ class LocalDriver:
             b"META_UPSTREAM": scratch.upstream.encode(),
             b"META_SCRATCH": scratch.scratch.encode(),
             b"META_ATTEMPT": str(task.attempt).encode(),
-            b"META_RESULT": os.path.join(scratch.unit_dir, RESULT_FILE).encode(),
+            b"META_RESULT": scratch.result.encode(),
         }
-        stdout = _create(_log(scratch, task, "out"))
+        stdout = _create(scratch.stdout)
         try:
-            stderr = _create(_log(scratch, task, "err"))
+            stderr = _create(scratch.stderr)
             try:
                 return subprocess.Popen(
                     self._resolved(task.command, env),
@@ -301,13 +317,10 @@ class LocalDriver:
             self._programs[(program, path)] = found
         return [found, *command[1:]]
 
-    def _to_keep(
-        self, task: StepTask, scratch: _Scratch, pod: _Pod | None, code: int
-    ) -> tuple[list[str], bool]:
+    def _to_keep(self, scratch: _Scratch, pod: _Pod | None, code: int) -> tuple[list[str], bool]:
         """The logs with anything in them, and whether the attempt's outputs are to be
         persisted (it succeeded and wrote some)."""
-        logs = [_log(scratch, task, stream) for stream in ("out", "err")]
-        logs = [log for log in logs if os.path.getsize(log)]
+        logs = [log for log in (scratch.stdout, scratch.stderr) if os.path.getsize(log)]
         if code != 0:
             return logs, False
         if pod is None:
@@ -520,13 +533,13 @@ class LocalProcess:
         result, refusal = None, ""
         if code == 0:
             try:
-                result = read_result(os.path.join(scratch.unit_dir, RESULT_FILE))
+                result = read_result(scratch.result)
             except ResultRefused as refused:
                 code, refusal = CANNOT_KEEP, f"exited with code 0, but {refused}"
         try:
-            stderr_tail = "" if code == 0 else _tail(_log(scratch, task, "err"))
+            stderr_tail = "" if code == 0 else _tail(scratch.stderr)
             stderr_tail = driver.secrets.redact(stderr_tail)
-            logs, persist = driver._to_keep(task, scratch, pod, code)
+            logs, persist = driver._to_keep(scratch, pod, code)
             if logs or persist:
                 await loop.run_in_executor(
                     driver.threads, driver._keep, task, scratch, logs, persist
@@ -702,10 +715,6 @@ def _emptied(directory: str) -> str:
     return directory
 
 
-def _log(scratch: _Scratch, task: StepTask, stream: str) -> str:
-    return os.path.join(scratch.unit_dir, f"{task.attempt}.{stream}")
-
-
 def _create(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
 
@@ -748,7 +757,7 @@ def _remove_scratch(scratch: _Scratch, task: StepTask) -> None:
     """Remove a macro attempt's scratch: the files and folders `_prepare` and `_spawn` made,
     one call each when the step left them as they were (the common case), a tree walk only
     for what holds more."""
-    for path in (scratch.input_file, _log(scratch, task, "out"), _log(scratch, task, "err")):
+    for path in (scratch.input_file, scratch.stdout, scratch.stderr):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
     folders = [os.path.join(scratch.upstream, name) for name, _ in task.upstream]
