@@ -367,11 +367,14 @@ class LocalDriver:
                 os.makedirs(target, exist_ok=True)
         return total
 
-    def _release(self, task: StepTask, scratch: _Scratch, pod: _Pod | None, code: int) -> None:
-        """A macro attempt's scratch goes; a micro step's outputs stay with its pod, for its
-        siblings to read where it wrote them."""
+    def _release(
+        self, task: StepTask, scratch: _Scratch, pod: _Pod | None, code: int, persist: bool
+    ) -> None:
+        """A macro attempt's scratch goes (its outputs folder went already if it succeeded
+        with nothing to persist: see `_to_keep`); a micro step's outputs stay with its pod,
+        for its siblings to read where it wrote them."""
         if pod is None:
-            _remove_scratch(scratch, task)
+            _remove_scratch(scratch, task, output=code != 0 or persist)
         elif code == 0:
             pod.live[task.id] = scratch.output
 
@@ -544,7 +547,7 @@ class LocalProcess:
                 await loop.run_in_executor(
                     driver.threads, driver._keep, task, scratch, logs, persist
                 )
-            driver._release(task, scratch, pod, code)
+            driver._release(task, scratch, pod, code, persist)
         except (OSError, shutil.Error, OutputRefused) as exc:
             return Exit(
                 CANNOT_KEEP,
@@ -753,15 +756,19 @@ def _removed_if_empty(folder: str) -> bool:
     return True
 
 
-def _remove_scratch(scratch: _Scratch, task: StepTask) -> None:
+def _remove_scratch(scratch: _Scratch, task: StepTask, *, output: bool = True) -> None:
     """Remove a macro attempt's scratch: the files and folders `_prepare` and `_spawn` made,
     one call each when the step left them as they were (the common case), a tree walk only
-    for what holds more."""
+    for what holds more; its outputs folder only if `output` (else it has gone)."""
     for path in (scratch.input_file, scratch.stdout, scratch.stderr):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
     folders = [os.path.join(scratch.upstream, name) for name, _ in task.upstream]
-    for folder in (*folders, scratch.upstream, scratch.scratch, scratch.output, scratch.unit_dir):
+    folders += (scratch.upstream, scratch.scratch)
+    if output:
+        folders.append(scratch.output)
+    folders.append(scratch.unit_dir)
+    for folder in folders:
         try:
             os.rmdir(folder)
         except FileNotFoundError:
