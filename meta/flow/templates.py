@@ -199,7 +199,10 @@ def _render_plain(plain: Plain, context: Mapping[str, Any]) -> str | None:
             value = value[key]
         if type(value) not in _PLAIN_VALUES:
             return None
-        texts.append(str(value))
+        try:
+            texts.append(str(value))
+        except ValueError:
+            return None  # an int too long to print: Jinja says so
     return "".join(texts)
 
 

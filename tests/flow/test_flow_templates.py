@@ -156,6 +156,8 @@ def test_render_is_strict_about_undefined_names_and_fields() -> None:
         render("t-{{ nothing.id }}", CONTEXT)
     with pytest.raises(TemplateProblem, match="has no attribute 'id'"):
         render("t-{{ node.tags.id }}", CONTEXT)
+    with pytest.raises(TemplateProblem, match="template failed: ValueError"):
+        render("t-{{ node.id }}", {"node": {"id": 10**5000}})
 
 
 @pytest.mark.parametrize(
