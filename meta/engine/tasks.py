@@ -16,15 +16,15 @@ def step_task(visit: Visit, step: Step) -> StepTask:
     frame, context = visit.frame, visit.context
     run = step.run
     if run.templated:
-        origin = step.origin.at("run")
+        origin = step.origin
         command = tuple(
-            visit.render(arg, origin.at("command", i)) for i, arg in enumerate(run.command)
+            visit.render(arg, origin, "run", "command", i) for i, arg in enumerate(run.command)
         )
         env: Mapping[str, EnvValue] = {
-            k: visit.render(v, origin.at("env", k)) if isinstance(v, str) else v
+            k: visit.render(v, origin, "run", "env", k) if isinstance(v, str) else v
             for k, v in run.env.items()
         }
-        image = None if run.image is None else visit.render(run.image, origin.at("image"))
+        image = None if run.image is None else visit.render(run.image, origin, "run", "image")
     else:
         command, env, image = run.command, run.env, run.image
     value = context.input

@@ -115,8 +115,8 @@ class Visit:
         """Its template variables (the flow's, the iteration's and `upstream`)."""
         return self.lazy.get()
 
-    def render(self, text: str, origin: Origin) -> str:
-        return render_at(self.variables, self.context, text, origin)
+    def render(self, text: str, origin: Origin, *path: str | int) -> str:
+        return render_at(self.variables, self.context, text, origin, *path)
 
 
 class Variables:
@@ -148,14 +148,17 @@ def make_visit(
     return Visit(frame, parent, name, uid, context, upstream, Variables(frame, context, upstream))
 
 
-def render_at(variables: Mapping[str, Any], context: Context, text: str, origin: Origin) -> str:
-    """A template rendered with `variables`; a fault names `origin` and the data node."""
+def render_at(
+    variables: Mapping[str, Any], context: Context, text: str, origin: Origin, *path: str | int
+) -> str:
+    """A template rendered with `variables`; a fault names `origin.at(*path)` (made only
+    then: this runs for every templated field of every unit) and the data node."""
     if not is_template(text):
         return text
     try:
         return render(text, variables)
     except TemplateProblem as problem:
-        raise TemplateFault(located(origin, context, str(problem))) from None
+        raise TemplateFault(located(origin.at(*path), context, str(problem))) from None
 
 
 def upstream_variable(upstream: tuple[Done, ...]) -> dict[str, dict[str, Any]]:
@@ -189,7 +192,7 @@ def begin(
         unit = _choose(variables.get(), unit, context)
     name = unit.name
     if is_template(name):
-        name = render_at(variables.get(), context, name, unit.origin.at("name"))
+        name = render_at(variables.get(), context, name, unit.origin, "name")
         problem = name_problem(name)
         if problem is not None:
             raise TemplateFault(located(unit.origin.at("name"), context, f"rendered {problem}"))

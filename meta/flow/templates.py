@@ -122,7 +122,13 @@ def render(source: str, context: Mapping[str, Any]) -> str:
         return source
     from jinja2.exceptions import SecurityError, UndefinedError
 
-    from meta.flow.sandbox import TemplateTooCostly, bounded_text, start_render
+    from meta.flow.sandbox import MAX_RENDERED, TemplateTooCostly, bounded_text, start_render
+
+    plain = _plain(source)
+    if plain is not None:
+        text = _render_plain(plain, context)
+        if text is not None and len(text) <= MAX_RENDERED:
+            return text
 
     start_render()
     try:
@@ -136,6 +142,68 @@ def render(source: str, context: Mapping[str, Any]) -> str:
         raise TemplateProblem(f"the sandbox refused: {exc}") from exc
     except Exception as exc:
         raise TemplateProblem(f"template failed: {type(exc).__name__}: {exc}") from exc
+
+
+Plain = tuple[str | tuple[str, ...], ...]
+"""A template of text and `{{ name.key.key }}` parts only: each text as it is, each lookup as
+the variable's name and its keys."""
+_PLAIN_VALUES = (str, int, float)
+"""Values that render as `str()` renders them (Jinja outputs `str(value)` without autoescape)."""
+_MAX_PLAIN_PARTS = 64
+
+
+@cache
+def _plain(source: str) -> Plain | None:
+    """`source` as a Plain template, or None when it holds anything else (filters, calls,
+    items, blocks...)."""
+    from jinja2 import TemplateSyntaxError, nodes
+
+    try:
+        tree = environment().parse(source)
+    except TemplateSyntaxError:
+        return None
+    parts: list[str | tuple[str, ...]] = []
+    for output in tree.body:
+        if not isinstance(output, nodes.Output):
+            return None
+        for node in output.nodes:
+            if isinstance(node, nodes.TemplateData):
+                parts.append(node.data)
+                continue
+            keys: list[str] = []
+            while isinstance(node, nodes.Getattr):
+                keys.append(node.attr)
+                node = node.node
+            if not isinstance(node, nodes.Name) or not keys:
+                return None
+            if any(key.startswith("_") or hasattr(dict, key) for key in keys):
+                return None  # the sandbox refuses it, or Jinja takes dict's own attribute
+            parts.append((node.name, *reversed(keys)))
+    return tuple(parts) if len(parts) <= _MAX_PLAIN_PARTS else None
+
+
+def _render_plain(plain: Plain, context: Mapping[str, Any]) -> str | None:
+    """What Jinja renders for a Plain template, without Jinja: the lookups of `name.key` in
+    plain dicts of the data (the render of most steps' names and commands); None when the
+    template needs Jinja here (a missing key, a value of another type: Jinja renders it, or
+    says what is wrong)."""
+    texts = []
+    for part in plain:
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        value = context.get(part[0])
+        for key in part[1:]:
+            if type(value) is not dict or key not in value:
+                return None
+            value = value[key]
+        if type(value) not in _PLAIN_VALUES:
+            return None
+        try:
+            texts.append(str(value))
+        except ValueError:
+            return None  # an int too long to print: Jinja says so
+    return "".join(texts)
 
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:

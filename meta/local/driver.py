@@ -109,6 +109,10 @@ class _Scratch:
     scratch: str
     copies: tuple[tuple[str, str], ...]
     """(stored outputs, upstream folder) still to be staged: producers outside its pod."""
+    result: str
+    stdout: str
+    stderr: str
+    """The attempt's logs (named by its number, as they are kept)."""
 
 
 class LocalDriver:
@@ -209,17 +213,18 @@ class LocalDriver:
         # Everything it touches is on RAM; the workdir's disk sees only what is kept.
         units = os.path.join(pod.root, "units") if pod is not None else self._units
         # One new folder per attempt, named by a counter: no nesting to create, nothing an
-        # earlier attempt left to clear (the whole scratch is new each session).
-        unit_dir = os.path.join(units, str(next(self._attempts)))
+        # earlier attempt left to clear (the whole scratch is new each session). Paths are
+        # joined with "/" (all of these are absolute and plain): os.path.join costs more.
+        unit_dir = f"{units}/{next(self._attempts)}"
         os.mkdir(unit_dir)
-        upstream = os.path.join(unit_dir, "upstream")
-        output = os.path.join(unit_dir, "out")
+        upstream = unit_dir + "/upstream"
+        output = unit_dir + "/out"
         os.mkdir(upstream)
         os.mkdir(output)
         if pod is not None:
-            scratch = os.path.join(pod.root, "scratch")
+            scratch = pod.root + "/scratch"
         else:
-            scratch = os.path.join(unit_dir, "scratch")
+            scratch = unit_dir + "/scratch"
             os.mkdir(scratch)
         stored = self.outputs(task.id)
         if os.path.lexists(stored):
@@ -236,9 +241,20 @@ class LocalDriver:
             else:
                 # A producer that wrote nothing has no folder in the store: an empty one here.
                 os.mkdir(target)
-        input_file = os.path.join(unit_dir, "input.json")
+        input_file = unit_dir + "/input.json"
         _write(input_file, _ENCODE_INPUT(task.input).encode())
-        return _Scratch(unit_dir, input_file, upstream, output, scratch, tuple(copies))
+        logs = f"{unit_dir}/{task.attempt}"
+        return _Scratch(
+            unit_dir,
+            input_file,
+            upstream,
+            output,
+            scratch,
+            tuple(copies),
+            f"{unit_dir}/{RESULT_FILE}",
+            logs + ".out",
+            logs + ".err",
+        )
 
     def _spawn(self, task: StepTask, scratch: _Scratch) -> subprocess.Popen[bytes] | Exit:
         """Start the attempt's program in a process group of its own, its output streams
@@ -263,11 +279,11 @@ class LocalDriver:
             b"META_UPSTREAM": scratch.upstream.encode(),
             b"META_SCRATCH": scratch.scratch.encode(),
             b"META_ATTEMPT": str(task.attempt).encode(),
-            b"META_RESULT": os.path.join(scratch.unit_dir, RESULT_FILE).encode(),
+            b"META_RESULT": scratch.result.encode(),
         }
-        stdout = _create(_log(scratch, task, "out"))
+        stdout = _create(scratch.stdout)
         try:
-            stderr = _create(_log(scratch, task, "err"))
+            stderr = _create(scratch.stderr)
             try:
                 return subprocess.Popen(
                     self._resolved(task.command, env),
@@ -301,11 +317,17 @@ class LocalDriver:
             self._programs[(program, path)] = found
         return [found, *command[1:]]
 
-    def _to_keep(self, task: StepTask, scratch: _Scratch, code: int) -> tuple[list[str], bool]:
+    def _to_keep(self, scratch: _Scratch, pod: _Pod | None, code: int) -> tuple[list[str], bool]:
         """The logs with anything in them, and whether the attempt's outputs are to be
         persisted (it succeeded and wrote some)."""
-        logs = [_log(scratch, task, stream) for stream in ("out", "err")]
-        return [log for log in logs if os.path.getsize(log)], code == 0 and _holds(scratch.output)
+        logs = [log for log in (scratch.stdout, scratch.stderr) if os.path.getsize(log)]
+        if code != 0:
+            return logs, False
+        if pod is None:
+            # A macro attempt's outputs folder goes with its scratch: removing it now is the
+            # cheapest test that it is empty (one call, not a walk: most steps write nothing).
+            return logs, not _removed_if_empty(scratch.output)
+        return logs, _holds(scratch.output)
 
     def _keep(self, task: StepTask, scratch: _Scratch, logs: Sequence[str], persist: bool) -> None:
         """Copy an ended attempt's logs, and its outputs when `persist`, to the workdir."""
@@ -345,11 +367,14 @@ class LocalDriver:
                 os.makedirs(target, exist_ok=True)
         return total
 
-    def _release(self, task: StepTask, scratch: _Scratch, pod: _Pod | None, code: int) -> None:
-        """A macro attempt's scratch goes; a micro step's outputs stay with its pod, for its
-        siblings to read where it wrote them."""
+    def _release(
+        self, task: StepTask, scratch: _Scratch, pod: _Pod | None, code: int, persist: bool
+    ) -> None:
+        """A macro attempt's scratch goes (its outputs folder went already if it succeeded
+        with nothing to persist: see `_to_keep`); a micro step's outputs stay with its pod,
+        for its siblings to read where it wrote them."""
         if pod is None:
-            _remove_scratch(scratch, task)
+            _remove_scratch(scratch, task, output=code != 0 or persist)
         elif code == 0:
             pod.live[task.id] = scratch.output
 
@@ -511,18 +536,18 @@ class LocalProcess:
         result, refusal = None, ""
         if code == 0:
             try:
-                result = read_result(os.path.join(scratch.unit_dir, RESULT_FILE))
+                result = read_result(scratch.result)
             except ResultRefused as refused:
                 code, refusal = CANNOT_KEEP, f"exited with code 0, but {refused}"
         try:
-            stderr_tail = "" if code == 0 else _tail(_log(scratch, task, "err"))
+            stderr_tail = "" if code == 0 else _tail(scratch.stderr)
             stderr_tail = driver.secrets.redact(stderr_tail)
-            logs, persist = driver._to_keep(task, scratch, code)
+            logs, persist = driver._to_keep(scratch, pod, code)
             if logs or persist:
                 await loop.run_in_executor(
                     driver.threads, driver._keep, task, scratch, logs, persist
                 )
-            driver._release(task, scratch, pod, code)
+            driver._release(task, scratch, pod, code, persist)
         except (OSError, shutil.Error, OutputRefused) as exc:
             return Exit(
                 CANNOT_KEEP,
@@ -693,10 +718,6 @@ def _emptied(directory: str) -> str:
     return directory
 
 
-def _log(scratch: _Scratch, task: StepTask, stream: str) -> str:
-    return os.path.join(scratch.unit_dir, f"{task.attempt}.{stream}")
-
-
 def _create(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
 
@@ -723,15 +744,31 @@ def _holds(folder: str) -> bool:
         return False
 
 
-def _remove_scratch(scratch: _Scratch, task: StepTask) -> None:
+def _removed_if_empty(folder: str) -> bool:
+    """Remove `folder` if it is an empty folder (or gone); False if it holds anything or is
+    not a folder (a link or a file in its place: persisting it refuses it)."""
+    try:
+        os.rmdir(folder)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+def _remove_scratch(scratch: _Scratch, task: StepTask, *, output: bool = True) -> None:
     """Remove a macro attempt's scratch: the files and folders `_prepare` and `_spawn` made,
     one call each when the step left them as they were (the common case), a tree walk only
-    for what holds more."""
-    for path in (scratch.input_file, _log(scratch, task, "out"), _log(scratch, task, "err")):
+    for what holds more; its outputs folder only if `output` (else it has gone)."""
+    for path in (scratch.input_file, scratch.stdout, scratch.stderr):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
     folders = [os.path.join(scratch.upstream, name) for name, _ in task.upstream]
-    for folder in (*folders, scratch.upstream, scratch.scratch, scratch.output, scratch.unit_dir):
+    folders += (scratch.upstream, scratch.scratch)
+    if output:
+        folders.append(scratch.output)
+    folders.append(scratch.unit_dir)
+    for folder in folders:
         try:
             os.rmdir(folder)
         except FileNotFoundError:

@@ -117,6 +117,28 @@ def test_render() -> None:
     assert render("{{ node.tags | join(',') }}", CONTEXT) == "a,b"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "t-{{ node.id }}",
+        "{{node.name}}-{{ index }}-{{ path }}\n",
+        "{{- node.name -}} x",
+        "{{ node.tags }} {{ inputs.n }} {{ flow.dir }}",
+        "{{ node.items }}",  # dict's own method, as Jinja finds it
+        "{{ data.flag }} {{ data.none }} {{ data.real }}",
+        "{{ data.nested.deep }}",
+    ],
+)
+def test_lookups_render_as_jinja_renders_them(text: str) -> None:
+    # Templates of text and `{{ name.key }}` lookups render without Jinja (they are most
+    # steps' names and commands); the text must be Jinja's, whatever the values.
+    from meta.flow.templates import _compiled
+
+    data = {"flag": True, "none": None, "real": 2.5, "nested": {"deep": [1, {"a": "b"}]}}
+    context = {**CONTEXT, "data": data}
+    assert render(text, context) == "".join(_compiled(text).generate(context))
+
+
 def test_render_tojson_sorts_keys() -> None:
     assert render("{{ {'b': 1, 'a': 2} | tojson }}", {}) == '{"a": 2, "b": 1}'
 
@@ -130,6 +152,12 @@ def test_render_is_strict_about_undefined_names_and_fields() -> None:
         render("{{ nothing }}", CONTEXT)
     with pytest.raises(TemplateProblem):
         render("{% if node.missing %}x{% endif %}", CONTEXT)
+    with pytest.raises(TemplateProblem, match="'nothing' is undefined"):
+        render("t-{{ nothing.id }}", CONTEXT)
+    with pytest.raises(TemplateProblem, match="has no attribute 'id'"):
+        render("t-{{ node.tags.id }}", CONTEXT)
+    with pytest.raises(TemplateProblem, match="template failed: ValueError"):
+        render("t-{{ node.id }}", {"node": {"id": 10**5000}})
 
 
 @pytest.mark.parametrize(
