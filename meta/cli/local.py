@@ -20,7 +20,7 @@ from meta.cli.common import (
     shown_result,
     user_errors,
 )
-from meta.engine.records import Listener
+from meta.engine.records import UPSTREAM_FAILED, Listener
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
 from meta.local.environment import read_secrets
@@ -229,7 +229,7 @@ def _summarise(outcome: Outcome) -> None:
         failures = report.get("error", {}).get("failures", [])
         for failure in failures if len(failures) > 1 else ():
             click.echo(f"  failed: {failure['unit']}: {failure['reason']}", err=True)
-        skipped = sum(1 for u in units if u["state"] == "skipped")
+        skipped = sum(1 for u in units if u.get("reason") == UPSTREAM_FAILED)
         if skipped:
             click.echo(f"  {skipped} units skipped: a unit they depend on failed", err=True)
         tail = report.get("error", {}).get("stderrTail")

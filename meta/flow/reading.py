@@ -45,10 +45,11 @@ def read_regular(
         problem = str(refused)
     except FileNotFoundError:
         problem = missing
+    except UnicodeDecodeError as exc:
+        # Before ValueError, of which it is a kind.
+        problem = f"is not UTF-8 text (byte {exc.start})"
     except ValueError:
         problem = "the path holds a NUL byte"
-    except UnicodeDecodeError as exc:
-        problem = f"is not UTF-8 text (byte {exc.start})"
     except OSError as exc:
         problem = f"cannot be read: {exc.strerror or exc}"
     raise fault(Fault(shown, "", problem))

@@ -117,3 +117,12 @@ def test_an_input_that_is_a_folder_fifo_or_device_says_what_it_is(
         (tmp_path / "f.yaml").write_text(flow)
         line = _one_line(meta("validate", "f.yaml"))
         assert line == f"f.yaml: /spec/inputs/d/path: input file {path} {reason}"
+
+
+def test_a_flow_file_that_is_not_utf8_says_so_and_where(
+    meta: Callable[..., Result], tmp_path: Path
+) -> None:
+    text = _flow("{name: r, run: {command: [echo, caf\u00e9]}}").encode("latin-1")
+    (tmp_path / "f.yaml").write_bytes(text)
+    line = _one_line(meta("validate", "f.yaml"))
+    assert line == f"f.yaml: /: is not UTF-8 text (byte {text.index(0xE9)})"

@@ -167,3 +167,23 @@ def test_resume_runs_what_failed_then_finally_again_and_keeps_earlier_attempts(e
     assert units["again/s/a"].get("resumed") is True
     assert [h["state"] for h in units["again/s/b"]["history"]] == ["failed", "succeeded"]
     assert seen(workdir, "again/finally/notify")["states"] == "s=succeeded "
+
+
+def test_the_failure_summary_counts_only_the_units_a_failure_skipped(env: Env) -> None:
+    env.script("work.py", WORK)
+    root = {
+        "name": "d",
+        "scope": "macro",
+        "pattern": "dag",
+        "onFailure": "continue",
+        "units": [
+            step("a", "work.py", "fail"),
+            step("b", "work.py", dependsOn=["a"]),
+            step("off", "work.py", when="{{ false }}"),
+            step("also-off", "work.py", when="{{ false }}"),
+        ],
+    }
+    done = env.meta("run", str(env.flow("sk", root)), "--workdir", str(env.root / "wd"))
+    assert done.returncode == 1, done.stderr
+    assert "1 units skipped: a unit they depend on failed" in done.stderr
+    assert "sk: failed (1 units run, 1 failed, 3 skipped)" in done.stdout
