@@ -101,3 +101,17 @@ def shown_result(result: Any) -> str:
     """A result on one line, cut to RESULT_SHOWN characters (`-o json` has it whole)."""
     text = json.dumps(result, separators=(",", ":"), sort_keys=True)
     return text if len(text) <= RESULT_SHOWN else text[: RESULT_SHOWN - 1] + "…"
+
+
+_CONTROLS = {
+    code: f"\\x{code:02x}"
+    for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+    if chr(code) not in "\t\n"
+}
+
+
+def printable(text: str) -> str:
+    """What a step wrote (its stderr's tail, a reason quoting it), safe for a terminal: control
+    characters, ESC and the C1 set among them, are shown escaped (`\\x1b`), so a step can
+    neither set the terminal's title, reset or recolour it, nor overwrite the lines around."""
+    return text.translate(_CONTROLS)

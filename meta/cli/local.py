@@ -17,6 +17,7 @@ from meta.cli.common import (
     EXIT_USER_ERROR,
     SETS,
     cache_dir_option,
+    printable,
     shown_result,
     user_errors,
 )
@@ -225,17 +226,18 @@ def _summarise(outcome: Outcome) -> None:
             for fault in outcome.error.faults:
                 click.echo(str(fault), err=True)
             sys.exit(EXIT_USER_ERROR)
-        click.echo(f"error: {outcome.error}", err=True)
+        click.echo(f"error: {printable(str(outcome.error))}", err=True)
         failures = report.get("error", {}).get("failures", [])
         for failure in failures if len(failures) > 1 else ():
-            click.echo(f"  failed: {failure['unit']}: {failure['reason']}", err=True)
+            click.echo(f"  failed: {failure['unit']}: {printable(failure['reason'])}", err=True)
         skipped = sum(1 for u in units if u.get("reason") == UPSTREAM_FAILED)
         if skipped:
             click.echo(f"  {skipped} units skipped: a unit they depend on failed", err=True)
         tail = report.get("error", {}).get("stderrTail")
         if tail:
             click.echo("stderr (tail):", err=True)
-            click.echo("\n".join("  " + line for line in tail.splitlines()[-20:]), err=True)
+            lines = tail.splitlines()[-20:]
+            click.echo("\n".join("  " + printable(line) for line in lines), err=True)
         sys.exit(EXIT_FAILED)
     if outcome.state == "cancelled":
         click.echo("interrupted: `meta resume` the workdir to finish", err=True)

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from meta.cli.common import EXIT_INTERRUPTED, OUTPUT, duration, shown_result, user_errors
+from meta.cli.common import (
+    EXIT_INTERRUPTED,
+    OUTPUT,
+    duration,
+    printable,
+    shown_result,
+    user_errors,
+)
 from meta.cli.kube import KUBECONFIG, NAMESPACE, kube_api
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
@@ -450,7 +457,7 @@ def _attempt_lines(units: Sequence[Mapping[str, Any]], missing: str | None) -> I
                 if entry["durationSeconds"] is None
                 else f", took {duration(entry['durationSeconds'])}"
             )
-            why = f": {entry['reason']}" if entry["reason"] else ""
+            why = f": {printable(entry['reason'])}" if entry["reason"] else ""
             yield (
                 f"    {entry['attempt']}. {entry['state']}{code}, started "
                 f"{_when(entry['startedAt'])}{took}{why}"
@@ -459,7 +466,7 @@ def _attempt_lines(units: Sequence[Mapping[str, Any]], missing: str | None) -> I
             if len(tail) > STDERR_LINES:
                 yield f"       | ... ({len(tail) - STDERR_LINES} lines before; -o json has them)"
             for line in tail[-STDERR_LINES:]:
-                yield f"       | {line}"
+                yield f"       | {printable(line)}"
     if len(units) > MAX_ATTEMPT_UNITS:
         more = len(units) - MAX_ATTEMPT_UNITS
         yield f"  ... and {more} more units tried more than once (--unit UNIT, or -o json)"

@@ -182,6 +182,25 @@ def test_the_failed_unit_is_the_default_for_logs(env: Env) -> None:
     )
 
 
+def test_what_a_step_wrote_reaches_the_terminal_escaped_in_summaries(env: Env) -> None:
+    """A step's stderr tail is quoted by `meta run`'s failure summary and by `meta status`:
+    there, control characters must not reach the terminal (a title, a reset, a backspace that
+    overwrites what meta says). `meta logs` gives the bytes as they are."""
+    env.script(
+        "spoof.py",
+        "import sys\n"
+        "sys.stderr.write('\\x1b]0;PWNED\\x07\\x1bc fine\\x08\\x08\\x08\\x08\\xc2\\x9b31m\\n')\n"
+        "sys.exit(3)\n",
+    )
+    flow = env.flow("esc", seq(step("bad", "spoof.py")))
+    run = env.meta("run", str(flow), "--workdir", "w")
+    status = env.meta("status", "w", "--unit", "bad")
+    for shown in (run.stderr, status.stdout):
+        assert "\\x1b]0;PWNED\\x07\\x1bc fine\\x08" in shown, shown
+        assert not any(char in shown for char in "\x1b\x07\x08\x9b"), shown
+    assert "\x1b]0;PWNED\x07" in env.meta("logs", "w", "bad").stderr
+
+
 def test_a_running_run_its_live_log_and_follow(env: Env) -> None:
     env.script("hold.py", HOLD)
     flow = env.flow("slow", seq(step("wait", "hold.py")))
