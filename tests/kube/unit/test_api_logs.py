@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from kubernetes import client
 
 from meta.kube.api import ClientApi
+from tests.kube.unit.served import client_of
 
 RELEASE = threading.Event()
 """The followed log's second chunk is written once the test has read the first."""
@@ -50,15 +50,8 @@ class LogEndpoint(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api() -> Iterator[ClientApi]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), LogEndpoint)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
-    real = ClientApi(client.ApiClient(configuration))
-    yield real
-    real.close()
-    server.shutdown()
+    with client_of(LogEndpoint) as real:
+        yield real
 
 
 def test_a_log_at_once_and_a_followed_one_as_it_is_written(api: ClientApi) -> None:

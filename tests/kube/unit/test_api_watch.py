@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from kubernetes import client
 
 from meta.kube.api import LISTED, ClientApi
+from tests.kube.unit.served import client_of
 
 SELECTOR = "meta-orchestrator.io/flow"
 ASKED: list[dict[str, str]] = []
@@ -78,15 +77,8 @@ class PodsEndpoint(BaseHTTPRequestHandler):
 @pytest.fixture
 def api() -> Iterator[ClientApi]:
     ASKED.clear()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PodsEndpoint)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
-    real = ClientApi(client.ApiClient(configuration))
-    yield real
-    real.close()
-    server.shutdown()
+    with client_of(PodsEndpoint) as real:
+        yield real
 
 
 def test_pods_are_listed_in_pages_then_watched_resumed_and_listed_again_when_expired(
