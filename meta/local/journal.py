@@ -137,7 +137,13 @@ class FileJournal:
             self._closing = True
             self._ready.notify()
         self._writer.join()
-        os.close(self._fd)
+        try:
+            deleted = os.fstat(self._fd).st_nlink == 0
+        finally:
+            os.close(self._fd)
+        if self._failure is None and deleted:
+            # Written to the end, but into a file nobody can open: the run is not on record.
+            self._failure = OSError(f"{self.path} was deleted while the run went on")
         if self._failure is not None:
             raise self._failure
 

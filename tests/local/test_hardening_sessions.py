@@ -143,3 +143,16 @@ def _store(workdir: Path) -> dict[str, bytes]:
         for path in sorted(store.rglob("*"))
         if path.is_file()
     }
+
+
+def test_a_workdir_deleted_while_the_run_goes_on_fails_the_run(env: Env) -> None:
+    """What the run did is lost with its journal: it must not say it succeeded."""
+    workdir = env.root / "wd"
+    gone = {"name": "gone", "run": {"command": ["rm", "-rf", str(workdir)]}}
+    flow = env.flow("lost", {"name": "s", "scope": "macro", "pattern": "sequence", "units": [
+        gone, step("after", "hold.py")
+    ]})  # fmt: skip
+    env.script("hold.py", HOLD)
+    done = env.meta("run", str(flow), "--workdir", str(workdir))
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "was deleted while the run went on" in done.stderr, done.stderr
