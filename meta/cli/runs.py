@@ -423,12 +423,13 @@ def describe(view: Mapping[str, Any]) -> Iterator[str]:
     elif view["failedUnit"]:
         yield f"  failed unit: {view['failedUnit']}"
     for line in str(view["reason"] or "").splitlines():
-        yield f"  {line}"
+        yield f"  {printable(line)}"
     yield from _attempt_lines(view.get("attempts") or [], view.get("attemptsMissing"))
     for section in view["sections"]:
         yield (
             f"  section {section['id']}: {section['pattern']} ({section['scope']}), "
             f"peak {section['peakActive']}/{section['maxActive']}, {section['unitsRun']} units"
+            + (", failed" if section.get("state") == "failed" else "")
         )
     hits = view.get("cachedUnits") or []
     for hit in hits[:CACHED_LINES]:

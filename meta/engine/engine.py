@@ -268,12 +268,13 @@ class Engine:
         here = SectionFrame(visit.uid, section.scope, pod, outer=parent, always=parent.always)
         here.ending.keep = bool(section.final)
         try:
-            walked = await self._walk(visit, section, limit, here)
+            frontier = await self._walk(visit, section, limit, here)
         except RunFailed as failure:
             # Its units are all ended now: a cancel that reaches the finally units comes from
             # outside, and must not run the finally units of sections inside them.
             here.ending.stopping = False
             failures = await self._finally(visit, section.final, here, failure.failures)
+            self._section_record(visit, section, limit, here, "failed")
             raise RunFailed.of(failures) from None
         except asyncio.CancelledError:
             if section.final and parent.stopping():
@@ -281,8 +282,10 @@ class Engine:
             raise
         failures = await self._finally(visit, section.final, here, here.ending.failures)
         if failures:
+            self._section_record(visit, section, limit, here, "failed")
             raise RunFailed.of(failures)
-        return self._section_done(visit, section, limit, *walked)
+        self._section_record(visit, section, limit, here, "succeeded")
+        return self._section_done(visit, frontier)
 
     async def _pod_of_its_own(
         self, pods: PodDriver, visit: Visit, section: Section, limit: int
@@ -317,22 +320,35 @@ class Engine:
 
     async def _walk(
         self, visit: Visit, section: Section, limit: int, here: SectionFrame
-    ) -> tuple[Frontier, int, int]:
-        """Run the section's frontier to its end: (the frontier, peak live units, units run)."""
+    ) -> Frontier:
+        """Run the section's frontier to its end (its peak of live units and the units run are
+        counted on `here.ending`, also when a failure ends it early)."""
         frontier = frontier_for(visit.frame.plan, section, visit.context, visit.upstream)
         stop = section.on_failure == "stop"
         if limit == 1:
-            count = await self._drive_in_turn(visit.frame, frontier, here, stop)
-            return frontier, min(count, 1), count
-        peak, count = await self._drive(visit.frame, frontier, limit, here, stop)
-        return frontier, peak, count
+            await self._drive_in_turn(visit.frame, frontier, here, stop)
+        else:
+            await self._drive(visit.frame, frontier, limit, here, stop)
+        return frontier
 
-    def _section_done(
-        self, visit: Visit, section: Section, limit: int, frontier: Frontier, peak: int, count: int
-    ) -> Done:
+    def _section_record(
+        self, visit: Visit, section: Section, limit: int, here: SectionFrame, state: str
+    ) -> None:
+        ending = here.ending
         self._listener.section_finished(
-            SectionRecord(visit.uid, visit.name, section.pattern, section.scope, limit, peak, count)
+            SectionRecord(
+                visit.uid,
+                visit.name,
+                section.pattern,
+                section.scope,
+                limit,
+                ending.peak,
+                ending.units_run,
+                state,
+            )
         )
+
+    def _section_done(self, visit: Visit, frontier: Frontier) -> Done:
         parts = frontier.result()
         result = section_result(parts)
         if len(parts) == 1:
@@ -344,20 +360,20 @@ class Engine:
 
     async def _drive_in_turn(
         self, frame: FlowFrame, frontier: Frontier, here: SectionFrame, stop: bool
-    ) -> int:
-        """One unit at a time, each awaited in turn (exact pattern order); the units run."""
-        count = 0
+    ) -> None:
+        """One unit at a time, each awaited in turn (exact pattern order)."""
+        ending = here.ending
         while (ready := frontier.next()) is not None:
+            ending.peak = 1
             done = await self._ready(frame, here, ready, stop)
             frontier.complete(ready, done)
-            count += 1
-        return count
+            ending.units_run += 1
 
     async def _drive(
         self, frame: FlowFrame, frontier: Frontier, limit: int, here: SectionFrame, stop: bool
-    ) -> tuple[int, int]:
-        """Run a frontier to its end with at most `limit` live units; (peak live, units run)."""
-        count = 0
+    ) -> None:
+        """Run a frontier to its end with at most `limit` live units."""
+        ending = here.ending
         loop = asyncio.get_running_loop()
         running: dict[asyncio.Task[Done], Ready] = {}
         finished: deque[asyncio.Task[Done]] = deque()
@@ -367,16 +383,15 @@ class Engine:
             finished.append(task)
             wake.set()
 
-        peak = 0
         try:
             while True:
                 while len(running) < limit and (ready := frontier.next()) is not None:
                     task = loop.create_task(self._ready(frame, here, ready, stop))
                     task.add_done_callback(on_done)
                     running[task] = ready
-                peak = max(peak, len(running))
+                ending.peak = max(ending.peak, len(running))
                 if not running:
-                    return peak, count
+                    return
                 while not finished:
                     wake.clear()
                     await wake.wait()
@@ -384,7 +399,7 @@ class Engine:
                     task = finished.popleft()
                     ready = running.pop(task)
                     frontier.complete(ready, task.result())
-                    count += 1
+                    ending.units_run += 1
         finally:
             for task in running:
                 task.cancel()

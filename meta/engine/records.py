@@ -79,6 +79,8 @@ class SectionRecord:
     max_active: int
     peak_active: int
     units_run: int
+    state: str = "succeeded"
+    """Or "failed": a unit's failure ended it (the counts are then of what ran until then)."""
 
 
 class Listener(Protocol):

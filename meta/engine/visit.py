@@ -67,6 +67,9 @@ class Ending:
     """Failures of its units under `onFailure: continue`, in the order they happened."""
     stopping: bool = False
     """A unit failed under `onFailure: stop`: the units still running are being cancelled."""
+    peak: int = 0
+    """The most units that were live at once."""
+    units_run: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -354,7 +354,7 @@ def status_view(resource: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-SECTION_KEYS = ("id", "pattern", "scope", "maxActive", "peakActive", "unitsRun")
+SECTION_KEYS = ("id", "pattern", "scope", "maxActive", "peakActive", "unitsRun", "state")
 
 
 def _seconds_between(started: str | None, finished: str | None) -> float | None:

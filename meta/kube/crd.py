@@ -374,6 +374,7 @@ def status_schema() -> dict[str, Any]:
                         "maxActive": {"type": "integer"},
                         "peakActive": {"type": "integer"},
                         "unitsRun": {"type": "integer"},
+                        "state": {"type": "string", "enum": ["succeeded", "failed"]},
                     },
                 },
             },

@@ -79,6 +79,7 @@ class ReportBuilder:
                     "maxActive": s.max_active,
                     "peakActive": s.peak_active,
                     "unitsRun": s.units_run,
+                    "state": s.state,
                 }
                 for s in self.sections
             ],

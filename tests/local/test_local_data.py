@@ -241,6 +241,7 @@ def test_report_fields_and_types(ran: tuple[Env, Path, Any]) -> None:
         "maxActive": 1,
         "peakActive": 1,
         "unitsRun": 2,
+        "state": "succeeded",
     }
     fan = sections["data/top/fan"]
     assert (fan["pattern"], fan["maxActive"], fan["unitsRun"]) == ("fanout", 4, 3)

@@ -187,3 +187,7 @@ def test_the_failure_summary_counts_only_the_units_a_failure_skipped(env: Env) -
     assert done.returncode == 1, done.stderr
     assert "1 units skipped: a unit they depend on failed" in done.stderr
     assert "sk: failed (1 units run, 1 failed, 3 skipped)" in done.stdout
+    (section,) = report(env.root / "wd")["sections"]
+    assert (section["id"], section["state"], section["unitsRun"]) == ("sk/d", "failed", 4)
+    status = env.meta("status", str(env.root / "wd"))
+    assert "section sk/d: dag (macro), peak 3/4, 4 units, failed" in status.stdout

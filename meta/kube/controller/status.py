@@ -116,6 +116,7 @@ class StatusReporter:
                     "maxActive": record.max_active,
                     "peakActive": record.peak_active,
                     "unitsRun": record.units_run,
+                    "state": record.state,
                 }
             )
         self._changed()

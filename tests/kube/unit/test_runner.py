@@ -196,6 +196,7 @@ def test_a_micro_section_is_one_pod_with_a_quarterback_allowed_to_touch_that_pod
         "maxActive": 3,
         "peakActive": 3,
         "unitsRun": 6,
+        "state": "succeeded",
     }, "the quarterback's report is merged into the flow's status"
 
 
