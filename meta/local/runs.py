@@ -32,7 +32,7 @@ from meta.engine.records import (
     CONDITION,
     UPSTREAM_FAILED,
     UnitRecord,
-    attempt_entry,
+    add_attempt,
 )
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
@@ -314,8 +314,7 @@ def _read_journal(path: Path) -> _Journal:
                 )
                 if entry["state"] in ATTEMPT_ENDS:
                     fields = {name: entry[name] for name in RECORD_FIELDS if name in entry}
-                    record = attempt_entry(UnitRecord(**fields))
-                    journal.histories.setdefault(uid, []).append(record)
+                    add_attempt(journal.histories.setdefault(uid, []), UnitRecord(**fields))
         except (ValueError, KeyError, TypeError) as exc:
             raise UserError(
                 Fault(display_path(path), f"/{number - 1}", f"line {number} is not a record: {exc}")
