@@ -204,12 +204,17 @@ def _may_be_terminal() -> bool:
 def _summarise(outcome: Outcome) -> None:
     report = outcome.report
     units = report["units"]
-    ran = sum(1 for u in units if u["state"] in ("succeeded", "failed") and not u.get("resumed"))
+    # A cancelled unit ran when it made an attempt (stopped in one, or waiting to retry).
+    tried = [u for u in units if u["state"] == "cancelled" and u["attempts"] > 0]
+    ran = len(tried) + sum(
+        1 for u in units if u["state"] in ("succeeded", "failed") and not u.get("resumed")
+    )
     failed = sum(1 for u in units if u["state"] == "failed")
     resumed = sum(1 for u in units if u.get("resumed") and u["state"] != "skipped")
     cached = sum(1 for u in units if u["state"] == "cached" and not u.get("resumed"))
     skipped = sum(1 for u in units if u["state"] == "skipped")
     again = f", {failed} failed" if failed else ""
+    again += f", {len(tried)} cancelled" if tried else ""
     again += f", {resumed} finished before" if resumed else ""
     again += f", {cached} cached" if cached else ""
     again += f", {skipped} skipped" if skipped else ""

@@ -37,6 +37,7 @@ from meta.local.runs import (
     log_chunks,
     parse_age,
     read_run,
+    skipped_because,
     unit_logs,
 )
 
@@ -368,9 +369,20 @@ def local_view(run: Run, unit: str | None = None) -> dict[str, Any]:
             if unit.cached_from
         ][:MAX_CACHED_SHOWN],
         "result": run.result,
-        "attempts": attempts_view(run.histories, names, unit),
+        "attempts": [_with_end(run, entry) for entry in attempts_view(run.histories, names, unit)],
         "attemptsMissing": None,
     }
+
+
+def _with_end(run: Run, entry: dict[str, Any]) -> dict[str, Any]:
+    """A shown unit's attempts and how it ended: a skipped or cached unit made none."""
+    seen = run.units.get(entry["id"])
+    if seen is None:
+        return entry
+    ended = {"state": seen.state, "reason": seen.reason, "result": seen.result}
+    if seen.cached_from:
+        ended["cachedFrom"] = seen.cached_from
+    return {**entry, **ended}
 
 
 def attempts_view(
@@ -447,8 +459,10 @@ def _attempt_lines(units: Sequence[Mapping[str, Any]], missing: str | None) -> I
     `argo get` shows of a node's retries."""
     for unit in units[:MAX_ATTEMPT_UNITS]:
         history = unit["history"]
+        if unit.get("result") is not None:
+            yield f"  result of {unit['id']}: {shown_result(unit['result'])}"
         if not history:
-            yield f"  attempts of {unit['id']}: none ended yet"
+            yield _no_attempt(unit)
             continue
         yield f"  attempts of {unit['id']} ({len(history)}):"
         for entry in history:
@@ -473,6 +487,15 @@ def _attempt_lines(units: Sequence[Mapping[str, Any]], missing: str | None) -> I
         yield f"  ... and {more} more units tried more than once (--unit UNIT, or -o json)"
     if missing:
         yield f"  attempts not shown: {missing}"
+
+
+def _no_attempt(unit: Mapping[str, Any]) -> str:
+    if unit.get("state") == "skipped":
+        return f"  {unit['id']} {skipped_because(unit.get('reason') or '')}"
+    if unit.get("state") == "cached":
+        source = unit.get("cachedFrom") or "an earlier session"
+        return f"  {unit['id']} was not run again: its outputs are those of {source}"
+    return f"  attempts of {unit['id']}: none ended yet"
 
 
 def _iso(seconds: float | None) -> str | None:

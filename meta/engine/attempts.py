@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from meta.engine.deadlines import Deadlines
@@ -16,6 +17,7 @@ from meta.engine.visit import Visit
 from meta.errors import RunFailed
 
 MAX_BACKOFF_SECONDS = 60.0
+BEFORE_RETRY = "cancelled while waiting to retry"
 TAIL_AFTER_STOP_SECONDS = 0.1
 
 Start = Callable[[int], Awaitable[Running]]
@@ -82,7 +84,17 @@ class Attempts:
             record = _ended(record, "failed", exit_, reason, retrying=True)
             self._journal.record_finished(record)
             self._listener.unit_finished(record)
-            await asyncio.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+            try:
+                await asyncio.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+            except asyncio.CancelledError:
+                # It had a retry left (a resumed run gives it one): cancelled, not failed. The
+                # same attempt's record again, as its last word.
+                cancelled = replace(
+                    record, state="cancelled", retrying=False, reason=f"{reason}; {BEFORE_RETRY}"
+                )
+                self._journal.record_finished(cancelled)
+                self._listener.unit_finished(cancelled)
+                raise
 
     async def _attempt(
         self, starting: Awaitable[Running], timeout: float | None, record: UnitRecord

@@ -175,7 +175,7 @@ class Caching:
         parent = visit.parent
         record = UnitRecord(
             visit.uid, visit.name, parent.id, parent.scope, "cached", 0, now, now,
-            cached_from=entry.run,
+            cached_from=entry.run, result=entry.extra.get("result"),
         )  # fmt: skip
         self._journal.record_finished(record)
         self._listener.unit_finished(record)

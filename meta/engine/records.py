@@ -70,6 +70,20 @@ def attempt_entry(record: UnitRecord) -> dict[str, Any]:
     }
 
 
+def add_attempt(history: list[dict[str, Any]], record: UnitRecord) -> None:
+    """Add an ended attempt to a unit's history; a second record of the same attempt (one
+    cancelled while waiting to retry) is its last word and stands in for the first."""
+    entry = attempt_entry(record)
+    last = history[-1] if history else None
+    if last is not None and (last["attempt"], last["startedAt"]) == (
+        entry["attempt"],
+        entry["startedAt"],
+    ):
+        history[-1] = entry
+    else:
+        history.append(entry)
+
+
 @dataclass(frozen=True, slots=True)
 class SectionRecord:
     id: str

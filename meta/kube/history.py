@@ -98,10 +98,15 @@ def _add(
             continue
         record = UnitRecord(**{name: entry[name] for name in RECORD_FIELDS if name in entry})
         key = (record.id, record.attempts, record.started_at)
+        history = attempts.setdefault(record.id, [])
         if key in seen:
+            # Read twice, or its attempt's later record (cancelled while waiting to retry):
+            # the later one is its last word.
+            at = [(e["attempt"], e["startedAt"]) for e in history].index(key[1:])
+            history[at] = attempt_entry(record)
             continue
         seen.add(key)
-        attempts.setdefault(record.id, []).append(attempt_entry(record))
+        history.append(attempt_entry(record))
         names[record.id] = record.name
 
 

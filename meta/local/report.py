@@ -16,7 +16,7 @@ from meta.engine.records import (
     Listener,
     SectionRecord,
     UnitRecord,
-    attempt_entry,
+    add_attempt,
 )
 
 FINISHED = ("succeeded", "cached")
@@ -40,7 +40,7 @@ class ReportBuilder:
     def unit_finished(self, record: UnitRecord) -> None:
         self.units[record.id] = record
         if not record.resumed and record.state in ATTEMPT_ENDS:
-            self.attempts.setdefault(record.id, []).append(attempt_entry(record))
+            add_attempt(self.attempts.setdefault(record.id, []), record)
 
     def section_finished(self, record: SectionRecord) -> None:
         self.sections.append(record)

@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meta.engine.records import ATTEMPT_ENDS, UnitRecord, attempt_entry
+from meta.engine.records import (
+    ATTEMPT_ENDS,
+    CONDITION,
+    UPSTREAM_FAILED,
+    UnitRecord,
+    add_attempt,
+)
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
 from meta.local.driver import OWNER_FILE, RUN_TOKEN, kill_leftovers, scratch_root
@@ -78,6 +84,10 @@ class Unit:
     """When that attempt started."""
     cached_from: str = ""
     """The run whose outputs it reused, for a unit the cache had."""
+    reason: str = ""
+    """Why a skipped unit was (`condition`, `upstream-failed`), or why one failed."""
+    result: Any = None
+    """What it wrote to META_RESULT (or the cache entry it reused kept)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,8 @@ class _Seen:
     started_at: float
     session: int
     cached_from: str = ""
+    reason: str = ""
+    result: Any = None
 
 
 @dataclass
@@ -297,11 +309,12 @@ def _read_journal(path: Path) -> _Journal:
                     float(entry["started_at"]),
                     session,
                     str(entry.get("cached_from") or ""),
+                    str(entry.get("reason") or ""),
+                    entry.get("result"),
                 )
                 if entry["state"] in ATTEMPT_ENDS:
                     fields = {name: entry[name] for name in RECORD_FIELDS if name in entry}
-                    record = attempt_entry(UnitRecord(**fields))
-                    journal.histories.setdefault(uid, []).append(record)
+                    add_attempt(journal.histories.setdefault(uid, []), UnitRecord(**fields))
         except (ValueError, KeyError, TypeError) as exc:
             raise UserError(
                 Fault(display_path(path), f"/{number - 1}", f"line {number} is not a record: {exc}")
@@ -337,7 +350,16 @@ def _mtime(path: Path) -> float:
 
 def _units(journal: _Journal, report: Mapping[str, Any] | None) -> dict[str, Unit]:
     units = {
-        uid: Unit(uid, seen.name, seen.state, seen.attempt, seen.started_at, seen.cached_from)
+        uid: Unit(
+            uid,
+            seen.name,
+            seen.state,
+            seen.attempt,
+            seen.started_at,
+            seen.cached_from,
+            seen.reason,
+            seen.result,
+        )
         for uid, seen in journal.units.items()
     }
     for entry in report.get("units", []) if report is not None else ():
@@ -346,7 +368,8 @@ def _units(journal: _Journal, report: Mapping[str, Any] | None) -> dict[str, Uni
         state = _shown_state(entry)
         attempt, at = int(entry["attempts"]), float(entry["startedAt"])
         cached_from = str(entry.get("cachedFrom") or "")
-        units[uid] = Unit(uid, str(entry["name"]), state, attempt, at, cached_from)
+        reason, result = str(entry.get("reason") or ""), entry.get("result")
+        units[uid] = Unit(uid, str(entry["name"]), state, attempt, at, cached_from, reason, result)
     return units
 
 
@@ -440,6 +463,15 @@ class Logs:
 
 
 def unit_logs(run: Run, unit: Unit, attempt: int | None = None) -> Logs:
+    if unit.state == "skipped":
+        # Nothing of it ran: an empty answer would read as an attempt that printed nothing.
+        raise UserError(
+            Fault(
+                display_path(run.workdir),
+                "",
+                f"unit {unit.id} {skipped_because(unit.reason)} and has no logs",
+            )
+        )
     kept = run.workdir / "logs" / unit.id
     attempts = {unit.attempt} if unit.state in ("running", "failed", "succeeded") else set()
     with contextlib.suppress(OSError):
@@ -461,6 +493,15 @@ def unit_logs(run: Run, unit: Unit, attempt: int | None = None) -> Logs:
             return Logs(unit, chosen, stdout, stderr, pid)
     out, err = (_kept(kept / f"{chosen}.{s}", unit, chosen) for s in ("out", "err"))
     return Logs(unit, chosen, out, err)
+
+
+def skipped_because(reason: str) -> str:
+    """Why a skipped unit never ran, in words."""
+    if reason == CONDITION:
+        return "was skipped (its `when` was false): it never ran"
+    if reason == UPSTREAM_FAILED:
+        return "was skipped (a unit it reads failed): it never ran"
+    return f"was skipped ({reason or 'no reason recorded'}): it never ran"
 
 
 def _kept(log: Path, unit: Unit, attempt: int) -> Path | None:

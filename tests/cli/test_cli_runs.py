@@ -287,3 +287,52 @@ def test_faults_are_one_line_and_exit_2(env: Env, tmp_path: Path) -> None:
     assert listed.returncode == 0 and listed.stderr.startswith("skipped: broken/run.json: /:")
     bad_age = env.meta("clean", "--older-than", "soon")
     assert bad_age.returncode == 2 and "expected a number and a unit" in bad_age.stderr
+
+
+def test_status_and_logs_of_a_skipped_unit_say_it_never_ran_and_why(env: Env) -> None:
+    flow = env.flow(
+        "sk",
+        {
+            "name": "main",
+            "scope": "macro",
+            "pattern": "dag",
+            "onFailure": "continue",
+            "units": [
+                step("off1", "-c", "pass", when="false"),
+                step("bad", "-c", "raise SystemExit(1)"),
+                step("after", "-c", "pass", dependsOn=["bad"]),
+            ],
+        },
+    )
+    assert env.meta("run", str(flow), "--workdir", "w").returncode != 0
+    for unit, why in (("off1", "its `when` was false"), ("after", "a unit it reads failed")):
+        text = env.meta("status", "w", "--unit", unit)
+        assert text.returncode == 0, text.stderr
+        assert f"sk/main/{unit} was skipped ({why}): it never ran" in text.stdout, text.stdout
+        assert "none ended yet" not in text.stdout
+        shown = meta_json(env, "status", "w", "--unit", unit)["attempts"]
+        assert [(u["id"], u["state"], u["history"]) for u in shown if u["id"].endswith(unit)] == [
+            (f"sk/main/{unit}", "skipped", [])
+        ]
+        line = one_line_fault(env.meta("logs", "w", unit))
+        assert (
+            line == f"w: /: unit sk/main/{unit} was skipped ({why}): it never ran and has no logs"
+        )
+    reasons = {
+        u["id"]: u["reason"] for u in meta_json(env, "status", "w", "--unit", "off1")["attempts"]
+    }
+    assert reasons["sk/main/off1"] == "condition"
+
+
+def test_status_of_a_cached_unit_shows_its_result(env: Env) -> None:
+    env.script("gen.py", "import os; open(os.environ['META_RESULT'], 'w').write('{\"n\": 3}')")
+    flow = env.flow("res", seq(step("gen", "gen.py", cache=True)))
+    cache = str(env.root / "cache")
+    for workdir in ("d1", "d2"):
+        done = env.meta("run", str(flow), "--workdir", workdir, "--cache-dir", cache)
+        assert done.returncode == 0, done.stderr
+    text = env.meta("status", "d2", "--unit", "gen").stdout
+    assert "result of res/top/gen: " in text and "3" in text, text
+    assert "was not run again: its outputs are those of" in text, text
+    (shown,) = meta_json(env, "status", "d2", "--unit", "gen")["attempts"]
+    assert (shown["state"], shown["result"]) == ("cached", {"n": 3})

@@ -462,3 +462,30 @@ def test_two_sibling_names_that_render_alike_are_refused(tmp_path: Path) -> None
     assert only.pointer == "/spec/root/units/1/name"
     assert "another unit here is named 'same' too" in only.reason
     assert driver.start_ids() == ["t/both/same"]
+
+
+def test_a_unit_cancelled_while_waiting_to_retry_is_cancelled_not_failed(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        section("seq", "sequence", units=[step("bo", retries=3)]),
+        defaults={"retryBackoffSeconds": 30},
+    )
+    driver = FakeDriver(fail={"t/seq/bo": ALWAYS})
+    listener = RecordingListener()
+    journal = FakeJournal()
+
+    async def main() -> None:
+        task = asyncio.create_task(Engine(plan, driver, listener=listener, journal=journal).run())
+        while not journal.ended:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert driver.start_ids() == ["t/seq/bo"]
+    ends = [(r.state, r.attempts, r.retrying, r.exit_code) for r in journal.ended]
+    assert ends == [("failed", 1, True, FAIL_CODE), ("cancelled", 1, False, FAIL_CODE)]
+    last = listener.finished[-1]
+    assert (last.state, last.started_at) == ("cancelled", journal.ended[0].started_at)
+    assert last.reason == f"exited with code {FAIL_CODE}; cancelled while waiting to retry"

@@ -169,3 +169,21 @@ def test_a_flows_cache_dir_defaults_under_meta_cache_dir(env: Env, tmp_path: Pat
     assert len(list((base / "outputs" / "entries").rglob("entry.json"))) == 4
     run_file = json.loads((env.root / "one" / "run.json").read_text())
     assert run_file["cacheDir"] == str((base / "outputs").resolve())
+
+
+def test_a_cache_hit_has_the_result_its_entry_kept_in_the_report(env: Env) -> None:
+    env.script("gen.py", "import os; open(os.environ['META_RESULT'], 'w').write('{\"n\": 3}')")
+    flow = env.flow(
+        "res",
+        {
+            "name": "main",
+            "scope": "macro",
+            "pattern": "sequence",
+            "units": [step("gen", "gen.py", cache=True)],
+        },
+    )
+    cache = env.root / "cache"
+    first = units_by_id(run(env, flow, "d1", cache))["res/main/gen"]
+    second = units_by_id(run(env, flow, "d2", cache))["res/main/gen"]
+    assert (first["state"], first["result"]) == ("succeeded", {"n": 3})
+    assert (second["state"], second.get("result")) == ("cached", {"n": 3})

@@ -43,6 +43,17 @@ steplib.log_run()
 Path(os.environ["META_OUTPUT"], "quick.txt").write_text(steplib.UNIT)
 """
 
+# Fails while the HOLD file exists.
+FAIL_WHILE_HELD = r"""
+import os
+from pathlib import Path
+import steplib
+
+steplib.log_run()
+if Path(os.environ["T_LOG"]).with_name("hold").exists():
+    raise SystemExit(1)
+"""
+
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_leaves_no_process_and_resume_finishes(env: Env, sig: signal.Signals) -> None:
@@ -143,3 +154,35 @@ def test_interrupt_inside_a_micro_section(env: Env) -> None:
     listing = json.loads((workdir / "store/pod/pod/sum/@outputs/listing.json").read_text())
     assert listing == {"longA": ["long.txt"], "longB": ["long.txt"], "q": ["quick.txt"]}
     assert env.runs().count("pod/pod/sum") == 1
+
+
+def test_interrupt_while_waiting_to_retry_cancels_the_unit(env: Env) -> None:
+    env.script("fail.py", FAIL_WHILE_HELD)
+    flow = env.flow(
+        "bo",
+        {
+            "name": "top",
+            "scope": "macro",
+            "pattern": "sequence",
+            "units": [step("bo", "fail.py", retries=3)],
+        },
+        defaults={"retryBackoffSeconds": 30},
+    )
+    workdir = env.root / "wd"
+    (env.root / "hold").touch()
+    process = env.start("run", str(flow), "--workdir", str(workdir))
+    journal = workdir / "journal.jsonl"
+    wait_for(lambda: journal.exists() and '"retrying":true' in journal.read_text(), 15, "a retry")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=15) == 130
+    summary = (env.root / "meta.out").read_text()
+    assert "bo: cancelled (1 units run, 1 cancelled)" in summary, summary
+    unit = units_by_id(report(workdir))["bo/top/bo"]
+    assert unit["state"] == "cancelled", unit
+    assert [(a["attempt"], a["state"]) for a in unit["history"]] == [(1, "cancelled")]
+    status = json.loads(env.meta("status", str(workdir), "-o", "json").stdout)
+    assert status["units"]["cancelled"] == 1 and status["units"]["failed"] == 0
+    (env.root / "hold").unlink()
+    done = env.meta("resume", str(workdir))
+    assert done.returncode == 0, done.stderr
+    assert env.runs().count("bo/top/bo") == 2, "resume ran it again"

@@ -112,6 +112,25 @@ def test_a_unit_that_failed_then_succeeded_in_a_resumed_flow_shows_both_attempts
     ]
 
 
+def test_an_attempt_cancelled_while_waiting_to_retry_shows_once_as_cancelled() -> None:
+    api = FakeApi()
+    owner = FlowOwner(NS, "tree", "uid-tree")
+    failed = UnitRecord(FLAKY, "flaky", "tree/seq", "macro", "failed", 1, 1.0, 2.0, 3)
+    waiting = replace(failed, retrying=True)
+    cancelled = replace(failed, state="cancelled", reason="cancelled while waiting to retry")
+
+    async def go() -> Histories:
+        journal = ConfigMapJournal(api, owner)
+        await journal.load()
+        for record in (waiting, cancelled):
+            journal.record_finished(record)
+        await journal.close()
+        return await flow_histories(api, resource(SPEC))
+
+    found = asyncio.run(go())
+    assert [(a["attempt"], a["state"]) for a in found.attempts[FLAKY]] == [(1, "cancelled")]
+
+
 def test_after_compaction_the_kept_config_map_still_holds_a_retried_units_attempts(
     tmp_path: Path,
 ) -> None:
