@@ -19,6 +19,7 @@ from meta.errors import RunFailed
 MAX_BACKOFF_SECONDS = 60.0
 BEFORE_RETRY = "cancelled while waiting to retry"
 TAIL_AFTER_STOP_SECONDS = 0.1
+LAST_WORDS_SECONDS = 5.0
 
 Start = Callable[[int], Awaitable[Running]]
 """Starts attempt N (from 1) of a unit."""
@@ -105,8 +106,10 @@ class Attempts:
             exit_ = await running.wait()
         except asyncio.CancelledError:
             if limit is not None and limit.expired and limit.task.uncancel() <= limit.cancelling:
+                words = await _last_words(running)
                 await running.stop()
-                return Exit(-1, await _tail_after_stop(running)), f"timed out after {timeout:g} s"
+                tail = words or await _tail_after_stop(running)
+                return Exit(-1, tail), f"timed out after {timeout:g} s"
             await asyncio.shield(running.stop())
             cancelled = _ended(record, "cancelled", Exit(-1), "cancelled")
             self._journal.record_finished(cancelled)
@@ -148,6 +151,15 @@ def _ended(
         retrying=retrying,
         result=exit_.result,
     )
+
+
+async def _last_words(running: Running) -> str:
+    """What a step about to be stopped for its time limit wrote last, when its driver can read
+    it only while the step is there (a pod's log goes with the pod); not waited for long."""
+    try:
+        return await asyncio.wait_for(running.last_words(), LAST_WORDS_SECONDS)
+    except Exception:
+        return ""
 
 
 async def _tail_after_stop(running: Running) -> str:

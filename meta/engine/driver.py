@@ -101,6 +101,11 @@ class Running(Protocol):
         """Stop the step and everything it started."""
         ...
 
+    async def last_words(self) -> str:
+        """The end of what the step wrote so far, read just before it is stopped for its time
+        limit; "" from a driver that gives it with the stop instead (`wait` after `stop`)."""
+        ...
+
 
 class Refused:
     """An attempt that never got started (its driver could not place it): it ends at once."""
@@ -113,6 +118,9 @@ class Refused:
 
     async def stop(self) -> None:
         pass
+
+    async def last_words(self) -> str:
+        return ""
 
 
 class Driver(Protocol):

@@ -150,9 +150,11 @@ class KubeApi(Protocol):
         *,
         follow: bool = False,
         previous: bool = False,
+        tail_lines: int | None = None,
     ) -> AsyncIterator[str]:
         """A container's log: at once, or (`follow`) as it is written, until it ends; with
-        `previous`, that of the container it replaced (a slot restarted with a new image)."""
+        `previous`, that of the container it replaced (a slot restarted with a new image);
+        with `tail_lines`, only its last lines."""
         ...
 
     async def get_config_map(self, namespace: str, name: str) -> dict[str, Any]: ...
@@ -431,13 +433,15 @@ class ClientApi:
         *,
         follow: bool = False,
         previous: bool = False,
+        tail_lines: int | None = None,
     ) -> AsyncIterator[str]:
         what = f"log of pod {namespace}/{name} ({container})"
         read = self._core.read_namespaced_pod_log
         if not follow:
             text: str = await self._call(
-                "get", what, read, name, namespace, container=container, previous=previous
-            )
+                "get", what, read, name, namespace, container=container, previous=previous,
+                **({} if tail_lines is None else {"tail_lines": tail_lines}),
+            )  # fmt: skip
             yield text
             return
         # Streamed: each read waits as long as the container may stay silent.

@@ -24,7 +24,7 @@ from meta.engine.driver import Exit, FlowTask, PodTask, Refused, Running, StepTa
 from meta.engine.records import Journal, Listener, SectionRecord, UnitRecord
 from meta.engine.results import RESULT_FILE, ResultRefused, keep, read_kept, read_result
 from meta.kube.api import ApiFailed, Conflict, KubeApi
-from meta.kube.broker import Watches
+from meta.kube.broker import PodEnd, Watches
 from meta.kube.layout import (
     ATTEMPTS_FILE,
     CACHED_FILE,
@@ -54,6 +54,8 @@ from meta.kube.types import (
 from meta.plan.plan import Plan
 
 WIND_DOWN_MARGIN_SECONDS = 30
+LAST_WORDS_LINES = 20
+"""Of a timed-out step's log, the lines read as its last words."""
 log = logging.getLogger(__name__)
 """Beyond a micro pod's grace: for the kubelet to report it ended."""
 
@@ -78,6 +80,25 @@ class KubeRunning:
         self._wind_down = wind_down
         """For a micro pod whose section has `finally` units: the grace its deletion gives
         them (`meta.kube.layout.wind_down_seconds`)."""
+        self.log_readable = False
+        """Whether its step's log may be read for its last words."""
+
+    async def last_words(self) -> str:
+        """The end of the step's log, read before the pod (and its log) goes: what a timed-out
+        step said last, as the termination message says it for a step that ends by itself."""
+        if not self.log_readable:
+            return ""
+        driver = self._driver
+        try:
+            parts = [
+                text
+                async for text in driver.api.read_log(
+                    driver.owner.namespace, self.name, "step", tail_lines=LAST_WORDS_LINES
+                )
+            ]
+        except ApiFailed:
+            return ""
+        return "".join(parts)[-2048:].strip()
 
     async def wait(self) -> Exit:
         driver = self._driver
@@ -86,8 +107,15 @@ class KubeRunning:
             # It would wait for ever, and a retry must not run beside it.
             with contextlib.suppress(ApiFailed):
                 await driver.api.delete_pod(driver.owner.namespace, self.name, 0)
-        elif driver.collector is not None:
-            driver.collector.pod_ended(self.unit_id, self.name, end.code == 0)
+        exit_ = await self._exit(end)
+        if not end.stuck and driver.collector is not None:
+            # Only now, with nothing awaited before the engine journals the attempt: a wait
+            # cancelled earlier journals it as cancelled, and its pod must stay to be adopted.
+            driver.collector.pod_ended(self.unit_id, self.name, exit_.code == 0)
+        return exit_
+
+    async def _exit(self, end: PodEnd) -> Exit:
+        driver = self._driver
         if self._section is not None:
             if end.code == 0:
                 driver.report_section(self._section, end.message)
@@ -159,6 +187,9 @@ class ChildFlow:
                 return Exit(-1, "", f"cannot read the child flow's result: {exc}")
             return Exit(0, end.message[-2048:], end.reason, result)
         return Exit(end.code, end.message[-2048:], end.reason)
+
+    async def last_words(self) -> str:
+        return ""
 
     async def stop(self) -> None:
         driver = self._driver
@@ -284,7 +315,15 @@ class KubeDriver:
             self.watches.pods.cancel(self.owner.namespace, name)
             return Refused(f"cannot create pod {name}: {exc}")
         unit_id = pod["metadata"]["annotations"][ANNOTATION_UNIT_ID]
-        return KubeRunning(self, name, unit_id, result, section, wind_down)
+        running = KubeRunning(self, name, unit_id, result, section, wind_down)
+        # A step holding no secret has its log read for its last words (one holding one may
+        # print it: its log is never read by the operator, as its termination message is not).
+        running.log_readable = section is None and any(
+            container["name"] == "step"
+            and container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+            for container in pod["spec"]["containers"]
+        )
+        return running
 
     def expanded(
         self, upstream: Sequence[tuple[str, str]], prefix: str = ""

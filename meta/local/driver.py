@@ -587,6 +587,10 @@ class LocalProcess:
     async def wait(self) -> Exit:
         return await asyncio.shield(self._ended)
 
+    async def last_words(self) -> str:
+        # The stopped step's log stays: `wait` gives its tail once it has ended.
+        return ""
+
     async def stop(self) -> None:
         self._stopping = True
         if self._pid is not None and not self._ended.done():

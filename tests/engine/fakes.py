@@ -75,6 +75,9 @@ class FakeRunning:
         self._driver.stopped.append(self.task.id)
         self._end("stop")
 
+    async def last_words(self) -> str:
+        return ""
+
 
 class FakeDriver:
     """Runs nothing: each step waits (yields, sleeps or hangs) and then exits 0 or fails."""

@@ -284,6 +284,9 @@ class _Ended:
     async def stop(self) -> None:
         pass
 
+    async def last_words(self) -> str:
+        return ""
+
 
 def test_upstream_variable_and_names_share_their_numbering() -> None:
     parts = [Done("v", "a", result=1), Done("v", "b", "skipped"), Done("v", "c", result=3)]

@@ -117,7 +117,8 @@ class ConfigMapJournal:
             )
             line = json.dumps({**fields, "result": None}, separators=(",", ":"))
         self._pending.append(line)
-        self._pending_ids.append(record.id)
+        # A cancelled attempt's record does not stand for its pod's end: that pod stays.
+        self._pending_ids.append("" if record.state == "cancelled" else record.id)
         self._pending_bytes += len(line) + 1
         self._queued += 1
         if self._flusher is None:

@@ -90,6 +90,10 @@ class MicroRunning:
         self._driver.live[self._task.id] = self._output
         return Exit(code, tail, result=result)
 
+    async def last_words(self) -> str:
+        # Its log is in the pod's scratch, kept after the stop: `wait` gives its tail.
+        return ""
+
     async def stop(self) -> None:
         driver = self._driver
         if not self._answer.done():

@@ -174,6 +174,7 @@ class FakeApi:
         *,
         follow: bool = False,
         previous: bool = False,
+        tail_lines: int | None = None,
     ) -> AsyncIterator[str]:
         self._count("get")
         if (namespace, name) not in self.pods:
@@ -181,6 +182,8 @@ class FakeApi:
         text = self.logs.get((namespace, name, container, previous))
         if text is None:
             raise ApiFailed("get", f"log of {name}", 400, f"container {container} is waiting")
+        if tail_lines is not None:
+            text = "".join(text.splitlines(keepends=True)[-tail_lines:])
         if not follow:
             yield text
             return

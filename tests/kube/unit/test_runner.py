@@ -582,3 +582,56 @@ def test_a_journal_the_store_cannot_take_stays_and_the_status_says_why(tmp_path:
     assert asyncio.run(go()) == "Succeeded"
     assert "cannot write it into the store" in api.status["journalKept"]
     assert [("team", name) for name in api.status["journal"]] == list(api.config_maps)
+
+
+def test_a_timed_out_step_keeps_its_last_words_read_from_its_log_before_its_pod_goes(
+    tmp_path: Path,
+) -> None:
+    """As locally: why an attempt timed out survives, with what it said last (the pod's log
+    goes with the pod, so it is read before). A step holding a secret has its log read by
+    nobody: it may print the secret."""
+    api = FakeApi()
+    broker = Watches()
+    FakeKubelet(api, broker, hold=lambda unit: True)
+    secret = {"TOKEN": {"secretRef": {"name": "creds", "key": "token"}}}
+    slow = {**step("slow"), "timeoutSeconds": 1}
+    hush = {**step("hush"), "timeoutSeconds": 1}
+    hush["run"]["env"] = secret
+    body = resource(
+        {
+            "root": {
+                "name": "all",
+                "scope": "macro",
+                "pattern": "dag",
+                "onFailure": "continue",
+                "units": [slow, hush],
+            }
+        }
+    )
+
+    def said(pod: dict[str, Any]) -> None:
+        name = pod["metadata"]["name"]
+        api.logs[(NS, name, "step", False)] = "".join(f"line {n}\n" for n in range(30))
+
+    api.on_create = _also(api.on_create, said)
+    assert run(api, broker, body, tmp_path) == "Failed"
+    records = {
+        record["name"]: record
+        for config in api.config_maps.values()
+        if "journal" in config["metadata"]["name"]
+        for text in config["data"].values()
+        for record in map(json.loads, text.splitlines())
+    }
+    assert set(records) == {"slow", "hush"}, records
+    assert records["slow"]["reason"] == "timed out after 1 s"
+    assert records["slow"]["stderr_tail"] == "".join(f"line {n}\n" for n in range(10, 30)).strip()
+    assert records["hush"]["reason"] == "timed out after 1 s"
+    assert records["hush"]["stderr_tail"] == ""
+
+
+def _also(first: Any, then: Any) -> Any:
+    def both(pod: dict[str, Any]) -> None:
+        first(pod)
+        then(pod)
+
+    return both
