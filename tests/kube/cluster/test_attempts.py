@@ -1,6 +1,7 @@
 """Every attempt of a retried unit, in the cluster as locally: a macro step and a micro step
 each exit 3 at their first attempt and succeed at their second, on the real node, and `meta
-status` shows both attempts of each with the fields a local run of the same flow shows."""
+status` shows both attempts of each with the fields a local run of the same flow shows; a
+step that times out once keeps its last words (read from its pod's log before the pod goes)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.kube.cluster.operating import META, wait_phase
 from tests.kube.cluster.test_node import FRAMEWORK_IMAGE, TIMEOUT, meta_apply, operating
 
 FAILS_ONCE = 'if [ "$META_ATTEMPT" = 1 ]; then echo "attempt one fails" >&2; exit 3; fi'
+HANGS_ONCE = 'if [ "$META_ATTEMPT" = 1 ]; then echo "still working" >&2; sleep 120; fi'
 FLOW = {
     "apiVersion": "meta-orchestrator.io/v1alpha1",
     "kind": "MetaFlow",
@@ -29,6 +31,12 @@ FLOW = {
             "pattern": "sequence",
             "units": [
                 {"name": "macro-step", "retries": 1, "run": {"command": ["sh", "-c", FAILS_ONCE]}},
+                {
+                    "name": "slow-step",
+                    "retries": 1,
+                    "timeoutSeconds": 15,
+                    "run": {"command": ["sh", "-c", HANGS_ONCE]},
+                },
                 {
                     "name": "pod",
                     "scope": "micro",
@@ -92,6 +100,10 @@ def test_status_shows_every_attempt_of_a_retried_step_as_a_local_run_does(
     ]
     assert attempts(local) == {
         "flaky/main/macro-step": both,
+        "flaky/main/slow-step": [
+            [1, "failed", -1, "timed out after 15 s", "still working"],
+            [2, "succeeded", 0, "", ""],
+        ],
         "flaky/main/pod/micro-step": both,
     }
     assert attempts(remote) == attempts(local)
@@ -100,7 +112,7 @@ def test_status_shows_every_attempt_of_a_retried_step_as_a_local_run_does(
     assert attempt_lines(text) == attempt_lines(shown(str(tmp_path / "local")))
     assert remote["attemptsMissing"] is None
     counted = ("succeeded", "failed")
-    assert [remote["units"][k] for k in counted] == [local["units"][k] for k in counted] == [2, 0]
+    assert [remote["units"][k] for k in counted] == [local["units"][k] for k in counted] == [3, 0]
     for unit in remote["attempts"]:
         for entry in unit["history"]:
             assert entry["startedAt"] <= entry["finishedAt"], entry
