@@ -61,8 +61,8 @@ class ConfigMapJournal:
         self._pending: list[str] = []
         self._pending_ids: list[str] = []
         self._pending_bytes = 0
-        self._queued = self._written = 0
-        """Records ever pending, and ever written."""
+        self._written = 0
+        """Records ever written."""
         self._chunk = 0
         self._chunk_bytes = 0
         self._keys = 0
@@ -120,7 +120,6 @@ class ConfigMapJournal:
         # A cancelled attempt's record does not stand for its pod's end: that pod stays.
         self._pending_ids.append("" if record.state == "cancelled" else record.id)
         self._pending_bytes += len(line) + 1
-        self._queued += 1
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
         self._wake.set()
@@ -158,7 +157,7 @@ class ConfigMapJournal:
         A batch on its way is finished even when its caller is cancelled: the API client's
         call goes on in its thread regardless, and landing after a later batch sent under the
         same key, it would overwrite that one's records."""
-        goal = self._queued
+        goal = self._written + len(self._pending)
         while self._written < goal:
             writing = self._writing
             if writing is None:
