@@ -22,7 +22,7 @@ TAIL_AFTER_STOP_SECONDS = 0.1
 LAST_WORDS_SECONDS = 5.0
 
 Start = Callable[[int], Awaitable[Running]]
-"""Starts attempt N (from 1) of a unit."""
+"""Starts attempt N of a unit (from 1, or on from its attempts in earlier sessions)."""
 
 
 class Attempts:
@@ -59,10 +59,11 @@ class Attempts:
         self, visit: Visit, retries: int, timeout: float | None, start: Start
     ) -> UnitRecord:
         """Run attempts of one unit until one succeeds, and return its record; `RunFailed`
-        when the last one fails."""
+        when the last one fails. Each session gives a unit `retries` more tries."""
         backoff = visit.frame.plan.flow.defaults.retry_backoff_seconds
         parent = visit.parent
-        attempt = 0
+        earlier = self._journal.attempts_made(visit.uid)
+        attempt = earlier
         while True:
             attempt += 1
             record = UnitRecord(
@@ -76,7 +77,7 @@ class Attempts:
                 self._journal.record_finished(record)
                 self._listener.unit_finished(record)
                 return record
-            if attempt > retries:
+            if attempt - earlier > retries:
                 record = _ended(record, "failed", exit_, reason)
                 self._journal.record_finished(record)
                 self._listener.unit_finished(record)
@@ -86,7 +87,8 @@ class Attempts:
             self._journal.record_finished(record)
             self._listener.unit_finished(record)
             try:
-                await asyncio.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+                tried = attempt - earlier
+                await asyncio.sleep(min(backoff * 2 ** (tried - 1), MAX_BACKOFF_SECONDS))
             except asyncio.CancelledError:
                 # It had a retry left (a resumed run gives it one): cancelled, not failed. The
                 # same attempt's record again, as its last word.

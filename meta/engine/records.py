@@ -121,6 +121,12 @@ class Journal(Protocol):
 
     def finished(self) -> Mapping[str, UnitRecord]: ...
 
+    def attempts_made(self, uid: str) -> int:
+        """The highest attempt number of `uid` on record from earlier sessions (0: none). A
+        resumed unit numbers its attempts on from there, so that none takes the number, and
+        the kept logs, of an attempt made before."""
+        ...
+
     def record_started(self, record: UnitRecord) -> None: ...
 
     def record_finished(self, record: UnitRecord) -> None: ...
@@ -129,6 +135,9 @@ class Journal(Protocol):
 class NullJournal:
     def finished(self) -> Mapping[str, UnitRecord]:
         return {}
+
+    def attempts_made(self, uid: str) -> int:
+        return 0
 
     def record_started(self, record: UnitRecord) -> None:
         pass

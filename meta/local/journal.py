@@ -51,7 +51,7 @@ class FileJournal:
     ) -> None:
         self.path = workdir / JOURNAL
         self._kept = kept
-        finished, manifests, self._history = _replay(self.path)
+        finished, manifests, self._history, self._attempts_made = _replay(self.path)
         self._finished = _Verified(finished, manifests, stored)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._ready = threading.Condition()
@@ -71,6 +71,9 @@ class FileJournal:
     def history(self) -> Mapping[str, list[dict[str, Any]]]:
         """Every attempt that ended in earlier sessions of this run, per unit, oldest first."""
         return self._history
+
+    def attempts_made(self, uid: str) -> int:
+        return self._attempts_made.get(uid, 0)
 
     def rerun(self) -> list[tuple[str, str]]:
         """Units on record that run again, and why: their outputs went missing or changed."""
@@ -202,12 +205,18 @@ def _changed(folder: str, manifest: Manifest | None) -> str | None:
 
 def _replay(
     path: Path,
-) -> tuple[dict[str, UnitRecord], dict[str, Manifest | None], dict[str, list[dict[str, Any]]]]:
+) -> tuple[
+    dict[str, UnitRecord],
+    dict[str, Manifest | None],
+    dict[str, list[dict[str, Any]]],
+    dict[str, int],
+]:
     """The units on record as finished for good (see `finished_for_good`), what each kept
-    (when its line says; a line without `outputs` is not checked), and every attempt that
-    ended, per unit; a line torn by a kill is cut off so appends stay whole."""
+    (when its line says; a line without `outputs` is not checked), every attempt that ended,
+    per unit, and the highest attempt number each started (an attempt a kill cut short has a
+    start and no end); a line torn by a kill is cut off so appends stay whole."""
     if not path.exists():
-        return {}, {}, {}
+        return {}, {}, {}, {}
     data = path.read_bytes()
     whole = data[: data.rfind(b"\n") + 1]
     if len(whole) != len(data):
@@ -216,20 +225,25 @@ def _replay(
     finished: dict[str, UnitRecord] = {}
     manifests: dict[str, Manifest | None] = {}
     history: dict[str, list[dict[str, Any]]] = {}
+    attempts_made: dict[str, int] = {}
     for number, line in enumerate(whole.splitlines(), start=1):
         try:
             entry = json.loads(line)
+            if entry.get("event") == "started":
+                uid, attempt = str(entry["id"]), int(entry["attempt"])
+                attempts_made[uid] = max(attempts_made.get(uid, 0), attempt)
             if entry.get("event") != "finished":
                 continue
             entry.pop("event")
             has_manifest = OUTPUTS in entry
             manifest = Manifest.from_json(entry.pop(OUTPUTS, None))
             record = UnitRecord(**entry)
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise UserError(
                 Fault(display_path(path), f"/{number - 1}", f"line {number} is not a record: {exc}")
             ) from None
         manifests.pop(record.id, None)
+        attempts_made[record.id] = max(attempts_made.get(record.id, 0), record.attempts)
         if record.state in ATTEMPT_ENDS:
             history.setdefault(record.id, []).append(attempt_entry(record))
         if finished_for_good(record.state, record.reason):
@@ -239,7 +253,7 @@ def _replay(
         else:
             finished.pop(record.id, None)
     resumed = {uid: _as_resumed(record) for uid, record in finished.items()}
-    return resumed, manifests, history
+    return resumed, manifests, history, attempts_made
 
 
 def _as_resumed(record: UnitRecord) -> UnitRecord:

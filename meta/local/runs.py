@@ -507,7 +507,8 @@ def skipped_because(reason: str) -> str:
 def _kept(log: Path, unit: Unit, attempt: int) -> Path | None:
     """A kept log of this attempt; None when there is none, or when the one there is older
     than the attempt: an attempt that writes nothing leaves no file, so one of the same
-    number from an earlier session (attempts count from 1 in each) would stay."""
+    number from an earlier session would stay (sessions number attempts on from the journal,
+    but a start the machine's crash lost from it lets a later session reuse its number)."""
     try:
         written = log.stat().st_mtime
     except FileNotFoundError:

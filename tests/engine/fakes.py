@@ -213,6 +213,9 @@ class FakeJournal:
     def finished(self) -> Mapping[str, UnitRecord]:
         return self._finished
 
+    def attempts_made(self, uid: str) -> int:
+        return 0
+
     def record_started(self, record: UnitRecord) -> None:
         self.started.append(record)
 

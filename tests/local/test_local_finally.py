@@ -165,8 +165,13 @@ def test_resume_runs_what_failed_then_finally_again_and_keeps_earlier_attempts(e
     assert second.returncode == 0, second.stderr
     units = units_by_id(report(workdir))
     assert units["again/s/a"].get("resumed") is True
-    assert [h["state"] for h in units["again/s/b"]["history"]] == ["failed", "succeeded"]
+    history = units["again/s/b"]["history"]
+    assert [(h["attempt"], h["state"]) for h in history] == [(1, "failed"), (2, "succeeded")]
     assert seen(workdir, "again/finally/notify")["states"] == "s=succeeded "
+    # The resumed session numbered on: the first session's logs are kept, not written over.
+    earlier = env.meta("logs", str(workdir), "again/s/b", "--attempt", "1")
+    assert earlier.returncode == 0, earlier.stderr
+    assert "work: again/s/b gives up" in earlier.stdout + earlier.stderr
 
 
 def test_the_failure_summary_counts_only_the_units_a_failure_skipped(env: Env) -> None:

@@ -103,6 +103,11 @@ class ConfigMapJournal:
     def finished(self) -> Mapping[str, UnitRecord]:
         return self._finished
 
+    def attempts_made(self, uid: str) -> int:
+        """Always 0: a restarted operator numbers a unit's attempts from 1 again, so that the
+        pod of the attempt it was watching (named by its number) is found and adopted."""
+        return 0
+
     def record_started(self, record: UnitRecord) -> None:
         """Not written: the pod itself records that the attempt started."""
 
