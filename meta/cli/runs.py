@@ -147,18 +147,20 @@ async def _cluster_status(
     asked = _asked(where, found, unit) if unit else None
     return {
         **status_view(resource),
-        "attempts": attempts_view(found.attempts, found.names, asked),
+        "attempts": [
+            {**entry, **found.unattempted.get(entry["id"], {})}
+            for entry in attempts_view(found.attempts, found.names, asked)
+        ],
         "attemptsMissing": found.missing or None,
     }
 
 
 def _asked(where: str, found: Histories, given: str) -> str:
     """The unit of the journal's that `given` names, as `find_unit` finds a local run's."""
-    if given in found.attempts:
+    known = [*found.attempts, *found.unattempted]
+    if given in known:
         return given
-    matches = [
-        uid for uid in found.attempts if found.names.get(uid) == given or uid.endswith("/" + given)
-    ]
+    matches = [uid for uid in known if found.names.get(uid) == given or uid.endswith("/" + given)]
     if len(matches) == 1:
         return matches[0]
     if matches:

@@ -30,6 +30,9 @@ class Histories:
     archive: str = ""
     """Where in the store the whole journal is, once compacted (then units that succeeded at
     their first attempt have no record here)."""
+    unattempted: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    """Asked for every unit: those that made no attempt (skipped, cached), and how each ended
+    (`state`, `reason`, `cachedFrom`)."""
 
 
 async def flow_histories(
@@ -46,17 +49,18 @@ async def flow_histories(
     attempts: dict[str, list[dict[str, Any]]] = {}
     names: dict[str, str] = {}
     plain: dict[str, list[str]] = {}
+    unattempted: dict[str, dict[str, Any]] | None = {} if every else None
     index = 0
     try:
         while True:
             text = await _text(api, namespace, chunk_name(owner, index))
             if text is None:
                 break
-            _add(text, seen, attempts, names, None if every else plain)
+            _add(text, seen, attempts, names, None if every else plain, unattempted)
             index += 1
         kept = await _text(api, namespace, kept_name(owner))
         if kept is not None:
-            _add(kept, seen, attempts, names, None if every else plain)
+            _add(kept, seen, attempts, names, None if every else plain, unattempted)
     except ApiFailed as failed:
         return Histories(attempts, names, f"cannot read the flow's journal: {failed}")
     # A first attempt that succeeded belongs with the attempts of its unit an earlier operator
@@ -66,7 +70,8 @@ async def flow_histories(
     for history in attempts.values():
         history.sort(key=lambda entry: entry["startedAt"])
     compacted = (resource.get("status") or {}).get("journalCompacted") or {}
-    return Histories(attempts, names, _missing(resource), str(compacted.get("path") or ""))
+    archive = str(compacted.get("path") or "")
+    return Histories(attempts, names, _missing(resource), archive, unattempted or {})
 
 
 async def _text(api: KubeApi, namespace: str, name: str) -> str | None:
@@ -84,9 +89,11 @@ def _add(
     attempts: dict[str, list[dict[str, Any]]],
     names: dict[str, str],
     plain: dict[str, list[str]] | None,
+    unattempted: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Add the records of `text`; with `plain`, those of first attempts that succeeded are
-    only set aside there, by unit, unparsed."""
+    only set aside there, by unit, unparsed; with `unattempted`, how units that made no
+    attempt ended."""
     for line in text.splitlines():
         if plain is not None:
             uid = _plain(line)
@@ -95,6 +102,13 @@ def _add(
                 continue
         entry = json.loads(line)
         if entry.get("state") not in ATTEMPT_ENDS:
+            if unattempted is not None and "id" in entry:
+                unattempted[entry["id"]] = {
+                    "state": entry.get("state"),
+                    "reason": entry.get("reason") or "",
+                    "cachedFrom": entry.get("cached_from") or "",
+                }
+                names[entry["id"]] = str(entry.get("name") or "")
             continue
         record = UnitRecord(**{name: entry[name] for name in RECORD_FIELDS if name in entry})
         key = (record.id, record.attempts, record.started_at)

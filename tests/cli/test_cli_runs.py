@@ -116,12 +116,14 @@ def test_a_resumed_run_counts_what_it_did_not_run_again_as_cached(env: Env) -> N
     assert view["units"] == {
         "succeeded": 1, "failed": 0, "cancelled": 0, "cached": 2, "running": 0, "skipped": 0
     }  # fmt: skip
-    # c failed at first, with a traceback on stderr; its attempt 1 of the resumed session wrote
-    # nothing, and the earlier session's log is not shown as if it were this attempt's.
-    assert (env.root / "w/logs/fix/top/c/1.err").exists()
+    # c failed at first, with a traceback on stderr; the resumed session numbered on: its
+    # attempt 2 wrote nothing, and attempt 1's log is kept, not shown as if it were this one's.
     shown = env.meta("logs", "w", "c")
     assert (shown.returncode, shown.stdout) == (0, "")
-    assert shown.stderr == "(fix/top/c attempt 1 wrote no output)\n"
+    assert shown.stderr == "(fix/top/c attempt 2 wrote no output)\n"
+    earlier = env.meta("logs", "w", "c", "--attempt", "1")
+    assert earlier.returncode == 0
+    assert "AssertionError" in earlier.stderr
 
 
 def test_logs_by_id_or_name_and_attempt(env: Env) -> None:

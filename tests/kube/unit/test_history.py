@@ -185,3 +185,27 @@ def test_the_attempts_a_micro_pod_kept_go_into_the_flows_journal(tmp_path: Path)
         (1, 3, "no\n"),
         (2, 0, ""),
     ]
+
+
+def test_asked_for_every_unit_one_that_made_no_attempt_says_how_it_ended() -> None:
+    api = FakeApi()
+    owner = FlowOwner(NS, "tree", "uid-tree")
+    steady = UnitRecord("tree/seq/steady", "steady", "tree/seq", "macro", "succeeded", 1, 7.0)
+    off = UnitRecord("tree/seq/off", "off", "tree/seq", "macro", "skipped", 0, 8.0, 8.0)
+    off = replace(off, reason="condition")
+
+    async def go(every: bool) -> Histories:
+        journal = ConfigMapJournal(api, owner)
+        await journal.load()
+        for record in (steady, off):
+            journal.record_finished(record)
+        await journal.close()
+        return await flow_histories(api, resource(SPEC), every=every)
+
+    found = asyncio.run(go(every=True))
+    assert "tree/seq/off" not in found.attempts
+    assert found.unattempted == {
+        "tree/seq/off": {"state": "skipped", "reason": "condition", "cachedFrom": ""}
+    }
+    assert found.names["tree/seq/off"] == "off"
+    assert asyncio.run(go(every=False)).unattempted == {}, "kept only when units are asked for"
