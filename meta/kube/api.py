@@ -101,6 +101,9 @@ class Calls:
         return sum(n for verb, n in self.by_verb.items() if verb not in ("get", "list", "watch"))
 
 
+LISTING = "LISTING"
+"""The kind of the event `watch_pods` gives as a listing begins: what an earlier listing that
+broke off had shown counts for nothing."""
 LISTED = "LISTED"
 """The kind of the event `watch_pods` gives once a listing is whole: a pod it did not list is
 gone, even if no DELETED event said so (it went while the watch was away)."""
@@ -137,9 +140,10 @@ class KubeApi(Protocol):
         self, namespace: str, selector: str
     ) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
         """The pods `selector` matches in `namespace` ("": every namespace), for as long as it
-        is iterated: (None, pod) for each listed, (LISTED, {}) once the listing is whole, then
-        (ADDED | MODIFIED | DELETED, pod); listed again (a watch that fell too far behind)
-        the same way."""
+        is iterated: (LISTING, {}) as a listing begins, (None, pod) for each listed, (LISTED,
+        {}) once the listing is whole, then (ADDED | MODIFIED | DELETED, pod); listed again (a
+        watch that fell too far behind, a listing that broke off) the same way. The empty
+        objects name `namespace` only."""
         ...
 
     def read_log(
@@ -372,6 +376,7 @@ class ClientApi:
         while True:
             try:
                 if not version:
+                    yield LISTING, {"metadata": {"namespace": namespace}}
                     token = None
                     while True:
                         page = await self._call(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meta.kube.api import LISTED
+from meta.kube.api import LISTED, LISTING
 
 STUCK_REASONS = frozenset(
     {
@@ -130,8 +130,12 @@ class Broker:
         self._expected.add((namespace, name))
 
     def follow(self, kind: str | None, obj: Mapping[str, Any]) -> None:
-        """One watch event of this kind (ADDED, MODIFIED, DELETED, None when listed, LISTED
-        once a listing of `namespace` is whole)."""
+        """One watch event of this kind (ADDED, MODIFIED, DELETED, None when listed, LISTING
+        and LISTED as a listing of `namespace` begins and once it is whole)."""
+        if kind == LISTING:
+            # A listing that broke off is begun again: only what this one shows counts.
+            self._listed.pop(str((obj.get("metadata") or {}).get("namespace") or ""), None)
+            return
         if kind == LISTED:
             self._relisted(str((obj.get("metadata") or {}).get("namespace") or ""))
             return

@@ -32,7 +32,7 @@ import kopf
 
 from meta.generate.plugins import Plugins, load_plugins
 from meta.kube import metrics
-from meta.kube.api import LISTED, KubeApi
+from meta.kube.api import LISTED, LISTING, KubeApi
 from meta.kube.broker import Watches
 from meta.kube.controller.reconcile import run_flow
 from meta.kube.controller.schemas import SchemaFeed, reconcile_schema
@@ -143,7 +143,7 @@ async def follow_pods(api: KubeApi, namespaces: Sequence[str], watches: Watches)
     async def follow(namespace: str) -> None:
         async for kind, pod in api.watch_pods(namespace, LABEL_FLOW):
             watches.pods.follow(kind, pod)
-            if kind != LISTED:
+            if kind not in (LISTING, LISTED):
                 metrics.PODS.observe(kind, pod)
 
     await asyncio.gather(*(follow(namespace) for namespace in namespaces or [""]))

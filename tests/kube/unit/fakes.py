@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from meta.kube.api import LISTED, ApiFailed, Calls, Conflict, Connection, KubeApi, NotFound
+from meta.kube.api import LISTED, LISTING, ApiFailed, Calls, Conflict, Connection, KubeApi, NotFound
 from meta.kube.broker import Watches
 from meta.kube.types import ANNOTATION_UNIT_ID
 
@@ -88,6 +88,7 @@ class FakeApi:
     ) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
         """The pods there are that have the label `selector`, listed; then nothing (the tests'
         kubelet feeds the broker)."""
+        yield LISTING, {"metadata": {"namespace": namespace}}
         for (where, _), pod in list(self.pods.items()):
             if namespace in ("", where) and selector in (pod["metadata"].get("labels") or {}):
                 yield None, copy.deepcopy(pod)

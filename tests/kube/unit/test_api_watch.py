@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from meta.kube.api import LISTED, ClientApi
+from meta.kube.api import LISTED, LISTING, ClientApi
 from tests.kube.unit.served import client_of
 
 SELECTOR = "meta-orchestrator.io/flow"
@@ -88,7 +88,7 @@ def test_pods_are_listed_in_pages_then_watched_resumed_and_listed_again_when_exp
         seen: list[tuple[str | None, str, str]] = []
         async for kind, found in api.watch_pods("team", SELECTOR):
             meta = found["metadata"]
-            if kind == LISTED:
+            if kind in (LISTING, LISTED):
                 seen.append((kind, meta["namespace"], ""))
                 continue
             seen.append((kind, meta["name"], meta["resourceVersion"]))
@@ -98,11 +98,13 @@ def test_pods_are_listed_in_pages_then_watched_resumed_and_listed_again_when_exp
 
     seen = asyncio.run(asyncio.wait_for(go(), 20))
     assert seen == [
+        (LISTING, "team", ""),
         (None, "p1", "5"),
         (None, "p2", "6"),
         (LISTED, "team", ""),
         ("ADDED", "p3", "11"),
         ("MODIFIED", "p3", "13"),
+        (LISTING, "team", ""),
         (None, "p3", "11"),
         (LISTED, "team", ""),
         ("DELETED", "p1", "31"),

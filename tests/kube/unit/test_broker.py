@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from meta.kube import broker
-from meta.kube.api import LISTED
+from meta.kube.api import LISTED, LISTING
 from meta.kube.broker import Broker, pod_end
 
 
@@ -151,5 +151,25 @@ def test_a_pod_a_new_listing_leaves_out_was_deleted_while_the_watch_was_away() -
         assert (await asyncio.wait_for(waits["kept"], 1)).code == 0
         for waiting_on in (new, waits["far"]):
             waiting_on.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_listing_that_broke_off_counts_for_nothing_once_one_begins_again() -> None:
+    """A pod the broken listing showed, deleted before the listing begun again: the whole
+    listing leaves it out, so it is gone."""
+
+    async def scenario() -> None:
+        pods = Broker()
+        pods.expect("ns", "gone")
+        pods.follow("ADDED", pod("gone"))
+        waiting = asyncio.ensure_future(pods.ended("ns", "gone"))
+        await asyncio.sleep(0)
+        pods.follow(LISTING, {"metadata": {"namespace": "ns"}})
+        pods.follow(None, pod("gone"))
+        pods.follow(LISTING, {"metadata": {"namespace": "ns"}})
+        pods.follow(LISTED, {"metadata": {"namespace": "ns"}})
+        gone = await asyncio.wait_for(waiting, 1)
+        assert gone.reason == "deleted before it ended"
 
     asyncio.run(scenario())
