@@ -58,8 +58,8 @@ class ConfigMapJournal:
         self._api = api
         self._owner = owner
         self._finished: dict[str, UnitRecord] = {}
-        self._pending: list[str] = []
-        self._pending_ids: list[str] = []
+        self._pending: list[tuple[str, str]] = []
+        """Records not yet written: each line, and the unit whose pod it lets go ("": none)."""
         self._pending_bytes = 0
         self._written = 0
         """Records ever written."""
@@ -121,9 +121,8 @@ class ConfigMapJournal:
                 "journal of %s: the result of %s is too big to keep", self._owner.name, record.id
             )
             line = json.dumps({**fields, "result": None}, separators=(",", ":"))
-        self._pending.append(line)
         # A cancelled attempt's record does not stand for its pod's end: that pod stays.
-        self._pending_ids.append("" if record.state == "cancelled" else record.id)
+        self._pending.append((line, "" if record.state == "cancelled" else record.id))
         self._pending_bytes += len(line) + 1
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
@@ -175,24 +174,22 @@ class ConfigMapJournal:
 
     async def _write_batch(self) -> None:
         size, count = 0, 0
-        for line in self._pending:
+        for line, _ in self._pending:
             if count and size + len(line) + 1 > CHUNK_BYTES:
                 break
             size, count = size + len(line) + 1, count + 1
-        lines = self._pending[:count]
+        batch = self._pending[:count]
         try:
-            await self._write("\n".join(lines) + "\n")
+            await self._write("".join(line + "\n" for line, _ in batch))
         except ApiFailed:
             metrics.journal_flush(written=False)
             raise
         metrics.journal_flush(written=True)
-        ids = self._pending_ids[:count]
         del self._pending[:count]
-        del self._pending_ids[:count]
         self._pending_bytes -= size
         self._written += count
         if self.on_written is not None:
-            self.on_written(ids)
+            self.on_written([uid for _, uid in batch])
 
     async def _write(self, text: str) -> None:
         if self._chunk_bytes and self._chunk_bytes + len(text) > CHUNK_BYTES:
