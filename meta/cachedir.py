@@ -14,6 +14,12 @@ beside the store on one disk costs no second copy), copied otherwise; an entry's
 read-only, since a hard link shares them with every store that made or reused them. An entry is
 taken only when its outputs still match its manifest, so an entry that is corrupt, half-removed
 or whose linked files were changed is a miss, never a crash and never a wrong result.
+
+A user's own cache (the local default) is theirs alone: its folders follow the umask, and an
+entry is taken only when it and its record belong to this process's user, since whoever could
+add to the folder could plant outputs that a later run would take as its own. A cache shared by
+several users (the cluster's: the operator and the pods run as different uids, in a store only
+the flow's pods mount) makes its folders writable by all, sticky, and takes any owner's entry.
 """
 
 from __future__ import annotations
@@ -71,8 +77,9 @@ class Entry:
 
 
 class CacheDir:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, shared: bool = False) -> None:
         self.root = root
+        self.shared = shared
 
     def _entry_path(self, key: str) -> str:
         return os.path.join(self.root, "entries", key[:2], key)
@@ -107,10 +114,11 @@ class CacheDir:
             if current is not None:
                 return current
             temporary = os.path.join(self.root, "tmp")
-            _shared_folder(temporary)
+            self._folder(temporary)
             building = tempfile.mkdtemp(prefix=key[:12] + ".", dir=temporary)
-            # mkdtemp's 0700 would hide the entry from the other users sharing the cache.
-            os.chmod(building, 0o755)
+            if self.shared:
+                # mkdtemp's 0700 would hide the entry from the other users sharing the cache.
+                os.chmod(building, 0o755)
             try:
                 manifest = _gather(parts, os.path.join(building, OUTPUTS))
                 created, kept = time.time(), dict(extra or {})
@@ -126,8 +134,8 @@ class CacheDir:
                     json.dump(body, handle)
                 # A corrupt entry in the way (found None above) goes first.
                 remove_tree(final)
-                _shared_folder(os.path.join(self.root, "entries"))
-                _shared_folder(os.path.dirname(final))
+                self._folder(os.path.join(self.root, "entries"))
+                self._folder(os.path.dirname(final))
                 os.rename(building, final)
             except BaseException:
                 remove_tree(building)
@@ -178,9 +186,11 @@ class CacheDir:
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[None]:
         locks = os.path.join(self.root, "locks")
-        _shared_folder(locks)
+        self._folder(locks)
         descriptor = os.open(
-            os.path.join(locks, f"{key}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666
+            os.path.join(locks, f"{key}.lock"),
+            os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+            0o666 if self.shared else 0o600,
         )
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -188,10 +198,24 @@ class CacheDir:
         finally:
             os.close(descriptor)
 
-    @staticmethod
-    def _read(path: str) -> Entry | None:
+    def _folder(self, path: str) -> None:
+        """Make `path` (a folder of the cache: its `tmp`, `locks`, or an entry's prefix); in a
+        shared cache, a folder every user of the cache may add to. A folder there already
+        stays as it is."""
+        if os.path.isdir(path):
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+        if self.shared:
+            with contextlib.suppress(PermissionError):
+                os.chmod(path, 0o1777)
+
+    def _read(self, path: str) -> Entry | None:
         try:
             with open(os.path.join(path, ENTRY), encoding="utf-8") as handle:
+                if not self.shared and not _own(path, os.fstat(handle.fileno())):
+                    return None
                 body = json.load(handle)
             key, unit, run, created = body["key"], body["unit"], body["run"], body["createdAt"]
             extra = body.get("extra") or {}
@@ -263,14 +287,10 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
     return os.path.join(cache_home(environ), "outputs")
 
 
-def _shared_folder(path: str) -> None:
-    """Make `path` (a folder of the cache: its `tmp`, `locks`, or an entry's prefix) a folder
-    every user of the cache may add to: in a cluster the operator and the pods (another uid)
-    share it. A folder made by another user stays as it is."""
-    if os.path.isdir(path):
-        return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path)
-    with contextlib.suppress(PermissionError):
-        os.chmod(path, 0o1777)
+def _own(entry: str, record: os.stat_result) -> bool:
+    """Whether an entry's folder and its record (opened) are this process's user's."""
+    try:
+        folder = os.lstat(entry)
+    except OSError:
+        return False
+    return folder.st_uid == record.st_uid == os.geteuid()

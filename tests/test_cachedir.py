@@ -7,6 +7,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from meta.cachedir import CacheDir, default_cache_dir
 
 KEY = hashlib.sha256(b"unit").hexdigest()
@@ -65,3 +67,30 @@ def test_a_corrupt_entry_is_a_miss_and_the_next_writer_replaces_it(tmp_path: Pat
 def test_the_default_folder_follows_meta_cache_dir_and_xdg() -> None:
     assert default_cache_dir({"META_CACHE_DIR": "/c"}) == "/c/outputs"
     assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == "/x/meta-orchestrator/outputs"
+
+
+def test_a_users_own_cache_is_private_and_takes_no_entry_another_user_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "cache"
+    cache = CacheDir(str(root))
+    made = cache.put(KEY, [("", str(folder(tmp_path, "v")))], "f/u", "runs/one")
+    for part in ("entries", "entries/" + KEY[:2], "tmp", "locks"):
+        assert (root / part).stat().st_mode & 0o022 == 0, f"{part}: only its user may add"
+    assert cache.find(KEY) == made
+    # Seen by another user, the entry is someone else's: a miss, never their outputs.
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(made.path).st_uid + 1)
+    assert cache.find(KEY) is None
+    assert list(cache.entries()) == []
+
+
+def test_a_shared_cache_is_open_to_every_user_and_takes_their_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "cache"
+    cache = CacheDir(str(root), shared=True)
+    made = cache.put(KEY, [("", str(folder(tmp_path, "v")))], "f/u", "runs/one")
+    for part in ("entries", "entries/" + KEY[:2], "tmp", "locks"):
+        assert (root / part).stat().st_mode & 0o1777 == 0o1777, part
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(made.path).st_uid + 1)
+    assert cache.find(KEY) == made

@@ -4,10 +4,10 @@ Checking a flow against meta/flow/schema.json takes jsonschema, whose import alo
 milliseconds at every `meta run`. The check is a pure function of the document, the schema and
 the code that applies it, so a document found valid once is valid again: its digest, with
 those of the schema, of meta/flow/schema.py and of the installed jsonschema, names an empty
-file under `cache_home()/flows-valid/`, and a document whose file is there is not checked (nor
-jsonschema imported). Only "valid" is remembered: a document with faults is checked every
-time, and its faults come from meta.flow.schema as ever. A document that is not plain JSON
-data (a YAML date, a key that is not text) is always checked.
+file under `cache_home()/flows-valid/`, and a document whose file is there, made by this user,
+is not checked (nor jsonschema imported). Only "valid" is remembered: a document with faults is
+checked every time, and its faults come from meta.flow.schema as ever. A document that is not
+plain JSON data (a YAML date, a key that is not text) is always checked.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _PLAIN = (str, int, float, bool, type(None))
 def schema_faults(document: Any, file: str) -> list[Fault]:
     """meta.flow.schema's `schema_faults`, skipped for a document found valid before."""
     mark = _mark(document)
-    if mark is not None and os.path.exists(mark):
+    if mark is not None and _remembered(mark):
         return []
     from meta.flow.schema import schema_faults as checked
 
@@ -41,6 +41,15 @@ def schema_faults(document: Any, file: str) -> list[Fault]:
     if not faults and mark is not None:
         _remember(mark)
     return faults
+
+
+def _remembered(mark: str) -> bool:
+    """Whether the mark is there, made by this process's user: one another user could plant
+    (a cache folder others may write to) would let a document skip its check."""
+    try:
+        return os.stat(mark).st_uid == os.geteuid()
+    except OSError:
+        return False
 
 
 def _mark(document: Any) -> str | None:

@@ -92,3 +92,17 @@ def test_the_remembered_documents_are_bounded_and_the_oldest_forgotten(
             first = listed(marks)[0]
     assert len(listed(marks)) == 5, "past KEPT, the oldest half is forgotten"
     assert first not in listed(marks)
+
+
+def test_a_mark_another_user_made_is_not_trusted(
+    marks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = doc(units=[STEP], steps=[])
+    marks.mkdir(parents=True)
+    # Planted by someone who could write to the folder: a document with faults named valid.
+    mark = validity._mark(document)
+    assert mark is not None
+    Path(mark).touch()
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(mark).st_uid + 1)
+    found = validity.schema_faults(document, "f.yaml")
+    assert [f.pointer for f in found] == ["/spec/root/steps"]

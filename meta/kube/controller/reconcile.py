@@ -152,7 +152,7 @@ async def run_flow(
         driver.collector = collector
         journal.on_written = collector.journaled
     cache = StoreCache(
-        CacheDir(os.path.join(settings.store_dir, CACHE_DIR)),
+        CacheDir(os.path.join(settings.store_dir, CACHE_DIR), shared=True),
         run=f"{owner.namespace}/{owner.name}",
         outputs=driver.outputs,
         # Child flows' outputs are combined by the driver itself, from their status.

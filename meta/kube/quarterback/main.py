@@ -97,7 +97,7 @@ async def run_quarterback(
     cache = None
     if os.path.isdir(paths.cache):
         cache = StoreCache(
-            CacheDir(paths.cache),
+            CacheDir(paths.cache, shared=True),
             run=work.run,
             outputs=driver.outputs,
             place=driver.adopt,
