@@ -2,14 +2,16 @@
 stands in for running it.
 
 A key is a digest of what decides a unit's result. For a step: its rendered command, env (each
-value by its digest only), image, the value of META_INPUT, the content of the files it is
-given (a path relative to the flow's folder in its command or env, such as a script beside the
-flow; the flow's file inputs wherever they are named), the digests of its upstream outputs and
-its `cache.version`. An absolute path that is no file input counts as text: a log file a step
-appends to does not make every run a miss. For a section: its units' definitions, its input and
-iteration, the flow's inputs, the files it names, its upstream digests and version. Where a
-unit was written (file, pointer), its id and the attempt are not part of it: an edit elsewhere
-in a flow leaves a unit's key as it was, so an edited flow runs again only what the edit changed.
+value by its digest only), image, the value of META_INPUT, the content of the files and
+folders it is given (named whole or as an option's `--name=VALUE`: a path relative to the flow's
+folder, such as a script beside the flow, or an absolute one inside it; the flow's file inputs
+wherever they are named), the digests of its upstream outputs and its `cache.version`. Another
+absolute path counts as text: a log file a step appends to does not make every run a miss; so
+does a folder past MAX_FOLDER_FILES files or MAX_FOLDER_BYTES. For a section: its units'
+definitions, its input and iteration, the flow's inputs, the files it names, its upstream
+digests and version. Where a unit was written (file, pointer), its id and the attempt are not
+part of it: an edit elsewhere in a flow leaves a unit's key as it was, so an edited flow runs
+again only what the edit changed.
 
 The runtime gives the engine a `StoreCache`: the shared `CacheDir`, and where its driver keeps a
 unit's outputs (to read them into an entry, to restore a hit to).
@@ -22,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
@@ -41,6 +44,10 @@ from meta.trees import Manifest, OutputRefused, measure_parts, remove_tree
 KEY_FORMAT = 1
 """Part of every key: a change to how keys are made misses every older entry."""
 MAX_NAMED_STRINGS = 1000
+MAX_FOLDER_FILES = 1000
+MAX_FOLDER_BYTES = 64 << 20
+"""A folder named in a unit counts by its files' content up to these bounds (`.` in a command
+must not read a whole tree at every key), past them by its name only."""
 """Strings of a step's input looked at for file names (a large input is its own digest)."""
 log = logging.getLogger(__name__)
 
@@ -268,22 +275,47 @@ class Caching:
     def _named_files(
         self, strings: Sequence[str], directory: str, places: _Places
     ) -> dict[str, str]:
-        """The content digest of every file a string names: relative to `directory`, or one
-        of the flow's file inputs (by its name, wherever the run has it)."""
+        """The content digest of every file or folder a string names, whole or as the value of
+        an option (`--file=data/a.txt`): relative to `directory`, inside the flow's folder, or
+        one of the flow's file inputs (by its name, wherever the run has it)."""
         found = {}
         for text in strings:
             if not text or len(text) > 4096 or "\0" in text:
                 continue
-            if os.path.isabs(text) and text not in places.inputs:
-                continue
-            path = text if os.path.isabs(text) else os.path.join(directory, text)
-            try:
-                if not os.path.isfile(path):
+            for given in _paths_in(text):
+                if os.path.isabs(given) and not places.owns(given):
                     continue
-                found[places.of(text)] = self._file_digest(path)
-            except (OSError, ValueError):
-                continue
+                path = given if os.path.isabs(given) else os.path.join(directory, given)
+                try:
+                    digest = self._path_digest(path)
+                except (OSError, ValueError):
+                    continue
+                if digest is not None:
+                    found[places.of(given)] = digest
         return found
+
+    def _path_digest(self, path: str) -> str | None:
+        """A file's content digest; a folder's, of its files' names and digests (None past the
+        bounds, or for anything else)."""
+        if os.path.isfile(path):
+            return self._file_digest(path)
+        if not os.path.isdir(path):
+            return None
+        listed: list[tuple[str, str]] = []
+        size = 0
+        for parent, folders, files in os.walk(path):
+            folders.sort()
+            for name in sorted(files):
+                inside = os.path.join(parent, name)
+                status = os.lstat(inside)
+                size += status.st_size
+                if len(listed) >= MAX_FOLDER_FILES or size > MAX_FOLDER_BYTES:
+                    return None
+                if stat.S_ISLNK(status.st_mode):
+                    listed.append((os.path.relpath(inside, path), "->" + os.readlink(inside)))
+                elif stat.S_ISREG(status.st_mode):
+                    listed.append((os.path.relpath(inside, path), self._file_digest(inside)))
+        return _digest(listed)
 
 
 class _Places:
@@ -298,11 +330,19 @@ class _Places:
             if isinstance(spec, FileInput)
         }
         found = list(self.inputs.items())
+        self._flow = ""
         if os.path.dirname(visit.frame.directory) != visit.frame.directory:
             # Not the file system's root, whose "/" is in every path.
+            self._flow = visit.frame.directory
             found.append((visit.frame.directory, "@flow"))
         # Longest first: an input inside the flow's folder is named as the input.
         self._names = sorted(found, key=lambda pair: -len(pair[0]))
+
+    def owns(self, path: str) -> bool:
+        """Whether an absolute path is one of the flow's file inputs or inside its folder."""
+        if path in self.inputs:
+            return True
+        return bool(self._flow) and path.startswith(self._flow.rstrip("/") + "/")
 
     def of(self, value: Any) -> Any:
         """`value` (JSON-like) with every place in its strings said by name."""
@@ -316,6 +356,13 @@ class _Places:
         if isinstance(value, list | tuple):
             return [self.of(item) for item in value]
         return value
+
+
+def _paths_in(text: str) -> Iterator[str]:
+    """What a string may name: itself, and the value of an option written `--name=VALUE`."""
+    yield text
+    if text.startswith("-") and "=" in text:
+        yield text.partition("=")[2]
 
 
 def _strings(value: Any) -> Iterator[str]:

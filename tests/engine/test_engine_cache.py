@@ -9,7 +9,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from meta.cachedir import CacheDir
+from meta.engine import caching
 from meta.engine.caching import StoreCache
 from meta.engine.driver import StepTask
 from meta.engine.frontiers import Done
@@ -179,6 +182,44 @@ def test_a_file_the_step_names_counts_by_its_content(tmp_path: Path) -> None:
     assert runs.go(plan)[0].start_ids() == []
     script.write_text("print(2)\n")
     assert runs.go(plan)[0].start_ids() == ["t/d/s"], "the script beside the flow changed"
+
+
+def test_a_file_or_folder_named_otherwise_counts_by_its_content(tmp_path: Path) -> None:
+    runs = Runs(tmp_path)
+    data = tmp_path / "flow" / "data"
+    flow_dir = str(tmp_path / "flow")
+    units = (
+        step("folder", "cat-all", "data", cache=True),
+        step("inside", "cat", flow_dir + "/data/a.txt", cache=True),
+        step("option", "cat", "--file=data/a.txt", cache=True),
+        step("elsewhere", "cat", str(tmp_path / "log.txt"), cache=True),
+    )
+    plan = plan_of(tmp_path / "flow", dag(*units))
+    data.mkdir(parents=True)
+    (data / "a.txt").write_text("v1")
+    (tmp_path / "log.txt").write_text("one")
+    runs.go(plan)
+    assert runs.go(plan)[0].start_ids() == []
+    (data / "a.txt").write_text("v2")
+    (tmp_path / "log.txt").write_text("two")
+    assert sorted(runs.go(plan)[0].start_ids()) == ["t/d/folder", "t/d/inside", "t/d/option"], (
+        "a file outside the flow's folder that is no input counts by its name only"
+    )
+
+
+def test_a_folder_past_the_bounds_counts_by_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(caching, "MAX_FOLDER_FILES", 2)
+    runs = Runs(tmp_path)
+    data = tmp_path / "flow" / "data"
+    data.mkdir(parents=True)
+    for name in "abc":
+        (data / name).write_text("v1")
+    plan = plan_of(tmp_path / "flow", dag(step("folder", "cat-all", "data", cache=True)))
+    runs.go(plan)
+    (data / "a").write_text("v2")
+    assert runs.go(plan)[0].start_ids() == []
 
 
 def test_cache_false_on_a_step_overrides_the_defaults(tmp_path: Path) -> None:
