@@ -510,7 +510,8 @@ class LocalProcess:
         self._outcome: Exit | BaseException | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._copying: asyncio.Task[None] | None = None
-        """The task of a step that stages or keeps data (None: none, or done)."""
+        """The task of a step that stages or keeps data, held here while it runs (the loop
+        holds its tasks only weakly)."""
         self._scratch: _Scratch | None = None
         self._begin()
 
@@ -543,7 +544,7 @@ class LocalProcess:
         finally:
             self._copying = None
         if self._stopping:
-            self._settle(Exit(-1))
+            self._heard(Exit(-1))  # nothing is to start: its scratch goes
             return
         self._launch_soon(scratch)
 
