@@ -12,7 +12,6 @@ they were made, so a consumer is never on record before the producer it read fro
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import time
@@ -39,6 +38,7 @@ _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 """`json.dumps` with these separators, without building an encoder for every record."""
 _STRING = json.encoder.encode_basestring_ascii
 """How `_ENCODE` writes a str (ensure_ascii)."""
+_INFINITY = float("inf")
 _FINISHED_KEYS = tuple((f',"{name}":', name) for name in RECORD_FIELDS)
 """Each field of a `finished` line: its key as written, and its name."""
 
@@ -205,7 +205,7 @@ def _json(value: Any) -> str:
         return "null"
     if kind is int:
         return int.__repr__(value)
-    if kind is float and math.isfinite(value):
+    if kind is float and -_INFINITY < value < _INFINITY:  # not inf, not nan
         return float.__repr__(value)
     if kind is bool:
         return "true" if value else "false"
