@@ -150,6 +150,8 @@ class LocalDriver:
         self.threads = ThreadPoolExecutor(MAX_RUNNING_STEPS, thread_name_prefix="step")
         self._spawner = _Spawner()
         self._exits = _Exits()
+        self.closed = False
+        """The session is ending: steps still waiting for the spawning thread do not start."""
         self.subreaper = become_subreaper()
         self._children = Children() if self.subreaper else None
         _more_descriptors()
@@ -166,7 +168,8 @@ class LocalDriver:
 
     def outputs(self, unit_id: str) -> str:
         # '@' is in no unit name, so a section's outputs never collide with its units' folders.
-        return os.path.join(self._store, on_disk(unit_id), OUTPUTS)
+        # Joined with "/": the store is absolute and a unit id is relative, never empty.
+        return f"{self._store}/{on_disk(unit_id)}/{OUTPUTS}"
 
     def shown_outputs(self, unit_id: str) -> str:
         """`outputs` as the report and the summary show it: under the workdir as given."""
@@ -232,7 +235,7 @@ class LocalDriver:
             remove_tree(stored)
         copies = []
         for name, producer in task.upstream:
-            target = os.path.join(upstream, name)
+            target = f"{upstream}/{name}"
             live = pod.live.get(producer) if pod is not None else None
             if live is not None:
                 os.symlink(live, target)
@@ -388,6 +391,7 @@ class LocalDriver:
         self._groups.clear()
 
     def close(self) -> None:
+        self.closed = True
         self.kill_all()
         if self.subreaper:
             stop_orphans(None, (), self._children)
@@ -423,23 +427,23 @@ class _Spawner:
         self._thread.join()
 
 
-Ended = asyncio.Future["subprocess.Popen[bytes] | Exit"]
-"""Resolved with the step's process once it has ended (to be reaped), or with the Exit of an
-attempt whose program could not be started."""
+Heard = Callable[["subprocess.Popen[bytes] | Exit | BaseException"], None]
+"""Called on the event loop with the step's process once it has ended (to be reaped), with
+the Exit of an attempt whose program could not be started, or with what its start raised."""
 
 
 class _Exits:
     """The ends of started processes, heard through their pidfds in one epoll set of its own,
     which the event loop watches as a single reader: a step's end costs an epoll_ctl and a
-    future, not a reader added to and removed from the loop (asyncio's bookkeeping of a reader
+    call, not a reader added to and removed from the loop (asyncio's bookkeeping of a reader
     costs more than the step's system calls). Processes are added from the spawning thread;
     their ends are heard on the loop."""
 
     def __init__(self) -> None:
         self._epoll: select.epoll | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: dict[int, tuple[Ended, subprocess.Popen[bytes]]] = {}
-        """What waits for each process not heard to end yet, by pidfd."""
+        self._waiting: dict[int, tuple[Heard, subprocess.Popen[bytes]]] = {}
+        """What is told of each process not heard to end yet, by pidfd."""
 
     def watching(self, loop: asyncio.AbstractEventLoop) -> None:
         """Make `loop` hear the set (on the loop, before processes are added from a thread)."""
@@ -452,12 +456,12 @@ class _Exits:
             loop.add_reader(self._epoll.fileno(), self._heard)
             self._loop = loop
 
-    def add(self, process: subprocess.Popen[bytes], ended: Ended) -> None:
-        """Resolve `ended` with `process` when it has ended (any thread). OSError or
-        AttributeError where pidfds are not available."""
+    def add(self, process: subprocess.Popen[bytes], heard: Heard) -> None:
+        """Call `heard` with `process` on the loop when it has ended (from any thread).
+        OSError or AttributeError where pidfds are not available."""
         assert self._epoll is not None
         pidfd = os.pidfd_open(process.pid)
-        self._waiting[pidfd] = (ended, process)
+        self._waiting[pidfd] = (heard, process)
         try:
             self._epoll.register(pidfd, select.EPOLLIN)
         except BaseException:
@@ -470,10 +474,9 @@ class _Exits:
         for pidfd, _ in self._epoll.poll(0):
             # Out of the set at once: an ended process's pidfd stays readable.
             self._epoll.unregister(pidfd)
-            ended, process = self._waiting.pop(pidfd)
+            heard, process = self._waiting.pop(pidfd)
             os.close(pidfd)
-            if not ended.done():
-                ended.set_result(process)
+            heard(process)
 
     def close(self) -> None:
         if self._epoll is None:
@@ -490,9 +493,12 @@ class _Exits:
 
 class LocalProcess:
     """One attempt at a step, from its scratch to its persisted outputs. The event loop makes
-    its folders, starts its program and hears of its end; only copies (staging, persisting,
-    keeping logs), whose cost grows with the data, go to a worker thread. A step that moves no
-    data so costs no handoff of the interpreter lock between threads."""
+    its folders, starts its program (through the spawning thread) and hears of its end; only
+    copies (staging, persisting, keeping logs), whose cost grows with the data, go to a worker
+    thread. A step that moves no data is plain calls on the loop, with no task of its own: its
+    scratch is made when it is started, and its end is taken care of (reaped, checked, its
+    scratch removed) in the call that hears it, which resolves what `wait` awaits. A step that
+    moves data gets a task for that part."""
 
     def __init__(self, driver: LocalDriver, task: StepTask, pod: _Pod | None) -> None:
         self._driver = driver
@@ -500,39 +506,121 @@ class LocalProcess:
         self._pod = pod
         self._pid: int | None = None
         self._stopping = False
-        self._ended = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._outcome: Exit | BaseException | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+        self._copying: asyncio.Task[None] | None = None
+        """The task of a step that stages or keeps data, held here while it runs (the loop
+        holds its tasks only weakly)."""
+        self._scratch: _Scratch | None = None
+        self._begin()
 
-    async def _run(self) -> Exit:
-        driver, task, pod = self._driver, self._task, self._pod
-        loop = asyncio.get_running_loop()
+    def _begin(self) -> None:
+        driver = self._driver
         try:
-            scratch = driver._prepare(task, pod)
-            if scratch.copies:
-                staged = await loop.run_in_executor(driver.threads, driver._stage, scratch.copies)
-                driver.traffic.add(staged=staged)
+            scratch = self._scratch = driver._prepare(self._task, self._pod)
         except (OSError, shutil.Error) as exc:
-            return Exit(CANNOT_KEEP, reason=f"its scratch could not be set up: {exc}")
-        driver._exits.watching(loop)
-        ended: Ended = loop.create_future()
-        driver._spawner.submit(lambda: self._launch(scratch, ended, loop))
+            self._settle(Exit(CANNOT_KEEP, reason=f"its scratch could not be set up: {exc}"))
+            return
+        except BaseException as exc:
+            self._settle(exc)
+            return
+        if scratch.copies:
+            self._copying = self._loop.create_task(self._stage_then_launch(scratch))
+        else:
+            self._launch_soon(scratch)
+
+    async def _stage_then_launch(self, scratch: _Scratch) -> None:
+        driver = self._driver
         try:
-            started = await ended
+            staged = await self._loop.run_in_executor(driver.threads, driver._stage, scratch.copies)
+            driver.traffic.add(staged=staged)
+        except (OSError, shutil.Error) as exc:
+            self._settle(Exit(CANNOT_KEEP, reason=f"its scratch could not be set up: {exc}"))
+            return
+        except BaseException as exc:
+            self._settle(exc)
+            raise
+        finally:
+            self._copying = None
+        if self._stopping:
+            self._heard(Exit(-1))  # nothing is to start: its scratch goes
+            return
+        self._launch_soon(scratch)
+
+    def _launch_soon(self, scratch: _Scratch) -> None:
+        self._driver._exits.watching(self._loop)
+        self._driver._spawner.submit(lambda: self._launch(scratch))
+
+    def _launch(self, scratch: _Scratch) -> None:
+        """Start the program (on the spawner thread) and have its end heard on the loop."""
+        if self._outcome is not None or self._stopping or self._driver.closed:
+            # Stopped while this waited its turn (or the session is ending): nothing is to
+            # start.
+            _tell(self._loop, self._heard, Exit(-1))
+            return
+        driver = self._driver
+        try:
+            started = driver._spawn(self._task, scratch)
+        except BaseException as exc:
+            _tell(self._loop, self._heard, exc)
+            return
+        if isinstance(started, Exit):
+            _tell(self._loop, self._heard, started)
+            return
+        self._pid = started.pid
+        driver._groups.add(started.pid)
+        # Read after the pid is set, as `stop` sets its flag before reading the pid: one side
+        # or both kill the group.
+        if self._stopping:
+            _kill_group(started.pid, signal.SIGKILL)
+        try:
+            driver._exits.add(started, self._heard)
+        except (AttributeError, OSError):
+            # Not Linux, or a kernel before 5.3: a thread waits instead.
+            driver.threads.submit(_wait_for, started, self._heard, self._loop)
+        except BaseException as exc:
+            # The spawning thread must live on for the other steps: the step fails instead.
+            _kill_group(started.pid, signal.SIGKILL)
+            _tell(self._loop, self._heard, exc)
+
+    def _heard(self, started: subprocess.Popen[bytes] | Exit | BaseException) -> None:
+        """The program ended, or could not start (on the loop): reap it, stop what it left,
+        check and keep what it wrote, remove its scratch, and settle the attempt."""
+        if self._outcome is not None:
+            return
+        try:
+            self._end(started)
+        except BaseException as exc:
+            # Called by the loop's reader: what went wrong goes to the attempt's waiter.
+            self._settle(exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    def _end(self, started: subprocess.Popen[bytes] | Exit | BaseException) -> None:
+        driver, task, pod, scratch = self._driver, self._task, self._pod, self._scratch
+        assert scratch is not None
+        try:
             # It has ended: this reaps it without blocking (before its group is searched for
             # orphans).
-            code = started.code if isinstance(started, Exit) else started.wait()
+            code = started.wait() if isinstance(started, subprocess.Popen) else 0
         finally:
             pid = self._pid
             if pid is not None:
-                # The step's main process ended (or the run is going): what it left in its
-                # group goes too.
+                # The step's main process ended: what it left in its group goes too.
                 _kill_group(pid, signal.SIGKILL)
                 driver.forget(pid)
                 if driver.subreaper:
                     stop_orphans(task.id, driver._groups, driver._children)
-        if isinstance(started, Exit):
+        if not isinstance(started, subprocess.Popen):
             if pod is None:
                 _remove_scratch(scratch, task)
-            return started
+            self._settle(started)
+            return
+        self._ended(scratch, code)
+
+    def _ended(self, scratch: _Scratch, code: int) -> None:
+        driver, task, pod = self._driver, self._task, self._pod
         result, refusal = None, ""
         if code == 0:
             try:
@@ -544,48 +632,52 @@ class LocalProcess:
             stderr_tail = driver.secrets.redact(stderr_tail)
             logs, persist = driver._to_keep(scratch, pod, code)
             if logs or persist:
-                await loop.run_in_executor(
-                    driver.threads, driver._keep, task, scratch, logs, persist
-                )
+                ended = Exit(code, stderr_tail, refusal, result)
+                self._copying = self._loop.create_task(self._keep(scratch, logs, persist, ended))
+                return
             driver._release(task, scratch, pod, code, persist)
         except (OSError, shutil.Error, OutputRefused) as exc:
-            return Exit(
-                CANNOT_KEEP,
-                reason=f"exited with code {code}, but its outputs or logs could not be kept: {exc}",
-            )
-        return Exit(code, stderr_tail, refusal, result)
+            self._settle(_not_kept(code, exc))
+            return
+        self._settle(Exit(code, stderr_tail, refusal, result))
 
-    def _launch(self, scratch: _Scratch, ended: Ended, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the program (on the spawner thread) and have `ended` resolved when it ends."""
-        if ended.done():
-            return  # its wait was cancelled while this waited its turn: nothing is to start
-        driver = self._driver
+    async def _keep(self, scratch: _Scratch, logs: list[str], persist: bool, ended: Exit) -> None:
+        driver, task = self._driver, self._task
         try:
-            started = driver._spawn(self._task, scratch)
-        except BaseException as exc:
-            _tell(loop, ended, exc)
+            await self._loop.run_in_executor(
+                driver.threads, driver._keep, task, scratch, logs, persist
+            )
+            driver._release(task, scratch, self._pod, ended.code, persist)
+        except (OSError, shutil.Error, OutputRefused) as exc:
+            self._settle(_not_kept(ended.code, exc))
             return
-        if isinstance(started, Exit):
-            _tell(loop, ended, started)
-            return
-        self._pid = started.pid
-        driver._groups.add(started.pid)
-        # Read after the pid is set, as `stop` and the loop's `finally` set theirs before
-        # reading it: one side or both kill the group.
-        if self._stopping or ended.done():
-            _kill_group(started.pid, signal.SIGKILL)
-        try:
-            driver._exits.add(started, ended)
-        except (AttributeError, OSError):
-            # Not Linux, or a kernel before 5.3: a thread waits instead.
-            driver.threads.submit(_wait_for, started, ended, loop)
         except BaseException as exc:
-            # The spawning thread must live on for the other steps: the step fails instead.
-            _kill_group(started.pid, signal.SIGKILL)
-            _tell(loop, ended, exc)
+            self._settle(exc)
+            raise
+        finally:
+            self._copying = None
+        self._settle(ended)
+
+    def _settle(self, outcome: Exit | BaseException) -> None:
+        if self._outcome is not None:
+            return
+        self._outcome = outcome
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
 
     async def wait(self) -> Exit:
-        return await asyncio.shield(self._ended)
+        if self._outcome is None:
+            # A future of each waiter's own: a waiter cancelled cancels nothing else.
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
+        outcome = self._outcome
+        assert outcome is not None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     async def last_words(self) -> str:
         # The stopped step's log stays: `wait` gives its tail once it has ended.
@@ -593,41 +685,39 @@ class LocalProcess:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._pid is not None and not self._ended.done():
+        if self._pid is not None and self._outcome is None:
             _kill_group(self._pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._ended), STOP_GRACE_SECONDS)
+                await asyncio.wait_for(self.wait(), STOP_GRACE_SECONDS)
         if self._pid is not None:
             _kill_group(self._pid, signal.SIGKILL)
         with contextlib.suppress(TimeoutError, Exception):
-            await asyncio.wait_for(asyncio.shield(self._ended), STOP_GRACE_SECONDS)
+            await asyncio.wait_for(self.wait(), STOP_GRACE_SECONDS)
 
 
-def _settle(ended: Ended, outcome: subprocess.Popen[bytes] | Exit | BaseException) -> None:
-    if ended.done():
-        return
-    if isinstance(outcome, BaseException):
-        ended.set_exception(outcome)
-    else:
-        ended.set_result(outcome)
+def _not_kept(code: int, exc: BaseException) -> Exit:
+    return Exit(
+        CANNOT_KEEP,
+        reason=f"exited with code {code}, but its outputs or logs could not be kept: {exc}",
+    )
 
 
 def _tell(
     loop: asyncio.AbstractEventLoop,
-    ended: Ended,
+    heard: Heard,
     outcome: subprocess.Popen[bytes] | Exit | BaseException,
 ) -> None:
-    """Resolve `ended` from another thread (nothing to do once its loop is closed: no one
-    waits any more)."""
+    """Call `heard` on its loop from another thread (nothing to do once the loop is closed: no
+    one waits any more)."""
     with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(_settle, ended, outcome)
+        loop.call_soon_threadsafe(heard, outcome)
 
 
 def _wait_for(
-    process: subprocess.Popen[bytes], ended: Ended, loop: asyncio.AbstractEventLoop
+    process: subprocess.Popen[bytes], heard: Heard, loop: asyncio.AbstractEventLoop
 ) -> None:
     process.wait()
-    _tell(loop, ended, process)
+    _tell(loop, heard, process)
 
 
 def _more_descriptors() -> None:
@@ -695,8 +785,10 @@ def kill_leftovers(token: str) -> None:
 
 
 def _kill_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    try:  # noqa: SIM105 (contextlib.suppress costs more, at every step's end)
         os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _tail(path: str) -> str:
@@ -765,9 +857,11 @@ def _remove_scratch(scratch: _Scratch, task: StepTask, *, output: bool = True) -
     one call each when the step left them as they were (the common case), a tree walk only
     for what holds more; its outputs folder only if `output` (else it has gone)."""
     for path in (scratch.input_file, scratch.stdout, scratch.stderr):
-        with contextlib.suppress(FileNotFoundError):
+        try:  # noqa: SIM105 (contextlib.suppress costs more, at every step's end)
             os.unlink(path)
-    folders = [os.path.join(scratch.upstream, name) for name, _ in task.upstream]
+        except FileNotFoundError:
+            pass
+    folders = [f"{scratch.upstream}/{name}" for name, _ in task.upstream]
     folders += (scratch.upstream, scratch.scratch)
     if output:
         folders.append(scratch.output)

@@ -36,6 +36,11 @@ FINISHED = ("succeeded", "cached")
 RECORD_FIELDS = tuple(field.name for field in dataclass_fields(UnitRecord))
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 """`json.dumps` with these separators, without building an encoder for every record."""
+_STRING = json.encoder.encode_basestring_ascii
+"""How `_ENCODE` writes a str (ensure_ascii)."""
+_INFINITY = float("inf")
+_FINISHED_KEYS = tuple((f',"{name}":', name) for name in RECORD_FIELDS)
+"""Each field of a `finished` line: its key as written, and its name."""
 
 
 class FileJournal:
@@ -84,21 +89,31 @@ class FileJournal:
 
     def record_started(self, record: UnitRecord) -> None:
         # Not waited on for the disk: a start lost in a crash changes nothing on resume.
-        entry = {"event": "started", "id": record.id, "attempt": record.attempts}
-        self._append({**entry, "at": record.started_at}, durable=False)
+        line = (
+            f'{{"event":"started","id":{_json(record.id)},"attempt":{_json(record.attempts)},'
+            f'"at":{_json(record.started_at)}}}'
+        )
+        self._write(line, durable=False)
 
     def record_finished(self, record: UnitRecord) -> None:
-        # Field by field: dataclasses.asdict deep-copies, and this runs once per unit.
-        fields = {name: getattr(record, name) for name in RECORD_FIELDS}
+        # Written field by field, each value as json.dumps writes it: the same line as
+        # dumping a dict of the fields, without building that dict (this runs once per unit).
+        parts = ['{"event":"finished"']
+        for key, name in _FINISHED_KEYS:
+            parts += (key, _json(getattr(record, name)))
         if record.state in FINISHED:
             manifest = self._kept(record.id)
-            fields[OUTPUTS] = manifest.as_json() if manifest is not None else None
-        self._append({"event": "finished", **fields})
+            parts += (f',"{OUTPUTS}":', "null" if manifest is None else _ENCODE(manifest.as_json()))
+        parts.append("}")
+        self._write("".join(parts))
 
     def _append(self, entry: dict[str, Any], *, durable: bool = True) -> None:
+        self._write(_ENCODE(entry), durable=durable)
+
+    def _write(self, line: str, *, durable: bool = True) -> None:
         if self._failure is not None:
             raise self._failure
-        data = memoryview((_ENCODE(entry) + "\n").encode())
+        data = memoryview((line + "\n").encode())
         try:
             while data:
                 data = data[os.write(self._fd, data) :]
@@ -181,6 +196,23 @@ class _Verified(Mapping[str, UnitRecord]):
 
     def __len__(self) -> int:
         return len(self._records)
+
+
+def _json(value: Any) -> str:
+    """`value` as `_ENCODE` writes it, the common kinds of a record's fields without the
+    encoder's own set-up per call."""
+    kind = value.__class__
+    if kind is str:
+        return _STRING(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and -_INFINITY < value < _INFINITY:  # not inf, not nan
+        return float.__repr__(value)
+    if kind is bool:
+        return "true" if value else "false"
+    return _ENCODE(value)
 
 
 def _changed(folder: str, manifest: Manifest | None) -> str | None:
