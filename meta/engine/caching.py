@@ -45,7 +45,7 @@ MAX_NAMED_STRINGS = 1000
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StoreCache:
     """The shared cache as one run uses it."""
 

@@ -77,7 +77,7 @@ def scratch_root(workdir: Path) -> Path:
     return base / f"meta-{digest}"
 
 
-@dataclass
+@dataclass(eq=False)
 class Traffic:
     """Bytes copied into the store (persisted) and out of it into scratch (staged)."""
 
@@ -91,14 +91,14 @@ class Traffic:
             self.staged += staged
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pod:
     root: str
     live: dict[str, str] = field(default_factory=dict)
     """Outputs of this pod's finished units, still in its RAM scratch, by unit id."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Scratch:
     """The folders and files of one attempt, made on RAM before its program starts."""
 
