@@ -22,7 +22,15 @@ spec:
       - name: a
         run: {command: ["true"]}
 """
-HEAVY = ("jinja2", "jsonschema", "rich", "pluggy", "importlib.metadata", "meta.builder")
+HEAVY = (
+    "jinja2",
+    "jsonschema",
+    "rich",
+    "pluggy",
+    "importlib.metadata",
+    "meta.builder",
+    "meta.plan.describe",
+)
 RUN = """\
 import json, sys
 from meta.cli import main
