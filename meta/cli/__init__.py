@@ -11,6 +11,7 @@ loads none of them.
 
 from __future__ import annotations
 
+import gc
 from importlib import import_module
 
 import click
@@ -63,5 +64,10 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(context: click.Context) -> None:
     """meta-orchestrator: data describes the pipeline."""
+    if not gc.isenabled():
+        # Off while the modules loaded (`meta/__init__.py`). What they made lives as long as
+        # the process: frozen, it is left out of every later pass (not walked again each time).
+        gc.freeze()
+        gc.enable()
     if context.invoked_subcommand not in SESSIONS and INTERRUPTS.installed:
         INTERRUPTS.uninstall()

@@ -27,7 +27,6 @@ from meta.flow.files import display_path
 from meta.local.environment import read_secrets
 from meta.local.interrupts import INTERRUPTS
 from meta.local.runner import Outcome, resume_run, start_run
-from meta.plan.describe import describe
 from meta.plan.given import parse_sets
 from meta.plan.plan import compile_plan
 
@@ -58,6 +57,9 @@ def validate(files: Sequence[Path], sets: Sequence[str]) -> None:
 @user_errors
 def plan(file: Path, sets: Sequence[str]) -> None:
     """Describe a flow: its inputs and their values, its sections, patterns and bounds."""
+    # Only this command describes a flow: `meta run` need not load it (or shlex).
+    from meta.plan.describe import describe
+
     for line in describe(compile_plan(file, parse_sets(sets))):
         click.echo(line)
 

@@ -52,7 +52,7 @@ must not read a whole tree at every key), past them by its name only."""
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StoreCache:
     """The shared cache as one run uses it."""
 

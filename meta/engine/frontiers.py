@@ -74,7 +74,7 @@ class Context:
     """Fields left out of META_INPUT (a tree node's children, which are walked on their own)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Ready:
     """A unit that may start now: which one, the instance, what it runs with and receives."""
 
@@ -352,7 +352,7 @@ def _escaped(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Node:
     """One tree node on the walk: the data, where it is, and (post-order) its children's results."""
 
@@ -599,7 +599,7 @@ class BfsPostFrontier(_TreeWalk):
         )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Chunk:
     number: int
     records: list[Any]

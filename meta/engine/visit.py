@@ -55,7 +55,7 @@ class FlowFrame:
         return variables
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Ending:
     """How a section's units ended so far: what its `finally` units will be shown."""
 

@@ -53,7 +53,7 @@ def base_environ(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Secrets:
     """The secret values given with `--secret`, by (secret name, key)."""
 

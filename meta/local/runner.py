@@ -40,7 +40,7 @@ RUNS_DIR = Path("runs")
 """Where `meta run` puts a workdir when given none (relative to where it runs)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Outcome:
     state: str
     report: dict[str, Any]

@@ -22,7 +22,15 @@ spec:
       - name: a
         run: {command: ["true"]}
 """
-HEAVY = ("jinja2", "jsonschema", "rich", "pluggy", "importlib.metadata", "meta.builder")
+HEAVY = (
+    "jinja2",
+    "jsonschema",
+    "rich",
+    "pluggy",
+    "importlib.metadata",
+    "meta.builder",
+    "meta.plan.describe",
+)
 RUN = """\
 import json, sys
 from meta.cli import main
@@ -56,3 +64,33 @@ def test_a_plain_flow_runs_without_templates_schemas_rich_or_plugins(tmp_path: P
     # The first run checks the flow against the schema (jsonschema), and remembers it valid.
     assert imported(flow, tmp_path / "w1", tmp_path / "cache") == ["jsonschema"]
     assert imported(flow, tmp_path / "w2", tmp_path / "cache") == []
+
+
+COLLECTOR = """\
+import gc, sys
+sys.argv = ["meta", "validate", sys.argv[1]]
+import meta
+off_while_loading = not gc.isenabled()
+from meta.cli import main
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(off_while_loading, gc.isenabled(), gc.get_freeze_count() > 0)
+"""
+
+
+def test_the_meta_command_loads_with_the_collector_off_and_runs_with_it_on(
+    tmp_path: Path,
+) -> None:
+    flow = tmp_path / "plain.flow.yaml"
+    flow.write_text(FLOW, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTOR, str(flow)],
+        env={**os.environ, "META_CACHE_DIR": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.stdout.splitlines()[-1] == "True True True"
