@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sized
 from typing import Any
 
 from jinja2 import nodes
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 from jinja2.visitor import NodeTransformer
 
@@ -95,6 +95,13 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         charge(1)
+        if isinstance(obj, Mapping) and not attribute.startswith("_"):
+            # A key of the data wins over a method of its type: `item.items` is the item's
+            # `items`, not dict.items (Jinja, like Python, looks for the attribute first).
+            try:
+                return obj[attribute]
+            except LookupError:
+                pass
         if isinstance(obj, str) and attribute in _FORMATS:
             # Checked when the method is found too: Jinja wraps what it gives.
             growth.check_format(obj, ())
@@ -136,7 +143,11 @@ def _bounded_concat(parts: Iterable[str]) -> str:
 
 def _output(value: Any) -> Any:
     """Every value a template writes (Jinja's `finalize`), sized before it is made text: what
-    a block or a macro writes is kept until it ends, not passed on part by part."""
+    a block or a macro writes is kept until it ends, not passed on part by part. A function or
+    a method is refused: its text holds a memory address, different in every run."""
+    if callable(value) and not isinstance(value, Undefined):
+        name = getattr(value, "__name__", type(value).__name__)
+        raise TypeError(f"the template writes the function or method '{name}', not a value")
     size = growth.text_size(value)
     refuse_size(size, "a written value")
     charge_made(size)

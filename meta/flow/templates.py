@@ -176,8 +176,8 @@ def _plain(source: str) -> Plain | None:
                 node = node.node
             if not isinstance(node, nodes.Name) or not keys:
                 return None
-            if any(key.startswith("_") or hasattr(dict, key) for key in keys):
-                return None  # the sandbox refuses it, or Jinja takes dict's own attribute
+            if any(key.startswith("_") for key in keys):
+                return None  # the sandbox refuses it
             parts.append((node.name, *reversed(keys)))
     return tuple(parts) if len(parts) <= _MAX_PLAIN_PARTS else None
 
