@@ -35,26 +35,37 @@ TEXT_FILTERS = frozenset(
     }
 )  # fmt: skip
 """Filters that make a text of their value first."""
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def text_size(value: Any, limit: int = MAX_RENDERED) -> int:
     """A lower bound of len(str(value)), from a walk that stops once past `limit`."""
+    if isinstance(value, str):
+        return len(value)
     size = 0
     pending = [value]
     while pending and size <= limit:
         item = pending.pop()
-        if isinstance(item, str):
-            size += len(item)
-        elif isinstance(item, Mapping):
+        children: Iterable[Any]
+        if isinstance(item, Mapping):
             size += 2 + 4 * len(item)
-            if size <= limit:
-                pending.extend(itertools.chain(item.keys(), item.values()))
+            children = itertools.chain(item.keys(), item.values())
         elif isinstance(item, list | tuple | set | frozenset):
             size += 2 + 2 * len(item)
-            if size <= limit:
-                pending.extend(item)
+            children = item
         else:
             size += 1
+            continue
+        for child in children:
+            if size > limit:
+                break
+            kind = type(child)
+            if kind is str:
+                size += len(child)
+            elif kind in _SCALARS:
+                size += 1
+            else:
+                pending.append(child)
     return size
 
 
@@ -64,12 +75,13 @@ def text_of(value: Any) -> str:
     return str(value)
 
 
-def value_parameter(name: str, function: Callable[..., Any]) -> str | None:
-    """The parameter of a text filter that takes the value made into text; None for others."""
+def value_position(name: str, function: Callable[..., Any]) -> int | None:
+    """Where a text filter takes the value it makes into text (after what Jinja passes it);
+    None for other filters."""
     if name not in TEXT_FILTERS:
         return None
-    names = [p for p in inspect.signature(function).parameters if p not in _PASSED]
-    return names[0] if names else None
+    names = list(inspect.signature(function).parameters)
+    return 1 if names and names[0] in _PASSED else 0
 
 
 def items(iterable: Iterable[Any]) -> list[Any]:

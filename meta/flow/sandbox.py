@@ -145,10 +145,13 @@ def _output(value: Any) -> Any:
     """Every value a template writes (Jinja's `finalize`), sized before it is made text: what
     a block or a macro writes is kept until it ends, not passed on part by part. A function or
     a method is refused: its text holds a memory address, different in every run."""
-    if callable(value) and not isinstance(value, Undefined):
+    if isinstance(value, str):
+        size = len(value)
+    elif callable(value) and not isinstance(value, Undefined):
         name = getattr(value, "__name__", type(value).__name__)
         raise TypeError(f"the template writes the function or method '{name}', not a value")
-    size = growth.text_size(value)
+    else:
+        size = growth.text_size(value)
     refuse_size(size, "a written value")
     charge_made(size)
     return value
@@ -165,20 +168,19 @@ def _bounded(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """A filter charged one step, refused numbers past MAX_RENDERED (`center(10**9)`), and
     refused what it would make past the bound; `functools.wraps` keeps Jinja's marks
     (pass_context...) on it."""
-    value = growth.value_parameter(name, function)
+    value = growth.value_position(name, function)
     check = growth.FILTER_CHECKS.get(name)
-    signature = inspect.signature(function) if value or check else None
+    signature = inspect.signature(function) if check else None
 
     @functools.wraps(function)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         charge(1)
         _check_arguments(args, kwargs)
-        if signature is not None:
+        if value is not None and value < len(args):  # Jinja passes the value by position
+            refuse_size(growth.text_size(args[value]), "a text")
+        if signature is not None and check is not None:
             bound = signature.bind(*args, **kwargs)
-            if value is not None:
-                refuse_size(growth.text_size(bound.arguments[value]), "a text")
-            if check is not None:
-                check(bound.arguments)
+            check(bound.arguments)
             args, kwargs = bound.args, bound.kwargs
         # What grows by a small factor only (escaping, `tojson`) is refused once made.
         return _made(function(*args, **kwargs))
