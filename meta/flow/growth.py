@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from jinja2.filters import make_attrgetter
@@ -24,6 +24,8 @@ from meta.flow.budget import MAX_RENDERED, TemplateTooCostly, charge, refuse_siz
 _WIDE_FORMAT = re.compile(r"\d{7,}")
 """A width or precision of a million or more in a format string."""
 _NUMBER = re.compile(r"\d+")
+_NESTED_FIELD = re.compile(r"\{[^{}]*:[^{}]*\{")
+"""A replacement field whose format takes a part from the values: `{0:{1}}`."""
 
 _PASSED = frozenset({"eval_ctx", "environment", "context", "env"})
 """The names of the first parameter of filters Jinja passes its own objects to."""
@@ -50,7 +52,8 @@ def text_size(value: Any, limit: int = MAX_RENDERED) -> int:
         if isinstance(item, Mapping):
             size += 2 + 4 * len(item)
             children = itertools.chain(item.keys(), item.values())
-        elif isinstance(item, list | tuple | set | frozenset):
+        elif isinstance(item, Collection) and not isinstance(item, range | bytes):
+            # Lists, tuples, sets, and the views of a mapping (`d.values()`), written whole.
             size += 2 + 2 * len(item)
             children = item
         else:
@@ -118,8 +121,12 @@ def check_format(text: str, values: Iterable[Any]) -> None:
     as wide as the widest number the text holds (a width)."""
     if _WIDE_FORMAT.search(text):
         raise TemplateTooCostly("a format asks for a width or precision past the sandbox's bound")
+    values = list(values)
     longest = max((text_size(value) for value in values), default=0)
     widest = max(map(int, _NUMBER.findall(text)), default=0)
+    if "*" in text or _NESTED_FIELD.search(text):
+        # A width taken from the values (`%*s`, `{:{}}`): any number among them may be one.
+        widest = max([widest, *(abs(v) for v in values if type(v) is int)])
     places = text.count("%") + text.count("{")
     refuse_size(len(text) + places * max(longest, widest), "a formatted text")
 
