@@ -190,7 +190,10 @@ class Watcher:
         except UserError:
             # The run did not start (it writes nothing before its flow and inputs are valid):
             # no empty folder is left, and runs/NAME is the earlier run again.
-            workdir.rmdir()
+            with contextlib.suppress(OSError):
+                workdir.rmdir()
+            if workdir.exists():
+                raise
             if earlier is None:
                 latest.unlink()
             else:

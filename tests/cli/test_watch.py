@@ -244,6 +244,13 @@ def test_with_run_a_flow_whose_run_cannot_start_writes_an_error_file_and_the_wat
     drop(folder, "tasks", "tasks")
     wait_for_file(folder / "runs" / "tasks" / "report.json", 60)
     assert run_report(folder, "tasks")["state"] == "succeeded"
+    ran = (folder / "runs" / "tasks").resolve()
+    # A run that cannot start leaves runs/NAME at the earlier run.
+    (folder / "tasks.data.json").unlink()
+    drop_text(folder, "tasks", (SCHEMAS / "tasks.schema.json").read_text())
+    wait_for_file(folder / "tasks.error.txt")
+    assert (folder / "runs" / "tasks").resolve() == ran
+    assert sorted(path.name for path in (folder / "runs").iterdir()) == ["tasks", ran.name]
     assert watcher.poll() is None
     stop(env, watcher)
 
