@@ -109,10 +109,13 @@ def watch(folder: Path, run_flows: bool, time_limit: float) -> None:
 
 
 def _tell(event: WatchEvent) -> None:
-    if event.error is not None:
-        click.echo(f"{event.name}: refused, see {display_path(event.error)}")
-    elif event.flow is not None:
+    if event.flow is not None:
         click.echo(f"{event.name}: wrote {display_path(event.flow)} (generator {event.generator})")
+    refused = "its run cannot start" if event.flow is not None else "refused"
+    if event.error is not None:
+        click.echo(f"{event.name}: {refused}, see {display_path(event.error)}")
+    for fault in event.faults:
+        click.echo(f"{event.name}: {refused}: {fault}")
     if event.run is not None:
         click.echo(f"{event.name}: run {event.run.state}, report {event.run.report_path}")
 

@@ -2,7 +2,9 @@
 
 Dropping `NAME.schema.json` (or `.schema.yaml`; with an optional `NAME.data.json` or
 `.data.yaml` beside it) writes `NAME.flow.yaml`; a description the generators refuse, or one
-that takes longer than the time limit, writes `NAME.error.txt` instead, and the watcher goes on.
+that takes longer than the time limit, writes `NAME.error.txt` instead, and so does a flow whose
+run cannot start (a data file it names is not there), and the watcher goes on. A name too long
+for `NAME.error.txt` has its faults told in the log instead.
 Each description is generated in a forked worker of its own (`meta.generate.worker`), several
 at once, so a slow file holds up no other. File events come from watchdog (inotify on Linux),
 never from a polling loop; runs (`--run`) happen one at a time on the caller's thread, so they
@@ -24,6 +26,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from meta.errors import UserError
 from meta.generate.plugins import Plugins, load_plugins
 from meta.generate.worker import SCHEMA_SUFFIXES, described_name, generate_in_worker, pair
 from meta.local.report import write_text
@@ -45,6 +48,9 @@ class WatchEvent:
     flow: Path | None = None
     generator: str = ""
     error: Path | None = None
+    """NAME.error.txt, when the description was refused or its flow's run could not start."""
+    faults: tuple[str, ...] = ()
+    """What was wrong, when NAME.error.txt could not be written to say it."""
     run: Outcome | None = None
 
 
@@ -89,19 +95,31 @@ class Watcher:
         if schema is None:
             return WatchEvent(name)
         flow = self.folder / f"{name}.flow.yaml"
-        error = self.folder / f"{name}.error.txt"
         attempt = generate_in_worker(
             self._plugins, schema, flow, data=data, seconds=self.time_limit
         )
+        if attempt.yaml is None:
+            return self._refused(name, [str(fault) for fault in attempt.faults])
         try:
-            if attempt.yaml is not None:
-                write_text(flow, attempt.yaml)
-                error.unlink(missing_ok=True)
-                return WatchEvent(name, flow=flow, generator=attempt.generator)
-            write_text(error, "".join(f"{fault}\n" for fault in attempt.faults))
+            write_text(flow, attempt.yaml)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                write_text(error, f"{name}: cannot write into {self.folder}: {exc}\n")
+            return self._refused(name, [f"{name}: cannot write into {self.folder}: {exc}"])
+        with contextlib.suppress(OSError):
+            self._error_file(name).unlink(missing_ok=True)
+        return WatchEvent(name, flow=flow, generator=attempt.generator)
+
+    def _error_file(self, name: str) -> Path:
+        return self.folder / f"{name}.error.txt"
+
+    def _refused(self, name: str, faults: list[str]) -> WatchEvent:
+        """NAME.error.txt with the faults; or, when it cannot be written (a name too long for
+        it, a folder gone read-only), the faults to tell in the log."""
+        error = self._error_file(name)
+        try:
+            write_text(error, "".join(f"{fault}\n" for fault in faults))
+        except OSError as exc:
+            unwritten = f"{name}.error.txt cannot be written in {self.folder}: {exc.strerror}"
+            return WatchEvent(name, faults=(*faults, unwritten))
         return WatchEvent(name, error=error)
 
     def watch(self, tell: Callable[[WatchEvent], None]) -> None:
@@ -143,7 +161,11 @@ class Watcher:
             self._start(event.name)
             return
         if self.run and event.flow is not None:
-            event = replace(event, run=self._run(event.name, event.flow))
+            try:
+                event = replace(event, run=self._run(event.name, event.flow))
+            except UserError as exc:
+                refused = self._refused(event.name, [str(fault) for fault in exc.faults])
+                event = replace(event, error=refused.error, faults=refused.faults)
         tell(event)
         if event.run is not None and event.run.state == "cancelled":
             # Ctrl-C (or SIGTERM) during a run cancels the run; it stops us too.
@@ -157,12 +179,27 @@ class Watcher:
         latest = runs / name
         if latest.exists() and not latest.is_symlink():
             shutil.move(latest, _free(runs / f"{name}.earlier"))
+        earlier = os.readlink(latest) if latest.is_symlink() else None
         link = runs / f".{name}.link"
         link.unlink(missing_ok=True)
         workdir.mkdir(parents=True)
         link.symlink_to(workdir.name)
         os.replace(link, latest)
-        return start_run(flow, workdir, {})
+        try:
+            return start_run(flow, workdir, {})
+        except UserError:
+            # The run did not start (it writes nothing before its flow and inputs are valid):
+            # no empty folder is left, and runs/NAME is the earlier run again.
+            with contextlib.suppress(OSError):
+                workdir.rmdir()
+            if workdir.exists():
+                raise
+            if earlier is None:
+                latest.unlink()
+            else:
+                link.symlink_to(earlier)
+                os.replace(link, latest)
+            raise
 
     def _settled(self) -> list[str | WatchEvent]:
         """The next items: block for one, then gather those that follow it closely (a name

@@ -13,87 +13,69 @@ past a bound raises `TemplateTooCostly`, which its caller turns into a fault nam
 from __future__ import annotations
 
 import functools
-import re
-import threading
-from collections.abc import Callable, Iterable, Sized
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sized
 from typing import Any
 
 from jinja2 import nodes
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
+from jinja2.visitor import NodeTransformer
 
-MAX_RENDERED = 1 << 20
-"""The most characters (or items) a rendered value, or any value made on the way, may hold; and
-the largest number a call may be given (a width, a count)."""
-MAX_INT_BITS = 1 << 13
-"""The largest integer a template may make, in bits (about 2,400 decimal digits)."""
-MAX_STEPS = 1_000_000
-"""The work one render may do: calls, filters, lookups, operators, range items, output parts."""
-_WIDE_FORMAT = re.compile(r"\d{7,}")
-"""A width or precision of a million or more in a format string."""
+from meta.flow import growth
+from meta.flow.budget import (
+    MAX_INT_BITS,
+    MAX_RENDERED,
+    TemplateTooCostly,
+    charge,
+    charge_made,
+    refuse_size,
+)
+
 _FORMATS = frozenset({"format", "format_map"})
 _PASSES = "meta_loop_passes"
 """The global every `for` loop's iterable goes through, to charge each pass."""
-
-
-class TemplateTooCostly(Exception):
-    """A render went past one of the sandbox's bounds."""
-
-
-class _Budget(threading.local):
-    steps = 0
-
-
-_budget = _Budget()
-
-
-def start_render() -> None:
-    """A render begins: its budget of work is whole again."""
-    _budget.steps = 0
-
-
-def charge(steps: int) -> None:
-    _budget.steps += steps
-    if _budget.steps > MAX_STEPS:
-        raise TemplateTooCostly(f"the template does more than {MAX_STEPS:,} steps of work")
-
-
-def bounded_text(parts: Iterable[str]) -> str:
-    """The rendered parts joined, refused once they pass MAX_RENDERED characters."""
-    kept: list[str] = []
-    size = 0
-    for part in parts:
-        size += len(part)
-        charge(1)
-        if size > MAX_RENDERED:
-            raise TemplateTooCostly(f"the rendered text is longer than {MAX_RENDERED:,} characters")
-        kept.append(part)
-    return "".join(kept)
+_CONCAT = "meta_concat"
+"""The global every `~` goes through, to size what it joins."""
+_MADE = (str, bytes, list, tuple, dict, set, frozenset)
+"""The values whose length is charged to the render's budget of values made."""
 
 
 class BoundedSandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, with every growing operator checked and every step charged."""
+    """The immutable sandbox, with every growing operator, filter and method checked and every
+    step charged."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.filters = {name: _bounded(f) for name, f in self.filters.items()}
+        super().__init__(finalize=_output, **options)
+        self.filters = {name: _bounded(name, f) for name, f in self.filters.items()}
+        self.filters["sum"] = _bounded("sum", growth.bounded_sum)
         self.globals["range"] = _range
         self.globals[_PASSES] = _passes
+        self.globals[_CONCAT] = _concat
+        # What a block, a macro or `{% set %}...{% endset %}` writes is joined by this.
+        self.concat = _bounded_concat  # type: ignore[method-assign]
 
-    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        """The parsed template, each `for` loop iterating through `_passes`: Jinja compiles a
-        loop to a plain Python loop, which no other hook of the sandbox sees."""
-        tree = super()._parse(source, name, filename)
-        for loop in tree.find_all(nodes.For):
+    def _generate(
+        self,
+        source: nodes.Template,
+        name: str | None,
+        filename: str | None,
+        defer_init: bool = False,
+    ) -> str:
+        """The template's code, each `for` loop iterating through `_passes` and each `~`
+        joining through `_concat`: Jinja compiles both to plain Python, which no other hook of
+        the sandbox sees. (Here, not in `_parse`: `compile_expression` does not parse with it.)"""
+        for loop in source.find_all(nodes.For):
             loop.iter = nodes.Call(nodes.Name(_PASSES, "load"), [loop.iter], [], None, None)
-        return tree
+        source = _Concatenations().visit(source)
+        return super()._generate(source, name, filename, defer_init)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         charge(1)
         _check_binop(operator, left, right)
-        return super().call_binop(context, operator, left, right)
+        return _made(super().call_binop(context, operator, left, right))
 
     def call(
         __self,  # Jinja's own names: a keyword argument `self` or `obj` may be passed on
@@ -105,17 +87,35 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         charge(1)
         if __obj is not _range:
             _check_arguments(args, kwargs)
-        return super().call(__context, __obj, *args, **kwargs)
+        method = getattr(__obj, "__wrapped__", __obj)  # str.format comes wrapped by Jinja
+        owner = getattr(method, "__self__", None)
+        if isinstance(owner, str):
+            args = growth.check_method(owner, method.__name__, args, kwargs)
+        return _made(super().call(__context, __obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         charge(1)
+        if isinstance(obj, Mapping) and not attribute.startswith("_"):
+            # A key of the data wins over a method of its type: `item.items` is the item's
+            # `items`, not dict.items (Jinja, like Python, looks for the attribute first).
+            try:
+                return obj[attribute]
+            except LookupError:
+                pass
         if isinstance(obj, str) and attribute in _FORMATS:
-            _check_format(obj)  # checked when the method is found: Jinja wraps what it gives
+            # Checked when the method is found too: Jinja wraps what it gives.
+            growth.check_format(obj, ())
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         charge(1)
         return super().getitem(obj, argument)
+
+
+class _Concatenations(NodeTransformer):
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Call:
+        parts = [self.visit(part) for part in node.nodes]
+        return nodes.Call(nodes.Name(_CONCAT, "load"), parts, [], None, None)
 
 
 def _passes(iterable: Iterable[Any]) -> Iterable[Any]:
@@ -130,17 +130,60 @@ def _range(*args: int) -> range:
     return numbers
 
 
-def _bounded(function: Callable[..., Any]) -> Callable[..., Any]:
-    """A filter charged one step and refused numbers past MAX_RENDERED (`center(10**9)`);
-    `functools.wraps` keeps Jinja's marks (pass_context...) on it."""
+def _concat(*values: Any) -> str:
+    refuse_size(sum(growth.text_size(value) for value in values), "a concatenation")
+    return "".join(map(str, values))
+
+
+def _bounded_concat(parts: Iterable[str]) -> str:
+    kept = list(parts)
+    refuse_size(sum(map(len, kept)), "a block's text")
+    return "".join(kept)
+
+
+def _output(value: Any) -> Any:
+    """Every value a template writes (Jinja's `finalize`), sized before it is made text: what
+    a block or a macro writes is kept until it ends, not passed on part by part. A function or
+    a method is refused: its text holds a memory address, different in every run."""
+    if isinstance(value, str):
+        size = len(value)
+    elif callable(value) and not isinstance(value, Undefined):
+        name = getattr(value, "__name__", type(value).__name__)
+        raise TypeError(f"the template writes the function or method '{name}', not a value")
+    else:
+        size = growth.text_size(value)
+    refuse_size(size, "a written value")
+    charge_made(size)
+    return value
+
+
+def _made(value: Any) -> Any:
+    if isinstance(value, _MADE):
+        refuse_size(len(value))
+        charge_made(len(value))
+    return value
+
+
+def _bounded(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter charged one step, refused numbers past MAX_RENDERED (`center(10**9)`), and
+    refused what it would make past the bound; `functools.wraps` keeps Jinja's marks
+    (pass_context...) on it."""
+    value = growth.value_position(name, function)
+    check = growth.FILTER_CHECKS.get(name)
+    signature = inspect.signature(function) if check else None
 
     @functools.wraps(function)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         charge(1)
         _check_arguments(args, kwargs)
-        if function.__name__ == "do_format" and args and isinstance(args[0], str):
-            _check_format(args[0])
-        return function(*args, **kwargs)
+        if value is not None and value < len(args):  # Jinja passes the value by position
+            refuse_size(growth.text_size(args[value]), "a text")
+        if signature is not None and check is not None:
+            bound = signature.bind(*args, **kwargs)
+            check(bound.arguments)
+            args, kwargs = bound.args, bound.kwargs
+        # What grows by a small factor only (escaping, `tojson`) is refused once made.
+        return _made(function(*args, **kwargs))
 
     return bounded
 
@@ -151,11 +194,6 @@ def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             raise TemplateTooCostly(
                 f"a call is given a number past {MAX_RENDERED:,} (the sandbox's bound)"
             )
-
-
-def _check_format(text: str) -> None:
-    if _WIDE_FORMAT.search(text):
-        raise TemplateTooCostly("a format asks for a width or precision past the sandbox's bound")
 
 
 def _check_binop(operator: str, left: Any, right: Any) -> None:
@@ -172,7 +210,8 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
         if len(left) + len(right) > MAX_RENDERED:
             raise TemplateTooCostly(f"a value longer than {MAX_RENDERED:,} items")
     elif operator == "%" and isinstance(left, str):
-        _check_format(left)
+        values = right if isinstance(right, tuple) else (right,)
+        growth.check_format(left, right.values() if isinstance(right, Mapping) else values)
 
 
 def _is_int(value: Any) -> bool:

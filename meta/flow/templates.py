@@ -122,7 +122,7 @@ def render(source: str, context: Mapping[str, Any]) -> str:
         return source
     from jinja2.exceptions import SecurityError, UndefinedError
 
-    from meta.flow.sandbox import MAX_RENDERED, TemplateTooCostly, bounded_text, start_render
+    from meta.flow.budget import MAX_RENDERED, TemplateTooCostly, bounded_text, start_render
 
     plain = _plain(source)
     if plain is not None:
@@ -176,8 +176,8 @@ def _plain(source: str) -> Plain | None:
                 node = node.node
             if not isinstance(node, nodes.Name) or not keys:
                 return None
-            if any(key.startswith("_") or hasattr(dict, key) for key in keys):
-                return None  # the sandbox refuses it, or Jinja takes dict's own attribute
+            if any(key.startswith("_") for key in keys):
+                return None  # the sandbox refuses it
             parts.append((node.name, *reversed(keys)))
     return tuple(parts) if len(parts) <= _MAX_PLAIN_PARTS else None
 
@@ -211,7 +211,7 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     from jinja2 import Undefined
     from jinja2.exceptions import SecurityError, UndefinedError
 
-    from meta.flow.sandbox import TemplateTooCostly, start_render
+    from meta.flow.budget import TemplateTooCostly, start_render
 
     start_render()
     try:

@@ -57,6 +57,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012, specification_with
 
 from meta.errors import lookup, pointer, unescape
+from meta.steps.schema_faults import deepest, message
 from meta.steps.yamldata import is_yaml, load_yaml_data
 
 REPORT = "report.json"
@@ -538,8 +539,9 @@ def _checker(
                 best = found
             if not found:
                 break
-        for error in best or []:
-            yield {"pointer": path + pointer(list(error.absolute_path)), "message": error.message}
+        faults = (deepest(error) for error in best or [])
+        for error in sorted(faults, key=lambda e: (pointer(list(e.absolute_path)), e.message)):
+            yield {"pointer": path + pointer(list(error.absolute_path)), "message": message(error)}
 
     return check
 

@@ -21,6 +21,8 @@ COSTLY = [
     ("{{ 'x'|center(1000000000) }}", "a call is given a number past"),
     ("{{ '{:>999999999}'.format(1) }}", "a format asks for a width"),
     ("{{ (range(100000)|list) * 100 }}", "a repetition longer than"),
+    ("{{ ('x'*1000000) | replace('x','xxxxxxxxxx') | length }}", "a replacement longer than"),
+    ("{{ range(100000)|map('string')|join(('x'*1000000)) | length }}", "a join longer than"),
 ]
 
 

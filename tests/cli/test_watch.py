@@ -160,6 +160,22 @@ def test_a_bad_schema_writes_an_error_file_and_the_watcher_goes_on(env: Env) -> 
     stop(env, watcher)
 
 
+def test_a_name_too_long_for_its_error_file_has_its_faults_told_in_the_log(env: Env) -> None:
+    folder = env.root / "drop"
+    watcher = start_watch(env, folder)
+    name = "n" * 240  # NAME.error.txt fits, but not the temporary file it is written through
+    drop_text(folder, name, '{"type": "array", "items": {"type": "objekt"}}')
+    told = f"{name}: refused: {name}.error.txt cannot be written in {folder}: File name too long"
+    wait_for(lambda: told in stdout(env), 10, "the refusal")
+    assert (
+        f"{name}: refused: drop/{name}.schema.json: /items/type: not a valid JSON Schema: "
+        "'objekt' is not valid under any of the given schemas"
+    ) in stdout(env)
+    assert "see drop/" not in stdout(env)
+    assert watcher.poll() is None
+    stop(env, watcher)
+
+
 def test_replacing_a_schema_regenerates_its_flow(env: Env) -> None:
     folder = env.root / "drop"
     watcher = start_watch(env, folder)
@@ -203,6 +219,39 @@ def test_run_runs_each_flow_into_runs_name(env: Env) -> None:
     summary = json.loads(Path(report["outputs"], "report.json").read_text())
     assert summary["subtree"]["nodes"] == len(tasks)
     wait_for(lambda: "tasks: run succeeded" in stdout(env), 5, "the run's line")
+    stop(env, watcher)
+
+
+def test_with_run_a_flow_whose_run_cannot_start_writes_an_error_file_and_the_watcher_goes_on(
+    env: Env,
+) -> None:
+    folder = env.root / "drop"
+    watcher = start_watch(env, folder, "--run")
+    drop_text(folder, "nodata", '{"type": "array", "items": {}}')  # the data is optional
+    wait_for_file(folder / "nodata.error.txt")
+    assert (folder / "nodata.error.txt").read_text() == (
+        "drop/nodata.flow.yaml: /spec/inputs/data/path: input file not found: "
+        "drop/nodata.data.json\n"
+    )
+    wait_for(
+        lambda: "nodata: its run cannot start, see drop/nodata.error.txt" in stdout(env),
+        5,
+        "the watcher to say so",
+    )
+    assert (folder / "nodata.flow.yaml").is_file()
+    assert not list((folder / "runs").glob("nodata*")), "no run folder, no link"
+    # The watcher goes on: a later drop is generated and run.
+    drop(folder, "tasks", "tasks")
+    wait_for_file(folder / "runs" / "tasks" / "report.json", 60)
+    assert run_report(folder, "tasks")["state"] == "succeeded"
+    ran = (folder / "runs" / "tasks").resolve()
+    # A run that cannot start leaves runs/NAME at the earlier run.
+    (folder / "tasks.data.json").unlink()
+    drop_text(folder, "tasks", (SCHEMAS / "tasks.schema.json").read_text())
+    wait_for_file(folder / "tasks.error.txt")
+    assert (folder / "runs" / "tasks").resolve() == ran
+    assert sorted(path.name for path in (folder / "runs").iterdir()) == ["tasks", ran.name]
+    assert watcher.poll() is None
     stop(env, watcher)
 
 

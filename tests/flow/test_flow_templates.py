@@ -124,7 +124,7 @@ def test_render() -> None:
         "{{node.name}}-{{ index }}-{{ path }}\n",
         "{{- node.name -}} x",
         "{{ node.tags }} {{ inputs.n }} {{ flow.dir }}",
-        "{{ node.items }}",  # dict's own method, as Jinja finds it
+        "{{ data.values }} {{ data.get }}-{{ data.keys }}",  # keys named like dict's methods
         "{{ data.flag }} {{ data.none }} {{ data.real }}",
         "{{ data.nested.deep }}",
     ],
@@ -135,8 +135,35 @@ def test_lookups_render_as_jinja_renders_them(text: str) -> None:
     from meta.flow.templates import _compiled
 
     data = {"flag": True, "none": None, "real": 2.5, "nested": {"deep": [1, {"a": "b"}]}}
+    data |= {"values": 3, "get": 4, "keys": "k"}
     context = {**CONTEXT, "data": data}
     assert render(text, context) == "".join(_compiled(text).generate(context))
+
+
+def test_a_key_of_the_data_wins_over_a_method_of_its_type() -> None:
+    from meta.flow.templates import _compiled, _plain
+
+    item = {"id": 1, "items": ["a", "b"], "values": 3, "get": 4, "keys": "k"}
+    context = {**CONTEXT, "item": item, "inputs": {"items": [1, 2], "keys": "k"}}
+    # Rendered without Jinja (lookups of plain values) and by Jinja, alike.
+    plain = "{{ item.values }} {{ item.get }} {{ item.keys }} {{ inputs.keys }}"
+    assert _plain(plain) is not None
+    assert render(plain, context) == "3 4 k k"
+    assert "".join(_compiled(plain).generate(context)) == "3 4 k k"
+    assert render("{{ item.items }} {{ inputs.items }}", context) == "['a', 'b'] [1, 2]"
+    assert render("{{ item.items | length }}-{{ item.get + 1 }}", context) == "2-5"
+    assert evaluate("item.items == ['a', 'b'] and item.values == 3", context) is True
+    # Methods of a mapping without such a key, and of other values, are still there.
+    assert render("{% for k, v in flow.items() %}{{ k }}{% endfor %}", context) == "namefiledir"
+    assert render("{{ item.keys.upper() }}", context) == "K"
+
+
+def test_a_method_written_as_a_value_is_a_fault() -> None:
+    # Its text holds a memory address: a command would differ in every run.
+    with pytest.raises(TemplateProblem, match="writes the function or method 'items'"):
+        render("{{ node.items }}", CONTEXT)
+    with pytest.raises(TemplateProblem, match="writes the function or method 'upper'"):
+        render("x-{{ node.name.upper }}", CONTEXT)
 
 
 def test_render_tojson_sorts_keys() -> None:

@@ -17,6 +17,7 @@ from meta.errors import UserError, lookup, pointer
 from meta.flow.files import parse_yaml_data
 from meta.generate.pipeline import Generated, generate, read_description
 from meta.generate.plugins import Plugins, load_plugins
+from meta.steps import schema_faults
 from meta.steps.validate_node import dialect_of, is_yaml, local_registry
 from tests.generators.helpers import run_meta
 
@@ -100,13 +101,15 @@ def _read(path: Path) -> Any:
 
 def _jsonschema_errors(schema_file: Path, root: Path, document: Any) -> set[tuple[str, str]]:
     """(pointer, message) of every error jsonschema finds in the whole document (the schema's
-    own draft, its folder's files for $refs)."""
+    own draft, its folder's files for $refs), told as the step tells it: at the deepest relevant
+    place, the message bounded."""
     schema = _read(schema_file)
     dialect = dialect_of(schema)
     assert dialect is not None
     registry, _, _ = local_registry(schema_file, schema, dialect, _read, root)
     validator = dialect.validator(schema, registry=registry)
-    return {(pointer(list(e.absolute_path)), e.message) for e in validator.iter_errors(document)}
+    errors = map(schema_faults.deepest, validator.iter_errors(document))
+    return {(pointer(list(e.absolute_path)), schema_faults.message(e)) for e in errors}
 
 
 def _nodes(flow: dict[str, Any], document: Any) -> int:

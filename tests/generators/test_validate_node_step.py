@@ -214,6 +214,55 @@ def test_a_remote_ref_in_the_schema_is_not_fetched(
     )
 
 
+def _step_kind(name: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [name],
+        "additionalProperties": False,
+        "properties": {name: {"type": "string"}, "failOnStderr": {"type": "string"}},
+    }
+
+
+BRANCHES = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {
+        "steps": {"type": "array", "items": {"anyOf": [_step_kind("script"), _step_kind("bash")]}}
+    },
+    "oneOf": [{"required": ["steps"]}, {"required": ["jobs"]}],
+}
+
+
+def test_a_fault_under_any_of_is_told_where_every_branch_finds_it(step: Step) -> None:
+    # Every branch that could take the step finds the same field wrong: that is the fault,
+    # not "the step is not valid under any of the given schemas" with the step's repr.
+    (step.root / "team.schema.json").write_text(json.dumps(BRANCHES))
+    step.input({"steps": [{"script": "make"}, {"script": "make", "failOnStderr": True}]})
+    assert step.run()["errors"] == [
+        {"pointer": "/steps/1/failOnStderr", "message": "True is not of type 'string'"}
+    ]
+
+
+def test_a_fault_where_the_branches_disagree_quotes_the_value_cut_short(step: Step) -> None:
+    (step.root / "team.schema.json").write_text(json.dumps(BRANCHES))
+    step.input({"steps": [{"script": "x" * 100}] * 1000, "jobs": []})
+    (error,) = step.run()["errors"]
+    assert error["pointer"] == ""
+    assert error["message"] == (
+        "{'jobs': [], 'steps': [{...}, {...}, {...}, {...}, ...]} is valid under each of "
+        "{'required': ['jobs']}, {'required': ['steps']}"
+    )
+
+
+def test_a_long_message_is_cut(step: Step) -> None:
+    names = [f"name-{i:04}" for i in range(1000)]
+    (step.root / "team.schema.json").write_text(json.dumps({"enum": names}))
+    step.input("other")
+    (error,) = step.run()["errors"]
+    assert error["message"].startswith("'other' is not one of ['name-0000', 'name-0001'")
+    assert error["message"].endswith("...") and len(error["message"]) == 400
+
+
 def test_it_runs_as_a_process(step: Step) -> None:
     step.input({"name": "platform"})
     code = "import sys; from meta.steps.validate_node import main; sys.exit(main(sys.argv[1:]))"
