@@ -153,7 +153,7 @@ def read_run(workdir: Path) -> Run:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(Fault(display_path(workdir), "", "no run here (no run.json)")) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UserError(Fault(display_path(info_path), "", f"unreadable: {exc}")) from None
     if not isinstance(info, dict) or not isinstance(info.get("startedAt"), int | float):
         raise UserError(Fault(display_path(info_path), "", "not a run record (no startedAt)"))
@@ -315,7 +315,7 @@ def _read_journal(path: Path) -> _Journal:
                 if entry["state"] in ATTEMPT_ENDS:
                     fields = {name: entry[name] for name in RECORD_FIELDS if name in entry}
                     add_attempt(journal.histories.setdefault(uid, []), UnitRecord(**fields))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise UserError(
                 Fault(display_path(path), f"/{number - 1}", f"line {number} is not a record: {exc}")
             ) from None
@@ -327,7 +327,7 @@ def _read_report(path: Path) -> dict[str, Any] | None:
         report = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UserError(Fault(display_path(path), "", f"unreadable: {exc}")) from None
     if not isinstance(report, dict) or not isinstance(report.get("units", []), list):
         raise UserError(Fault(display_path(path), "", "not a report"))
@@ -635,7 +635,7 @@ def _dead_scratch(base: Path, runs: Mapping[str, Run]) -> Iterator[Path]:
             # may be one starting now.
             settled = time.time() - _mtime(folder) > STARTING_SECONDS
             dead = run is not None and run.state != "running" and settled
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue
         if dead:
             yield folder
