@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import FAULT_LINE, Result
 
 MARK = "{name: mark, run: {command: [touch, ran.marker]}}"
@@ -44,6 +46,74 @@ def test_yaml_syntax_error_names_line_and_column(
         result = meta(*args, "flow.yaml")
         (line,) = assert_user_error(result)
         assert line.startswith("flow.yaml: /: invalid YAML: line 6, column 1: "), line
+    assert_nothing_ran(tmp_path)
+
+
+CONTROL_FLOW = """\
+apiVersion: meta-orchestrator.io/v1alpha1
+kind: MetaFlow
+metadata: {name: t}
+spec:
+  inputs:
+    words: {value: [a]}
+  root:
+    name: f
+    scope: macro
+    pattern: fanout
+    over: {input: words}
+    visit: {name: a, run: {command: [touch, ran.marker]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "arguments", "line"),
+    [
+        (
+            {"flow.yaml": CONTROL_FLOW + "# a comment \x01\n"},
+            ["run", "flow.yaml", "--workdir", "wd"],
+            "flow.yaml: /: invalid YAML: line 13, column 13: control character U+0001",
+        ),
+        (
+            {"flow.yaml": CONTROL_FLOW},
+            ["run", "flow.yaml", "--workdir", "wd", "--set", "words=[a\x01b]"],
+            "--set: /words: input 'words': invalid YAML: line 1, column 3: control character "
+            "U+0001",
+        ),
+        (
+            {"flow.yaml": CONTROL_FLOW},
+            ["run", "flow.yaml", "--workdir", "wd", "--set", "words=\x1b[1m"],
+            "--set: /words: input 'words': invalid YAML: line 1, column 1: control character "
+            "U+001B",
+        ),
+        (
+            {"flow.yaml": CONTROL_FLOW, "words.yaml": "- a\n- \x7f\n"},
+            ["run", "flow.yaml", "--workdir", "wd", "--set", "words=@words.yaml"],
+            "words.yaml: /: invalid YAML: line 2, column 3: control character U+007F",
+        ),
+        (
+            {"d.schema.yaml": "type: object # \x02\n"},
+            ["generate", "d.schema.yaml", "-o", "wd"],
+            "d.schema.yaml: /: invalid YAML: line 1, column 16: control character U+0002",
+        ),
+        (
+            {"d.schema.json": '{"type": "object"}', "d.data.yaml": 'a: "\x02"\n'},
+            ["generate", "d.schema.json", "--data", "d.data.yaml", "-o", "wd"],
+            "d.data.yaml: /: invalid YAML: line 1, column 5: control character U+0002",
+        ),
+    ],
+    ids=["flow-comment", "set-list", "set-escape", "set-file", "schema", "data"],
+)
+def test_a_control_character_in_yaml_is_a_fault_naming_where(
+    meta: Callable[..., Result],
+    tmp_path: Path,
+    files: dict[str, str],
+    arguments: list[str],
+    line: str,
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    (fault,) = assert_user_error(meta(*arguments))
+    assert fault.startswith(line), fault
     assert_nothing_ran(tmp_path)
 
 
