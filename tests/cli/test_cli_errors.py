@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,6 +117,42 @@ def test_a_control_character_in_yaml_is_a_fault_naming_where(
     (fault,) = assert_user_error(meta(*arguments))
     assert fault.startswith(line), fault
     assert_nothing_ran(tmp_path)
+
+
+SCHEMA = '{"type": "object", "properties": {"a": {"type": "string"}}}'
+
+
+@pytest.mark.parametrize(
+    ("arguments", "output"),
+    [
+        (["s.schema.json", "-o", "s.schema.json"], "s.schema.json"),
+        (["s.schema.json", "--data", "d.json", "-o", "./d.json"], "d.json"),
+        (["s.schema.json", "-o", "wd/x.flow.yaml"], "wd/x.flow.yaml"),
+    ],
+    ids=["description", "data", "workdir"],
+)
+def test_generate_never_writes_over_what_it_is_made_from(
+    meta: Callable[..., Result], tmp_path: Path, arguments: list[str], output: str
+) -> None:
+    (tmp_path / "s.schema.json").write_text(SCHEMA)
+    (tmp_path / "d.json").write_text('{"a": "x"}')
+    (tmp_path / "wd").mkdir()
+    (tmp_path / "wd" / "run.json").write_text("{}")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    (line,) = assert_user_error(meta("generate", *arguments))
+    assert line.startswith(f"{output}: /: the flow would replace "), line
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_a_generated_flow_follows_the_umask(meta: Callable[..., Result], tmp_path: Path) -> None:
+    (tmp_path / "s.schema.json").write_text(SCHEMA)
+    old = os.umask(0o027)
+    try:
+        result = meta("generate", "s.schema.json", "-o", "s.flow.yaml")
+    finally:
+        os.umask(old)
+    assert result.code == 0, result.stderr
+    assert stat.S_IMODE((tmp_path / "s.flow.yaml").stat().st_mode) == 0o640
 
 
 def test_missing_flow_file(meta: Callable[..., Result], tmp_path: Path) -> None:
