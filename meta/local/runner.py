@@ -128,7 +128,11 @@ def _check_sources(plan: Plan, secrets: Secrets) -> None:
 
 
 def _fresh(workdir: Path) -> None:
-    if (workdir / RUN_FILE).exists():
+    try:
+        held = (workdir / RUN_FILE).exists()
+    except OSError as exc:  # a folder that cannot be searched
+        raise UserError(Fault(display_path(workdir), "", f"unreadable: {exc.strerror}")) from None
+    if held:
         raise UserError(
             Fault(
                 display_path(workdir),

@@ -215,12 +215,17 @@ def read_run(workdir: Path) -> Run:
 
 def find_runs(root: Path) -> tuple[list[Run], list[UserError]]:
     """The runs in `root` or in folders under it (not inside a run), oldest first, and the
-    faults of folders that hold a run.json that cannot be read."""
-    if not root.is_dir():
+    faults of folders that hold a run.json that cannot be read, or that cannot be read
+    themselves (skipped)."""
+    try:
+        is_folder = root.is_dir()
+    except OSError as exc:  # under a folder that cannot be searched
+        raise _unreadable(root, exc) from None
+    if not is_folder:
         raise UserError(Fault(display_path(root), "", "no such folder"))
     runs: list[Run] = []
     faults: list[UserError] = []
-    for folder in _run_folders(root, MAX_DEPTH):
+    for folder in _run_folders(root, MAX_DEPTH, faults):
         try:
             runs.append(read_run(folder))
         except UserError as exc:
@@ -229,19 +234,41 @@ def find_runs(root: Path) -> tuple[list[Run], list[UserError]]:
     return runs, faults
 
 
-def _run_folders(folder: Path, depth: int) -> Iterator[Path]:
-    if (folder / RUN_FILE).exists():
-        yield folder
-        return
-    if depth == 0:
-        return
+def holds_run(folder: Path) -> bool:
+    """Whether `folder` holds a run (a run.json); a folder that cannot be searched (its
+    permissions, /proc) is a UserError naming it."""
     try:
+        os.stat(folder / RUN_FILE)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise _unreadable(folder, exc) from None
+    return True
+
+
+def _run_folders(folder: Path, depth: int, unreadable: list[UserError]) -> Iterator[Path]:
+    """The folders holding a run in `folder` and `depth` levels under it; a folder that cannot
+    be read is skipped and its fault added to `unreadable`."""
+    try:
+        if holds_run(folder):
+            yield folder
+            return
+        if depth == 0:
+            return
         with os.scandir(folder) as entries:
             children = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
-    except OSError:
+    except UserError as exc:
+        unreadable.append(exc)
+        return
+    except OSError as exc:
+        unreadable.append(_unreadable(folder, exc))
         return
     for child in children:
-        yield from _run_folders(folder / child, depth - 1)
+        yield from _run_folders(folder / child, depth - 1, unreadable)
+
+
+def _unreadable(folder: Path, exc: OSError) -> UserError:
+    return UserError(Fault(display_path(folder), "", f"unreadable: {exc.strerror or exc}"))
 
 
 def session_alive(pid: int, at: float) -> bool:
