@@ -11,6 +11,7 @@ import json
 import os
 from typing import Any
 
+from meta.flow.files import nested_deeper_than
 from meta.flow.yamlnodes import MAX_DEPTH
 
 MAX_RESULT_BYTES = 64 * 1024
@@ -44,7 +45,7 @@ def read_result(path: str) -> Any:
         return None
     try:
         value = json.loads(data, parse_constant=_not_json)
-        too_deep = _deeper_than(value, MAX_RESULT_DEPTH)
+        too_deep = nested_deeper_than(value, MAX_RESULT_DEPTH)
     except ValueError as exc:
         raise ResultRefused(f"its result ($META_RESULT) is not JSON: {exc}") from None
     except RecursionError:
@@ -55,21 +56,6 @@ def read_result(path: str) -> Any:
             f"{MAX_RESULT_DEPTH} levels"
         )
     return value
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether arrays and objects in `value` nest more than `limit` levels, found without
-    recursion."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return True
-            stack.extend(
-                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
-            )
-    return False
 
 
 def _not_json(constant: str) -> Any:

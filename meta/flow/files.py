@@ -64,6 +64,20 @@ def loads_strict_json(text: str) -> Any:
         raise ValueError(f"nested more than {sys.getrecursionlimit()} levels deep") from None
 
 
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in `value` nest more than `limit` levels, found without
+    recursion (a value read from a shallow stack may be too deep for a recursive walk)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _finite(text: str) -> float:
     """A JSON number as a float; one too large for a float (`1e400`) is not read as infinity."""
     value = float(text)
