@@ -37,8 +37,11 @@ from .keywords import REF_KEYWORDS, subschemas
 from .overlay import Overlay, read_overlay
 
 SCHEMA_SUFFIXES = (".schema.json", ".schema.yaml", ".schema.yml")
-OLD_DRAFTS = frozenset({"draft3", "draft-04", "draft-06", "draft-07"})
+OLD_DRAFTS = frozenset({"draft-04", "draft-06", "draft-07"})
 """Drafts in which a `$ref` makes its siblings ignored."""
+UNREAD_DRAFTS = frozenset({"draft-03"})
+"""Drafts jsonschema knows and the generators do not read: draft 3's `type` may hold schemas,
+its `required` is a boolean of each property, and it has `extends` and `disallow`."""
 STRUCTURAL = frozenset(
     {"type", "properties", "patternProperties", "additionalProperties", "items", "prefixItems"}
     | {"allOf", "anyOf", "oneOf"}
@@ -209,6 +212,15 @@ def load(description: Description) -> Schema | None:
     dialect = dialect_of(description.document)
     if dialect is None:
         return None
+    if dialect.specification.name in UNREAD_DRAFTS:
+        raise UserError(
+            Fault(
+                display_path(description.path),
+                "/$schema",
+                f"{description.document['$schema']!r} names draft 3, which is not read: "
+                "the generators read drafts 04 to 2020-12",
+            )
+        )
     key = (description.path, description.schema_root)
     for cached, document, schema in _CACHE:
         if document is description.document and cached == key:

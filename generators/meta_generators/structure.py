@@ -132,10 +132,11 @@ def _object_types(
 
 
 def _only(kind: Any, name: str) -> bool:
-    """`type` allows `name` and nothing else (but null, which a walk skips)."""
+    """`type` allows `name` and nothing else (but null, which a walk skips). A list may hold
+    schemas as well as names (draft 3 allowed it): such a type allows more than `name`."""
     if isinstance(kind, str):
         return kind == name
-    return isinstance(kind, list) and name in kind and set(kind) <= {name, "null"}
+    return isinstance(kind, list) and name in kind and all(k in (name, "null") for k in kind)
 
 
 def properties_of(schema: Schema, where: str) -> dict[str, list[str]]:
@@ -246,7 +247,7 @@ def _structured(schema: Schema, where: str) -> bool:
     kind = node.get("type")
     if kind is not None:
         kinds = kind if isinstance(kind, list) else [kind]
-        return bool({"object", "array"} & set(kinds))
+        return any(k in ("object", "array") for k in kinds)
     return any(
         key in node for key in ("properties", "items", "oneOf", "anyOf", "allOf", "$ref")
     ) or bool(object_types(schema, target))

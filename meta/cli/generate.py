@@ -17,6 +17,7 @@ from meta.generate.pipeline import generate as generate_flow
 from meta.generate.pipeline import read_description
 from meta.generate.plugins import load_plugins
 from meta.hookspecs import Description
+from meta.local.reportpath import check_output_path
 from meta.steps import validate_node
 
 
@@ -53,6 +54,9 @@ def generate(
     explain: bool,
 ) -> None:
     """Turn a data description (a JSON Schema, or any format a plugin reads) into a flow."""
+    if output is not None:
+        made_from = [description, *([data] if data is not None else [])]
+        check_output_path(output, "the flow", made_from, "the description or data it is made from")
     flow_dir = output.parent if output is not None else Path.cwd()
     described = read_description(description, data=data, flow_dir=flow_dir, schema_root=schema_root)
     if explain:

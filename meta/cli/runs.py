@@ -27,13 +27,14 @@ from meta.cli.common import (
 from meta.cli.kube import KUBECONFIG, NAMESPACE, kube_api
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
-from meta.local.runner import RUN_FILE, RUNS_DIR
+from meta.local.runner import RUNS_DIR
 from meta.local.runs import (
     Run,
     clean_up,
     default_unit,
     find_runs,
     find_unit,
+    holds_run,
     log_chunks,
     parse_age,
     read_run,
@@ -58,7 +59,7 @@ STDERR_LINES = 5
 def _is_local(target: str) -> bool:
     """A folder holding a run, or anything that looks like a path, is a workdir; anything else
     is the name of a MetaFlow (whose names hold no '/')."""
-    return os.sep in target or (Path(target) / RUN_FILE).exists()
+    return os.sep in target or holds_run(Path(target))
 
 
 @click.command()

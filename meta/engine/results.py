@@ -1,8 +1,8 @@
 """A step's result: the small JSON value it may write to the file META_RESULT names.
 
 Every driver reads it the same way, once the step has exited with code 0: a missing or empty
-file is no result; more than MAX_RESULT_BYTES, or text that is not JSON, fails the attempt
-with a reason that says so.
+file is no result; more than MAX_RESULT_BYTES, text that is not JSON, or JSON nested deeper than
+MAX_RESULT_DEPTH, fails the attempt with a reason that says so.
 """
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ import json
 import os
 from typing import Any
 
+from meta.flow.files import nested_deeper_than
+from meta.flow.yamlnodes import MAX_DEPTH
+
 MAX_RESULT_BYTES = 64 * 1024
+MAX_RESULT_DEPTH = MAX_DEPTH
+"""As deep as a YAML document may nest: a result goes on into journal lines, reports and
+templates, each of which nests it a little deeper, and 64 KiB of brackets would nest past the
+interpreter's recursion limit."""
 RESULT_FILE = "result.json"
 
 
@@ -37,9 +44,18 @@ def read_result(path: str) -> Any:
     if not data.strip():
         return None
     try:
-        return json.loads(data, parse_constant=_not_json)
+        value = json.loads(data, parse_constant=_not_json)
+        too_deep = nested_deeper_than(value, MAX_RESULT_DEPTH)
     except ValueError as exc:
         raise ResultRefused(f"its result ($META_RESULT) is not JSON: {exc}") from None
+    except RecursionError:
+        too_deep = True
+    if too_deep:
+        raise ResultRefused(
+            f"its result ($META_RESULT) is nested too deeply: a result nests at most "
+            f"{MAX_RESULT_DEPTH} levels"
+        )
+    return value
 
 
 def _not_json(constant: str) -> Any:
@@ -48,12 +64,15 @@ def _not_json(constant: str) -> Any:
 
 def read_kept(path: str) -> Any:
     """A result the framework itself kept in a file (a micro section's, a child flow's), of
-    any size; None when there is no file."""
+    any size; None when there is no file. A file nested too deeply to be read (the store is
+    shared with steps, which may write over it) is a ValueError, as text that is not JSON is."""
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError:
         return None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be read") from None
 
 
 def keep(path: str, value: Any) -> None:

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,20 @@ def loads_strict_json(text: str) -> Any:
         raise ValueError(f"nested more than {sys.getrecursionlimit()} levels deep") from None
 
 
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in `value` nest more than `limit` levels, found without
+    recursion (a value read from a shallow stack may be too deep for a recursive walk)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _finite(text: str) -> float:
     """A JSON number as a float; one too large for a float (`1e400`) is not read as infinity."""
     value = float(text)
@@ -94,7 +109,12 @@ def _parse_yaml(
     if len(text) > MAX_YAML_CHARACTERS:
         reason = f"a YAML document of more than {MAX_YAML_CHARACTERS:,} characters"
         raise fault(Fault(file, "", reason))
-    loader = loader_class(text)
+    try:
+        # A loader made from text refuses the characters YAML does not allow (control
+        # characters, even in a comment) at once, before any parsing.
+        loader = loader_class(text)
+    except yaml.reader.ReaderError as exc:
+        raise fault(Fault(file, "", _unreadable(text, exc))) from None
     try:
         node = loader.get_single_node()
         refused = node_fault(node, text_keys=text_keys) if node is not None else None
@@ -110,3 +130,12 @@ def _parse_yaml(
         raise fault(Fault(file, "", f"invalid YAML: {where}{problem}")) from None
     finally:
         loader.dispose()
+
+
+def _unreadable(text: str, exc: yaml.reader.ReaderError) -> str:
+    """Where a character YAML does not allow is, and which, without quoting it."""
+    line = text.count("\n", 0, exc.position) + 1
+    column = exc.position - text.rfind("\n", 0, exc.position)
+    code = exc.character
+    what = "control character" if unicodedata.category(chr(code)) == "Cc" else "character"
+    return f"invalid YAML: line {line}, column {column}: {what} U+{code:04X} is not allowed"

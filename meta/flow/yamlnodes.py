@@ -117,5 +117,5 @@ def _overflows(text: str) -> bool:
     try:
         value = float(text)
     except ValueError:
-        return False  # YAML 1.1's sexagesimal floats: PyYAML reads them itself
+        return False  # an explicit `!!float` of other text: the loader refuses it
     return value in (float("inf"), float("-inf"))

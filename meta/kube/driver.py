@@ -251,7 +251,7 @@ class KubeDriver:
         try:
             report = json.loads(message)
             peak, units = int(report["peakActive"]), int(report["unitsRun"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return
         if self.sections is not None:
             self.sections.section_finished(replace(section, peak_active=peak, units_run=units))

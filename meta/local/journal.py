@@ -270,7 +270,7 @@ def _replay(
             has_manifest = OUTPUTS in entry
             manifest = Manifest.from_json(entry.pop(OUTPUTS, None))
             record = UnitRecord(**entry)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
             raise UserError(
                 Fault(display_path(path), f"/{number - 1}", f"line {number} is not a record: {exc}")
             ) from None

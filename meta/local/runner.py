@@ -128,7 +128,11 @@ def _check_sources(plan: Plan, secrets: Secrets) -> None:
 
 
 def _fresh(workdir: Path) -> None:
-    if (workdir / RUN_FILE).exists():
+    try:
+        held = (workdir / RUN_FILE).exists()
+    except OSError as exc:  # a folder that cannot be searched
+        raise UserError(Fault(display_path(workdir), "", f"unreadable: {exc.strerror}")) from None
+    if held:
         raise UserError(
             Fault(
                 display_path(workdir),
@@ -152,7 +156,7 @@ def resume_run(
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(Fault(display_path(workdir), "", "no run here (no run.json)")) from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UserError(Fault(display_path(info_path), "", f"unreadable: {exc}")) from None
     needed = ("flow", "startedAt", "fingerprint")
     missing = [key for key in needed if not isinstance(info, dict) or key not in info]

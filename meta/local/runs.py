@@ -153,7 +153,7 @@ def read_run(workdir: Path) -> Run:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(Fault(display_path(workdir), "", "no run here (no run.json)")) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UserError(Fault(display_path(info_path), "", f"unreadable: {exc}")) from None
     if not isinstance(info, dict) or not isinstance(info.get("startedAt"), int | float):
         raise UserError(Fault(display_path(info_path), "", "not a run record (no startedAt)"))
@@ -215,12 +215,17 @@ def read_run(workdir: Path) -> Run:
 
 def find_runs(root: Path) -> tuple[list[Run], list[UserError]]:
     """The runs in `root` or in folders under it (not inside a run), oldest first, and the
-    faults of folders that hold a run.json that cannot be read."""
-    if not root.is_dir():
+    faults of folders that hold a run.json that cannot be read, or that cannot be read
+    themselves (skipped)."""
+    try:
+        is_folder = root.is_dir()
+    except OSError as exc:  # under a folder that cannot be searched
+        raise _unreadable(root, exc) from None
+    if not is_folder:
         raise UserError(Fault(display_path(root), "", "no such folder"))
     runs: list[Run] = []
     faults: list[UserError] = []
-    for folder in _run_folders(root, MAX_DEPTH):
+    for folder in _run_folders(root, MAX_DEPTH, faults):
         try:
             runs.append(read_run(folder))
         except UserError as exc:
@@ -229,19 +234,41 @@ def find_runs(root: Path) -> tuple[list[Run], list[UserError]]:
     return runs, faults
 
 
-def _run_folders(folder: Path, depth: int) -> Iterator[Path]:
-    if (folder / RUN_FILE).exists():
-        yield folder
-        return
-    if depth == 0:
-        return
+def holds_run(folder: Path) -> bool:
+    """Whether `folder` holds a run (a run.json); a folder that cannot be searched (its
+    permissions, /proc) is a UserError naming it."""
     try:
+        os.stat(folder / RUN_FILE)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise _unreadable(folder, exc) from None
+    return True
+
+
+def _run_folders(folder: Path, depth: int, unreadable: list[UserError]) -> Iterator[Path]:
+    """The folders holding a run in `folder` and `depth` levels under it; a folder that cannot
+    be read is skipped and its fault added to `unreadable`."""
+    try:
+        if holds_run(folder):
+            yield folder
+            return
+        if depth == 0:
+            return
         with os.scandir(folder) as entries:
             children = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
-    except OSError:
+    except UserError as exc:
+        unreadable.append(exc)
+        return
+    except OSError as exc:
+        unreadable.append(_unreadable(folder, exc))
         return
     for child in children:
-        yield from _run_folders(folder / child, depth - 1)
+        yield from _run_folders(folder / child, depth - 1, unreadable)
+
+
+def _unreadable(folder: Path, exc: OSError) -> UserError:
+    return UserError(Fault(display_path(folder), "", f"unreadable: {exc.strerror or exc}"))
 
 
 def session_alive(pid: int, at: float) -> bool:
@@ -315,7 +342,7 @@ def _read_journal(path: Path) -> _Journal:
                 if entry["state"] in ATTEMPT_ENDS:
                     fields = {name: entry[name] for name in RECORD_FIELDS if name in entry}
                     add_attempt(journal.histories.setdefault(uid, []), UnitRecord(**fields))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise UserError(
                 Fault(display_path(path), f"/{number - 1}", f"line {number} is not a record: {exc}")
             ) from None
@@ -327,7 +354,7 @@ def _read_report(path: Path) -> dict[str, Any] | None:
         report = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UserError(Fault(display_path(path), "", f"unreadable: {exc}")) from None
     if not isinstance(report, dict) or not isinstance(report.get("units", []), list):
         raise UserError(Fault(display_path(path), "", "not a report"))
@@ -635,7 +662,7 @@ def _dead_scratch(base: Path, runs: Mapping[str, Run]) -> Iterator[Path]:
             # may be one starting now.
             settled = time.time() - _mtime(folder) > STARTING_SECONDS
             dead = run is not None and run.state != "running" and settled
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue
         if dead:
             yield folder

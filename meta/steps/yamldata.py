@@ -12,10 +12,62 @@ from typing import Any
 
 import yaml
 
+INT_TAG = "tag:yaml.org,2002:int"
+FLOAT_TAG = "tag:yaml.org,2002:float"
+
+CORE_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+"""An integer as YAML 1.2's core schema writes it: decimal (`0755` is 755), `0o` octal, `0x`
+hex; no `_`, no `0b`, no sexagesimal `22:22` (YAML 1.1's, which PyYAML follows)."""
+CORE_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+"""A float as YAML 1.2's core schema writes it: `1e300` too (YAML 1.1 wants `1.0e+300`)."""
+INT_FIRST = list("-+0123456789")
+FLOAT_FIRST = list("-+.0123456789")
+
+
+def _without(
+    table: dict[Any, list[tuple[str, Any]]], tags: tuple[str, ...]
+) -> dict[Any, list[tuple[str, Any]]]:
+    """A copy of a resolver table (lists too, so adding to it leaves `table` as it was) without
+    the resolvers of `tags`."""
+    return {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in tags]
+        for first, resolvers in table.items()
+    }
+
+
+def _core_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    if CORE_INT.match(text) is None:  # an explicit `!!int` of other text
+        raise yaml.constructor.ConstructorError(
+            None, None, "not an integer (YAML 1.2: decimal, 0o octal or 0x hex)", node.start_mark
+        )
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text)
+
+
+def _core_float(loader: yaml.SafeLoader, node: yaml.Node) -> float:
+    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    if CORE_FLOAT.match(text) is None:  # an explicit `!!float` of other text
+        raise yaml.constructor.ConstructorError(
+            None, None, "not a number (YAML 1.2: digits, a point, an exponent)", node.start_mark
+        )
+    if text.lstrip("+-").lower() in (".inf", ".nan"):
+        return float(text.lower().replace(".", ""))  # Python's `inf` and `nan`
+    return float(text)
+
 
 class UniqueKeysLoader(yaml.SafeLoader):
     """Safe YAML in which a mapping naming one key twice is an error: YAML says keys are
-    unique, and PyYAML would otherwise keep the last value without a word."""
+    unique, and PyYAML would otherwise keep the last value without a word. Numbers are YAML
+    1.2's core schema's: `22:22` and `1_000` are strings, `0755` is 755, `1e300` a float."""
+
+    yaml_implicit_resolvers: dict[Any, list[tuple[str, Any]]] = _without(
+        yaml.SafeLoader.yaml_implicit_resolvers, (INT_TAG, FLOAT_TAG)
+    )
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -33,20 +85,23 @@ class UniqueKeysLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+# The integer resolver first: `[-+]?[0-9]+` would be a float too.
+UniqueKeysLoader.add_implicit_resolver(INT_TAG, CORE_INT, INT_FIRST)
+UniqueKeysLoader.add_implicit_resolver(FLOAT_TAG, CORE_FLOAT, FLOAT_FIRST)
+UniqueKeysLoader.add_constructor(INT_TAG, _core_int)
+UniqueKeysLoader.add_constructor(FLOAT_TAG, _core_float)
+
+
 class JsonYamlLoader(UniqueKeysLoader):
     """YAML read as the JSON it stands for (data, schemas): a key is the text written (`on:` of a
     CI workflow stays "on", YAML 1.1 would make it true), only true/false are booleans, and
     dates stay strings, as a JSON Schema expects them. A tool's own local tag (`!reference`)
     is read as the value it tags; tags that build Python objects stay refused."""
 
-    yaml_implicit_resolvers: dict[Any, list[tuple[str, Any]]] = {  # noqa: RUF012 - as PyYAML declares it
-        first: [
-            (tag, regexp)
-            for tag, regexp in resolvers
-            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
-        ]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
+    yaml_implicit_resolvers: dict[Any, list[tuple[str, Any]]] = _without(
+        UniqueKeysLoader.yaml_implicit_resolvers,
+        ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"),
+    )
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)

@@ -327,7 +327,7 @@ class RunModel(UnitsModel):
             self.info = json.loads((workdir / RUN_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UserError(Fault(display_path(workdir), "", "no run here (no run.json)")) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise UserError(Fault(display_path(workdir), "", f"unreadable: {exc}")) from None
 
         def made() -> Structure:
@@ -364,7 +364,7 @@ class RunModel(UnitsModel):
         of the units that changed."""
         changed: set[str] = set()
         for line in self._new_lines():
-            with contextlib.suppress(ValueError, KeyError, TypeError):
+            with contextlib.suppress(ValueError, KeyError, TypeError, RecursionError):
                 self._apply(_decode(line), changed)
         if self.state == "running" and self._ended():
             self._finish(changed)
@@ -516,5 +516,5 @@ def _tail(path: Path | None) -> str | None:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None

@@ -30,8 +30,7 @@ from aiohttp import web
 
 from meta.errors import MetaError, UserError
 from meta.flow.files import display_path
-from meta.local.runner import RUN_FILE
-from meta.local.runs import find_runs, read_run
+from meta.local.runs import find_runs, holds_run, read_run
 from meta.ui.model import RunModel, UnitsModel
 
 RUNS_SECONDS = 1.0
@@ -100,7 +99,7 @@ class LocalRuns:
         faults: list[str] = []
         for folder in self.folders:
             try:
-                found = [read_run(folder)] if (folder / RUN_FILE).exists() else None
+                found = [read_run(folder)] if holds_run(folder) else None
                 if found is None:
                     found, skipped = find_runs(folder)
                     faults += [str(f) for e in skipped for f in e.faults]

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.cli.conftest import FAULT_LINE, Result
 
@@ -45,6 +49,110 @@ def test_yaml_syntax_error_names_line_and_column(
         (line,) = assert_user_error(result)
         assert line.startswith("flow.yaml: /: invalid YAML: line 6, column 1: "), line
     assert_nothing_ran(tmp_path)
+
+
+CONTROL_FLOW = """\
+apiVersion: meta-orchestrator.io/v1alpha1
+kind: MetaFlow
+metadata: {name: t}
+spec:
+  inputs:
+    words: {value: [a]}
+  root:
+    name: f
+    scope: macro
+    pattern: fanout
+    over: {input: words}
+    visit: {name: a, run: {command: [touch, ran.marker]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "arguments", "line"),
+    [
+        (
+            {"flow.yaml": CONTROL_FLOW + "# a comment \x01\n"},
+            ["run", "flow.yaml", "--workdir", "wd"],
+            "flow.yaml: /: invalid YAML: line 13, column 13: control character U+0001",
+        ),
+        (
+            {"flow.yaml": CONTROL_FLOW},
+            ["run", "flow.yaml", "--workdir", "wd", "--set", "words=[a\x01b]"],
+            "--set: /words: input 'words': invalid YAML: line 1, column 3: control character "
+            "U+0001",
+        ),
+        (
+            {"flow.yaml": CONTROL_FLOW},
+            ["run", "flow.yaml", "--workdir", "wd", "--set", "words=\x1b[1m"],
+            "--set: /words: input 'words': invalid YAML: line 1, column 1: control character "
+            "U+001B",
+        ),
+        (
+            {"flow.yaml": CONTROL_FLOW, "words.yaml": "- a\n- \x7f\n"},
+            ["run", "flow.yaml", "--workdir", "wd", "--set", "words=@words.yaml"],
+            "words.yaml: /: invalid YAML: line 2, column 3: control character U+007F",
+        ),
+        (
+            {"d.schema.yaml": "type: object # \x02\n"},
+            ["generate", "d.schema.yaml", "-o", "wd"],
+            "d.schema.yaml: /: invalid YAML: line 1, column 16: control character U+0002",
+        ),
+        (
+            {"d.schema.json": '{"type": "object"}', "d.data.yaml": 'a: "\x02"\n'},
+            ["generate", "d.schema.json", "--data", "d.data.yaml", "-o", "wd"],
+            "d.data.yaml: /: invalid YAML: line 1, column 5: control character U+0002",
+        ),
+    ],
+    ids=["flow-comment", "set-list", "set-escape", "set-file", "schema", "data"],
+)
+def test_a_control_character_in_yaml_is_a_fault_naming_where(
+    meta: Callable[..., Result],
+    tmp_path: Path,
+    files: dict[str, str],
+    arguments: list[str],
+    line: str,
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    (fault,) = assert_user_error(meta(*arguments))
+    assert fault.startswith(line), fault
+    assert_nothing_ran(tmp_path)
+
+
+SCHEMA = '{"type": "object", "properties": {"a": {"type": "string"}}}'
+
+
+@pytest.mark.parametrize(
+    ("arguments", "output"),
+    [
+        (["s.schema.json", "-o", "s.schema.json"], "s.schema.json"),
+        (["s.schema.json", "--data", "d.json", "-o", "./d.json"], "d.json"),
+        (["s.schema.json", "-o", "wd/x.flow.yaml"], "wd/x.flow.yaml"),
+    ],
+    ids=["description", "data", "workdir"],
+)
+def test_generate_never_writes_over_what_it_is_made_from(
+    meta: Callable[..., Result], tmp_path: Path, arguments: list[str], output: str
+) -> None:
+    (tmp_path / "s.schema.json").write_text(SCHEMA)
+    (tmp_path / "d.json").write_text('{"a": "x"}')
+    (tmp_path / "wd").mkdir()
+    (tmp_path / "wd" / "run.json").write_text("{}")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    (line,) = assert_user_error(meta("generate", *arguments))
+    assert line.startswith(f"{output}: /: the flow would replace "), line
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_a_generated_flow_follows_the_umask(meta: Callable[..., Result], tmp_path: Path) -> None:
+    (tmp_path / "s.schema.json").write_text(SCHEMA)
+    old = os.umask(0o027)
+    try:
+        result = meta("generate", "s.schema.json", "-o", "s.flow.yaml")
+    finally:
+        os.umask(old)
+    assert result.code == 0, result.stderr
+    assert stat.S_IMODE((tmp_path / "s.flow.yaml").stat().st_mode) == 0o640
 
 
 def test_missing_flow_file(meta: Callable[..., Result], tmp_path: Path) -> None:

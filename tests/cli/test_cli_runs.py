@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from meta.cli import main
 from meta.local.driver import scratch_root
-from tests.local.runs import META, Env, alive, step, wait_for, wait_gone
+from tests.local.runs import META, Env, a_run, alive, lock, step, wait_for, wait_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -338,3 +340,22 @@ def test_status_of_a_cached_unit_shows_its_result(env: Env) -> None:
     assert "was not run again: its outputs are those of" in text, text
     (shown,) = meta_json(env, "status", "d2", "--unit", "gen")["attempts"]
     assert (shown["state"], shown["result"]) == ("cached", {"n": 3})
+
+
+def test_unreadable_folders_are_skipped_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In process: `lock` makes the folder unreadable as another user's is, even to root.
+    monkeypatch.chdir(tmp_path)
+    a_run(tmp_path / "runs" / "a")
+    a_run(tmp_path / "runs" / "private" / "b")
+    lock(monkeypatch, tmp_path / "runs" / "private")
+    for arguments in (["runs"], ["runs", "runs"], ["clean", "--dry-run"]):
+        result = CliRunner().invoke(main, arguments)
+        assert result.exit_code == 0, result.output
+        assert result.stderr == "skipped: runs/private: /: unreadable: Permission denied\n"
+    listed = CliRunner().invoke(main, ["runs", "-o", "json"])
+    assert [run["run"] for run in json.loads(listed.stdout)] == ["runs/a"]
+    refused = CliRunner().invoke(main, ["runs", "runs/private/b"])
+    assert refused.exit_code == 2
+    assert refused.stderr == "runs/private/b: /: unreadable: Permission denied\n"

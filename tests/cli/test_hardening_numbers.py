@@ -27,6 +27,8 @@ STEP = "{name: s, run: {command: [x]}}"
             "/spec/defaults/timeoutSeconds",
             "must be <= 31536000",
         ),
+        # YAML 1.2: a float without a point is a number, not the string "1e300".
+        ("  defaults: {timeoutSeconds: 1e300}\n", "/spec/defaults/timeoutSeconds", "must be <= "),
         ("  defaults: {retries: 1000000}\n", "/spec/defaults/retries", "must be <= 1000"),
         (
             f"  defaults: {{retries: {'9' * 5000}}}\n",

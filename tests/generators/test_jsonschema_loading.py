@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import urllib.request
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,42 @@ def test_a_property_named_x_meta_is_data_not_an_annotation(schemas: Schemas) -> 
 def test_an_older_draft_is_read_with_its_own_rules(schemas: Schemas, draft: str) -> None:
     document = {"$schema": f"http://json-schema.org/{draft}/schema#", **HIERARCHY}
     assert schemas.scores(document)["tree"] == 30.0
+
+
+DRAFT_3_TYPES = {
+    "type": "object",
+    "properties": {"tags": {"type": ["array", {"type": "string"}], "items": {"type": "string"}}},
+}
+
+
+def test_draft_3_is_refused_naming_its_schema(tmp_path: Path) -> None:
+    document = {"$schema": "http://json-schema.org/draft-03/schema#", **DRAFT_3_TYPES}
+    (tmp_path / "d3.json").write_text(json.dumps(document))
+    metaschema = files("jsonschema_specifications") / "schemas" / "draft3" / "metaschema.json"
+    (tmp_path / "meta3.json").write_text(metaschema.read_text(encoding="utf-8"))
+    for name in ("d3.json", "meta3.json"):
+        result = run_meta("generate", name, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == [
+            f"{name}: /$schema: 'http://json-schema.org/draft-03/schema#' names draft 3, which "
+            "is not read: the generators read drafts 04 to 2020-12"
+        ]
+
+
+def test_a_type_list_holding_a_schema_allows_more_than_its_names(schemas: Schemas) -> None:
+    # Draft 3's form, in a file a $ref reaches (the metaschema checks the schema's own file):
+    # `tags` may be an array or a string, so it is no children field of the walk.
+    schemas.write({"definitions": DRAFT_3_TYPES}, "other.json")
+    tree = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "tags": {"$ref": "other.json#/definitions/properties/tags"},
+            "kids": {"type": "array", "items": {"$ref": "#"}},
+        },
+    }
+    flow = schemas.flow(schema(**tree))
+    assert flow["spec"]["root"]["over"]["children"] == ["kids"]
 
 
 def test_an_unknown_dialect_is_not_claimed(schemas: Schemas) -> None:

@@ -228,3 +228,31 @@ def env(tmp_path: Path) -> Iterator[Env]:
         if alive(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def lock(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make `folder` unreadable as a folder of another user is (mode 0700) to one who is not
+    root; chmod does not stop root, who runs these tests in CI."""
+    real_stat, real_scandir = os.stat, os.scandir
+
+    def refused(real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(path: Any, *args: Any, **kwargs: Any) -> Any:
+            # The folder itself can be looked at, not listed; nothing in it can be reached.
+            target = Path(os.path.abspath(os.fsdecode(path)))
+            inside = target.is_relative_to(folder) and target != folder
+            if inside or (real is real_scandir and target == folder):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(os, "stat", refused(real_stat))
+    monkeypatch.setattr(os, "scandir", refused(real_scandir))
+
+
+def a_run(workdir: Path) -> Path:
+    """An ended run's workdir: its run record and a report of a failure."""
+    workdir.mkdir(parents=True)
+    (workdir / "run.json").write_text(json.dumps({"flow": "/f.yaml", "startedAt": 1.0}))
+    (workdir / "report.json").write_text(json.dumps({"flow": "f", "state": "failed", "units": []}))
+    return workdir

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,15 @@ def test_the_workdir_report_and_a_plain_file_may_be_replaced(env: Env) -> None:
     assert (env.root / "old.json.partial").read_text() == "keep me"
     again = env.meta("resume", "wd", "--report", "wd/report.json")
     assert again.returncode == 0, again.stderr
+
+
+def test_a_report_follows_the_umask(env: Env) -> None:
+    flow = _flow(env)
+    old = os.umask(0o027)
+    try:
+        result = env.meta("run", flow.name, "--workdir", "wd", "--report", "r.json")
+    finally:
+        os.umask(old)
+    assert result.returncode == 0, result.stderr
+    for report in (env.root / "r.json", env.root / "wd" / "report.json"):
+        assert stat.S_IMODE(report.stat().st_mode) == 0o640, report

@@ -107,3 +107,12 @@ def test_a_started_line_without_its_attempt_is_named(tmp_path: Path) -> None:
     with pytest.raises(UserError) as raised:
         FileJournal(tmp_path, kept=lambda uid: None, stored=lambda uid: str(tmp_path / uid))
     assert "line 1 is not a record" in str(raised.value)
+
+
+def test_a_line_nested_too_deeply_to_read_is_named(tmp_path: Path) -> None:
+    (tmp_path / JOURNAL).write_text(
+        '{"event": "finished", "result": ' + "[" * 5000 + "]" * 5000 + "}\n"
+    )
+    with pytest.raises(UserError) as raised:
+        FileJournal(tmp_path, kept=lambda uid: None, stored=lambda uid: str(tmp_path / uid))
+    assert "line 1 is not a record" in str(raised.value)

@@ -104,6 +104,9 @@ def test_a_true_condition_runs_the_unit(env: Env) -> None:
         ("x" * (64 * 1024 + 1), "is 65537 bytes; a result holds at most 65536 (64 KiB)"),
         ("{not json", "is not JSON"),
         ("NaN", "is not JSON"),
+        # Past the interpreter's recursion limit, and past the 256 levels a result may nest.
+        ("[" * 1200 + "]" * 1200, "is nested too deeply: a result nests at most 256 levels"),
+        ("[" * 300 + "]" * 300, "is nested too deeply: a result nests at most 256 levels"),
     ],
 )
 def test_a_result_too_big_or_not_json_fails_the_attempt(
@@ -126,6 +129,10 @@ def test_a_result_too_big_or_not_json_fails_the_attempt(
     assert failed["reason"].startswith("exited with code 0, but its result ($META_RESULT) ")
     assert reason in failed["reason"]
     assert reason in ran.stderr
+    resumed = env.meta("resume", "w")
+    assert resumed.returncode == 1, resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert reason in resumed.stderr
 
 
 def test_a_failed_attempts_result_is_not_the_next_ones(env: Env) -> None:

@@ -8,8 +8,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
+from meta.errors import UserError
 from meta.local.driver import OWNER_FILE, scratch_root
-from meta.local.runs import clean_up, parse_age, session_alive
+from meta.local.runs import clean_up, find_runs, parse_age, session_alive
+from tests.local.runs import a_run, lock
 
 
 def test_a_session_is_alive_while_its_process_is_the_one_that_recorded_it() -> None:
@@ -70,3 +74,37 @@ def test_ages() -> None:
     assert [parse_age(t) for t in ("45s", "30m", "12h", "7d", "2w")] == [
         45, 1800, 43200, 604800, 1209600
     ]  # fmt: skip
+
+
+def test_an_unreadable_folder_is_skipped_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = tmp_path / "runs"
+    kept = a_run(runs / "a")
+    a_run(runs / "private" / "b")
+    lock(monkeypatch, runs / "private")
+
+    found, faults = find_runs(runs)
+    assert [run.workdir for run in found] == [kept]
+    assert [str(fault) for e in faults for fault in e.faults] == [
+        f"{runs / 'private'}: /: unreadable: Permission denied"
+    ]
+    done, faults = clean_up(runs, 0, dry_run=True, scratch_base=tmp_path / "shm")
+    assert done.runs == found
+    assert len(faults) == 1
+
+
+def test_an_unreadable_folder_asked_for_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private = tmp_path / "private"
+    a_run(private / "b")
+    lock(monkeypatch, private)
+    found, faults = find_runs(private)
+    assert found == []
+    assert [str(fault) for e in faults for fault in e.faults] == [
+        f"{private}: /: unreadable: Permission denied"
+    ]
+    with pytest.raises(UserError) as raised:
+        find_runs(private / "b")
+    assert str(raised.value) == f"{private / 'b'}: /: unreadable: Permission denied"

@@ -53,6 +53,25 @@ def test_values_are_read_as_yaml_and_files_by_at(
     assert plan.inputs["data"] == FileInput(other.resolve())
 
 
+def test_values_are_read_by_yaml_1_2_numbers(write_flow: Callable[..., Path]) -> None:
+    flow = write_flow(
+        "z.yaml",
+        f"""
+        inputs:
+          zip: {{value: "00000"}}
+          ver: {{value: "1.0"}}
+          t: {{value: "00:00"}}
+          big: {{value: 0}}
+        root: {STEP}
+        """,
+    )
+    plan = compile_plan(flow, parse_sets(["zip=02134", "ver=1.10", "t=12:30:00", "big=1e300"]))
+    assert plan.inputs["zip"] == ValueInput(2134)
+    assert plan.inputs["ver"] == ValueInput(1.1)
+    assert plan.inputs["t"] == ValueInput("12:30:00")
+    assert plan.inputs["big"] == ValueInput(1e300)
+
+
 def test_an_input_declared_with_a_path_takes_a_path_without_at(
     flow: Path, write: Callable[[str, str], Path]
 ) -> None:

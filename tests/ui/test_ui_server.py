@@ -3,6 +3,7 @@ outside the runs shown can be read, and the event stream as a journal grows."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -16,7 +17,8 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from meta.cli.ui import announce
-from meta.ui.server import make_app
+from meta.ui.server import LocalRuns, make_app
+from tests.local.runs import a_run, lock
 from tests.ui.demo import write_demo
 
 
@@ -170,3 +172,18 @@ def test_the_runs_list_stream_sends_the_list_again_when_a_run_appears_or_changes
     event, listing = next(stream)
     (changed,) = [run for run in listing["runs"] if run["run"] == "runs/r"]
     assert changed["units"]["running"] == 1
+
+
+def test_the_runs_list_skips_an_unreadable_folder_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = tmp_path / "runs"
+    a_run(runs / "a")
+    a_run(runs / "private" / "b")
+    lock(monkeypatch, runs / "private")
+    views, faults = asyncio.run(LocalRuns([runs, runs / "private" / "b"]).listing())
+    assert [view["flow"] for view in views] == ["f"]
+    assert faults == [
+        f"{runs / 'private'}: /: unreadable: Permission denied",
+        f"{runs / 'private' / 'b'}: /: unreadable: Permission denied",
+    ]

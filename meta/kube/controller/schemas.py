@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from meta.flow.files import display_path, loads_strict_json
+from meta.flow.files import display_path, loads_strict_json, nested_deeper_than
 from meta.generate.plugins import Plugins
 from meta.generate.worker import generate_in_worker
 from meta.kube import metrics
@@ -139,7 +139,7 @@ async def reconcile_schema(
     if (body.get("status") or {}).get("observedGeneration") == generation:
         return "Unchanged"
     spec: Mapping[str, Any] = body.get("spec") or {}
-    if _deeper_than(spec, MAX_DEPTH):
+    if nested_deeper_than(spec, MAX_DEPTH):
         reason = f"{schema_file(schema.name)}: /spec: nests deeper than {MAX_DEPTH} levels"
         return await _refuse(api, schema, generation, "TooDeep", reason)
     digest = spec_digest(spec)
@@ -295,17 +295,3 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether `value` nests more than `limit` levels, found without recursion."""
-    pending: list[tuple[Any, int]] = [(value, 1)]
-    while pending:
-        node, depth = pending.pop()
-        if depth > limit:
-            return True
-        if isinstance(node, dict):
-            pending.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            pending.extend((child, depth + 1) for child in node)
-    return False

@@ -1,0 +1,65 @@
+"""meta.flow.files: YAML read by YAML 1.2's core schema, in flows and in data alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from meta.errors import UserError
+from meta.flow.files import parse_yaml, parse_yaml_data
+
+NUMBERS = "[22:22, 8080:80, 12:30:00, 0755, 02134, 1_000, 0b101, 0o17, 0x1F, -0x1, +12, -0]"
+FLOATS = "[1.10, 1e300, 1E5, .5, 1., -2.5e-3, 685.230_15, 1e, '1e5']"
+
+
+@pytest.mark.parametrize("parse", [parse_yaml, parse_yaml_data])
+def test_numbers_are_yaml_1_2_core_schema_ones(parse: Callable[[str, str], Any]) -> None:
+    assert parse(NUMBERS, "f.yaml") == [
+        "22:22",
+        "8080:80",
+        "12:30:00",
+        755,
+        2134,
+        "1_000",
+        "0b101",
+        15,
+        31,
+        "-0x1",
+        12,
+        0,
+    ]
+    assert parse(FLOATS, "f.yaml") == [
+        1.1,
+        1e300,
+        1e5,
+        0.5,
+        1.0,
+        -2.5e-3,
+        "685.230_15",
+        "1e",
+        "1e5",
+    ]
+
+
+@pytest.mark.parametrize("parse", [parse_yaml, parse_yaml_data])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("[1, .inf]", "not a finite number"),
+        ("[1, -.Inf]", "not a finite number"),
+        ("[1, .NaN]", "not a finite number"),
+        ("[1, 1e400]", "a number out of range"),
+        ("[1, !!int 0b101]", "not an integer (YAML 1.2: decimal, 0o octal or 0x hex)"),
+        ("[1, !!float '1:30']", "not a number"),
+    ],
+)
+def test_numbers_json_lacks_or_no_number_is_are_faults(
+    parse: Callable[[str, str], Any], text: str, reason: str
+) -> None:
+    with pytest.raises(UserError) as raised:
+        parse(text, "f.yaml")
+    (fault,) = raised.value.faults
+    assert fault.file == "f.yaml"
+    assert reason in fault.reason
