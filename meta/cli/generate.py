@@ -11,6 +11,7 @@ import click
 
 from meta.cli.common import EXIT_USER_ERROR, user_errors, write_output
 from meta.cli.watch import DEFAULT_TIME_LIMIT, Watcher, WatchEvent
+from meta.errors import Fault, UserError
 from meta.flow.files import display_path
 from meta.generate.explain import explain as explain_description
 from meta.generate.pipeline import generate as generate_flow
@@ -54,6 +55,10 @@ def generate(
     explain: bool,
 ) -> None:
     """Turn a data description (a JSON Schema, or any format a plugin reads) into a flow."""
+    if data is not None and not data.is_file():
+        # Some generators only name the file in the flow: a typo would show at run time only.
+        reason = "no such file" if not data.exists() else "not a regular file"
+        raise UserError(Fault(display_path(data), "", f"{reason} (--data names the data file)"))
     if output is not None:
         made_from = [description, *([data] if data is not None else [])]
         check_output_path(output, "the flow", made_from, "the description or data it is made from")

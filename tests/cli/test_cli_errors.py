@@ -144,6 +144,20 @@ def test_generate_never_writes_over_what_it_is_made_from(
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
 
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [("nope.json", "no such file"), (".", "not a regular file")],
+    ids=["missing", "folder"],
+)
+def test_generate_names_a_data_file_that_is_not_there(
+    meta: Callable[..., Result], tmp_path: Path, data: str, reason: str
+) -> None:
+    (tmp_path / "s.schema.json").write_text('{"type": "array", "items": {"type": "object"}}')
+    (line,) = assert_user_error(meta("generate", "s.schema.json", "--data", data, "-o", "f.yaml"))
+    assert line == f"{data}: /: {reason} (--data names the data file)"
+    assert not (tmp_path / "f.yaml").exists()
+
+
 def test_a_generated_flow_follows_the_umask(meta: Callable[..., Result], tmp_path: Path) -> None:
     (tmp_path / "s.schema.json").write_text(SCHEMA)
     old = os.umask(0o027)
