@@ -520,7 +520,7 @@ class LocalProcess:
         try:
             scratch = self._scratch = driver._prepare(self._task, self._pod)
         except (OSError, shutil.Error) as exc:
-            self._settle(Exit(CANNOT_KEEP, reason=f"its scratch could not be set up: {exc}"))
+            self._settle(_not_set_up(exc))
             return
         except BaseException as exc:
             self._settle(exc)
@@ -536,7 +536,7 @@ class LocalProcess:
             staged = await self._loop.run_in_executor(driver.threads, driver._stage, scratch.copies)
             driver.traffic.add(staged=staged)
         except (OSError, shutil.Error) as exc:
-            self._settle(Exit(CANNOT_KEEP, reason=f"its scratch could not be set up: {exc}"))
+            self._settle(_not_set_up(exc))
             return
         except BaseException as exc:
             self._settle(exc)
@@ -693,6 +693,10 @@ class LocalProcess:
             _kill_group(self._pid, signal.SIGKILL)
         with contextlib.suppress(TimeoutError, Exception):
             await asyncio.wait_for(self.wait(), STOP_GRACE_SECONDS)
+
+
+def _not_set_up(exc: BaseException) -> Exit:
+    return Exit(CANNOT_KEEP, reason=f"its scratch could not be set up: {exc}")
 
 
 def _not_kept(code: int, exc: BaseException) -> Exit:
