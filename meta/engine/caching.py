@@ -73,6 +73,10 @@ class StoreCache:
     """(path inside, unit id) of the folders a unit's outputs are made of, for a driver that
     combines outputs itself (a child flow's, in the cluster); default: as the engine combined
     them."""
+    kept_out: Callable[[str], bool] | None = None
+    """Whether a folder inside a folder a unit names is left out of its key: a run's workdir or
+    the cache itself (beside a flow that names `.`) changes with every run, and would make every
+    run miss."""
 
 
 def cache_of_step(step: Step, defaults: Cache) -> Cache | None:
@@ -303,7 +307,10 @@ class Caching:
             return None
         listed: list[tuple[str, str]] = []
         size = 0
+        kept_out = self.store.kept_out if self.store is not None else None
         for parent, folders, files in os.walk(path):
+            if kept_out is not None:
+                folders[:] = [f for f in folders if not kept_out(os.path.join(parent, f))]
             folders.sort()
             for name in sorted(files):
                 inside = os.path.join(parent, name)

@@ -208,12 +208,17 @@ def _execute(
         driver.close()
         raise
     builder = ReportBuilder(journal.history())
+    cache_dir = str(info.get("cacheDir") or default_cache_dir())
+    cache_root = os.path.realpath(cache_dir)
     cache = StoreCache(
-        CacheDir(str(info.get("cacheDir") or default_cache_dir())),
+        CacheDir(cache_dir),
         run=str(workdir.resolve()),
         outputs=driver.outputs,
         placed=driver.restored,
         env_value=lambda value: digested(value, os.environ, secrets),
+        kept_out=lambda folder: (
+            os.path.isfile(os.path.join(folder, RUN_FILE)) or os.path.realpath(folder) == cache_root
+        ),
     )
     engine = Engine(
         plan, driver, listener=Listeners([builder, *listeners]), journal=journal, cache=cache

@@ -187,3 +187,23 @@ def test_a_cache_hit_has_the_result_its_entry_kept_in_the_report(env: Env) -> No
     second = units_by_id(run(env, flow, "d2", cache))["res/main/gen"]
     assert (first["state"], first["result"]) == ("succeeded", {"n": 3})
     assert (second["state"], second.get("result")) == ("cached", {"n": 3})
+
+
+def test_a_step_that_names_the_flows_folder_is_a_hit_despite_the_runs_kept_there(
+    env: Env,
+) -> None:
+    """`.` holds the flow, its data, the runs' workdirs and here the cache too: only the
+    first two are its content."""
+    (env.root / "data").mkdir()
+    (env.root / "data" / "a.txt").write_text("v1")
+    command = ["sh", "-c", 'cat "$1"/data/a.txt > "$META_OUTPUT/o.txt"', "sh", "."]
+    listing = {"name": "list", "run": {"command": command}}
+    flow = env.flow("dot", {"name": "main", "scope": "macro", "pattern": "dag", "units": [listing]},
+                    defaults={"cache": True})  # fmt: skip
+    cache = env.root / "cache"
+    run(env, flow, "runs/one", cache)
+    second = run(env, flow, "runs/two", cache)
+    assert units_by_id(second)["dot/main/list"]["state"] == "cached"
+    (env.root / "data" / "a.txt").write_text("v2")
+    third = run(env, flow, "runs/three", cache)
+    assert units_by_id(third)["dot/main/list"]["state"] == "succeeded", "its data changed"
