@@ -31,10 +31,10 @@ from meta.local.interrupts import INTERRUPTS
 from meta.local.journal import FileJournal
 from meta.local.lock import session_lock
 from meta.local.report import Listeners, ReportBuilder, kept, write_json
-from meta.local.reportpath import check_report_path, protected_files
+from meta.local.reportpath import RUN_RECORD, check_report_path, protected_files
 from meta.plan.plan import Given, Plan, compile_plan
 
-RUN_FILE = "run.json"
+RUN_FILE = RUN_RECORD
 REPORT_FILE = "report.json"
 RUNS_DIR = Path("runs")
 """Where `meta run` puts a workdir when given none (relative to where it runs)."""
