@@ -20,7 +20,11 @@ CRD = REPO / "crds" / "metaflow.yaml"
 
 
 def last_line(*command: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    """The last line a build script printed; its own words when it fails."""
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    if done.returncode != 0:
+        said = (done.stdout + done.stderr).strip().splitlines()[-20:]
+        raise SystemExit(f"{command[0]} exited {done.returncode}:\n" + "\n".join(said))
     return done.stdout.strip().splitlines()[-1]
 
 

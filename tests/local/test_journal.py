@@ -4,13 +4,16 @@ reads back from it: what each unit already tried."""
 
 from __future__ import annotations
 
+import errno
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from meta.engine.records import UnitRecord
 from meta.errors import UserError
+from meta.local import journal as journal_module
 from meta.local.journal import JOURNAL, FileJournal
 from meta.trees import Manifest
 
@@ -116,3 +119,36 @@ def test_a_line_nested_too_deeply_to_read_is_named(tmp_path: Path) -> None:
     with pytest.raises(UserError) as raised:
         FileJournal(tmp_path, kept=lambda uid: None, stored=lambda uid: str(tmp_path / uid))
     assert "line 1 is not a record" in str(raised.value)
+
+
+def test_records_are_written_in_order_by_the_journals_thread_and_all_by_close(
+    tmp_path: Path,
+) -> None:
+    journal = FileJournal(tmp_path, kept=lambda uid: None, stored=lambda uid: str(tmp_path / uid))
+    for number in range(2000):
+        journal.record_started(UnitRecord(f"u{number}", "u", "s", "macro", "running", 1, 1.0))
+    journal.close()
+    ids = [json.loads(line)["id"] for line in _lines(tmp_path / JOURNAL)]
+    assert ids == [f"u{number}" for number in range(2000)]
+
+
+def test_a_journal_the_disk_refuses_stops_the_records_after_it_and_fails_its_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(descriptor: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal_module, "_write_all", full)
+    journal = FileJournal(tmp_path, kept=lambda uid: None, stored=lambda uid: str(tmp_path / uid))
+    record = UnitRecord("a", "a", "s", "macro", "running", 1, 1.0)
+    journal.record_started(record)
+    # The thread meets the failure after the record is made: the records after it are refused.
+    deadline = time.monotonic() + 30
+    with pytest.raises(OSError) as refused:
+        while time.monotonic() < deadline:
+            journal.record_started(record)
+            time.sleep(0.01)
+    assert refused.value.errno == errno.ENOSPC
+    with pytest.raises(OSError) as closed:
+        journal.close()
+    assert closed.value.errno == errno.ENOSPC
