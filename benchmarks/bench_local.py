@@ -9,7 +9,9 @@ The floor is the least a runner of the same walk must do: a ThreadPoolExecutor(2
 `subprocess.run(["true", name])` per node, each node submitted from the done-callback of the
 node it waits for (its parent in pre-order, its last child in post-order), with no loop of its
 own. The floor that an earlier version of this script used, a `wait(FIRST_COMPLETED)` loop
-around the same pool, is shown too, as `loop floor`. Wall times are the median of `--repeat`
+around the same pool, is shown too, as `loop floor`; and, when dask is installed (it is not one
+of this project's dependencies: `pip install dask` to see it), a peer: the same walk as a dask
+graph on its threaded scheduler with 2 workers. Wall times are the median of `--repeat`
 (runs interleaved, so drift hits all alike); so is the CPU time each run took (this process's
 threads and the steps' processes, user + system), which a machine busy with other work
 changes less than it changes wall time.
@@ -25,6 +27,7 @@ separates the runtime's own cost from the cost of creating its files on the work
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -181,6 +184,33 @@ def loop_floor(root: Node, order: str) -> int:
     return count
 
 
+def dask_threaded(root: Node, order: str) -> int:
+    """A peer: the same walk as a dask graph (a task per node, depending on what it waits for)
+    run by dask's threaded scheduler with 2 workers; each task runs `subprocess.run`."""
+    import dask.threaded  # a peer, installed by hand: not one of this project's dependencies
+
+    parent_of = _links(root)[0]
+    graph: dict[tuple[str, int], Any] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        kids = node.get("children", [])
+        stack.extend(kids)
+        if order == "pre":
+            parent = parent_of[id(node)]
+            after = [] if parent is None else [("t", parent["id"])]
+        else:
+            after = [("t", kid["id"]) for kid in kids]
+        # Keys are tuples: a string key would be taken for the argument of a command naming it.
+        graph[("t", node["id"])] = (_run_after, _command(node), after)
+    dask.threaded.get(graph, list(graph), num_workers=WORKERS)
+    return len(graph)
+
+
+def _run_after(command: list[str], _after: list[None]) -> None:
+    subprocess.run(command, check=True)
+
+
 # --- the measurement -----------------------------------------------------------------------------
 
 
@@ -264,6 +294,8 @@ def measure(
             FLOW.format(data=data, scope=scope, order=args.order, workers=WORKERS)
         )
     floors: dict[str, Callable[[Node, str], int]] = {"floor": floor, "loop floor": loop_floor}
+    if importlib.util.find_spec("dask") is not None:
+        floors["dask"] = dask_threaded
     # (label, flow, where its workdirs go); workdirs are removed only at the end, since deleting
     # thousands of files between runs slows the next run's file creation on some filesystems.
     runs = [("macro", flows["macro"], tmp), ("micro", flows["micro"], tmp)]
@@ -303,6 +335,7 @@ def measure(
     titles = {
         "floor": "floor (pool(2), submit from done-callbacks)",
         "loop floor": "loop floor (pool(2), wait FIRST_COMPLETED)",
+        "dask": "dask, threaded scheduler, 2 workers (peer)",
         "macro": f"meta run, macro (workdir on {filesystem(tmp)})",
         "macro-ram": "meta run, macro (workdir on "
         + (filesystem(ram_tmp) if ram_tmp else "?")
@@ -318,7 +351,7 @@ def measure(
             f"<= {RATIO_TARGET}: {'pass' if ratio <= RATIO_TARGET else 'FAIL'}"
             if label == "macro"
             else ""
-            if label.endswith("floor")
+            if label.endswith("floor") or label == "dask"
             else "(info)"
         )
         print(

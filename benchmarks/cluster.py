@@ -3,6 +3,7 @@ MetaFlow CRD in it. Not a benchmark itself (the Makefile runs bench_*.py)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import time
@@ -20,8 +21,15 @@ CRD = REPO / "crds" / "metaflow.yaml"
 
 
 def last_line(*command: str, env: dict[str, str] | None = None) -> str:
-    """The last line a build script printed; its own words when it fails."""
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    """The last line a build script printed; its own words when it fails. One build at a time
+    per cache, across processes: the lock the Makefile and the cluster tests take (a test run
+    beside a benchmark would otherwise build the same binaries into the same files)."""
+    caches = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    root = Path(os.environ.get("META_CACHE_DIR") or Path(caches) / "meta-orchestrator")
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         said = (done.stdout + done.stderr).strip().splitlines()[-20:]
         raise SystemExit(f"{command[0]} exited {done.returncode}:\n" + "\n".join(said))
