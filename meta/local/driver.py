@@ -212,7 +212,7 @@ class LocalDriver:
     def _prepare(self, task: StepTask, pod: _Pod | None) -> _Scratch:
         """Make an attempt's folders, link what its pod has live and write its input; the
         outputs to copy in from the store are left to `_stage`."""
-        # Plain strings and os.path on this path: it runs once per step (on the spawning thread).
+        # Plain strings and os.path on this path: it runs once per step, on the event loop.
         # Everything it touches is on RAM; the workdir's disk sees only what is kept.
         units = os.path.join(pod.root, "units") if pod is not None else self._units
         # One new folder per attempt, named by a counter: no nesting to create, nothing an
@@ -405,11 +405,10 @@ class LocalDriver:
 
 
 class _Spawner:
-    """One thread that makes steps' scratch and starts their programs, so that the event loop
-    goes on with other steps meanwhile (the system calls release the interpreter lock, and
-    `subprocess` releases it across vfork and exec: CPython gh-104372, in 3.12 and in the 3.11.7
-    here): the floor's two threads overlap their starts in the same way. Calls run in the order
-    given."""
+    """One thread that starts steps' programs, so that the event loop goes on with other steps
+    while one waits for its child's exec (`subprocess` releases the interpreter lock across
+    vfork and exec: CPython gh-104372, in 3.12 and in the 3.11.7 here): the floor's two
+    threads overlap their starts in the same way. Calls run in the order given."""
 
     def __init__(self) -> None:
         self._calls: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -429,29 +428,37 @@ class _Spawner:
 
 
 Heard = Callable[["subprocess.Popen[bytes] | Exit | BaseException"], None]
-"""Called, off the event loop, with the step's process once it has ended (to be reaped), with
+"""Called on the event loop with the step's process once it has ended (to be reaped), with
 the Exit of an attempt whose program could not be started, or with what its start raised."""
 
 
 class _Exits:
-    """The ends of started processes, heard through their pidfds in one epoll set by a thread
-    of its own, which takes care of each end (reaping, checking and removing what the step
-    left: system calls) off the event loop. Processes are added from the spawning thread."""
+    """The ends of started processes, heard through their pidfds in one epoll set of its own,
+    which the event loop watches as a single reader: a step's end costs an epoll_ctl and a
+    call, not a reader added to and removed from the loop (asyncio's bookkeeping of a reader
+    costs more than the step's system calls). Processes are added from the spawning thread;
+    their ends are heard on the loop."""
 
     def __init__(self) -> None:
         self._epoll: select.epoll | None = None
-        self._wake = -1
-        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: dict[int, tuple[Heard, subprocess.Popen[bytes]]] = {}
         """What is told of each process not heard to end yet, by pidfd."""
-        self._lock = threading.Lock()
+
+    def watching(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make `loop` hear the set (on the loop, before processes are added from a thread)."""
+        if self._epoll is None:
+            self._epoll = select.epoll()
+        if self._loop is not loop:
+            # A driver outlives its first loop in tests: each loop gets the set as a reader.
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._epoll.fileno())
+            loop.add_reader(self._epoll.fileno(), self._heard)
+            self._loop = loop
 
     def add(self, process: subprocess.Popen[bytes], heard: Heard) -> None:
-        """Call `heard` with `process`, on this set's thread, when it has ended (from any
-        thread). OSError or AttributeError where pidfds or epoll are not available."""
-        with self._lock:
-            if self._epoll is None:
-                self._start()
+        """Call `heard` with `process` on the loop when it has ended (from any thread).
+        OSError or AttributeError where pidfds are not available."""
         assert self._epoll is not None
         pidfd = os.pidfd_open(process.pid)
         self._waiting[pidfd] = (heard, process)
@@ -462,52 +469,36 @@ class _Exits:
             os.close(pidfd)
             raise
 
-    def _start(self) -> None:
-        epoll = select.epoll()
-        try:
-            self._wake = os.eventfd(0, os.EFD_CLOEXEC)
-            epoll.register(self._wake, select.EPOLLIN)
-        except BaseException:
-            epoll.close()
-            raise
-        self._epoll = epoll
-        self._thread = threading.Thread(target=self._serve, args=(epoll,), name="exits")
-        self._thread.daemon = True
-        self._thread.start()
-
-    def _serve(self, epoll: select.epoll) -> None:
-        while True:
-            for pidfd, _ in epoll.poll():
-                if pidfd == self._wake:
-                    return
-                # Out of the set at once: an ended process's pidfd stays readable.
-                epoll.unregister(pidfd)
-                heard, process = self._waiting.pop(pidfd)
-                os.close(pidfd)
-                heard(process)
+    def _heard(self) -> None:
+        assert self._epoll is not None
+        for pidfd, _ in self._epoll.poll(0):
+            # Out of the set at once: an ended process's pidfd stays readable.
+            self._epoll.unregister(pidfd)
+            heard, process = self._waiting.pop(pidfd)
+            os.close(pidfd)
+            heard(process)
 
     def close(self) -> None:
-        with self._lock:
-            if self._epoll is None:
-                return
-            os.eventfd_write(self._wake, 1)
-            assert self._thread is not None
-            self._thread.join()
-            self._epoll.close()
-            os.close(self._wake)
-            for pidfd in self._waiting:
-                os.close(pidfd)
-            self._waiting.clear()
-            self._epoll, self._thread, self._wake = None, None, -1
+        if self._epoll is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
+        for pidfd in self._waiting:
+            os.close(pidfd)
+        self._waiting.clear()
+        self._epoll = None
+        self._loop = None
 
 
 class LocalProcess:
-    """One attempt at a step, from its scratch to its persisted outputs. Its system calls are
-    made off the event loop: the spawning thread makes its scratch and starts its program, the
-    thread of `_Exits` hears its end and reaps it, checks what it wrote and removes its scratch;
+    """One attempt at a step, from its scratch to its persisted outputs. The event loop makes
+    its folders, starts its program (through the spawning thread) and hears of its end; only
     copies (staging, persisting, keeping logs), whose cost grows with the data, go to a worker
-    thread. The loop only hears the outcome (`_settle`), which resolves what `wait` awaits: a
-    step is no task of the loop's."""
+    thread. A step that moves no data is plain calls on the loop, with no task of its own: its
+    scratch is made when it is started, and its end is taken care of (reaped, checked, its
+    scratch removed) in the call that hears it, which resolves what `wait` awaits. A step that
+    moves data gets a task for that part."""
 
     def __init__(self, driver: LocalDriver, task: StepTask, pod: _Pod | None) -> None:
         self._driver = driver
@@ -518,58 +509,64 @@ class LocalProcess:
         self._loop = asyncio.get_running_loop()
         self._outcome: Exit | BaseException | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        self._copying: asyncio.Task[None] | None = None
+        """The task of a step that stages or keeps data, held here while it runs (the loop
+        holds its tasks only weakly)."""
         self._scratch: _Scratch | None = None
-        driver._spawner.submit(self._start)
+        self._begin()
 
-    def _start(self) -> None:
-        """Make the attempt's scratch and start its program, or have its data staged first
-        (on the spawning thread)."""
+    def _begin(self) -> None:
         driver = self._driver
-        if self._stopping or driver.closed:
-            # Stopped while this waited its turn (or the session is ending): nothing is to
-            # start, and nothing was made.
-            self._tell(Exit(-1))
-            return
         try:
             scratch = self._scratch = driver._prepare(self._task, self._pod)
         except (OSError, shutil.Error) as exc:
-            self._tell(_not_set_up(exc))
+            self._settle(_not_set_up(exc))
             return
         except BaseException as exc:
-            self._tell(exc)
+            self._settle(exc)
             return
         if scratch.copies:
-            driver.threads.submit(self._stage_then_launch, scratch)
+            self._copying = self._loop.create_task(self._stage_then_launch(scratch))
         else:
-            self._launch(scratch)
+            self._launch_soon(scratch)
 
-    def _stage_then_launch(self, scratch: _Scratch) -> None:
-        """Copy the stored outputs it reads into its scratch (on a worker thread), then have
-        its program started."""
+    async def _stage_then_launch(self, scratch: _Scratch) -> None:
         driver = self._driver
         try:
-            driver.traffic.add(staged=driver._stage(scratch.copies))
+            staged = await self._loop.run_in_executor(driver.threads, driver._stage, scratch.copies)
+            driver.traffic.add(staged=staged)
         except (OSError, shutil.Error) as exc:
-            self._heard(_not_set_up(exc))
+            self._settle(_not_set_up(exc))
             return
         except BaseException as exc:
-            self._heard(exc)
+            self._settle(exc)
+            raise
+        finally:
+            self._copying = None
+        if self._stopping:
+            self._heard(Exit(-1))  # nothing is to start: its scratch goes
             return
-        driver._spawner.submit(lambda: self._launch(scratch))
+        self._launch_soon(scratch)
+
+    def _launch_soon(self, scratch: _Scratch) -> None:
+        self._driver._exits.watching(self._loop)
+        self._driver._spawner.submit(lambda: self._launch(scratch))
 
     def _launch(self, scratch: _Scratch) -> None:
-        """Start the program (on the spawning thread) and have its end heard."""
+        """Start the program (on the spawner thread) and have its end heard on the loop."""
         if self._outcome is not None or self._stopping or self._driver.closed:
-            self._heard(Exit(-1))  # nothing is to start: its scratch goes
+            # Stopped while this waited its turn (or the session is ending): nothing is to
+            # start.
+            _tell(self._loop, self._heard, Exit(-1))
             return
         driver = self._driver
         try:
             started = driver._spawn(self._task, scratch)
         except BaseException as exc:
-            self._heard(exc)
+            _tell(self._loop, self._heard, exc)
             return
         if isinstance(started, Exit):
-            self._heard(started)
+            _tell(self._loop, self._heard, started)
             return
         self._pid = started.pid
         driver._groups.add(started.pid)
@@ -581,21 +578,24 @@ class LocalProcess:
             driver._exits.add(started, self._heard)
         except (AttributeError, OSError):
             # Not Linux, or a kernel before 5.3: a thread waits instead.
-            driver.threads.submit(_wait_for, started, self._heard)
+            driver.threads.submit(_wait_for, started, self._heard, self._loop)
         except BaseException as exc:
             # The spawning thread must live on for the other steps: the step fails instead.
             _kill_group(started.pid, signal.SIGKILL)
-            self._heard(exc)
+            _tell(self._loop, self._heard, exc)
 
     def _heard(self, started: subprocess.Popen[bytes] | Exit | BaseException) -> None:
-        """The program ended, or could not start (off the loop): reap it, stop what it left,
-        check and keep what it wrote, remove its scratch, and tell the loop the outcome."""
+        """The program ended, or could not start (on the loop): reap it, stop what it left,
+        check and keep what it wrote, remove its scratch, and settle the attempt."""
         if self._outcome is not None:
             return
         try:
             self._end(started)
         except BaseException as exc:
-            self._tell(exc)
+            # Called by the loop's reader: what went wrong goes to the attempt's waiter.
+            self._settle(exc)
+            if not isinstance(exc, Exception):
+                raise
 
     def _end(self, started: subprocess.Popen[bytes] | Exit | BaseException) -> None:
         driver, task, pod, scratch = self._driver, self._task, self._pod, self._scratch
@@ -615,7 +615,7 @@ class LocalProcess:
         if not isinstance(started, subprocess.Popen):
             if pod is None:
                 _remove_scratch(scratch, task)
-            self._tell(started)
+            self._settle(started)
             return
         self._ended(scratch, code)
 
@@ -633,33 +633,30 @@ class LocalProcess:
             logs, persist = driver._to_keep(scratch, pod, code)
             if logs or persist:
                 ended = Exit(code, stderr_tail, refusal, result)
-                driver.threads.submit(self._keep, scratch, logs, persist, ended)
+                self._copying = self._loop.create_task(self._keep(scratch, logs, persist, ended))
                 return
             driver._release(task, scratch, pod, code, persist)
         except (OSError, shutil.Error, OutputRefused) as exc:
-            self._tell(_not_kept(code, exc))
+            self._settle(_not_kept(code, exc))
             return
-        self._tell(Exit(code, stderr_tail, refusal, result))
+        self._settle(Exit(code, stderr_tail, refusal, result))
 
-    def _keep(self, scratch: _Scratch, logs: list[str], persist: bool, ended: Exit) -> None:
-        """Copy its logs and outputs to the workdir (on a worker thread)."""
+    async def _keep(self, scratch: _Scratch, logs: list[str], persist: bool, ended: Exit) -> None:
         driver, task = self._driver, self._task
         try:
-            driver._keep(task, scratch, logs, persist)
+            await self._loop.run_in_executor(
+                driver.threads, driver._keep, task, scratch, logs, persist
+            )
             driver._release(task, scratch, self._pod, ended.code, persist)
         except (OSError, shutil.Error, OutputRefused) as exc:
-            self._tell(_not_kept(ended.code, exc))
+            self._settle(_not_kept(ended.code, exc))
             return
         except BaseException as exc:
-            self._tell(exc)
-            return
-        self._tell(ended)
-
-    def _tell(self, outcome: Exit | BaseException) -> None:
-        """Settle the attempt on its loop (from another thread; nothing to do once the loop
-        is closed: no one waits any more)."""
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._settle, outcome)
+            self._settle(exc)
+            raise
+        finally:
+            self._copying = None
+        self._settle(ended)
 
     def _settle(self, outcome: Exit | BaseException) -> None:
         if self._outcome is not None:
@@ -709,9 +706,22 @@ def _not_kept(code: int, exc: BaseException) -> Exit:
     )
 
 
-def _wait_for(process: subprocess.Popen[bytes], heard: Heard) -> None:
+def _tell(
+    loop: asyncio.AbstractEventLoop,
+    heard: Heard,
+    outcome: subprocess.Popen[bytes] | Exit | BaseException,
+) -> None:
+    """Call `heard` on its loop from another thread (nothing to do once the loop is closed: no
+    one waits any more)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(heard, outcome)
+
+
+def _wait_for(
+    process: subprocess.Popen[bytes], heard: Heard, loop: asyncio.AbstractEventLoop
+) -> None:
     process.wait()
-    heard(process)
+    _tell(loop, heard, process)
 
 
 def _more_descriptors() -> None:

@@ -1,21 +1,18 @@
 """The journal: an append-only record of a run's progress in its workdir.
 
-Each record is one JSON line on an O_APPEND descriptor. A thread of the journal's own writes
-the lines in the order they were made, each burst in one write (to the page cache), and fsyncs
-them within SYNC_WINDOW (group commit: one flush of the disk for a burst of records), so neither
-a unit nor the event loop waits for the disk. A unit counts as finished once its record is in
-the file: a `kill -9` may lose the records made in the last moments before it (the lines not
-written yet: microseconds' worth), and a crash of the machine those of the last SYNC_WINDOW;
-those units run again on resume, but a unit on record is never run again. Records are written
-in the order they were made, so a consumer is never on record before the producer it read
-from: what is lost is always the last records made.
+Each record is one JSON line on an O_APPEND descriptor, written as it is made (one small write
+to the page cache, which a `kill -9` of the process does not lose); a thread fsyncs them within
+SYNC_WINDOW (group commit: one flush of the disk for a burst of records), so no unit waits for
+the disk, and no record waits for a thread. A unit counts as finished once its record is in the
+file: a crash of the machine may lose the records of the last SYNC_WINDOW, and those units run
+again on resume, but a unit on record is never run again. Records are written in the order
+they were made, so a consumer is never on record before the producer it read from.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,9 +28,7 @@ from meta.trees import Manifest, OutputRefused, measure_tree
 
 JOURNAL = "journal.jsonl"
 SYNC_WINDOW = 0.01
-"""The most a record waits for its fsync once it is written."""
-_CLOSE = b""
-"""Put last on the queue of lines: write what is before it, fsync, and stop."""
+"""The most a record waits for its fsync; the write itself is never held back."""
 OUTPUTS = "outputs"
 """The field of a `finished` line holding the manifest of what the unit kept (null: nothing)."""
 FINISHED = ("succeeded", "cached")
@@ -64,10 +59,12 @@ class FileJournal:
         finished, manifests, self._history, self._attempts_made = _replay(self.path)
         self._finished = _Verified(finished, manifests, stored)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._lines: queue.SimpleQueue[tuple[bytes, bool]] = queue.SimpleQueue()
-        """Lines made and not written yet, each with whether it is to be fsynced."""
+        self._ready = threading.Condition()
+        self._durable = False
+        """Records were written that no fsync has covered yet."""
+        self._closing = False
         self._failure: OSError | None = None
-        self._writer = threading.Thread(target=self._write_loop, name="journal", daemon=True)
+        self._writer = threading.Thread(target=self._sync_loop, name="journal", daemon=True)
         self._writer.start()
 
     def finished(self) -> Mapping[str, UnitRecord]:
@@ -115,37 +112,48 @@ class FileJournal:
 
     def _write(self, line: str, *, durable: bool = True) -> None:
         if self._failure is not None:
-            # A journal that cannot be written must stop the run, not let it go on unrecorded.
             raise self._failure
-        self._lines.put(((line + "\n").encode(), durable))
+        data = memoryview((line + "\n").encode())
+        try:
+            while data:
+                data = data[os.write(self._fd, data) :]
+        except OSError as exc:
+            # A journal that cannot be written must stop the run, not let it go on unrecorded.
+            self._failure = exc
+            raise
+        if durable:
+            with self._ready:
+                if not self._durable:
+                    self._durable = True
+                    self._ready.notify()
 
-    def _write_loop(self) -> None:
-        """Write the lines as they come, a burst of them at once, and fsync the durable ones
-        at most once per SYNC_WINDOW."""
+    def _sync_loop(self) -> None:
+        """fsync what was written, at most once per SYNC_WINDOW: the records made while one
+        window passes share one flush of the disk."""
         last_sync = 0.0
-        unsynced = False
-        closing = False
-        while not closing:
-            wait = max(0.0, last_sync + SYNC_WINDOW - time.monotonic()) if unsynced else None
+        while True:
+            with self._ready:
+                while not self._durable and not self._closing:
+                    self._ready.wait()
+                closing = self._closing
+            wait = last_sync + SYNC_WINDOW - time.monotonic()
+            if wait > 0 and not closing:
+                time.sleep(wait)
+            with self._ready:
+                self._durable = False
             try:
-                burst = [self._lines.get(timeout=wait)]
-            except queue.Empty:
-                burst = []
-            while not self._lines.empty():
-                burst.append(self._lines.get_nowait())
-            closing = (_CLOSE, True) in burst
-            try:
-                _write_all(self._fd, b"".join(data for data, _ in burst))
-                unsynced = unsynced or any(durable for _, durable in burst)
-                if unsynced and (closing or time.monotonic() >= last_sync + SYNC_WINDOW):
-                    os.fsync(self._fd)
-                    last_sync, unsynced = time.monotonic(), False
+                os.fsync(self._fd)
             except OSError as exc:
                 self._failure = exc
                 return
+            last_sync = time.monotonic()
+            if closing:
+                return
 
     def close(self) -> None:
-        self._lines.put((_CLOSE, True))
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
         self._writer.join()
         try:
             deleted = os.fstat(self._fd).st_nlink == 0
@@ -156,12 +164,6 @@ class FileJournal:
             self._failure = OSError(f"{self.path} was deleted while the run went on")
         if self._failure is not None:
             raise self._failure
-
-
-def _write_all(descriptor: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(descriptor, view) :]
 
 
 class _Verified(Mapping[str, UnitRecord]):
