@@ -64,8 +64,8 @@ def stop_orphans(
 
 
 class Children:
-    """The children of this process: its main thread's list (where re-parented orphans are;
-    the steps, started by the driver's spawning thread, are in that thread's list). The file
+    """The children of this process: its main thread's list (where re-parented orphans are,
+    beside the steps the event loop started when it runs on that thread). The file
     stays open while a session runs: opening it costs tens of microseconds (a walk of /proc)
     at every step's end, and a read at offset 0 of the open file lists the children as they
     are at that read."""
