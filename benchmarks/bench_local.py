@@ -43,6 +43,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+import machine
+
 from meta.local.runner import start_run
 
 RATIO_TARGET = 1.3
@@ -268,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shapes = {"tree": make_tree(args.nodes)}
     if args.chain:
         shapes["chain"] = make_chain(args.chain)
-    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, {os.uname().release}")
+    print(f"machine: {machine.describe()}", flush=True)
     for shape, root in shapes.items():
         measure(shape, root, args, tmp, ram_tmp)
     kept = [tmp] if ram_tmp is None else [tmp, ram_tmp]

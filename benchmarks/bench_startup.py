@@ -29,6 +29,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import machine
+
 TARGET_SECONDS = 0.15
 ENVIRON = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
@@ -83,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     found = str(beside) if beside.exists() else shutil.which("meta") or "meta"
     parser.add_argument("--meta", default=found, help="the command [default: %(default)s]")
     args = parser.parse_args(argv)
+    print(f"machine: {machine.describe()}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     try:
         stamp = tmp / "stamp"
