@@ -420,7 +420,7 @@ class _Exits:
         """What is told of each process not heard to end yet, by pidfd."""
 
     def watching(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Make `loop` hear the set (on the loop, before processes are added from a thread)."""
+        """Make `loop` hear the set (on the loop, before processes are added)."""
         if self._epoll is None:
             self._epoll = select.epoll()
         if self._loop is not loop:
@@ -467,12 +467,12 @@ class _Exits:
 
 class LocalProcess:
     """One attempt at a step, from its scratch to its persisted outputs. The event loop makes
-    its folders, starts its program and hears of its end; only
-    copies (staging, persisting, keeping logs), whose cost grows with the data, go to a worker
-    thread. A step that moves no data is plain calls on the loop, with no task of its own: its
-    scratch is made when it is started, and its end is taken care of (reaped, checked, its
-    scratch removed) in the call that hears it, which resolves what `wait` awaits. A step that
-    moves data gets a task for that part."""
+    its folders, starts its program and hears of its end; only copies (staging, persisting,
+    keeping logs), whose cost grows with the data, go to a worker thread. A step that moves no
+    data is plain calls on the loop, with no task of its own: its scratch is made when it is
+    started, and its end is taken care of (reaped, checked, its scratch removed) in the call
+    that hears it, which resolves what `wait` awaits. A step that moves data gets a task for
+    that part."""
 
     def __init__(self, driver: LocalDriver, task: StepTask, pod: _Pod | None) -> None:
         self._driver = driver
@@ -517,9 +517,6 @@ class LocalProcess:
             raise
         finally:
             self._copying = None
-        if self._stopping:
-            self._heard(Exit(-1))  # nothing is to start: its scratch goes
-            return
         self._launch(scratch)
 
     def _launch(self, scratch: _Scratch) -> None:
@@ -530,7 +527,7 @@ class LocalProcess:
         time, than the loop spends waiting for its child's exec."""
         if self._outcome is not None or self._stopping or self._driver.closed:
             # Stopped while its data was staged (or the session is ending): nothing is to
-            # start.
+            # start, and its scratch goes.
             self._heard(Exit(-1))
             return
         driver = self._driver
