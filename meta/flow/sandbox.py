@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import Callable, Iterable, Mapping, Sized
 from typing import Any
 
@@ -132,7 +133,7 @@ def _range(*args: int) -> range:
 
 def _concat(*values: Any) -> str:
     refuse_size(sum(growth.text_size(value) for value in values), "a concatenation")
-    return "".join(map(str, values))
+    return "".join(map(as_text, values))
 
 
 def _bounded_concat(parts: Iterable[str]) -> str:
@@ -154,7 +155,21 @@ def _output(value: Any) -> Any:
         size = growth.text_size(value)
     refuse_size(size, "a written value")
     charge_made(size)
-    return value
+    return value if isinstance(value, Undefined) else as_text(value)
+
+
+def as_text(value: Any) -> str:
+    """The text of a value in a command or a name: data (a mapping, a list, true, false, null)
+    as JSON, the notation it was written in, never Python's repr (`{'a': None}`, `True`), with
+    its keys in the data's own order (`tojson` sorts them)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _made(value: Any) -> Any:

@@ -52,7 +52,7 @@ def test_a_false_when_skips_the_unit_and_downstream_sees_it_skipped(tmp_path: Pa
 
     assert driver.start_ids() == ["t/d/check", "t/d/report"]
     report = driver.tasks()["t/d/report"]
-    assert report.command == ("report", "skipped", "False")
+    assert report.command == ("report", "skipped", "false")
     # The skipped unit is not in META_UPSTREAM.
     assert report.upstream == [("check", "t/d/check")]
     skipped = [r for r in journal.ended if r.id == "t/d/build"]

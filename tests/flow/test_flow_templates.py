@@ -150,7 +150,7 @@ def test_a_key_of_the_data_wins_over_a_method_of_its_type() -> None:
     assert _plain(plain) is not None
     assert render(plain, context) == "3 4 k k"
     assert "".join(_compiled(plain).generate(context)) == "3 4 k k"
-    assert render("{{ item.items }} {{ inputs.items }}", context) == "['a', 'b'] [1, 2]"
+    assert render("{{ item.items }} {{ inputs.items }}", context) == '["a", "b"] [1, 2]'
     assert render("{{ item.items | length }}-{{ item.get + 1 }}", context) == "2-5"
     assert evaluate("item.items == ['a', 'b'] and item.values == 3", context) is True
     # Methods of a mapping without such a key, and of other values, are still there.
@@ -164,6 +164,21 @@ def test_a_method_written_as_a_value_is_a_fault() -> None:
         render("{{ node.items }}", CONTEXT)
     with pytest.raises(TemplateProblem, match="writes the function or method 'upper'"):
         render("x-{{ node.name.upper }}", CONTEXT)
+
+
+def test_data_is_written_as_json_not_as_python_repr() -> None:
+    # A command that gets an item, a result or a flag reads it back as JSON: what the data was
+    # written in, whatever language the step is in; the keys stay in the data's order.
+    context = {**CONTEXT, "item": {"b": [1, None, True], "a": "é"}, "none": None, "no": False}
+    item = '{"b": [1, null, true], "a": "é"}'
+    assert render("{{ item }}", context) == item
+    assert render("x={{ item }}", context) == f"x={item}"
+    assert render("{{ 'x=' ~ item }}", context) == f"x={item}"
+    assert (
+        render("{{ none }} {{ no }} {{ item.b }} {{ item.a }}", context)
+        == "null false [1, null, true] é"
+    )
+    assert render("{{ [1.5, (2, 3)] }}", context) == "[1.5, [2, 3]]"
 
 
 def test_render_tojson_sorts_keys() -> None:
