@@ -29,10 +29,14 @@ STUCK_REASONS = frozenset(
     }
 )
 """Waiting reasons a step's container does not come back from by itself."""
-RETRIED_REASONS = frozenset({"CreateContainerError", "RunContainerError"})
-"""Of those, the ones a busy node also gives for a while and then recovers from (the runtime's
-"context deadline exceeded", "failed to reserve container name"): the kubelet retries them, so
-they count as stuck only when they last `RETRIED_PATIENCE` seconds."""
+RETRIED_REASONS = frozenset(
+    {"CreateContainerError", "RunContainerError", "CreateContainerConfigError"}
+)
+"""Of those, the ones a node also gives for a while and then recovers from: the kubelet retries
+them, so they count as stuck only when they last `RETRIED_PATIENCE` seconds. A busy runtime's
+"context deadline exceeded" and "failed to reserve container name"; the kubelet's race between
+two pods that mount subPaths of one volume at once ("failed to create subPath directory",
+kubernetes#94198); a Secret applied just after the flow that reads it."""
 RETRIED_PATIENCE = 60.0
 MAIN_CONTAINERS = frozenset({"step", "quarterback"})
 

@@ -561,8 +561,8 @@ def test_finally_of_a_micro_section_runs_in_its_pod_whatever_happened(
     status = found["status"]
     assert status["phase"] == "Failed", status
     # The good pod succeeded: its finally unit ran in it and read its scratch.
-    assert status["failedUnits"] == ["pod-finally/both/bad"]
-    assert status["succeeded"] == 1
+    assert status["failedUnits"] == ["pod-finally/both/bad"], status
+    assert status["succeeded"] == 1, status
     # The bad pod's quarterback names both failures: the step, then its finally unit, which
     # ran after it in the same pod and saw the scratch (exit 42).
     assert "pod-finally/both/bad/boom exited with code 3" in status["reason"]

@@ -64,12 +64,24 @@ def test_a_runtime_error_the_kubelet_retries_ends_the_pod_only_when_it_lasts(
     asyncio.run(scenario())
 
 
-def test_a_pod_that_recovers_from_a_runtime_error_is_waited_on_as_usual(
-    short_patience: float,
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("RunContainerError", "context deadline exceeded"),
+        # Two pods mounting subPaths of one volume at once on a node (kubernetes#94198).
+        (
+            "CreateContainerConfigError",
+            'failed to create subPath directory for volumeMount "store" of container "step"',
+        ),
+        ("CreateContainerConfigError", 'secret "token" not found'),  # applied a moment later
+    ],
+)
+def test_a_pod_that_recovers_from_an_error_the_kubelet_retries_is_waited_on_as_usual(
+    short_patience: float, reason: str, message: str
 ) -> None:
     async def scenario() -> None:
         pods = Broker()
-        pods.observe(waiting("RunContainerError", "context deadline exceeded"))
+        pods.observe(waiting(reason, message))
         pods.observe(running())
         ended = asyncio.ensure_future(pods.ended("ns", "p"))
         await asyncio.sleep(short_patience * 2)
