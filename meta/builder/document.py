@@ -45,6 +45,7 @@ class Flow(Part):
     inputs: Mapping[str, Input] | None = None
     defaults: Defaults | None = None
     limits: Limits | None = None
+    parallelism: int | None = None
     namespace: str | None = None
     labels: Mapping[str, str] | None = None
     annotations: Mapping[str, str] | None = None
@@ -61,6 +62,7 @@ class Flow(Part):
             ("inputs", self.inputs),
             ("defaults", self.defaults),
             ("limits", self.limits),
+            ("parallelism", self.parallelism),
             ("root", self.root),
             ("finally", listed(self.finally_)),
         )

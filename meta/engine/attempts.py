@@ -5,6 +5,7 @@ listener and the journal."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -26,9 +27,11 @@ Start = Callable[[int], Awaitable[Running]]
 
 
 class Attempts:
-    def __init__(self, listener: Listener, journal: Journal) -> None:
+    def __init__(self, listener: Listener, journal: Journal, parallelism: int | None) -> None:
+        """`parallelism`: at most this many attempts run at once (`spec.parallelism`)."""
         self._listener = listener
         self._journal = journal
+        self._turns = asyncio.Semaphore(parallelism) if parallelism else None
         # Not copied: a journal may check each unit's record only when it is asked for.
         self._finished = journal.finished()
         self._deadlines = Deadlines()
@@ -66,12 +69,14 @@ class Attempts:
         attempt = earlier
         while True:
             attempt += 1
-            record = UnitRecord(
-                visit.uid, visit.name, parent.id, parent.scope, "running", attempt, time.time()
-            )
-            self._listener.unit_started(record)
-            self._journal.record_started(record)
-            exit_, reason = await self._attempt(start(attempt), timeout, record)
+            # A unit waiting for its turn is not running: its record starts with the attempt.
+            async with self._turns or contextlib.nullcontext():
+                record = UnitRecord(
+                    visit.uid, visit.name, parent.id, parent.scope, "running", attempt, time.time()
+                )
+                self._listener.unit_started(record)
+                self._journal.record_started(record)
+                exit_, reason = await self._attempt(start(attempt), timeout, record)
             if exit_.code == 0:
                 record = _ended(record, "succeeded", exit_)
                 self._journal.record_finished(record)

@@ -86,7 +86,7 @@ class Engine:
         self._driver = driver
         self._listener = listener or NullListener()
         journal = journal or NullJournal()
-        self._attempts = Attempts(self._listener, journal)
+        self._attempts = Attempts(self._listener, journal, plan.flow.parallelism)
         self._caching = Caching(cache, self._listener, journal)
         self._generation = Generation(plan, driver.outputs, plugins)
         self._steps_reached = 0

@@ -273,6 +273,9 @@ class Flow:
     """Flow documents carried in `spec.flows`, by the absolute path a flowRef resolves to."""
     declarations: Mapping[str, InputDeclaration] = field(default_factory=dict)
     """Every input the flow declares, with a default or without."""
+    parallelism: int | None = None
+    """`spec.parallelism`: at most this many units (steps, whole pods, whole child flows) run
+    at once in the run; None: only each section's maxActive bounds them."""
     pod_gc: str = ""
     """`spec.podGC.strategy` in the flow language's names (OnPodCompletion, OnPodSuccess,
     OnFlowCompletion, OnFlowSuccess), or "" to keep every pod. Only pods have it: the local

@@ -125,6 +125,8 @@ def build_flow(document: dict[str, Any], path: Path, file: str) -> Flow:
             retry_backoff_seconds=float(defaults.get("retryBackoffSeconds", 1.0)),
             cache=_cache(defaults.get("cache")) or Cache(enabled=False),
         ),
+        # JSON Schema takes 4.0 as an integer.
+        parallelism=int(spec["parallelism"]) if "parallelism" in spec else None,
         pod_gc=spec.get("podGC", {}).get("strategy", "").replace("OnWorkflow", "OnFlow"),
     )
 

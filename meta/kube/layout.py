@@ -726,10 +726,12 @@ def child_flow(
     rebased = {os.path.relpath(other, here or "."): doc for other, doc in flows.items()}
     if rebased:
         spec["flows"] = rebased
-    # The root flow's podGC holds for every pod of the run: a referenced flow's own is ignored.
-    spec.pop("podGC", None)
-    if "podGC" in document["spec"]:
-        spec["podGC"] = document["spec"]["podGC"]
+    # The root flow's podGC and parallelism hold for the whole run: a referenced flow's own are
+    # ignored (the child runs its units under the same bound, and is one unit of its parent).
+    for run_wide in ("podGC", "parallelism"):
+        spec.pop(run_wide, None)
+        if run_wide in document["spec"]:
+            spec[run_wide] = document["spec"][run_wide]
     digest = hashlib.sha256(task.id.encode()).hexdigest()[:8]
     return {
         "apiVersion": document["apiVersion"],

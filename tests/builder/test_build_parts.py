@@ -49,6 +49,7 @@ def test_a_dag_of_steps_writes_the_flow_language_keys_in_order() -> None:
         inputs={"rows": Path("data/rows.json"), "target": "warehouse"},
         defaults=mb.defaults(retries=1, timeout_seconds=60, retry_backoff_seconds=0.5),
         limits=mb.limits(max_depth=3, max_units=50),
+        parallelism=4,
         labels={"team": "data"},
     ).to_dict()
     assert document == {
@@ -59,6 +60,7 @@ def test_a_dag_of_steps_writes_the_flow_language_keys_in_order() -> None:
             "inputs": {"rows": {"path": "data/rows.json"}, "target": {"value": "warehouse"}},
             "defaults": {"retries": 1, "timeoutSeconds": 60, "retryBackoffSeconds": 0.5},
             "limits": {"maxDepth": 3, "maxUnits": 50},
+            "parallelism": 4,
             "root": {
                 "name": "etl",
                 "scope": "macro",

@@ -159,6 +159,14 @@ class FakeDriver:
             found.setdefault(event.id, event.task)
         return found
 
+    def most_at_once(self) -> int:
+        """The most steps running at once in the whole run, whatever their sections."""
+        live = most = 0
+        for event in self.events:
+            live += 1 if event.kind == "start" else -1
+            most = max(most, live)
+        return most
+
     def start_of(self, uid: str) -> int:
         return next(e.seq for e in self.events if e.kind == "start" and e.id == uid)
 
@@ -239,6 +247,7 @@ def write_flow(
     inputs: Mapping[str, Any] | None = None,
     defaults: Mapping[str, Any] | None = None,
     limits: Mapping[str, Any] | None = None,
+    parallelism: int | None = None,
     filename: str = "flow.yaml",
     files: Mapping[str, Any] | None = None,
     final: Sequence[Mapping[str, Any]] = (),
@@ -258,6 +267,8 @@ def write_flow(
         spec["defaults"] = dict(defaults)
     if limits:
         spec["limits"] = dict(limits)
+    if parallelism is not None:
+        spec["parallelism"] = parallelism
     if final:
         spec["finally"] = [dict(unit) for unit in final]
     document = {

@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,6 +182,44 @@ def test_cancelling_the_run_stops_every_running_step(tmp_path: Path) -> None:
     assert sorted(driver.stopped) == ["t/fan/0/v", "t/fan/1/v", "t/fan/2/v"]
     assert driver.opened == driver.closed == ["t/fan"]
     assert all(live == 0 for live in driver.live.values())
+
+
+def test_parallelism_bounds_the_whole_run_whatever_each_sections_max_active(
+    tmp_path: Path,
+) -> None:
+    def fan(name: str) -> dict[str, Any]:
+        return section(name, "fanout", maxActive=4, over={"input": "n"}, visit=step("v"))
+
+    root = section("both", "dag", units=[fan("a"), fan("b"), step("after", dependsOn=["a", "b"])])
+    items = list(range(8))
+    ids = [f"t/both/{s}/{i}/v" for s in "ab" for i in items]
+    plan = plan_of(tmp_path, root, inputs={"n": {"value": items}}, parallelism=3)
+    driver = FakeDriver(sleep=dict.fromkeys(ids, 0.01))
+    listener = RecordingListener()
+    run(plan, driver, listener=listener)
+    assert driver.most_at_once() == 3, "two sections of maxActive 4, the run's bound 3"
+    assert sorted(driver.start_ids()) == sorted([*ids, "t/both/after"])
+    # A unit waiting for its turn is not running: each started record is a step started.
+    started = [r.id for r in listener.started]
+    assert started == driver.start_ids()
+
+
+def test_parallelism_1_runs_one_unit_at_a_time_retries_and_finally_units_included(
+    tmp_path: Path,
+) -> None:
+    root = section(
+        "d",
+        "dag",
+        units=[step("flaky", retries=2), step("b"), step("c")],
+        **{"finally": [step("tidy")]},
+    )
+    plan = plan_of(tmp_path, root, parallelism=1, defaults={"retryBackoffSeconds": 0})
+    driver = FakeDriver(fail={"t/d/flaky": 1}, sleep={"t/d/b": 0.01, "t/d/c": 0.01})
+    run(plan, driver)
+    assert driver.most_at_once() == 1
+    assert sorted(driver.start_ids()) == sorted(
+        ["t/d/flaky", "t/d/flaky", "t/d/b", "t/d/c", "t/d/finally/tidy"]
+    )
 
 
 def test_maxactive_slots_are_filled(tmp_path: Path) -> None:

@@ -333,3 +333,13 @@ def test_pod_gc_takes_the_flow_languages_names_and_argos(write_flow: Callable[..
     with pytest.raises(FlowInvalid) as caught:
         load_flow(write_flow("bad.yaml", f"podGC: {{strategy: Never}}\n{root}"))
     assert [f.pointer for f in caught.value.faults] == ["/spec/podGC/strategy"]
+
+
+def test_parallelism_is_a_whole_number_of_one_or_more(write_flow: Callable[..., Path]) -> None:
+    root = "root: {name: a, run: {command: [x]}}"
+    assert load_flow(write_flow("free.yaml", root)).parallelism is None
+    assert load_flow(write_flow("four.yaml", f"parallelism: 4\n{root}")).parallelism == 4
+    for given in ("0", "-1", "2.5", "'3'", "true"):
+        with pytest.raises(FlowInvalid) as caught:
+            load_flow(write_flow("bad.yaml", f"parallelism: {given}\n{root}"))
+        assert [f.pointer for f in caught.value.faults] == ["/spec/parallelism"], given

@@ -166,15 +166,17 @@ def test_pods_a_stopped_operator_left_are_swept_when_it_finds_the_flow_ended(
     assert api.pods == {} and api.created == []
 
 
-def test_a_referenced_flow_runs_under_the_root_flows_pod_gc(tmp_path: Path) -> None:
+def test_a_referenced_flow_runs_under_the_root_flows_pod_gc_and_parallelism(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "child.flow.yaml").write_text(
         "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {name: child}\n"
-        "spec:\n  podGC: {strategy: OnFlowSuccess}\n  root: {name: s, run: {command: ['true']}}\n"
+        "spec:\n  podGC: {strategy: OnFlowSuccess}\n  parallelism: 7\n"
+        "  root: {name: s, run: {command: ['true']}}\n"
     )
     api, broker = FakeApi(), Watches()
-    body = resource(
-        with_gc({"root": {"name": "ref", "flowRef": {"path": "child.flow.yaml"}}}, "OnPodSuccess")
-    )
+    root = {"parallelism": 2, "root": {"name": "ref", "flowRef": {"path": "child.flow.yaml"}}}
+    body = resource(with_gc(root, "OnPodSuccess"))
 
     async def until_the_child_is_made() -> str:
         stopped = asyncio.Event()
@@ -192,3 +194,4 @@ def test_a_referenced_flow_runs_under_the_root_flows_pod_gc(tmp_path: Path) -> N
     assert asyncio.run(until_the_child_is_made()) == "Running"
     (child,) = api.flows.values()
     assert child["spec"]["podGC"] == {"strategy": "OnPodSuccess"}
+    assert child["spec"]["parallelism"] == 2
