@@ -106,6 +106,15 @@ def test_post_order_pods_see_their_childrens_outputs_mounted(tmp_path: Path) -> 
     assert mounts["/meta/upstream/node-a"]["subPath"] == f"uid-tree/{child}/outputs"
 
 
+def test_the_operator_makes_at_most_spec_parallelism_pods_at_once(tmp_path: Path) -> None:
+    api, broker = FakeApi(), Watches()
+    kubelet = FakeKubelet(api, broker, delay=0.005)
+    spec = dfs_spec(max_active=5) | {"parallelism": 1}
+    assert run(api, broker, resource(spec), tmp_path) == "Succeeded"
+    assert len(kubelet.order) == 6
+    assert kubelet.peak == 1, "a section of maxActive 5 under a run of parallelism 1"
+
+
 def test_an_invalid_spec_is_marked_and_no_pod_is_made(tmp_path: Path) -> None:
     api, broker = FakeApi(), Watches()
     spec = dfs_spec()
