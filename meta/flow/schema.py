@@ -122,8 +122,10 @@ def _explain(error: ValidationError, document: Any, file: str) -> list[Fault]:
         return [Fault(file, where, f"must be {error.validator_value!r}, got {error.instance!r}")]
     if kind == "type":
         expected = error.validator_value
+        hint = _quote_hint(error.instance) if "string" in expected else ""
         expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return [Fault(file, where, f"must be of type {expected}, got {_type_name(error.instance)}")]
+        got = _type_name(error.instance)
+        return [Fault(file, where, f"must be of type {expected}, got {got}{hint}")]
     if kind == "maximum":
         return [Fault(file, where, f"must be <= {error.validator_value}, got {error.instance}")]
     if kind in ("minimum", "exclusiveMinimum"):
@@ -196,6 +198,18 @@ def _at(document: Any, path: list[str | int]) -> Any:
     for part in path:
         document = document[part]
     return document
+
+
+def _quote_hint(value: Any) -> str:
+    """For a text written bare that YAML read as another type (`yes`, `off`, `3`, `~`): how to
+    write the text."""
+    if isinstance(value, bool):
+        return " (YAML reads a bare yes, no, on, off, true, false as a boolean: quote it for text)"
+    if isinstance(value, int | float):
+        return f" (quote it, as '{value}', for text)"
+    if value is None:
+        return " (YAML reads an empty value, ~ or null as null: quote it for text)"
+    return ""
 
 
 def _type_name(value: Any) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
 
-from meta.errors import Fault
+from meta.errors import Fault, FlowInvalid
+from meta.flow.parse import load_flow
 from meta.flow.schema import flow_schema, schema_faults
 
 STEP = {"name": "a", "run": {"command": ["true"]}}
@@ -102,7 +104,10 @@ def test_wrong_types() -> None:
     root = section("dag", maxActive="4", units=[{"name": 7, "run": {"command": "ls"}}])
     assert faults(doc(root)) == [
         ("/spec/root/maxActive", "must be of type integer, got string"),
-        ("/spec/root/units/0/name", "must be of type string, got number"),
+        (
+            "/spec/root/units/0/name",
+            "must be of type string, got number (quote it, as '7', for text)",
+        ),
         ("/spec/root/units/0/run/command", "must be of type array, got string"),
     ]
     assert faults(None) == [("", "must be of type object, got null")]
@@ -190,7 +195,12 @@ def test_children_is_a_name_or_a_list_of_names() -> None:
     def over(children: Any) -> list[tuple[str, str]]:
         return faults(doc(section("dfs", over={"input": "x", "children": children}, visit=STEP)))
 
-    assert over(3) == [("/spec/root/over/children", "must be of type string or array, got number")]
+    assert over(3) == [
+        (
+            "/spec/root/over/children",
+            "must be of type string or array, got number (quote it, as '3', for text)",
+        )
+    ]
     assert over([]) == [("/spec/root/over/children", "needs at least 1 item(s)")]
     assert over(["a", ""]) == [("/spec/root/over/children/1", "must not be empty")]
     assert over("") == [("/spec/root/over/children", "must not be empty")]
@@ -259,7 +269,10 @@ def test_an_input_defaults_to_a_path_or_a_value_or_to_nothing() -> None:
     assert faults(document) == [
         ("/spec/inputs/b", "an input's default is a path or a value, not both"),
         ("/spec/inputs/c/path", "must not be empty"),
-        ("/spec/inputs/d/description", "must be of type string, got number"),
+        (
+            "/spec/inputs/d/description",
+            "must be of type string, got number (quote it, as '3', for text)",
+        ),
         ("/spec/inputs/d/schema", "must be of type object or boolean, got string"),
     ]
 
@@ -287,14 +300,20 @@ def test_a_variable_is_a_string_or_names_where_its_value_comes_from() -> None:
             "'Bad_' must be a Kubernetes Secret name (lower case letters, digits, '-' and '.')",
         ),
         ("/spec/root/run/env/E/nope", "unknown field 'nope' (allowed here: fromEnv, secretRef)"),
-        ("/spec/root/run/env/F", "must be of type string or object, got number"),
+        (
+            "/spec/root/run/env/F",
+            "must be of type string or object, got number (quote it, as '3', for text)",
+        ),
         ("/spec/root/run/env/G/secretRef", "missing required field 'key'"),
     ]
 
 
 def test_env_values_are_strings_or_sources() -> None:
     assert faults(doc({"name": "a", "run": {"command": ["x"], "env": {"N": 3}}})) == [
-        ("/spec/root/run/env/N", "must be of type string or object, got number")
+        (
+            "/spec/root/run/env/N",
+            "must be of type string or object, got number (quote it, as '3', for text)",
+        )
     ]
 
 
@@ -351,3 +370,17 @@ def test_a_fanout_may_run_named_entries_as_a_dag_and_leave_out_its_input() -> No
     assert over(input="x", path="/jobs", dependsOn="needs") == []
     assert over(path="/steps") == []
     assert over(input="x", dependsOn="") == [("/spec/root/over/dependsOn", "must not be empty")]
+
+
+def test_a_bare_yaml_word_read_as_another_type_says_how_to_write_the_text(tmp_path: Path) -> None:
+    flow = tmp_path / "f.yaml"
+    flow.write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {name: f}\n"
+        "spec:\n  root: {name: s, run: {command: [echo, no, ~], env: {DEBUG: on}}}\n"
+    )
+    with pytest.raises(FlowInvalid) as caught:
+        load_flow(flow)
+    reasons = {f.pointer: f.reason for f in caught.value.faults}
+    assert "as a boolean: quote it for text" in reasons["/spec/root/run/command/1"]
+    assert "as a boolean: quote it for text" in reasons["/spec/root/run/env/DEBUG"]
+    assert "as null: quote it for text" in reasons["/spec/root/run/command/2"]
