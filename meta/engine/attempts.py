@@ -14,6 +14,7 @@ from typing import Any
 from meta.engine.deadlines import Deadlines
 from meta.engine.driver import Exit, Running
 from meta.engine.records import UPSTREAM_FAILED, Journal, Listener, UnitRecord
+from meta.engine.turns import Turns
 from meta.engine.visit import Visit
 from meta.errors import RunFailed
 
@@ -31,7 +32,7 @@ class Attempts:
         """`parallelism`: at most this many attempts run at once (`spec.parallelism`)."""
         self._listener = listener
         self._journal = journal
-        self._turns = asyncio.Semaphore(parallelism) if parallelism else None
+        self._turns = Turns(parallelism) if parallelism else None
         # Not copied: a journal may check each unit's record only when it is asked for.
         self._finished = journal.finished()
         self._deadlines = Deadlines()
@@ -70,7 +71,8 @@ class Attempts:
         while True:
             attempt += 1
             # A unit waiting for its turn is not running: its record starts with the attempt.
-            async with self._turns or contextlib.nullcontext():
+            turns = self._turns
+            async with turns.turn(parent.always) if turns else contextlib.nullcontext():
                 record = UnitRecord(
                     visit.uid, visit.name, parent.id, parent.scope, "running", attempt, time.time()
                 )

@@ -122,8 +122,9 @@ def _explain(error: ValidationError, document: Any, file: str) -> list[Fault]:
         return [Fault(file, where, f"must be {error.validator_value!r}, got {error.instance!r}")]
     if kind == "type":
         expected = error.validator_value
-        hint = _quote_hint(error.instance) if "string" in expected else ""
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        kinds = [str(kind) for kind in (expected if isinstance(expected, list) else [expected])]
+        hint = _quote_hint(error.instance) if "string" in kinds else ""
+        expected = " or ".join(kinds)
         got = _type_name(error.instance)
         return [Fault(file, where, f"must be of type {expected}, got {got}{hint}")]
     if kind == "maximum":

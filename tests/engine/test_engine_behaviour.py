@@ -222,6 +222,28 @@ def test_parallelism_1_runs_one_unit_at_a_time_retries_and_finally_units_include
     )
 
 
+def test_under_parallelism_a_stop_is_not_held_up_by_units_waiting_for_their_turn(
+    tmp_path: Path,
+) -> None:
+    # Each visit: a step, then its finally unit. Item 0's step fails first; the others are
+    # slow. The failed visit's finally unit goes before the steps still waiting for a turn, so
+    # its failure stops them: none runs to its end after it, and every visit's finally runs.
+    visit = section("v", "sequence", units=[step("w")], **{"finally": [step("vf")]})
+    fan = section("fan", "fanout", maxActive=8, over={"input": "n"}, visit=visit)
+    items = list(range(6))
+    plan = plan_of(tmp_path, fan, inputs={"n": {"value": items}}, parallelism=2)
+    slow = {f"t/fan/{i}/v/w": 0.02 if i == 0 else 0.2 for i in items}
+    driver = FakeDriver(fail={"t/fan/0/v/w": ALWAYS}, sleep=slow)
+    with pytest.raises(RunFailed):
+        run(plan, driver)
+    assert driver.most_at_once() <= 2
+    events = [(e.kind, e.id) for e in driver.events]
+    after = events[events.index(("start", "t/fan/0/v/finally/vf")) :]
+    assert not [uid for kind, uid in after if kind == "end" and uid.endswith("/w")], events
+    assert len([uid for kind, uid in events if kind == "start" and uid.endswith("/w")]) < 6
+    assert {f"t/fan/{i}/v/finally/vf" for i in items} <= set(driver.start_ids()), events
+
+
 def test_maxactive_slots_are_filled(tmp_path: Path) -> None:
     fan = section("fan", "fanout", maxActive=3, over={"input": "n"}, visit=step("v"))
     plan = plan_of(tmp_path, fan, inputs={"n": {"value": list(range(10))}})
