@@ -15,10 +15,21 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Callable, Iterable, Mapping, Sized
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sized,
+    ValuesView,
+)
 from typing import Any
 
-from jinja2 import nodes
+from jinja2 import nodes, pass_eval_context
+from jinja2.filters import make_attrgetter
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 from jinja2.visitor import NodeTransformer
@@ -38,6 +49,7 @@ _PASSES = "meta_loop_passes"
 """The global every `for` loop's iterable goes through, to charge each pass."""
 _CONCAT = "meta_concat"
 """The global every `~` goes through, to size what it joins."""
+ITERATOR_WRITTEN = "an iterator (what map, select, reject or reverse give), not a value: add | list"
 _MADE = (str, bytes, list, tuple, dict, set, frozenset)
 """The values whose length is charged to the render's budget of values made."""
 
@@ -52,6 +64,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         super().__init__(finalize=_output, **options)
         self.filters = {name: _bounded(name, f) for name, f in self.filters.items()}
         self.filters["sum"] = _bounded("sum", growth.bounded_sum)
+        # The filters that make a value text make it as a written value is made (as_text).
+        self.filters["string"] = _bounded("string", as_text)
+        self.filters["join"] = _bounded("join", _join)
         self.globals["range"] = _range
         self.globals[_PASSES] = _passes
         self.globals[_CONCAT] = _concat
@@ -136,6 +151,14 @@ def _concat(*values: Any) -> str:
     return "".join(map(as_text, values))
 
 
+@pass_eval_context
+def _join(eval_ctx: EvalContext, value: Iterable[Any], d: str = "", attribute: Any = None) -> str:
+    """Jinja's `join`, each item's text as `as_text` makes it (`true`, not `True`)."""
+    if attribute is not None:
+        value = map(make_attrgetter(eval_ctx.environment, attribute), value)
+    return str(d).join(as_text(item) for item in value)
+
+
 def _bounded_concat(parts: Iterable[str]) -> str:
     kept = list(parts)
     refuse_size(sum(map(len, kept)), "a block's text")
@@ -166,6 +189,11 @@ def as_text(value: Any) -> str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, Iterator):
+        # Its text holds a memory address, different in every run.
+        raise TypeError(f"the template writes {ITERATOR_WRITTEN}")
+    if isinstance(value, (KeysView, ValuesView, ItemsView)):
+        value = list(value)
     try:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):

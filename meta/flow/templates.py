@@ -8,7 +8,7 @@ internals nor silently render a missing variable as an empty string.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -273,6 +273,11 @@ def holds(condition: str, context: Mapping[str, Any]) -> bool:
         value = evaluate(condition, context)
     if isinstance(value, str):
         return value.strip().lower() not in FALSE_WORDS
+    if isinstance(value, Iterator):
+        from meta.flow.sandbox import ITERATOR_WRITTEN
+
+        # It would always be true, whatever it would give.
+        raise TemplateProblem(f"the condition is {ITERATOR_WRITTEN}")
     return bool(value)
 
 

@@ -40,6 +40,8 @@ def describe(plan: Plan) -> list[str]:
     d = flow.defaults
     cached = f", steps {_cache(d.cache)}" if d.cache.enabled else ""
     lines.append(f"  defaults: {d.retries} retries, timeout {d.timeout_seconds:g} s{cached}")
+    if flow.parallelism is not None:
+        lines.append(f"  parallelism: at most {flow.parallelism} units of the run at once")
     lines.extend(_unit(plan, flow.root, 1, ""))
     for unit in flow.final:
         lines.extend(_unit(plan, unit, 1, "finally, whatever happened: "))

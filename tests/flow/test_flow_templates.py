@@ -14,6 +14,7 @@ from meta.flow.templates import (
     TemplateProblem,
     check_template,
     evaluate,
+    holds,
     is_template,
     render,
 )
@@ -179,6 +180,38 @@ def test_data_is_written_as_json_not_as_python_repr() -> None:
         == "null false [1, null, true] é"
     )
     assert render("{{ [1.5, (2, 3)] }}", context) == "[1.5, [2, 3]]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{{ node.tags | map('upper') }}", "x-{{ node.tags | select }}", "{{ node.tags | reverse }}"],
+)
+def test_an_iterator_written_as_a_value_is_a_fault(text: str) -> None:
+    # Its text would hold a memory address; `| list` gives the values.
+    with pytest.raises(TemplateProblem, match=r"an iterator .* add \| list"):
+        render(text, CONTEXT)
+    assert render(text.replace(" }}", " | list }}"), CONTEXT).endswith("]")
+
+
+def test_a_condition_that_is_an_iterator_is_a_fault_not_always_true() -> None:
+    with pytest.raises(TemplateProblem, match=r"an iterator .* add \| list"):
+        holds("{{ node.tags | select('equalto', 'zz') }}", CONTEXT)
+    assert holds("{{ node.tags | select('equalto', 'zz') | list }}", CONTEXT) is False
+
+
+def test_join_and_string_make_data_text_as_a_written_value_is_made() -> None:
+    context = {**CONTEXT, "item": {"a": [True], "b": None}}
+    assert render("{{ [1, none, false, item] | join(' ') }}", context) == (
+        '1 null false {"a": [true], "b": null}'
+    )
+    assert render("{{ item | string }}", context) == '{"a": [true], "b": null}'
+    assert render("{{ [item, item] | join(',', attribute='b') }}", context) == "null,null"
+
+
+def test_the_views_of_a_mapping_are_written_as_json_lists() -> None:
+    context = {**CONTEXT, "item": {"a": [True], "b": None}}
+    assert render("{{ item.keys() }} {{ item.values() }}", context) == '["a", "b"] [[true], null]'
+    assert render("{{ item.items() }}", context) == '[["a", [true]], ["b", null]]'
 
 
 def test_render_tojson_sorts_keys() -> None:

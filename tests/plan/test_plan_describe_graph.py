@@ -28,6 +28,7 @@ root:
 MAIN = """
 inputs: {xs: {value: [1, 2]}, tree: {path: data/tree.json}, s: {path: data/s.jsonl}}
 defaults: {retries: 2, timeoutSeconds: 30}
+parallelism: 3
 root:
   name: top
   scope: macro
@@ -99,12 +100,13 @@ def plan(write: Callable[[str, str], Path], write_flow: Callable[..., Path]) -> 
 def test_describe(plan: Plan) -> None:
     lines = describe(plan)
     tree = display_path(plan.inputs["tree"].path)  # type: ignore[union-attr]
-    assert lines[:5] == [
+    assert lines[:6] == [
         f"flow composite ({display_path(plan.flow.source)})",
         "  input xs: [1, 2]",
         f"  input tree: file {tree}",
         f"  input s: file {display_path(plan.inputs['s'].path)}",  # type: ignore[union-attr]
         "  defaults: 2 retries, timeout 30 s",
+        "  parallelism: at most 3 units of the run at once",
     ]
     text = "\n".join(lines)
     for name, (scope, pattern, bound) in SECTIONS.items():
