@@ -22,6 +22,7 @@ that ran is kept as an entry for the runs after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -132,6 +133,35 @@ class Engine:
         return done
 
     async def _finally(
+        self,
+        visit: Visit,
+        units: tuple[Unit, ...],
+        here: SectionFrame,
+        failures: Sequence[Failure],
+    ) -> list[Failure]:
+        """`_finally_units`, run to their end also when a failure stops a section around this
+        one while they run: had it come a moment earlier, they would have run whole. A cancel
+        from outside (an interrupt, with no failure stopping) stops them."""
+        if not units:
+            return list(failures)
+        run = asyncio.ensure_future(self._finally_units(visit, units, here, failures))
+        stopped = False
+        while True:
+            try:
+                ended = await asyncio.shield(run)
+                break
+            except asyncio.CancelledError:
+                if run.done() or not visit.parent.stopping():
+                    run.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await run
+                    raise
+                stopped = True
+        if stopped:
+            raise asyncio.CancelledError
+        return ended
+
+    async def _finally_units(
         self,
         visit: Visit,
         units: tuple[Unit, ...],

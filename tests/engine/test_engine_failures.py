@@ -311,6 +311,24 @@ def test_finally_of_a_section_cancelled_by_a_siblings_failure_runs(tmp_path: Pat
     assert "t/d/inner/finally/inner-cleanup" in driver.start_ids()
 
 
+def test_a_finally_unit_running_when_a_siblings_failure_stops_runs_to_its_end(
+    tmp_path: Path,
+) -> None:
+    # The inner section ended first and runs its slow finally unit; the sibling then fails
+    # under stop. The finally unit is not cut short: it ends, and the section with it.
+    inner = section("inner", "sequence", units=[step("quick")], **{"finally": [step("slow")]})
+    plan = plan_of(tmp_path, section("d", "dag", units=[inner, step("bad")]))
+    driver = FakeDriver(
+        fail={"t/d/bad": ALWAYS}, sleep={"t/d/bad": 0.05, "t/d/inner/finally/slow": 0.3}
+    )
+    listener = RecordingListener()
+    failure = failed_run(plan, driver, listener=listener)
+    assert failure.unit_id == "t/d/bad"
+    assert driver.start_of("t/d/inner/finally/slow") < driver.end_of("t/d/bad")
+    assert "t/d/inner/finally/slow" not in driver.stopped
+    assert states(listener)["t/d/inner/finally/slow"] == "succeeded"
+
+
 def test_finally_runs_after_a_timeout(tmp_path: Path) -> None:
     plan = plan_of(
         tmp_path,
