@@ -274,18 +274,26 @@ async def _main(engine: Engine) -> Any:
     if INTERRUPTS.installed:
         # The handler stays Python's own (never the default, not for an instant); it hands the
         # cancel to the loop through its self-pipe, safe from inside a signal handler.
-        INTERRUPTS.on_signal = lambda: loop.call_soon_threadsafe(task.cancel)
+        INTERRUPTS.on_signal = lambda: loop.call_soon_threadsafe(cancel_once, task)
         try:
             if INTERRUPTS.received is not None:
                 raise asyncio.CancelledError
             return await engine.run()
         finally:
             INTERRUPTS.on_signal = None
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    loop.add_signal_handler(signal.SIGTERM, cancel_once, task)
     try:
         return await engine.run()
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
+
+
+def cancel_once(task: asyncio.Task[Any]) -> None:
+    """Cancel the run, unless a signal already has: a second signal (`timeout` sends one to
+    `meta` and one to its process group) would cut short the first one's tear-down, and the
+    steps it was stopping would stay `running` in the journal and the report."""
+    if not task.cancelling():
+        task.cancel()
 
 
 def _error(error: MetaError | None) -> dict[str, Any] | None:

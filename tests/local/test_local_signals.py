@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 
 import pytest
 
@@ -52,6 +53,19 @@ import steplib
 steplib.log_run()
 if Path(os.environ["T_LOG"]).with_name("hold").exists():
     raise SystemExit(1)
+"""
+
+# Runs while the HOLD file exists, and takes SIGTERM as nothing (SIGKILL ends it).
+STUBBORN = r"""
+import os, signal, time
+from pathlib import Path
+import steplib
+
+steplib.log_run()
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+steplib.note_pids(os.getpid())
+while Path(os.environ["T_LOG"]).with_name("hold").exists():
+    time.sleep(0.05)
 """
 
 
@@ -120,6 +134,36 @@ def test_interrupt_leaves_no_process_and_resume_finishes(env: Env, sig: signal.S
     assert runs.count("stop/top/prep") == 1
     assert runs.count("stop/top/final") == 1
     assert (workdir / "store/stop/top/final/@outputs/quick.txt").read_text() == "stop/top/final"
+
+
+def test_a_second_signal_does_not_cut_short_the_first_ones_tear_down(env: Env) -> None:
+    # `timeout` sends SIGTERM to meta and then to its process group. The steps here take their
+    # SIGTERM as nothing: meta's tear-down waits its 2 s for them, and the second signal comes
+    # while it does.
+    env.script("stubborn.py", STUBBORN)
+    flow = env.flow(
+        "twice",
+        {
+            "name": "work",
+            "scope": "macro",
+            "pattern": "dag",
+            "units": [step("longA", "stubborn.py"), step("longB", "stubborn.py")],
+        },
+    )
+    workdir = env.root / "wd"
+    (env.root / "hold").touch()
+    process = env.start("run", str(flow), "--workdir", str(workdir))
+    wait_for(lambda: len(env.recorded_pids()) == 2, 15, "longA and longB to run")
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 128 + signal.SIGTERM, (env.root / "meta.err").read_text()
+    assert wait_gone(env.all_pids()) == []
+    document = report(workdir)
+    assert document["state"] == "cancelled"
+    units = units_by_id(document)
+    assert units["twice/work/longA"]["state"] == "cancelled", units
+    assert units["twice/work/longB"]["state"] == "cancelled", units
 
 
 def test_interrupt_inside_a_micro_section(env: Env) -> None:
