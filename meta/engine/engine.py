@@ -173,8 +173,6 @@ class Engine:
         `here` ended (`upstream`) and every failure (`failures`), and read the outputs of
         those that succeeded."""
         failures = list(failures)
-        if not units:
-            return failures
         ended = tuple(here.ending.ended)
         variables = {
             "upstream": upstream_variable(ended),
