@@ -15,7 +15,9 @@ with an explicit QPS budget, waits for it to end and prints one line of figures:
   (apiserver_request_total, mutating verbs, every client: the scheduler and kwok too).
 
 Shapes: `fanout` (one macro fan-out of N items) and `dfs` (a 10-ary tree of N nodes, walked
-pre-order). Not a test: it prints.
+pre-order). The tree is a JSON file under the operator's `--data-dir`, as the docs tell a user
+to give big data (`--inline-tree`: inline in the spec, which every status write then rewrites
+in etcd and every watcher of MetaFlows decodes again). Not a test: it prints.
 
 With `--in-process`, no plane: the operator's own flow runner (`run_flow`: engine, driver,
 journal, status) in this process against the in-memory API of the unit tests, whose pods end at
@@ -28,7 +30,7 @@ Each line ends with `pass` or `FAIL` against the targets of issue 17: the operat
 
     python benchmarks/bench_scale_kube.py [--sizes 1000,10000] [--shapes fanout,dfs]
         [--max-active 500] [--qps 200] [--burst 400] [--no-store] [--in-process]
-        [--pod-gc OnPodCompletion] [--progress-every 60]
+        [--pod-gc OnPodCompletion] [--progress-every 60] [--inline-tree]
 """
 
 from __future__ import annotations
@@ -58,14 +60,26 @@ ENDED = ("Succeeded", "Failed", "Invalid")
 
 
 def flow_body(
-    name: str, shape: str, units: int, max_active: int, pod_gc: str = ""
+    name: str,
+    shape: str,
+    units: int,
+    max_active: int,
+    pod_gc: str = "",
+    data_dir: Path | None = None,
 ) -> dict[str, Any]:
+    """The MetaFlow of one run. With a `data_dir`, the dfs tree is written there as a file and
+    the flow names it (`--data-dir` of the operator), as the docs tell a user to give big data;
+    without one it is inline in the spec."""
     visit = {"name": "u-{{ item }}", "run": {"image": "busybox", "command": ["true"]}}
     if shape == "fanout":
         inputs = {"items": {"value": list(range(units))}}
         root = {"over": {"input": "items"}, "pattern": "fanout", "visit": visit}
     else:
-        inputs = {"tree": {"value": tree(units)}}
+        if data_dir is None:
+            inputs = {"tree": {"value": tree(units)}}
+        else:
+            (data_dir / f"{name}.tree.json").write_text(json.dumps(tree(units)))
+            inputs = {"tree": {"path": f"{name}.tree.json"}}
         visit = {**visit, "name": "t-{{ node.i }}"}
         root = {"over": {"input": "tree", "children": "c"}, "pattern": "dfs", "order": "pre",
                 "visit": visit}  # fmt: skip
@@ -81,7 +95,7 @@ def flow_body(
 
 def tree(nodes: int, width: int = 10) -> dict[str, Any]:
     """`nodes` nodes filled breadth first, each with up to `width` children (short keys: the
-    tree is inline in the spec, which etcd bounds at ~1.5 MB)."""
+    tree may be inline in the spec, which etcd bounds at ~1.5 MB)."""
     root: dict[str, Any] = {"i": 0}
     queue, at = [root], 0
     while len(queue) < nodes:
@@ -198,13 +212,14 @@ def run_one(
     ]  # fmt: skip
     command += (
         ["--keep-journal"] if args.no_store else ["--compact-journal", "--store-dir", str(store)]
-    )
+    ) + ["--data-dir", str(store)]
     db_before, in_use_before = etcd_sizes(state)
     writes_before = apiserver_writes(api)
     log = (state / f"operator-{name}.log").open("w")
     operator = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        body = flow_body(name, shape, units, args.max_active, args.pod_gc)
+        data_dir = None if args.inline_tree else store
+        body = flow_body(name, shape, units, args.max_active, args.pod_gc, data_dir)
         began = time.monotonic()
         custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
         found = wait_ended(
@@ -279,7 +294,8 @@ def run_in_process(args: argparse.Namespace, shape: str, units: int) -> None:
     settings = OperatorSettings(
         pods=PodSettings(), store_dir=store, data_dir=Path(store), compact_journal=not args.no_store
     )
-    body = flow_body(f"{shape}-{units}", shape, units, args.max_active, args.pod_gc)
+    data_dir = None if args.inline_tree else Path(store)
+    body = flow_body(f"{shape}-{units}", shape, units, args.max_active, args.pod_gc, data_dir)
     body["metadata"].update(namespace=NAMESPACE, uid=f"uid-{shape}-{units}", generation=1)
     began = time.monotonic()
     phase = asyncio.run(run_flow(api, watches, body, settings))
@@ -309,6 +325,9 @@ def main() -> None:
     parser.add_argument("--in-process", action="store_true", help="no plane: see the docstring")
     parser.add_argument("--pod-gc", default="", help="the flows' spec.podGC.strategy (none: keep)")
     parser.add_argument("--progress-every", type=float, default=0, help="seconds between lines")
+    parser.add_argument(
+        "--inline-tree", action="store_true", help="the dfs tree inline in the spec, not a file"
+    )
     args = parser.parse_args()
     if args.in_process:
         # One size and shape per process: each peak RSS is its own.
@@ -320,6 +339,7 @@ def main() -> None:
                     run_in_process(args, shape, size)
                 else:
                     one += ["--no-store"] if args.no_store else []
+                    one += ["--inline-tree"] if args.inline_tree else []
                     subprocess.run([*one, "--pod-gc", args.pod_gc], check=True)
         return
     state = Path(tempfile.mkdtemp(prefix="meta-bench-scale-"))
