@@ -129,7 +129,8 @@ async def run_flow(
         strategy = strategy_of(body.get("spec") or {})
         await sweep(api, owner.namespace, owner.name, strategy, str(status["phase"]))
         return str(status["phase"])
-    reporter = StatusReporter(api, owner, generation)
+    size = len(json.dumps(body, separators=(",", ":")).encode())
+    reporter = StatusReporter(api, owner, generation, resource_bytes=size)
     planned = await _planned(api, owner, body, settings, reporter, generation)
     if isinstance(planned, str):
         return planned
