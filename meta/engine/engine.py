@@ -236,7 +236,8 @@ class Engine:
         its own inputs, in the caller's section and pod, fed by the caller's upstream."""
         frame = FlowFrame.of(plan, chain)
         inner = SectionFrame(visit.uid, visit.parent.scope, visit.parent.pod, outer=visit.parent)
-        done = await self._flow(frame, inner, frame.root_context(), visit.upstream)
+        with visit.parent.ending.activity():
+            done = await self._flow(frame, inner, frame.root_context(), visit.upstream)
         return replace(done, name=visit.name)
 
     async def _flow_ref_here(self, visit: Visit, plan: Plan) -> Done:
@@ -276,14 +277,16 @@ class Engine:
         pod = visit.parent.pod
         if pod is None and section.scope == "micro":
             return await self._micro_pod(visit, section, limit)
-        return await self._walk_to_end(visit, section, limit, pod)
+        with visit.parent.ending.activity():
+            return await self._walk_to_end(visit, section, limit, pod)
 
     async def _pod_here(self, visit: Visit, section: Section, limit: int) -> Done:
         """An outermost micro section whose units this engine drives, in one shared scratch
         (its `finally` units too)."""
         await self._driver.open_pod(visit.uid)
         try:
-            return await self._walk_to_end(visit, section, limit, visit.uid)
+            with visit.parent.ending.activity():
+                return await self._walk_to_end(visit, section, limit, visit.uid)
         finally:
             await self._driver.close_pod(visit.uid)
 
@@ -392,7 +395,6 @@ class Engine:
         """One unit at a time, each awaited in turn (exact pattern order)."""
         ending = here.ending
         while (ready := frontier.next()) is not None:
-            ending.peak = 1
             done = await self._ready(frame, here, ready, stop)
             frontier.complete(ready, done)
             ending.units_run += 1
@@ -417,7 +419,6 @@ class Engine:
                     task = loop.create_task(self._ready(frame, here, ready, stop))
                     task.add_done_callback(on_done)
                     running[task] = ready
-                ending.peak = max(ending.peak, len(running))
                 if not running:
                     return
                 while not finished:

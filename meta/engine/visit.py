@@ -4,7 +4,8 @@ chosen, a templated name rendered, the id checked for a clash)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -68,8 +69,20 @@ class Ending:
     stopping: bool = False
     """A unit failed under `onFailure: stop`: the units still running are being cancelled."""
     peak: int = 0
-    """The most units that were live at once."""
+    """The most units that were active at once."""
     units_run: int = 0
+    active: int = 0
+    """Its units active now: in an attempt (holding a turn under `spec.parallelism`), or a
+    section or flow it runs in place. A unit waiting for its turn, or to retry, is not."""
+
+    @contextlib.contextmanager
+    def activity(self) -> Iterator[None]:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            yield
+        finally:
+            self.active -= 1
 
 
 @dataclass(frozen=True, slots=True)

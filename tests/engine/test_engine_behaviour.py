@@ -198,6 +198,9 @@ def test_parallelism_bounds_the_whole_run_whatever_each_sections_max_active(
     listener = RecordingListener()
     run(plan, driver, listener=listener)
     assert driver.most_at_once() == 3, "two sections of maxActive 4, the run's bound 3"
+    for fanned in ("t/both/a", "t/both/b"):
+        # Units waiting for their turn are not counted in the section's peak.
+        assert driver.peak[fanned] <= listener.section(fanned).peak_active <= 3
     assert sorted(driver.start_ids()) == sorted([*ids, "t/both/after"])
     # A unit waiting for its turn is not running: each started record is a step started.
     started = [r.id for r in listener.started]
