@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from meta.engine.driver import Feeder
-from meta.engine.frontiers import Context, Done, DoneState
+from meta.engine.frontiers import OK_STATES, Context, Done, DoneState
 from meta.errors import Failure, Fault, TemplateFault
 from meta.flow.checks import name_problem
 from meta.flow.model import Cases, Origin, Scope, Unit
@@ -178,9 +178,18 @@ def render_at(
 
 
 def upstream_variable(upstream: tuple[Done, ...]) -> dict[str, dict[str, Any]]:
-    """The template variable `upstream`: `{NAME: {state, result}}` for every unit that feeds
-    this one, skipped ones too, named like their META_UPSTREAM subdirectories."""
-    return {name: {"state": done.state, "result": done.result} for name, done in _names(upstream)}
+    """The template variable `upstream`: `{NAME: {state, cached, result}}` for every unit that
+    feeds this one, skipped ones too, named like their META_UPSTREAM subdirectories. A unit
+    whose outputs were reused (the cache, or an earlier session of a resumed run) is
+    `succeeded`, and `cached`: a condition decides as it would have in one uninterrupted run."""
+    return {
+        name: {
+            "state": "succeeded" if done.state in OK_STATES else done.state,
+            "cached": done.state == "cached",
+            "result": done.result,
+        }
+        for name, done in _names(upstream)
+    }
 
 
 def is_met(visit: Visit, unit: Unit) -> bool:

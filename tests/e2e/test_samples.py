@@ -463,9 +463,9 @@ def test_failure_policy(runs: dict[str, Run]) -> None:
     assert run.read(notify, "notification.json") == {"state": "succeeded", "failed": []}
     collected = run.read("failure-policy/checks/finally/collect", "collected.json")
     assert collected["states"] == {
-        "probe": {"state": "succeeded", "result": None},
-        "summary": {"state": "succeeded", "result": None},
-        "inventory": {"state": "succeeded", "result": None},
+        "probe": {"state": "succeeded", "cached": False, "result": None},
+        "summary": {"state": "succeeded", "cached": False, "result": None},
+        "inventory": {"state": "succeeded", "cached": False, "result": None},
     }
     assert collected["outputs"] == ["inventory", "probe", "summary"]
     assert run.read("failure-policy/checks/summary", "summary.json") == {

@@ -289,11 +289,15 @@ class _Ended:
 
 
 def test_upstream_variable_and_names_share_their_numbering() -> None:
-    parts = [Done("v", "a", result=1), Done("v", "b", "skipped"), Done("v", "c", result=3)]
+    parts = [
+        Done("v", "a", result=1),
+        Done("v", "b", "skipped"),
+        Done("v", "c", "cached", result=3),
+    ]
     assert upstream_variable(tuple(parts)) == {
-        "v.0": {"state": "succeeded", "result": 1},
-        "v.1": {"state": "skipped", "result": None},
-        "v.2": {"state": "succeeded", "result": 3},
+        "v.0": {"state": "succeeded", "cached": False, "result": 1},
+        "v.1": {"state": "skipped", "cached": False, "result": None},
+        "v.2": {"state": "succeeded", "cached": True, "result": 3},
     }
     assert named(parts) == [("v.0", "a"), ("v.2", "c")]
 

@@ -283,3 +283,31 @@ def test_steps_of_a_killed_run_are_stopped_by_resume(env: Env) -> None:
     assert done.returncode == 0, done.stderr
     assert wait_gone(orphans, timeout=1) == []
     assert units_by_id(report(workdir))["orphans/work/longA"]["state"] == "succeeded"
+
+
+def test_a_condition_over_units_finished_before_decides_as_in_one_uninterrupted_run(
+    env: Env,
+) -> None:
+    # `check` fails in the first session; resumed, `test` (finished before) reads `succeeded`
+    # and `deploy` runs, as it does in a run that was never interrupted.
+    env.script("check.py", "import os, sys\nsys.exit(0 if os.path.exists('ok') else 3)\n")
+    deploy = step("deploy", "-c", "pass", dependsOn=["test", "check"])
+    deploy["when"] = "{{ upstream.test.state == 'succeeded' and upstream.test.cached }}"
+    root = {
+        "name": "release",
+        "scope": "macro",
+        "pattern": "dag",
+        "units": [
+            step("test", "-c", "pass"),
+            step("check", "check.py", dependsOn=["test"]),
+            deploy,
+        ],
+    }
+    flow = env.flow("gate", root)
+    workdir = env.root / "wd"
+    assert env.meta("run", str(flow), "--workdir", str(workdir)).returncode == 1
+    (env.root / "ok").touch()
+    done = env.meta("resume", str(workdir))
+    assert done.returncode == 0, done.stderr
+    states = {unit["id"]: unit["state"] for unit in report(workdir)["units"]}
+    assert states["gate/release/deploy"] == "succeeded", states
