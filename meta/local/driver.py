@@ -591,7 +591,7 @@ class LocalProcess:
         result, refusal = None, ""
         if code == 0:
             try:
-                result = read_result(scratch.result)
+                result = driver.secrets.redact_value(read_result(scratch.result))
             except ResultRefused as refused:
                 code, refusal = CANNOT_KEEP, f"exited with code 0, but {refused}"
         try:

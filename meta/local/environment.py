@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path, read_text
@@ -70,6 +71,19 @@ class Secrets:
                     text = MASK + text[len(value) - start :]
                     break
         return text
+
+    def redact_value(self, value: Any) -> Any:
+        """A JSON value (a step's result) with every secret value in its texts, keys
+        included, replaced by MASK: a result is written to the journal and the report."""
+        if not self.values:
+            return value
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, list):
+            return [self.redact_value(item) for item in value]
+        if isinstance(value, dict):
+            return {self.redact(key): self.redact_value(item) for key, item in value.items()}
+        return value
 
     def _masked(self) -> Iterator[str]:
         for value in self.values.values():

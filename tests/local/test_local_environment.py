@@ -80,6 +80,10 @@ def secret_flow(env: Env, fail: bool) -> Path:
         "import os, sys\n"
         f"ok = os.environ['TOKEN'] == {SECRET!r} and os.environ['KEY2'] == 'second-key-value'\n"
         "open(os.path.join(os.environ['META_OUTPUT'], 'ok'), 'w').write(str(ok))\n"
+        # A result holding the secret: the journal and the report keep it masked.
+        "import json\n"
+        "auth = {'auth': 'Bearer ' + os.environ['TOKEN']}\n"
+        "open(os.environ['META_RESULT'], 'w').write(json.dumps(auth))\n"
         f"if {fail!r}:\n"
         "    sys.stderr.write('token was ' + os.environ['TOKEN'] + '\\n')\n"
         "    sys.exit(3)\n"
@@ -112,6 +116,7 @@ def test_secrets_come_from_files_variables_or_folders_and_are_written_nowhere(
     assert result.returncode == 0, result.stderr
     workdir = env.root / "w"
     assert (workdir / "store/secrets/s/@outputs/ok").read_text() == "True"
+    assert report(workdir)["result"] == {"auth": "Bearer ***"}
     assert SECRET not in result.stdout + result.stderr
     for path in workdir.rglob("*"):
         if path.is_file():
