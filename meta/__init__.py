@@ -25,6 +25,9 @@ if _os.path.basename(_sys.argv[0] if _sys.argv else "") == "meta":
 
     _signal.signal(_signal.SIGINT, _starting)
     _signal.signal(_signal.SIGTERM, _starting)
+    # The terminal closed; under `nohup` (SIGHUP ignored) meta goes on.
+    if _signal.getsignal(_signal.SIGHUP) != _signal.SIG_IGN:
+        _signal.signal(_signal.SIGHUP, _starting)
     from meta.local.interrupts import INTERRUPTS as _INTERRUPTS
 
     _INTERRUPTS.owns_process = True

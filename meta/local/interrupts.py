@@ -1,13 +1,14 @@
-"""Ctrl-C (SIGINT) and SIGTERM at any moment of a local session.
+"""Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed) at any moment of a local session.
 
 A signal may come while `meta` starts, while a flow compiles, while the workdir, the journal
 or the scratch are set up, while steps run, or while the report is written. `meta/__init__.py`
 takes the signals first in the `meta` command's process. While nothing is written (starting,
 compiling: `allowed`) a signal ends `meta` at once, with exit code 128 + the signal's number
-(130, 143) and no traceback. Otherwise it is only noted (`deferred`): setting up and tearing
+(130, 143, 129) and no traceback. Otherwise it is only noted (`deferred`): setting up and tearing
 down always complete, the running flow is cancelled (through `on_signal`, which the loop sets),
 its steps are stopped, the report says `cancelled`, the scratch goes, and the exit code is the
-same. A signal that comes after the report said `succeeded` changes nothing.
+same. A signal that comes after the report said `succeeded` changes nothing. SIGHUP is taken
+only when it is not ignored: `nohup meta run ...` goes on after its terminal closes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(SystemExit):
@@ -41,17 +42,22 @@ class Interrupts:
         self._deferring = 0
 
     def install(self) -> None:
-        """Take SIGINT and SIGTERM for the life of this process (main thread only)."""
+        """Take SIGINT, SIGTERM and (unless it is ignored) SIGHUP for the life of this process
+        (main thread only)."""
         if self.installed:
             return
         for sig in SIGNALS:
+            if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+                continue
             signal.signal(sig, self.handle)
         self.installed = True
 
     def uninstall(self) -> None:
-        """Give SIGINT (KeyboardInterrupt) and SIGTERM their default behaviour back."""
+        """Give SIGINT (KeyboardInterrupt), SIGTERM and SIGHUP their earlier behaviour back."""
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if signal.getsignal(signal.SIGHUP) == self.handle:
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
         self.installed = False
 
     def note(self, signum: int) -> None:
@@ -87,7 +93,7 @@ class Interrupts:
             self._deferring = deferring
 
     def block(self) -> None:
-        """Hold SIGINT and SIGTERM back for the rest of this process (it is about to exit).
+        """Hold the signals back for the rest of this process (it is about to exit).
         Only in the `meta` command's own process: one that calls the CLI and goes on (a test,
         a program) would keep them blocked, and so would every process it starts after."""
         if self.owns_process:

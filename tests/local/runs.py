@@ -122,8 +122,9 @@ class Env:
             cwd=self.root,
         )
 
-    def start(self, *args: str, tag: str = "meta") -> subprocess.Popen[bytes]:
-        """`meta ARGS` in the background, its stdout/stderr in files (no pipe to fill up)."""
+    def start(self, *args: str, tag: str = "meta", nohup: bool = False) -> subprocess.Popen[bytes]:
+        """`meta ARGS` in the background, its stdout/stderr in files (no pipe to fill up);
+        with `nohup`, started with SIGHUP ignored, as `nohup` starts it."""
         out = (self.root / f"{tag}.out").open("wb")
         err = (self.root / f"{tag}.err").open("wb")
         with out, err:
@@ -134,6 +135,7 @@ class Env:
                 stderr=err,
                 cwd=self.root,
                 start_new_session=True,
+                preexec_fn=_ignore_hangup if nohup else None,
             )
         self.started.append(process)
         return process
@@ -256,3 +258,7 @@ def a_run(workdir: Path) -> Path:
     (workdir / "run.json").write_text(json.dumps({"flow": "/f.yaml", "startedAt": 1.0}))
     (workdir / "report.json").write_text(json.dumps({"flow": "f", "state": "failed", "units": []}))
     return workdir
+
+
+def _ignore_hangup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)

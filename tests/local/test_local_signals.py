@@ -1,8 +1,10 @@
-"""Ctrl-C and SIGTERM: exit 130 (143), no process left behind, and `meta resume` finishes."""
+"""Ctrl-C, SIGTERM and SIGHUP: exit 130 (143, 129), no process left behind, and `meta resume`
+finishes."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 
@@ -69,7 +71,9 @@ while Path(os.environ["T_LOG"]).with_name("hold").exists():
 """
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"]
+)
 def test_interrupt_leaves_no_process_and_resume_finishes(env: Env, sig: signal.Signals) -> None:
     env.script("long.py", LONG)
     env.script("quick.py", QUICK)
@@ -134,6 +138,24 @@ def test_interrupt_leaves_no_process_and_resume_finishes(env: Env, sig: signal.S
     assert runs.count("stop/top/prep") == 1
     assert runs.count("stop/top/final") == 1
     assert (workdir / "store/stop/top/final/@outputs/quick.txt").read_text() == "stop/top/final"
+
+
+def test_under_nohup_a_hangup_changes_nothing(env: Env) -> None:
+    env.script("long.py", LONG)
+    flow = env.flow("hup", step("long", "long.py"))
+    hold = env.root / "hold"
+    hold.touch()
+    process = env.start("run", str(flow), "--workdir", str(env.root / "wd"), nohup=True)
+    wait_for(lambda: len(env.recorded_pids()) == 1, 15, "the step to run")
+    process.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert process.poll() is None, (env.root / "meta.err").read_text()
+    hold.unlink()
+    pids = env.all_pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    assert process.wait(timeout=15) == 1
+    assert report(env.root / "wd")["state"] == "failed"
 
 
 def test_a_second_signal_does_not_cut_short_the_first_ones_tear_down(env: Env) -> None:
