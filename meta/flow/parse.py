@@ -221,7 +221,8 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             depends_on=over.get("dependsOn"),
             result=over.get("result"),
         )
-        if over
+        # `over: {}` is an over too: it walks the visit's node, or is refused for want of one.
+        if over is not None
         else None,
         visit=_visit(raw["visit"], origin.at("visit"), base) if "visit" in raw else None,
         gather=_unit(raw["gather"], origin.at("gather"), base) if "gather" in raw else None,

@@ -129,14 +129,30 @@ def test_a_section_over_its_visits_node_checks_that_data_when_it_starts(tmp_path
     )
 
 
-def test_only_a_section_inside_a_visit_may_leave_out_its_input(tmp_path: Path) -> None:
+@pytest.mark.parametrize("over", [{"path": "/x"}, {}], ids=["path", "empty"])
+def test_only_a_section_inside_a_visit_may_leave_out_its_input(
+    tmp_path: Path, over: dict[str, str]
+) -> None:
     from meta.errors import FlowInvalid
 
     with pytest.raises(FlowInvalid) as caught:
-        plan_of(tmp_path, section("s", "fanout", over={"path": "/x"}, visit=step("v")))
+        plan_of(tmp_path, section("s", "fanout", over=over, visit=step("v")))
     ((fault),) = caught.value.faults
     assert (fault.pointer, fault.reason) == (
         "/spec/root/over",
         "over needs an input here: only a section inside a visit may leave it out to walk "
         "the visit's node",
     )
+
+
+def test_an_empty_over_inside_a_visit_walks_the_visits_node(tmp_path: Path) -> None:
+    inner = section("inner", "fanout", over={}, visit=step("s{{ item }}"))
+    outer = section("outer", "fanout", over={"input": "m"}, visit=inner)
+    plan = plan_of(tmp_path, outer, inputs={"m": {"value": [[1, 2], [3]]}})
+    driver = FakeDriver()
+    run(plan, driver)
+    assert sorted(driver.start_ids()) == [
+        "t/outer/0/inner/0/s1",
+        "t/outer/0/inner/1/s2",
+        "t/outer/1/inner/0/s3",
+    ]
