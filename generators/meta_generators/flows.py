@@ -16,6 +16,7 @@ from typing import Any, Unpack
 import meta.builder as mb
 from meta.builder.units import SectionOptions, UnitOptions
 from meta.errors import Fault, UserError, unescape
+from meta.flow.checks import FINALLY, MAX_NAME_LENGTH
 from meta.flow.files import display_path
 from meta.flow.templates import (
     FLOW_VARIABLES,
@@ -89,9 +90,12 @@ def flow_slug(text: str) -> str:
 
 
 def unit_slug(text: str, fallback: str = "unit") -> str:
-    """`text` as a unit name: letters, digits, '_', '.', '-', starting with a letter or digit."""
+    """`text` as a unit name: letters, digits, '_', '.', '-', starting with a letter or digit,
+    at most MAX_NAME_LENGTH characters, and not the name finally units' ids reserve."""
     slug = re.sub(r"[^a-z0-9_.-]+", "-", text.lower())
-    slug = re.sub(r"^[^a-z0-9]+|[-_.]+$", "", slug[:253])
+    slug = re.sub(r"^[^a-z0-9]+|[-_.]+$", "", slug[:MAX_NAME_LENGTH])
+    if slug == FINALLY:
+        return f"{slug}-{fallback}"
     return slug or fallback
 
 

@@ -58,6 +58,7 @@ from meta.engine.visit import (
     upstream_variable,
 )
 from meta.errors import Failure, Fault, LimitExceeded, RunFailed
+from meta.flow.checks import FINALLY
 from meta.flow.model import Cases, FlowRef, Generate, Section, Step, Unit, max_active
 from meta.plan.plan import Plan
 
@@ -182,7 +183,7 @@ class Engine:
         frame = SectionFrame(here.id, here.scope, here.pod, outer=here, always=True)
         for unit in units:
             try:
-                await self._unit(visit.frame, unit, frame, "finally", context, ended)
+                await self._unit(visit.frame, unit, frame, FINALLY, context, ended)
             except RunFailed as failure:
                 failures.extend(failure.failures)
         return failures

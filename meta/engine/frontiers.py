@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 from meta.engine.records import UPSTREAM_FAILED
 from meta.errors import Fault, InputFault
+from meta.flow.checks import FINALLY
 from meta.flow.model import Cases, Over, Section, Unit
 from meta.plan.entries import entry_needs
 from meta.plan.inputs import resolve
@@ -342,9 +343,9 @@ class GatherFrontier:
         return [self._done] if self._done is not None else []
 
 
-_SEGMENT = re.compile(r"(?=.*[A-Za-z_-])[A-Za-z0-9_-]{1,63}")
+_SEGMENT = re.compile(rf"(?!{FINALLY}$)(?=.*[A-Za-z_-])[A-Za-z0-9_-]{{1,63}}")
 """An entry's key that may stand in its node's id: a name without dots (which separate the
-levels) that is not a number (which positions are)."""
+levels) that is not a number (which positions are), nor the segment of finally units."""
 
 
 def _escaped(key: str) -> str:

@@ -268,10 +268,13 @@ def named(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, str]]:
 
 
 def _names(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, Done]]:
-    """Each part with its name, or `name.0`, `name.1`... for a name several parts share."""
+    """Each part with its name, or `name.0`, `name.1`... for a name several parts share,
+    passing over a number whose name a part already has (`v`, `v`, `v.1`: `v.0`, `v.2`,
+    `v.1`)."""
     counts: dict[str, int] = {}
     for part in parts:
         counts[part.name] = counts.get(part.name, 0) + 1
+    taken = {name for name, count in counts.items() if count == 1}
     seen: dict[str, int] = {}
     result = []
     for part in parts:
@@ -279,6 +282,8 @@ def _names(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, Done]]:
             result.append((part.name, part))
         else:
             index = seen.get(part.name, 0)
+            while f"{part.name}.{index}" in taken:
+                index += 1
             seen[part.name] = index + 1
             result.append((f"{part.name}.{index}", part))
     return result

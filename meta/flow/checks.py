@@ -34,6 +34,9 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 """A unit name, matched whole (`fullmatch`: `$` would let a trailing newline through)."""
 MAX_NAME_LENGTH = 100
 """A unit name is one name in the store and in every unit id below it."""
+FINALLY = "finally"
+"""The id segment of a section's `finally` units (`SECTION/finally/NAME`): no unit takes it as
+its name, nor an entry's key its place in an id, or two units would share one id."""
 
 
 def name_problem(name: str) -> str | None:
@@ -44,6 +47,11 @@ def name_problem(name: str) -> str | None:
         return (
             f"unit name {name!r} must start with a letter or digit and hold only "
             "letters, digits, '_', '.' and '-'"
+        )
+    if name == FINALLY:
+        return (
+            f"unit name {name!r} is reserved: the ids of a section's finally units are "
+            "SECTION/finally/NAME"
         )
     return None
 

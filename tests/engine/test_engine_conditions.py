@@ -302,6 +302,11 @@ def test_upstream_variable_and_names_share_their_numbering() -> None:
     assert named(parts) == [("v.0", "a"), ("v.2", "c")]
 
 
+def test_a_shared_name_passes_over_a_number_another_unit_is_named() -> None:
+    parts = [Done("v", "a"), Done("v", "b"), Done("v.1", "c"), Done("v.2", "d")]
+    assert named(parts) == [("v.0", "a"), ("v.3", "b"), ("v.1", "c"), ("v.2", "d")]
+
+
 def test_step_task_env_sees_upstream(tmp_path: Path) -> None:
     plan = plan_of(
         tmp_path,

@@ -156,3 +156,19 @@ def test_an_empty_over_inside_a_visit_walks_the_visits_node(tmp_path: Path) -> N
         "t/outer/0/inner/1/s2",
         "t/outer/1/inner/0/s3",
     ]
+
+
+def test_a_data_key_named_finally_takes_its_position_not_the_finally_units_id(
+    tmp_path: Path,
+) -> None:
+    fan = section(
+        "fan",
+        "fanout",
+        over={"input": "m"},
+        visit=step("x"),
+        **{"finally": [step("x")]},
+    )
+    plan = plan_of(tmp_path, fan, inputs={"m": {"value": {"finally": 1, "other": 2}}})
+    driver = FakeDriver()
+    run(plan, driver)
+    assert sorted(driver.start_ids()) == ["t/fan/0/x", "t/fan/finally/x", "t/fan/other/x"]

@@ -234,6 +234,18 @@ def test_unit_names(name: str) -> None:
     assert reason.startswith(f"unit name {name!r} must start with a letter or digit")
 
 
+def test_finally_is_not_a_unit_name() -> None:
+    # A section named so, holding a unit named like one of its parent's finally units, would
+    # share that unit's id (its outputs, its journal entry, its logs).
+    root = section("finally", "sequence", units=[step("notify")])
+    ((pointer, reason),) = faults(root)
+    assert pointer == "/spec/root/name"
+    assert reason == (
+        "unit name 'finally' is reserved: the ids of a section's finally units are "
+        "SECTION/finally/NAME"
+    )
+
+
 def test_templated_unit_names_are_checked_as_templates() -> None:
     fan = section("fan", "fanout", over={"input": "xs"}, visit=step("v {{ item.id }}"))
     assert faults(fan) == []  # a rendered name is checked when it is rendered
