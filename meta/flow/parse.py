@@ -32,6 +32,7 @@ from meta.flow.model import (
     ValueInput,
 )
 from meta.flow.validity import schema_faults
+from meta.flow.yamlnodes import MAX_INT_DIGITS
 
 API_VERSION = "meta-orchestrator.io/v1alpha1"
 KIND = "MetaFlow"
@@ -59,9 +60,9 @@ def flow_from_document(document: Any, path: Path, file: str | None = None) -> Fl
     if not _meant_as_flow(document):
         # Whatever else the file holds (a flowRef may name any file) is not repeated in a fault.
         raise FlowInvalid(Fault(file, "", NOT_A_FLOW))
-    nul = _nul_at(document)
-    if nul is not None:
-        raise FlowInvalid(Fault(file, nul, "a NUL byte is in no name, path, command or value"))
+    unwritable = _unwritable_at(document)
+    if unwritable is not None:
+        raise FlowInvalid(Fault(file, *unwritable))
     faults = schema_faults(document, file)
     if faults:
         raise FlowInvalid(faults)
@@ -72,22 +73,30 @@ def flow_from_document(document: Any, path: Path, file: str | None = None) -> Fl
     return flow
 
 
-def _nul_at(document: Any) -> str | None:
-    """The JSON pointer of the first key or string holding a NUL byte, which no path, command
-    or environment can carry; None when there is none."""
+def _unwritable_at(document: Any) -> tuple[str, str] | None:
+    """The JSON pointer of the first value a flow file could not hold, and why: a key or string
+    holding a NUL byte, which no path, command or environment can carry, or an integer the YAML
+    reader refuses (so a document built in Python holds to what its file would); None when
+    there is none."""
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(document, ())]
     while stack:
         value, path = stack.pop()
         if isinstance(value, str) and "\0" in value:
-            return pointer(path)
+            return pointer(path), NUL_FAULT
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT_BOUND:
+            return pointer(path), f"an integer of more than {MAX_INT_DIGITS} digits"
         if isinstance(value, dict):
             for key, item in value.items():
                 if isinstance(key, str) and "\0" in key:
-                    return pointer(path)
+                    return pointer(path), NUL_FAULT
                 stack.append((item, (*path, key)))
         elif isinstance(value, list):
             stack.extend((item, (*path, index)) for index, item in enumerate(value))
     return None
+
+
+NUL_FAULT = "a NUL byte is in no name, path, command or value"
+INT_BOUND = 10**MAX_INT_DIGITS
 
 
 def _meant_as_flow(document: Any) -> bool:

@@ -357,3 +357,14 @@ def test_parts_are_frozen_and_compare_by_value() -> None:
     assert a == b
     with pytest.raises(AttributeError):
         a.name = "y"  # type: ignore[misc]
+
+
+def test_a_value_its_yaml_file_could_not_hold_is_refused_as_there() -> None:
+    flow = mb.flow("big", echo("a"), inputs={"x": 10**30})
+    with pytest.raises(FlowInvalid) as caught:
+        flow.to_dict()
+    (fault,) = caught.value.faults
+    assert (fault.pointer, fault.reason) == (
+        "/spec/inputs/x/value",
+        "an integer of more than 19 digits",
+    )
