@@ -573,6 +573,25 @@ def test_workdir_holding_a_run_already(
     assert sorted(p.name for p in (tmp_path / "wd").iterdir()) == ["run.json"]
 
 
+def test_workdir_holding_what_a_run_writes_is_refused(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A project folder may be a workdir (`--workdir .`), but not one whose own logs or
+    report the run would write into, and `meta clean` then remove with the run."""
+    write_flow("flow.yaml", f"root: {MARK}")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "mine.log").write_text("mine")
+    (tmp_path / "report.json").write_text("{}")
+    (line,) = assert_user_error(meta("run", "flow.yaml", "--workdir", "."))
+    assert line == (
+        ".: /: holds report.json, logs, which a run writes there: "
+        "give another --workdir (a new folder, or one without these)"
+    )
+    assert not (tmp_path / "ran.marker").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.yaml", "logs", "report.json"]
+    assert (tmp_path / "report.json").read_text() == "{}"
+
+
 def test_resume_a_directory_with_no_run(meta: Callable[..., Result], tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (line,) = assert_user_error(meta("resume", "empty"))
