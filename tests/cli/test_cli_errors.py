@@ -128,14 +128,21 @@ SCHEMA = '{"type": "object", "properties": {"a": {"type": "string"}}}'
         (["s.schema.json", "-o", "s.schema.json"], "s.schema.json"),
         (["s.schema.json", "--data", "d.json", "-o", "./d.json"], "d.json"),
         (["s.schema.json", "-o", "wd/x.flow.yaml"], "wd/x.flow.yaml"),
+        # The data and the overlay read beside the schema by its name (no option names them),
+        # there or not.
+        (["s.schema.json", "-o", "s.data.json"], "s.data.json"),
+        (["s.schema.json", "-o", "s.meta.yaml"], "s.meta.yaml"),
+        (["s.schema.json", "-o", "s.data.yaml"], "s.data.yaml"),
     ],
-    ids=["description", "data", "workdir"],
+    ids=["description", "data", "workdir", "data-beside", "overlay", "data-not-there"],
 )
 def test_generate_never_writes_over_what_it_is_made_from(
     meta: Callable[..., Result], tmp_path: Path, arguments: list[str], output: str
 ) -> None:
     (tmp_path / "s.schema.json").write_text(SCHEMA)
     (tmp_path / "d.json").write_text('{"a": "x"}')
+    (tmp_path / "s.data.json").write_text('{"a": "y"}')
+    (tmp_path / "s.meta.yaml").write_text("/properties/a: {}\n")
     (tmp_path / "wd").mkdir()
     (tmp_path / "wd" / "run.json").write_text("{}")
     before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
