@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -28,7 +30,8 @@ from referencing.exceptions import NoSuchAnchor, Unresolvable, Unretrievable
 from referencing.jsonschema import DRAFT202012
 
 from meta.errors import Fault, UserError, pointer
-from meta.flow.files import display_path, parse_json, parse_yaml_data, read_text
+from meta.flow.files import display_path, nested_past, parse_json, parse_yaml_data, read_text
+from meta.flow.yamlnodes import MAX_DEPTH
 from meta.hookspecs import Description
 from meta.steps.validate_node import Dialect, LocalFiles, dialect_of, local_registry
 
@@ -46,6 +49,11 @@ STRUCTURAL = frozenset(
     {"type", "properties", "patternProperties", "additionalProperties", "items", "prefixItems"}
     | {"allOf", "anyOf", "oneOf"}
 )
+FRAMES_PER_LEVEL = 12
+"""Python frames jsonschema takes for each level of a schema it checks against a metaschema
+(10 at most, measured: drafts 2019-09 and 2020-12, a chain of `items`), with room to spare."""
+_ROOM = threading.Lock()
+"""Held while the recursion limit is raised for a check."""
 SCHEMA_HINTS = frozenset({"$defs", "definitions", "properties", "$ref", "oneOf", "anyOf"})
 """Top-level keywords that make a document without `$schema` read as a schema."""
 
@@ -265,11 +273,26 @@ def _load(description: Description, dialect: Dialect) -> Schema:
 
 
 def _check_metaschema(schema: Schema) -> None:
+    """Check the schema against its draft's metaschema. jsonschema's check recurses, some 10
+    frames a level, so a schema nested past MAX_DEPTH levels (as no document `meta` reads may
+    be) is a fault first, and one within it is given the frames it needs."""
+    deep = nested_past(schema.document, MAX_DEPTH)
+    if deep is not None:
+        raise schema.error(deep, f"nested more than {MAX_DEPTH} levels deep")
     validator = schema.dialect.validator
     checker = validator(validator.META_SCHEMA)
-    errors = sorted(
-        checker.iter_errors(schema.document), key=lambda e: (_where(e.absolute_path), e.message)
-    )
+    with _ROOM:
+        limit = sys.getrecursionlimit()
+        # For the check only: a lasting higher limit would let json read deeper data than the
+        # documented 1,000 levels. One check at a time, so that none lowers it under another.
+        sys.setrecursionlimit(limit + MAX_DEPTH * FRAMES_PER_LEVEL)
+        try:
+            errors = sorted(
+                checker.iter_errors(schema.document),
+                key=lambda e: (_where(e.absolute_path), e.message),
+            )
+        finally:
+            sys.setrecursionlimit(limit)
     if errors:
         raise UserError(
             schema.fault(_where(e.absolute_path), f"not a valid JSON Schema: {e.message}")

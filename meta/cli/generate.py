@@ -13,10 +13,12 @@ from meta.cli.common import EXIT_USER_ERROR, user_errors, write_output
 from meta.cli.watch import DEFAULT_TIME_LIMIT, Watcher, WatchEvent
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
+from meta.flow.model import FileInput
 from meta.generate.explain import explain as explain_description
 from meta.generate.pipeline import generate as generate_flow
 from meta.generate.pipeline import read_description
 from meta.generate.plugins import load_plugins
+from meta.generate.worker import companions
 from meta.hookspecs import Description
 from meta.local.reportpath import check_output_path
 from meta.steps import validate_node
@@ -60,8 +62,8 @@ def generate(
         reason = "no such file" if not data.exists() else "not a regular file"
         raise UserError(Fault(display_path(data), "", f"{reason} (--data names the data file)"))
     if output is not None:
-        made_from = [description, *([data] if data is not None else [])]
-        check_output_path(output, "the flow", made_from, "the description or data it is made from")
+        given = [description, *([data] if data is not None else [])]
+        _check_output(output, [*given, *companions(description)])
     flow_dir = output.parent if output is not None else Path.cwd()
     described = read_description(description, data=data, flow_dir=flow_dir, schema_root=schema_root)
     if explain:
@@ -77,12 +79,20 @@ def generate(
     if output is None:
         click.echo(text, nl=False)
     else:
+        # A generator names the files its flow reads as it likes (a plugin's own, or the data
+        # file beside the schema when no --data is given): known only now.
+        read = [spec.path for spec in generated.flow.inputs.values() if isinstance(spec, FileInput)]
+        _check_output(output, read)
         write_output(output, text)
         click.echo(
             f"{display_path(output)}: flow '{generated.flow.name}' by generator "
             f"'{generated.generator}'",
             err=True,
         )
+
+
+def _check_output(output: Path, made_from: Sequence[Path]) -> None:
+    check_output_path(output, "the flow", made_from, "the description or data it is made from")
 
 
 def _explain(described: Description) -> None:

@@ -322,7 +322,8 @@ def _write(stream: str, data: bytes) -> bool:
 @user_errors
 def clean(folder: Path | None, age: str, dry_run: bool, fmt: str) -> None:
     """Remove old runs under FOLDER [default: runs], and the RAM scratch (/dev/shm/meta-*)
-    that sessions killed before their end left behind. A running run is never removed."""
+    that sessions killed before their end left behind. A running run is never removed, nor
+    anything in a workdir that its run did not write."""
     try:
         seconds = parse_age(age)
     except ValueError as exc:
@@ -335,13 +336,17 @@ def clean(folder: Path | None, age: str, dry_run: bool, fmt: str) -> None:
         removed = {
             "dryRun": dry_run,
             "runs": [display_path(run.workdir) for run in done.runs],
+            "kept": [display_path(workdir) for workdir in done.kept],
             "scratch": [str(folder) for folder in done.scratch],
         }
         click.echo(json.dumps(removed, indent=2))
         return
     verb = "would remove" if dry_run else "removed"
     for run in done.runs:
-        click.echo(f"{verb} {display_path(run.workdir)} ({run.flow}, {run.state})")
+        shown = f"{display_path(run.workdir)} ({run.flow}, {run.state})"
+        if run.workdir in done.kept:
+            shown = f"the run in {shown}; the folder stays: it holds files the run did not write"
+        click.echo(f"{verb} {shown}")
     for scratch in done.scratch:
         click.echo(f"{verb} {scratch} (scratch of a dead session)")
     if not done.runs and not done.scratch:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from meta.errors import Fault, UserError
+from meta.errors import Fault, UserError, pointer
 from meta.flow.reading import read_regular
 from meta.flow.yamlnodes import node_fault
 from meta.steps.yamldata import JsonYamlLoader, UniqueKeysLoader
@@ -65,17 +65,38 @@ def loads_strict_json(text: str) -> Any:
 
 
 def nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether arrays and objects in `value` nest more than `limit` levels, found without
-    recursion (a value read from a shallow stack may be too deep for a recursive walk)."""
-    pending: list[tuple[Any, int]] = [(value, 1)]
+    """Whether arrays and objects in `value` nest more than `limit` levels."""
+    return nested_past(value, limit) is not None
+
+
+_Placed = tuple[Any, int, "tuple[str | int, _Placed] | None"]
+"""A value met on a walk, its level, and its key in its parent with the parent's entry."""
+
+
+def nested_past(value: Any, limit: int) -> str | None:
+    """The JSON pointer of an array or object of `value` nested more than `limit` levels deep
+    (`value` itself is level 1), if any; found without recursion (a value read from a shallow
+    stack may be too deep for a recursive walk)."""
+    pending: list[_Placed] = [(value, 1, None)]
     while pending:
-        item, depth = pending.pop()
+        entry = pending.pop()
+        item, depth, _ = entry
         if isinstance(item, dict | list):
             if depth > limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            pending.extend((child, depth + 1) for child in children)
-    return False
+                return pointer(_path(entry))
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            pending.extend((child, depth + 1, (key, entry)) for key, child in children)
+    return None
+
+
+def _path(entry: _Placed) -> list[str | int]:
+    keys: list[str | int] = []
+    link = entry[2]
+    while link is not None:
+        key, parent = link
+        keys.append(key)
+        link = parent[2]
+    return keys[::-1]
 
 
 def _finite(text: str) -> float:

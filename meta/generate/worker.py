@@ -2,7 +2,8 @@
 or stuck description never holds up another (`meta watch` handles each dropped file this way).
 
 Also the pairing of a folder's files by name: `NAME.schema.json` (or `.schema.yaml`,
-`.schema.yml`) is the description, `NAME.data.json` (or `.data.yaml`, `.data.yml`) its data.
+`.schema.yml`) is the description, `NAME.data.json` (or `.data.yaml`, `.data.yml`) its data,
+and `NAME.meta.yaml` (or `.meta.yml`, `.meta.json`) its x-meta overlay.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from meta.generate.plugins import Plugins
 
 SCHEMA_SUFFIXES = (".schema.json", ".schema.yaml", ".schema.yml")
 DATA_SUFFIXES = (".data.json", ".data.yaml", ".data.yml")
+OVERLAY_SUFFIXES = (".meta.yaml", ".meta.yml", ".meta.json")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,25 @@ def described_name(path: Path) -> str | None:
         if path.name.endswith(suffix) and len(path.name) > len(suffix):
             return path.name[: -len(suffix)]
     return None
+
+
+def stem(description: Path) -> str:
+    """A description's NAME, as the files read with it are named: its file's name without
+    `.schema.json` (or `.schema.yaml`, `.schema.yml`, `.json`, `.yaml`, `.yml`)."""
+    name = description.name
+    for suffix in (*SCHEMA_SUFFIXES, ".json", ".yaml", ".yml"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def companions(description: Path) -> list[Path]:
+    """The files beside a description that the built-in generators read with it by its name,
+    there or not: its data and its overlay."""
+    name = stem(description)
+    return [
+        description.parent / f"{name}{suffix}" for suffix in (*DATA_SUFFIXES, *OVERLAY_SUFFIXES)
+    ]
 
 
 def pair(folder: Path, name: str) -> tuple[Path | None, Path | None]:

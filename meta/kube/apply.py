@@ -17,6 +17,7 @@ from meta.errors import Fault, FlowInvalid, InputFault, UserError, lookup
 from meta.flow.files import display_path, parse_json, parse_yaml_data, read_text
 from meta.flow.model import FileInput, Flow, FlowRef, Generate, Input, ValueInput
 from meta.flow.parse import read_document
+from meta.generate.worker import OVERLAY_SUFFIXES, SCHEMA_SUFFIXES, stem
 from meta.kube.api import ApiFailed, Conflict, KubeApi, NotFound
 from meta.kube.layout import env_faults
 from meta.kube.podgc import strategy_of
@@ -181,8 +182,6 @@ async def apply_flow(api: KubeApi, body: Mapping[str, Any]) -> str:
         return "configured"
 
 
-SCHEMA_FILE_SUFFIXES = (".schema.json", ".schema.yaml", ".schema.yml")
-OVERLAY_SUFFIXES = (".meta.yaml", ".meta.yml", ".meta.json")
 SCHEMA_KEYWORDS = ("$schema", "$defs", "definitions", "properties", "$ref", "oneOf", "anyOf")
 """Top-level keys that say a document is a JSON Schema (as the built-in generators read it)."""
 
@@ -192,7 +191,7 @@ def is_schema_file(path: Path) -> bool:
     flow: named `*.schema.json` (or `.yaml`, `.yml`), or a JSON/YAML document that is not a
     flow (no `kind: MetaFlow`, no `spec`) and holds JSON Schema keywords at its top."""
     name = path.name.lower()
-    if name.endswith(SCHEMA_FILE_SUFFIXES):
+    if name.endswith(SCHEMA_SUFFIXES):
         return True
     if path.suffix.lower() not in (".json", ".yaml", ".yml"):
         return False
@@ -225,14 +224,6 @@ def _read_data(path: Path) -> tuple[Any, str]:
     raise UserError(Fault(file, "", "give JSON (.json) or YAML (.yaml, .yml)"))
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (*SCHEMA_FILE_SUFFIXES, ".json", ".yaml", ".yml"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def resource_name(text: str) -> str:
     """`text` as a resource name (lower-case DNS label, at most 63 characters)."""
     return re.sub(r"[^a-z0-9-]+", "-", text.lower())[:63].strip("-")
@@ -256,7 +247,7 @@ def schema_resource(
     schema, schema_text = _read_data(source)
     if not isinstance(schema, dict):
         raise UserError(Fault(file, "", "a data description is an object (a JSON Schema)"))
-    given = name or resource_name(_stem(source))
+    given = name or resource_name(stem(source))
     if not given or resource_name(given) != given:
         reason = f"{given!r} is not a resource name (lower-case letters, digits, '-'): use --name"
         raise UserError(Fault(file, "", reason))
@@ -264,7 +255,7 @@ def schema_resource(
     # which generators follow.
     spec: dict[str, Any] = {"schema": schema_text}
     if overlay is None:
-        beside = (source.parent / f"{_stem(source)}{suffix}" for suffix in OVERLAY_SUFFIXES)
+        beside = (source.parent / f"{stem(source)}{suffix}" for suffix in OVERLAY_SUFFIXES)
         overlay = next((path for path in beside if path.is_file()), None)
     if overlay is not None:
         hints, hints_text = _read_data(overlay)

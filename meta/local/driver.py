@@ -48,6 +48,8 @@ from meta.local.reaper import Children, become_subreaper, stop_orphans
 from meta.trees import Manifest, OutputRefused, copy_tree, remove_tree
 
 OUTPUTS = "@outputs"
+STORE = "store"
+LOGS = "logs"
 CANNOT_KEEP = 125
 """The exit code of an attempt whose scratch could not be set up or whose outputs or logs
 could not be kept (a full disk, an output that is a dangling link...)."""
@@ -124,8 +126,8 @@ class LocalDriver:
         """`environ` is `meta`'s own environment (steps see only what `base_environ` takes
         of it, and the variables they take `fromEnv`); `secrets` gives `secretRef`s values."""
         self.workdir = workdir
-        self.store = workdir / "store"
-        self.logs = workdir / "logs"
+        self.store = workdir / STORE
+        self.logs = workdir / LOGS
         self.scratch = scratch_root(workdir)
         self.traffic = Traffic()
         self._outer = dict(os.environ if environ is None else environ)

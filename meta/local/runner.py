@@ -25,11 +25,11 @@ from meta.engine.records import Listener
 from meta.errors import Fault, MetaError, RunFailed, UserError
 from meta.flow.files import display_path
 from meta.flow.model import FileInput, Input, ValueInput
-from meta.local.driver import LocalDriver
+from meta.local.driver import LOGS, STORE, LocalDriver
 from meta.local.environment import Secrets, digested, missing_sources
 from meta.local.interrupts import INTERRUPTS
-from meta.local.journal import FileJournal
-from meta.local.lock import session_lock
+from meta.local.journal import JOURNAL, FileJournal
+from meta.local.lock import LOCK_FILE, session_lock
 from meta.local.report import Listeners, ReportBuilder, kept, write_json
 from meta.local.reportpath import RUN_RECORD, check_report_path, protected_files
 from meta.plan.plan import Given, Plan, compile_plan
@@ -38,6 +38,10 @@ RUN_FILE = RUN_RECORD
 REPORT_FILE = "report.json"
 RUNS_DIR = Path("runs")
 """Where `meta run` puts a workdir when given none (relative to where it runs)."""
+WRITTEN = (JOURNAL, REPORT_FILE, LOCK_FILE, STORE, LOGS)
+"""What a run writes in its workdir besides its run.json (and, where there is no /dev/shm,
+its scratch): a workdir may be any folder (`--workdir .`), so these are all `meta clean`
+removes of it, and a folder that holds one of them before the run is refused."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +90,7 @@ def start_run(
     workdir = workdir or default_workdir(plan.flow.name)
     if given is not None:
         _fresh(workdir)
+        _unclaimed(workdir)
     check_report_path(report, workdir, protected_files(plan))
     try:
         if given is None:
@@ -138,6 +143,21 @@ def _fresh(workdir: Path) -> None:
                 display_path(workdir),
                 "",
                 "this workdir holds a run already: `meta resume` it, or give another --workdir",
+            )
+        )
+
+
+def _unclaimed(workdir: Path) -> None:
+    """Refuse a workdir holding a file or folder of the name of one a run writes: the run
+    would write into or over it, and `meta clean` would remove it with the run."""
+    clashes = [name for name in WRITTEN if os.path.lexists(workdir / name)]
+    if clashes:
+        raise UserError(
+            Fault(
+                display_path(workdir),
+                "",
+                f"holds {', '.join(clashes)}, which a run writes there: "
+                "give another --workdir (a new folder, or one without these)",
             )
         )
 

@@ -1,8 +1,9 @@
 """Reading workdirs after the fact, or while they run: the runs under a folder, one run's state
 and counts, a unit's logs, and what `meta clean` may remove.
 
-Nothing here writes a workdir; only `clean` removes whole runs and RAM scratch. A run's state
-comes from its files and from whether the session that wrote them is still alive:
+Nothing here writes a workdir; only `clean` removes runs (what they wrote in their workdirs)
+and RAM scratch. A run's state comes from its files and from whether the session that wrote
+them is still alive:
 
 - the journal's last `session` record names the session (pid and time); it is alive when that
   pid is a process that started no later than the record (so a pid the kernel reused for
@@ -20,7 +21,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,9 +36,10 @@ from meta.engine.records import (
 )
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
-from meta.local.driver import OWNER_FILE, RUN_TOKEN, kill_leftovers, scratch_root
+from meta.local.driver import LOGS, OWNER_FILE, RUN_TOKEN, kill_leftovers, scratch_root
 from meta.local.journal import JOURNAL, RECORD_FIELDS
-from meta.local.runner import REPORT_FILE, RUN_FILE
+from meta.local.runner import REPORT_FILE, RUN_FILE, WRITTEN
+from meta.trees import remove_tree
 
 SCRATCH_BASE = Path("/dev/shm")
 """Where sessions keep their RAM scratch (see `scratch_root`)."""
@@ -499,7 +500,7 @@ def unit_logs(run: Run, unit: Unit, attempt: int | None = None) -> Logs:
                 f"unit {unit.id} {skipped_because(unit.reason)} and has no logs",
             )
         )
-    kept = run.workdir / "logs" / unit.id
+    kept = run.workdir / LOGS / unit.id
     attempts = {unit.attempt} if unit.state in ("running", "failed", "succeeded") else set()
     with contextlib.suppress(OSError):
         attempts |= {int(p.stem) for p in kept.iterdir() if p.stem.isdigit()}
@@ -603,7 +604,9 @@ def log_chunks(logs: Logs, *, follow: bool) -> Iterator[tuple[str, bytes]]:
 @dataclass(frozen=True)
 class Cleanup:
     runs: list[Run]
-    """Run folders removed (or, in a dry run, that would be)."""
+    """Runs removed (or, in a dry run, that would be)."""
+    kept: list[Path]
+    """The workdirs of those runs that stay: they hold files the runs did not write."""
     scratch: list[Path]
     """Scratch folders of dead sessions removed (or that would be)."""
 
@@ -627,15 +630,47 @@ def clean_up(
     now = time.time()
     old = [run for run in runs if run.state != "running" and now - run.last_active > older_than]
     scratch = list(_dead_scratch(scratch_base, {run.token: run for run in runs}))
-    if not dry_run:
-        for run in old:
-            shutil.rmtree(run.workdir, ignore_errors=True)
+    if dry_run:
+        kept = [run.workdir for run in old if _holds_more(run)]
+    else:
+        old = [run for run in old if _remove_run(run)]
+        kept = [run.workdir for run in old if os.path.lexists(run.workdir)]
         for folder in scratch:
             kill_leftovers(folder.name)
-            shutil.rmtree(folder, ignore_errors=True)
-        old = [run for run in old if not run.workdir.exists()]
+            remove_tree(str(folder))
         scratch = [folder for folder in scratch if not folder.exists()]
-    return Cleanup(old, scratch), faults
+    return Cleanup(old, kept, scratch), faults
+
+
+def _written(run: Run) -> list[str]:
+    """The names in its workdir that a run writes there, run.json last."""
+    return [*WRITTEN, run.token, RUN_FILE]
+
+
+def _holds_more(run: Run) -> bool:
+    """Whether its workdir holds anything the run did not write: a workdir may be any folder
+    (a project's own, `--workdir .`), and what the user keeps there is not the run's."""
+    try:
+        names = set(os.listdir(run.workdir))
+    except OSError:
+        return False
+    return bool(names - set(_written(run)))
+
+
+def _remove_run(run: Run) -> bool:
+    """Remove what the run wrote in its workdir, and the workdir when that leaves it empty;
+    whether the run is gone. Its run.json goes last, and only once the rest is gone: a
+    removal cut short leaves a run that `clean` finds again."""
+    *rest, record = (run.workdir / name for name in _written(run))
+    for path in rest:
+        remove_tree(str(path))
+    if any(os.path.lexists(path) for path in rest):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        record.unlink()
+    with contextlib.suppress(OSError):
+        run.workdir.rmdir()  # fails, as it should, while the folder holds anything else
+    return not os.path.lexists(record)
 
 
 def _dead_scratch(base: Path, runs: Mapping[str, Run]) -> Iterator[Path]:

@@ -128,14 +128,21 @@ SCHEMA = '{"type": "object", "properties": {"a": {"type": "string"}}}'
         (["s.schema.json", "-o", "s.schema.json"], "s.schema.json"),
         (["s.schema.json", "--data", "d.json", "-o", "./d.json"], "d.json"),
         (["s.schema.json", "-o", "wd/x.flow.yaml"], "wd/x.flow.yaml"),
+        # The data and the overlay read beside the schema by its name (no option names them),
+        # there or not.
+        (["s.schema.json", "-o", "s.data.json"], "s.data.json"),
+        (["s.schema.json", "-o", "s.meta.yaml"], "s.meta.yaml"),
+        (["s.schema.json", "-o", "s.data.yaml"], "s.data.yaml"),
     ],
-    ids=["description", "data", "workdir"],
+    ids=["description", "data", "workdir", "data-beside", "overlay", "data-not-there"],
 )
 def test_generate_never_writes_over_what_it_is_made_from(
     meta: Callable[..., Result], tmp_path: Path, arguments: list[str], output: str
 ) -> None:
     (tmp_path / "s.schema.json").write_text(SCHEMA)
     (tmp_path / "d.json").write_text('{"a": "x"}')
+    (tmp_path / "s.data.json").write_text('{"a": "y"}')
+    (tmp_path / "s.meta.yaml").write_text("/properties/a: {}\n")
     (tmp_path / "wd").mkdir()
     (tmp_path / "wd" / "run.json").write_text("{}")
     before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
@@ -571,6 +578,25 @@ def test_workdir_holding_a_run_already(
     assert line.startswith("wd: /: this workdir holds a run already"), line
     assert not (tmp_path / "ran.marker").exists()
     assert sorted(p.name for p in (tmp_path / "wd").iterdir()) == ["run.json"]
+
+
+def test_workdir_holding_what_a_run_writes_is_refused(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A project folder may be a workdir (`--workdir .`), but not one whose own logs or
+    report the run would write into, and `meta clean` then remove with the run."""
+    write_flow("flow.yaml", f"root: {MARK}")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "mine.log").write_text("mine")
+    (tmp_path / "report.json").write_text("{}")
+    (line,) = assert_user_error(meta("run", "flow.yaml", "--workdir", "."))
+    assert line == (
+        ".: /: holds report.json, logs, which a run writes there: "
+        "give another --workdir (a new folder, or one without these)"
+    )
+    assert not (tmp_path / "ran.marker").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.yaml", "logs", "report.json"]
+    assert (tmp_path / "report.json").read_text() == "{}"
 
 
 def test_resume_a_directory_with_no_run(meta: Callable[..., Result], tmp_path: Path) -> None:

@@ -264,9 +264,53 @@ def test_a_killed_session_is_interrupted_and_clean_removes_its_leftovers(env: En
     step_pids = env.all_pids()
     assert step_pids and all(alive(pid) for pid in step_pids), "its step outlived it"
     cleaned = meta_json(env, "clean", "--older-than", "0s")
-    assert cleaned == {"dryRun": False, "runs": ["runs/doomed"], "scratch": [str(scratch)]}
+    assert cleaned == {
+        "dryRun": False,
+        "runs": ["runs/doomed"],
+        "kept": [],
+        "scratch": [str(scratch)],
+    }
     assert not scratch.exists() and not (env.root / "runs/doomed").exists()
     assert wait_gone(step_pids) == [], "the step the dead session left is stopped"
+
+
+def test_clean_removes_only_what_a_run_wrote_in_a_folder_it_was_given(env: Env) -> None:
+    """`meta run --workdir .` in a project folder: `meta clean` takes the run and leaves the
+    folder, the flow file and the user's files in it."""
+    project = env.root / "proj"
+    project.mkdir()
+    write = "import os; open(os.environ['META_OUTPUT'] + '/o', 'w').write('x'); print('hi')"
+    flow = env.flow("p", seq(step("a", "-c", write), step("b", "-c", "print('hi')")))
+    flow = flow.rename(project / flow.name)
+    (project / "precious.txt").write_text("precious\n")
+    ran = subprocess.run(
+        [*META, "run", flow.name, "--workdir", "."],
+        cwd=project,
+        env=env.environ(),
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert {"store", "logs", "run.json"} < {path.name for path in project.iterdir()}
+
+    planned = env.meta("clean", ".", "--older-than", "0s", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert planned.stdout.splitlines() == [
+        "would remove the run in proj (p, succeeded); "
+        "the folder stays: it holds files the run did not write"
+    ]
+    assert (project / "run.json").exists(), "a dry run removes nothing"
+    cleaned = meta_json(env, "clean", ".", "--older-than", "0s")
+    assert cleaned == {"dryRun": False, "runs": ["proj"], "kept": ["proj"], "scratch": []}
+    assert sorted(path.name for path in project.iterdir()) == ["p.flow.yaml", "precious.txt"]
+    assert (project / "precious.txt").read_text() == "precious\n"
+    assert meta_json(env, "runs", ".") == [], "nothing of the run is left to find"
+
+    # A folder that holds nothing but a run goes with it.
+    assert env.meta("run", str(flow), "--workdir", "runs/mine").returncode == 0
+    cleaned = meta_json(env, "clean", "--older-than", "0s")
+    assert cleaned == {"dryRun": False, "runs": ["runs/mine"], "kept": [], "scratch": []}
+    assert not (env.root / "runs/mine").exists() and (env.root / "runs").is_dir()
 
 
 def test_faults_are_one_line_and_exit_2(env: Env, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from meta.errors import UserError
-from meta.flow.files import parse_yaml, parse_yaml_data
+from meta.flow.files import nested_past, parse_yaml, parse_yaml_data
 
 NUMBERS = "[22:22, 8080:80, 12:30:00, 0755, 02134, 1_000, 0b101, 0o17, 0x1F, -0x1, +12, -0]"
 FLOATS = "[1.10, 1e300, 1E5, .5, 1., -2.5e-3, 685.230_15, 1e, '1e5']"
@@ -63,3 +63,15 @@ def test_numbers_json_lacks_or_no_number_is_are_faults(
     (fault,) = raised.value.faults
     assert fault.file == "f.yaml"
     assert reason in fault.reason
+
+
+def test_nested_past_names_the_first_array_or_object_past_the_limit() -> None:
+    value = {"a/b": [{"~": {"c": 1}}], "d": []}
+    assert nested_past(value, 4) is None
+    assert nested_past(value, 3) == "/a~1b/0/~0"
+    assert nested_past([[]], 1) == "/0"
+    # Deeper than a recursive walk could go.
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert nested_past(deep, 256) == "/0" * 256

@@ -106,6 +106,49 @@ def test_generate_with_an_unknown_generator_exits_2(
     assert "fake-gen" in result.stderr
 
 
+# A generator whose flow reads a file of its choosing, which no option named.
+READS_ROWS = """\
+    from meta import hookimpl
+
+    class Generator:
+        name = "rows"
+
+        def score(self, description):
+            return 1.0
+
+        def generate(self, description):
+            return {
+                "apiVersion": "meta-orchestrator.io/v1alpha1",
+                "kind": "MetaFlow",
+                "metadata": {"name": "rows"},
+                "spec": {
+                    "inputs": {"rows": {"path": "rows.csv"}},
+                    "root": {"name": "hello", "run": {"command": ["echo", "hi"]}},
+                },
+            }
+
+    @hookimpl
+    def meta_register_generators(registry):
+        registry.register(Generator())
+"""
+
+
+def test_generate_never_writes_the_flow_over_a_file_it_reads(
+    install_dist: Callable[..., str], cli: Callable[..., Result], demo: Path, tmp_path: Path
+) -> None:
+    install_dist("meta-rows", "1.0", READS_ROWS)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n1,2\n")
+
+    result = cli("generate", demo, "--generator", "rows", "-o", rows)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"{rows}: /: the flow would replace the description or data it is made from\n"
+    )
+    assert rows.read_text() == "a,b\n1,2\n"
+
+
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "schemas"
 
 

@@ -243,6 +243,51 @@ def test_the_cli_prints_one_line_per_fault_and_exits_2(tmp_path: Path) -> None:
     ]
 
 
+def nested(levels: int, keyword: str) -> dict[str, Any]:
+    """A schema whose subschemas nest `levels` deep under `keyword`, each one level down
+    (`items`) or two (`properties`, by the name `c`)."""
+    node: dict[str, Any] = {"type": "object"}
+    for _ in range(levels):
+        node = {"items": node} if keyword == "items" else {"properties": {"c": node}}
+    return node
+
+
+@pytest.mark.parametrize(
+    ("draft", "keyword", "levels"),
+    [
+        ("https://json-schema.org/draft/2020-12/schema", "properties", 126),
+        # The deepest check jsonschema makes of a level: a chain of items, in draft 2019-09.
+        ("https://json-schema.org/draft/2019-09/schema", "items", 253),
+        ("http://json-schema.org/draft-07/schema#", "items", 253),
+    ],
+)
+def test_a_schema_nested_as_deep_as_a_document_may_be_generates(
+    schemas: Schemas, draft: str, keyword: str, levels: int
+) -> None:
+    document = {"$schema": draft, "type": "object", "properties": {"x": nested(levels, keyword)}}
+    assert schemas.flow(document)["kind"] == "MetaFlow"
+
+
+def test_a_schema_nested_too_deep_is_a_fault_not_a_crash(tmp_path: Path) -> None:
+    """100 levels of properties (201 of the document) generate; past the 256 levels any
+    document may nest, the fault names the place; 5,000 levels cannot even be read."""
+    for name, levels in (("d100", 100), ("d200", 200)):
+        (tmp_path / f"{name}.schema.json").write_text(json.dumps(nested(levels, "properties")))
+    (tmp_path / "d5000.schema.json").write_text('{"items": ' * 5000 + "{}" + "}" * 5000)
+
+    ok = run_meta("generate", "d100.schema.json", "-o", "d100.flow.yaml", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    too_deep = run_meta("generate", "d200.schema.json", cwd=tmp_path)
+    assert (too_deep.returncode, too_deep.stdout) == (2, "")
+    assert too_deep.stderr == (
+        f"d200.schema.json: {'/properties/c' * 128}: nested more than 256 levels deep\n"
+    )
+    unreadable = run_meta("generate", "d5000.schema.json", cwd=tmp_path)
+    assert (unreadable.returncode, unreadable.stdout) == (2, "")
+    assert unreadable.stderr.startswith("d5000.schema.json: /: invalid JSON: nested more than")
+    assert "Traceback" not in unreadable.stderr
+
+
 def test_the_x_meta_vocabulary_is_a_draft_2020_12_schema() -> None:
     from jsonschema import Draft202012Validator
 
