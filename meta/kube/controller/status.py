@@ -4,9 +4,10 @@ Counts, the phase, per-section bounds and peaks (the first MAX_SECTIONS), condit
 names of the journal chunks; the per-unit detail lives in the journal. Updates are coalesced:
 at most one status write per UPDATE_SECONDS, whatever the number of units that changed, and
 fewer for a big resource: the API server rewrites the whole object at each status write, and
-its CPU grows with the object's size (measured on the test plane, v1.36: ~20 ms for a small
-MetaFlow, 0.3 s at 136 KB, 3.5 s at 1.46 MB of inline input), so a big spec written every
-second would keep it busy all the time. Writes are spaced by PACE_BYTES of the object a second.
+its CPU grows with the object's size (benchmarks/bench_status_cost.py, on the test plane:
+~4 ms for a small MetaFlow, 0.2 s at 115 KB of inline input, 1.3 s at 1.25 MB), so a big spec
+written every second would keep it busy all the time. Writes are spaced by PACE_BYTES of the
+object a second.
 """
 
 from __future__ import annotations
