@@ -4,6 +4,7 @@ follows, and what a walk leaves to the parent nodes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -81,6 +82,11 @@ def explain(
 ) -> tuple[list[str], str]:
     """What a JSON Schema generator saw in `description` and why it scores what it scores:
     `decline` says why a schema is not of its kind (None: it is), `plan` what it would make."""
+    document = description.document
+    if not isinstance(document, dict):
+        # `true` and `false` are JSON Schemas too, of no structure to make a flow of.
+        shown = json.dumps(document)[:40]
+        return [], f"the document is {shown}, not an object: nothing to make a flow of"
     if not claims_json_schema(description):
         return [], (
             "not a JSON Schema (no $schema, not named *.schema.json, no schema keywords at the top)"

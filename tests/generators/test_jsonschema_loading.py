@@ -227,6 +227,14 @@ def test_a_schema_without_dollar_schema_is_claimed_by_its_name_or_keywords(
     assert set(schemas.scores(data, name="plain.json").values()) == {0.0}
 
 
+def test_a_boolean_schema_is_said_to_hold_nothing_to_make_a_flow_of(tmp_path: Path) -> None:
+    (tmp_path / "t.schema.json").write_text("true")
+    result = run_meta("generate", "t.schema.json", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "tree: the document is true, not an object: nothing to make a flow of" in result.stderr
+    assert "not named *.schema.json" not in result.stderr
+
+
 def test_the_cli_prints_one_line_per_fault_and_exits_2(tmp_path: Path) -> None:
     (tmp_path / "bad.schema.json").write_text(
         '{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",'
