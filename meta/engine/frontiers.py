@@ -259,7 +259,7 @@ def _item(
         "path": f"{path}/{where}",
         "round": 0,
     }
-    named = isinstance(index, str) and _SEGMENT.fullmatch(index)
+    named = isinstance(index, str) and _segment(index)
     return Ready(
         visit, str(index if named else position), Context(item, iteration, source), upstream
     )
@@ -301,7 +301,7 @@ class EntriesDagFrontier:
     def complete(self, ready: Ready, done: Done) -> None:
         key = ready.tag
         # Downstream, an entry's outputs go by its key (a plain name), whatever the visit is.
-        self._waits.finish(key, replace(done, name=key) if _SEGMENT.fullmatch(key) else done)
+        self._waits.finish(key, replace(done, name=key) if _KEY_NAME.fullmatch(key) else done)
 
     @property
     def finished(self) -> bool:
@@ -343,9 +343,15 @@ class GatherFrontier:
         return [self._done] if self._done is not None else []
 
 
-_SEGMENT = re.compile(rf"(?!{FINALLY}$)(?=.*[A-Za-z_-])[A-Za-z0-9_-]{{1,63}}")
-"""An entry's key that may stand in its node's id: a name without dots (which separate the
-levels) that is not a number (which positions are), nor the segment of finally units."""
+_KEY_NAME = re.compile(r"(?=.*[A-Za-z_-])[A-Za-z0-9_-]{1,63}")
+"""An entry's key that may name it: a name without dots (which separate the levels) that is not
+a number (which positions are)."""
+
+
+def _segment(key: str) -> bool:
+    """Whether an entry's key stands in its node's id: a name, and not the id segment of finally
+    units (a member keyed so is still named by its key downstream)."""
+    return key != FINALLY and _KEY_NAME.fullmatch(key) is not None
 
 
 def _escaped(key: str) -> str:
@@ -421,11 +427,7 @@ class _TreeWalk:
         for index, child in enumerate(found):
             child.index = index
             segment = str(index)
-            if (
-                child.name is not None
-                and _SEGMENT.fullmatch(child.name)
-                and child.name not in taken
-            ):
+            if child.name is not None and _segment(child.name) and child.name not in taken:
                 segment = child.name
             taken.add(segment)
             child.key = f"{node.key}.{segment}"

@@ -88,6 +88,7 @@ def start_run(
     _check_sources(plan, secrets)
     given = workdir
     workdir = workdir or default_workdir(plan.flow.name)
+    _outside_runs(workdir)
     if given is not None:
         _fresh(workdir)
         _unclaimed(workdir)
@@ -160,6 +161,21 @@ def _unclaimed(workdir: Path) -> None:
                 "give another --workdir (a new folder, or one without these)",
             )
         )
+
+
+def _outside_runs(workdir: Path) -> None:
+    """Refuse a workdir inside another run's store or logs: those are that run's, and `meta
+    clean` of it would remove this one with them, running or not."""
+    for folder in workdir.resolve().parents:
+        if folder.name in (STORE, LOGS) and (folder.parent / RUN_FILE).is_file():
+            raise UserError(
+                Fault(
+                    display_path(workdir),
+                    "",
+                    f"is inside {display_path(folder)}, which belongs to the run in "
+                    f"{display_path(folder.parent)}: give a --workdir outside it",
+                )
+            )
 
 
 def resume_run(

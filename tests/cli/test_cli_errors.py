@@ -599,6 +599,20 @@ def test_workdir_holding_what_a_run_writes_is_refused(
     assert (tmp_path / "report.json").read_text() == "{}"
 
 
+def test_a_workdir_inside_another_runs_store_is_refused(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`meta clean` of the outer run would remove it with that run's store, running or not."""
+    write_flow("flow.yaml", f"root: {MARK}")
+    assert meta("run", "flow.yaml", "--workdir", "outer").code == 0
+    (line,) = assert_user_error(meta("run", "flow.yaml", "--workdir", "outer/store/inner"))
+    assert line == (
+        "outer/store/inner: /: is inside outer/store, which belongs to the run in outer: "
+        "give a --workdir outside it"
+    )
+    assert not (tmp_path / "outer" / "store" / "inner").exists()
+
+
 def test_resume_a_directory_with_no_run(meta: Callable[..., Result], tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (line,) = assert_user_error(meta("resume", "empty"))

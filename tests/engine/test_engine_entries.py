@@ -172,3 +172,20 @@ def test_a_data_key_named_finally_takes_its_position_not_the_finally_units_id(
     driver = FakeDriver()
     run(plan, driver)
     assert sorted(driver.start_ids()) == ["t/fan/0/x", "t/fan/finally/x", "t/fan/other/x"]
+
+
+def test_a_member_keyed_finally_feeds_its_dependents_under_its_key(tmp_path: Path) -> None:
+    jobs = section(
+        "jobs",
+        "fanout",
+        over={"input": "w", "path": "/jobs", "dependsOn": "needs"},
+        visit=step("job", "job", "{{ upstream | list | join(',') }}"),
+    )
+    value = {"jobs": {"finally": {}, "b": {"needs": "finally"}}}
+    plan = plan_of(tmp_path, jobs, inputs={"w": {"value": value}})
+    driver = FakeDriver()
+    run(plan, driver)
+    tasks = driver.tasks()
+    assert sorted(tasks) == ["t/jobs/0/job", "t/jobs/b/job"]
+    assert tasks["t/jobs/b/job"].command == ("job", "finally")
+    assert [name for name, _ in tasks["t/jobs/b/job"].upstream] == ["finally"]
