@@ -73,18 +73,12 @@ class Attempts:
             # A unit waiting for its turn is not running: its record starts with the attempt.
             turns = self._turns
             async with turns.turn(parent.always) if turns else contextlib.nullcontext():
+                record = UnitRecord(
+                    visit.uid, visit.name, parent.id, parent.scope, "running", attempt, time.time()
+                )
+                self._listener.unit_started(record)
+                self._journal.record_started(record)
                 with parent.ending.activity():
-                    record = UnitRecord(
-                        visit.uid,
-                        visit.name,
-                        parent.id,
-                        parent.scope,
-                        "running",
-                        attempt,
-                        time.time(),
-                    )
-                    self._listener.unit_started(record)
-                    self._journal.record_started(record)
                     exit_, reason = await self._attempt(start(attempt), timeout, record)
             if exit_.code == 0:
                 record = _ended(record, "succeeded", exit_)
