@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
@@ -407,29 +406,33 @@ class Engine:
         ending = here.ending
         loop = asyncio.get_running_loop()
         running: dict[asyncio.Task[Done], Ready] = {}
-        finished: deque[asyncio.Task[Done]] = deque()
-        wake = asyncio.Event()
+        walked: asyncio.Future[None] = loop.create_future()
+        """Resolved when the frontier is walked to its end, or with what stopped the walk."""
+
+        def fill() -> None:
+            while len(running) < limit and (ready := frontier.next()) is not None:
+                task = loop.create_task(self._ready(frame, here, ready, stop))
+                task.add_done_callback(on_done)
+                running[task] = ready
+            if not running:
+                walked.set_result(None)
 
         def on_done(task: asyncio.Task[Done]) -> None:
-            finished.append(task)
-            wake.set()
+            # A unit's end is taken, and the next units started, in the callback that hears it:
+            # waking this coroutine to do it would cost every unit another turn of the loop.
+            ready = running.pop(task, None)
+            if ready is None or walked.done():
+                return
+            try:
+                frontier.complete(ready, task.result())
+                ending.units_run += 1
+                fill()
+            except BaseException as exc:  # noqa: BLE001 (raised where the walk is awaited)
+                walked.set_exception(exc)
 
         try:
-            while True:
-                while len(running) < limit and (ready := frontier.next()) is not None:
-                    task = loop.create_task(self._ready(frame, here, ready, stop))
-                    task.add_done_callback(on_done)
-                    running[task] = ready
-                if not running:
-                    return
-                while not finished:
-                    wake.clear()
-                    await wake.wait()
-                while finished:
-                    task = finished.popleft()
-                    ready = running.pop(task)
-                    frontier.complete(ready, task.result())
-                    ending.units_run += 1
+            fill()
+            await walked
         finally:
             for task in running:
                 task.cancel()

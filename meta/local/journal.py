@@ -135,11 +135,12 @@ class FileJournal:
             with self._ready:
                 while not self._durable and not self._closing:
                     self._ready.wait()
+                wait = last_sync + SYNC_WINDOW - time.monotonic()
+                if wait > 0 and not self._closing:
+                    # The rest of the window; `close` cuts it short: a run's end does not
+                    # wait for the window to pass (writes do not: they find `_durable` set).
+                    self._ready.wait(wait)
                 closing = self._closing
-            wait = last_sync + SYNC_WINDOW - time.monotonic()
-            if wait > 0 and not closing:
-                time.sleep(wait)
-            with self._ready:
                 self._durable = False
             try:
                 os.fsync(self._fd)
