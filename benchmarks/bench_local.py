@@ -14,7 +14,8 @@ of this project's dependencies: `pip install dask` to see it), a peer: the same 
 graph on its threaded scheduler with 2 workers. Wall times are the median of `--repeat`
 (runs interleaved, so drift hits all alike); so is the CPU time each run took (this process's
 threads and the steps' processes, user + system), which a machine busy with other work
-changes less than it changes wall time.
+changes less than it changes wall time, and the runner's own CPU time per step (this process's
+threads alone: `bench_loop_model.py` shows what a runner can afford of it).
 
 Target (issue 17): meta / plain floor <= 1.3, macro scope, workdir on disk, on both shapes.
 Shown for information: micro scope, and macro scope with the workdir on RAM (/dev/shm), which
@@ -241,6 +242,12 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def own_cpu_seconds() -> float:
+    """User + system seconds of this process's threads alone (the runner's own work)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
 def run_meta(flow: Path, workdir: Path) -> tuple[float, int]:
     started = time.perf_counter()
     outcome = start_run(flow, workdir, {})
@@ -305,19 +312,22 @@ def measure(
         runs.insert(1, ("macro-ram", flows["macro"], ram_tmp))
     times: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
+    owns: dict[str, list[float]] = {}
     for attempt in range(args.repeat):
         this: dict[str, float] = {}
         for name, runner in floors.items():
-            cpu, started = cpu_seconds(), time.perf_counter()
+            cpu, own, started = cpu_seconds(), own_cpu_seconds(), time.perf_counter()
             count = runner(root, args.order)
             this[name] = time.perf_counter() - started
             cpus.setdefault(name, []).append(cpu_seconds() - cpu)
+            owns.setdefault(name, []).append(own_cpu_seconds() - own)
             if count != nodes:
                 raise SystemExit(f"{name}: ran {count} steps, expected {nodes}")
         for label, flow, base in runs:
-            cpu = cpu_seconds()
+            cpu, own = cpu_seconds(), own_cpu_seconds()
             this[label], units = run_meta(flow, base / f"run-{shape}-{label}-{attempt}")
             cpus.setdefault(label, []).append(cpu_seconds() - cpu)
+            owns.setdefault(label, []).append(own_cpu_seconds() - own)
             if units != nodes:
                 raise SystemExit(f"{label}: {units} units succeeded, expected {nodes}")
         print(
@@ -329,6 +339,7 @@ def measure(
             times.setdefault(name, []).append(seconds)
     median = {name: statistics.median(values) for name, values in times.items()}
     cpu_median = {name: statistics.median(values) for name, values in cpus.items()}
+    own_median = {name: statistics.median(values) for name, values in owns.items()}
     print(
         f"\n{shape}: {nodes} `true` steps, dfs {args.order}-order, maxActive {WORKERS}; "
         f"wall and CPU time (user + system, with the steps'), median of {args.repeat}; "
@@ -344,7 +355,10 @@ def measure(
         + ")",
         "micro": f"meta run, micro (workdir on {filesystem(tmp)})",
     }
-    print(f"{'runner':<48}{'wall s':>8}{'ms/step':>9}{'ratio':>8}{'cpu s':>8}{'ratio':>7}  target")
+    print(
+        f"{'runner':<48}{'wall s':>8}{'ms/step':>9}{'ratio':>8}{'cpu s':>8}{'ratio':>7}"
+        f"{'own ms/step':>12}  target"
+    )
     for label in titles:
         if label not in median:
             continue
@@ -359,7 +373,8 @@ def measure(
         print(
             f"{titles[label]:<48}{median[label]:>8.2f}"
             f"{median[label] / nodes * 1e3:>9.2f}{ratio:>8.2f}"
-            f"{cpu_median[label]:>8.2f}{cpu_median[label] / cpu_median['floor']:>7.2f}  {verdict}"
+            f"{cpu_median[label]:>8.2f}{cpu_median[label] / cpu_median['floor']:>7.2f}"
+            f"{own_median[label] / nodes * 1e3:>12.2f}  {verdict}"
         )
 
 

@@ -427,7 +427,8 @@ class Engine:
                 frontier.complete(ready, task.result())
                 ending.units_run += 1
                 fill()
-            except BaseException as exc:  # noqa: BLE001 (raised where the walk is awaited)
+            except BaseException as exc:
+                # Raised where the walk is awaited.
                 walked.set_exception(exc)
 
         try:
