@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 from meta.engine.records import UPSTREAM_FAILED
 from meta.errors import Fault, InputFault
-from meta.flow.checks import FINALLY
+from meta.flow.checks import FINALLY, name_problem
 from meta.flow.model import Cases, Over, Section, Unit
 from meta.plan.entries import entry_needs
 from meta.plan.inputs import resolve
@@ -300,8 +300,10 @@ class EntriesDagFrontier:
 
     def complete(self, ready: Ready, done: Done) -> None:
         key = ready.tag
-        # Downstream, an entry's outputs go by its key (a plain name), whatever the visit is.
-        self._waits.finish(key, replace(done, name=key) if _KEY_NAME.fullmatch(key) else done)
+        # Downstream, an entry's outputs go by its key, whatever the visit is, when the key could
+        # be a unit's name (a folder name, and `upstream.KEY` in templates; `finally` too).
+        named = key == FINALLY or name_problem(key) is None
+        self._waits.finish(key, replace(done, name=key) if named else done)
 
     @property
     def finished(self) -> bool:

@@ -189,3 +189,29 @@ def test_a_member_keyed_finally_feeds_its_dependents_under_its_key(tmp_path: Pat
     assert sorted(tasks) == ["t/jobs/0/job", "t/jobs/b/job"]
     assert tasks["t/jobs/b/job"].command == ("job", "finally")
     assert [name for name, _ in tasks["t/jobs/b/job"].upstream] == ["finally"]
+
+
+def test_members_keyed_by_numbers_or_dotted_names_feed_their_dependents_under_their_keys(
+    tmp_path: Path,
+) -> None:
+    jobs = section(
+        "jobs",
+        "fanout",
+        over={"input": "w", "path": "/jobs", "dependsOn": "needs"},
+        visit=step("job", "job", "{{ upstream | list | join(',') }}"),
+    )
+    value = {
+        "jobs": {
+            "2019": {},
+            "v1.2": {},
+            "first job": {},
+            "last": {"needs": ["2019", "v1.2", "first job"]},
+        }
+    }
+    plan = plan_of(tmp_path, jobs, inputs={"w": {"value": value}})
+    driver = FakeDriver()
+    run(plan, driver)
+    last = driver.tasks()["t/jobs/last/job"]
+    # A key no unit could be named (a space in it) goes by the visit's name.
+    assert [name for name, _ in last.upstream] == ["2019", "v1.2", "job"]
+    assert last.command == ("job", "2019,v1.2,job")
