@@ -155,6 +155,10 @@ def _explain(error: ValidationError, document: Any, file: str) -> list[Fault]:
         return [Fault(file, where, "an input's default is a path or a value, not both")]
     exclusive = error.validator_value if kind == "not" else None
     if isinstance(exclusive, dict) and list(exclusive) == ["required"]:
+        if not isinstance(error.instance, dict):
+            # `required` holds for anything but an object, so its `not` fails for it too: the
+            # fault is the instance's type, which its own error names.
+            return []
         fields = " or ".join(f"'{name}'" for name in exclusive["required"])
         return [Fault(file, where, f"takes {fields}, not both")]
     return [Fault(file, where, error.message)]

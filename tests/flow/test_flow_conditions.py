@@ -102,6 +102,12 @@ def test_over_names_an_input_or_a_result(over: dict[str, Any], expected: tuple[s
     assert checked(dag(step("a"), fan)) == [expected]
 
 
+@pytest.mark.parametrize(("over", "kind"), [(None, "null"), ([], "array"), ("xs", "string")])
+def test_an_over_that_is_no_object_is_named_for_its_type_alone(over: Any, kind: str) -> None:
+    fan = {"name": "f", "scope": "macro", "pattern": "fanout", "over": over, "visit": step("v")}
+    assert checked(fan) == [("/spec/root/over", f"must be of type object, got {kind}")]
+
+
 def test_a_tree_walk_or_a_cycle_takes_no_result() -> None:
     walk = {
         "name": "w",
