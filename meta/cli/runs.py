@@ -35,6 +35,7 @@ from meta.local.runs import (
     find_runs,
     find_unit,
     holds_run,
+    is_current_folder,
     log_chunks,
     parse_age,
     read_run,
@@ -345,12 +346,20 @@ def clean(folder: Path | None, age: str, dry_run: bool, fmt: str) -> None:
     for run in done.runs:
         shown = f"{display_path(run.workdir)} ({run.flow}, {run.state})"
         if run.workdir in done.kept:
-            shown = f"the run in {shown}; the folder stays: it holds files the run did not write"
+            shown = f"the run in {shown}; the folder stays: {_why_kept(run.workdir)}"
         click.echo(f"{verb} {shown}")
     for scratch in done.scratch:
         click.echo(f"{verb} {scratch} (scratch of a dead session)")
     if not done.runs and not done.scratch:
         click.echo("nothing to remove")
+
+
+def _why_kept(workdir: Path) -> str:
+    """Why `clean` leaves a run's folder: files of the user's in it, or `meta` runs in it (a
+    process's current folder is not removed from under it)."""
+    if is_current_folder(workdir):
+        return "it is the current folder"
+    return "it holds files the run did not write"
 
 
 def local_view(run: Run, unit: str | None = None) -> dict[str, Any]:

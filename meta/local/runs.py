@@ -631,7 +631,7 @@ def clean_up(
     old = [run for run in runs if run.state != "running" and now - run.last_active > older_than]
     scratch = list(_dead_scratch(scratch_base, {run.token: run for run in runs}))
     if dry_run:
-        kept = [run.workdir for run in old if _holds_more(run)]
+        kept = [run.workdir for run in old if _holds_more(run) or is_current_folder(run.workdir)]
     else:
         old = [run for run in old if _remove_run(run)]
         kept = [run.workdir for run in old if os.path.lexists(run.workdir)]
@@ -645,6 +645,14 @@ def clean_up(
 def _written(run: Run) -> list[str]:
     """The names in its workdir that a run writes there, run.json last."""
     return [*WRITTEN, run.token, RUN_FILE]
+
+
+def is_current_folder(folder: Path) -> bool:
+    """Whether `folder` is this process's current folder (which `rmdir` refuses)."""
+    try:
+        return os.path.samefile(folder, os.curdir)
+    except OSError:
+        return False
 
 
 def _holds_more(run: Run) -> bool:

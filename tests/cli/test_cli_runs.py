@@ -274,6 +274,33 @@ def test_a_killed_session_is_interrupted_and_clean_removes_its_leftovers(env: En
     assert wait_gone(step_pids) == [], "the step the dead session left is stopped"
 
 
+def test_clean_from_inside_a_run_folder_says_it_stays_as_the_current_folder(env: Env) -> None:
+    """A folder that held nothing but the run stays when `meta clean .` runs inside it: the
+    message says why, not that it holds the user's files."""
+    project = env.root / "only-run"
+    project.mkdir()
+    flow = env.flow("p", step("a", "-c", "print('hi')"))
+    inside = {**env.environ(), "PWD": str(project)}
+    ran = subprocess.run(
+        [*META, "run", str(flow), "--workdir", "."], cwd=project, env=inside, capture_output=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    for dry in (["--dry-run"], []):
+        cleaned = subprocess.run(
+            [*META, "clean", ".", "--older-than", "0s", *dry],
+            cwd=project,
+            env=inside,
+            capture_output=True,
+            text=True,
+        )
+        assert cleaned.returncode == 0, cleaned.stderr
+        verb = "would remove" if dry else "removed"
+        assert cleaned.stdout.splitlines() == [
+            f"{verb} the run in . (p, succeeded); the folder stays: it is the current folder"
+        ]
+    assert list(project.iterdir()) == []
+
+
 def test_clean_removes_only_what_a_run_wrote_in_a_folder_it_was_given(env: Env) -> None:
     """`meta run --workdir .` in a project folder: `meta clean` takes the run and leaves the
     folder, the flow file and the user's files in it."""
