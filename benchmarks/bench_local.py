@@ -116,8 +116,13 @@ def _command(node: Node) -> list[str]:
 # --- the floors: plain thread-pool runners of the same walk in the same dependency order ------
 
 
-def floor(root: Node, order: str) -> int:
-    """The plain floor: each node is submitted from the done-callback of what it waits for."""
+def run_step(command: list[str]) -> None:
+    subprocess.run(command, check=True)
+
+
+def floor(root: Node, order: str, step: Callable[[list[str]], None] = run_step) -> int:
+    """The plain floor: each node is submitted from the done-callback of what it waits for.
+    (`step` runs a node's command: bench_loop_model.py gives one that does more.)"""
     parent_of, waiting, leaves = _links(root)
     total = len(parent_of)
     finished = threading.Event()
@@ -128,7 +133,7 @@ def floor(root: Node, order: str) -> int:
     with ThreadPoolExecutor(WORKERS) as pool:
 
         def submit(node: Node) -> None:
-            future = pool.submit(subprocess.run, _command(node), check=True)
+            future = pool.submit(step, _command(node))
             future.add_done_callback(lambda done: ended(node, done))
 
         def ended(node: Node, done: Future[Any]) -> None:

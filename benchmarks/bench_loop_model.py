@@ -29,13 +29,21 @@ import select
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import machine
-from bench_local import RATIO_TARGET, WORKERS, Node, _command, make_chain, make_tree
+from bench_local import (
+    RATIO_TARGET,
+    WORKERS,
+    Node,
+    _command,
+    _links,
+    floor,
+    make_chain,
+    make_tree,
+    run_step,
+)
 
 STAT_EVERY = 16
 """Loop turns between two system calls of the synthetic work (~5 us on a 2.4 GHz core)."""
@@ -55,39 +63,13 @@ def work(seconds: float) -> None:
 
 def threads(root: Node, seconds: float) -> int:
     """The plain floor of bench_local.py, each step doing `seconds` of work on its thread."""
-    lock = threading.Lock()
-    finished = threading.Event()
-    state = {"count": 0, "total": _count(root)}
-    errors: list[BaseException] = []
 
-    with ThreadPoolExecutor(WORKERS) as pool:
+    def step(command: list[str]) -> None:
+        work(seconds / 2)
+        run_step(command)
+        work(seconds / 2)
 
-        def step(node: Node) -> None:
-            work(seconds / 2)
-            subprocess.run(_command(node), check=True)
-            work(seconds / 2)
-
-        def submit(node: Node) -> None:
-            pool.submit(step, node).add_done_callback(lambda done: ended(node, done))
-
-        def ended(node: Node, done: Future[None]) -> None:
-            error = done.exception()
-            if error is not None:
-                errors.append(error)
-                finished.set()
-                return
-            with lock:
-                state["count"] += 1
-                if state["count"] == state["total"]:
-                    finished.set()
-            for child in node.get("children", []):
-                submit(child)
-
-        submit(root)
-        finished.wait()
-    if errors:
-        raise errors[0]
-    return state["count"]
+    return floor(root, "pre", step)
 
 
 def loop(root: Node, seconds: float) -> int:
@@ -118,15 +100,6 @@ def loop(root: Node, seconds: float) -> int:
     return count
 
 
-def _count(root: Node) -> int:
-    total, stack = 0, [root]
-    while stack:
-        node = stack.pop()
-        total += 1
-        stack.extend(node.get("children", []))
-    return total
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", default="0,50,100,200,300,400", help="microseconds, a list")
@@ -139,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shapes = {"tree": make_tree(args.nodes), "chain": make_chain(args.chain)}
     designs: dict[str, Callable[[Node, float], int]] = {"threads": threads, "loop": loop}
     for shape, root in shapes.items():
-        nodes = _count(root)
+        nodes = len(_links(root)[0])
         times: dict[tuple[str, int], list[float]] = {}
         for _ in range(args.repeat):
             for micros in sorted({0, *works}):
