@@ -29,7 +29,8 @@ def display_path(path: Path) -> str:
             if path.is_absolute() and Path.cwd() in path.parents
             else str(path)
         )
-    except ValueError:
+    except (ValueError, OSError):
+        # Not below it, or the working directory is gone (removed while `meta` runs in it).
         return str(path)
 
 

@@ -648,7 +648,8 @@ def _written(run: Run) -> list[str]:
 
 
 def is_current_folder(folder: Path) -> bool:
-    """Whether `folder` is this process's current folder (which `rmdir` refuses)."""
+    """Whether `folder` is this process's current folder: `clean` leaves it (the shell that
+    started `meta` is in it), however it was named."""
     try:
         return os.path.samefile(folder, os.curdir)
     except OSError:
@@ -676,8 +677,9 @@ def _remove_run(run: Run) -> bool:
         return False
     with contextlib.suppress(FileNotFoundError):
         record.unlink()
-    with contextlib.suppress(OSError):
-        run.workdir.rmdir()  # fails, as it should, while the folder holds anything else
+    if not is_current_folder(run.workdir):
+        with contextlib.suppress(OSError):
+            run.workdir.rmdir()  # fails, as it should, while the folder holds anything else
     return not os.path.lexists(record)
 
 

@@ -281,24 +281,30 @@ def test_clean_from_inside_a_run_folder_says_it_stays_as_the_current_folder(env:
     project.mkdir()
     flow = env.flow("p", step("a", "-c", "print('hi')"))
     inside = {**env.environ(), "PWD": str(project)}
-    ran = subprocess.run(
-        [*META, "run", str(flow), "--workdir", "."], cwd=project, env=inside, capture_output=True
-    )
-    assert ran.returncode == 0, ran.stderr
-    for dry in (["--dry-run"], []):
-        cleaned = subprocess.run(
-            [*META, "clean", ".", "--older-than", "0s", *dry],
+    # Named `.` or by its path, it stays, as the dry run says.
+    for named, shown in ((".", "."), (str(project), str(project))):
+        ran = subprocess.run(
+            [*META, "run", str(flow), "--workdir", "."],
             cwd=project,
             env=inside,
             capture_output=True,
-            text=True,
         )
-        assert cleaned.returncode == 0, cleaned.stderr
-        verb = "would remove" if dry else "removed"
-        assert cleaned.stdout.splitlines() == [
-            f"{verb} the run in . (p, succeeded); the folder stays: it is the current folder"
-        ]
-    assert list(project.iterdir()) == []
+        assert ran.returncode == 0, ran.stderr
+        for dry in (["--dry-run"], []):
+            cleaned = subprocess.run(
+                [*META, "clean", named, "--older-than", "0s", *dry],
+                cwd=project,
+                env=inside,
+                capture_output=True,
+                text=True,
+            )
+            assert cleaned.returncode == 0, cleaned.stderr
+            verb = "would remove" if dry else "removed"
+            assert cleaned.stdout.splitlines() == [
+                f"{verb} the run in {shown} (p, succeeded); the folder stays: it is the current "
+                "folder"
+            ]
+        assert project.is_dir() and list(project.iterdir()) == []
 
 
 def test_clean_removes_only_what_a_run_wrote_in_a_folder_it_was_given(env: Env) -> None:
