@@ -15,7 +15,7 @@ from meta.engine.deadlines import Deadlines
 from meta.engine.driver import Exit, Running
 from meta.engine.records import UPSTREAM_FAILED, Journal, Listener, UnitRecord
 from meta.engine.turns import Turns
-from meta.engine.visit import Visit
+from meta.engine.visit import Visit, ended_from_outside
 from meta.errors import RunFailed
 
 MAX_BACKOFF_SECONDS = 60.0
@@ -73,13 +73,25 @@ class Attempts:
             # A unit waiting for its turn is not running: its record starts with the attempt.
             turns = self._turns
             async with turns.turn(parent.always) if turns else contextlib.nullcontext():
-                record = UnitRecord(
-                    visit.uid, visit.name, parent.id, parent.scope, "running", attempt, time.time()
-                )
-                self._listener.unit_started(record)
-                self._journal.record_started(record)
-                with parent.ending.activity():
-                    exit_, reason = await self._attempt(start(attempt), timeout, record)
+                halted = parent.halted()
+                if not halted:
+                    record = UnitRecord(
+                        visit.uid,
+                        visit.name,
+                        parent.id,
+                        parent.scope,
+                        "running",
+                        attempt,
+                        time.time(),
+                    )
+                    self._listener.unit_started(record)
+                    self._journal.record_started(record)
+                    with parent.ending.activity():
+                        exit_, reason = await self._attempt(start(attempt), timeout, record)
+            if halted:
+                # A failure on its way out ends its section: nothing starts, and its turn went
+                # back (to the finally units first).
+                await ended_from_outside()
             if exit_.code == 0:
                 record = _ended(record, "succeeded", exit_)
                 self._journal.record_finished(record)

@@ -48,6 +48,7 @@ from meta.engine.visit import (
     SectionFrame,
     Visit,
     begin,
+    ended_from_outside,
     fed,
     feeding,
     is_met,
@@ -296,7 +297,14 @@ class Engine:
         """Walk the section, then run its `finally` units whatever became of the walk (unless
         it was stopped from outside); `RunFailed` naming every failure, if any."""
         parent = visit.parent
-        here = SectionFrame(visit.uid, section.scope, pod, outer=parent, always=parent.always)
+        here = SectionFrame(
+            visit.uid,
+            section.scope,
+            pod,
+            outer=parent,
+            always=parent.always,
+            absorbs=section.on_failure == "continue",
+        )
         here.ending.keep = bool(section.final)
         try:
             frontier = await self._walk(visit, section, limit, here)
@@ -395,6 +403,8 @@ class Engine:
         """One unit at a time, each awaited in turn (exact pattern order)."""
         ending = here.ending
         while (ready := frontier.next()) is not None:
+            if here.halted():
+                await ended_from_outside()
             done = await self._ready(frame, here, ready, stop)
             frontier.complete(ready, done)
             ending.units_run += 1
@@ -410,6 +420,10 @@ class Engine:
         """Resolved when the frontier is walked to its end, or with what stopped the walk."""
 
         def fill() -> None:
+            if here.halted():
+                # A failure on its way out ends this section: nothing new starts, and the walk
+                # is not over (not even with nothing running): the failure cancels it.
+                return
             while len(running) < limit and (ready := frontier.next()) is not None:
                 task = loop.create_task(self._ready(frame, here, ready, stop))
                 task.add_done_callback(on_done)
@@ -457,6 +471,7 @@ class Engine:
                     ending.ended.append(done)
                 if stop:
                     ending.stopping = True
+                    here.halt()
                     raise
                 ending.failures.extend(failure.failures)
                 return done

@@ -4,10 +4,11 @@ chosen, a templated name rendered, the id checked for a clash)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from meta.engine.driver import Feeder
 from meta.engine.frontiers import OK_STATES, Context, Done, DoneState
@@ -68,6 +69,9 @@ class Ending:
     """Failures of its units under `onFailure: continue`, in the order they happened."""
     stopping: bool = False
     """A unit failed under `onFailure: stop`: the units still running are being cancelled."""
+    halted: bool = False
+    """A failure is on its way out through this section (it ends it once the finally units
+    it meets first have run): start nothing new here."""
     peak: int = 0
     """The most units that were active at once."""
     units_run: int = 0
@@ -101,7 +105,32 @@ class SectionFrame:
     always: bool = False
     """Its units run even if the journal says they finished before (`finally` units: they run
     at the end of every session that ends their section)."""
+    absorbs: bool = False
+    """A failure of its units ends here (`onFailure: continue`): it goes no further out."""
     ending: Ending = field(default_factory=Ending, compare=False)
+
+    def halt(self) -> None:
+        """A unit here failed under `onFailure: stop`: this section, and every one the failure
+        will end on its way out, start nothing new from now on, while the finally units met on
+        the way run (nothing new starts anywhere the failure stops, but finally units)."""
+        frame: SectionFrame | None = self
+        while frame is not None and not frame.always:
+            frame.ending.halted = True
+            frame = frame.outer
+            if frame is not None and frame.absorbs:
+                return
+
+    def halted(self) -> bool:
+        """Whether a failure on its way out will end this section: its units start nothing
+        new. Units under a `finally` unit are not stopped by the failure that runs them."""
+        frame: SectionFrame | None = self
+        while frame is not None:
+            if frame.ending.halted:
+                return True
+            if frame.always:
+                return False
+            frame = frame.outer
+        return False
 
     def stopping(self) -> bool:
         """Whether this section, or one it runs in, is cancelling its units after a failure
@@ -151,6 +180,13 @@ class Variables:
         if self._value is None:
             self._value = self._frame.variables_for(self._context, self._upstream)
         return self._value
+
+
+async def ended_from_outside() -> NoReturn:
+    """What a unit, or a walk, of a halted section waits for (see `SectionFrame.halt`): the
+    failure on its way out cancels it, once the finally units it meets first have run."""
+    await asyncio.get_running_loop().create_future()
+    raise AssertionError("only a cancel ends this wait")
 
 
 def make_visit(

@@ -88,7 +88,8 @@ def test_continue_names_every_failed_unit(tmp_path: Path) -> None:
 
 def test_stop_stays_the_default_and_cancels_the_other_units(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, section("d", "dag", units=[step("x"), step("slow")]))
-    driver = FakeDriver(fail={"t/d/x": ALWAYS}, hang={"t/d/slow"})
+    # x ends after the loop's next turn: slow has started by then.
+    driver = FakeDriver(fail={"t/d/x": ALWAYS}, hang={"t/d/slow"}, yields=lambda task: 1)
     listener = RecordingListener()
     failure = failed_run(plan, driver, listener=listener)
     assert [f.unit_id for f in failure.failures] == ["t/d/x"]
@@ -295,7 +296,8 @@ def test_finally_runs_when_a_failure_stops_the_section(tmp_path: Path) -> None:
             **{"finally": [step("cleanup")]},
         ),
     )
-    driver = FakeDriver(fail={"t/d/bad": ALWAYS}, hang={"t/d/slow"})
+    # bad ends after the loop's next turn: slow has started by then.
+    driver = FakeDriver(fail={"t/d/bad": ALWAYS}, hang={"t/d/slow"}, yields=lambda task: 1)
     failure = failed_run(plan, driver)
     assert failure.unit_id == "t/d/bad"
     assert driver.start_of("t/d/finally/cleanup") > driver.end_of("t/d/slow")
@@ -426,6 +428,7 @@ def test_a_stop_section_inside_a_continue_section_keeps_its_failure_inside(
         fail={"t/outer/inner/bad": ALWAYS},
         hang={"t/outer/inner/slow"},
         sleep={"t/outer/beside": 0.05},
+        yields=lambda task: 1,
     )
     listener = RecordingListener()
     failure = failed_run(plan, driver, listener=listener)
@@ -492,3 +495,53 @@ def test_with_continue_a_pre_order_walk_runs_every_node_outside_a_failed_subtree
     assert set(driver.start_ids()) == {f"t/walk/{key}/v" for key in ran}
     skipped = {uid for uid, state in states(listener).items() if state == "skipped"}
     assert skipped == {f"t/walk/{key}/v" for key in keys if below_a_failure(key)}
+
+
+@pytest.mark.parametrize("parallelism", [None, 1])
+def test_a_failure_under_stop_starts_nothing_new_anywhere_it_stops_while_finally_units_run(
+    tmp_path: Path, parallelism: int | None
+) -> None:
+    # bad fails; its section's finally unit runs before the failure reaches top, which it stops:
+    # meanwhile other, a sibling under top, starts nothing more (under spec.parallelism, the
+    # turn bad gave back goes to the finally unit, not to a unit of other waiting for one).
+    bad = section("bad", "sequence", units=[step("fail")], **{"finally": [step("cleanup")]})
+    items = {"value": list(range(20))}
+    other = section("other", "fanout", maxActive=2, over={"input": "xs"}, visit=step("o"))
+    plan = plan_of(
+        tmp_path,
+        section("top", "dag", units=[bad, other]),
+        inputs={"xs": items},
+        parallelism=parallelism,
+    )
+    driver = FakeDriver(
+        fail={"t/top/bad/fail": ALWAYS},
+        sleep={"t/top/bad/fail": 0.05, "t/top/bad/finally/cleanup": 0.2}
+        | {f"t/top/other/{n}/o": 0.02 for n in range(20)},
+    )
+    failed_run(plan, driver)
+    failed = driver.end_of("t/top/bad/fail")
+    later = [
+        uid
+        for uid in driver.start_ids()
+        if uid.startswith("t/top/other/") and driver.start_of(uid) > failed
+    ]
+    assert later == []
+    assert driver.start_of("t/top/bad/finally/cleanup") > failed
+    if parallelism is None:
+        assert any(uid.startswith("t/top/other/") for uid in driver.start_ids())
+
+
+def test_a_failure_kept_by_a_continue_section_halts_nothing_beside_it(tmp_path: Path) -> None:
+    bad = section("bad", "sequence", units=[step("fail")], **{"finally": [step("cleanup")]})
+    other = section("other", "fanout", maxActive=2, over={"input": "xs"}, visit=step("o"))
+    plan = plan_of(
+        tmp_path,
+        section("top", "dag", onFailure="continue", units=[bad, other]),
+        inputs={"xs": {"value": list(range(10))}},
+    )
+    driver = FakeDriver(
+        fail={"t/top/bad/fail": ALWAYS},
+        sleep={"t/top/bad/finally/cleanup": 0.1} | {f"t/top/other/{n}/o": 0.02 for n in range(10)},
+    )
+    failed_run(plan, driver)
+    assert sum(uid.startswith("t/top/other/") for uid in driver.start_ids()) == 10
