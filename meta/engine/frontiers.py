@@ -287,6 +287,8 @@ class EntriesDagFrontier:
         self._upstream = upstream
         self._waits = _Waits({key: needs.get(key, ()) for key in entries})
         self._keys = {key: position for position, key in enumerate(entries)}
+        self._named = {key for key in entries if _names_entry(key)}
+        """The keys that name their entries downstream."""
 
     def next(self) -> Ready | None:
         key = self._waits.take()
@@ -300,10 +302,14 @@ class EntriesDagFrontier:
 
     def complete(self, ready: Ready, done: Done) -> None:
         key = ready.tag
-        # Downstream, an entry's outputs go by its key, whatever the visit is, when the key could
-        # be a unit's name (a folder name, and `upstream.KEY` in templates; `finally` too).
-        named = key == FINALLY or name_problem(key) is None
-        self._waits.finish(key, replace(done, name=key) if named else done)
+        if key in self._named:
+            name = key
+        else:
+            # Its visit's name, never a key that names another entry (which keeps its name).
+            name = done.name
+            while name in self._named:
+                name += "_"
+        self._waits.finish(key, done if name == done.name else replace(done, name=name))
 
     @property
     def finished(self) -> bool:
@@ -343,6 +349,12 @@ class GatherFrontier:
 
     def result(self) -> list[Done]:
         return [self._done] if self._done is not None else []
+
+
+def _names_entry(key: str) -> bool:
+    """Whether an entry's outputs go by its key downstream: a key that could be a unit's name
+    (a folder name, and `upstream.KEY` in templates; `finally` too)."""
+    return key == FINALLY or name_problem(key) is None
 
 
 _KEY_NAME = re.compile(r"(?=.*[A-Za-z_-])[A-Za-z0-9_-]{1,63}")

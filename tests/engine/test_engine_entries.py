@@ -215,3 +215,21 @@ def test_members_keyed_by_numbers_or_dotted_names_feed_their_dependents_under_th
     # A key no unit could be named (a space in it) goes by the visit's name.
     assert [name for name, _ in last.upstream] == ["2019", "v1.2", "job"]
     assert last.command == ("job", "2019,v1.2,job")
+
+
+def test_a_member_whose_key_names_no_unit_never_takes_the_name_of_a_member_keyed_so(
+    tmp_path: Path,
+) -> None:
+    jobs = section(
+        "jobs",
+        "fanout",
+        over={"input": "w", "path": "/jobs", "dependsOn": "needs"},
+        visit=step("build", "job", "{{ upstream | list | join(',') }}"),
+    )
+    value = {"jobs": {"build": {}, "unit tests": {}, "deploy": {"needs": ["build", "unit tests"]}}}
+    plan = plan_of(tmp_path, jobs, inputs={"w": {"value": value}})
+    driver = FakeDriver()
+    run(plan, driver)
+    deploy = driver.tasks()["t/jobs/deploy/build"]
+    assert [name for name, _ in deploy.upstream] == ["build", "build_"]
+    assert deploy.command == ("job", "build,build_")
