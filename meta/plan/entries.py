@@ -30,7 +30,9 @@ def entry_needs(
             continue
         for i, name in enumerate(listed):
             if name not in entries:
-                faults.append(Fault(file, f"{at}/{i}", f"'{name}' names no entry"))
+                # A name given alone is at the field itself: it has no /0.
+                place = at if isinstance(named, str) else f"{at}/{i}"
+                faults.append(Fault(file, place, f"'{name}' names no entry"))
         needs[key] = tuple(dict.fromkeys(n for n in listed if n in entries))
     if faults:
         raise InputFault(faults)

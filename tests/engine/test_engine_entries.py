@@ -81,6 +81,7 @@ def test_entries_run_as_a_dag_from_the_data_and_their_steps_from_the_entry(
     ("jobs", "pointer", "reason"),
     [
         ({"a": {"needs": ["b"]}}, "/jobs/a/needs/0", "'b' names no entry"),
+        ({"a": {"needs": "b"}}, "/jobs/a/needs", "'b' names no entry"),
         ({"a": {"needs": 3}}, "/jobs/a/needs", "'needs' must name entries: a name or a list"),
         (
             {"a": {"needs": "c"}, "b": {"needs": "a"}, "c": {"needs": ["b"]}},
