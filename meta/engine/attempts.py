@@ -68,56 +68,64 @@ class Attempts:
         parent = visit.parent
         earlier = self._journal.attempts_made(visit.uid)
         attempt = earlier
-        while True:
-            attempt += 1
-            # A unit waiting for its turn is not running: its record starts with the attempt.
-            turns = self._turns
-            async with turns.turn(parent.always) if turns else contextlib.nullcontext():
-                halted = parent.halted()
-                if not halted:
-                    record = UnitRecord(
-                        visit.uid,
-                        visit.name,
-                        parent.id,
-                        parent.scope,
-                        "running",
-                        attempt,
-                        time.time(),
-                    )
-                    self._listener.unit_started(record)
-                    self._journal.record_started(record)
-                    with parent.ending.activity():
-                        exit_, reason = await self._attempt(start(attempt), timeout, record)
-            if halted:
-                # A failure on its way out ends its section: nothing starts, and its turn went
-                # back (to the finally units first).
-                await ended_from_outside()
-            if exit_.code == 0:
-                record = _ended(record, "succeeded", exit_)
-                self._journal.record_finished(record)
-                self._listener.unit_finished(record)
-                return record
-            if attempt - earlier > retries:
-                record = _ended(record, "failed", exit_, reason)
-                self._journal.record_finished(record)
-                self._listener.unit_finished(record)
-                raise RunFailed(visit.uid, reason, exit_.stderr_tail)
-            # On record too: the report keeps every attempt, and why each ended.
-            record = _ended(record, "failed", exit_, reason, retrying=True)
-            self._journal.record_finished(record)
-            self._listener.unit_finished(record)
-            try:
+        retrying: UnitRecord | None = None
+        """The record of a failed attempt another is to follow, until that one starts."""
+        try:
+            while True:
+                attempt += 1
+                # A unit waiting for its turn is not running: its record starts with the attempt.
+                turns = self._turns
+                async with turns.turn(parent.always) if turns else contextlib.nullcontext():
+                    halted = parent.halted()
+                    if not halted:
+                        record = UnitRecord(
+                            visit.uid,
+                            visit.name,
+                            parent.id,
+                            parent.scope,
+                            "running",
+                            attempt,
+                            time.time(),
+                        )
+                        retrying = None
+                        self._listener.unit_started(record)
+                        self._journal.record_started(record)
+                        with parent.ending.activity():
+                            exit_, reason = await self._attempt(start(attempt), timeout, record)
+                if halted:
+                    # A failure on its way out ends its section: nothing starts, and its turn
+                    # went back (to the finally units first).
+                    await ended_from_outside()
+                if exit_.code == 0:
+                    record = _ended(record, "succeeded", exit_)
+                    self._journal.record_finished(record)
+                    self._listener.unit_finished(record)
+                    return record
+                if attempt - earlier > retries:
+                    record = _ended(record, "failed", exit_, reason)
+                    self._journal.record_finished(record)
+                    self._listener.unit_finished(record)
+                    raise RunFailed(visit.uid, reason, exit_.stderr_tail)
+                # On record too: the report keeps every attempt, and why each ended.
+                retrying = _ended(record, "failed", exit_, reason, retrying=True)
+                self._journal.record_finished(retrying)
+                self._listener.unit_finished(retrying)
                 tried = attempt - earlier
                 await asyncio.sleep(min(backoff * 2 ** (tried - 1), MAX_BACKOFF_SECONDS))
-            except asyncio.CancelledError:
-                # It had a retry left (a resumed run gives it one): cancelled, not failed. The
-                # same attempt's record again, as its last word.
+        except asyncio.CancelledError:
+            if retrying is not None:
+                # Cancelled before its next attempt started (waiting out the backoff, or for a
+                # turn, or halted): it had a retry left (a resumed run gives it one), so it is
+                # cancelled, not failed. The same attempt's record again, as its last word.
                 cancelled = replace(
-                    record, state="cancelled", retrying=False, reason=f"{reason}; {BEFORE_RETRY}"
+                    retrying,
+                    state="cancelled",
+                    retrying=False,
+                    reason=f"{retrying.reason}; {BEFORE_RETRY}",
                 )
                 self._journal.record_finished(cancelled)
                 self._listener.unit_finished(cancelled)
-                raise
+            raise
 
     async def _attempt(
         self, starting: Awaitable[Running], timeout: float | None, record: UnitRecord

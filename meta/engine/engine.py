@@ -180,7 +180,7 @@ class Engine:
             "failures": [{"unit": f.unit_id, "reason": f.reason} for f in failures],
         }
         context = replace(visit.context, iteration={**(visit.context.iteration or {}), **variables})
-        frame = SectionFrame(here.id, here.scope, here.pod, outer=here, always=True)
+        frame = SectionFrame(here.id, here.scope, here.pod, outer=here, always=True, shields=True)
         for unit in units:
             try:
                 await self._unit(visit.frame, unit, frame, FINALLY, context, ended)

@@ -107,6 +107,9 @@ class SectionFrame:
     at the end of every session that ends their section)."""
     absorbs: bool = False
     """A failure of its units ends here (`onFailure: continue`): it goes no further out."""
+    shields: bool = False
+    """The frame of `finally` units: a failure of one goes no further out (the next one runs
+    whatever became of it), and the failure that runs them does not stop them."""
     ending: Ending = field(default_factory=Ending, compare=False)
 
     def halt(self) -> None:
@@ -114,7 +117,7 @@ class SectionFrame:
         will end on its way out, start nothing new from now on, while the finally units met on
         the way run (nothing new starts anywhere the failure stops, but finally units)."""
         frame: SectionFrame | None = self
-        while frame is not None and not frame.always:
+        while frame is not None and not frame.shields:
             frame.ending.halted = True
             frame = frame.outer
             if frame is not None and frame.absorbs:
@@ -122,12 +125,12 @@ class SectionFrame:
 
     def halted(self) -> bool:
         """Whether a failure on its way out will end this section: its units start nothing
-        new. Units under a `finally` unit are not stopped by the failure that runs them."""
+        new. The `finally` units a failure runs are not stopped by it (nor what they hold)."""
         frame: SectionFrame | None = self
         while frame is not None:
             if frame.ending.halted:
                 return True
-            if frame.always:
+            if frame.shields:
                 return False
             frame = frame.outer
         return False

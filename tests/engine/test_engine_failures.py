@@ -545,3 +545,46 @@ def test_a_failure_kept_by_a_continue_section_halts_nothing_beside_it(tmp_path: 
     )
     failed_run(plan, driver)
     assert sum(uid.startswith("t/top/other/") for uid in driver.start_ids()) == 10
+
+
+def test_a_step_waiting_to_retry_when_a_failure_halts_its_section_ends_cancelled(
+    tmp_path: Path,
+) -> None:
+    r = step("r", retries=3)
+    x = section("x", "sequence", units=[step("bad")], **{"finally": [step("xf")]})
+    plan = plan_of(
+        tmp_path, section("top", "dag", units=[r, x]), defaults={"retryBackoffSeconds": 0.05}
+    )
+    driver = FakeDriver(
+        fail={"t/top/r": ALWAYS, "t/top/x/bad": ALWAYS},
+        sleep={"t/top/x/bad": 0.01, "t/top/x/finally/xf": 0.3},
+    )
+    listener = RecordingListener()
+    failure = failed_run(plan, driver, listener=listener)
+    assert [f.unit_id for f in failure.failures] == ["t/top/x/bad"]
+    last = [record for record in listener.finished if record.id == "t/top/r"][-1]
+    assert (last.state, last.retrying) == ("cancelled", False)
+    assert last.reason.endswith("; cancelled while waiting to retry")
+
+
+def test_a_failure_inside_a_finally_section_starts_nothing_new_there(tmp_path: Path) -> None:
+    x = section("x", "sequence", units=[step("bad")], **{"finally": [step("xf")]})
+    fs = section(
+        "fs",
+        "dag",
+        units=[step("slow"), step("later", dependsOn=["slow"]), step("longer"), x],
+    )
+    plan = plan_of(tmp_path, step("ok"), final=[fs, step("after")])
+    fs_id = "t/finally/fs"
+    driver = FakeDriver(
+        fail={f"{fs_id}/x/bad": ALWAYS},
+        sleep={f"{fs_id}/slow": 0.05, f"{fs_id}/x/finally/xf": 0.2},
+        hang={f"{fs_id}/longer"},
+    )
+    listener = RecordingListener()
+    failed_run(plan, driver, listener=listener)
+    started = driver.start_ids()
+    assert f"{fs_id}/slow" in started
+    assert f"{fs_id}/later" not in started, "later waits for slow, which ended after bad failed"
+    assert states(listener)[f"{fs_id}/longer"] == "cancelled"
+    assert "t/finally/after" in started, "the next finally unit runs whatever became of fs"
