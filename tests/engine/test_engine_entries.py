@@ -175,18 +175,23 @@ def test_a_data_key_named_finally_takes_its_position_not_the_finally_units_id(
     assert sorted(driver.start_ids()) == ["t/fan/0/x", "t/fan/finally/x", "t/fan/other/x"]
 
 
-def test_a_member_keyed_finally_feeds_its_dependents_under_its_key(tmp_path: Path) -> None:
-    jobs = section(
+def _needs_walk(tmp_path: Path, jobs: dict[str, Any], visit: str = "job") -> dict[str, Any]:
+    """`jobs` run in `needs` order, each a step named `visit` whose command lists the names
+    its upstream goes by; the tasks of the run, by unit id."""
+    walk = section(
         "jobs",
         "fanout",
         over={"input": "w", "path": "/jobs", "dependsOn": "needs"},
-        visit=step("job", "job", "{{ upstream | list | join(',') }}"),
+        visit=step(visit, "job", "{{ upstream | list | join(',') }}"),
     )
-    value = {"jobs": {"finally": {}, "b": {"needs": "finally"}}}
-    plan = plan_of(tmp_path, jobs, inputs={"w": {"value": value}})
+    plan = plan_of(tmp_path, walk, inputs={"w": {"value": {"jobs": jobs}}})
     driver = FakeDriver()
     run(plan, driver)
-    tasks = driver.tasks()
+    return driver.tasks()
+
+
+def test_a_member_keyed_finally_feeds_its_dependents_under_its_key(tmp_path: Path) -> None:
+    tasks = _needs_walk(tmp_path, {"finally": {}, "b": {"needs": "finally"}})
     assert sorted(tasks) == ["t/jobs/0/job", "t/jobs/b/job"]
     assert tasks["t/jobs/b/job"].command == ("job", "finally")
     assert [name for name, _ in tasks["t/jobs/b/job"].upstream] == ["finally"]
@@ -195,24 +200,13 @@ def test_a_member_keyed_finally_feeds_its_dependents_under_its_key(tmp_path: Pat
 def test_members_keyed_by_numbers_or_dotted_names_feed_their_dependents_under_their_keys(
     tmp_path: Path,
 ) -> None:
-    jobs = section(
-        "jobs",
-        "fanout",
-        over={"input": "w", "path": "/jobs", "dependsOn": "needs"},
-        visit=step("job", "job", "{{ upstream | list | join(',') }}"),
-    )
-    value = {
-        "jobs": {
-            "2019": {},
-            "v1.2": {},
-            "first job": {},
-            "last": {"needs": ["2019", "v1.2", "first job"]},
-        }
+    jobs = {
+        "2019": {},
+        "v1.2": {},
+        "first job": {},
+        "last": {"needs": ["2019", "v1.2", "first job"]},
     }
-    plan = plan_of(tmp_path, jobs, inputs={"w": {"value": value}})
-    driver = FakeDriver()
-    run(plan, driver)
-    last = driver.tasks()["t/jobs/last/job"]
+    last = _needs_walk(tmp_path, jobs)["t/jobs/last/job"]
     # A key no unit could be named (a space in it) goes by the visit's name.
     assert [name for name, _ in last.upstream] == ["2019", "v1.2", "job"]
     assert last.command == ("job", "2019,v1.2,job")
@@ -221,16 +215,7 @@ def test_members_keyed_by_numbers_or_dotted_names_feed_their_dependents_under_th
 def test_a_member_whose_key_names_no_unit_never_takes_the_name_of_a_member_keyed_so(
     tmp_path: Path,
 ) -> None:
-    jobs = section(
-        "jobs",
-        "fanout",
-        over={"input": "w", "path": "/jobs", "dependsOn": "needs"},
-        visit=step("build", "job", "{{ upstream | list | join(',') }}"),
-    )
-    value = {"jobs": {"build": {}, "unit tests": {}, "deploy": {"needs": ["build", "unit tests"]}}}
-    plan = plan_of(tmp_path, jobs, inputs={"w": {"value": value}})
-    driver = FakeDriver()
-    run(plan, driver)
-    deploy = driver.tasks()["t/jobs/deploy/build"]
+    jobs = {"build": {}, "unit tests": {}, "deploy": {"needs": ["build", "unit tests"]}}
+    deploy = _needs_walk(tmp_path, jobs, visit="build")["t/jobs/deploy/build"]
     assert [name for name, _ in deploy.upstream] == ["build", "build_"]
     assert deploy.command == ("job", "build,build_")
