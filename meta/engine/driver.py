@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 from meta.flow.model import EnvValue, Scope
 
-Feeder = tuple[str, str, str, Any]
-"""A unit that feeds another, as a task carries it: (name, unit id, state, result)."""
+Feeder = tuple[str, str, str, Any, bool]
+"""A unit that feeds another, as a task carries it: (name, unit id, state, result, shown)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,7 +174,7 @@ class Engine:
         `here` ended (`upstream`) and every failure (`failures`), and read the outputs of
         those that succeeded."""
         failures = list(failures)
-        ended = tuple(here.ending.ended)
+        ended = tuple(replace(done, shown=True) for done in here.ending.ended)
         variables = {
             "upstream": upstream_variable(ended),
             "failures": [{"unit": f.unit_id, "reason": f.reason} for f in failures],

@@ -48,6 +48,9 @@ class Done:
     names; a flowRef's or a generate unit's is its flow's root's."""
     reason: str = ""
     """Why a skipped unit was: "condition" (its `when`), or UPSTREAM_FAILED."""
+    shown: bool = False
+    """Handed to a `finally` unit, which runs whatever became of it: what the finally unit
+    holds sees its state, and is not skipped for it."""
 
     @property
     def ok(self) -> bool:
@@ -56,9 +59,9 @@ class Done:
     @property
     def failing(self) -> bool:
         """Whether it failed, or was skipped because something it reads failed: the units it
-        flows into are skipped too."""
-        return self.state == "failed" or (
-            self.state == "skipped" and self.reason == UPSTREAM_FAILED
+        flows into are skipped too (unless it is only `shown` to them)."""
+        return not self.shown and (
+            self.state == "failed" or (self.state == "skipped" and self.reason == UPSTREAM_FAILED)
         )
 
 

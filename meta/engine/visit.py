@@ -330,14 +330,15 @@ def _names(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, Done]]:
 
 def feeding(upstream: tuple[Done, ...]) -> list[Feeder]:
     """The units that feed a unit, as a task carries them to another engine."""
-    return [(done.name, done.unit_id, done.state, done.result) for done in upstream]
+    return [(done.name, done.unit_id, done.state, done.result, done.shown) for done in upstream]
 
 
-def fed(feeders: Sequence[Feeder]) -> tuple[Done, ...]:
-    """The `Done`s of the units a task says feed it (`feeding`'s inverse)."""
+def fed(feeders: Sequence[Sequence[Any]]) -> tuple[Done, ...]:
+    """The `Done`s of the units a task says feed it (`feeding`'s inverse; a task written
+    before feeders said whether they are `shown` has four fields)."""
     return tuple(
-        Done(name, unit_id, cast(DoneState, state), result)
-        for name, unit_id, state, result in feeders
+        Done(name, unit_id, cast(DoneState, state), result, shown=bool(shown and shown[0]))
+        for name, unit_id, state, result, *shown in feeders
     )
 
 

@@ -14,9 +14,10 @@ from meta.engine.driver import Exit, PodTask, StepTask
 from meta.engine.engine import Engine
 from meta.engine.frontiers import Done
 from meta.engine.records import UnitRecord
-from meta.engine.visit import named, upstream_variable
-from meta.errors import InputFault, TemplateFault
+from meta.engine.visit import fed, named, upstream_variable
+from meta.errors import InputFault, RunFailed, TemplateFault
 from tests.engine.fakes import (
+    ALWAYS,
     FakeDriver,
     FakeJournal,
     RecordingListener,
@@ -268,10 +269,38 @@ def test_a_micro_pod_is_handed_its_feeders_states_and_results(tmp_path: Path) ->
     (task,) = handed
     assert task.upstream == [("a", "t/d/a")]
     assert list(task.fed_by) == [
-        ("a", "t/d/a", "succeeded", "hello"),
-        ("z", "t/d/z", "skipped", None),
+        ("a", "t/d/a", "succeeded", "hello", False),
+        ("z", "t/d/z", "skipped", None, False),
     ]
     assert pods.inner.tasks()["t/d/m/in"].command == ("in", "hello")
+
+
+def test_a_micro_pod_in_finally_runs_its_units_after_a_failure(tmp_path: Path) -> None:
+    """The pod's engine is told the failure is only shown to it, as a task written before
+    feeders said so is read as feeding it."""
+    report = section(
+        "report", "sequence", "micro", units=[step("in", "in", "{{ upstream.a.state }}")]
+    )
+    plan = plan_of(
+        tmp_path,
+        section("d", "dag", onFailure="continue", units=[step("a")], **{"finally": [report]}),
+    )
+    handed: list[PodTask] = []
+
+    class Pods(FakeDriver):
+        async def start_pod(self, task: PodTask) -> Any:
+            handed.append(task)
+            self.inner = FakeDriver()
+            done = await Engine(plan, self.inner).run_pod(task)
+            return _Ended(done.result)
+
+    pods = Pods(fail={"t/d/a": ALWAYS})
+    with pytest.raises(RunFailed):
+        asyncio.run(Engine(plan, pods, pods=pods).run())
+    (task,) = handed
+    assert list(task.fed_by) == [("a", "t/d/a", "failed", None, True)]
+    assert pods.inner.tasks()["t/d/finally/report/in"].command == ("in", "failed")
+    assert fed([("a", "t/d/a", "failed", None)]) == (Done("a", "t/d/a", "failed"),)
 
 
 class _Ended:

@@ -588,3 +588,51 @@ def test_a_failure_inside_a_finally_section_starts_nothing_new_there(tmp_path: P
     assert f"{fs_id}/later" not in started, "later waits for slow, which ended after bad failed"
     assert states(listener)[f"{fs_id}/longer"] == "cancelled"
     assert "t/finally/after" in started, "the next finally unit runs whatever became of fs"
+
+
+def test_a_section_in_finally_runs_its_units_after_a_failure_and_they_see_it(
+    tmp_path: Path,
+) -> None:
+    collect = step("collect", run={"command": ["c"], "env": {"A": "{{ upstream.a.state }}"}})
+    report = section("report", "sequence", units=[collect, step("mail")])
+    plan = plan_of(
+        tmp_path,
+        section(
+            "d",
+            "dag",
+            onFailure="continue",
+            units=[step("a"), step("c")],
+            **{"finally": [report]},
+        ),
+        final=[section("notify", "dag", units=[step("page"), step("log", dependsOn=["page"])])],
+    )
+    driver = FakeDriver(fail={"t/d/a": ALWAYS})
+    listener = RecordingListener()
+    failure = failed_run(plan, driver, listener=listener)
+    assert [f.unit_id for f in failure.failures] == ["t/d/a"]
+    started = driver.start_ids()
+    for uid in ("t/d/finally/report/collect", "t/d/finally/report/mail"):
+        assert uid in started, f"{uid} runs: the failure it is shown skips nothing"
+    task = driver.tasks()["t/d/finally/report/collect"]
+    assert task.env["A"] == "failed"
+    assert task.upstream == [("c", "t/d/c")]
+    # The flow's finally section, after the root failed, runs whole too.
+    assert {"t/finally/notify/page", "t/finally/notify/log"} <= set(started)
+    assert states(listener)["t/finally/notify/log"] == "succeeded"
+
+
+def test_a_failure_inside_a_finally_section_still_skips_what_it_flows_into(
+    tmp_path: Path,
+) -> None:
+    report = section(
+        "report", "dag", onFailure="continue", units=[step("x"), step("y", dependsOn=["x"])]
+    )
+    plan = plan_of(
+        tmp_path,
+        section("d", "sequence", units=[step("a")], **{"finally": [report]}),
+    )
+    driver = FakeDriver(fail={"t/d/a": ALWAYS, "t/d/finally/report/x": ALWAYS})
+    listener = RecordingListener()
+    failure = failed_run(plan, driver, listener=listener)
+    assert [f.unit_id for f in failure.failures] == ["t/d/a", "t/d/finally/report/x"]
+    assert states(listener)["t/d/finally/report/y"] == "skipped"

@@ -128,6 +128,34 @@ def test_finally_of_a_micro_section_runs_in_its_pod_after_a_failure(env: Env) ->
     assert logs["states"] == "first=succeeded second=failed "
 
 
+def test_a_section_in_finally_runs_whole_after_a_failure_and_sees_it(env: Env) -> None:
+    env.script("work.py", WORK)
+    env.script("seen.py", SEEN)
+    cleanup = {
+        "name": "cleanup",
+        "scope": "micro",
+        "pattern": "sequence",
+        "units": [reporting("look"), step("tidy", "work.py")],
+    }
+    root = {
+        "name": "d",
+        "scope": "macro",
+        "pattern": "dag",
+        "units": [step("a", "work.py"), step("b", "work.py", "fail", dependsOn=["a"])],
+        "finally": [cleanup],
+    }
+    workdir = env.root / "wd"
+    done = env.meta("run", str(env.flow("sect", root)), "--workdir", str(workdir))
+    assert done.returncode == 1, done.stderr
+    units = units_by_id(report(workdir))
+    assert units["sect/d/finally/cleanup/look"]["state"] == "succeeded"
+    assert units["sect/d/finally/cleanup/tidy"]["state"] == "succeeded"
+    look = seen(workdir, "sect/d/finally/cleanup/look")
+    assert look["states"] == "a=succeeded b=failed "
+    assert look["failures"] == "sect/d/b"
+    assert look["upstream"] == ["a"]
+
+
 def test_the_report_keeps_every_attempt_and_why_it_ended(env: Env) -> None:
     env.script("work.py", WORK)
     flow = env.flow(

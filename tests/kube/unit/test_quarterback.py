@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from meta.engine.driver import PodTask
+from meta.engine.driver import Feeder, PodTask
 from meta.kube.quarterback import install_launcher
 from meta.kube.quarterback.driver import PodPaths
 from meta.kube.quarterback.main import run_quarterback
@@ -96,7 +96,7 @@ def write_work(
     section: dict[str, Any],
     slots: list[str],
     inputs: dict[str, Any] | None = None,
-    fed_by: list[tuple[str, str, str, Any]] | None = None,
+    fed_by: list[Feeder] | None = None,
 ) -> PodTask:
     flow = {
         "apiVersion": "meta-orchestrator.io/v1alpha1",
@@ -391,8 +391,8 @@ def test_results_and_conditions_inside_the_pod_and_the_sections_result_kept(
         ],
     }
     fed_by = [
-        ("outside", "pipe/outside", "succeeded", {"go": True}),
-        ("gone", "pipe/g", "skipped", None),
+        ("outside", "pipe/outside", "succeeded", {"go": True}, False),
+        ("gone", "pipe/g", "skipped", None, False),
     ]
     write_work(paths, section, ["img-a"], fed_by=fed_by)
     code, message, _ = run_pod(["img-a"])
