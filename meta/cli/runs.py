@@ -338,6 +338,7 @@ def clean(folder: Path | None, age: str, dry_run: bool, fmt: str) -> None:
             "dryRun": dry_run,
             "runs": [display_path(run.workdir) for run in done.runs],
             "kept": [display_path(workdir) for workdir in done.kept],
+            "inUse": [display_path(workdir) for workdir in done.in_use],
             "scratch": [str(folder) for folder in done.scratch],
         }
         click.echo(json.dumps(removed, indent=2))
@@ -350,7 +351,10 @@ def clean(folder: Path | None, age: str, dry_run: bool, fmt: str) -> None:
         click.echo(f"{verb} {shown}")
     for scratch in done.scratch:
         click.echo(f"{verb} {scratch} (scratch of a dead session)")
-    if not done.runs and not done.scratch:
+    for workdir in done.in_use:
+        shown = display_path(workdir)
+        click.echo(f"left the run in {shown} whole: the current folder is inside it (cd out first)")
+    if not done.runs and not done.scratch and not done.in_use:
         click.echo("nothing to remove")
 
 

@@ -609,6 +609,8 @@ class Cleanup:
     """The workdirs of those runs that stay: they hold files the runs did not write."""
     scratch: list[Path]
     """Scratch folders of dead sessions removed (or that would be)."""
+    in_use: list[Path] = field(default_factory=list)
+    """The workdirs of old runs left whole: the current folder is inside what would go."""
 
 
 def parse_age(text: str) -> float:
@@ -629,6 +631,8 @@ def clean_up(
     runs, faults = find_runs(root)
     now = time.time()
     old = [run for run in runs if run.state != "running" and now - run.last_active > older_than]
+    in_use = [run.workdir for run in old if _holds_current_folder(run)]
+    old = [run for run in old if run.workdir not in in_use]
     scratch = list(_dead_scratch(scratch_base, {run.token: run for run in runs}))
     if dry_run:
         kept = [run.workdir for run in old if _holds_more(run) or is_current_folder(run.workdir)]
@@ -639,7 +643,7 @@ def clean_up(
             kill_leftovers(folder.name)
             remove_tree(str(folder))
         scratch = [folder for folder in scratch if not folder.exists()]
-    return Cleanup(old, kept, scratch), faults
+    return Cleanup(old, kept, scratch, in_use), faults
 
 
 def _written(run: Run) -> list[str]:
@@ -654,6 +658,20 @@ def is_current_folder(folder: Path) -> bool:
         return os.path.samefile(folder, os.curdir)
     except OSError:
         return False
+
+
+def _holds_current_folder(run: Run) -> bool:
+    """Whether the current folder is inside something `clean` removes of the run (its store,
+    its logs, its scratch): the shell that started `meta` would be left in a removed folder."""
+    try:
+        here = os.path.realpath(os.getcwd())
+    except OSError:
+        return False
+    for name in _written(run):
+        removed = os.path.realpath(run.workdir / name)
+        if here == removed or here.startswith(removed + os.sep):
+            return True
+    return False
 
 
 def _holds_more(run: Run) -> bool:

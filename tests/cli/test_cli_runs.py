@@ -268,6 +268,7 @@ def test_a_killed_session_is_interrupted_and_clean_removes_its_leftovers(env: En
         "dryRun": False,
         "runs": ["runs/doomed"],
         "kept": [],
+        "inUse": [],
         "scratch": [str(scratch)],
     }
     assert not scratch.exists() and not (env.root / "runs/doomed").exists()
@@ -307,6 +308,32 @@ def test_clean_from_inside_a_run_folder_says_it_stays_as_the_current_folder(env:
         assert project.is_dir() and list(project.iterdir()) == []
 
 
+def test_clean_leaves_whole_a_run_whose_store_or_logs_hold_the_current_folder(env: Env) -> None:
+    """Run from inside a run's `store` (or `logs`), `meta clean` would remove the folder the
+    shell is in: it leaves that run whole and says so, in a dry run too; other runs go."""
+    flow = env.flow("p", step("a", "-c", "print('hi')"))
+    for name in ("held", "other"):
+        ran = env.meta("run", str(flow), "--workdir", f"runs/{name}")
+        assert ran.returncode == 0, ran.stderr
+    for part in ("store", "logs/p"):
+        inside = env.root / "runs/held" / part
+        assert inside.is_dir()
+        for dry in (["--dry-run"], []):
+            cleaned = subprocess.run(
+                [*META, "clean", str(env.root / "runs"), "--older-than", "0s", *dry],
+                cwd=inside,
+                env={**env.environ(), "PWD": str(inside)},
+                capture_output=True,
+                text=True,
+            )
+            assert cleaned.returncode == 0, cleaned.stderr
+            last = cleaned.stdout.splitlines()[-1]
+            assert last.startswith("left the run in ") and "held whole" in last, last
+            assert last.endswith("the current folder is inside it (cd out first)")
+            assert (env.root / "runs/held/run.json").is_file() and inside.is_dir()
+    assert not (env.root / "runs/other").exists()
+
+
 def test_clean_removes_only_what_a_run_wrote_in_a_folder_it_was_given(env: Env) -> None:
     """`meta run --workdir .` in a project folder: `meta clean` takes the run and leaves the
     folder, the flow file and the user's files in it."""
@@ -334,7 +361,13 @@ def test_clean_removes_only_what_a_run_wrote_in_a_folder_it_was_given(env: Env) 
     ]
     assert (project / "run.json").exists(), "a dry run removes nothing"
     cleaned = meta_json(env, "clean", ".", "--older-than", "0s")
-    assert cleaned == {"dryRun": False, "runs": ["proj"], "kept": ["proj"], "scratch": []}
+    assert cleaned == {
+        "dryRun": False,
+        "runs": ["proj"],
+        "kept": ["proj"],
+        "inUse": [],
+        "scratch": [],
+    }
     assert sorted(path.name for path in project.iterdir()) == ["p.flow.yaml", "precious.txt"]
     assert (project / "precious.txt").read_text() == "precious\n"
     assert meta_json(env, "runs", ".") == [], "nothing of the run is left to find"
@@ -342,7 +375,13 @@ def test_clean_removes_only_what_a_run_wrote_in_a_folder_it_was_given(env: Env) 
     # A folder that holds nothing but a run goes with it.
     assert env.meta("run", str(flow), "--workdir", "runs/mine").returncode == 0
     cleaned = meta_json(env, "clean", "--older-than", "0s")
-    assert cleaned == {"dryRun": False, "runs": ["runs/mine"], "kept": [], "scratch": []}
+    assert cleaned == {
+        "dryRun": False,
+        "runs": ["runs/mine"],
+        "kept": [],
+        "inUse": [],
+        "scratch": [],
+    }
     assert not (env.root / "runs/mine").exists() and (env.root / "runs").is_dir()
 
 
