@@ -56,12 +56,17 @@ class Plan:
         return file, where if file == SOURCE else f"{where}/value"
 
     def data(self, name: str) -> Any:
-        """The JSON value of an input: the file's document (read once) or the inline value."""
+        """The JSON value of an input: the file's document (read once; a JSON-lines file's is
+        the array of its records, as the cluster is given it) or the inline value."""
         spec = self.inputs[name]
         if isinstance(spec, ValueInput):
             return spec.value
         if spec.path not in self.documents:
-            self.documents[spec.path] = read_json(spec.path)
+            self.documents[spec.path] = (
+                list(iter_json_lines(spec.path))
+                if is_json_lines(spec.path)
+                else read_json(spec.path)
+            )
         return self.documents[spec.path]
 
     def over(self, over: Over) -> Any:

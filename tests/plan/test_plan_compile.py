@@ -325,6 +325,24 @@ def test_json_lines_records_are_read_lazily(
     assert [r["i"] for r in records] == [1, 2, 3, 4]
 
 
+def test_a_fanout_walks_a_json_lines_files_records_as_an_array(
+    write_flow: Callable[..., Path], write: Callable[[str, str], Path]
+) -> None:
+    """As the cluster is given a JSON-lines input: the array of its records."""
+    write("s.jsonl", '{"a": 1}\n\n{"a": 2}\n')
+    fanout = {
+        "name": "each",
+        "scope": "macro",
+        "pattern": "fanout",
+        "over": {"input": "s", "path": "/1"},
+        "visit": {"name": "v", "run": {"command": ["echo"]}},
+    }
+    plan = compile_plan(write_flow("f.yaml", spec(fanout, s={"path": "s.jsonl"})))
+    assert plan.data("s") == [{"a": 1}, {"a": 2}]
+    assert isinstance(plan.flow.root, Section) and plan.flow.root.over is not None
+    assert plan.over(plan.flow.root.over) == {"a": 2}
+
+
 def test_a_json_lines_stream_takes_no_path(
     write_flow: Callable[..., Path], write: Callable[[str, str], Path]
 ) -> None:
