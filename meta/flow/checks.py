@@ -155,7 +155,7 @@ def _generate_faults(unit: Generate, flow: Flow) -> Iterator[Fault]:
             )
 
 
-def _producer_names(unit: Unit) -> Iterator[tuple[Origin, str]]:
+def producer_names(unit: Unit) -> Iterator[tuple[Origin, str]]:
     """(where, name) for every sibling a unit names as its producer: a generate unit's
     `fromUnit`, a fanout's `over.result`."""
     if isinstance(unit, Generate):
@@ -176,7 +176,7 @@ def _producers_faults(units: list[Unit], section: Section) -> Iterator[Fault]:
             needs = "it must come just before"
         else:
             continue
-        for origin, name in _producer_names(unit):
+        for origin, name in producer_names(unit):
             if name not in feeds:
                 yield _fault(origin, f"'{name}' does not feed '{unit.name}' ({needs})")
         if feeds and not any(is_template(name) for name in feeds):

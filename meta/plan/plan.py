@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, FlowInvalid, InputFault, UserError, pointer
+from meta.flow.checks import producer_names
 from meta.flow.files import display_path
 from meta.flow.inputschema import record_faults, value_faults
 from meta.flow.model import (
@@ -154,7 +155,7 @@ equal): known here without importing the builder."""
 def compile_plan(path: Path, overrides: Given | None = None) -> Plan:
     """Load `path` (a flow file, or a Python file that makes one) and everything it references;
     raise one `UserError` listing every fault."""
-    return plan_flow(load_entry(path), overrides)
+    return plan_flow(load_entry(path), overrides, top=True)
 
 
 def load_entry(path: Path) -> Flow:
@@ -168,9 +169,11 @@ def load_entry(path: Path) -> Flow:
     return load_flow(path)
 
 
-def plan_flow(flow: Flow, overrides: Given | None = None) -> Plan:
-    """The plan of a loaded flow: flowRefs followed, inputs bound, data checked."""
-    faults: list[Fault] = []
+def plan_flow(flow: Flow, overrides: Given | None = None, *, top: bool = False) -> Plan:
+    """The plan of a loaded flow: flowRefs followed, inputs bound, data checked. `top`: the
+    flow is run as the top one (not as a flowRef's or a generate unit's), so nothing feeds its
+    root."""
+    faults: list[Fault] = list(_top_faults(flow)) if top else []
     inputs = dict(flow.inputs)
     declared = _declared_in(flow)
     for name, given in (overrides or {}).items():
@@ -196,6 +199,20 @@ def plan_flow(flow: Flow, overrides: Given | None = None) -> Plan:
     if faults:
         raise InputFault(faults)
     return plan
+
+
+def _top_faults(flow: Flow) -> Iterator[Fault]:
+    """A producer named by the root of a flow run as the top one (nothing feeds it) or by its
+    finally units (the root feeds them), as the run would find it."""
+    units = [(flow.root, ()), *((unit, (flow.root.name,)) for unit in flow.final)]
+    for unit, feeders in units:
+        for origin, name in producer_names(unit):
+            if name not in feeders:
+                those = ", ".join(feeders) or "none"
+                reason = (
+                    f"'{name}' is not among the units that feed '{unit.name}' (those are: {those})"
+                )
+                yield Fault(origin.file, origin.pointer, reason)
 
 
 def _bound(name: str, given: Input | str | Path, flow: Flow) -> Input:

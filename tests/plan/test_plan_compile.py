@@ -12,7 +12,8 @@ import pytest
 
 from meta.errors import FlowInvalid, InputFault
 from meta.flow.model import FileInput, FlowRef, Over, Section, ValueInput
-from meta.plan.plan import compile_plan
+from meta.flow.parse import load_flow
+from meta.plan.plan import compile_plan, plan_flow
 
 STEP = "{name: a, run: {command: ['true']}}"
 STEP_D: dict[str, Any] = {"name": "a", "run": {"command": ["true"]}}
@@ -341,6 +342,33 @@ def test_a_fanout_walks_a_json_lines_files_records_as_an_array(
     assert plan.data("s") == [{"a": 1}, {"a": 2}]
     assert isinstance(plan.flow.root, Section) and plan.flow.root.over is not None
     assert plan.over(plan.flow.root.over) == {"a": 2}
+
+
+def test_nothing_feeds_the_root_of_the_flow_run_and_the_root_feeds_its_finally_units(
+    write_flow: Callable[..., Path],
+) -> None:
+    def fanout(name: str, result: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "scope": "macro",
+            "pattern": "fanout",
+            "over": {"result": result},
+            "visit": {"name": "v", "run": {"command": ["echo"]}},
+        }
+
+    final = json.dumps([fanout("each", "s"), fanout("other", "nope")])
+    path = write_flow("f.yaml", f"root: {json.dumps(fanout('s', 'nope'))}\nfinally: {final}")
+    with pytest.raises(FlowInvalid) as caught:
+        compile_plan(path)
+    assert [(f.pointer, f.reason) for f in caught.value.faults] == [
+        ("/spec/root/over/result", "'nope' is not among the units that feed 's' (those are: none)"),
+        (
+            "/spec/finally/1/over/result",
+            "'nope' is not among the units that feed 'other' (those are: s)",
+        ),
+    ]
+    # Run as a flowRef's or a generate unit's flow, its root is fed by what feeds that unit.
+    plan_flow(load_flow(path))
 
 
 def test_a_json_lines_stream_takes_no_path(
