@@ -7,8 +7,10 @@ MAX_RESULT_DEPTH, fails the attempt with a reason that says so.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from typing import Any
 
 from meta.flow.files import nested_deeper_than
@@ -27,18 +29,25 @@ class ResultRefused(Exception):
 
 
 def read_result(path: str) -> Any:
-    """The JSON value in `path`, None when there is no file or it is empty."""
+    """The JSON value in `path`, None when there is no file or it is empty. Anything but a
+    regular file there (a FIFO, which would block the reader; a link, which would stand for a
+    file the step did not write; a device) is refused."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_RESULT_BYTES + 1)
-    except FileNotFoundError:
-        return None
+        descriptor = open_regular(path)
+    except NotRegularFile as exc:
+        raise ResultRefused(f"its result ($META_RESULT) is {exc.kind}, not a file") from None
     except OSError as exc:
         raise ResultRefused(f"its result ($META_RESULT) cannot be read: {exc.strerror}") from None
+    if descriptor is None:
+        return None
+    try:
+        size = os.fstat(descriptor).st_size
+        data = _read_at_most(descriptor, MAX_RESULT_BYTES + 1)
+    finally:
+        os.close(descriptor)
     if len(data) > MAX_RESULT_BYTES:
-        size = os.path.getsize(path)
         raise ResultRefused(
-            f"its result ($META_RESULT) is {size} bytes; a result holds at most "
+            f"its result ($META_RESULT) is {max(size, len(data))} bytes; a result holds at most "
             f"{MAX_RESULT_BYTES} (64 KiB): write bigger data to META_OUTPUT"
         )
     if not data.strip():
@@ -58,6 +67,54 @@ def read_result(path: str) -> Any:
     return value
 
 
+class NotRegularFile(OSError):
+    """A path that a reader of what steps wrote does not open: `kind` says what it is."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"{path} is {kind}, not a file")
+        self.kind = kind
+
+
+def open_regular(path: str) -> int | None:
+    """A descriptor to read the regular file `path`, None when there is nothing there;
+    NotRegularFile when it is a link or not a regular file (opened without blocking and
+    without following a link, so a FIFO or a link to a device is found, not waited on)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and os.path.islink(path):
+            raise NotRegularFile(path, "a symbolic link") from None
+        raise
+    mode = os.fstat(descriptor).st_mode
+    if stat.S_ISREG(mode):
+        return descriptor
+    os.close(descriptor)
+    raise NotRegularFile(path, _KINDS.get(stat.S_IFMT(mode), "a special file"))
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFDIR: "a folder",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _read_at_most(descriptor: int, limit: int) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while total < limit:
+        part = os.read(descriptor, limit - total)
+        if not part:
+            break
+        parts.append(part)
+        total += len(part)
+    return b"".join(parts)
+
+
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON value")
 
@@ -65,12 +122,14 @@ def _not_json(constant: str) -> Any:
 def read_kept(path: str) -> Any:
     """A result the framework itself kept in a file (a micro section's, a child flow's), of
     any size; None when there is no file. A file nested too deeply to be read (the store is
-    shared with steps, which may write over it) is a ValueError, as text that is not JSON is."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
+    shared with steps, which may write over it) is a ValueError, as text that is not JSON is;
+    a link or a FIFO put in its place is a NotRegularFile (an OSError)."""
+    descriptor = open_regular(path)
+    if descriptor is None:
         return None
+    try:
+        with open(descriptor, encoding="utf-8") as handle:
+            return json.load(handle)
     except RecursionError:
         raise ValueError(f"{path} is nested too deeply to be read") from None
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meta.engine.driver import Exit, StepTask
-from meta.engine.results import RESULT_FILE, ResultRefused, read_result
+from meta.engine.results import RESULT_FILE, ResultRefused, open_regular, read_result
 from meta.local.environment import Secrets, base_environ, missing_source, resolve
 from meta.local.reaper import Children, become_subreaper, stop_orphans
 from meta.trees import Manifest, OutputRefused, copy_tree, remove_tree
@@ -770,8 +770,13 @@ def _kill_group(pid: int, sig: signal.Signals) -> None:
 
 
 def _tail(path: str) -> str:
+    """The end of a step's stderr log, "" when it is not a regular file any more (a FIFO the
+    step put in its place would block the loop)."""
     try:
-        with open(path, "rb") as handle:
+        descriptor = open_regular(path)
+        if descriptor is None:
+            return ""
+        with open(descriptor, "rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
             handle.seek(max(0, size - STDERR_TAIL_BYTES))

@@ -135,6 +135,32 @@ def test_a_result_too_big_or_not_json_fails_the_attempt(
     assert reason in resumed.stderr
 
 
+@pytest.mark.parametrize("scope", ["macro", "micro"])
+def test_a_result_that_is_a_fifo_or_a_link_fails_the_attempt_at_once(env: Env, scope: str) -> None:
+    """A FIFO at META_RESULT (or at the step's stderr log) blocked meta for good, past Ctrl-C."""
+    fifo = (
+        "import os; os.mkfifo(os.environ['META_RESULT']);"
+        "err = os.path.join(os.path.dirname(os.environ['META_RESULT']), "
+        "os.environ['META_ATTEMPT'] + '.err'); os.path.exists(err) and os.unlink(err);"
+        "os.path.exists(os.path.dirname(err)) and os.mkfifo(err); raise SystemExit(0)"
+    )
+    link = "import os; os.symlink('/dev/zero', os.environ['META_RESULT'])"
+    units = [step("fifo", "-c", fifo), step("link", "-c", link)]
+    flow = env.flow(
+        "odd",
+        {"name": "s", "scope": scope, "pattern": "dag", "onFailure": "continue", "units": units},
+    )
+    ran = env.meta("run", str(flow), "--workdir", "w", timeout=30)
+    assert ran.returncode == 1, ran.stderr
+    units_run = units_by_id(report(env.root / "w"))
+    assert units_run["odd/s/fifo"]["reason"] == (
+        "exited with code 0, but its result ($META_RESULT) is a FIFO, not a file"
+    )
+    assert units_run["odd/s/link"]["reason"] == (
+        "exited with code 0, but its result ($META_RESULT) is a symbolic link, not a file"
+    )
+
+
 def test_a_failed_attempts_result_is_not_the_next_ones(env: Env) -> None:
     env.script(
         "flaky.py",

@@ -26,11 +26,12 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import IO, Any
 
 CONNECT_SECONDS = 120.0
 CLOSED = ".closed"
@@ -65,9 +66,19 @@ def connect(path: str) -> socket.socket | None:
             delay = min(delay * 2, 0.5)
 
 
+def open_log(path: str) -> IO[bytes]:
+    """The ended step's log at `path` to read, if it is still a regular file: the step may have
+    put a FIFO (which would block the launcher for good) or a link in its place."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(f"{path} is not a regular file")
+    return open(descriptor, "rb")
+
+
 def tail(path: str) -> str:
     try:
-        with open(path, "rb") as stream:
+        with open_log(path) as stream:
             stream.seek(0, os.SEEK_END)
             size = stream.tell()
             stream.seek(max(0, size - STDERR_TAIL_BYTES))
@@ -140,7 +151,7 @@ class Launcher:
         scratch goes with the pod, the container's log stays readable."""
         for stream in ("stdout", "stderr"):
             try:
-                source = open(str(order[stream]), "rb")  # noqa: SIM115 (closed below)
+                source = open_log(str(order[stream]))
             except OSError:
                 continue
             with source, self.log_lock:
