@@ -15,7 +15,7 @@ from meta.engine.deadlines import Deadlines
 from meta.engine.driver import Exit, Running
 from meta.engine.records import UPSTREAM_FAILED, Journal, Listener, UnitRecord
 from meta.engine.turns import Turns
-from meta.engine.visit import Visit, ended_from_outside
+from meta.engine.visit import SectionFrame, Visit, ended_from_outside
 from meta.errors import RunFailed
 
 MAX_BACKOFF_SECONDS = 60.0
@@ -55,6 +55,16 @@ class Attempts:
         parent = visit.parent
         record = UnitRecord(
             visit.uid, visit.name, parent.id, parent.scope, "skipped", 0, now, now, reason=reason
+        )
+        self._journal.record_finished(record)
+        self._listener.unit_finished(record)
+
+    def fail(self, uid: str, name: str, parent: SectionFrame, reason: str) -> None:
+        """Record that a unit failed before any attempt of it started (a fault in what it was
+        to run with)."""
+        now = time.time()
+        record = UnitRecord(
+            uid, name, parent.id, parent.scope, "failed", 0, now, now, reason=reason
         )
         self._journal.record_finished(record)
         self._listener.unit_finished(record)

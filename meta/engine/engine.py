@@ -57,7 +57,7 @@ from meta.engine.visit import (
     section_result,
     upstream_variable,
 )
-from meta.errors import Failure, Fault, LimitExceeded, RunFailed
+from meta.errors import Failure, Fault, LimitExceeded, RunFailed, UserError
 from meta.flow.checks import FINALLY
 from meta.flow.model import Cases, FlowRef, Generate, Section, Step, Unit, max_active
 from meta.plan.plan import Plan
@@ -175,18 +175,32 @@ class Engine:
         those that succeeded."""
         failures = list(failures)
         ended = tuple(replace(done, shown=True) for done in here.ending.ended)
-        variables = {
-            "upstream": upstream_variable(ended),
-            "failures": [{"unit": f.unit_id, "reason": f.reason} for f in failures],
-        }
-        context = replace(visit.context, iteration={**(visit.context.iteration or {}), **variables})
         frame = SectionFrame(here.id, here.scope, here.pod, outer=here, always=True, shields=True)
         for unit in units:
+            # Each sees the failures so far: the earlier finally units' too.
+            variables = {
+                "upstream": upstream_variable(ended),
+                "failures": [{"unit": f.unit_id, "reason": f.reason} for f in failures],
+            }
+            iteration = {**(visit.context.iteration or {}), **variables}
+            context = replace(visit.context, iteration=iteration)
             try:
                 await self._unit(visit.frame, unit, frame, FINALLY, context, ended)
             except RunFailed as failure:
                 failures.extend(failure.failures)
+            except UserError as fault:
+                # A fault met on what it sees (a template over a result a failed unit never
+                # wrote) fails this finally unit: it hides neither the failure before it nor
+                # the finally units after it.
+                failures.append(self._finally_fault(frame, unit, fault))
         return failures
+
+    def _finally_fault(self, frame: SectionFrame, unit: Unit, fault: UserError) -> Failure:
+        uid = f"{frame.id}/{FINALLY}/{unit.name}"
+        reason = "; ".join(str(each) for each in fault.faults) or str(fault)
+        if isinstance(unit, Step):
+            self._attempts.fail(uid, unit.name, frame, reason)
+        return Failure(uid, reason)
 
     async def run_pod(self, task: PodTask) -> Done:
         """Run the micro section a `PodTask` names, inside its pod (the quarterback's side): the

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meta.engine.engine import Engine
-from meta.errors import RunFailed, TemplateFault
+from meta.errors import RunFailed
 from tests.engine.fakes import (
     ALWAYS,
     FakeDriver,
@@ -440,12 +440,15 @@ def test_a_stop_section_inside_a_continue_section_keeps_its_failure_inside(
 
 
 def test_a_finally_units_template_fault_names_where_it_is_written(tmp_path: Path) -> None:
-    notify = step("notify", run={"command": ["n", "{{ upstream.nope.state }}"]})
+    notify = step("notify", run={"command": ["n", "{{ upstream.only.result.count }}"]})
     plan = plan_of(tmp_path, step("only"), final=[notify])
-    with pytest.raises(TemplateFault) as fault:
-        run(plan, FakeDriver())
-    (found,) = fault.value.faults
-    assert found.pointer == "/spec/finally/0/run/command/1"
+    failure = failed_run(plan, FakeDriver())
+    (found,) = failure.failures
+    assert found.unit_id == "t/finally/notify"
+    assert found.reason.endswith(
+        "flow.yaml: /spec/finally/0/run/command/1: undefined template variable: "
+        "'None' has no attribute 'count'"
+    )
     assert "for the node" not in found.reason
 
 
@@ -636,3 +639,25 @@ def test_a_failure_inside_a_finally_section_still_skips_what_it_flows_into(
     failure = failed_run(plan, driver, listener=listener)
     assert [f.unit_id for f in failure.failures] == ["t/d/a", "t/d/finally/report/x"]
     assert states(listener)["t/d/finally/report/y"] == "skipped"
+
+
+def test_a_fault_in_a_finally_unit_fails_it_and_hides_neither_the_failure_nor_the_others(
+    tmp_path: Path,
+) -> None:
+    """A notifier reading a result the failed unit never wrote: its template fails."""
+    notify = step("notify", "notify", "{{ upstream.build.result.count }}")
+    seen = step("seen", run={"command": ["seen"], "env": {"F": "{{ failures | length }}"}})
+    plan = plan_of(
+        tmp_path,
+        section("build", "sequence", units=[step("compile")]),
+        final=[notify, seen],
+    )
+    driver = FakeDriver(fail={"t/build/compile": ALWAYS})
+    listener = RecordingListener()
+    failure = failed_run(plan, driver, listener=listener)
+    assert failure.unit_id == "t/build/compile"
+    assert [f.unit_id for f in failure.failures] == ["t/build/compile", "t/finally/notify"]
+    assert "undefined" in failure.failures[1].reason
+    assert states(listener)["t/finally/notify"] == "failed"
+    # The next finally unit ran, and saw the failures so far, the one before it included.
+    assert driver.tasks()["t/finally/seen"].env["F"] == "2"

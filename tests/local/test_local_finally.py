@@ -156,6 +156,27 @@ def test_a_section_in_finally_runs_whole_after_a_failure_and_sees_it(env: Env) -
     assert look["upstream"] == ["a"]
 
 
+def test_a_fault_in_a_finally_unit_keeps_the_failure_first_and_the_others_run(env: Env) -> None:
+    env.script("work.py", WORK)
+    env.script("seen.py", SEEN)
+    notify = step("notify", "work.py", "{{ upstream.build.result.count }}")
+    root = {"name": "build", "scope": "macro", "pattern": "sequence"}
+    root["units"] = [step("compile", "work.py", "fail")]
+    flow = env.flow("fin", root, **{"finally": [notify, reporting("after")]})
+    workdir = env.root / "wd"
+    done = env.meta("run", str(flow), "--workdir", str(workdir))
+    assert done.returncode == 1, done.stderr
+    document = report(workdir)
+    assert document["error"]["unit"] == "fin/build/compile"
+    units = units_by_id(document)
+    assert units["fin/finally/notify"]["state"] == "failed"
+    assert "has no attribute 'count'" in units["fin/finally/notify"]["reason"]
+    assert seen(workdir, "fin/finally/after")["failures"] == "fin/build/compile,fin/finally/notify"
+    status = json.loads(env.meta("status", str(workdir), "-o", "json").stdout)
+    assert status["failedUnit"] == "fin/build/compile"
+    assert sorted(status["failedUnits"]) == ["fin/build/compile", "fin/finally/notify"]
+
+
 def test_the_report_keeps_every_attempt_and_why_it_ended(env: Env) -> None:
     env.script("work.py", WORK)
     flow = env.flow(
