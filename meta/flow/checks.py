@@ -70,7 +70,12 @@ def semantic_faults(flow: Flow) -> list[Fault]:
         *_declaration_faults(flow),
         *_unit_faults(flow.root, flow, FLOW_VARIABLES | UNIT_VARIABLES, in_micro=False),
         *_final_faults(
-            flow.final, "the flow", flow, FLOW_VARIABLES | UNIT_VARIABLES, in_micro=False
+            flow.final,
+            "the flow",
+            flow,
+            FLOW_VARIABLES | UNIT_VARIABLES,
+            in_micro=False,
+            feeds=frozenset({flow.root.name}) if not is_template(flow.root.name) else None,
         ),
     ]
 
@@ -93,11 +98,29 @@ def _declaration_faults(flow: Flow) -> Iterator[Fault]:
 
 
 def _final_faults(
-    units: Iterable[Unit], owner: str, flow: Flow, available: frozenset[str], *, in_micro: bool
+    units: Iterable[Unit],
+    owner: str,
+    flow: Flow,
+    available: frozenset[str],
+    *,
+    in_micro: bool,
+    feeds: frozenset[str] | None,
 ) -> Iterator[Fault]:
-    """`finally` units run one after another: names unique among them, no dependsOn."""
+    """`finally` units run one after another: names unique among them, no dependsOn; the units
+    they name as producers or in `upstream.NAME` are among those that end before them (`feeds`,
+    where they are known before the run)."""
     seen: set[str] = set()
     for unit in units:
+        if feeds is not None:
+            for origin, name in producer_names(unit):
+                if name not in feeds:
+                    those = ", ".join(sorted(feeds))
+                    yield _fault(
+                        origin,
+                        f"'{name}' is not among the units that feed '{unit.name}' "
+                        f"(those are: {those})",
+                    )
+            yield from upstream_faults(unit, feeds)
         if unit.name in seen:
             yield _fault(
                 unit.origin.at("name"), f"duplicate unit name '{unit.name}' in finally of {owner}"
@@ -167,7 +190,10 @@ def producer_names(unit: Unit) -> Iterator[tuple[Origin, str]]:
 
 
 def _producers_faults(units: list[Unit], section: Section) -> Iterator[Fault]:
-    """A producer a unit names must be a sibling whose outputs flow into it."""
+    """A producer a unit names must be a sibling whose outputs flow into it. A dag's unit
+    without dependsOn, and a sequence's first, are fed by what feeds the section: a producer
+    they name outside it is checked when they run."""
+    siblings = {unit.name for unit in units}
     for position, unit in enumerate(units):
         if section.pattern == "dag":
             feeds, needs = set(unit.depends_on), "list it in dependsOn"
@@ -177,10 +203,10 @@ def _producers_faults(units: list[Unit], section: Section) -> Iterator[Fault]:
         else:
             continue
         for origin, name in producer_names(unit):
-            if name not in feeds:
+            if name not in feeds and (feeds or name in siblings):
                 yield _fault(origin, f"'{name}' does not feed '{unit.name}' ({needs})")
         if feeds and not any(is_template(name) for name in feeds):
-            yield from _upstream_faults(unit, feeds)
+            yield from upstream_faults(unit, feeds)
 
 
 def _own_templates(unit: Unit) -> Iterator[tuple[Origin, str, bool]]:
@@ -200,7 +226,7 @@ def _own_templates(unit: Unit) -> Iterator[tuple[Origin, str, bool]]:
                 yield run.at("env", key), value, False
 
 
-def _upstream_faults(unit: Unit, feeds: set[str]) -> Iterator[Fault]:
+def upstream_faults(unit: Unit, feeds: frozenset[str] | set[str]) -> Iterator[Fault]:
     """`upstream.NAME` must name a unit that feeds this one, where those are known before the
     run (a dag unit's dependsOn, a sequence unit's previous sibling)."""
     for origin, text, condition in _own_templates(unit):
@@ -210,7 +236,7 @@ def _upstream_faults(unit: Unit, feeds: set[str]) -> Iterator[Fault]:
             yield _fault(
                 origin,
                 f"upstream.{name}: '{name}' does not feed '{unit.name}' "
-                f"(the units that do: {', '.join(sorted(feeds))})",
+                f"(the units that do: {', '.join(sorted(feeds)) or 'none'})",
             )
 
 
@@ -278,8 +304,15 @@ def _section_faults(
             yield from _unit_faults(case.unit, flow, iterating, in_micro=inner_micro)
     elif section.visit is not None:
         yield from _unit_faults(section.visit, flow, iterating, in_micro=inner_micro)
+    named = [unit.name for unit in section.units]
+    fixed = section.pattern in ("dag", "sequence") and not any(map(is_template, named))
     yield from _final_faults(
-        section.final, f"section '{section.name}'", flow, available, in_micro=inner_micro
+        section.final,
+        f"section '{section.name}'",
+        flow,
+        available,
+        in_micro=inner_micro,
+        feeds=frozenset(named) if fixed else None,
     )
     for loose in (section.gather, section.visit):
         if loose is not None and not isinstance(loose, Cases) and loose.depends_on:

@@ -539,7 +539,9 @@ def _kept(log: Path, unit: Unit, attempt: int) -> Path | None:
     but a start the machine's crash lost from it lets a later session reuse its number)."""
     try:
         written = log.stat().st_mtime
-    except FileNotFoundError:
+    except OSError:
+        # Not there, or a path the system cannot take (a unit id past PATH_MAX: its attempt
+        # could not keep its logs either).
         return None
     earlier = written < unit.started_at - TIMESTAMP_SLACK
     return None if earlier and attempt == unit.attempt and unit.state != "cached" else log

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, FlowInvalid, InputFault, UserError, pointer
-from meta.flow.checks import producer_names
+from meta.flow.checks import producer_names, upstream_faults
 from meta.flow.files import display_path
 from meta.flow.inputschema import record_faults, value_faults
 from meta.flow.model import (
@@ -171,7 +171,7 @@ def load_entry(path: Path) -> Flow:
 
 def plan_flow(flow: Flow, overrides: Given | None = None, *, top: bool = False) -> Plan:
     """The plan of a loaded flow: flowRefs followed, inputs bound, data checked. `top`: the
-    flow is run as the top one (not as a flowRef's or a generate unit's), so nothing feeds its
+    flow is run as the top one (not as a flowRef's or a generate unit's): nothing feeds its
     root."""
     faults: list[Fault] = list(_top_faults(flow)) if top else []
     inputs = dict(flow.inputs)
@@ -202,17 +202,16 @@ def plan_flow(flow: Flow, overrides: Given | None = None, *, top: bool = False) 
 
 
 def _top_faults(flow: Flow) -> Iterator[Fault]:
-    """A producer named by the root of a flow run as the top one (nothing feeds it) or by its
-    finally units (the root feeds them), as the run would find it."""
-    units = [(flow.root, ()), *((unit, (flow.root.name,)) for unit in flow.final)]
-    for unit, feeders in units:
-        for origin, name in producer_names(unit):
-            if name not in feeders:
-                those = ", ".join(feeders) or "none"
-                reason = (
-                    f"'{name}' is not among the units that feed '{unit.name}' (those are: {those})"
-                )
-                yield Fault(origin.file, origin.pointer, reason)
+    """What the root of a flow run as the top one names as fed to it: nothing feeds it (its
+    finally units, fed by the root, are checked with every flow)."""
+    root = flow.root
+    for origin, name in producer_names(root):
+        yield Fault(
+            origin.file,
+            origin.pointer,
+            f"'{name}' is not among the units that feed '{root.name}' (those are: none)",
+        )
+    yield from upstream_faults(root, frozenset())
 
 
 def _bound(name: str, given: Input | str | Path, flow: Flow) -> Input:

@@ -308,6 +308,25 @@ def test_clean_from_inside_a_run_folder_says_it_stays_as_the_current_folder(env:
         assert project.is_dir() and list(project.iterdir()) == []
 
 
+def test_logs_of_a_unit_whose_id_is_too_long_for_a_path_say_there_are_none(env: Env) -> None:
+    """Ids past PATH_MAX (45 sections nested, each named with 100 characters): the step cannot
+    keep its logs, and `meta logs` said so with a traceback."""
+    unit: dict[str, Any] = step("leaf", "-c", "print('hi')")
+    for level in range(45):
+        unit = {
+            "name": f"{level:02d}" + "n" * 98,
+            "scope": "macro",
+            "pattern": "sequence",
+            "units": [unit],
+        }
+    ran = env.meta("run", str(env.flow("deep", unit)), "--workdir", "w")
+    assert ran.returncode == 1, ran.stderr
+    assert "File name too long" in ran.stderr
+    logs = env.meta("logs", "w")
+    assert logs.returncode == 0, logs.stderr
+    assert "attempt 1 wrote no output)" in logs.stderr
+
+
 def test_clean_leaves_whole_a_run_whose_store_or_logs_hold_the_current_folder(env: Env) -> None:
     """Run from inside a run's `store` (or `logs`), `meta clean` would remove the folder the
     shell is in: it leaves that run whole and says so, in a dry run too; other runs go."""

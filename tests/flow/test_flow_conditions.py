@@ -196,6 +196,58 @@ def test_a_fanout_over_a_result_must_be_fed_by_that_unit() -> None:
     ]
 
 
+def test_a_nested_sections_first_units_may_name_what_feeds_the_section() -> None:
+    """A dag's unit without dependsOn and a sequence's first unit get the section's upstream:
+    `a` feeds them through `b`. A sibling they name that does not feed them is still a fault."""
+    fan = {
+        "name": "f",
+        "scope": "macro",
+        "pattern": "fanout",
+        "over": {"result": "a"},
+        "visit": step("v"),
+    }
+    inner_dag = dag(fan, {**fan, "name": "g", "over": {"result": "h"}}, step("h"))
+    inner_sequence = {**inner_dag, "name": "s", "pattern": "sequence"}
+    for inner in (inner_dag, inner_sequence):
+        outer = {**dag(), "pattern": "sequence", "units": [step("a"), {**inner, "name": "b"}]}
+        expected = "'h' does not feed 'g' ({})".format(
+            "list it in dependsOn" if inner is inner_dag else "it must come just before"
+        )
+        assert checked(outer) == [("/spec/root/units/1/units/1/over/result", expected)]
+
+
+def test_a_sections_finally_units_name_only_its_units_where_those_are_known() -> None:
+    fan = {
+        "name": "f",
+        "scope": "macro",
+        "pattern": "fanout",
+        "over": {"result": "zz"},
+        "visit": step("v"),
+    }
+    notify = step("n", when="{{ upstream.a.state == 'failed' and upstream.yy }}")
+    section = dag(step("a"), step("b"), **{"finally": [fan, notify]})
+    assert checked(section) == [
+        (
+            "/spec/root/finally/0/over/result",
+            "'zz' is not among the units that feed 'f' (those are: a, b)",
+        ),
+        (
+            "/spec/root/finally/1/when",
+            "upstream.yy: 'yy' does not feed 'n' (the units that do: a, b)",
+        ),
+    ]
+    # A fanout's finally units are fed by its visits, named as they render: not checked.
+    visits = {
+        "name": "each",
+        "scope": "macro",
+        "pattern": "fanout",
+        "over": {"input": "xs"},
+        "visit": step("v"),
+        "finally": [notify],
+    }
+    assert checked(visits) == []
+
+
 def test_upstream_is_defined_in_visits_and_gathers_too() -> None:
     fan = {
         "name": "f",

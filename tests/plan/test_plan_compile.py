@@ -344,31 +344,46 @@ def test_a_fanout_walks_a_json_lines_files_records_as_an_array(
     assert plan.over(plan.flow.root.over) == {"a": 2}
 
 
-def test_nothing_feeds_the_root_of_the_flow_run_and_the_root_feeds_its_finally_units(
-    write_flow: Callable[..., Path],
-) -> None:
-    def fanout(name: str, result: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "scope": "macro",
-            "pattern": "fanout",
-            "over": {"result": result},
-            "visit": {"name": "v", "run": {"command": ["echo"]}},
-        }
+def _fanout_over(name: str, result: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "scope": "macro",
+        "pattern": "fanout",
+        "over": {"result": result},
+        "visit": {"name": "v", "run": {"command": ["echo"]}},
+    }
 
-    final = json.dumps([fanout("each", "s"), fanout("other", "nope")])
-    path = write_flow("f.yaml", f"root: {json.dumps(fanout('s', 'nope'))}\nfinally: {final}")
+
+def test_nothing_feeds_the_root_of_the_flow_run(write_flow: Callable[..., Path]) -> None:
+    root = {**_fanout_over("s", "nope"), "when": "{{ upstream.x.state == 'succeeded' }}"}
+    final = json.dumps([_fanout_over("each", "s")])
+    path = write_flow("f.yaml", f"root: {json.dumps(root)}\nfinally: {final}")
     with pytest.raises(FlowInvalid) as caught:
         compile_plan(path)
     assert [(f.pointer, f.reason) for f in caught.value.faults] == [
         ("/spec/root/over/result", "'nope' is not among the units that feed 's' (those are: none)"),
+        ("/spec/root/when", "upstream.x: 'x' does not feed 's' (the units that do: none)"),
+    ]
+    # Run as a flowRef's or a generate unit's flow, its root is fed by what feeds that unit.
+    plan_flow(load_flow(path))
+
+
+def test_the_root_alone_feeds_the_flows_finally_units(write_flow: Callable[..., Path]) -> None:
+    notify = {"name": "n", "run": {"command": ["echo", "{{ upstream.nope.state }}"]}}
+    final = json.dumps([_fanout_over("each", "s"), _fanout_over("other", "nope"), notify])
+    path = write_flow("f.yaml", f"root: {STEP}\nfinally: {final}".replace("name: a", "name: s"))
+    with pytest.raises(FlowInvalid) as caught:
+        load_flow(path)
+    assert [(f.pointer, f.reason) for f in caught.value.faults] == [
         (
             "/spec/finally/1/over/result",
             "'nope' is not among the units that feed 'other' (those are: s)",
         ),
+        (
+            "/spec/finally/2/run/command/1",
+            "upstream.nope: 'nope' does not feed 'n' (the units that do: s)",
+        ),
     ]
-    # Run as a flowRef's or a generate unit's flow, its root is fed by what feeds that unit.
-    plan_flow(load_flow(path))
 
 
 def test_a_json_lines_stream_takes_no_path(
