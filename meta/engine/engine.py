@@ -479,6 +479,11 @@ class Engine:
         else:
             try:
                 done = await self._visit(unit, visit)
+            except asyncio.CancelledError:
+                if ending.keep:
+                    # Started, then stopped by a failure: the finally units see it so.
+                    ending.ended.append(Done(visit.name, visit.uid, "cancelled"))
+                raise
             except RunFailed as failure:
                 done = Done(visit.name, visit.uid, "failed")
                 if ending.keep:

@@ -23,7 +23,7 @@ from meta.plan.entries import entry_needs
 from meta.plan.inputs import resolve
 from meta.plan.plan import Plan, check_tree, fanned_out
 
-DoneState = Literal["succeeded", "skipped", "failed", "cached"]
+DoneState = Literal["succeeded", "skipped", "failed", "cached", "cancelled"]
 OK_STATES = frozenset({"succeeded", "cached"})
 """The states of a unit whose outputs are there to be read."""
 
@@ -39,9 +39,9 @@ class Done:
     unit_id: str
     """The unit whose outputs these are (a section stands for the part, or parts, it ends with)."""
     state: DoneState = "succeeded"
-    """`succeeded`, `skipped`, `failed` or `cached` (its outputs reused, from an earlier
-    session or run). A unit that did not succeed has no outputs and is left out of
-    META_UPSTREAM."""
+    """`succeeded`, `skipped`, `failed`, `cached` (its outputs reused, from an earlier
+    session or run), or `cancelled` (stopped by a failure elsewhere: only finally units see
+    it). A unit that did not succeed has no outputs and is left out of META_UPSTREAM."""
     result: Any = None
     """A step's JSON result (what it wrote to META_RESULT); a section's is its result unit's,
     or with several result units a mapping of their results by their outputs' subdirectory

@@ -661,3 +661,28 @@ def test_a_fault_in_a_finally_unit_fails_it_and_hides_neither_the_failure_nor_th
     assert states(listener)["t/finally/notify"] == "failed"
     # The next finally unit ran, and saw the failures so far, the one before it included.
     assert driver.tasks()["t/finally/seen"].env["F"] == "2"
+
+
+def test_finally_units_see_the_units_a_failure_stopped_as_cancelled(tmp_path: Path) -> None:
+    report = step(
+        "report",
+        run={
+            "command": ["report"],
+            "env": {
+                "STATES": "{% for n, u in upstream | dictsort %}{{ n }}={{ u.state }} {% endfor %}"
+            },
+        },
+    )
+    plan = plan_of(
+        tmp_path,
+        section(
+            "d",
+            "dag",
+            units=[step("bad"), step("slow"), step("later", dependsOn=["slow"])],
+            **{"finally": [report]},
+        ),
+    )
+    driver = FakeDriver(fail={"t/d/bad": ALWAYS}, hang={"t/d/slow"}, yields=lambda task: 1)
+    failed_run(plan, driver)
+    # `later` never started: it is not listed.
+    assert driver.tasks()["t/d/finally/report"].env["STATES"] == "bad=failed slow=cancelled "
