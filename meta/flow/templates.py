@@ -245,10 +245,17 @@ def upstream_names(text: str, *, condition: bool = False) -> set[str]:
         target = node.node  # type: ignore[attr-defined]
         if not (isinstance(target, nodes.Name) and target.name == "upstream"):
             continue
-        name = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg)  # type: ignore[attr-defined]
+        if isinstance(node, nodes.Getattr):
+            # `upstream.items` is the mapping's method, as templates resolve it, never a unit.
+            name = None if node.attr in _MAPPING_ATTRIBUTES else node.attr  # type: ignore[attr-defined]
+        else:
+            name = _constant(node.arg)  # type: ignore[attr-defined]
         if isinstance(name, str):
             names.add(name)
     return names
+
+
+_MAPPING_ATTRIBUTES = frozenset(dir(dict))
 
 
 def check_condition(text: str, available: Iterable[str]) -> None:

@@ -267,6 +267,10 @@ def test_upstream_is_defined_in_visits_and_gathers_too() -> None:
         ("upstream.a.state and upstream.c", True, {"a", "c"}),
         ("{{ upstream[x] }}", False, set()),
         ("plain", False, set()),
+        # The mapping's own methods, as templates resolve them; a unit by them is subscripted.
+        ("{% for n, u in upstream.items() %}{{ n }}{% endfor %}", False, set()),
+        ("upstream.get('x') is none and upstream.keys() | list", True, set()),
+        ("{{ upstream['items'].state }}", False, {"items"}),
     ],
 )
 def test_upstream_names(text: str, condition: bool, names: set[str]) -> None:
