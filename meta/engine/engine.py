@@ -188,19 +188,7 @@ class Engine:
                 await self._unit(visit.frame, unit, frame, FINALLY, context, ended)
             except RunFailed as failure:
                 failures.extend(failure.failures)
-            except UserError as fault:
-                # A fault met on what it sees (a template over a result a failed unit never
-                # wrote) fails this finally unit: it hides neither the failure before it nor
-                # the finally units after it.
-                failures.append(self._finally_fault(frame, unit, fault))
         return failures
-
-    def _finally_fault(self, frame: SectionFrame, unit: Unit, fault: UserError) -> Failure:
-        uid = f"{frame.id}/{FINALLY}/{unit.name}"
-        reason = "; ".join(str(each) for each in fault.faults) or str(fault)
-        if isinstance(unit, Step):
-            self._attempts.fail(uid, unit.name, frame, reason)
-        return Failure(uid, reason)
 
     async def run_pod(self, task: PodTask) -> Done:
         """Run the micro section a `PodTask` names, inside its pod (the quarterback's side): the
@@ -234,23 +222,48 @@ class Engine:
 
     async def _visit(self, unit: Unit, visit: Visit) -> Done:
         frame = visit.frame
-        if not is_met(visit, unit):
-            self._attempts.skip(visit, CONDITION)
-            return Done(visit.name, visit.uid, "skipped", reason=CONDITION)
+        try:
+            if not is_met(visit, unit):
+                self._attempts.skip(visit, CONDITION)
+                return Done(visit.name, visit.uid, "skipped", reason=CONDITION)
+            if isinstance(unit, Step):
+                return await self._step(visit, unit)
+            if isinstance(unit, Generate):
+                plan, chain = await self._generation.plan(visit, unit)
+                return await self._nested(visit, plan, chain)
+            if isinstance(unit, FlowRef):
+                return await self._flow_ref(visit, frame.plan.subplan(unit))
+            return await self._section(visit, unit)
+        except UserError as fault:
+            if not visit.parent.always or isinstance(fault, LimitExceeded):
+                raise
+            # Under a finally unit, a fault met on what it is shown (a template over a result
+            # a failed unit never wrote) fails the unit that meets it, as its own failure would:
+            # it hides neither the failure before it nor the finally units that follow.
+            raise self._faulted(unit, visit, fault) from None
+
+    def _faulted(self, unit: Unit, visit: Visit, fault: UserError) -> RunFailed:
+        reason = "; ".join(str(each) for each in fault.faults) or str(fault)
         if isinstance(unit, Step):
-            return await self._step(visit, unit)
-        if isinstance(unit, Generate):
-            plan, chain = await self._generation.plan(visit, unit)
-            return await self._nested(visit, plan, chain)
-        if isinstance(unit, FlowRef):
-            return await self._flow_ref(visit, frame.plan.subplan(unit))
-        return await self._section(visit, unit)
+            self._attempts.fail(visit.uid, visit.name, visit.parent, reason)
+        elif isinstance(unit, Section):
+            record = SectionRecord(
+                visit.uid, visit.name, unit.pattern, unit.scope, 0, 0, 0, "failed"
+            )
+            self._listener.section_finished(record)
+        return RunFailed(visit.uid, reason)
 
     async def _nested(self, visit: Visit, plan: Plan, chain: tuple[str, ...]) -> Done:
         """Run another flow's root as the visited unit (a flowRef, or a generated flow): with
         its own inputs, in the caller's section and pod, fed by the caller's upstream."""
         frame = FlowFrame.of(plan, chain)
-        inner = SectionFrame(visit.uid, visit.parent.scope, visit.parent.pod, outer=visit.parent)
+        inner = SectionFrame(
+            visit.uid,
+            visit.parent.scope,
+            visit.parent.pod,
+            outer=visit.parent,
+            always=visit.parent.always,
+        )
         with visit.parent.ending.activity():
             done = await self._flow(frame, inner, frame.root_context(), visit.upstream)
         return replace(done, name=visit.name)

@@ -247,7 +247,7 @@ def upstream_names(text: str, *, condition: bool = False) -> set[str]:
             continue
         if isinstance(node, nodes.Getattr):
             # `upstream.items` is the mapping's method, as templates resolve it, never a unit.
-            name = None if node.attr in _MAPPING_ATTRIBUTES else node.attr  # type: ignore[attr-defined]
+            name = None if node.attr in _MAPPING_ATTRIBUTES else node.attr
         else:
             name = _constant(node.arg)  # type: ignore[attr-defined]
         if isinstance(name, str):

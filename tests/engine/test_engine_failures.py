@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meta.engine.engine import Engine
-from meta.errors import RunFailed
+from meta.errors import LimitExceeded, RunFailed
 from tests.engine.fakes import (
     ALWAYS,
     FakeDriver,
@@ -22,6 +22,7 @@ from tests.engine.fakes import (
     run,
     section,
     step,
+    write_flow,
 )
 
 
@@ -686,3 +687,62 @@ def test_finally_units_see_the_units_a_failure_stopped_as_cancelled(tmp_path: Pa
     failed_run(plan, driver)
     # `later` never started: it is not listed.
     assert driver.tasks()["t/d/finally/report"].env["STATES"] == "bad=failed slow=cancelled "
+
+
+def test_a_fault_deep_in_a_finally_section_or_flowref_fails_the_unit_that_meets_it(
+    tmp_path: Path,
+) -> None:
+    """It fails as a failure of that unit would: what depends on it is skipped, and the
+    finally units inside (the section's, the flowRef'd flow's) still run."""
+    reads = step("reads", "r", "{{ upstream.build.result.count }}")
+    inner = section(
+        "inner",
+        "sequence",
+        units=[step("c1"), step("c2", "c2", "{{ upstream.c1.result.zz }}")],
+        **{"finally": [step("cf")]},
+    )
+    write_flow(tmp_path / "sub", inner, name="child", filename="child.yaml", final=[step("cff")])
+    cleanup = section(
+        "cleanup", "sequence", units=[reads, step("after")], **{"finally": [step("ff")]}
+    )
+    ref = {"name": "ref", "flowRef": {"path": "sub/child.yaml"}}
+    plan = plan_of(
+        tmp_path,
+        section("build", "sequence", units=[step("compile")]),
+        final=[cleanup, ref, step("last")],
+    )
+    driver = FakeDriver(fail={"t/build/compile": ALWAYS})
+    listener = RecordingListener()
+    failure = failed_run(plan, driver, listener=listener)
+    assert [f.unit_id for f in failure.failures] == [
+        "t/build/compile",
+        "t/finally/cleanup/reads",
+        "t/finally/ref/inner/c2",
+    ]
+    started = driver.start_ids()
+    for uid in (
+        "t/finally/cleanup/finally/ff",
+        "t/finally/ref/inner/finally/cf",
+        "t/finally/ref/finally/cff",
+        "t/finally/last",
+    ):
+        assert uid in started, uid
+    assert "t/finally/cleanup/after" not in started
+    ended = states(listener)
+    assert (ended["t/finally/cleanup/reads"], ended["t/finally/ref/inner/c2"]) == (
+        "failed",
+        "failed",
+    )
+
+
+def test_a_limit_exceeded_under_a_finally_unit_stops_the_run(tmp_path: Path) -> None:
+    fan = section("fan", "fanout", over={"input": "xs"}, visit=step("v"), maxActive=1)
+    plan = plan_of(
+        tmp_path,
+        step("only"),
+        final=[fan],
+        inputs={"xs": {"value": [1, 2, 3]}},
+        limits={"maxUnits": 2},
+    )
+    with pytest.raises(LimitExceeded):
+        run(plan, FakeDriver())
