@@ -100,6 +100,8 @@ class Attempts:
                         retrying = None
                         self._listener.unit_started(record)
                         self._journal.record_started(record)
+                        if parent.ending.keep:
+                            parent.ending.started.add(visit.uid)
                         with parent.ending.activity():
                             exit_, reason = await self._attempt(start(attempt), timeout, record)
                 if halted:

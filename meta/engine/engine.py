@@ -174,7 +174,7 @@ class Engine:
         `here` ended (`upstream`) and every failure (`failures`), and read the outputs of
         those that succeeded."""
         failures = list(failures)
-        ended = tuple(replace(done, shown=True) for done in here.ending.ended)
+        ended = tuple(replace(done, shown=True) for done in here.ending.ended if done is not None)
         frame = SectionFrame(here.id, here.scope, here.pod, outer=here, always=True, shields=True)
         for unit in units:
             # Each sees the failures so far: the earlier finally units' too.
@@ -486,6 +486,9 @@ class Engine:
         succeed. Its failure stops the section (`stop`), or is kept and ends it as failed."""
         unit, visit = begin(frame, ready.unit, here, ready.key, ready.context, ready.upstream)
         ending = here.ending
+        # Its place among the section's units as they became ready (a fanout's: item order),
+        # which is how the finally units number units of one name.
+        slot = ending.hold() if ending.keep else 0
         if any(part.failing for part in ready.upstream):
             self._attempts.skip(visit, UPSTREAM_FAILED)
             done = Done(visit.name, visit.uid, "skipped", reason=UPSTREAM_FAILED)
@@ -493,14 +496,14 @@ class Engine:
             try:
                 done = await self._visit(unit, visit)
             except asyncio.CancelledError:
-                if ending.keep:
+                if ending.keep and (visit.uid in ending.started or not isinstance(unit, Step)):
                     # Started, then stopped by a failure: the finally units see it so.
-                    ending.ended.append(Done(visit.name, visit.uid, "cancelled"))
+                    ending.ended[slot] = Done(visit.name, visit.uid, "cancelled")
                 raise
             except RunFailed as failure:
                 done = Done(visit.name, visit.uid, "failed")
                 if ending.keep:
-                    ending.ended.append(done)
+                    ending.ended[slot] = done
                 if stop:
                     ending.stopping = True
                     here.halt()
@@ -508,7 +511,7 @@ class Engine:
                 ending.failures.extend(failure.failures)
                 return done
         if ending.keep:
-            ending.ended.append(done)
+            ending.ended[slot] = done
         return done
 
     async def _step(self, visit: Visit, step: Step) -> Done:

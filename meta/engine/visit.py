@@ -64,7 +64,11 @@ class Ending:
     keep: bool = False
     """Whether to keep `ended` (only a section with finally units needs it: a walk over a
     tree must not hold every node it visited)."""
-    ended: list[Done] = field(default_factory=list)
+    ended: list[Done | None] = field(default_factory=list)
+    """Each unit that ended, in the order the units became ready (None: not ended, or never
+    started)."""
+    started: set[str] = field(default_factory=set)
+    """The steps here whose attempt started (kept as `ended` is)."""
     failures: list[Failure] = field(default_factory=list)
     """Failures of its units under `onFailure: continue`, in the order they happened."""
     stopping: bool = False
@@ -78,6 +82,11 @@ class Ending:
     active: int = 0
     """Its units active now: in an attempt (holding a turn under `spec.parallelism`), or a
     section or flow it runs in place. A unit waiting for its turn, or to retry, is not."""
+
+    def hold(self) -> int:
+        """A place in `ended` for a unit that became ready."""
+        self.ended.append(None)
+        return len(self.ended) - 1
 
     @contextlib.contextmanager
     def activity(self) -> Iterator[None]:

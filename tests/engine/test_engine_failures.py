@@ -746,3 +746,47 @@ def test_a_limit_exceeded_under_a_finally_unit_stops_the_run(tmp_path: Path) -> 
     )
     with pytest.raises(LimitExceeded):
         run(plan, FakeDriver())
+
+
+def test_finally_units_number_a_fanouts_visits_in_item_order_whatever_ended_first(
+    tmp_path: Path,
+) -> None:
+    report = step(
+        "report",
+        run={"command": ["report"], "env": {"V0": "{{ upstream['v.0'].result }}"}},
+    )
+    fan = section(
+        "fan",
+        "fanout",
+        over={"input": "xs"},
+        visit=step("v"),
+        **{"finally": [report]},
+    )
+    plan = plan_of(tmp_path, fan, inputs={"xs": {"value": [0, 1, 2]}})
+    driver = FakeDriver(
+        results={f"t/fan/{i}/v": f"item {i}" for i in range(3)},
+        sleep={"t/fan/0/v": 0.1, "t/fan/1/v": 0.05},
+    )
+    run(plan, driver)
+    task = driver.tasks()["t/fan/finally/report"]
+    assert task.env["V0"] == "item 0"
+    assert [name for name, _ in task.upstream] == ["v.0", "v.1", "v.2"]
+    assert task.upstream[0] == ("v.0", "t/fan/0/v")
+
+
+def test_a_unit_waiting_for_its_turn_when_a_failure_stops_is_not_shown_cancelled(
+    tmp_path: Path,
+) -> None:
+    report = step(
+        "report",
+        run={"command": ["r"], "env": {"S": "{% for n in upstream | sort %}{{ n }} {% endfor %}"}},
+    )
+    plan = plan_of(
+        tmp_path,
+        section("d", "dag", units=[step("x"), step("y")], **{"finally": [report]}),
+        parallelism=1,
+    )
+    driver = FakeDriver(fail={"t/d/x": ALWAYS})
+    failed_run(plan, driver)
+    assert "t/d/y" not in driver.start_ids()
+    assert driver.tasks()["t/d/finally/report"].env["S"] == "x "
