@@ -7,7 +7,6 @@ MAX_RESULT_DEPTH, fails the attempt with a reason that says so.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import stat
@@ -83,18 +82,28 @@ def open_regular(path: str) -> int | None:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and os.path.islink(path):
-            raise NotRegularFile(path, "a symbolic link") from None
+    except OSError:
+        # A link (ELOOP), a socket (ENXIO)...: said as what it is, when it is not a file.
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            mode = stat.S_IFREG
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(path, _kind(mode)) from None
         raise
     mode = os.fstat(descriptor).st_mode
     if stat.S_ISREG(mode):
         return descriptor
     os.close(descriptor)
-    raise NotRegularFile(path, _KINDS.get(stat.S_IFMT(mode), "a special file"))
+    raise NotRegularFile(path, _kind(mode))
+
+
+def _kind(mode: int) -> str:
+    return _KINDS.get(stat.S_IFMT(mode), "a special file")
 
 
 _KINDS = {
+    stat.S_IFLNK: "a symbolic link",
     stat.S_IFIFO: "a FIFO",
     stat.S_IFDIR: "a folder",
     stat.S_IFCHR: "a device",

@@ -33,6 +33,7 @@ import resource
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -323,7 +324,7 @@ class LocalDriver:
     def _to_keep(self, scratch: _Scratch, pod: _Pod | None, code: int) -> tuple[list[str], bool]:
         """The logs with anything in them, and whether the attempt's outputs are to be
         persisted (it succeeded and wrote some)."""
-        logs = [log for log in (scratch.stdout, scratch.stderr) if os.path.getsize(log)]
+        logs = [log for log in (scratch.stdout, scratch.stderr) if _holds_log(log)]
         if code != 0:
             return logs, False
         if pod is None:
@@ -767,6 +768,16 @@ def _kill_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _holds_log(path: str) -> bool:
+    """Whether a step's log holds anything, and is still the file meta made: a step that put a
+    link (or a FIFO) in its place did not write what that leads to."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size > 0
 
 
 def _tail(path: str) -> str:

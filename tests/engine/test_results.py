@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def test_a_kept_result_nested_too_deeply_to_read_is_a_value_error(tmp_path: Path
         (lambda path: os.symlink("/dev/zero", path), "a symbolic link"),
         (lambda path: os.symlink("/etc/hostname", path), "a symbolic link"),
         (lambda path: os.mkdir(path), "a folder"),
+        (lambda path: socket.socket(socket.AF_UNIX).bind(str(path)), "a socket"),
     ],
 )
 def test_a_result_that_is_not_a_file_is_refused_at_once(

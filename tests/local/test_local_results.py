@@ -161,6 +161,22 @@ def test_a_result_that_is_a_fifo_or_a_link_fails_the_attempt_at_once(env: Env, s
     )
 
 
+def test_a_log_the_step_replaced_by_a_link_is_not_kept(env: Env) -> None:
+    """What the link leads to is not what the step wrote."""
+    secret = env.root / "secret.txt"
+    secret.write_text("not the step's\n")
+    link = (
+        "import os, sys; d = os.path.dirname(os.environ['META_RESULT']);"
+        "err = os.path.join(d, os.environ['META_ATTEMPT'] + '.err'); os.unlink(err);"
+        f"os.symlink({str(secret)!r}, err); sys.exit(3)"
+    )
+    flow = env.flow("ln", step("s", "-c", link))
+    ran = env.meta("run", str(flow), "--workdir", "w")
+    assert ran.returncode == 1, ran.stderr
+    assert not list((env.root / "w" / "logs").rglob("*.err"))
+    assert "not the step's" not in ran.stderr
+
+
 def test_a_failed_attempts_result_is_not_the_next_ones(env: Env) -> None:
     env.script(
         "flaky.py",
