@@ -353,7 +353,7 @@ def clean(folder: Path | None, age: str, dry_run: bool, fmt: str) -> None:
         click.echo(f"{verb} {scratch} (scratch of a dead session)")
     for workdir in done.in_use:
         shown = display_path(workdir)
-        click.echo(f"left the run in {shown} whole: the current folder is inside it (cd out first)")
+        click.echo(f"left {shown} whole: the current folder is inside it (cd out first)")
     if not done.runs and not done.scratch and not done.in_use:
         click.echo("nothing to remove")
 

@@ -612,7 +612,8 @@ class Cleanup:
     scratch: list[Path]
     """Scratch folders of dead sessions removed (or that would be)."""
     in_use: list[Path] = field(default_factory=list)
-    """The workdirs of old runs left whole: the current folder is inside what would go."""
+    """The workdirs of old runs, and scratch folders of dead sessions, left whole: the current
+    folder is inside what would go."""
 
 
 def parse_age(text: str) -> float:
@@ -636,6 +637,8 @@ def clean_up(
     in_use = [run.workdir for run in old if _holds_current_folder(run)]
     old = [run for run in old if run.workdir not in in_use]
     scratch = list(_dead_scratch(scratch_base, {run.token: run for run in runs}))
+    in_use += [folder for folder in scratch if _inside(folder)]
+    scratch = [folder for folder in scratch if folder not in in_use]
     if dry_run:
         kept = [run.workdir for run in old if _holds_more(run) or is_current_folder(run.workdir)]
     else:
@@ -665,15 +668,17 @@ def is_current_folder(folder: Path) -> bool:
 def _holds_current_folder(run: Run) -> bool:
     """Whether the current folder is inside something `clean` removes of the run (its store,
     its logs, its scratch): the shell that started `meta` would be left in a removed folder."""
+    return any(_inside(run.workdir / name) for name in _written(run))
+
+
+def _inside(removed: Path) -> bool:
+    """Whether the current folder is `removed` or inside it."""
     try:
         here = os.path.realpath(os.getcwd())
     except OSError:
         return False
-    for name in _written(run):
-        removed = os.path.realpath(run.workdir / name)
-        if here == removed or here.startswith(removed + os.sep):
-            return True
-    return False
+    folder = os.path.realpath(removed)
+    return here == folder or here.startswith(folder + os.sep)
 
 
 def _holds_more(run: Run) -> bool:

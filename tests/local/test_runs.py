@@ -52,6 +52,23 @@ def test_clean_takes_only_scratch_whose_session_is_dead(tmp_path: Path) -> None:
     assert live.exists() and unowned.exists() and other.exists()
 
 
+def test_clean_leaves_dead_scratch_that_holds_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, runs = tmp_path / "shm", tmp_path / "runs"
+    base.mkdir()
+    runs.mkdir()
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    dead = owned(base, "meta-0123456789ab", ended.pid, time.time())
+    (dead / "units").mkdir()
+    monkeypatch.chdir(dead / "units")
+    for dry_run in (True, False):
+        done, _ = clean_up(runs, 0, dry_run=dry_run, scratch_base=base)
+        assert (done.scratch, done.in_use) == ([], [dead])
+    assert (dead / "units").is_dir()
+
+
 def test_scratch_of_an_earlier_meta_goes_with_its_ended_run(tmp_path: Path) -> None:
     """Scratch with no owner file (made before sessions wrote one) is known by its run."""
     base, runs = tmp_path / "shm", tmp_path / "runs"
