@@ -139,8 +139,14 @@ def _fault(origin: Origin, reason: str) -> Fault:
 
 
 def _unit_faults(
-    unit: Unit, flow: Flow, available: frozenset[str], *, in_micro: bool
+    unit: Unit,
+    flow: Flow,
+    available: frozenset[str],
+    *,
+    in_micro: bool,
+    fed: frozenset[str] | None = None,
 ) -> Iterator[Fault]:
+    """`fed`: the units that feed `unit`, when known before the run."""
     yield from _template_faults(unit.origin.at("name"), unit.name, available)
     problem = None if is_template(unit.name) else name_problem(unit.name)
     if problem is not None:
@@ -165,7 +171,7 @@ def _unit_faults(
         if isinstance(unit, Generate):
             yield from _generate_faults(unit, flow)
         return
-    yield from _section_faults(unit, flow, available, in_micro=in_micro)
+    yield from _section_faults(unit, flow, available, in_micro=in_micro, fed=fed)
 
 
 def _generate_faults(unit: Generate, flow: Flow) -> Iterator[Fault]:
@@ -189,24 +195,66 @@ def producer_names(unit: Unit) -> Iterator[tuple[Origin, str]]:
         yield unit.origin.at("over", "result"), unit.over.result
 
 
-def _producers_faults(units: list[Unit], section: Section) -> Iterator[Fault]:
-    """A producer a unit names must be a sibling whose outputs flow into it. A dag's unit
-    without dependsOn, and a sequence's first, are fed by what feeds the section: a producer
-    they name outside it is checked when they run."""
+def _producers_faults(
+    units: list[Unit], section: Section, fed: frozenset[str] | None
+) -> Iterator[Fault]:
+    """A producer a unit names must be a unit whose outputs flow into it: a sibling it depends
+    on (in a dag) or follows (in a sequence); a dag's unit without dependsOn, and a sequence's
+    first, are fed by what feeds the section (`fed`: known, or else checked when they run)."""
     siblings = {unit.name for unit in units}
+    for unit, own in _feeds(units, section):
+        needs = "list it in dependsOn" if section.pattern == "dag" else "it must come just before"
+        feeds = own if own or fed is None else fed
+        for origin, name in producer_names(unit):
+            if name in feeds:
+                continue
+            if own or name in siblings:
+                yield _fault(origin, f"'{name}' does not feed '{unit.name}' ({needs})")
+            elif fed is not None:
+                those = ", ".join(sorted(fed)) or "none"
+                reason = f"'{name}' is not among the units that feed '{unit.name}'"
+                yield _fault(origin, f"{reason} (those are: {those})")
+        if (own or fed is not None) and not any(is_template(name) for name in feeds):
+            yield from upstream_faults(unit, feeds)
+
+
+def _feeds(units: list[Unit], section: Section) -> Iterator[tuple[Unit, frozenset[str]]]:
+    """Each unit of a dag or a sequence and the siblings that feed it (none: it is fed by what
+    feeds the section)."""
     for position, unit in enumerate(units):
         if section.pattern == "dag":
-            feeds, needs = set(unit.depends_on), "list it in dependsOn"
+            yield unit, frozenset(unit.depends_on)
         elif section.pattern == "sequence":
-            feeds = {units[position - 1].name} if position else set()
-            needs = "it must come just before"
-        else:
-            continue
-        for origin, name in producer_names(unit):
-            if name not in feeds and (feeds or name in siblings):
-                yield _fault(origin, f"'{name}' does not feed '{unit.name}' ({needs})")
-        if feeds and not any(is_template(name) for name in feeds):
-            yield from upstream_faults(unit, feeds)
+            yield unit, frozenset({units[position - 1].name} if position else ())
+
+
+def root_fed_faults(flow: Flow) -> list[Fault]:
+    """What the root of the flow run, and the units inside it fed by what feeds the root,
+    name as fed to them: nothing feeds the root of the flow run (a flow that a flowRef or a
+    generate unit runs is fed by what feeds that unit, so `semantic_faults` cannot tell)."""
+    return list(_inheriting(flow.root, frozenset()))
+
+
+def _inheriting(unit: Unit, fed: frozenset[str]) -> Iterator[Fault]:
+    yield from _fed_faults(unit, fed)
+    if isinstance(unit, Section) and unit.pattern in ("dag", "sequence", "fanin"):
+        units = list(unit.units)
+        sibling_feeds = [own for _, own in _feeds(units, unit)] or [frozenset()] * len(units)
+        for inner, own in zip(units, sibling_feeds, strict=True):
+            if not own:
+                yield from _inheriting(inner, fed)
+
+
+def _fed_faults(unit: Unit, fed: frozenset[str] | None) -> Iterator[Fault]:
+    """What `unit` names as fed to it, when what feeds it is known (`fed`)."""
+    if fed is None:
+        return
+    for origin, name in producer_names(unit):
+        if name not in fed:
+            those = ", ".join(sorted(fed)) or "none"
+            reason = f"'{name}' is not among the units that feed '{unit.name}'"
+            yield _fault(origin, f"{reason} (those are: {those})")
+    yield from upstream_faults(unit, fed)
 
 
 def _own_templates(unit: Unit) -> Iterator[tuple[Origin, str, bool]]:
@@ -241,7 +289,12 @@ def upstream_faults(unit: Unit, feeds: frozenset[str] | set[str]) -> Iterator[Fa
 
 
 def _section_faults(
-    section: Section, flow: Flow, available: frozenset[str], *, in_micro: bool
+    section: Section,
+    flow: Flow,
+    available: frozenset[str],
+    *,
+    in_micro: bool,
+    fed: frozenset[str] | None = None,
 ) -> Iterator[Fault]:
     if in_micro and section.scope == "macro":
         yield _fault(
@@ -288,10 +341,15 @@ def _section_faults(
                 )
     iterating = available | ITERATION_VARIABLES
     yield from _siblings_faults(section.units, section, "units")
-    yield from _producers_faults(list(section.units), section)
+    units = list(section.units)
+    yield from _producers_faults(units, section, fed)
     yield from _siblings_faults(section.ring, section, "ring")
-    for unit in section.units:
-        yield from _unit_faults(unit, flow, available, in_micro=inner_micro)
+    inherits = section.pattern in ("dag", "sequence", "fanin")
+    sibling_feeds = [own for _, own in _feeds(units, section)] or [frozenset()] * len(units)
+    for unit, own in zip(units, sibling_feeds, strict=True):
+        # Fed by its siblings, or by what feeds the section (a dag's, a sequence's, a fanin's).
+        inner = own if own else (fed if inherits else None)
+        yield from _unit_faults(unit, flow, available, in_micro=inner_micro, fed=inner)
     for unit in section.ring:
         yield from _unit_faults(unit, flow, iterating, in_micro=inner_micro)
     if section.gather is not None:

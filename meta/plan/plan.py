@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, FlowInvalid, InputFault, UserError, pointer
-from meta.flow.checks import producer_names, upstream_faults
+from meta.flow.checks import root_fed_faults
 from meta.flow.files import display_path
 from meta.flow.inputschema import record_faults, value_faults
 from meta.flow.model import (
@@ -173,7 +173,7 @@ def plan_flow(flow: Flow, overrides: Given | None = None, *, top: bool = False) 
     """The plan of a loaded flow: flowRefs followed, inputs bound, data checked. `top`: the
     flow is run as the top one (not as a flowRef's or a generate unit's): nothing feeds its
     root."""
-    faults: list[Fault] = list(_top_faults(flow)) if top else []
+    faults: list[Fault] = root_fed_faults(flow) if top else []
     inputs = dict(flow.inputs)
     declared = _declared_in(flow)
     for name, given in (overrides or {}).items():
@@ -199,19 +199,6 @@ def plan_flow(flow: Flow, overrides: Given | None = None, *, top: bool = False) 
     if faults:
         raise InputFault(faults)
     return plan
-
-
-def _top_faults(flow: Flow) -> Iterator[Fault]:
-    """What the root of a flow run as the top one names as fed to it: nothing feeds it (its
-    finally units, fed by the root, are checked with every flow)."""
-    root = flow.root
-    for origin, name in producer_names(root):
-        yield Fault(
-            origin.file,
-            origin.pointer,
-            f"'{name}' is not among the units that feed '{root.name}' (those are: none)",
-        )
-    yield from upstream_faults(root, frozenset())
 
 
 def _bound(name: str, given: Input | str | Path, flow: Flow) -> Input:

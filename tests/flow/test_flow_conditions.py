@@ -216,6 +216,27 @@ def test_a_nested_sections_first_units_may_name_what_feeds_the_section() -> None
         assert checked(outer) == [("/spec/root/units/1/units/1/over/result", expected)]
 
 
+def test_what_feeds_a_nested_section_feeds_its_first_units_when_it_is_known() -> None:
+    """`s` depends on `b` alone: its first unit is fed by `b`, not `a`; a name shared by a
+    sibling and the unit feeding the section means the feeder there."""
+    fan = {
+        "name": "fan",
+        "scope": "macro",
+        "pattern": "fanout",
+        "over": {"result": "a"},
+        "visit": step("v"),
+    }
+    nested = {**dag(fan, step("b")), "name": "s", "dependsOn": ["b"]}
+    assert checked(dag(step("a"), step("b"), nested)) == [
+        (
+            "/spec/root/units/2/units/0/over/result",
+            "'a' is not among the units that feed 'fan' (those are: b)",
+        )
+    ]
+    on_b = {**fan, "over": {"result": "b"}}
+    assert checked(dag(step("a"), step("b"), {**nested, "units": [on_b, step("b")]})) == []
+
+
 def test_a_sections_finally_units_name_only_its_units_where_those_are_known() -> None:
     fan = {
         "name": "f",

@@ -368,6 +368,23 @@ def test_nothing_feeds_the_root_of_the_flow_run(write_flow: Callable[..., Path])
     plan_flow(load_flow(path))
 
 
+def test_nothing_feeds_the_units_the_root_of_the_flow_run_feeds(
+    write_flow: Callable[..., Path],
+) -> None:
+    reads = {"name": "r", "run": {"command": ["echo", "{{ upstream.zzz.result }}"]}}
+    later = {"name": "l", "dependsOn": ["r"], "run": {"command": ["echo", "{{ upstream.r }}"]}}
+    root = {"name": "d", "scope": "macro", "pattern": "dag", "units": [reads, later]}
+    path = write_flow("f.yaml", f"root: {json.dumps(root)}")
+    with pytest.raises(FlowInvalid) as caught:
+        compile_plan(path)
+    assert [(f.pointer, f.reason) for f in caught.value.faults] == [
+        (
+            "/spec/root/units/0/run/command/1",
+            "upstream.zzz: 'zzz' does not feed 'r' (the units that do: none)",
+        )
+    ]
+
+
 def test_the_root_alone_feeds_the_flows_finally_units(write_flow: Callable[..., Path]) -> None:
     notify = {"name": "n", "run": {"command": ["echo", "{{ upstream.nope.state }}"]}}
     final = json.dumps([_fanout_over("each", "s"), _fanout_over("other", "nope"), notify])
