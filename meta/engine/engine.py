@@ -463,6 +463,9 @@ class Engine:
             # waking this coroutine to do it would cost every unit another turn of the loop.
             ready = running.pop(task, None)
             if ready is None or walked.done():
+                if not task.cancelled():
+                    # Taken: the walk ended already, with what stopped it first.
+                    task.exception()
                 return
             try:
                 frontier.complete(ready, task.result())

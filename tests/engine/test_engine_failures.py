@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -790,3 +791,15 @@ def test_a_unit_waiting_for_its_turn_when_a_failure_stops_is_not_shown_cancelled
     failed_run(plan, driver)
     assert "t/d/y" not in driver.start_ids()
     assert driver.tasks()["t/d/finally/report"].env["S"] == "x "
+
+
+def test_units_that_exceed_a_limit_together_leave_no_unretrieved_task(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The second one printed 'Task exception was never retrieved' with a traceback."""
+    fan = section("fan", "fanout", over={"input": "xs"}, visit=step("v"), maxActive=4)
+    plan = plan_of(tmp_path, fan, inputs={"xs": {"value": [1, 2, 3, 4, 5]}}, limits={"maxUnits": 2})
+    with pytest.raises(LimitExceeded):
+        run(plan, FakeDriver(sleep={"t/fan/0/v": 0.05, "t/fan/1/v": 0.05}))
+    gc.collect()
+    assert [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()] == []
