@@ -491,14 +491,15 @@ class Logs:
 
 
 def unit_logs(run: Run, unit: Unit, attempt: int | None = None) -> Logs:
+    # Nothing of it ran: an empty answer would read as an attempt that printed nothing.
+    never = None
     if unit.state == "skipped":
-        # Nothing of it ran: an empty answer would read as an attempt that printed nothing.
+        never = skipped_because(unit.reason)
+    elif unit.state == "failed" and unit.attempt == 0:
+        never = f"failed before it started ({unit.reason}): it never ran"
+    if never is not None:
         raise UserError(
-            Fault(
-                display_path(run.workdir),
-                "",
-                f"unit {unit.id} {skipped_because(unit.reason)} and has no logs",
-            )
+            Fault(display_path(run.workdir), "", f"unit {unit.id} {never} and has no logs")
         )
     kept = run.workdir / LOGS / unit.id
     attempts = {unit.attempt} if unit.state in ("running", "failed", "succeeded") else set()

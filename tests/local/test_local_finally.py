@@ -175,6 +175,10 @@ def test_a_fault_in_a_finally_unit_keeps_the_failure_first_and_the_others_run(en
     status = json.loads(env.meta("status", str(workdir), "-o", "json").stdout)
     assert status["failedUnit"] == "fin/build/compile"
     assert sorted(status["failedUnits"]) == ["fin/build/compile", "fin/finally/notify"]
+    logs = env.meta("logs", str(workdir), "fin/finally/notify")
+    assert logs.returncode == 2, logs.stderr
+    assert "unit fin/finally/notify failed before it started (" in logs.stderr
+    assert logs.stderr.rstrip().endswith("it never ran and has no logs")
 
 
 def test_the_report_keeps_every_attempt_and_why_it_ended(env: Env) -> None:
