@@ -32,6 +32,11 @@ def states(listener: RecordingListener) -> dict[str, str]:
     return {record.id: record.state for record in listener.finished}
 
 
+def reporting(**env: str) -> dict[str, Any]:
+    """A finally step named `report` that takes `env` (templates of what it is shown)."""
+    return step("report", run={"command": ["report"], "env": env})
+
+
 def failed_run(plan, driver: FakeDriver, **options) -> RunFailed:  # type: ignore[no-untyped-def]
     with pytest.raises(RunFailed) as failed:
         run(plan, driver, **options)
@@ -666,14 +671,8 @@ def test_a_fault_in_a_finally_unit_fails_it_and_hides_neither_the_failure_nor_th
 
 
 def test_finally_units_see_the_units_a_failure_stopped_as_cancelled(tmp_path: Path) -> None:
-    report = step(
-        "report",
-        run={
-            "command": ["report"],
-            "env": {
-                "STATES": "{% for n, u in upstream | dictsort %}{{ n }}={{ u.state }} {% endfor %}"
-            },
-        },
+    report = reporting(
+        STATES="{% for n, u in upstream | dictsort %}{{ n }}={{ u.state }} {% endfor %}"
     )
     plan = plan_of(
         tmp_path,
@@ -752,10 +751,7 @@ def test_a_limit_exceeded_under_a_finally_unit_stops_the_run(tmp_path: Path) -> 
 def test_finally_units_number_a_fanouts_visits_in_item_order_whatever_ended_first(
     tmp_path: Path,
 ) -> None:
-    report = step(
-        "report",
-        run={"command": ["report"], "env": {"V0": "{{ upstream['v.0'].result }}"}},
-    )
+    report = reporting(V0="{{ upstream['v.0'].result }}")
     fan = section(
         "fan",
         "fanout",
@@ -778,10 +774,7 @@ def test_finally_units_number_a_fanouts_visits_in_item_order_whatever_ended_firs
 def test_a_unit_waiting_for_its_turn_when_a_failure_stops_is_not_shown_cancelled(
     tmp_path: Path,
 ) -> None:
-    report = step(
-        "report",
-        run={"command": ["r"], "env": {"S": "{% for n in upstream | sort %}{{ n }} {% endfor %}"}},
-    )
+    report = reporting(S="{% for n in upstream | sort %}{{ n }} {% endfor %}")
     plan = plan_of(
         tmp_path,
         section("d", "dag", units=[step("x"), step("y")], **{"finally": [report]}),

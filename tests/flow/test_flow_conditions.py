@@ -25,6 +25,17 @@ def step(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "run": {"command": ["true"]}, **extra}
 
 
+def fanout_over(name: str, result: str) -> dict[str, Any]:
+    """A fanout over the result of the unit `result` names."""
+    return {
+        "name": name,
+        "scope": "macro",
+        "pattern": "fanout",
+        "over": {"result": result},
+        "visit": step("v"),
+    }
+
+
 def dag(*units: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"name": "d", "scope": "macro", "pattern": "dag", "units": list(units), **extra}
 
@@ -184,13 +195,7 @@ def test_upstream_in_a_sequence_names_the_unit_just_before() -> None:
 
 
 def test_a_fanout_over_a_result_must_be_fed_by_that_unit() -> None:
-    fan = {
-        "name": "f",
-        "scope": "macro",
-        "pattern": "fanout",
-        "over": {"result": "a"},
-        "visit": step("v"),
-    }
+    fan = fanout_over("f", "a")
     assert checked(dag(step("a"), fan)) == [
         ("/spec/root/units/1/over/result", "'a' does not feed 'f' (list it in dependsOn)")
     ]
@@ -199,13 +204,7 @@ def test_a_fanout_over_a_result_must_be_fed_by_that_unit() -> None:
 def test_a_nested_sections_first_units_may_name_what_feeds_the_section() -> None:
     """A dag's unit without dependsOn and a sequence's first unit get the section's upstream:
     `a` feeds them through `b`. A sibling they name that does not feed them is still a fault."""
-    fan = {
-        "name": "f",
-        "scope": "macro",
-        "pattern": "fanout",
-        "over": {"result": "a"},
-        "visit": step("v"),
-    }
+    fan = fanout_over("f", "a")
     inner_dag = dag(fan, {**fan, "name": "g", "over": {"result": "h"}}, step("h"))
     inner_sequence = {**inner_dag, "name": "s", "pattern": "sequence"}
     for inner in (inner_dag, inner_sequence):
@@ -219,13 +218,7 @@ def test_a_nested_sections_first_units_may_name_what_feeds_the_section() -> None
 def test_what_feeds_a_nested_section_feeds_its_first_units_when_it_is_known() -> None:
     """`s` depends on `b` alone: its first unit is fed by `b`, not `a`; a name shared by a
     sibling and the unit feeding the section means the feeder there."""
-    fan = {
-        "name": "fan",
-        "scope": "macro",
-        "pattern": "fanout",
-        "over": {"result": "a"},
-        "visit": step("v"),
-    }
+    fan = fanout_over("fan", "a")
     nested = {**dag(fan, step("b")), "name": "s", "dependsOn": ["b"]}
     assert checked(dag(step("a"), step("b"), nested)) == [
         (
@@ -238,13 +231,7 @@ def test_what_feeds_a_nested_section_feeds_its_first_units_when_it_is_known() ->
 
 
 def test_a_sections_finally_units_name_only_its_units_where_those_are_known() -> None:
-    fan = {
-        "name": "f",
-        "scope": "macro",
-        "pattern": "fanout",
-        "over": {"result": "zz"},
-        "visit": step("v"),
-    }
+    fan = fanout_over("f", "zz")
     notify = step("n", when="{{ upstream.a.state == 'failed' and upstream.yy }}")
     section = dag(step("a"), step("b"), **{"finally": [fan, notify]})
     assert checked(section) == [

@@ -32,13 +32,19 @@ def owned(base: Path, name: str, pid: int, at: float) -> Path:
     return folder
 
 
-def test_clean_takes_only_scratch_whose_session_is_dead(tmp_path: Path) -> None:
+def dead_scratch(tmp_path: Path) -> tuple[Path, Path, Path, subprocess.Popen[bytes]]:
+    """A base of scratch folders, a folder of runs, and in the base the scratch of a session
+    whose process has ended (that process)."""
     base, runs = tmp_path / "shm", tmp_path / "runs"
     base.mkdir()
     runs.mkdir()
     ended = subprocess.Popen(["true"])
     ended.wait()
-    dead = owned(base, "meta-0123456789ab", ended.pid, time.time())
+    return base, runs, owned(base, "meta-0123456789ab", ended.pid, time.time()), ended
+
+
+def test_clean_takes_only_scratch_whose_session_is_dead(tmp_path: Path) -> None:
+    base, runs, dead, ended = dead_scratch(tmp_path)
     live = owned(base, "meta-ba9876543210", os.getpid(), time.time())
     unowned = base / "meta-aaaaaaaaaaaa"
     unowned.mkdir()
@@ -55,12 +61,7 @@ def test_clean_takes_only_scratch_whose_session_is_dead(tmp_path: Path) -> None:
 def test_clean_leaves_dead_scratch_that_holds_the_current_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    base, runs = tmp_path / "shm", tmp_path / "runs"
-    base.mkdir()
-    runs.mkdir()
-    ended = subprocess.Popen(["true"])
-    ended.wait()
-    dead = owned(base, "meta-0123456789ab", ended.pid, time.time())
+    base, runs, dead, _ = dead_scratch(tmp_path)
     (dead / "units").mkdir()
     monkeypatch.chdir(dead / "units")
     for dry_run in (True, False):
