@@ -228,11 +228,38 @@ def _feeds(units: list[Unit], section: Section) -> Iterator[tuple[Unit, frozense
             yield unit, frozenset({units[position - 1].name} if position else ())
 
 
-def root_fed_faults(flow: Flow) -> list[Fault]:
-    """What the root of the flow run, and the units inside it fed by what feeds the root,
-    name as fed to them: nothing feeds the root of the flow run (a flow that a flowRef or a
-    generate unit runs is fed by what feeds that unit, so `semantic_faults` cannot tell)."""
-    return list(_inheriting(flow.root, frozenset()))
+def fed_faults(flow: Flow, fed: frozenset[str]) -> list[Fault]:
+    """What the root of `flow`, and the units inside it fed by what feeds the root, name as
+    fed to them, when `fed` feeds the root: nothing, for the flow run; what feeds the flowRef
+    that runs it, where that is known (`semantic_faults` cannot tell: it sees the flow alone)."""
+    return list(_inheriting(flow.root, fed))
+
+
+def known_feeds(flow: Flow, fed: frozenset[str] | None) -> dict[int, frozenset[str]]:
+    """The units that feed each unit of `flow` (by the unit's `id()`), where they are known
+    before the run, when `fed` feeds its root (None: not known)."""
+    known: dict[int, frozenset[str]] = {}
+
+    def walk(unit: Unit, feeds: frozenset[str] | None) -> None:
+        if feeds is not None:
+            known[id(unit)] = feeds
+        if not isinstance(unit, Section):
+            return
+        units = list(unit.units)
+        inherits = unit.pattern in ("dag", "sequence", "fanin")
+        sibling_feeds = [own for _, own in _feeds(units, unit)] or [frozenset()] * len(units)
+        for inner, own in zip(units, sibling_feeds, strict=True):
+            walk(inner, own if own else (feeds if inherits else None))
+        named = [inner.name for inner in units]
+        fixed = unit.pattern in ("dag", "sequence") and not any(map(is_template, named))
+        for final in unit.final:
+            walk(final, frozenset(named) if fixed else None)
+
+    walk(flow.root, fed)
+    root_name = None if is_template(flow.root.name) else frozenset({flow.root.name})
+    for final in flow.final:
+        walk(final, root_name)
+    return known
 
 
 def _inheriting(unit: Unit, fed: frozenset[str]) -> Iterator[Fault]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from meta.errors import Fault, FlowInvalid, InputFault, UserError, pointer
-from meta.flow.checks import root_fed_faults
+from meta.flow.checks import fed_faults, known_feeds
 from meta.flow.files import display_path
 from meta.flow.inputschema import record_faults, value_faults
 from meta.flow.model import (
@@ -173,7 +173,7 @@ def plan_flow(flow: Flow, overrides: Given | None = None, *, top: bool = False) 
     """The plan of a loaded flow: flowRefs followed, inputs bound, data checked. `top`: the
     flow is run as the top one (not as a flowRef's or a generate unit's): nothing feeds its
     root."""
-    faults: list[Fault] = root_fed_faults(flow) if top else []
+    faults: list[Fault] = []
     inputs = dict(flow.inputs)
     declared = _declared_in(flow)
     for name, given in (overrides or {}).items():
@@ -190,7 +190,8 @@ def plan_flow(flow: Flow, overrides: Given | None = None, *, top: bool = False) 
         declared[name] = (SOURCE, f"/{name}")
     documents: dict[Path, Any] = {}
     plan = Plan(flow, inputs, documents=documents, declared=declared)
-    _link(plan, [flow.source], {flow.source: flow}, faults, flow)
+    _link(plan, [flow.source], {flow.source: flow}, faults, flow, frozenset() if top else None)
+    faults = list(dict.fromkeys(faults))  # a flow flowRef'd twice alike is faulted once
     if not faults:
         _check_bound(plan, None, faults)
     if faults:
@@ -210,8 +211,18 @@ def _bound(name: str, given: Input | str | Path, flow: Flow) -> Input:
 
 
 def _link(
-    plan: Plan, chain: list[Path], loaded: dict[Path, Flow], faults: list[Fault], root: Flow
+    plan: Plan,
+    chain: list[Path],
+    loaded: dict[Path, Flow],
+    faults: list[Fault],
+    root: Flow,
+    fed: frozenset[str] | None,
 ) -> None:
+    """Load and plan what `plan`'s flow references; `fed`: what feeds its root, when known
+    (nothing, for the flow run), so that what its units name as fed to them is checked."""
+    if fed is not None:
+        faults.extend(fed_faults(plan.flow, fed))
+    feeds = known_feeds(plan.flow, fed)
     for ref in (u for u in flow_units(plan.flow) if isinstance(u, FlowRef)):
         where = ref.origin
         if ref.path in chain:
@@ -256,7 +267,7 @@ def _link(
         subplan = Plan(child, inputs, documents=plan.documents, declared=given)
         plan.subplans[ref.origin] = subplan
         _check_bound(subplan, ref, faults)
-        _link(subplan, [*chain, ref.path], loaded, faults, root)
+        _link(subplan, [*chain, ref.path], loaded, faults, root, feeds.get(id(ref)))
 
 
 def _embedded(root: Flow, path: Path) -> Flow:

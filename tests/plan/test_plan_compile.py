@@ -385,6 +385,38 @@ def test_nothing_feeds_the_units_the_root_of_the_flow_run_feeds(
     ]
 
 
+def test_what_feeds_a_flowref_feeds_its_flows_root(
+    write_flow: Callable[..., Path],
+) -> None:
+    child = write_flow("child.yaml", f"root: {json.dumps(_fanout_over('fan', 'other'))}", "child")
+    ref = {"name": "ref", "flowRef": {"path": "child.yaml"}, "dependsOn": ["list"]}
+    root = {
+        "name": "d",
+        "scope": "macro",
+        "pattern": "dag",
+        "units": [{**STEP_D, "name": "list"}, ref],
+    }
+    path = write_flow("f.yaml", f"root: {json.dumps(root)}")
+    with pytest.raises(FlowInvalid) as caught:
+        compile_plan(path)
+    assert [(Path(f.file).name, f.pointer, f.reason) for f in caught.value.faults] == [
+        (
+            "child.yaml",
+            "/spec/root/over/result",
+            "'other' is not among the units that feed 'fan' (those are: list)",
+        )
+    ]
+    child.write_text(child.read_text().replace("other", "list"))
+    compile_plan(path)
+    # Run by the flow run's root itself, nothing feeds it.
+    alone = write_flow("g.yaml", "root: {name: ref, flowRef: {path: child.yaml}}")
+    with pytest.raises(FlowInvalid) as caught:
+        compile_plan(alone)
+    assert [f.reason for f in caught.value.faults] == [
+        "'list' is not among the units that feed 'fan' (those are: none)"
+    ]
+
+
 def test_the_root_alone_feeds_the_flows_finally_units(write_flow: Callable[..., Path]) -> None:
     notify = {"name": "n", "run": {"command": ["echo", "{{ upstream.nope.state }}"]}}
     final = json.dumps([_fanout_over("each", "s"), _fanout_over("other", "nope"), notify])
