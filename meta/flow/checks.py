@@ -75,7 +75,7 @@ def semantic_faults(flow: Flow) -> list[Fault]:
             flow,
             FLOW_VARIABLES | UNIT_VARIABLES,
             in_micro=False,
-            feeds=frozenset({flow.root.name}) if not is_template(flow.root.name) else None,
+            feeds=_root_feeds(flow),
         ),
     ]
 
@@ -111,16 +111,7 @@ def _final_faults(
     where they are known before the run)."""
     seen: set[str] = set()
     for unit in units:
-        if feeds is not None:
-            for origin, name in producer_names(unit):
-                if name not in feeds:
-                    those = ", ".join(sorted(feeds))
-                    yield _fault(
-                        origin,
-                        f"'{name}' is not among the units that feed '{unit.name}' "
-                        f"(those are: {those})",
-                    )
-            yield from upstream_faults(unit, feeds)
+        yield from _fed_faults(unit, feeds)
         if unit.name in seen:
             yield _fault(
                 unit.origin.at("name"), f"duplicate unit name '{unit.name}' in finally of {owner}"
@@ -195,37 +186,53 @@ def producer_names(unit: Unit) -> Iterator[tuple[Origin, str]]:
         yield unit.origin.at("over", "result"), unit.over.result
 
 
-def _producers_faults(
-    units: list[Unit], section: Section, fed: frozenset[str] | None
-) -> Iterator[Fault]:
-    """A producer a unit names must be a unit whose outputs flow into it: a sibling it depends
-    on (in a dag) or follows (in a sequence); a dag's unit without dependsOn, and a sequence's
-    first, are fed by what feeds the section (`fed`: known, or else checked when they run)."""
-    siblings = {unit.name for unit in units}
-    for unit, own in _feeds(units, section):
-        needs = "list it in dependsOn" if section.pattern == "dag" else "it must come just before"
-        feeds = own if own or fed is None else fed
+def _producers_faults(section: Section, fed: frozenset[str] | None) -> Iterator[Fault]:
+    """A producer a unit of a dag or a sequence names must be a unit whose outputs flow into it:
+    a sibling it depends on (in a dag) or follows (in a sequence); a dag's unit without
+    dependsOn, and a sequence's first, are fed by what feeds the section (`fed`: known, or else
+    checked when they run)."""
+    if section.pattern not in ("dag", "sequence"):
+        return
+    needs = "list it in dependsOn" if section.pattern == "dag" else "it must come just before"
+    siblings = {unit.name for unit in section.units}
+    for unit, own in _unit_feeds(section):
+        feeds = own if own is not None else fed
         for origin, name in producer_names(unit):
-            if name in feeds:
+            if feeds is not None and name in feeds:
                 continue
-            if own or name in siblings:
+            if own is not None or name in siblings:
                 yield _fault(origin, f"'{name}' does not feed '{unit.name}' ({needs})")
             elif fed is not None:
-                those = ", ".join(sorted(fed)) or "none"
-                reason = f"'{name}' is not among the units that feed '{unit.name}'"
-                yield _fault(origin, f"{reason} (those are: {those})")
-        if (own or fed is not None) and not any(is_template(name) for name in feeds):
+                yield _not_fed(origin, name, unit, fed)
+        if feeds is not None and not any(is_template(name) for name in feeds):
             yield from upstream_faults(unit, feeds)
 
 
-def _feeds(units: list[Unit], section: Section) -> Iterator[tuple[Unit, frozenset[str]]]:
-    """Each unit of a dag or a sequence and the siblings that feed it (none: it is fed by what
-    feeds the section)."""
+def _unit_feeds(section: Section) -> Iterator[tuple[Unit, frozenset[str] | None]]:
+    """Each of the section's `units` (a dag's, a sequence's, a fanin's) and the siblings that
+    feed it: those it depends on in a dag, the one it follows in a sequence; None for one fed
+    by what feeds the section (a dag's unit without dependsOn, a sequence's first, a fanin's)."""
+    units = section.units
     for position, unit in enumerate(units):
-        if section.pattern == "dag":
+        if section.pattern == "dag" and unit.depends_on:
             yield unit, frozenset(unit.depends_on)
-        elif section.pattern == "sequence":
-            yield unit, frozenset({units[position - 1].name} if position else ())
+        elif section.pattern == "sequence" and position:
+            yield unit, frozenset({units[position - 1].name})
+        else:
+            yield unit, None
+
+
+def _final_feeds(section: Section) -> frozenset[str] | None:
+    """The units that feed a section's finally units, where they are known before the run: a
+    dag's or a sequence's units (a fanout's visits are named as they render)."""
+    named = [unit.name for unit in section.units]
+    fixed = section.pattern in ("dag", "sequence") and not any(map(is_template, named))
+    return frozenset(named) if fixed else None
+
+
+def _root_feeds(flow: Flow) -> frozenset[str] | None:
+    """What feeds the flow's finally units: its root."""
+    return None if is_template(flow.root.name) else frozenset({flow.root.name})
 
 
 def fed_faults(flow: Flow, fed: frozenset[str]) -> list[Fault]:
@@ -243,32 +250,23 @@ def known_feeds(flow: Flow, fed: frozenset[str] | None) -> dict[int, frozenset[s
     def walk(unit: Unit, feeds: frozenset[str] | None) -> None:
         if feeds is not None:
             known[id(unit)] = feeds
-        if not isinstance(unit, Section):
-            return
-        units = list(unit.units)
-        inherits = unit.pattern in ("dag", "sequence", "fanin")
-        sibling_feeds = [own for _, own in _feeds(units, unit)] or [frozenset()] * len(units)
-        for inner, own in zip(units, sibling_feeds, strict=True):
-            walk(inner, own if own else (feeds if inherits else None))
-        named = [inner.name for inner in units]
-        fixed = unit.pattern in ("dag", "sequence") and not any(map(is_template, named))
-        for final in unit.final:
-            walk(final, frozenset(named) if fixed else None)
+        if isinstance(unit, Section):
+            for inner, own in _unit_feeds(unit):
+                walk(inner, own if own is not None else feeds)
+            for final in unit.final:
+                walk(final, _final_feeds(unit))
 
     walk(flow.root, fed)
-    root_name = None if is_template(flow.root.name) else frozenset({flow.root.name})
     for final in flow.final:
-        walk(final, root_name)
+        walk(final, _root_feeds(flow))
     return known
 
 
 def _inheriting(unit: Unit, fed: frozenset[str]) -> Iterator[Fault]:
     yield from _fed_faults(unit, fed)
-    if isinstance(unit, Section) and unit.pattern in ("dag", "sequence", "fanin"):
-        units = list(unit.units)
-        sibling_feeds = [own for _, own in _feeds(units, unit)] or [frozenset()] * len(units)
-        for inner, own in zip(units, sibling_feeds, strict=True):
-            if not own:
+    if isinstance(unit, Section):
+        for inner, own in _unit_feeds(unit):
+            if own is None:
                 yield from _inheriting(inner, fed)
 
 
@@ -278,10 +276,15 @@ def _fed_faults(unit: Unit, fed: frozenset[str] | None) -> Iterator[Fault]:
         return
     for origin, name in producer_names(unit):
         if name not in fed:
-            those = ", ".join(sorted(fed)) or "none"
-            reason = f"'{name}' is not among the units that feed '{unit.name}'"
-            yield _fault(origin, f"{reason} (those are: {those})")
+            yield _not_fed(origin, name, unit, fed)
     yield from upstream_faults(unit, fed)
+
+
+def _not_fed(origin: Origin, name: str, unit: Unit, fed: frozenset[str]) -> Fault:
+    those = ", ".join(sorted(fed)) or "none"
+    return _fault(
+        origin, f"'{name}' is not among the units that feed '{unit.name}' (those are: {those})"
+    )
 
 
 def _own_templates(unit: Unit) -> Iterator[tuple[Origin, str, bool]]:
@@ -368,15 +371,11 @@ def _section_faults(
                 )
     iterating = available | ITERATION_VARIABLES
     yield from _siblings_faults(section.units, section, "units")
-    units = list(section.units)
-    yield from _producers_faults(units, section, fed)
+    yield from _producers_faults(section, fed)
     yield from _siblings_faults(section.ring, section, "ring")
-    inherits = section.pattern in ("dag", "sequence", "fanin")
-    sibling_feeds = [own for _, own in _feeds(units, section)] or [frozenset()] * len(units)
-    for unit, own in zip(units, sibling_feeds, strict=True):
-        # Fed by its siblings, or by what feeds the section (a dag's, a sequence's, a fanin's).
-        inner = own if own else (fed if inherits else None)
-        yield from _unit_faults(unit, flow, available, in_micro=inner_micro, fed=inner)
+    for unit, own in _unit_feeds(section):
+        feeds = own if own is not None else fed
+        yield from _unit_faults(unit, flow, available, in_micro=inner_micro, fed=feeds)
     for unit in section.ring:
         yield from _unit_faults(unit, flow, iterating, in_micro=inner_micro)
     if section.gather is not None:
@@ -389,15 +388,13 @@ def _section_faults(
             yield from _unit_faults(case.unit, flow, iterating, in_micro=inner_micro)
     elif section.visit is not None:
         yield from _unit_faults(section.visit, flow, iterating, in_micro=inner_micro)
-    named = [unit.name for unit in section.units]
-    fixed = section.pattern in ("dag", "sequence") and not any(map(is_template, named))
     yield from _final_faults(
         section.final,
         f"section '{section.name}'",
         flow,
         available,
         in_micro=inner_micro,
-        feeds=frozenset(named) if fixed else None,
+        feeds=_final_feeds(section),
     )
     for loose in (section.gather, section.visit):
         if loose is not None and not isinstance(loose, Cases) and loose.depends_on:
