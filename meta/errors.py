@@ -63,6 +63,10 @@ class UserError(MetaError):
         self.faults: tuple[Fault, ...] = (faults,) if isinstance(faults, Fault) else tuple(faults)
         super().__init__("\n".join(str(fault) for fault in self.faults))
 
+    def one_line(self) -> str:
+        """Its faults on one line, for a place that holds a single reason."""
+        return "; ".join(str(fault) for fault in self.faults)
+
 
 class FlowInvalid(UserError):
     """A flow file fails the schema or a semantic check."""

@@ -243,7 +243,7 @@ class Engine:
             raise self._faulted(unit, visit, fault) from None
 
     def _faulted(self, unit: Unit, visit: Visit, fault: UserError) -> RunFailed:
-        reason = "; ".join(str(each) for each in fault.faults) or str(fault)
+        reason = fault.one_line()
         if isinstance(unit, Step):
             self._attempts.fail(visit.uid, visit.name, visit.parent, reason)
         elif isinstance(unit, Section):

@@ -40,15 +40,15 @@ def read_result(path: str) -> Any:
     if descriptor is None:
         return None
     try:
-        size = os.fstat(descriptor).st_size
         data = _read_at_most(descriptor, MAX_RESULT_BYTES + 1)
+        if len(data) > MAX_RESULT_BYTES:
+            size = max(os.fstat(descriptor).st_size, len(data))
+            raise ResultRefused(
+                f"its result ($META_RESULT) is {size} bytes; a result holds at most "
+                f"{MAX_RESULT_BYTES} (64 KiB): write bigger data to META_OUTPUT"
+            )
     finally:
         os.close(descriptor)
-    if len(data) > MAX_RESULT_BYTES:
-        raise ResultRefused(
-            f"its result ($META_RESULT) is {max(size, len(data))} bytes; a result holds at most "
-            f"{MAX_RESULT_BYTES} (64 KiB): write bigger data to META_OUTPUT"
-        )
     if not data.strip():
         return None
     try:

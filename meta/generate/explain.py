@@ -80,7 +80,7 @@ def _ask(generator: Generator, description: Description) -> tuple[list[str], str
     try:
         seen, why = ask(description)
     except UserError as exc:
-        return [], "; ".join(str(fault) for fault in exc.faults)
+        return [], exc.one_line()
     return list(seen), str(why)
 
 

@@ -325,7 +325,7 @@ async def _ended(
     except UserError as exc:
         await journal.close()
         await reporter.close()
-        message = "; ".join(str(f) for f in exc.faults)
+        message = exc.one_line()
         await event(api, owner, "Warning", "FlowFault", message)
         await reporter.write(phase="Failed", reason=message, finishedAt=now())
         if collector is not None:
