@@ -13,9 +13,9 @@ from typing import Any
 
 from meta.engine.deadlines import Deadlines
 from meta.engine.driver import Exit, Running
-from meta.engine.records import UPSTREAM_FAILED, Journal, Listener, UnitRecord
+from meta.engine.records import UPSTREAM_FAILED, Journal, Listener, UnitRecord, UnitState
 from meta.engine.turns import Turns
-from meta.engine.visit import SectionFrame, Visit, ended_from_outside
+from meta.engine.visit import Visit, ended_from_outside
 from meta.errors import RunFailed
 
 MAX_BACKOFF_SECONDS = 60.0
@@ -51,20 +51,18 @@ class Attempts:
         run again)."""
         if reason != UPSTREAM_FAILED and self.finished_before(visit.uid) is not None:
             return
+        self._never_ran(visit, "skipped", reason)
+
+    def fail(self, visit: Visit, reason: str) -> None:
+        """Record that a unit failed before any attempt of it started (a fault in what it was
+        to run with)."""
+        self._never_ran(visit, "failed", reason)
+
+    def _never_ran(self, visit: Visit, state: UnitState, reason: str) -> None:
         now = time.time()
         parent = visit.parent
         record = UnitRecord(
-            visit.uid, visit.name, parent.id, parent.scope, "skipped", 0, now, now, reason=reason
-        )
-        self._journal.record_finished(record)
-        self._listener.unit_finished(record)
-
-    def fail(self, uid: str, name: str, parent: SectionFrame, reason: str) -> None:
-        """Record that a unit failed before any attempt of it started (a fault in what it was
-        to run with)."""
-        now = time.time()
-        record = UnitRecord(
-            uid, name, parent.id, parent.scope, "failed", 0, now, now, reason=reason
+            visit.uid, visit.name, parent.id, parent.scope, state, 0, now, now, reason=reason
         )
         self._journal.record_finished(record)
         self._listener.unit_finished(record)

@@ -245,7 +245,7 @@ class Engine:
     def _faulted(self, unit: Unit, visit: Visit, fault: UserError) -> RunFailed:
         reason = fault.one_line()
         if isinstance(unit, Step):
-            self._attempts.fail(visit.uid, visit.name, visit.parent, reason)
+            self._attempts.fail(visit, reason)
         elif isinstance(unit, Section):
             record = SectionRecord(
                 visit.uid, visit.name, unit.pattern, unit.scope, 0, 0, 0, "failed"
