@@ -8,6 +8,8 @@ second unit of the root.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -97,6 +99,9 @@ class Flow(Part):
             typed,
             root=_unit_at(typed.root, places, self.made),
             final=tuple(_unit_at(last, places, self.made) for last in typed.final),
+            made_of=hashlib.sha256(
+                json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+            ).hexdigest(),
         )
 
     def _source(self) -> Path:

@@ -280,3 +280,7 @@ class Flow:
     """`spec.podGC.strategy` in the flow language's names (OnPodCompletion, OnPodSuccess,
     OnFlowCompletion, OnFlowSuccess), or "" to keep every pod. Only pods have it: the local
     runtime ignores it."""
+    made_of: str = ""
+    """A digest of the document the flow was made from, when its file's text does not say it
+    (a flow a Python file makes from whatever it reads); "" for a flow read from its file. What
+    `meta resume` compares to tell that the flow changed."""

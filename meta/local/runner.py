@@ -223,9 +223,12 @@ def resume_run(
 
 
 def _fingerprint(plan: Plan) -> str:
+    """What the run's flows are: their files' text, or what a Python file made (the file may
+    read anything, so its own text does not say what it makes)."""
     digest = hashlib.sha256()
     for current in plan.reachable():
-        digest.update(current.flow.source.read_bytes())
+        made_of = current.flow.made_of
+        digest.update(made_of.encode() if made_of else current.flow.source.read_bytes())
     return digest.hexdigest()
 
 

@@ -95,6 +95,32 @@ def test_resume_a_python_flow(meta: Meta, numbers: Path, tmp_path: Path) -> None
     assert "(0 units run, 4 finished before)" in again.stdout
 
 
+def test_resume_refuses_a_python_flow_that_now_makes_another_flow(
+    meta: Meta, numbers: Path, tmp_path: Path
+) -> None:
+    # The flow file is as it was; a module it imports makes its steps differently now.
+    first = meta("run", numbers, "--workdir", tmp_path / "work")
+    assert first.code == 0, first.stderr
+    helpers = numbers.with_name("helpers.py")
+    helpers.write_text(
+        helpers.read_text().replace('["python3", "-c", code]', '["python3", "-Sc", code]')
+    )
+    again = meta("resume", tmp_path / "work")
+    assert again.code == 2
+    assert "flows/numbers.py: /: the flow changed since this run started" in again.stderr
+
+
+def test_resume_takes_a_python_flow_whose_text_changed_but_not_what_it_makes(
+    meta: Meta, numbers: Path, tmp_path: Path
+) -> None:
+    first = meta("run", numbers, "--workdir", tmp_path / "work")
+    assert first.code == 0, first.stderr
+    numbers.write_text("# a comment, and the same flow\n" + numbers.read_text())
+    again = meta("resume", tmp_path / "work")
+    assert again.code == 0, again.stderr
+    assert "(0 units run, 4 finished before)" in again.stdout
+
+
 def test_a_function_named_flow_is_called(meta: Meta, write: Write) -> None:
     path = write(
         "made.py",
