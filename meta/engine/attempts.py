@@ -98,6 +98,7 @@ class Attempts:
                         retrying = None
                         self._listener.unit_started(record)
                         self._journal.record_started(record)
+                        parent.ran_here()
                         if parent.ending.keep:
                             parent.ending.started.add(visit.uid)
                         with parent.ending.activity():

@@ -122,13 +122,14 @@ class Engine:
             done = await self._visit(unit, visit)
         except RunFailed as failure:
             here.ending.ended.append(Done(visit.name, visit.uid, "failed"))
-            raise RunFailed.of(await self._finally(visit, final, here, failure.failures)) from None
+            failures = await self._finally(visit, final, here, failure.failures, parent.ending.ran)
+            raise RunFailed.of(failures) from None
         except asyncio.CancelledError:
             if parent.stopping():
-                await self._finally(visit, final, here, ())
+                await self._finally(visit, final, here, (), parent.ending.ran)
             raise
         here.ending.ended.append(done)
-        failures = await self._finally(visit, final, here, ())
+        failures = await self._finally(visit, final, here, (), parent.ending.ran)
         if failures:
             raise RunFailed.of(failures)
         return done
@@ -139,13 +140,14 @@ class Engine:
         units: tuple[Unit, ...],
         here: SectionFrame,
         failures: Sequence[Failure],
+        ran: bool,
     ) -> list[Failure]:
         """`_finally_units`, run to their end also when a failure stops a section around this
         one while they run: had it come a moment earlier, they would have run whole. A cancel
         from outside (an interrupt, with no failure stopping) stops them."""
         if not units:
             return list(failures)
-        run = asyncio.ensure_future(self._finally_units(visit, units, here, failures))
+        run = asyncio.ensure_future(self._finally_units(visit, units, here, failures, ran))
         stopped = False
         while True:
             try:
@@ -168,14 +170,18 @@ class Engine:
         units: tuple[Unit, ...],
         here: SectionFrame,
         failures: Sequence[Failure],
+        ran: bool,
     ) -> list[Failure]:
         """Run `finally` units in order, each whatever became of the ones before; every
         failure, the section's first, then the finally units'. They see how the units of
         `here` ended (`upstream`) and every failure (`failures`), and read the outputs of
-        those that succeeded."""
+        those that succeeded. Those that finished in an earlier session run again only if
+        something ran before them in this one (`ran`)."""
         failures = list(failures)
         ended = tuple(replace(done, shown=True) for done in here.ending.ended if done is not None)
-        frame = SectionFrame(here.id, here.scope, here.pod, outer=here, always=True, shields=True)
+        frame = SectionFrame(
+            here.id, here.scope, here.pod, outer=here, always=True, again=ran, shields=True
+        )
         for unit in units:
             # Each sees the failures so far: the earlier finally units' too.
             variables = {
@@ -263,6 +269,7 @@ class Engine:
             visit.parent.pod,
             outer=visit.parent,
             always=visit.parent.always,
+            again=visit.parent.again,
         )
         with visit.parent.ending.activity():
             done = await self._flow(frame, inner, frame.root_context(), visit.upstream)
@@ -330,6 +337,7 @@ class Engine:
             pod,
             outer=parent,
             always=parent.always,
+            again=parent.again,
             absorbs=section.on_failure == "continue",
         )
         here.ending.keep = bool(section.final)
@@ -339,14 +347,18 @@ class Engine:
             # Its units are all ended now: a cancel that reaches the finally units comes from
             # outside, and must not run the finally units of sections inside them.
             here.ending.stopping = False
-            failures = await self._finally(visit, section.final, here, failure.failures)
+            failures = await self._finally(
+                visit, section.final, here, failure.failures, here.ending.ran
+            )
             self._section_record(visit, section, limit, here, "failed")
             raise RunFailed.of(failures) from None
         except asyncio.CancelledError:
             if section.final and parent.stopping():
-                await self._finally(visit, section.final, here, ())
+                await self._finally(visit, section.final, here, (), here.ending.ran)
             raise
-        failures = await self._finally(visit, section.final, here, here.ending.failures)
+        failures = await self._finally(
+            visit, section.final, here, here.ending.failures, here.ending.ran
+        )
         if failures:
             self._section_record(visit, section, limit, here, "failed")
             raise RunFailed.of(failures)
@@ -555,8 +567,8 @@ class Engine:
 
     def _resumed(self, visit: Visit) -> Done | None:
         """The unit as an earlier session of the run left it, when it finished there (a
-        `finally` unit runs again in every session that reaches it)."""
-        if visit.parent.always:
+        `finally` unit runs again in a session that ran something in its section)."""
+        if visit.parent.again:
             return None
         previous = self._attempts.finished_before(visit.uid)
         if previous is None:

@@ -82,6 +82,10 @@ class Ending:
     active: int = 0
     """Its units active now: in an attempt (holding a turn under `spec.parallelism`), or a
     section or flow it runs in place. A unit waiting for its turn, or to retry, is not."""
+    ran: bool = False
+    """An attempt started here, or in a section or flow inside, in this session: its `finally`
+    units run again even if they finished in an earlier session (they would be shown states
+    that changed)."""
 
     def hold(self) -> int:
         """A place in `ended` for a unit that became ready."""
@@ -112,8 +116,12 @@ class SectionFrame:
     outer: SectionFrame | None = field(default=None, compare=False)
     """The section this one runs in, when the engine walks that one too."""
     always: bool = False
-    """Its units run even if the journal says they finished before (`finally` units: they run
-    at the end of every session that ends their section)."""
+    """Its units are `finally` units (or inside one): they run whatever became of the units
+    before them, and a fault they meet fails the unit meeting it rather than the run."""
+    again: bool = False
+    """Its units run even if the journal says they finished before: `finally` units whose
+    section ran something in this session (and what they hold). A session that ran nothing
+    there (a finished run resumed) takes them from the journal, as it takes the rest."""
     absorbs: bool = False
     """A failure of its units ends here (`onFailure: continue`): it goes no further out."""
     shields: bool = False
@@ -131,6 +139,14 @@ class SectionFrame:
             frame = frame.outer
             if frame is not None and frame.absorbs:
                 return
+
+    def ran_here(self) -> None:
+        """An attempt starts in this section: it, and every section it runs in, ran something
+        in this session (each is marked once: the walk stops at one marked before)."""
+        frame: SectionFrame | None = self
+        while frame is not None and not frame.ending.ran:
+            frame.ending.ran = True
+            frame = frame.outer
 
     def halted(self) -> bool:
         """Whether a failure on its way out will end this section: its units start nothing

@@ -418,6 +418,38 @@ def test_a_resumed_run_runs_finally_again_and_skips_what_finished(tmp_path: Path
     assert driver.start_ids() == ["t/s/b", "t/s/finally/f", "t/finally/notify"]
 
 
+def test_a_finished_run_resumed_runs_no_finally_unit_again(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        section("s", "sequence", units=[step("a")], **{"finally": [step("f")]}),
+        final=[step("notify")],
+    )
+    first = FakeJournal()
+    run(plan, FakeDriver(), journal=first)
+    driver = FakeDriver()
+    run(plan, driver, journal=journal_of(first.ended))
+    assert driver.start_ids() == []
+
+
+def test_a_resumed_run_runs_again_only_the_finally_units_of_sections_that_ran_something(
+    tmp_path: Path,
+) -> None:
+    done = section("done", "sequence", units=[step("a")], **{"finally": [step("f1")]})
+    redo = section("redo", "sequence", units=[step("b")], **{"finally": [step("f2")]})
+    plan = plan_of(
+        tmp_path,
+        section("s", "sequence", onFailure="continue", units=[done, redo]),
+        final=[step("notify")],
+    )
+    first = FakeJournal()
+    with pytest.raises(RunFailed):
+        run(plan, FakeDriver(fail={"t/s/redo/b": ALWAYS}), journal=first)
+    finished = [r for r in first.ended if r.state == "succeeded"]
+    driver = FakeDriver()
+    run(plan, driver, journal=journal_of(finished))
+    assert driver.start_ids() == ["t/s/redo/b", "t/s/redo/finally/f2", "t/finally/notify"]
+
+
 def test_a_stop_section_inside_a_continue_section_keeps_its_failure_inside(
     tmp_path: Path,
 ) -> None:
