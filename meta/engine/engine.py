@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from meta.engine.attempts import Attempts, Start
 from meta.engine.caching import Caching, StoreCache, cache_of_section, cache_of_step
 from meta.engine.driver import Driver, FlowDriver, FlowTask, PodDriver, PodTask
-from meta.engine.frontiers import Context, Done, Frontier, Ready, frontier_for
+from meta.engine.frontiers import Context, Done, DoneState, Frontier, Ready, frontier_for
 from meta.engine.generating import Generation
 from meta.engine.records import (
     CONDITION,
@@ -363,7 +363,7 @@ class Engine:
             self._section_record(visit, section, limit, here, "failed")
             raise RunFailed.of(failures)
         self._section_record(visit, section, limit, here, "succeeded")
-        return self._section_done(visit, frontier)
+        return self._section_done(visit, frontier, here.ending.ran)
 
     async def _pod_of_its_own(
         self, pods: PodDriver, visit: Visit, section: Section, limit: int
@@ -426,15 +426,18 @@ class Engine:
             )
         )
 
-    def _section_done(self, visit: Visit, frontier: Frontier) -> Done:
+    def _section_done(self, visit: Visit, frontier: Frontier, ran: bool) -> Done:
+        """The section as its consumers see it: `cached` when nothing in it ran in this session
+        (all of it finished in an earlier one, or came from the cache), as a step is."""
         parts = frontier.result()
         result = section_result(parts)
+        state: DoneState = "succeeded" if ran else "cached"
         if len(parts) == 1:
-            return Done(visit.name, parts[0].unit_id, result=result)
+            return Done(visit.name, parts[0].unit_id, state, result=result)
         combined = named(parts)
         self._driver.combine(visit.uid, combined)
         self._caching.combined(visit.uid, combined)
-        return Done(visit.name, visit.uid, result=result)
+        return Done(visit.name, visit.uid, state, result=result)
 
     async def _drive_in_turn(
         self, frame: FlowFrame, frontier: Frontier, here: SectionFrame, stop: bool
@@ -571,7 +574,9 @@ class Engine:
         if visit.parent.again:
             return None
         previous = self._attempts.finished_before(visit.uid)
-        if previous is None:
+        if previous is None or any(part.state == "succeeded" for part in visit.upstream):
+            # Not on record, or it reads a unit that ran again in this session (its outputs
+            # were found changed or gone): what it made from the old ones is stale.
             return None
         if previous.state == "skipped":
             return Done(visit.name, visit.uid, "skipped", reason=previous.reason)

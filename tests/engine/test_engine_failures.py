@@ -450,6 +450,38 @@ def test_a_resumed_run_runs_again_only_the_finally_units_of_sections_that_ran_so
     assert driver.start_ids() == ["t/s/redo/b", "t/s/redo/finally/f2", "t/finally/notify"]
 
 
+def test_a_unit_on_record_runs_again_when_a_unit_it_reads_ran_again(tmp_path: Path) -> None:
+    # p's record is gone (its stored outputs were found missing): c, and what reads c (also
+    # through a section standing for it), were made from p's old outputs.
+    inner = section("inner", "sequence", units=[step("c")], dependsOn=["p"])
+    plan = plan_of(
+        tmp_path,
+        section(
+            "s", "dag", units=[step("p"), inner, step("d", dependsOn=["inner"]), step("e")]
+        ),
+    )
+    first = FakeJournal()
+    run(plan, FakeDriver(), journal=first)
+    kept = [r for r in first.ended if r.id != "t/s/p"]
+    driver = FakeDriver()
+    run(plan, driver, journal=journal_of(kept))
+    assert driver.start_ids() == ["t/s/p", "t/s/inner/c", "t/s/d"]
+
+
+def test_a_unit_skipped_for_a_failure_runs_once_a_resumed_run_mends_it(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        section("s", "sequence", onFailure="continue", units=[step("p"), step("c")]),
+    )
+    first = FakeJournal()
+    with pytest.raises(RunFailed):
+        run(plan, FakeDriver(fail={"t/s/p": ALWAYS}), journal=first)
+    assert {r.id: r.state for r in first.ended} == {"t/s/p": "failed", "t/s/c": "skipped"}
+    driver = FakeDriver()
+    run(plan, driver, journal=journal_of([r for r in first.ended if r.state != "failed"]))
+    assert driver.start_ids() == ["t/s/p", "t/s/c"]
+
+
 def test_a_stop_section_inside_a_continue_section_keeps_its_failure_inside(
     tmp_path: Path,
 ) -> None:
