@@ -119,7 +119,7 @@ def start_run(
                 for name in overrides
                 if isinstance(bound := plan.inputs[name], ValueInput)
             },
-            "fingerprint": _fingerprint(plan),
+            "fingerprint": fingerprint(plan),
             "startedAt": time.time(),
             "cacheDir": str(Path(cache_dir or default_cache_dir()).resolve()),
         }
@@ -208,7 +208,7 @@ def resume_run(
         plan = compile_plan(Path(info["flow"]), overrides)
     _check_sources(plan, secrets)
     check_report_path(report, workdir, protected_files(plan))
-    if _fingerprint(plan) != info.get("fingerprint"):
+    if fingerprint(plan) != info.get("fingerprint"):
         raise UserError(
             Fault(
                 display_path(Path(info["flow"])),
@@ -222,7 +222,9 @@ def resume_run(
         return _execute(plan, workdir, info, listeners, report, secrets)
 
 
-def _fingerprint(plan: Plan) -> str:
+def fingerprint(plan: Plan) -> str:
+    """What run.json records of the flow run: a digest of its file and of every flow file it
+    reaches. A run whose flow's fingerprint is another now was run from another flow."""
     digest = hashlib.sha256()
     for current in plan.reachable():
         digest.update(current.flow.source.read_bytes())

@@ -29,7 +29,7 @@ from meta.errors import Fault, MetaError, UserError
 from meta.flow.files import display_path
 from meta.local.driver import OUTPUTS, scratch_root
 from meta.local.journal import JOURNAL
-from meta.local.runner import REPORT_FILE, RUN_FILE
+from meta.local.runner import REPORT_FILE, RUN_FILE, fingerprint
 from meta.local.runs import STARTING_SECONDS, Counts, Run, Unit, session_alive, unit_logs
 from meta.plan.plan import compile_plan
 from meta.ui.structure import Structure, structure
@@ -41,6 +41,7 @@ server's loop for long; the next update reads on."""
 ALIVE_CHECK_SECONDS = 0.5
 """How often, at most, whether the session lives is asked of /proc."""
 LOG_TAIL_BYTES = 4000
+CHANGED = "changed since this run started: what it holds now is not what the run ran"
 OUTPUTS_LISTED = 200
 
 
@@ -331,8 +332,15 @@ class RunModel(UnitsModel):
             raise UserError(Fault(display_path(workdir), "", f"unreadable: {exc}")) from None
 
         def made() -> Structure:
+            flow = Path(self.info["flow"])
             overrides = {k: Path(v) for k, v in dict(self.info.get("inputs", {})).items()}
-            return structure(compile_plan(Path(self.info["flow"]), overrides))
+            plan = compile_plan(flow, overrides)
+            # Only what `meta run` wrote records a fingerprint: other run.json files (a test's,
+            # a benchmark's) are drawn as their flow reads now.
+            recorded = self.info.get("fingerprint")
+            if recorded is not None and fingerprint(plan) != recorded:
+                raise UserError(Fault(display_path(flow), "", CHANGED))
+            return structure(plan)
 
         super().__init__(str(self.info.get("name") or Path(str(self.info.get("flow"))).stem), made)
         self.report: dict[str, Any] | None = None

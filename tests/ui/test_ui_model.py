@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from meta.ui.model import RunModel
+from meta.local.runner import fingerprint
+from meta.plan.plan import compile_plan
+from meta.ui.model import CHANGED, RunModel
 from tests.ui.demo import write_demo
 
 FETCH = "orders-demo/pipeline/fetch"
@@ -23,11 +25,17 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def _run(tmp_path: Path, records: list[dict[str, Any]]) -> RunModel:
-    flow = write_demo(tmp_path / "flow", python=sys.executable)
+def _run(tmp_path: Path, records: list[dict[str, Any]], recorded: str | None = None) -> RunModel:
+    """A run of the demo flow whose journal holds `records`; its run.json records the flow's
+    fingerprint as `recorded` (none: as a run.json that records none)."""
+    flow = tmp_path / "flow" / "demo.flow.yaml"
+    if not flow.exists():
+        write_demo(flow.parent, python=sys.executable)
     workdir = tmp_path / "run"
     workdir.mkdir()
-    info = {"name": "orders-demo", "flow": str(flow), "startedAt": time.time()}
+    info: dict[str, Any] = {"name": "orders-demo", "flow": str(flow), "startedAt": time.time()}
+    if recorded is not None:
+        info["fingerprint"] = recorded
     (workdir / "run.json").write_text(json.dumps(info))
     lines = "".join(json.dumps(record) + "\n" for record in records)
     (workdir / "journal.jsonl").write_text(lines)
@@ -125,6 +133,29 @@ def test_units_of_a_run_whose_flow_file_is_gone_are_shown_by_their_ids(tmp_path:
     assert summary["groups"][parent]["counts"]["succeeded"] == 1
     assert summary["units"]["succeeded"] == 1
     assert [node["id"] for node in model.graph()["nodes"]] == [parent]
+
+
+def test_a_run_whose_flow_file_changed_since_is_not_drawn_as_the_flow_is_now(
+    tmp_path: Path,
+) -> None:
+    records = [
+        {"event": "session", "at": 1.0, "pid": _dead_pid()},
+        {"event": "started", "id": PARSE, "attempt": 1, "at": 1.0},
+    ]
+    flow = write_demo(tmp_path / "flow", python=sys.executable)
+    model = _run(tmp_path, records, recorded=fingerprint(compile_plan(flow)))
+    assert model.summary()["structureFault"] is None
+    assert "orders-demo/pipeline/regions" in {node["id"] for node in model.graph()["nodes"]}
+
+    flow.write_text(flow.read_text().replace('name: "region-', 'name: "zone-'))
+    model = RunModel(model.workdir)
+    model.catch_up()
+    summary = model.summary()
+    assert summary["structureFault"] == f"{flow}: /: {CHANGED}"
+    # The units are shown by their ids, not placed in the structure the flow has now.
+    parent = PARSE.rsplit("/", 1)[0]
+    assert [node["id"] for node in model.graph()["nodes"]] == [parent]
+    assert summary["groups"][parent]["counts"]["cancelled"] == 1
 
 
 def test_a_units_result_and_a_skipped_units_reason_are_in_its_details(tmp_path: Path) -> None:
