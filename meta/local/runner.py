@@ -200,12 +200,8 @@ def resume_run(
         raise UserError(
             Fault(display_path(info_path), "", f"not a run record (missing: {missing or 'inputs'})")
         )
-    overrides: dict[str, Input] = {
-        name: FileInput(Path(path)) for name, path in info.get("inputs", {}).items()
-    }
-    overrides.update({name: ValueInput(value) for name, value in info.get("values", {}).items()})
     with INTERRUPTS.allowed():
-        plan = compile_plan(Path(info["flow"]), overrides)
+        plan = compile_plan(Path(info["flow"]), recorded_inputs(info))
     _check_sources(plan, secrets)
     check_report_path(report, workdir, protected_files(plan))
     if fingerprint(plan) != info.get("fingerprint"):
@@ -220,6 +216,15 @@ def resume_run(
         )
     with INTERRUPTS.deferred(), session_lock(workdir):
         return _execute(plan, workdir, info, listeners, report, secrets)
+
+
+def recorded_inputs(info: Mapping[str, Any]) -> dict[str, Input]:
+    """The inputs a run was given (`--set`), as run.json records them: files and values."""
+    given: dict[str, Input] = {
+        name: FileInput(Path(path)) for name, path in dict(info.get("inputs", {})).items()
+    }
+    given.update({name: ValueInput(value) for name, value in dict(info.get("values", {})).items()})
+    return given
 
 
 def fingerprint(plan: Plan) -> str:

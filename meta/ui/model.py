@@ -29,7 +29,7 @@ from meta.errors import Fault, MetaError, UserError
 from meta.flow.files import display_path
 from meta.local.driver import OUTPUTS, scratch_root
 from meta.local.journal import JOURNAL
-from meta.local.runner import REPORT_FILE, RUN_FILE, fingerprint
+from meta.local.runner import REPORT_FILE, RUN_FILE, fingerprint, recorded_inputs
 from meta.local.runs import STARTING_SECONDS, Counts, Run, Unit, session_alive, unit_logs
 from meta.plan.plan import compile_plan
 from meta.ui.structure import Structure, structure
@@ -333,8 +333,7 @@ class RunModel(UnitsModel):
 
         def made() -> Structure:
             flow = Path(self.info["flow"])
-            overrides = {k: Path(v) for k, v in dict(self.info.get("inputs", {})).items()}
-            plan = compile_plan(flow, overrides)
+            plan = compile_plan(flow, recorded_inputs(self.info))
             # Only what `meta run` wrote records a fingerprint: other run.json files (a test's,
             # a benchmark's) are drawn as their flow reads now.
             recorded = self.info.get("fingerprint")

@@ -158,6 +158,26 @@ def test_a_run_whose_flow_file_changed_since_is_not_drawn_as_the_flow_is_now(
     assert summary["groups"][parent]["counts"]["cancelled"] == 1
 
 
+def test_a_run_given_a_value_for_an_input_without_default_is_drawn(tmp_path: Path) -> None:
+    flow = tmp_path / "given.flow.yaml"
+    flow.write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\n"
+        "kind: MetaFlow\n"
+        "metadata: {name: given}\n"
+        "spec:\n"
+        "  inputs: {n: {schema: {type: integer}}}\n"
+        "  root: {name: s, scope: macro, pattern: sequence,\n"
+        "         units: [{name: a, run: {command: [x]}}]}\n"
+    )
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    info = {"flow": str(flow), "inputs": {}, "values": {"n": 3}, "startedAt": time.time()}
+    (workdir / "run.json").write_text(json.dumps(info))
+    model = RunModel(workdir)
+    assert model.summary()["structureFault"] is None
+    assert [node["id"] for node in model.graph()["nodes"]] == ["given/s", "given/s/a"]
+
+
 def test_a_units_result_and_a_skipped_units_reason_are_in_its_details(tmp_path: Path) -> None:
     session = {"event": "session", "at": 1.0, "pid": _dead_pid()}
     skipped = {**_finished(FLAKY, "skipped", attempts=0), "reason": "condition"}
