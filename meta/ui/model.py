@@ -27,7 +27,7 @@ from typing import Any
 
 from meta.errors import Fault, MetaError, UserError
 from meta.flow.files import display_path
-from meta.local.driver import OUTPUTS, scratch_root
+from meta.local.driver import OUTPUTS, on_disk, scratch_root, unit_tag
 from meta.local.journal import JOURNAL
 from meta.local.runner import REPORT_FILE, RUN_FILE, fingerprint, recorded_inputs
 from meta.local.runs import STARTING_SECONDS, Counts, Run, Unit, session_alive, unit_logs
@@ -468,21 +468,29 @@ class RunModel(UnitsModel):
         return path.resolve().is_relative_to(self.workdir.resolve())
 
     def _input(self, unit: UnitState) -> Any:
-        """META_INPUT's value while the step's scratch holds it (it lives in RAM, with the
-        attempt); None after."""
+        """META_INPUT's value while the step runs: the input.json of its newest attempt's
+        folder in the scratch (`<k>-<tag>`, in the scratch's units, or in those of the pod of
+        the micro section around it, whose id starts its own); None when it does not run."""
+        if unit.state != "running":
+            return None
         scratch = scratch_root(self.workdir)
+        ending = f"-{unit_tag(unit.id)}"
         parts = unit.id.split("/")
-        candidates = [scratch / "units" / unit.id / "input.json"]
-        candidates += [
-            scratch / "pods" / "/".join(parts[:n]) / "units" / unit.id / "input.json"
-            for n in range(1, len(parts))
+        folders = [scratch / "units"]
+        folders += [
+            scratch / "pods" / on_disk("/".join(parts[:n])) / "units" for n in range(1, len(parts))
         ]
-        for path in candidates:
-            if path.resolve().is_relative_to(scratch.resolve()):
-                value = _read_json(path)
-                if value is not None:
-                    return value
-        return None
+        found: list[tuple[int, str]] = []
+        for folder in folders:
+            with contextlib.suppress(OSError), os.scandir(folder) as entries:
+                for entry in entries:
+                    counter = entry.name.removesuffix(ending)
+                    if counter != entry.name and counter.isdigit():
+                        found.append((int(counter), entry.path))
+        if not found:
+            return None
+        path = Path(max(found)[1], "input.json")
+        return _read_json(path) if path.resolve().is_relative_to(scratch.resolve()) else None
 
     def _outputs(self, unit: UnitState) -> list[dict[str, Any]] | None:
         folder = self.workdir / "store" / unit.id / OUTPUTS

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,54 @@ def test_a_run_given_a_value_for_an_input_without_default_is_drawn(tmp_path: Pat
     model = RunModel(workdir)
     assert model.summary()["structureFault"] is None
     assert [node["id"] for node in model.graph()["nodes"]] == ["given/s", "given/s/a"]
+
+
+FANOUTS = """\
+apiVersion: meta-orchestrator.io/v1alpha1
+kind: MetaFlow
+metadata: {name: f}
+spec:
+  inputs:
+    items: {value: [a, b, c]}
+  root:
+    name: root
+    scope: macro
+    pattern: dag
+    maxActive: 2
+    units:
+      - name: fan
+        scope: macro
+        pattern: fanout
+        maxActive: 3
+        over: {input: items}
+        visit: {name: "w-{{ item }}", run: {command: [sleep, "60"]}}
+      - name: pod
+        scope: micro
+        pattern: fanout
+        maxActive: 3
+        over: {input: items}
+        visit: {name: "m-{{ item }}", run: {command: [sleep, "60"]}}
+"""
+
+
+def test_a_running_steps_input_is_in_its_details_macro_or_micro(
+    tmp_path: Path, run_flow: Callable[[Path, str], subprocess.Popen[str]]
+) -> None:
+    flow = tmp_path / "f.flow.yaml"
+    flow.write_text(FANOUTS)
+    running = run_flow(flow, "f")
+    journal = tmp_path / "runs" / "f" / "journal.jsonl"
+    deadline = time.monotonic() + 30
+    while not journal.exists() or journal.read_text().count('"started"') < 6:
+        assert running.poll() is None and time.monotonic() < deadline, "the steps did not start"
+        time.sleep(0.1)
+    model = RunModel(journal.parent)
+    model.catch_up()
+    inputs = {uid: model.detail(uid)["input"] for uid in model.units}
+    assert inputs == {
+        **{f"f/root/fan/{n}/w-{item}": item for n, item in enumerate("abc")},
+        **{f"f/root/pod/{n}/m-{item}": item for n, item in enumerate("abc")},
+    }
 
 
 def test_a_units_result_and_a_skipped_units_reason_are_in_its_details(tmp_path: Path) -> None:
