@@ -2,17 +2,20 @@
 
 Layout (the workdir is durable; scratch lives on RAM where the machine has /dev/shm):
 
-    WORKDIR/store/<unit id>/@outputs     the outputs of every finished unit (and section) that
-                                         wrote any; a unit that wrote nothing has no folder
-    WORKDIR/logs/<unit id>/<n>.out|.err  stdout and stderr of attempt n, when not empty
-    SCRATCH/pods/<section id>/scratch    META_SCRATCH shared by one micro section's units
-    SCRATCH/pods/<section id>/units/<n>/ a micro step attempt's input.json, result.json
-                                         (META_RESULT), upstream/, out/, logs
-    SCRATCH/units/<n>/                   a macro step attempt's input.json, result.json,
-                                         upstream/, scratch/, out/, logs (n counts the
-                                         session's attempts)
-    SCRATCH/owner.json                   the session using it (pid, start, workdir), so that
-                                         `meta clean` can tell scratch a killed session left
+    WORKDIR/store/<unit id>/@outputs          the outputs of every finished unit (and
+                                              section) that wrote any; a unit that wrote
+                                              nothing has no folder
+    WORKDIR/logs/<unit id>/<n>.out|.err       stdout and stderr of attempt n, when not empty
+    SCRATCH/pods/<section id>/scratch         META_SCRATCH shared by one micro section's units
+    SCRATCH/pods/<section id>/units/<k>-<tag> a micro step attempt's input.json, result.json
+                                              (META_RESULT), upstream/, out/, logs
+    SCRATCH/units/<k>-<tag>                   a macro step attempt's input.json, result.json,
+                                              upstream/, scratch/, out/, logs
+    SCRATCH/owner.json                        the session using it (pid, start, workdir), so
+                                              that `meta clean` can tell scratch a killed
+                                              session left
+
+k counts the session's attempts (of all units); tag is `unit_tag` of the attempt's unit id.
 
 A running step touches only RAM. A micro section's units write their outputs into the section's
 scratch and the next unit reads them there through a symlink: no copy. A macro unit has its own
@@ -66,6 +69,8 @@ LOG_PART_BYTES = 1 << 20
 """Of a longer log, the bytes kept from its start and from its end."""
 _ENCODE_INPUT = json.JSONEncoder(sort_keys=True).encode
 """`json.dumps(..., sort_keys=True)` without building an encoder for every step."""
+_blake2b = hashlib.blake2b
+"""The quickest of hashlib's digests of a short text here (0.5 µs; SHA-1 0.7)."""
 
 
 def scratch_root(workdir: Path) -> Path:
@@ -77,6 +82,14 @@ def scratch_root(workdir: Path) -> Path:
     )
     digest = hashlib.sha1(str(workdir.resolve()).encode()).hexdigest()[:12]
     return base / f"meta-{digest}"
+
+
+def unit_tag(unit_id: str) -> str:
+    """What ends the name of a step attempt's scratch folder (`<attempt>-<tag>`): a digest of
+    its unit id, so that a reader (`meta ui`) finds a running attempt's input.json from the
+    unit's id alone, while the session's attempt counter keeps each attempt's folder new and
+    every folder one level deep. Computed, not looked up: no system call added to a step."""
+    return _blake2b(unit_id.encode(), digest_size=6).hexdigest()
 
 
 @dataclass(eq=False)
@@ -217,9 +230,10 @@ class LocalDriver:
         # Everything it touches is on RAM; the workdir's disk sees only what is kept.
         units = os.path.join(pod.root, "units") if pod is not None else self._units
         # One new folder per attempt, named by a counter: no nesting to create, nothing an
-        # earlier attempt left to clear (the whole scratch is new each session). Paths are
-        # joined with "/" (all of these are absolute and plain): os.path.join costs more.
-        unit_dir = f"{units}/{next(self._attempts)}"
+        # earlier attempt left to clear (the whole scratch is new each session); its unit's
+        # tag lets readers find it. Paths are joined with "/" (all of these are absolute and
+        # plain): os.path.join costs more.
+        unit_dir = f"{units}/{next(self._attempts)}-{unit_tag(task.id)}"
         os.mkdir(unit_dir)
         upstream = unit_dir + "/upstream"
         output = unit_dir + "/out"

@@ -119,7 +119,7 @@ def start_run(
                 for name in overrides
                 if isinstance(bound := plan.inputs[name], ValueInput)
             },
-            "fingerprint": _fingerprint(plan),
+            "fingerprint": fingerprint(plan),
             "startedAt": time.time(),
             "cacheDir": str(Path(cache_dir or default_cache_dir()).resolve()),
         }
@@ -200,15 +200,11 @@ def resume_run(
         raise UserError(
             Fault(display_path(info_path), "", f"not a run record (missing: {missing or 'inputs'})")
         )
-    overrides: dict[str, Input] = {
-        name: FileInput(Path(path)) for name, path in info.get("inputs", {}).items()
-    }
-    overrides.update({name: ValueInput(value) for name, value in info.get("values", {}).items()})
     with INTERRUPTS.allowed():
-        plan = compile_plan(Path(info["flow"]), overrides)
+        plan = compile_plan(Path(info["flow"]), recorded_inputs(info))
     _check_sources(plan, secrets)
     check_report_path(report, workdir, protected_files(plan))
-    if _fingerprint(plan) != info.get("fingerprint"):
+    if fingerprint(plan) != info.get("fingerprint"):
         raise UserError(
             Fault(
                 display_path(Path(info["flow"])),
@@ -222,9 +218,20 @@ def resume_run(
         return _execute(plan, workdir, info, listeners, report, secrets)
 
 
-def _fingerprint(plan: Plan) -> str:
-    """What the run's flows are: their files' text, or what a Python file made (the file may
-    read anything, so its own text does not say what it makes)."""
+def recorded_inputs(info: Mapping[str, Any]) -> dict[str, Input]:
+    """The inputs a run was given (`--set`), as run.json records them: files and values."""
+    given: dict[str, Input] = {
+        name: FileInput(Path(path)) for name, path in dict(info.get("inputs", {})).items()
+    }
+    given.update({name: ValueInput(value) for name, value in dict(info.get("values", {})).items()})
+    return given
+
+
+def fingerprint(plan: Plan) -> str:
+    """What run.json records of the flow run: a digest of its file and of every flow file it
+    reaches, or of what a Python file made (the file may read anything, so its own text does
+    not say what it makes). A run whose flow's fingerprint is another now was run from another
+    flow."""
     digest = hashlib.sha256()
     for current in plan.reachable():
         made_of = current.flow.made_of

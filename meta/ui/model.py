@@ -27,9 +27,9 @@ from typing import Any
 
 from meta.errors import Fault, MetaError, UserError
 from meta.flow.files import display_path
-from meta.local.driver import OUTPUTS, scratch_root
+from meta.local.driver import OUTPUTS, on_disk, scratch_root, unit_tag
 from meta.local.journal import JOURNAL
-from meta.local.runner import REPORT_FILE, RUN_FILE
+from meta.local.runner import REPORT_FILE, RUN_FILE, fingerprint, recorded_inputs
 from meta.local.runs import STARTING_SECONDS, Counts, Run, Unit, session_alive, unit_logs
 from meta.plan.plan import compile_plan
 from meta.ui.structure import Structure, structure
@@ -41,6 +41,7 @@ server's loop for long; the next update reads on."""
 ALIVE_CHECK_SECONDS = 0.5
 """How often, at most, whether the session lives is asked of /proc."""
 LOG_TAIL_BYTES = 4000
+CHANGED = "changed since this run started: what it holds now is not what the run ran"
 OUTPUTS_LISTED = 200
 
 
@@ -331,8 +332,14 @@ class RunModel(UnitsModel):
             raise UserError(Fault(display_path(workdir), "", f"unreadable: {exc}")) from None
 
         def made() -> Structure:
-            overrides = {k: Path(v) for k, v in dict(self.info.get("inputs", {})).items()}
-            return structure(compile_plan(Path(self.info["flow"]), overrides))
+            flow = Path(self.info["flow"])
+            plan = compile_plan(flow, recorded_inputs(self.info))
+            # Only what `meta run` wrote records a fingerprint: other run.json files (a test's,
+            # a benchmark's) are drawn as their flow reads now.
+            recorded = self.info.get("fingerprint")
+            if recorded is not None and fingerprint(plan) != recorded:
+                raise UserError(Fault(display_path(flow), "", CHANGED))
+            return structure(plan)
 
         super().__init__(str(self.info.get("name") or Path(str(self.info.get("flow"))).stem), made)
         self.report: dict[str, Any] | None = None
@@ -461,21 +468,29 @@ class RunModel(UnitsModel):
         return path.resolve().is_relative_to(self.workdir.resolve())
 
     def _input(self, unit: UnitState) -> Any:
-        """META_INPUT's value while the step's scratch holds it (it lives in RAM, with the
-        attempt); None after."""
+        """META_INPUT's value while the step runs: the input.json of its newest attempt's
+        folder in the scratch (`<k>-<tag>`, in the scratch's units, or in those of the pod of
+        the micro section around it, whose id starts its own); None when it does not run."""
+        if unit.state != "running":
+            return None
         scratch = scratch_root(self.workdir)
+        ending = f"-{unit_tag(unit.id)}"
         parts = unit.id.split("/")
-        candidates = [scratch / "units" / unit.id / "input.json"]
-        candidates += [
-            scratch / "pods" / "/".join(parts[:n]) / "units" / unit.id / "input.json"
-            for n in range(1, len(parts))
+        folders = [scratch / "units"]
+        folders += [
+            scratch / "pods" / on_disk("/".join(parts[:n])) / "units" for n in range(1, len(parts))
         ]
-        for path in candidates:
-            if path.resolve().is_relative_to(scratch.resolve()):
-                value = _read_json(path)
-                if value is not None:
-                    return value
-        return None
+        found: list[tuple[int, str]] = []
+        for folder in folders:
+            with contextlib.suppress(OSError), os.scandir(folder) as entries:
+                for entry in entries:
+                    counter = entry.name.removesuffix(ending)
+                    if counter != entry.name and counter.isdigit():
+                        found.append((int(counter), entry.path))
+        if not found:
+            return None
+        path = Path(max(found)[1], "input.json")
+        return _read_json(path) if path.resolve().is_relative_to(scratch.resolve()) else None
 
     def _outputs(self, unit: UnitState) -> list[dict[str, Any]] | None:
         folder = self.workdir / "store" / unit.id / OUTPUTS

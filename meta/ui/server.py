@@ -4,7 +4,9 @@ them, a cluster's MetaFlows: `meta.ui.cluster`).
 Every route is a GET. A run is named by the key `/api/runs` lists for it (its workdir as
 given), never by a path the page sends, and a unit by its id in that run's journal, so no
 request can reach a file outside the runs being shown; static files are served without
-following links.
+following links. A request is answered only when its Host names this server (`_guard`) and
+its Origin, when it has one, is the page's own: a site whose name is rebound to this machine
+reaches nothing.
 
 Live updates are server-sent events: one task per watched run tails its journal (the only
 loop that waits on a timer is here, on the server) and wakes every page watching it, which
@@ -18,15 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler, Middleware
 
 from meta.errors import MetaError, UserError
 from meta.flow.files import display_path
@@ -43,6 +48,10 @@ the page reloads the windows it shows."""
 log = logging.getLogger(__name__)
 ROWS_LIMIT = 1000
 """Rows one /api/units request returns at most."""
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+"""The names of this machine a request may give in its Host, whatever the server is bound to."""
+# A Host header: a name or an IPv4 address, or an IPv6 one in brackets; then a port or none.
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[^\[\]:@/\\]+)(?::([0-9]{1,5}))?", re.IGNORECASE)
 
 
 @dataclass(eq=False)
@@ -163,8 +172,9 @@ class RunsView:
 RUNS = web.AppKey("runs", RunsView)
 
 
-def make_app(source: RunsSource) -> web.Application:
-    app = web.Application()
+def make_app(source: RunsSource, host: str) -> web.Application:
+    """The app serving `source`, bound to `host` (the address `--host` gave)."""
+    app = web.Application(middlewares=[_guard(host)])
     app[RUNS] = RunsView(source)
     static = resources.files("meta.ui") / "static"
     app.router.add_get("/", _index)
@@ -178,6 +188,56 @@ def make_app(source: RunsSource) -> web.Application:
     app.router.add_static("/static", Path(str(static)), follow_symlinks=False)
     app.on_shutdown.append(_stop_watches)
     return app
+
+
+def _guard(bound: str) -> Middleware:
+    """Refuse a request that does not name this server in its Host (a page whose site's name
+    was rebound to this machine names that site), or whose Origin is another page's.
+
+    The names taken are the loopback ones and the bound address, with the port served or none.
+    Bound to every address (0.0.0.0, ::), the server also takes any address written as one:
+    only a name can be rebound. The page's own requests are same-origin GETs, which carry no
+    Origin, or their own."""
+    names = LOOPBACK_NAMES | {bound.lower().strip("[]")}
+    try:
+        everywhere = ipaddress.ip_address(bound.strip("[]")).is_unspecified
+    except ValueError:
+        everywhere = False
+
+    def named(host: str, served: int) -> bool:
+        matched = _HOST.fullmatch(host)
+        if matched is None:
+            return False
+        name, port = matched[1].lower().strip("[]"), matched[2]
+        if port is not None and int(port) != served:
+            return False
+        if name in names:
+            return True
+        if not everywhere:
+            return False
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get(hdrs.HOST, "")
+        socket = request.transport.get_extra_info("sockname") if request.transport else None
+        if socket is None or not named(host, int(socket[1])):
+            raise web.HTTPMisdirectedRequest(
+                text=f"meta ui: not served to Host {host!r}: "
+                "ask for this machine by localhost, 127.0.0.1, [::1] or the address it is bound to"
+            )
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is not None and origin.lower() != f"http://{host.lower()}":
+            raise web.HTTPForbidden(
+                text=f"meta ui: not served to a page of {origin!r}: only its own page may ask"
+            )
+        return await handler(request)
+
+    return guard
 
 
 async def _index(request: web.Request) -> web.FileResponse:
@@ -387,7 +447,7 @@ async def serve(
 ) -> None:
     """Serve until `until` is done (or, without one, until cancelled); `started` gets the
     page's address once it is listening."""
-    runner = web.AppRunner(make_app(source), handle_signals=False)
+    runner = web.AppRunner(make_app(source, host), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -456,9 +456,7 @@ def test_a_unit_on_record_runs_again_when_a_unit_it_reads_ran_again(tmp_path: Pa
     inner = section("inner", "sequence", units=[step("c")], dependsOn=["p"])
     plan = plan_of(
         tmp_path,
-        section(
-            "s", "dag", units=[step("p"), inner, step("d", dependsOn=["inner"]), step("e")]
-        ),
+        section("s", "dag", units=[step("p"), inner, step("d", dependsOn=["inner"]), step("e")]),
     )
     first = FakeJournal()
     run(plan, FakeDriver(), journal=first)

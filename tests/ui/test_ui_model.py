@@ -6,10 +6,13 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from meta.ui.model import RunModel
+from meta.local.runner import fingerprint
+from meta.plan.plan import compile_plan
+from meta.ui.model import CHANGED, RunModel
 from tests.ui.demo import write_demo
 
 FETCH = "orders-demo/pipeline/fetch"
@@ -23,11 +26,17 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def _run(tmp_path: Path, records: list[dict[str, Any]]) -> RunModel:
-    flow = write_demo(tmp_path / "flow", python=sys.executable)
+def _run(tmp_path: Path, records: list[dict[str, Any]], recorded: str | None = None) -> RunModel:
+    """A run of the demo flow whose journal holds `records`; its run.json records the flow's
+    fingerprint as `recorded` (none: as a run.json that records none)."""
+    flow = tmp_path / "flow" / "demo.flow.yaml"
+    if not flow.exists():
+        write_demo(flow.parent, python=sys.executable)
     workdir = tmp_path / "run"
     workdir.mkdir()
-    info = {"name": "orders-demo", "flow": str(flow), "startedAt": time.time()}
+    info: dict[str, Any] = {"name": "orders-demo", "flow": str(flow), "startedAt": time.time()}
+    if recorded is not None:
+        info["fingerprint"] = recorded
     (workdir / "run.json").write_text(json.dumps(info))
     lines = "".join(json.dumps(record) + "\n" for record in records)
     (workdir / "journal.jsonl").write_text(lines)
@@ -125,6 +134,97 @@ def test_units_of_a_run_whose_flow_file_is_gone_are_shown_by_their_ids(tmp_path:
     assert summary["groups"][parent]["counts"]["succeeded"] == 1
     assert summary["units"]["succeeded"] == 1
     assert [node["id"] for node in model.graph()["nodes"]] == [parent]
+
+
+def test_a_run_whose_flow_file_changed_since_is_not_drawn_as_the_flow_is_now(
+    tmp_path: Path,
+) -> None:
+    records = [
+        {"event": "session", "at": 1.0, "pid": _dead_pid()},
+        {"event": "started", "id": PARSE, "attempt": 1, "at": 1.0},
+    ]
+    flow = write_demo(tmp_path / "flow", python=sys.executable)
+    model = _run(tmp_path, records, recorded=fingerprint(compile_plan(flow)))
+    assert model.summary()["structureFault"] is None
+    assert "orders-demo/pipeline/regions" in {node["id"] for node in model.graph()["nodes"]}
+
+    flow.write_text(flow.read_text().replace('name: "region-', 'name: "zone-'))
+    model = RunModel(model.workdir)
+    model.catch_up()
+    summary = model.summary()
+    assert summary["structureFault"] == f"{flow}: /: {CHANGED}"
+    # The units are shown by their ids, not placed in the structure the flow has now.
+    parent = PARSE.rsplit("/", 1)[0]
+    assert [node["id"] for node in model.graph()["nodes"]] == [parent]
+    assert summary["groups"][parent]["counts"]["cancelled"] == 1
+
+
+def test_a_run_given_a_value_for_an_input_without_default_is_drawn(tmp_path: Path) -> None:
+    flow = tmp_path / "given.flow.yaml"
+    flow.write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\n"
+        "kind: MetaFlow\n"
+        "metadata: {name: given}\n"
+        "spec:\n"
+        "  inputs: {n: {schema: {type: integer}}}\n"
+        "  root: {name: s, scope: macro, pattern: sequence,\n"
+        "         units: [{name: a, run: {command: [x]}}]}\n"
+    )
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    info = {"flow": str(flow), "inputs": {}, "values": {"n": 3}, "startedAt": time.time()}
+    (workdir / "run.json").write_text(json.dumps(info))
+    model = RunModel(workdir)
+    assert model.summary()["structureFault"] is None
+    assert [node["id"] for node in model.graph()["nodes"]] == ["given/s", "given/s/a"]
+
+
+FANOUTS = """\
+apiVersion: meta-orchestrator.io/v1alpha1
+kind: MetaFlow
+metadata: {name: f}
+spec:
+  inputs:
+    items: {value: [a, b, c]}
+  root:
+    name: root
+    scope: macro
+    pattern: dag
+    maxActive: 2
+    units:
+      - name: fan
+        scope: macro
+        pattern: fanout
+        maxActive: 3
+        over: {input: items}
+        visit: {name: "w-{{ item }}", run: {command: [sleep, "60"]}}
+      - name: pod
+        scope: micro
+        pattern: fanout
+        maxActive: 3
+        over: {input: items}
+        visit: {name: "m-{{ item }}", run: {command: [sleep, "60"]}}
+"""
+
+
+def test_a_running_steps_input_is_in_its_details_macro_or_micro(
+    tmp_path: Path, run_flow: Callable[[Path, str], subprocess.Popen[str]]
+) -> None:
+    flow = tmp_path / "f.flow.yaml"
+    flow.write_text(FANOUTS)
+    running = run_flow(flow, "f")
+    journal = tmp_path / "runs" / "f" / "journal.jsonl"
+    deadline = time.monotonic() + 30
+    while not journal.exists() or journal.read_text().count('"started"') < 6:
+        assert running.poll() is None and time.monotonic() < deadline, "the steps did not start"
+        time.sleep(0.1)
+    model = RunModel(journal.parent)
+    model.catch_up()
+    inputs = {uid: model.detail(uid)["input"] for uid in model.units}
+    assert inputs == {
+        **{f"f/root/fan/{n}/w-{item}": item for n, item in enumerate("abc")},
+        **{f"f/root/pod/{n}/m-{item}": item for n, item in enumerate("abc")},
+    }
 
 
 def test_a_units_result_and_a_skipped_units_reason_are_in_its_details(tmp_path: Path) -> None:

@@ -9,12 +9,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from meta.cli.ui import announce
 from meta.ui.server import LocalRuns, make_app
@@ -38,12 +39,19 @@ def _append(workdir: Path, record: dict[str, Any]) -> None:
         journal.write(json.dumps(record) + "\n")
 
 
-def _request(url: str, method: str, target: str) -> tuple[int, bytes]:
-    """One request with `target` sent as it is (no normalising of `..`)."""
+def _request(
+    url: str, method: str, target: str, headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes]:
+    """One request with `target` sent as it is (no normalising of `..`), and `headers` (a
+    Host among them replaces the one naming `url`)."""
     where = urlsplit(url)
     connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    headers = dict(headers or {})
     try:
-        connection.request(method, target)
+        connection.putrequest(method, target, skip_host="Host" in headers)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -69,7 +77,8 @@ def test_it_binds_loopback_unless_told_otherwise_and_says_so(
 
 
 def test_every_route_only_reads(shown: str) -> None:
-    assert {route.method for route in make_app([]).router.routes()} <= {"GET", "HEAD"}
+    routes = make_app(LocalRuns([]), "127.0.0.1").router.routes()
+    assert {route.method for route in routes} <= {"GET", "HEAD"}
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         for target in ("/", "/api/runs", "/api/run?run=runs/r", "/api/events?run=runs/r"):
             status, _ = _request(shown, method, target)
@@ -92,6 +101,64 @@ def test_nothing_outside_the_runs_shown_is_served(shown: str, target: str) -> No
     status, body = _request(shown, "GET", target)
     assert b"root:" not in body and b"startedAt" not in body
     assert status in (403, 404) or (status == 200 and json.loads(body) == {"rows": []})
+
+
+@pytest.mark.parametrize(
+    ("host", "origin", "status"),
+    [
+        # A site whose name was rebound to 127.0.0.1 names itself: refused.
+        ("attacker.example:{port}", "http://attacker.example:{port}", 421),
+        ("attacker.example:{port}", None, 421),
+        ("attacker.example", None, 421),
+        ("127.0.0.1:1", None, 421),
+        ("localhost@attacker.example:{port}", None, 421),
+        ("", None, 421),
+        # This machine by name, but asked by another site's page.
+        ("localhost:{port}", "http://attacker.example", 403),
+        ("127.0.0.1:{port}", "null", 403),
+        ("127.0.0.1:{port}", "http://localhost:{port}", 403),
+        # This machine, asked by the page itself or by no page at all.
+        ("localhost:{port}", None, 200),
+        ("localhost", None, 200),
+        ("LOCALHOST:{port}", None, 200),
+        ("[::1]:{port}", None, 200),
+        ("127.0.0.1:{port}", "http://127.0.0.1:{port}", 200),
+    ],
+)
+def test_only_requests_for_this_machine_from_its_own_page_are_answered(
+    shown: str, host: str, origin: str | None, status: int
+) -> None:
+    port = str(urlsplit(shown).port)
+    headers = {"Host": host.format(port=port)}
+    if origin is not None:
+        headers["Origin"] = origin.format(port=port)
+    for target in ("/", "/api/runs", "/api/run?run=runs/r", "/static/app.js"):
+        got, body = _request(shown, "GET", target, headers)
+        assert got == status, (target, body)
+        if status != 200:
+            assert b"startedAt" not in body and body.startswith(b"meta ui: not served")
+
+
+def test_the_address_it_is_bound_to_is_a_name_it_answers_to(
+    tmp_path: Path, serve: Callable[..., tuple[str, str]]
+) -> None:
+    _session(tmp_path / "runs" / "r")
+    url, _ = serve("runs", "--host", "127.0.0.2")
+    port = urlsplit(url).port
+    assert _request(url, "GET", "/api/runs", {"Host": f"127.0.0.2:{port}"})[0] == 200
+    assert _request(url, "GET", "/api/runs", {"Host": f"localhost:{port}"})[0] == 200
+    assert _request(url, "GET", "/api/runs", {"Host": f"attacker.example:{port}"})[0] == 421
+
+
+def test_bound_to_every_address_it_answers_to_any_address_but_to_no_other_name() -> None:
+    async def statuses() -> list[int]:
+        # Served on loopback, as if bound to 0.0.0.0: the machine stays closed to the network.
+        async with TestClient(TestServer(make_app(LocalRuns([]), "0.0.0.0"))) as client:
+            port = client.port
+            hosts = [f"192.0.2.7:{port}", f"[2001:db8::1]:{port}", f"attacker.example:{port}"]
+            return [(await client.get("/api/runs", headers={"Host": h})).status for h in hosts]
+
+    assert asyncio.run(statuses()) == [200, 200, 421]
 
 
 def _events(url: str, run: str | None) -> Iterator[tuple[str, Any]]:

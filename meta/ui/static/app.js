@@ -133,7 +133,7 @@ function applySummary(run, summary) {
     el("span", { class: "path" }, summary.run));
   $("counts").replaceChildren(chips(summary.units, true));
   const note = summary.structureFault
-    ? `The flow's structure could not be read (${summary.structureFault}); units are shown by id.`
+    ? `The run's structure is not drawn (${summary.structureFault}); units are shown by id.`
     : summary.reason ? `${summary.failedUnit ? summary.failedUnit + ": " : ""}${summary.reason}` : "";
   $("run-note").hidden = !note; $("run-note").textContent = note;
   paintGraph(run);
