@@ -390,17 +390,22 @@ def local_view(run: Run, unit: str | None = None) -> dict[str, Any]:
             if unit.cached_from
         ][:MAX_CACHED_SHOWN],
         "result": run.result,
-        "attempts": [_with_end(run, entry) for entry in attempts_view(run.histories, names, unit)],
+        "attempts": [
+            _with_end(run, entry, unit) for entry in attempts_view(run.histories, names, unit)
+        ],
         "attemptsMissing": None,
     }
 
 
-def _with_end(run: Run, entry: dict[str, Any]) -> dict[str, Any]:
-    """A shown unit's attempts and how it ended: a skipped or cached unit made none."""
+def _with_end(run: Run, entry: dict[str, Any], asked: str | None) -> dict[str, Any]:
+    """A shown unit's attempts and how it ended: a skipped or cached unit made none. Only the
+    unit asked for (`--unit`) shows its result: the others are shown for their attempts."""
     seen = run.units.get(entry["id"])
     if seen is None:
         return entry
-    ended = {"state": seen.state, "reason": seen.reason, "result": seen.result}
+    ended = {"state": seen.state, "reason": seen.reason}
+    if entry["id"] == asked:
+        ended["result"] = seen.result
     if seen.cached_from:
         ended["cachedFrom"] = seen.cached_from
     return {**entry, **ended}
@@ -413,17 +418,27 @@ def attempts_view(
 ) -> list[dict[str, Any]]:
     """Every attempt of the units tried more than once, and of `unit`, as status shows them:
     the same for a local run (its report or journal) and a MetaFlow (its journal)."""
-    shown = [uid for uid, history in histories.items() if len(history) > 1 or uid == unit]
+    attempts = {uid: _last_of_each(history) for uid, history in histories.items()}
+    shown = [uid for uid, history in attempts.items() if len(history) > 1 or uid == unit]
     if unit is not None and unit not in histories:
         shown.append(unit)
     return [
         {
             "id": uid,
             "name": names.get(uid) or uid.rsplit("/", 1)[-1],
-            "history": [_attempt(entry) for entry in histories.get(uid, ())],
+            "history": [_attempt(entry) for entry in attempts.get(uid, ())],
         }
         for uid in shown
     ]
+
+
+def _last_of_each(history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One record per attempt, its last: an attempt cancelled while it waited to be retried is
+    on record twice (failed, to be retried; then cancelled), and is one attempt."""
+    last: dict[Any, Mapping[str, Any]] = {}
+    for entry in history:
+        last[entry["attempt"]] = entry
+    return list(last.values())
 
 
 def _attempt(entry: Mapping[str, Any]) -> dict[str, Any]:

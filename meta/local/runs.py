@@ -503,6 +503,9 @@ def unit_logs(run: Run, unit: Unit, attempt: int | None = None) -> Logs:
         )
     kept = run.workdir / LOGS / unit.id
     attempts = {unit.attempt} if unit.state in ("running", "failed", "succeeded") else set()
+    # Those on record, and those that kept logs (a cancelled attempt that wrote nothing kept
+    # none, and is an attempt all the same).
+    attempts |= {int(entry["attempt"]) for entry in run.histories.get(unit.id, ())}
     with contextlib.suppress(OSError):
         attempts |= {int(p.stem) for p in kept.iterdir() if p.stem.isdigit()}
     chosen = attempt if attempt is not None else unit.attempt

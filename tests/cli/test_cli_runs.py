@@ -238,6 +238,60 @@ def test_a_running_run_its_live_log_and_follow(env: Env) -> None:
     assert meta_json(env, "status", "runs/slow")["state"] == "succeeded"
 
 
+# Waits for the file `release` beside the flow, saying nothing, then writes its unit as its
+# result; fails its first attempt when told to.
+QUIET = r"""
+import json, os, sys, time
+from pathlib import Path
+import steplib
+
+steplib.note_pids(os.getpid())
+if "fail-first" in sys.argv and os.environ["META_ATTEMPT"] == "1":
+    sys.exit(3)
+while not Path("release").exists():
+    time.sleep(0.02)
+Path(os.environ["META_RESULT"]).write_text(json.dumps({"unit": steplib.UNIT}))
+"""
+
+
+def test_attempts_an_interrupt_cancelled_are_shown_once_and_their_logs_say_nothing_was_written(
+    env: Env,
+) -> None:
+    env.script("quiet.py", QUIET)
+    units = [
+        step("a", "quiet.py"),
+        step("b", "quiet.py"),
+        step("flaky", "quiet.py", "fail-first", retries=1),
+    ]
+    root = {"name": "top", "scope": "macro", "pattern": "dag", "units": units}
+    flow = env.flow("calm", root, defaults={"retryBackoffSeconds": 60})
+    run = env.start("run", str(flow), "--workdir", "w")
+    # a and b wait, flaky failed its first attempt and waits to be retried.
+    wait_for(lambda: len(env.recorded_pids()) == 3, 20, "three attempts to start")
+    wait_for(
+        lambda: "exited with code 3" in env.meta("status", "w", "--unit", "flaky").stdout,
+        20,
+        "the first attempt of flaky to fail",
+    )
+    run.send_signal(signal.SIGINT)
+    assert run.wait(timeout=20) == 130
+    (env.root / "release").write_text("")
+    assert env.meta("resume", "w").returncode == 0
+
+    shown = env.meta("logs", "w", "a", "--attempt", "1")
+    assert (shown.returncode, shown.stdout) == (0, "")
+    assert shown.stderr == "(calm/top/a attempt 1 wrote no output)\n"
+    status = env.meta("status", "w", "--unit", "a").stdout
+    assert 'result of calm/top/a: {"unit":"calm/top/a"}' in status
+    assert "result of calm/top/b" not in status, "only the unit asked for shows its result"
+    assert "attempts of calm/top/b (2):" in status
+    # Cancelled while it waited for its retry: one attempt, on record twice.
+    assert "attempts of calm/top/flaky (2):" in status
+    flaky = status.split("attempts of calm/top/flaky (2):\n")[1].splitlines()
+    assert flaky[0].startswith("    1. cancelled, exit code 3, ")
+    assert flaky[1].startswith("    2. succeeded, exit code 0, ")
+
+
 def test_a_killed_session_is_interrupted_and_clean_removes_its_leftovers(env: Env) -> None:
     env.script("hold.py", HOLD)
     flow = env.flow("doomed", seq(step("wait", "hold.py")))
