@@ -31,7 +31,7 @@ from referencing.jsonschema import DRAFT202012
 
 from meta.errors import Fault, UserError, pointer
 from meta.flow.files import display_path, nested_past, parse_json, parse_yaml_data, read_text
-from meta.flow.yamlnodes import MAX_DEPTH
+from meta.steps.yamlnodes import MAX_DEPTH
 from meta.hookspecs import Description
 from meta.steps.validate_node import Dialect, LocalFiles, dialect_of, local_registry
 

@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urldefrag, urljoin
 
-import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
@@ -56,9 +55,9 @@ from referencing import Registry, Resource, Specification
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012, specification_with
 
-from meta.errors import lookup, pointer, unescape
+from meta.errors import Fault, lookup, pointer, unescape
 from meta.steps.schema_faults import deepest, message
-from meta.steps.yamldata import is_yaml, load_yaml_data
+from meta.steps.yamldata import YamlRefused, is_yaml, load_yaml_data
 
 REPORT = "report.json"
 POINTER_SAFE = "/~!$&'()*+,;=:@"
@@ -240,7 +239,9 @@ def _read(path: Path, what: str) -> Any:
         if is_yaml(path, text):
             return load_yaml_data(text)
         return json.loads(text)
-    except (ValueError, yaml.YAMLError) as exc:
+    except YamlRefused as exc:
+        raise StepMisused(str(Fault(str(path), exc.where, exc.reason))) from None
+    except ValueError as exc:
         raise StepMisused(f"the {what} file {path} does not parse: {exc}") from None
 
 
