@@ -56,6 +56,25 @@ def test_an_unresolvable_ref_names_its_pointer(schemas: Schemas) -> None:
     ]
 
 
+def test_a_cycle_of_refs_is_a_fault_at_its_first_ref(schemas: Schemas) -> None:
+    cyclic = schema(
+        properties={"x": {"$ref": "#/$defs/a"}},
+        **{"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}},
+    )
+    assert schemas.faults(cyclic) == [
+        "doc.schema.json: /$defs/a/$ref: a $ref cycle: /$defs/a -> /$defs/b -> /$defs/a: each "
+        "names the next, so checking a value follows them for ever"
+    ]
+    assert schemas.faults(schema(**{"$ref": "#"})) == [
+        "doc.schema.json: /$ref: a $ref cycle: $ref names the schema it is written in, so "
+        "checking a value follows it for ever"
+    ]
+
+
+def test_a_type_that_holds_itself_below_a_property_is_no_cycle(schemas: Schemas) -> None:
+    assert schemas.flow(HIERARCHY)["spec"]["root"]["pattern"] == "dfs"
+
+
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every attempt to open a connection is recorded and refused."""
