@@ -108,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the node type's JSON pointer in it (repeat: the node may be any of these types)",
     )
     parser.add_argument("--type", dest="type_name", help="the type's name in the report")
-    parser.add_argument("--children", default="", help="comma-separated children fields")
+    parser.add_argument(
+        "--children",
+        action="append",
+        default=[],
+        help="a children field (repeat: one field each, so any name survives)",
+    )
     parser.add_argument(
         "--held",
         help="the node's own fields before the walk stripped its children, as a JSON list "
@@ -153,7 +158,7 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     if root is not None and not args.schema.resolve().is_relative_to(root.resolve()):
         raise StepMisused(f"the schema file {args.schema} is not under --schema-root {root}")
     check = _checker(args.schema, document, places, root)
-    children = frozenset(name for name in args.children.split(",") if name)
+    children = frozenset(args.children)
     if args.data is not None:
         path = args.at
         node = _at(_read(args.data, "data"), args.at, args.data)
