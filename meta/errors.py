@@ -38,6 +38,12 @@ _ESCAPED = {code: f"\\x{code:02x}" for code in (*range(32), *range(127, 160))} |
 }
 
 
+def escaped(text: str) -> str:
+    """`text` on one line, safe for a terminal: a newline, a NUL or another control character in
+    a name the user chose is shown escaped (`\\n`), not printed."""
+    return text.translate(_ESCAPED)
+
+
 @dataclass(frozen=True)
 class Fault:
     """One located fault: the file, the JSON pointer inside it, and what is wrong."""
@@ -49,7 +55,7 @@ class Fault:
     def __str__(self) -> str:
         # One line whatever the parts hold: a NUL or a newline in a path or a name is shown
         # escaped, not printed.
-        return f"{self.file}: {self.pointer or '/'}: {self.reason}".translate(_ESCAPED)
+        return escaped(f"{self.file}: {self.pointer or '/'}: {self.reason}")
 
 
 class MetaError(Exception):

@@ -50,9 +50,9 @@ class CollectionGenerator:
         is_def = DEF_POINTER.match(element) is not None
         name = flows.unit_slug(flows.type_name(schema, element), "item") if is_def else "item"
         if run is None:
-            extra = ["--path", "{{ path }}", "--no-subtree"]
+            extra = [flows.option("path", "{{ path }}", template=True), "--no-subtree"]
             if not is_def:
-                extra[:0] = ["--type", "item"]
+                extra.insert(0, flows.option("type", "item"))
             run = flows.validator_run(description, element, extra)
         flows.check_runs_used(schema, used, self.name, "it runs the elements' type")
         gather: mb.Step | None = None

@@ -135,7 +135,11 @@ def _validator(schema: Schema, description: Description, name: str, where: str) 
             "data for the built-in validator to check: give it a run",
         )
     at, many = place
-    extra = ["--data", "{{ inputs.data }}", "--at", at, "--no-subtree"]
+    extra = [
+        flows.option("data", "{{ inputs.data }}", template=True),
+        flows.option("at", at),
+        "--no-subtree",
+    ]
     if many:
         extra.insert(0, "--each")
     return flows.validator_run(description, where, extra)

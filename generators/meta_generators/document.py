@@ -37,7 +37,7 @@ from meta.plan.inputs import read_json
 from . import flows, seen
 from .schema_model import Schema, child, load
 from .structure import MAP_KEYWORDS, MapField, properties_of, structure
-from .tree import is_hierarchy, literal, walk_section
+from .tree import is_hierarchy, walk_section
 
 PATTERN = "dag"
 WITH_ENTRIES = 30.5
@@ -146,10 +146,13 @@ def _top(
         if run is not None:
             used.add((where, "run"))
             return run.step("top")
-    children = ",".join(m.field for m in maps)
-    extra = ["--type", "top", "--data", "{{ inputs.data }}", "--at", "", "--no-subtree"]
-    if children:
-        extra[2:2] = ["--children", children]
+    extra = [
+        flows.option("type", "top"),
+        *(flows.option("children", m.field) for m in maps),
+        flows.option("data", "{{ inputs.data }}", template=True),
+        flows.option("at", ""),
+        "--no-subtree",
+    ]
     return flows.validator_run(description, "", extra).step("top")
 
 
@@ -187,7 +190,11 @@ def _entries(
     name = _entry_name(schema, found)
     run = _entry_run(schema, found, used, flows.ITERATING)
     if run is None:
-        extra = ["--type", found.field, "--path", "{{ path }}", "--no-subtree"]
+        extra = [
+            flows.option("type", found.field),
+            flows.option("path", "{{ path }}", template=True),
+            "--no-subtree",
+        ]
         run = flows.validator_run(description, list(found.entries), extra)
     step = run.step(name)
     visit: mb.Visit = step
@@ -195,7 +202,7 @@ def _entries(
     if each:
         items = _entry_field(schema, found, each, child(at, "each"), array=True)
         steps = _each_section(schema, description, name, each, items, used)
-        visit = [mb.case(f"{literal(each)} in node", steps), mb.case("true", step)]
+        visit = [mb.case(f"{flows.literal(each)} in node", steps), mb.case("true", step)]
     depends = entries_hint.get("dependsOn")
     if depends:
         _entry_field(schema, found, depends, child(at, "dependsOn"), array=False)
@@ -250,7 +257,11 @@ def _each_section(
             used.add((where, "run"))
             break
     if run is None:
-        extra = ["--type", each, "--path", "{{ path }}", "--no-subtree"]
+        extra = [
+            flows.option("type", each),
+            flows.option("path", "{{ path }}", template=True),
+            "--no-subtree",
+        ]
         run = flows.validator_run(description, items[-1], extra)
     item = flows.unit_slug(flows.type_name(schema, items[-1]), "item")
     return mb.fanout(

@@ -195,13 +195,32 @@ def validator_run(
     against any of several): a JSON pointer, or `FILE#POINTER` into another file (relative to
     the schema's folder, under `--schema-root` when one was given)."""
     places = [where] if isinstance(where, str) else list(where)
-    command = [*VALIDATE_NODE, "--schema", description.relative(description.path)]
+    command = [*VALIDATE_NODE, option("schema", description.relative(description.path))]
     root = description.schema_root
     if root is not None and root != description.path.parent:
-        command.extend(["--schema-root", description.relative(root)])
-    for place in places:
-        command.extend(["--pointer", place])
+        command.append(option("schema-root", description.relative(root)))
+    command.extend(option("pointer", place) for place in places)
     return Run([*command, *extra])
+
+
+def option(name: str, value: str, *, template: bool = False) -> str:
+    """`--name=value` for the validator step's command: one argument, so a value starting with
+    '-' (a file `-rf.schema.json`) is never read as an option; the value reaches the step as
+    written (a name holding `{{` is not rendered) unless it is a `template` of our own."""
+    return f"--{name}={value if template else verbatim(value)}"
+
+
+def verbatim(text: str) -> str:
+    """`text` as a template that renders to `text` itself: as it is when it holds no template
+    syntax, else as a Jinja string literal."""
+    return "{{ " + literal(text) + " }}" if is_template(text) else text
+
+
+def literal(value: str | int) -> str:
+    """`value` as a Jinja literal."""
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def user_run(

@@ -31,7 +31,7 @@ from referencing.jsonschema import DRAFT202012
 
 from meta.errors import Fault, UserError, pointer
 from meta.flow.files import display_path, nested_past, parse_json, parse_yaml_data, read_text
-from meta.flow.yamlnodes import MAX_DEPTH
+from meta.steps.yamlnodes import MAX_DEPTH
 from meta.hookspecs import Description
 from meta.steps.validate_node import Dialect, LocalFiles, dialect_of, local_registry
 
@@ -338,6 +338,7 @@ class _Resolver:
                 self.faults.append(self.schema.fault(child(where, keyword), outcome.reason))
             else:
                 self.schema.refs[where] = outcome  # type: ignore[assignment]
+        self.faults.extend(_ref_cycles(self.schema))
         if self.faults:
             raise UserError(self.faults)
 
@@ -455,6 +456,42 @@ class _Resolver:
 
 
 _UNSEEN = object()
+
+
+def _ref_cycles(schema: Schema) -> Iterator[Fault]:
+    """A fault per cycle of `$ref`s, each naming the next and none reaching a schema: a
+    validator follows them on the same value for ever. One naming a schema that holds it
+    under `properties` or `items` (a tree type) is no cycle: that goes down the data."""
+    done: set[str] = set()
+    for start in schema.nodes:
+        chain: list[str] = []
+        current: str | None = start
+        while current is not None and current in schema.refs and current not in done:
+            if current in chain:
+                yield _cycle_fault(schema, chain[chain.index(current) :])
+                break
+            chain.append(current)
+            current = schema.refs[current]
+        done.update(chain)
+
+
+def _cycle_fault(schema: Schema, cycle: list[str]) -> Fault:
+    first = min(cycle, key=list(schema.nodes).index)
+    turn = cycle.index(first)
+    ordered = [*cycle[turn:], *cycle[:turn], first]
+    node = schema.nodes[first]
+    keyword = next(k for k in REF_KEYWORDS if isinstance(node.get(k), str))
+    if len(cycle) == 1:
+        reason = (
+            f"a $ref cycle: {keyword} names the schema it is written in, so checking a value "
+            "follows it for ever"
+        )
+    else:
+        shown = " -> ".join(where or "/" for where in ordered)
+        reason = (
+            f"a $ref cycle: {shown}: each names the next, so checking a value follows them for ever"
+        )
+    return schema.fault(child(first, keyword), reason)
 
 
 def x_meta_schema() -> dict[str, Any]:

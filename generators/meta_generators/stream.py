@@ -42,7 +42,8 @@ class StreamGenerator:
         chunk = meta.get("chunk", CHUNK)
         places = _record_places(schema)
         record = places[-1]
-        validator_extra = ["--each", "--offset", f"{{{{ index * {chunk} }}}}", "--no-subtree"]
+        offset = flows.option("offset", f"{{{{ index * {chunk} }}}}", template=True)
+        validator_extra = ["--each", offset, "--no-subtree"]
         used: set[tuple[str, str]] = set()
         ring: list[mb.Step] = []
         if "ring" in meta:

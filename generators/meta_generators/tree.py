@@ -97,11 +97,15 @@ def walk_section(
         if run is not None and case.owner is not None:
             used.add((case.owner, "run"))
         else:
-            extra = ["--children", ",".join(found.fields), "--held", HELD, "--path", "{{ path }}"]
+            extra = [
+                *(flows.option("children", name) for name in found.fields),
+                flows.option("held", HELD, template=True),
+                flows.option("path", "{{ path }}", template=True),
+            ]
             if order == "pre":
                 extra.append("--no-subtree")
             if len(case.checks) > 1 or case.owner is None:
-                extra[:0] = ["--type", name]
+                extra.insert(0, flows.option("type", name))
             run = flows.validator_run(description, case.checks, extra)
         units.append(run.step(name))
     visit: mb.Visit
@@ -229,7 +233,7 @@ def _field_test(name: str, places: list[Place]) -> str:
     """A `when` that holds for the nodes a children field holds: the field is the last name
     in the node's path (before the index, for arrays; before the key, for entries)."""
     shapes = _shapes(places)
-    quoted = literal(name)
+    quoted = flows.literal(name)
     if shapes == {"map"}:
         return f"depth > 0 and path.split('/')[-2] == {quoted}"
     tests = []
@@ -267,7 +271,7 @@ def _by_discriminator(schema: Schema, hierarchy: Hierarchy) -> dict[str, str] | 
         else:
             if len({json.dumps(v) for v in values}) == len(values):
                 return {
-                    node.where: f"{_access(name)} == {literal(value)}"
+                    node.where: f"{_access(name)} == {flows.literal(value)}"
                     for node, value in zip(nodes, values, strict=True)
                 }
     return None
@@ -323,7 +327,7 @@ def _by_required(schema: Schema, hierarchy: Hierarchy) -> dict[str, str] | None:
         own = [name for name in node.schema.get("required", []) if name not in others]
         if not own:
             return None
-        tests[node.where] = f"{literal(own[0])} in node"
+        tests[node.where] = f"{flows.literal(own[0])} in node"
     return tests
 
 
@@ -335,11 +339,6 @@ def _access(name: str) -> str:
         and not hasattr(dict, name)
     ):
         return f"node.{name}"
-    return f"node[{literal(name)}]"
+    return f"node[{flows.literal(name)}]"
 
 
-def literal(value: str | int) -> str:
-    """`value` as a Jinja literal."""
-    if isinstance(value, int):
-        return str(value)
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -141,7 +141,7 @@ def render(value: Any, at: tuple[str | int, ...], places: Places) -> Any:
 def _not_json(document: Any) -> tuple[str, str] | None:
     """The pointer of the first value JSON cannot carry (a set, an object, NaN), and what it
     is; None when every value is JSON. A YAML file cannot hold them either (see
-    meta.flow.yamlnodes); a Python value can."""
+    meta.steps.yamlnodes); a Python value can."""
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(document, ())]
     while stack:
         value, at = stack.pop()

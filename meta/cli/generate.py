@@ -11,7 +11,7 @@ import click
 
 from meta.cli.common import EXIT_USER_ERROR, user_errors, write_output
 from meta.cli.watch import DEFAULT_TIME_LIMIT, Watcher, WatchEvent
-from meta.errors import Fault, UserError
+from meta.errors import Fault, UserError, escaped
 from meta.flow.files import display_path
 from meta.flow.model import FileInput
 from meta.generate.explain import explain as explain_description
@@ -128,15 +128,19 @@ def watch(folder: Path, run_flows: bool, time_limit: float) -> None:
 
 
 def _tell(event: WatchEvent) -> None:
+    # Names come from files anyone may drop into the folder: one line each, escaped.
+    name = escaped(event.name)
     if event.flow is not None:
-        click.echo(f"{event.name}: wrote {display_path(event.flow)} (generator {event.generator})")
+        flow = escaped(display_path(event.flow))
+        click.echo(f"{name}: wrote {flow} (generator {event.generator})")
     refused = "its run cannot start" if event.flow is not None else "refused"
     if event.error is not None:
-        click.echo(f"{event.name}: {refused}, see {display_path(event.error)}")
+        click.echo(f"{name}: {refused}, see {escaped(display_path(event.error))}")
     for fault in event.faults:
-        click.echo(f"{event.name}: {refused}: {fault}")
+        click.echo(f"{name}: {refused}: {escaped(fault)}")
     if event.run is not None:
-        click.echo(f"{event.name}: run {event.run.state}, report {event.run.report_path}")
+        report = escaped(str(event.run.report_path))
+        click.echo(f"{name}: run {event.run.state}, report {report}")
 
 
 @click.command()

@@ -2,7 +2,8 @@
 
 Dropping `NAME.schema.json` (or `.schema.yaml`; with an optional `NAME.data.json` or
 `.data.yaml` beside it) writes `NAME.flow.yaml`; a description the generators refuse, or one
-that takes longer than the time limit, writes `NAME.error.txt` instead, and so does a flow whose
+that takes longer than the time limit, writes `NAME.error.txt` instead (removing the
+`NAME.flow.yaml` an earlier version made), and so does a flow whose
 run cannot start (a data file it names is not there), and the watcher goes on. A name too long
 for `NAME.error.txt` has its faults told in the log instead.
 Each description is generated in a forked worker of its own (`meta.generate.worker`), several
@@ -99,6 +100,10 @@ class Watcher:
             self._plugins, schema, flow, data=data, seconds=self.time_limit
         )
         if attempt.yaml is None:
+            # The flow of the description as it was is not the flow of this one: the error
+            # file stands instead of it, not beside it.
+            with contextlib.suppress(OSError):
+                flow.unlink(missing_ok=True)
             return self._refused(name, [str(fault) for fault in attempt.faults])
         try:
             write_text(flow, attempt.yaml)

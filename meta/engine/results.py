@@ -13,7 +13,7 @@ import stat
 from typing import Any
 
 from meta.flow.files import nested_deeper_than
-from meta.flow.yamlnodes import MAX_DEPTH
+from meta.steps.yamlnodes import MAX_DEPTH
 
 MAX_RESULT_BYTES = 64 * 1024
 MAX_RESULT_DEPTH = MAX_DEPTH

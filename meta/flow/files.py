@@ -6,19 +6,12 @@ import json
 import math
 import os
 import sys
-import unicodedata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from meta.errors import Fault, UserError, pointer
 from meta.flow.reading import read_regular
-from meta.flow.yamlnodes import node_fault
-from meta.steps.yamldata import JsonYamlLoader, UniqueKeysLoader
-
-MAX_YAML_CHARACTERS = 16 << 20
-"""The largest YAML document read (a flow, a description): YAML costs far more than its size."""
+from meta.steps.yamldata import JsonYamlLoader, UniqueKeysLoader, YamlRefused, load_checked
 
 
 def display_path(path: Path) -> str:
@@ -114,7 +107,8 @@ def _not_json(constant: str) -> Any:
 
 def parse_yaml(text: str, file: str, fault: type[UserError] = UserError) -> Any:
     """Safe YAML only: no tags that build Python objects, no key given twice, only values JSON
-    has, within the limits of `meta.flow.yamlnodes` (checked before any value is built)."""
+    has, within the limits of `meta.steps.yamlnodes` (checked before any value is built): as
+    `meta.steps.yamldata.load_checked` reads them for every reader, a step's included."""
     return _parse_yaml(text, file, fault, UniqueKeysLoader, text_keys=False)
 
 
@@ -128,36 +122,7 @@ def parse_yaml_data(text: str, file: str, fault: type[UserError] = UserError) ->
 def _parse_yaml(
     text: str, file: str, fault: type[UserError], loader_class: type[Any], *, text_keys: bool
 ) -> Any:
-    if len(text) > MAX_YAML_CHARACTERS:
-        reason = f"a YAML document of more than {MAX_YAML_CHARACTERS:,} characters"
-        raise fault(Fault(file, "", reason))
     try:
-        # A loader made from text refuses the characters YAML does not allow (control
-        # characters, even in a comment) at once, before any parsing.
-        loader = loader_class(text)
-    except yaml.reader.ReaderError as exc:
-        raise fault(Fault(file, "", _unreadable(text, exc))) from None
-    try:
-        node = loader.get_single_node()
-        refused = node_fault(node, text_keys=text_keys) if node is not None else None
-        if refused is not None:
-            raise fault(Fault(file, refused.where, refused.reason))
-        return loader.construct_document(node) if node is not None else None
-    except RecursionError:
-        raise fault(Fault(file, "", "nested too deeply to be read")) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise fault(Fault(file, "", f"invalid YAML: {where}{problem}")) from None
-    finally:
-        loader.dispose()
-
-
-def _unreadable(text: str, exc: yaml.reader.ReaderError) -> str:
-    """Where a character YAML does not allow is, and which, without quoting it."""
-    line = text.count("\n", 0, exc.position) + 1
-    column = exc.position - text.rfind("\n", 0, exc.position)
-    code = exc.character
-    what = "control character" if unicodedata.category(chr(code)) == "Cc" else "character"
-    return f"invalid YAML: line {line}, column {column}: {what} U+{code:04X} is not allowed"
+        return load_checked(text, loader_class, text_keys=text_keys)
+    except YamlRefused as exc:
+        raise fault(Fault(file, exc.where, exc.reason)) from None

@@ -32,7 +32,7 @@ from meta.flow.model import (
     ValueInput,
 )
 from meta.flow.validity import schema_faults
-from meta.flow.yamlnodes import MAX_INT_DIGITS
+from meta.steps.yamlnodes import MAX_INT_DIGITS
 
 API_VERSION = "meta-orchestrator.io/v1alpha1"
 KIND = "MetaFlow"

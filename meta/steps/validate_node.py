@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urldefrag, urljoin
 
-import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
@@ -56,9 +55,9 @@ from referencing import Registry, Resource, Specification
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012, specification_with
 
-from meta.errors import lookup, pointer, unescape
+from meta.errors import Fault, lookup, pointer, unescape
 from meta.steps.schema_faults import deepest, message
-from meta.steps.yamldata import is_yaml, load_yaml_data
+from meta.steps.yamldata import YamlRefused, is_yaml, load_yaml_data
 
 REPORT = "report.json"
 POINTER_SAFE = "/~!$&'()*+,;=:@"
@@ -109,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the node type's JSON pointer in it (repeat: the node may be any of these types)",
     )
     parser.add_argument("--type", dest="type_name", help="the type's name in the report")
-    parser.add_argument("--children", default="", help="comma-separated children fields")
+    parser.add_argument(
+        "--children",
+        action="append",
+        default=[],
+        help="a children field (repeat: one field each, so any name survives)",
+    )
     parser.add_argument(
         "--held",
         help="the node's own fields before the walk stripped its children, as a JSON list "
@@ -154,7 +158,7 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     if root is not None and not args.schema.resolve().is_relative_to(root.resolve()):
         raise StepMisused(f"the schema file {args.schema} is not under --schema-root {root}")
     check = _checker(args.schema, document, places, root)
-    children = frozenset(name for name in args.children.split(",") if name)
+    children = frozenset(args.children)
     if args.data is not None:
         path = args.at
         node = _at(_read(args.data, "data"), args.at, args.data)
@@ -240,7 +244,9 @@ def _read(path: Path, what: str) -> Any:
         if is_yaml(path, text):
             return load_yaml_data(text)
         return json.loads(text)
-    except (ValueError, yaml.YAMLError) as exc:
+    except YamlRefused as exc:
+        raise StepMisused(str(Fault(str(path), exc.where, exc.reason))) from None
+    except ValueError as exc:
         raise StepMisused(f"the {what} file {path} does not parse: {exc}") from None
 
 

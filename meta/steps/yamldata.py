@@ -1,4 +1,6 @@
-"""YAML read as the JSON it stands for: flows, data files and schemas.
+"""YAML read as the JSON it stands for: flows, data files and schemas, within the limits of
+meta.steps.yamlnodes (`load_checked`, the one reader of every YAML document: the flow layer's
+and the validator step's).
 
 Apart from meta.steps.validate_node, which uses it too, so that reading a flow does not import
 jsonschema.
@@ -7,11 +9,16 @@ jsonschema.
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from meta.steps.yamlnodes import node_fault
+
+MAX_YAML_CHARACTERS = 16 << 20
+"""The largest YAML document read (a flow, a description): YAML costs far more than its size."""
 INT_TAG = "tag:yaml.org,2002:int"
 FLOAT_TAG = "tag:yaml.org,2002:float"
 
@@ -151,6 +158,55 @@ def is_yaml(path: Path, text: str) -> bool:
     return not text.lstrip().startswith(("{", "["))
 
 
+class YamlRefused(ValueError):
+    """A YAML document that is not read: where (a JSON pointer; "" when the fault is in its
+    text) and why."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where or '/'}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+def load_checked(text: str, loader_class: type[yaml.SafeLoader], *, text_keys: bool) -> Any:
+    """The value of a YAML document, read with `loader_class` once its node graph is within the
+    limits of meta.steps.yamlnodes (before any value is built: an alias bomb costs one visit per
+    distinct node); raises YamlRefused. `text_keys`: any plain key is read as its text."""
+    if len(text) > MAX_YAML_CHARACTERS:
+        raise YamlRefused("", f"a YAML document of more than {MAX_YAML_CHARACTERS:,} characters")
+    try:
+        # A loader made from text refuses the characters YAML does not allow (control
+        # characters, even in a comment) at once, before any parsing.
+        loader = loader_class(text)
+    except yaml.reader.ReaderError as exc:
+        raise YamlRefused("", _unreadable(text, exc)) from None
+    try:
+        node = loader.get_single_node()
+        refused = node_fault(node, text_keys=text_keys) if node is not None else None
+        if refused is not None:
+            raise YamlRefused(refused.where, refused.reason)
+        return loader.construct_document(node) if node is not None else None
+    except RecursionError:
+        raise YamlRefused("", "nested too deeply to be read") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise YamlRefused("", f"invalid YAML: {where}{problem}") from None
+    finally:
+        loader.dispose()
+
+
+def _unreadable(text: str, exc: yaml.reader.ReaderError) -> str:
+    """Where a character YAML does not allow is, and which, without quoting it."""
+    line = text.count("\n", 0, exc.position) + 1
+    column = exc.position - text.rfind("\n", 0, exc.position)
+    code = exc.character
+    what = "control character" if unicodedata.category(chr(code)) == "Cc" else "character"
+    return f"invalid YAML: line {line}, column {column}: {what} U+{code:04X} is not allowed"
+
+
 def load_yaml_data(text: str) -> Any:
-    """YAML text as JSON data (see JsonYamlLoader); raises yaml.YAMLError."""
-    return yaml.load(text, Loader=JsonYamlLoader)
+    """YAML text as JSON data (see JsonYamlLoader), checked as every document is; raises
+    YamlRefused."""
+    return load_checked(text, JsonYamlLoader, text_keys=True)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from meta.cli.generate import _tell
 from meta.cli.watch import Watcher, WatchEvent
 from meta.hookspecs import Description
 from meta.testing import PluginLoader
@@ -377,3 +378,18 @@ def test_yaml_descriptions_and_data_pair_by_name(env: Env) -> None:
     assert "path: org.data.yaml" in (folder / "org.flow.yaml").read_text()
     assert validate(env, folder / "org.flow.yaml").returncode == 0
     stop(env, watcher)
+
+
+def test_a_schema_replaced_by_one_refused_leaves_no_stale_flow(tmp_path: Path) -> None:
+    watcher = Watcher(tmp_path)
+    drop(tmp_path, "tasks", "tasks")
+    assert watcher.generate("tasks").flow == tmp_path / "tasks.flow.yaml"
+    drop_text(tmp_path, "tasks", '{"type": "array", "items": {"type": "objekt"}}')
+    event = watcher.generate("tasks")
+    assert event.error == tmp_path / "tasks.error.txt"
+    assert not (tmp_path / "tasks.flow.yaml").exists()
+
+
+def test_the_log_shows_a_name_holding_a_newline_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    _tell(WatchEvent("a\nb", error=Path("a\nb.error.txt")))
+    assert capsys.readouterr().out == "a\\nb: refused, see a\\nb.error.txt\n"

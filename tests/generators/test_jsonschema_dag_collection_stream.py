@@ -11,7 +11,7 @@ import pytest
 
 from tests.generators.helpers import SAMPLES, Schemas, command, run_meta, schema
 
-VALIDATE = ["meta", "step", "validate-node", "--schema", "doc.schema.json"]
+VALIDATE = ["meta", "step", "validate-node", "--schema=doc.schema.json"]
 
 
 def stage(*depends: str, run: list[str] | None = None, **node: Any) -> dict[str, Any]:
@@ -39,13 +39,10 @@ def test_the_shop_sample_becomes_a_dag(schemas: Schemas) -> None:
     customer = command(root["units"][0])
     assert customer == [
         *VALIDATE,
-        "--pointer",
-        "/$defs/customer",
+        "--pointer=/$defs/customer",
         "--each",
-        "--data",
-        "{{ inputs.data }}",
-        "--at",
-        "/customers",
+        "--data={{ inputs.data }}",
+        "--at=/customers",
         "--no-subtree",
     ]
 
@@ -65,13 +62,10 @@ def test_a_def_held_by_one_nested_property_is_validated_there(schemas: Schemas) 
     )
     units = schemas.flow(document)["spec"]["root"]["units"]
     assert [u["name"] for u in units] == ["person", "notify"]
-    assert command(units[0])[5:] == [
-        "--pointer",
-        "/$defs/person",
-        "--data",
-        "{{ inputs.data }}",
-        "--at",
-        "/meta/owner",
+    assert command(units[0])[4:] == [
+        "--pointer=/$defs/person",
+        "--data={{ inputs.data }}",
+        "--at=/meta/owner",
         "--no-subtree",
     ]
 
@@ -173,10 +167,8 @@ def test_a_top_level_array_fans_out_and_gathers_when_asked(schemas: Schemas) -> 
     assert root["visit"]["name"] == "task"
     assert command(root["visit"]) == [
         *VALIDATE,
-        "--pointer",
-        "/$defs/task",
-        "--path",
-        "{{ path }}",
+        "--pointer=/$defs/task",
+        "--path={{ path }}",
         "--no-subtree",
     ]
     assert root["gather"] == {
@@ -219,11 +211,9 @@ def test_the_readings_sample_becomes_a_cycle(schemas: Schemas) -> None:
     assert [member["name"] for member in root["ring"]] == ["check", "tally"]
     assert command(root["ring"][0]) == [
         *VALIDATE,
-        "--pointer",
-        "",
+        "--pointer=",
         "--each",
-        "--offset",
-        "{{ index * 3 }}",
+        "--offset={{ index * 3 }}",
         "--no-subtree",
     ]
 
@@ -237,7 +227,7 @@ def test_a_stream_defaults_to_chunks_of_100_and_one_validating_member(schemas: S
     assert root["over"] == {"input": "data", "chunk": 100}
     assert root["rounds"] == 2
     assert [m["name"] for m in root["ring"]] == ["validate"]
-    assert command(root["ring"][0])[5:7] == ["--pointer", "/$defs/rec"]
+    assert command(root["ring"][0])[4:5] == ["--pointer=/$defs/rec"]
 
 
 def test_a_stream_record_run_is_the_ring(schemas: Schemas) -> None:

@@ -56,6 +56,25 @@ def test_an_unresolvable_ref_names_its_pointer(schemas: Schemas) -> None:
     ]
 
 
+def test_a_cycle_of_refs_is_a_fault_at_its_first_ref(schemas: Schemas) -> None:
+    cyclic = schema(
+        properties={"x": {"$ref": "#/$defs/a"}},
+        **{"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}},
+    )
+    assert schemas.faults(cyclic) == [
+        "doc.schema.json: /$defs/a/$ref: a $ref cycle: /$defs/a -> /$defs/b -> /$defs/a: each "
+        "names the next, so checking a value follows them for ever"
+    ]
+    assert schemas.faults(schema(**{"$ref": "#"})) == [
+        "doc.schema.json: /$ref: a $ref cycle: $ref names the schema it is written in, so "
+        "checking a value follows it for ever"
+    ]
+
+
+def test_a_type_that_holds_itself_below_a_property_is_no_cycle(schemas: Schemas) -> None:
+    assert schemas.flow(HIERARCHY)["spec"]["root"]["pattern"] == "dfs"
+
+
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every attempt to open a connection is recorded and refused."""
@@ -375,20 +394,17 @@ def test_refs_above_the_schemas_folder_are_read_under_the_root_the_user_names(
     )
     flow = _generate(item, tmp_path / "spec")
     check = flow["spec"]["root"]["visit"]["cases"][1]["unit"]["run"]["command"]
-    assert check[3:9] == [
-        "--schema",
-        "item.json",
-        "--schema-root",
-        "..",
-        "--pointer",
-        "../common/common.json#/definitions/link",
+    assert check[3:6] == [
+        "--schema=item.json",
+        "--schema-root=..",
+        "--pointer=../common/common.json#/definitions/link",
     ]
     # The built-in validator reads the same file, from the flow's directory.
     (tmp_path / "node.json").write_text(json.dumps({"href": 5}))
     monkeypatch.chdir(item.parent)
     monkeypatch.setenv("META_INPUT", str(tmp_path / "node.json"))
     monkeypatch.setenv("META_OUTPUT", str(tmp_path / "out"))
-    assert validate_node([*check[3:9], "--path", "/links/0"]) == 0
+    assert validate_node([*check[3:6], "--path=/links/0"]) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["errors"] == [
         {"pointer": "/links/0/href", "message": "5 is not of type 'string'"}
@@ -433,6 +449,6 @@ def test_the_cli_takes_the_root_as_schema_root(tmp_path: Path) -> None:
     refused = run_meta("generate", "item.json", cwd=item.parent)
     assert refused.returncode == 2
     assert "meta generate --schema-root DIR reads files anywhere under DIR" in refused.stderr
-    made = run_meta("generate", "item.json", "--schema-root", "..", "-o", "f.yaml", cwd=item.parent)
+    made = run_meta("generate", "item.json", "--schema-root=..", "-o", "f.yaml", cwd=item.parent)
     assert made.returncode == 0, made.stderr
     assert "--schema-root" in (item.parent / "f.yaml").read_text()

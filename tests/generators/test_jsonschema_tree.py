@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.generators.helpers import SAMPLES, Schemas, command, schema, visit_cases
+from tests.generators.helpers import SAMPLES, Schemas, command, run_meta, schema, visit_cases
 
 
 def ref(name: str) -> dict[str, str]:
@@ -67,16 +68,13 @@ def test_the_company_sample_gets_a_different_operation_per_level(schemas: Schema
         "meta",
         "step",
         "validate-node",
-        "--schema",
-        "doc.schema.json",
-        "--pointer",
-        "/$defs/person",
-        "--children",
-        "departments,teams,members",
-        "--held",
-        "{{ node | list | tojson }}",
-        "--path",
-        "{{ path }}",
+        "--schema=doc.schema.json",
+        "--pointer=/$defs/person",
+        "--children=departments",
+        "--children=teams",
+        "--children=members",
+        "--held={{ node | list | tojson }}",
+        "--path={{ path }}",
     ]
 
 
@@ -139,13 +137,10 @@ def test_types_that_no_property_tells_apart_are_told_by_the_field_holding_them(
     ]
     kids = flow["spec"]["root"]["visit"]["cases"][1]["unit"]
     # Children in 'kids' may be of either type: the node is checked against both.
-    assert command(kids)[3:9] == [
-        "--schema",
-        "doc.schema.json",
-        "--pointer",
-        "/$defs/b",
-        "--pointer",
-        "/$defs/a",
+    assert command(kids)[3:6] == [
+        "--schema=doc.schema.json",
+        "--pointer=/$defs/b",
+        "--pointer=/$defs/a",
     ]
 
 
@@ -160,15 +155,11 @@ def test_a_recursive_single_type_gets_a_plain_visit(schemas: Schemas) -> None:
     assert flow["metadata"]["name"] == "tree-sum"
     visit = flow["spec"]["root"]["visit"]
     assert visit["name"] == "tree-sum"
-    assert command(visit)[5:] == [
-        "--pointer",
-        "",
-        "--children",
-        "kids",
-        "--held",
-        "{{ node | list | tojson }}",
-        "--path",
-        "{{ path }}",
+    assert command(visit)[4:] == [
+        "--pointer=",
+        "--children=kids",
+        "--held={{ node | list | tojson }}",
+        "--path={{ path }}",
     ]
 
 
@@ -233,7 +224,8 @@ def test_entries_keyed_by_name_are_walked_as_nodes_at_any_depth(schemas: Schemas
         ("depth == 2", "team"),
         ("depth == 3", "person"),
     ]
-    assert "departments,teams,members" in command(root["visit"]["cases"][0]["unit"])
+    children = [f"--children={name}" for name in ("departments", "teams", "members")]
+    assert set(children) <= set(command(root["visit"]["cases"][0]["unit"]))
 
 
 def test_a_map_that_may_hold_other_values_is_not_walked(schemas: Schemas) -> None:
@@ -338,4 +330,29 @@ def test_an_explicit_tree_pattern_without_a_hierarchy_says_so(schemas: Schemas) 
     assert schemas.faults(document) == [
         "doc.schema.json: /: not a hierarchy: no property of the root type holds objects or arrays "
         "of objects"
+    ]
+
+
+def test_names_and_paths_reach_the_validator_as_written(tmp_path: Path) -> None:
+    """A schema file starting with '-', a field named like a template and one holding a comma:
+    the run checks the pointers and fields written, not what argparse or Jinja make of them."""
+    node = {"type": "object", "properties": {"{{ 7*7 }}": {"type": "integer"}}}
+    document = {
+        "type": "object",
+        "required": ["a,b"],
+        "properties": {"a,b": {"type": "array", "items": node}, "{{ 7*7 }}": node},
+    }
+    (tmp_path / "-rf.schema.json").write_text(json.dumps(document))
+    data = {"a,b": [{"{{ 7*7 }}": 1}], "{{ 7*7 }}": {"{{ 7*7 }}": "x"}}
+    (tmp_path / "d.json").write_text(json.dumps(data))
+    made = run_meta(
+        "generate", "./-rf.schema.json", "--data", "d.json", "-o", "f.yaml", cwd=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    ran = run_meta("run", "f.yaml", "--workdir", "run", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    reports = [json.loads(p.read_text()) for p in (tmp_path / "run").rglob("report.json")]
+    errors = [e for report in reports if "unit" in report for e in report["errors"]]
+    assert errors == [
+        {"pointer": "/{{ 7*7 }}/{{ 7*7 }}", "message": "'x' is not of type 'integer'"}
     ]

@@ -75,7 +75,7 @@ def step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Step:
 
 def test_a_valid_node_whose_children_were_stripped(step: Step) -> None:
     step.input({"name": "platform"})
-    report = step.run("--pointer", "/$defs/team", "--children", "departments,members")
+    report = step.run("--pointer", "/$defs/team", "--children=departments", "--children=members")
     assert report == {
         "unit": "flow/walk/root.0/team",
         "type": "team",
