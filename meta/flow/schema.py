@@ -206,10 +206,10 @@ def _at(document: Any, path: list[str | int]) -> Any:
 
 
 def _quote_hint(value: Any) -> str:
-    """For a text written bare that YAML read as another type (`yes`, `off`, `3`, `~`): how to
-    write the text."""
+    """For a text written bare that YAML read as another type (`true`, `3`, `~`): how to write
+    the text."""
     if isinstance(value, bool):
-        return " (YAML reads a bare yes, no, on, off, true, false as a boolean: quote it for text)"
+        return " (YAML reads a bare true or false as a boolean: quote it for text)"
     if isinstance(value, int | float):
         return f" (quote it, as '{value}', for text)"
     if value is None:

@@ -21,6 +21,7 @@ MAX_YAML_CHARACTERS = 16 << 20
 """The largest YAML document read (a flow, a description): YAML costs far more than its size."""
 INT_TAG = "tag:yaml.org,2002:int"
 FLOAT_TAG = "tag:yaml.org,2002:float"
+BOOL_TAG = "tag:yaml.org,2002:bool"
 
 CORE_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
 """An integer as YAML 1.2's core schema writes it: decimal (`0755` is 755), `0o` octal, `0x`
@@ -30,6 +31,9 @@ CORE_FLOAT = re.compile(
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
 )
 """A float as YAML 1.2's core schema writes it: `1e300` too (YAML 1.1 wants `1.0e+300`)."""
+CORE_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+"""A boolean as YAML 1.2's core schema writes it: `yes`, `no`, `on` and `off` are strings (YAML
+1.1 reads them as booleans, so a key `on:` of a CI workflow would be `true`)."""
 INT_FIRST = list("-+0123456789")
 FLOAT_FIRST = list("-+.0123456789")
 
@@ -69,11 +73,13 @@ def _core_float(loader: yaml.SafeLoader, node: yaml.Node) -> float:
 
 class UniqueKeysLoader(yaml.SafeLoader):
     """Safe YAML in which a mapping naming one key twice is an error: YAML says keys are
-    unique, and PyYAML would otherwise keep the last value without a word. Numbers are YAML
-    1.2's core schema's: `22:22` and `1_000` are strings, `0755` is 755, `1e300` a float."""
+    unique, and PyYAML would otherwise keep the last value without a word. Numbers and
+    booleans are YAML 1.2's core schema's: `22:22` and `1_000` are strings, `0755` is 755,
+    `1e300` a float, only true and false are booleans (`yes`, `on` are strings), in a flow as
+    in its data."""
 
     yaml_implicit_resolvers: dict[Any, list[tuple[str, Any]]] = _without(
-        yaml.SafeLoader.yaml_implicit_resolvers, (INT_TAG, FLOAT_TAG)
+        yaml.SafeLoader.yaml_implicit_resolvers, (INT_TAG, FLOAT_TAG, BOOL_TAG)
     )
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -95,19 +101,19 @@ class UniqueKeysLoader(yaml.SafeLoader):
 # The integer resolver first: `[-+]?[0-9]+` would be a float too.
 UniqueKeysLoader.add_implicit_resolver(INT_TAG, CORE_INT, INT_FIRST)
 UniqueKeysLoader.add_implicit_resolver(FLOAT_TAG, CORE_FLOAT, FLOAT_FIRST)
+UniqueKeysLoader.add_implicit_resolver(BOOL_TAG, CORE_BOOL, list("tTfF"))
 UniqueKeysLoader.add_constructor(INT_TAG, _core_int)
 UniqueKeysLoader.add_constructor(FLOAT_TAG, _core_float)
 
 
 class JsonYamlLoader(UniqueKeysLoader):
-    """YAML read as the JSON it stands for (data, schemas): a key is the text written (`on:` of a
-    CI workflow stays "on", YAML 1.1 would make it true), only true/false are booleans, and
-    dates stay strings, as a JSON Schema expects them. A tool's own local tag (`!reference`)
-    is read as the value it tags; tags that build Python objects stay refused."""
+    """YAML read as the JSON it stands for (data, schemas): a key is the text written (`200:` of
+    an OpenAPI document is the key "200"), and dates stay strings, as a JSON Schema expects
+    them. A tool's own local tag (`!reference`) is read as the value it tags; tags that build
+    Python objects stay refused."""
 
     yaml_implicit_resolvers: dict[Any, list[tuple[str, Any]]] = _without(
-        UniqueKeysLoader.yaml_implicit_resolvers,
-        ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"),
+        UniqueKeysLoader.yaml_implicit_resolvers, ("tag:yaml.org,2002:timestamp",)
     )
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -140,11 +146,6 @@ def _untagged(loader: JsonYamlLoader, suffix: str, node: yaml.Node) -> Any:
 
 
 JsonYamlLoader.add_multi_constructor("!", _untagged)
-JsonYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
 
 
 def is_yaml(path: Path, text: str) -> bool:

@@ -1,4 +1,5 @@
-"""meta.flow.files: YAML read by YAML 1.2's core schema, in flows and in data alike."""
+"""meta.flow.files: YAML read by YAML 1.2's core schema (numbers, booleans), in flows and in data
+alike."""
 
 from __future__ import annotations
 
@@ -41,6 +42,18 @@ def test_numbers_are_yaml_1_2_core_schema_ones(parse: Callable[[str, str], Any])
         "1e",
         "1e5",
     ]
+
+
+@pytest.mark.parametrize("parse", [parse_yaml, parse_yaml_data])
+def test_only_true_and_false_are_booleans(parse: Callable[[str, str], Any]) -> None:
+    # YAML 1.1 (PyYAML's) reads yes, no, on, off, y and n as booleans: a flow's `value: yes`
+    # would pass `type: boolean` where `--set b=yes` does not.
+    words = "[yes, no, on, off, Yes, NO, y, n, true, True, TRUE, false, False, FALSE]"
+    assert (
+        parse(words, "f.yaml")
+        == ["yes", "no", "on", "off", "Yes", "NO", "y", "n"] + [True] * 3 + [False] * 3
+    )
+    assert parse("{on: 1, off: 2}", "f.yaml") == {"on": 1, "off": 2}
 
 
 @pytest.mark.parametrize("parse", [parse_yaml, parse_yaml_data])

@@ -376,7 +376,7 @@ def test_a_bare_yaml_word_read_as_another_type_says_how_to_write_the_text(tmp_pa
     flow = tmp_path / "f.yaml"
     flow.write_text(
         "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\nmetadata: {name: f}\n"
-        "spec:\n  root: {name: s, run: {command: [echo, no, ~], env: {DEBUG: on}}}\n"
+        "spec:\n  root: {name: s, run: {command: [echo, false, ~], env: {DEBUG: true}}}\n"
     )
     with pytest.raises(FlowInvalid) as caught:
         load_flow(flow)
