@@ -220,6 +220,12 @@ def _summarise(outcome: Outcome) -> None:
     again += f", {resumed} finished before" if resumed else ""
     again += f", {cached} cached" if cached else ""
     again += f", {skipped} skipped" if skipped else ""
+    for changed in report.get("changedInputs", ()):
+        click.echo(
+            f"note: input file {display_path(Path(changed))} changed since this run started: "
+            "units that finished before keep what they made from it as it was",
+            err=True,
+        )
     for rerun in report.get("rerun", ()):
         click.echo(f"note: unit {rerun['id']} ran again: {rerun['reason']}", err=True)
     click.echo(f"{report['flow']}: {outcome.state} ({ran} units run{again})")

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import signal
+import stat
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -120,6 +121,7 @@ def start_run(
                 if isinstance(bound := plan.inputs[name], ValueInput)
             },
             "fingerprint": fingerprint(plan),
+            "inputDigests": input_digests(plan),
             "startedAt": time.time(),
             "cacheDir": str(Path(cache_dir or default_cache_dir()).resolve()),
         }
@@ -214,8 +216,43 @@ def resume_run(
                 "changed runs again",
             )
         )
+    recorded = info.get("inputDigests")
+    now = input_digests(plan)
+    changed = (
+        [path for path, digest in recorded.items() if now.get(path) != digest]
+        if isinstance(recorded, dict)
+        else []
+    )
     with INTERRUPTS.deferred(), session_lock(workdir):
-        return _execute(plan, workdir, info, listeners, report, secrets)
+        return _execute(plan, workdir, info, listeners, report, secrets, changed)
+
+
+def input_digests(plan: Plan) -> dict[str, str]:
+    """The SHA-256 of each data file the run's flows take as an input, by absolute path: what
+    `meta resume` compares to say a file changed since the run started (it goes on: a file
+    mended after a fault is how such a run is finished)."""
+    digests: dict[str, str] = {}
+    for current in plan.reachable():
+        for bound in current.inputs.values():
+            if isinstance(bound, FileInput) and str(bound.path) not in digests:
+                digests[str(bound.path)] = _file_digest(bound.path)
+    return digests
+
+
+def _file_digest(path: Path) -> str:
+    """A regular file's SHA-256; "" for anything else (a folder, a file gone)."""
+    try:
+        # Not blocking: a FIFO given as an input must not hold the run up here.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    with open(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return ""
+        try:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError:
+            return ""
 
 
 def recorded_inputs(info: Mapping[str, Any]) -> dict[str, Input]:
@@ -246,7 +283,10 @@ def _execute(
     listeners: Sequence[Listener],
     report_path: Path | None,
     secrets: Secrets,
+    changed_inputs: Sequence[str] = (),
 ) -> Outcome:
+    """Run a plan's session in `workdir`; `changed_inputs`: data files a resumed run's earlier
+    sessions read as they were before, said in the report."""
     driver = LocalDriver(workdir, secrets=secrets)
     try:
         journal = FileJournal(workdir, kept=driver.take_manifest, stored=driver.outputs)
@@ -305,6 +345,8 @@ def _execute(
     rerun = journal.rerun()
     if rerun:
         report["rerun"] = [{"id": uid, "reason": reason} for uid, reason in rerun]
+    if changed_inputs:
+        report["changedInputs"] = list(changed_inputs)
     write_json(workdir / REPORT_FILE, report)
     target = report_path or workdir / REPORT_FILE
     if report_path is not None:

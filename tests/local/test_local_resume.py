@@ -150,6 +150,43 @@ def test_resume_after_the_flow_changed_is_refused(env: Env) -> None:
     assert len(env.runs()) == before
 
 
+def test_resume_says_which_input_files_changed_since_the_run_started(env: Env) -> None:
+    # The item "bad" fails until the data is mended: a mended file is how such a run is
+    # finished, so resume goes on, and says what the units that finished before were made from.
+    env.script(
+        "item.py",
+        "import json, os, sys\nsys.exit(json.load(open(os.environ['META_INPUT'])) == 'bad')\n",
+    )
+    (env.root / "items.json").write_text(json.dumps(["a", "bad"]))
+    (env.root / "other.json").write_text(json.dumps(["x"]))
+    root = {
+        "name": "each",
+        "scope": "macro",
+        "pattern": "fanout",
+        "onFailure": "continue",
+        "over": {"input": "items"},
+        "visit": step("v-{{ index }}", "item.py"),
+    }
+    flow = env.flow(
+        "mend", root, inputs={"items": {"path": "items.json"}, "other": {"path": "other.json"}}
+    )
+    workdir = env.root / "wd"
+    assert env.meta("run", str(flow), "--workdir", str(workdir)).returncode == 1
+    (env.root / "items.json").write_text(json.dumps(["a", "mended"]))
+    done = env.meta("resume", str(workdir))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("note: input file") == 1
+    assert "items.json changed since this run started" in done.stderr
+    assert report(workdir)["changedInputs"] == [str(env.root / "items.json")]
+    again = env.meta("resume", str(workdir))
+    assert "note: input file" in again.stderr, "it is still not what the first session read"
+    unchanged = env.root / "wd2"
+    assert env.meta("run", str(flow), "--workdir", str(unchanged)).returncode == 0
+    done = env.meta("resume", str(unchanged))
+    assert done.returncode == 0 and "note:" not in done.stderr
+    assert "changedInputs" not in report(unchanged)
+
+
 def test_a_finished_run_resumed_runs_nothing(env: Env) -> None:
     flow, steps = _calc_flow(env)
     workdir = env.root / "wd"
