@@ -31,9 +31,9 @@ from referencing.jsonschema import DRAFT202012
 
 from meta.errors import Fault, UserError, pointer
 from meta.flow.files import display_path, nested_past, parse_json, parse_yaml_data, read_text
-from meta.steps.yamlnodes import MAX_DEPTH
 from meta.hookspecs import Description
 from meta.steps.validate_node import Dialect, LocalFiles, dialect_of, local_registry
+from meta.steps.yamlnodes import MAX_DEPTH
 
 from .keywords import DEF_POINTER as DEF_POINTER
 from .keywords import REF_KEYWORDS, subschemas
