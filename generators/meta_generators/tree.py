@@ -340,5 +340,3 @@ def _access(name: str) -> str:
     ):
         return f"node.{name}"
     return f"node[{flows.literal(name)}]"
-
-
