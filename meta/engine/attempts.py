@@ -45,13 +45,17 @@ class Attempts:
             self._listener.unit_finished(previous)
         return previous
 
-    def skip(self, visit: Visit, reason: str) -> None:
-        """Record that a unit was skipped, and why. One its condition skipped counts as
-        finished on resume; one skipped because a unit it reads failed does not (that unit is
-        run again)."""
-        if reason != UPSTREAM_FAILED and self.finished_before(visit.uid) is not None:
-            return
+    def skip(self, visit: Visit, reason: str) -> bool:
+        """Record that a unit was skipped, and why; whether that is news (it is not when an
+        earlier session skipped it for its condition too: what reads it need not run again).
+        One its condition skipped counts as finished on resume; one skipped because a unit it
+        reads failed does not (that unit is run again)."""
+        previous = self._finished.get(visit.uid)
+        if reason != UPSTREAM_FAILED and previous is not None and previous.state == "skipped":
+            self._listener.unit_finished(previous)
+            return False
         self._never_ran(visit, "skipped", reason)
+        return True
 
     def fail(self, visit: Visit, reason: str) -> None:
         """Record that a unit failed before any attempt of it started (a fault in what it was

@@ -12,8 +12,9 @@ from typing import Any, Protocol
 
 from meta.flow.model import EnvValue, Scope
 
-Feeder = tuple[str, str, str, Any, bool]
-"""A unit that feeds another, as a task carries it: (name, unit id, state, result, shown)."""
+Feeder = tuple[str, str, str, Any, bool, bool]
+"""A unit that feeds another, as a task carries it: (name, unit id, state, result, shown,
+renewed)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from meta.engine.attempts import Attempts, Start
 from meta.engine.caching import Caching, StoreCache, cache_of_section, cache_of_step
 from meta.engine.driver import Driver, FlowDriver, FlowTask, PodDriver, PodTask
-from meta.engine.frontiers import Context, Done, DoneState, Frontier, Ready, frontier_for
+from meta.engine.frontiers import Context, Done, Frontier, Ready, frontier_for
 from meta.engine.generating import Generation
 from meta.engine.records import (
     CONDITION,
@@ -121,15 +121,15 @@ class Engine:
         try:
             done = await self._visit(unit, visit)
         except RunFailed as failure:
-            here.ending.ended.append(Done(visit.name, visit.uid, "failed"))
-            failures = await self._finally(visit, final, here, failure.failures, parent.ending.ran)
+            here.ending.ended.append(Done(visit.name, visit.uid, "failed", renewed=True))
+            failures = await self._finally(visit, final, here, failure.failures, parent)
             raise RunFailed.of(failures) from None
         except asyncio.CancelledError:
             if parent.stopping():
-                await self._finally(visit, final, here, (), parent.ending.ran)
+                await self._finally(visit, final, here, (), parent)
             raise
         here.ending.ended.append(done)
-        failures = await self._finally(visit, final, here, (), parent.ending.ran)
+        failures = await self._finally(visit, final, here, (), parent)
         if failures:
             raise RunFailed.of(failures)
         return done
@@ -140,14 +140,14 @@ class Engine:
         units: tuple[Unit, ...],
         here: SectionFrame,
         failures: Sequence[Failure],
-        ran: bool,
+        ends: SectionFrame,
     ) -> list[Failure]:
         """`_finally_units`, run to their end also when a failure stops a section around this
         one while they run: had it come a moment earlier, they would have run whole. A cancel
         from outside (an interrupt, with no failure stopping) stops them."""
         if not units:
             return list(failures)
-        run = asyncio.ensure_future(self._finally_units(visit, units, here, failures, ran))
+        run = asyncio.ensure_future(self._finally_units(visit, units, here, failures, ends))
         stopped = False
         while True:
             try:
@@ -170,17 +170,18 @@ class Engine:
         units: tuple[Unit, ...],
         here: SectionFrame,
         failures: Sequence[Failure],
-        ran: bool,
+        ends: SectionFrame,
     ) -> list[Failure]:
         """Run `finally` units in order, each whatever became of the ones before; every
         failure, the section's first, then the finally units'. They see how the units of
         `here` ended (`upstream`) and every failure (`failures`), and read the outputs of
         those that succeeded. Those that finished in an earlier session run again only if
-        something ran before them in this one (`ran`)."""
+        something ran in this one before them, in the section they end (`ends`: `here`, or
+        for a flow's, the frame its root runs in) or in an earlier finally unit."""
         failures = list(failures)
         ended = tuple(replace(done, shown=True) for done in here.ending.ended if done is not None)
         frame = SectionFrame(
-            here.id, here.scope, here.pod, outer=here, always=True, again=ran, shields=True
+            here.id, here.scope, here.pod, outer=here, always=True, renews=ends, shields=True
         )
         for unit in units:
             # Each sees the failures so far: the earlier finally units' too.
@@ -230,8 +231,10 @@ class Engine:
         frame = visit.frame
         try:
             if not is_met(visit, unit):
-                self._attempts.skip(visit, CONDITION)
-                return Done(visit.name, visit.uid, "skipped", reason=CONDITION)
+                renewed = self._attempts.skip(visit, CONDITION)
+                if renewed:
+                    visit.parent.ran_here()
+                return Done(visit.name, visit.uid, "skipped", reason=CONDITION, renewed=renewed)
             if isinstance(unit, Step):
                 return await self._step(visit, unit)
             if isinstance(unit, Generate):
@@ -269,7 +272,7 @@ class Engine:
             visit.parent.pod,
             outer=visit.parent,
             always=visit.parent.always,
-            again=visit.parent.again,
+            renews=visit.parent.renews,
         )
         with visit.parent.ending.activity():
             done = await self._flow(frame, inner, frame.root_context(), visit.upstream)
@@ -302,7 +305,7 @@ class Engine:
         key = await self._caching.section_key(visit, section, cache)
         entry = await self._caching.reused(key, visit)
         if entry is not None:
-            return Done(visit.name, visit.uid, "cached", result=entry.extra.get("result"))
+            return _from_cache(visit, entry.extra)
         done = await self._section_run(visit, section)
         await self._caching.keep(key, visit, done, _extra(done))
         return done
@@ -337,7 +340,7 @@ class Engine:
             pod,
             outer=parent,
             always=parent.always,
-            again=parent.again,
+            renews=parent.renews,
             absorbs=section.on_failure == "continue",
         )
         here.ending.keep = bool(section.final)
@@ -347,18 +350,14 @@ class Engine:
             # Its units are all ended now: a cancel that reaches the finally units comes from
             # outside, and must not run the finally units of sections inside them.
             here.ending.stopping = False
-            failures = await self._finally(
-                visit, section.final, here, failure.failures, here.ending.ran
-            )
+            failures = await self._finally(visit, section.final, here, failure.failures, here)
             self._section_record(visit, section, limit, here, "failed")
             raise RunFailed.of(failures) from None
         except asyncio.CancelledError:
             if section.final and parent.stopping():
-                await self._finally(visit, section.final, here, (), here.ending.ran)
+                await self._finally(visit, section.final, here, (), here)
             raise
-        failures = await self._finally(
-            visit, section.final, here, here.ending.failures, here.ending.ran
-        )
+        failures = await self._finally(visit, section.final, here, here.ending.failures, here)
         if failures:
             self._section_record(visit, section, limit, here, "failed")
             raise RunFailed.of(failures)
@@ -394,7 +393,7 @@ class Engine:
         the steps inside keep their retries and timeouts (retrying the whole would multiply
         them, a step's timeout would cut it short)."""
         record = await self._attempts.run(visit, 0, None, start)
-        return Done(visit.name, visit.uid, result=record.result)
+        return Done(visit.name, visit.uid, result=record.result, renewed=True)
 
     async def _walk(
         self, visit: Visit, section: Section, limit: int, here: SectionFrame
@@ -426,18 +425,15 @@ class Engine:
             )
         )
 
-    def _section_done(self, visit: Visit, frontier: Frontier, ran: bool) -> Done:
-        """The section as its consumers see it: `cached` when nothing in it ran in this session
-        (all of it finished in an earlier one, or came from the cache), as a step is."""
+    def _section_done(self, visit: Visit, frontier: Frontier, renewed: bool) -> Done:
         parts = frontier.result()
         result = section_result(parts)
-        state: DoneState = "succeeded" if ran else "cached"
         if len(parts) == 1:
-            return Done(visit.name, parts[0].unit_id, state, result=result)
+            return Done(visit.name, parts[0].unit_id, result=result, renewed=renewed)
         combined = named(parts)
         self._driver.combine(visit.uid, combined)
         self._caching.combined(visit.uid, combined)
-        return Done(visit.name, visit.uid, state, result=result)
+        return Done(visit.name, visit.uid, result=result, renewed=renewed)
 
     async def _drive_in_turn(
         self, frame: FlowFrame, frontier: Frontier, here: SectionFrame, stop: bool
@@ -516,10 +512,10 @@ class Engine:
             except asyncio.CancelledError:
                 if ending.keep and (visit.uid in ending.started or not isinstance(unit, Step)):
                     # Started, then stopped by a failure: the finally units see it so.
-                    ending.ended[slot] = Done(visit.name, visit.uid, "cancelled")
+                    ending.ended[slot] = Done(visit.name, visit.uid, "cancelled", renewed=True)
                 raise
             except RunFailed as failure:
-                done = Done(visit.name, visit.uid, "failed")
+                done = Done(visit.name, visit.uid, "failed", renewed=True)
                 if ending.keep:
                     ending.ended[slot] = done
                 if stop:
@@ -558,12 +554,12 @@ class Engine:
             key = await self._caching.step_key(task, cache, visit)
             entry = await self._caching.reused(key, visit)
             if entry is not None:
-                return Done(visit.name, visit.uid, "cached", result=entry.extra.get("result"))
+                return _from_cache(visit, entry.extra)
         start = self._driver.start
         record = await self._attempts.run(
             visit, retries, timeout, lambda n: start(with_attempt(task, n))
         )
-        done = Done(visit.name, visit.uid, result=record.result)
+        done = Done(visit.name, visit.uid, result=record.result, renewed=True)
         if key is not None:
             await self._caching.keep(key, visit, done, _extra(done))
         return done
@@ -571,16 +567,22 @@ class Engine:
     def _resumed(self, visit: Visit) -> Done | None:
         """The unit as an earlier session of the run left it, when it finished there (a
         `finally` unit runs again in a session that ran something in its section)."""
-        if visit.parent.again:
+        if visit.parent.runs_again() or any(part.renewed for part in visit.upstream):
+            # A unit it reads is not as it was (it ran again: its outputs were found changed or
+            # gone, or it failed before; or it is skipped now): what it made is stale.
             return None
         previous = self._attempts.finished_before(visit.uid)
-        if previous is None or any(part.state == "succeeded" for part in visit.upstream):
-            # Not on record, or it reads a unit that ran again in this session (its outputs
-            # were found changed or gone): what it made from the old ones is stale.
+        if previous is None:
             return None
         if previous.state == "skipped":
             return Done(visit.name, visit.uid, "skipped", reason=previous.reason)
         return Done(visit.name, visit.uid, "cached", result=previous.result)
+
+
+def _from_cache(visit: Visit, extra: Mapping[str, Any]) -> Done:
+    """A unit not on record whose outputs the cache gave: news to the run's record."""
+    visit.parent.ran_here()
+    return Done(visit.name, visit.uid, "cached", result=extra.get("result"), renewed=True)
 
 
 def _extra(done: Done) -> dict[str, object] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any, Literal, Protocol
 
@@ -51,6 +51,10 @@ class Done:
     shown: bool = False
     """Handed to a `finally` unit, which runs whatever became of it: what the finally unit
     holds sees its state, and is not skipped for it."""
+    renewed: bool = field(default=False, compare=False)
+    """Not as an earlier session of the run left it: it ran, came from the cache, or was
+    skipped where it had finished before, in this session. A unit on record that reads it runs
+    again: what it made, it made from the old outputs."""
 
     @property
     def ok(self) -> bool:

@@ -83,9 +83,10 @@ class Ending:
     """Its units active now: in an attempt (holding a turn under `spec.parallelism`), or a
     section or flow it runs in place. A unit waiting for its turn, or to retry, is not."""
     ran: bool = False
-    """An attempt started here, or in a section or flow inside, in this session: its `finally`
-    units run again even if they finished in an earlier session (they would be shown states
-    that changed)."""
+    """Something here, or in a section or flow inside, is not as an earlier session left it
+    (an attempt started, a unit came from the cache, or one on record was skipped this time):
+    its `finally` units run again even if they finished in an earlier session (they would be
+    shown states that changed), and what reads it and finished before runs again."""
 
     def hold(self) -> int:
         """A place in `ended` for a unit that became ready."""
@@ -118,10 +119,11 @@ class SectionFrame:
     always: bool = False
     """Its units are `finally` units (or inside one): they run whatever became of the units
     before them, and a fault they meet fails the unit meeting it rather than the run."""
-    again: bool = False
-    """Its units run even if the journal says they finished before: `finally` units whose
-    section ran something in this session (and what they hold). A session that ran nothing
-    there (a finished run resumed) takes them from the journal, as it takes the rest."""
+    renews: SectionFrame | None = field(default=None, compare=False)
+    """For `finally` units (and what they hold): the section they end. If something there ran
+    in this session (`ending.ran`, an earlier finally unit too), they run even if the journal
+    says they finished before; a session that ran nothing there (a finished run resumed) takes
+    them from the journal, as it takes the rest."""
     absorbs: bool = False
     """A failure of its units ends here (`onFailure: continue`): it goes no further out."""
     shields: bool = False
@@ -141,12 +143,16 @@ class SectionFrame:
                 return
 
     def ran_here(self) -> None:
-        """An attempt starts in this section: it, and every section it runs in, ran something
-        in this session (each is marked once: the walk stops at one marked before)."""
+        """Something in this section is not as an earlier session left it: it, and every
+        section it runs in, are marked (each once: the walk stops at one marked before)."""
         frame: SectionFrame | None = self
         while frame is not None and not frame.ending.ran:
             frame.ending.ran = True
             frame = frame.outer
+
+    def runs_again(self) -> bool:
+        """Whether its units run even if the journal says they finished before (`renews`)."""
+        return self.renews is not None and self.renews.ending.ran
 
     def halted(self) -> bool:
         """Whether a failure on its way out will end this section: its units start nothing
@@ -355,15 +361,26 @@ def _names(parts: tuple[Done, ...] | list[Done]) -> list[tuple[str, Done]]:
 
 def feeding(upstream: tuple[Done, ...]) -> list[Feeder]:
     """The units that feed a unit, as a task carries them to another engine."""
-    return [(done.name, done.unit_id, done.state, done.result, done.shown) for done in upstream]
+    return [
+        (done.name, done.unit_id, done.state, done.result, done.shown, done.renewed)
+        for done in upstream
+    ]
 
 
 def fed(feeders: Sequence[Sequence[Any]]) -> tuple[Done, ...]:
     """The `Done`s of the units a task says feed it (`feeding`'s inverse; a task written
-    before feeders said whether they are `shown` has four fields)."""
+    before feeders said whether they are `shown` has four fields, one written before they said
+    whether they are `renewed` five)."""
     return tuple(
-        Done(name, unit_id, cast(DoneState, state), result, shown=bool(shown and shown[0]))
-        for name, unit_id, state, result, *shown in feeders
+        Done(
+            name,
+            unit_id,
+            cast(DoneState, state),
+            result,
+            shown=bool(flags[:1] and flags[0]),
+            renewed=bool(flags[1:2] and flags[1]),
+        )
+        for name, unit_id, state, result, *flags in feeders
     )
 
 

@@ -16,12 +16,15 @@ from meta.engine import caching
 from meta.engine.caching import StoreCache
 from meta.engine.driver import StepTask
 from meta.engine.frontiers import Done
+from meta.errors import RunFailed
 from meta.plan.plan import Plan
 from tests.engine.fakes import (
+    ALWAYS,
     FakeDriver,
     FakeJournal,
     FakeRunning,
     RecordingListener,
+    journal_of,
     plan_of,
     run,
     section,
@@ -108,6 +111,30 @@ def test_a_second_run_reuses_every_cached_step_and_runs_nothing(tmp_path: Path) 
     restored = Path(second.outputs("t/d/b")) / "out.json"
     assert json.loads(restored.read_text())["command"] == ["make", "b"]
     assert restored.stat().st_nlink > 1, "restored by a hard link, not a copy"
+
+
+def test_a_resumed_run_whose_failed_unit_the_cache_mends_runs_its_finally_units_again(
+    tmp_path: Path,
+) -> None:
+    # b failed in the run's first session, and finished since in another run: the resumed
+    # session takes it from the cache, and the finally unit that was shown it failed runs again.
+    plan = plan_of(tmp_path / "flow", step("b", "make", "b", cache=True), final=[step("notify")])
+    failed = StoringDriver(tmp_path / "run1" / "store", fail={"t/b": ALWAYS})
+    journal = FakeJournal()
+    with pytest.raises(RunFailed):
+        run(
+            plan,
+            failed,
+            journal=journal,
+            cache=StoreCache(CacheDir(str(tmp_path / "cache")), run="run1", outputs=failed.outputs),
+        )
+    Runs(tmp_path).go(plan)  # another run: b succeeds and is kept in the cache
+    finished = [r for r in journal.ended if r.state == "succeeded"]
+    assert [r.id for r in finished] == ["t/finally/notify"]
+    resumed = StoringDriver(tmp_path / "run1" / "store")
+    cache = StoreCache(CacheDir(str(tmp_path / "cache")), run="run1", outputs=resumed.outputs)
+    run(plan, resumed, journal=journal_of(finished), cache=cache)
+    assert resumed.start_ids() == ["t/finally/notify"]
 
 
 def test_an_edited_flow_runs_again_only_what_the_edit_changed(tmp_path: Path) -> None:

@@ -269,8 +269,8 @@ def test_a_micro_pod_is_handed_its_feeders_states_and_results(tmp_path: Path) ->
     (task,) = handed
     assert task.upstream == [("a", "t/d/a")]
     assert list(task.fed_by) == [
-        ("a", "t/d/a", "succeeded", "hello", False),
-        ("z", "t/d/z", "skipped", None, False),
+        ("a", "t/d/a", "succeeded", "hello", False, True),
+        ("z", "t/d/z", "skipped", None, False, True),
     ]
     assert pods.inner.tasks()["t/d/m/in"].command == ("in", "hello")
 
@@ -298,7 +298,7 @@ def test_a_micro_pod_in_finally_runs_its_units_after_a_failure(tmp_path: Path) -
     with pytest.raises(RunFailed):
         asyncio.run(Engine(plan, pods, pods=pods).run())
     (task,) = handed
-    assert list(task.fed_by) == [("a", "t/d/a", "failed", None, True)]
+    assert list(task.fed_by) == [("a", "t/d/a", "failed", None, True, True)]
     assert pods.inner.tasks()["t/d/finally/report/in"].command == ("in", "failed")
     assert fed([("a", "t/d/a", "failed", None)]) == (Done("a", "t/d/a", "failed"),)
 

@@ -466,18 +466,45 @@ def test_a_unit_on_record_runs_again_when_a_unit_it_reads_ran_again(tmp_path: Pa
     assert driver.start_ids() == ["t/s/p", "t/s/inner/c", "t/s/d"]
 
 
-def test_a_unit_skipped_for_a_failure_runs_once_a_resumed_run_mends_it(tmp_path: Path) -> None:
+def test_a_unit_on_record_skipped_now_is_recorded_so_and_what_reads_it_runs_again(
+    tmp_path: Path,
+) -> None:
+    # p ran again and its result now makes b's condition false: b is skipped (not "resumed",
+    # succeeded), and c, which read b's outputs, runs again without them.
     plan = plan_of(
         tmp_path,
-        section("s", "sequence", onFailure="continue", units=[step("p"), step("c")]),
+        section(
+            "s",
+            "dag",
+            units=[
+                step("p"),
+                step("b", dependsOn=["p"], when="{{ upstream.p.result > 1 }}"),
+                step("c", dependsOn=["b"]),
+            ],
+        ),
     )
     first = FakeJournal()
-    with pytest.raises(RunFailed):
-        run(plan, FakeDriver(fail={"t/s/p": ALWAYS}), journal=first)
-    assert {r.id: r.state for r in first.ended} == {"t/s/p": "failed", "t/s/c": "skipped"}
-    driver = FakeDriver()
-    run(plan, driver, journal=journal_of([r for r in first.ended if r.state != "failed"]))
+    run(plan, FakeDriver(results={"t/s/p": 5}), journal=first)
+    kept = [r for r in first.ended if r.id != "t/s/p"]
+    driver, listener = FakeDriver(results={"t/s/p": 0}), RecordingListener()
+    run(plan, driver, journal=journal_of(kept), listener=listener)
     assert driver.start_ids() == ["t/s/p", "t/s/c"]
+    assert states(listener)["t/s/b"] == "skipped"
+
+
+def test_a_later_finally_unit_runs_again_when_an_earlier_one_failed_before(
+    tmp_path: Path,
+) -> None:
+    plan = plan_of(tmp_path, step("a"), final=[step("f1"), step("f2")])
+    first = FakeJournal()
+    with pytest.raises(RunFailed):
+        run(plan, FakeDriver(fail={"t/finally/f1": ALWAYS}), journal=first)
+    finished = [r for r in first.ended if r.state == "succeeded"]
+    assert {r.id for r in finished} == {"t/a", "t/finally/f2"}
+    driver = FakeDriver()
+    run(plan, driver, journal=journal_of(finished))
+    # f2 was shown f1's failure: it is shown that f1 succeeded now.
+    assert driver.start_ids() == ["t/finally/f1", "t/finally/f2"]
 
 
 def test_a_stop_section_inside_a_continue_section_keeps_its_failure_inside(

@@ -391,8 +391,8 @@ def test_results_and_conditions_inside_the_pod_and_the_sections_result_kept(
         ],
     }
     fed_by = [
-        ("outside", "pipe/outside", "succeeded", {"go": True}, False),
-        ("gone", "pipe/g", "skipped", None, False),
+        ("outside", "pipe/outside", "succeeded", {"go": True}, False, False),
+        ("gone", "pipe/g", "skipped", None, False, False),
     ]
     write_work(paths, section, ["img-a"], fed_by=fed_by)
     code, message, _ = run_pod(["img-a"])
