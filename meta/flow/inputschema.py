@@ -72,6 +72,12 @@ def _faults(name: str, schema: Any, values: Iterable[tuple[Any, str]], file: str
         except Unresolvable as exc:
             reason = f"input '{name}': its schema's $ref {exc} is not inside it"
             return [Fault(file, "", reason)]
+        except RecursionError:
+            reason = (
+                f"input '{name}': its schema refers to itself without end (a $ref that leads "
+                "back to where it started, never going down the value)"
+            )
+            return [Fault(file, "", reason)]
         for error in errors:
             inside = pointer(list(error.absolute_path))
             message = error.message

@@ -535,6 +535,12 @@ def _checker(
                 f"a $ref in {schema_file} does not resolve ({exc}); only references inside "
                 "the schema file and files beside it are followed"
             ) from None
+        except RecursionError:
+            raise StepMisused(
+                f"{schema_file} refers to itself without end: checking a value follows its "
+                "$refs (through allOf, anyOf, oneOf...) back to where they started, never "
+                "going down the value"
+            ) from None
 
     def check(node: Any, children: frozenset[str], path: str) -> Iterator[dict[str, str]]:
         top[0], hidden[0] = node, children

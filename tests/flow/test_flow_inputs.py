@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from meta.flow.checks import semantic_faults
 from meta.flow.inputschema import record_faults, schema_problem, value_faults
 from meta.flow.model import FileInput, FromEnv, InputDeclaration, SecretRef, Step, ValueInput
@@ -100,6 +102,12 @@ def test_refs_resolve_inside_the_schema_and_never_over_the_network() -> None:
     remote = {"$ref": "https://example.invalid/schema.json"}
     (fault,) = value_faults("n", remote, 0, "--set", "/n")
     assert "is not inside it" in fault.reason
+
+
+@pytest.mark.parametrize("schema", [{"$ref": "#"}, {"allOf": [{"$ref": "#"}], "type": "object"}])
+def test_a_schema_that_refers_to_itself_without_end_is_a_fault(schema: dict[str, Any]) -> None:
+    (fault,) = value_faults("n", schema, {"a": 1}, "--set", "/n")
+    assert fault.reason.startswith("input 'n': its schema refers to itself without end")
     assert schema_problem(True) is None
 
 

@@ -214,6 +214,19 @@ def test_a_remote_ref_in_the_schema_is_not_fetched(
     )
 
 
+def test_a_schema_that_refers_to_itself_without_end_is_a_misuse_not_a_crash(
+    step: Step, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ring = {"type": "object", "allOf": [{"$ref": "#"}], "properties": {"p": {"type": "integer"}}}
+    (step.root / "team.schema.json").write_text(json.dumps(ring))
+    step.input({"p": 1})
+    assert main(["--schema", "team.schema.json"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "validate-node: team.schema.json refers to itself without end"
+    )
+    assert not (step.output / "report.json").exists()
+
+
 def _step_kind(name: str) -> dict[str, Any]:
     return {
         "type": "object",
