@@ -217,10 +217,12 @@ def verbatim(text: str) -> str:
 
 
 def literal(value: str | int) -> str:
-    """`value` as a Jinja literal."""
+    """`value` as a Jinja literal. Its `{` is written `\\x7b`, so a value holding `{{`, `{%` or
+    `{#` makes no expression it stands in (a case's `when`) a template."""
     if isinstance(value, int):
         return str(value)
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("{", "\\x7b")
+    return "'" + escaped + "'"
 
 
 def user_run(

@@ -356,3 +356,35 @@ def test_names_and_paths_reach_the_validator_as_written(tmp_path: Path) -> None:
     assert errors == [
         {"pointer": "/{{ 7*7 }}/{{ 7*7 }}", "message": "'x' is not of type 'integer'"}
     ]
+
+
+def test_a_value_like_a_template_in_a_case_is_compared_as_written(tmp_path: Path) -> None:
+    """A tree's node kinds told apart by a const holding '{{': the case compares the text (a
+    `when` holding it would read as a template, true for every node)."""
+    document = {
+        "$ref": "#/$defs/root",
+        "x-meta": {"name": "tt"},
+        "$defs": {
+            "root": {
+                "type": "object",
+                "required": ["kind", "kids"],
+                "properties": {
+                    "kind": {"const": "{{ 1 }}"},
+                    "kids": {"type": "array", "items": {"$ref": "#/$defs/leaf"}},
+                },
+            },
+            "leaf": {
+                "type": "object",
+                "required": ["kind"],
+                "properties": {"kind": {"const": "leaf"}},
+            },
+        },
+    }
+    (tmp_path / "t.schema.json").write_text(json.dumps(document))
+    (tmp_path / "d.json").write_text(json.dumps({"kind": "{{ 1 }}", "kids": [{"kind": "leaf"}]}))
+    made = run_meta("generate", "t.schema.json", "--data", "d.json", "-o", "f.yaml", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    ran = run_meta("run", "f.yaml", "--workdir", "run", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    reports = [json.loads(p.read_text()) for p in (tmp_path / "run").rglob("report.json")]
+    assert [e for report in reports if "unit" in report for e in report["errors"]] == []
