@@ -58,7 +58,13 @@ class CollectionGenerator:
         gather: mb.Step | None = None
         asked = schema.root_meta.get("gather", False)
         if asked is True:
-            gather = mb.step("summary", [*flows.VALIDATE_NODE, "--summary"])
+            # The array's own keywords (its type, length, uniqueness) are checked once, here.
+            whole = [
+                flows.option("data", "{{ inputs.data }}", template=True),
+                flows.option("at", ""),
+                flows.option("fanned-out", ""),
+            ]
+            gather = flows.validator_run(description, "", whole).step("summary")
         elif isinstance(asked, dict):
             at = child("", "x-meta", "gather", "run")
             gather = flows.copy_run(schema, at, asked["run"], flows.TOP_LEVEL).step("gather")

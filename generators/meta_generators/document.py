@@ -135,8 +135,11 @@ def _top(
     schema: Schema, description: Description, maps: list[MapField], used: set[tuple[str, str]]
 ) -> mb.Unit:
     left = _left(schema)
+    # The fanned-out maps' entries are their units' to check; the top node checks the maps'
+    # own keywords (their type, size, key names) once.
+    fanned_out = [pointer([m.field]) for m in maps]
     if is_hierarchy(schema, left):
-        section, walked = walk_section(schema, description, left)
+        section, walked = walk_section(schema, description, left, fanned_out)
         used.update(walked)
         return section
     found = structure(schema)
@@ -148,7 +151,7 @@ def _top(
             return run.step("top")
     extra = [
         flows.option("type", "top"),
-        *(flows.option("children", m.field) for m in maps),
+        *(flows.option("fanned-out", where) for where in fanned_out),
         flows.option("data", "{{ inputs.data }}", template=True),
         flows.option("at", ""),
         "--no-subtree",

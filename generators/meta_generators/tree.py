@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +20,24 @@ from meta.hookspecs import Description
 
 from . import flows, seen
 from .schema_model import Schema, child
-from .structure import Place, Structure, structure
+from .structure import Place, Structure, properties_of, structure
 
 PATTERNS = ("dfs", "bfs")
-HELD = "{{ node | list | tojson }}"
-"""The node's own fields, for the validator: of the children fields, only those the node held
-are not required of it once the walk has stripped them."""
+SHAPE = (
+    "{{% for f in {fields} if f in node %}}{{{{ ', ' if not loop.first }}}}{{% set v = node[f] %}}"
+    "{{{{ ([f, 'object', v | list] if v is mapping else [f, 'value', v] if v is string or v is "
+    "not iterable else [f, 'array', v | length]) | tojson }}}}{{% endfor %}}"
+)
+"""The size or keys of each children field the node holds (the walk strips them from
+META_INPUT), for the validator to check each container's own keywords at the node holding it:
+rendered from what the walk holds already, so the data is not read again per node."""
+VALUE_KEYWORDS = ("uniqueItems", "contains", "enum", "const")
+"""A container's own keywords that need its elements' values, not only their number or keys."""
+ELEMENT_KEYWORDS = frozenset(
+    {"items", "prefixItems", "additionalItems", "unevaluatedItems", "properties"}
+    | {"patternProperties", "additionalProperties", "unevaluatedProperties", "$defs"}
+    | {"definitions"}
+)
 SCORE = 30.0
 JINJA_WORDS = frozenset(
     {"and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "loop", "self"}
@@ -79,10 +92,14 @@ class TreeGenerator:
 
 
 def walk_section(
-    schema: Schema, description: Description, leave: frozenset[str] = frozenset()
+    schema: Schema,
+    description: Description,
+    leave: frozenset[str] = frozenset(),
+    fanned_out: Sequence[str] = (),
 ) -> tuple[mb.Section, set[Any]]:
     """The dfs (or bfs) section that walks the hierarchy (but the fields in `leave`), and the
-    (pointer, 'run') pairs of the x-meta.run it uses."""
+    (pointer, 'run') pairs of the x-meta.run it uses; the validator leaves the entries of the
+    maps at the data pointers `fanned_out` to the units that fan out over them."""
     pattern = schema.root_meta.get("pattern", "dfs")
     found = analyse(schema, leave)
     order = schema.root_meta.get("order", "post")
@@ -90,6 +107,12 @@ def walk_section(
     names = flows.unique_names(flows.unit_slug(case.name, "node") for case in cases)
     used: set[tuple[str, str]] = set()
     units: list[mb.Step] = []
+    maps = [name for name in found.fields if _shapes(found.places[name]) == {"map"}]
+    fields = [
+        flows.option("entries" if name in maps else "children", name) for name in found.fields
+    ]
+    others = [flows.option("fanned-out", where) for where in fanned_out]
+    node_options = _node_options(schema, found, others)
     for case, name in zip(cases, names, strict=True):
         run = None
         if case.owner is not None:
@@ -97,11 +120,7 @@ def walk_section(
         if run is not None and case.owner is not None:
             used.add((case.owner, "run"))
         else:
-            extra = [
-                *(flows.option("children", name) for name in found.fields),
-                flows.option("held", HELD, template=True),
-                flows.option("path", "{{ path }}", template=True),
-            ]
+            extra = [*fields, *node_options]
             if order == "pre":
                 extra.append("--no-subtree")
             if len(case.checks) > 1 or case.owner is None:
@@ -113,7 +132,6 @@ def walk_section(
         visit = units[0]
     else:
         visit = [mb.case(case.when, unit) for case, unit in zip(cases, units, strict=True)]
-    maps = [name for name in found.fields if _shapes(found.places[name]) == {"map"}]
     walk = mb.bfs if pattern == "bfs" else mb.dfs
     section = walk(
         "walk",
@@ -126,6 +144,50 @@ def walk_section(
         **flows.frame(schema),
     )
     return section, used
+
+
+def _node_options(schema: Schema, found: Structure, extra: Sequence[str]) -> list[str]:
+    """How the validator gets a node and its children containers: from META_INPUT, with the
+    containers' sizes and keys (`--shapes`); or, when some container's own keywords need its
+    elements' values (`uniqueItems`, `contains`, `enum`, `const`), the node read whole from
+    the data (each such node reads the data file)."""
+    if any(
+        _needs_values(schema, at, set())
+        for node in found.types
+        for name, declared in properties_of(schema, node).items()
+        if name in found.fields
+        for at in declared
+    ):
+        return [
+            flows.option("data", "{{ inputs.data }}", template=True),
+            flows.option("at", "{{ path }}", template=True),
+            *extra,
+        ]
+    listed = "[" + ", ".join(flows.literal(name) for name in found.fields) + "]"
+    return [
+        flows.option("shapes", "[" + SHAPE.format(fields=listed) + "]", template=True),
+        flows.option("path", "{{ path }}", template=True),
+        *extra,
+    ]
+
+
+def _needs_values(schema: Schema, where: str, seen: set[str]) -> bool:
+    """Whether the subschema at `where`, or one applying to the same value (through `$ref`s
+    and `allOf`/`anyOf`/`oneOf`/`not`/`if`/`then`/`else`), uses a keyword of VALUE_KEYWORDS."""
+    target = schema.deref(where)
+    if target is None or target in seen:
+        return False
+    seen.add(target)
+    node = schema.at(target)
+    if any(keyword in node for keyword in VALUE_KEYWORDS):
+        return True
+    inner = [
+        child(target, keyword, *([i] if isinstance(value, list) else []))
+        for keyword, value in node.items()
+        if keyword not in ELEMENT_KEYWORDS and isinstance(value, dict | list)
+        for i in range(len(value) if isinstance(value, list) else 1)
+    ]
+    return any(_needs_values(schema, at, seen) for at in inner if at in schema.nodes)
 
 
 def _shapes(places: list[Place]) -> set[str]:

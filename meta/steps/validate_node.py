@@ -3,7 +3,8 @@ per-node report. The built-in step of the JSON Schema generators, for types with
 
     meta step validate-node --schema FILE [--schema-root DIR]
                             --pointer /$defs/Team [--pointer P2 ...]
-                            [--children a,b [--held JSON]] [--path P] [--type NAME]
+                            [--children=F ...] [--entries=F ...] [--shapes=JSON | --held=JSON]
+                            [--fanned-out=P ...] [--path P] [--type NAME]
                             [--each [--offset N]] [--data FILE --at P] [--no-subtree]
     meta step validate-node --summary
 
@@ -12,11 +13,23 @@ checked by jsonschema's validator for the schema's own draft; `$ref`s resolve in
 to files under its folder (or under --schema-root, a folder above it) and to the drafts'
 metaschemas, never over the network. A --pointer is a JSON pointer into the schema or
 `OTHER.json#/pointer` into another file (relative to the schema); given several, the node may
-be of any of those types (the report gives the errors of the closest). --children names the
-fields a tree walk strips from its nodes (and that --data leaves out): the node is not held to
-`required`, `minProperties` or `dependencies` for those it held (--held: its fields before
-the walk stripped them, a JSON list; without it, all of them). With --each, the node is a list and
-every element is checked (--offset numbers the first). It writes META_OUTPUT/report.json:
+be of any of those types (the report gives the errors of the closest).
+
+--children and --entries name the fields a tree walk strips from its nodes: a field holding one
+node or an array of them, and a map of nodes keyed by name. Their elements are other units'
+nodes, so of such a field only the container's own keywords are checked here (its type, size,
+uniqueness, key names, `contains`), never what reaches into its elements. The step has the
+fields' values with --data (the node read whole), else from --shapes: per field the node holds,
+its size or its keys (`[[field, "array", count] | [field, "object", keys] | [field, "value",
+v]]`, which a template renders from `node`), so each container is checked once, at the node
+holding it, without reading the data again. Keywords that need the elements' values
+(`uniqueItems`, `contains`, `enum`, `const`) are checked only with --data. Without either, the
+old way: the node is not held to `required`, `minProperties` or `dependencies` for the
+children fields it held (--held: its fields before the walk stripped them, a JSON list;
+without it, all of them). --fanned-out=P names a value (a map or an array at JSON pointer P in
+the data) whose entries other units check: only its own keywords are checked here. With
+--each, the node is a list and every element is checked (--offset numbers the first). It writes
+META_OUTPUT/report.json:
 
     {"unit", "type", "path", "valid", "errors": [{"pointer", "message"}],
      "subtree": {"nodes", "invalid"}}
@@ -115,6 +128,24 @@ def _parser() -> argparse.ArgumentParser:
         help="a children field (repeat: one field each, so any name survives)",
     )
     parser.add_argument(
+        "--entries",
+        action="append",
+        default=[],
+        help="a children field holding a map of nodes keyed by name (repeat: one field each)",
+    )
+    parser.add_argument(
+        "--shapes",
+        help="the size or keys of each children field the node holds, as a JSON list of "
+        "[field, 'array', count], [field, 'object', keys] or [field, 'value', value]",
+    )
+    parser.add_argument(
+        "--fanned-out",
+        action="append",
+        default=[],
+        help="the JSON pointer of a value in the data whose entries other units check: only "
+        "its own keywords are checked here (repeat: one each)",
+    )
+    parser.add_argument(
         "--held",
         help="the node's own fields before the walk stripped its children, as a JSON list "
         "(only the children fields it held are not required of it)",
@@ -158,19 +189,28 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     if root is not None and not args.schema.resolve().is_relative_to(root.resolve()):
         raise StepMisused(f"the schema file {args.schema} is not under --schema-root {root}")
     check = _checker(args.schema, document, places, root)
-    children = frozenset(args.children)
-    if args.data is not None:
+    children = frozenset(args.children) | frozenset(args.entries)
+    whole = args.data is not None
+    if whole:
         path = args.at
         node = _at(_read(args.data, "data"), args.at, args.data)
-        if isinstance(node, dict) and children:
-            # As a walk does: the children are other units' nodes, not this one's.
-            children = children & node.keys()
-            node = {key: value for key, value in node.items() if key not in children}
     else:
         path = args.path
         node = _read(Path(_environ("META_INPUT")), "META_INPUT")
-        if args.held is not None:
-            children = children & _held(args.held)
+        if args.shapes is not None and isinstance(node, dict):
+            node = {**node, **_shapes(args.shapes, children)}
+    roles = Roles(elided=not whole)
+    if isinstance(node, dict) and (whole or args.shapes is not None):
+        # The node is whole again: of its children fields, only the containers are its own.
+        for name in children & node.keys():
+            roles.add(node[name], "entries" if name in args.entries else "children")
+        children = frozenset()
+    elif args.held is not None:
+        children = children & _held(args.held)
+    for where in args.fanned_out:
+        inside = _inside(node, path, where)
+        if inside is not _ABSENT:
+            roles.add(inside, "fanned-out")
     errors: list[dict[str, str]] = []
     nodes = invalid = 0
     if node is _ABSENT:
@@ -179,12 +219,12 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(node, list):
             raise StepMisused(f"--each needs a list, got {type(node).__name__}")
         for i, element in enumerate(node):
-            found = list(check(element, children, f"{path}/{args.offset + i}"))
+            found = list(check(element, children, f"{path}/{args.offset + i}", roles))
             errors.extend(found)
             nodes += 1
             invalid += bool(found)
     else:
-        errors = list(check(node, children, path))
+        errors = list(check(node, children, path, roles))
         nodes, invalid = 1, int(bool(errors))
     return {
         "unit": unit,
@@ -194,6 +234,91 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
         "errors": errors,
         "subtree": {"nodes": nodes + below["nodes"], "invalid": invalid + below["invalid"]},
     }
+
+
+class Elided:
+    """An element of a container known by its size or keys only (--shapes): never looked into,
+    as only the container's own keywords are checked; shown as `{...}` in messages."""
+
+    def __repr__(self) -> str:
+        return "{...}"
+
+
+ELIDED = Elided()
+ELEMENTS = frozenset({"items", "prefixItems", "additionalItems", "unevaluatedItems"}) | frozenset(
+    {"properties", "patternProperties", "additionalProperties", "unevaluatedProperties"}
+)
+"""Keywords that reach into a container's elements (checked by the elements' own units); given
+`false` they speak of the container's size or key names, and are checked with it."""
+VALUES = frozenset({"uniqueItems", "contains", "minContains", "maxContains", "enum", "const"})
+"""A container's own keywords that need its elements' values, not just their number or keys."""
+ONE_NODE = frozenset({"type", "$ref", "$dynamicRef", "$recursiveRef", "allOf"})
+"""What a parent checks of a child node it holds alone: only what says it should be an object
+(the child's own unit checks it against its type)."""
+
+
+class Roles:
+    """The values in a node whose elements (or, for one child node, whose whole) other units
+    check, by identity: a walk's children containers, a fanned-out map."""
+
+    def __init__(self, *, elided: bool) -> None:
+        self._by_id: dict[int, tuple[Any, str]] = {}
+        self.elided = elided
+        """Whether the children containers hold `Elided` elements (known by size or keys)."""
+
+    def add(self, value: Any, field: str) -> None:
+        if isinstance(value, list):
+            self._by_id[id(value)] = (value, "container")
+        elif isinstance(value, dict):
+            self._by_id[id(value)] = (value, "one" if field == "children" else "container")
+
+    def of(self, instance: Any) -> str | None:
+        found = self._by_id.get(id(instance))
+        return found[1] if found is not None and found[0] is instance else None
+
+    def skips(self, keyword: str, value: Any, instance: Any) -> bool:
+        """Whether the keyword is left to other units for this instance."""
+        role = self.of(instance) if self._by_id else None
+        if role is None:
+            return False
+        if role == "one":
+            return keyword not in ONE_NODE
+        if keyword in ELEMENTS:
+            return value is not False
+        return self.elided and keyword in VALUES
+
+
+def _shapes(text: str, fields: frozenset[str]) -> dict[str, Any]:
+    """The children fields --shapes describes, as containers of `ELIDED` elements."""
+    try:
+        shapes = json.loads(text)
+    except ValueError:
+        shapes = None
+    found: dict[str, Any] = {}
+    for shape in shapes if isinstance(shapes, list) else [None]:
+        if not (isinstance(shape, list) and len(shape) == 3 and shape[0] in fields):
+            raise StepMisused(
+                "--shapes needs a JSON list of [field, 'array', count], [field, 'object', keys] "
+                f"or [field, 'value', value] of the children fields, got {text[:60]!r}"
+            )
+        name, kind, what = shape
+        if kind == "array" and isinstance(what, int):
+            found[name] = [ELIDED] * what
+        elif kind == "object" and isinstance(what, list):
+            found[name] = dict.fromkeys(map(str, what), ELIDED)
+        else:
+            found[name] = what
+    return found
+
+
+def _inside(node: Any, path: str, where: str) -> Any:
+    """The value at the data pointer `where`, inside the node at `path` (else `_ABSENT`)."""
+    if where != path and not where.startswith(path + "/"):
+        return _ABSENT
+    try:
+        return lookup(node, where[len(path) :])
+    except LookupError:
+        return _ABSENT
 
 
 def _held(text: str) -> frozenset[str]:
@@ -458,7 +583,7 @@ def _reference(base: str, where: str) -> str:
 def _checker(
     schema_file: Path, document: Any, places: Sequence[str], root: Path | None = None
 ) -> Any:
-    """A function (node, children, path) -> errors, for the type at `places` in the schema:
+    """A function (node, children, path, roles) -> errors, for the type at `places` in the schema:
     the errors of the first place the node satisfies (none), else of the place with fewest.
     The node is checked by jsonschema's validator for the schema's own draft."""
     dialect = dialect_of(document)
@@ -521,7 +646,20 @@ def _checker(
     for keyword in ("dependencies", "dependentRequired"):
         if keyword in own:
             overrides[keyword] = dependencies_but_children(keyword)
-    checker_class = validators.extend(dialect.validator, overrides)  # type: ignore[no-untyped-call]
+    roles: list[Roles] = [Roles(elided=False)]
+
+    # Of a container whose elements other units check, only its own keywords are checked.
+    def own_only(keyword: str, check: Any) -> Any:
+        def guarded(
+            validator: Any, value: Any, instance: Any, schema: Any
+        ) -> Iterator[ValidationError]:
+            if not roles[0].skips(keyword, value, instance):
+                yield from check(validator, value, instance, schema)
+
+        return guarded
+
+    guarded = {keyword: own_only(keyword, check) for keyword, check in {**own, **overrides}.items()}
+    checker_class = validators.extend(dialect.validator, guarded)  # type: ignore[no-untyped-call]
     checkers = [checker_class({"$ref": reference}, registry=registry) for reference in references]
 
     def errors_of(checker: Any, node: Any) -> list[ValidationError]:
@@ -542,8 +680,10 @@ def _checker(
                 "going down the value"
             ) from None
 
-    def check(node: Any, children: frozenset[str], path: str) -> Iterator[dict[str, str]]:
-        top[0], hidden[0] = node, children
+    def check(
+        node: Any, children: frozenset[str], path: str, others: Roles
+    ) -> Iterator[dict[str, str]]:
+        top[0], hidden[0], roles[0] = node, children, others
         best: list[ValidationError] | None = None
         for checker in checkers:
             found = errors_of(checker, node)

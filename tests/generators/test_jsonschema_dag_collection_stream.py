@@ -173,7 +173,15 @@ def test_a_top_level_array_fans_out_and_gathers_when_asked(schemas: Schemas) -> 
     ]
     assert root["gather"] == {
         "name": "summary",
-        "run": {"command": ["meta", "step", "validate-node", "--summary"]},
+        "run": {
+            "command": [
+                *VALIDATE,
+                "--pointer=",
+                "--data={{ inputs.data }}",
+                "--at=",
+                "--fanned-out=",
+            ]
+        },
     }
 
 

@@ -181,7 +181,7 @@ def test_tasks_fan_out_and_gather(samples: Path) -> None:
     report = run_sample(samples, "tasks")
     summary = read(samples / report["outputs"] / "report.json")
     assert (summary["type"], summary["valid"], summary["subtree"]) == (
-        "summary",
-        False,
-        {"nodes": 4, "invalid": 1},
+        "Tasks",
+        True,
+        {"nodes": 5, "invalid": 1},
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from meta_generators import tree
 
 from tests.generators.helpers import SAMPLES, Schemas, command, run_meta, schema, visit_cases
 
@@ -73,7 +74,7 @@ def test_the_company_sample_gets_a_different_operation_per_level(schemas: Schema
         "--children=departments",
         "--children=teams",
         "--children=members",
-        "--held={{ node | list | tojson }}",
+        shapes("departments", "teams", "members"),
         "--path={{ path }}",
     ]
 
@@ -158,7 +159,7 @@ def test_a_recursive_single_type_gets_a_plain_visit(schemas: Schemas) -> None:
     assert command(visit)[4:] == [
         "--pointer=",
         "--children=kids",
-        "--held={{ node | list | tojson }}",
+        shapes("kids"),
         "--path={{ path }}",
     ]
 
@@ -224,8 +225,8 @@ def test_entries_keyed_by_name_are_walked_as_nodes_at_any_depth(schemas: Schemas
         ("depth == 2", "team"),
         ("depth == 3", "person"),
     ]
-    children = [f"--children={name}" for name in ("departments", "teams", "members")]
-    assert set(children) <= set(command(root["visit"]["cases"][0]["unit"]))
+    fields = ["--entries=departments", "--entries=teams", "--children=members"]
+    assert set(fields) <= set(command(root["visit"]["cases"][0]["unit"]))
 
 
 def test_a_map_that_may_hold_other_values_is_not_walked(schemas: Schemas) -> None:
@@ -356,6 +357,11 @@ def test_names_and_paths_reach_the_validator_as_written(tmp_path: Path) -> None:
     assert errors == [
         {"pointer": "/{{ 7*7 }}/{{ 7*7 }}", "message": "'x' is not of type 'integer'"}
     ]
+
+
+def shapes(*fields: str) -> str:
+    """The generated --shapes option for these children fields."""
+    return "--shapes=[" + tree.SHAPE.format(fields=repr(list(fields))) + "]"
 
 
 def test_a_value_like_a_template_in_a_case_is_compared_as_written(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from meta.errors import InputFault
+from meta.flow.templates import render
 from meta.generate.explain import explain
 from meta.generate.pipeline import read_description
 from meta.plan.inputs import read_json
@@ -126,11 +127,8 @@ def test_a_sibling_file_is_read_from_disk_even_under_an_https_id(
     (schemas.root / "node.json").write_text(json.dumps({"name": "MIT", "url": 5}))
     monkeypatch.setenv("META_INPUT", str(schemas.root / "node.json"))
     monkeypatch.setenv("META_OUTPUT", str(schemas.root / "out"))
-    rendered = {
-        "--path={{ path }}": "--path=/licences/0",
-        "--held={{ node | list | tojson }}": '--held=["name", "url"]',
-    }
-    arguments = [rendered.get(a, a) for a in command(unit)[3:]]
+    iteration = {"node": {"name": "MIT", "url": 5}, "path": "/licences/0"}
+    arguments = [render(a, iteration) for a in command(unit)[3:]]
     assert validate_node(arguments) == 0
     report = json.loads((schemas.root / "out" / "report.json").read_text())
     assert report["errors"] == [

@@ -1,0 +1,153 @@
+"""Constraints written on a children container (an array or a map of nodes) are checked by the
+generated flow: every error jsonschema finds on the whole document is reported by one node of
+the flow, once, at its place."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import validators
+
+from meta.steps.schema_faults import deepest
+from meta.steps.yamldata import load_yaml_data
+
+from .helpers import REPO, run_meta
+
+pytestmark = [pytest.mark.e2e]
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+TEAM = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+ORG = {
+    "$schema": DRAFT,
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string"},
+        "teams": {
+            "type": "array",
+            "items": {"$ref": "#/$defs/team"},
+            "minItems": 2,
+            "maxItems": 3,
+        },
+        "jobs": {
+            "type": "object",
+            "patternProperties": {"^[a-z]+$": {"$ref": "#/$defs/team"}},
+            "additionalProperties": False,
+            "maxProperties": 1,
+            "propertyNames": {"maxLength": 3},
+        },
+    },
+    "$defs": {"team": TEAM},
+}
+BAD_ORG = {"name": "o", "teams": [{"name": "a"}], "jobs": {"BAD": {"name": "x"}, "toolong": {}}}
+
+
+def expected(schema: Any, data: Any) -> Counter[str]:
+    """The pointers of the errors jsonschema finds on the whole document, as the step tells
+    them (at their deepest relevant place)."""
+    checker = validators.validator_for(schema)(schema)
+    found = (deepest(error) for error in checker.iter_errors(data))
+    return Counter(_pointer(list(error.absolute_path)) for error in found)
+
+
+def _pointer(parts: list[Any]) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def reported(schema_file: Path, data_file: Path) -> Counter[str]:
+    """The pointers of the errors the generated flow's reports hold, one per report line."""
+    folder = schema_file.parent
+    made = run_meta(
+        "generate", schema_file.name, "--data", data_file.name, "-o", "x.flow.yaml", cwd=folder
+    )
+    assert made.returncode == 0, made.stderr
+    shutil.rmtree(folder / "run", ignore_errors=True)
+    ran = run_meta("run", "x.flow.yaml", "--workdir", "run", cwd=folder)
+    assert ran.returncode == 0, ran.stderr
+    found: Counter[str] = Counter()
+    for report in (folder / "run" / "store").rglob("report.json"):
+        found.update(error["pointer"] for error in json.loads(report.read_text())["errors"])
+    return found
+
+
+def verdicts(tmp_path: Path, schema: Any, data: Any) -> tuple[Counter[str], Counter[str]]:
+    schema_file = tmp_path / "x.schema.json"
+    schema_file.write_text(json.dumps(schema), encoding="utf-8")
+    data_file = tmp_path / "x.data.json"
+    data_file.write_text(json.dumps(data), encoding="utf-8")
+    return reported(schema_file, data_file), expected(schema, data)
+
+
+def test_a_walk_checks_the_own_keywords_of_its_arrays_and_maps(tmp_path: Path) -> None:
+    found, wanted = verdicts(tmp_path, ORG, BAD_ORG)
+    assert wanted == Counter({"/jobs": 3, "/jobs/toolong": 1, "/teams": 1})
+    assert found == wanted
+
+
+def test_values_the_containers_own_keywords_need_are_read_from_the_data(tmp_path: Path) -> None:
+    schema = json.loads(json.dumps(ORG))
+    schema["properties"]["teams"]["uniqueItems"] = True
+    data = {"name": "o", "teams": [{"name": "a"}, {"name": "a"}]}
+    found, wanted = verdicts(tmp_path, schema, data)
+    assert wanted == Counter({"/teams": 1})
+    assert found == wanted
+
+
+def test_a_container_of_the_wrong_type_is_reported(tmp_path: Path) -> None:
+    found, wanted = verdicts(tmp_path, ORG, {"name": "o", "teams": None})
+    assert wanted == Counter({"/teams": 1})
+    assert found == wanted
+
+
+def test_a_fanned_out_map_is_reported_once(tmp_path: Path) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "kids": {"type": "array", "items": {"type": "object", "properties": {"n": {}}}},
+            "vars": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "array"]},
+                "maxProperties": 1,
+            },
+        },
+    }
+    data = {"kids": [{"n": 1}], "vars": {"a": 5, "b": "x"}}
+    found, wanted = verdicts(tmp_path, schema, data)
+    assert wanted == Counter({"/vars": 1, "/vars/a": 1})
+    assert found == wanted
+
+
+def test_the_collection_checks_the_array_itself(tmp_path: Path) -> None:
+    schema = {
+        "type": "array",
+        "minItems": 3,
+        "uniqueItems": True,
+        "items": {"type": "object", "properties": {"a": {"type": "integer"}}},
+        "x-meta": {"gather": True},
+    }
+    found, wanted = verdicts(tmp_path, schema, [{"a": 1}, {"a": 1}])
+    assert wanted == Counter({"": 2})
+    assert found == wanted
+
+
+@pytest.mark.parametrize("job", [None, "1 ci!"])
+def test_the_shipped_workflow_schema_agrees_with_jsonschema(
+    tmp_path: Path, job: str | None
+) -> None:
+    sample = REPO / "samples" / "ci-workflow"
+    for name in ("github-workflows.json", "github-workflows.meta.yaml", "step.py"):
+        shutil.copy(sample / name, tmp_path / name)
+    data = load_yaml_data((sample / "ci.data.yml").read_text(encoding="utf-8"))
+    if job is not None:
+        data["jobs"][job] = {"runs-on": "ubuntu-latest", "steps": [{"run": "true"}]}
+    data_file = tmp_path / "ci.data.json"
+    data_file.write_text(json.dumps(data), encoding="utf-8")
+    schema = json.loads((sample / "github-workflows.json").read_text(encoding="utf-8"))
+    wanted = expected(schema, data)
+    assert wanted == (Counter({"/jobs": 1}) if job else Counter())
+    assert reported(tmp_path / "github-workflows.json", data_file) == wanted
