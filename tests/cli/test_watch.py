@@ -218,7 +218,7 @@ def test_run_runs_each_flow_into_runs_name(env: Env) -> None:
     tasks = json.loads((SCHEMAS / "tasks.data.json").read_text())
     assert len(report["units"]) == len(tasks) + 1
     summary = json.loads(Path(report["outputs"], "report.json").read_text())
-    assert summary["subtree"]["nodes"] == len(tasks)
+    assert summary["subtree"]["nodes"] == len(tasks) + 1  # the array, and each task
     wait_for(lambda: "tasks: run succeeded" in stdout(env), 5, "the run's line")
     stop(env, watcher)
 

@@ -224,7 +224,7 @@ def test_a_description_given_as_an_input(tmp_path: Path) -> None:
         + ["from-input/top/tasks/each/summary"]
     )
     summary = json.loads((run.path(run.report["outputs"]) / "report.json").read_text())
-    assert summary["subtree"]["nodes"] == len(tasks)
+    assert summary["subtree"]["nodes"] == len(tasks) + 1  # the array, and each task
 
 
 # Bad cases: exit 2, one clear line each.
