@@ -272,7 +272,7 @@ class Caching:
         memo = (path, status.st_size, status.st_mtime_ns)
         digest = self._files.get(memo)
         if digest is None:
-            digest = _file_digest(path)
+            digest = file_digest(path)
             self._files[memo] = digest
         return digest
 
@@ -411,7 +411,8 @@ def _text_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _file_digest(path: str) -> str:
+def file_digest(path: str) -> str:
+    """The SHA-256 of a file's content (what a cache key and a run's `inputDigests` take)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):

@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import signal
-import stat
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from meta.cachedir import CacheDir, default_cache_dir
-from meta.engine.caching import StoreCache
+from meta.engine.caching import StoreCache, file_digest
 from meta.engine.engine import Engine
 from meta.engine.records import Listener
 from meta.errors import Fault, MetaError, RunFailed, UserError
@@ -240,19 +239,12 @@ def input_digests(plan: Plan) -> dict[str, str]:
 
 
 def _file_digest(path: Path) -> str:
-    """A regular file's SHA-256; "" for anything else (a folder, a file gone)."""
+    """A regular file's SHA-256; "" for anything else (a folder, a FIFO, a file gone)."""
     try:
-        # Not blocking: a FIFO given as an input must not hold the run up here.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        # Checked first: opening a FIFO given as an input would hold the run up here.
+        return file_digest(str(path)) if path.is_file() else ""
     except OSError:
         return ""
-    with open(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return ""
-        try:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-        except OSError:
-            return ""
 
 
 def recorded_inputs(info: Mapping[str, Any]) -> dict[str, Input]:
