@@ -55,6 +55,14 @@ def numbers(write: Write) -> Path:
     return write("flows/numbers.py", FLOW)
 
 
+@pytest.fixture
+def ran(meta: Meta, numbers: Path, tmp_path: Path) -> Path:
+    """The workdir of a run of `numbers` that succeeded."""
+    first = meta("run", numbers, "--workdir", tmp_path / "work")
+    assert first.code == 0, first.stderr
+    return tmp_path / "work"
+
+
 def test_run_a_python_flow_from_another_folder(meta: Meta, numbers: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -87,36 +95,30 @@ def test_validate_plan_and_graph_take_a_python_flow(meta: Meta, numbers: Path) -
     assert graph.code == 0 and graph.stdout.startswith("flowchart")
 
 
-def test_resume_a_python_flow(meta: Meta, numbers: Path, tmp_path: Path) -> None:
-    first = meta("run", numbers, "--workdir", tmp_path / "work")
-    assert first.code == 0, first.stderr
-    again = meta("resume", tmp_path / "work")
+def test_resume_a_python_flow(meta: Meta, ran: Path) -> None:
+    again = meta("resume", ran)
     assert again.code == 0, again.stderr
     assert "(0 units run, 4 finished before)" in again.stdout
 
 
 def test_resume_refuses_a_python_flow_that_now_makes_another_flow(
-    meta: Meta, numbers: Path, tmp_path: Path
+    meta: Meta, numbers: Path, ran: Path
 ) -> None:
     # The flow file is as it was; a module it imports makes its steps differently now.
-    first = meta("run", numbers, "--workdir", tmp_path / "work")
-    assert first.code == 0, first.stderr
     helpers = numbers.with_name("helpers.py")
     helpers.write_text(
         helpers.read_text().replace('["python3", "-c", code]', '["python3", "-Sc", code]')
     )
-    again = meta("resume", tmp_path / "work")
+    again = meta("resume", ran)
     assert again.code == 2
     assert "flows/numbers.py: /: the flow changed since this run started" in again.stderr
 
 
 def test_resume_takes_a_python_flow_whose_text_changed_but_not_what_it_makes(
-    meta: Meta, numbers: Path, tmp_path: Path
+    meta: Meta, numbers: Path, ran: Path
 ) -> None:
-    first = meta("run", numbers, "--workdir", tmp_path / "work")
-    assert first.code == 0, first.stderr
     numbers.write_text("# a comment, and the same flow\n" + numbers.read_text())
-    again = meta("resume", tmp_path / "work")
+    again = meta("resume", ran)
     assert again.code == 0, again.stderr
     assert "(0 units run, 4 finished before)" in again.stdout
 
