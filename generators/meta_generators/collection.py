@@ -49,16 +49,19 @@ class CollectionGenerator:
                 break
         is_def = DEF_POINTER.match(element) is not None
         name = flows.unit_slug(flows.type_name(schema, element), "item") if is_def else "item"
-        if run is None:
+        validating = run is None
+        if validating:
             extra = [flows.option("path", "{{ path }}", template=True), "--no-subtree"]
             if not is_def:
                 extra.insert(0, flows.option("type", "item"))
             run = flows.validator_run(description, element, extra)
         flows.check_runs_used(schema, used, self.name, "it runs the elements' type")
         gather: mb.Step | None = None
-        asked = schema.root_meta.get("gather", False)
-        if asked is True:
-            # The array's own keywords (its type, length, uniqueness) are checked once, here.
+        asked = schema.root_meta.get("gather")
+        if asked is True or (asked is None and validating):
+            # The array's own keywords (its type, length, uniqueness) are checked once, here: a
+            # flow checking the elements gets it unasked, or it would call valid an array too
+            # short, or an object where the array should be (`gather: false` declines it).
             whole = [
                 flows.option("data", "{{ inputs.data }}", template=True),
                 flows.option("at", ""),

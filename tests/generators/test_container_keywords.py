@@ -135,6 +135,21 @@ def test_the_collection_checks_the_array_itself(tmp_path: Path) -> None:
     assert found == wanted
 
 
+@pytest.mark.parametrize(
+    "data", [[{"a": 1}, {"a": 1}], {"a": {"a": 1}}], ids=["too-short-not-unique", "an-object"]
+)
+def test_the_collection_checks_the_array_unasked(tmp_path: Path, data: Any) -> None:
+    schema = {
+        "type": "array",
+        "minItems": 3,
+        "uniqueItems": True,
+        "items": {"type": "object", "properties": {"a": {"type": "integer"}}},
+    }
+    found, wanted = verdicts(tmp_path, schema, data)
+    assert wanted == Counter({"": 2 if isinstance(data, list) else 1})
+    assert found == wanted
+
+
 @pytest.mark.parametrize("job", [None, "1 ci!"])
 def test_the_shipped_workflow_schema_agrees_with_jsonschema(
     tmp_path: Path, job: str | None

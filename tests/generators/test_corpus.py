@@ -116,7 +116,7 @@ def _nodes(flow: dict[str, Any], document: Any) -> int:
     """The units the flow should run for `document`, counted from the data: the nodes a walk
     reaches through the children fields and the entries of its maps, one per entry of a
     fanned-out map, one per item of a micro section's array, one for a top node checked
-    whole."""
+    whole, one for a fanout's gather."""
     root = flow["spec"]["root"]
     sections = root["units"] if root["pattern"] == "dag" else [root]
     count = 0
@@ -144,7 +144,9 @@ def _section_nodes(section: dict[str, Any], document: Any) -> int:
                 stack.extend((node.get(name) or {}).values())
         return count
     if pattern == "fanout":
-        return len(lookup(document, section["over"].get("path", "")))
+        # A gather (a collection's summary checking the array itself) is one more unit.
+        gathered = 1 if "gather" in section else 0
+        return len(lookup(document, section["over"].get("path", ""))) + gathered
     if pattern == "dag":
         return sum(_section_nodes(unit, document) for unit in section["units"])
     return 1

@@ -194,7 +194,14 @@ def test_a_collection_with_an_inline_item_run_and_an_own_gather(schemas: Schemas
     root = schemas.flow(document)["spec"]["root"]
     assert root["visit"] == {"name": "item", "run": {"command": ["one", "{{ item.id }}"]}}
     assert root["gather"] == {"name": "gather", "run": {"command": ["all", "{{ inputs.data }}"]}}
-    assert "gather" not in schemas.flow(schema(type="array", items={}))["spec"]["root"]
+    declined = schema(type="array", items={}, **{"x-meta": {"gather": False}})
+    assert "gather" not in schemas.flow(declined)["spec"]["root"]
+
+
+def test_a_collection_checking_its_elements_checks_the_array_unasked(schemas: Schemas) -> None:
+    root = schemas.flow(schema(type="array", items={}, minItems=2))["spec"]["root"]
+    assert root["gather"]["name"] == "summary"
+    assert command(root["gather"])[-3:] == ["--data={{ inputs.data }}", "--at=", "--fanned-out="]
 
 
 def test_a_collection_needs_items(schemas: Schemas) -> None:
