@@ -458,25 +458,66 @@ class _Resolver:
 _UNSEEN = object()
 
 
+IN_PLACE = (
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "dependentSchemas",
+    "dependencies",
+)
+"""Keywords whose subschemas apply to the very value their schema checks (not to a part of it):
+a ring through them and `$ref`s never reaches a smaller value."""
+
+
 def _ref_cycles(schema: Schema) -> Iterator[Fault]:
-    """A fault per cycle of `$ref`s, each naming the next and none reaching a schema: a
-    validator follows them on the same value for ever. One naming a schema that holds it
-    under `properties` or `items` (a tree type) is no cycle: that goes down the data."""
-    done: set[str] = set()
+    """A fault per cycle of `$ref`s, each naming the next (or a schema applied in place, by
+    `allOf`, `not`, `then`...), none reaching a part of the value: a validator follows them on
+    the same value for ever. One naming a schema that holds it under `properties` or `items`
+    (a tree type) is no cycle: that goes down the data."""
+    state: dict[str, int] = {}  # 1: on the path being walked; 2: done
     for start in schema.nodes:
-        chain: list[str] = []
-        current: str | None = start
-        while current is not None and current in schema.refs and current not in done:
-            if current in chain:
-                yield _cycle_fault(schema, chain[chain.index(current) :])
-                break
-            chain.append(current)
-            current = schema.refs[current]
-        done.update(chain)
+        if start in state:
+            continue
+        path = [start]
+        pending = [iter(_applied(schema, start))]
+        state[start] = 1
+        while pending:
+            following = next(pending[-1], None)
+            if following is None:
+                state[path.pop()] = 2
+                pending.pop()
+            elif state.get(following) == 1:
+                yield _cycle_fault(schema, path[path.index(following) :])
+            elif following not in state:
+                state[following] = 1
+                path.append(following)
+                pending.append(iter(_applied(schema, following)))
+
+
+def _applied(schema: Schema, where: str) -> list[str]:
+    """The subschemas checked against the same value as the one at `where`: what its `$ref`
+    names, and (unless its draft ignores a `$ref`'s siblings) those of its in-place keywords."""
+    target = schema.refs.get(where)
+    found = [] if target is None else [target]
+    node = schema.nodes.get(where, {})
+    if target is not None and schema.dialect.specification.name in OLD_DRAFTS:
+        return found
+    for keyword in IN_PLACE:
+        value = node.get(keyword)
+        if isinstance(value, list):
+            found += (child(where, keyword, i) for i in range(len(value)))
+        elif isinstance(value, dict):
+            names = value if keyword.startswith("depend") else [None]
+            found += (child(where, keyword, *([] if n is None else [n])) for n in names)
+    return [place for place in found if place in schema.nodes]
 
 
 def _cycle_fault(schema: Schema, cycle: list[str]) -> Fault:
-    first = min(cycle, key=list(schema.nodes).index)
+    first = min((place for place in cycle if place in schema.refs), key=list(schema.nodes).index)
     turn = cycle.index(first)
     ordered = [*cycle[turn:], *cycle[:turn], first]
     node = schema.nodes[first]
@@ -488,8 +529,10 @@ def _cycle_fault(schema: Schema, cycle: list[str]) -> Fault:
         )
     else:
         shown = " -> ".join(where or "/" for where in ordered)
+        what = "names" if all(place in schema.refs for place in cycle) else "names or applies"
         reason = (
-            f"a $ref cycle: {shown}: each names the next, so checking a value follows them for ever"
+            f"a $ref cycle: {shown}: each {what} the next, so checking a value follows them "
+            "for ever"
         )
     return schema.fault(child(first, keyword), reason)
 

@@ -71,6 +71,28 @@ def test_a_cycle_of_refs_is_a_fault_at_its_first_ref(schemas: Schemas) -> None:
     ]
 
 
+def test_a_cycle_through_schemas_applied_in_place_is_a_fault(schemas: Schemas) -> None:
+    ring = schema(
+        properties={"x": {"$ref": "#/$defs/a"}},
+        **{
+            "$defs": {
+                "a": {"allOf": [{"$ref": "#/$defs/b"}]},
+                "b": {"if": {"type": "object"}, "then": {"$ref": "#/$defs/a"}},
+            }
+        },
+    )
+    assert schemas.faults(ring) == [
+        "doc.schema.json: /$defs/a/allOf/0/$ref: a $ref cycle: /$defs/a/allOf/0 -> /$defs/b -> "
+        "/$defs/b/then -> /$defs/a -> /$defs/a/allOf/0: each names or applies the next, so "
+        "checking a value follows them for ever"
+    ]
+    tree = schema(
+        properties={"x": {"$ref": "#/$defs/n"}},
+        **{"$defs": {"n": {"anyOf": [{"type": "string"}, {"items": {"$ref": "#/$defs/n"}}]}}},
+    )
+    assert schemas.flow(tree)["kind"] == "MetaFlow"
+
+
 def test_a_type_that_holds_itself_below_a_property_is_no_cycle(schemas: Schemas) -> None:
     assert schemas.flow(HIERARCHY)["spec"]["root"]["pattern"] == "dfs"
 
