@@ -50,7 +50,7 @@ class CollectionGenerator:
         is_def = DEF_POINTER.match(element) is not None
         name = flows.unit_slug(flows.type_name(schema, element), "item") if is_def else "item"
         validating = run is None
-        if validating:
+        if run is None:
             extra = [flows.option("path", "{{ path }}", template=True), "--no-subtree"]
             if not is_def:
                 extra.insert(0, flows.option("type", "item"))

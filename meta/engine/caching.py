@@ -8,8 +8,9 @@ folder, such as a script beside the flow, or an absolute one inside it; the flow
 wherever they are named), the digests of its upstream outputs and its `cache.version`. Another
 absolute path counts as text: a log file a step appends to does not make every run a miss; so
 does a folder past MAX_FOLDER_FILES files or MAX_FOLDER_BYTES. For a section: its units'
-definitions, its input and iteration, the flow's inputs, the files it names, its upstream
-digests and version. Where a unit was written (file, pointer), its id and the attempt are not
+definitions, its input and iteration, the flow's inputs, the files it names, what decides the
+flows it references (their files, their file inputs, the files they name, down their own
+references), its upstream digests, its upstream's states and results, and its version. Where a unit was written (file, pointer), its id and the attempt are not
 part of it: an edit elsewhere in a flow leaves a unit's key as it was, so an edited flow runs
 again only what the edit changed.
 
@@ -35,10 +36,10 @@ from meta.cachedir import CacheDir, Entry
 from meta.engine.driver import StepTask
 from meta.engine.frontiers import Done
 from meta.engine.records import Journal, Listener, UnitRecord
-from meta.engine.visit import Visit, named
+from meta.engine.visit import Visit, named, upstream_variable
 from meta.errors import MetaError
-from meta.flow.model import Cache, EnvValue, FileInput, FlowRef, Section, Step
-from meta.plan.plan import walk_units
+from meta.flow.model import Cache, EnvValue, FileInput, FlowRef, Section, Step, Unit
+from meta.plan.plan import Plan, walk_units
 from meta.trees import Manifest, OutputRefused, measure_parts, remove_tree
 
 KEY_FORMAT = 1
@@ -146,11 +147,7 @@ class Caching:
         places = _Places(visit)
         definition = _definition(section)
         frame = visit.frame
-        flows = {
-            places.of(str(unit.path)): self._flow_digest(unit.path, frame.plan.flow.embedded)
-            for unit in walk_units(section)
-            if isinstance(unit, FlowRef)
-        }
+        flows = self._referenced(section, frame.plan, places)
         inputs = frame.variables["inputs"]
         strings = [*_strings(definition), *_strings(inputs), *_strings(visit.context.input)]
         return _digest(
@@ -165,9 +162,40 @@ class Caching:
                 "hidden": list(visit.context.hidden),
                 "files": self._named_files(strings, frame.directory, places),
                 "upstream": self._upstream(visit.upstream),
+                "seen": _seen(upstream_variable(visit.upstream)),
                 "version": cache.version,
             }
         )
+
+    def _referenced(self, section: Section, plan: Plan, places: _Places) -> dict[str, Any]:
+        """What decides the flows a section references, by file: the flow itself, the content
+        of its file inputs and of the files its units name (beside it), and so on for the
+        flows it references in turn."""
+        found: dict[str, Any] = {}
+        pending: list[tuple[Unit, Plan]] = [(section, plan)]
+        while pending:
+            current, owner = pending.pop()
+            for unit in walk_units(current):
+                if not isinstance(unit, FlowRef):
+                    continue
+                child = owner.subplan(unit)
+                name = places.of(str(unit.path))
+                if name in found:
+                    continue
+                root = _definition(child.flow.root)
+                given = {
+                    key: self._path_digest(str(spec.path))
+                    for key, spec in child.inputs.items()
+                    if isinstance(spec, FileInput)
+                }
+                directory = str(child.flow.source.parent)
+                found[name] = {
+                    "flow": self._flow_digest(unit.path, plan.flow.embedded),
+                    "inputs": given,
+                    "files": self._named_files(list(_strings(root)), directory, places),
+                }
+                pending.append((child.flow.root, child))
+        return found
 
     async def reused(self, key: str, visit: Visit) -> Entry | None:
         """The entry of `key` when one now stands for the visited unit's outputs (what else it
@@ -401,6 +429,12 @@ def _definition(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_definition(v) for v in value]
     return value
+
+
+def _seen(upstream: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What a section's templates read of its upstream units, but whether each came from the
+    cache (a unit reused is the same unit)."""
+    return {name: [part["state"], part["result"]] for name, part in upstream.items()}
 
 
 def _outputs_digest(manifest: Manifest | None) -> str:

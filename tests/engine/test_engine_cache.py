@@ -338,6 +338,54 @@ def test_a_cached_section_misses_when_a_flow_it_references_changes(tmp_path: Pat
     assert driver.start_ids() == ["t/top/sub/inner/x"], "the referenced flow's file changed"
 
 
+def test_a_cached_section_misses_when_what_a_referenced_flow_reads_changes(
+    tmp_path: Path,
+) -> None:
+    """Not only the referenced flow's file: its file inputs, the files its steps name (beside
+    it) and the flows it references in turn."""
+    runs = Runs(tmp_path)
+    sub = tmp_path / "flow" / "sub"
+    write_flow(sub, step("g", "grand"), name="grand", filename="grand.flow.yaml")
+    inner = section(
+        "inner", "sequence",
+        units=[step("x", "python3", "s.py", "{{ inputs.d }}"),
+               {"name": "g", "flowRef": {"path": "grand.flow.yaml"}}],
+    )  # fmt: skip
+    write_flow(
+        sub, inner, name="child", filename="child.flow.yaml",
+        inputs={"d": {"path": "d.json"}}, files={"d.json": [1]},
+    )  # fmt: skip
+    (sub / "s.py").write_text("print(1)\n")
+    ref = {"name": "ref", "flowRef": {"path": "sub/child.flow.yaml"}}
+    top = section("top", "sequence", units=[ref], cache=True)
+    plan = plan_of(tmp_path / "flow", top)
+    runs.go(plan)
+    assert runs.go(plan_of(tmp_path / "flow", top))[0].start_ids() == []
+    everything = ["t/top/ref/inner/x", "t/top/ref/inner/g/g"]
+    for edit in (
+        lambda: (sub / "s.py").write_text("print(2)\n"),
+        lambda: (sub / "d.json").write_text("[2]"),
+        lambda: write_flow(sub, step("g", "grander"), name="grand", filename="grand.flow.yaml"),
+    ):
+        edit()
+        driver, _, _ = runs.go(plan_of(tmp_path / "flow", top))
+        assert driver.start_ids() == everything
+
+
+def test_a_cached_section_misses_when_an_upstream_result_changes(tmp_path: Path) -> None:
+    """A section's templates read its upstream's results, which no output digest holds."""
+    runs = Runs(tmp_path)
+    use = section(
+        "use", "sequence", units=[step("u", "echo", "{{ upstream.a.result.n }}")], cache=True,
+        dependsOn=["a"],
+    )  # fmt: skip
+    plan = plan_of(tmp_path / "flow", dag(step("a", "make", "a"), use))
+    runs.go(plan, results={"t/d/a": {"n": 1}})
+    assert runs.go(plan, results={"t/d/a": {"n": 1}})[0].start_ids() == ["t/d/a"]
+    driver, _, _ = runs.go(plan, results={"t/d/a": {"n": 2}})
+    assert driver.start_ids() == ["t/d/a", "t/d/use/u"]
+
+
 def test_a_flow_moved_with_its_files_keeps_its_keys(tmp_path: Path) -> None:
     """Keys name the flow's folder and its file inputs by name, not by path (each MetaFlow in
     the cluster has its input files in a folder of its own); their content still counts."""
