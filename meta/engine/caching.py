@@ -10,8 +10,9 @@ absolute path counts as text: a log file a step appends to does not make every r
 does a folder past MAX_FOLDER_FILES files or MAX_FOLDER_BYTES. For a section: its units'
 definitions, its input and iteration, the flow's inputs, the files it names, what decides the
 flows it references (their files, their file inputs, the files they name, down their own
-references), its upstream digests, its upstream's states and results, and its version. Where a unit was written (file, pointer), its id and the attempt are not
-part of it: an edit elsewhere in a flow leaves a unit's key as it was, so an edited flow runs
+references), its upstream digests, its upstream's states and results, and its version.
+Where a unit was written (file, pointer), its id and the attempt are not part of it: an edit
+elsewhere in a flow leaves a unit's key as it was, so an edited flow runs
 again only what the edit changed.
 
 The runtime gives the engine a `StoreCache`: the shared `CacheDir`, and where its driver keeps a

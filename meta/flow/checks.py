@@ -167,12 +167,22 @@ def _unit_faults(
 
 def _generate_faults(unit: Generate, flow: Flow) -> Iterator[Fault]:
     for role, source in unit.sources():
+        if source.file is not None and _leaves_its_folder(source.file):
+            yield _fault(
+                unit.origin.at("generate", role, "file"),
+                f"'{source.file}' is read inside the outputs of unit '{source.from_unit}': a "
+                "relative path, without '..'",
+            )
         if source.input is not None and source.input not in flow.declarations:
             declared = ", ".join(sorted(flow.declarations)) or "none"
             yield _fault(
                 unit.origin.at("generate", role, "input"),
                 f"no input named '{source.input}' (declared inputs: {declared})",
             )
+
+
+def _leaves_its_folder(path: str) -> bool:
+    return path.startswith("/") or ".." in path.split("/")
 
 
 def producer_names(unit: Unit) -> Iterator[tuple[Origin, str]]:

@@ -349,3 +349,21 @@ def test_a_field_is_children_or_entries_not_both() -> None:
             "nodes (children), or an object of named entries (entries)",
         )
     ]
+
+
+@pytest.mark.parametrize("file", ["/etc/passwd", "../../elsewhere.json", "a/../../b.json"])
+def test_a_generate_unit_reads_only_inside_its_producers_outputs(file: str) -> None:
+    generate = {
+        "name": "g",
+        "dependsOn": ["w"],
+        "generate": {"description": {"fromUnit": "w", "file": file}},
+    }
+    root = section("top", "dag", units=[step("w"), generate])
+    assert faults(root) == [
+        (
+            "/spec/root/units/1/generate/description/file",
+            f"'{file}' is read inside the outputs of unit 'w': a relative path, without '..'",
+        )
+    ]
+    inside = {**generate, "generate": {"description": {"fromUnit": "w", "file": "a/..b.json"}}}
+    assert faults(section("top", "dag", units=[step("w"), inside])) == []
