@@ -6,6 +6,7 @@ A dependency is a unit or its name. A `finally` is written `finally_` (a Python 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any, TypedDict, Unpack
@@ -37,6 +38,8 @@ from meta.builder.parts import (
 )
 
 Dependencies = Sequence[Unit | str] | Unit | str
+STEP_FIELDS = ("image", "env", "resources", "retries", "timeout_seconds", "cache")
+"""The keywords of `step` besides the options of every unit."""
 
 
 class UnitOptions(TypedDict, total=False):
@@ -54,6 +57,17 @@ class SectionOptions(UnitOptions, total=False):
     on_failure: OnFailure
     finally_: Sequence[Unit]
     cache: Cache
+
+
+def _known(function: str, options: Mapping[str, Any], allowed: Any, *also: str) -> None:
+    """Refuse what `options` holds beyond the keys of the TypedDict `allowed` (a misspelt
+    `dependson=` would be dropped without a word, and the flow built without it)."""
+    known = [*allowed.__required_keys__, *allowed.__optional_keys__]
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, [*known, *also], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(f"{function}() got an unexpected keyword argument {key!r}{hint}")
 
 
 def names(units: Dependencies) -> tuple[str, ...]:
@@ -77,6 +91,7 @@ def step(
 ) -> Step:
     """One program (an argv list, never a shell string): a process locally, a container in a
     pod. `resources` is `{"requests": {...}, "limits": {...}}` in Kubernetes quantities."""
+    _known("step", options, UnitOptions, *STEP_FIELDS)
     return Step(
         name=name,
         command=tuple(command) if isinstance(command, list | tuple) else command,
@@ -92,6 +107,7 @@ def step(
 
 
 def _section(name: str, pattern: Pattern, options: SectionOptions, **fields: Any) -> Section:
+    _known(pattern, options, SectionOptions, *fields)
     return Section(
         name=name,
         pattern=pattern,
@@ -226,6 +242,7 @@ def flow_ref(
     **options: Unpack[UnitOptions],
 ) -> FlowRef:
     """Another flow file (YAML, relative to this flow's file) used as a unit."""
+    _known("flow_ref", options, UnitOptions, "inputs")
     return FlowRef(
         name=name,
         path=path,
@@ -244,6 +261,7 @@ def generate(
     **options: Unpack[UnitOptions],
 ) -> Generate:
     """Run the generators at run time on `description` (and `data`), then the flow they make."""
+    _known("generate", options, UnitOptions, "data", "generator")
     return Generate(
         name=name,
         description=description,

@@ -368,3 +368,16 @@ def test_a_value_its_yaml_file_could_not_hold_is_refused_as_there() -> None:
         "/spec/inputs/x/value",
         "an integer of more than 19 digits",
     )
+
+
+def test_an_unknown_keyword_is_refused_with_the_one_meant() -> None:
+    with pytest.raises(TypeError, match=r"step\(\) .* 'dependson' \(did you mean 'depends_on'\?\)"):
+        mb.step("b", ["true"], dependson=["a"])  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"'retrys' \(did you mean 'retries'\?\)"):
+        mb.step("b", ["true"], retrys=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"dag\(\) .* 'onFailure' \(did you mean 'on_failure'\?\)"):
+        mb.dag("d", mb.step("a", ["true"]), onFailure="continue")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"fanout\(\) .* 'max_actve'"):
+        mb.fanout("f", over="xs", visit=mb.step("v", ["true"]), max_actve=9)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"flow_ref\(\) .* 'input' \(did you mean 'inputs'\?\)"):
+        mb.flow_ref("r", "child.flow.yaml", input={})  # type: ignore[call-arg]
