@@ -139,8 +139,9 @@ def _tell(event: WatchEvent) -> None:
     for fault in event.faults:
         click.echo(f"{name}: {refused}: {escaped(fault)}")
     if event.run is not None:
-        report = escaped(str(event.run.report_path))
-        click.echo(f"{name}: run {event.run.state}, report {report}")
+        made = event.run.report_path
+        report = f", report {escaped(str(made))}" if made is not None else ""
+        click.echo(f"{name}: run {event.run.state}{report}")
 
 
 @click.command()

@@ -233,7 +233,8 @@ def _summarise(outcome: Outcome) -> None:
         click.echo(f"outputs: {report['outputs'] or '(none written)'}")
         if report.get("result") is not None:
             click.echo(f"result: {shown_result(report['result'])}")
-    click.echo(f"report: {outcome.report_path}")
+    if outcome.report_path is not None:
+        click.echo(f"report: {outcome.report_path}")
     if outcome.error is not None:
         if isinstance(outcome.error, UserError):
             for fault in outcome.error.faults:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import itertools
 import json
@@ -349,6 +350,9 @@ class LocalDriver:
 
     def _keep(self, task: StepTask, scratch: _Scratch, logs: Sequence[str], persist: bool) -> None:
         """Copy an ended attempt's logs, and its outputs when `persist`, to the workdir."""
+        if not os.path.isdir(self._store):
+            # The workdir was removed while the run went on: it is not made again, in part.
+            raise FileNotFoundError(errno.ENOENT, "the run's store is gone", self._store)
         if logs:
             kept = os.path.join(self._logs, on_disk(task.id))
             os.makedirs(kept, exist_ok=True)

@@ -146,6 +146,11 @@ class FileJournal:
                 self._durable = False
             try:
                 os.fsync(self._fd)
+                if os.fstat(self._fd).st_nlink == 0:
+                    # The workdir was removed: what goes on is recorded nowhere, so the next
+                    # record stops the run.
+                    self._failure = self._deleted()
+                    return
             except OSError as exc:
                 self._failure = exc
                 return
@@ -164,9 +169,21 @@ class FileJournal:
             os.close(self._fd)
         if self._failure is None and deleted:
             # Written to the end, but into a file nobody can open: the run is not on record.
-            self._failure = OSError(f"{self.path} was deleted while the run went on")
+            self._failure = self._deleted()
         if self._failure is not None:
             raise self._failure
+
+    @property
+    def lost(self) -> bool:
+        """Whether the journal's file was deleted (its workdir removed) while the run went on."""
+        return isinstance(self._failure, JournalLost)
+
+    def _deleted(self) -> JournalLost:
+        return JournalLost(f"{self.path} was deleted while the run went on")
+
+
+class JournalLost(OSError):
+    """The journal's file is gone: the run is on record nowhere."""
 
 
 class _Verified(Mapping[str, UnitRecord]):

@@ -48,7 +48,8 @@ removes of it, and a folder that holds one of them before the run is refused."""
 class Outcome:
     state: str
     report: dict[str, Any]
-    report_path: Path
+    report_path: Path | None
+    """None: no report was written (the workdir was removed while the run went on)."""
     error: MetaError | None = None
 
 
@@ -339,8 +340,11 @@ def _execute(
         report["rerun"] = [{"id": uid, "reason": reason} for uid, reason in rerun]
     if changed_inputs:
         report["changedInputs"] = list(changed_inputs)
-    write_json(workdir / REPORT_FILE, report)
-    target = report_path or workdir / REPORT_FILE
+    target = report_path
+    if not journal.lost:
+        # A workdir removed while the run went on is not made again to hold a report.
+        write_json(workdir / REPORT_FILE, report)
+        target = target or workdir / REPORT_FILE
     if report_path is not None:
         write_json(report_path, report)
     return Outcome(state, report, target, error)

@@ -156,3 +156,28 @@ def test_a_workdir_deleted_while_the_run_goes_on_fails_the_run(env: Env) -> None
     done = env.meta("run", str(flow), "--workdir", str(workdir))
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "was deleted while the run went on" in done.stderr, done.stderr
+
+
+def test_a_run_whose_workdir_was_deleted_stops_and_makes_no_workdir_again(env: Env) -> None:
+    workdir = env.root / "wd"
+    gone = {"name": "gone", "run": {"command": ["rm", "-rf", str(workdir)]}}
+    marks = env.root / "marks"
+    marks.mkdir()
+    mark = [
+        "sh",
+        "-c",
+        f'touch "{marks}/$META_UNIT_ID_TAIL"; echo x > "$META_OUTPUT/x"; sleep 0.05',
+    ]
+    after = [
+        {"name": f"s{n}", "run": {"command": mark, "env": {"META_UNIT_ID_TAIL": f"s{n}"}}}
+        for n in range(40)
+    ]
+    flow = env.flow("lost", {"name": "s", "scope": "macro", "pattern": "sequence", "units": [
+        gone, *after
+    ]})  # fmt: skip
+    done = env.meta("run", str(flow), "--workdir", str(workdir))
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "was deleted while the run went on" in done.stderr, done.stderr
+    assert len(list(marks.iterdir())) < 10, "the run stopped soon after"
+    assert not workdir.exists(), "nothing of it was made again"
+    assert "report:" not in done.stdout
