@@ -56,6 +56,9 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+OWN_PREFIX = "META_"
+"""What the variables meta gives every step (`META_INPUT`, `META_OUTPUT`...) start with."""
+
 ITERATING = frozenset({"fanout", "dfs", "bfs", "cycle"})
 
 
@@ -146,10 +149,18 @@ def _unit_faults(
         yield from _template_faults(unit.origin.at("when"), unit.when, available, condition=True)
     if isinstance(unit, Step):
         run = unit.origin.at("run")
+        if not unit.run.command[0]:
+            yield _fault(run.at("command", 0), "the program to run is an empty string")
         for i, arg in enumerate(unit.run.command):
             yield from _template_faults(run.at("command", i), arg, available)
         if unit.run.image is not None:
             yield from _template_faults(run.at("image"), unit.run.image, available)
+        for key in unit.run.env:
+            if key.startswith(OWN_PREFIX):
+                yield _fault(
+                    run.at("env", key),
+                    f"{key}: variables named {OWN_PREFIX}* are meta's own, set for every step",
+                )
         for key, value in unit.run.literal_env.items():
             yield from _template_faults(run.at("env", key), value, available)
         return

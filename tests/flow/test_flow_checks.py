@@ -367,3 +367,15 @@ def test_a_generate_unit_reads_only_inside_its_producers_outputs(file: str) -> N
     ]
     inside = {**generate, "generate": {"description": {"fromUnit": "w", "file": "a/..b.json"}}}
     assert faults(section("top", "dag", units=[step("w"), inside])) == []
+
+
+def test_an_empty_program_and_a_variable_meta_sets_are_faults() -> None:
+    root = step("a", "", "x", env={"META_OUTPUT": "/etc", "MY_META_OK": "1"})
+    root["run"]["env"] = root.pop("env")
+    assert faults(root) == [
+        ("/spec/root/run/command/0", "the program to run is an empty string"),
+        (
+            "/spec/root/run/env/META_OUTPUT",
+            "META_OUTPUT: variables named META_* are meta's own, set for every step",
+        ),
+    ]

@@ -166,11 +166,10 @@ def test_a_run_whose_workdir_was_deleted_stops_and_makes_no_workdir_again(env: E
     mark = [
         "sh",
         "-c",
-        f'touch "{marks}/$META_UNIT_ID_TAIL"; echo x > "$META_OUTPUT/x"; sleep 0.05',
+        f'touch "{marks}/$MARK"; echo x > "$META_OUTPUT/x"; sleep 0.05',
     ]
     after = [
-        {"name": f"s{n}", "run": {"command": mark, "env": {"META_UNIT_ID_TAIL": f"s{n}"}}}
-        for n in range(40)
+        {"name": f"s{n}", "run": {"command": mark, "env": {"MARK": f"s{n}"}}} for n in range(40)
     ]
     flow = env.flow("lost", {"name": "s", "scope": "macro", "pattern": "sequence", "units": [
         gone, *after
