@@ -16,6 +16,17 @@ from meta.errors import Fault, MetaError, UserError
 from meta.flow.files import display_path
 from meta.local.report import write_text
 
+
+class Place(click.Path):
+    """A path given on the command line; an empty one is refused (it would be the current
+    folder: `--workdir ""` made a project's folder a run's workdir)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value:
+            self.fail("an empty path", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -59,7 +70,7 @@ def write_output(output: Path, text: str) -> None:
 
 cache_dir_option = click.option(
     "--cache-dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=Place(path_type=Path, file_okay=False),
     default=None,
     help="The cache runs share for units that say `cache:` "
     "[default: ~/.cache/meta-orchestrator/outputs; $META_CACHE_DIR/outputs when set].",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from meta.cli.common import EXIT_USER_ERROR, user_errors, write_output
+from meta.cli.common import EXIT_USER_ERROR, Place, user_errors, write_output
 from meta.cli.watch import DEFAULT_TIME_LIMIT, Watcher, WatchEvent
 from meta.errors import Fault, UserError, escaped
 from meta.flow.files import display_path
@@ -25,18 +25,18 @@ from meta.steps import validate_node
 
 
 @click.command()
-@click.argument("description", type=click.Path(path_type=Path))
-@click.option("--data", type=click.Path(path_type=Path), help="The data file the flow reads.")
+@click.argument("description", type=Place(path_type=Path))
+@click.option("--data", type=Place(path_type=Path), help="The data file the flow reads.")
 @click.option("--generator", "generator", metavar="NAME", help="Use this generator.")
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=Place(path_type=Path),
     help="Write the flow here [default: standard output].",
 )
 @click.option(
     "--schema-root",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=Place(path_type=Path, file_okay=False),
     metavar="DIR",
     help="Read the files a schema's $refs name anywhere under DIR, a folder holding the schema "
     "[default: the schema's own folder]. Nothing is ever fetched.",
@@ -104,7 +104,7 @@ def _explain(described: Description) -> None:
 
 
 @click.command()
-@click.argument("folder", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("folder", type=Place(path_type=Path, file_okay=False, exists=True))
 @click.option("--run", "run_flows", is_flag=True, help="Also run each flow into FOLDER/runs/NAME/.")
 @click.option(
     "--time-limit",

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from meta.cli.common import SETS, user_errors, write_output
+from meta.cli.common import SETS, Place, user_errors, write_output
 from meta.kube.crd import crd_yaml, schema_crd_yaml
 from meta.kube.ratelimit import DEFAULT_BURST, DEFAULT_QPS
 from meta.kube.types import DEFAULT_IMAGE, RUN_AS_USER
@@ -25,7 +25,7 @@ from meta.plan.plan import compile_plan
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=Place(path_type=Path),
     help="Write the CRD here [default: standard output].",
 )
 @click.option(
@@ -57,20 +57,20 @@ def kube_api(kubeconfig: Path | None, qps: float = DEFAULT_QPS, burst: int = DEF
 
 KUBECONFIG = click.option(
     "--kubeconfig",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    type=Place(path_type=Path, dir_okay=False, exists=True),
     help="The cluster to use [default: in-cluster, else $KUBECONFIG or ~/.kube/config].",
 )
 NAMESPACE = click.option("-n", "--namespace", default="default", show_default=True)
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=Place(path_type=Path))
 @NAMESPACE
 @KUBECONFIG
 @SETS
 @click.option(
     "--data",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=Place(path_type=Path, dir_okay=False),
     help="A schema's data (JSON or YAML), carried inline by the MetaSchema.",
 )
 @click.option(
@@ -78,7 +78,7 @@ NAMESPACE = click.option("-n", "--namespace", default="default", show_default=Tr
 )
 @click.option(
     "--overlay",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=Place(path_type=Path, dir_okay=False),
     help="A schema's x-meta overlay [default: NAME.meta.yaml beside NAME.schema.json].",
 )
 @click.option("--generator", metavar="NAME", help="Have the operator use this generator.")
@@ -182,7 +182,7 @@ def apply(
 )
 @click.option(
     "--data-dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=Place(path_type=Path, file_okay=False),
     default=".",
     show_default=True,
     help="File inputs of MetaFlows are read relative to this.",
@@ -353,7 +353,7 @@ def quarterback_group() -> None:
 
 
 @quarterback_group.command("run")
-@click.option("--work", "work_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--work", "work_dir", required=True, type=Place(file_okay=False))
 def quarterback_run(work_dir: str) -> None:
     """Run the micro section handed over in WORK (its pod's work ConfigMap)."""
     from meta.kube.quarterback import quarterback
@@ -362,7 +362,7 @@ def quarterback_run(work_dir: str) -> None:
 
 
 @quarterback_group.command("install-launcher")
-@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("directory", type=Place(file_okay=False))
 def quarterback_install_launcher(directory: str) -> None:
     """Copy the slot launcher into DIRECTORY (the micro pod's init container does this)."""
     from meta.kube.quarterback import install_launcher

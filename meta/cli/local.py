@@ -16,6 +16,7 @@ from meta.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USER_ERROR,
     SETS,
+    Place,
     cache_dir_option,
     printable,
     shown_result,
@@ -32,7 +33,7 @@ from meta.plan.plan import compile_plan
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=Place(path_type=Path))
 @SETS
 @user_errors
 def validate(files: Sequence[Path], sets: Sequence[str]) -> None:
@@ -52,7 +53,7 @@ def validate(files: Sequence[Path], sets: Sequence[str]) -> None:
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=Place(path_type=Path))
 @SETS
 @user_errors
 def plan(file: Path, sets: Sequence[str]) -> None:
@@ -65,7 +66,7 @@ def plan(file: Path, sets: Sequence[str]) -> None:
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=Place(path_type=Path))
 @click.option(
     "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
 )
@@ -91,15 +92,15 @@ SECRETS = click.option(
 
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=Place(path_type=Path))
 @click.option(
     "--workdir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=Place(path_type=Path, file_okay=False),
     help="Where the run keeps its journal, outputs and logs [default: runs/FLOW-TIME].",
 )
 @click.option(
     "--report",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=Place(path_type=Path, dir_okay=False),
     help="Also write the JSON report here.",
 )
 @SETS
@@ -149,10 +150,10 @@ def run(
 
 
 @click.command()
-@click.argument("workdir", type=click.Path(path_type=Path))
+@click.argument("workdir", type=Place(path_type=Path))
 @click.option(
     "--report",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=Place(path_type=Path, dir_okay=False),
     help="Also write the JSON report here.",
 )
 @SECRETS

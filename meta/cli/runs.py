@@ -19,6 +19,7 @@ import click
 from meta.cli.common import (
     EXIT_INTERRUPTED,
     OUTPUT,
+    Place,
     duration,
     printable,
     shown_result,
@@ -64,7 +65,7 @@ def _is_local(target: str) -> bool:
 
 
 @click.command()
-@click.argument("folder", required=False, type=click.Path(path_type=Path))
+@click.argument("folder", required=False, type=Place(path_type=Path))
 @OUTPUT
 @user_errors
 def runs(folder: Path | None, fmt: str) -> None:
@@ -309,7 +310,7 @@ def _write(stream: str, data: bytes) -> bool:
 
 
 @click.command()
-@click.argument("folder", required=False, type=click.Path(path_type=Path))
+@click.argument("folder", required=False, type=Place(path_type=Path))
 @click.option(
     "--older-than",
     "age",

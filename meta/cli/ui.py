@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import click
 
-from meta.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, user_errors
+from meta.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, Place, user_errors
 from meta.cli.kube import KUBECONFIG
 from meta.engine.records import SectionRecord, UnitRecord
 from meta.flow.files import display_path
@@ -49,7 +49,7 @@ def announce(url: str, host: str) -> None:
 
 
 @click.command()
-@click.argument("folders", nargs=-1, type=click.Path(path_type=Path), metavar="[WORKDIR]...")
+@click.argument("folders", nargs=-1, type=Place(path_type=Path), metavar="[WORKDIR]...")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),

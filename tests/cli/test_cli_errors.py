@@ -692,3 +692,17 @@ def test_a_key_written_twice_is_a_fault_naming_where(
             "flow.yaml: /: invalid YAML: line 5, column 19: the key 'name' appears twice"
         ]
     assert_nothing_ran(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "args", [["run", "flow.yaml", "--workdir", ""], ["run", ""], ["validate", ""], ["ui", ""]]
+)
+def test_an_empty_path_is_refused_before_anything_runs(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path, args: list[str]
+) -> None:
+    write_flow("flow.yaml", f"root: {MARK}")
+    result = meta(*args)
+    assert result.code == 2, result
+    assert "an empty path" in result.stderr
+    assert not (tmp_path / "ran.marker").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.yaml"]
