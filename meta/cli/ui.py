@@ -96,6 +96,14 @@ def ui(
         click.echo("meta ui: give WORKDIRs or a cluster (-n/--kubeconfig), not both", err=True)
         sys.exit(EXIT_USER_ERROR)
 
+    missing = [folder for folder in folders if not folder.is_dir()]
+    if missing and not tied:
+        shown = display_path(missing[0])
+        click.echo(
+            f"meta ui: {shown}: no such folder (a run's workdir, or a folder of runs)", err=True
+        )
+        sys.exit(EXIT_USER_ERROR)
+
     source: RunsSource = (
         _cluster_runs(namespace or "default", kubeconfig)
         if in_cluster
@@ -109,7 +117,8 @@ def ui(
     try:
         asyncio.run(main())
     except OSError as exc:
-        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+        click.echo(f"meta ui: cannot serve on {host}:{port}: {exc.strerror}", err=True)
+        sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
 

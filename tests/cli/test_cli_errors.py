@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -706,3 +707,21 @@ def test_an_empty_path_is_refused_before_anything_runs(
     assert "an empty path" in result.stderr
     assert not (tmp_path / "ran.marker").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.yaml"]
+
+
+def test_meta_ui_refuses_a_folder_that_is_not_there_and_a_port_in_use(
+    meta: Callable[..., Result], tmp_path: Path
+) -> None:
+    result = meta("ui", "nowhere", "--port", "0")
+    assert result.code == 2, result
+    assert result.stderr == (
+        "meta ui: nowhere: no such folder (a run's workdir, or a folder of runs)\n"
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "runs").mkdir()
+        result = meta("ui", "runs", "--port", str(port))
+    assert result.code == 2, result
+    assert result.stderr.startswith(f"meta ui: cannot serve on 127.0.0.1:{port}: "), result
