@@ -10,10 +10,13 @@ meta run Python code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -72,7 +75,8 @@ def _run(path: Path, shown: str) -> ModuleType:
     sys.modules[name] = module
     sys.path.insert(0, str(path.parent))
     try:
-        spec.loader.exec_module(module)
+        with _contained():
+            spec.loader.exec_module(module)
     except (KeyboardInterrupt, UserError):
         sys.modules.pop(name, None)
         raise
@@ -86,11 +90,28 @@ def _run(path: Path, shown: str) -> ModuleType:
 
 def _called(function: Any, path: Path, shown: str) -> Any:
     try:
-        return function()
+        with _contained():
+            return function()
     except (KeyboardInterrupt, UserError):
         raise
     except BaseException as exc:
         raise UserError(Fault(_line(exc, path, shown), "", "flow() " + _raised(exc))) from None
+
+
+@contextlib.contextmanager
+def _contained() -> Iterator[None]:
+    """What the user's code changes of meta's own process is put back once it has run: the
+    working folder (a relative workdir would be made elsewhere than said) and the umask;
+    what it prints goes to stderr (meta's stdout may be a file: `meta graph F.py > g.mmd`)."""
+    folder = os.getcwd()
+    mask = os.umask(0o022)
+    os.umask(mask)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        os.chdir(folder)
+        os.umask(mask)
 
 
 def _raised(exc: BaseException) -> str:

@@ -3,6 +3,7 @@ against its folder, each unit's origin the line that made it; a file without a f
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -50,6 +51,29 @@ def test_a_failed_module_leaves_nothing_behind(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"broken.py:1: /: raised RuntimeError: no"):
         python_flow(path)
     assert set(sys.modules) == before
+
+
+@pytest.mark.parametrize("where", ["module", "function"])
+def test_what_the_module_changes_of_the_process_is_put_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    meddling = "import os; os.chdir('/'); os.umask(0); print('hello')"
+    body = (
+        f"{meddling}\nflow = mb.flow('f', mb.step('a', ['true']))\n"
+        if where == "module"
+        else f"def flow():\n    {meddling}\n    return mb.flow('f', mb.step('a', ['true']))\n"
+    )
+    path = write(tmp_path / "meddles.py", "import meta.builder as mb\n" + body)
+    monkeypatch.chdir(tmp_path)
+    mask = os.umask(0o027)
+    try:
+        assert python_flow(path).name == "f"
+        assert os.umask(0o027) == 0o027
+    finally:
+        os.umask(mask)
+    assert Path.cwd() == tmp_path
+    printed = capsys.readouterr()
+    assert (printed.out, printed.err) == ("", "hello\n"), "meta's own output stays its own"
 
 
 def test_a_file_whose_flow_is_not_a_flow_says_what_it_is(tmp_path: Path) -> None:
