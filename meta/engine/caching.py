@@ -110,6 +110,8 @@ class Caching:
         self._combined: dict[str, list[tuple[str, str]]] = {}
         self._digests: dict[str, str] = {}
         self._files: dict[tuple[str, int, int], str] = {}
+        self._large: set[str] = set()
+        """Folders too large to count by content, each warned of once."""
 
     def combined(self, unit_id: str, parts: Sequence[tuple[str, str]]) -> None:
         """A section's outputs are these parts (as the driver was told to combine them)."""
@@ -346,12 +348,24 @@ class Caching:
                 status = os.lstat(inside)
                 size += status.st_size
                 if len(listed) >= MAX_FOLDER_FILES or size > MAX_FOLDER_BYTES:
+                    self._too_large(path)
                     return None
                 if stat.S_ISLNK(status.st_mode):
                     listed.append((os.path.relpath(inside, path), "->" + os.readlink(inside)))
                 elif stat.S_ISREG(status.st_mode):
                     listed.append((os.path.relpath(inside, path), self._file_digest(inside)))
         return _digest(listed)
+
+    def _too_large(self, folder: str) -> None:
+        if folder not in self._large:
+            self._large.add(folder)
+            log.warning(
+                "note: %s holds more than %d files or %d MiB: cache keys count it by its name "
+                "only (a change inside it is no miss: bump cache.version)",
+                folder,
+                MAX_FOLDER_FILES,
+                MAX_FOLDER_BYTES >> 20,
+            )
 
 
 class _Places:

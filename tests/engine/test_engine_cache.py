@@ -235,7 +235,7 @@ def test_a_file_or_folder_named_otherwise_counts_by_its_content(tmp_path: Path) 
 
 
 def test_a_folder_past_the_bounds_counts_by_its_name(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(caching, "MAX_FOLDER_FILES", 2)
     runs = Runs(tmp_path)
@@ -247,6 +247,8 @@ def test_a_folder_past_the_bounds_counts_by_its_name(
     runs.go(plan)
     (data / "a").write_text("v2")
     assert runs.go(plan)[0].start_ids() == []
+    said = [r.getMessage() for r in caplog.records if r.name == "meta.engine.caching"]
+    assert said and all(f"note: {data} holds more than 2 files" in line for line in said), said
 
 
 def test_cache_false_on_a_step_overrides_the_defaults(tmp_path: Path) -> None:
