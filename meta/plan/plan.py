@@ -244,6 +244,13 @@ def _link(
                 missing = f"flowRef to a file that does not exist: {display_path(ref.path)}"
                 faults.append(Fault(where.file, where.pointer + "/flowRef/path", missing))
                 continue
+            if ref.path.suffix.lower() == ".py":
+                python = (
+                    f"{display_path(ref.path)} is a Python flow: a flowRef names a YAML flow "
+                    "file (write it with the flow's to_yaml(), and name that)"
+                )
+                faults.append(Fault(where.file, where.pointer + "/flowRef/path", python))
+                continue
             try:
                 loaded[ref.path] = load_flow(ref.path)
             except UserError as exc:

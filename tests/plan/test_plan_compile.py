@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from meta.errors import FlowInvalid, InputFault
+from meta.flow.files import display_path
 from meta.flow.model import FileInput, FlowRef, Over, Section, ValueInput
 from meta.flow.parse import load_flow
 from meta.plan.plan import compile_plan, plan_flow
@@ -213,6 +214,21 @@ def test_flowref_to_a_missing_file(write_flow: Callable[..., Path]) -> None:
     assert fault.pointer == "/spec/root/flowRef/path"
     assert fault.reason.startswith("flowRef to a file that does not exist: ")
     assert fault.reason.endswith("child.yaml")
+
+
+def test_flowref_to_a_python_flow_says_to_name_its_yaml(
+    write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "etl.py").write_text("import meta.builder as mb\n", encoding="utf-8")
+    path = write_flow("main.yaml", "root: {name: sub, flowRef: {path: etl.py}}")
+    with pytest.raises(FlowInvalid) as caught:
+        compile_plan(path)
+    ((fault),) = caught.value.faults
+    assert (fault.pointer, fault.reason) == (
+        "/spec/root/flowRef/path",
+        f"{display_path(tmp_path / 'etl.py')} is a Python flow: a flowRef names a YAML flow "
+        "file (write it with the flow's to_yaml(), and name that)",
+    )
 
 
 def test_faults_in_a_referenced_flow_name_that_file(write_flow: Callable[..., Path]) -> None:
