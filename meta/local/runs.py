@@ -154,6 +154,11 @@ def read_run(workdir: Path) -> Run:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(Fault(display_path(workdir), "", "no run here (no run.json)")) from None
+    except NotADirectoryError:
+        # A flow file given where a run's workdir is asked for, most often.
+        raise UserError(
+            Fault(display_path(workdir), "", "not a run's workdir (a file, not a folder)")
+        ) from None
     except (OSError, ValueError, RecursionError) as exc:
         raise UserError(Fault(display_path(info_path), "", f"unreadable: {exc}")) from None
     if not isinstance(info, dict) or not isinstance(info.get("startedAt"), int | float):

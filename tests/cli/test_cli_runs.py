@@ -471,6 +471,10 @@ def test_faults_are_one_line_and_exit_2(env: Env, tmp_path: Path) -> None:
     (env.root / "empty").mkdir()
     # A path (it has a '/') is a workdir, never a MetaFlow's name.
     assert one_line_fault(env.meta("status", "empty/")) == "empty: /: no run here (no run.json)"
+    (env.root / "f.yaml").write_text("{}")
+    for command in (["status", "./f.yaml"], ["logs", "./f.yaml"]):
+        line = one_line_fault(env.meta(*command))
+        assert line == "f.yaml: /: not a run's workdir (a file, not a folder)"
     (env.root / "broken").mkdir()
     (env.root / "broken/run.json").write_text("{")
     line = one_line_fault(env.meta("logs", "broken", "x"))
