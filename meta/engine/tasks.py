@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from meta.engine.driver import StepTask
-from meta.engine.visit import Visit, named
+from meta.engine.visit import Visit, located, named
+from meta.errors import TemplateFault
 from meta.flow.model import EnvValue, Step
 
 
@@ -25,6 +26,7 @@ def step_task(visit: Visit, step: Step) -> StepTask:
             for k, v in run.env.items()
         }
         image = None if run.image is None else visit.render(run.image, origin, "run", "image")
+        _no_nul(visit, step, command, env)
     else:
         command, env, image = run.command, run.env, run.image
     value = context.input
@@ -45,6 +47,20 @@ def step_task(visit: Visit, step: Step) -> StepTask:
         attempt=1,
         resources=run.resources,
     )
+
+
+def _no_nul(
+    visit: Visit, step: Step, command: tuple[str, ...], env: Mapping[str, EnvValue]
+) -> None:
+    """A rendered argument or variable holding a NUL character (a result's "a\u0000b") is a
+    fault of the template: no program can be given it, and retrying cannot change that."""
+    places: list[tuple[str, str | int, str]] = [("command", i, a) for i, a in enumerate(command)]
+    places += [("env", k, v) for k, v in env.items() if isinstance(v, str)]
+    for field, key, value in places:
+        if "\0" in value:
+            where = step.origin.at("run", field, key)
+            problem = "renders a NUL character, which a command or a variable cannot hold"
+            raise TemplateFault(located(where, visit.context, problem))
 
 
 def with_attempt(task: StepTask, attempt: int) -> StepTask:

@@ -394,6 +394,25 @@ def test_a_rendered_name_that_is_no_name_is_a_user_error(tmp_path: Path) -> None
     assert driver.start_ids() == ["t/fan/0/n-ok"]
 
 
+@pytest.mark.parametrize("field", ["command", "env"])
+def test_a_rendered_nul_is_a_fault_not_a_start_that_fails(tmp_path: Path, field: str) -> None:
+    use = step("use", "echo", "{{ upstream.a.result }}")
+    if field == "env":
+        use = step("use", "echo")
+        use["run"]["env"] = {"V": "{{ upstream.a.result }}"}
+    plan = plan_of(tmp_path, section("s", "sequence", units=[step("a"), {**use, "retries": 2}]))
+    driver = FakeDriver(results={"t/s/a": "a\u0000b"})
+    with pytest.raises(TemplateFault) as fault:
+        run(plan, driver)
+    (only,) = fault.value.faults
+    where = (
+        "/spec/root/units/1/run/command/1" if field == "command" else "/spec/root/units/1/run/env/V"
+    )
+    assert only.pointer == where
+    assert "renders a NUL character" in only.reason
+    assert driver.start_ids() == ["t/s/a"]
+
+
 def test_a_template_failing_on_the_data_is_a_user_error_naming_the_node(tmp_path: Path) -> None:
     visit = step("v", "v", "{{ item.size }}")
     plan = plan_of(
