@@ -42,7 +42,11 @@ def bind(name: str, text: str, declared: InputDeclaration | None) -> Input:
     try:
         return ValueInput(parse_yaml_data(text, SOURCE, InputFault))
     except InputFault as exc:
+        # The text is read as YAML (so `3` is a number): a text meant as a string that YAML
+        # reads otherwise (`{{ x }}`, `a: b`, `[x`) needs quotes, which the fault says.
+        hint = f" (to give it as a string, quote it: {name}='\"...\"')"
         faults = [
-            Fault(SOURCE, f"/{name}{f.pointer}", f"input '{name}': {f.reason}") for f in exc.faults
+            Fault(SOURCE, f"/{name}{f.pointer}", f"input '{name}': {f.reason}{hint}")
+            for f in exc.faults
         ]
         raise InputFault(faults) from None
