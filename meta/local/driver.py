@@ -49,6 +49,7 @@ from pathlib import Path
 from meta.engine.driver import Exit, StepTask
 from meta.engine.results import RESULT_FILE, ResultRefused, open_regular, read_result
 from meta.local.environment import Secrets, base_environ, missing_source, resolve
+from meta.local.logtrim import LogTrimmer
 from meta.local.reaper import Children, become_subreaper, stop_orphans
 from meta.trees import Manifest, OutputRefused, copy_tree, remove_tree
 
@@ -165,6 +166,7 @@ class LocalDriver:
         # One thread per running step, as a thread-pool runner has; idle ones are reused.
         self.threads = ThreadPoolExecutor(MAX_RUNNING_STEPS, thread_name_prefix="step")
         self._exits = _Exits()
+        self.logs_in_ram = LogTrimmer(LOG_PART_BYTES)
         self.closed = False
         """The session is ending: steps whose data is still being staged do not start."""
         self.subreaper = become_subreaper()
@@ -418,6 +420,7 @@ class LocalDriver:
             self._children.close()
         self.threads.shutdown(wait=True, cancel_futures=True)
         self._exits.close()
+        self.logs_in_ram.close()
         os.close(self._devnull)
         remove_tree(str(self.scratch))
 
@@ -563,6 +566,7 @@ class LocalProcess:
             return
         self._pid = started.pid
         driver._groups.add(started.pid)
+        driver.logs_in_ram.add(started.pid, self._loop, scratch.stdout, scratch.stderr)
         try:
             driver._exits.add(started, self._heard)
         except (AttributeError, OSError):
@@ -598,6 +602,7 @@ class LocalProcess:
                 # The step's main process ended: what it left in its group goes too.
                 _kill_group(pid, signal.SIGKILL)
                 driver.forget(pid)
+                driver.logs_in_ram.discard(pid)
                 if driver.subreaper:
                     stop_orphans(task.id, driver._groups, driver._children)
         if not isinstance(started, subprocess.Popen):
