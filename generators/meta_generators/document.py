@@ -193,12 +193,16 @@ def _entries(
     name = _entry_name(schema, found)
     run = _entry_run(schema, found, used, flows.ITERATING)
     if run is None:
+        # An entry is held to every schema its key selects (a `properties` entry, each pattern
+        # it matches, else additionalProperties), as jsonschema holds it: the step reads them
+        # from the map's schema by the entry's key (the end of its path).
         extra = [
+            flows.option("entry-of", schema.deref(found.at) or found.at),
             flows.option("type", found.field),
             flows.option("path", "{{ path }}", template=True),
             "--no-subtree",
         ]
-        run = flows.validator_run(description, list(found.entries), extra)
+        run = flows.validator_run(description, [], extra)
     step = run.step(name)
     visit: mb.Visit = step
     each = entries_hint.get("each")

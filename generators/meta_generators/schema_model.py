@@ -109,7 +109,7 @@ class Schema:
         one more constraint on that subschema, which stays where it is (`beside` follows it)."""
         seen: set[str] = set()
         current: str | None = where
-        while current is not None and current in self.refs and not self.beside(current):
+        while current is not None and current in self.refs and not self._structured(current):
             if current in seen:
                 return None
             seen.add(current)
@@ -118,11 +118,16 @@ class Schema:
 
     def beside(self, where: str) -> str | None:
         """The target of a `$ref` that sits beside keywords of structure at `where` (draft
-        2019-09 on: both apply); None when there is none."""
+        2019-09 on: both apply); None when there is none (or it names a schema not read as
+        a node: a metaschema, a boolean)."""
+        return self.refs[where] if self._structured(where) else None
+
+    def _structured(self, where: str) -> bool:
+        """Whether the subschema at `where` has keywords of structure beside its `$ref`, which
+        then does not stand for it (draft 2019-09 on)."""
         if self.dialect.specification.name in OLD_DRAFTS or where not in self.refs:
-            return None
-        node = self.nodes.get(where, {})
-        return self.refs[where] if STRUCTURAL & node.keys() else None
+            return False
+        return bool(STRUCTURAL & self.nodes.get(where, {}).keys())
 
     def locate(self, where: str) -> tuple[Path, str]:
         """The file and the JSON pointer inside it of the subschema keyed `where`."""

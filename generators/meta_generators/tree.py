@@ -69,6 +69,9 @@ class Case:
     name: str
     checks: list[str]
     owner: str | None
+    entry_of: str | None = None
+    """The schema of the one map whose entries the case's nodes are: they are held to what
+    their key selects there, not to one of `checks`."""
 
 
 class TreeGenerator:
@@ -125,7 +128,11 @@ def walk_section(
                 extra.append("--no-subtree")
             if len(case.checks) > 1 or case.owner is None:
                 extra.insert(0, flows.option("type", name))
-            run = flows.validator_run(description, case.checks, extra)
+            checks = case.checks
+            if case.entry_of is not None and len(checks) > 1:
+                extra.insert(0, flows.option("entry-of", case.entry_of))
+                checks = []
+            run = flows.validator_run(description, checks, extra)
         units.append(run.step(name))
     visit: mb.Visit
     if len(units) == 1:
@@ -236,8 +243,10 @@ def analyse(schema: Schema, leave: frozenset[str] = frozenset()) -> Structure:
 
 def _cases(schema: Schema, found: Structure) -> list[Case]:
     """One case per node type when the types can be told apart, else one for the root and one
-    per children field."""
-    if len(found.roots) == 1:
+    per children field; per field too when a map's entries are of types their keys select (a
+    node's type is then where it is, not what it holds)."""
+    keyed = any(len(m.nodes) > 1 for m in found.maps if m.field in found.places)
+    if len(found.roots) == 1 and not keyed:
         hierarchy = _hierarchy(found)
         if len(hierarchy.types) == 1:
             (where,) = hierarchy.types
@@ -277,7 +286,9 @@ def _cases_by_field(schema: Schema, found: Structure) -> list[Case]:
         label = flows.type_name(schema, owner) if owner is not None else name
         if owner is None:
             _no_runs(schema, name, targets)
-        cases.append(Case(_field_test(name, places), label, checks, owner))
+        holders = {schema.deref(m.at) or m.at for m in found.maps if m.field == name and m.nodes}
+        entry_of = holders.pop() if len(holders) == 1 and _shapes(places) == {"map"} else None
+        cases.append(Case(_field_test(name, places), label, checks, owner, entry_of))
     return cases
 
 

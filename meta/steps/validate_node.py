@@ -2,7 +2,7 @@
 per-node report. The built-in step of the JSON Schema generators, for types without `x-meta.run`.
 
     meta step validate-node --schema FILE [--schema-root DIR]
-                            --pointer /$defs/Team [--pointer P2 ...]
+                            --pointer /$defs/Team [--pointer P2 ...] [--entry-of P]
                             [--children=F ...] [--entries=F ...] [--shapes=JSON | --held=JSON]
                             [--fanned-out=P ...] [--path P] [--type NAME]
                             [--each [--offset N]] [--data FILE --at P] [--no-subtree]
@@ -13,7 +13,9 @@ checked by jsonschema's validator for the schema's own draft; `$ref`s resolve in
 to files under its folder (or under --schema-root, a folder above it) and to the drafts'
 metaschemas, never over the network. A --pointer is a JSON pointer into the schema or
 `OTHER.json#/pointer` into another file (relative to the schema); given several, the node may
-be of any of those types (the report gives the errors of the closest).
+be of any of those types (the report gives the errors of the closest). With --entry-of P the
+node is an entry, keyed by the last name of --path, of the object whose schema is at P: it is
+held to every schema its key selects there (as jsonschema holds it), not to one of --pointer.
 
 --children and --entries name the fields a tree walk strips from its nodes: a field holding one
 node or an array of them, and a map of nodes keyed by name. Their elements are other units'
@@ -53,6 +55,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -119,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
         "--pointer",
         action="append",
         help="the node type's JSON pointer in it (repeat: the node may be any of these types)",
+    )
+    parser.add_argument(
+        "--entry-of",
+        help="the JSON pointer of an object's schema the node is an entry of, keyed by the last "
+        "name of --path: the node is held to every schema its key selects there (instead of "
+        "one of --pointer)",
     )
     parser.add_argument("--type", dest="type_name", help="the type's name in the report")
     parser.add_argument(
@@ -188,7 +197,15 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     root = args.schema_root
     if root is not None and not args.schema.resolve().is_relative_to(root.resolve()):
         raise StepMisused(f"the schema file {args.schema} is not under --schema-root {root}")
-    check = _checker(args.schema, document, places, root)
+    if args.entry_of is not None:
+        key = unescape(args.path.rsplit("/", 1)[-1])
+        file, hash_, inside = args.entry_of.rpartition("#")
+        holder = _read(args.schema.parent / file, "schema") if hash_ else document
+        container = _at(holder, inside, args.schema)
+        selected = [file + hash_ + where for where in selected_by(container, inside, key)]
+        check = _checker(args.schema, document, selected, root, every=True)
+    else:
+        check = _checker(args.schema, document, places, root)
     children = frozenset(args.children) | frozenset(args.entries)
     whole = args.data is not None
     if whole:
@@ -580,12 +597,49 @@ def _reference(base: str, where: str) -> str:
     return f"{base}#{quote(where, safe=POINTER_SAFE)}"
 
 
+def selected_by(container: Any, where: str, key: str) -> list[str]:
+    """The pointers of the schemas an entry keyed `key` of an object is held to, by the
+    object's schema (at `where`): its `properties` entry, each `patternProperties` whose
+    pattern `key` matches (searched, as jsonschema does), else `additionalProperties`; [] when
+    none (the object's own check reports a key it does not allow)."""
+    if not isinstance(container, dict):
+        return []
+    found = []
+    properties = container.get("properties")
+    if isinstance(properties, dict) and key in properties:
+        found.append(where + pointer(["properties", key]))
+    patterns = container.get("patternProperties")
+    matched = False
+    if isinstance(patterns, dict):
+        for pattern in patterns:
+            try:
+                hit = re.search(pattern, key) is not None
+            except re.error:
+                raise StepMisused(
+                    f"the pattern {pattern!r} at {where}/patternProperties is not one Python's "
+                    "re reads"
+                ) from None
+            if hit:
+                matched = True
+                found.append(where + pointer(["patternProperties", pattern]))
+    more = container.get("additionalProperties")
+    if not found and not matched and isinstance(more, dict):
+        found.append(where + pointer(["additionalProperties"]))
+    return found
+
+
 def _checker(
-    schema_file: Path, document: Any, places: Sequence[str], root: Path | None = None
+    schema_file: Path,
+    document: Any,
+    places: Sequence[str],
+    root: Path | None = None,
+    *,
+    every: bool = False,
 ) -> Any:
     """A function (node, children, path, roles) -> errors, for the type at `places` in the schema:
-    the errors of the first place the node satisfies (none), else of the place with fewest.
-    The node is checked by jsonschema's validator for the schema's own draft."""
+    the errors of the first place the node satisfies (none), else of the place with fewest;
+    with `every`, those of all places at once (no place: none). The node is checked by
+    jsonschema's validator for the schema's own draft."""
     dialect = dialect_of(document)
     if dialect is None:
         declared = document.get("$schema") if isinstance(document, dict) else None
@@ -660,7 +714,11 @@ def _checker(
 
     guarded = {keyword: own_only(keyword, check) for keyword, check in {**own, **overrides}.items()}
     checker_class = validators.extend(dialect.validator, guarded)  # type: ignore[no-untyped-call]
-    checkers = [checker_class({"$ref": reference}, registry=registry) for reference in references]
+    checkers = (
+        [checker_class({"allOf": [{"$ref": r} for r in references]}, registry=registry)]
+        if every
+        else [checker_class({"$ref": reference}, registry=registry) for reference in references]
+    )
 
     def errors_of(checker: Any, node: Any) -> list[ValidationError]:
         try:
@@ -672,6 +730,11 @@ def _checker(
             raise StepMisused(
                 f"a $ref in {schema_file} does not resolve ({exc}); only references inside "
                 "the schema file and files beside it are followed"
+            ) from None
+        except re.error as exc:
+            raise StepMisused(
+                f"{schema_file} holds a pattern Python's re cannot read ({exc}: "
+                f"{exc.pattern!r}); ECMA-262 classes such as \\p{{L}} are not supported"
             ) from None
         except RecursionError:
             raise StepMisused(

@@ -150,6 +150,67 @@ def test_the_collection_checks_the_array_unasked(tmp_path: Path, data: Any) -> N
     assert found == wanted
 
 
+KEYED = {
+    "$schema": DRAFT,
+    "type": "object",
+    "properties": {
+        "m": {
+            "type": "object",
+            "patternProperties": {"^a": {"$ref": "#/$defs/A"}, "b$": {"$ref": "#/$defs/B"}},
+            "additionalProperties": False,
+        }
+    },
+    "$defs": {
+        "A": {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]},
+        "B": {"type": "object", "properties": {"y": {"type": "integer"}}, "required": ["y"]},
+    },
+}
+
+
+def test_a_walked_entry_is_held_to_every_schema_its_key_selects(tmp_path: Path) -> None:
+    data = {"m": {"a1": {"y": 1}, "zb": {"x": "s"}, "ab": {"x": "s"}, "ok": {"x": "s"}}}
+    found, wanted = verdicts(tmp_path, KEYED, data)
+    assert wanted == Counter({"/m/a1": 1, "/m/ab": 1, "/m/zb": 1, "/m": 1})
+    assert found == wanted
+
+
+PATHS = {
+    "$schema": DRAFT,
+    "type": "object",
+    "required": ["paths"],
+    "properties": {
+        "title": {"type": "string"},
+        "paths": {
+            "type": "object",
+            "patternProperties": {"^x-": {}, "^/": {"$ref": "#/$defs/item"}},
+            "additionalProperties": False,
+        },
+    },
+    "$defs": {
+        "item": {
+            "type": "object",
+            "properties": {"get": {"type": "object", "required": ["responses"]}},
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        {"/pets": {"get": {"responses": {}}}, "x-top": 5},
+        {"/pets": {"get": {}}, "/a": "oops", "x-top": 5},
+    ],
+    ids=["valid-extension", "broken-items"],
+)
+def test_a_fanned_out_entry_is_held_to_what_its_key_selects(
+    tmp_path: Path, paths: dict[str, Any]
+) -> None:
+    found, wanted = verdicts(tmp_path, PATHS, {"title": "t", "paths": paths})
+    assert found == wanted
+    assert sum(wanted.values()) == (0 if len(paths) == 2 else 2)
+
+
 @pytest.mark.parametrize("job", [None, "1 ci!"])
 def test_the_shipped_workflow_schema_agrees_with_jsonschema(
     tmp_path: Path, job: str | None

@@ -474,3 +474,16 @@ def test_the_cli_takes_the_root_as_schema_root(tmp_path: Path) -> None:
     made = run_meta("generate", "item.json", "--schema-root=..", "-o", "f.yaml", cwd=item.parent)
     assert made.returncode == 0, made.stderr
     assert "--schema-root" in (item.parent / "f.yaml").read_text()
+
+
+def test_a_root_that_refers_to_a_metaschema_beside_its_own_keywords_is_read(
+    schemas: Schemas,
+) -> None:
+    """How a custom metaschema is written: its `$ref` adds the draft's rules, and its own
+    keywords stay the node's."""
+    extended = schema(
+        type="object",
+        properties={"a": {"type": "string"}},
+        **{"$ref": "https://json-schema.org/draft/2020-12/schema"},
+    )
+    assert schemas.flow(extended)["kind"] == "MetaFlow"

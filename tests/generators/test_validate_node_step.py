@@ -227,6 +227,35 @@ def test_a_schema_that_refers_to_itself_without_end_is_a_misuse_not_a_crash(
     assert not (step.output / "report.json").exists()
 
 
+def test_a_pattern_python_cannot_read_is_a_misuse_not_a_crash(
+    step: Step, capsys: pytest.CaptureFixture[str]
+) -> None:
+    letters = {"type": "object", "properties": {"p": {"type": "string", "pattern": "^\\p{L}+$"}}}
+    (step.root / "team.schema.json").write_text(json.dumps(letters))
+    step.input({"p": "abc"})
+    assert main(["--schema", "team.schema.json"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith("validate-node: team.schema.json holds a pattern Python's re cannot")
+    assert said.count("\n") == 1 and "ECMA-262" in said
+
+
+def test_an_entry_is_held_to_every_schema_its_key_selects(step: Step) -> None:
+    keyed = {
+        "type": "object",
+        "properties": {
+            "m": {
+                "patternProperties": {"^a": {"required": ["x"]}, "b$": {"required": ["y"]}},
+                "additionalProperties": {"required": ["z"]},
+            }
+        },
+    }
+    (step.root / "team.schema.json").write_text(json.dumps(keyed))
+    for key, wanted in (("ab", ["x", "y"]), ("a1", ["x"]), ("q", ["z"])):
+        step.input({})
+        errors = step.run("--entry-of", "/properties/m", "--path", f"/m/{key}")["errors"]
+        assert [e["message"] for e in errors] == [f"'{n}' is a required property" for n in wanted]
+
+
 def _step_kind(name: str) -> dict[str, Any]:
     return {
         "type": "object",
