@@ -34,6 +34,8 @@ CORE_FLOAT = re.compile(
 CORE_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 """A boolean as YAML 1.2's core schema writes it: `yes`, `no`, `on` and `off` are strings (YAML
 1.1 reads them as booleans, so a key `on:` of a CI workflow would be `true`)."""
+MERGE_TAG = "tag:yaml.org,2002:merge"
+"""The tag of a merge key, `<<`."""
 INT_FIRST = list("-+0123456789")
 FLOAT_FIRST = list("-+.0123456789")
 
@@ -85,6 +87,8 @@ class UniqueKeysLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue  # `<<: *base`: its keys are merged, and the mapping's own win
             key = self.construct_object(key_node, deep=deep)
             try:
                 duplicate = key in seen
@@ -117,8 +121,12 @@ class JsonYamlLoader(UniqueKeysLoader):
     )
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Written twice is a fault among the mapping's own keys; a key merged in (`<<: *base`)
+        # is one its own may override, as YAML's merge says.
+        own = {id(key_node) for key_node, _ in node.value if key_node.tag != MERGE_TAG}
         self.flatten_mapping(node)
         mapping: dict[str, Any] = {}
+        written: set[str] = set()
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise yaml.constructor.ConstructorError(
@@ -128,10 +136,12 @@ class JsonYamlLoader(UniqueKeysLoader):
                     key_node.start_mark,
                 )
             key = str(key_node.value)
-            if key in mapping:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} appears twice", key_node.start_mark
-                )
+            if id(key_node) in own:
+                if key in written:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} appears twice", key_node.start_mark
+                    )
+                written.add(key)
             mapping[key] = self.construct_object(value_node, deep=True)
         return mapping
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from meta.errors import UserError
+from meta.flow.files import parse_yaml, parse_yaml_data
 from meta.steps.validate_node import main
 from meta.steps.yamldata import YamlRefused, load_yaml_data
 
@@ -35,3 +37,24 @@ def test_the_validator_step_refuses_an_alias_bomb_as_misuse(
     said = capsys.readouterr().err
     assert said.startswith("validate-node: bomb.yaml: /")
     assert "the document expands to more than 1,000,000 values" in said
+
+
+def test_a_merge_key_merges_and_the_mappings_own_keys_win() -> None:
+    text = """\
+x: &d {eco: pip, directory: /, schedule: {interval: daily}}
+updates:
+  - <<: *d
+    directory: /docs
+"""
+    merged = {"eco": "pip", "directory": "/docs", "schedule": {"interval": "daily"}}
+    assert load_yaml_data(text)["updates"] == [merged]
+    flow = "units:\n  - &u {name: a, retries: 1}\n  - <<: *u\n    name: b\n"
+    assert parse_yaml(flow, "f.yaml")["units"][1] == {"name": "b", "retries": 1}
+
+
+@pytest.mark.parametrize("text", ["a: 1\na: 2\n", "x: &d {a: 1}\ny:\n  <<: *d\n  b: 3\n  b: 4\n"])
+def test_a_key_the_mapping_writes_twice_is_still_refused(text: str) -> None:
+    with pytest.raises(UserError, match="appears twice"):
+        parse_yaml_data(text, "d.yaml")
+    with pytest.raises(UserError, match="appears twice"):
+        parse_yaml(text, "f.yaml")
