@@ -3,7 +3,10 @@ the `-o` and `--cache-dir` options, how a time span is shown."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -27,6 +30,8 @@ class Place(click.Path):
         return super().convert(value, param, ctx)
 
 
+UNWRITABLE = frozenset({errno.ENOSPC, errno.EPIPE, errno.EFBIG, errno.EDQUOT, errno.EIO})
+"""Why what a command prints may not be written where its output goes."""
 EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -57,8 +62,23 @@ def user_errors(command: F) -> F:
         except MetaError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_FAILED)
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:
+                raise
+            # What the command prints could not be written (`> /dev/full`, a reader gone:
+            # `| head -1`): said once, and what is left unwritten is dropped, not tried again
+            # as the process ends.
+            _drop_stdout()
+            if not isinstance(exc, BrokenPipeError):
+                click.echo(f"error: cannot write: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_FAILED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _drop_stdout() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def write_output(output: Path, text: str) -> None:

@@ -6,12 +6,13 @@ import json
 import os
 import socket
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import FAULT_LINE, Result
+from tests.cli.conftest import FAULT_LINE, META, Result
 
 MARK = "{name: mark, run: {command: [touch, ran.marker]}}"
 
@@ -725,3 +726,22 @@ def test_meta_ui_refuses_a_folder_that_is_not_there_and_a_port_in_use(
         result = meta("ui", "runs", "--port", str(port))
     assert result.code == 2, result
     assert result.stderr.startswith(f"meta ui: cannot serve on 127.0.0.1:{port}: "), result
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback(
+    write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    flow = write_flow("flow.yaml", f"root: {MARK}")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [str(META), "plan", str(flow)], stdout=full, stderr=subprocess.PIPE, text=True
+        )
+    assert (done.returncode, done.stderr) == (1, "error: cannot write: No space left on device\n")
+    reader = subprocess.Popen(
+        [str(META), "plan", str(flow)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()
+    assert reader.wait(timeout=60) == 1
+    assert reader.stderr.read() == b"", "a reader gone is no fault to speak of"
