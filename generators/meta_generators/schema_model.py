@@ -191,7 +191,9 @@ def claims_json_schema(description: Description) -> bool:
     declared = document.get("$schema")
     if declared is not None:
         known = dialect_of(document) is not None
-        return known or not isinstance(declared, str) or "json-schema.org" in declared
+        if known or not isinstance(declared, str) or "json-schema.org" in declared:
+            return True
+        # Another vocabulary's `$schema` (OpenAPI's dialect): its name or keywords tell.
     if description.path.name.lower().endswith(SCHEMA_SUFFIXES):
         return True
     return "kind" not in document and bool(SCHEMA_HINTS & document.keys())

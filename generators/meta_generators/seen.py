@@ -88,8 +88,11 @@ def explain(
         shown = json.dumps(document)[:40]
         return [], f"the document is {shown}, not an object: nothing to make a flow of"
     if not claims_json_schema(description):
-        return [], (
-            "not a JSON Schema (no $schema, not named *.schema.json, no schema keywords at the top)"
+        named = document.get("$schema")
+        said = f"its $schema {named!r} is no draft" if isinstance(named, str) else "no $schema"
+        return (
+            [],
+            f"not a JSON Schema ({said}, not named *.schema.json, no schema keywords at the top)",
         )
     unknown = unknown_dialect(description)
     if unknown is not None:

@@ -487,3 +487,16 @@ def test_a_root_that_refers_to_a_metaschema_beside_its_own_keywords_is_read(
         **{"$ref": "https://json-schema.org/draft/2020-12/schema"},
     )
     assert schemas.flow(extended)["kind"] == "MetaFlow"
+
+
+def test_another_vocabularys_schema_says_its_dialect_is_unknown(tmp_path: Path) -> None:
+    oas = {"$schema": "https://spec.openapis.org/oas/3.1/dialect/base", "type": "object"}
+    (tmp_path / "oas.schema.json").write_text(json.dumps({**oas, "properties": {}}))
+    (tmp_path / "plain.json").write_text(json.dumps({**oas, "x": 1}))
+    named = run_meta("generate", "oas.schema.json", "--explain", cwd=tmp_path)
+    assert "tree: 0: unknown $schema" in named.stdout + named.stderr
+    plain = run_meta("generate", "plain.json", "--explain", cwd=tmp_path)
+    assert (
+        "tree: 0: not a JSON Schema (its $schema 'https://spec.openapis.org/oas/3.1/dialect/base'"
+        " is no draft, not named *.schema.json, no schema keywords at the top)"
+    ) in plain.stdout + plain.stderr
