@@ -2,11 +2,11 @@
 
 Exit codes: 0 success, 1 a unit failed, 2 a user error (nothing run), 130 interrupted. One
 module per group of commands: `local` (validate, plan, graph, run, resume), `generate`
-(generate, watch, plugins, step), `kube` (crd, apply, operator, quarterback), `runs` (runs,
-status, logs, clean: seeing runs, local and in a cluster), `cache` (the cache runs share: ls,
-clear) and `ui` (the live web page). A command's module is imported only when that command
-runs (or help lists it), so `meta run` never loads the Kubernetes client and `meta --version`
-loads none of them.
+(generate, watch, plugins), `step` (the built-in step programs), `kube` (crd, apply, operator,
+quarterback), `runs` (runs, status, logs, clean: seeing runs, local and in a cluster), `cache`
+(the cache runs share: ls, clear) and `ui` (the live web page). A command's module is imported
+only when that command runs (or help lists it), so `meta run` never loads the Kubernetes client
+and `meta --version` loads none of them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ COMMANDS = {
     "generate": "generate:generate",
     "watch": "generate:watch",
     "plugins": "generate:plugins",
-    "step": "generate:step",
+    "step": "step:step",
     "crd": "kube:crd",
     "apply": "kube:apply",
     "operator": "kube:operator",

@@ -1,5 +1,5 @@
-"""The commands that turn descriptions into flows: generate, watch, plugins, and the built-in
-step programs generated flows run."""
+"""The commands that turn descriptions into flows: generate, watch, plugins (the built-in step
+programs generated flows run are `meta.cli.step`'s)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from meta.generate.plugins import load_plugins
 from meta.generate.worker import companions
 from meta.hookspecs import Description
 from meta.local.reportpath import check_output_path
-from meta.steps import validate_node
 
 
 @click.command()
@@ -151,19 +150,3 @@ def plugins() -> None:
     loaded = load_plugins()
     for registered in loaded.catalogue:
         click.echo(f"{registered.generator.name}\t{registered.source}")
-
-
-@click.group()
-def step() -> None:
-    """Built-in step programs, for generated flows (they run inside steps)."""
-
-
-@step.command(
-    "validate-node",
-    add_help_option=False,
-    context_settings={"ignore_unknown_options": True},
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def validate_node_step(args: Sequence[str]) -> None:
-    """Validate META_INPUT against its type's schema; write META_OUTPUT/report.json."""
-    sys.exit(validate_node.main(list(args)))
