@@ -267,3 +267,9 @@ def test_each_unsupported_description_is_named(
 
     assert [p.pointer for p in problems] == [pointer]
     assert problems[0].reason.startswith(reason)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(tmp_path: Path) -> None:
+    fields = [{"name": "version", "type": "integer"}, {"name": "name"}]
+    rows, found = table(tmp_path, "\ufeffversion,name\n1,a\n", fields)
+    assert (rows, found) == (1, [])

@@ -321,7 +321,9 @@ def check_csv(path: Path, table: Table) -> tuple[int, list[Error]]:
     rows = 0
     row = 1
     try:
-        with path.open(newline="", encoding=table.encoding) as handle:
+        # A UTF-8 file may begin with a byte order mark (Excel writes one): not the header's.
+        utf8 = codecs.lookup(table.encoding).name == "utf-8"
+        with path.open(newline="", encoding="utf-8-sig" if utf8 else table.encoding) as handle:
             reader = csv.reader(
                 handle, delimiter=table.delimiter, quotechar=table.quote_char, strict=True
             )
