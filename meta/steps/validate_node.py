@@ -98,6 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         output = Path(_environ("META_OUTPUT"))
         output.mkdir(parents=True, exist_ok=True)
         (output / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        result = os.environ.get("META_RESULT")
+        if result:
+            # The verdict as the unit's result: `meta run` shows the flow's (the whole
+            # document's, at a walk's root or a gather), and templates may read it.
+            totals = report["subtree"]
+            verdict = {"valid": totals["invalid"] == 0, **totals}
+            Path(result).write_text(json.dumps(verdict) + "\n", encoding="utf-8")
     except StepMisused as exc:
         print(f"validate-node: {exc}", file=sys.stderr)
         return 2

@@ -318,3 +318,14 @@ def test_it_runs_as_a_process(step: Step) -> None:
     assert result.stdout == "team /: invalid (1 error)\n"
     report = json.loads((step.output / "report.json").read_text())
     assert report["errors"] == [{"pointer": "", "message": "'members' is a required property"}]
+
+
+def test_its_result_is_the_verdict_of_what_it_counted(
+    step: Step, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = step.root / "result.json"
+    monkeypatch.setenv("META_RESULT", str(result))
+    step.producer("child", nodes=3, invalid=1)
+    step.input({"name": "tt", "members": []})
+    step.run("--pointer", "/$defs/team")
+    assert json.loads(result.read_text()) == {"valid": False, "nodes": 4, "invalid": 1}
