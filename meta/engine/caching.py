@@ -187,7 +187,7 @@ class Caching:
                     continue
                 root = _definition(child.flow.root)
                 given = {
-                    key: self._path_digest(str(spec.path))
+                    key: self._input_digest(str(spec.path))
                     for key, spec in child.inputs.items()
                     if isinstance(spec, FileInput)
                 }
@@ -355,6 +355,13 @@ class Caching:
                 elif stat.S_ISREG(status.st_mode):
                     listed.append((os.path.relpath(inside, path), self._file_digest(inside)))
         return _digest(listed)
+
+    def _input_digest(self, path: str) -> str | None:
+        try:
+            return self._path_digest(path)
+        except (OSError, ValueError) as exc:
+            # The run reads it too, and says why it cannot: the key only has to differ.
+            return f"unreadable: {exc}"
 
     def _too_large(self, folder: str) -> None:
         if folder not in self._large:
