@@ -209,6 +209,8 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
         file, hash_, inside = args.entry_of.rpartition("#")
         holder = _read(args.schema.parent / file, "schema") if hash_ else document
         container = _at(holder, inside, args.schema)
+        if container is _ABSENT:
+            raise StepMisused(f"nothing at {args.entry_of} in the schema file {args.schema}")
         selected = [file + hash_ + where for where in selected_by(container, inside, key)]
         check = _checker(args.schema, document, selected, root, every=True)
     else:

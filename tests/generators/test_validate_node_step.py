@@ -329,3 +329,11 @@ def test_its_result_is_the_verdict_of_what_it_counted(
     step.input({"name": "tt", "members": []})
     step.run("--pointer", "/$defs/team")
     assert json.loads(result.read_text()) == {"valid": False, "nodes": 4, "invalid": 1}
+
+
+def test_an_entry_of_nothing_is_a_misuse(step: Step, capsys: pytest.CaptureFixture[str]) -> None:
+    step.input({})
+    assert main(["--schema", "team.schema.json", "--entry-of", "/nowhere", "--path", "/m/k"]) == 2
+    assert capsys.readouterr().err == (
+        "validate-node: nothing at /nowhere in the schema file team.schema.json\n"
+    )
