@@ -246,12 +246,14 @@ def _cases(schema: Schema, found: Structure) -> list[Case]:
     per children field; per field too when a map's entries are of types their keys select (a
     node's type is then where it is, not what it holds)."""
     keyed = any(len(m.nodes) > 1 for m in found.maps if m.field in found.places)
-    if len(found.roots) == 1 and not keyed:
+    if len(found.roots) == 1:
         hierarchy = _hierarchy(found)
         if len(hierarchy.types) == 1:
             (where,) = hierarchy.types
             return [Case("", flows.type_name(schema, where), [where], where)]
-        tests = distinguish(schema, hierarchy)
+        # Where the types are told by the data they hold, only a constant the type requires
+        # (a `kind`) tells a keyed map's entries as their keys do.
+        tests = _by_discriminator(schema, hierarchy) if keyed else distinguish(schema, hierarchy)
         if tests is not None:
             return [
                 Case(tests[where], flows.type_name(schema, where), [where], where)

@@ -394,3 +394,41 @@ def test_a_value_like_a_template_in_a_case_is_compared_as_written(tmp_path: Path
     assert ran.returncode == 0, ran.stdout + ran.stderr
     reports = [json.loads(p.read_text()) for p in (tmp_path / "run").rglob("report.json")]
     assert [e for report in reports if "unit" in report for e in report["errors"]] == []
+
+
+def test_types_a_constant_tells_apart_keep_their_cases_under_a_keyed_map(
+    schemas: Schemas,
+) -> None:
+    """A map whose patterns select different types walks per field, unless a constant each type
+    requires (a `kind`) tells them apart: then each type keeps its case (and its run)."""
+
+    def kind(value: str, field: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["kind", field],
+            "properties": {"kind": {"const": value}, field: {}, "kids": {"$ref": "#/$defs/Kids"}},
+            "x-meta": {"run": {"command": ["echo", value]}},
+        }
+
+    document = schema(
+        type="object",
+        required=["kind"],
+        properties={"kind": {"const": "root"}, "kids": {"$ref": "#/$defs/Kids"}},
+        **{
+            "$defs": {
+                "Kids": {
+                    "type": "object",
+                    "patternProperties": {"^a": {"$ref": "#/$defs/A"}, "^b": {"$ref": "#/$defs/B"}},
+                    "additionalProperties": False,
+                },
+                "A": kind("a", "x"),
+                "B": kind("b", "y"),
+            }
+        },
+    )
+    cases = visit_cases(schemas.flow(document, generator="tree"))
+    assert [when for when, _ in cases] == [
+        "node.kind == 'root'",
+        "node.kind == 'a'",
+        "node.kind == 'b'",
+    ]
