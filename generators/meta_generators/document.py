@@ -194,10 +194,10 @@ def _entries(
     run = _entry_run(schema, found, used, flows.ITERATING)
     if run is None:
         # An entry is held to every schema its key selects (a `properties` entry, each pattern
-        # it matches, else additionalProperties), as jsonschema holds it: the step reads them
-        # from the map's schema by the entry's key (the end of its path).
+        # it matches, else additionalProperties), as jsonschema holds it: the step checks it as
+        # that entry of the map, keyed by the end of its path.
         extra = [
-            flows.option("entry-of", schema.deref(found.at) or found.at),
+            flows.option("entry-of", found.at),
             flows.option("type", found.field),
             flows.option("path", "{{ path }}", template=True),
             "--no-subtree",

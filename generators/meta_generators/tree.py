@@ -69,9 +69,10 @@ class Case:
     name: str
     checks: list[str]
     owner: str | None
-    entry_of: str | None = None
-    """The schema of the one map whose entries the case's nodes are: they are held to what
-    their key selects there, not to one of `checks`."""
+    entry_of: tuple[str, ...] = ()
+    """The schemas of the maps whose entries the case's nodes are (the property of each type
+    declaring one): they are checked as entries of one of them, held to what their key selects
+    there, not to one of `checks`."""
 
 
 class TreeGenerator:
@@ -129,8 +130,8 @@ def walk_section(
             if len(case.checks) > 1 or case.owner is None:
                 extra.insert(0, flows.option("type", name))
             checks = case.checks
-            if case.entry_of is not None and len(checks) > 1:
-                extra.insert(0, flows.option("entry-of", case.entry_of))
+            if case.entry_of:
+                extra[:0] = [flows.option("entry-of", at) for at in case.entry_of]
                 checks = []
             run = flows.validator_run(description, checks, extra)
         units.append(run.step(name))
@@ -288,8 +289,8 @@ def _cases_by_field(schema: Schema, found: Structure) -> list[Case]:
         label = flows.type_name(schema, owner) if owner is not None else name
         if owner is None:
             _no_runs(schema, name, targets)
-        holders = {schema.deref(m.at) or m.at for m in found.maps if m.field == name and m.nodes}
-        entry_of = holders.pop() if len(holders) == 1 and _shapes(places) == {"map"} else None
+        holders = [m.at for m in found.maps if m.field == name and m.nodes]
+        entry_of = tuple(dict.fromkeys(holders)) if _shapes(places) == {"map"} else ()
         cases.append(Case(_field_test(name, places), label, checks, owner, entry_of))
     return cases
 

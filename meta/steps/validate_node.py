@@ -14,8 +14,9 @@ to files under its folder (or under --schema-root, a folder above it) and to the
 metaschemas, never over the network. A --pointer is a JSON pointer into the schema or
 `OTHER.json#/pointer` into another file (relative to the schema); given several, the node may
 be of any of those types (the report gives the errors of the closest). With --entry-of P the
-node is an entry, keyed by the last name of --path, of the object whose schema is at P: it is
-held to every schema its key selects there (as jsonschema holds it), not to one of --pointer.
+node is an entry, keyed by the last name of --path, of an object whose schema is at P: it is
+checked as that entry of such an object, so held to every schema its key selects there, as
+jsonschema holds it (repeated: the object may be any of those, the closest counts).
 
 --children and --entries name the fields a tree walk strips from its nodes: a field holding one
 node or an array of them, and a map of nodes keyed by name. Their elements are other units'
@@ -132,9 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--entry-of",
-        help="the JSON pointer of an object's schema the node is an entry of, keyed by the last "
-        "name of --path: the node is held to every schema its key selects there (instead of "
-        "one of --pointer)",
+        action="append",
+        help="the JSON pointer of the schema of an object the node is an entry of, keyed by the "
+        "last name of --path: the node is checked as that entry of such an object, held to "
+        "every schema its key selects (repeat: the object may be any of these; instead of "
+        "--pointer)",
     )
     parser.add_argument("--type", dest="type_name", help="the type's name in the report")
     parser.add_argument(
@@ -204,15 +207,9 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     root = args.schema_root
     if root is not None and not args.schema.resolve().is_relative_to(root.resolve()):
         raise StepMisused(f"the schema file {args.schema} is not under --schema-root {root}")
-    if args.entry_of is not None:
-        key = unescape(args.path.rsplit("/", 1)[-1])
-        file, hash_, inside = args.entry_of.rpartition("#")
-        holder = _read(args.schema.parent / file, "schema") if hash_ else document
-        container = _at(holder, inside, args.schema)
-        if container is _ABSENT:
-            raise StepMisused(f"nothing at {args.entry_of} in the schema file {args.schema}")
-        selected = [file + hash_ + where for where in selected_by(container, inside, key)]
-        check = _checker(args.schema, document, selected, root, every=True)
+    if args.entry_of:
+        key = unescape((args.at if args.data is not None else args.path).rsplit("/", 1)[-1])
+        check = _checker(args.schema, document, args.entry_of, root, entry=key)
     else:
         check = _checker(args.schema, document, places, root)
     children = frozenset(args.children) | frozenset(args.entries)
@@ -606,49 +603,20 @@ def _reference(base: str, where: str) -> str:
     return f"{base}#{quote(where, safe=POINTER_SAFE)}"
 
 
-def selected_by(container: Any, where: str, key: str) -> list[str]:
-    """The pointers of the schemas an entry keyed `key` of an object is held to, by the
-    object's schema (at `where`): its `properties` entry, each `patternProperties` whose
-    pattern `key` matches (searched, as jsonschema does), else `additionalProperties`; [] when
-    none (the object's own check reports a key it does not allow)."""
-    if not isinstance(container, dict):
-        return []
-    found = []
-    properties = container.get("properties")
-    if isinstance(properties, dict) and key in properties:
-        found.append(where + pointer(["properties", key]))
-    patterns = container.get("patternProperties")
-    matched = False
-    if isinstance(patterns, dict):
-        for pattern in patterns:
-            try:
-                hit = re.search(pattern, key) is not None
-            except re.error:
-                raise StepMisused(
-                    f"the pattern {pattern!r} at {where}/patternProperties is not one Python's "
-                    "re reads"
-                ) from None
-            if hit:
-                matched = True
-                found.append(where + pointer(["patternProperties", pattern]))
-    more = container.get("additionalProperties")
-    if not found and not matched and isinstance(more, dict):
-        found.append(where + pointer(["additionalProperties"]))
-    return found
-
-
 def _checker(
     schema_file: Path,
     document: Any,
     places: Sequence[str],
     root: Path | None = None,
     *,
-    every: bool = False,
+    entry: str | None = None,
 ) -> Any:
     """A function (node, children, path, roles) -> errors, for the type at `places` in the schema:
-    the errors of the first place the node satisfies (none), else of the place with fewest;
-    with `every`, those of all places at once (no place: none). The node is checked by
-    jsonschema's validator for the schema's own draft."""
+    the errors of the first place the node satisfies (none), else of the place with fewest.
+    With `entry`, the places are schemas of objects the node is the entry `entry` of: it is
+    checked inside `{entry: node}`, and the errors inside the entry are its own (the object's
+    others, a key it refuses or one it lacks, are the object's, reported where it is checked).
+    The node is checked by jsonschema's validator for the schema's own draft."""
     dialect = dialect_of(document)
     if dialect is None:
         declared = document.get("$schema") if isinstance(document, dict) else None
@@ -723,11 +691,8 @@ def _checker(
 
     guarded = {keyword: own_only(keyword, check) for keyword, check in {**own, **overrides}.items()}
     checker_class = validators.extend(dialect.validator, guarded)  # type: ignore[no-untyped-call]
-    checkers = (
-        [checker_class({"allOf": [{"$ref": r} for r in references]}, registry=registry)]
-        if every
-        else [checker_class({"$ref": reference}, registry=registry) for reference in references]
-    )
+    checkers = [checker_class({"$ref": reference}, registry=registry) for reference in references]
+    skip = 0 if entry is None else 1
 
     def errors_of(checker: Any, node: Any) -> list[ValidationError]:
         try:
@@ -756,16 +721,24 @@ def _checker(
         node: Any, children: frozenset[str], path: str, others: Roles
     ) -> Iterator[dict[str, str]]:
         top[0], hidden[0], roles[0] = node, children, others
+        instance = node if entry is None else {entry: node}
         best: list[ValidationError] | None = None
+        fewest = (0, 0)
         for checker in checkers:
-            found = errors_of(checker, node)
-            if best is None or len(found) < len(best):
-                best = found
-            if not found:
+            found = [deepest(error) for error in errors_of(checker, instance)]
+            refused = 0
+            if entry is not None:
+                # Of several objects the entry may be in, the closest is one whose own
+                # keywords take the entry's key (its other errors are the object's).
+                inside = [error for error in found if list(error.absolute_path)[:1] == [entry]]
+                refused, found = len(found) - len(inside), inside
+            if best is None or (refused, len(found)) < fewest:
+                best, fewest = found, (refused, len(found))
+            if fewest == (0, 0):
                 break
-        faults = (deepest(error) for error in best or [])
-        for error in sorted(faults, key=lambda e: (pointer(list(e.absolute_path)), e.message)):
-            yield {"pointer": path + pointer(list(error.absolute_path)), "message": message(error)}
+        for error in sorted(best or [], key=lambda e: (pointer(list(e.absolute_path)), e.message)):
+            place = list(error.absolute_path)[skip:]
+            yield {"pointer": path + pointer(place), "message": message(error)}
 
     return check
 

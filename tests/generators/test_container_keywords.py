@@ -174,6 +174,61 @@ def test_a_walked_entry_is_held_to_every_schema_its_key_selects(tmp_path: Path) 
     assert found == wanted
 
 
+def test_an_entry_is_held_to_the_patterns_its_map_gets_through_all_of_and_refs(
+    tmp_path: Path,
+) -> None:
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "required": ["kids"],
+        "properties": {"kids": {"$ref": "#/definitions/Kids2"}},
+        "definitions": {
+            "Kids2": {
+                "allOf": [{"$ref": "#/definitions/Kids"}],
+                "type": "object",
+                "patternProperties": {"^z": {"type": "array"}},
+            },
+            "Kids": {
+                "type": "object",
+                "patternProperties": {
+                    "^a": {"$ref": "#/definitions/A"},
+                    "b$": {"$ref": "#/definitions/B"},
+                },
+            },
+            "A": KEYED["$defs"]["A"],
+            "B": KEYED["$defs"]["B"],
+        },
+    }
+    data = {"kids": {"ab": {"x": "s"}, "a1": {"x": "s"}, "zb": [1], "zz": [2]}}
+    found, wanted = verdicts(tmp_path, schema, data)
+    assert wanted == Counter({"/kids/ab": 1, "/kids/zb": 1})
+    assert found == wanted
+
+
+def test_an_entry_of_a_field_two_maps_share_is_held_to_the_map_that_takes_its_key(
+    tmp_path: Path,
+) -> None:
+    kids = {"$ref": "#/$defs/Kids"}
+    schema = json.loads(json.dumps(KEYED))
+    schema["$defs"]["Kids"] = schema["properties"]["m"]
+    schema["properties"] = {"kids": kids, "q": {"$ref": "#/$defs/Q"}}
+    schema["$defs"]["Q"] = {
+        "type": "object",
+        "properties": {"kids": {"type": "object", "additionalProperties": {"$ref": "#/$defs/C"}}},
+    }
+    schema["$defs"]["C"] = {
+        "type": "object",
+        "properties": {"z": {"type": "string"}, "kids": kids},
+        "required": ["z"],
+    }
+    for name in ("A", "B"):
+        schema["$defs"][name]["properties"]["kids"] = kids
+    data = {"kids": {"ab": {"x": "s"}, "a1": {"x": "s"}}, "q": {"kids": {"c1": {"x": "s"}}}}
+    found, wanted = verdicts(tmp_path, schema, data)
+    assert wanted == Counter({"/kids/ab": 1, "/q/kids/c1": 1})
+    assert found == wanted
+
+
 PATHS = {
     "$schema": DRAFT,
     "type": "object",
