@@ -26,9 +26,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import stat
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,7 @@ class Caching:
         flows = self._referenced(section, frame.plan, places)
         inputs = frame.variables["inputs"]
         strings = [*_strings(definition), *_strings(inputs), *_strings(visit.context.input)]
+        strings = _with_flow_dir(strings, frame.directory)
         return _digest(
             {
                 "format": KEY_FORMAT,
@@ -170,33 +172,34 @@ class Caching:
             }
         )
 
-    def _referenced(self, section: Section, plan: Plan, places: _Places) -> dict[str, Any]:
-        """What decides the flows a section references, by file: the flow itself, the content
-        of its file inputs and of the files its units name (beside it), and so on for the
-        flows it references in turn."""
-        found: dict[str, Any] = {}
+    def _referenced(self, section: Section, plan: Plan, places: _Places) -> list[Any]:
+        """What decides the flows a section references, reference by reference (one flow
+        referenced twice may be given other inputs): the flow itself, the content of its file
+        inputs and of the files its units name (beside it), and so on for the flows it
+        references in turn."""
+        found: list[Any] = []
         pending: list[tuple[Unit, Plan]] = [(section, plan)]
         while pending:
-            current, owner = pending.pop()
+            current, owner = pending.pop(0)
             for unit in walk_units(current):
                 if not isinstance(unit, FlowRef):
                     continue
                 child = owner.subplan(unit)
-                name = places.of(str(unit.path))
-                if name in found:
-                    continue
-                root = _definition(child.flow.root)
                 given = {
                     key: self._input_digest(str(spec.path))
                     for key, spec in child.inputs.items()
                     if isinstance(spec, FileInput)
                 }
                 directory = str(child.flow.source.parent)
-                found[name] = {
-                    "flow": self._flow_digest(unit.path, plan.flow.embedded),
-                    "inputs": given,
-                    "files": self._named_files(list(_strings(root)), directory, places),
-                }
+                named = _with_flow_dir(_strings(_definition(child.flow.root)), directory)
+                found.append(
+                    {
+                        "path": places.of(str(unit.path)),
+                        "flow": self._flow_digest(unit.path, plan.flow.embedded),
+                        "inputs": given,
+                        "files": self._named_files(named, directory, places),
+                    }
+                )
                 pending.append((child.flow.root, child))
         return found
 
@@ -435,6 +438,17 @@ def _strings(value: Any) -> Iterator[str]:
             pending.extend(current.values())
         elif isinstance(current, list | tuple):
             pending.extend(current)
+
+
+FLOW_DIR = re.compile(r"\{\{-?\s*flow\.dir\s*-?\}\}")
+"""`{{ flow.dir }}` in a template: what a section's units name through it is a file beside the
+flow (a section's key reads its units as written, not rendered)."""
+
+
+def _with_flow_dir(strings: Iterable[str], directory: str) -> list[str]:
+    """`strings` with each `{{ flow.dir }}` in them read as `directory`, so that the files they
+    name through it count."""
+    return [FLOW_DIR.sub(lambda _: directory, text) if "flow" in text else text for text in strings]
 
 
 def _definition(value: Any) -> Any:

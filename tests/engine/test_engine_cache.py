@@ -374,6 +374,44 @@ def test_a_cached_section_misses_when_what_a_referenced_flow_reads_changes(
         assert driver.start_ids() == everything
 
 
+def test_a_cached_section_misses_when_the_input_of_a_second_reference_changes(
+    tmp_path: Path,
+) -> None:
+    """One flow referenced twice, the second given another file: an edit of that file counts."""
+    runs = Runs(tmp_path)
+    lib = tmp_path / "flow" / "lib"
+    write_flow(
+        lib, step("s", "cat", "{{ inputs.data }}"), name="child", filename="child.flow.yaml",
+        inputs={"data": {"path": "data.txt"}}, files={"data.txt": "one"},
+    )  # fmt: skip
+    other = tmp_path / "outside.txt"  # outside the flow's folder: named by the flowRef alone
+    other.write_text("two")
+    given = {"data": {"path": str(other)}}
+    refs = [
+        {"name": "c1", "flowRef": {"path": "lib/child.flow.yaml"}},
+        {"name": "c2", "flowRef": {"path": "lib/child.flow.yaml", "inputs": given}},
+    ]
+    top = section("top", "sequence", units=refs, cache=True)
+    runs.go(plan_of(tmp_path / "flow", top))
+    assert runs.go(plan_of(tmp_path / "flow", top))[0].start_ids() == []
+    other.write_text("three")
+    assert runs.go(plan_of(tmp_path / "flow", top))[0].start_ids() == ["t/top/c1/s", "t/top/c2/s"]
+
+
+def test_a_cached_section_misses_when_a_file_named_through_flow_dir_changes(
+    tmp_path: Path,
+) -> None:
+    runs = Runs(tmp_path)
+    top = section("top", "sequence", units=[step("s", "sh", "{{ flow.dir }}/t.sh")], cache=True)
+    (tmp_path / "flow").mkdir()
+    script = tmp_path / "flow" / "t.sh"
+    script.write_text("echo 1\n")
+    runs.go(plan_of(tmp_path / "flow", top))
+    assert runs.go(plan_of(tmp_path / "flow", top))[0].start_ids() == []
+    script.write_text("echo 2\n")
+    assert runs.go(plan_of(tmp_path / "flow", top))[0].start_ids() == ["t/top/s"]
+
+
 def test_a_cached_section_misses_when_an_upstream_result_changes(tmp_path: Path) -> None:
     """A section's templates read its upstream's results, which no output digest holds."""
     runs = Runs(tmp_path)
