@@ -106,10 +106,20 @@ def _contained() -> Iterator[None]:
     folder = os.getcwd()
     mask = os.umask(0o022)
     os.umask(mask)
+    sys.stdout.flush()
+    # The descriptor too: `os.system("echo")` and a subprocess write to descriptor 1.
+    try:
+        saved: int | None = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:
+        saved = None
     try:
         with contextlib.redirect_stdout(sys.stderr):
             yield
     finally:
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
         os.chdir(folder)
         os.umask(mask)
 

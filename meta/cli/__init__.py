@@ -11,8 +11,13 @@ and `meta --version` loads none of them.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
+import os
+import sys
 from importlib import import_module
+from typing import Any, NoReturn
 
 import click
 
@@ -46,7 +51,30 @@ SESSIONS = frozenset({"run", "resume"})
 takes them first in the `meta` command's process, and the others get the defaults back)."""
 
 
+UNWRITABLE = frozenset({errno.ENOSPC, errno.EPIPE, errno.EFBIG, errno.EDQUOT, errno.EIO})
+"""Why what a command prints may not be written where its output goes."""
+
+
+def cannot_write(exc: OSError) -> NoReturn:
+    """Say once that the output could not be written (`> /dev/full`, a reader gone: `| head`),
+    drop what is left of it (not tried again as the process ends), and exit 1."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if not isinstance(exc, BrokenPipeError):
+        click.echo(f"error: cannot write: {exc.strerror or exc}", err=True)
+    sys.exit(1)
+
+
 class LazyGroup(click.Group):
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, **kwargs)
+        except OSError as exc:
+            # Help and the version, printed by click itself, outside any command.
+            if exc.errno not in UNWRITABLE:
+                raise
+            cannot_write(exc)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 

@@ -3,10 +3,7 @@ the `-o` and `--cache-dir` options, how a time span is shown."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -15,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from meta.cli import UNWRITABLE, cannot_write
 from meta.errors import Fault, MetaError, UserError
 from meta.flow.files import display_path
 from meta.local.report import write_text
@@ -30,8 +28,6 @@ class Place(click.Path):
         return super().convert(value, param, ctx)
 
 
-UNWRITABLE = frozenset({errno.ENOSPC, errno.EPIPE, errno.EFBIG, errno.EDQUOT, errno.EIO})
-"""Why what a command prints may not be written where its output goes."""
 EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -65,20 +61,9 @@ def user_errors(command: F) -> F:
         except OSError as exc:
             if exc.errno not in UNWRITABLE:
                 raise
-            # What the command prints could not be written (`> /dev/full`, a reader gone:
-            # `| head -1`): said once, and what is left unwritten is dropped, not tried again
-            # as the process ends.
-            _drop_stdout()
-            if not isinstance(exc, BrokenPipeError):
-                click.echo(f"error: cannot write: {exc.strerror or exc}", err=True)
-            sys.exit(EXIT_FAILED)
+            cannot_write(exc)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _drop_stdout() -> None:
-    with contextlib.suppress(OSError, ValueError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def write_output(output: Path, text: str) -> None:

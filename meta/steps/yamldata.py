@@ -85,6 +85,7 @@ class UniqueKeysLoader(yaml.SafeLoader):
     )
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        _one_merge(node)
         seen: set[Any] = set()
         for key_node, _ in node.value:
             if key_node.tag == MERGE_TAG:
@@ -100,6 +101,16 @@ class UniqueKeysLoader(yaml.SafeLoader):
                     None, None, f"the key {key!r} appears twice", key_node.start_mark
                 )
         return super().construct_mapping(node, deep)
+
+
+def _one_merge(node: yaml.MappingNode) -> None:
+    """A mapping merges once (`<<: [*a, *b]` merges several): a second `<<` is a key written
+    twice, which would otherwise be dropped without a word."""
+    merges = [key_node for key_node, _ in node.value if key_node.tag == MERGE_TAG]
+    if len(merges) > 1:
+        raise yaml.constructor.ConstructorError(
+            None, None, "the key '<<' appears twice", merges[1].start_mark
+        )
 
 
 # The integer resolver first: `[-+]?[0-9]+` would be a float too.
@@ -123,6 +134,7 @@ class JsonYamlLoader(UniqueKeysLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         # Written twice is a fault among the mapping's own keys; a key merged in (`<<: *base`)
         # is one its own may override, as YAML's merge says.
+        _one_merge(node)
         own = {id(key_node) for key_node, _ in node.value if key_node.tag != MERGE_TAG}
         self.flatten_mapping(node)
         mapping: dict[str, Any] = {}

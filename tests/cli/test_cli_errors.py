@@ -733,11 +733,13 @@ def test_output_that_cannot_be_written_is_one_line_not_a_traceback(
     write_flow: Callable[..., Path], tmp_path: Path
 ) -> None:
     flow = write_flow("flow.yaml", f"root: {MARK}")
-    with open("/dev/full", "w") as full:
-        done = subprocess.run(
-            [str(META), "plan", str(flow)], stdout=full, stderr=subprocess.PIPE, text=True
-        )
-    assert (done.returncode, done.stderr) == (1, "error: cannot write: No space left on device\n")
+    for args in (["plan", str(flow)], ["--help"], ["--version"], ["generate", "--help"]):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [str(META), *args], stdout=full, stderr=subprocess.PIPE, text=True
+            )
+        said = (done.returncode, done.stderr)
+        assert said == (1, "error: cannot write: No space left on device\n"), args
     reader = subprocess.Popen(
         [str(META), "plan", str(flow)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

@@ -5,12 +5,13 @@ per fault and exit 2."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Result
+from tests.cli.conftest import META, Result
 
 pytestmark = pytest.mark.e2e
 
@@ -208,3 +209,25 @@ def test_a_template_failing_at_run_time_names_the_line_of_its_step(
     assert result.code == 2
     (line,) = result.fault_lines()
     assert line.startswith("late.py:6: /spec/root/visit/run/command/1: undefined template")
+
+
+def test_what_a_flow_module_prints_goes_to_stderr_not_into_the_graph(tmp_path: Path) -> None:
+    module = tmp_path / "noisy.py"
+    module.write_text(
+        "import os, subprocess\n"
+        "import meta.builder as mb\n"
+        "os.system('echo from-system')\n"
+        "subprocess.run(['echo', 'from-subprocess'])\n"
+        "os.write(1, b'from-descriptor\\n')\n"
+        "print('from-print')\n"
+        "flow = mb.flow('f', mb.step('a', ['true']))\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [str(META), "graph", str(module), "--format", "mermaid"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("flowchart TD\n"), done.stdout
+    for said in ("from-system", "from-subprocess", "from-descriptor", "from-print"):
+        assert said in done.stderr and said not in done.stdout

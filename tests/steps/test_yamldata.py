@@ -52,7 +52,14 @@ updates:
     assert parse_yaml(flow, "f.yaml")["units"][1] == {"name": "b", "retries": 1}
 
 
-@pytest.mark.parametrize("text", ["a: 1\na: 2\n", "x: &d {a: 1}\ny:\n  <<: *d\n  b: 3\n  b: 4\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 1\na: 2\n",
+        "x: &d {a: 1}\ny:\n  <<: *d\n  b: 3\n  b: 4\n",
+        "a: &a {x: 1}\nb: &b {x: 2}\nc: {<<: *a, <<: *b}\n",
+    ],
+)
 def test_a_key_the_mapping_writes_twice_is_still_refused(text: str) -> None:
     with pytest.raises(UserError, match="appears twice"):
         parse_yaml_data(text, "d.yaml")
