@@ -26,7 +26,7 @@ def step_task(visit: Visit, step: Step) -> StepTask:
             for k, v in run.env.items()
         }
         image = None if run.image is None else visit.render(run.image, origin, "run", "image")
-        _no_nul(visit, step, command, env)
+        _runnable(visit, step, command, env)
     else:
         command, env, image = run.command, run.env, run.image
     value = context.input
@@ -49,11 +49,15 @@ def step_task(visit: Visit, step: Step) -> StepTask:
     )
 
 
-def _no_nul(
+def _runnable(
     visit: Visit, step: Step, command: tuple[str, ...], env: Mapping[str, EnvValue]
 ) -> None:
-    """A rendered argument or variable holding a NUL character (a result's "a\u0000b") is a
-    fault of the template: no program can be given it, and retrying cannot change that."""
+    """A rendered program that is empty, or an argument or variable holding a NUL character (a
+    result's "a\u0000b"), is a fault of the template: no program can be started so, and
+    retrying cannot change that."""
+    if not command[0]:
+        where = step.origin.at("run", "command", 0)
+        raise TemplateFault(located(where, visit.context, "the program to run renders empty"))
     places: list[tuple[str, str | int, str]] = [("command", i, a) for i, a in enumerate(command)]
     places += [("env", k, v) for k, v in env.items() if isinstance(v, str)]
     for field, key, value in places:

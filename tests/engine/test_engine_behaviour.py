@@ -413,6 +413,23 @@ def test_a_rendered_nul_is_a_fault_not_a_start_that_fails(tmp_path: Path, field:
     assert driver.start_ids() == ["t/s/a"]
 
 
+def test_a_program_rendering_empty_is_a_fault_not_a_start_that_fails(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        step("use", "{{ inputs.program }}", "x"),
+        inputs={"program": {"value": ""}},
+    )
+    driver = FakeDriver()
+    with pytest.raises(TemplateFault) as fault:
+        run(plan, driver)
+    (only,) = fault.value.faults
+    assert (only.pointer, only.reason) == (
+        "/spec/root/run/command/0",
+        "the program to run renders empty",
+    )
+    assert driver.start_ids() == []
+
+
 def test_a_template_failing_on_the_data_is_a_user_error_naming_the_node(tmp_path: Path) -> None:
     visit = step("v", "v", "{{ item.size }}")
     plan = plan_of(
