@@ -319,7 +319,8 @@ class LocalDriver:
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
                 return Exit(code, f"cannot start {task.command[0]!r}: {exc.strerror}")
             except ValueError:
-                # A rendered argument or variable holding a NUL byte, which execve cannot pass.
+                # A secret's value holding a NUL byte, which execve cannot pass (a rendered
+                # argument or variable holding one is a template fault before the start).
                 return Exit(126, f"cannot start {task.command[0]!r}: a NUL byte in its command")
             finally:
                 os.close(stderr)
