@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from meta.steps.yamlnodes import node_fault
+from meta.steps.yamlnodes import MERGE_TAG, node_fault
 
 MAX_YAML_CHARACTERS = 16 << 20
 """The largest YAML document read (a flow, a description): YAML costs far more than its size."""
@@ -34,8 +34,6 @@ CORE_FLOAT = re.compile(
 CORE_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 """A boolean as YAML 1.2's core schema writes it: `yes`, `no`, `on` and `off` are strings (YAML
 1.1 reads them as booleans, so a key `on:` of a CI workflow would be `true`)."""
-MERGE_TAG = "tag:yaml.org,2002:merge"
-"""The tag of a merge key, `<<`."""
 INT_FIRST = list("-+0123456789")
 FLOAT_FIRST = list("-+.0123456789")
 

@@ -33,7 +33,9 @@ _NOT_JSON = {
     _TAG + "pairs": "a list of pairs (!!pairs) is not a JSON value",
 }
 _NON_FINITE = frozenset({".nan", ".inf", "+.inf", "-.inf"})
-_KEY_TAGS = frozenset({_TAG + "str", _TAG + "merge"})
+MERGE_TAG = _TAG + "merge"
+"""The tag of a merge key, `<<`."""
+_KEY_TAGS = frozenset({_TAG + "str", MERGE_TAG})
 
 
 @dataclass(frozen=True)
