@@ -7,7 +7,9 @@ A dependency is a unit or its name. A `finally` is written `finally_` (a Python 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from pathlib import PurePath
 from typing import Any, TypedDict, Unpack
 
@@ -38,8 +40,6 @@ from meta.builder.parts import (
 )
 
 Dependencies = Sequence[Unit | str] | Unit | str
-STEP_FIELDS = ("image", "env", "resources", "retries", "timeout_seconds", "cache")
-"""The keywords of `step` besides the options of every unit."""
 
 
 class UnitOptions(TypedDict, total=False):
@@ -59,9 +59,18 @@ class SectionOptions(UnitOptions, total=False):
     cache: Cache
 
 
+@cache
+def _own_keywords(function: Callable[..., Any]) -> tuple[str, ...]:
+    """The keyword-only parameters of one of these functions, besides its `**options` (read
+    once per function)."""
+    parameters = inspect.signature(function).parameters.values()
+    return tuple(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
 def _known(function: str, options: Mapping[str, Any], allowed: Any, *also: str) -> None:
     """Refuse what `options` holds beyond the keys of the TypedDict `allowed` (a misspelt
-    `dependson=` would be dropped without a word, and the flow built without it)."""
+    `dependson=` would be dropped without a word, and the flow built without it); `also`, the
+    function's other keywords, are named in the hint too."""
     known = [*allowed.__required_keys__, *allowed.__optional_keys__]
     for key in options:
         if key not in known:
@@ -91,7 +100,7 @@ def step(
 ) -> Step:
     """One program (an argv list, never a shell string): a process locally, a container in a
     pod. `resources` is `{"requests": {...}, "limits": {...}}` in Kubernetes quantities."""
-    _known("step", options, UnitOptions, *STEP_FIELDS)
+    _known("step", options, UnitOptions, *_own_keywords(step))
     return Step(
         name=name,
         command=tuple(command) if isinstance(command, list | tuple) else command,
@@ -242,7 +251,7 @@ def flow_ref(
     **options: Unpack[UnitOptions],
 ) -> FlowRef:
     """Another flow file (YAML, relative to this flow's file) used as a unit."""
-    _known("flow_ref", options, UnitOptions, "inputs")
+    _known("flow_ref", options, UnitOptions, *_own_keywords(flow_ref))
     return FlowRef(
         name=name,
         path=path,
@@ -261,7 +270,7 @@ def generate(
     **options: Unpack[UnitOptions],
 ) -> Generate:
     """Run the generators at run time on `description` (and `data`), then the flow they make."""
-    _known("generate", options, UnitOptions, "data", "generator")
+    _known("generate", options, UnitOptions, *_own_keywords(generate))
     return Generate(
         name=name,
         description=description,
