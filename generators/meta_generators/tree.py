@@ -107,7 +107,15 @@ def walk_section(
     pattern = schema.root_meta.get("pattern", "dfs")
     found = analyse(schema, leave)
     order = schema.root_meta.get("order", "post")
-    cases = _cases(schema, found)
+    typed = _typed_cases(schema, found)
+    validates = not any(isinstance(schema.x_meta.get(t, {}).get("run"), dict) for t in found.types)
+    if validates:
+        # Each node checked against the schema of its place, as jsonschema checks it: a node
+        # whose `kind` is missing, unknown or another type's is reported where it is.
+        by_field = _cases_by_field(schema, found)
+        cases = typed if typed is not None and _one_schema(schema, by_field) else by_field
+    else:
+        cases = typed or _cases_by_field(schema, found)
     names = flows.unique_names(flows.unit_slug(case.name, "node") for case in cases)
     used: set[tuple[str, str]] = set()
     units: list[mb.Step] = []
@@ -148,6 +156,9 @@ def walk_section(
         children=[name for name in found.fields if name not in maps] or None,
         entries=maps or None,
         order=order,
+        # A validator reports data that is not a tree of its types; a flow running the
+        # types' own steps stops on it, naming the place.
+        misfits="keep" if validates else None,
         visit=visit,
         **flows.frame(schema),
     )
@@ -242,25 +253,33 @@ def analyse(schema: Schema, leave: frozenset[str] = frozenset()) -> Structure:
     return found
 
 
-def _cases(schema: Schema, found: Structure) -> list[Case]:
-    """One case per node type when the types can be told apart, else one for the root and one
-    per children field; per field too when a map's entries are of types their keys select (a
-    node's type is then where it is, not what it holds)."""
+def _typed_cases(schema: Schema, found: Structure) -> list[Case] | None:
+    """One case per node type when the types can be told apart, else None (then one for the
+    root and one per children field: `_cases_by_field`); None too when a map's entries are of
+    types their keys select (a node's type is then where it is, not what it holds)."""
     keyed = any(len(m.nodes) > 1 for m in found.maps if m.field in found.places)
-    if len(found.roots) == 1:
-        hierarchy = _hierarchy(found)
-        if len(hierarchy.types) == 1:
-            (where,) = hierarchy.types
-            return [Case("", flows.type_name(schema, where), [where], where)]
-        # Where the types are told by the data they hold, only a constant the type requires
-        # (a `kind`) tells a keyed map's entries as their keys do.
-        tests = _by_discriminator(schema, hierarchy) if keyed else distinguish(schema, hierarchy)
-        if tests is not None:
-            return [
-                Case(tests[where], flows.type_name(schema, where), [where], where)
-                for where in hierarchy.types
-            ]
-    return _cases_by_field(schema, found)
+    if len(found.roots) != 1:
+        return None
+    hierarchy = _hierarchy(found)
+    if len(hierarchy.types) == 1:
+        (where,) = hierarchy.types
+        return [Case("", flows.type_name(schema, where), [where], where)]
+    # Where the types are told by the data they hold, only a constant the type requires (a
+    # `kind`) tells a keyed map's entries as their keys do.
+    tests = _by_discriminator(schema, hierarchy) if keyed else distinguish(schema, hierarchy)
+    if tests is None:
+        return None
+    return [
+        Case(tests[where], flows.type_name(schema, where), [where], where)
+        for where in hierarchy.types
+    ]
+
+
+def _one_schema(schema: Schema, cases: list[Case]) -> bool:
+    """Whether every place of the walk holds nodes of one schema (a recursive type's)."""
+    return not any(case.entry_of for case in cases) and (
+        len({schema.deref(check) for case in cases for check in case.checks}) == 1
+    )
 
 
 def _hierarchy(found: Structure) -> Hierarchy:
@@ -346,8 +365,11 @@ def _by_discriminator(schema: Schema, hierarchy: Hierarchy) -> dict[str, str] | 
             values.append(value)
         else:
             if len({json.dumps(v) for v in values}) == len(values):
+                # `is defined` first: a node without the property matches no case (the
+                # validator's fallback, or a fault naming the node), it is no template error.
+                access = _access(name)
                 return {
-                    node.where: f"{_access(name)} == {flows.literal(value)}"
+                    node.where: f"{access} is defined and {access} == {flows.literal(value)}"
                     for node, value in zip(nodes, values, strict=True)
                 }
     return None

@@ -19,6 +19,7 @@ from meta.builder.where import Made, caller
 Scope: TypeAlias = Literal["macro", "micro"]
 Pattern: TypeAlias = Literal["sequence", "dag", "fanout", "fanin", "dfs", "bfs", "cycle"]
 Order: TypeAlias = Literal["pre", "post"]
+Misfits: TypeAlias = Literal["fault", "keep"]
 OnFailure: TypeAlias = Literal["stop", "continue"]
 Cache: TypeAlias = bool | str | Mapping[str, str]
 """`True` (cache: true), a version string ("2": cache: {version: "2"}), or the mapping itself."""
@@ -129,6 +130,7 @@ class Over(Part):
     named_entries: Sequence[str] | str | None = None
     depends_on: str | None = None
     chunk: int | None = None
+    misfits: Misfits | None = None
 
     def entries(self) -> Entries:
         return present(
@@ -136,6 +138,7 @@ class Over(Part):
             ("path", self.path),
             ("children", self.children),
             ("entries", self.named_entries),
+            ("misfits", self.misfits),
             ("dependsOn", self.depends_on),
             ("chunk", self.chunk),
         )

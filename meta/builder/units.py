@@ -25,6 +25,7 @@ from meta.builder.parts import (
     Generate,
     Input,
     Limits,
+    Misfits,
     OnFailure,
     Order,
     Over,
@@ -173,12 +174,14 @@ def dfs(
     entries: Sequence[str] | str | None = None,
     path: str | None = None,
     order: Order | None = None,
+    misfits: Misfits | None = None,
     **options: Unpack[SectionOptions],
 ) -> Section:
     """A depth-first walk of the tree at `path` in input `over`, one `visit` per node; a node's
     `children` fields hold its children (one node or an array of them), its `entries` fields
-    objects of child nodes keyed by name. `order="post"` gathers children's outputs up."""
-    return _walk(name, "dfs", over, (children, entries), visit, path, order, options)
+    objects of child nodes keyed by name. `order="post"` gathers children's outputs up;
+    `misfits="keep"` leaves a field holding no nodes in its node, as data."""
+    return _walk(name, "dfs", over, (children, entries), visit, path, order, misfits, options)
 
 
 def bfs(
@@ -190,10 +193,11 @@ def bfs(
     entries: Sequence[str] | str | None = None,
     path: str | None = None,
     order: Order | None = None,
+    misfits: Misfits | None = None,
     **options: Unpack[SectionOptions],
 ) -> Section:
     """The same walk as `dfs`, level by level."""
-    return _walk(name, "bfs", over, (children, entries), visit, path, order, options)
+    return _walk(name, "bfs", over, (children, entries), visit, path, order, misfits, options)
 
 
 def _walk(
@@ -204,6 +208,7 @@ def _walk(
     visit: Visit,
     path: str | None,
     order: Order | None,
+    misfits: Misfits | None,
     options: SectionOptions,
 ) -> Section:
     children, entries = (list(f) if isinstance(f, list | tuple) else f for f in fields)
@@ -211,7 +216,7 @@ def _walk(
         name,
         pattern,
         options,
-        over=Over(input=over, path=path, children=children, named_entries=entries),
+        over=Over(input=over, path=path, children=children, named_entries=entries, misfits=misfits),
         visit=visit,
         order=order,
     )

@@ -22,6 +22,7 @@ from meta.flow.model import Cases, Over, Section, Unit
 from meta.plan.entries import entry_needs
 from meta.plan.inputs import resolve
 from meta.plan.plan import Plan, check_tree, fanned_out
+from meta.steps.walked import holds_nodes
 
 DoneState = Literal["succeeded", "skipped", "failed", "cached", "cancelled"]
 OK_STATES = frozenset({"succeeded", "cached"})
@@ -411,16 +412,31 @@ class _TreeWalk:
         self._children_fields = over.children
         self._entries_fields = over.entries
         self._fields = over.fields
+        self._keep_misfits = over.keep_misfits
         self._source = source
         self._upstream = upstream
         self._root = _Node(root, "root", path, 0, 0, None, upstream)
         self._root_done: Done | None = None
         self._active = 0
 
+    def _walked(self, data: Any) -> tuple[str, ...]:
+        """The fields of a node the walk takes children from (they are left out of its
+        META_INPUT): all of them, unless misfits are kept (then those holding nodes)."""
+        if not self._keep_misfits:
+            return self._fields
+        if not isinstance(data, dict):
+            return ()
+        return tuple(
+            name
+            for name in self._fields
+            if name in data and holds_nodes(data[name], named=name in self._entries_fields)
+        )
+
     def _children(self, node: _Node) -> list[_Node]:
         found: list[_Node] = []
+        walked = self._walked(node.data) if self._keep_misfits else None
         for name in self._children_fields:
-            value = node.data.get(name)
+            value = node.data.get(name) if walked is None or name in walked else None
             if value is None:
                 continue
             if isinstance(value, dict):
@@ -431,7 +447,7 @@ class _TreeWalk:
                     for i, child in enumerate(value)
                 )
         for name in self._entries_fields:
-            entries = node.data.get(name) or {}
+            entries = (node.data.get(name) if walked is None or name in walked else None) or {}
             found.extend(
                 _Node(
                     entry,
@@ -465,7 +481,7 @@ class _TreeWalk:
             "path": node.path,
             "round": 0,
         }
-        context = Context(node.data, iteration, self._source, self._fields)
+        context = Context(node.data, iteration, self._source, self._walked(node.data))
         return Ready(self._visit, node.key, context, node.upstream, tag=node)
 
     def _finish(self, node: _Node, done: Done) -> None:

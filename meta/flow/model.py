@@ -141,6 +141,9 @@ class Over:
     """A fanout over named entries: the field of an entry naming the entries it waits for."""
     result: str | None = None
     """The name of the upstream unit whose result a fanout walks, instead of an input."""
+    keep_misfits: bool = False
+    """A tree walk's `misfits: keep`: a field holding no nodes stays in its node as data
+    (`meta.steps.walked`), and a root that is not an object is a node without children."""
 
     @property
     def fields(self) -> tuple[str, ...]:

@@ -229,6 +229,7 @@ def _unit(raw: dict[str, Any], origin: Origin, base: Path) -> Unit:
             chunk=over.get("chunk", 0),
             depends_on=over.get("dependsOn"),
             result=over.get("result"),
+            keep_misfits=over.get("misfits") == "keep",
         )
         # `over: {}` is an over too: it walks the visit's node, or is refused for want of one.
         if over is not None

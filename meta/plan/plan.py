@@ -415,7 +415,10 @@ def fanned_out(value: Any, over: Over, file: str, where: str, section: str) -> A
 
 def check_tree(root: Any, over: Over, file: str, where: str, section: str) -> None:
     """Every node of the tree at `where` in `file` is an object, every children field holds
-    objects, every entries field an object of them; else an `InputFault`."""
+    objects, every entries field an object of them; else an `InputFault`. A walk that keeps
+    misfits (`over.misfits: keep`) takes any data: it walks what holds nodes only."""
+    if over.keep_misfits:
+        return
     stack: list[tuple[Any, str]] = [(root, where)]
     while stack:
         node, where = stack.pop()

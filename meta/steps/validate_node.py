@@ -58,7 +58,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ from referencing.jsonschema import DRAFT202012, specification_with
 
 from meta.errors import Fault, lookup, pointer, unescape
 from meta.steps.schema_faults import deepest, message
+from meta.steps.walked import holds_nodes
 from meta.steps.yamldata import YamlRefused, is_yaml, load_yaml_data
 
 REPORT = "report.json"
@@ -214,18 +215,30 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
         check = _checker(args.schema, document, places, root)
     children = frozenset(args.children) | frozenset(args.entries)
     whole = args.data is not None
+    walked: Iterable[str] = ()
+    """The children fields the walk took children from: the elements are other units'."""
     if whole:
         path = args.at
         node = _at(_read(args.data, "data"), args.at, args.data)
+        if isinstance(node, dict):
+            walked = [
+                name
+                for name in children & node.keys()
+                if holds_nodes(node[name], named=name in args.entries)
+            ]
     else:
         path = args.path
         node = _read(Path(_environ("META_INPUT")), "META_INPUT")
         if args.shapes is not None and isinstance(node, dict):
-            node = {**node, **_shapes(args.shapes, children)}
+            # A children field META_INPUT still holds was not walked (a misfit the walk
+            # kept): its value is the node's data, not a shape.
+            shaped = _shapes(args.shapes, children)
+            walked = shaped.keys() - node.keys()
+            node = {**shaped, **node}
     roles = Roles(elided=not whole)
     if isinstance(node, dict) and (whole or args.shapes is not None):
-        # The node is whole again: of its children fields, only the containers are its own.
-        for name in children & node.keys():
+        # The node is whole again: of its walked fields, only the containers are its own.
+        for name in walked:
             roles.add(node[name], "entries" if name in args.entries else "children")
         children = frozenset()
     elif args.held is not None:

@@ -103,7 +103,9 @@ def test_every_pattern_makes_the_section_the_schema_describes() -> None:
             mb.case("depth > 0", echo("node-{{ node.id }}")),
         ],
     )
-    levels = mb.bfs("levels", over="tree", path="/top", children="kids", visit=echo("level"))
+    levels = mb.bfs(
+        "levels", over="tree", path="/top", children="kids", misfits="keep", visit=echo("level")
+    )
     each = mb.fanout(
         "each", over="items", path="/list", visit=echo("item-{{ index }}"), gather=echo("sum")
     )
@@ -132,7 +134,12 @@ def test_every_pattern_makes_the_section_the_schema_describes() -> None:
         "when": "depth > 0",
         "unit": {"name": "node-{{ node.id }}", "run": {"command": ["echo", "node-{{ node.id }}"]}},
     }
-    assert units[1]["over"] == {"input": "tree", "path": "/top", "children": "kids"}
+    assert units[1]["over"] == {
+        "input": "tree",
+        "path": "/top",
+        "children": "kids",
+        "misfits": "keep",
+    }
     assert units[1]["pattern"] == "bfs" and "order" not in units[1]
     assert [units[2][key] for key in ("pattern", "over")] == [
         "fanout",

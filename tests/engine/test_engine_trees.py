@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from meta.errors import InputFault
 from tests.engine.fakes import FakeDriver, RecordingListener, plan_of, run, section, step
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -326,3 +328,51 @@ def test_a_bfs_over_maps_walks_entries_level_by_level(tmp_path: Path) -> None:
     assert [uid for _, uid in driver.tasks()["t/walk/root.build.db/v"].upstream] == [
         "t/walk/root.build/v"
     ]
+
+
+MISFITS = {
+    "name": "a",
+    "kids": [
+        {"name": "b", "kids": "not nodes"},
+        {"name": "c", "kids": [1, {"name": "x"}]},
+        {"name": "d", "kids": {"name": "e", "kids": None}, "jobs": {"j": 1}},
+    ],
+    "jobs": {"k": {"name": "f"}},
+}
+
+
+def _misfits_walk(tmp_path: Path, tree: Any, misfits: str) -> FakeDriver:
+    visit = step("v", "v", "{{ path }}")
+    over = {"input": "t", "children": "kids", "entries": "jobs", "misfits": misfits}
+    walk = section("walk", "dfs", order="pre", over=over, visit=visit)
+    driver = FakeDriver()
+    run(plan_of(tmp_path, walk, inputs={"t": {"value": tree}}), driver)
+    return driver
+
+
+def test_a_walk_keeping_misfits_walks_only_fields_holding_nodes(tmp_path: Path) -> None:
+    inputs = {
+        task.command[1]: task.input
+        for task in _misfits_walk(tmp_path, MISFITS, "keep").tasks().values()
+    }
+    # What holds no nodes stays in its node, as the data its visit reads.
+    assert inputs == {
+        "": {"name": "a"},
+        "/kids/0": {"name": "b", "kids": "not nodes"},
+        "/kids/1": {"name": "c", "kids": [1, {"name": "x"}]},
+        "/kids/2": {"name": "d", "jobs": {"j": 1}},
+        "/kids/2/kids": {"name": "e", "kids": None},
+        "/jobs/k": {"name": "f"},
+    }
+
+
+def test_a_walk_keeping_misfits_visits_a_root_that_is_not_an_object(tmp_path: Path) -> None:
+    tasks = _misfits_walk(tmp_path, ["not", "a", "tree"], "keep").tasks()
+    assert [(task.command, task.input) for task in tasks.values()] == [
+        (("v", ""), ["not", "a", "tree"])
+    ]
+
+
+def test_a_walk_refuses_misfits_by_default_naming_one(tmp_path: Path) -> None:
+    with pytest.raises(InputFault, match=r"/spec/inputs/t/value/kids/.*(not an object|children)"):
+        _misfits_walk(tmp_path, MISFITS, "fault")

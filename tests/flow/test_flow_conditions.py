@@ -132,7 +132,7 @@ def test_a_tree_walk_or_a_cycle_takes_no_result() -> None:
     )
     assert (
         "/spec/root/units/1/over/result",
-        "unknown field 'result' (allowed here: children, entries, input, path)",
+        "unknown field 'result' (allowed here: children, entries, input, misfits, path)",
     ) in found
 
 

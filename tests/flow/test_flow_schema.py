@@ -184,7 +184,7 @@ def test_over_is_checked_against_the_pattern() -> None:
     assert faults(doc(root)) == [
         (
             "/spec/root/over/chunk",
-            "unknown field 'chunk' (allowed here: children, entries, input, path)",
+            "unknown field 'chunk' (allowed here: children, entries, input, misfits, path)",
         )
     ]
     root = section("cycle", over={"input": "x", "chunk": 0}, ring=[STEP])

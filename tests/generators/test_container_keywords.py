@@ -89,12 +89,18 @@ def test_a_walk_checks_the_own_keywords_of_its_arrays_and_maps(tmp_path: Path) -
     assert found == wanted
 
 
-def test_values_the_containers_own_keywords_need_are_read_from_the_data(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "teams",
+    [[{"name": "a"}, {"name": "a"}], [{"name": "a"}, 7, 7, {"name": 8}]],
+    ids=["nodes", "misfits"],
+)
+def test_values_the_containers_own_keywords_need_are_read_from_the_data(
+    tmp_path: Path, teams: list[Any]
+) -> None:
     schema = json.loads(json.dumps(ORG))
     schema["properties"]["teams"]["uniqueItems"] = True
-    data = {"name": "o", "teams": [{"name": "a"}, {"name": "a"}]}
-    found, wanted = verdicts(tmp_path, schema, data)
-    assert wanted == Counter({"/teams": 1})
+    found, wanted = verdicts(tmp_path, schema, {"name": "o", "teams": teams})
+    assert wanted["/teams"]
     assert found == wanted
 
 
@@ -282,3 +288,62 @@ def test_the_shipped_workflow_schema_agrees_with_jsonschema(
     wanted = expected(schema, data)
     assert wanted == (Counter({"/jobs": 1}) if job else Counter())
     assert reported(tmp_path / "github-workflows.json", data_file) == wanted
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"name": "o", "teams": "none yet"},
+        {"name": "o", "teams": [{"name": "a"}, 7, {"name": 8}]},
+        {"name": "o", "teams": [{"name": "a"}, {"name": "b"}], "jobs": {"ab": 5, "cd": {}}},
+        "an org",
+        [{"name": "o"}],
+    ],
+    ids=[
+        "a-string-for-an-array",
+        "a-number-among-nodes",
+        "a-number-among-entries",
+        "a-string-root",
+        "an-array-root",
+    ],
+)
+def test_data_that_is_not_a_tree_of_nodes_is_reported_not_refused(
+    tmp_path: Path, data: Any
+) -> None:
+    found, wanted = verdicts(tmp_path, ORG, data)
+    assert wanted
+    assert found == wanted
+
+
+COMPANY = {
+    "$schema": DRAFT,
+    "$ref": "#/$defs/company",
+    "$defs": {
+        kind: {
+            "type": "object",
+            "required": ["kind", "name"],
+            "properties": {"kind": {"const": kind}, "name": {"type": "string"}, **holds},
+        }
+        for kind, holds in (
+            ("company", {"teams": {"type": "array", "items": {"$ref": "#/$defs/team"}}}),
+            ("team", {"members": {"type": "array", "items": {"$ref": "#/$defs/person"}}}),
+            ("person", {}),
+        )
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "person",
+    [{"name": "p"}, {"kind": "persn", "name": "p"}, {"kind": "team", "name": "p"}],
+    ids=["no-kind", "an-unknown-kind", "another-types-kind"],
+)
+def test_a_node_no_type_matches_is_checked_as_the_type_of_its_place(
+    tmp_path: Path, person: Any
+) -> None:
+    team = {"kind": "team", "name": "t", "members": [{"kind": "person", "name": "q"}, person]}
+    found, wanted = verdicts(tmp_path, COMPANY, {"kind": "company", "name": "c", "teams": [team]})
+    assert wanted == Counter({"/teams/0/members/1": 1}) or wanted == Counter(
+        {"/teams/0/members/1/kind": 1}
+    )
+    assert found == wanted

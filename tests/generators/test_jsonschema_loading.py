@@ -147,7 +147,11 @@ def test_refs_resolve_against_the_documents_own_id(schemas: Schemas) -> None:
         "person": {"type": "object", "required": ["email"], "properties": {"email": {}}}
     }
     flow = schemas.flow(document)
-    assert flow["spec"]["root"]["over"] == {"input": "data", "children": ["children", "lead"]}
+    assert flow["spec"]["root"]["over"] == {
+        "input": "data",
+        "children": ["children", "lead"],
+        "misfits": "keep",
+    }
 
 
 def test_an_unknown_x_meta_key_is_named_with_its_pointer(schemas: Schemas) -> None:

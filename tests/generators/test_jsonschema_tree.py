@@ -1,5 +1,6 @@
 """The tree generator: hierarchies become dfs/bfs walks with one visit case per node type, whose
-`when` expressions tell the types apart at run time."""
+`when` expressions tell the types apart at run time (when the types run steps of their own; a
+flow that only validates has a case per place, checking each node as jsonschema does)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,12 @@ def org(**x_meta: Any) -> dict[str, Any]:
     )
 
 
+def running(document: dict[str, Any], name: str) -> dict[str, Any]:
+    """`document` with a step of its own for the node type `name`: its walk tells types apart."""
+    document["$defs"][name]["x-meta"] = {"run": {"command": ["echo", name]}}
+    return document
+
+
 def test_the_company_sample_gets_a_different_operation_per_level(schemas: Schemas) -> None:
     document = json.loads((SAMPLES / "company.schema.json").read_text())
     flow = schemas.flow(document)
@@ -54,10 +61,10 @@ def test_the_company_sample_gets_a_different_operation_per_level(schemas: Schema
     )
     assert root["over"] == {"input": "data", "children": ["departments", "teams", "members"]}
     assert visit_cases(flow) == [
-        ("node.kind == 'company'", "company"),
-        ("node.kind == 'department'", "department"),
-        ("node.kind == 'team'", "team"),
-        ("node.kind == 'person'", "person"),
+        ("node.kind is defined and node.kind == 'company'", "company"),
+        ("node.kind is defined and node.kind == 'department'", "department"),
+        ("node.kind is defined and node.kind == 'team'", "team"),
+        ("node.kind is defined and node.kind == 'person'", "person"),
     ]
     runs = [command(case["unit"]) for case in root["visit"]["cases"]]
     assert runs[:3] == [
@@ -80,7 +87,7 @@ def test_the_company_sample_gets_a_different_operation_per_level(schemas: Schema
 
 
 def test_types_at_one_depth_each_are_told_apart_by_depth(schemas: Schemas) -> None:
-    assert visit_cases(schemas.flow(org())) == [
+    assert visit_cases(schemas.flow(running(org(), "team"))) == [
         ("depth == 0", "company"),
         ("depth == 1", "dept"),
         ("depth == 2", "team"),
@@ -96,7 +103,7 @@ def test_otherwise_a_required_property_of_its_own_tells_a_type(schemas: Schemas)
                     "entries",
                     entries={"type": "array", "items": {"oneOf": [ref("folder"), ref("file")]}},
                 ),
-                "file": node_type("size", size={"type": "integer"}),
+                "file": node_type("size", size={"type": "integer"}, run=["wc", "-c"]),
             },
         }
     )
@@ -110,10 +117,33 @@ def test_a_discriminator_beats_depth_and_quotes_safely(schemas: Schemas) -> None
     for name, value in (("company", "co'op"), ("dept", "dept"), ("team", 7)):
         document["$defs"][name]["properties"]["items"] = {"const": value}
         document["$defs"][name]["required"].append("items")
-    assert visit_cases(schemas.flow(document)) == [
-        ("node['items'] == 'co\\'op'", "company"),
-        ("node['items'] == 'dept'", "dept"),
-        ("node['items'] == 7", "team"),
+    assert visit_cases(schemas.flow(running(document, "dept"))) == [
+        ("node['items'] is defined and node['items'] == 'co\\'op'", "company"),
+        ("node['items'] is defined and node['items'] == 'dept'", "dept"),
+        ("node['items'] is defined and node['items'] == 7", "team"),
+    ]
+
+
+def test_a_flow_that_only_validates_checks_each_node_as_its_place_holds_it(
+    schemas: Schemas,
+) -> None:
+    document = org()
+    for name in ("company", "dept", "team"):
+        document["$defs"][name]["properties"]["kind"] = {"const": name}
+        document["$defs"][name]["required"].append("kind")
+    flow = schemas.flow(document)
+    assert flow["spec"]["root"]["over"]["misfits"] == "keep"
+    assert visit_cases(flow) == [
+        ("depth == 0", "company"),
+        (
+            "depth > 0 and (path.split('/')[-2] == 'departments' and "
+            "path.split('/')[-1].isdigit())",
+            "dept",
+        ),
+        (
+            "depth > 0 and (path.split('/')[-2] == 'teams' and path.split('/')[-1].isdigit())",
+            "team",
+        ),
     ]
 
 
@@ -218,12 +248,22 @@ def test_entries_keyed_by_name_are_walked_as_nodes_at_any_depth(schemas: Schemas
         "input": "data",
         "children": ["members"],
         "entries": ["departments", "teams"],
+        "misfits": "keep",
     }
     assert visit_cases(flow) == [
         ("depth == 0", "company"),
-        ("depth == 1", "dept"),
-        ("depth == 2", "team"),
-        ("depth == 3", "person"),
+        ("depth > 0 and path.split('/')[-2] == 'departments'", "dept"),
+        ("depth > 0 and path.split('/')[-2] == 'teams'", "team"),
+        (
+            "depth > 0 and (path.split('/')[-2] == 'members' and path.split('/')[-1].isdigit())",
+            "person",
+        ),
+    ]
+    assert [when for when, _ in visit_cases(schemas.flow(running(document, "team")))] == [
+        "depth == 0",
+        "depth == 1",
+        "depth == 2",
+        "depth == 3",
     ]
     fields = ["--entries=departments", "--entries=teams", "--children=members"]
     assert set(fields) <= set(command(root["visit"]["cases"][0]["unit"]))
@@ -262,6 +302,7 @@ def test_entries_of_one_field_and_children_of_another_tell_their_nodes_apart(
         "input": "data",
         "children": ["lead"],
         "entries": ["jobs"],
+        "misfits": "keep",
     }
     assert visit_cases(flow) == [
         ("depth == 0", "root"),
@@ -277,7 +318,11 @@ def test_a_field_of_entries_here_and_of_one_node_there_is_not_walked(schemas: Sc
         "additionalProperties": ref("team"),
     }
     flow = schemas.flow(document, generator="tree")
-    assert flow["spec"]["root"]["over"] == {"input": "data", "children": ["departments"]}
+    assert flow["spec"]["root"]["over"] == {
+        "input": "data",
+        "children": ["departments"],
+        "misfits": "keep",
+    }
     described = schemas.explain(document)
     assert (
         "not walked: teams (entries keyed by name in /$defs/company, an object or an array in "
@@ -428,7 +473,7 @@ def test_types_a_constant_tells_apart_keep_their_cases_under_a_keyed_map(
     )
     cases = visit_cases(schemas.flow(document, generator="tree"))
     assert [when for when, _ in cases] == [
-        "node.kind == 'root'",
-        "node.kind == 'a'",
-        "node.kind == 'b'",
+        "node.kind is defined and node.kind == 'root'",
+        "node.kind is defined and node.kind == 'a'",
+        "node.kind is defined and node.kind == 'b'",
     ]

@@ -249,7 +249,7 @@ def test_entries_are_walked_those_that_may_be_more_fan_out_and_needs_are_checked
         },
     }
     flow = schemas.flow(document)
-    assert flow["spec"]["root"]["over"] == {"input": "data", "entries": ["jobs"]}
+    assert flow["spec"]["root"]["over"] == {"input": "data", "entries": ["jobs"], "misfits": "keep"}
     loose = json.loads(json.dumps(document))
     loose["properties"]["jobs"]["additionalProperties"]["type"] = ["object", "array"]
     jobs = schemas.flow(loose)["spec"]["root"]["units"][1]
