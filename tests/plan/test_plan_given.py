@@ -106,7 +106,7 @@ def test_every_value_breaking_its_schema_is_named_with_its_path(
 def test_unknown_inputs_malformed_sets_and_bad_yaml(flow: Path) -> None:
     with pytest.raises(UserError) as exc:
         compile_plan(flow, parse_sets(["tags=[", "nope=1"]))
-    assert reasons(exc)[0].startswith("--set: /tags: input 'tags': invalid YAML: line 1")
+    assert reasons(exc)[0].startswith("--set: /tags: input 'tags': invalid YAML: line ")
     assert reasons(exc)[0].endswith(" (to give it as a string, quote it: tags='\"...\"')")
     assert reasons(exc)[1] == (
         "--set: /nope: the flow declares no input 'nope' (declared: data, mode, n, tags)"

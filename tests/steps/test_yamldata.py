@@ -6,11 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from meta.errors import UserError
 from meta.flow.files import parse_yaml, parse_yaml_data
 from meta.steps.validate_node import main
-from meta.steps.yamldata import YamlRefused, load_yaml_data
+from meta.steps.yamldata import (
+    JsonYamlLoader,
+    YamlRefused,
+    _parsed_by_libyaml,
+    load_checked,
+    load_yaml_data,
+)
 
 LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{chr(ord('b') + i)}: &{chr(ord('b') + i)} [{', '.join(['*' + chr(ord('a') + i)] * 10)}]\n"
@@ -65,3 +72,31 @@ def test_a_key_the_mapping_writes_twice_is_still_refused(text: str) -> None:
         parse_yaml_data(text, "d.yaml")
     with pytest.raises(UserError, match="appears twice"):
         parse_yaml(text, "f.yaml")
+
+
+CORPUS = Path(__file__).parents[1] / "generators" / "corpus" / "documents"
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML built without libyaml")
+@pytest.mark.parametrize(
+    "document", sorted(CORPUS.rglob("*.y*ml")), ids=lambda path: path.parent.name + "/" + path.name
+)
+def test_libyaml_reads_published_documents_as_the_python_parser_does(document: Path) -> None:
+    text = document.read_text(encoding="utf-8")
+    assert issubclass(_parsed_by_libyaml(JsonYamlLoader), yaml.cyaml.CParser)
+    assert load_checked(text, JsonYamlLoader, text_keys=True) == (
+        _python_loaded(text, JsonYamlLoader)
+    )
+
+
+def _python_loaded(text: str, loader_class: type[yaml.SafeLoader]) -> object:
+    loader = loader_class(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def test_a_document_nested_past_what_libyaml_reads_is_refused_saying_so() -> None:
+    with pytest.raises(YamlRefused, match=r"nesting depth|nested too deeply"):
+        load_yaml_data("[" * 100_000 + "]" * 100_000)
