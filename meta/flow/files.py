@@ -41,7 +41,8 @@ def read_text(
 
 def parse_json(text: str, file: str, fault: type[UserError] = UserError) -> Any:
     try:
-        return loads_strict_json(text)
+        # A byte order mark may start the file (what Windows tools write), as in YAML.
+        return loads_strict_json(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
         reason = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         raise fault(Fault(file, "", reason)) from None

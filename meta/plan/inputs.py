@@ -38,14 +38,21 @@ def iter_json_lines(path: Path) -> Iterator[Any]:
     """The records of a JSON-lines file, read lazily; blank lines are skipped."""
     file = display_path(path)
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except FileNotFoundError:
         raise InputFault(Fault(file, "", "input file not found")) from None
     except OSError as exc:
         raise InputFault(Fault(file, "", f"cannot read input: {exc}")) from None
     with handle:
         index = 0
-        for number, line in enumerate(handle, start=1):
+        for number, raw in enumerate(handle, start=1):
+            try:
+                # A byte order mark may start the file (what Windows tools write).
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputFault(
+                    Fault(file, f"/{index}", f"line {number} is not UTF-8 text (byte {exc.start})")
+                ) from None
             if not line.strip():
                 continue
             try:

@@ -404,7 +404,7 @@ def _read(path: Path, what: str) -> Any:
     try:
         if is_yaml(path, text):
             return load_yaml_data(text)
-        return json.loads(text)
+        return json.loads(text.removeprefix("\ufeff"))
     except YamlRefused as exc:
         raise StepMisused(str(Fault(str(path), exc.where, exc.reason))) from None
     except ValueError as exc:

@@ -326,6 +326,36 @@ def test_a_bad_json_lines_record(
     assert fault.reason.startswith("invalid JSON on line 5: ")
 
 
+def test_a_json_lines_record_that_is_not_utf8_is_named_by_its_line(
+    write_flow: Callable[..., Path], write: Callable[[str, str], Path]
+) -> None:
+    write("s.jsonl", "").write_bytes(b'{"s": "t-1"}\n{"s": "t-1\xff"}\n')
+    path = write_flow("f.yaml", spec(cycle({"input": "s", "chunk": 1}), s={"path": "s.jsonl"}))
+    with pytest.raises(InputFault) as caught:
+        compile_plan(path)
+    ((fault),) = caught.value.faults
+    assert (fault.pointer, fault.reason) == ("/1", "line 2 is not UTF-8 text (byte 10)")
+
+
+def test_a_byte_order_mark_may_start_json_and_json_lines_data(
+    write_flow: Callable[..., Path], write: Callable[[str, str], Path]
+) -> None:
+    write("s.jsonl", '\ufeff{"a": 1}\n{"a": 2}\n')
+    write("d.json", '\ufeff{"b": [3]}')
+    fanout = {
+        "name": "each",
+        "scope": "macro",
+        "pattern": "fanout",
+        "over": {"input": "d", "path": "/b"},
+        "visit": {"name": "v", "run": {"command": ["echo"]}},
+    }
+    plan = compile_plan(
+        write_flow("f.yaml", spec(fanout, s={"path": "s.jsonl"}, d={"path": "d.json"}))
+    )
+    assert plan.data("s") == [{"a": 1}, {"a": 2}]
+    assert plan.data("d") == {"b": [3]}
+
+
 def test_json_lines_records_are_read_lazily(
     write_flow: Callable[..., Path], write: Callable[[str, str], Path]
 ) -> None:
