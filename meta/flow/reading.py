@@ -20,8 +20,11 @@ MAX_FILE_BYTES = 1 << 30
 _KERNEL = ("/proc", "/sys")
 
 
-class _Refused(Exception):
+class _Refused(OSError):
     """What the opened file turned out to be, or that it went past the limit."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def read_regular(
@@ -53,6 +56,13 @@ def read_regular(
     except OSError as exc:
         problem = f"cannot be read: {exc.strerror or exc}"
     raise fault(Fault(shown, "", problem))
+
+
+def read_regular_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of the regular file at `path` (a run's own records, which something else may
+    have been put in the place of): an OSError saying what else it is (FileNotFoundError when
+    there is nothing), never a wait on a FIFO or an endless read of a device."""
+    return _read(path, limit)
 
 
 def kind_problem(path: Path) -> str | None:

@@ -24,6 +24,7 @@ from typing import Any
 from meta.engine.records import ATTEMPT_ENDS, UnitRecord, attempt_entry, finished_for_good
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
+from meta.flow.reading import read_regular_bytes
 from meta.trees import Manifest, OutputRefused, measure_tree
 
 JOURNAL = "journal.jsonl"
@@ -267,9 +268,12 @@ def _replay(
     (when its line says; a line without `outputs` is not checked), every attempt that ended,
     per unit, and the highest attempt number each started (an attempt a kill cut short has a
     start and no end); a line torn by a kill is cut off so appends stay whole."""
-    if not path.exists():
+    try:
+        data = read_regular_bytes(path)
+    except FileNotFoundError:
         return {}, {}, {}, {}
-    data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(Fault(display_path(path), "", f"unreadable: {exc}")) from None
     whole = data[: data.rfind(b"\n") + 1]
     if len(whole) != len(data):
         with path.open("r+b") as handle:

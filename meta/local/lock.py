@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +51,23 @@ def session_lock(workdir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)
+
+
+def lock_holder(workdir: Path) -> tuple[int, float] | None:
+    """The pid the workdir's lock file names and when it was written (a session writes it as
+    soon as it holds the lock, before anything else), or None: no lock file, or not one a
+    session wrote. Read without locking: a reader never delays a session's start."""
+    try:
+        descriptor = os.open(workdir / LOCK_FILE, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            return None
+        text = os.pread(descriptor, 32, 0)
+    finally:
+        os.close(descriptor)
+    if not re.fullmatch(rb"[0-9]{1,10}\n", text):
+        return None
+    return int(text), status.st_mtime

@@ -25,11 +25,12 @@ from meta.engine.records import Listener
 from meta.errors import Fault, MetaError, RunFailed, UserError
 from meta.flow.files import display_path
 from meta.flow.model import FileInput, Input, ValueInput
+from meta.flow.reading import read_regular_bytes
 from meta.local.driver import LOGS, STORE, LocalDriver
 from meta.local.environment import Secrets, digested, missing_sources
 from meta.local.interrupts import INTERRUPTS
 from meta.local.journal import JOURNAL, FileJournal
-from meta.local.lock import LOCK_FILE, session_lock
+from meta.local.lock import LOCK_FILE, lock_holder, session_lock
 from meta.local.report import Listeners, ReportBuilder, kept, write_json
 from meta.local.reportpath import RUN_RECORD, check_report_path, protected_files
 from meta.plan.plan import Given, Plan, compile_plan
@@ -152,8 +153,11 @@ def _fresh(workdir: Path) -> None:
 
 def _unclaimed(workdir: Path) -> None:
     """Refuse a workdir holding a file or folder of the name of one a run writes: the run
-    would write into or over it, and `meta clean` would remove it with the run."""
+    would write into or over it, and `meta clean` would remove it with the run. The lock a
+    session killed before it wrote its run.json left is not one: the next session takes it."""
     clashes = [name for name in WRITTEN if os.path.lexists(workdir / name)]
+    if clashes == [LOCK_FILE] and lock_holder(workdir) is not None:
+        clashes = []
     if clashes:
         raise UserError(
             Fault(
@@ -191,7 +195,7 @@ def resume_run(
     secrets = secrets or Secrets()
     info_path = workdir / RUN_FILE
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
+        info = json.loads(read_regular_bytes(info_path))
     except FileNotFoundError:
         raise UserError(Fault(display_path(workdir), "", "no run here (no run.json)")) from None
     except (OSError, ValueError, RecursionError) as exc:

@@ -36,8 +36,10 @@ from meta.engine.records import (
 )
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
+from meta.flow.reading import read_regular_bytes
 from meta.local.driver import LOGS, OWNER_FILE, RUN_TOKEN, kill_leftovers, scratch_root
 from meta.local.journal import JOURNAL, RECORD_FIELDS
+from meta.local.lock import lock_holder
 from meta.local.runner import REPORT_FILE, RUN_FILE, WRITTEN
 from meta.trees import remove_tree
 
@@ -151,7 +153,7 @@ def read_run(workdir: Path) -> Run:
     UserError naming it."""
     info_path = workdir / RUN_FILE
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
+        info = json.loads(read_regular_bytes(info_path))
     except FileNotFoundError:
         raise UserError(Fault(display_path(workdir), "", "no run here (no run.json)")) from None
     except NotADirectoryError:
@@ -169,8 +171,13 @@ def read_run(workdir: Path) -> Run:
     if last is not None and session_alive(*last):
         state = "running"
     elif last is None and report is None:
-        starting = time.time() - _mtime(info_path) < STARTING_SECONDS
-        state = "running" if starting else "interrupted"
+        holder = lock_holder(workdir)
+        if holder is not None:
+            # Killed before its journal named it, or starting: the lock names the session.
+            state = "running" if session_alive(*holder) else "interrupted"
+        else:
+            starting = time.time() - _mtime(info_path) < STARTING_SECONDS
+            state = "running" if starting else "interrupted"
     elif report is not None and (last is None or report.get("finishedAt", 0) >= last[1]):
         state = str(report.get("state", "interrupted"))
     else:
@@ -311,7 +318,7 @@ def _boot_time() -> float:
 def _read_journal(path: Path) -> _Journal:
     journal = _Journal()
     try:
-        data = path.read_bytes()
+        data = read_regular_bytes(path)
     except FileNotFoundError:
         return journal
     except OSError as exc:
@@ -357,7 +364,7 @@ def _read_journal(path: Path) -> _Journal:
 
 def _read_report(path: Path) -> dict[str, Any] | None:
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report = json.loads(read_regular_bytes(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, RecursionError) as exc:

@@ -601,6 +601,23 @@ def test_workdir_holding_what_a_run_writes_is_refused(
     assert (tmp_path / "report.json").read_text() == "{}"
 
 
+def test_the_lock_a_session_killed_before_its_run_record_left_is_taken_again(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_flow("flow.yaml", f"root: {MARK}")
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    (tmp_path / "wd").mkdir()
+    (tmp_path / "wd" / "session.lock").write_text(f"{ended.pid}\n")
+    assert meta("run", "flow.yaml", "--workdir", "wd").code == 0
+    assert (tmp_path / "ran.marker").exists()
+    # A file of that name that no session wrote stays the user's.
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "session.lock").write_text("mine")
+    (line,) = assert_user_error(meta("run", "flow.yaml", "--workdir", "other"))
+    assert line.startswith("other: /: holds session.lock, which a run writes there"), line
+
+
 def test_a_workdir_inside_another_runs_store_is_refused(
     meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -126,3 +126,50 @@ def test_an_unreadable_folder_asked_for_is_named(
     with pytest.raises(UserError) as raised:
         find_runs(private / "b")
     assert str(raised.value) == f"{private / 'b'}: /: unreadable: Permission denied"
+
+
+def _replaced(path: Path, kind: str) -> None:
+    """Put something that is not a regular file where a run's own file is."""
+    path.unlink(missing_ok=True)
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device"])
+@pytest.mark.parametrize("name", ["journal.jsonl", "report.json", "run.json"])
+def test_a_runs_file_that_is_not_a_regular_file_is_named_not_read(
+    tmp_path: Path, name: str, kind: str
+) -> None:
+    workdir = a_run(tmp_path / "runs" / "a")
+    _replaced(workdir / name, kind)
+    # Neither a wait for a FIFO's writer nor an endless read of /dev/zero: one fault each.
+    runs, faults = find_runs(tmp_path / "runs")
+    assert runs == []
+    assert [str(fault) for fault in faults] == [
+        f"{workdir / name}: /: unreadable: is "
+        + {
+            "folder": "a folder, not a file",
+            "fifo": "a FIFO (a named pipe), not a regular file",
+            "device": "a device, not a regular file",
+        }[kind]
+    ]
+
+
+def test_a_run_killed_before_its_journal_named_it_is_interrupted_not_running(
+    tmp_path: Path,
+) -> None:
+    workdir = tmp_path / "runs" / "a"
+    workdir.mkdir(parents=True)
+    (workdir / "run.json").write_text(json.dumps({"flow": "/f.yaml", "startedAt": time.time()}))
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    (workdir / "session.lock").write_text(f"{ended.pid}\n")
+    (run,), _ = find_runs(tmp_path / "runs")
+    assert run.state == "interrupted"
+    (workdir / "session.lock").write_text(f"{os.getpid()}\n")
+    (run,), _ = find_runs(tmp_path / "runs")
+    assert run.state == "running"
