@@ -192,23 +192,33 @@ def _entries(
         at, entries_hint = child(hint[0], "x-meta", "entries"), hint[1]
     name = _entry_name(schema, found)
     run = _entry_run(schema, found, used, flows.ITERATING)
+    each = entries_hint.get("each")
+    validates = run is None
     if run is None:
         # An entry is held to every schema its key selects (a `properties` entry, each pattern
         # it matches, else additionalProperties), as jsonschema holds it: the step checks it as
         # that entry of the map, keyed by the end of its path.
-        extra = [
-            flows.option("entry-of", found.at),
-            flows.option("type", found.field),
-            flows.option("path", "{{ path }}", template=True),
-            "--no-subtree",
-        ]
-        run = flows.validator_run(description, [], extra)
+        run = _entry_check(description, found, ["--no-subtree"])
     step = run.step(name)
     visit: mb.Visit = step
-    each = entries_hint.get("each")
     if each:
         items = _entry_field(schema, found, each, child(at, "each"), array=True)
-        steps = _each_section(schema, description, name, each, items, used)
+        # The entry itself is checked too, after its items (their verdicts added to its own),
+        # but for the items' field, whose own keywords (`minItems`) only it checks.
+        gather = (
+            _entry_check(
+                description,
+                found,
+                [
+                    flows.option(
+                        "fanned-out", "{{ path }}" + flows.verbatim(pointer([each])), template=True
+                    )
+                ],
+            )
+            if validates
+            else None
+        )
+        steps = _each_section(schema, description, name, each, items, used, gather)
         visit = [mb.case(f"{flows.literal(each)} in node", steps), mb.case("true", step)]
     depends = entries_hint.get("dependsOn")
     if depends:
@@ -221,6 +231,17 @@ def _entries(
         visit=visit,
         **flows.frame(schema),
     )
+
+
+def _entry_check(description: Description, found: MapField, extra: list[str]) -> flows.Run:
+    """The built-in validator of one entry of the map, with `extra` options."""
+    options = [
+        flows.option("entry-of", found.at),
+        flows.option("type", found.field),
+        flows.option("path", "{{ path }}", template=True),
+        *extra,
+    ]
+    return flows.validator_run(description, [], options)
 
 
 def _entry_name(schema: Schema, found: MapField) -> str:
@@ -255,8 +276,10 @@ def _each_section(
     each: str,
     items: list[str],
     used: set[tuple[str, str]],
+    gather: flows.Run | None,
 ) -> mb.Section:
-    """A micro section running the items of the entry's field `each` in order (one pod)."""
+    """A micro section running the items of the entry's field `each` in order (one pod), then
+    `gather` (the entry's own check), if any."""
     run = None
     for where in items:
         run = flows.user_run(schema, where, flows.ITERATING)
@@ -270,9 +293,17 @@ def _each_section(
             "--no-subtree",
         ]
         run = flows.validator_run(description, items[-1], extra)
-    item = flows.unit_slug(flows.type_name(schema, items[-1]), "item")
+    item, check = flows.unique_names(
+        [flows.unit_slug(flows.type_name(schema, items[-1]), "item"), "check"]
+    )
     return mb.fanout(
-        name, over=None, path=pointer([each]), visit=run.step(item), scope="micro", max_active=1
+        name,
+        over=None,
+        path=pointer([each]),
+        visit=run.step(item),
+        gather=gather.step(check) if gather is not None else None,
+        scope="micro",
+        max_active=1,
     )
 
 
