@@ -148,6 +148,14 @@ def walk_section(
         visit = units[0]
     else:
         visit = [mb.case(case.when, unit) for case, unit in zip(cases, units, strict=True)]
+        if validates:
+            # A node the walk takes where the schema holds none (one object in a field of
+            # arrays): the node holding it reports the field's type; this adds up what is below.
+            visit.append(
+                mb.case(
+                    "true", _misplaced(order).step(flows.unique_names([*names, "misplaced"])[-1])
+                )
+            )
     walk = mb.bfs if pattern == "bfs" else mb.dfs
     section = walk(
         "walk",
@@ -163,6 +171,13 @@ def walk_section(
         **flows.frame(schema),
     )
     return section, used
+
+
+def _misplaced(order: str) -> flows.Run:
+    """The built-in step for a node no place of the schema holds: no check, its subtree's sum."""
+    command = [*flows.VALIDATE_NODE, "--summary", flows.option("type", "misplaced")]
+    command.append(flows.option("path", "{{ path }}", template=True))
+    return flows.Run(command + (["--no-subtree"] if order == "pre" else []))
 
 
 def _node_options(schema: Schema, found: Structure, extra: Sequence[str]) -> list[str]:

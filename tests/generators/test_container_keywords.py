@@ -355,3 +355,13 @@ def test_a_node_no_type_matches_is_checked_as_the_type_of_its_place(
         {"/teams/0/members/1/kind": 1}
     )
     assert found == wanted
+
+
+def test_a_node_where_the_schema_holds_none_is_reported_by_its_parent(tmp_path: Path) -> None:
+    """One object where an array of nodes belongs: the walk takes it as a child (a field may
+    hold one node), no place of the schema holds it, and its parent reports the field's type.
+    What is below it is still checked as its field's type (jsonschema stops at the type)."""
+    data = {"name": "o", "teams": {"name": "x", "teams": [{"name": 5}]}}
+    found, wanted = verdicts(tmp_path, ORG, data)
+    assert wanted == Counter({"/teams": 1})
+    assert found == wanted + Counter({"/teams/teams/0/name": 1})

@@ -144,6 +144,7 @@ def test_a_flow_that_only_validates_checks_each_node_as_its_place_holds_it(
             "depth > 0 and (path.split('/')[-2] == 'teams' and path.split('/')[-1].isdigit())",
             "team",
         ),
+        ("true", "misplaced"),
     ]
 
 
@@ -165,6 +166,7 @@ def test_types_that_no_property_tells_apart_are_told_by_the_field_holding_them(
         ("depth == 0", "a"),
         ("depth > 0 and (path.split('/')[-2] == 'kids' and path.split('/')[-1].isdigit())", "kids"),
         ("depth > 0 and path.split('/')[-1] == 'lead'", "c"),
+        ("true", "misplaced"),
     ]
     kids = flow["spec"]["root"]["visit"]["cases"][1]["unit"]
     # Children in 'kids' may be of either type: the node is checked against both.
@@ -258,6 +260,7 @@ def test_entries_keyed_by_name_are_walked_as_nodes_at_any_depth(schemas: Schemas
             "depth > 0 and (path.split('/')[-2] == 'members' and path.split('/')[-1].isdigit())",
             "person",
         ),
+        ("true", "misplaced"),
     ]
     assert [when for when, _ in visit_cases(schemas.flow(running(document, "team")))] == [
         "depth == 0",
@@ -308,6 +311,7 @@ def test_entries_of_one_field_and_children_of_another_tell_their_nodes_apart(
         ("depth == 0", "root"),
         ("depth > 0 and path.split('/')[-2] == 'jobs'", "job"),
         ("depth > 0 and path.split('/')[-1] == 'lead'", "job-2"),
+        ("true", "misplaced"),
     ]
 
 
