@@ -237,6 +237,8 @@ def load_checked(text: str, loader_class: type[yaml.SafeLoader], *, text_keys: b
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        if problem == "exceeded maximum nesting depth":
+            problem = "nested too deeply to be read (libyaml reads 1,000 levels)"
         raise YamlRefused("", f"invalid YAML: {where}{problem}") from None
     finally:
         loader.dispose()

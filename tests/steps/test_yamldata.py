@@ -98,5 +98,5 @@ def _python_loaded(text: str, loader_class: type[yaml.SafeLoader]) -> object:
 
 
 def test_a_document_nested_past_what_libyaml_reads_is_refused_saying_so() -> None:
-    with pytest.raises(YamlRefused, match=r"nesting depth|nested too deeply"):
+    with pytest.raises(YamlRefused, match="nested too deeply"):
         load_yaml_data("[" * 100_000 + "]" * 100_000)
