@@ -171,7 +171,12 @@ def _unclaimed(workdir: Path) -> None:
 
 def _outside_runs(workdir: Path) -> None:
     """Refuse a workdir inside another run's store or logs: those are that run's, and `meta
-    clean` of it would remove this one with them, running or not."""
+    clean` of it would remove this one with them, running or not; and the file system's root,
+    whose `store` and `logs` no run should write (or `meta clean` remove)."""
+    if workdir.resolve() == Path(workdir.resolve().anchor):
+        raise UserError(
+            Fault(display_path(workdir), "", "is the file system's root: give another --workdir")
+        )
     for folder in workdir.resolve().parents:
         if folder.name in (STORE, LOGS) and (folder.parent / RUN_FILE).is_file():
             raise UserError(

@@ -618,6 +618,15 @@ def test_the_lock_a_session_killed_before_its_run_record_left_is_taken_again(
     assert line.startswith("other: /: holds session.lock, which a run writes there"), line
 
 
+def test_the_file_systems_root_is_no_workdir(
+    meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
+) -> None:
+    write_flow("flow.yaml", f"root: {MARK}")
+    (line,) = assert_user_error(meta("run", "flow.yaml", "--workdir", "/"))
+    assert line == "/: /: is the file system's root: give another --workdir"
+    assert not (tmp_path / "ran.marker").exists()
+
+
 def test_a_workdir_inside_another_runs_store_is_refused(
     meta: Callable[..., Result], write_flow: Callable[..., Path], tmp_path: Path
 ) -> None:
