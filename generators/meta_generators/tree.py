@@ -380,8 +380,8 @@ def _by_discriminator(schema: Schema, hierarchy: Hierarchy) -> dict[str, str] | 
             values.append(value)
         else:
             if len({json.dumps(v) for v in values}) == len(values):
-                # `is defined` first: a node without the property matches no case (the
-                # validator's fallback, or a fault naming the node), it is no template error.
+                # `is defined` first: a node without the property matches no case (a fault
+                # naming the node), rather than failing the template.
                 access = _access(name)
                 return {
                     node.where: f"{access} is defined and {access} == {flows.literal(value)}"
