@@ -98,9 +98,10 @@ def _left(schema: Schema) -> frozenset[str]:
 
 
 def _fanned_out(schema: Schema, description: Description) -> list[MapField]:
-    """The maps that get a unit per entry: those the data holds when the flow is generated for
-    given data, else those the top node requires (an absent map has no entries to fan out, and
-    a fan-out over a place the data lacks is a fault); with x-meta.entries, always."""
+    """The maps that get a unit per entry: with x-meta.entries, or entries the validator checks
+    (its fan-out keeps misfits: a document without the map has none), always; else those the
+    data holds when the flow is generated for given data, or those the top node requires (a
+    fan-out of a step of the user's over a place the data lacks is a fault)."""
     data = _given_data(schema, description)
     required: set[str] = set()
     for root in structure(schema).roots:
@@ -108,7 +109,7 @@ def _fanned_out(schema: Schema, description: Description) -> list[MapField]:
         required.update(name for name in listed if isinstance(name, str))
     chosen = []
     for found in own_maps(schema):
-        if _hint(schema, found) is not None:
+        if _hint(schema, found) is not None or not _entries_run(schema, found):
             chosen.append(found)
         elif data is not None:
             if isinstance(data[0], dict) and isinstance(data[0].get(found.field), dict):
@@ -165,6 +166,11 @@ def _hint(schema: Schema, found: MapField) -> tuple[str, dict[str, Any]] | None:
         if isinstance(hint, dict):
             return where, hint
     return None
+
+
+def _entries_run(schema: Schema, found: MapField) -> bool:
+    """Whether the map's entries run a step of their own (an `x-meta.run`), not the validator."""
+    return any(isinstance(schema.x_meta.get(where, {}).get("run"), dict) for where in found.entries)
 
 
 def _entry_run(
@@ -228,6 +234,8 @@ def _entries(
         over=flows.DATA,
         path=pointer([found.field]),
         depends_on_field=depends or None,
+        # The top node's check reports a map that is not one; a missing map has no entries.
+        misfits="keep" if validates else None,
         visit=visit,
         **flows.frame(schema),
     )

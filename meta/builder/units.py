@@ -155,13 +155,15 @@ def fanout(
     path: str | None = None,
     gather: Unit | None = None,
     depends_on_field: str | None = None,
+    misfits: Misfits | None = None,
     **options: Unpack[SectionOptions],
 ) -> Section:
     """One `visit` per item of the collection at `path` (a JSON pointer) in input `over` (None:
     in the node of the visit this section is in), then `gather` (if given) over all their
     outputs. Over an object, `depends_on_field` names the field of each entry that lists the
-    entries it waits for (`over.dependsOn`)."""
-    walked = Over(input=over, path=path, depends_on=depends_on_field)
+    entries it waits for (`over.dependsOn`). `misfits="keep"`: no collection there is one
+    without items."""
+    walked = Over(input=over, path=path, depends_on=depends_on_field, misfits=misfits)
     return _section(name, "fanout", options, over=walked, visit=visit, gather=gather)
 
 

@@ -20,8 +20,7 @@ from meta.errors import Fault, InputFault
 from meta.flow.checks import FINALLY, name_problem
 from meta.flow.model import Cases, Over, Section, Unit
 from meta.plan.entries import entry_needs
-from meta.plan.inputs import resolve
-from meta.plan.plan import Plan, check_tree, fanned_out
+from meta.plan.plan import Plan, check_tree, fanned_out, resolve_kept
 from meta.steps.walked import holds_nodes
 
 DoneState = Literal["succeeded", "skipped", "failed", "cached", "cancelled"]
@@ -770,7 +769,9 @@ def frontier_for(
     else:
         assert over is not None and section.visit is not None
         value, source, path = _walked(plan, section, over, context, upstream)
-        if over.input is None and over.result is None:
+        if section.pattern == "fanout" and over.keep_misfits:
+            value = fanned_out(value, over, source[0], source[1] + path, section.name)
+        elif over.input is None and over.result is None:
             # Data met only now: checked as the plan checks its inputs.
             check = check_tree if section.pattern != "fanout" else fanned_out
             check(value, over, source[0], source[1] + path, section.name)
@@ -799,7 +800,7 @@ def _walked(
         return plan.over(over), plan.located(over.input), over.path
     base = context.iteration.get("path", "") if context.iteration else ""
     file, prefix = context.source
-    value = resolve(context.input, over.path, file, prefix + base)
+    value = resolve_kept(over, context.input, over.path, file, prefix + base)
     return value, context.source, base + over.path
 
 
@@ -824,7 +825,9 @@ def _result_collection(
     if producer.state == "skipped":
         return [], (where.file, where.pointer)
     source = (f"the result of {producer.unit_id}", "")
-    value = resolve(producer.result, over.path, *source)
+    value = resolve_kept(over, producer.result, over.path, *source)
+    if over.keep_misfits:
+        return fanned_out(value, over, *source, section.name), source
     if not isinstance(value, list | dict):
         raise InputFault(
             Fault(

@@ -71,9 +71,10 @@ class Plan:
         return self.documents[spec.path]
 
     def over(self, over: Over) -> Any:
-        """The value a section walks: its input, at its JSON pointer."""
+        """The value a section walks: its input, at its JSON pointer (None where the data has
+        nothing, for a walk that keeps misfits)."""
         assert over.input is not None, "a section over its visit's node walks no input"
-        return resolve(self.data(over.input), over.path, *self.located(over.input))
+        return resolve_kept(over, self.data(over.input), over.path, *self.located(over.input))
 
     def records(self, over: Over) -> Iterator[Any]:
         """The records of a stream: a JSON-lines file read lazily, or a JSON array."""
@@ -397,9 +398,22 @@ def _check_shape(plan: Plan, section: Section, over: Over) -> None:
         check_tree(value, over, file, prefix + over.path, section.name)
 
 
+def resolve_kept(over: Over, document: Any, where: str, file: str, prefix: str = "") -> Any:
+    """`resolve`, but None where the data has nothing for a section that keeps misfits."""
+    try:
+        return resolve(document, where, file, prefix)
+    except InputFault:
+        if over.keep_misfits:
+            return None
+        raise
+
+
 def fanned_out(value: Any, over: Over, file: str, where: str, section: str) -> Any:
     """What a fanout walks: an array or an object, and with `over.dependsOn` an object whose
-    entries name entries (see entries.py); else an `InputFault` at `where` in `file`."""
+    entries name entries (see entries.py); else an `InputFault` at `where` in `file`, or,
+    for a fanout that keeps misfits, a collection without items."""
+    if over.keep_misfits and not isinstance(value, dict if over.depends_on else list | dict):
+        return {} if over.depends_on is not None else []
     if over.depends_on is not None:
         if not isinstance(value, dict):
             raise InputFault(

@@ -365,3 +365,29 @@ def test_a_node_where_the_schema_holds_none_is_reported_by_its_parent(tmp_path: 
     found, wanted = verdicts(tmp_path, ORG, data)
     assert wanted == Counter({"/teams": 1})
     assert found == wanted + Counter({"/teams/teams/0/name": 1})
+
+
+@pytest.mark.parametrize("other", [{"n": 1}, {"n": 1, "vars": "x"}], ids=["no-map", "a-string"])
+def test_a_document_flow_made_for_one_document_checks_another_without_the_map(
+    tmp_path: Path, other: Any
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer"},
+            "vars": {"type": "object", "additionalProperties": {"type": ["string", "array"]}},
+        },
+    }
+    (tmp_path / "x.schema.json").write_text(json.dumps(schema), encoding="utf-8")
+    (tmp_path / "x.data.json").write_text(json.dumps({"n": 1, "vars": {"a": "b"}}))
+    made = run_meta(
+        "generate", "x.schema.json", "--data", "x.data.json", "-o", "x.flow.yaml", cwd=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "x.data.json").write_text(json.dumps(other))
+    ran = run_meta("run", "x.flow.yaml", "--workdir", "run", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    found: Counter[str] = Counter()
+    for report in (tmp_path / "run" / "store").rglob("report.json"):
+        found.update(error["pointer"] for error in json.loads(report.read_text())["errors"])
+    assert found == expected(schema, other)

@@ -19,6 +19,7 @@ from meta.generate.pipeline import Generated, generate, read_description
 from meta.generate.plugins import Plugins, load_plugins
 from meta.steps import schema_faults
 from meta.steps.validate_node import dialect_of, is_yaml, local_registry
+from meta.steps.walked import holds_nodes
 from tests.generators.helpers import run_meta
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -127,6 +128,7 @@ def _nodes(flow: dict[str, Any], document: Any) -> int:
 
 def _section_nodes(section: dict[str, Any], document: Any) -> int:
     pattern = section.get("pattern")
+    kept = section.get("over", {}).get("misfits") == "keep"
     if pattern in ("dfs", "bfs"):
         fields = section["over"].get("children", [])
         maps = section["over"].get("entries", [])
@@ -134,19 +136,30 @@ def _section_nodes(section: dict[str, Any], document: Any) -> int:
         while stack:
             node = stack.pop()
             count += 1
+            if not isinstance(node, dict):
+                continue  # a root that is no object, visited without children (kept)
             for name in fields:
                 value = node.get(name)
+                if kept and not holds_nodes(value, named=False):
+                    continue
                 if isinstance(value, dict):
                     stack.append(value)
                 elif isinstance(value, list):
                     stack.extend(value)
             for name in maps:
-                stack.extend((node.get(name) or {}).values())
+                if not kept or holds_nodes(node.get(name), named=True):
+                    stack.extend((node.get(name) or {}).values())
         return count
     if pattern == "fanout":
         # A gather (a collection's summary checking the array itself) is one more unit.
         gathered = 1 if "gather" in section else 0
-        return len(lookup(document, section["over"].get("path", ""))) + gathered
+        try:
+            items = lookup(document, section["over"].get("path", ""))
+        except LookupError:
+            if not kept:
+                raise
+            items = []
+        return (len(items) if isinstance(items, list | dict) else 0) + gathered
     if pattern == "dag":
         return sum(_section_nodes(unit, document) for unit in section["units"])
     return 1

@@ -253,13 +253,22 @@ def test_entries_are_walked_those_that_may_be_more_fan_out_and_needs_are_checked
     loose = json.loads(json.dumps(document))
     loose["properties"]["jobs"]["additionalProperties"]["type"] = ["object", "array"]
     jobs = schemas.flow(loose)["spec"]["root"]["units"][1]
-    assert (jobs["pattern"], jobs["over"]) == ("fanout", {"input": "data", "path": "/jobs"})
+    # A validator's fan-out: a document without jobs has none (no fault).
+    assert (jobs["pattern"], jobs["over"]) == (
+        "fanout",
+        {"input": "data", "path": "/jobs", "misfits": "keep"},
+    )
     (schemas.root / "doc.meta.yaml").write_text(
         "/properties/jobs:\n  entries: {dependsOn: needs}\n"
     )
     # The entries' dag is read from the data when the flow runs: no data is needed here.
     jobs = schemas.flow(document)["spec"]["root"]["units"][1]
-    assert jobs["over"] == {"input": "data", "path": "/jobs", "dependsOn": "needs"}
+    assert jobs["over"] == {
+        "input": "data",
+        "path": "/jobs",
+        "dependsOn": "needs",
+        "misfits": "keep",
+    }
     (schemas.root / "doc.meta.yaml").write_text(
         "/properties/jobs:\n  entries: {dependsOn: after, each: steps}\n"
     )
@@ -291,7 +300,12 @@ def test_the_ci_workflow_sample_runs_its_jobs_in_needs_order_with_every_step(
     assert made.returncode == 0, made.stderr
     flow = yaml.safe_load((folder / "ci.flow.yaml").read_text())
     jobs = flow["spec"]["root"]["units"][1]
-    assert jobs["over"] == {"input": "data", "path": "/jobs", "dependsOn": "needs"}
+    assert jobs["over"] == {
+        "input": "data",
+        "path": "/jobs",
+        "dependsOn": "needs",
+        "misfits": "keep",
+    }
     ran = run_meta("run", "ci.flow.yaml", "--workdir", "run", cwd=folder)
     assert ran.returncode == 0, ran.stderr
     data = yaml.safe_load((folder / "ci.data.yml").read_text())
