@@ -54,7 +54,7 @@ def loads_strict_json(text: str) -> Any:
     """JSON as the standard has it: `NaN` and `Infinity` (which Python's json reads, and
     other readers refuse) are refused, and so is data nested too deeply to be walked."""
     try:
-        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite, parse_int=_integer)
     except RecursionError:
         raise ValueError(f"nested more than {sys.getrecursionlimit()} levels deep") from None
 
@@ -94,12 +94,23 @@ def _path(entry: _Placed) -> list[str | int]:
     return keys[::-1]
 
 
+MAX_INTEGER_DIGITS = 4300
+"""Python's default limit on converting text to an integer (sys.get_int_max_str_digits)."""
+
+
 def _finite(text: str) -> float:
     """A JSON number as a float; one too large for a float (`1e400`) is not read as infinity."""
     value = float(text)
     if math.isinf(value):
         raise ValueError("a number out of range")
     return value
+
+
+def _integer(text: str) -> int:
+    """A JSON integer; one longer than Python converts (4,300 digits) is said so plainly."""
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise ValueError(f"an integer of more than {MAX_INTEGER_DIGITS:,} digits")
+    return int(text)
 
 
 def _not_json(constant: str) -> Any:

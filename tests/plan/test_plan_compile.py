@@ -356,6 +356,23 @@ def test_a_byte_order_mark_may_start_json_and_json_lines_data(
     assert plan.data("d") == {"b": [3]}
 
 
+def test_an_integer_too_long_to_convert_is_said_so(
+    write_flow: Callable[..., Path], write: Callable[[str, str], Path]
+) -> None:
+    write("d.json", '{"b": [' + "9" * 5000 + "]}")
+    fanout = {
+        "name": "each",
+        "scope": "macro",
+        "pattern": "fanout",
+        "over": {"input": "d", "path": "/b"},
+        "visit": {"name": "v", "run": {"command": ["echo"]}},
+    }
+    with pytest.raises(InputFault) as caught:
+        compile_plan(write_flow("f.yaml", spec(fanout, d={"path": "d.json"})))
+    ((fault),) = caught.value.faults
+    assert fault.reason == "invalid JSON: an integer of more than 4,300 digits"
+
+
 def test_json_lines_records_are_read_lazily(
     write_flow: Callable[..., Path], write: Callable[[str, str], Path]
 ) -> None:
