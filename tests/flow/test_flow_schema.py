@@ -218,7 +218,7 @@ def test_a_walk_takes_its_children_from_children_or_entries_fields() -> None:
     assert faults(doc(fanout)) == [
         (
             "/spec/root/over/entries",
-            "unknown field 'entries' (allowed here: dependsOn, input, path, result)",
+            "unknown field 'entries' (allowed here: dependsOn, input, misfits, path, result)",
         )
     ]
 
