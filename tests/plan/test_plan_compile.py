@@ -342,13 +342,7 @@ def test_a_byte_order_mark_may_start_json_and_json_lines_data(
 ) -> None:
     write("s.jsonl", '\ufeff{"a": 1}\n{"a": 2}\n')
     write("d.json", '\ufeff{"b": [3]}')
-    fanout = {
-        "name": "each",
-        "scope": "macro",
-        "pattern": "fanout",
-        "over": {"input": "d", "path": "/b"},
-        "visit": {"name": "v", "run": {"command": ["echo"]}},
-    }
+    fanout = _fanout_of("d", "/b")
     plan = compile_plan(
         write_flow("f.yaml", spec(fanout, s={"path": "s.jsonl"}, d={"path": "d.json"}))
     )
@@ -360,13 +354,7 @@ def test_an_integer_too_long_to_convert_is_said_so(
     write_flow: Callable[..., Path], write: Callable[[str, str], Path]
 ) -> None:
     write("d.json", '{"b": [' + "9" * 5000 + "]}")
-    fanout = {
-        "name": "each",
-        "scope": "macro",
-        "pattern": "fanout",
-        "over": {"input": "d", "path": "/b"},
-        "visit": {"name": "v", "run": {"command": ["echo"]}},
-    }
+    fanout = _fanout_of("d", "/b")
     with pytest.raises(InputFault) as caught:
         compile_plan(write_flow("f.yaml", spec(fanout, d={"path": "d.json"})))
     ((fault),) = caught.value.faults
@@ -394,17 +382,22 @@ def test_a_fanout_walks_a_json_lines_files_records_as_an_array(
 ) -> None:
     """As the cluster is given a JSON-lines input: the array of its records."""
     write("s.jsonl", '{"a": 1}\n\n{"a": 2}\n')
-    fanout = {
-        "name": "each",
-        "scope": "macro",
-        "pattern": "fanout",
-        "over": {"input": "s", "path": "/1"},
-        "visit": {"name": "v", "run": {"command": ["echo"]}},
-    }
+    fanout = _fanout_of("s", "/1")
     plan = compile_plan(write_flow("f.yaml", spec(fanout, s={"path": "s.jsonl"})))
     assert plan.data("s") == [{"a": 1}, {"a": 2}]
     assert isinstance(plan.flow.root, Section) and plan.flow.root.over is not None
     assert plan.over(plan.flow.root.over) == {"a": 2}
+
+
+def _fanout_of(data: str, path: str) -> dict[str, Any]:
+    """A fanout `each` over the value at `path` of input `data`."""
+    return {
+        "name": "each",
+        "scope": "macro",
+        "pattern": "fanout",
+        "over": {"input": data, "path": path},
+        "visit": {"name": "v", "run": {"command": ["echo"]}},
+    }
 
 
 def _fanout_over(name: str, result: str) -> dict[str, Any]:
