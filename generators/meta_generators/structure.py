@@ -6,10 +6,11 @@ an array whose `items` is one (many children), a `oneOf`/`anyOf` of such types, 
 entries keyed by name (`additionalProperties`, `patternProperties`) whose every value is one (a
 map: one child per entry, walked as `over.entries`); its properties are read through
 `allOf`/`anyOf`/`oneOf` branches too. A field is walked only when it holds nodes of one shape in
-every node type that has it (the walk descends into the same fields at every node); a map that
-may hold other values stays in its parent's data, checked with it. Each field left out is noted
-with the reason, for `explain`. The analysis runs once per schema (and set of fields left to
-units of their own).
+every node type that has it (the walk descends into the same fields at every node), and, when
+the walk only validates, nodes of one schema (a unit knows its node's field, not its parent's
+type); a map that may hold other values stays in its parent's data, checked with it. Each
+field left out is noted with the reason, for `explain`. The analysis runs once per schema
+(and set of fields left to units of their own).
 """
 
 from __future__ import annotations
@@ -281,6 +282,15 @@ def _analyse(schema: Schema, banned: dict[str, str]) -> Structure:
                     f"entries keyed by name in {_short(schema, maps_at[0])}, "
                     f"an object or an array in {_short(schema, others[0])}",
                 )
+        if _validates(schema, types):
+            for name, owners in _of_several_schemas(schema, places, maps).items():
+                if name not in banned:
+                    conflicts.setdefault(
+                        name,
+                        f"nodes of one schema in {_short(schema, owners[0])}, of another in "
+                        f"{_short(schema, owners[1])} (a validator checks them with their parent, "
+                        "as the schema of their place)",
+                    )
         if not conflicts:
             break
         banned.update(conflicts)
@@ -290,6 +300,38 @@ def _analyse(schema: Schema, banned: dict[str, str]) -> Structure:
     found.left_out = {name: why for name, why in banned.items() if name in places}
     found.maps = maps
     return found
+
+
+def _validates(schema: Schema, types: dict[str, dict[str, Any]]) -> bool:
+    """Whether no node type runs a step of its own: the walk's units are the validator's."""
+    return not any(isinstance(schema.x_meta.get(t, {}).get("run"), dict) for t in types)
+
+
+def _of_several_schemas(
+    schema: Schema, places: dict[str, list[Place]], maps: list[MapField]
+) -> dict[str, list[str]]:
+    """The fields whose nodes are of different schemas in different node types (two owners
+    that differ, for each): a unit of the walk knows its node's field, not its parent's type,
+    so it could check a node against another place's schema, which may take what its own
+    refuses."""
+    found: dict[str, list[str]] = {}
+    for name, declared in places.items():
+        seen: dict[tuple[str, str], str] = {}
+        for place in declared:
+            if place.shape != "map":
+                seen.setdefault(_same(schema, place.element), place.owner)
+        for held in maps:
+            if held.field == name and held.nodes:
+                seen.setdefault(_same(schema, schema.deref(held.at) or held.at), held.owner)
+        if len(seen) > 1:
+            found[name] = list(seen.values())[:2]
+    return found
+
+
+def _same(schema: Schema, where: str) -> tuple[str, str]:
+    """What tells subschemas apart: their file and text (two places written alike are one)."""
+    file, _ = schema.locate(where)
+    return str(file), json.dumps(schema.at(where), sort_keys=True)
 
 
 def _reach(

@@ -39,6 +39,9 @@ ELEMENT_KEYWORDS = frozenset(
     | {"definitions"}
 )
 SCORE = 30.0
+VALIDATORS_AT_ONCE = 4
+"""A walk that only validates runs this many units at once unless x-meta.maxActive says (a
+walk's own default, 1, is for steps that depend on the order)."""
 JINJA_WORDS = frozenset(
     {"and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "loop", "self"}
     | {"True", "False", "None"}
@@ -156,6 +159,10 @@ def walk_section(
                     "true", _misplaced(order).step(flows.unique_names([*names, "misplaced"])[-1])
                 )
             )
+    frame = flows.frame(schema)
+    if validates and "max_active" not in frame:
+        # The validator's units check a node each, in any order: side by side, as a fanout's.
+        frame["max_active"] = VALIDATORS_AT_ONCE
     walk = mb.bfs if pattern == "bfs" else mb.dfs
     section = walk(
         "walk",
@@ -168,7 +175,7 @@ def walk_section(
         # types' own steps stops on it, naming the place.
         misfits="keep" if validates else None,
         visit=visit,
-        **flows.frame(schema),
+        **frame,
     )
     return section, used
 

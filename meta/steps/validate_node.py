@@ -537,6 +537,8 @@ class LocalFiles:
                 )
                 if isinstance(own, str):
                     self._ids.setdefault(urldefrag(own).url, path)
+                    # A relative `$id` ("policy") is resolved against the file it is in.
+                    self._ids.setdefault(urldefrag(urljoin(path.as_uri(), own)).url, path)
         return self._ids
 
     def __call__(self, uri: str) -> Resource[Any]:

@@ -391,3 +391,59 @@ def test_a_document_flow_made_for_one_document_checks_another_without_the_map(
     for report in (tmp_path / "run" / "store").rglob("report.json"):
         found.update(error["pointer"] for error in json.loads(report.read_text())["errors"])
     assert found == expected(schema, other)
+
+
+def _closed(*required: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {name: {"type": "string"} for name in required},
+        "additionalProperties": False,
+    }
+
+
+def test_a_node_right_for_another_place_of_its_field_name_is_reported(tmp_path: Path) -> None:
+    """CycloneDX's `data`: a component's and a service's are of different schemas; a service's
+    data flow in a component is wrong there, though right under a service."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "components": {"type": "array", "items": {"$ref": "#/$defs/component"}},
+            "services": {"type": "array", "items": {"$ref": "#/$defs/service"}},
+        },
+        "$defs": {
+            "component": {
+                "type": "object",
+                "properties": {"data": {"type": "array", "items": _closed("type")}},
+            },
+            "service": {
+                "type": "object",
+                "properties": {"data": {"type": "array", "items": _closed("flow")}},
+            },
+        },
+    }
+    data = {
+        "components": [{"data": [{"flow": "inbound"}]}],
+        "services": [{"data": [{"flow": "x"}]}],
+    }
+    found, wanted = verdicts(tmp_path, schema, data)
+    assert wanted == Counter({"/components/0/data/0": 2})
+    assert found == wanted
+
+
+def test_a_ref_to_a_file_by_its_relative_id_resolves(tmp_path: Path) -> None:
+    """As cfn-lint's IAM policy schemas are written: `$id: identity`, `$ref: policy#/...` to
+    the file beside it whose `$id` is `policy`."""
+    policy = {"$id": "policy", "definitions": {"Effect": {"enum": ["Allow", "Deny"]}}}
+    (tmp_path / "policy.json").write_text(json.dumps(policy), encoding="utf-8")
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": "identity",
+        "type": "object",
+        "properties": {"Effect": {"$ref": "policy#/definitions/Effect"}},
+    }
+    schema_file = tmp_path / "x.schema.json"
+    schema_file.write_text(json.dumps(schema), encoding="utf-8")
+    data_file = tmp_path / "x.data.json"
+    data_file.write_text(json.dumps({"Effect": "Alow"}), encoding="utf-8")
+    assert reported(schema_file, data_file) == Counter({"/Effect": 1})

@@ -157,7 +157,7 @@ def test_types_that_no_property_tells_apart_are_told_by_the_field_holding_them(
             "$defs": {
                 "a": node_type("x", x={"type": "string"}, kids=many("b"), lead=ref("c")),
                 "b": node_type("x", x={"type": "string"}, kids=many("a")),
-                "c": node_type("x", x={"type": "string"}),
+                "c": node_type("x", x={"type": "string"}, run=["echo"]),
             },
         }
     )
@@ -166,7 +166,6 @@ def test_types_that_no_property_tells_apart_are_told_by_the_field_holding_them(
         ("depth == 0", "a"),
         ("depth > 0 and (path.split('/')[-2] == 'kids' and path.split('/')[-1].isdigit())", "kids"),
         ("depth > 0 and path.split('/')[-1] == 'lead'", "c"),
-        ("true", "misplaced"),
     ]
     kids = flow["spec"]["root"]["visit"]["cases"][1]["unit"]
     # Children in 'kids' may be of either type: the node is checked against both.
@@ -175,6 +174,29 @@ def test_types_that_no_property_tells_apart_are_told_by_the_field_holding_them(
         "--pointer=/$defs/b",
         "--pointer=/$defs/a",
     ]
+
+
+def test_a_validator_leaves_a_field_of_several_schemas_to_the_node_holding_it(
+    schemas: Schemas,
+) -> None:
+    """A unit knows its node's field, not its parent's type: a node of `kids` checked against
+    both types could pass as the other. Such a field is checked with its parent, as data."""
+    document = schema(
+        **{
+            "$ref": "#/$defs/a",
+            "$defs": {
+                "a": node_type("x", x={"type": "string"}, kids=many("b"), lead=ref("c")),
+                "b": node_type("y", y={"type": "string"}, kids=many("a")),
+                "c": node_type("x", x={"type": "string"}),
+            },
+        }
+    )
+    flow = schemas.flow(document)
+    assert flow["spec"]["root"]["over"]["children"] == ["lead"]
+    assert any(
+        "kids (nodes of one schema in /$defs/a, of another in /$defs/b" in line
+        for line in schemas.explain(document)
+    )
 
 
 def test_a_recursive_single_type_gets_a_plain_visit(schemas: Schemas) -> None:
