@@ -67,15 +67,16 @@ class DocumentGenerator:
         units: list[mb.Unit] = [_top(schema, description, maps, used)]
         for found in maps:
             units.append(_entries(schema, description, found, used))
-        names = flows.unique_names(unit.name for unit in units)
+        names = flows.unique_names([*(unit.name for unit in units), "verdict"])
         flows.check_runs_used(
             schema, used, self.name, "it runs the top node and the entries of its maps"
         )
-        section = mb.dag(
-            "document",
-            *(replace(unit, name=name) for unit, name in zip(units, names, strict=True)),
-            **flows.frame(schema),
-        )
+        parts = [replace(unit, name=name) for unit, name in zip(units, names[:-1], strict=True)]
+        if len(parts) > 1 and not any(kind == "run" for _, kind in used):
+            # Only the validator's reports: one verdict on the whole document, the flow's result.
+            verdict = [*flows.VALIDATE_NODE, "--summary", flows.option("type", "document")]
+            parts.append(flows.Run(verdict).step(names[-1], depends_on=names[:-1]))
+        section = mb.dag("document", *parts, **flows.frame(schema))
         return flows.flow_document(schema, description, self.name, section)
 
 

@@ -391,6 +391,9 @@ def test_a_document_flow_made_for_one_document_checks_another_without_the_map(
     for report in (tmp_path / "run" / "store").rglob("report.json"):
         found.update(error["pointer"] for error in json.loads(report.read_text())["errors"])
     assert found == expected(schema, other)
+    # One verdict on the whole document is the flow's result.
+    result = json.loads((tmp_path / "run" / "report.json").read_text())["result"]
+    assert (result["valid"], result["invalid"]) == (not found, int(bool(found)))
 
 
 def _closed(*required: str) -> dict[str, Any]:
