@@ -133,6 +133,9 @@ def test_a_flow_that_only_validates_checks_each_node_as_its_place_holds_it(
         document["$defs"][name]["required"].append("kind")
     flow = schemas.flow(document)
     assert flow["spec"]["root"]["over"]["misfits"] == "keep"
+    # The order of checks does not matter: side by side, unless x-meta.maxActive says.
+    assert flow["spec"]["root"]["maxActive"] == 4
+    assert "maxActive" not in schemas.flow(running(org(), "team"))["spec"]["root"]
     assert visit_cases(flow) == [
         ("depth == 0", "company"),
         (
