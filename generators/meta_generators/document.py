@@ -226,7 +226,13 @@ def _entries(
             else None
         )
         steps = _each_section(schema, description, name, each, items, used, gather)
-        visit = [mb.case(f"{flows.literal(each)} in node", steps), mb.case("true", step)]
+        # Only an entry holding an array there runs its items; any other checks it whole.
+        held = f"node[{flows.literal(each)}]"
+        holds_items = (
+            f"node is mapping and {flows.literal(each)} in node and {held} is iterable"
+            f" and {held} is not string and {held} is not mapping"
+        )
+        visit = [mb.case(holds_items, steps), mb.case("true", step)]
     depends = entries_hint.get("dependsOn")
     if depends:
         _entry_field(schema, found, depends, child(at, "dependsOn"), array=False)

@@ -24,7 +24,8 @@ from .structure import Place, Structure, properties_of, structure
 
 PATTERNS = ("dfs", "bfs")
 SHAPE = (
-    "{{% for f in {fields} if f in node %}}{{{{ ', ' if not loop.first }}}}{{% set v = node[f] %}}"
+    "{{% for f in {fields} if node is mapping and f in node %}}{{{{ ', ' if not loop.first }}}}"
+    "{{% set v = node[f] %}}"
     "{{{{ ([f, 'object', v | list] if v is mapping else [f, 'value', v] if v is string or v is "
     "not iterable else [f, 'array', v | length]) | tojson }}}}{{% endfor %}}"
 )

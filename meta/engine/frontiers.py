@@ -780,7 +780,9 @@ def frontier_for(
         elif over.depends_on is None:
             frontier = ItemsFrontier(section.visit, value, path, source, upstream)
         else:
-            needs = entry_needs(value, over.depends_on, source[0], source[1] + path)
+            needs = entry_needs(
+                value, over.depends_on, source[0], source[1] + path, keep=over.keep_misfits
+            )
             frontier = EntriesDagFrontier(section.visit, value, needs, path, source, upstream)
     if section.gather is not None:
         frontier = GatherFrontier(frontier, section.gather, context)

@@ -12,10 +12,11 @@ from meta.errors import Fault, InputFault, pointer
 
 
 def entry_needs(
-    entries: Mapping[str, Any], field: str, file: str, where: str
+    entries: Mapping[str, Any], field: str, file: str, where: str, *, keep: bool = False
 ) -> dict[str, tuple[str, ...]]:
     """Entry -> the entries it waits for (its `field`: a name or a list of names), in the
-    order written; `where` is the pointer of `entries` in `file`."""
+    order written; `where` is the pointer of `entries` in `file`. `keep` (a fanout keeping
+    misfits): a field that is neither waits for nothing (the entry's own check reports it)."""
     needs: dict[str, tuple[str, ...]] = {}
     faults: list[Fault] = []
     for key, entry in entries.items():
@@ -26,7 +27,10 @@ def entry_needs(
             continue
         at = where + pointer([key, field])
         if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed):
-            faults.append(Fault(file, at, f"'{field}' must name entries: a name or a list"))
+            if keep:
+                needs[key] = ()
+            else:
+                faults.append(Fault(file, at, f"'{field}' must name entries: a name or a list"))
             continue
         for i, name in enumerate(listed):
             if name not in entries:

@@ -419,7 +419,7 @@ def fanned_out(value: Any, over: Over, file: str, where: str, section: str) -> A
             raise InputFault(
                 Fault(file, where, f"section '{section}' runs named entries: needs an object")
             )
-        entry_needs(value, over.depends_on, file, where)
+        entry_needs(value, over.depends_on, file, where, keep=over.keep_misfits)
     elif not isinstance(value, list | dict):
         raise InputFault(
             Fault(file, where, f"section '{section}' needs an array or an object to fan out over")

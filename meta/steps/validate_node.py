@@ -751,9 +751,14 @@ def _checker(
                 best, fewest = found, (refused, len(found))
             if fewest == (0, 0):
                 break
+        said: set[tuple[str, str]] = set()
         for error in sorted(best or [], key=lambda e: (pointer(list(e.absolute_path)), e.message)):
-            place = list(error.absolute_path)[skip:]
-            yield {"pointer": path + pointer(place), "message": message(error)}
+            said_here = (path + pointer(list(error.absolute_path)[skip:]), message(error))
+            # Two keywords may come to one fault (`type: object` and a `oneOf` whose deepest
+            # error is that type): it is said once.
+            if said_here not in said:
+                said.add(said_here)
+                yield {"pointer": said_here[0], "message": said_here[1]}
 
     return check
 

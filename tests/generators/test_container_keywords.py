@@ -306,6 +306,10 @@ def test_the_shipped_workflow_schema_agrees_with_jsonschema(
         {"name": "o", "teams": [{"name": "a"}, {"name": "b"}], "jobs": {"ab": 5, "cd": {}}},
         "an org",
         [{"name": "o"}],
+        None,
+        5,
+        "teams",
+        ["teams"],
     ],
     ids=[
         "a-string-for-an-array",
@@ -313,6 +317,10 @@ def test_the_shipped_workflow_schema_agrees_with_jsonschema(
         "a-number-among-entries",
         "a-string-root",
         "an-array-root",
+        "a-null-root",
+        "a-number-root",
+        "a-root-naming-a-field",
+        "a-root-listing-a-field",
     ],
 )
 def test_data_that_is_not_a_tree_of_nodes_is_reported_not_refused(
@@ -450,3 +458,66 @@ def test_a_ref_to_a_file_by_its_relative_id_resolves(tmp_path: Path) -> None:
     data_file = tmp_path / "x.data.json"
     data_file.write_text(json.dumps({"Effect": "Alow"}), encoding="utf-8")
     assert reported(schema_file, data_file) == Counter({"/Effect": 1})
+
+
+WORKFLOW = {
+    "$schema": DRAFT,
+    "type": "object",
+    "required": ["jobs"],
+    "properties": {
+        "jobs": {
+            "type": "object",
+            "additionalProperties": {"$ref": "#/$defs/job"},
+            "x-meta": {"entries": {"dependsOn": "needs", "each": "steps"}},
+        }
+    },
+    "$defs": {
+        "job": {
+            "type": "object",
+            "required": ["steps"],
+            "additionalProperties": False,
+            "properties": {
+                "needs": {"type": "array", "items": {"type": "string"}},
+                "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
+            },
+        },
+        "step": {
+            "type": "object",
+            "required": ["run"],
+            "properties": {"run": {"type": "string"}},
+            "oneOf": [{"required": ["run"]}, {"required": ["uses"]}],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        None,
+        True,
+        "steps",
+        {"steps": "make"},
+        {"steps": None},
+        {"steps": {"run": "make", "with": {"a": 1}}},
+        {"steps": [{"run": "make"}], "needs": 5},
+        {"steps": [5]},
+    ],
+    ids=[
+        "null",
+        "true",
+        "a-string",
+        "steps-a-string",
+        "steps-null",
+        "steps-an-object",
+        "needs-a-number",
+        "a-step-a-number",
+    ],
+)
+def test_an_entry_whose_items_run_as_units_is_checked_whatever_it_holds(
+    tmp_path: Path, job: Any
+) -> None:
+    data = {"jobs": {"build": {"steps": [{"run": "make"}]}, "ci": job}}
+    found, wanted = verdicts(tmp_path, WORKFLOW, data)
+    assert wanted
+    assert found == wanted
