@@ -142,8 +142,9 @@ class Over:
     result: str | None = None
     """The name of the upstream unit whose result a fanout walks, instead of an input."""
     keep_misfits: bool = False
-    """A tree walk's `misfits: keep`: a field holding no nodes stays in its node as data
-    (`meta.steps.walked`), and a root that is not an object is a node without children."""
+    """`misfits: keep`. A tree walk: a field holding no nodes stays in its node as data
+    (`meta.steps.walked`), and a root that is not an object is a node without children. A
+    fanout: a place the data lacks, or a value that is no collection, is one without items."""
 
     @property
     def fields(self) -> tuple[str, ...]:
