@@ -21,6 +21,7 @@ from meta.generate.plugins import load_plugins
 from meta.generate.worker import companions
 from meta.hookspecs import Description
 from meta.local.reportpath import check_output_path
+from meta.plan.inputs import is_json_lines, read_json
 
 
 @click.command()
@@ -60,6 +61,9 @@ def generate(
         # Some generators only name the file in the flow: a typo would show at run time only.
         reason = "no such file" if not data.exists() else "not a regular file"
         raise UserError(Fault(display_path(data), "", f"{reason} (--data names the data file)"))
+    if data is not None and not is_json_lines(data):
+        # So is a file the run cannot read (UTF-16, NaN, not JSON or YAML at all): said now.
+        read_json(data)
     if output is not None:
         given = [description, *([data] if data is not None else [])]
         _check_output(output, [*given, *companions(description)])

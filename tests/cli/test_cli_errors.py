@@ -167,6 +167,29 @@ def test_generate_names_a_data_file_that_is_not_there(
     assert not (tmp_path / "f.yaml").exists()
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\xff\xfe{\x00}\x00", "is not UTF-8 text (byte 0)"),
+        (b'{"a": NaN}', "invalid JSON: NaN is not a JSON value"),
+    ],
+    ids=["utf-16", "nan"],
+)
+def test_generate_names_a_data_file_the_run_could_not_read(
+    meta: Callable[..., Result], tmp_path: Path, content: bytes, reason: str
+) -> None:
+    """A tree walk's flow only names its data file: the run would find this fault, later."""
+    (tmp_path / "s.schema.json").write_text(
+        '{"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}}}'
+    )
+    (tmp_path / "d.json").write_bytes(content)
+    (line,) = assert_user_error(
+        meta("generate", "s.schema.json", "--data", "d.json", "-o", "f.yaml")
+    )
+    assert line == f"d.json: /: {reason}"
+    assert not (tmp_path / "f.yaml").exists()
+
+
 def test_a_generated_flow_follows_the_umask(meta: Callable[..., Result], tmp_path: Path) -> None:
     (tmp_path / "s.schema.json").write_text(SCHEMA)
     old = os.umask(0o027)
