@@ -86,7 +86,7 @@ class StreamGenerator:
                 child("", "x-meta", "maxActive"),
                 f"a cycle runs at most one unit per ring member: maxActive must be <= {len(ring)}",
             )
-        section = mb.cycle(
+        section: mb.Section = mb.cycle(
             "stream",
             *ring,
             over=flows.DATA,
@@ -94,6 +94,10 @@ class StreamGenerator:
             rounds=meta.get("rounds"),
             **flows.frame(schema, scope="micro"),
         )
+        if "ring" not in meta and not used:
+            # Only the validator's reports, one per chunk: one verdict on every record.
+            verdict = [*flows.VALIDATE_NODE, "--summary", flows.option("type", "stream")]
+            section = mb.sequence("check", section, flows.Run(verdict).step("verdict"))
         return flows.flow_document(
             schema, description, self.name, section, data_suffix=".data.jsonl"
         )

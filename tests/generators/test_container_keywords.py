@@ -521,3 +521,21 @@ def test_an_entry_whose_items_run_as_units_is_checked_whatever_it_holds(
     found, wanted = verdicts(tmp_path, WORKFLOW, data)
     assert wanted
     assert found == wanted
+
+
+def test_a_stream_that_only_validates_gives_one_verdict_on_every_record(tmp_path: Path) -> None:
+    schema = {
+        "type": "object",
+        "required": ["v"],
+        "properties": {"v": {"type": "integer", "minimum": 0}},
+        "x-meta": {"stream": True, "chunk": 2},
+    }
+    (tmp_path / "x.schema.json").write_text(json.dumps(schema), encoding="utf-8")
+    records = [{"v": 1}, {"v": -1}, {"v": "x"}, {"v": 3}, {"w": 1}]
+    (tmp_path / "x.data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    made = run_meta("generate", "x.schema.json", "-o", "x.flow.yaml", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    ran = run_meta("run", "x.flow.yaml", "--workdir", "run", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads((tmp_path / "run" / "report.json").read_text())["result"]
+    assert result == {"valid": False, "nodes": 5, "invalid": 3}

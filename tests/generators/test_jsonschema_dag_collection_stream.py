@@ -238,7 +238,14 @@ def test_a_stream_defaults_to_chunks_of_100_and_one_validating_member(schemas: S
         type="array", items={"$ref": "#/$defs/rec"}, **{"x-meta": {"stream": True, "rounds": 2}}
     )
     document["$defs"] = {"rec": {"type": "object"}}
-    root = schemas.flow(document)["spec"]["root"]
+    check = schemas.flow(document)["spec"]["root"]
+    # Then one verdict on every record, from the chunks' reports.
+    assert [(unit["name"], unit.get("pattern")) for unit in check["units"]] == [
+        ("stream", "cycle"),
+        ("verdict", None),
+    ]
+    assert command(check["units"][1])[3:] == ["--summary", "--type=stream"]
+    root = check["units"][0]
     assert root["over"] == {"input": "data", "chunk": 100}
     assert root["rounds"] == 2
     assert [m["name"] for m in root["ring"]] == ["validate"]
