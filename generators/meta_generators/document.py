@@ -36,7 +36,7 @@ from meta.plan.inputs import read_json
 
 from . import flows, seen
 from .schema_model import Schema, child, load
-from .structure import MAP_KEYWORDS, MapField, properties_of, structure
+from .structure import MAP_KEYWORDS, MapField, properties_of, structure, validates
 from .tree import is_hierarchy, walk_section
 
 PATTERN = "dag"
@@ -74,8 +74,8 @@ class DocumentGenerator:
         parts = [replace(unit, name=name) for unit, name in zip(units, names[:-1], strict=True)]
         if len(parts) > 1 and not any(kind == "run" for _, kind in used):
             # Only the validator's reports: one verdict on the whole document, the flow's result.
-            verdict = [*flows.VALIDATE_NODE, "--summary", flows.option("type", "document")]
-            parts.append(flows.Run(verdict).step(names[-1], depends_on=names[:-1]))
+            verdict = flows.summary_run("document")
+            parts.append(verdict.step(names[-1], depends_on=names[:-1]))
         section = mb.dag("document", *parts, **flows.frame(schema))
         return flows.flow_document(schema, description, self.name, section)
 
@@ -110,7 +110,7 @@ def _fanned_out(schema: Schema, description: Description) -> list[MapField]:
         required.update(name for name in listed if isinstance(name, str))
     chosen = []
     for found in own_maps(schema):
-        if _hint(schema, found) is not None or not _entries_run(schema, found):
+        if _hint(schema, found) is not None or validates(schema, found.entries):
             chosen.append(found)
         elif data is not None:
             if isinstance(data[0], dict) and isinstance(data[0].get(found.field), dict):
@@ -169,11 +169,6 @@ def _hint(schema: Schema, found: MapField) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def _entries_run(schema: Schema, found: MapField) -> bool:
-    """Whether the map's entries run a step of their own (an `x-meta.run`), not the validator."""
-    return any(isinstance(schema.x_meta.get(where, {}).get("run"), dict) for where in found.entries)
-
-
 def _entry_run(
     schema: Schema, found: MapField, used: set[tuple[str, str]], available: frozenset[str]
 ) -> flows.Run | None:
@@ -200,7 +195,7 @@ def _entries(
     name = _entry_name(schema, found)
     run = _entry_run(schema, found, used, flows.ITERATING)
     each = entries_hint.get("each")
-    validates = run is None
+    only_validates = run is None
     if run is None:
         # An entry is held to every schema its key selects (a `properties` entry, each pattern
         # it matches, else additionalProperties), as jsonschema holds it: the step checks it as
@@ -222,7 +217,7 @@ def _entries(
                     )
                 ],
             )
-            if validates
+            if only_validates
             else None
         )
         steps = _each_section(schema, description, name, each, items, used, gather)
@@ -242,7 +237,7 @@ def _entries(
         path=pointer([found.field]),
         depends_on_field=depends or None,
         # The top node's check reports a map that is not one; a missing map has no entries.
-        misfits="keep" if validates else None,
+        misfits="keep" if only_validates else None,
         visit=visit,
         **flows.frame(schema),
     )

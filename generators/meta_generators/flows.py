@@ -203,6 +203,12 @@ def validator_run(
     return Run([*command, *extra])
 
 
+def summary_run(type_name: str, extra: Sequence[str] = ()) -> Run:
+    """The run of the built-in step that checks nothing and adds up the reports it receives
+    (`--summary`): a verdict on all of them, named `type_name` in its report."""
+    return Run([*VALIDATE_NODE, "--summary", option("type", type_name), *extra])
+
+
 def option(name: str, value: str, *, template: bool = False) -> str:
     """`--name=value` for the validator step's command: one argument, so a value starting with
     '-' (a file `-rf.schema.json`) is never read as an option; the value reaches the step as

@@ -85,6 +85,10 @@ class Schema:
     def root_meta(self) -> dict[str, Any]:
         return self.x_meta.get("", {})
 
+    def runs(self, where: str) -> bool:
+        """Whether the subschema at `where` has an `x-meta.run`: a step of the user's."""
+        return isinstance(self.x_meta.get(where, {}).get("run"), dict)
+
     def fault(self, where: str, reason: str) -> Fault:
         """A fault at `where`: in the overlay when it lies inside x-meta the overlay gave, in
         a file beside the schema when `where` is a key into one."""

@@ -96,8 +96,8 @@ class StreamGenerator:
         )
         if "ring" not in meta and not used:
             # Only the validator's reports, one per chunk: one verdict on every record.
-            verdict = [*flows.VALIDATE_NODE, "--summary", flows.option("type", "stream")]
-            section = mb.sequence("check", section, flows.Run(verdict).step("verdict"))
+            verdict = flows.summary_run("stream").step("verdict")
+            section = mb.sequence("check", section, verdict)
         return flows.flow_document(
             schema, description, self.name, section, data_suffix=".data.jsonl"
         )

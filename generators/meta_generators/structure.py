@@ -16,6 +16,7 @@ field left out is noted with the reason, for `explain`. The analysis runs once p
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,7 +283,7 @@ def _analyse(schema: Schema, banned: dict[str, str]) -> Structure:
                     f"entries keyed by name in {_short(schema, maps_at[0])}, "
                     f"an object or an array in {_short(schema, others[0])}",
                 )
-        if _validates(schema, types):
+        if validates(schema, types):
             for name, owners in _of_several_schemas(schema, places, maps).items():
                 if name not in banned:
                     conflicts.setdefault(
@@ -302,9 +303,9 @@ def _analyse(schema: Schema, banned: dict[str, str]) -> Structure:
     return found
 
 
-def _validates(schema: Schema, types: dict[str, dict[str, Any]]) -> bool:
+def validates(schema: Schema, types: Iterable[str]) -> bool:
     """Whether no node type runs a step of its own: the walk's units are the validator's."""
-    return not any(isinstance(schema.x_meta.get(t, {}).get("run"), dict) for t in types)
+    return not any(schema.runs(where) for where in types)
 
 
 def _of_several_schemas(

@@ -20,7 +20,7 @@ from meta.hookspecs import Description
 
 from . import flows, seen
 from .schema_model import Schema, child
-from .structure import Place, Structure, properties_of, structure
+from .structure import Place, Structure, properties_of, structure, validates
 
 PATTERNS = ("dfs", "bfs")
 SHAPE = (
@@ -112,8 +112,8 @@ def walk_section(
     found = analyse(schema, leave)
     order = schema.root_meta.get("order", "post")
     typed = _typed_cases(schema, found)
-    validates = not any(isinstance(schema.x_meta.get(t, {}).get("run"), dict) for t in found.types)
-    if validates:
+    only_validates = validates(schema, found.types)
+    if only_validates:
         # Each node checked against the schema of its place, as jsonschema checks it: a node
         # whose `kind` is missing, unknown or another type's is reported where it is.
         by_field = _cases_by_field(schema, found)
@@ -152,7 +152,7 @@ def walk_section(
         visit = units[0]
     else:
         visit = [mb.case(case.when, unit) for case, unit in zip(cases, units, strict=True)]
-        if validates:
+        if only_validates:
             # A node the walk takes where the schema holds none (one object in a field of
             # arrays): the node holding it reports the field's type; this adds up what is below.
             visit.append(
@@ -161,7 +161,7 @@ def walk_section(
                 )
             )
     frame = flows.frame(schema)
-    if validates and "max_active" not in frame:
+    if only_validates and "max_active" not in frame:
         # The validator's units check a node each, in any order: side by side, as a fanout's.
         frame["max_active"] = VALIDATORS_AT_ONCE
     walk = mb.bfs if pattern == "bfs" else mb.dfs
@@ -174,7 +174,7 @@ def walk_section(
         order=order,
         # A validator reports data that is not a tree of its types; a flow running the
         # types' own steps stops on it, naming the place.
-        misfits="keep" if validates else None,
+        misfits="keep" if only_validates else None,
         visit=visit,
         **frame,
     )
@@ -183,9 +183,8 @@ def walk_section(
 
 def _misplaced(order: str) -> flows.Run:
     """The built-in step for a node no place of the schema holds: no check, its subtree's sum."""
-    command = [*flows.VALIDATE_NODE, "--summary", flows.option("type", "misplaced")]
-    command.append(flows.option("path", "{{ path }}", template=True))
-    return flows.Run(command + (["--no-subtree"] if order == "pre" else []))
+    extra = [flows.option("path", "{{ path }}", template=True)]
+    return flows.summary_run("misplaced", extra + (["--no-subtree"] if order == "pre" else []))
 
 
 def _node_options(schema: Schema, found: Structure, extra: Sequence[str]) -> list[str]:
