@@ -9,6 +9,10 @@ from collections.abc import Sequence
 
 import click
 
+STEP_MODULES = {"validate-node": "meta.steps.validate_node"}
+"""Each step program's module: the warm starter loads them, and calls a module's `warm(args)`
+before it forks a step with those arguments (meta.cli.warm)."""
+
 
 @click.group()
 def step() -> None:
@@ -26,3 +30,12 @@ def validate_node_step(args: Sequence[str]) -> None:
     from meta.steps import validate_node
 
     sys.exit(validate_node.main(list(args)))
+
+
+@step.command("warm-starter", hidden=True)
+@click.option("--fd", type=int, required=True, help="the socket the local driver asks on")
+def warm_starter(fd: int) -> None:
+    """Fork `meta step` programs for a local session (meta.local.warm starts it)."""
+    from meta.cli.warm import serve
+
+    sys.exit(serve(fd))

@@ -51,6 +51,7 @@ from meta.engine.results import RESULT_FILE, ResultRefused, open_regular, read_r
 from meta.local.environment import Secrets, base_environ, missing_source, resolve
 from meta.local.logtrim import LogTrimmer
 from meta.local.reaper import Children, become_subreaper, stop_orphans
+from meta.local.warm import WarmProcess, WarmStarter, warm_start_allowed
 from meta.trees import Manifest, OutputRefused, copy_tree, remove_tree
 
 OUTPUTS = "@outputs"
@@ -171,6 +172,9 @@ class LocalDriver:
         """The session is ending: steps whose data is still being staged do not start."""
         self.subreaper = become_subreaper()
         self._children = Children() if self.subreaper else None
+        self._may_warm_start = self.subreaper and warm_start_allowed(self._outer)
+        self._warm: WarmStarter | None = None
+        """Forks `meta step` programs (meta.local.warm), from the first one on."""
         _more_descriptors()
         kill_leftovers(self.token)
         remove_tree(str(self.scratch))
@@ -277,7 +281,7 @@ class LocalDriver:
             logs + ".err",
         )
 
-    def _spawn(self, task: StepTask, scratch: _Scratch) -> subprocess.Popen[bytes] | Exit:
+    def _spawn(self, task: StepTask, scratch: _Scratch) -> Process | Exit:
         """Start the attempt's program in a process group of its own, its output streams
         going to log files in its scratch; the Exit when the program cannot be started."""
         try:
@@ -306,8 +310,12 @@ class LocalDriver:
         try:
             stderr = _create(scratch.stderr)
             try:
+                argv = self._resolved(task.command, env)
+                warm = self._warm_started(argv, env, task.workdir, stdout, stderr)
+                if warm is not None:
+                    return warm
                 return subprocess.Popen(
-                    self._resolved(task.command, env),
+                    argv,
                     cwd=task.workdir,
                     env=env,
                     stdin=self._devnull,
@@ -338,6 +346,22 @@ class LocalDriver:
             found = shutil.which(program, path=path) or program
             self._programs[(program, path)] = found
         return [found, *command[1:]]
+
+    def _warm_started(
+        self, argv: list[str], env: Mapping[bytes, bytes], cwd: str, stdout: int, stderr: int
+    ) -> WarmProcess | None:
+        """The step forked by the warm starter, when it is a `meta step` it may fork (None:
+        it is to be exec'd). The first such step starts the warm starter, and is exec'd."""
+        if not self._may_warm_start or len(argv) < 3 or argv[1] != "step":
+            return None
+        if os.path.basename(argv[0]) != "meta":
+            return None
+        if self._warm is None:
+            self._warm = WarmStarter(argv[0], self._environ)
+            return None
+        if not self._warm.takes(argv[0], env):
+            return None
+        return self._warm.start(argv, env, cwd, (self._devnull, stdout, stderr))
 
     def _to_keep(self, scratch: _Scratch, pod: _Pod | None, code: int) -> tuple[list[str], bool]:
         """The logs with anything in them, and whether the attempt's outputs are to be
@@ -415,6 +439,9 @@ class LocalDriver:
     def close(self) -> None:
         self.closed = True
         self.kill_all()
+        if self._warm is not None:
+            # Before the orphans are stopped: steps it had not reaped yet come to this process.
+            self._warm.close()
         if self.subreaper:
             stop_orphans(None, (), self._children)
         if self._children is not None:
@@ -426,7 +453,10 @@ class LocalDriver:
         remove_tree(str(self.scratch))
 
 
-Heard = Callable[["subprocess.Popen[bytes] | Exit | BaseException"], None]
+Process = subprocess.Popen[bytes] | WarmProcess
+"""A step's program, started: exec'd, or forked by the warm starter."""
+STARTED = (subprocess.Popen, WarmProcess)
+Heard = Callable[["Process | Exit | BaseException"], None]
 """Called on the event loop with the step's process once it has ended (to be reaped), with
 the Exit of an attempt whose program could not be started, or with what its start raised."""
 
@@ -441,7 +471,7 @@ class _Exits:
     def __init__(self) -> None:
         self._epoll: select.epoll | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: dict[int, tuple[Heard, subprocess.Popen[bytes]]] = {}
+        self._waiting: dict[int, tuple[Heard, Process]] = {}
         """What is told of each process not heard to end yet, by pidfd."""
 
     def watching(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -455,7 +485,7 @@ class _Exits:
             loop.add_reader(self._epoll.fileno(), self._heard)
             self._loop = loop
 
-    def add(self, process: subprocess.Popen[bytes], heard: Heard) -> None:
+    def add(self, process: Process, heard: Heard) -> None:
         """Call `heard` with `process`, on the loop, when it has ended. OSError or
         AttributeError where pidfds are not available."""
         assert self._epoll is not None
@@ -577,7 +607,7 @@ class LocalProcess:
             _kill_group(started.pid, signal.SIGKILL)
             self._heard(exc)
 
-    def _heard(self, started: subprocess.Popen[bytes] | Exit | BaseException) -> None:
+    def _heard(self, started: Process | Exit | BaseException) -> None:
         """The program ended, or could not start (on the loop): reap it, stop what it left,
         check and keep what it wrote, remove its scratch, and settle the attempt."""
         if self._outcome is not None:
@@ -590,13 +620,13 @@ class LocalProcess:
             if not isinstance(exc, Exception):
                 raise
 
-    def _end(self, started: subprocess.Popen[bytes] | Exit | BaseException) -> None:
+    def _end(self, started: Process | Exit | BaseException) -> None:
         driver, task, pod, scratch = self._driver, self._task, self._pod, self._scratch
         assert scratch is not None
         try:
             # It has ended: this reaps it without blocking (before its group is searched for
             # orphans).
-            code = started.wait() if isinstance(started, subprocess.Popen) else 0
+            code = started.wait() if isinstance(started, STARTED) else 0
         finally:
             pid = self._pid
             if pid is not None:
@@ -606,7 +636,7 @@ class LocalProcess:
                 driver.logs_in_ram.discard(pid)
                 if driver.subreaper:
                     stop_orphans(task.id, driver._groups, driver._children)
-        if not isinstance(started, subprocess.Popen):
+        if not isinstance(started, STARTED):
             if pod is None:
                 _remove_scratch(scratch, task)
             self._settle(started)
@@ -703,7 +733,7 @@ def _not_kept(code: int, exc: BaseException) -> Exit:
 def _tell(
     loop: asyncio.AbstractEventLoop,
     heard: Heard,
-    outcome: subprocess.Popen[bytes] | Exit | BaseException,
+    outcome: Process | Exit | BaseException,
 ) -> None:
     """Call `heard` on its loop from another thread (nothing to do once the loop is closed: no
     one waits any more)."""
@@ -711,9 +741,7 @@ def _tell(
         loop.call_soon_threadsafe(heard, outcome)
 
 
-def _wait_for(
-    process: subprocess.Popen[bytes], heard: Heard, loop: asyncio.AbstractEventLoop
-) -> None:
+def _wait_for(process: Process, heard: Heard, loop: asyncio.AbstractEventLoop) -> None:
     process.wait()
     _tell(loop, heard, process)
 

@@ -54,9 +54,12 @@ Exit 0 whether the node is valid or not (the report says); 2 when the step itsel
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -116,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+@functools.cache
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meta step validate-node",
@@ -203,7 +207,7 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
         }
     if args.schema is None:
         raise StepMisused("--schema is required (or --summary)")
-    document = _read(args.schema, "schema")
+    document = _read_ahead(args.schema, "schema")
     places = args.pointer or [""]
     root = args.schema_root
     if root is not None and not args.schema.resolve().is_relative_to(root.resolve()):
@@ -219,7 +223,7 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     """The children fields the walk took children from: the elements are other units'."""
     if whole:
         path = args.at
-        node = _at(_read(args.data, "data"), args.at, args.data)
+        node = _at(_read_ahead(args.data, "data"), args.at, args.data)
         if isinstance(node, dict):
             walked = [
                 name
@@ -409,6 +413,89 @@ def _read(path: Path, what: str) -> Any:
         raise StepMisused(str(Fault(str(path), exc.where, exc.reason))) from None
     except ValueError as exc:
         raise StepMisused(f"the {what} file {path} does not parse: {exc}") from None
+
+
+_DOCUMENTS: dict[tuple[str, int, int, int, int], Any] = {}
+"""Schema and data files read by `warm`, by path and state on disk."""
+_REGISTRIES: dict[tuple[int, str | None], tuple[Any, Registry[Any], str]] = {}
+"""The crawled registries `warm` made, by schema document and --schema-root."""
+
+
+def warm(argv: Sequence[str]) -> None:
+    """Read and crawl the schema `main(argv)` checks against, and read its --data, kept in this
+    process: the warm starter (meta.cli.warm) calls it before it forks a step with these
+    arguments, so that the step finds that work done (some 0.1 s for a large schema, and the
+    parsing of a data file every node of a document reads). What is wrong with the arguments is
+    left for the step to say."""
+    with contextlib.suppress(Exception, SystemExit):
+        args = _parser().parse_args(argv)
+        if args.schema is None or args.summary:
+            return
+        if args.data is not None:
+            _remembered(args.data, "data")
+        document = _remembered(args.schema, "schema")
+        dialect = None if document is _ABSENT else dialect_of(document)
+        if dialect is None:
+            return
+        root = _root_key(args.schema_root)
+        if (id(document), root) not in _REGISTRIES:
+            registry, base = _crawl(args.schema, document, dialect, args.schema_root)
+            _REGISTRIES[(id(document), root)] = (document, registry, base)
+
+
+def _remembered(path: Path, what: str) -> Any:
+    key = _file_key(path)
+    if key is None:
+        return _ABSENT  # not a regular file (a FIFO would hold the warm starter up): not read
+    document = _DOCUMENTS.get(key, _ABSENT)
+    if document is _ABSENT:
+        document = _DOCUMENTS[key] = _read(path, what)
+    return document
+
+
+def _file_key(path: Path) -> tuple[str, int, int, int, int] | None:
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return (os.path.abspath(path), info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+def _root_key(root: Path | None) -> str | None:
+    return None if root is None else os.path.abspath(root)
+
+
+def _read_ahead(path: Path, what: str) -> Any:
+    """The file's content, as `warm` read it if it did and the file has not changed since."""
+    if _DOCUMENTS:
+        with contextlib.suppress(OSError):
+            key = _file_key(path)
+            document = _ABSENT if key is None else _DOCUMENTS.get(key, _ABSENT)
+            if document is not _ABSENT:
+                return document
+    return _read(path, what)
+
+
+def _crawled(
+    schema_file: Path, document: Any, dialect: Dialect, root: Path | None
+) -> tuple[Registry[Any], str]:
+    """The schema's registry and base URI, as `warm` made them if it did."""
+    found = _REGISTRIES.get((id(document), _root_key(root)))
+    if found is not None and found[0] is document:
+        return found[1], found[2]
+    return _crawl(schema_file, document, dialect, root)
+
+
+def _crawl(
+    schema_file: Path, document: Any, dialect: Dialect, root: Path | None
+) -> tuple[Registry[Any], str]:
+    registry, base, _ = local_registry(
+        schema_file,
+        _without_dialect(document),
+        dialect,
+        lambda path: _without_dialect(_read(path, "schema")),
+        root,
+    )
+    return registry, base
 
 
 _ABSENT = object()
@@ -639,13 +726,7 @@ def _checker(
     # jsonschema checks a subschema that names its `$schema` with that draft's own validator,
     # which would drop the override of `required` below at the top of each file: the files
     # are read without `$schema` (their draft is known already).
-    registry, base, _ = local_registry(
-        schema_file,
-        _without_dialect(document),
-        dialect,
-        lambda path: _without_dialect(_read(path, "schema")),
-        root,
-    )
+    registry, base = _crawled(schema_file, document, dialect, root)
     references = [_reference(base, where) for where in places]
     for where, reference in zip(places, references, strict=True):
         try:

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from meta.steps.validate_node import main
+from meta.steps.validate_node import main, warm
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -337,3 +338,42 @@ def test_an_entry_of_nothing_is_a_misuse(step: Step, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err == (
         "validate-node: nothing at /nowhere in the schema file team.schema.json\n"
     )
+
+
+def test_warm_reads_the_schema_ahead_and_a_changed_schema_is_read_again(step: Step) -> None:
+    args = ["--schema", "team.schema.json", "--pointer", "/$defs/team"]
+    schema = step.root / "team.schema.json"
+    step.input({"name": "x", "members": []})  # a name too short
+    warm(args)
+    before = schema.stat()
+    lenient = json.loads(json.dumps(SCHEMA))
+    lenient["$defs"]["name"]["minLength"] = 1
+    schema.write_text(json.dumps(lenient))
+    # The same size and times: the file as `warm` saw it, whose reading is used.
+    os.utime(schema, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert main(args) == 0
+    assert not json.loads((step.output / "report.json").read_text())["valid"]
+    lenient["description"] = "changed"
+    schema.write_text(json.dumps(lenient))
+    assert main(args) == 0
+    assert json.loads((step.output / "report.json").read_text())["valid"]
+
+
+def test_warm_reads_data_ahead_but_never_from_a_fifo(step: Step) -> None:
+    args = ["--schema", "team.schema.json", "--pointer", "/$defs/team", "--data", "d.json"]
+    data = step.root / "d.json"
+    data.write_text(json.dumps({"name": "x", "members": []}))
+    warm(args)
+    before = data.stat()
+    data.write_text(json.dumps({"name": "y", "members": []}))
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert main(args) == 0
+    assert json.loads((step.output / "report.json").read_text())["errors"] == [
+        {"pointer": "/name", "message": "'x' is too short"}
+    ]
+    data.unlink()
+    os.mkfifo(data)
+    reading = threading.Thread(target=warm, args=(args,), daemon=True)
+    reading.start()
+    reading.join(10)
+    assert not reading.is_alive(), "warm waited for a writer of the FIFO"
