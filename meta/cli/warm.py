@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import os
 import pickle
 import signal
@@ -97,11 +98,14 @@ def _start(
 
 
 def _warm(name: str, args: Sequence[str]) -> None:
-    """Let the step's module load what a run with these arguments would (its `warm`)."""
+    """Let the step's module load what a run with these arguments would (its `warm`). What it
+    prints (argparse's help, a warning) is dropped: it would wait in this process's buffers,
+    to be written by every step forked after it."""
     module = STEP_MODULES.get(name)
     warm = getattr(import_module(module), "warm", None) if module else None
     if warm is not None:
-        warm(list(args))
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            warm(list(args))
 
 
 def _become(argv: list[str], env: dict[bytes, bytes], cwd: str, streams: Sequence[int]) -> None:

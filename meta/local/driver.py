@@ -51,7 +51,7 @@ from meta.engine.results import RESULT_FILE, ResultRefused, open_regular, read_r
 from meta.local.environment import Secrets, base_environ, missing_source, resolve
 from meta.local.logtrim import LogTrimmer
 from meta.local.reaper import Children, become_subreaper, stop_orphans
-from meta.local.warm import WarmProcess, WarmStarter, warm_start_allowed
+from meta.local.warm import Answered, WarmProcess, WarmStarter, own_meta, warm_start_allowed
 from meta.trees import Manifest, OutputRefused, copy_tree, remove_tree
 
 OUTPUTS = "@outputs"
@@ -174,7 +174,8 @@ class LocalDriver:
         self._children = Children() if self.subreaper else None
         self._may_warm_start = self.subreaper and warm_start_allowed(self._outer)
         self._warm: WarmStarter | None = None
-        """Forks `meta step` programs (meta.local.warm), from the first one on."""
+        """Forks `meta step` programs (meta.local.warm), from the second one on."""
+        self._warm_candidates = 0
         _more_descriptors()
         kill_leftovers(self.token)
         remove_tree(str(self.scratch))
@@ -281,9 +282,14 @@ class LocalDriver:
             logs + ".err",
         )
 
-    def _spawn(self, task: StepTask, scratch: _Scratch) -> Process | Exit:
+    def _spawn(
+        self, task: StepTask, scratch: _Scratch, answered: Answered | None = None
+    ) -> Process | Exit | None:
         """Start the attempt's program in a process group of its own, its output streams
-        going to log files in its scratch; the Exit when the program cannot be started."""
+        going to log files in its scratch; the Exit when the program cannot be started. With
+        `answered`, a step the warm starter may fork is asked of it: None, and `answered` is
+        told (on the loop) of its process, or of None when it is to be exec'd (by a call
+        without `answered`)."""
         try:
             declared = {
                 key.encode(): resolve(value, self._outer, self.secrets).encode()
@@ -311,9 +317,10 @@ class LocalDriver:
             stderr = _create(scratch.stderr)
             try:
                 argv = self._resolved(task.command, env)
-                warm = self._warm_started(argv, env, task.workdir, stdout, stderr)
-                if warm is not None:
-                    return warm
+                if answered is not None:
+                    streams = (self._devnull, stdout, stderr)
+                    if self._warm_asked(argv, env, task.workdir, streams, answered):
+                        return None
                 return subprocess.Popen(
                     argv,
                     cwd=task.workdir,
@@ -347,21 +354,30 @@ class LocalDriver:
             self._programs[(program, path)] = found
         return [found, *command[1:]]
 
-    def _warm_started(
-        self, argv: list[str], env: Mapping[bytes, bytes], cwd: str, stdout: int, stderr: int
-    ) -> WarmProcess | None:
-        """The step forked by the warm starter, when it is a `meta step` it may fork (None:
-        it is to be exec'd). The first such step starts the warm starter, and is exec'd."""
+    def _warm_asked(
+        self,
+        argv: list[str],
+        env: Mapping[bytes, bytes],
+        cwd: str,
+        streams: tuple[int, int, int],
+        answered: Answered,
+    ) -> bool:
+        """Whether the step was asked of the warm starter, when it is a `meta step` of this
+        session's `meta`. The second such step starts the warm starter (a flow with one gains
+        nothing); the steps before it is ready are exec'd."""
         if not self._may_warm_start or len(argv) < 3 or argv[1] != "step":
-            return None
-        if os.path.basename(argv[0]) != "meta":
-            return None
-        if self._warm is None:
-            self._warm = WarmStarter(argv[0], self._environ)
-            return None
-        if not self._warm.takes(argv[0], env):
-            return None
-        return self._warm.start(argv, env, cwd, (self._devnull, stdout, stderr))
+            return False
+        if argv[0] != own_meta():
+            return False
+        loop = asyncio.get_running_loop()
+        if self._warm is None or self._warm.loop is not loop:
+            self._warm_candidates += 1
+            if self._warm_candidates >= 2:
+                if self._warm is not None:
+                    self._warm.close()  # a driver outlives its first loop in tests
+                self._warm = WarmStarter(argv[0], self._environ, loop)
+            return False
+        return self._warm.takes(argv[0], env) and self._warm.ask(argv, env, cwd, streams, answered)
 
     def _to_keep(self, scratch: _Scratch, pod: _Pod | None, code: int) -> tuple[list[str], bool]:
         """The logs with anything in them, and whether the attempt's outputs are to be
@@ -542,6 +558,8 @@ class LocalProcess:
         """The task of a step that stages or keeps data, held here while it runs (the loop
         holds its tasks only weakly)."""
         self._scratch: _Scratch | None = None
+        self._forking = False
+        """Asked of the warm starter, not answered yet (no process to stop)."""
         self._begin()
 
     def _begin(self) -> None:
@@ -585,16 +603,27 @@ class LocalProcess:
             # start, and its scratch goes.
             self._heard(Exit(-1))
             return
+        self._driver._exits.watching(self._loop)
+        self._start(scratch, self._warm_answered)
+
+    def _start(self, scratch: _Scratch, answered: Answered | None) -> None:
         driver = self._driver
-        driver._exits.watching(self._loop)
         try:
-            started = driver._spawn(self._task, scratch)
+            started = driver._spawn(self._task, scratch, answered)
         except BaseException as exc:
             self._heard(exc)
+            return
+        if started is None:
+            self._forking = True  # asked of the warm starter: `_warm_answered` goes on
             return
         if isinstance(started, Exit):
             self._heard(started)
             return
+        self._running(started, scratch)
+
+    def _running(self, started: Process, scratch: _Scratch) -> None:
+        """Have the end of the started program heard on the loop."""
+        driver = self._driver
         self._pid = started.pid
         driver._groups.add(started.pid)
         driver.logs_in_ram.add(started.pid, self._loop, scratch.stdout, scratch.stderr)
@@ -606,6 +635,26 @@ class LocalProcess:
         except BaseException as exc:
             _kill_group(started.pid, signal.SIGKILL)
             self._heard(exc)
+
+    def _warm_answered(self, started: WarmProcess | None) -> None:
+        """The warm starter forked the step (or did not: it is exec'd now), on the loop."""
+        self._forking = False
+        scratch = self._scratch
+        assert scratch is not None
+        if self._outcome is not None or self._driver.closed:
+            # Stopped while it was asked for (settled then), or the session is ending.
+            if started is not None:
+                _kill_group(started.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(started.pid, signal.SIGKILL)  # before its setsid, it has no group
+                self._driver.threads.submit(started.wait)
+            if self._outcome is None:
+                self._heard(Exit(-1))
+            return
+        if started is None:
+            self._start(scratch, None)
+            return
+        self._running(started, scratch)
 
     def _heard(self, started: Process | Exit | BaseException) -> None:
         """The program ended, or could not start (on the loop): reap it, stop what it left,
@@ -709,6 +758,9 @@ class LocalProcess:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._forking and self._outcome is None:
+            # Nothing runs yet: settled now; what the warm starter forks is killed.
+            self._heard(Exit(-1))
         if self._pid is not None and self._outcome is None:
             _kill_group(self._pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):

@@ -37,7 +37,7 @@ from meta.engine.records import (
 from meta.errors import Fault, UserError
 from meta.flow.files import display_path
 from meta.flow.reading import read_regular_bytes
-from meta.local.driver import LOGS, OWNER_FILE, RUN_TOKEN, kill_leftovers, scratch_root
+from meta.local.driver import LOGS, OWNER_FILE, RUN_TOKEN, kill_leftovers, scratch_root, unit_tag
 from meta.local.journal import JOURNAL, RECORD_FIELDS
 from meta.local.lock import lock_holder
 from meta.local.runner import REPORT_FILE, RUN_FILE, WRITTEN
@@ -568,12 +568,10 @@ def _running_step(
 ) -> tuple[int, Path | None, Path | None] | None:
     """The process of a running attempt (the leader of its group: the step's own program)
     and the log files it writes in its scratch, found through /proc by the variables that
-    every step's environment holds."""
-    wanted = {
-        f"{RUN_TOKEN}={token}".encode(),
-        f"META_UNIT_ID={uid}".encode(),
-        f"META_ATTEMPT={attempt}".encode(),
-    }
+    every step's environment holds; a step forked by the warm starter (whose environment as
+    /proc shows it is the warm starter's, the run's token without the step's variables) by
+    its standard output, the attempt's log in the scratch folder named for the unit."""
+    run = f"{RUN_TOKEN}={token}".encode()
     try:
         with os.scandir("/proc") as entries:
             pids = [int(e.name) for e in entries if e.name.isdigit()]
@@ -581,16 +579,28 @@ def _running_step(
         return None
     for pid in pids:
         try:
-            if not wanted <= set(Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")):
-                continue
-            if os.getpgid(pid) != pid:
+            environ = set(Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+            if run not in environ or os.getpgid(pid) != pid:
                 continue
             streams = [Path(os.readlink(f"/proc/{pid}/fd/{fd}")) for fd in (1, 2)]
         except (OSError, ProcessLookupError):
             continue
+        if not _runs_attempt(environ, streams[0], uid, attempt):
+            continue
         stdout, stderr = (s if s.is_file() else None for s in streams)
         return pid, stdout, stderr
     return None
+
+
+def _runs_attempt(environ: set[bytes], stdout: Path, uid: str, attempt: int) -> bool:
+    """Whether a process of the run, of this environment (as /proc shows it) and standard
+    output, is the attempt's step."""
+    if {f"META_UNIT_ID={uid}".encode(), f"META_ATTEMPT={attempt}".encode()} <= environ:
+        return True
+    if any(variable.startswith(b"META_UNIT_ID=") for variable in environ):
+        return False  # another step's
+    # Forked by the warm starter: its log is the attempt's, in a folder named for the unit.
+    return stdout.name == f"{attempt}.out" and stdout.parent.name.endswith(f"-{unit_tag(uid)}")
 
 
 def log_chunks(logs: Logs, *, follow: bool) -> Iterator[tuple[str, bytes]]:

@@ -1,44 +1,61 @@
 """The driver's side of the warm starter (meta.cli.warm): `meta step` programs forked from a
 process that has loaded them, instead of started anew.
 
-Used for a step whose command is `meta step ...` and whose `meta` is the program the warm
-starter was started from, when the step's environment gives Python what it gave the warm
-starter (the variables that change how the interpreter starts: PYTHON*, LANG, LC_*), and only
-when this session is a child subreaper (should the warm starter end, the steps it forked are
-re-parented to the session, which waits for them itself). Anything else, or a warm starter that
-cannot answer, and the step is exec'd as every other step is. `META_WARM_START=0` in meta's
-environment turns it off.
+Used for a step whose command is `meta step ...` run by this session's own `meta` (the one
+beside the Python running it; a program of the user's named `meta` is exec'd), whose
+environment is the warm starter's but for the META_* variables (a step that sets anything else,
+PYTHONPATH, LD_PRELOAD, a locale, is exec'd: those act where a program starts), and only where
+this session is a child subreaper (should the warm starter end, the steps it forked are
+re-parented to the session, which waits for them itself) and has pidfds. Anything else, or a
+warm starter that does not answer in ANSWER_SECONDS, and the step is exec'd as every other
+step is. `META_WARM_START=0` (or false, no, off) in meta's environment turns it off.
 
-The warm starter is started at the first such step, which is exec'd: the following ones are
-forked once it has said it is ready (it loads its modules meanwhile, beside the run).
+The warm starter is started at the second such step of a session (a flow with one gains
+nothing from it); the steps before it has said it is ready are exec'd. A step is asked for on
+the event loop and answered there, so the loop never waits for the warm starter.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pickle
-import select
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 
 SWITCH = "META_WARM_START"
-INTERPRETER = (b"PYTHON", b"LANG", b"LC_")
-"""Variables that change how Python starts: a step forked from the warm starter has the warm
-starter's start, so these must be the same for the step."""
+OFF = frozenset({"0", "false", "no", "off"})
 MAX_REQUEST = 1 << 16
 """The longest request sent (as meta.cli.warm reads); a longer step is exec'd."""
 ANSWER_SECONDS = 30.0
-"""How long a step's start may take the warm starter (forking, and the first time it sees a
-schema, reading and crawling it) before it is given up for this session."""
+"""How long the warm starter may take to answer (forking, and reading and crawling a schema or
+data file it has not seen) before it is given up for the session: the steps it did not answer
+for, and all later ones, are exec'd."""
 CLOSE_SECONDS = 2.0
 POLL_SECONDS = 0.01
 """How often a thread waiting for a forked step asks whether it has ended."""
 LOST = 255
 """The exit code of a step that was gone before its code was read (reaped by another)."""
+
+Answered = Callable[["WarmProcess | None"], None]
+"""Told on the loop of a step asked for: its process, or None when it was not forked (the
+driver execs it)."""
+
+
+def warm_start_allowed(environ: Mapping[str, str]) -> bool:
+    """Whether meta's environment lets steps be forked from a warm starter."""
+    off = environ.get(SWITCH, "1").strip().lower() in OFF
+    return not off and hasattr(socket, "send_fds") and hasattr(os, "pidfd_open")
+
+
+def own_meta() -> str:
+    """The `meta` program of the Python running this session: the only one forked from."""
+    return os.path.join(os.path.dirname(sys.executable), "meta")
 
 
 class WarmProcess:
@@ -57,10 +74,17 @@ class WarmProcess:
 
 
 class WarmStarter:
-    def __init__(self, program: str, environ: Mapping[bytes, bytes]) -> None:
-        """Start the warm starter from `program` (a `meta`), with `environ`."""
+    """The session's warm starter, asked on the event loop `loop`: a step asked for is
+    answered later, on the loop, so the loop goes on while the warm starter reads a schema or
+    a data file it has not seen."""
+
+    def __init__(
+        self, program: str, environ: Mapping[bytes, bytes], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Start the warm starter from `program` (this session's `meta`), with `environ`."""
         self.program = program
-        self._interpreter = _interpreter(environ)
+        self.loop = loop
+        self._environ = _outside_meta(environ)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
@@ -78,45 +102,74 @@ class WarmStarter:
             theirs.close()
         self._channel = ours
         self._ready = False
-
-    def ready(self) -> bool:
-        """Whether it is ready to fork steps (asked without waiting)."""
-        if self._ready:
-            return True
-        if self._process is None:
-            return False
-        try:
-            said = self._said(wait=False)
-        except BlockingIOError:
-            return False
-        except (OSError, pickle.UnpicklingError, EOFError):
-            said = ()
-        if said != ("ready",):
-            self.close()  # it ended, or said something else: steps are exec'd
-            return False
-        self._ready = True
-        return True
+        self._pending: deque[Answered] = deque()
+        """Who is told of each step asked for and not answered yet, oldest first."""
+        self._deadline: asyncio.TimerHandle | None = None
+        if self._process is not None:
+            ours.setblocking(False)
+            loop.add_reader(ours.fileno(), self._heard)
 
     def takes(self, program: str, env: Mapping[bytes, bytes]) -> bool:
-        """Whether a step of `program` with `env` may be forked from it."""
-        return program == self.program and _interpreter(env) == self._interpreter
+        """Whether a step of `program` with `env` may be forked from it: it is the warm
+        starter's `meta`, and its environment is the warm starter's but for META_* variables
+        (any other, LD_PRELOAD, PYTHONPATH, a locale, acts where a program starts)."""
+        return program == self.program and _outside_meta(env) == self._environ
 
-    def start(
-        self, argv: Sequence[str], env: Mapping[bytes, bytes], cwd: str, streams: Sequence[int]
-    ) -> WarmProcess | None:
-        """Fork the step `argv` (its program resolved) with stdin, stdout and stderr
-        `streams`; None when the warm starter did not start it (the step is to be exec'd)."""
+    def ask(
+        self,
+        argv: Sequence[str],
+        env: Mapping[bytes, bytes],
+        cwd: str,
+        streams: Sequence[int],
+        answered: Answered,
+    ) -> bool:
+        """Ask for the step `argv` (its program resolved) to be forked with stdin, stdout and
+        stderr `streams`; `answered` is told on the loop. False when it cannot be asked (not
+        ready yet, or given up, or the request is too long): the step is to be exec'd now."""
+        if not self._ready:
+            return False
         request = pickle.dumps(("start", list(argv), dict(env), os.path.abspath(cwd)))
-        if len(request) > MAX_REQUEST or not self.ready():
-            return None
+        if len(request) > MAX_REQUEST:
+            return False
         try:
             socket.send_fds(self._channel, [request], list(streams))
-            answer = self._said()
-        except (OSError, pickle.UnpicklingError, EOFError):
-            # It did not answer: given up for the session (steps are exec'd).
-            self.close()
-            return None
-        return WarmProcess(answer[1], self) if answer[0] == "started" else None
+        except OSError:
+            self.give_up()
+            return False
+        self._pending.append(answered)
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(ANSWER_SECONDS, self.give_up)
+        return True
+
+    def _heard(self) -> None:
+        """What the warm starter said (on the loop): that it is ready, or its answers."""
+        while True:
+            try:
+                message = self._channel.recv(MAX_REQUEST)
+            except BlockingIOError:
+                return
+            except OSError:
+                message = b""
+            try:
+                said = pickle.loads(message) if message else None
+            except (pickle.UnpicklingError, EOFError, ValueError):
+                said = None
+            if not isinstance(said, tuple) or not said:
+                self.give_up()  # it ended, or said what it never says
+                return
+            if said == ("ready",):
+                self._ready = True
+                continue
+            if not self._pending:
+                self.give_up()
+                return
+            answered = self._pending.popleft()
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = (
+                    self.loop.call_later(ANSWER_SECONDS, self.give_up) if self._pending else None
+                )
+            answered(WarmProcess(said[1], self) if said[0] == "started" else None)
 
     def exit_code(self, pid: int) -> int:
         """The exit code of the step `pid` once it has ended (asked when its pidfd says so; a
@@ -140,29 +193,32 @@ class WarmStarter:
                 self._channel.send(pickle.dumps(("reap", pid)))
         return os.waitstatus_to_exitcode(status)
 
-    def _said(self, *, wait: bool = True) -> tuple[Any, ...]:
-        """Its next message; EOFError once it has ended, TimeoutError when it says nothing
-        in ANSWER_SECONDS (BlockingIOError when not `wait`ing and it has said nothing)."""
-        if wait:
-            ready, _, _ = select.select([self._channel], [], [], ANSWER_SECONDS)
-            if not ready:
-                raise TimeoutError("the warm starter did not answer")
-        message = self._channel.recv(MAX_REQUEST, 0 if wait else socket.MSG_DONTWAIT)
-        if not message:
-            raise EOFError("the warm starter has ended")
-        said = pickle.loads(message)
-        if not isinstance(said, tuple) or not said:
-            raise EOFError(f"the warm starter said {said!r}")
-        return said
+    def give_up(self) -> None:
+        """Stop using it this session (on the loop): the steps asked for and not answered
+        are told None, to be exec'd."""
+        pending = list(self._pending)
+        self.close(kill=True)
+        for answered in pending:
+            answered(None)
 
-    def close(self) -> None:
-        """Stop it: it ends when its channel closes (killed if it does not). Steps it forked
-        that still run, and those it has not reaped, are re-parented to this process."""
-        self._ready = False
-        self._channel.close()
+    def close(self, *, kill: bool = False) -> None:
+        """Stop it: it ends when its channel closes (killed at once with `kill`, or if it
+        never said it was ready; killed if it does not end). Steps it forked that still run,
+        and those not reaped yet, are re-parented to this process; the steps not answered are
+        not told."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self._pending.clear()
         process, self._process = self._process, None
         if process is None:
             return
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self._channel.fileno())
+        self._channel.close()
+        if kill or not self._ready:
+            process.kill()  # (still loading, it would read the end of its channel only after)
+        self._ready = False
         try:
             process.wait(CLOSE_SECONDS)
         except subprocess.TimeoutExpired:
@@ -179,10 +235,5 @@ def _zombie_status(pid: int) -> int | None:
     return int(fields[49]) if fields[0] == b"Z" else None
 
 
-def _interpreter(env: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
-    return {key: value for key, value in env.items() if key.startswith(INTERPRETER)}
-
-
-def warm_start_allowed(environ: Mapping[str, str]) -> bool:
-    """Whether meta's environment lets steps be forked from a warm starter."""
-    return environ.get(SWITCH, "1") != "0" and hasattr(socket, "send_fds")
+def _outside_meta(env: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    return {key: value for key, value in env.items() if not key.startswith(b"META_")}

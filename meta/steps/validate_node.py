@@ -416,7 +416,9 @@ def _read(path: Path, what: str) -> Any:
 
 
 _DOCUMENTS: dict[tuple[str, int, int, int, int], Any] = {}
-"""Schema and data files read by `warm`, by path and state on disk."""
+"""Schema and data files read by `warm`, by path and state on disk: the last READ_AHEAD."""
+READ_AHEAD = 4
+"""How many files `warm` keeps (a fan-out over many data files would keep them all)."""
 _REGISTRIES: dict[tuple[int, str | None], tuple[Any, Registry[Any], str]] = {}
 """The crawled registries `warm` made, by schema document and --schema-root."""
 
@@ -447,9 +449,14 @@ def _remembered(path: Path, what: str) -> Any:
     key = _file_key(path)
     if key is None:
         return _ABSENT  # not a regular file (a FIFO would hold the warm starter up): not read
-    document = _DOCUMENTS.get(key, _ABSENT)
+    document = _DOCUMENTS.pop(key, _ABSENT)
     if document is _ABSENT:
-        document = _DOCUMENTS[key] = _read(path, what)
+        document = _read(path, what)
+    _DOCUMENTS[key] = document  # the newest last
+    while len(_DOCUMENTS) > READ_AHEAD:
+        forgotten = _DOCUMENTS.pop(next(iter(_DOCUMENTS)))
+        for crawled in [k for k, (held, *_) in _REGISTRIES.items() if held is forgotten]:
+            del _REGISTRIES[crawled]
     return document
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from meta.steps.validate_node import main, warm
+from meta.steps.validate_node import _DOCUMENTS, READ_AHEAD, main, warm
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -377,3 +377,12 @@ def test_warm_reads_data_ahead_but_never_from_a_fifo(step: Step) -> None:
     reading.start()
     reading.join(10)
     assert not reading.is_alive(), "warm waited for a writer of the FIFO"
+
+
+def test_warm_keeps_the_last_few_files_it_read(step: Step) -> None:
+    for number in range(READ_AHEAD + 3):
+        (step.root / f"d{number}.json").write_text(json.dumps({"name": "x" * number}))
+        warm(["--schema", "team.schema.json", "--data", f"d{number}.json"])
+    kept = {Path(key[0]).name for key in _DOCUMENTS}
+    assert len(kept) == READ_AHEAD and "team.schema.json" in kept
+    assert f"d{READ_AHEAD + 2}.json" in kept and "d0.json" not in kept
