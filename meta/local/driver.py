@@ -331,6 +331,10 @@ class LocalDriver:
                     start_new_session=True,
                 )
             except OSError as exc:
+                if not os.path.isdir(task.workdir):
+                    # Its flow's folder, where it starts, is gone (not its program).
+                    folder = f"its folder {task.workdir} is not there"
+                    return Exit(126, f"cannot start {task.command[0]!r}: {folder}")
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
                 return Exit(code, f"cannot start {task.command[0]!r}: {exc.strerror}")
             except ValueError:
@@ -644,10 +648,7 @@ class LocalProcess:
         if self._outcome is not None or self._driver.closed:
             # Stopped while it was asked for (settled then), or the session is ending.
             if started is not None:
-                _kill_group(started.pid, signal.SIGKILL)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(started.pid, signal.SIGKILL)  # before its setsid, it has no group
-                self._driver.threads.submit(started.wait)
+                started.discard()
             if self._outcome is None:
                 self._heard(Exit(-1))
             return

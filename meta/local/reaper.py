@@ -117,8 +117,18 @@ def _belongs(pid: int, unit_id: str | None) -> bool:
         with open(f"/proc/{pid}/environ", "rb") as handle:
             environ = handle.read().split(b"\0")
     except OSError:
-        return False  # gone already, or not ours to read
+        # Gone already, or not ours to read; or ended (a zombie has no environment): reaped
+        # by whoever looks (a step the warm starter left unreaped when it ended).
+        return _ended(pid)
     named = [
         entry[len(b"META_UNIT_ID=") :] for entry in environ if entry.startswith(b"META_UNIT_ID=")
     ]
     return not named or named[0] == unit_id.encode()
+
+
+def _ended(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except OSError:
+        return False

@@ -6,13 +6,15 @@ beside the Python running it; a program of the user's named `meta` is exec'd), w
 environment is the warm starter's but for the META_* variables (a step that sets anything else,
 PYTHONPATH, LD_PRELOAD, a locale, is exec'd: those act where a program starts), and only where
 this session is a child subreaper (should the warm starter end, the steps it forked are
-re-parented to the session, which waits for them itself) and has pidfds. Anything else, or a
-warm starter that does not answer in ANSWER_SECONDS, and the step is exec'd as every other
-step is. `META_WARM_START=0` (or false, no, off) in meta's environment turns it off.
+re-parented to the session, which waits for them itself) and has pidfds. Anything else, and
+the step is exec'd as every other step is. `META_WARM_START=0` (or false, no, off) in meta's
+environment turns it off.
 
 The warm starter is started at the second such step of a session (a flow with one gains
 nothing from it); the steps before it has said it is ready are exec'd. A step is asked for on
-the event loop and answered there, so the loop never waits for the warm starter.
+the event loop and answered there, so the loop never waits for the warm starter; a step waits
+for it at most WAIT_SECONDS (it reads a schema or data file for the steps in line), and is
+exec'd after that.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -32,10 +35,13 @@ SWITCH = "META_WARM_START"
 OFF = frozenset({"0", "false", "no", "off"})
 MAX_REQUEST = 1 << 16
 """The longest request sent (as meta.cli.warm reads); a longer step is exec'd."""
-ANSWER_SECONDS = 30.0
-"""How long the warm starter may take to answer (forking, and reading and crawling a schema or
-data file it has not seen) before it is given up for the session: the steps it did not answer
-for, and all later ones, are exec'd."""
+WAIT_SECONDS = 1.0
+"""How long a step waits for the warm starter (busy reading and crawling a schema, or reading a
+data file, for the steps after it) before it is exec'd instead (what the warm starter forks
+for it later is killed); while the warm starter is that late, steps are exec'd."""
+STALLED_SECONDS = 30.0
+"""How long the warm starter may be late while it uses no CPU before it is given up for the
+session (it is stopped, or stuck): all later steps are exec'd."""
 CLOSE_SECONDS = 2.0
 POLL_SECONDS = 0.01
 """How often a thread waiting for a forked step asks whether it has ended."""
@@ -72,6 +78,15 @@ class WarmProcess:
             self.returncode = self._starter.exit_code(self.pid)
         return self.returncode
 
+    def discard(self) -> None:
+        """Kill it, and reap it beside the loop: it is not to run (its step was stopped, or
+        exec'd instead, while it was being forked)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)  # before its setsid, it has no group
+        self._starter.loop.run_in_executor(None, self.wait)
+
 
 class WarmStarter:
     """The session's warm starter, asked on the event loop `loop`: a step asked for is
@@ -103,8 +118,13 @@ class WarmStarter:
         self._channel = ours
         self._ready = False
         self._pending: deque[Answered] = deque()
-        """Who is told of each step asked for and not answered yet, oldest first."""
-        self._deadline: asyncio.TimerHandle | None = None
+        """Who is told of each step asked for and not answered yet, oldest first (a step that
+        was exec'd instead, the warm starter being late, is told nothing)."""
+        self._late: asyncio.TimerHandle | None = None
+        self._busy = False
+        """It is late: steps are exec'd until it answers."""
+        self._progress = (0, 0.0)
+        """Its CPU time when last seen to grow, and when."""
         if self._process is not None:
             ours.setblocking(False)
             loop.add_reader(ours.fileno(), self._heard)
@@ -126,7 +146,7 @@ class WarmStarter:
         """Ask for the step `argv` (its program resolved) to be forked with stdin, stdout and
         stderr `streams`; `answered` is told on the loop. False when it cannot be asked (not
         ready yet, or given up, or the request is too long): the step is to be exec'd now."""
-        if not self._ready:
+        if not self._ready or self._busy:
             return False
         request = pickle.dumps(("start", list(argv), dict(env), os.path.abspath(cwd)))
         if len(request) > MAX_REQUEST:
@@ -137,9 +157,27 @@ class WarmStarter:
             self.give_up()
             return False
         self._pending.append(answered)
-        if self._deadline is None:
-            self._deadline = self.loop.call_later(ANSWER_SECONDS, self.give_up)
+        if self._late is None:
+            self._late = self.loop.call_later(WAIT_SECONDS, self._waited)
         return True
+
+    def _waited(self) -> None:
+        """Steps have waited WAIT_SECONDS for an answer (on the loop): they are exec'd, and
+        the warm starter is asked nothing until it answers; unless it works, given up after
+        STALLED_SECONDS."""
+        self._late = self.loop.call_later(WAIT_SECONDS, self._waited)
+        self._busy = True
+        for number, answered in enumerate(self._pending):
+            if answered is not _discard:
+                self._pending[number] = _discard
+                answered(None)
+        cpu, since = self._progress
+        now = time.monotonic()
+        used = _cpu_ticks(self._process.pid) if self._process is not None else cpu
+        if used != cpu or not since:
+            self._progress = (used, now)
+        elif now - since > STALLED_SECONDS:
+            self.give_up()
 
     def _heard(self) -> None:
         """What the warm starter said (on the loop): that it is ready, or its answers."""
@@ -164,10 +202,12 @@ class WarmStarter:
                 self.give_up()
                 return
             answered = self._pending.popleft()
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = (
-                    self.loop.call_later(ANSWER_SECONDS, self.give_up) if self._pending else None
+            self._busy = False
+            self._progress = (0, 0.0)
+            if self._late is not None:
+                self._late.cancel()
+                self._late = (
+                    self.loop.call_later(WAIT_SECONDS, self._waited) if self._pending else None
                 )
             answered(WarmProcess(said[1], self) if said[0] == "started" else None)
 
@@ -196,7 +236,7 @@ class WarmStarter:
     def give_up(self) -> None:
         """Stop using it this session (on the loop): the steps asked for and not answered
         are told None, to be exec'd."""
-        pending = list(self._pending)
+        pending = [answered for answered in self._pending if answered is not _discard]
         self.close(kill=True)
         for answered in pending:
             answered(None)
@@ -206,9 +246,10 @@ class WarmStarter:
         never said it was ready; killed if it does not end). Steps it forked that still run,
         and those not reaped yet, are re-parented to this process; the steps not answered are
         not told."""
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        if self._late is not None:
+            self._late.cancel()
+            self._late = None
+        busy = bool(self._pending)
         self._pending.clear()
         process, self._process = self._process, None
         if process is None:
@@ -216,8 +257,8 @@ class WarmStarter:
         if not self.loop.is_closed():
             self.loop.remove_reader(self._channel.fileno())
         self._channel.close()
-        if kill or not self._ready:
-            process.kill()  # (still loading, it would read the end of its channel only after)
+        if kill or busy or not self._ready:
+            process.kill()  # (loading or reading, it would read the end of its channel only after)
         self._ready = False
         try:
             process.wait(CLOSE_SECONDS)
@@ -225,6 +266,21 @@ class WarmStarter:
             process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(CLOSE_SECONDS)
+
+
+def _discard(process: WarmProcess | None) -> None:
+    """Told of a step that was exec'd instead, the warm starter having been late."""
+    if process is not None:
+        process.discard()
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return -1
+    return int(fields[11]) + int(fields[12])
 
 
 def _zombie_status(pid: int) -> int | None:

@@ -208,6 +208,11 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     if args.schema is None:
         raise StepMisused("--schema is required (or --summary)")
     document = _read_ahead(args.schema, "schema")
+    if not isinstance(document, dict | bool):
+        raise StepMisused(
+            f"the schema file {args.schema} holds {_json_kind(document)}: a JSON Schema is an "
+            "object (or true, or false)"
+        )
     places = args.pointer or [""]
     root = args.schema_root
     if root is not None and not args.schema.resolve().is_relative_to(root.resolve()):
@@ -274,6 +279,14 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
         "errors": errors,
         "subtree": {"nodes": nodes + below["nodes"], "invalid": invalid + below["invalid"]},
     }
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else "a number"
 
 
 class Elided:
@@ -419,22 +432,33 @@ _DOCUMENTS: dict[tuple[str, int, int, int, int], Any] = {}
 """Schema and data files read by `warm`, by path and state on disk: the last READ_AHEAD."""
 READ_AHEAD = 4
 """How many files `warm` keeps (a fan-out over many data files would keep them all)."""
+_NAMED_ONCE: set[tuple[str, int, int, int, int]] = set()
+"""Data files one step named: the second to name one has `warm` read it."""
+NAMED_ONCE_KEPT = 4096
 _REGISTRIES: dict[tuple[int, str | None], tuple[Any, Registry[Any], str]] = {}
 """The crawled registries `warm` made, by schema document and --schema-root."""
 
 
 def warm(argv: Sequence[str]) -> None:
-    """Read and crawl the schema `main(argv)` checks against, and read its --data, kept in this
-    process: the warm starter (meta.cli.warm) calls it before it forks a step with these
-    arguments, so that the step finds that work done (some 0.1 s for a large schema, and the
-    parsing of a data file every node of a document reads). What is wrong with the arguments is
-    left for the step to say."""
+    """Read and crawl the schema `main(argv)` checks against, and read its --data once a second
+    step names it, kept in this process: the warm starter (meta.cli.warm) calls it before it
+    forks a step with these arguments, so that the step finds that work done (some 0.1 s for
+    a large schema, and the parsing of a data file every node of a document reads; a file one
+    step reads is left to it, as the steps of a fan-out over files read theirs side by side).
+    What is wrong with the arguments is left for the step to say."""
     with contextlib.suppress(Exception, SystemExit):
         args = _parser().parse_args(argv)
         if args.schema is None or args.summary:
             return
         if args.data is not None:
-            _remembered(args.data, "data")
+            key = _file_key(args.data)
+            if key in _NAMED_ONCE or key in _DOCUMENTS:
+                _NAMED_ONCE.discard(key)
+                _remembered(args.data, "data")
+            elif key is not None:
+                if len(_NAMED_ONCE) >= NAMED_ONCE_KEPT:
+                    _NAMED_ONCE.clear()
+                _NAMED_ONCE.add(key)
         document = _remembered(args.schema, "schema")
         dialect = None if document is _ABSENT else dialect_of(document)
         if dialect is None:

@@ -364,6 +364,7 @@ def test_warm_reads_data_ahead_but_never_from_a_fifo(step: Step) -> None:
     data = step.root / "d.json"
     data.write_text(json.dumps({"name": "x", "members": []}))
     warm(args)
+    warm(args)  # read by the second step that names it
     before = data.stat()
     data.write_text(json.dumps({"name": "y", "members": []}))
     os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -379,10 +380,29 @@ def test_warm_reads_data_ahead_but_never_from_a_fifo(step: Step) -> None:
     assert not reading.is_alive(), "warm waited for a writer of the FIFO"
 
 
-def test_warm_keeps_the_last_few_files_it_read(step: Step) -> None:
+def test_warm_keeps_the_last_few_files_steps_share(step: Step) -> None:
     for number in range(READ_AHEAD + 3):
         (step.root / f"d{number}.json").write_text(json.dumps({"name": "x" * number}))
-        warm(["--schema", "team.schema.json", "--data", f"d{number}.json"])
+        for _ in range(2):
+            warm(["--schema", "team.schema.json", "--data", f"d{number}.json"])
+    (step.root / "once.json").write_text("{}")
+    warm(["--schema", "team.schema.json", "--data", "once.json"])  # left to its one step
     kept = {Path(key[0]).name for key in _DOCUMENTS}
     assert len(kept) == READ_AHEAD and "team.schema.json" in kept
     assert f"d{READ_AHEAD + 2}.json" in kept and "d0.json" not in kept
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [("[1, 2]", "an array"), ('"x"', "a string"), ("3", "a number"), ("null", "null")],
+)
+def test_a_schema_file_that_holds_no_schema_is_misuse(
+    step: Step, capsys: pytest.CaptureFixture[str], text: str, kind: str
+) -> None:
+    (step.root / "odd.json").write_text(text)
+    step.input({})
+    assert main(["--schema", "odd.json"]) == 2
+    assert capsys.readouterr().err == (
+        f"validate-node: the schema file odd.json holds {kind}: a JSON Schema is an object "
+        "(or true, or false)\n"
+    )

@@ -90,3 +90,32 @@ def test_the_reaper_spares_what_meta_started_in_its_own_group() -> None:
     stopped, own, escaped = out
     assert (stopped, own) == ("1", "None"), out  # meta's own child still runs
     assert escaped != "None", out  # the one in a session of its own was stopped (and reaped)
+
+
+def test_an_ended_child_no_step_waits_for_is_reaped_by_the_sweep_of_any_step() -> None:
+    """A step the warm starter forked and left unreaped when it was killed is re-parented to
+    meta, ended: a zombie has no environment to name its step, and is reaped all the same."""
+    probe = (
+        "import os, time\n"
+        "from meta.local.reaper import stop_orphans\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.setsid()\n"
+        "    os._exit(3)\n"
+        "time.sleep(0.5)\n"
+        "stopped = stop_orphans('flow/top/a', ())\n"
+        "try:\n"
+        "    os.waitpid(pid, os.WNOHANG)\n"
+        "    print(stopped, 'still there')\n"
+        "except ChildProcessError:\n"
+        "    print(stopped, 'reaped')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        start_new_session=True,
+    ).stdout.split()
+    assert out == ["1", "reaped"], out

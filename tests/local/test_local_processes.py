@@ -167,3 +167,23 @@ def test_a_program_that_cannot_start_fails_its_step_saying_so(tmp_path: Path) ->
         "cannot start 'meta-no-such-program': No such file or directory",
     )
     assert _descriptors() == before
+
+
+def test_a_step_whose_folder_is_gone_fails_saying_so(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    flow = folder / "gone.flow.yaml"
+    flow.write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\n"
+        "metadata: {name: gone}\n"
+        "spec:\n  root:\n    name: s\n    scope: macro\n    pattern: sequence\n    units:\n"
+        '      - {name: a, run: {command: [sh, -c, "rm -r \\"$PWD\\""]}}\n'
+        '      - {name: b, run: {command: ["true"]}}\n'
+    )
+    outcome = start_run(flow, tmp_path / "w", {})
+    assert outcome.state == "failed"
+    error = outcome.report["error"]
+    assert (error["reason"], error["stderrTail"]) == (
+        "exited with code 126",
+        f"cannot start 'true': its folder {folder} is not there",
+    )

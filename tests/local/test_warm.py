@@ -340,8 +340,15 @@ def test_meta_logs_follows_a_forked_step_while_it_runs(tmp_path: Path) -> None:
         assert (follow.returncode, out, err) == (0, b"root /: valid\n", b"")
         assert run.wait(timeout=30) == 0
     finally:
-        run.kill()
+        _release(tmp_path / "fifo")
+        run.terminate()  # the session stops its steps
         run.wait()
+
+
+def _release(fifo: Path) -> None:
+    """End a step still waiting for a writer of `fifo` (it reads nothing: end of file)."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
 
 
 def _reads_fifo(fifo: Path) -> bool:
@@ -372,14 +379,14 @@ spec:
       - {name: second, run: {command: [meta, step, validate-node, --schema=s.json, --data=ok.json]}}
       - {name: pause, run: {command: [sleep, "4"]}}
       - name: held
-        timeoutSeconds: 1
+        timeoutSeconds: 5
         run: {command: [meta, step, validate-node, --schema=s.json, --data=ok.json]}
 """
 
 
-def test_a_warm_starter_that_does_not_answer_holds_up_nothing_else(tmp_path: Path) -> None:
-    """Stopped (SIGSTOP) before a step is asked of it, it never answers: the step's time limit
-    still ends it on time, and the run ends, as it would with the step exec'd and hung."""
+def test_a_step_the_warm_starter_is_late_for_is_exec_d(tmp_path: Path) -> None:
+    """Stopped (SIGSTOP) before a step is asked of it, it never answers: the step waits a
+    second for it, and is exec'd; the session ends without waiting for it either."""
     (tmp_path / "flow.yaml").write_text(STALLED)
     (tmp_path / "s.json").write_text(json.dumps(SCHEMA))
     (tmp_path / "ok.json").write_text(json.dumps({"id": 1}))
@@ -393,14 +400,15 @@ def test_a_warm_starter_that_does_not_answer_holds_up_nothing_else(tmp_path: Pat
             time.sleep(0.05)
         time.sleep(1.5)  # loaded, and ready, while `pause` runs
         os.kill(starter, signal.SIGSTOP)
-        assert run.wait(timeout=20) == 1
+        assert run.wait(timeout=20) == 0
     finally:
         run.kill()
         run.wait()
-    assert time.monotonic() - started < 15  # not the 30 s the driver gives it to answer
+    assert time.monotonic() - started < 15
     units = json.loads((tmp_path / "w" / "report.json").read_text())["units"]
     held = next(unit for unit in units if unit["id"].endswith("/held"))
-    assert held["state"] == "failed" and "timed out" in held["reason"], held
+    assert held["state"] == "succeeded", held
+    assert held["finishedAt"] - held["startedAt"] < 4
 
 
 def _warm_starter(parent: int) -> int | None:
