@@ -78,15 +78,7 @@ def test_the_reaper_spares_what_meta_started_in_its_own_group() -> None:
         "print(stopped, own.poll(), escaped.poll())\n"
         "own.kill()\n"
     )
-    # Its own session, so that even a reaper gone wrong reaches nothing of this test's.
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-        start_new_session=True,
-    ).stdout.split()
+    out = _probed(probe)
     stopped, own, escaped = out
     assert (stopped, own) == ("1", "None"), out  # meta's own child still runs
     assert escaped != "None", out  # the one in a session of its own was stopped (and reaped)
@@ -110,7 +102,14 @@ def test_an_ended_child_no_step_waits_for_is_reaped_by_the_sweep_of_any_step() -
         "except ChildProcessError:\n"
         "    print(stopped, 'reaped')\n"
     )
-    out = subprocess.run(
+    out = _probed(probe)
+    assert out == ["1", "reaped"], out
+
+
+def _probed(probe: str) -> list[str]:
+    """The words `python -c PROBE` prints, run in a session of its own, so that even a reaper
+    gone wrong reaches nothing of this test's."""
+    return subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
@@ -118,4 +117,3 @@ def test_an_ended_child_no_step_waits_for_is_reaped_by_the_sweep_of_any_step() -
         timeout=30,
         start_new_session=True,
     ).stdout.split()
-    assert out == ["1", "reaped"], out

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -186,18 +187,26 @@ def _ended(pid: int) -> None:
         os.close(pidfd)
 
 
-def _kill(process: WarmProcess) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+@contextlib.asynccontextmanager
+async def _hung(
+    tmp_path: Path, env: dict[bytes, bytes]
+) -> AsyncIterator[tuple[WarmStarter, WarmProcess]]:
+    """A ready warm starter and a step it forked that hangs; both ended at the end."""
+    starter = await _ready_starter(env)
+    process = await _hung_step(tmp_path, starter, env)
+    try:
+        yield starter, process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        starter.close()
 
 
 def test_a_forked_step_is_a_process_of_its_own_and_stops_as_one(
     tmp_path: Path, step_env: dict[bytes, bytes]
 ) -> None:
     async def scenario() -> None:
-        starter = await _ready_starter(step_env)
-        process = await _hung_step(tmp_path, starter, step_env)
-        try:
+        async with _hung(tmp_path, step_env) as (starter, process):
             state = _stat(process.pid)
             assert state[1] == str(starter._process.pid if starter._process else None)
             assert (state[2], state[3]) == (str(process.pid), str(process.pid))  # group, session
@@ -207,9 +216,6 @@ def test_a_forked_step_is_a_process_of_its_own_and_stops_as_one(
             os.killpg(process.pid, signal.SIGTERM)
             _ended(process.pid)
             assert process.wait() == -signal.SIGTERM
-        finally:
-            _kill(process)
-            starter.close()
 
     asyncio.run(scenario())
 
@@ -275,9 +281,7 @@ def test_when_the_starter_is_killed_its_steps_are_waited_for_here_and_others_exe
     tmp_path: Path, step_env: dict[bytes, bytes]
 ) -> None:
     async def scenario() -> None:
-        starter = await _ready_starter(step_env)
-        process = await _hung_step(tmp_path, starter, step_env)
-        try:
+        async with _hung(tmp_path, step_env) as (starter, process):
             assert starter._process is not None
             os.kill(starter._process.pid, signal.SIGKILL)
             os.killpg(process.pid, signal.SIGTERM)
@@ -288,35 +292,31 @@ def test_when_the_starter_is_killed_its_steps_are_waited_for_here_and_others_exe
             argv = [META, "step", "validate-node", "--summary"]
             assert await _fork(starter, argv, step_env, tmp_path, _streams(tmp_path)) is None
             assert not starter._ready  # given up: the session's steps are exec'd
-        finally:
-            _kill(process)
-            starter.close()
 
     asyncio.run(scenario())
 
 
-FOLLOWED = """\
-apiVersion: meta-orchestrator.io/v1alpha1
-kind: MetaFlow
-metadata: {name: followed}
-spec:
-  root:
-    name: top
-    scope: macro
-    pattern: sequence
-    units:
-      - {name: first, run: {command: [meta, step, validate-node, --schema=s.json, --data=ok.json]}}
-      - {name: second, run: {command: [meta, step, validate-node, --schema=s.json, --data=ok.json]}}
-      - {name: pause, run: {command: [sleep, "2"]}}
-      - {name: held, run: {command: [meta, step, validate-node, --schema=s.json, --data=fifo]}}
-"""
+def _sequence(folder: Path, name: str, pause: int, held: str) -> None:
+    """A flow `flow.yaml` in `folder`: two built-in steps (the first exec'd, the second starts
+    the warm starter), `sleep PAUSE` (it gets ready), then the step `held` (YAML), forked."""
+    (folder / "s.json").write_text(json.dumps(SCHEMA))
+    (folder / "ok.json").write_text(json.dumps({"id": 1}))
+    check = "[meta, step, validate-node, --schema=s.json, --data=ok.json]"
+    (folder / "flow.yaml").write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\n"
+        f"metadata: {{name: {name}}}\n"
+        "spec:\n  root:\n    name: top\n    scope: macro\n    pattern: sequence\n    units:\n"
+        f"      - {{name: first, run: {{command: {check}}}}}\n"
+        f"      - {{name: second, run: {{command: {check}}}}}\n"
+        f'      - {{name: pause, run: {{command: [sleep, "{pause}"]}}}}\n'
+        f"      - {held}\n"
+    )
 
 
 def test_meta_logs_follows_a_forked_step_while_it_runs(tmp_path: Path) -> None:
     """Its environment, as /proc shows it, is the warm starter's: it is found by its log."""
-    (tmp_path / "flow.yaml").write_text(FOLLOWED)
-    (tmp_path / "s.json").write_text(json.dumps(SCHEMA))
-    (tmp_path / "ok.json").write_text(json.dumps({"id": 1}))
+    held = "{name: held, run: {command: [meta, step, validate-node, --schema=s.json, --data=fifo]}}"
+    _sequence(tmp_path, "followed", 2, held)
     os.mkfifo(tmp_path / "fifo")
     run = subprocess.Popen(
         [META, "run", "flow.yaml", "--workdir", "w"], cwd=tmp_path, stdout=subprocess.DEVNULL
@@ -365,31 +365,14 @@ def _reads_fifo(fifo: Path) -> bool:
     return False
 
 
-STALLED = """\
-apiVersion: meta-orchestrator.io/v1alpha1
-kind: MetaFlow
-metadata: {name: stalled}
-spec:
-  root:
-    name: top
-    scope: macro
-    pattern: sequence
-    units:
-      - {name: first, run: {command: [meta, step, validate-node, --schema=s.json, --data=ok.json]}}
-      - {name: second, run: {command: [meta, step, validate-node, --schema=s.json, --data=ok.json]}}
-      - {name: pause, run: {command: [sleep, "4"]}}
-      - name: held
-        timeoutSeconds: 5
-        run: {command: [meta, step, validate-node, --schema=s.json, --data=ok.json]}
-"""
-
-
 def test_a_step_the_warm_starter_is_late_for_is_exec_d(tmp_path: Path) -> None:
     """Stopped (SIGSTOP) before a step is asked of it, it never answers: the step waits a
     second for it, and is exec'd; the session ends without waiting for it either."""
-    (tmp_path / "flow.yaml").write_text(STALLED)
-    (tmp_path / "s.json").write_text(json.dumps(SCHEMA))
-    (tmp_path / "ok.json").write_text(json.dumps({"id": 1}))
+    held = (
+        "{name: held, timeoutSeconds: 5, run: {command: "
+        "[meta, step, validate-node, --schema=s.json, --data=ok.json]}}"
+    )
+    _sequence(tmp_path, "stalled", 4, held)
     started = time.monotonic()
     run = subprocess.Popen([META, "run", "flow.yaml", "--workdir", "w"], cwd=tmp_path)
     try:
