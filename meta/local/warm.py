@@ -253,6 +253,7 @@ class WarmStarter:
         self._pending.clear()
         process, self._process = self._process, None
         if process is None:
+            self._channel.close()  # (it was never started, or is closed already)
             return
         if not self.loop.is_closed():
             self.loop.remove_reader(self._channel.fileno())
