@@ -128,7 +128,14 @@ def _belongs(pid: int, unit_id: str | None) -> bool:
 
 def _ended(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+        return stat_fields(pid)[0] == b"Z"
     except OSError:
         return False
+
+
+def stat_fields(pid: int) -> list[bytes]:
+    """The fields of /proc/PID/stat after the command's name: the state (`Z`: ended, not
+    reaped), then the parent's pid and the rest as proc(5) numbers them, less 3. OSError
+    (FileNotFoundError: gone) when it cannot be read."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        return stat.read().rsplit(b")", 1)[1].split()

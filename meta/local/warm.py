@@ -31,6 +31,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
+from meta.local.reaper import stat_fields
+
 SWITCH = "META_WARM_START"
 OFF = frozenset({"0", "false", "no", "off"})
 MAX_REQUEST = 1 << 16
@@ -277,8 +279,7 @@ def _discard(process: WarmProcess | None) -> None:
 
 def _cpu_ticks(pid: int) -> int:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
+        fields = stat_fields(pid)
     except OSError:
         return -1
     return int(fields[11]) + int(fields[12])
@@ -287,8 +288,7 @@ def _cpu_ticks(pid: int) -> int:
 def _zombie_status(pid: int) -> int | None:
     """The wait status of the ended, unreaped process `pid` (field 52 of /proc/PID/stat, since
     Linux 3.5), None while it runs; FileNotFoundError when it is gone (reaped by another)."""
-    with open(f"/proc/{pid}/stat", "rb") as stat:
-        fields = stat.read().rsplit(b")", 1)[1].split()
+    fields = stat_fields(pid)
     return int(fields[49]) if fields[0] == b"Z" else None
 
 
