@@ -51,7 +51,7 @@ class CollectionGenerator:
         name = flows.unit_slug(flows.type_name(schema, element), "item") if is_def else "item"
         validating = run is None
         if run is None:
-            extra = [flows.option("path", "{{ path }}", template=True), "--no-subtree"]
+            extra = [flows.option("path", flows.node_path(), template=True), "--no-subtree"]
             if not is_def:
                 extra.insert(0, flows.option("type", "item"))
             run = flows.validator_run(description, element, extra)

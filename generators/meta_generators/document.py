@@ -211,11 +211,7 @@ def _entries(
             _entry_check(
                 description,
                 found,
-                [
-                    flows.option(
-                        "fanned-out", "{{ path }}" + flows.verbatim(pointer([each])), template=True
-                    )
-                ],
+                [flows.option("fanned-out", flows.node_path(pointer([each])), template=True)],
             )
             if only_validates
             else None
@@ -248,7 +244,7 @@ def _entry_check(description: Description, found: MapField, extra: list[str]) ->
     options = [
         flows.option("entry-of", found.at),
         flows.option("type", found.field),
-        flows.option("path", "{{ path }}", template=True),
+        flows.option("path", flows.node_path(), template=True),
         *extra,
     ]
     return flows.validator_run(description, [], options)
@@ -299,7 +295,7 @@ def _each_section(
     if run is None:
         extra = [
             flows.option("type", each),
-            flows.option("path", "{{ path }}", template=True),
+            flows.option("path", flows.node_path(), template=True),
             "--no-subtree",
         ]
         run = flows.validator_run(description, items[-1], extra)

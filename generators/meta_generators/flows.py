@@ -216,6 +216,14 @@ def option(name: str, value: str, *, template: bool = False) -> str:
     return f"--{name}={value if template else verbatim(value)}"
 
 
+def node_path(below: str = "") -> str:
+    """The template of the current node's JSON pointer in the data (followed by the pointer
+    `below`), for the validator's --path, --at and --fanned-out: rendered as a JSON string,
+    which the step reads so, since a key may hold what no command line can (a NUL)."""
+    where = f"(path ~ {literal(below)})" if below else "path"
+    return "{{ " + where + " | tojson }}"
+
+
 def verbatim(text: str) -> str:
     """`text` as a template that renders to `text` itself: as it is when it holds no template
     syntax, else as a Jinja string literal."""

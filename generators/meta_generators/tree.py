@@ -32,6 +32,15 @@ SHAPE = (
 """The size or keys of each children field the node holds (the walk strips them from
 META_INPUT), for the validator to check each container's own keywords at the node holding it:
 rendered from what the walk holds already, so the data is not read again per node."""
+SHAPES_LIMIT = 65536
+"""The longest --shapes given on a command line (Linux takes 131,072 bytes an argument)."""
+SHAPES = (
+    "{{% set shapes %}}[" + SHAPE + "]{{% endset %}}"
+    "{{{{ shapes if shapes | length <= " + str(SHAPES_LIMIT) + " else {{'data': inputs.data}}"
+    " | tojson }}}}"
+)
+"""--shapes, or where the node's keys are too many for a command line (a map of some
+thousands of entries), `{"data": FILE}`: the step reads that node whole from the data."""
 VALUE_KEYWORDS = ("uniqueItems", "contains", "enum", "const")
 """A container's own keywords that need its elements' values, not only their number or keys."""
 ELEMENT_KEYWORDS = frozenset(
@@ -183,7 +192,7 @@ def walk_section(
 
 def _misplaced(order: str) -> flows.Run:
     """The built-in step for a node no place of the schema holds: no check, its subtree's sum."""
-    extra = [flows.option("path", "{{ path }}", template=True)]
+    extra = [flows.option("path", flows.node_path(), template=True)]
     return flows.summary_run("misplaced", extra + (["--no-subtree"] if order == "pre" else []))
 
 
@@ -201,13 +210,13 @@ def _node_options(schema: Schema, found: Structure, extra: Sequence[str]) -> lis
     ):
         return [
             flows.option("data", "{{ inputs.data }}", template=True),
-            flows.option("at", "{{ path }}", template=True),
+            flows.option("at", flows.node_path(), template=True),
             *extra,
         ]
     listed = "[" + ", ".join(flows.literal(name) for name in found.fields) + "]"
     return [
-        flows.option("shapes", "[" + SHAPE.format(fields=listed) + "]", template=True),
-        flows.option("path", "{{ path }}", template=True),
+        flows.option("shapes", SHAPES.format(fields=listed), template=True),
+        flows.option("path", flows.node_path(), template=True),
         *extra,
     ]
 

@@ -57,6 +57,8 @@ from meta.trees import Manifest, OutputRefused, copy_tree, remove_tree
 OUTPUTS = "@outputs"
 STORE = "store"
 LOGS = "logs"
+MAX_ARG_STRLEN = 131072
+"""The longest argument or environment variable Linux passes to a program (32 pages)."""
 CANNOT_KEEP = 125
 """The exit code of an attempt whose scratch could not be set up or whose outputs or logs
 could not be kept (a full disk, an output that is a dangling link...)."""
@@ -336,7 +338,8 @@ class LocalDriver:
                     folder = f"its folder {task.workdir} is not there"
                     return Exit(126, f"cannot start {task.command[0]!r}: {folder}")
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
-                return Exit(code, f"cannot start {task.command[0]!r}: {exc.strerror}")
+                why = _too_long(argv, env) if exc.errno == errno.E2BIG else exc.strerror
+                return Exit(code, f"cannot start {task.command[0]!r}: {why}")
             except ValueError:
                 # A secret's value holding a NUL byte, which execve cannot pass (a rendered
                 # argument or variable holding one is a template fault before the start).
@@ -911,6 +914,18 @@ def _emptied(directory: str) -> str:
         remove_tree(directory)
         os.makedirs(directory)
     return directory
+
+
+def _too_long(argv: Sequence[str], env: Mapping[bytes, bytes]) -> str:
+    """Why execve said E2BIG: the longest argument or variable, and the whole."""
+    sizes = [len(os.fsencode(arg)) + 1 for arg in argv]
+    sizes += [len(key) + len(value) + 2 for key, value in env.items()]
+    limit = os.sysconf("SC_ARG_MAX") if "SC_ARG_MAX" in os.sysconf_names else 0
+    return (
+        f"its command line and environment are too long for the system: {sum(sizes):,} bytes, "
+        f"the longest argument or variable {max(sizes):,} (Linux takes {MAX_ARG_STRLEN:,} "
+        f"bytes an argument or variable, and {limit:,} in all); pass long values in a file"
+    )
 
 
 def _create(path: str) -> int:

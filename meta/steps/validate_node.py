@@ -25,14 +25,15 @@ uniqueness, key names, `contains`), never what reaches into its elements. The st
 fields' values with --data (the node read whole), else from --shapes: per field the node holds,
 its size or its keys (`[[field, "array", count] | [field, "object", keys] | [field, "value",
 v]]`, which a template renders from `node`), so each container is checked once, at the node
-holding it, without reading the data again. Keywords that need the elements' values
-(`uniqueItems`, `contains`, `enum`, `const`) are checked only with --data. Without either, the
-old way: the node is not held to `required`, `minProperties` or `dependencies` for the
-children fields it held (--held: its fields before the walk stripped them, a JSON list;
-without it, all of them). --fanned-out=P names a value (a map or an array at JSON pointer P in
-the data) whose entries other units check: only its own keywords are checked here. With
---each, the node is a list and every element is checked (--offset numbers the first). It writes
-META_OUTPUT/report.json:
+holding it, without reading the data again; `--shapes={"data": FILE}` when the keys are too
+many for a command line: the node is read whole from FILE, at --path, as with --data. Keywords
+that need the elements' values (`uniqueItems`, `contains`, `enum`, `const`) are checked only
+with the node read whole. Without either, the old way: the node is not held to `required`,
+`minProperties` or `dependencies` for the children fields it held (--held: its fields before
+the walk stripped them, a JSON list; without it, all of them). --fanned-out=P names a value (a
+map or an array at JSON pointer P in the data) whose entries other units check: only its own
+keywords are checked here. With --each, the node is a list and every element is checked
+(--offset numbers the first). It writes META_OUTPUT/report.json:
 
     {"unit", "type", "path", "valid", "errors": [{"pointer", "message"}],
      "subtree": {"nodes", "invalid"}}
@@ -40,7 +41,9 @@ META_OUTPUT/report.json:
 `subtree` counts this node (or these elements) and, unless --no-subtree, adds the `subtree` of
 every META_UPSTREAM/*/report.json (post-order tree walks: the children's reports). --summary
 checks nothing and only adds up the upstream reports (a gather). Pointers in `errors` are JSON
-pointers into the data: --path (or --at) followed by the place inside the node.
+pointers into the data: --path (or --at) followed by the place inside the node. --path, --at
+and --fanned-out take a pointer as it is, or as a JSON string (`"/teams/a\\u0000b"`: how
+generated flows pass them, so that a key holding a NUL, which no command line can, passes).
 
 The module also holds what the generators share with the step, since steps sit below every
 other layer: the draft of a schema (`dialect_of`), the registry that reads files beside a
@@ -160,12 +163,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--shapes",
         help="the size or keys of each children field the node holds, as a JSON list of "
-        "[field, 'array', count], [field, 'object', keys] or [field, 'value', value]",
+        "[field, 'array', count], [field, 'object', keys] or [field, 'value', value]; or "
+        '{"data": FILE}: the node is read whole from FILE, at --path (keys too many for a '
+        "command line)",
     )
     parser.add_argument(
         "--fanned-out",
         action="append",
         default=[],
+        type=data_pointer,
         help="the JSON pointer of a value in the data whose entries other units check: only "
         "its own keywords are checked here (repeat: one each)",
     )
@@ -174,11 +180,15 @@ def _parser() -> argparse.ArgumentParser:
         help="the node's own fields before the walk stripped its children, as a JSON list "
         "(only the children fields it held are not required of it)",
     )
-    parser.add_argument("--path", default="", help="the node's JSON pointer in the data")
+    parser.add_argument(
+        "--path", default="", type=data_pointer, help="the node's JSON pointer in the data"
+    )
     parser.add_argument("--each", action="store_true", help="the node is a list: check each")
     parser.add_argument("--offset", type=int, default=0, help="the index of the first element")
     parser.add_argument("--data", type=Path, help="read the node from this JSON file")
-    parser.add_argument("--at", default="", help="the node's JSON pointer in --data")
+    parser.add_argument(
+        "--at", default="", type=data_pointer, help="the node's JSON pointer in --data"
+    )
     parser.add_argument(
         "--no-subtree", action="store_true", help="do not add up the upstream reports"
     )
@@ -223,6 +233,8 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     else:
         check = _checker(args.schema, document, places, root)
     children = frozenset(args.children) | frozenset(args.entries)
+    if args.shapes is not None and args.shapes.startswith("{"):
+        args.data, args.at, args.shapes = _shapes_file(args.shapes), args.path, None
     whole = args.data is not None
     walked: Iterable[str] = ()
     """The children fields the walk took children from: the elements are other units'."""
@@ -361,6 +373,33 @@ def _shapes(text: str, fields: frozenset[str]) -> dict[str, Any]:
             found[name] = dict.fromkeys(map(str, what), ELIDED)
         else:
             found[name] = what
+    return found
+
+
+def _shapes_file(text: str) -> Path:
+    """The data file of `--shapes={"data": FILE}`: what a generated flow gives instead of the
+    keys of a map too large for a command line (meta_generators.tree's SHAPES)."""
+    try:
+        named = json.loads(text)
+    except ValueError:
+        named = None
+    if not (isinstance(named, dict) and isinstance(named.get("data"), str) and named["data"]):
+        raise StepMisused(f'--shapes needs a JSON list or {{"data": FILE}}, got {text[:60]!r}')
+    return Path(named["data"])
+
+
+def data_pointer(text: str) -> str:
+    """A JSON pointer into the data, as written (it starts with "/", or is empty) or as a JSON
+    string: generated flows give it so (`{{ path | tojson }}`), since a key may hold what a
+    command line cannot (a NUL)."""
+    if not text.startswith('"'):
+        return text
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not isinstance(found, str):
+        raise argparse.ArgumentTypeError(f"not a pointer, nor one as a JSON string: {text[:60]!r}")
     return found
 
 

@@ -168,7 +168,7 @@ def test_a_top_level_array_fans_out_and_gathers_when_asked(schemas: Schemas) -> 
     assert command(root["visit"]) == [
         *VALIDATE,
         "--pointer=/$defs/task",
-        "--path={{ path }}",
+        "--path={{ path | tojson }}",
         "--no-subtree",
     ]
     assert root["gather"] == {

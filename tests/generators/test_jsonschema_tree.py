@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 from meta_generators import tree
 
+from meta.errors import pointer
 from tests.generators.helpers import SAMPLES, Schemas, command, run_meta, schema, visit_cases
 
 
@@ -82,7 +84,7 @@ def test_the_company_sample_gets_a_different_operation_per_level(schemas: Schema
         "--children=teams",
         "--children=members",
         shapes("departments", "teams", "members"),
-        "--path={{ path }}",
+        "--path={{ path | tojson }}",
     ]
 
 
@@ -217,7 +219,7 @@ def test_a_recursive_single_type_gets_a_plain_visit(schemas: Schemas) -> None:
         "--pointer=",
         "--children=kids",
         shapes("kids"),
-        "--path={{ path }}",
+        "--path={{ path | tojson }}",
     ]
 
 
@@ -433,9 +435,55 @@ def test_names_and_paths_reach_the_validator_as_written(tmp_path: Path) -> None:
     ]
 
 
+def test_a_map_too_big_for_a_command_line_and_a_key_holding_a_nul_are_checked(
+    tmp_path: Path,
+) -> None:
+    """Keys a command line cannot carry: a map whose keys add up to more than SHAPES_LIMIT (its
+    node is read from the data instead) and a key holding a NUL (its path passes as a JSON
+    string). The run finds what jsonschema finds, error for error."""
+    team = {"type": "object", "required": ["size"], "properties": {"size": {"type": "integer"}}}
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "teams": {
+                "type": "object",
+                "propertyNames": {"maxLength": 30000},
+                "additionalProperties": {"$ref": "#/$defs/team"},
+            }
+        },
+        "$defs": {"team": team},
+    }
+    long_keys = {f"{i}" * 25_000 + "!" * i: {"size": i} for i in range(1, 4)}
+    teams = {**long_keys, "a\u0000b": {"size": "no"}, "x" * 30_001: {}, "ok": {"size": 2}}
+    assert sum(map(len, teams)) > tree.SHAPES_LIMIT
+    (tmp_path / "t.schema.json").write_text(json.dumps(document))
+    (tmp_path / "d.json").write_text(json.dumps({"teams": teams}))
+    made = run_meta("generate", "t.schema.json", "--data", "d.json", "-o", "f.yaml", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    ran = run_meta("run", "f.yaml", "--workdir", "run", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    reports = [json.loads(p.read_text()) for p in (tmp_path / "run").rglob("report.json")]
+    found = sorted(
+        (e["pointer"], e["message"])
+        for report in reports
+        if "unit" in report
+        for e in report["errors"]
+    )
+    expected = sorted(
+        (pointer(list(error.absolute_path)), error.message)
+        for error in Draft202012Validator(document).iter_errors({"teams": teams})
+    )
+    # The same places and faults; a message here quotes a long key cut short.
+    assert len(expected) == 3
+    assert [(at, message.split("'")[-1]) for at, message in found] == [
+        (at, message.split("'")[-1]) for at, message in expected
+    ]
+
+
 def shapes(*fields: str) -> str:
     """The generated --shapes option for these children fields."""
-    return "--shapes=[" + tree.SHAPE.format(fields=repr(list(fields))) + "]"
+    return "--shapes=" + tree.SHAPES.format(fields=repr(list(fields)))
 
 
 def test_a_value_like_a_template_in_a_case_is_compared_as_written(tmp_path: Path) -> None:

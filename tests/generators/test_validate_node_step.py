@@ -161,6 +161,45 @@ def test_the_node_may_come_from_a_place_in_a_data_file(step: Step) -> None:
     assert (absent["valid"], absent["subtree"]) == (True, {"nodes": 0, "invalid": 0})
 
 
+def test_pointers_may_come_as_json_strings_so_a_nul_in_a_key_passes(step: Step) -> None:
+    """Generated flows give `{{ path | tojson }}`: a key holding a NUL (valid JSON, which no
+    command line can carry raw) reaches the step, and the report names it as it is."""
+    keyed = {"properties": {"m": {"additionalProperties": {"required": ["z"]}}}}
+    (step.root / "team.schema.json").write_text(json.dumps(keyed))
+    step.input({})
+    at = json.dumps("/m/a\u0000b")
+    assert "\0" not in at
+    report = step.run("--entry-of", "/properties/m", "--path", at)
+    assert report["path"] == "/m/a\u0000b"
+    assert report["errors"] == [{"pointer": "/m/a\u0000b", "message": "'z' is a required property"}]
+    (step.root / "d.json").write_text(json.dumps({"m": {"a\u0000b": {"z": 1}}}))
+    whole = step.run("--entry-of", "/properties/m", "--data", "d.json", "--at", at)
+    assert (whole["path"], whole["valid"]) == ("/m/a\u0000b", True)
+
+
+def test_keys_too_many_for_a_command_line_are_read_from_the_data(step: Step) -> None:
+    """`--shapes={"data": FILE}` (the generated template's answer to a map of thousands of
+    entries): the node is read whole from FILE at --path, so its map's keys are checked."""
+    holder = {
+        "type": "object",
+        "properties": {
+            "teams": {
+                "type": "object",
+                "propertyNames": {"maxLength": 8},
+                "additionalProperties": {"$ref": "#/$defs/team"},
+            }
+        },
+        "$defs": SCHEMA["$defs"],
+    }
+    (step.root / "team.schema.json").write_text(json.dumps(holder))
+    teams = {f"t{i}": {"name": "x"} for i in range(3)} | {"far-too-long": {}}
+    (step.root / "d.json").write_text(json.dumps({"org": {"teams": teams}}))
+    step.input({})
+    shapes = json.dumps({"data": str(step.root / "d.json")})
+    report = step.run("--pointer", "", "--entries=teams", f"--shapes={shapes}", "--path=/org")
+    assert report["errors"] == [{"pointer": "/org/teams", "message": "'far-too-long' is too long"}]
+
+
 def test_the_root_type_is_named_by_the_title(step: Step) -> None:
     step.input({"name": "platform", "members": []})
     assert step.run("--pointer", "")["type"] == "root"
@@ -189,6 +228,7 @@ def test_misuse_exits_2_with_a_message(step: Step, capsys: pytest.CaptureFixture
     assert main([]) == 2
     assert main(["--schema", "team.schema.json", "--held", "members"]) == 2
     assert main(["--schema", "team.schema.json", "--schema-root", "out"]) == 2
+    assert main(["--schema", "team.schema.json", "--shapes", '{"data": 1}']) == 2
     errors = capsys.readouterr().err.splitlines()
     assert errors[0] == "validate-node: nothing at /$defs/nope in the schema file team.schema.json"
     assert errors[1].startswith("validate-node: cannot read the schema file missing.json")
@@ -197,6 +237,9 @@ def test_misuse_exits_2_with_a_message(step: Step, capsys: pytest.CaptureFixture
     assert (
         errors[4]
         == "validate-node: the schema file team.schema.json is not under --schema-root out"
+    )
+    assert errors[5] == (
+        """validate-node: --shapes needs a JSON list or {"data": FILE}, got '{"data": 1}'"""
     )
     assert not (step.output / "report.json").exists()
 

@@ -169,6 +169,27 @@ def test_a_program_that_cannot_start_fails_its_step_saying_so(tmp_path: Path) ->
     assert _descriptors() == before
 
 
+def test_a_command_line_too_long_for_the_system_fails_saying_what_is_too_long(
+    tmp_path: Path,
+) -> None:
+    flow = tmp_path / "long.flow.yaml"
+    flow.write_text(
+        "apiVersion: meta-orchestrator.io/v1alpha1\nkind: MetaFlow\n"
+        "metadata: {name: long}\n"
+        "spec:\n  inputs: {n: {value: 140000}}\n"
+        '  root: {name: p, run: {command: ["true", "{{ \'x\' * inputs.n }}"]}}\n'
+    )
+    outcome = start_run(flow, tmp_path / "w", {})
+    assert outcome.state == "failed"
+    error = outcome.report["error"]
+    assert error["reason"] == "exited with code 126"
+    assert error["stderrTail"].startswith(
+        "cannot start 'true': its command line and environment are too long for the system: "
+    )
+    longest = "the longest argument or variable 140,001 (Linux takes 131,072 bytes"
+    assert longest in error["stderrTail"]
+
+
 def test_a_step_whose_folder_is_gone_fails_saying_so(tmp_path: Path) -> None:
     folder = tmp_path / "flows"
     folder.mkdir()
