@@ -51,15 +51,11 @@ class DagGenerator:
                 "a dag needs $defs entries with x-meta (run, dependsOn): none has any",
             )
         _check_acyclic(schema, defs, depends, members)
-        names = dict(
-            zip(
-                members,
-                flows.unique_names(flows.unit_slug(name, "stage") for name in members),
-                strict=True,
-            )
-        )
+        unique = flows.unique_names([*(flows.unit_slug(n, "stage") for n in members), "verdict"])
+        names = dict(zip(members, unique, strict=False))
         used: set[tuple[str, str]] = set()
         units = []
+        checks = []
         for name in members:
             where = defs[name]
             if depends.get(name):
@@ -70,8 +66,14 @@ class DagGenerator:
                 used.add((where, "run"))
             else:
                 run = _validator(schema, description, name, where)
+                checks.append(names[name])
             units.append(run.step(names[name], depends_on=feeds))
         flows.check_runs_used(schema, used, self.name, "it runs the $defs entries")
+        if checks and len(units) > 1:
+            # The validator's stages, added up: the flow's result says whether the data is
+            # valid, beside what the stages that no other stage reads give (revenue), which
+            # alone would hide an invalid stage whose dependants ran on regardless.
+            units.append(flows.summary_run("data").step(unique[-1], depends_on=checks))
         section = mb.dag("stages", *units, **flows.frame(schema))
         return flows.flow_document(schema, description, self.name, section)
 

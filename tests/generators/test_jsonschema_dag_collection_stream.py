@@ -35,7 +35,9 @@ def test_the_shop_sample_becomes_a_dag(schemas: Schemas) -> None:
         ("product", []),
         ("order", ["customer", "product"]),
         ("revenue", ["order"]),
+        ("verdict", ["customer", "product"]),
     ]
+    assert command(root["units"][-1]) == [*VALIDATE[:3], "--summary", "--type=data"]
     customer = command(root["units"][0])
     assert customer == [
         *VALIDATE,
@@ -61,7 +63,7 @@ def test_a_def_held_by_one_nested_property_is_validated_there(schemas: Schemas) 
         },
     )
     units = schemas.flow(document)["spec"]["root"]["units"]
-    assert [u["name"] for u in units] == ["person", "notify"]
+    assert [u["name"] for u in units] == ["person", "notify", "verdict"]
     assert command(units[0])[4:] == [
         "--pointer=/$defs/person",
         "--data={{ inputs.data }}",

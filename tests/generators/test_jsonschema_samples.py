@@ -145,9 +145,14 @@ def test_company_runs_with_one_operation_per_level(samples: Path) -> None:
 @pytest.mark.usefixtures("step_command")
 def test_shop_runs_as_a_dag(samples: Path) -> None:
     report = run_sample(samples, "shop")
-    assert read(samples / report["outputs"] / "revenue.json") == {
+    assert read(samples / report["outputs"] / "revenue" / "revenue.json") == {
         "revenue": {"c1": 6.0, "c2": 6.0},
         "total": 12.0,
+    }
+    # The validator stages' verdict is the flow's result, beside revenue's (none).
+    assert report["result"] == {
+        "revenue": None,
+        "verdict": {"valid": False, "nodes": 6, "invalid": 1},
     }
     customers = read(outputs(samples, report, "shop/stages/customer") / "report.json")
     assert customers["subtree"] == {"nodes": 3, "invalid": 1}
