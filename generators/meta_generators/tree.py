@@ -35,12 +35,18 @@ rendered from what the walk holds already, so the data is not read again per nod
 SHAPES_LIMIT = 65536
 """The longest --shapes given on a command line (Linux takes 131,072 bytes an argument)."""
 SHAPES = (
-    "{{% set shapes %}}[" + SHAPE + "]{{% endset %}}"
-    "{{{{ shapes if shapes | length <= " + str(SHAPES_LIMIT) + " else {{'data': inputs.data}}"
-    " | tojson }}}}"
+    "{{% set big %}}{{% for f in {fields} if node is mapping and f in node %}}"
+    "{{% set v = node[f] %}}{{{{ 'x' if ((v | map('length') | sum) + 4 * (v | length) if v is "
+    "mapping else v | length if v is string else 0) > {share} else '' }}}}{{% endfor %}}"
+    "{{% endset %}}{{% set shapes %}}{{% if not big %}}[" + SHAPE + "]{{% endif %}}{{% endset %}}"
+    "{{{{ shapes if not big and shapes | length <= " + str(SHAPES_LIMIT) + " else "
+    "{{'data': inputs.data}} | tojson }}}}"
 )
 """--shapes, or where the node's keys are too many for a command line (a map of some
-thousands of entries), `{"data": FILE}`: the step reads that node whole from the data."""
+thousands of entries), `{"data": FILE}`: the step reads that node whole from the data. Each
+field's keys are measured first (against `{share}`: its share of SHAPES_LIMIT), so a map whose
+keys would make a text longer than templates may (a megabyte) is never written out; what is
+written is measured again (a key's non-ASCII characters are written escaped, longer)."""
 VALUE_KEYWORDS = ("uniqueItems", "contains", "enum", "const")
 """A container's own keywords that need its elements' values, not only their number or keys."""
 ELEMENT_KEYWORDS = frozenset(
@@ -215,7 +221,11 @@ def _node_options(schema: Schema, found: Structure, extra: Sequence[str]) -> lis
         ]
     listed = "[" + ", ".join(flows.literal(name) for name in found.fields) + "]"
     return [
-        flows.option("shapes", SHAPES.format(fields=listed), template=True),
+        flows.option(
+            "shapes",
+            SHAPES.format(fields=listed, share=SHAPES_LIMIT // len(found.fields)),
+            template=True,
+        ),
         flows.option("path", flows.node_path(), template=True),
         *extra,
     ]

@@ -18,6 +18,9 @@ from meta.flow.model import Cases, Origin, Scope, Unit
 from meta.flow.templates import TemplateProblem, holds, is_template, render
 from meta.plan.plan import Plan
 
+SHOWN_PATH = 400
+"""The longest data path a fault shows whole (cut in the middle beyond it)."""
+
 
 @dataclass(frozen=True, slots=True)
 class FlowFrame:
@@ -325,7 +328,11 @@ def located(origin: Origin, context: Context, reason: str) -> Fault:
     # Only an iteration has a node (a finally unit's variables outside one do not).
     if context.iteration is not None and "path" in context.iteration:
         file, prefix = context.source
-        where = f" (for the node at {file}: {prefix + context.iteration.get('path', '') or '/'})"
+        at = prefix + context.iteration.get("path", "") or "/"
+        if len(at) > SHOWN_PATH:
+            # A key may be a megabyte long: the message stays one readable line.
+            at = f"{at[: SHOWN_PATH // 2]}...{at[-SHOWN_PATH // 4 :]} ({len(at):,} characters)"
+        where = f" (for the node at {file}: {at})"
     return Fault(origin.file, origin.pointer, reason + where)
 
 

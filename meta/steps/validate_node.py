@@ -78,7 +78,7 @@ from referencing import Registry, Resource, Specification
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012, specification_with
 
-from meta.errors import Fault, lookup, pointer, unescape
+from meta.errors import Fault, escaped, lookup, pointer, unescape
 from meta.steps.schema_faults import deepest, message
 from meta.steps.walked import holds_nodes
 from meta.steps.yamldata import YamlRefused, is_yaml, load_yaml_data
@@ -92,6 +92,9 @@ ID_FILE_LIMIT = 20 * 1024 * 1024
 """How many files, of at most what size, are looked through for the `$id` a `$ref` names."""
 LATEST_ALIAS = "http://json-schema.org/schema"
 """An old way to say "the newest draft", still found in published schemas."""
+
+
+_AN_ARRAY = Draft202012Validator({"type": "array"})
 
 
 class StepMisused(Exception):
@@ -118,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     count = len(report["errors"])
     state = "valid" if report["valid"] else f"invalid ({count} error{'s' if count != 1 else ''})"
-    print(f"{report['type']} {report['path'] or '/'}: {state}")
+    # The path as the report holds it, escaped: a key may hold what a terminal should not get
+    # (a NUL, a newline), or what UTF-8 cannot encode (a lone surrogate, valid JSON).
+    shown = escaped(report["path"] or "/").encode("utf-8", "backslashreplace").decode("utf-8")
+    print(f"{report['type']} {shown}: {state}")
     return 0
 
 
@@ -272,9 +278,12 @@ def _report(args: argparse.Namespace) -> dict[str, Any]:
     nodes = invalid = 0
     if node is _ABSENT:
         pass  # an optional part of the data that is not there: nothing to check
+    elif args.each and not isinstance(node, list):
+        # The data holds something else where the schema holds an array of the type (a dag
+        # stage's `--each --at /customers`): that is the fault found, as jsonschema says it.
+        errors = [{"pointer": path, "message": message(next(_AN_ARRAY.iter_errors(node)))}]
+        nodes, invalid = 1, 1
     elif args.each:
-        if not isinstance(node, list):
-            raise StepMisused(f"--each needs a list, got {type(node).__name__}")
         for i, element in enumerate(node):
             found = list(check(element, children, f"{path}/{args.offset + i}", roles))
             errors.extend(found)

@@ -513,6 +513,31 @@ def test_runtime_template_failure_names_the_field(
     assert report["state"] == "failed"
 
 
+def test_a_fault_at_a_node_with_a_megabyte_key_names_it_cut_short(
+    meta: Callable[..., Result], write: Callable[..., Path], write_flow: Callable[..., Path]
+) -> None:
+    key = "k" * (1 << 20)
+    write("data/tree.json", json.dumps({"size": 1, "kids": {key: {}}}))
+    write_flow(
+        "flow.yaml",
+        """
+        inputs: {tree: {path: data/tree.json}}
+        root:
+          name: walk
+          scope: macro
+          pattern: dfs
+          over: {input: tree, entries: kids}
+          visit: {name: v, run: {command: [echo, "{{ node.size }}"]}}
+        """,
+    )
+    result = meta("run", "flow.yaml", "--workdir", "wd")
+    (line,) = assert_user_error(result)
+    assert "undefined template variable" in line
+    assert len(line) < 2000
+    assert f"data/tree.json: /kids/{'k' * 150}" in line
+    assert f"{'k' * 100} (1,048,582 characters))" in line
+
+
 def test_when_expression_on_a_missing_field_is_a_user_error(
     meta: Callable[..., Result], write_flow: Callable[..., Path]
 ) -> None:

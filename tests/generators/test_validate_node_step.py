@@ -177,6 +177,38 @@ def test_pointers_may_come_as_json_strings_so_a_nul_in_a_key_passes(step: Step) 
     assert (whole["path"], whole["valid"]) == ("/m/a\u0000b", True)
 
 
+def test_a_key_utf_8_cannot_encode_is_reported_and_shown_escaped(step: Step) -> None:
+    """A lone surrogate is valid in a JSON key: the step reports the node and prints its path
+    escaped (printing it raw made the step end with a traceback)."""
+    step.input({"name": "al"})
+    code = "import sys; from meta.steps.validate_node import main; sys.exit(main(sys.argv[1:]))"
+    at = json.dumps("/m/\ud800\n")
+    command = ["--schema=team.schema.json", "--pointer=/$defs/person", f"--path={at}"]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *command],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "person /m/\\ud800\\n: valid\n"
+    report = json.loads((step.output / "report.json").read_text())
+    assert (report["path"], report["valid"]) == ("/m/\ud800\n", True)
+
+
+def test_each_over_something_else_than_a_list_reports_it(step: Step) -> None:
+    """A dag stage checks `--each --at /customers`: data holding an object there is the fault
+    found (as jsonschema says it), not a misuse of the step."""
+    (step.root / "shop.json").write_text(json.dumps({"staff": {"name": "al"}, "boss": "x"}))
+    report = step.run(
+        "--pointer", "/$defs/person", "--each", "--data", "shop.json", "--at", "/staff"
+    )
+    assert (report["valid"], report["subtree"]) == (False, {"nodes": 1, "invalid": 1})
+    assert report["errors"] == [
+        {"pointer": "/staff", "message": "{'name': 'al'} is not of type 'array'"}
+    ]
+
+
 def test_keys_too_many_for_a_command_line_are_read_from_the_data(step: Step) -> None:
     """`--shapes={"data": FILE}` (the generated template's answer to a map of thousands of
     entries): the node is read whole from FILE at --path, so its map's keys are checked."""
