@@ -62,6 +62,13 @@ class Step:
         report = {"subtree": {"nodes": nodes, "invalid": invalid}}
         (self.upstream / name / "report.json").write_text(json.dumps(report))
 
+    def process(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The step run as a process of its own, as a flow runs it."""
+        code = "import sys; from meta.steps.validate_node import main; sys.exit(main(sys.argv[1:]))"
+        return subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
+        )
+
     def run(self, *args: str) -> dict[str, Any]:
         assert main(["--schema", "team.schema.json", *args]) == 0
         report: dict[str, Any] = json.loads((self.output / "report.json").read_text())
@@ -181,15 +188,8 @@ def test_a_key_utf_8_cannot_encode_is_reported_and_shown_escaped(step: Step) -> 
     """A lone surrogate is valid in a JSON key: the step reports the node and prints its path
     escaped (printing it raw made the step end with a traceback)."""
     step.input({"name": "al"})
-    code = "import sys; from meta.steps.validate_node import main; sys.exit(main(sys.argv[1:]))"
     at = json.dumps("/m/\ud800\n")
-    command = ["--schema=team.schema.json", "--pointer=/$defs/person", f"--path={at}"]
-    result = subprocess.run(
-        [sys.executable, "-c", code, *command],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = step.process("--schema=team.schema.json", "--pointer=/$defs/person", f"--path={at}")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "person /m/\\ud800\\n: valid\n"
     report = json.loads((step.output / "report.json").read_text())
@@ -383,13 +383,7 @@ def test_a_long_message_is_cut(step: Step) -> None:
 
 def test_it_runs_as_a_process(step: Step) -> None:
     step.input({"name": "platform"})
-    code = "import sys; from meta.steps.validate_node import main; sys.exit(main(sys.argv[1:]))"
-    result = subprocess.run(
-        [sys.executable, "-c", code, "--schema", "team.schema.json", "--pointer", "/$defs/team"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = step.process("--schema", "team.schema.json", "--pointer", "/$defs/team")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "team /: invalid (1 error)\n"
     report = json.loads((step.output / "report.json").read_text())
