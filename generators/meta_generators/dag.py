@@ -52,7 +52,7 @@ class DagGenerator:
             )
         _check_acyclic(schema, defs, depends, members)
         unique = flows.unique_names([*(flows.unit_slug(n, "stage") for n in members), "verdict"])
-        names = dict(zip(members, unique, strict=False))
+        names = dict(zip(members, unique[:-1], strict=True))
         used: set[tuple[str, str]] = set()
         units = []
         checks = []

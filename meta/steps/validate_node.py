@@ -364,10 +364,7 @@ class Roles:
 
 def _shapes(text: str, fields: frozenset[str]) -> dict[str, Any]:
     """The children fields --shapes describes, as containers of `ELIDED` elements."""
-    try:
-        shapes = json.loads(text)
-    except ValueError:
-        shapes = None
+    shapes = _option_json(text)
     found: dict[str, Any] = {}
     for shape in shapes if isinstance(shapes, list) else [None]:
         if not (isinstance(shape, list) and len(shape) == 3 and shape[0] in fields):
@@ -388,10 +385,7 @@ def _shapes(text: str, fields: frozenset[str]) -> dict[str, Any]:
 def _shapes_file(text: str) -> Path:
     """The data file of `--shapes={"data": FILE}`: what a generated flow gives instead of the
     keys of a map too large for a command line (meta_generators.tree's SHAPES)."""
-    try:
-        named = json.loads(text)
-    except ValueError:
-        named = None
+    named = _option_json(text)
     if not (isinstance(named, dict) and isinstance(named.get("data"), str) and named["data"]):
         raise StepMisused(f'--shapes needs a JSON list or {{"data": FILE}}, got {text[:60]!r}')
     return Path(named["data"])
@@ -403,10 +397,7 @@ def data_pointer(text: str) -> str:
     command line cannot (a NUL)."""
     if not text.startswith('"'):
         return text
-    try:
-        found = json.loads(text)
-    except ValueError:
-        found = None
+    found = _option_json(text)
     if not isinstance(found, str):
         raise argparse.ArgumentTypeError(f"not a pointer, nor one as a JSON string: {text[:60]!r}")
     return found
@@ -422,11 +413,16 @@ def _inside(node: Any, path: str, where: str) -> Any:
         return _ABSENT
 
 
-def _held(text: str) -> frozenset[str]:
+def _option_json(text: str) -> Any:
+    """An option's JSON value; None when it is not JSON (each caller checks what it holds)."""
     try:
-        names = json.loads(text)
+        return json.loads(text)
     except ValueError:
-        names = None
+        return None
+
+
+def _held(text: str) -> frozenset[str]:
+    names = _option_json(text)
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise StepMisused(f"--held needs a JSON list of field names, got {text[:60]!r}")
     return frozenset(names)
